@@ -1,0 +1,20 @@
+# syntax=docker/dockerfile:1
+# Build stage: a static binary.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/chatgate ./cmd/chatgate
+
+# Run stage: no shell, no package manager, a non-root user, data on a volume.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/chatgate /usr/local/bin/chatgate
+ENV CHATGATE_ADDR=0.0.0.0:8080 \
+    CHATGATE_DATA=/data/chatgate.db \
+    CHATGATE_LOG_FORMAT=json
+VOLUME ["/data"]
+EXPOSE 8080
+USER nonroot:nonroot
+ENTRYPOINT ["/usr/local/bin/chatgate"]
+CMD ["serve"]

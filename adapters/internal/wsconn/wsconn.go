@@ -1,0 +1,330 @@
+// Package wsconn wraps a gorilla/websocket connection into a session the
+// gateway can afford to hold many of: exactly one writer goroutine (gorilla
+// allows one concurrent writer), a bounded send queue so that a client that
+// cannot keep up is cut off instead of growing memory, server-initiated
+// control pings (browsers answer them; LiveChat's customer SDK never sends
+// ping frames of its own), a read deadline that any frame or pong refreshes,
+// a read limit, and a Close that any goroutine may call any number of times.
+//
+// The caller owns the read side: it calls Read in one goroutine and decides
+// what to do with errors (a protocol may want to send a goodbye frame before
+// closing, which still works after a read error).
+package wsconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultSendQueue    = 256
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultReadTimeout  = 60 * time.Second
+	DefaultReadLimit    = 1 << 20
+)
+
+// Options tune a Conn. The zero value is usable.
+type Options struct {
+	// SendQueue bounds the frames waiting for the writer; a Send that finds
+	// it full closes the session with ReasonSlow.
+	SendQueue int
+	// WriteTimeout bounds each frame write (and the flush done by Close).
+	WriteTimeout time.Duration
+	// ReadTimeout is how long the peer may stay silent: any frame, ping or
+	// pong from it refreshes the deadline.
+	ReadTimeout time.Duration
+	// PingInterval is how often the server sends a control ping; default
+	// ReadTimeout/2 so that a live peer's pong always lands in time.
+	PingInterval time.Duration
+	// ReadLimit is the largest message accepted; a bigger one makes Read
+	// fail with ErrTooBig (gorilla has already sent close 1009 by then).
+	ReadLimit int64
+}
+
+func (o Options) withDefaults() Options {
+	if o.SendQueue <= 0 {
+		o.SendQueue = DefaultSendQueue
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = o.ReadTimeout / 2
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = DefaultReadLimit
+	}
+	return o
+}
+
+// Reason is why a session was closed: the close code and text sent to the
+// peer. It is also the error Err reports.
+type Reason struct {
+	Code int
+	Text string
+}
+
+func (r Reason) Error() string { return fmt.Sprintf("websocket closed (%d): %s", r.Code, r.Text) }
+
+// Common reasons.
+var (
+	ReasonNormal    = Reason{websocket.CloseNormalClosure, "bye"}
+	ReasonGoingAway = Reason{websocket.CloseGoingAway, "server shutting down"}
+	ReasonSlow      = Reason{websocket.ClosePolicyViolation, "send queue full"}
+	ReasonTimeout   = Reason{websocket.ClosePolicyViolation, "read timeout"}
+	ReasonTooBig    = Reason{websocket.CloseMessageTooBig, "frame too large"}
+)
+
+// Errors Read and Send return; test with errors.Is.
+var (
+	// ErrClosed: the session was closed (by Close, a failed write or a
+	// slow-consumer cut-off).
+	ErrClosed = errors.New("wsconn: session closed")
+	// ErrSlow: Send found the queue full; the session is now closed.
+	ErrSlow = errors.New("wsconn: send queue full")
+	// ErrReadTimeout: nothing (no frame, no pong) came within ReadTimeout.
+	ErrReadTimeout = errors.New("wsconn: read timeout")
+	// ErrTooBig: a message exceeded ReadLimit.
+	ErrTooBig = errors.New("wsconn: message too large")
+	// ErrPeerClosed: the peer sent a close frame or dropped the connection.
+	ErrPeerClosed = errors.New("wsconn: peer closed")
+)
+
+// Conn is one websocket session. Send, Close, Done, Err and Wait are safe
+// for concurrent use; Read must be called from one goroutine at a time.
+type Conn struct {
+	ws   *websocket.Conn
+	opts Options
+
+	send    chan []byte
+	closing chan struct{} // closed by the first Close
+	done    chan struct{} // closed once the writer is gone and the socket closed
+
+	once  sync.Once
+	cause error // first close cause; written once, read after closing
+	flush bool  // whether the writer drains the queue before closing
+
+	readTimeout atomic.Int64 // nanoseconds
+}
+
+// New takes ownership of ws and starts its writer. The session lives until
+// Close, a failed write or a slow-consumer cut-off.
+func New(ws *websocket.Conn, opts Options) *Conn {
+	opts = opts.withDefaults()
+	c := &Conn{
+		ws: ws, opts: opts,
+		send:    make(chan []byte, opts.SendQueue),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	c.readTimeout.Store(int64(opts.ReadTimeout))
+	ws.SetReadLimit(opts.ReadLimit)
+	ws.SetPongHandler(func(string) error { c.refresh(); return nil })
+	ws.SetPingHandler(func(data string) error {
+		c.refresh()
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(opts.WriteTimeout))
+		if err == nil || errors.Is(err, websocket.ErrCloseSent) || isTimeout(err) {
+			return nil
+		}
+		return err
+	})
+	go c.writer()
+	return c
+}
+
+// SetReadTimeout changes how long the peer may stay silent from now on.
+func (c *Conn) SetReadTimeout(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.readTimeout.Store(int64(d))
+	c.refresh()
+}
+
+// refresh pushes the read deadline out; called before each read and by the
+// ping and pong handlers (which run inside Read).
+func (c *Conn) refresh() {
+	_ = c.ws.SetReadDeadline(time.Now().Add(time.Duration(c.readTimeout.Load())))
+}
+
+// Read returns the next text or binary message. If ctx ends while Read
+// waits, the session is closed with ReasonGoingAway. After an error the
+// session cannot be read any more; the caller should Close it (sending
+// whatever goodbye its protocol wants first: writes still work).
+func (c *Conn) Read(ctx context.Context) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("wsconn read: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close(ReasonGoingAway) })
+	defer stop()
+	c.refresh()
+	_, msg, err := c.ws.ReadMessage()
+	if err == nil {
+		return msg, nil
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("wsconn read: %w", ctx.Err())
+	case c.isClosing():
+		return nil, fmt.Errorf("%w: %w", ErrClosed, c.Err())
+	case errors.Is(err, websocket.ErrReadLimit):
+		return nil, fmt.Errorf("%w: limit %d bytes", ErrTooBig, c.opts.ReadLimit)
+	case isTimeout(err):
+		return nil, ErrReadTimeout
+	default:
+		return nil, fmt.Errorf("%w: %w", ErrPeerClosed, err)
+	}
+}
+
+// Send queues one text frame. It never blocks: when the queue is full the
+// session is closed with ReasonSlow and ErrSlow returned, because a client
+// that cannot keep up must not make the server buffer without bound. The
+// caller must not modify msg afterwards.
+func (c *Conn) Send(msg []byte) error {
+	if c.isClosing() {
+		return ErrClosed
+	}
+	select {
+	case c.send <- msg:
+		return nil
+	case <-c.closing:
+		return ErrClosed
+	default:
+		c.end(ReasonSlow, false)
+		return ErrSlow
+	}
+}
+
+// Close ends the session: frames already queued are still written (within
+// WriteTimeout), then a close frame carrying r, then the socket is closed.
+// Only the first call counts; later calls do nothing. It does not wait;
+// see Wait.
+func (c *Conn) Close(r Reason) { c.end(r, true) }
+
+func (c *Conn) end(cause error, flush bool) {
+	c.once.Do(func() {
+		c.cause, c.flush = cause, flush
+		close(c.closing)
+	})
+}
+
+func (c *Conn) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Done is closed once the session is fully closed (writer gone, socket
+// closed).
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err reports why the session was closed: a Reason, or the write error that
+// ended it. It is nil while the session is open.
+func (c *Conn) Err() error {
+	if !c.isClosing() {
+		return nil
+	}
+	return c.cause
+}
+
+// Wait blocks until the session is fully closed or ctx ends.
+func (c *Conn) Wait(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wsconn wait: %w", ctx.Err())
+	}
+}
+
+// RemoteAddr returns the peer's address, for logs.
+func (c *Conn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
+
+// writer is the only goroutine that writes data frames. It exits, closing
+// the socket, when the session closes or a write fails.
+func (c *Conn) writer() {
+	defer close(c.done)
+	defer c.ws.Close()
+	ping := time.NewTicker(c.opts.PingInterval)
+	defer ping.Stop()
+	for {
+		// Closing wins over pending work, so that a slow consumer's queue
+		// is dropped rather than written.
+		select {
+		case <-c.closing:
+			c.shutdown()
+			return
+		default:
+		}
+		select {
+		case <-c.closing:
+			c.shutdown()
+			return
+		case msg := <-c.send:
+			if err := c.write(msg); err != nil {
+				c.end(fmt.Errorf("wsconn write: %w", err), false)
+				return
+			}
+		case <-ping.C:
+			err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteTimeout))
+			if err != nil {
+				c.end(fmt.Errorf("wsconn ping: %w", err), false)
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) write(msg []byte) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	return c.ws.WriteMessage(websocket.TextMessage, msg)
+}
+
+// shutdown flushes the queue (for a graceful Close) and sends the close
+// frame, all within one WriteTimeout so that a dead peer cannot hold it.
+func (c *Conn) shutdown() {
+	deadline := time.Now().Add(c.opts.WriteTimeout)
+	_ = c.ws.SetWriteDeadline(deadline)
+	if c.flush {
+	drain:
+		for {
+			select {
+			case msg := <-c.send:
+				if c.ws.WriteMessage(websocket.TextMessage, msg) != nil {
+					return
+				}
+			default:
+				break drain
+			}
+		}
+	}
+	r, ok := c.cause.(Reason)
+	if !ok {
+		return // the peer is gone or broken: no close frame to send
+	}
+	text := r.Text
+	if len(text) > 120 { // control frames carry at most 125 bytes
+		text = text[:120]
+	}
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(r.Code, text), deadline)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}

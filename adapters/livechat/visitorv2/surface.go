@@ -1,0 +1,448 @@
+// Package visitorv2 serves LiveChat's visitor chat REST API v2
+// (/visitors/<VISITOR_ID>/chat/{start,get_pending_messages,send_message,close},
+// X-API-Version: 2): the polling protocol of legacy LiveChat widgets and
+// bridges. The visitor id and the secured_session_id are foreign ids kept in
+// the store's mapping tables; message_id is the conversation's sequence
+// number, so the cursor survives restarts.
+package visitorv2
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+
+	"chatgate/core/desk"
+	"chatgate/core/model"
+	"chatgate/store"
+)
+
+// System is the mapping-table namespace of this surface's foreign ids.
+const System = "livechat.v2"
+
+// Mapping kinds.
+const (
+	kindVisitor = "visitor"
+	kindSession = "session"
+)
+
+// Limits of the v2 API (LiveChat's documented ones where they exist).
+const (
+	maxVisitorID  = 1024 // VISITOR_ID, documented
+	maxWelcome    = 1024 // welcome_message characters, documented
+	maxName       = 256
+	maxEmail      = 254
+	maxPollEvents = 500 // events per get_pending_messages answer; page with last_message_id
+)
+
+// Config configures the surface.
+type Config struct {
+	// LicenceID is the licence_id clients must send.
+	LicenceID string
+	// PollTimeout closes a chat whose visitor stopped polling (default 30s).
+	PollTimeout time.Duration
+	// SweepEvery is how often idle chats are looked for (default
+	// PollTimeout/6, at least 100ms).
+	SweepEvery time.Duration
+	// MaxBody caps request bodies in bytes (default 64 KiB).
+	MaxBody int64
+}
+
+// Surface is the v2 visitor API.
+type Surface struct {
+	d   *desk.Desk
+	cfg Config
+	log zerolog.Logger
+
+	mu       sync.Mutex
+	lastSeen map[model.ConvID]time.Time // open v2 chats and their last request
+}
+
+// New returns the surface.
+func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 30 * time.Second
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = max(cfg.PollTimeout/6, 100*time.Millisecond)
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 64 << 10
+	}
+	return &Surface{d: d, cfg: cfg, log: log.With().Str("surface", "livechat.v2").Logger(),
+		lastSeen: make(map[model.ConvID]time.Time)}
+}
+
+// Name implements the gateway's Surface.
+func (s *Surface) Name() string { return System }
+
+// Mount registers the routes.
+func (s *Surface) Mount(r gin.IRouter) {
+	g := r.Group("/visitors/:visitor_id/chat")
+	g.POST("/start", s.start)
+	g.GET("/get_pending_messages", s.pending)
+	g.POST("/send_message", s.send)
+	g.POST("/close", s.close)
+}
+
+// Run closes chats whose visitor stopped polling, until ctx ends. Chats that
+// were open when the gateway stopped get a fresh grace period.
+func (s *Surface) Run(ctx context.Context) error {
+	now := time.Now()
+	err := s.d.Store().Conversations(ctx, func(c model.Conversation) bool {
+		if c.Active() && c.Origin == System {
+			s.touch(c.ID, now)
+		}
+		return true
+	})
+	if err != nil && ctx.Err() == nil {
+		s.log.Error().Err(err).Msg("load open v2 chats")
+	}
+	t := time.NewTicker(s.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			s.sweep(ctx, now)
+		}
+	}
+}
+
+func (s *Surface) touch(id model.ConvID, at time.Time) {
+	s.mu.Lock()
+	s.lastSeen[id] = at
+	s.mu.Unlock()
+}
+
+func (s *Surface) forget(id model.ConvID) {
+	s.mu.Lock()
+	delete(s.lastSeen, id)
+	s.mu.Unlock()
+}
+
+func (s *Surface) sweep(ctx context.Context, now time.Time) {
+	var idle []model.ConvID
+	s.mu.Lock()
+	for id, at := range s.lastSeen {
+		if now.Sub(at) > s.cfg.PollTimeout {
+			idle = append(idle, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range idle {
+		c, err := s.d.Store().Conversation(ctx, id)
+		if err != nil {
+			s.forget(id)
+			continue
+		}
+		by := model.Author{Kind: model.AuthorVisitor, ID: string(c.Visitor)}
+		_, err = s.d.Close(ctx, id, by, "visitor left: no poll for "+s.cfg.PollTimeout.String(), "")
+		if err == nil || errors.Is(err, desk.ErrInactive) {
+			s.forget(id)
+			continue
+		}
+		if ctx.Err() == nil {
+			s.log.Error().Err(err).Str("conv", string(id)).Msg("close idle chat")
+		}
+	}
+}
+
+// --- errors ----------------------------------------------------------------
+
+// fail answers with the REST v2 error body {"error": "..."} (the shape
+// LiveChat's own PHP client parses).
+func (s *Surface) fail(c *gin.Context, status int, msg string) {
+	s.reply(c, status, gin.H{"error": msg})
+}
+
+// reply writes JSON, or JSONP for GET requests with a valid ?callback=.
+func (s *Surface) reply(c *gin.Context, status int, body any) {
+	cb := c.Query("callback")
+	if c.Request.Method == http.MethodGet && cb != "" && callbackRe.MatchString(cb) {
+		b, err := json.Marshal(body)
+		if err != nil {
+			c.Status(http.StatusInternalServerError)
+			return
+		}
+		c.Data(status, "application/javascript; charset=utf-8", append(append([]byte(cb+"("), b...), ')', ';'))
+		return
+	}
+	c.JSON(status, body)
+}
+
+var callbackRe = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$`)
+
+func (s *Surface) deskError(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, desk.ErrInactive):
+		s.fail(c, http.StatusBadRequest, "Chat is closed")
+	case errors.Is(err, desk.ErrTooLarge):
+		s.fail(c, http.StatusBadRequest, "Message is too long")
+	case errors.Is(err, desk.ErrInvalid):
+		s.fail(c, http.StatusBadRequest, err.Error())
+	case errors.Is(err, desk.ErrNotFound), errors.Is(err, desk.ErrForbidden):
+		s.fail(c, http.StatusNotFound, "Chat not found")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		s.fail(c, http.StatusServiceUnavailable, "Request cancelled")
+	default:
+		s.log.Error().Err(err).Str("path", c.FullPath()).Msg("v2 request failed")
+		s.fail(c, http.StatusInternalServerError, "Internal server error")
+	}
+}
+
+// --- request plumbing --------------------------------------------------------
+
+// request is a v2 request's common part: checked version header, licence
+// and visitor id, and its parameters.
+type request struct {
+	visitorID string
+	p         map[string][]string
+}
+
+func (r *request) get(k string) string {
+	if v := r.p[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// begin parses and checks what every v2 call carries. It answers the error
+// itself and returns false when the request cannot go on.
+func (s *Surface) begin(c *gin.Context) (*request, bool) {
+	// X-API-Version is documented as required. A JSONP script tag cannot
+	// send headers, so a missing header is tolerated; a wrong one is not.
+	if v := c.GetHeader("X-API-Version"); v != "" && v != "2" {
+		s.fail(c, http.StatusBadRequest, "Unsupported X-API-Version: this API is version 2")
+		return nil, false
+	}
+	vid := c.Param("visitor_id")
+	if vid == "" || len(vid) > maxVisitorID || !utf8.ValidString(vid) {
+		s.fail(c, http.StatusBadRequest, "visitor_id must be 1 to 1024 characters")
+		return nil, false
+	}
+	p, err := params(c.Request, s.cfg.MaxBody)
+	if errors.Is(err, errTooLarge) {
+		s.fail(c, http.StatusRequestEntityTooLarge, "Request body too large")
+		return nil, false
+	}
+	if err != nil {
+		s.fail(c, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	r := &request{visitorID: vid, p: p}
+	lic := r.get("licence_id")
+	if lic == "" {
+		lic = r.get("license_id") // spelling some clients use
+	}
+	switch {
+	case lic == "":
+		s.fail(c, http.StatusBadRequest, "Missing licence_id")
+		return nil, false
+	case lic != s.cfg.LicenceID:
+		s.fail(c, http.StatusBadRequest, "Wrong licence_id")
+		return nil, false
+	}
+	return r, true
+}
+
+// session resolves secured_session_id to the caller's conversation. A
+// session of another visitor id is reported as unknown, never revealed.
+func (s *Surface) session(c *gin.Context, r *request) (model.Conversation, bool) {
+	sid := r.get("secured_session_id")
+	if sid == "" {
+		s.fail(c, http.StatusBadRequest, "Missing secured_session_id")
+		return model.Conversation{}, false
+	}
+	ctx := c.Request.Context()
+	st := s.d.Store()
+	convID, err := st.Resolve(ctx, store.MapKey{System: System, Tenant: s.cfg.LicenceID, Kind: kindSession, Foreign: sid})
+	if err == nil {
+		var vid string
+		vid, err = st.Resolve(ctx, store.MapKey{System: System, Tenant: s.cfg.LicenceID, Kind: kindVisitor, Foreign: r.visitorID})
+		if err == nil {
+			var conv model.Conversation
+			conv, err = st.Conversation(ctx, model.ConvID(convID))
+			if err == nil && string(conv.Visitor) == vid {
+				return conv, true
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.deskError(c, err)
+		return model.Conversation{}, false
+	}
+	s.fail(c, http.StatusNotFound, "Chat not found: unknown secured_session_id for this visitor")
+	return model.Conversation{}, false
+}
+
+// --- handlers ----------------------------------------------------------------
+
+func (s *Surface) start(c *gin.Context) {
+	r, ok := s.begin(c)
+	if !ok {
+		return
+	}
+	welcome := r.get("welcome_message")
+	name, email, group := r.get("name"), r.get("email"), r.get("group")
+	if name == "" {
+		name = r.get("nick")
+	}
+	if name == "" {
+		name = "Client"
+	}
+	switch {
+	case welcome == "":
+		s.fail(c, http.StatusBadRequest, "Missing welcome_message")
+		return
+	case utf8.RuneCountInString(welcome) > maxWelcome:
+		s.fail(c, http.StatusBadRequest, "welcome_message is longer than 1024 characters")
+		return
+	case utf8.RuneCountInString(name) > maxName || len(email) > maxEmail:
+		s.fail(c, http.StatusBadRequest, "name or email too long")
+		return
+	}
+	var dept model.DeptID
+	if group != "" {
+		if _, err := strconv.ParseUint(group, 10, 32); err != nil {
+			s.fail(c, http.StatusBadRequest, "group must be a group number")
+			return
+		}
+		if _, ok := s.d.Department(model.DeptID(group)); !ok {
+			s.fail(c, http.StatusBadRequest, "Unknown group "+group)
+			return
+		}
+		dept = model.DeptID(group)
+	}
+	ctx := c.Request.Context()
+	v, err := s.d.EnsureVisitor(ctx, store.MapKey{System: System, Tenant: s.cfg.LicenceID, Kind: kindVisitor, Foreign: r.visitorID},
+		model.Visitor{Name: name, Email: email})
+	if err != nil {
+		s.deskError(c, err)
+		return
+	}
+	sid, err := model.Secret(16)
+	if err != nil {
+		s.deskError(c, err)
+		return
+	}
+	req := desk.StartRequest{
+		Visitor: v.ID, Department: dept, Origin: System,
+		Author: model.Author{Kind: model.AuthorVisitor, ID: string(v.ID), Name: v.Name},
+		Events: []desk.Draft{{Kind: model.KindSystem, Subtype: model.SysWelcome, Text: welcome}},
+		Maps:   []store.Mapping{{MapKey: store.MapKey{System: System, Tenant: s.cfg.LicenceID, Kind: kindSession, Foreign: sid}}},
+	}
+	conv, _, err := s.d.Start(ctx, req)
+	if errors.Is(err, desk.ErrVisitorBusy) {
+		// v2 has one chat per visitor: starting again ends the previous one,
+		// as the visitor leaving it.
+		by := model.Author{Kind: model.AuthorVisitor, ID: string(v.ID), Name: v.Name}
+		if _, cerr := s.d.Close(ctx, conv.ID, by, "visitor started a new chat", ""); cerr != nil && !errors.Is(cerr, desk.ErrInactive) {
+			s.deskError(c, cerr)
+			return
+		}
+		s.forget(conv.ID)
+		conv, _, err = s.d.Start(ctx, req)
+	}
+	if err != nil {
+		s.deskError(c, err)
+		return
+	}
+	s.touch(conv.ID, time.Now())
+	s.reply(c, http.StatusOK, gin.H{"secured_session_id": sid, "banned": false})
+}
+
+func (s *Surface) pending(c *gin.Context) {
+	r, ok := s.begin(c)
+	if !ok {
+		return
+	}
+	conv, ok := s.session(c, r)
+	if !ok {
+		return
+	}
+	from := uint64(1)
+	if v := r.get("last_message_id"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			s.fail(c, http.StatusBadRequest, "last_message_id must be a message id (a non-negative integer)")
+			return
+		}
+		// Inclusive: "start from a particular message ID". A client that
+		// passes the last id it saw gets it once more, never loses one.
+		from = max(n, 1)
+	}
+	if conv.Active() {
+		s.touch(conv.ID, time.Now())
+	}
+	evs, err := s.d.Store().Events(c.Request.Context(), conv.ID, from, maxPollEvents)
+	if err != nil {
+		s.deskError(c, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(evs))
+	for i := range evs {
+		if m := s.render(&evs[i]); m != nil {
+			out = append(out, m)
+		}
+	}
+	s.reply(c, http.StatusOK, gin.H{"events": out})
+}
+
+func (s *Surface) send(c *gin.Context) {
+	r, ok := s.begin(c)
+	if !ok {
+		return
+	}
+	msg := r.get("message")
+	if msg == "" {
+		s.fail(c, http.StatusBadRequest, "Missing message")
+		return
+	}
+	conv, ok := s.session(c, r)
+	if !ok {
+		return
+	}
+	v, _ := s.d.Store().Visitor(c.Request.Context(), conv.Visitor)
+	_, _, err := s.d.Post(c.Request.Context(), desk.PostRequest{
+		Conv:   conv.ID,
+		Author: model.Author{Kind: model.AuthorVisitor, ID: string(conv.Visitor), Name: v.Name},
+		Draft:  desk.Draft{Kind: model.KindMessage, Text: msg},
+	})
+	if err != nil {
+		s.deskError(c, err)
+		return
+	}
+	s.touch(conv.ID, time.Now())
+	s.reply(c, http.StatusOK, gin.H{"success": true})
+}
+
+func (s *Surface) close(c *gin.Context) {
+	r, ok := s.begin(c)
+	if !ok {
+		return
+	}
+	conv, ok := s.session(c, r)
+	if !ok {
+		return
+	}
+	v, _ := s.d.Store().Visitor(c.Request.Context(), conv.Visitor)
+	by := model.Author{Kind: model.AuthorVisitor, ID: string(conv.Visitor), Name: v.Name}
+	_, err := s.d.Close(c.Request.Context(), conv.ID, by, "visitor closed the chat", "")
+	// Closing a closed chat succeeds: a retried close must not fail.
+	if err != nil && !errors.Is(err, desk.ErrInactive) {
+		s.deskError(c, err)
+		return
+	}
+	s.forget(conv.ID)
+	s.reply(c, http.StatusOK, gin.H{"success": true})
+}

@@ -1,0 +1,309 @@
+package visitorv2
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+
+	"chatgate/core/desk"
+	"chatgate/core/hub"
+	"chatgate/core/model"
+	"chatgate/core/routing"
+	"chatgate/store/bolt"
+)
+
+const lic = "12345"
+
+type harness struct {
+	t   *testing.T
+	srv *httptest.Server
+	d   *desk.Desk
+	s   *Surface
+}
+
+func newHarness(t *testing.T, poll time.Duration) *harness {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "v2.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := []model.Agent{{ID: "a@x", Name: "Ann", JobTitle: "Support", Avatar: "cdn/ann.png"}}
+	r := routing.New(agents, true)
+	d := desk.New(desk.Options{Store: st, Router: r, Bus: hub.NewBus(), Actors: hub.NewActors(16),
+		Limits: desk.Limits{MaxText: 100}, Logger: zerolog.Nop(),
+		Departs: []model.Department{{ID: "0", Name: "General"}, {ID: "7", Name: "Sales"}}})
+	s := New(d, Config{LicenceID: lic, PollTimeout: poll, SweepEvery: 20 * time.Millisecond, MaxBody: 4096}, zerolog.Nop())
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	s.Mount(e)
+	srv := httptest.NewServer(e)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	sdone := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(sdone) }()
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+		<-sdone
+		st.Close()
+	})
+	return &harness{t: t, srv: srv, d: d, s: s}
+}
+
+// call sends a v2 request; body is form-encoded unless ctype says JSON.
+func (h *harness) call(method, path, ctype, body string, hdr map[string]string) (int, map[string]any) {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("X-API-Version", "2")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		h.t.Fatalf("%s %s: body %q is not JSON: %v", method, path, b, err)
+	}
+	return resp.StatusCode, m
+}
+
+const form = "application/x-www-form-urlencoded"
+
+func (h *harness) start(visitor string) string {
+	h.t.Helper()
+	code, m := h.call("POST", "/visitors/"+visitor+"/chat/start", form, "licence_id="+lic+"&welcome_message=Hi&name=Vic", nil)
+	if code != 200 {
+		h.t.Fatalf("start: %d %v", code, m)
+	}
+	sid, _ := m["secured_session_id"].(string)
+	if len(sid) < 32 || m["banned"] != false {
+		h.t.Fatalf("start answer %v", m)
+	}
+	return sid
+}
+
+func (h *harness) poll(visitor, sid, last string) []map[string]any {
+	h.t.Helper()
+	q := url.Values{"licence_id": {lic}, "secured_session_id": {sid}}
+	if last != "" {
+		q.Set("last_message_id", last)
+	}
+	code, m := h.call("GET", "/visitors/"+visitor+"/chat/get_pending_messages?"+q.Encode(), "", "", nil)
+	if code != 200 {
+		h.t.Fatalf("poll: %d %v", code, m)
+	}
+	raw, _ := m["events"].([]any)
+	out := make([]map[string]any, len(raw))
+	for i, e := range raw {
+		out[i] = e.(map[string]any)
+	}
+	return out
+}
+
+func TestStartSendPollClose(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	sid := h.start("v1")
+	for _, text := range []string{"one", "two"} {
+		code, m := h.call("POST", "/visitors/v1/chat/send_message", form,
+			url.Values{"licence_id": {lic}, "secured_session_id": {sid}, "message": {text}}.Encode(), nil)
+		if code != 200 || m["success"] != true {
+			t.Fatalf("send: %d %v", code, m)
+		}
+	}
+	// JSON body works the same.
+	code, m := h.call("POST", "/visitors/v1/chat/send_message", "application/json",
+		`{"licence_id":`+lic+`,"secured_session_id":"`+sid+`","message":"three"}`, nil)
+	if code != 200 {
+		t.Fatalf("json send: %d %v", code, m)
+	}
+	evs := h.poll("v1", sid, "")
+	var texts []string
+	for i, e := range evs {
+		if int(e["message_id"].(float64)) <= 0 || (i > 0 && e["message_id"].(float64) <= evs[i-1]["message_id"].(float64)) {
+			t.Fatalf("message ids not increasing: %v", evs)
+		}
+		if e["type"] == "message" {
+			texts = append(texts, e["user_type"].(string)+":"+e["text"].(string))
+		}
+	}
+	want := "agent:Hi visitor:one visitor:two visitor:three"
+	if got := strings.Join(texts, " "); got != want {
+		t.Fatalf("messages %q, want %q", got, want)
+	}
+	// No agent is online: the chat is queued, no agent_details yet.
+	for _, e := range evs {
+		if e["type"] == "agent_details" {
+			t.Fatalf("agent_details without an agent: %v", e)
+		}
+	}
+	// Cursor is inclusive.
+	last := evs[len(evs)-1]["message_id"].(float64)
+	again := h.poll("v1", sid, strconv.FormatFloat(last, 'f', -1, 64))
+	if len(again) != 1 || again[0]["text"] != "three" {
+		t.Fatalf("poll from last id: %v", again)
+	}
+	code, m = h.call("POST", "/visitors/v1/chat/close", form, "licence_id="+lic+"&secured_session_id="+sid, nil)
+	if code != 200 || m["success"] != true {
+		t.Fatalf("close: %d %v", code, m)
+	}
+	// Closing again succeeds (retries are safe); sending fails clearly.
+	if code, _ := h.call("POST", "/visitors/v1/chat/close", form, "licence_id="+lic+"&secured_session_id="+sid, nil); code != 200 {
+		t.Fatalf("second close: %d", code)
+	}
+	code, m = h.call("POST", "/visitors/v1/chat/send_message", form, "licence_id="+lic+"&secured_session_id="+sid+"&message=x", nil)
+	if code != 400 || m["error"] != "Chat is closed" {
+		t.Fatalf("send after close: %d %v", code, m)
+	}
+	evs = h.poll("v1", sid, "")
+	lastEv := evs[len(evs)-1]
+	if lastEv["type"] != "chat_closed" || lastEv["user_type"] != "visitor" {
+		t.Fatalf("last event %v, want chat_closed by visitor", lastEv)
+	}
+}
+
+func TestAgentDetailsWhenAssigned(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	h.d.AgentConnected("a@x", true)
+	sid := h.start("v2")
+	evs := h.poll("v2", sid, "")
+	var det map[string]any
+	for _, e := range evs {
+		if e["type"] == "agent_details" {
+			det = e
+		}
+	}
+	if det == nil {
+		t.Fatalf("no agent_details in %v", evs)
+	}
+	agent := det["agent"].(map[string]any)
+	if agent["name"] != "Ann" || agent["job_title"] != "Support" || agent["avatar"] != "cdn/ann.png" || det["user_type"] != "agent" {
+		t.Fatalf("agent_details %v", det)
+	}
+}
+
+func TestPollTimeoutClosesChat(t *testing.T) {
+	h := newHarness(t, 150*time.Millisecond)
+	sid := h.start("v3")
+	sub := h.d.Bus().SubscribeDesk(16)
+	defer sub.Close()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case n := <-sub.C():
+			if n.Conv.State == model.StateClosed {
+				evs := h.poll("v3", sid, "")
+				last := evs[len(evs)-1]
+				if last["type"] != "chat_closed" || last["user_type"] != "visitor" || !strings.Contains(last["reason"].(string), "no poll") {
+					t.Fatalf("closing event %v", last)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("idle chat was not closed")
+		}
+	}
+}
+
+func TestRestartClosesPreviousChat(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	sid1 := h.start("v4")
+	sid2 := h.start("v4")
+	if sid1 == sid2 {
+		t.Fatal("same session id twice")
+	}
+	evs := h.poll("v4", sid1, "")
+	if evs[len(evs)-1]["type"] != "chat_closed" {
+		t.Fatalf("first chat not closed: %v", evs)
+	}
+	code, _ := h.call("POST", "/visitors/v4/chat/send_message", form, "licence_id="+lic+"&secured_session_id="+sid2+"&message=hi", nil)
+	if code != 200 {
+		t.Fatalf("send on new chat: %d", code)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	sid := h.start("good")
+	long := strings.Repeat("x", 1025)
+	cases := []struct {
+		name, method, path, ctype, body string
+		hdr                             map[string]string
+		code                            int
+		errContains                     string
+	}{
+		{"no licence", "POST", "/visitors/a/chat/start", form, "welcome_message=hi", nil, 400, "Missing licence_id"},
+		{"wrong licence", "POST", "/visitors/a/chat/start", form, "licence_id=9&welcome_message=hi", nil, 400, "Wrong licence_id"},
+		{"license spelling accepted but wrong", "POST", "/visitors/a/chat/start", form, "license_id=9&welcome_message=hi", nil, 400, "Wrong licence_id"},
+		{"no welcome", "POST", "/visitors/a/chat/start", form, "licence_id=" + lic, nil, 400, "welcome_message"},
+		{"welcome too long", "POST", "/visitors/a/chat/start", form, "licence_id=" + lic + "&welcome_message=" + long, nil, 400, "1024"},
+		{"bad group", "POST", "/visitors/a/chat/start", form, "licence_id=" + lic + "&welcome_message=hi&group=x", nil, 400, "group"},
+		{"unknown group", "POST", "/visitors/a/chat/start", form, "licence_id=" + lic + "&welcome_message=hi&group=99", nil, 400, "Unknown group"},
+		{"malformed JSON", "POST", "/visitors/a/chat/start", "application/json", `{"licence_id":`, nil, 400, "malformed JSON"},
+		{"JSON array", "POST", "/visitors/a/chat/start", "application/json", `[1,2]`, nil, 400, "malformed JSON"},
+		{"JSON nested value", "POST", "/visitors/a/chat/start", "application/json", `{"licence_id":{"a":1}}`, nil, 400, "string or a number"},
+		{"malformed form", "POST", "/visitors/a/chat/start", form, "licence_id=%zz", nil, 400, "malformed form"},
+		{"wrong api version", "POST", "/visitors/a/chat/start", form, "licence_id=" + lic + "&welcome_message=hi", map[string]string{"X-API-Version": "3"}, 400, "X-API-Version"},
+		{"body too large", "POST", "/visitors/a/chat/start", form, "licence_id=" + lic + "&welcome_message=" + strings.Repeat("y", 5000), nil, 413, "too large"},
+		{"visitor id too long", "POST", "/visitors/" + strings.Repeat("v", 1025) + "/chat/start", form, "licence_id=" + lic + "&welcome_message=hi", nil, 400, "visitor_id"},
+		{"unknown session", "GET", "/visitors/good/chat/get_pending_messages?licence_id=" + lic + "&secured_session_id=nope", "", "", nil, 404, "Chat not found"},
+		{"missing session", "GET", "/visitors/good/chat/get_pending_messages?licence_id=" + lic, "", "", nil, 400, "secured_session_id"},
+		{"other visitor's session", "GET", "/visitors/evil/chat/get_pending_messages?licence_id=" + lic + "&secured_session_id=" + sid, "", "", nil, 404, "Chat not found"},
+		{"bad cursor", "GET", "/visitors/good/chat/get_pending_messages?licence_id=" + lic + "&secured_session_id=" + sid + "&last_message_id=-1", "", "", nil, 400, "last_message_id"},
+		{"missing message", "POST", "/visitors/good/chat/send_message", form, "licence_id=" + lic + "&secured_session_id=" + sid, nil, 400, "Missing message"},
+		{"message too long", "POST", "/visitors/good/chat/send_message", form, "licence_id=" + lic + "&secured_session_id=" + sid + "&message=" + strings.Repeat("m", 101), nil, 400, "too long"},
+		{"blank message", "POST", "/visitors/good/chat/send_message", form, "licence_id=" + lic + "&secured_session_id=" + sid + "&message=%20%20", nil, 400, "empty message"},
+		{"send to other visitor's session", "POST", "/visitors/evil/chat/send_message", form, "licence_id=" + lic + "&secured_session_id=" + sid + "&message=hi", nil, 404, "Chat not found"},
+		{"close other visitor's session", "POST", "/visitors/evil/chat/close", form, "licence_id=" + lic + "&secured_session_id=" + sid, nil, 404, "Chat not found"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, m := h.call(tc.method, tc.path, tc.ctype, tc.body, tc.hdr)
+			msg, _ := m["error"].(string)
+			if code != tc.code || !strings.Contains(msg, tc.errContains) {
+				t.Fatalf("got %d %v, want %d with error containing %q", code, m, tc.code, tc.errContains)
+			}
+		})
+	}
+	// Nothing of the above touched the good chat.
+	evs := h.poll("good", sid, "")
+	if len(evs) != 1 || evs[0]["text"] != "Hi" {
+		t.Fatalf("good chat changed: %v", evs)
+	}
+}
+
+func TestJSONP(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	sid := h.start("jp")
+	resp, err := http.Get(h.srv.URL + "/visitors/jp/chat/get_pending_messages?licence_id=" + lic + "&secured_session_id=" + sid + "&callback=cb_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.HasPrefix(string(b), "cb_1({") || !strings.HasSuffix(string(b), ");") {
+		t.Fatalf("JSONP body %q", b)
+	}
+}

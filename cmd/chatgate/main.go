@@ -1,0 +1,61 @@
+// Command chatgate serves every chat surface of the gateway over one
+// embedded store. `chatgate` (or `chatgate serve`) runs the server; see
+// README.md for flags, configuration and protocols.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr, os.Getenv); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "chatgate:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run parses the command line and runs the chosen action until ctx ends.
+func run(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	action := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		action, args = args[0], args[1:]
+	}
+	switch action {
+	case "serve":
+		opts, err := parseServeFlags(args, stderr)
+		if err != nil {
+			return err
+		}
+		opts.Stderr, opts.Getenv = stderr, getenv
+		return serve(ctx, opts)
+	default:
+		return fmt.Errorf("unknown action %q (known: serve)", action)
+	}
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
+	var o serveOptions
+	fs := flag.NewFlagSet("chatgate serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.ConfigPath, "config", "", "YAML config file (default: the embedded configs/chatgate.example.yaml)")
+	fs.StringVar(&o.DataPath, "data", "", "bbolt data file (overrides store.path and CHATGATE_DATA)")
+	fs.StringVar(&o.Addr, "addr", "", "listen address (overrides server.addr and CHATGATE_ADDR)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return o, nil
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"chatgate/core/routing"
+	"chatgate/store/bolt"
+)
+
+// metrics are the gateway's Prometheus series, on a registry of its own (no
+// process-global registry, so tests can run several gateways).
+type metrics struct {
+	reg         *prometheus.Registry
+	connections *prometheus.GaugeVec
+	events      prometheus.Counter
+	batchSize   prometheus.Histogram
+	batchKeys   prometheus.Histogram
+	commitTime  prometheus.Histogram
+	commitErrs  prometheus.Counter
+	httpReqs    *prometheus.CounterVec
+}
+
+func newMetrics(router *routing.Router) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chatgate_connections", Help: "Open client connections (websocket sessions) by surface.",
+		}, []string{"surface"}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatgate_events_committed_total", Help: "Conversation events committed to the store.",
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chatgate_store_commit_batch_requests", Help: "Commits answered by one group-commit transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}),
+		batchKeys: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chatgate_store_commit_batch_keys", Help: "Keys written by one group-commit transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "chatgate_store_commit_seconds", Help: "Duration of one group-commit transaction, fsync included.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+		}),
+		commitErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatgate_store_commit_errors_total", Help: "Group-commit transactions that failed.",
+		}),
+		httpReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatgate_http_requests_total", Help: "HTTP requests by route template and status code.",
+		}, []string{"route", "code"}),
+	}
+	m.reg.MustRegister(m.connections, m.events, m.batchSize, m.batchKeys, m.commitTime, m.commitErrs, m.httpReqs,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&conversationCollector{router: router, desc: prometheus.NewDesc("chatgate_conversations",
+			"Conversations by state (queued, open).", []string{"state"}, nil)})
+	return m
+}
+
+// conversationCollector reads the counts from the router at scrape time,
+// so there is no second copy of them to keep in step.
+type conversationCollector struct {
+	router *routing.Router
+	desc   *prometheus.Desc
+}
+
+func (c *conversationCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *conversationCollector) Collect(ch chan<- prometheus.Metric) {
+	open := 0
+	for _, a := range c.router.Agents() {
+		open += c.router.Open(a.ID)
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(len(c.router.Queued())), "queued")
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(open), "open")
+}
+
+// onCommit feeds the store's group-commit statistics.
+func (m *metrics) onCommit(s bolt.Stats) {
+	m.batchSize.Observe(float64(s.Requests))
+	m.batchKeys.Observe(float64(s.Keys))
+	m.commitTime.Observe(s.Duration.Seconds())
+	if s.Err != nil {
+		m.commitErrs.Inc()
+	}
+}
+
+// connGauge returns a callback that moves one surface's connection gauge.
+func (m *metrics) connGauge(surface string) func(int) {
+	g := m.connections.WithLabelValues(surface)
+	return func(delta int) { g.Add(float64(delta)) }
+}
+
+// httpMiddleware counts requests by route template (never the raw path or
+// query, which carry visitor ids and session secrets).
+func (m *metrics) httpMiddleware(c *gin.Context) {
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	m.httpReqs.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"chatgate/adapters/livechat/agentrtm"
+	"chatgate/adapters/livechat/visitorv2"
+	"chatgate/configs"
+	"chatgate/core/desk"
+	"chatgate/core/hub"
+	"chatgate/core/model"
+	"chatgate/core/routing"
+	"chatgate/store"
+	"chatgate/store/bolt"
+)
+
+// surface is a protocol face the gateway serves (see DESIGN.md).
+type surface interface {
+	Name() string
+	Mount(r gin.IRouter)
+	Run(ctx context.Context) error
+}
+
+type serveOptions struct {
+	ConfigPath, DataPath, Addr string
+	Stderr                     io.Writer
+	Getenv                     func(string) string
+	// Listening, if set, is told the bound address once the server accepts
+	// connections (tests listen on 127.0.0.1:0).
+	Listening func(addr string)
+}
+
+const (
+	demoAgentID       = "demo@chatgate.local"
+	demoAgentTokenKey = "demo_agent_token"
+)
+
+// serve runs the gateway until ctx ends, then shuts down in this order:
+// readiness off; the HTTP server stops accepting and finishes in-flight
+// requests; surfaces close their sessions (telling clients why); the router
+// loop stops; the store writes what is queued and closes.
+func serve(ctx context.Context, o serveOptions) error {
+	cfg, err := configs.Load(o.ConfigPath, o.Getenv)
+	if err != nil {
+		return err
+	}
+	if o.DataPath != "" {
+		cfg.Store.Path = o.DataPath
+	}
+	if o.Addr != "" {
+		cfg.Server.Addr = o.Addr
+	}
+	log, err := newLogger(o.Stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return fmt.Errorf("log level: %w", err)
+	}
+
+	var m *metrics
+	st, err := bolt.Open(cfg.Store.Path, bolt.Options{OnCommit: func(s bolt.Stats) {
+		if m != nil {
+			m.onCommit(s)
+		}
+	}})
+	if err != nil {
+		return err
+	}
+	storeClosed := false
+	defer func() {
+		if !storeClosed {
+			st.Close()
+		}
+	}()
+
+	agents, tokens, err := agentsFromConfig(ctx, cfg, st, o.Stderr)
+	if err != nil {
+		return err
+	}
+	router := routing.New(agents, cfg.Routing.DefaultStatus == string(routing.Accepting))
+	m = newMetrics(router)
+	departs := make([]model.Department, 0, len(cfg.Departments))
+	for _, d := range cfg.Departments {
+		departs = append(departs, model.Department{ID: model.DeptID(d.ID), Name: d.Name})
+	}
+	dk := desk.New(desk.Options{
+		Store: st, Router: router, Bus: hub.NewBus(), Actors: hub.NewActors(256),
+		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes}, Logger: log, Departs: departs,
+		OnEvents: func(n int) { m.events.Add(float64(n)) },
+	})
+	if err := dk.Load(ctx); err != nil {
+		return err
+	}
+
+	var surfaces []surface
+	if cfg.LiveChat.V2.Enabled {
+		surfaces = append(surfaces, visitorv2.New(dk, visitorv2.Config{
+			LicenceID: cfg.License.ID, PollTimeout: cfg.LiveChat.V2.PollTimeout, MaxBody: cfg.Server.MaxBodyBytes,
+		}, log))
+	}
+	if cfg.LiveChat.AgentRTM.Enabled {
+		surfaces = append(surfaces, agentrtm.New(dk, agentrtm.Config{
+			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
+			Authenticate: tokens.authenticate,
+			LoginTimeout: cfg.LiveChat.AgentRTM.LoginTimeout, PingTimeout: cfg.LiveChat.AgentRTM.PingTimeout,
+			MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.agent.rtm"),
+		}, log))
+	}
+
+	var ready atomic.Bool
+	engine := newEngine(log, m, cfg.Server.MaxBodyBytes, &ready)
+	for _, s := range surfaces {
+		s.Mount(engine)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10}
+
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = dk.Run(runCtx) })
+	surfCtx, stopSurfaces := context.WithCancel(context.Background())
+	defer stopSurfaces()
+	var swg sync.WaitGroup
+	for _, s := range surfaces {
+		swg.Go(func() {
+			if err := s.Run(surfCtx); err != nil {
+				log.Error().Err(err).Str("surface", s.Name()).Msg("surface stopped")
+			}
+		})
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	ready.Store(true)
+	log.Info().Str("addr", ln.Addr().String()).Str("data", cfg.Store.Path).Int("agents", len(agents)).Msg("chatgate serving")
+	if o.Listening != nil {
+		o.Listening(ln.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+
+	log.Info().Msg("shutting down")
+	ready.Store(false)
+	shCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn().Err(err).Msg("http shutdown")
+	}
+	stopSurfaces()
+	swg.Wait()
+	stopRun()
+	wg.Wait()
+	storeClosed = true
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	log.Info().Msg("stopped")
+	return runErr
+}
+
+// newEngine builds the gin engine with the gateway-wide routes and
+// middleware: panic recovery, body limit, request log without query
+// strings (they carry session secrets), metrics, health and JSON 404/405.
+func newEngine(log zerolog.Logger, m *metrics, maxBody int64, ready *atomic.Bool) *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	e.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+		log.Error().Interface("panic", err).Str("route", c.FullPath()).Msg("handler panicked")
+		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal server error"})
+	}))
+	e.Use(func(c *gin.Context) {
+		if c.Request.Body != nil {
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+		}
+		start := time.Now()
+		c.Next()
+		log.Debug().Str("method", c.Request.Method).Str("route", c.FullPath()).Int("status", c.Writer.Status()).
+			Dur("took", time.Since(start)).Msg("http")
+	})
+	e.Use(m.httpMiddleware)
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", func(c *gin.Context) {
+		if !ready.Load() {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	})
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	e.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
+	e.NoMethod(func(c *gin.Context) { c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed"}) })
+	return e
+}
+
+// agentTokens authenticates agent bearer tokens.
+type agentTokens []struct {
+	id    model.AgentID
+	token []byte
+}
+
+// authenticate compares against every token in constant time, so timing
+// tells nothing about which token or prefix matched.
+func (t agentTokens) authenticate(token string) (model.AgentID, bool) {
+	var found model.AgentID
+	for _, a := range t {
+		if subtle.ConstantTimeCompare(a.token, []byte(token)) == 1 {
+			found = a.id
+		}
+	}
+	return found, found != ""
+}
+
+// agentsFromConfig returns the configured agents, or the demo agent when
+// none is configured. The demo agent's token is generated once, kept in the
+// store (so restarts keep it) and printed to stderr, not to the log.
+func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, stderr io.Writer) ([]model.Agent, agentTokens, error) {
+	var agents []model.Agent
+	var tokens agentTokens
+	for _, a := range cfg.Agents {
+		depts := make([]model.DeptID, 0, len(a.Departments))
+		for _, d := range a.Departments {
+			depts = append(depts, model.DeptID(d))
+		}
+		agents = append(agents, model.Agent{ID: model.AgentID(a.ID), Name: a.Name, JobTitle: a.JobTitle,
+			Avatar: a.Avatar, Departments: depts, MaxChats: a.MaxChats})
+		tokens = append(tokens, struct {
+			id    model.AgentID
+			token []byte
+		}{model.AgentID(a.ID), []byte(a.Token)})
+	}
+	if len(agents) > 0 {
+		return agents, tokens, nil
+	}
+	tok, err := st.Meta(ctx, demoAgentTokenKey)
+	if errors.Is(err, store.ErrNotFound) {
+		s, serr := model.Secret(24)
+		if serr != nil {
+			return nil, nil, serr
+		}
+		tok = []byte(s)
+		err = st.Commit(ctx, &store.Batch{Meta: map[string][]byte{demoAgentTokenKey: tok}})
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo agent token: %w", err)
+	}
+	agents = []model.Agent{{ID: demoAgentID, Name: "Demo Agent", JobTitle: "Support Agent"}}
+	tokens = agentTokens{{id: demoAgentID, token: tok}}
+	fmt.Fprintf(stderr, "\nchatgate demo agent (no agents configured):\n  id:    %s\n  token: %s\n"+
+		"  LiveChat agent RTM: ws://%s/v3.5/agent/rtm/ws  then {\"action\":\"login\",\"payload\":{\"token\":\"Bearer <token>\"}}\n"+
+		"  LiveChat v2 visitor licence_id: %s\n\n", demoAgentID, tok, cfg.Server.Addr, cfg.License.ID)
+	return agents, tokens, nil
+}

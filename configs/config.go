@@ -1,0 +1,204 @@
+// Package configs holds chatgate's configuration: the documented example
+// file, embedded so that the binary starts with no file at all, and the
+// loader that layers a file, then CHATGATE_* environment variables, over it.
+package configs
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Example is the documented default configuration.
+//
+//go:embed chatgate.example.yaml
+var Example []byte
+
+// Config is the whole configuration.
+type Config struct {
+	Server struct {
+		Addr            string        `yaml:"addr"`
+		ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+		MaxBodyBytes    int64         `yaml:"max_body_bytes"`
+	} `yaml:"server"`
+	Log struct {
+		Level  string `yaml:"level"`
+		Format string `yaml:"format"`
+	} `yaml:"log"`
+	Store struct {
+		Path string `yaml:"path"`
+	} `yaml:"store"`
+	License struct {
+		ID             string `yaml:"id"`
+		OrganizationID string `yaml:"organization_id"`
+	} `yaml:"license"`
+	Limits struct {
+		MaxTextBytes  int `yaml:"max_text_bytes"`
+		MaxFrameBytes int `yaml:"max_frame_bytes"`
+	} `yaml:"limits"`
+	LiveChat struct {
+		V2 struct {
+			Enabled     bool          `yaml:"enabled"`
+			PollTimeout time.Duration `yaml:"poll_timeout"`
+		} `yaml:"v2"`
+		AgentRTM struct {
+			Enabled      bool          `yaml:"enabled"`
+			LoginTimeout time.Duration `yaml:"login_timeout"`
+			PingTimeout  time.Duration `yaml:"ping_timeout"`
+		} `yaml:"agent_rtm"`
+	} `yaml:"livechat"`
+	Routing struct {
+		DefaultStatus string `yaml:"default_status"`
+	} `yaml:"routing"`
+	Departments []Department `yaml:"departments"`
+	Agents      []Agent      `yaml:"agents"`
+}
+
+// Department is a configured department.
+type Department struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
+// Agent is a configured agent and its credentials.
+type Agent struct {
+	ID          string   `yaml:"id"`
+	Name        string   `yaml:"name"`
+	JobTitle    string   `yaml:"job_title"`
+	Avatar      string   `yaml:"avatar"`
+	Token       string   `yaml:"token"`
+	Departments []string `yaml:"departments"`
+	MaxChats    int      `yaml:"max_chats"`
+}
+
+// Load returns the embedded defaults, overlaid with the YAML file at path
+// (if path is not empty), then with the environment (getenv, normally
+// os.Getenv). Unknown YAML fields are errors, so typos do not pass silently.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	var c Config
+	if err := decode(Example, &c); err != nil {
+		return nil, fmt.Errorf("embedded config: %w", err)
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if err := decode(b, &c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&c, getenv); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func decode(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && err.Error() != "EOF" {
+		return err
+	}
+	return nil
+}
+
+// applyEnv overlays CHATGATE_* variables. The table is explicit rather than
+// reflective so that README and code list the same names.
+func applyEnv(c *Config, getenv func(string) string) error {
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	dur := func(name string, dst *time.Duration) error {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			*dst = d
+		}
+		return nil
+	}
+	str("CHATGATE_ADDR", &c.Server.Addr)
+	str("CHATGATE_DATA", &c.Store.Path)
+	str("CHATGATE_LOG_LEVEL", &c.Log.Level)
+	str("CHATGATE_LOG_FORMAT", &c.Log.Format)
+	str("CHATGATE_LICENSE_ID", &c.License.ID)
+	str("CHATGATE_ORGANIZATION_ID", &c.License.OrganizationID)
+	if err := dur("CHATGATE_SHUTDOWN_TIMEOUT", &c.Server.ShutdownTimeout); err != nil {
+		return err
+	}
+	if err := dur("CHATGATE_V2_POLL_TIMEOUT", &c.LiveChat.V2.PollTimeout); err != nil {
+		return err
+	}
+	for i := range c.Agents {
+		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_TOKEN", &c.Agents[i].Token)
+	}
+	return nil
+}
+
+// Validate checks the values a running gateway depends on.
+func (c *Config) Validate() error {
+	var errs []string
+	if c.Server.Addr == "" {
+		errs = append(errs, "server.addr is empty")
+	}
+	if c.Store.Path == "" {
+		errs = append(errs, "store.path is empty")
+	}
+	if c.License.ID == "" {
+		errs = append(errs, "license.id is empty")
+	}
+	if c.Limits.MaxTextBytes <= 0 || c.Limits.MaxFrameBytes <= c.Limits.MaxTextBytes {
+		errs = append(errs, "limits: max_text_bytes must be > 0 and below max_frame_bytes")
+	}
+	if c.Server.MaxBodyBytes <= int64(c.Limits.MaxTextBytes) {
+		errs = append(errs, "server.max_body_bytes must exceed limits.max_text_bytes")
+	}
+	switch c.Routing.DefaultStatus {
+	case "accepting_chats", "not_accepting_chats":
+	default:
+		errs = append(errs, "routing.default_status must be accepting_chats or not_accepting_chats")
+	}
+	depts := map[string]bool{}
+	for _, d := range c.Departments {
+		if d.ID == "" || depts[d.ID] {
+			errs = append(errs, fmt.Sprintf("department id %q is empty or repeated", d.ID))
+		}
+		depts[d.ID] = true
+	}
+	ids := map[string]bool{}
+	tokens := map[string]bool{}
+	for i, a := range c.Agents {
+		if a.ID == "" || ids[a.ID] {
+			errs = append(errs, fmt.Sprintf("agents[%d]: id %q is empty or repeated", i, a.ID))
+		}
+		ids[a.ID] = true
+		if len(a.Token) < 16 {
+			errs = append(errs, fmt.Sprintf("agents[%d] (%s): token must be at least 16 characters", i, a.ID))
+		} else if tokens[a.Token] {
+			errs = append(errs, fmt.Sprintf("agents[%d] (%s): token repeated", i, a.ID))
+		}
+		tokens[a.Token] = true
+		for _, d := range a.Departments {
+			if !depts[d] {
+				errs = append(errs, fmt.Sprintf("agents[%d] (%s): unknown department %q", i, a.ID, d))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,751 @@
+// Package desk is chatgate's command side: start, post, close, assign,
+// transfer and typing, each run on the conversation's actor, committed to
+// the store in one batch (with whatever mappings and idempotency keys the
+// caller adds), and only then published to subscribers and returned.
+package desk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"chatgate/core/hub"
+	"chatgate/core/model"
+	"chatgate/core/routing"
+	"chatgate/store"
+)
+
+// Limits bound what a command may carry.
+type Limits struct {
+	// MaxText is the largest message text in bytes.
+	MaxText int
+}
+
+// Options configure a Desk.
+type Options struct {
+	Store   store.Store
+	Router  *routing.Router
+	Bus     *hub.Bus
+	Actors  *hub.Actors
+	Limits  Limits
+	Logger  zerolog.Logger
+	Now     func() time.Time
+	Departs []model.Department
+	// OnEvents, if set, is told how many events each commit appended (for
+	// metrics).
+	OnEvents func(n int)
+}
+
+// Desk executes commands on conversations.
+type Desk struct {
+	st      store.Store
+	router  *routing.Router
+	bus     *hub.Bus
+	actors  *hub.Actors
+	limits  Limits
+	log     zerolog.Logger
+	now     func() time.Time
+	departs map[model.DeptID]model.Department
+	onEv    func(int)
+	kick    chan struct{}
+}
+
+// New returns a desk; call Load before serving and Run for queue routing.
+func New(o Options) *Desk {
+	d := &Desk{st: o.Store, router: o.Router, bus: o.Bus, actors: o.Actors, limits: o.Limits,
+		log: o.Logger, now: o.Now, onEv: o.OnEvents, kick: make(chan struct{}, 1),
+		departs: make(map[model.DeptID]model.Department)}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.limits.MaxText <= 0 {
+		d.limits.MaxText = 16 * 1024
+	}
+	if d.actors == nil {
+		d.actors = hub.NewActors(256)
+	}
+	if d.bus == nil {
+		d.bus = hub.NewBus()
+	}
+	for _, dp := range o.Departs {
+		d.departs[dp.ID] = dp
+	}
+	return d
+}
+
+// Store returns the desk's store, for surfaces' read paths.
+func (d *Desk) Store() store.Store { return d.st }
+
+// Bus returns the fan-out bus, for surfaces' subscriptions.
+func (d *Desk) Bus() *hub.Bus { return d.bus }
+
+// Router returns the router, for agent presence and status.
+func (d *Desk) Router() *routing.Router { return d.router }
+
+// Limits returns the configured limits.
+func (d *Desk) Limits() Limits { return d.limits }
+
+// Department returns a configured department.
+func (d *Desk) Department(id model.DeptID) (model.Department, bool) {
+	dp, ok := d.departs[id]
+	return dp, ok
+}
+
+// Now returns the desk's clock reading, at the precision stored events use.
+func (d *Desk) Now() time.Time { return d.now().UTC().Truncate(time.Microsecond) }
+
+// Load rebuilds the router's memory (open conversations per agent, the
+// queue) from the store. Call once before serving.
+func (d *Desk) Load(ctx context.Context) error {
+	err := d.st.Conversations(ctx, func(c model.Conversation) bool {
+		switch c.State {
+		case model.StateOpen:
+			d.router.Reserve(c.Agent)
+		case model.StateQueued:
+			d.router.Enqueue(c.ID, c.Department, c.CreatedAt)
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("load conversations: %w", err)
+	}
+	d.Kick()
+	return nil
+}
+
+// Kick asks Run to try to assign queued conversations.
+func (d *Desk) Kick() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run assigns queued conversations whenever Kick says an agent may have
+// become available. It returns when ctx ends.
+func (d *Desk) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.kick:
+			d.drainQueue(ctx)
+		}
+	}
+}
+
+func (d *Desk) drainQueue(ctx context.Context) {
+	// Departments whose oldest queued conversation found no agent in this
+	// pass. Their younger conversations wait too: an agent who becomes
+	// available during the pass kicks a new one, which starts again from
+	// the oldest (FIFO per department).
+	blocked := make(map[model.DeptID]bool)
+	for _, id := range d.router.Queued() {
+		if ctx.Err() != nil {
+			return
+		}
+		err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+			c, err := d.st.Conversation(ctx, id)
+			if err != nil {
+				return err
+			}
+			if c.State != model.StateQueued {
+				d.router.Dequeue(id)
+				return nil
+			}
+			if blocked[c.Department] {
+				return nil
+			}
+			agent, ok := d.router.Pick(c.Department)
+			if !ok {
+				blocked[c.Department] = true
+				return nil
+			}
+			if err := d.assignLocked(ctx, &c, agent, nil); err != nil {
+				d.router.Release(agent)
+				return err
+			}
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			d.log.Error().Err(err).Str("conv", string(id)).Msg("assign queued conversation")
+		}
+	}
+}
+
+func convKey(id model.ConvID) string       { return "c:" + string(id) }
+func visitorKey(id model.VisitorID) string { return "v:" + string(id) }
+
+// Draft is an event as a command proposes it; the desk fills in id, seq,
+// author and time.
+type Draft struct {
+	Kind       model.EventKind
+	Text       string
+	Subtype    string
+	Vars       map[string]string
+	File       *model.File
+	Form       *model.Form
+	Custom     json.RawMessage
+	Visibility model.Visibility
+	// ClientKey is the client's own id for the event (kept and echoed).
+	ClientKey string
+	Props     map[string]map[string]json.RawMessage
+}
+
+func (d *Desk) validate(dr *Draft) error {
+	if dr.Kind == "" {
+		dr.Kind = model.KindMessage
+	}
+	if !dr.Kind.Valid() {
+		return fmt.Errorf("%w: unknown event kind %q", ErrInvalid, dr.Kind)
+	}
+	if len(dr.Text) > d.limits.MaxText {
+		return fmt.Errorf("%w: text is %d bytes, limit %d", ErrTooLarge, len(dr.Text), d.limits.MaxText)
+	}
+	if !utf8.ValidString(dr.Text) {
+		return fmt.Errorf("%w: text is not UTF-8", ErrInvalid)
+	}
+	switch dr.Kind {
+	case model.KindMessage:
+		if strings.TrimSpace(dr.Text) == "" {
+			return fmt.Errorf("%w: empty message", ErrInvalid)
+		}
+	case model.KindFile:
+		if dr.File == nil || dr.File.URL == "" {
+			return fmt.Errorf("%w: file event without url", ErrInvalid)
+		}
+	case model.KindForm:
+		if dr.Form == nil {
+			return fmt.Errorf("%w: form event without fields", ErrInvalid)
+		}
+	}
+	switch dr.Visibility {
+	case "", model.VisibleAll, model.VisibleAgents:
+	default:
+		return fmt.Errorf("%w: unknown visibility %q", ErrInvalid, dr.Visibility)
+	}
+	return nil
+}
+
+func (d *Desk) event(c *model.Conversation, author model.Author, dr Draft, at time.Time) model.Event {
+	c.LastSeq++
+	e := model.Event{
+		Conv: c.ID, Seq: c.LastSeq, ID: model.NewID(), Kind: dr.Kind, Author: author, At: at,
+		Visibility: dr.Visibility, ClientKey: dr.ClientKey, Text: dr.Text, Subtype: dr.Subtype,
+		Vars: dr.Vars, File: dr.File, Form: dr.Form, Custom: dr.Custom, Props: dr.Props,
+	}
+	if e.Visibility == "" {
+		e.Visibility = model.VisibleAll
+	}
+	return e
+}
+
+func sysDraft(subtype, text string, vars map[string]string) Draft {
+	return Draft{Kind: model.KindSystem, Subtype: subtype, Text: text, Vars: vars}
+}
+
+// commit writes the batch, then publishes the change. It is the only place
+// that publishes committed state: fan-out never runs ahead of the disk.
+func (d *Desk) commit(ctx context.Context, b *store.Batch, c model.Conversation, evs []model.Event, origin string) error {
+	if err := d.st.Commit(ctx, b); err != nil {
+		return err
+	}
+	if d.onEv != nil && len(evs) > 0 {
+		d.onEv(len(evs))
+	}
+	d.bus.Publish(hub.Notice{Conv: c, Events: evs, Origin: origin})
+	return nil
+}
+
+// --- visitors --------------------------------------------------------------
+
+// EnsureVisitor returns the visitor bound to a foreign id, creating it (and
+// the binding, in one commit) the first time. Non-empty name and email in
+// profile update the stored visitor.
+func (d *Desk) EnsureVisitor(ctx context.Context, key store.MapKey, profile model.Visitor) (model.Visitor, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		id, err := d.st.Resolve(ctx, key)
+		switch {
+		case err == nil:
+			var v model.Visitor
+			err := d.actors.Do(ctx, visitorKey(model.VisitorID(id)), func(ctx context.Context) error {
+				var err error
+				v, err = d.st.Visitor(ctx, model.VisitorID(id))
+				if err != nil {
+					return fmt.Errorf("visitor %s: %w", id, err)
+				}
+				changed := false
+				if profile.Name != "" && profile.Name != v.Name {
+					v.Name, changed = profile.Name, true
+				}
+				if profile.Email != "" && profile.Email != v.Email {
+					v.Email, changed = profile.Email, true
+				}
+				if !changed {
+					return nil
+				}
+				return d.st.Commit(ctx, &store.Batch{Visitors: []model.Visitor{v}})
+			})
+			return v, err
+		case !errors.Is(err, store.ErrNotFound):
+			return model.Visitor{}, fmt.Errorf("resolve visitor: %w", err)
+		}
+		v := profile
+		v.ID = model.VisitorID(model.NewID())
+		v.CreatedAt = d.Now()
+		err = d.st.Commit(ctx, &store.Batch{
+			Visitors: []model.Visitor{v},
+			Maps:     []store.Mapping{{MapKey: key, Core: string(v.ID)}},
+		})
+		if err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return model.Visitor{}, fmt.Errorf("create visitor: %w", err)
+		}
+		// Another request bound the foreign id first: use its visitor.
+	}
+	return model.Visitor{}, fmt.Errorf("create visitor: %w", store.ErrConflict)
+}
+
+// --- conversations ---------------------------------------------------------
+
+// StartRequest opens a conversation.
+type StartRequest struct {
+	Visitor    model.VisitorID
+	Department model.DeptID
+	// Origin names the surface or connector.
+	Origin string
+	// Events are appended after the start (a welcome message, a form).
+	// Their Author is Author, unless the draft is a system message.
+	Events []Draft
+	Author model.Author
+	// Maps are committed with the conversation; an empty Core means the
+	// new conversation's id.
+	Maps []store.Mapping
+	// Session tags the notices this command publishes (see hub.Notice).
+	Session string
+}
+
+// Start opens a conversation for a visitor with no open conversation
+// (ErrVisitorBusy otherwise, with the open one returned), routes it to an
+// agent or the queue, and returns it with the events it appended.
+func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation, []model.Event, error) {
+	if req.Department != "" {
+		if _, ok := d.departs[req.Department]; !ok {
+			return model.Conversation{}, nil, fmt.Errorf("%w: unknown department %q", ErrInvalid, req.Department)
+		}
+	}
+	for i := range req.Events {
+		if err := d.validate(&req.Events[i]); err != nil {
+			return model.Conversation{}, nil, err
+		}
+	}
+	var (
+		conv model.Conversation
+		evs  []model.Event
+	)
+	err := d.actors.Do(ctx, visitorKey(req.Visitor), func(ctx context.Context) error {
+		if _, err := d.st.Visitor(ctx, req.Visitor); err != nil {
+			return fmt.Errorf("visitor %s: %w", req.Visitor, errNotFound(err))
+		}
+		if open, ok, err := d.openConversation(ctx, req.Visitor); err != nil {
+			return err
+		} else if ok {
+			conv = open
+			return ErrVisitorBusy
+		}
+		now := d.Now()
+		conv = model.Conversation{ID: model.ConvID(model.NewID()), Visitor: req.Visitor, Department: req.Department,
+			State: model.StateQueued, Origin: req.Origin, CreatedAt: now}
+		for _, dr := range req.Events {
+			author := req.Author
+			if dr.Kind == model.KindSystem {
+				author = model.System
+			}
+			evs = append(evs, d.event(&conv, author, dr, now))
+		}
+		agent, picked := d.router.Pick(req.Department)
+		if picked {
+			d.setAgent(&conv, agent, now, &evs)
+		}
+		b := &store.Batch{Convs: []model.Conversation{conv}, Events: evs}
+		for _, m := range req.Maps {
+			if m.Core == "" {
+				m.Core = string(conv.ID)
+			}
+			b.Maps = append(b.Maps, m)
+		}
+		if err := d.commit(ctx, b, conv, evs, req.Session); err != nil {
+			if picked {
+				d.router.Release(agent)
+			}
+			return err
+		}
+		if !picked {
+			d.router.Enqueue(conv.ID, conv.Department, conv.CreatedAt)
+			// An agent may have become available since Pick, and Run may
+			// already have drained a queue that did not hold this one yet.
+			d.Kick()
+		}
+		return nil
+	})
+	return conv, evs, err
+}
+
+// setAgent assigns agent to c and appends the "agent joined" event.
+func (d *Desk) setAgent(c *model.Conversation, agent model.AgentID, now time.Time, evs *[]model.Event) {
+	a, _ := d.router.Agent(agent)
+	c.Agent, c.State, c.AssignedAt = agent, model.StateOpen, now
+	*evs = append(*evs, d.event(c, model.System, sysDraft(model.SysAssigned, a.Name+" joined the chat",
+		map[string]string{"agent_id": string(a.ID), "agent_name": a.Name}), now))
+}
+
+// openConversation returns the visitor's open conversation, if any. Since
+// Start refuses a second one, only the newest can be open.
+func (d *Desk) openConversation(ctx context.Context, v model.VisitorID) (model.Conversation, bool, error) {
+	ids, err := d.st.VisitorConversations(ctx, v)
+	if err != nil || len(ids) == 0 {
+		return model.Conversation{}, false, err
+	}
+	c, err := d.st.Conversation(ctx, ids[len(ids)-1])
+	if err != nil {
+		return model.Conversation{}, false, fmt.Errorf("conversation: %w", err)
+	}
+	return c, c.Active(), nil
+}
+
+// OpenConversation returns the visitor's open conversation, if any.
+func (d *Desk) OpenConversation(ctx context.Context, v model.VisitorID) (model.Conversation, bool, error) {
+	return d.openConversation(ctx, v)
+}
+
+func errNotFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// PostRequest appends an event to a conversation.
+type PostRequest struct {
+	Conv   model.ConvID
+	Author model.Author
+	Draft  Draft
+	// IdemSystem and IdemKey make the post idempotent: a second post with
+	// the same pair returns the first one's event.
+	IdemSystem, IdemKey string
+	Session             string
+}
+
+// Post appends an event. It returns the event and whether it already
+// existed (an idempotent retry).
+func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, error) {
+	if err := d.validate(&req.Draft); err != nil {
+		return model.Event{}, false, err
+	}
+	if req.IdemKey != "" {
+		if e, ok, err := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv); ok || err != nil {
+			return e, ok, err
+		}
+	}
+	var ev model.Event
+	err := d.actors.Do(ctx, convKey(req.Conv), func(ctx context.Context) error {
+		c, err := d.st.Conversation(ctx, req.Conv)
+		if err != nil {
+			return fmt.Errorf("conversation %s: %w", req.Conv, errNotFound(err))
+		}
+		if !c.Active() {
+			return ErrInactive
+		}
+		now := d.Now()
+		var evs []model.Event
+		reserved := model.AgentID("")
+		switch req.Author.Kind {
+		case model.AuthorVisitor:
+			if req.Author.ID != string(c.Visitor) {
+				return ErrForbidden
+			}
+		case model.AuthorAgent:
+			agent := model.AgentID(req.Author.ID)
+			a, ok := d.router.Agent(agent)
+			switch {
+			case !ok:
+				return ErrForbidden
+			case c.State == model.StateQueued && a.Serves(c.Department):
+				// An agent answering a queued conversation takes it.
+				d.router.Reserve(agent)
+				reserved = agent
+				d.setAgent(&c, agent, now, &evs)
+			case c.Agent != agent:
+				return ErrForbidden
+			}
+		case model.AuthorSystem:
+		default:
+			// As mayAct: an author of no known kind may not write.
+			return ErrForbidden
+		}
+		ev = d.event(&c, req.Author, req.Draft, now)
+		evs = append(evs, ev)
+		b := &store.Batch{Convs: []model.Conversation{c}, Events: evs}
+		if req.IdemKey != "" {
+			b.Idems = []store.Idem{{System: req.IdemSystem, Key: req.IdemKey, Conv: c.ID, Seq: ev.Seq}}
+		}
+		if err := d.commit(ctx, b, c, evs, req.Session); err != nil {
+			if reserved != "" {
+				d.router.Release(reserved)
+			}
+			return err
+		}
+		if reserved != "" {
+			d.router.Dequeue(c.ID)
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) && req.IdemKey != "" {
+		// The key was used concurrently on another conversation actor.
+		if e, ok, rerr := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv); ok || rerr != nil {
+			return e, ok, rerr
+		}
+	}
+	return ev, false, err
+}
+
+// replay returns the event an idempotency key produced, if any. A key that
+// produced an event in another conversation is a client error.
+func (d *Desk) replay(ctx context.Context, system, key string, conv model.ConvID) (model.Event, bool, error) {
+	idem, err := d.st.Idempotent(ctx, system, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return model.Event{}, false, nil
+	}
+	if err != nil {
+		return model.Event{}, false, fmt.Errorf("idempotency key: %w", err)
+	}
+	if idem.Conv != conv {
+		return model.Event{}, false, fmt.Errorf("%w: id already used in another conversation", ErrInvalid)
+	}
+	evs, err := d.st.Events(ctx, idem.Conv, idem.Seq, 1)
+	if err != nil || len(evs) == 0 {
+		return model.Event{}, false, fmt.Errorf("event of idempotency key: %w", errors.Join(err, ErrNotFound))
+	}
+	return evs[0], true, nil
+}
+
+// Close ends a conversation. by is who closed it; reason is free text kept
+// in the closing event ("visitor left", "agent closed" ...).
+func (d *Desk) Close(ctx context.Context, id model.ConvID, by model.Author, reason, session string) (model.Conversation, error) {
+	var conv model.Conversation
+	err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+		c, err := d.st.Conversation(ctx, id)
+		if err != nil {
+			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))
+		}
+		conv = c
+		if !c.Active() {
+			return ErrInactive
+		}
+		if err := d.mayAct(c, by); err != nil {
+			return err
+		}
+		now := d.Now()
+		byCopy := by
+		c.State, c.ClosedAt, c.ClosedBy = model.StateClosed, now, &byCopy
+		vars := map[string]string{"by_kind": string(by.Kind), "by_id": by.ID}
+		if reason != "" {
+			vars["reason"] = reason
+		}
+		text := "Chat closed"
+		if by.Name != "" {
+			text = by.Name + " closed the chat"
+		}
+		evs := []model.Event{d.event(&c, model.System, sysDraft(model.SysClosed, text, vars), now)}
+		if err := d.commit(ctx, &store.Batch{Convs: []model.Conversation{c}, Events: evs}, c, evs, session); err != nil {
+			return err
+		}
+		conv = c
+		if c.Agent != "" {
+			d.router.Release(c.Agent)
+		}
+		d.router.Dequeue(c.ID)
+		return nil
+	})
+	if err == nil {
+		d.Kick()
+	}
+	return conv, err
+}
+
+// mayAct checks that an author may change a conversation: its visitor, its
+// agent (or any agent of the department while it is queued), the system.
+func (d *Desk) mayAct(c model.Conversation, by model.Author) error {
+	switch by.Kind {
+	case model.AuthorSystem:
+		return nil
+	case model.AuthorVisitor:
+		if by.ID == string(c.Visitor) {
+			return nil
+		}
+	case model.AuthorAgent:
+		a, ok := d.router.Agent(model.AgentID(by.ID))
+		if ok && (c.Agent == a.ID || (c.State == model.StateQueued && a.Serves(c.Department))) {
+			return nil
+		}
+	}
+	return ErrForbidden
+}
+
+// Assign gives a queued (or another agent's) conversation to agent, even
+// when routing would not pick it (manual assignment).
+func (d *Desk) Assign(ctx context.Context, id model.ConvID, agent model.AgentID, by model.Author) error {
+	if _, ok := d.router.Agent(agent); !ok {
+		return fmt.Errorf("agent %s: %w", agent, ErrNotFound)
+	}
+	err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+		c, err := d.st.Conversation(ctx, id)
+		if err != nil {
+			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))
+		}
+		if !c.Active() {
+			return ErrInactive
+		}
+		if c.Agent == agent {
+			return nil
+		}
+		d.router.Reserve(agent)
+		if err := d.assignLocked(ctx, &c, agent, &by); err != nil {
+			d.router.Release(agent)
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		// The previous agent, if any, has one conversation fewer and may
+		// take a queued one.
+		d.Kick()
+	}
+	return err
+}
+
+// assignLocked runs on the conversation's actor with agent already
+// reserved. A conversation that had another agent becomes a transfer.
+func (d *Desk) assignLocked(ctx context.Context, c *model.Conversation, agent model.AgentID, by *model.Author) error {
+	now := d.Now()
+	prev := c.Agent
+	var evs []model.Event
+	if prev != "" {
+		vars := map[string]string{"from_agent": string(prev), "to_agent": string(agent)}
+		if by != nil {
+			vars["by_kind"], vars["by_id"] = string(by.Kind), by.ID
+		}
+		evs = append(evs, d.event(c, model.System, sysDraft(model.SysTransferred, "Chat transferred", vars), now))
+	}
+	d.setAgent(c, agent, now, &evs)
+	if err := d.commit(ctx, &store.Batch{Convs: []model.Conversation{*c}, Events: evs}, *c, evs, ""); err != nil {
+		return err
+	}
+	if prev != "" {
+		d.router.Release(prev)
+	}
+	d.router.Dequeue(c.ID)
+	return nil
+}
+
+// Transfer moves a conversation to another department: routing picks an
+// agent there, or the conversation waits in that department's queue.
+func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID, by model.Author) error {
+	if _, ok := d.departs[dept]; !ok && dept != "" {
+		return fmt.Errorf("%w: unknown department %q", ErrInvalid, dept)
+	}
+	err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+		c, err := d.st.Conversation(ctx, id)
+		if err != nil {
+			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))
+		}
+		if !c.Active() {
+			return ErrInactive
+		}
+		if err := d.mayAct(c, by); err != nil {
+			return err
+		}
+		now := d.Now()
+		prev := c.Agent
+		vars := map[string]string{"from_department": string(c.Department), "to_department": string(dept),
+			"from_agent": string(prev), "by_kind": string(by.Kind), "by_id": by.ID}
+		c.Department = dept
+		evs := []model.Event{d.event(&c, model.System, sysDraft(model.SysTransferred, "Chat transferred", vars), now)}
+		agent, picked := d.router.Pick(dept)
+		if picked && agent == prev {
+			// Keep serving it; give back the extra reservation.
+			d.router.Release(agent)
+		} else if picked {
+			d.setAgent(&c, agent, now, &evs)
+		} else {
+			c.Agent, c.State = "", model.StateQueued
+		}
+		if err := d.commit(ctx, &store.Batch{Convs: []model.Conversation{c}, Events: evs}, c, evs, ""); err != nil {
+			if picked && agent != prev {
+				d.router.Release(agent)
+			}
+			return err
+		}
+		if prev != "" && (!picked || agent != prev) {
+			d.router.Release(prev)
+		}
+		// Dequeue first in both cases: Enqueue ignores a conversation
+		// already queued, which would leave a queued conversation under
+		// its old department.
+		d.router.Dequeue(c.ID)
+		if !picked {
+			d.router.Enqueue(c.ID, dept, now)
+		}
+		return nil
+	})
+	if err == nil {
+		d.Kick()
+	}
+	return err
+}
+
+// Typing publishes an ephemeral typing indicator; nothing is stored.
+func (d *Desk) Typing(ctx context.Context, id model.ConvID, by model.Author, on bool, text, session string) error {
+	c, err := d.st.Conversation(ctx, id)
+	if err != nil {
+		return fmt.Errorf("conversation %s: %w", id, errNotFound(err))
+	}
+	if !c.Active() {
+		return ErrInactive
+	}
+	if err := d.mayAct(c, by); err != nil {
+		return err
+	}
+	if len(text) > d.limits.MaxText {
+		return ErrTooLarge
+	}
+	d.bus.Publish(hub.Notice{Conv: c, Typing: &hub.Typing{Author: by, On: on, Text: text}, Origin: session})
+	return nil
+}
+
+// AgentConnected records an agent session going up or down, and routes
+// queued conversations when the agent becomes available.
+func (d *Desk) AgentConnected(id model.AgentID, up bool) {
+	delta := -1
+	if up {
+		delta = 1
+	}
+	if d.router.Connect(id, delta) {
+		d.Kick()
+	}
+}
+
+// SetAccepting sets an agent's routing status.
+func (d *Desk) SetAccepting(id model.AgentID, accepting bool) {
+	if d.router.SetAccepting(id, accepting) {
+		d.Kick()
+	}
+}

@@ -1,0 +1,123 @@
+// Package hub serialises work per conversation and fans committed changes
+// out to subscribers. Actors give each key (a conversation, a visitor) a FIFO
+// of jobs run one at a time by a goroutine that exists only while the key has
+// work; the bus delivers notices to bounded subscriber queues and cuts off a
+// subscriber that falls behind instead of buffering without bound.
+package hub
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"sync"
+)
+
+const shardCount = 64
+
+// Actors runs jobs serially per key. The zero value is not usable; call
+// NewActors.
+type Actors struct {
+	seed    maphash.Seed
+	mailbox int
+	shards  [shardCount]actorShard
+}
+
+type actorShard struct {
+	mu sync.Mutex
+	m  map[string]*actor
+}
+
+type actor struct {
+	mbox chan job
+	refs int // jobs queued or running, guarded by the shard's mu
+}
+
+type job struct {
+	ctx  context.Context
+	fn   func(context.Context) error
+	errc chan error
+}
+
+// NewActors returns actors whose mailboxes hold up to mailbox jobs; a caller
+// finding a mailbox full waits, honouring its context.
+func NewActors(mailbox int) *Actors {
+	if mailbox <= 0 {
+		mailbox = 256
+	}
+	a := &Actors{seed: maphash.MakeSeed(), mailbox: mailbox}
+	for i := range a.shards {
+		a.shards[i].m = make(map[string]*actor)
+	}
+	return a
+}
+
+// Do runs fn on key's actor after every job queued before it, and returns
+// fn's error. fn receives the caller's context.
+func (a *Actors) Do(ctx context.Context, key string, fn func(context.Context) error) error {
+	sh := &a.shards[maphash.String(a.seed, key)%shardCount]
+	sh.mu.Lock()
+	act := sh.m[key]
+	if act == nil {
+		act = &actor{mbox: make(chan job, a.mailbox)}
+		sh.m[key] = act
+		go act.run(sh, key)
+	}
+	act.refs++
+	sh.mu.Unlock()
+
+	j := job{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	select {
+	case act.mbox <- j:
+	case <-ctx.Done():
+		// Not queued. The reference taken above passes to a no-op job sent
+		// in the background, so the actor still counts down to zero and
+		// exits once its mailbox drains.
+		go func() {
+			act.mbox <- job{ctx: context.Background(), fn: func(context.Context) error { return nil }, errc: make(chan error, 1)}
+		}()
+		return fmt.Errorf("actor %s: %w", key, ctx.Err())
+	}
+	return <-j.errc
+}
+
+func (act *actor) run(sh *actorShard, key string) {
+	for j := range act.mbox {
+		var err error
+		if j.ctx.Err() != nil {
+			err = fmt.Errorf("actor %s: %w", key, j.ctx.Err())
+		} else {
+			err = safeRun(j)
+		}
+		j.errc <- err
+		sh.mu.Lock()
+		act.refs--
+		if act.refs == 0 {
+			delete(sh.m, key)
+			sh.mu.Unlock()
+			return
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// safeRun turns a panic in a job into an error so that one bad command
+// cannot take the process (and every other conversation) down.
+func safeRun(j job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("actor job panicked: %v", r)
+		}
+	}()
+	return j.fn(j.ctx)
+}
+
+// Len reports how many keys have live actors (for metrics and tests).
+func (a *Actors) Len() int {
+	n := 0
+	for i := range a.shards {
+		a.shards[i].mu.Lock()
+		n += len(a.shards[i].m)
+		a.shards[i].mu.Unlock()
+	}
+	return n
+}

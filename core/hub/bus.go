@@ -1,0 +1,184 @@
+package hub
+
+import (
+	"errors"
+	"sync"
+
+	"chatgate/core/model"
+)
+
+// ErrSlow is why a subscriber that let its queue fill up was cut off.
+var ErrSlow = errors.New("subscriber too slow: queue full")
+
+// ErrUnsubscribed is the reason of a subscription its owner closed.
+var ErrUnsubscribed = errors.New("unsubscribed")
+
+// Typing is an ephemeral typing indicator (never stored).
+type Typing struct {
+	Author model.Author
+	On     bool
+	// Text is the sneak peek of what is being typed, when the protocol
+	// shares it.
+	Text string
+}
+
+// Notice is one committed change of a conversation (or an ephemeral typing
+// indicator) as it fans out. Conv is the conversation after the change;
+// Events are the events the change appended, in order.
+type Notice struct {
+	Conv   model.Conversation
+	Events []model.Event
+	Typing *Typing
+	// Origin is an opaque tag of the session that caused the change, so
+	// that a surface can recognise its own requests (e.g. to echo a
+	// request_id on the push that answers it).
+	Origin string
+}
+
+// Sub is a bounded queue of notices.
+type Sub struct {
+	c    chan Notice
+	done chan struct{}
+	once sync.Once
+	err  error
+	drop func(*Sub)
+}
+
+// C delivers notices. It is never closed: select on Done too.
+func (s *Sub) C() <-chan Notice { return s.c }
+
+// Done is closed when the subscription ends (Close, or cut off as slow).
+func (s *Sub) Done() <-chan struct{} { return s.done }
+
+// Err says why the subscription ended; valid after Done is closed.
+func (s *Sub) Err() error { <-s.done; return s.err }
+
+// Close ends the subscription.
+func (s *Sub) Close() { s.end(ErrUnsubscribed) }
+
+func (s *Sub) end(err error) {
+	s.once.Do(func() {
+		s.err = err
+		close(s.done)
+		s.drop(s)
+	})
+}
+
+// Bus fans notices out to per-conversation subscribers and to desk-wide
+// subscribers (agent sessions, which see every conversation and filter).
+type Bus struct {
+	shards [shardCount]busShard
+	deskMu sync.RWMutex
+	desk   map[*Sub]struct{}
+}
+
+type busShard struct {
+	mu   sync.RWMutex
+	subs map[model.ConvID]map[*Sub]struct{}
+}
+
+// NewBus returns an empty bus.
+func NewBus() *Bus {
+	b := &Bus{desk: make(map[*Sub]struct{})}
+	for i := range b.shards {
+		b.shards[i].subs = make(map[model.ConvID]map[*Sub]struct{})
+	}
+	return b
+}
+
+func (b *Bus) shard(id model.ConvID) *busShard {
+	var h uint32 = 2166136261
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	return &b.shards[h%shardCount]
+}
+
+// SubscribeConv follows one conversation with a queue of size notices.
+func (b *Bus) SubscribeConv(id model.ConvID, size int) *Sub {
+	sh := b.shard(id)
+	s := newSub(size, func(s *Sub) {
+		sh.mu.Lock()
+		if m := sh.subs[id]; m != nil {
+			delete(m, s)
+			if len(m) == 0 {
+				delete(sh.subs, id)
+			}
+		}
+		sh.mu.Unlock()
+	})
+	sh.mu.Lock()
+	m := sh.subs[id]
+	if m == nil {
+		m = make(map[*Sub]struct{})
+		sh.subs[id] = m
+	}
+	m[s] = struct{}{}
+	sh.mu.Unlock()
+	return s
+}
+
+// SubscribeDesk follows every conversation with a queue of size notices.
+func (b *Bus) SubscribeDesk(size int) *Sub {
+	s := newSub(size, func(s *Sub) {
+		b.deskMu.Lock()
+		delete(b.desk, s)
+		b.deskMu.Unlock()
+	})
+	b.deskMu.Lock()
+	b.desk[s] = struct{}{}
+	b.deskMu.Unlock()
+	return s
+}
+
+func newSub(size int, drop func(*Sub)) *Sub {
+	if size <= 0 {
+		size = 64
+	}
+	return &Sub{c: make(chan Notice, size), done: make(chan struct{}), drop: drop}
+}
+
+// Publish delivers n to its conversation's subscribers and the desk's. It
+// never blocks: a subscriber whose queue is full is cut off with ErrSlow.
+func (b *Bus) Publish(n Notice) {
+	var slow []*Sub
+	offer := func(s *Sub) {
+		select {
+		case <-s.done:
+		case s.c <- n:
+		default:
+			slow = append(slow, s)
+		}
+	}
+	sh := b.shard(n.Conv.ID)
+	sh.mu.RLock()
+	for s := range sh.subs[n.Conv.ID] {
+		offer(s)
+	}
+	sh.mu.RUnlock()
+	b.deskMu.RLock()
+	for s := range b.desk {
+		offer(s)
+	}
+	b.deskMu.RUnlock()
+	for _, s := range slow {
+		s.end(ErrSlow)
+	}
+}
+
+// Subscribers counts live subscriptions (for metrics and tests).
+func (b *Bus) Subscribers() int {
+	n := 0
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.RLock()
+		for _, m := range sh.subs {
+			n += len(m)
+		}
+		sh.mu.RUnlock()
+	}
+	b.deskMu.RLock()
+	n += len(b.desk)
+	b.deskMu.RUnlock()
+	return n
+}

@@ -1,0 +1,210 @@
+// Package model holds chatgate's protocol-neutral conversation model: the
+// nouns every surface and connector translates to and from. It knows no
+// protocol, no transport and no storage engine.
+package model
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Typed identifiers keep a conversation id from being passed where a visitor
+// id is expected. All of them are minted by the core (see NewID) and never
+// taken from a client; foreign ids live in the store's mapping tables.
+type (
+	VisitorID string
+	ConvID    string
+	AgentID   string
+	DeptID    string
+)
+
+// State is where a conversation is in its life.
+type State string
+
+const (
+	// StateQueued: started, waiting for an agent to accept it.
+	StateQueued State = "queued"
+	// StateOpen: served by an agent.
+	StateOpen State = "open"
+	// StateClosed: ended; no more events may be posted.
+	StateClosed State = "closed"
+)
+
+// AuthorKind says who wrote an event.
+type AuthorKind string
+
+const (
+	AuthorVisitor AuthorKind = "visitor"
+	AuthorAgent   AuthorKind = "agent"
+	AuthorSystem  AuthorKind = "system"
+)
+
+// Author identifies the writer of an event or the actor of a command. ID is a
+// VisitorID or AgentID depending on Kind, empty for the system.
+type Author struct {
+	Kind AuthorKind `json:"kind"`
+	ID   string     `json:"id,omitempty"`
+	Name string     `json:"name,omitempty"`
+}
+
+// System is the author of events the gateway itself writes.
+var System = Author{Kind: AuthorSystem}
+
+// EventKind tags the body of an event.
+type EventKind string
+
+const (
+	KindMessage    EventKind = "message"
+	KindSystem     EventKind = "system_message"
+	KindFile       EventKind = "file"
+	KindForm       EventKind = "filled_form"
+	KindAnnotation EventKind = "annotation"
+	KindCustom     EventKind = "custom"
+)
+
+// Valid reports whether k is a kind the core knows.
+func (k EventKind) Valid() bool {
+	switch k {
+	case KindMessage, KindSystem, KindFile, KindForm, KindAnnotation, KindCustom:
+		return true
+	}
+	return false
+}
+
+// Visibility restricts who may see an event. Agents-only events never reach a
+// visitor on any surface.
+type Visibility string
+
+const (
+	VisibleAll    Visibility = "all"
+	VisibleAgents Visibility = "agents"
+)
+
+// System message subtypes the core writes itself. Surfaces translate them to
+// their own vocabulary (v2 agent_details, RTM system_message, RC message t).
+const (
+	SysWelcome     = "welcome_message"
+	SysStarted     = "chat_started"
+	SysQueued      = "chat_queued"
+	SysAssigned    = "agent_joined"
+	SysTransferred = "chat_transferred"
+	SysClosed      = "chat_closed"
+)
+
+// File is the body of a KindFile event.
+type File struct {
+	Name        string `json:"name"`
+	URL         string `json:"url"`
+	ContentType string `json:"content_type,omitempty"`
+	Size        int64  `json:"size,omitempty"`
+	Width       int    `json:"width,omitempty"`
+	Height      int    `json:"height,omitempty"`
+}
+
+// FormField is one answered field of a filled form.
+type FormField struct {
+	ID     string          `json:"id,omitempty"`
+	Type   string          `json:"type,omitempty"`
+	Label  string          `json:"label"`
+	Answer json.RawMessage `json:"answer,omitempty"`
+}
+
+// Form is the body of a KindForm event.
+type Form struct {
+	ID     string      `json:"id,omitempty"`
+	Type   string      `json:"type,omitempty"` // prechat, postchat, ticket
+	Fields []FormField `json:"fields"`
+}
+
+// Event is one entry of a conversation's log. Seq is dense per conversation,
+// starting at 1; it is the cursor every protocol's paging derives from.
+type Event struct {
+	Conv       ConvID     `json:"conv"`
+	Seq        uint64     `json:"seq"`
+	ID         string     `json:"id"`
+	Kind       EventKind  `json:"kind"`
+	Author     Author     `json:"author"`
+	At         time.Time  `json:"at"`
+	Visibility Visibility `json:"visibility,omitempty"`
+	// ClientKey is the client-chosen id (RC message _id, v3 custom_id), kept
+	// so that surfaces can echo it back.
+	ClientKey string `json:"client_key,omitempty"`
+
+	Text string `json:"text,omitempty"`
+	// Subtype qualifies system messages (Sys* constants) and annotations.
+	Subtype string            `json:"subtype,omitempty"`
+	Vars    map[string]string `json:"vars,omitempty"`
+	File    *File             `json:"file,omitempty"`
+	Form    *Form             `json:"form,omitempty"`
+	// Custom carries custom events and kinds the core passes through as is.
+	Custom json.RawMessage `json:"custom,omitempty"`
+	// Props are the event's namespaced properties.
+	Props map[string]map[string]json.RawMessage `json:"props,omitempty"`
+}
+
+// VisibleToVisitor reports whether a visitor-side surface may show e.
+func (e *Event) VisibleToVisitor() bool { return e.Visibility != VisibleAgents }
+
+// Visitor is a person on the widget side.
+type Visitor struct {
+	ID        VisitorID         `json:"id"`
+	Name      string            `json:"name,omitempty"`
+	Email     string            `json:"email,omitempty"`
+	Fields    map[string]string `json:"fields,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+// Agent is a person on the desk side. Agents come from configuration.
+type Agent struct {
+	ID          AgentID  `json:"id"`
+	Name        string   `json:"name"`
+	JobTitle    string   `json:"job_title,omitempty"`
+	Avatar      string   `json:"avatar,omitempty"`
+	Departments []DeptID `json:"departments,omitempty"`
+	// MaxChats caps the open conversations routing gives the agent; 0 means
+	// no cap.
+	MaxChats int `json:"max_chats,omitempty"`
+}
+
+// Serves reports whether the agent takes conversations of department d. An
+// agent with no departments serves all of them, and a conversation with no
+// department may be served by any agent.
+func (a *Agent) Serves(d DeptID) bool {
+	if len(a.Departments) == 0 || d == "" {
+		return true
+	}
+	for _, x := range a.Departments {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// Department groups agents; a conversation belongs to one.
+type Department struct {
+	ID   DeptID `json:"id"`
+	Name string `json:"name"`
+}
+
+// Conversation is one visitor session from start to close.
+type Conversation struct {
+	ID         ConvID    `json:"id"`
+	Visitor    VisitorID `json:"visitor"`
+	Department DeptID    `json:"department,omitempty"`
+	State      State     `json:"state"`
+	Agent      AgentID   `json:"agent,omitempty"`
+	// Origin names the surface or connector the conversation started on.
+	Origin     string    `json:"origin,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	AssignedAt time.Time `json:"assigned_at,omitzero"`
+	ClosedAt   time.Time `json:"closed_at,omitzero"`
+	ClosedBy   *Author   `json:"closed_by,omitempty"`
+	// LastSeq is the sequence number of the newest event (0 = none yet).
+	LastSeq uint64 `json:"last_seq"`
+	// Props are the conversation's namespaced properties.
+	Props map[string]map[string]json.RawMessage `json:"props,omitempty"`
+}
+
+// Active reports whether events may still be posted.
+func (c *Conversation) Active() bool { return c.State != StateClosed }

@@ -1,0 +1,5 @@
+package bolt
+
+import "testing"
+
+func BenchmarkTmpNoSync(b *testing.B) { benchCommitOpts(b, 128, Options{NoSync: true}) }
