@@ -5,11 +5,15 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/chatgate ./cmd/chatgate
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/chatgate ./cmd/chatgate \
+ && mkdir -p /out/data
 
 # Run stage: no shell, no package manager, a non-root user, data on a volume.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/chatgate /usr/local/bin/chatgate
+# The volume's mount point belongs to the nonroot user (uid 65532) so that a
+# fresh named volume is writable.
+COPY --from=build --chown=65532:65532 /out/data /data
 ENV CHATGATE_ADDR=0.0.0.0:8080 \
     CHATGATE_DATA=/data/chatgate.db \
     CHATGATE_LOG_FORMAT=json

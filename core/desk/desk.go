@@ -253,7 +253,10 @@ func sysDraft(subtype, text string, vars map[string]string) Draft {
 // commit writes the batch, then publishes the change. It is the only place
 // that publishes committed state: fan-out never runs ahead of the disk.
 func (d *Desk) commit(ctx context.Context, b *store.Batch, c model.Conversation, evs []model.Event, origin string) error {
-	if err := d.st.Commit(ctx, b); err != nil {
+	// Not cancelled with the caller: a store may write a batch yet report
+	// the caller's ctx.Err() (store/bolt does once the batch is queued),
+	// and the router's memory must follow what was really written.
+	if err := d.st.Commit(context.WithoutCancel(ctx), b); err != nil {
 		return err
 	}
 	if d.onEv != nil && len(evs) > 0 {

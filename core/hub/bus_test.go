@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"chatgate/core/model"
@@ -222,6 +223,7 @@ func TestBusConcurrentPublishAndSubscribe(t *testing.T) {
 			default:
 			}
 			b.Publish(notice(model.ConvID([]string{"A", "B", "C"}[i%3]), i))
+			runtime.Gosched() // let the subscribers run on one CPU too
 		}
 	}()
 	done := make(chan struct{})
