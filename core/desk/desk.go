@@ -340,6 +340,9 @@ type StartRequest struct {
 // (ErrVisitorBusy otherwise, with the open one returned), routes it to an
 // agent or the queue, and returns it with the events it appended.
 func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation, []model.Event, error) {
+	if req.Author.Kind == model.AuthorVisitor && req.Author.ID != string(req.Visitor) {
+		return model.Conversation{}, nil, fmt.Errorf("%w: a visitor starts only its own conversation", ErrForbidden)
+	}
 	if req.Department != "" {
 		if _, ok := d.departs[req.Department]; !ok {
 			return model.Conversation{}, nil, fmt.Errorf("%w: unknown department %q", ErrInvalid, req.Department)
@@ -454,7 +457,7 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		return model.Event{}, false, err
 	}
 	if req.IdemKey != "" {
-		if e, ok, err := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv); ok || err != nil {
+		if e, ok, err := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv, req.Author); ok || err != nil {
 			return e, ok, err
 		}
 	}
@@ -513,7 +516,7 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 	})
 	if errors.Is(err, store.ErrConflict) && req.IdemKey != "" {
 		// The key was used concurrently on another conversation actor.
-		if e, ok, rerr := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv); ok || rerr != nil {
+		if e, ok, rerr := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv, req.Author); ok || rerr != nil {
 			return e, ok, rerr
 		}
 	}
@@ -521,8 +524,9 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 }
 
 // replay returns the event an idempotency key produced, if any. A key that
-// produced an event in another conversation is a client error.
-func (d *Desk) replay(ctx context.Context, system, key string, conv model.ConvID) (model.Event, bool, error) {
+// produced an event in another conversation, or another author's event, is a
+// client error: replaying it would hand one client another's event.
+func (d *Desk) replay(ctx context.Context, system, key string, conv model.ConvID, author model.Author) (model.Event, bool, error) {
 	idem, err := d.st.Idempotent(ctx, system, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return model.Event{}, false, nil
@@ -536,6 +540,9 @@ func (d *Desk) replay(ctx context.Context, system, key string, conv model.ConvID
 	evs, err := d.st.Events(ctx, idem.Conv, idem.Seq, 1)
 	if err != nil || len(evs) == 0 {
 		return model.Event{}, false, fmt.Errorf("event of idempotency key: %w", errors.Join(err, ErrNotFound))
+	}
+	if evs[0].Author.Kind != author.Kind || evs[0].Author.ID != author.ID {
+		return model.Event{}, false, fmt.Errorf("%w: id already used by another author", ErrInvalid)
 	}
 	return evs[0], true, nil
 }

@@ -783,3 +783,23 @@ func TestNoticesOnlyAfterCommit(t *testing.T) {
 		t.Fatalf("checker saw %d notices, want 25", seen)
 	}
 }
+
+// TestReplayRefusesAnotherAuthor: an idempotency key is never a way to read
+// another author's event (a guessed Rocket.Chat message _id, say).
+func TestReplayRefusesAnotherAuthor(t *testing.T) {
+	e := newEnv(t, config{})
+	ctx := context.Background()
+	vis := e.visitor("replay-owner")
+	conv, _ := e.start(vis, "")
+	owner := visitorAuthor(vis)
+	if _, _, err := e.d.Post(ctx, PostRequest{Conv: conv.ID, Author: owner, Draft: Draft{Text: "secret"}, IdemSystem: "t", IdemKey: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, dup, err := e.d.Post(ctx, PostRequest{Conv: conv.ID, Author: model.System, Draft: Draft{Text: "x"}, IdemSystem: "t", IdemKey: "k1"}); !errors.Is(err, ErrInvalid) || dup {
+		t.Fatalf("replay by another author: dup=%v err=%v, want ErrInvalid", dup, err)
+	}
+	other := e.visitor("other")
+	if _, _, err := e.d.Start(ctx, StartRequest{Visitor: other.ID, Author: owner}); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("start for another visitor: %v, want ErrForbidden", err)
+	}
+}
