@@ -472,12 +472,11 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 		page = page[:0]
 		err := s.db.View(func(tx *bbolt.Tx) error {
 			c := tx.Bucket(bConvs).Cursor()
-			k, v := c.First()
-			if after != nil {
-				k, v = c.Seek(after)
-				if k != nil && bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
+			var k, v []byte
+			if after == nil {
+				k, v = c.First()
+			} else if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, v = c.Next()
 			}
 			for ; k != nil && len(page) < convPage; k, v = c.Next() {
 				var conv model.Conversation

@@ -1042,7 +1042,7 @@ func b2i(b bool) int {
 func testConversationsScan(t *testing.T, open func(t *testing.T) store.Store) {
 	s := fresh(t, open)
 	ctx := t.Context()
-	const n = 10
+	const n = 700 // enough for a backend that reads in pages to turn some
 	want := map[model.ConvID]model.Conversation{}
 	var b store.Batch
 	for i := range n {
@@ -1074,7 +1074,7 @@ func testConversationsScan(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Errorf("saw %d conversations, want %d", len(seen), n)
 		}
 	})
-	for _, stop := range []int{1, 3, n - 1} {
+	for _, stop := range []int{1, 3, 256, 257, n - 1, n} {
 		t.Run(fmt.Sprint("stop after ", stop), func(t *testing.T) {
 			calls := 0
 			err := s.Conversations(ctx, func(model.Conversation) bool {
