@@ -1,0 +1,76 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestEmbeddedDefaultsAreValid(t *testing.T) {
+	c, err := Load("", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Addr != "127.0.0.1:8080" || c.LiveChat.V2.PollTimeout != 30*time.Second || !c.LiveChat.AgentRTM.Enabled || len(c.Agents) != 0 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestLoadLayers(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	agent := "agents:\n  - id: a@x\n    name: A\n    token: 0123456789abcdef\n    departments: [\"0\"]\n"
+	cases := []struct {
+		name    string
+		file    string
+		env     map[string]string
+		check   func(*Config) bool
+		wantErr string
+	}{
+		{"file overrides default", "server:\n  addr: 127.0.0.1:9999\n", nil,
+			func(c *Config) bool { return c.Server.Addr == "127.0.0.1:9999" && c.Store.Path == "chatgate.db" }, ""},
+		{"env overrides file", "server:\n  addr: 127.0.0.1:9999\n", map[string]string{"CHATGATE_ADDR": "127.0.0.1:1", "CHATGATE_V2_POLL_TIMEOUT": "5s"},
+			func(c *Config) bool { return c.Server.Addr == "127.0.0.1:1" && c.LiveChat.V2.PollTimeout == 5*time.Second }, ""},
+		{"agent token from env", agent, map[string]string{"CHATGATE_AGENT_0_TOKEN": "from-environment-123"},
+			func(c *Config) bool { return c.Agents[0].Token == "from-environment-123" }, ""},
+		{"unknown field", "server:\n  adr: x\n", nil, nil, "adr"},
+		{"bad duration env", "", map[string]string{"CHATGATE_SHUTDOWN_TIMEOUT": "soon"}, nil, "CHATGATE_SHUTDOWN_TIMEOUT"},
+		{"short token", "agents:\n  - id: a@x\n    token: short\n", nil, nil, "at least 16"},
+		{"duplicate agent", "agents:\n  - {id: a@x, token: 0123456789abcdef}\n  - {id: a@x, token: fedcba9876543210}\n", nil, nil, "repeated"},
+		{"unknown department", "agents:\n  - {id: a@x, token: 0123456789abcdef, departments: [\"9\"]}\n", nil, nil, "unknown department"},
+		{"bad routing status", "routing:\n  default_status: maybe\n", nil, nil, "default_status"},
+		{"frame below text", "limits:\n  max_text_bytes: 100\n  max_frame_bytes: 50\n", nil, nil, "max_frame_bytes"},
+		{"malformed yaml", "server: [", nil, nil, "config"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := write(strings.ReplaceAll(tc.name, " ", "_")+".yaml", tc.file)
+			c, err := Load(p, env(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("config not as expected: %+v", c)
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml"), env(nil)); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
