@@ -40,7 +40,9 @@ func TestLoadLayers(t *testing.T) {
 		{"file overrides default", "server:\n  addr: 127.0.0.1:9999\n", nil,
 			func(c *Config) bool { return c.Server.Addr == "127.0.0.1:9999" && c.Store.Path == "chatgate.db" }, ""},
 		{"env overrides file", "server:\n  addr: 127.0.0.1:9999\n", map[string]string{"CHATGATE_ADDR": "127.0.0.1:1", "CHATGATE_V2_POLL_TIMEOUT": "5s"},
-			func(c *Config) bool { return c.Server.Addr == "127.0.0.1:1" && c.LiveChat.V2.PollTimeout == 5*time.Second }, ""},
+			func(c *Config) bool {
+				return c.Server.Addr == "127.0.0.1:1" && c.LiveChat.V2.PollTimeout == 5*time.Second
+			}, ""},
 		{"agent token from env", agent, map[string]string{"CHATGATE_AGENT_0_TOKEN": "from-environment-123"},
 			func(c *Config) bool { return c.Agents[0].Token == "from-environment-123" }, ""},
 		{"unknown field", "server:\n  adr: x\n", nil, nil, "adr"},

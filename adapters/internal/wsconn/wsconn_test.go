@@ -166,7 +166,9 @@ func TestPingKeepsAlive(t *testing.T) {
 func TestSilentPeerTimesOut(t *testing.T) {
 	c, cli := pair(t, Options{ReadTimeout: 100 * time.Millisecond, PingInterval: 30 * time.Millisecond})
 	cli.SetPingHandler(func(string) error { return nil }) // swallow pings
+	clientDone := make(chan struct{})
 	go func() {
+		defer close(clientDone)
 		for {
 			if _, _, err := cli.ReadMessage(); err != nil {
 				return
@@ -182,6 +184,7 @@ func TestSilentPeerTimesOut(t *testing.T) {
 	}
 	c.Close(ReasonTimeout)
 	_ = c.Wait(context.Background())
+	<-clientDone // the close frame ends the client's read loop
 }
 
 func TestReadLimit(t *testing.T) {

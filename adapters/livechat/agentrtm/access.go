@@ -1,0 +1,119 @@
+package agentrtm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"chatgate/adapters/livechat/wire"
+	"chatgate/core/model"
+	"chatgate/store"
+)
+
+// canSee reports whether the agent may see a conversation: it serves it,
+// or it is queued in a department the agent serves.
+func (c *client) canSee(conv model.Conversation) bool {
+	if conv.Agent != "" {
+		return conv.Agent == c.agent.ID
+	}
+	return conv.State == model.StateQueued && c.agent.Serves(conv.Department)
+}
+
+// errChatNotFound answers every chat the agent may not see, existing or
+// not, the same way.
+func errChatNotFound() *wire.Error { return wire.Errorf(wire.NotFound, "Chat not found") }
+
+// latestThread returns a chat's newest thread (the only one that can be
+// active) if the agent may see it.
+func (c *client) latestThread(ctx context.Context, chatID string) (model.Conversation, error) {
+	ids, err := c.s.d.Store().VisitorConversations(ctx, model.VisitorID(chatID))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && len(ids) == 0) {
+		return model.Conversation{}, errChatNotFound()
+	}
+	if err != nil {
+		return model.Conversation{}, fmt.Errorf("threads of %s: %w", chatID, err)
+	}
+	return c.thread(ctx, chatID, ids[len(ids)-1])
+}
+
+// thread returns one thread of a chat if the agent may see it.
+func (c *client) thread(ctx context.Context, chatID string, id model.ConvID) (model.Conversation, error) {
+	conv, err := c.s.d.Store().Conversation(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return conv, errChatNotFound()
+	}
+	if err != nil {
+		return conv, fmt.Errorf("thread %s: %w", id, err)
+	}
+	if string(conv.Visitor) != chatID || !c.canSee(conv) {
+		return model.Conversation{}, errChatNotFound()
+	}
+	return conv, nil
+}
+
+// visibleChats lists the chats whose newest thread the agent may see
+// (activeOnly: and that thread is active), one conversation per chat.
+//
+// It scans every conversation: the store has no index by agent or state
+// yet (see the package report); fine for one node's worth of chats.
+func (c *client) visibleChats(ctx context.Context, activeOnly bool) ([]model.Conversation, error) {
+	latest := make(map[model.VisitorID]model.Conversation)
+	err := c.s.d.Store().Conversations(ctx, func(conv model.Conversation) bool {
+		if cur, ok := latest[conv.Visitor]; !ok || newer(conv, cur) {
+			latest[conv.Visitor] = conv
+		}
+		return ctx.Err() == nil
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan conversations: %w", err)
+	}
+	out := make([]model.Conversation, 0, len(latest))
+	for _, conv := range latest {
+		if c.canSee(conv) && (!activeOnly || conv.Active()) {
+			out = append(out, conv)
+		}
+	}
+	return out, nil
+}
+
+// newer orders a visitor's conversations; ids are time-ordered ULIDs and
+// break ties.
+func newer(a, b model.Conversation) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.After(b.CreatedAt)
+	}
+	return a.ID > b.ID
+}
+
+// summaryEvents is how many of a thread's latest events a chat summary
+// reads to fill last_event_per_type.
+const summaryEvents = 50
+
+func (c *client) summary(ctx context.Context, conv model.Conversation) (wire.ChatSummary, error) {
+	d, err := c.s.src.Load(ctx, conv, wire.LoadOptions{Last: summaryEvents})
+	if err != nil {
+		return wire.ChatSummary{}, err
+	}
+	return wire.RenderAgentSummary(&d), nil
+}
+
+// summaries renders the visible chats, newest thread first.
+func (c *client) summaries(ctx context.Context, activeOnly bool) ([]wire.ChatSummary, error) {
+	convs, err := c.visibleChats(ctx, activeOnly)
+	if err != nil {
+		return nil, err
+	}
+	sortChats(convs, orderDesc)
+	out := make([]wire.ChatSummary, 0, len(convs))
+	for _, conv := range convs {
+		s, err := c.summary(ctx, conv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

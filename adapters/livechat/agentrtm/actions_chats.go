@@ -1,0 +1,220 @@
+package agentrtm
+
+import (
+	"context"
+	"encoding/json"
+
+	"chatgate/adapters/livechat/wire"
+	"chatgate/core/desk"
+	"chatgate/core/model"
+)
+
+const (
+	defaultListLimit = 10
+	maxListLimit     = 100
+	maxCustomID      = 256
+)
+
+type listChatsRequest struct {
+	Limit     *int   `json:"limit"`
+	SortOrder string `json:"sort_order"`
+	PageID    string `json:"page_id"`
+	// filters are accepted and not applied yet.
+	Filters json.RawMessage `json:"filters"`
+}
+
+// ListChatsResponse is list_chats' payload.
+type ListChatsResponse struct {
+	ChatsSummary   []wire.ChatSummary `json:"chats_summary"`
+	FoundChats     int                `json:"found_chats"`
+	NextPageID     string             `json:"next_page_id,omitempty"`
+	PreviousPageID string             `json:"previous_page_id,omitempty"`
+}
+
+// listChats pages through the chats the agent may see (active and
+// inactive), ordered by their newest thread's creation (sort_order desc by
+// default). A page_id carries its listing's sort order and limit, which
+// win over the request's.
+func listChats(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p listChatsRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	k := cursor{Order: orderDesc, Limit: defaultListLimit}
+	switch p.SortOrder {
+	case "", orderDesc:
+	case orderAsc:
+		k.Order = orderAsc
+	default:
+		return nil, wire.Errorf(wire.Validation, "sort_order must be asc or desc")
+	}
+	if p.Limit != nil {
+		if *p.Limit < 1 || *p.Limit > maxListLimit {
+			return nil, wire.Errorf(wire.Validation, "limit must be between 1 and %d", maxListLimit)
+		}
+		k.Limit = *p.Limit
+	}
+	var from *cursor
+	if p.PageID != "" {
+		pk, err := decodeCursor(p.PageID)
+		if err != nil {
+			return nil, err
+		}
+		k.Order, k.Limit, from = pk.Order, pk.Limit, &pk
+	}
+	convs, err := c.visibleChats(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	sortChats(convs, k.Order)
+	pg, next, prev := page(convs, k, from)
+	out := ListChatsResponse{ChatsSummary: make([]wire.ChatSummary, 0, len(pg)), FoundChats: len(convs),
+		NextPageID: next, PreviousPageID: prev}
+	for _, conv := range pg {
+		s, err := c.summary(ctx, conv)
+		if err != nil {
+			return nil, err
+		}
+		out.ChatsSummary = append(out.ChatsSummary, s)
+	}
+	return out, nil
+}
+
+type getChatRequest struct {
+	ChatID   string `json:"chat_id"`
+	ThreadID string `json:"thread_id"`
+}
+
+// getChat returns a chat with one thread (the newest by default) and all
+// of that thread's events.
+func getChat(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p getChatRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.ChatID == "" {
+		return nil, wire.Errorf(wire.Validation, "chat_id is required")
+	}
+	var (
+		conv model.Conversation
+		err  error
+	)
+	if p.ThreadID != "" {
+		conv, err = c.thread(ctx, p.ChatID, model.ConvID(p.ThreadID))
+	} else {
+		conv, err = c.latestThread(ctx, p.ChatID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d, err := c.s.src.Load(ctx, conv, wire.LoadOptions{Neighbour: c.canSee})
+	if err != nil {
+		return nil, err
+	}
+	return wire.RenderChat(&d, wire.ForAgent), nil
+}
+
+type eventRequest struct {
+	Type       string                                `json:"type"`
+	Text       string                                `json:"text"`
+	CustomID   string                                `json:"custom_id"`
+	Visibility string                                `json:"visibility"`
+	Properties map[string]map[string]json.RawMessage `json:"properties"`
+	Content    json.RawMessage                       `json:"content"`
+}
+
+type sendEventRequest struct {
+	ChatID string        `json:"chat_id"`
+	Event  *eventRequest `json:"event"`
+}
+
+// SendEventResponse is send_event's payload.
+type SendEventResponse struct {
+	EventID string `json:"event_id"`
+}
+
+// draft turns a v3 event into a core draft. message and custom events are
+// supported; other types are a validation error for now.
+func (e *eventRequest) draft() (desk.Draft, error) {
+	d := desk.Draft{ClientKey: e.CustomID, Props: e.Properties}
+	if len(e.CustomID) > maxCustomID {
+		return d, wire.Errorf(wire.Validation, "custom_id is longer than %d bytes", maxCustomID)
+	}
+	switch e.Visibility {
+	case "", string(model.VisibleAll), string(model.VisibleAgents):
+		d.Visibility = model.Visibility(e.Visibility)
+	default:
+		return d, wire.Errorf(wire.Validation, "visibility must be all or agents")
+	}
+	switch e.Type {
+	case "message":
+		d.Kind, d.Text = model.KindMessage, e.Text
+	case "custom":
+		d.Kind, d.Custom = model.KindCustom, e.Content
+	case "":
+		return d, wire.Errorf(wire.Validation, "event.type is required")
+	default:
+		return d, wire.Errorf(wire.Validation, "Unsupported event type")
+	}
+	return d, nil
+}
+
+// sendEvent posts an event to the chat's active thread. The requesting
+// connection gets both the response and the incoming_event push tagged
+// with its request_id (§2.2); they may arrive in either order.
+func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p sendEventRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.ChatID == "" {
+		return nil, wire.Errorf(wire.Validation, "chat_id is required")
+	}
+	if p.Event == nil {
+		return nil, wire.Errorf(wire.Validation, "event is required")
+	}
+	draft, err := p.Event.draft()
+	if err != nil {
+		return nil, err
+	}
+	conv, err := c.latestThread(ctx, p.ChatID)
+	if err != nil {
+		return nil, err
+	}
+	if !conv.Active() {
+		return nil, wire.NewError(wire.ChatInactive)
+	}
+	ev, _, err := c.s.d.Post(ctx, desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft,
+		Session: c.origin(req.RequestID)})
+	if err != nil {
+		return nil, err
+	}
+	return SendEventResponse{EventID: wire.EventID(ev.Conv, ev.Seq)}, nil
+}
+
+type deactivateChatRequest struct {
+	ID string `json:"id"`
+	// ignore_requester_presence is accepted and ignored.
+}
+
+// deactivateChat closes the chat's active thread with the agent as author.
+func deactivateChat(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p deactivateChatRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.ID == "" {
+		return nil, wire.Errorf(wire.Validation, "id is required")
+	}
+	conv, err := c.latestThread(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !conv.Active() {
+		return nil, wire.NewError(wire.ChatInactive)
+	}
+	if _, err := c.s.d.Close(ctx, conv.ID, c.author(), "", c.origin(req.RequestID)); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}

@@ -1,0 +1,180 @@
+package agentrtm
+
+import (
+	"context"
+	"errors"
+
+	"chatgate/adapters/livechat/wire"
+	"chatgate/core/hub"
+	"chatgate/core/model"
+)
+
+// Push payloads (§2.8).
+type (
+	IncomingChat struct {
+		RequesterID string    `json:"requester_id,omitempty"`
+		Chat        wire.Chat `json:"chat"`
+	}
+	IncomingEvent struct {
+		ChatID   string     `json:"chat_id"`
+		ThreadID string     `json:"thread_id"`
+		Event    wire.Event `json:"event"`
+	}
+	ChatDeactivated struct {
+		ChatID   string `json:"chat_id"`
+		ThreadID string `json:"thread_id"`
+		UserID   string `json:"user_id,omitempty"`
+	}
+	TypingIndicator struct {
+		AuthorID   string `json:"author_id"`
+		Visibility string `json:"visibility"`
+		Timestamp  int64  `json:"timestamp"`
+		IsTyping   bool   `json:"is_typing"`
+	}
+	IncomingTyping struct {
+		ChatID          string          `json:"chat_id"`
+		ThreadID        string          `json:"thread_id"`
+		TypingIndicator TypingIndicator `json:"typing_indicator"`
+	}
+	SneakPeek struct {
+		AuthorID  string `json:"author_id"`
+		Text      string `json:"text"`
+		Timestamp int64  `json:"timestamp"`
+	}
+	IncomingSneakPeek struct {
+		ChatID    string    `json:"chat_id"`
+		ThreadID  string    `json:"thread_id"`
+		SneakPeek SneakPeek `json:"sneak_peek"`
+	}
+)
+
+// pump turns the desk's notices into this connection's pushes until ctx
+// ends or the subscription does. A subscription the bus cut off (the pump
+// fell behind) ends the session with internal_error: the agent app
+// reconnects and gets a fresh summary at login.
+func (c *client) pump(ctx context.Context, sub *hub.Sub) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.Done():
+			if errors.Is(sub.Err(), hub.ErrSlow) {
+				c.s.log.Warn().Str("conn", c.id).Str("agent", string(c.agent.ID)).Msg("agent session fell behind the desk")
+				c.bye(reasonInternal)
+			}
+			return
+		case n := <-sub.C():
+			if err := c.onNotice(ctx, n); err != nil && ctx.Err() == nil {
+				c.logError(err)
+			}
+		}
+	}
+}
+
+// relevant reports whether a notice concerns this agent: a conversation it
+// may see, or an unassigned one of its departments that just closed (it
+// was shown as queued, so its end must be shown too).
+func (c *client) relevant(conv model.Conversation) bool {
+	return c.canSee(conv) ||
+		(conv.Agent == "" && conv.State == model.StateClosed && c.agent.Serves(conv.Department))
+}
+
+// onNotice pushes what one committed change means to this agent:
+//
+//   - the agent joined (an agent_joined event names it: assigned at start,
+//     from the queue, by transfer or by answering a queued chat):
+//     incoming_chat with the thread up to that event, then incoming_event
+//     for the events after it;
+//   - a conversation started queued, or was transferred into the queue, in
+//     a department the agent serves: incoming_chat;
+//   - otherwise incoming_event per event, then chat_deactivated when the
+//     change closed the conversation.
+//
+// Pushes caused by this connection's own request carry its request_id and
+// follow its response.
+func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
+	conv := n.Conv
+	if !c.relevant(conv) {
+		return nil
+	}
+	num, rid, mine := c.requestOf(n.Origin)
+	if mine {
+		c.awaitResponse(ctx, num)
+	}
+	chatID, threadID := string(conv.Visitor), string(conv.ID)
+	if n.Typing != nil {
+		c.pushTyping(conv, n.Typing)
+		return nil
+	}
+	rest := n.Events
+	started := (len(n.Events) == 0 && conv.LastSeq == 0) || (len(n.Events) > 0 && n.Events[0].Seq == 1)
+	queuedNow := conv.State == model.StateQueued && (started || hasSubtype(n.Events, model.SysTransferred))
+	if j := c.joinIndex(n.Events); j >= 0 || queuedNow {
+		upTo := conv.LastSeq
+		if j >= 0 {
+			upTo, rest = n.Events[j].Seq, n.Events[j+1:]
+		} else {
+			rest = nil
+		}
+		d, err := c.s.src.Load(ctx, conv, wire.LoadOptions{UpTo: upTo, Neighbour: c.canSee})
+		if err != nil {
+			return err
+		}
+		p := IncomingChat{Chat: wire.RenderChat(&d, wire.ForAgent)}
+		switch {
+		case mine:
+			p.RequesterID = string(c.agent.ID)
+		case started:
+			p.RequesterID = chatID
+		}
+		c.push(rid, "incoming_chat", p)
+	}
+	for i := range rest {
+		c.push(rid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEvent(&rest[i])})
+	}
+	if conv.State == model.StateClosed && hasSubtype(rest, model.SysClosed) {
+		p := ChatDeactivated{ChatID: chatID, ThreadID: threadID}
+		if by := conv.ClosedBy; by != nil && by.Kind != model.AuthorSystem {
+			p.UserID = by.ID
+		}
+		c.push(rid, "chat_deactivated", p)
+	}
+	return nil
+}
+
+func hasSubtype(evs []model.Event, subtype string) bool {
+	for i := range evs {
+		if evs[i].Kind == model.KindSystem && evs[i].Subtype == subtype {
+			return true
+		}
+	}
+	return false
+}
+
+// joinIndex finds the agent_joined event naming this agent, -1 if none.
+func (c *client) joinIndex(evs []model.Event) int {
+	for i := len(evs) - 1; i >= 0; i-- {
+		e := &evs[i]
+		if e.Kind == model.KindSystem && e.Subtype == model.SysAssigned && e.Vars["agent_id"] == string(c.agent.ID) {
+			return i
+		}
+	}
+	return -1
+}
+
+// pushTyping forwards a customer's typing indicator and sneak peek. Agents'
+// own indicators are not echoed to agents.
+func (c *client) pushTyping(conv model.Conversation, t *hub.Typing) {
+	if t.Author.Kind != model.AuthorVisitor {
+		return
+	}
+	now := c.s.d.Now().Unix()
+	chatID, threadID := string(conv.Visitor), string(conv.ID)
+	c.push("", "incoming_typing_indicator", IncomingTyping{ChatID: chatID, ThreadID: threadID,
+		TypingIndicator: TypingIndicator{AuthorID: t.Author.ID, Visibility: string(model.VisibleAll),
+			Timestamp: now, IsTyping: t.On}})
+	if t.On && t.Text != "" {
+		c.push("", "incoming_sneak_peek", IncomingSneakPeek{ChatID: chatID, ThreadID: threadID,
+			SneakPeek: SneakPeek{AuthorID: t.Author.ID, Text: t.Text, Timestamp: now}})
+	}
+}

@@ -1,0 +1,205 @@
+// Package agentrtm serves LiveChat's Agent Chat API RTM (v3.5, also reached
+// as v3.4 and v3.6) so that agent apps can serve chats held by chatgate's
+// core: login, ping, set_routing_status, list_chats, get_chat, send_event,
+// deactivate_chat, and the pushes agents need (incoming_chat,
+// incoming_event, chat_deactivated, routing_status_set, typing).
+//
+// Layers: surface.go owns sockets and shutdown; session.go is the websocket
+// loop; client.go is one connection's protocol state, free of transport, so
+// tests and the fuzzer drive it directly; actions*.go hold one handler per
+// action in a wire.Table; pushes.go turns core notices into pushes.
+//
+// Order: on one connection, requests are answered in the order sent, and a
+// request's response always precedes the pushes it causes there (those
+// carry its request_id, §2.2).
+//
+// Visibility: an agent sees the conversations it serves and the queued ones
+// of departments it serves; everything else answers not_found, so that ids
+// of other agents' chats do not leak.
+package agentrtm
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"chatgate/adapters/internal/wsconn"
+	"chatgate/adapters/livechat/wire"
+	"chatgate/core/desk"
+	"chatgate/core/model"
+)
+
+// versions lists the API versions the surface answers on, oldest first;
+// the handlers are the same (the v3.4 and v3.6 deltas in §2.10 are additive
+// for these actions).
+func versions() []string { return []string{"3.4", "3.5", "3.6"} }
+
+// Surface is the agent RTM surface.
+type Surface struct {
+	d        *desk.Desk
+	cfg      Config
+	log      zerolog.Logger
+	src      wire.Source
+	actions  wire.Table[*client]
+	upgrader websocket.Upgrader
+	created  time.Time
+
+	mu       sync.Mutex
+	stopped  bool
+	sessions map[*session]struct{}
+	byAgent  map[model.AgentID]map[*client]struct{}
+	wg       sync.WaitGroup // live sessions
+	running  bool
+}
+
+// New returns the surface; Mount its routes, then Run it.
+func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
+	s := &Surface{
+		d: d, cfg: cfg.withDefaults(), log: log.With().Str("surface", "livechat.agent.rtm").Logger(),
+		created:  d.Now(),
+		sessions: make(map[*session]struct{}),
+		byAgent:  make(map[model.AgentID]map[*client]struct{}),
+		src: wire.Source{Store: d.Store(), Agent: d.Router().Agent, QueuePosition: d.Router().Position,
+			Now: d.Now},
+		upgrader: websocket.Upgrader{
+			// Agent apps run on their own origins, and the socket carries
+			// no ambient credential (the token comes in the login frame),
+			// so a cross-site page gains nothing by opening one.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+	s.actions = s.table()
+	return s
+}
+
+// Name identifies the surface.
+func (s *Surface) Name() string { return "livechat.agent.rtm" }
+
+// Mount registers GET /v3.{4,5,6}/agent/rtm/ws. The organization_id query
+// parameter is optional (lc-sdk-js omits it for agents).
+func (s *Surface) Mount(r gin.IRouter) {
+	for _, v := range versions() {
+		r.GET("/v"+v+"/agent/rtm/ws", s.serveWS(v))
+	}
+}
+
+// Run waits for ctx to end, then disconnects every session with
+// agent_disconnected{reason:"agent_disconnected_by_server"} and returns once
+// all of them are closed. Sessions are accepted from New on; after Run
+// returns new sockets are refused.
+func (s *Surface) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running || s.stopped {
+		s.mu.Unlock()
+		return errors.New("agentrtm: Run called twice")
+	}
+	s.running = true
+	s.mu.Unlock()
+
+	<-ctx.Done()
+
+	s.mu.Lock()
+	s.stopped = true
+	live := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		live = append(live, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range live {
+		ss.c.bye(reasonByServer)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Surface) serveWS(version string) gin.HandlerFunc {
+	return func(g *gin.Context) {
+		ws, err := s.upgrader.Upgrade(g.Writer, g.Request, nil)
+		if err != nil {
+			return // the upgrader has answered with an HTTP error
+		}
+		conn := wsconn.New(ws, wsconn.Options{
+			SendQueue:   s.cfg.SendQueue,
+			ReadTimeout: s.cfg.PingTimeout,
+			ReadLimit:   s.cfg.readLimit(),
+		})
+		ss := s.newSession(conn, version)
+		if !s.track(ss) {
+			ss.c.bye(reasonByServer)
+			_ = conn.Wait(g.Request.Context())
+			return
+		}
+		defer s.untrack(ss)
+		if org := g.Query("organization_id"); org != "" && s.cfg.OrganizationID != "" && org != s.cfg.OrganizationID {
+			ss.c.bye("license_not_found")
+			_ = conn.Wait(g.Request.Context())
+			return
+		}
+		ss.run(g.Request.Context())
+	}
+}
+
+func (s *Surface) track(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.sessions[ss] = struct{}{}
+	s.wg.Add(1)
+	if s.cfg.OnConnections != nil {
+		s.cfg.OnConnections(1)
+	}
+	return true
+}
+
+func (s *Surface) untrack(ss *session) {
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	if s.cfg.OnConnections != nil {
+		s.cfg.OnConnections(-1)
+	}
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// register makes a logged-in client reachable for pushes addressed to its
+// agent (routing_status_set).
+func (s *Surface) register(c *client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.byAgent[c.agent.ID]
+	if m == nil {
+		m = make(map[*client]struct{})
+		s.byAgent[c.agent.ID] = m
+	}
+	m[c] = struct{}{}
+}
+
+func (s *Surface) unregister(c *client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.byAgent[c.agent.ID]; m != nil {
+		delete(m, c)
+		if len(m) == 0 {
+			delete(s.byAgent, c.agent.ID)
+		}
+	}
+}
+
+// clientsOf returns the logged-in clients of an agent.
+func (s *Surface) clientsOf(id model.AgentID) []*client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*client, 0, len(s.byAgent[id]))
+	for c := range s.byAgent[id] {
+		out = append(out, c)
+	}
+	return out
+}

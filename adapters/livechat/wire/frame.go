@@ -1,0 +1,206 @@
+// Package wire holds what every LiveChat v3.x surface of chatgate shares:
+// the RTM frame envelope (spec §2.2), the error type table (§2.9), a
+// transport-free action table (one handler per action name, usable by RTM
+// sessions and the Web API alike) and renderers of core conversations into
+// LiveChat Chat / Thread / Event / User JSON (§2.4).
+//
+// ID vocabulary (DESIGN.md): a LiveChat chat is the core visitor
+// (chat_id = visitor id, customer id = visitor id), a thread is a core
+// conversation (thread_id = conversation id), an event id is
+// "<thread_id>_<seq>", an agent id is the configured agent id.
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Frame types.
+const (
+	TypeResponse = "response"
+	TypePush     = "push"
+)
+
+// Request is a client frame:
+// {"request_id","action","payload"?,"version"?,"author_id"?}.
+type Request struct {
+	RequestID string
+	Action    string
+	// Payload is the raw payload object; nil when absent or null.
+	Payload json.RawMessage
+	// Version is the optional per-request API version (v3.3+).
+	Version string
+	// AuthorID is the legacy bot author (v0.5–3.4 agent API).
+	AuthorID string
+}
+
+// Response answers one request. RequestID is always present (empty when the
+// request had none or could not be parsed) because clients match on it.
+type Response struct {
+	RequestID string `json:"request_id"`
+	Action    string `json:"action"`
+	Type      string `json:"type"`
+	Success   bool   `json:"success"`
+	Payload   any    `json:"payload"`
+}
+
+// Push is a server-initiated frame. RequestID is set only on the connection
+// whose request caused the push.
+type Push struct {
+	Version   string `json:"version,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	Action    string `json:"action"`
+	Type      string `json:"type"`
+	Payload   any    `json:"payload"`
+}
+
+// NewPush returns a push frame.
+func NewPush(version, requestID, action string, payload any) Push {
+	return Push{Version: version, RequestID: requestID, Action: action, Type: TypePush, Payload: payload}
+}
+
+// Empty is the payload of methods with "no response payload": {}.
+type Empty struct{}
+
+// OK returns a success response to req.
+func OK(req *Request, payload any) Response {
+	if payload == nil {
+		payload = Empty{}
+	}
+	return Response{RequestID: req.RequestID, Action: req.Action, Type: TypeResponse, Success: true, Payload: payload}
+}
+
+// Fail returns an error response to req: payload {"error":{type,message}}.
+func Fail(req *Request, e *Error) Response {
+	return Response{RequestID: req.RequestID, Action: req.Action, Type: TypeResponse, Payload: errorPayload{e}}
+}
+
+type errorPayload struct {
+	Error *Error `json:"error"`
+}
+
+// DecodeRequest parses a client frame. It never panics. On failure it
+// returns a validation error and a Request carrying whatever request_id and
+// action could still be read, so that the error response can echo them.
+func DecodeRequest(b []byte) (*Request, *Error) {
+	req := &Request{}
+	var raw struct {
+		RequestID json.RawMessage `json:"request_id"`
+		Action    json.RawMessage `json:"action"`
+		Payload   json.RawMessage `json:"payload"`
+		Version   json.RawMessage `json:"version"`
+		AuthorID  json.RawMessage `json:"author_id"`
+	}
+	trimmed := bytes.TrimSpace(b)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return req, Errorf(Validation, "Wrong format of request: frame is not a JSON object")
+	}
+	if err := json.Unmarshal(trimmed, &raw); err != nil {
+		return req, Errorf(Validation, "Wrong format of request: %s", jsonProblem(err))
+	}
+	// request_id first, so that later failures can still be answered.
+	if err := optString(raw.RequestID, &req.RequestID); err != nil {
+		return req, Errorf(Validation, "request_id must be a string")
+	}
+	if err := optString(raw.Action, &req.Action); err != nil {
+		return req, Errorf(Validation, "action must be a string")
+	}
+	if req.Action == "" {
+		return req, Errorf(Validation, "action is required")
+	}
+	if err := optString(raw.Version, &req.Version); err != nil {
+		return req, Errorf(Validation, "version must be a string")
+	}
+	if err := optString(raw.AuthorID, &req.AuthorID); err != nil {
+		return req, Errorf(Validation, "author_id must be a string")
+	}
+	if p := bytes.TrimSpace(raw.Payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
+		if p[0] != '{' {
+			return req, Errorf(Validation, "payload must be an object")
+		}
+		req.Payload = p
+	}
+	return req, nil
+}
+
+// PeekRequest extracts request_id and action from a frame too large to be
+// handled, so that its error response can still be matched. It gives up
+// silently on anything malformed.
+func PeekRequest(b []byte) *Request {
+	var head struct {
+		RequestID any `json:"request_id"`
+		Action    any `json:"action"`
+	}
+	req := &Request{}
+	if json.Unmarshal(b, &head) == nil {
+		req.RequestID, _ = head.RequestID.(string)
+		req.Action, _ = head.Action.(string)
+	}
+	return req
+}
+
+func optString(raw json.RawMessage, dst *string) error {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+// DecodePayload unmarshals req's payload into v (a pointer to a struct
+// whose fields carry the action's parameters). An absent payload leaves v
+// as is. Unknown fields are ignored (clients send more than we use); a
+// field of the wrong JSON type is a validation error naming the field.
+func DecodePayload(req *Request, v any) error {
+	if len(req.Payload) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(req.Payload, v); err != nil {
+		return Errorf(Validation, "Wrong format of request: %s", jsonProblem(err))
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without echoing client data.
+func jsonProblem(err error) string {
+	switch e := err.(type) {
+	case *json.UnmarshalTypeError:
+		if e.Field != "" {
+			return fmt.Sprintf("%s must be %s", e.Field, jsonKind(e.Type.Kind().String()))
+		}
+		return "unexpected " + e.Value
+	case *json.SyntaxError:
+		return fmt.Sprintf("invalid JSON at offset %d", e.Offset)
+	default:
+		return "invalid JSON"
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float32", "float64":
+		return "a number"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct", "ptr", "interface":
+		return "an object"
+	default:
+		return "of another type"
+	}
+}
+
+// Encode marshals a frame without HTML escaping (frames are not HTML, and
+// message texts should reach clients byte-for-byte).
+func Encode(frame any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(frame); err != nil {
+		return nil, fmt.Errorf("encode frame: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
