@@ -152,6 +152,11 @@ func (d *Desk) drainQueue(ctx context.Context) {
 		}
 		err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
 			c, err := d.st.Conversation(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				// Queued by a Start whose commit is still in flight (or
+				// failed, and Start dequeues it): its Kick comes after.
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -388,14 +393,20 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 			}
 			b.Maps = append(b.Maps, m)
 		}
+		// Queue before the commit publishes, so that subscribers told of the
+		// new conversation can already read its queue position.
+		if !picked {
+			d.router.Enqueue(conv.ID, conv.Department, conv.CreatedAt)
+		}
 		if err := d.commit(ctx, b, conv, evs, req.Session); err != nil {
 			if picked {
 				d.router.Release(agent)
+			} else {
+				d.router.Dequeue(conv.ID)
 			}
 			return err
 		}
 		if !picked {
-			d.router.Enqueue(conv.ID, conv.Department, conv.CreatedAt)
 			// An agent may have become available since Pick, and Run may
 			// already have drained a queue that did not hold this one yet.
 			d.Kick()
