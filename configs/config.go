@@ -32,8 +32,15 @@ type Config struct {
 		Format string `yaml:"format"`
 	} `yaml:"log"`
 	Store struct {
-		Path string `yaml:"path"`
+		Path           string `yaml:"path"`
+		FilesDir       string `yaml:"files_dir"`
+		MaxUploadBytes int64  `yaml:"max_upload_bytes"`
 	} `yaml:"store"`
+	RocketChat struct {
+		Enabled   bool   `yaml:"enabled"`
+		WidgetDir string `yaml:"widget_dir"`
+		PublicURL string `yaml:"public_url"`
+	} `yaml:"rocketchat"`
 	License struct {
 		ID             string `yaml:"id"`
 		OrganizationID string `yaml:"organization_id"`
@@ -69,10 +76,12 @@ type Department struct {
 // Agent is a configured agent and its credentials.
 type Agent struct {
 	ID          string   `yaml:"id"`
+	Username    string   `yaml:"username"`
 	Name        string   `yaml:"name"`
 	JobTitle    string   `yaml:"job_title"`
 	Avatar      string   `yaml:"avatar"`
 	Token       string   `yaml:"token"`
+	Password    string   `yaml:"password"`
 	Departments []string `yaml:"departments"`
 	MaxChats    int      `yaml:"max_chats"`
 }
@@ -136,6 +145,9 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	str("CHATGATE_LOG_FORMAT", &c.Log.Format)
 	str("CHATGATE_LICENSE_ID", &c.License.ID)
 	str("CHATGATE_ORGANIZATION_ID", &c.License.OrganizationID)
+	str("CHATGATE_FILES_DIR", &c.Store.FilesDir)
+	str("CHATGATE_WIDGET_DIR", &c.RocketChat.WidgetDir)
+	str("CHATGATE_PUBLIC_URL", &c.RocketChat.PublicURL)
 	if err := dur("CHATGATE_SHUTDOWN_TIMEOUT", &c.Server.ShutdownTimeout); err != nil {
 		return err
 	}
@@ -144,6 +156,10 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	}
 	for i := range c.Agents {
 		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_TOKEN", &c.Agents[i].Token)
+		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_PASSWORD", &c.Agents[i].Password)
+		if c.Agents[i].Username == "" {
+			c.Agents[i].Username, _, _ = strings.Cut(c.Agents[i].ID, "@")
+		}
 	}
 	return nil
 }
@@ -178,7 +194,11 @@ func (c *Config) Validate() error {
 		}
 		depts[d.ID] = true
 	}
+	if c.Store.MaxUploadBytes <= 0 {
+		errs = append(errs, "store.max_upload_bytes must be > 0")
+	}
 	ids := map[string]bool{}
+	usernames := map[string]bool{}
 	tokens := map[string]bool{}
 	for i, a := range c.Agents {
 		if a.ID == "" || ids[a.ID] {
@@ -191,6 +211,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Sprintf("agents[%d] (%s): token repeated", i, a.ID))
 		}
 		tokens[a.Token] = true
+		if a.Username == "" || usernames[a.Username] {
+			errs = append(errs, fmt.Sprintf("agents[%d] (%s): username %q is empty or repeated", i, a.ID, a.Username))
+		}
+		usernames[a.Username] = true
+		if a.Password != "" && len(a.Password) < 8 {
+			errs = append(errs, fmt.Sprintf("agents[%d] (%s): password must be at least 8 characters", i, a.ID))
+		}
 		for _, d := range a.Departments {
 			if !depts[d] {
 				errs = append(errs, fmt.Sprintf("agents[%d] (%s): unknown department %q", i, a.ID, d))

@@ -58,7 +58,10 @@ type Batch struct {
 	Convs    []model.Conversation
 	// Events are new; an event whose (conv, seq) exists is a conflict.
 	Events []model.Event
-	Maps   []Mapping
+	// Updates replace existing events (an edit, a deletion mark); an
+	// update of an event that does not exist is a conflict.
+	Updates []model.Event
+	Maps    []Mapping
 	// Idems are new; a key already recorded is a conflict.
 	Idems []Idem
 	// Meta are small named values (generated secrets, settings).
@@ -67,7 +70,7 @@ type Batch struct {
 
 // Empty reports whether the batch writes nothing.
 func (b *Batch) Empty() bool {
-	return len(b.Visitors) == 0 && len(b.Convs) == 0 && len(b.Events) == 0 &&
+	return len(b.Visitors) == 0 && len(b.Convs) == 0 && len(b.Events) == 0 && len(b.Updates) == 0 &&
 		len(b.Maps) == 0 && len(b.Idems) == 0 && len(b.Meta) == 0
 }
 

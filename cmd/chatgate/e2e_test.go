@@ -337,16 +337,16 @@ func TestDemoAgentCredentialsPrintedAndKept(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "demo.db")
 	g := startGateway(t, "", data)
 	out := g.stderr.String()
-	i := strings.Index(out, "token: ")
+	i := strings.Index(out, "token:")
 	if i < 0 {
 		t.Fatalf("no demo token printed:\n%s", out)
 	}
-	token := strings.Fields(out[i+len("token: "):])[0]
+	token := strings.Fields(out[i+len("token:"):])[0]
 	ag := dialAgent(t, g.addr)
 	ag.call("login", map[string]any{"token": "Bearer " + token})
 	g.stop()
 	g2 := startGateway(t, "", data)
-	if !strings.Contains(g2.stderr.String(), "token: "+token) {
+	if !strings.Contains(g2.stderr.String(), token) {
 		t.Fatal("demo token changed across restart")
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -18,13 +17,14 @@ import (
 
 	"chatgate/adapters/livechat/agentrtm"
 	"chatgate/adapters/livechat/visitorv2"
+	"chatgate/adapters/rocketchat"
 	"chatgate/configs"
 	"chatgate/core/desk"
 	"chatgate/core/hub"
 	"chatgate/core/model"
 	"chatgate/core/routing"
-	"chatgate/store"
 	"chatgate/store/bolt"
+	"chatgate/store/files"
 )
 
 // surface is a protocol face the gateway serves (see DESIGN.md).
@@ -42,11 +42,6 @@ type serveOptions struct {
 	// connections (tests listen on 127.0.0.1:0).
 	Listening func(addr string)
 }
-
-const (
-	demoAgentID       = "demo@chatgate.local"
-	demoAgentTokenKey = "demo_agent_token"
-)
 
 // serve runs the gateway until ctx ends, then shuts down in this order:
 // readiness off; the HTTP server stops accepting and finishes in-flight
@@ -84,7 +79,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	}()
 
-	agents, tokens, err := agentsFromConfig(ctx, cfg, st, o.Stderr)
+	agents, creds, err := agentsFromConfig(ctx, cfg, st, o.Stderr)
 	if err != nil {
 		return err
 	}
@@ -112,9 +107,25 @@ func serve(ctx context.Context, o serveOptions) error {
 	if cfg.LiveChat.AgentRTM.Enabled {
 		surfaces = append(surfaces, agentrtm.New(dk, agentrtm.Config{
 			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
-			Authenticate: tokens.authenticate,
+			Authenticate: creds.byToken,
 			LoginTimeout: cfg.LiveChat.AgentRTM.LoginTimeout, PingTimeout: cfg.LiveChat.AgentRTM.PingTimeout,
 			MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.agent.rtm"),
+		}, log))
+	}
+
+	if cfg.RocketChat.Enabled {
+		dir := cfg.Store.FilesDir
+		if dir == "" {
+			dir = cfg.Store.Path + ".files"
+		}
+		fs, err := files.Open(dir, cfg.Store.MaxUploadBytes)
+		if err != nil {
+			return err
+		}
+		surfaces = append(surfaces, rocketchat.New(dk, rocketchat.Config{
+			PublicURL: cfg.RocketChat.PublicURL, WidgetDir: cfg.RocketChat.WidgetDir, Files: fs,
+			Login: creds.byPassword, MaxBody: cfg.Server.MaxBodyBytes, MaxFrame: cfg.Limits.MaxFrameBytes,
+			OnConnections: m.connGauge("rocketchat.ddp"),
 		}, log))
 	}
 
@@ -213,63 +224,4 @@ func newEngine(log zerolog.Logger, m *metrics, maxBody int64, ready *atomic.Bool
 	e.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
 	e.NoMethod(func(c *gin.Context) { c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed"}) })
 	return e
-}
-
-// agentTokens authenticates agent bearer tokens.
-type agentTokens []struct {
-	id    model.AgentID
-	token []byte
-}
-
-// authenticate compares against every token in constant time, so timing
-// tells nothing about which token or prefix matched.
-func (t agentTokens) authenticate(token string) (model.AgentID, bool) {
-	var found model.AgentID
-	for _, a := range t {
-		if subtle.ConstantTimeCompare(a.token, []byte(token)) == 1 {
-			found = a.id
-		}
-	}
-	return found, found != ""
-}
-
-// agentsFromConfig returns the configured agents, or the demo agent when
-// none is configured. The demo agent's token is generated once, kept in the
-// store (so restarts keep it) and printed to stderr, not to the log.
-func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, stderr io.Writer) ([]model.Agent, agentTokens, error) {
-	var agents []model.Agent
-	var tokens agentTokens
-	for _, a := range cfg.Agents {
-		depts := make([]model.DeptID, 0, len(a.Departments))
-		for _, d := range a.Departments {
-			depts = append(depts, model.DeptID(d))
-		}
-		agents = append(agents, model.Agent{ID: model.AgentID(a.ID), Name: a.Name, JobTitle: a.JobTitle,
-			Avatar: a.Avatar, Departments: depts, MaxChats: a.MaxChats})
-		tokens = append(tokens, struct {
-			id    model.AgentID
-			token []byte
-		}{model.AgentID(a.ID), []byte(a.Token)})
-	}
-	if len(agents) > 0 {
-		return agents, tokens, nil
-	}
-	tok, err := st.Meta(ctx, demoAgentTokenKey)
-	if errors.Is(err, store.ErrNotFound) {
-		s, serr := model.Secret(24)
-		if serr != nil {
-			return nil, nil, serr
-		}
-		tok = []byte(s)
-		err = st.Commit(ctx, &store.Batch{Meta: map[string][]byte{demoAgentTokenKey: tok}})
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("demo agent token: %w", err)
-	}
-	agents = []model.Agent{{ID: demoAgentID, Name: "Demo Agent", JobTitle: "Support Agent"}}
-	tokens = agentTokens{{id: demoAgentID, token: tok}}
-	fmt.Fprintf(stderr, "\nchatgate demo agent (no agents configured):\n  id:    %s\n  token: %s\n"+
-		"  LiveChat agent RTM: ws://%s/v3.5/agent/rtm/ws  then {\"action\":\"login\",\"payload\":{\"token\":\"Bearer <token>\"}}\n"+
-		"  LiveChat v2 visitor licence_id: %s\n\n", demoAgentID, tok, cfg.Server.Addr, cfg.License.ID)
-	return agents, tokens, nil
 }

@@ -267,7 +267,7 @@ func (d *Desk) commit(ctx context.Context, b *store.Batch, c model.Conversation,
 	if d.onEv != nil && len(evs) > 0 {
 		d.onEv(len(evs))
 	}
-	d.bus.Publish(hub.Notice{Conv: c, Events: evs, Origin: origin})
+	d.bus.Publish(hub.Notice{Conv: c, Events: evs, Updated: b.Updates, Origin: origin})
 	return nil
 }
 
@@ -769,4 +769,133 @@ func (d *Desk) SetAccepting(id model.AgentID, accepting bool) {
 	if d.router.SetAccepting(id, accepting) {
 		d.Kick()
 	}
+}
+
+// --- visitor profile, edits, deletions ----------------------------------------
+
+// VisitorUpdate changes a visitor's profile; nil fields stay as they are.
+// Fields are merged: a key with an empty value is removed.
+type VisitorUpdate struct {
+	Name, Email, Phone *string
+	Department         *model.DeptID
+	Fields             map[string]string
+}
+
+// Limits on visitor profiles: a profile is small, client-written data.
+const (
+	maxProfileValue = 1024
+	maxFields       = 100
+)
+
+// UpdateVisitor applies upd to the visitor and returns the result.
+func (d *Desk) UpdateVisitor(ctx context.Context, id model.VisitorID, upd VisitorUpdate) (model.Visitor, error) {
+	for _, p := range []*string{upd.Name, upd.Email, upd.Phone} {
+		if p != nil && (len(*p) > maxProfileValue || !utf8.ValidString(*p)) {
+			return model.Visitor{}, fmt.Errorf("%w: profile value too long or not UTF-8", ErrInvalid)
+		}
+	}
+	if upd.Department != nil && *upd.Department != "" {
+		if _, ok := d.departs[*upd.Department]; !ok {
+			return model.Visitor{}, fmt.Errorf("%w: unknown department %q", ErrInvalid, *upd.Department)
+		}
+	}
+	for k, v := range upd.Fields {
+		if k == "" || len(k) > 256 || len(v) > maxProfileValue || !utf8.ValidString(k+v) {
+			return model.Visitor{}, fmt.Errorf("%w: custom field %.40q too long or not UTF-8", ErrInvalid, k)
+		}
+	}
+	var v model.Visitor
+	err := d.actors.Do(ctx, visitorKey(id), func(ctx context.Context) error {
+		var err error
+		v, err = d.st.Visitor(ctx, id)
+		if err != nil {
+			return fmt.Errorf("visitor %s: %w", id, errNotFound(err))
+		}
+		set := func(dst *string, src *string) {
+			if src != nil {
+				*dst = *src
+			}
+		}
+		set(&v.Name, upd.Name)
+		set(&v.Email, upd.Email)
+		set(&v.Phone, upd.Phone)
+		if upd.Department != nil {
+			v.Department = *upd.Department
+		}
+		if len(upd.Fields) > 0 {
+			fields := make(map[string]string, len(v.Fields)+len(upd.Fields))
+			for k, val := range v.Fields {
+				fields[k] = val
+			}
+			for k, val := range upd.Fields {
+				if val == "" {
+					delete(fields, k)
+				} else {
+					fields[k] = val
+				}
+			}
+			if len(fields) > maxFields {
+				return fmt.Errorf("%w: more than %d custom fields", ErrInvalid, maxFields)
+			}
+			v.Fields = fields
+		}
+		v.UpdatedAt = d.Now()
+		return d.st.Commit(context.WithoutCancel(ctx), &store.Batch{Visitors: []model.Visitor{v}})
+	})
+	return v, err
+}
+
+// EditEvent replaces the text of a message. Only its author may edit it,
+// and only while the conversation is open.
+func (d *Desk) EditEvent(ctx context.Context, conv model.ConvID, seq uint64, by model.Author, text, session string) (model.Event, error) {
+	dr := Draft{Kind: model.KindMessage, Text: text}
+	if err := d.validate(&dr); err != nil {
+		return model.Event{}, err
+	}
+	return d.changeEvent(ctx, conv, seq, by, session, func(e *model.Event, now time.Time) {
+		e.Text, e.EditedAt = text, now
+		byCopy := by
+		e.EditedBy = &byCopy
+	})
+}
+
+// DeleteEvent marks a message deleted and drops its content. Only its
+// author may delete it, and only while the conversation is open.
+func (d *Desk) DeleteEvent(ctx context.Context, conv model.ConvID, seq uint64, by model.Author, session string) (model.Event, error) {
+	return d.changeEvent(ctx, conv, seq, by, session, func(e *model.Event, now time.Time) {
+		e.Deleted, e.Text, e.File, e.Form, e.Custom = true, "", nil, nil, nil
+		e.EditedAt = now
+		byCopy := by
+		e.EditedBy = &byCopy
+	})
+}
+
+func (d *Desk) changeEvent(ctx context.Context, conv model.ConvID, seq uint64, by model.Author, session string,
+	change func(*model.Event, time.Time)) (model.Event, error) {
+	var ev model.Event
+	err := d.actors.Do(ctx, convKey(conv), func(ctx context.Context) error {
+		c, err := d.st.Conversation(ctx, conv)
+		if err != nil {
+			return fmt.Errorf("conversation %s: %w", conv, errNotFound(err))
+		}
+		evs, err := d.st.Events(ctx, conv, seq, 1)
+		if err != nil {
+			return fmt.Errorf("event: %w", err)
+		}
+		if len(evs) == 0 || evs[0].Seq != seq {
+			return fmt.Errorf("event %d: %w", seq, ErrNotFound)
+		}
+		ev = evs[0]
+		switch {
+		case !c.Active():
+			return ErrInactive
+		case ev.Kind != model.KindMessage || ev.Deleted:
+			return fmt.Errorf("%w: only messages can be changed", ErrForbidden)
+		case ev.Author.Kind != by.Kind || ev.Author.ID != by.ID:
+			return fmt.Errorf("%w: only the author may change a message", ErrForbidden)
+		}
+		change(&ev, d.Now())
+		return d.commit(ctx, &store.Batch{Updates: []model.Event{ev}}, c, nil, session)
+	})
+	return ev, err
 }

@@ -28,7 +28,9 @@ type Typing struct {
 type Notice struct {
 	Conv   model.Conversation
 	Events []model.Event
-	Typing *Typing
+	// Updated are existing events changed in place (edited, deleted).
+	Updated []model.Event
+	Typing  *Typing
 	// Origin is an opaque tag of the session that caused the change, so
 	// that a surface can recognise its own requests (e.g. to echo a
 	// request_id on the push that answers it).

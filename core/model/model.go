@@ -140,6 +140,13 @@ type Event struct {
 	Custom json.RawMessage `json:"custom,omitempty"`
 	// Props are the event's namespaced properties.
 	Props map[string]map[string]json.RawMessage `json:"props,omitempty"`
+
+	// EditedAt and EditedBy are set when the text was changed after posting.
+	EditedAt time.Time `json:"edited_at,omitzero"`
+	EditedBy *Author   `json:"edited_by,omitempty"`
+	// Deleted marks an event its author removed; surfaces show it as
+	// removed (or not at all) and never show its old content.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // VisibleToVisitor reports whether a visitor-side surface may show e.
@@ -147,16 +154,24 @@ func (e *Event) VisibleToVisitor() bool { return e.Visibility != VisibleAgents }
 
 // Visitor is a person on the widget side.
 type Visitor struct {
-	ID        VisitorID         `json:"id"`
-	Name      string            `json:"name,omitempty"`
-	Email     string            `json:"email,omitempty"`
-	Fields    map[string]string `json:"fields,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
+	ID    VisitorID `json:"id"`
+	Name  string    `json:"name,omitempty"`
+	Email string    `json:"email,omitempty"`
+	Phone string    `json:"phone,omitempty"`
+	// Department is the visitor's preferred department, used when a
+	// conversation starts without one.
+	Department DeptID            `json:"department,omitempty"`
+	Fields     map[string]string `json:"fields,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+	UpdatedAt  time.Time         `json:"updated_at,omitzero"`
 }
 
 // Agent is a person on the desk side. Agents come from configuration.
 type Agent struct {
-	ID          AgentID  `json:"id"`
+	ID AgentID `json:"id"`
+	// Username is the agent's handle on protocols that show one
+	// (Rocket.Chat's servedBy.username, avatar URLs).
+	Username    string   `json:"username,omitempty"`
 	Name        string   `json:"name"`
 	JobTitle    string   `json:"job_title,omitempty"`
 	Avatar      string   `json:"avatar,omitempty"`

@@ -238,6 +238,8 @@ type ops struct {
 	puts []kv
 	// absent keys must not exist yet.
 	absent []kv
+	// present keys must exist already (event updates).
+	present []kv
 	// sameOrAbsent keys must not exist or hold exactly val (mappings).
 	sameOrAbsent []kv
 }
@@ -282,6 +284,17 @@ func encode(b *store.Batch) (ops, error) {
 			return o, err
 		}
 	}
+	for i := range b.Updates {
+		e := &b.Updates[i]
+		if e.Conv == "" || e.Seq == 0 {
+			return o, errors.New("store: event update without conversation or seq")
+		}
+		k := eventKey(e.Conv, e.Seq)
+		o.present = append(o.present, kv{bEvents, k, nil})
+		if err := put(bEvents, k, e); err != nil {
+			return o, err
+		}
+	}
 	for _, m := range b.Maps {
 		if m.Foreign == "" || m.Core == "" || m.System == "" || m.Kind == "" {
 			return o, errors.New("store: incomplete mapping")
@@ -315,6 +328,11 @@ func encode(b *store.Batch) (ops, error) {
 }
 
 func (o *ops) check(tx *bbolt.Tx) error {
+	for _, c := range o.present {
+		if tx.Bucket(c.bucket).Get(c.key) == nil {
+			return fmt.Errorf("%w: %s key to update does not exist", store.ErrConflict, c.bucket)
+		}
+	}
 	for _, c := range o.absent {
 		if tx.Bucket(c.bucket).Get(c.key) != nil {
 			return fmt.Errorf("%w: %s key exists", store.ErrConflict, c.bucket)

@@ -1,0 +1,98 @@
+// Package rocketchat serves Rocket.Chat's omnichannel livechat API as
+// Rocket.Chat 4.x does: the REST routes under /api/v1/ (rest*.go), the DDP
+// realtime API at /websocket (ddp*.go) and the hosted widget at /livechat
+// (widget*.go), so that the unmodified @rocket.chat/livechat widget and
+// scripts written against Rocket.Chat work against chatgate.
+//
+// Ids: a room (rid) is a core conversation id; a visitor token is a foreign
+// id in the store's mapping tables (System, Tenant, kind "token"); agent
+// auth tokens are kept there too (kind "auth", by SHA-256), so sessions
+// survive restarts; a message _id is the client's own id when it chose one
+// (kept as the event's ClientKey and idempotency key), else the event id.
+package rocketchat
+
+import (
+	"context"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+
+	"chatgate/core/desk"
+	"chatgate/core/model"
+	"chatgate/store/files"
+)
+
+// System is the mapping-table namespace of Rocket.Chat foreign ids.
+const System = "rocketchat"
+
+// Mapping kinds under System.
+const (
+	KindToken = "token" // visitor token -> visitor id
+	KindAuth  = "auth"  // sha256(agent auth token) -> agent id
+)
+
+// Config configures the surface.
+type Config struct {
+	// Tenant names this Rocket.Chat face in the mapping tables.
+	Tenant string
+	// PublicURL is injected into the widget page as SERVER_URL; empty means
+	// derived from each request's scheme and Host.
+	PublicURL string
+	// WidgetDir holds the @rocket.chat/livechat build (index.html, assets).
+	WidgetDir string
+	// Files stores uploads (livechat/upload/:rid).
+	Files *files.Store
+	// Login checks an agent's username (or id) and password for
+	// POST /api/v1/login.
+	Login func(user, password string) (model.AgentID, bool)
+	// MaxBody caps REST request bodies (bytes); MaxFrame caps DDP frames.
+	MaxBody  int64
+	MaxFrame int
+	// OnConnections, if set, is told of DDP connections opening (+1) and
+	// closing (-1), for metrics.
+	OnConnections func(delta int)
+}
+
+// Surface is the Rocket.Chat livechat face.
+type Surface struct {
+	d   *desk.Desk
+	cfg Config
+	log zerolog.Logger
+
+	rest   restState
+	ddp    ddpState
+	widget widgetState
+}
+
+// New returns the surface.
+func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
+	if cfg.Tenant == "" {
+		cfg.Tenant = "default"
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = 64 << 10
+	}
+	s := &Surface{d: d, cfg: cfg, log: log.With().Str("surface", System).Logger()}
+	s.initREST()
+	s.initDDP()
+	s.initWidget()
+	return s
+}
+
+// Name implements the gateway's Surface.
+func (s *Surface) Name() string { return System }
+
+// Mount registers every route of the surface.
+func (s *Surface) Mount(r gin.IRouter) {
+	s.mountREST(r)
+	s.mountDDP(r)
+	s.mountWidget(r)
+}
+
+// Run owns the DDP sessions; it returns after ctx ends and they are closed.
+func (s *Surface) Run(ctx context.Context) error {
+	return s.runDDP(ctx)
+}

@@ -1,0 +1,179 @@
+// Package files keeps uploaded files on disk beside the data file. Each file
+// gets an unguessable id (the id in its URL is the capability to read it),
+// and is fsync'd, with its metadata, before Put returns: an upload is
+// acknowledged only once it is durable, like every other write.
+package files
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"chatgate/core/model"
+)
+
+var (
+	// ErrNotFound: no file with that id.
+	ErrNotFound = errors.New("files: not found")
+	// ErrTooLarge: the upload is over the size limit.
+	ErrTooLarge = errors.New("files: too large")
+)
+
+// File is a stored file's metadata.
+type File struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	ContentType string    `json:"content_type"`
+	Size        int64     `json:"size"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Store is a directory of files.
+type Store struct {
+	dir     string
+	maxSize int64
+}
+
+var idRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// Open uses (creating it) dir; files over maxSize bytes are refused.
+func Open(dir string, maxSize int64) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("files dir: %w", err)
+	}
+	return &Store{dir: dir, maxSize: maxSize}, nil
+}
+
+// MaxSize is the largest file accepted.
+func (s *Store) MaxSize() int64 { return s.maxSize }
+
+// Put stores r's content. An empty contentType is sniffed from the content.
+func (s *Store) Put(ctx context.Context, name, contentType string, r io.Reader) (File, error) {
+	id, err := model.Secret(16)
+	if err != nil {
+		return File{}, err
+	}
+	tmp, err := os.CreateTemp(s.dir, ".upload-*")
+	if err != nil {
+		return File{}, fmt.Errorf("files: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op once renamed
+	defer tmp.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(r, head)
+	head = head[:n]
+	written, err := io.Copy(tmp, io.LimitReader(io.MultiReader(strings.NewReader(string(head)), r), s.maxSize+1))
+	if err != nil {
+		return File{}, fmt.Errorf("files: write: %w", err)
+	}
+	if written > s.maxSize {
+		return File{}, ErrTooLarge
+	}
+	if ctx.Err() != nil {
+		return File{}, ctx.Err()
+	}
+	if err := tmp.Sync(); err != nil {
+		return File{}, fmt.Errorf("files: sync: %w", err)
+	}
+	if contentType == "" || contentType == "application/octet-stream" {
+		contentType = http.DetectContentType(head)
+	}
+	f := File{ID: id, Name: cleanName(name), ContentType: contentType, Size: written, CreatedAt: time.Now().UTC()}
+	meta, err := json.Marshal(f)
+	if err != nil {
+		return File{}, err
+	}
+	if err := writeSynced(filepath.Join(s.dir, id+".json"), meta); err != nil {
+		return File{}, err
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, id)); err != nil {
+		return File{}, fmt.Errorf("files: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return File{}, err
+	}
+	return f, nil
+}
+
+// Get opens a stored file. The caller closes it.
+func (s *Store) Get(id string) (File, *os.File, error) {
+	if !idRe.MatchString(id) {
+		return File{}, nil, ErrNotFound
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir, id+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return File{}, nil, ErrNotFound
+	}
+	if err != nil {
+		return File{}, nil, fmt.Errorf("files: %w", err)
+	}
+	var f File
+	if err := json.Unmarshal(b, &f); err != nil {
+		return File{}, nil, fmt.Errorf("files: metadata of %s: %w", id, err)
+	}
+	fh, err := os.Open(filepath.Join(s.dir, id))
+	if errors.Is(err, os.ErrNotExist) {
+		return File{}, nil, ErrNotFound
+	}
+	if err != nil {
+		return File{}, nil, fmt.Errorf("files: %w", err)
+	}
+	return f, fh, nil
+}
+
+// cleanName keeps a display name safe to echo: base name only, no control
+// characters, at most 255 bytes.
+func cleanName(name string) string {
+	name = filepath.Base(strings.ReplaceAll(name, "\\", "/"))
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	for len(name) > 255 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	if name == "" || name == "." || name == "/" {
+		name = "file"
+	}
+	return name
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("files: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("files: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("files: %w", err)
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("files: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("files: sync dir: %w", err)
+	}
+	return nil
+}

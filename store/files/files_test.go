@@ -1,0 +1,61 @@
+package files
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestPutGet(t *testing.T) {
+	s, err := Open(t.TempDir(), 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0}, 40)...)
+	cases := []struct {
+		name, in, ctype string
+		body            []byte
+		wantName        string
+		wantType        string
+		wantErr         error
+	}{
+		{"sniffed png", "../../etc/passwd.png", "", png, "passwd.png", "image/png", nil},
+		{"given type kept", "a.txt", "text/plain", []byte("hi"), "a.txt", "text/plain", nil},
+		{"control chars dropped", "a\x00b\n.txt", "text/plain", []byte("hi"), "ab.txt", "text/plain", nil},
+		{"empty name", "", "text/plain", []byte("x"), "file", "text/plain", nil},
+		{"too large", "big", "", bytes.Repeat([]byte("a"), 1025), "", "", ErrTooLarge},
+		{"exactly the limit", "max", "", bytes.Repeat([]byte("a"), 1024), "max", "text/plain; charset=utf-8", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := s.Put(ctx, tc.in, tc.ctype, bytes.NewReader(tc.body))
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if f.Name != tc.wantName || f.ContentType != tc.wantType || f.Size != int64(len(tc.body)) || len(f.ID) != 32 {
+				t.Fatalf("file %+v", f)
+			}
+			g, fh, err := s.Get(f.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fh.Close()
+			got, _ := io.ReadAll(fh)
+			if !bytes.Equal(got, tc.body) || g != f {
+				t.Fatalf("read back %+v %q", g, got)
+			}
+		})
+	}
+	for _, id := range []string{"", "../x", strings.Repeat("0", 32), "ZZ"} {
+		if _, _, err := s.Get(id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get(%q) = %v, want ErrNotFound", id, err)
+		}
+	}
+}
