@@ -273,26 +273,21 @@ func encode(b *store.Batch) (ops, error) {
 		}
 		o.puts = append(o.puts, kv{bVConvs, join([]byte(c.Visitor), []byte(c.ID)), nil})
 	}
-	for i := range b.Events {
-		e := &b.Events[i]
-		if e.Conv == "" || e.Seq == 0 {
-			return o, errors.New("store: event without conversation or seq")
-		}
-		k := eventKey(e.Conv, e.Seq)
-		o.absent = append(o.absent, kv{bEvents, k, nil})
-		if err := put(bEvents, k, e); err != nil {
-			return o, err
-		}
-	}
-	for i := range b.Updates {
-		e := &b.Updates[i]
-		if e.Conv == "" || e.Seq == 0 {
-			return o, errors.New("store: event update without conversation or seq")
-		}
-		k := eventKey(e.Conv, e.Seq)
-		o.present = append(o.present, kv{bEvents, k, nil})
-		if err := put(bEvents, k, e); err != nil {
-			return o, err
+	// New events must not exist yet; updates must exist already.
+	for _, set := range []struct {
+		evs  []model.Event
+		cond *[]kv
+	}{{b.Events, &o.absent}, {b.Updates, &o.present}} {
+		for i := range set.evs {
+			e := &set.evs[i]
+			if e.Conv == "" || e.Seq == 0 {
+				return o, errors.New("store: event without conversation or seq")
+			}
+			k := eventKey(e.Conv, e.Seq)
+			*set.cond = append(*set.cond, kv{bEvents, k, nil})
+			if err := put(bEvents, k, e); err != nil {
+				return o, err
+			}
 		}
 	}
 	for _, m := range b.Maps {

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentSameKeys", testConcurrentSameKeys},
 		{"ConversationsScan", testConversationsScan},
 		{"ConversationsCallbackUsesStore", testConversationsCallback},
+		{"EventUpdates", testEventUpdates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -1141,5 +1142,37 @@ func testConversationsCallback(t *testing.T, open func(t *testing.T) store.Store
 		if err != nil || !slices.Equal(seqs(evs), []uint64{1, 2}) {
 			t.Errorf("conversation %s: seqs %v, %v; want [1 2]", c.ID, seqs(evs), err)
 		}
+	}
+}
+
+// testEventUpdates: Updates replace an existing event in place; an update of
+// a missing event is a conflict and writes nothing of its batch.
+func testEventUpdates(t *testing.T, open func(t *testing.T) store.Store) {
+	s := fresh(t, open)
+	v := newVisitor("upd")
+	c := newConv(v.ID)
+	e := newEvent(c.ID, 1)
+	commit(t, s, &store.Batch{Visitors: []model.Visitor{v}, Convs: []model.Conversation{c}, Events: []model.Event{e}})
+
+	edited := e
+	edited.Text, edited.EditedAt = "edited", t0.Add(time.Hour)
+	commit(t, s, &store.Batch{Updates: []model.Event{edited}})
+	got, err := s.Events(t.Context(), c.ID, 1, 0)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("events after update: %v %v", got, err)
+	}
+	sameJSON(t, "updated event", got[0], edited)
+
+	missing := newEvent(c.ID, 2)
+	other := newVisitor("bystander")
+	err = s.Commit(t.Context(), &store.Batch{Updates: []model.Event{missing}, Visitors: []model.Visitor{other}})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("update of a missing event: %v, want ErrConflict", err)
+	}
+	if _, err := s.Visitor(t.Context(), other.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("conflicting batch wrote its visitor: %v", err)
+	}
+	if got, _ := s.Events(t.Context(), c.ID, 2, 0); len(got) != 0 {
+		t.Fatalf("update created an event: %v", got)
 	}
 }
