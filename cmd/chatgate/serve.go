@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,7 +131,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 
 	var ready atomic.Bool
-	engine := newEngine(log, m, cfg.Server.MaxBodyBytes, &ready)
+	engine := newEngine(log, m, bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10}, &ready)
 	for _, s := range surfaces {
 		s.Mount(engine)
 	}
@@ -193,7 +194,7 @@ func serve(ctx context.Context, o serveOptions) error {
 // newEngine builds the gin engine with the gateway-wide routes and
 // middleware: panic recovery, body limit, request log without query
 // strings (they carry session secrets), metrics, health and JSON 404/405.
-func newEngine(log zerolog.Logger, m *metrics, maxBody int64, ready *atomic.Bool) *gin.Engine {
+func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.Bool) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -204,7 +205,7 @@ func newEngine(log zerolog.Logger, m *metrics, maxBody int64, ready *atomic.Bool
 	}))
 	e.Use(func(c *gin.Context) {
 		if c.Request.Body != nil {
-			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limits.of(c.Request.URL.Path))
 		}
 		start := time.Now()
 		c.Next()
@@ -224,4 +225,16 @@ func newEngine(log zerolog.Logger, m *metrics, maxBody int64, ready *atomic.Bool
 	e.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
 	e.NoMethod(func(c *gin.Context) { c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed"}) })
 	return e
+}
+
+// bodyLimits caps request bodies: uploads may carry a file of up to
+// store.max_upload_bytes (plus multipart framing), everything else
+// server.max_body_bytes.
+type bodyLimits struct{ normal, upload int64 }
+
+func (l bodyLimits) of(path string) int64 {
+	if strings.HasPrefix(path, "/api/v1/livechat/upload/") || strings.HasSuffix(path, "/action/upload_file") {
+		return max(l.normal, l.upload)
+	}
+	return l.normal
 }
