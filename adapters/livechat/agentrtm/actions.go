@@ -14,13 +14,14 @@ import (
 // (validation).
 func (s *Surface) table() wire.Table[*client] {
 	return wire.Table[*client]{
-		"login":              {Public: true, Handle: login},
-		"ping":               {Public: true, Handle: ping},
-		"set_routing_status": {Handle: setRoutingStatus},
-		"list_chats":         {Handle: listChats},
-		"get_chat":           {Handle: getChat},
-		"send_event":         {Handle: sendEvent},
-		"deactivate_chat":    {Handle: deactivateChat},
+		"login":                 {Public: true, Handle: login},
+		"ping":                  {Public: true, Handle: ping},
+		"set_routing_status":    {Handle: setRoutingStatus},
+		"list_chats":            {Handle: listChats},
+		"get_chat":              {Handle: getChat},
+		"send_event":            {Handle: sendEvent},
+		"deactivate_chat":       {Handle: deactivateChat},
+		"send_typing_indicator": {Handle: sendTypingIndicator},
 	}
 }
 

@@ -218,3 +218,46 @@ func deactivateChat(ctx context.Context, c *client, req *wire.Request) (any, err
 	}
 	return nil, nil
 }
+
+type typingIndicatorRequest struct {
+	ChatID     string `json:"chat_id"`
+	Visibility string `json:"visibility"`
+	IsTyping   *bool  `json:"is_typing"`
+}
+
+// sendTypingIndicator tells the chat's customer that the agent is (or
+// stopped) typing in the active thread. Nothing is stored. visibility
+// "agents" (an indicator for the other agents of the chat) is accepted and
+// checked like "all", but not published: agents are not shown agents'
+// indicators (pushTyping), and a published one would reach the customer.
+func sendTypingIndicator(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p typingIndicatorRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.ChatID == "" {
+		return nil, wire.Errorf(wire.Validation, "chat_id is required")
+	}
+	if p.IsTyping == nil {
+		return nil, wire.Errorf(wire.Validation, "is_typing is required")
+	}
+	switch p.Visibility {
+	case "", string(model.VisibleAll), string(model.VisibleAgents):
+	default:
+		return nil, wire.Errorf(wire.Validation, "visibility must be all or agents")
+	}
+	conv, err := c.latestThread(ctx, p.ChatID)
+	if err != nil {
+		return nil, err
+	}
+	if !conv.Active() {
+		return nil, wire.NewError(wire.ChatInactive)
+	}
+	if p.Visibility == string(model.VisibleAgents) {
+		return nil, nil
+	}
+	if err := c.s.d.Typing(ctx, conv.ID, c.author(), *p.IsTyping, "", c.origin(req.RequestID)); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}

@@ -1,0 +1,353 @@
+package rocketchat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"chatgate/adapters/internal/ddp"
+	"chatgate/adapters/internal/wsconn"
+	"chatgate/core/model"
+)
+
+// wsconnFellBehind closes a session whose room feed the bus cut off.
+var wsconnFellBehind = wsconn.Reason{Code: websocket.ClosePolicyViolation, Text: "fell behind"}
+
+// ddpSession is one DDP connection. The reader goroutine (run) answers
+// connect, ping and pong at once, as Meteor does, and hands method, sub and
+// unsub frames to one worker goroutine, so that they run one at a time in
+// the order sent (a method's writes are ordered, and an unsub never
+// overtakes its sub). Each followed room has a pump goroutine turning the
+// desk's notices into `changed` frames.
+type ddpSession struct {
+	s      *Surface
+	conn   *wsconn.Conn
+	sockjs bool
+	id     string // the DDP session id sent in `connected`
+	log    zerolog.Logger
+	// base is what the upgrade request said about the server (host,
+	// scheme), for URLs built inside methods (livechat:getInitialData).
+	base *http.Request
+
+	lastRecv  atomic.Int64 // unix nanos of the last frame received
+	pingSent  atomic.Int64 // unix nanos of the last heartbeat ping (0: none yet)
+	connected atomic.Bool
+
+	work chan *ddp.Message
+
+	// Owned by the worker goroutine (read at teardown after it exits).
+	token       string // bound by livechat:setUpConnection
+	subs        map[string]*ddpSub
+	lastOffline time.Time // livechat:sendOfflineMessage rate limit
+
+	mu    sync.Mutex // guards feeds, their sub sets, and sends of stream frames
+	feeds map[model.ConvID]*ddpFeed
+	pumps sync.WaitGroup
+}
+
+func (s *Surface) newDDPSession(conn *wsconn.Conn, sockjs bool, r *http.Request) *ddpSession {
+	ss := &ddpSession{
+		s: s, conn: conn, sockjs: sockjs, id: randomID(),
+		work:  make(chan *ddp.Message, ddpWorkQueue),
+		subs:  make(map[string]*ddpSub),
+		feeds: make(map[model.ConvID]*ddpFeed),
+	}
+	base := &http.Request{Host: r.Host, TLS: r.TLS, Header: http.Header{}}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		base.Header.Set("X-Forwarded-Proto", p)
+	}
+	ss.base = base
+	ss.log = s.log.With().Str("ddp_session", ss.id).Str("remote", conn.RemoteAddr().String()).Logger()
+	return ss
+}
+
+// origin tags the desk commands this connection issues.
+func (ss *ddpSession) origin() string { return System + ".ddp/" + ss.id }
+
+// send queues one DDP frame (in SockJS framing on /sockjs/...). A full
+// queue closes the session (wsconn); nothing else to do then.
+func (ss *ddpSession) send(frame []byte) {
+	if ss.sockjs {
+		frame = sockjsFrame(frame)
+	}
+	_ = ss.conn.Send(frame)
+}
+
+// run serves the socket until it closes or ctx ends, then tears the
+// session down: worker, subscriptions and pumps, presence, socket.
+func (ss *ddpSession) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	var workers sync.WaitGroup
+	workers.Add(2)
+	go func() { defer workers.Done(); ss.worker(ctx) }()
+	go func() { defer workers.Done(); ss.heartbeat(ctx) }()
+	defer func() {
+		cancel()
+		workers.Wait()
+		ss.closeFeeds()
+		ss.pumps.Wait()
+		if ss.token != "" {
+			ss.s.unbindToken(context.WithoutCancel(ctx), ss.token)
+		}
+		ss.conn.Close(wsconn.ReasonNormal)
+		<-ss.conn.Done() // bounded by the write timeout
+		ss.log.Debug().Err(ss.conn.Err()).Msg("ddp session closed")
+	}()
+	connectTimer := time.AfterFunc(ss.s.ddp.connectTimeout, func() {
+		if !ss.connected.Load() {
+			ss.conn.Close(wsconn.Reason{Code: websocket.ClosePolicyViolation, Text: "connect timeout"})
+		}
+	})
+	defer connectTimer.Stop()
+
+	if ss.sockjs {
+		_ = ss.conn.Send([]byte("o"))
+	}
+	ss.send(ddp.ServerID())
+	for {
+		frame, err := ss.conn.Read(ctx)
+		if err != nil {
+			ss.readFailed(err)
+			return
+		}
+		ss.lastRecv.Store(time.Now().UnixNano())
+		if !ss.sockjs {
+			if !ss.handle(ctx, frame) {
+				return
+			}
+			continue
+		}
+		msgs, ok := sockjsMessages(frame)
+		if !ok {
+			// SockJS closes the session on a broken frame.
+			ss.conn.Close(wsconn.Reason{Code: websocket.CloseUnsupportedData, Text: "broken sockjs frame"})
+			return
+		}
+		for _, m := range msgs {
+			if !ss.handle(ctx, m) {
+				return
+			}
+		}
+	}
+}
+
+func (ss *ddpSession) readFailed(err error) {
+	switch {
+	case errors.Is(err, wsconn.ErrReadTimeout):
+		ss.conn.Close(wsconn.ReasonTimeout)
+	case errors.Is(err, wsconn.ErrTooBig):
+		ss.conn.Close(wsconn.ReasonTooBig)
+	default:
+		ss.conn.Close(wsconn.ReasonNormal)
+	}
+	ss.log.Debug().Err(err).Msg("ddp read ended")
+}
+
+// handle processes one frame on the reader goroutine; false ends the
+// session.
+func (ss *ddpSession) handle(ctx context.Context, frame []byte) bool {
+	if max := ss.s.cfg.MaxFrame; len(frame) > max {
+		ss.oversize(frame, max)
+		return true
+	}
+	m, err := ddp.DecodeFrame(frame)
+	switch {
+	case errors.Is(err, ddp.ErrNotObject):
+		// Meteor's parseDDP returns null for non-JSON and non-objects.
+		ss.send(ddp.ErrorFrame("Bad request", nil))
+		return true
+	case err != nil:
+		// An EJSON value Meteor's parser throws on ($type of an undefined
+		// custom type, malformed $date/$binary).
+		ss.send(ddp.ErrorFrame("Parse error", nil))
+		return true
+	}
+	msg := m.Msg()
+	if msg == "" {
+		ss.send(ddp.ErrorFrame("Bad request", m.Fields()))
+		return true
+	}
+	if msg == "connect" {
+		if ss.connected.Load() {
+			ss.send(ddp.ErrorFrame("Already connected", m.Fields()))
+			return true
+		}
+		version, ok := ddp.NegotiateVersion(m)
+		if !ok {
+			ss.send(ddp.Failed(version))
+			ss.conn.Close(wsconn.Reason{Code: websocket.CloseProtocolError, Text: "unsupported DDP version"})
+			return false
+		}
+		ss.connected.Store(true)
+		ss.send(ddp.Connected(ss.id))
+		return true
+	}
+	if !ss.connected.Load() {
+		ss.send(ddp.ErrorFrame("Must connect first", m.Fields()))
+		return true
+	}
+	switch msg {
+	case "ping":
+		// Answered at once, not queued behind methods (Meteor does the
+		// same); the id is echoed when there is one.
+		if id, ok := m.Str("id"); ok && id != "" {
+			ss.send(ddp.Pong(id))
+		} else {
+			ss.send(ddp.Pong(""))
+		}
+	case "pong":
+		// Any frame counts as a pong: nothing more to do.
+	case "method", "sub", "unsub":
+		select {
+		case ss.work <- m:
+		case <-ctx.Done():
+			return false
+		}
+	default:
+		ss.send(ddp.ErrorFrame("Bad request", m.Fields()))
+	}
+	return true
+}
+
+// oversize answers a frame over cfg.MaxFrame without handling it: an
+// `error` frame, and, when the frame was a method or sub with an id, its
+// `result` error / `nosub` too, so that the caller's promise does not hang.
+func (ss *ddpSession) oversize(frame []byte, limit int) {
+	var peek struct {
+		Msg json.RawMessage `json:"msg"`
+		ID  json.RawMessage `json:"id"`
+	}
+	_ = json.Unmarshal(frame, &peek)
+	var msg, id string
+	_ = json.Unmarshal(peek.Msg, &msg)
+	_ = json.Unmarshal(peek.ID, &id)
+	reason := fmt.Sprintf("Frame exceeds %d bytes", limit)
+	offending := ddp.Obj{}
+	if msg != "" && len(msg) <= 64 {
+		offending = append(offending, ddp.KV{Key: "msg", Value: msg})
+	}
+	if id != "" && len(id) <= 256 {
+		offending = append(offending, ddp.KV{Key: "id", Value: id})
+	}
+	ss.send(ddp.ErrorFrame("Frame too large", offending))
+	if id == "" || len(id) > 256 || !ss.connected.Load() {
+		return
+	}
+	tooLarge := &ddp.Error{Code: 413, Reason: reason}
+	switch msg {
+	case "method":
+		ss.send(ddp.ResultError(id, tooLarge))
+	case "sub":
+		ss.send(ddp.NoSub(id, tooLarge))
+	}
+}
+
+// heartbeat implements Meteor's server heartbeat: after `heartbeat`
+// without any frame from the client, send {"msg":"ping"}; if nothing at
+// all arrives within `heartbeatTimeout` after that, close the socket.
+func (ss *ddpSession) heartbeat(ctx context.Context) {
+	interval, timeout := ss.s.ddp.heartbeat, ss.s.ddp.heartbeatTimeout
+	if interval <= 0 {
+		return
+	}
+	tick := time.NewTicker(max(min(interval, timeout)/4, time.Millisecond))
+	defer tick.Stop()
+	ss.lastRecv.Store(time.Now().UnixNano())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !ss.connected.Load() {
+			continue
+		}
+		now, last := time.Now().UnixNano(), ss.lastRecv.Load()
+		if sent := ss.pingSent.Load(); sent != 0 && last < sent {
+			// A ping is out and nothing came since.
+			if time.Duration(now-sent) >= timeout {
+				ss.log.Debug().Msg("ddp heartbeat timeout")
+				ss.conn.Close(wsconn.Reason{Code: websocket.ClosePolicyViolation, Text: "heartbeat timeout"})
+				return
+			}
+			continue
+		}
+		if time.Duration(now-last) >= interval {
+			ss.pingSent.Store(now)
+			ss.send(ddp.Ping(""))
+		}
+	}
+}
+
+// worker runs method, sub and unsub frames in order.
+func (ss *ddpSession) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-ss.work:
+			ss.run1(ctx, m)
+		}
+	}
+}
+
+// run1 runs one queued frame. A panic (a bug, never input: methods
+// recover their own) is logged and the subscription refused; the session
+// goes on.
+func (ss *ddpSession) run1(ctx context.Context, m *ddp.Message) {
+	defer func() {
+		if r := recover(); r != nil {
+			ss.log.Error().Interface("panic", r).Str("msg", m.Msg()).Msg("ddp frame handler panicked")
+			if id, ok := m.ID(); ok && m.Msg() == "sub" {
+				ss.send(ddp.NoSub(id, ddp.InternalError()))
+			}
+		}
+	}()
+	switch m.Msg() {
+	case "method":
+		ss.method(ctx, m)
+	case "sub":
+		ss.sub(ctx, m)
+	case "unsub":
+		ss.unsub(m)
+	}
+}
+
+// --- SockJS framing -------------------------------------------------------------
+
+// sockjsFrame wraps one message as a SockJS array frame: a["<json>"].
+func sockjsFrame(msg []byte) []byte {
+	s, _ := json.Marshal(string(msg))
+	out := make([]byte, 0, len(s)+3)
+	out = append(out, 'a', '[')
+	out = append(out, s...)
+	return append(out, ']')
+}
+
+// sockjsMessages reads a client SockJS frame: a JSON array of strings, or
+// one JSON string.
+func sockjsMessages(frame []byte) ([][]byte, bool) {
+	var list []string
+	if err := json.Unmarshal(frame, &list); err != nil {
+		var one string
+		if err := json.Unmarshal(frame, &one); err != nil {
+			return nil, false
+		}
+		list = []string{one}
+	}
+	out := make([][]byte, 0, len(list))
+	for _, s := range list {
+		if s != "" {
+			out = append(out, []byte(s))
+		}
+	}
+	return out, true
+}

@@ -1,0 +1,600 @@
+package rocketchat
+
+// ddp_subs.go: subscriptions to Rocket.Chat's streamer publications (spec
+// §6.5–6.8) and their fan-out from the desk's bus.
+//
+// Rules, as Rocket.Chat's streamer applies them:
+//   - params are [eventName, options]; options is a boolean (useCollection)
+//     or {useCollection, args}; args[0] is the visitor's extraData
+//     ({token, visitorToken}); either key is accepted as the token;
+//   - a token may follow only rooms of its own visitor (open or closed);
+//     anything else, a missing token or an unknown room, is
+//     nosub{error:"not-allowed"}, so a room's existence never leaks;
+//   - every delivery is a `changed` frame {collection, id:"id",
+//     fields:{eventName, args}} sent once per matching subscription (the
+//     widget holds three stream-livechat-room subscriptions of one room and
+//     gets three frames, as on Rocket.Chat);
+//   - the requester gets its own messages too (the widget renders a sent
+//     message only from the stream); agents-only events never leave the
+//     desk; a visitor's own typing is not echoed to visitors.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"chatgate/adapters/internal/ddp"
+	"chatgate/core/hub"
+	"chatgate/core/model"
+	"chatgate/store"
+)
+
+// Stream publications served to visitors.
+const (
+	streamRoomMessages = "stream-room-messages"
+	streamNotifyRoom   = "stream-notify-room"
+	streamLivechatRoom = "stream-livechat-room"
+)
+
+// ddpSubKind is what a subscription delivers.
+type ddpSubKind int
+
+const (
+	subMessages ddpSubKind = iota // stream-room-messages <rid>
+	subTyping                     // stream-notify-room <rid>/typing
+	subActivity                   // stream-notify-room <rid>/user-activity (newer clients)
+	subDelete                     // stream-notify-room <rid>/deleteMessage
+	subSilent                     // accepted, nothing chatgate emits (<rid>/webrtc ...)
+	subLivechat                   // stream-livechat-room <rid>
+)
+
+// ddpSub is one live subscription of a session.
+type ddpSub struct {
+	id     string
+	stream string
+	event  string // the eventName as the client sent it
+	kind   ddpSubKind
+	conv   model.ConvID // the followed room; "" for subSilent
+	// alias is the room id the client used when it is a legacy alias of
+	// conv (messages then carry it as their rid).
+	alias string
+}
+
+// ddpFeed is a session's bus subscription to one room, shared by all its
+// DDP subscriptions of that room. The room's last known state is kept to
+// notice what the bus does not carry: the serving agent's presence
+// (agentStatus) and the room's place in the queue (queueData). All fields
+// but bus are guarded by the session's mu.
+type ddpFeed struct {
+	bus  *hub.Sub
+	conv model.ConvID
+	subs map[*ddpSub]struct{}
+
+	active bool
+	queued bool
+	agent  model.AgentID
+	status string // last agent presence sent or seen
+	spot   int    // last queue position sent or seen
+}
+
+// maxDDPSubs caps one connection's live subscriptions (the widget holds
+// six); a sub beyond it is refused.
+const maxDDPSubs = 64
+
+var errDDPNotAllowed = ddp.NewError("not-allowed", "")
+
+// sub handles a `sub` frame (worker goroutine).
+func (ss *ddpSession) sub(ctx context.Context, m *ddp.Message) {
+	id, okID := m.ID()
+	name, okName := m.Str("name")
+	params, okParams := m.Params()
+	if !okID || !okName || !okParams {
+		ss.send(ddp.ErrorFrame("Malformed subscription", m.Fields()))
+		return
+	}
+	if _, dup := ss.subs[id]; dup {
+		return // Meteor ignores a sub whose id is live (reconnect races)
+	}
+	if len(ss.subs) >= maxDDPSubs {
+		ss.send(ddp.NoSub(id, ddp.NewError("error-too-many-subscriptions", fmt.Sprintf("At most %d subscriptions per connection", maxDDPSubs))))
+		return
+	}
+	switch name {
+	case streamRoomMessages, streamNotifyRoom, streamLivechatRoom:
+	default:
+		ss.send(ddp.NoSub(id, ddp.SubscriptionNotFound(name)))
+		return
+	}
+	sub, useCollection, conv, err := ss.authorize(ctx, id, name, params)
+	if err != nil {
+		ss.send(ddp.NoSub(id, ss.s.meteorError(err, ss, "sub "+name)))
+		return
+	}
+	ss.subs[id] = sub
+	ss.attach(sub, conv, useCollection)
+}
+
+// authorize checks a subscription's params and the visitor token in them,
+// and returns the room followed.
+func (ss *ddpSession) authorize(ctx context.Context, id, name string, params []any) (*ddpSub, bool, model.Conversation, error) {
+	var none model.Conversation
+	event, _ := ddpParam(params, 0).(string)
+	if event == "" {
+		return nil, false, none, ddp.NewError("invalid-event-name", "")
+	}
+	useCollection := false
+	var extra map[string]any
+	switch opt := ddpParam(params, 1).(type) {
+	case bool:
+		useCollection = opt
+	case map[string]any:
+		useCollection, _ = opt["useCollection"].(bool)
+		if args, ok := opt["args"].([]any); ok && len(args) > 0 {
+			extra, _ = args[0].(map[string]any)
+		}
+	}
+	sub := &ddpSub{id: id, stream: name, event: event}
+	rid := event
+	switch name {
+	case streamRoomMessages:
+		sub.kind = subMessages
+	case streamLivechatRoom:
+		sub.kind = subLivechat
+	case streamNotifyRoom:
+		var suffix string
+		rid, suffix, _ = strings.Cut(event, "/")
+		switch suffix {
+		case "typing":
+			sub.kind = subTyping
+		case "user-activity":
+			sub.kind = subActivity
+		case "deleteMessage":
+			sub.kind = subDelete
+		case "webrtc":
+			// Rocket.Chat lets anyone read <rid>/webrtc; chatgate has no
+			// calls, so it never fires.
+			sub.kind = subSilent
+			return sub, useCollection, none, nil
+		default:
+			sub.kind = subSilent
+		}
+	}
+	token := ddpExtraToken(extra)
+	if token == "" {
+		return nil, false, none, errDDPNotAllowed
+	}
+	convID, aliased := ss.s.resolveRoom(ctx, rid)
+	_, conv, err := ss.s.visitorRoom(ctx, token, string(convID))
+	if err != nil {
+		if ddpClientError(err) {
+			return nil, false, none, errDDPNotAllowed
+		}
+		return nil, false, none, err
+	}
+	if sub.kind != subSilent {
+		sub.conv = conv.ID
+	}
+	if aliased {
+		sub.alias = rid
+	}
+	return sub, useCollection, conv, nil
+}
+
+// ddpExtraToken is the visitor token of a subscription's extraData.
+func ddpExtraToken(extra map[string]any) string {
+	for _, k := range []string{"visitorToken", "token"} {
+		if t, ok := extra[k].(string); ok && t != "" {
+			return t
+		}
+	}
+	return ""
+}
+
+func ddpParam(params []any, i int) any {
+	if i < len(params) {
+		return params[i]
+	}
+	return nil
+}
+
+// ddpClientError reports errors that mean "no such visitor or room for this
+// token" (as opposed to the store failing).
+func ddpClientError(err error) bool {
+	var rc *rcError
+	var de *ddp.Error
+	return errors.As(err, &rc) || errors.As(err, &de)
+}
+
+// attach registers a subscription with its room's feed (starting the feed
+// on first use) and answers ready. Both happen under the session lock, so
+// no `changed` of this subscription can precede its `ready`.
+func (ss *ddpSession) attach(sub *ddpSub, conv model.Conversation, useCollection bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if sub.conv != "" {
+		f := ss.feeds[sub.conv]
+		if f == nil {
+			f = &ddpFeed{bus: ss.s.d.Bus().SubscribeConv(sub.conv, ddpBusQueue), conv: sub.conv,
+				subs: make(map[*ddpSub]struct{})}
+			ss.s.feedSaw(f, conv)
+			if f.queued {
+				// The client knows it (config.queueInfo): only changes
+				// are sent.
+				f.spot = ss.s.d.Router().Position(f.conv)
+			}
+			ss.feeds[sub.conv] = f
+			ss.pumps.Add(1)
+			go ss.pump(f)
+		}
+		f.subs[sub] = struct{}{}
+	}
+	if useCollection {
+		// Collection compatibility (streamer.module.ts): one `added` with
+		// the eventName before ready.
+		if b, err := ddp.Added(sub.stream, "id", ddp.Obj{{Key: "eventName", Value: sub.event}}); err == nil {
+			ss.send(b)
+		}
+	}
+	ss.send(ddp.Ready(sub.id))
+}
+
+// unsub handles an `unsub` frame: the subscription stops and `nosub` is
+// sent, for unknown ids too (Meteor does).
+func (ss *ddpSession) unsub(m *ddp.Message) {
+	id, ok := m.ID()
+	if !ok {
+		ss.send([]byte(`{"msg":"nosub"}`))
+		return
+	}
+	sub := ss.subs[id]
+	delete(ss.subs, id)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if sub != nil && sub.conv != "" {
+		if f := ss.feeds[sub.conv]; f != nil {
+			delete(f.subs, sub)
+			if len(f.subs) == 0 {
+				f.bus.Close()
+				delete(ss.feeds, sub.conv)
+			}
+		}
+	}
+	ss.send(ddp.NoSub(id, nil))
+}
+
+// closeFeeds ends every bus subscription (session teardown).
+func (ss *ddpSession) closeFeeds() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for conv, f := range ss.feeds {
+		f.bus.Close()
+		delete(ss.feeds, conv)
+	}
+}
+
+// pump turns one room's notices into frames until the feed is closed. A
+// feed the bus cut off (the session fell behind) closes the session: the
+// widget reconnects and reloads the history. Every roomPoll it also looks
+// at what has no notice: agent presence and queue position.
+func (ss *ddpSession) pump(f *ddpFeed) {
+	defer ss.pumps.Done()
+	var tick <-chan time.Time
+	if every := ss.s.ddp.roomPoll; every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-tick:
+			ss.poll(f)
+		case <-f.bus.Done():
+			if errors.Is(f.bus.Err(), hub.ErrSlow) {
+				ss.log.Warn().Msg("ddp session fell behind the desk")
+				ss.conn.Close(wsconnFellBehind)
+			}
+			return
+		case n := <-f.bus.C():
+			ss.deliver(f, n)
+		}
+	}
+}
+
+// deliver sends what one notice means to each subscription of the feed.
+// Rendering runs outside the lock; sending under it, to the subscriptions
+// still live. A rendering bug loses the notice, never the process.
+func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
+	defer func() {
+		if r := recover(); r != nil {
+			ss.log.Error().Interface("panic", r).Str("conv", string(f.conv)).Msg("ddp stream rendering panicked")
+		}
+	}()
+	ss.mu.Lock()
+	subs := make([]*ddpSub, 0, len(f.subs))
+	for sub := range f.subs {
+		subs = append(subs, sub)
+	}
+	ss.mu.Unlock()
+	if len(subs) == 0 {
+		return
+	}
+	r := ddpNoticeRender{s: ss.s, n: n, frames: map[ddpFrameKey][][]byte{}}
+	out := make(map[*ddpSub][][]byte, len(subs))
+	for _, sub := range subs {
+		if fr := r.framesFor(sub); len(fr) > 0 {
+			out[sub] = fr
+		}
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.s.feedSaw(f, n.Conv)
+	if r.sentSpot > 0 {
+		f.spot = r.sentSpot
+	}
+	for _, sub := range subs {
+		if _, live := f.subs[sub]; !live {
+			continue
+		}
+		for _, b := range out[sub] {
+			ss.send(b)
+		}
+	}
+}
+
+// feedSaw records a room's state as a notice (or the subscription) showed
+// it. A new serving agent's presence is taken as known (agentData carries
+// it).
+func (s *Surface) feedSaw(f *ddpFeed, c model.Conversation) {
+	f.active, f.queued = c.Active(), c.State == model.StateQueued
+	if c.Agent != f.agent {
+		f.agent, f.status = c.Agent, ""
+		if c.Agent != "" {
+			f.status = s.agentStatus(c.Agent)
+		}
+	}
+	if !f.queued {
+		f.spot = 0
+	}
+}
+
+// poll sends stream-livechat-room agentStatus when the serving agent's
+// presence changed (Rocket.Chat emits it on presence changes of agents
+// serving open rooms; the desk publishes no notice for them) and queueData
+// when a queued room's position moved (other rooms leaving the queue
+// publish nothing on this room).
+func (ss *ddpSession) poll(f *ddpFeed) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	var payloads []any
+	if f.active && f.agent != "" {
+		if st := ss.s.agentStatus(f.agent); st != f.status {
+			f.status = st
+			payloads = append(payloads, ddp.Obj{{Key: "type", Value: "agentStatus"}, {Key: "status", Value: st}})
+		}
+	}
+	if f.active && f.queued {
+		if spot := ss.s.d.Router().Position(f.conv); spot > 0 && spot != f.spot {
+			f.spot = spot
+			payloads = append(payloads, ddpQueueData(spot))
+		}
+	}
+	if len(payloads) == 0 {
+		return
+	}
+	for sub := range f.subs {
+		if sub.kind != subLivechat {
+			continue
+		}
+		for _, p := range payloads {
+			b, err := ddp.Changed(sub.stream, "id", ddp.Obj{{Key: "eventName", Value: sub.event}, {Key: "args", Value: []any{p}}})
+			if err == nil {
+				ss.send(b)
+			}
+		}
+	}
+}
+
+// ddpQueueData is the stream-livechat-room queue notice (EE's
+// normalizeQueueInfo: spot; no message or wait estimate in chatgate).
+func ddpQueueData(spot int) ddp.Obj {
+	return ddp.Obj{{Key: "type", Value: "queueData"}, {Key: "data", Value: map[string]any{"spot": spot}}}
+}
+
+// --- notices to stream events ------------------------------------------------------
+
+type ddpFrameKey struct {
+	kind  ddpSubKind
+	event string
+	alias string
+}
+
+// ddpNoticeRender renders one notice once and encodes its frames once per
+// (kind, eventName).
+type ddpNoticeRender struct {
+	s      *Surface
+	n      hub.Notice
+	frames map[ddpFrameKey][][]byte
+
+	messages  []map[string]any
+	rendered  bool
+	livechat  []any
+	lcDone    bool
+	deletions []string
+	delDone   bool
+	sentSpot  int // queue position a queueData of this notice carries
+}
+
+func (r *ddpNoticeRender) framesFor(sub *ddpSub) [][]byte {
+	key := ddpFrameKey{kind: sub.kind, event: sub.event, alias: sub.alias}
+	if fr, ok := r.frames[key]; ok {
+		return fr
+	}
+	var argsList [][]any
+	switch sub.kind {
+	case subMessages:
+		for _, m := range r.renderMessages() {
+			if sub.alias != "" {
+				m = copyMap(m)
+				m["rid"] = sub.alias
+			}
+			argsList = append(argsList, []any{m})
+		}
+	case subTyping, subActivity:
+		if name, on, ok := r.s.agentTyping(r.n); ok {
+			if sub.kind == subTyping {
+				argsList = append(argsList, []any{name, on})
+			} else {
+				acts := []any{}
+				if on {
+					acts = append(acts, "user-typing")
+				}
+				argsList = append(argsList, []any{name, acts, map[string]any{}})
+			}
+		}
+	case subDelete:
+		for _, id := range r.renderDeletions() {
+			argsList = append(argsList, []any{map[string]any{"_id": id}})
+		}
+	case subLivechat:
+		for _, p := range r.renderLivechat() {
+			argsList = append(argsList, []any{p})
+		}
+	}
+	var out [][]byte
+	for _, args := range argsList {
+		b, err := ddp.Changed(sub.stream, "id", ddp.Obj{{Key: "eventName", Value: sub.event}, {Key: "args", Value: args}})
+		if err != nil {
+			r.s.log.Error().Err(err).Str("stream", sub.stream).Msg("encode stream event")
+			continue
+		}
+		out = append(out, b)
+	}
+	r.frames[key] = out
+	return out
+}
+
+// renderMessages: new events and edited ones, as a visitor sees them.
+// Deletions go to <rid>/deleteMessage instead (Rocket.Chat's default,
+// Message_ShowDeletedStatus off).
+func (r *ddpNoticeRender) renderMessages() []map[string]any {
+	if r.rendered {
+		return r.messages
+	}
+	r.rendered = true
+	for i := range r.n.Events {
+		if m := r.s.renderMessage(&r.n.Events[i]); m != nil {
+			r.messages = append(r.messages, m)
+		}
+	}
+	for i := range r.n.Updated {
+		e := &r.n.Updated[i]
+		if e.Deleted {
+			continue
+		}
+		if m := r.s.renderMessage(e); m != nil {
+			r.messages = append(r.messages, m)
+		}
+	}
+	return r.messages
+}
+
+func (r *ddpNoticeRender) renderDeletions() []string {
+	if r.delDone {
+		return r.deletions
+	}
+	r.delDone = true
+	for i := range r.n.Updated {
+		e := &r.n.Updated[i]
+		if e.Deleted && e.VisibleToVisitor() {
+			r.deletions = append(r.deletions, messageID(e))
+		}
+	}
+	return r.deletions
+}
+
+// renderLivechat: stream-livechat-room payloads (§6.8). An agent joining
+// (assignment, take-over, transfer) is agentData with the agent; a
+// transfer that left the room queued is agentData without data (the agent
+// is gone) and queueData; a room that starts queued gets queueData.
+// Closing has no event here: the livechat-close message on
+// stream-room-messages ends the chat in the widget.
+func (r *ddpNoticeRender) renderLivechat() []any {
+	if r.lcDone {
+		return r.livechat
+	}
+	r.lcDone = true
+	conv := r.n.Conv
+	started, transferred := false, false
+	for i := range r.n.Events {
+		e := &r.n.Events[i]
+		if e.Seq == 1 {
+			started = true
+		}
+		if e.Kind != model.KindSystem {
+			continue
+		}
+		switch e.Subtype {
+		case model.SysTransferred:
+			transferred = true
+		case model.SysAssigned:
+			if !e.VisibleToVisitor() {
+				continue
+			}
+			if a, ok := r.s.d.Router().Agent(model.AgentID(e.Vars["agent_id"])); ok {
+				r.livechat = append(r.livechat, ddp.Obj{{Key: "type", Value: "agentData"}, {Key: "data", Value: r.s.renderAgent(a)}})
+			}
+		}
+	}
+	queued := conv.State == model.StateQueued
+	if transferred && queued && conv.Agent == "" {
+		r.livechat = append(r.livechat, ddp.Obj{{Key: "type", Value: "agentData"}})
+	}
+	if queued && (started || transferred) {
+		if spot := r.s.d.Router().Position(conv.ID); spot > 0 {
+			r.sentSpot = spot
+			r.livechat = append(r.livechat, ddpQueueData(spot))
+		}
+	}
+	return r.livechat
+}
+
+// agentTyping is an agent's typing indicator in a notice: the agent's
+// username and whether it types. Visitors' own indicators are not sent to
+// visitors.
+func (s *Surface) agentTyping(n hub.Notice) (string, bool, bool) {
+	t := n.Typing
+	if t == nil || t.Author.Kind != model.AuthorAgent {
+		return "", false, false
+	}
+	a, ok := s.d.Router().Agent(model.AgentID(t.Author.ID))
+	if !ok {
+		return t.Author.ID, t.On, true
+	}
+	return agentUsername(a), t.On, true
+}
+
+// --- rooms ---------------------------------------------------------------------------
+
+// resolveRoom maps a room id from a client to a conversation id: a
+// conversation id as is, else a legacy alias (KindRoomAlias). aliased
+// reports the latter. An unknown id comes back unchanged.
+func (s *Surface) resolveRoom(ctx context.Context, rid string) (model.ConvID, bool) {
+	if rid == "" || len(rid) > maxTokenLen {
+		return model.ConvID(rid), false
+	}
+	st := s.d.Store()
+	if _, err := st.Conversation(ctx, model.ConvID(rid)); err == nil {
+		return model.ConvID(rid), false
+	}
+	id, err := st.Resolve(ctx, s.aliasKey(rid))
+	if err != nil {
+		return model.ConvID(rid), false
+	}
+	return model.ConvID(id), true
+}
+
+func (s *Surface) aliasKey(rid string) store.MapKey {
+	return store.MapKey{System: System, Tenant: s.cfg.Tenant, Kind: KindRoomAlias, Foreign: rid}
+}

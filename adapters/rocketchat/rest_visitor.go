@@ -1,0 +1,620 @@
+package rocketchat
+
+// rest_visitor.go: livechat/config, the visitor profile routes, custom
+// fields, agent lookups and offline messages.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"chatgate/core/desk"
+	"chatgate/core/model"
+	"chatgate/core/routing"
+	"chatgate/store"
+)
+
+// departments lists the departments visitors may pick: the configured
+// departments that have agents (as Rocket.Chat lists only departments with
+// agents), in agent configuration order. The desk has no accessor listing
+// every configured department, so departments no agent names are absent.
+func (s *Surface) departments() []model.Department {
+	seen := map[model.DeptID]bool{}
+	var out []model.Department
+	for _, a := range s.d.Router().Agents() {
+		for _, id := range a.Departments {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			if dp, ok := s.d.Department(id); ok {
+				out = append(out, dp)
+			}
+		}
+	}
+	return out
+}
+
+// findDepartment resolves a department by id or, failing that, by name.
+func (s *Surface) findDepartment(idOrName string) (model.Department, bool) {
+	if dp, ok := s.d.Department(model.DeptID(idOrName)); ok {
+		return dp, true
+	}
+	for _, dp := range s.departments() {
+		if strings.EqualFold(dp.Name, idOrName) {
+			return dp, true
+		}
+	}
+	return model.Department{}, false
+}
+
+// online reports whether an agent accepting chats serves dept ("" = any),
+// as Livechat.online does.
+func (s *Surface) online(dept model.DeptID) bool {
+	for _, a := range s.d.Router().Agents() {
+		if a.Serves(dept) && s.d.Router().Status(a.ID) == routing.Accepting {
+			return true
+		}
+	}
+	return false
+}
+
+// restConfig is GET livechat/config (§5.1).
+func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error) {
+	ctx := c.Request.Context()
+	token := c.Query("token")
+	limit := any(false)
+	if n := s.d.Limits().MaxText; n > 0 {
+		limit = n
+	}
+	depts := []any{}
+	for _, dp := range s.departments() {
+		depts = append(depts, map[string]any{"_id": string(dp.ID), "name": dp.Name, "showOnRegistration": true,
+			"showOnOfflineForm": true})
+	}
+	cfg := map[string]any{
+		"enabled": true,
+		"settings": map[string]any{
+			"registrationForm": true, "allowSwitchingDepartments": true, "nameFieldRegistrationForm": true,
+			"emailFieldRegistrationForm": true, "displayOfflineForm": true, "videoCall": false,
+			"fileUpload": s.cfg.Files != nil, "language": "", "transcript": false, "historyMonitorType": "url",
+			"forceAcceptDataProcessingConsent": false, "showConnecting": false, "agentHiddenInfo": false,
+			"clearLocalStorageWhenChatEnded": false, "limitTextLength": limit,
+		},
+		"theme": map[string]any{
+			"title": "Rocket.Chat", "color": "#C1272D", "offlineTitle": "Leave a message", "offlineColor": "#666666",
+			"actionLinks": map[string]any{
+				"webrtc": []any{
+					map[string]any{"actionLinksAlignment": "flex-start", "i18nLabel": "Join_call", "label": "Join Call", "method_id": "joinLivechatWebRTCCall"},
+					map[string]any{"i18nLabel": "End_call", "label": "End call", "method_id": "endLivechatWebRTCCall", "danger": true},
+				},
+				"jitsi": []any{
+					map[string]any{"icon": "icon-videocam", "i18nLabel": "Accept", "method_id": "createLivechatCall"},
+					map[string]any{"icon": "icon-cancel", "i18nLabel": "Decline", "method_id": "denyLivechatCall"},
+				},
+			},
+		},
+		"messages": map[string]any{
+			"offlineMessage": "", "offlineSuccessMessage": "", "offlineUnavailableMessage": "",
+			"conversationFinishedMessage": "", "conversationFinishedText": "", "transcriptMessage": "",
+			"registrationFormMessage": "", "dataProcessingConsentText": "",
+		},
+		"survey": map[string]any{
+			"items":  []any{"satisfaction", "agentKnowledge", "agentResposiveness", "agentFriendliness"},
+			"values": []any{"1", "2", "3", "4", "5"},
+		},
+		"triggers":    []any{},
+		"departments": depts,
+		"resources":   map[string]any{"sound": s.restBaseURL(c) + "/sounds/chime.mp3", "emojis": []any{}},
+		"online":      s.online(model.DeptID(c.Query("department"))),
+	}
+	if token != "" {
+		v, err := s.visitorByToken(ctx, token)
+		switch {
+		case err == nil:
+			cfg["guest"] = s.renderGuest(&v, token)
+			conv, open, err := s.d.OpenConversation(ctx, v.ID)
+			if err != nil {
+				return nil, err
+			}
+			if open {
+				room := map[string]any{"_id": string(conv.ID), "open": true}
+				if conv.Department != "" {
+					room["departmentId"] = string(conv.Department)
+				}
+				if conv.Agent != "" {
+					a, known := s.d.Router().Agent(conv.Agent)
+					if !known {
+						a.ID = conv.Agent
+					}
+					room["servedBy"] = map[string]any{"_id": string(a.ID), "username": agentUsername(a), "ts": conv.AssignedAt}
+					if known {
+						cfg["agent"] = s.renderAgent(a)
+					}
+				}
+				cfg["room"] = room
+			}
+		case !errors.Is(err, errInvalidToken):
+			return nil, err
+		}
+	}
+	return map[string]any{"config": cfg}, nil
+}
+
+// visitorInput is the visitor object of POST livechat/visitor.
+type visitorInput struct {
+	token, name, email, phone, dept, username string
+	hasName, hasEmail, hasPhone, hasDept      bool
+	fields                                    []customField
+}
+
+type customField struct {
+	key, value string
+	overwrite  bool
+}
+
+// parseCustomFields reads [{key, value, overwrite}] (overwrite defaults to
+// true, as the widget always sends it).
+func parseCustomFields(v any, field string) ([]customField, error) {
+	if v == nil {
+		return nil, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, &matchError{msg: "Expected array, got " + jsType(v) + " in field " + field, path: field}
+	}
+	var out []customField
+	for _, x := range list {
+		m, ok := x.(map[string]any)
+		if !ok {
+			return nil, &matchError{msg: "Expected object in field " + field, path: field}
+		}
+		k, err := str(m, "key", true)
+		if err != nil {
+			return nil, err
+		}
+		val, err := str(m, "value", true)
+		if err != nil {
+			return nil, err
+		}
+		ow := true
+		if b, ok := m["overwrite"].(bool); ok {
+			ow = b
+		}
+		out = append(out, customField{key: k, value: val, overwrite: ow})
+	}
+	return out, nil
+}
+
+func validEmail(e string) bool {
+	a, err := mail.ParseAddress(e)
+	return err == nil && a.Address == e && strings.Contains(e, "@") && !strings.ContainsAny(e, " <>")
+}
+
+// restVisitorRegister is POST livechat/visitor (§5.2). The visitor is found
+// by token only: Rocket.Chat also matches an existing visitor by phone or
+// e-mail, which would hand that visitor's history to whoever knows the
+// address, so chatgate does not.
+func (s *Surface) restVisitorRegister(c *gin.Context, r *restReq) (map[string]any, error) {
+	raw, ok := r.body["visitor"].(map[string]any)
+	if !ok {
+		return nil, missingKey("visitor")
+	}
+	var in visitorInput
+	var err error
+	get := func(k string, dst *string, has *bool) {
+		if err != nil {
+			return
+		}
+		var v string
+		v, err = str(raw, k, false)
+		if err == nil && raw[k] != nil {
+			*dst = v
+			if has != nil {
+				*has = true
+			}
+		}
+	}
+	if _, present := raw["token"]; !present {
+		return nil, &matchError{msg: "Missing key 'token' in field visitor", path: "visitor.token"}
+	}
+	get("token", &in.token, nil)
+	get("name", &in.name, &in.hasName)
+	get("email", &in.email, &in.hasEmail)
+	get("phone", &in.phone, &in.hasPhone)
+	get("department", &in.dept, &in.hasDept)
+	get("username", &in.username, nil)
+	if err != nil {
+		return nil, err
+	}
+	if in.fields, err = parseCustomFields(raw["customFields"], "visitor.customFields"); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(in.token) == "" || len(in.token) > maxTokenLen {
+		return nil, &rcError{Code: "error-invalid-token", Reason: "Token cannot be empty"}
+	}
+	v, err := s.saveVisitor(c.Request.Context(), in)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"visitor": s.renderVisitor(&v, in.token)}, nil
+}
+
+// saveVisitor registers or updates the visitor of in.token.
+func (s *Surface) saveVisitor(ctx context.Context, in visitorInput) (model.Visitor, error) {
+	in.email = strings.ToLower(strings.TrimSpace(in.email))
+	if in.hasEmail && in.email != "" && !validEmail(in.email) {
+		return model.Visitor{}, &rcError{Code: "error-invalid-email", Reason: "Invalid email " + in.email,
+			Details: map[string]any{"function": "Livechat.validateEmail", "email": in.email}}
+	}
+	var dept model.DeptID
+	if in.hasDept && in.dept != "" {
+		dp, ok := s.findDepartment(in.dept)
+		if !ok {
+			return model.Visitor{}, errInvalidDept
+		}
+		dept = dp.ID
+	}
+	for _, f := range in.fields {
+		if reservedField(f.key) {
+			return model.Visitor{}, errInvalidField
+		}
+	}
+	for _, p := range []string{in.name, in.email, in.phone, in.username} {
+		if len(p) > 1024 || !utf8.ValidString(p) {
+			return model.Visitor{}, errSavingVisitor
+		}
+	}
+	v, err := s.d.EnsureVisitor(ctx, s.tokenKey(in.token), model.Visitor{Name: in.name, Email: in.email})
+	if err != nil {
+		return model.Visitor{}, err
+	}
+	s.rest.wire.token.LoadOrStore(v.ID, in.token)
+	if _, err := s.visitorUsername(ctx, v.ID, in.username); err != nil {
+		return model.Visitor{}, err
+	}
+	upd := desk.VisitorUpdate{}
+	changed := false
+	if in.hasPhone && in.phone != v.Phone {
+		upd.Phone, changed = &in.phone, true
+	}
+	if in.hasDept && in.dept != "" && dept != v.Department {
+		upd.Department, changed = &dept, true
+	}
+	if len(in.fields) > 0 {
+		upd.Fields = map[string]string{}
+		for _, f := range in.fields {
+			if !f.overwrite && v.Fields[f.key] != "" {
+				continue
+			}
+			upd.Fields[f.key] = f.value
+			changed = true
+		}
+	}
+	if !changed {
+		return v, nil
+	}
+	v, err = s.d.UpdateVisitor(ctx, v.ID, upd)
+	if errors.Is(err, desk.ErrInvalid) {
+		return model.Visitor{}, errSavingVisitor
+	}
+	return v, err
+}
+
+// restVisitorGet is GET livechat/visitor/:token (§5.3).
+func (s *Surface) restVisitorGet(c *gin.Context, _ *restReq) (map[string]any, error) {
+	token := c.Param("token")
+	v, err := s.visitorByToken(c.Request.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"visitor": s.renderVisitor(&v, token)}, nil
+}
+
+// restVisitorDelete is DELETE livechat/visitor/:token (§5.4). The store
+// cannot delete records, so chatgate erases the visitor's profile (name,
+// e-mail, phone, department, custom fields); its conversations' messages
+// stay stored.
+func (s *Surface) restVisitorDelete(c *gin.Context, _ *restReq) (map[string]any, error) {
+	ctx := c.Request.Context()
+	v, err := s.visitorByToken(ctx, c.Param("token"))
+	if err != nil {
+		return nil, err
+	}
+	if _, open, err := s.d.OpenConversation(ctx, v.ID); err != nil {
+		return nil, err
+	} else if open {
+		return nil, errOpenRooms
+	}
+	empty := ""
+	noDept := model.DeptID("")
+	upd := desk.VisitorUpdate{Name: &empty, Email: &empty, Phone: &empty, Department: &noDept}
+	if len(v.Fields) > 0 {
+		upd.Fields = map[string]string{}
+		for k := range v.Fields {
+			upd.Fields[k] = ""
+		}
+	}
+	if _, err := s.d.UpdateVisitor(ctx, v.ID, upd); err != nil {
+		s.log.Error().Err(err).Str("visitor", string(v.ID)).Msg("erase visitor")
+		return nil, errRemovingVisitor
+	}
+	s.rest.presence.Delete(v.ID)
+	return map[string]any{"visitor": map[string]any{"_id": string(v.ID), "ts": s.d.Now()}}, nil
+}
+
+// restVisitorStatus is POST livechat/visitor.status (§5.5); presence is
+// kept in memory.
+func (s *Surface) restVisitorStatus(c *gin.Context, r *restReq) (map[string]any, error) {
+	token, err := str(r.body, "token", true)
+	if err != nil {
+		return nil, err
+	}
+	status, err := str(r.body, "status", true)
+	if err != nil {
+		return nil, err
+	}
+	if len(status) > 32 {
+		return nil, &matchError{msg: "status too long", path: "status"}
+	}
+	v, err := s.visitorByToken(c.Request.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	s.rest.presence.Store(v.ID, status)
+	return map[string]any{"token": token, "status": status}, nil
+}
+
+// restVisitorCallStatus is POST livechat/visitor.callStatus (§5.21): calls
+// are not supported, so it only checks its input and echoes it.
+func (s *Surface) restVisitorCallStatus(c *gin.Context, r *restReq) (map[string]any, error) {
+	var vals [4]string
+	for i, k := range []string{"token", "callStatus", "rid", "callId"} {
+		v, err := str(r.body, k, true)
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = v
+	}
+	if _, _, err := s.visitorRoom(c.Request.Context(), vals[0], vals[2]); err != nil {
+		return nil, err
+	}
+	return map[string]any{"token": vals[0], "callStatus": vals[1]}, nil
+}
+
+// restCustomField is POST livechat/custom.field (§5.15). chatgate has no
+// custom-field definitions: any key is accepted (stored on the visitor)
+// except its own reserved "_rc." keys.
+func (s *Surface) restCustomField(c *gin.Context, r *restReq) (map[string]any, error) {
+	token, err := str(r.body, "token", true)
+	if err != nil {
+		return nil, err
+	}
+	key, err := str(r.body, "key", true)
+	if err != nil {
+		return nil, err
+	}
+	value, err := str(r.body, "value", true)
+	if err != nil {
+		return nil, err
+	}
+	ow, ok := r.body["overwrite"].(bool)
+	if _, present := r.body["overwrite"]; !present {
+		return nil, missingKey("overwrite")
+	} else if !ok {
+		return nil, &matchError{msg: "Expected boolean in field overwrite", path: "overwrite"}
+	}
+	v, err := s.visitorByToken(c.Request.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	if key == "" || reservedField(key) {
+		return nil, errInvalidField
+	}
+	if _, err := s.setFields(c.Request.Context(), v, []customField{{key: key, value: value, overwrite: ow}}); err != nil {
+		return nil, err
+	}
+	return map[string]any{"field": map[string]any{"key": key, "value": value, "overwrite": ow}}, nil
+}
+
+// restCustomFields is POST livechat/custom.fields (§5.16); the response's
+// capital "Key" is Rocket.Chat's.
+func (s *Surface) restCustomFields(c *gin.Context, r *restReq) (map[string]any, error) {
+	token, err := str(r.body, "token", true)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := r.body["customFields"]; !ok {
+		return nil, missingKey("customFields")
+	}
+	fields, err := parseCustomFields(r.body["customFields"], "customFields")
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.visitorByToken(c.Request.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range fields {
+		if f.key == "" || reservedField(f.key) {
+			return nil, errInvalidField
+		}
+	}
+	if _, err := s.setFields(c.Request.Context(), v, fields); err != nil {
+		return nil, err
+	}
+	out := []any{}
+	for _, f := range fields {
+		out = append(out, map[string]any{"Key": f.key, "value": f.value, "overwrite": f.overwrite})
+	}
+	return map[string]any{"fields": out}, nil
+}
+
+// setFields writes custom fields on the visitor; overwrite:false keeps an
+// existing value.
+func (s *Surface) setFields(ctx context.Context, v model.Visitor, fields []customField) (model.Visitor, error) {
+	upd := map[string]string{}
+	for _, f := range fields {
+		if !f.overwrite && v.Fields[f.key] != "" {
+			continue
+		}
+		upd[f.key] = f.value
+	}
+	if len(upd) == 0 {
+		return v, nil
+	}
+	nv, err := s.d.UpdateVisitor(ctx, v.ID, desk.VisitorUpdate{Fields: upd})
+	if errors.Is(err, desk.ErrInvalid) {
+		return model.Visitor{}, &rcError{Code: "invalid-custom-field", Reason: "Invalid custom field"}
+	}
+	return nv, err
+}
+
+// restAgentInfo is GET livechat/agent.info/:rid/:token (§5.13).
+func (s *Surface) restAgentInfo(c *gin.Context, _ *restReq) (map[string]any, error) {
+	_, conv, err := s.visitorRoom(c.Request.Context(), c.Param("token"), c.Param("rid"))
+	if err != nil {
+		return nil, err
+	}
+	if conv.Agent == "" {
+		return nil, errInvalidAgent
+	}
+	a, ok := s.d.Router().Agent(conv.Agent)
+	if !ok {
+		return nil, errInvalidAgent
+	}
+	return map[string]any{"agent": s.renderAgent(a)}, nil
+}
+
+// restAgentNext is GET livechat/agent.next/:token (§5.14): the first
+// accepting agent (configuration order) serving the department. Like
+// Rocket.Chat it does not require a known token; a token whose visitor has
+// an open room gets {"success":true}.
+func (s *Surface) restAgentNext(c *gin.Context, _ *restReq) (map[string]any, error) {
+	ctx := c.Request.Context()
+	if v, err := s.visitorByToken(ctx, c.Param("token")); err == nil {
+		if _, open, err := s.d.OpenConversation(ctx, v.ID); err != nil {
+			return nil, err
+		} else if open {
+			return map[string]any{}, nil
+		}
+	} else if !errors.Is(err, errInvalidToken) {
+		return nil, err
+	}
+	dept := model.DeptID(c.Query("department"))
+	if dept != "" {
+		if dp, ok := s.findDepartment(string(dept)); ok {
+			dept = dp.ID
+		}
+	}
+	for _, a := range s.d.Router().Agents() {
+		if a.Serves(dept) && s.d.Router().Status(a.ID) == routing.Accepting {
+			return map[string]any{"agent": s.renderAgent(a)}, nil
+		}
+	}
+	return nil, errAgentNotFound
+}
+
+// Offline messages are kept as conversations: a visitor per e-mail address
+// (mapping kind "offline"), a conversation holding the message as a
+// "ticket" form and the text, closed at once, so agents find them in the
+// history. chatgate sends no e-mail.
+const kindOffline = "offline"
+
+// restOfflineMessage is POST livechat/offline.message (§5.17).
+func (s *Surface) restOfflineMessage(c *gin.Context, r *restReq) (map[string]any, error) {
+	var name, email, msg, dept string
+	for _, f := range []struct {
+		k   string
+		dst *string
+		req bool
+	}{{"name", &name, true}, {"email", &email, true}, {"message", &msg, true}, {"department", &dept, false}} {
+		v, err := str(r.body, f.k, f.req)
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = v
+	}
+	if _, err := str(r.body, "host", false); err != nil {
+		return nil, err
+	}
+	email = strings.ToLower(strings.TrimSpace(email))
+	if !validEmail(email) {
+		return nil, &rcError{Code: "error-invalid-email-address", Reason: "Invalid email address",
+			Details: map[string]any{"method": "livechat:sendOfflineMessage"}}
+	}
+	failed := &failC{body: map[string]any{"message": "Error sending Omnichannel offline message"}}
+	if strings.TrimSpace(msg) == "" || len(name) > 1024 {
+		return nil, failed
+	}
+	var deptID model.DeptID
+	if dept != "" {
+		dp, ok := s.findDepartment(dept)
+		if !ok {
+			return nil, failed
+		}
+		deptID = dp.ID
+	}
+	ctx := c.Request.Context()
+	v, err := s.d.EnsureVisitor(ctx, store.MapKey{System: System, Tenant: s.cfg.Tenant, Kind: kindOffline, Foreign: email},
+		model.Visitor{Name: name, Email: email})
+	if err != nil {
+		return nil, err
+	}
+	form := &model.Form{Type: "ticket", Fields: []model.FormField{
+		{ID: "name", Type: "name", Label: "Name", Answer: jsonString(name)},
+		{ID: "email", Type: "email", Label: "E-mail", Answer: jsonString(email)},
+		{ID: "message", Type: "textarea", Label: "Message", Answer: jsonString(msg)},
+	}}
+	author := model.Author{Kind: model.AuthorVisitor, ID: string(v.ID), Name: name}
+	conv, _, err := s.d.Start(ctx, desk.StartRequest{Visitor: v.ID, Department: deptID, Origin: System, Author: author,
+		Events: []desk.Draft{{Kind: model.KindForm, Form: form, Visibility: model.VisibleAgents}, {Kind: model.KindMessage, Text: msg}}})
+	if errors.Is(err, desk.ErrVisitorBusy) {
+		// An earlier offline message of this address is still open: add
+		// this one to it.
+		_, _, err = s.d.Post(ctx, desk.PostRequest{Conv: conv.ID, Author: author, Draft: desk.Draft{Kind: model.KindMessage, Text: msg}})
+	} else if err == nil {
+		_, err = s.d.Close(ctx, conv.ID, model.System, "offline message", "")
+	}
+	if err != nil {
+		if errors.Is(err, desk.ErrTooLarge) || errors.Is(err, desk.ErrInvalid) {
+			return nil, failed
+		}
+		return nil, err
+	}
+	return map[string]any{"message": "Livechat offline message sent"}, nil
+}
+
+func jsonString(s string) []byte {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// restTranscript is POST livechat/transcript (§5.19). chatgate sends no
+// e-mail, so a valid request gets Rocket.Chat's failure body (config
+// reports transcript:false, so the widget does not ask).
+func (s *Surface) restTranscript(c *gin.Context, r *restReq) (map[string]any, error) {
+	var token, rid, email string
+	for _, f := range []struct {
+		k   string
+		dst *string
+	}{{"token", &token}, {"rid", &rid}, {"email", &email}} {
+		v, err := str(r.body, f.k, true)
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = v
+	}
+	if _, _, err := s.visitorRoom(c.Request.Context(), token, rid); err != nil {
+		if errors.Is(err, errInvalidToken) || errors.Is(err, errInvalidRoom) {
+			return nil, errInvalidRoomLong
+		}
+		return nil, err
+	}
+	return nil, &failC{body: map[string]any{"message": "Error sending Omnichannel transcript"}}
+}
