@@ -63,8 +63,21 @@ type Config struct {
 	Routing struct {
 		DefaultStatus string `yaml:"default_status"`
 	} `yaml:"routing"`
+	Webhooks    Webhooks     `yaml:"webhooks"`
 	Departments []Department `yaml:"departments"`
 	Agents      []Agent      `yaml:"agents"`
+}
+
+// Webhooks configures LiveChat webhook delivery (see
+// adapters/livechat/webhooks and chatgate.example.yaml).
+type Webhooks struct {
+	Enabled     bool          `yaml:"enabled"`
+	Timeout     time.Duration `yaml:"timeout"`
+	MaxAttempts int           `yaml:"max_attempts"`
+	MinBackoff  time.Duration `yaml:"min_backoff"`
+	MaxBackoff  time.Duration `yaml:"max_backoff"`
+	MaxAge      time.Duration `yaml:"max_age"`
+	Concurrency int           `yaml:"concurrency"`
 }
 
 // Department is a configured department.
@@ -193,6 +206,20 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Sprintf("department id %q is empty or repeated", d.ID))
 		}
 		depts[d.ID] = true
+	}
+	if w := c.Webhooks; w.Enabled {
+		switch {
+		case w.Timeout <= 0:
+			errs = append(errs, "webhooks.timeout must be > 0")
+		case w.MaxAttempts < 1:
+			errs = append(errs, "webhooks.max_attempts must be >= 1")
+		case w.MinBackoff <= 0 || w.MaxBackoff < w.MinBackoff:
+			errs = append(errs, "webhooks: min_backoff must be > 0 and max_backoff >= min_backoff")
+		case w.MaxAge < 0:
+			errs = append(errs, "webhooks.max_age must be >= 0")
+		case w.Concurrency < 1:
+			errs = append(errs, "webhooks.concurrency must be >= 1")
+		}
 	}
 	if c.Store.MaxUploadBytes <= 0 {
 		errs = append(errs, "store.max_upload_bytes must be > 0")

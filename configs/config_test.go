@@ -53,6 +53,15 @@ func TestLoadLayers(t *testing.T) {
 		{"bad routing status", "routing:\n  default_status: maybe\n", nil, nil, "default_status"},
 		{"frame below text", "limits:\n  max_text_bytes: 100\n  max_frame_bytes: 50\n", nil, nil, "max_frame_bytes"},
 		{"malformed yaml", "server: [", nil, nil, "config"},
+		{"webhooks defaults", "", nil, func(c *Config) bool {
+			w := c.Webhooks
+			return w.Enabled && w.Timeout == 10*time.Second && w.MaxAttempts == 15 && w.MaxBackoff == 15*time.Minute &&
+				w.MinBackoff == time.Second && w.MaxAge == 24*time.Hour && w.Concurrency == 4
+		}, ""},
+		{"webhooks max_backoff below min", "webhooks:\n  min_backoff: 1m\n  max_backoff: 1s\n", nil, nil, "max_backoff"},
+		{"webhooks zero attempts", "webhooks:\n  max_attempts: 0\n", nil, nil, "max_attempts"},
+		{"webhooks disabled skips checks", "webhooks:\n  enabled: false\n  max_attempts: 0\n", nil,
+			func(c *Config) bool { return !c.Webhooks.Enabled }, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"chatgate/core/model"
 )
@@ -66,12 +67,62 @@ type Batch struct {
 	Idems []Idem
 	// Meta are small named values (generated secrets, settings).
 	Meta map[string][]byte
+	// Outbox are deliveries owed because of this batch (webhooks). They
+	// are written with the rest of the batch or not at all, so that no
+	// committed event lacks its deliveries and no delivery announces an
+	// event that was not committed. The store assigns their Seq and sets
+	// their State to pending.
+	Outbox []OutboxRow
 }
 
 // Empty reports whether the batch writes nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Visitors) == 0 && len(b.Convs) == 0 && len(b.Events) == 0 && len(b.Updates) == 0 &&
-		len(b.Maps) == 0 && len(b.Idems) == 0 && len(b.Meta) == 0
+		len(b.Maps) == 0 && len(b.Idems) == 0 && len(b.Meta) == 0 && len(b.Outbox) == 0
+}
+
+// OutboxState is where an outbox row is in its life.
+type OutboxState string
+
+const (
+	// OutboxPending: waiting in its queue for a (first or further) attempt.
+	OutboxPending OutboxState = "pending"
+	// OutboxExhausted: given up on after too many attempts (or too long);
+	// kept out of its queue, so that the rows behind it go on, and listed
+	// by OutboxExhausted.
+	OutboxExhausted OutboxState = "exhausted"
+)
+
+// OutboxRow is one delivery owed to an external target (a webhook).
+//
+// The pending rows of one (Target, Conv) pair form a queue, ordered by Seq:
+// a deliverer takes a queue's rows strictly in that order, and a head that
+// is not due yet (NextAt in the future) holds back the rows behind it.
+// Queues of other conversations or other targets are independent.
+type OutboxRow struct {
+	// ID is the delivery id, chosen by the producer: it never changes
+	// across attempts and restarts, so receivers can deduplicate on it.
+	ID string `json:"id"`
+	// Target names the receiver (a webhook id).
+	Target string `json:"target"`
+	// Conv is the conversation the delivery is about.
+	Conv model.ConvID `json:"conv"`
+	// Seq orders the rows of one (Target, Conv) queue. The store assigns
+	// it on commit: increasing in commit order and, within one batch, in
+	// slice order; a value given in Batch.Outbox is ignored.
+	Seq uint64 `json:"seq"`
+	// Payload is what to deliver; the store keeps it as opaque bytes.
+	Payload []byte `json:"payload"`
+	// Attempts counts the failed attempts so far.
+	Attempts int `json:"attempts"`
+	// NextAt is when the row is due; the zero time means "now".
+	NextAt time.Time `json:"next_at"`
+	// LastError describes the last failed attempt.
+	LastError string `json:"last_error,omitempty"`
+	// CreatedAt is when the row was committed (set by the producer).
+	CreatedAt time.Time `json:"created_at"`
+	// State is pending or exhausted.
+	State OutboxState `json:"state"`
 }
 
 // Store is the durable home of visitors, conversations, events and
@@ -99,6 +150,29 @@ type Store interface {
 	Idempotent(ctx context.Context, system, key string) (Idem, error)
 	// Meta returns a named value written through Batch.Meta.
 	Meta(ctx context.Context, key string) ([]byte, error)
+
+	// OutboxDue returns the pending rows of up to queues (Target, Conv)
+	// queues whose head (lowest Seq) is due at now (NextAt <= now),
+	// earliest head first: for each queue up to perQueue rows in Seq
+	// order, head first, contiguously. Rows behind a head are returned
+	// whatever their own NextAt. queues and perQueue <= 0 mean no limit.
+	OutboxDue(ctx context.Context, now time.Time, queues, perQueue int) ([]OutboxRow, error)
+	// OutboxDelivered deletes the pending row (r.Target, r.Conv, r.Seq)
+	// whose id is r.ID; the next row of its queue becomes the head.
+	// ErrNotFound when there is no such pending row.
+	OutboxDelivered(ctx context.Context, r OutboxRow) error
+	// OutboxRetry records a failed attempt on a pending row: its Attempts,
+	// NextAt and LastError become r's. The row stays where it is in its
+	// queue. ErrNotFound when there is no such pending row.
+	OutboxRetry(ctx context.Context, r OutboxRow) error
+	// OutboxExhaust takes a pending row out of its queue and keeps it as
+	// exhausted, with r's Attempts, NextAt and LastError; the next row of
+	// its queue becomes the head. ErrNotFound when there is no such
+	// pending row.
+	OutboxExhaust(ctx context.Context, r OutboxRow) error
+	// OutboxExhausted lists exhausted rows of target ("" means every
+	// target) in (Target, Conv, Seq) order, up to limit (<= 0: all).
+	OutboxExhausted(ctx context.Context, target string, limit int) ([]OutboxRow, error)
 
 	// Close flushes queued commits and releases the store.
 	Close() error

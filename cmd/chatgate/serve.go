@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"chatgate/adapters/livechat/agentrtm"
 	"chatgate/adapters/livechat/visitorv2"
+	"chatgate/adapters/livechat/webhooks"
 	"chatgate/adapters/rocketchat"
 	"chatgate/configs"
 	"chatgate/core/desk"
@@ -46,8 +48,11 @@ type serveOptions struct {
 
 // serve runs the gateway until ctx ends, then shuts down in this order:
 // readiness off; the HTTP server stops accepting and finishes in-flight
-// requests; surfaces close their sessions (telling clients why); the router
-// loop stops; the store writes what is queued and closes.
+// requests; surfaces close their sessions (telling clients why) and the
+// webhook worker finishes the attempts in flight (each bounded by
+// webhooks.timeout) and records them; undelivered rows stay in the outbox
+// for the next start; the router loop stops; the store writes what is
+// queued and closes.
 func serve(ctx context.Context, o serveOptions) error {
 	cfg, err := configs.Load(o.ConfigPath, o.Getenv)
 	if err != nil {
@@ -90,16 +95,45 @@ func serve(ctx context.Context, o serveOptions) error {
 	for _, d := range cfg.Departments {
 		departs = append(departs, model.Department{ID: model.DeptID(d.ID), Name: d.Name})
 	}
-	dk := desk.New(desk.Options{
-		Store: st, Router: router, Bus: hub.NewBus(), Actors: hub.NewActors(256),
+	bus := hub.NewBus()
+	// Webhooks: the desk's outbox hook writes their deliveries with the
+	// events that cause them; the service (a surface) serves the
+	// Configuration API and runs the delivery worker.
+	var wh *webhooks.Service
+	if w := cfg.Webhooks; w.Enabled {
+		deliveries := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatgate_webhook_deliveries_total",
+			Help: "Webhook delivery attempts by action and outcome (delivered, retry, exhausted).",
+		}, []string{"action", "outcome"})
+		m.reg.MustRegister(deliveries)
+		wh = webhooks.New(st, webhooks.Config{
+			OrganizationID: cfg.License.OrganizationID, Authenticate: creds.byToken,
+			Agent: router.Agent, QueuePosition: router.Position, Bus: bus,
+			Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, MinBackoff: w.MinBackoff, MaxBackoff: w.MaxBackoff,
+			MaxAge: w.MaxAge, Concurrency: w.Concurrency,
+			OnDelivery: func(action, outcome string) { deliveries.WithLabelValues(action, outcome).Inc() },
+		}, log)
+		if err := wh.Load(ctx); err != nil {
+			return err
+		}
+	}
+	dopts := desk.Options{
+		Store: st, Router: router, Bus: bus, Actors: hub.NewActors(256),
 		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes}, Logger: log, Departs: departs,
 		OnEvents: func(n int) { m.events.Add(float64(n)) },
-	})
+	}
+	if wh != nil {
+		dopts.Outbox = wh.Outbox
+	}
+	dk := desk.New(dopts)
 	if err := dk.Load(ctx); err != nil {
 		return err
 	}
 
 	var surfaces []surface
+	if wh != nil {
+		surfaces = append(surfaces, wh)
+	}
 	if cfg.LiveChat.V2.Enabled {
 		surfaces = append(surfaces, visitorv2.New(dk, visitorv2.Config{
 			LicenceID: cfg.License.ID, PollTimeout: cfg.LiveChat.V2.PollTimeout, MaxBody: cfg.Server.MaxBodyBytes,

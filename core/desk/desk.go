@@ -40,6 +40,13 @@ type Options struct {
 	// OnEvents, if set, is told how many events each commit appended (for
 	// metrics).
 	OnEvents func(n int)
+	// Outbox, if set, is asked for the deliveries (webhooks) a change
+	// owes: c is the conversation after the change, events the events it
+	// appends, updated the events it changes in place. The rows are
+	// committed in the same batch as the change, so that they exist
+	// exactly when the change does. It runs on the conversation's actor,
+	// before the commit: it must be quick and must not call the desk.
+	Outbox func(c model.Conversation, events []model.Event, updated []model.Event) []store.OutboxRow
 }
 
 // Desk executes commands on conversations.
@@ -53,13 +60,14 @@ type Desk struct {
 	now     func() time.Time
 	departs map[model.DeptID]model.Department
 	onEv    func(int)
+	outbox  func(model.Conversation, []model.Event, []model.Event) []store.OutboxRow
 	kick    chan struct{}
 }
 
 // New returns a desk; call Load before serving and Run for queue routing.
 func New(o Options) *Desk {
 	d := &Desk{st: o.Store, router: o.Router, bus: o.Bus, actors: o.Actors, limits: o.Limits,
-		log: o.Logger, now: o.Now, onEv: o.OnEvents, kick: make(chan struct{}, 1),
+		log: o.Logger, now: o.Now, onEv: o.OnEvents, outbox: o.Outbox, kick: make(chan struct{}, 1),
 		departs: make(map[model.DeptID]model.Department)}
 	if d.now == nil {
 		d.now = time.Now
@@ -258,6 +266,9 @@ func sysDraft(subtype, text string, vars map[string]string) Draft {
 // commit writes the batch, then publishes the change. It is the only place
 // that publishes committed state: fan-out never runs ahead of the disk.
 func (d *Desk) commit(ctx context.Context, b *store.Batch, c model.Conversation, evs []model.Event, origin string) error {
+	if d.outbox != nil {
+		b.Outbox = append(b.Outbox, d.outbox(c, evs, b.Updates)...)
+	}
 	// Not cancelled with the caller: a store may write a batch yet report
 	// the caller's ctx.Err() (store/bolt does once the batch is queued),
 	// and the router's memory must follow what was really written.

@@ -22,12 +22,22 @@ import (
 func BenchmarkCommit(b *testing.B) {
 	for _, writers := range []int{1, 16, 128} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			benchCommit(b, writers)
+			benchCommit(b, writers, 0)
 		})
 	}
 }
 
-func benchCommit(b *testing.B, writers int) {
+// BenchmarkCommitOutbox is BenchmarkCommit with outbox rows (webhook
+// deliveries of about 600 bytes) in every commit.
+func BenchmarkCommitOutbox(b *testing.B) {
+	for _, writers := range []int{1, 16, 128} {
+		b.Run(fmt.Sprintf("writers=%d/rows=2", writers), func(b *testing.B) {
+			benchCommit(b, writers, 2)
+		})
+	}
+}
+
+func benchCommit(b *testing.B, writers, outbox int) {
 	var keys, txns atomic.Int64
 	s, err := Open(tempPath(b), Options{NoSync: false, OnCommit: func(st Stats) {
 		keys.Add(int64(st.Keys))
@@ -59,8 +69,14 @@ func benchCommit(b *testing.B, writers int) {
 			for next.Add(1) <= int64(b.N) {
 				seq := conv.LastSeq + 1
 				conv.LastSeq = seq
+				var rows []store.OutboxRow
+				for i := range outbox {
+					rows = append(rows, store.OutboxRow{ID: model.NewID(), Target: "hook-" + strconv.Itoa(i), Conv: conv.ID,
+						Payload: benchPayload, CreatedAt: at, NextAt: at})
+				}
 				err := s.Commit(ctx, &store.Batch{
-					Convs: []model.Conversation{conv},
+					Outbox: rows,
+					Convs:  []model.Conversation{conv},
 					Events: []model.Event{{
 						Conv: conv.ID, Seq: seq, ID: model.NewID(), Kind: model.KindMessage,
 						Author: author, At: at, Text: text,
@@ -87,5 +103,49 @@ func benchCommit(b *testing.B, writers int) {
 	}
 	if t := txns.Load(); t > 0 {
 		b.ReportMetric(float64(b.N)/float64(t), "commits/txn")
+	}
+}
+
+var benchPayload = []byte(`{"webhook_id":"92fc69a091cadceba9679aef68582f56","action":"incoming_event","chat_id":"01JX8Y3M4N5P6Q7R8S9T0V1W2X",` +
+	`"payload":{"chat_id":"01JX8Y3M4N5P6Q7R8S9T0V1W2X","thread_id":"01JX8Y3M4N5P6Q7R8S9T0V1W2Y","event":{"id":"01JX8Y3M4N5P6Q7R8S9T0V1W2Y_12",` +
+	`"type":"message","author_id":"01JX8Y3M4N5P6Q7R8S9T0V1W2X","created_at":"2025-06-01T12:00:00.000000Z","visibility":"all",` +
+	`"text":"Hello, I would like to know more about the pricing of the pro plan, thanks! Hello, I would like to know more about the pricing."}},` +
+	`"additional_data":{}}`)
+
+// BenchmarkOutboxDue reads the due heads while a receiver is down: 10,000
+// queues of 20 rows each, half of them waiting for a retry. One op reads
+// 64 due queues of up to 64 rows, as the webhook worker does.
+func BenchmarkOutboxDue(b *testing.B) {
+	s, err := Open(tempPath(b), Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	const queues, perQueue = 10000, 20
+	for q := 0; q < queues; q += 100 {
+		var batch store.Batch
+		for i := q; i < q+100; i++ {
+			next := at
+			if i%2 == 0 {
+				next = at.Add(time.Hour)
+			}
+			for range perQueue {
+				batch.Outbox = append(batch.Outbox, store.OutboxRow{ID: model.NewID(), Target: "hook",
+					Conv: model.ConvID(fmt.Sprintf("conv-%05d", i)), Payload: benchPayload, CreatedAt: at, NextAt: next})
+			}
+		}
+		if err := s.Commit(ctx, &batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rows, err := s.OutboxDue(ctx, at, 64, 64)
+		if err != nil || len(rows) != 64*perQueue {
+			b.Fatalf("OutboxDue = %d rows, %v", len(rows), err)
+		}
 	}
 }

@@ -31,9 +31,16 @@ var (
 	bMaps     = []byte("maps")
 	bMapsRev  = []byte("maps_rev")
 	bTxn      = []byte("txn")
-	bOutbox   = []byte("outbox")
+	// Outbox layout (see outbox.go): outbox holds pending rows under
+	// target ‖ 0 ‖ conv ‖ 0 ‖ seq (uint64 BE), so that one queue is one
+	// key range; outbox_due indexes the head of every queue under
+	// due time (uint64 BE unix ns) ‖ that key; outbox_dead holds
+	// exhausted rows under the same key as they had in outbox.
+	bOutbox     = []byte("outbox")
+	bOutboxDue  = []byte("outbox_due")
+	bOutboxDead = []byte("outbox_dead")
 
-	allBuckets = [][]byte{bMeta, bVisitors, bConvs, bVConvs, bEvents, bMaps, bMapsRev, bTxn, bOutbox}
+	allBuckets = [][]byte{bMeta, bVisitors, bConvs, bVConvs, bEvents, bMaps, bMapsRev, bTxn, bOutbox, bOutboxDue, bOutboxDead}
 	schemaKey  = []byte("schema")
 )
 
@@ -125,6 +132,11 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err != nil {
 		return err
 	}
+	return s.submit(ctx, o)
+}
+
+// submit queues o for the writer and waits for its outcome.
+func (s *Store) submit(ctx context.Context, o ops) error {
 	r := &request{ops: o, errc: make(chan error, 1)}
 	s.mu.RLock()
 	if s.closed {
@@ -242,6 +254,10 @@ type ops struct {
 	present []kv
 	// sameOrAbsent keys must not exist or hold exactly val (mappings).
 	sameOrAbsent []kv
+	// outbox are rows to append to their queues (seq assigned on apply).
+	outbox []outboxIns
+	// outboxMut is a change of one pending outbox row.
+	outboxMut *outboxMut
 }
 
 func encode(b *store.Batch) (ops, error) {
@@ -314,6 +330,13 @@ func encode(b *store.Batch) (ops, error) {
 		}
 		o.puts = append(o.puts, kv{bMeta, []byte(k), bytes.Clone(v)})
 	}
+	for i := range b.Outbox {
+		in, err := encodeOutboxIns(&b.Outbox[i])
+		if err != nil {
+			return o, err
+		}
+		o.outbox = append(o.outbox, in)
+	}
 	for _, p := range o.puts {
 		if len(p.key) == 0 || len(p.key) > bbolt.MaxKeySize || len(p.val) > bbolt.MaxValueSize {
 			return o, fmt.Errorf("store: key or value size out of range in %s", p.bucket)
@@ -323,6 +346,11 @@ func encode(b *store.Batch) (ops, error) {
 }
 
 func (o *ops) check(tx *bbolt.Tx) error {
+	if o.outboxMut != nil {
+		if err := o.outboxMut.check(tx); err != nil {
+			return err
+		}
+	}
 	for _, c := range o.present {
 		if tx.Bucket(c.bucket).Get(c.key) == nil {
 			return fmt.Errorf("%w: %s key to update does not exist", store.ErrConflict, c.bucket)
@@ -374,7 +402,22 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 			return 0, fmt.Errorf("put %s: %w", p.bucket, err)
 		}
 	}
-	return len(o.puts), nil
+	n := len(o.puts)
+	for i := range o.outbox {
+		k, err := o.outbox[i].apply(tx)
+		if err != nil {
+			return 0, err
+		}
+		n += k
+	}
+	if o.outboxMut != nil {
+		k, err := o.outboxMut.apply(tx)
+		if err != nil {
+			return 0, err
+		}
+		n += k
+	}
+	return n, nil
 }
 
 // join builds a composite key: parts separated by a 0 byte. None of the

@@ -63,6 +63,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConversationsScan", testConversationsScan},
 		{"ConversationsCallbackUsesStore", testConversationsCallback},
 		{"EventUpdates", testEventUpdates},
+		{"OutboxRoundTrip", testOutboxRoundTrip},
+		{"OutboxOrder", testOutboxOrder},
+		{"OutboxHeadBlocksQueue", testOutboxHeadBlocks},
+		{"OutboxDelivered", testOutboxDelivered},
+		{"OutboxExhaust", testOutboxExhaust},
+		{"OutboxLimits", testOutboxLimits},
+		{"OutboxNotFound", testOutboxNotFound},
+		{"OutboxInvalid", testOutboxInvalid},
+		{"OutboxConcurrent", testOutboxConcurrent},
+		{"OutboxAfterClose", testOutboxAfterClose},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -438,6 +448,7 @@ type bystanders struct {
 	mapping store.Mapping
 	idem    store.Idem
 	meta    string
+	outbox  store.OutboxRow
 }
 
 func newBystanders() bystanders {
@@ -452,6 +463,7 @@ func newBystanders() bystanders {
 		mapping: store.Mapping{MapKey: store.MapKey{System: "sys", Tenant: "t", Kind: "bystander", Foreign: "f-" + id}, Core: "core-" + id},
 		idem:    store.Idem{System: "sys", Key: "bystander-" + id, Conv: c.ID, Seq: 1},
 		meta:    "bystander-" + id,
+		outbox:  newRow("bystander-target", c.ID, "bystander"),
 	}
 }
 
@@ -465,6 +477,7 @@ func (by *bystanders) addTo(b *store.Batch) {
 		b.Meta = map[string][]byte{}
 	}
 	b.Meta[by.meta] = []byte("x")
+	b.Outbox = append(b.Outbox, by.outbox)
 }
 
 func (by *bystanders) wantAbsent(t *testing.T, s store.Store) {
@@ -489,6 +502,15 @@ func (by *bystanders) wantAbsent(t *testing.T, s store.Store) {
 	wantNotFound(t, "bystander Idempotent", err)
 	_, err = s.Meta(ctx, by.meta)
 	wantNotFound(t, "bystander Meta", err)
+	due, err := s.OutboxDue(ctx, farFuture, 0, 0)
+	if err != nil {
+		t.Fatalf("OutboxDue: %v", err)
+	}
+	for _, r := range due {
+		if r.ID == by.outbox.ID {
+			t.Errorf("bystander outbox row %s was written", r.ID)
+		}
+	}
 }
 
 func testConflicts(t *testing.T, open func(t *testing.T) store.Store) {
@@ -805,7 +827,7 @@ func testNotFound(t *testing.T, open func(t *testing.T) store.Store) {
 
 func testEmptyBatch(t *testing.T, open func(t *testing.T) store.Store) {
 	s := fresh(t, open)
-	for _, b := range []*store.Batch{{}, {Meta: map[string][]byte{}}, {Events: []model.Event{}}} {
+	for _, b := range []*store.Batch{{}, {Meta: map[string][]byte{}}, {Events: []model.Event{}}, {Outbox: []store.OutboxRow{}}} {
 		if err := s.Commit(t.Context(), b); err != nil {
 			t.Errorf("Commit(empty) = %v", err)
 		}
