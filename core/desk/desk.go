@@ -706,7 +706,7 @@ func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID,
 			return err
 		}
 		now := d.Now()
-		prev := c.Agent
+		prev, prevDept, wasQueued := c.Agent, c.Department, c.State == model.StateQueued
 		vars := map[string]string{"from_department": string(c.Department), "to_department": string(dept),
 			"from_agent": string(prev), "by_kind": string(by.Kind), "by_id": by.ID}
 		c.Department = dept
@@ -720,21 +720,26 @@ func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID,
 		} else {
 			c.Agent, c.State = "", model.StateQueued
 		}
+		// Move the queue entry before the commit publishes, so that
+		// subscribers told of the transfer read the new queue position.
+		// Dequeue first: Enqueue ignores a conversation already queued,
+		// which would leave it under its old department.
+		d.router.Dequeue(c.ID)
+		if !picked {
+			d.router.Enqueue(c.ID, dept, now)
+		}
 		if err := d.commit(ctx, &store.Batch{Convs: []model.Conversation{c}, Events: evs}, c, evs, ""); err != nil {
 			if picked && agent != prev {
 				d.router.Release(agent)
+			}
+			d.router.Dequeue(c.ID)
+			if wasQueued {
+				d.router.Enqueue(c.ID, prevDept, c.CreatedAt)
 			}
 			return err
 		}
 		if prev != "" && (!picked || agent != prev) {
 			d.router.Release(prev)
-		}
-		// Dequeue first in both cases: Enqueue ignores a conversation
-		// already queued, which would leave a queued conversation under
-		// its old department.
-		d.router.Dequeue(c.ID)
-		if !picked {
-			d.router.Enqueue(c.ID, dept, now)
 		}
 		return nil
 	})
