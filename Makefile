@@ -7,7 +7,7 @@ FUZZ_TARGETS := \
 	./adapters/livechat/visitorv2:FuzzDecodeBody \
 	./adapters/livechat/agentrtm:FuzzDecodeFrame
 
-.PHONY: all build run test vet unit fuzz bench docker clean
+.PHONY: all build run test vet unit fuzz bench docker clean widget e2e
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 run:
 	$(GO) run ./cmd/chatgate
 
-test: vet unit fuzz
+test: vet unit fuzz e2e
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -42,3 +42,37 @@ docker:
 
 clean:
 	rm -rf bin
+
+# --- Rocket.Chat livechat widget and Node end-to-end tests -------------------
+# `make widget` puts the build of the real widget (npm package
+# @rocket.chat/livechat, pinned version and integrity) into WIDGET_DIR, the
+# default rocketchat.widget_dir. Never committed; skipped when present.
+WIDGET_VERSION   := 1.13.3
+WIDGET_INTEGRITY := sha512-gEX3V2Cr+7Nr+j4CFwBBX7R/1mZxWvnmpbz/jc+gJOa7zKJOdyv4waLc5RegmoubxpNlzbpbMiNkwg5GQuhyWA==
+WIDGET_DIR       ?= web/livechat
+
+widget:
+	@if [ -f "$(WIDGET_DIR)/index.html" ] && [ "$$(cat "$(WIDGET_DIR)/.version" 2>/dev/null)" = "$(WIDGET_VERSION)" ]; then \
+		echo "widget: $(WIDGET_DIR) already has @rocket.chat/livechat@$(WIDGET_VERSION)"; exit 0; fi; \
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "widget: fetching @rocket.chat/livechat@$(WIDGET_VERSION)"; \
+	npm pack --silent --pack-destination "$$tmp" "@rocket.chat/livechat@$(WIDGET_VERSION)" >/dev/null; \
+	tgz=$$(ls "$$tmp"/*.tgz); \
+	sum="sha512-$$(node -e 'process.stdout.write(require("crypto").createHash("sha512").update(require("fs").readFileSync(process.argv[1])).digest("base64"))' "$$tgz")"; \
+	if [ "$$sum" != "$(WIDGET_INTEGRITY)" ]; then echo "widget: integrity mismatch: $$sum" >&2; exit 1; fi; \
+	tar -xzf "$$tgz" -C "$$tmp" package/build; \
+	test -f "$$tmp/package/build/index.html"; \
+	echo "$(WIDGET_VERSION)" > "$$tmp/package/build/.version"; \
+	mkdir -p "$$(dirname "$(WIDGET_DIR)")"; rm -rf "$(WIDGET_DIR).new"; \
+	mv "$$tmp/package/build" "$(WIDGET_DIR).new"; rm -rf "$(WIDGET_DIR)"; mv "$(WIDGET_DIR).new" "$(WIDGET_DIR)"; \
+	echo "widget: installed into $(WIDGET_DIR) ($$(ls "$(WIDGET_DIR)" | wc -l) files)"
+
+# `make e2e` builds chatgate and runs the Node end-to-end tests in e2e/ (the
+# real widget in headless Chromium, the Rocket.Chat JS SDK as a visitor, a
+# LiveChat RTM agent). Needs /usr/bin/chromium, `npm ci` in e2e/ and
+# `make widget` (.ci/run does all three).
+e2e: widget
+	@test -d e2e/node_modules || (cd e2e && npm ci --no-audit --no-fund)
+	$(GO) build -o bin/chatgate ./cmd/chatgate
+	cd e2e && CHATGATE_BIN="$(abspath bin/chatgate)" WIDGET_DIR="$(abspath $(WIDGET_DIR))" \
+		node --test --test-concurrency=1 --test-timeout=240000 tests/*.test.js

@@ -24,9 +24,9 @@ import (
 //	                           /livechat/livechat/… and break)
 //	GET /livechat/<file>       any file of the build (js, css, png, i18n chunks,
 //	                           rocketchat-livechat.min.js for host pages)
-//	GET /avatar/:username      an SVG with the name's initials (widget_avatar.go)
+//	GET /avatar/:username      an SVG with the name's initials (widget_media.go)
 //	GET /sounds/chime.mp3      the notification sound config points at
-//	GET /file-upload/:id/:name an uploaded file (widget_files.go)
+//	GET /file-upload/:id/:name an uploaded file (widget_media.go)
 //
 // The widget page must be frameable from any origin (customer sites iframe
 // it through the loader), so /livechat sends neither X-Frame-Options nor a

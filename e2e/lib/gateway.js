@@ -1,0 +1,174 @@
+'use strict';
+// Runs one chatgate binary for a test file: 127.0.0.1 on a free port (the
+// kernel picks it: --addr 127.0.0.1:0, read back from the start-up log), a
+// temporary data file and a test config with one agent. The process is
+// always stopped: by stop(), and — should the test process end early — on
+// exit, SIGINT, SIGTERM, SIGHUP, or when the test runner that started this
+// file goes away.
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { artifactPath } = require('./artifacts');
+
+const E2E_DIR = path.resolve(__dirname, '..');
+const ROOT = path.resolve(E2E_DIR, '..');
+
+// The test agent (configured below): LiveChat RTM token and Rocket.Chat
+// password login.
+const AGENT = Object.freeze({
+  id: 'smith@example.com',
+  name: 'Agent Smith',
+  username: 'agent.smith',
+  token: 'e2e-agent-token-0123456789abcdef',
+  password: 'e2e-agent-password',
+});
+
+const live = new Set(); // child processes still running
+const tempDirs = new Set(); // their data directories
+
+function killAllSync() {
+  for (const child of live) {
+    try { child.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+  live.clear();
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+let guarded = false;
+function installGuards() {
+  if (guarded) return;
+  guarded = true;
+  process.on('exit', killAllSync);
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+    process.on(sig, () => {
+      killAllSync();
+      process.exit(code);
+    });
+  }
+  // Orphaned (the runner was killed without signalling us): clean up.
+  const parent = process.ppid;
+  const t = setInterval(() => {
+    if (process.ppid !== parent) {
+      killAllSync();
+      process.exit(1);
+    }
+  }, 1000);
+  t.unref();
+}
+
+function binPath() {
+  const bin = process.env.CHATGATE_BIN || path.join(ROOT, 'bin', 'chatgate');
+  if (!fs.existsSync(bin)) {
+    throw new Error(`chatgate binary not found at ${bin}: run \`make e2e\` (it builds it) or set CHATGATE_BIN`);
+  }
+  return bin;
+}
+
+function widgetDir() {
+  return process.env.WIDGET_DIR || path.join(ROOT, 'web', 'livechat');
+}
+
+function configYAML(dir) {
+  return [
+    'log:',
+    '  level: debug',
+    '  format: json',
+    'server:',
+    '  shutdown_timeout: 5s',
+    'rocketchat:',
+    '  enabled: true',
+    `  widget_dir: ${JSON.stringify(widgetDir())}`,
+    'store:',
+    `  files_dir: ${JSON.stringify(path.join(dir, 'files'))}`,
+    'agents:',
+    `  - id: ${AGENT.id}`,
+    `    name: ${AGENT.name}`,
+    '    job_title: Support Agent',
+    `    username: ${AGENT.username}`,
+    `    token: ${AGENT.token}`,
+    `    password: ${AGENT.password}`,
+    '',
+  ].join('\n');
+}
+
+async function waitReady(url, child, deadline) {
+  let last = '';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`chatgate exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(url + '/readyz');
+      if (r.status === 200) return;
+      last = `readyz ${r.status}`;
+    } catch (e) {
+      last = e.message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`chatgate not ready: ${last}`);
+}
+
+/**
+ * Starts chatgate. Returns {url, addr, agent, log(), stop()}.
+ * name labels the artifacts (chatgate log in e2e/artifacts/<name>-chatgate.log).
+ */
+async function startGateway(name) {
+  installGuards();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatgate-e2e-'));
+  tempDirs.add(dir);
+  const cfg = path.join(dir, 'chatgate.yaml');
+  fs.writeFileSync(cfg, configYAML(dir), { mode: 0o600 });
+  const logFile = artifactPath(`${name}-chatgate.log`);
+  const logStream = fs.createWriteStream(logFile);
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('CHATGATE_')) delete env[k];
+
+  const child = spawn(binPath(), ['--config', cfg, '--data', path.join(dir, 'chatgate.db'), '--addr', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: ROOT });
+  live.add(child);
+  let logText = '';
+  const onData = (b) => {
+    logText += b.toString();
+    logStream.write(b);
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const exited = new Promise((resolve) => child.on('exit', (code, sig) => {
+    live.delete(child);
+    resolve({ code, sig });
+  }));
+
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 8000);
+      await exited;
+      clearTimeout(t);
+    }
+    await new Promise((r) => logStream.end(r));
+    fs.rmSync(dir, { recursive: true, force: true });
+    tempDirs.delete(dir);
+  };
+
+  try {
+    const deadline = Date.now() + 20000;
+    let addr = '';
+    while (!addr && Date.now() < deadline) {
+      const m = /"addr":"(127\.0\.0\.1:\d+)"[^\n]*"message":"chatgate serving"|"message":"chatgate serving"[^\n]*"addr":"(127\.0\.0\.1:\d+)"/.exec(logText);
+      if (m) addr = m[1] || m[2];
+      else if (child.exitCode !== null) throw new Error(`chatgate exited with ${child.exitCode}:\n${logText}`);
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!addr) throw new Error(`chatgate did not report its address:\n${logText}`);
+    const url = `http://${addr}`;
+    await waitReady(url, child, deadline);
+    return { url, addr, agent: AGENT, log: () => logText, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+module.exports = { startGateway, AGENT, tempDirs };
