@@ -1,11 +1,15 @@
 # The README's test command is `make test`: format and vet checks, every Go
-# test with the race detector, and a short run of every fuzz target.
+# test with the race detector, a short run of every fuzz target, and the
+# real-client end-to-end tests (e2e/).
 GO        ?= go
 FUZZTIME  ?= 5s
 # package:FuzzTarget pairs run by `make fuzz`.
 FUZZ_TARGETS := \
 	./adapters/livechat/visitorv2:FuzzDecodeBody \
-	./adapters/livechat/agentrtm:FuzzDecodeFrame
+	./adapters/livechat/agentrtm:FuzzDecodeFrame \
+	./adapters/internal/ddp:FuzzDecodeFrame \
+	./adapters/rocketchat:FuzzDDPSession \
+	./adapters/rocketchat:FuzzRESTRequest
 
 .PHONY: all build run test vet unit fuzz bench docker clean widget e2e
 

@@ -387,25 +387,6 @@ func query(c *gin.Context, k string, required bool) (string, error) {
 	return v, nil
 }
 
-// restBaseURL is the public base URL (no trailing slash): cfg.PublicURL, or
-// the request's scheme and host (as widget.go derives SERVER_URL).
-func (s *Surface) restBaseURL(c *gin.Context) string {
-	if s.cfg.PublicURL != "" {
-		return strings.TrimRight(s.cfg.PublicURL, "/")
-	}
-	scheme := "http"
-	if c.Request.TLS != nil {
-		scheme = "https"
-	}
-	if p, _, _ := strings.Cut(c.GetHeader("X-Forwarded-Proto"), ","); p != "" {
-		switch p = strings.ToLower(strings.TrimSpace(p)); p {
-		case "http", "https":
-			scheme = p
-		}
-	}
-	return scheme + "://" + c.Request.Host
-}
-
 // restLogin and restLogout adapt auth.go's handlers to the table.
 func (s *Surface) restLogin(c *gin.Context, r *restReq) (map[string]any, error) {
 	s.loginWith(c, r.body)

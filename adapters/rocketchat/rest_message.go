@@ -103,7 +103,7 @@ func (s *Surface) restMessage(c *gin.Context, e *model.Event) map[string]any {
 	}
 	if e.Kind == model.KindFile && e.File != nil && !e.Deleted {
 		if _, path, ok := parseUploadURL(e.File.URL); ok {
-			m["fileUpload"] = map[string]any{"publicFilePath": s.restBaseURL(c) + path, "type": e.File.ContentType, "size": e.File.Size}
+			m["fileUpload"] = map[string]any{"publicFilePath": s.widgetServerURL(c.Request) + path, "type": e.File.ContentType, "size": e.File.Size}
 		}
 	}
 	return m
@@ -396,7 +396,7 @@ func (s *Surface) restUpload(c *gin.Context, _ *restReq) (map[string]any, error)
 	if stored == nil {
 		return nil, uploadFailure("error-invalid-upload", map[string]any{"error": "[invalid-file]"})
 	}
-	mf := &model.File{Name: stored.Name, URL: s.restBaseURL(c) + uploadURLPath(stored.ID, stored.Name),
+	mf := &model.File{Name: stored.Name, URL: s.widgetServerURL(c.Request) + uploadURLPath(stored.ID, stored.Name),
 		ContentType: stored.ContentType, Size: stored.Size}
 	if strings.HasPrefix(mf.ContentType, "image/") {
 		if _, fh, err := s.cfg.Files.Get(stored.ID); err == nil {

@@ -41,7 +41,7 @@ var restPasswords = map[string]string{"ann": "ann-secret", "bob": "bob-secret", 
 const restMaxText = 200
 
 type rh struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 	d   *desk.Desk
 	s   *Surface
@@ -58,7 +58,7 @@ func restLoginFunc(user, pass string) (model.AgentID, bool) {
 	return "", false
 }
 
-func newRH(t *testing.T) *rh {
+func newRH(t testing.TB) *rh {
 	t.Helper()
 	tmp := t.TempDir()
 	st, err := bolt.Open(filepath.Join(tmp, "rc.db"), bolt.Options{NoSync: true})
@@ -242,7 +242,8 @@ func TestConfig(t *testing.T) {
 		}
 	}
 	depts := cfg["departments"].([]any)
-	if len(depts) != 2 || depts[0].(map[string]any)["_id"] != "sup" || depts[1].(map[string]any)["name"] != "Sales" {
+	// Every configured department, ordered by id.
+	if len(depts) != 2 || depts[0].(map[string]any)["_id"] != "sales" || depts[1].(map[string]any)["name"] != "Support" {
 		t.Errorf("departments %v", depts)
 	}
 	set := cfg["settings"].(map[string]any)

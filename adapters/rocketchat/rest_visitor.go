@@ -20,25 +20,10 @@ import (
 )
 
 // departments lists the departments visitors may pick: the configured
-// departments that have agents (as Rocket.Chat lists only departments with
-// agents), in agent configuration order. The desk has no accessor listing
-// every configured department, so departments no agent names are absent.
-func (s *Surface) departments() []model.Department {
-	seen := map[model.DeptID]bool{}
-	var out []model.Department
-	for _, a := range s.d.Router().Agents() {
-		for _, id := range a.Departments {
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			if dp, ok := s.d.Department(id); ok {
-				out = append(out, dp)
-			}
-		}
-	}
-	return out
-}
+// departments, ordered by id. (Rocket.Chat lists only departments that have
+// agents; here an agent without departments serves every department, so
+// every configured one can be served.)
+func (s *Surface) departments() []model.Department { return s.d.Departments() }
 
 // findDepartment resolves a department by id or, failing that, by name.
 func (s *Surface) findDepartment(idOrName string) (model.Department, bool) {
@@ -110,7 +95,7 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 		},
 		"triggers":    []any{},
 		"departments": depts,
-		"resources":   map[string]any{"sound": s.restBaseURL(c) + "/sounds/chime.mp3", "emojis": []any{}},
+		"resources":   map[string]any{"sound": s.widgetServerURL(c.Request) + s.soundURL(), "emojis": []any{}},
 		"online":      s.online(model.DeptID(c.Query("department"))),
 	}
 	if token != "" {
