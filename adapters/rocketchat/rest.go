@@ -98,6 +98,8 @@ func (s *Surface) initREST() {
 	add("PUT", "livechat/room.visitor", true, B, s.restRoomVisitor)
 	add("GET", "livechat/transfer.history/:rid", true, A, s.restTransferHistory)
 	add("GET", "livechat/visitor/:token/room", true, A, s.restVisitorRooms)
+	add("GET", "livechat/rooms", true, A, s.restRooms)
+	add("GET", "chat.syncMessages", true, A, s.restSyncMessages)
 	add("POST", "omnichannel/contact", true, B, s.restContactSave)
 	add("GET", "omnichannel/contact", true, B, s.restContactGet)
 	add("GET", "omnichannel/contact.search", true, B, s.restContactSearch)

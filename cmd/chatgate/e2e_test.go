@@ -19,8 +19,9 @@ import (
 )
 
 const (
-	testLicence = "4242"
-	agentToken  = "test-agent-token-0123456789"
+	testLicence   = "4242"
+	agentToken    = "test-agent-token-0123456789"
+	agentPassword = "test-agent-password"
 )
 
 // gateway is one in-process chatgate on 127.0.0.1 for a test.
@@ -47,7 +48,7 @@ func writeConfig(t *testing.T, withAgent bool) string {
 	t.Helper()
 	cfg := "license:\n  id: \"" + testLicence + "\"\nlivechat:\n  v2:\n    poll_timeout: 1h\n"
 	if withAgent {
-		cfg += "agents:\n  - id: jane@example.com\n    name: Jane Doe\n    job_title: Support Agent\n    avatar: cdn.example/jane.png\n    token: " + agentToken + "\n"
+		cfg += "agents:\n  - id: jane@example.com\n    name: Jane Doe\n    job_title: Support Agent\n    avatar: cdn.example/jane.png\n    token: " + agentToken + "\n    password: " + agentPassword + "\n"
 	}
 	p := filepath.Join(t.TempDir(), "chatgate.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
@@ -365,5 +366,57 @@ func TestShutdownMakesReadyzFailAndStops(t *testing.T) {
 	g.stop()
 	if _, err := http.Get("http://" + g.addr + "/healthz"); err == nil {
 		t.Fatal("server still answering after stop")
+	}
+}
+
+// TestV2ConversationReadByRocketChatAgent: a LiveChat v2 visitor's chat is
+// listed and read by an agent on the Rocket.Chat agent routes.
+func TestV2ConversationReadByRocketChatAgent(t *testing.T) {
+	g := startGateway(t, writeConfig(t, true), filepath.Join(t.TempDir(), "x.db"))
+	base := "http://" + g.addr
+	v := &visitor{t: t, base: base, id: "cross-1"}
+	v.start()
+	v.send("hello from a v2 widget")
+
+	rc := func(method, path string, body any, hdr map[string]string) map[string]any {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, base+path, rd)
+		req.Header.Set("Content-Type", "application/json")
+		for k, val := range hdr {
+			req.Header.Set(k, val)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %v %v", method, path, resp.StatusCode, m, err)
+		}
+		return m
+	}
+	login := rc("POST", "/api/v1/login", map[string]any{"user": "jane", "password": agentPassword}, nil)
+	data := login["data"].(map[string]any)
+	hdr := map[string]string{"X-User-Id": data["userId"].(string), "X-Auth-Token": data["authToken"].(string)}
+	rooms := rc("GET", "/api/v1/livechat/rooms?open=true", nil, hdr)["rooms"].([]any)
+	if len(rooms) != 1 {
+		t.Fatalf("rooms %v", rooms)
+	}
+	rid := rooms[0].(map[string]any)["_id"].(string)
+	sync := rc("GET", "/api/v1/chat.syncMessages?roomId="+rid+"&lastUpdate=2000-01-01T00:00:00.000Z", nil, hdr)
+	var texts []string
+	for _, m := range sync["result"].(map[string]any)["updated"].([]any) {
+		if msg := m.(map[string]any); msg["t"] == nil {
+			texts = append(texts, msg["msg"].(string))
+		}
+	}
+	if strings.Join(texts, "|") != "Welcome!|hello from a v2 widget" {
+		t.Fatalf("agent read %q", texts)
 	}
 }
