@@ -9,7 +9,8 @@ FUZZ_TARGETS := \
 	./adapters/livechat/agentrtm:FuzzDecodeFrame \
 	./adapters/internal/ddp:FuzzDecodeFrame \
 	./adapters/rocketchat:FuzzDDPSession \
-	./adapters/rocketchat:FuzzRESTRequest
+	./adapters/rocketchat:FuzzRESTRequest \
+	./adapters/livechat/customer:FuzzDecodeFrame
 
 .PHONY: all build run test vet unit fuzz bench docker clean widget e2e
 

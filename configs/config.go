@@ -26,6 +26,10 @@ type Config struct {
 		Addr            string        `yaml:"addr"`
 		ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 		MaxBodyBytes    int64         `yaml:"max_body_bytes"`
+		// TLSCertFile and TLSKeyFile, when both set, make chatgate serve
+		// HTTPS and WSS (only) on Addr. Both or neither.
+		TLSCertFile string `yaml:"tls_cert_file"`
+		TLSKeyFile  string `yaml:"tls_key_file"`
 	} `yaml:"server"`
 	Log struct {
 		Level  string `yaml:"level"`
@@ -59,6 +63,12 @@ type Config struct {
 			LoginTimeout time.Duration `yaml:"login_timeout"`
 			PingTimeout  time.Duration `yaml:"ping_timeout"`
 		} `yaml:"agent_rtm"`
+		Customer struct {
+			Enabled      bool          `yaml:"enabled"`
+			TokenTTL     time.Duration `yaml:"token_ttl"`
+			LoginTimeout time.Duration `yaml:"login_timeout"`
+			PingTimeout  time.Duration `yaml:"ping_timeout"`
+		} `yaml:"customer"`
 	} `yaml:"livechat"`
 	Routing struct {
 		DefaultStatus string `yaml:"default_status"`
@@ -153,6 +163,8 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		return nil
 	}
 	str("CHATGATE_ADDR", &c.Server.Addr)
+	str("CHATGATE_TLS_CERT_FILE", &c.Server.TLSCertFile)
+	str("CHATGATE_TLS_KEY_FILE", &c.Server.TLSKeyFile)
 	str("CHATGATE_DATA", &c.Store.Path)
 	str("CHATGATE_LOG_LEVEL", &c.Log.Level)
 	str("CHATGATE_LOG_FORMAT", &c.Log.Format)
@@ -182,6 +194,9 @@ func (c *Config) Validate() error {
 	var errs []string
 	if c.Server.Addr == "" {
 		errs = append(errs, "server.addr is empty")
+	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		errs = append(errs, "server.tls_cert_file and server.tls_key_file must be set together")
 	}
 	if c.Store.Path == "" {
 		errs = append(errs, "store.path is empty")

@@ -59,6 +59,10 @@ func TestLoadLayers(t *testing.T) {
 				w.MinBackoff == time.Second && w.MaxAge == 24*time.Hour && w.Concurrency == 4
 		}, ""},
 		{"webhooks max_backoff below min", "webhooks:\n  min_backoff: 1m\n  max_backoff: 1s\n", nil, nil, "max_backoff"},
+		{"tls cert without key", "server:\n  tls_cert_file: c.pem\n", nil, nil, "tls_key_file"},
+		{"tls key from env only", "", map[string]string{"CHATGATE_TLS_KEY_FILE": "k.pem"}, nil, "set together"},
+		{"tls both from env", "", map[string]string{"CHATGATE_TLS_CERT_FILE": "c.pem", "CHATGATE_TLS_KEY_FILE": "k.pem"},
+			func(c *Config) bool { return c.Server.TLSCertFile == "c.pem" && c.Server.TLSKeyFile == "k.pem" }, ""},
 		{"webhooks zero attempts", "webhooks:\n  max_attempts: 0\n", nil, nil, "max_attempts"},
 		{"webhooks disabled skips checks", "webhooks:\n  enabled: false\n  max_attempts: 0\n", nil,
 			func(c *Config) bool { return !c.Webhooks.Enabled }, ""},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"chatgate/adapters/livechat/agentrtm"
+	"chatgate/adapters/livechat/customer"
 	"chatgate/adapters/livechat/visitorv2"
 	"chatgate/adapters/livechat/webhooks"
 	"chatgate/adapters/rocketchat"
@@ -139,24 +141,31 @@ func serve(ctx context.Context, o serveOptions) error {
 			LicenceID: cfg.License.ID, PollTimeout: cfg.LiveChat.V2.PollTimeout, MaxBody: cfg.Server.MaxBodyBytes,
 		}, log))
 	}
+	// Uploaded files: the Rocket.Chat surface serves /file-upload/...;
+	// the agent Web API's upload_file stores there too.
+	filesDir := cfg.Store.FilesDir
+	if filesDir == "" {
+		filesDir = cfg.Store.Path + ".files"
+	}
+	fs, err := files.Open(filesDir, cfg.Store.MaxUploadBytes)
+	if err != nil {
+		return err
+	}
 	if cfg.LiveChat.AgentRTM.Enabled {
 		surfaces = append(surfaces, agentrtm.New(dk, agentrtm.Config{
 			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
 			Authenticate: creds.byToken,
 			LoginTimeout: cfg.LiveChat.AgentRTM.LoginTimeout, PingTimeout: cfg.LiveChat.AgentRTM.PingTimeout,
-			MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.agent.rtm"),
+			MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.agent.rtm"), Files: fs,
 		}, log))
+	}
+	if lc := cfg.LiveChat.Customer; lc.Enabled {
+		surfaces = append(surfaces, customer.New(dk, customer.Config{LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
+			AgentToken: creds.byToken, TokenTTL: lc.TokenTTL, Files: fs, PublicURL: cfg.RocketChat.PublicURL, LoginTimeout: lc.LoginTimeout,
+			PingTimeout: lc.PingTimeout, MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.customer.rtm")}, log))
 	}
 
 	if cfg.RocketChat.Enabled {
-		dir := cfg.Store.FilesDir
-		if dir == "" {
-			dir = cfg.Store.Path + ".files"
-		}
-		fs, err := files.Open(dir, cfg.Store.MaxUploadBytes)
-		if err != nil {
-			return err
-		}
 		surfaces = append(surfaces, rocketchat.New(dk, rocketchat.Config{
 			PublicURL: cfg.RocketChat.PublicURL, WidgetDir: cfg.RocketChat.WidgetDir, Files: fs,
 			Login: creds.byPassword, MaxBody: cfg.Server.MaxBodyBytes, MaxFrame: cfg.Limits.MaxFrameBytes,
@@ -170,9 +179,9 @@ func serve(ctx context.Context, o serveOptions) error {
 		s.Mount(engine)
 	}
 
-	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	ln, err := listen(cfg.Server.Addr, cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10}
@@ -194,7 +203,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	ready.Store(true)
-	log.Info().Str("addr", ln.Addr().String()).Str("data", cfg.Store.Path).Int("agents", len(agents)).Msg("chatgate serving")
+	log.Info().Str("addr", ln.Addr().String()).Bool("tls", cfg.Server.TLSCertFile != "").Str("data", cfg.Store.Path).Int("agents", len(agents)).Msg("chatgate serving")
 	if o.Listening != nil {
 		o.Listening(ln.Addr().String())
 	}
@@ -223,6 +232,31 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	log.Info().Msg("stopped")
 	return runErr
+}
+
+// listen binds addr; with a certificate and key it serves TLS only
+// (HTTPS and WSS on the same address; a plain HTTP request gets Go's
+// "400 Client sent an HTTP request to an HTTPS server" and no route).
+func listen(addr, certFile, keyFile string) (net.Listener, error) {
+	var conf *tls.Config
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		// HTTP/1.1 only: websockets upgrade over it, and gin's
+		// handlers need nothing from h2.
+		conf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"http/1.1"}}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if conf != nil {
+		ln = tls.NewListener(ln, conf)
+	}
+	return ln, nil
 }
 
 // newEngine builds the gin engine with the gateway-wide routes and

@@ -6,7 +6,8 @@
 // exit, SIGINT, SIGTERM, SIGHUP, or when the test runner that started this
 // file goes away.
 
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
+const https = require('node:https');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -71,13 +72,14 @@ function widgetDir() {
   return process.env.WIDGET_DIR || path.join(ROOT, 'web', 'livechat');
 }
 
-function configYAML(dir) {
+function configYAML(dir, tls) {
   return [
     'log:',
     '  level: debug',
     '  format: json',
     'server:',
     '  shutdown_timeout: 5s',
+    ...(tls ? [`  tls_cert_file: ${JSON.stringify(tls.certFile)}`, `  tls_key_file: ${JSON.stringify(tls.keyFile)}`] : []),
     'rocketchat:',
     '  enabled: true',
     `  widget_dir: ${JSON.stringify(widgetDir())}`,
@@ -94,14 +96,39 @@ function configYAML(dir) {
   ].join('\n');
 }
 
-async function waitReady(url, child, deadline) {
+/**
+ * Makes a throwaway self-signed certificate (ECDSA P-256, 1 day) for
+ * 127.0.0.1 and localhost in dir with the openssl command. Returns
+ * {certFile, keyFile, pem}.
+ */
+function makeCertificate(dir) {
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'pipe' });
+  return { certFile, keyFile, pem: fs.readFileSync(certFile, 'utf8') };
+}
+
+function readyStatus(url, ca) {
+  if (!ca) return fetch(url + '/readyz').then((r) => r.status);
+  return new Promise((resolve, reject) => {
+    const req = https.get(url + '/readyz', { ca }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('error', reject);
+  });
+}
+
+async function waitReady(url, child, deadline, ca) {
   let last = '';
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`chatgate exited with ${child.exitCode}`);
     try {
-      const r = await fetch(url + '/readyz');
-      if (r.status === 200) return;
-      last = `readyz ${r.status}`;
+      const status = await readyStatus(url, ca);
+      if (status === 200) return;
+      last = `readyz ${status}`;
     } catch (e) {
       last = e.message;
     }
@@ -111,15 +138,25 @@ async function waitReady(url, child, deadline) {
 }
 
 /**
- * Starts chatgate. Returns {url, addr, agent, log(), stop()}.
+ * Starts chatgate. Returns {url, addr, agent, log(), stop()} and, with
+ * {tls: true}, tls: {certFile, keyFile, pem}.
  * name labels the artifacts (chatgate log in e2e/artifacts/<name>-chatgate.log).
+ *
+ * TLS: opts.tls makes a throwaway certificate for 127.0.0.1 (openssl) and
+ * starts chatgate with server.tls_cert_file/tls_key_file, so it serves
+ * HTTPS and WSS only; url is then https://127.0.0.1:<port>. Clients must
+ * trust tls.pem: pass it as `ca` where the client lets you, or call
+ * trustCertificate(pem) (below) for clients that take no TLS options
+ * (lc-sdk-js). NODE_EXTRA_CA_CERTS would also do, but Node reads it only
+ * at start-up, before this file could have made the certificate.
  */
-async function startGateway(name) {
+async function startGateway(name, opts = {}) {
   installGuards();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatgate-e2e-'));
   tempDirs.add(dir);
+  const tls = opts.tls ? makeCertificate(dir) : null;
   const cfg = path.join(dir, 'chatgate.yaml');
-  fs.writeFileSync(cfg, configYAML(dir), { mode: 0o600 });
+  fs.writeFileSync(cfg, configYAML(dir, tls), { mode: 0o600 });
   const logFile = artifactPath(`${name}-chatgate.log`);
   const logStream = fs.createWriteStream(logFile);
   const env = { ...process.env };
@@ -162,13 +199,33 @@ async function startGateway(name) {
       else await new Promise((r) => setTimeout(r, 50));
     }
     if (!addr) throw new Error(`chatgate did not report its address:\n${logText}`);
-    const url = `http://${addr}`;
-    await waitReady(url, child, deadline);
-    return { url, addr, agent: AGENT, log: () => logText, stop };
+    const url = `${tls ? 'https' : 'http'}://${addr}`;
+    await waitReady(url, child, deadline, tls && tls.pem);
+    return { url, addr, agent: AGENT, tls, log: () => logText, stop };
   } catch (e) {
     await stop();
     throw e;
   }
 }
 
-module.exports = { startGateway, AGENT, tempDirs };
+const trusted = new Set();
+/**
+ * Makes every TLS connection of this process (ws, https, axios) trust pem
+ * besides the usual roots, with verification left on: tls.connect gets
+ * ca = [...tls.rootCertificates, ...trusted] unless a caller passed its own.
+ * For clients that take no TLS options, such as @livechat/lc-sdk-js.
+ */
+function trustCertificate(pem) {
+  const tls = require('node:tls');
+  if (trusted.size === 0) {
+    const connect = tls.connect;
+    tls.connect = function patchedConnect(...args) {
+      const i = args.findIndex((a) => a && typeof a === 'object');
+      if (i >= 0 && !args[i].ca) args[i] = { ...args[i], ca: [...tls.rootCertificates, ...trusted] };
+      return connect.apply(this, args);
+    };
+  }
+  trusted.add(pem);
+}
+
+module.exports = { startGateway, trustCertificate, AGENT, tempDirs };

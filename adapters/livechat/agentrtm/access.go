@@ -12,7 +12,7 @@ import (
 
 // canSee reports whether the agent may see a conversation: it serves it,
 // or it is queued in a department the agent serves.
-func (c *client) canSee(conv model.Conversation) bool {
+func (c *agentView) canSee(conv model.Conversation) bool {
 	if conv.Agent != "" {
 		return conv.Agent == c.agent.ID
 	}
@@ -25,7 +25,7 @@ func errChatNotFound() *wire.Error { return wire.Errorf(wire.NotFound, "Chat not
 
 // latestThread returns a chat's newest thread (the only one that can be
 // active) if the agent may see it.
-func (c *client) latestThread(ctx context.Context, chatID string) (model.Conversation, error) {
+func (c *agentView) latestThread(ctx context.Context, chatID string) (model.Conversation, error) {
 	ids, err := c.s.d.Store().VisitorConversations(ctx, model.VisitorID(chatID))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && len(ids) == 0) {
 		return model.Conversation{}, errChatNotFound()
@@ -37,7 +37,7 @@ func (c *client) latestThread(ctx context.Context, chatID string) (model.Convers
 }
 
 // thread returns one thread of a chat if the agent may see it.
-func (c *client) thread(ctx context.Context, chatID string, id model.ConvID) (model.Conversation, error) {
+func (c *agentView) thread(ctx context.Context, chatID string, id model.ConvID) (model.Conversation, error) {
 	conv, err := c.s.d.Store().Conversation(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return conv, errChatNotFound()
@@ -56,7 +56,7 @@ func (c *client) thread(ctx context.Context, chatID string, id model.ConvID) (mo
 //
 // It scans every conversation: the store has no index by agent or state
 // yet (see the package report); fine for one node's worth of chats.
-func (c *client) visibleChats(ctx context.Context, activeOnly bool) ([]model.Conversation, error) {
+func (c *agentView) visibleChats(ctx context.Context, activeOnly bool) ([]model.Conversation, error) {
 	latest := make(map[model.VisitorID]model.Conversation)
 	err := c.s.d.Store().Conversations(ctx, func(conv model.Conversation) bool {
 		if cur, ok := latest[conv.Visitor]; !ok || newer(conv, cur) {
@@ -92,7 +92,7 @@ func newer(a, b model.Conversation) bool {
 // reads to fill last_event_per_type.
 const summaryEvents = 50
 
-func (c *client) summary(ctx context.Context, conv model.Conversation) (wire.ChatSummary, error) {
+func (c *agentView) summary(ctx context.Context, conv model.Conversation) (wire.ChatSummary, error) {
 	d, err := c.s.src.Load(ctx, conv, wire.LoadOptions{Last: summaryEvents})
 	if err != nil {
 		return wire.ChatSummary{}, err
@@ -101,7 +101,7 @@ func (c *client) summary(ctx context.Context, conv model.Conversation) (wire.Cha
 }
 
 // summaries renders the visible chats, newest thread first.
-func (c *client) summaries(ctx context.Context, activeOnly bool) ([]wire.ChatSummary, error) {
+func (c *agentView) summaries(ctx context.Context, activeOnly bool) ([]wire.ChatSummary, error) {
 	convs, err := c.visibleChats(ctx, activeOnly)
 	if err != nil {
 		return nil, err

@@ -12,22 +12,32 @@ import (
 // table lists the actions this surface answers: one handler each, keyed by
 // the action name. Anything else is answered "Unsupported action"
 // (validation).
-func (s *Surface) table() wire.Table[*client] {
-	return wire.Table[*client]{
-		"login":                 {Public: true, Handle: login},
-		"ping":                  {Public: true, Handle: ping},
-		"set_routing_status":    {Handle: setRoutingStatus},
-		"list_chats":            {Handle: listChats},
-		"get_chat":              {Handle: getChat},
-		"send_event":            {Handle: sendEvent},
-		"deactivate_chat":       {Handle: deactivateChat},
-		"send_typing_indicator": {Handle: sendTypingIndicator},
+func (s *Surface) table() wire.Table[*caller] {
+	return wire.Table[*caller]{
+		"login":                    {Public: true, Handle: login},
+		"ping":                     {Public: true, Handle: ping},
+		"set_routing_status":       {Handle: setRoutingStatus},
+		"list_chats":               {Handle: listChats},
+		"get_chat":                 {Handle: getChat},
+		"send_event":               {Handle: sendEvent},
+		"deactivate_chat":          {Handle: deactivateChat},
+		"send_typing_indicator":    {Handle: sendTypingIndicator},
+		"transfer_chat":            {Handle: transferChat},
+		"list_threads":             {Handle: listThreads},
+		"list_archives":            {Handle: listArchives},
+		"get_customer":             {Handle: getCustomer},
+		"update_customer":          {Handle: updateCustomer},
+		"list_routing_statuses":    {Handle: listRoutingStatuses},
+		"list_agents_for_transfer": {Handle: listAgentsForTransfer},
+		"mark_events_as_seen":      {Handle: markEventsAsSeen},
+		"multicast":                {Handle: multicast},
+		"logout":                   {Handle: logout},
 	}
 }
 
 // ping keeps the connection alive; the read deadline was already refreshed
 // by the frame itself. The payload, if any, is ignored.
-func ping(context.Context, *client, *wire.Request) (any, error) { return nil, nil }
+func ping(context.Context, *caller, *wire.Request) (any, error) { return nil, nil }
 
 type loginRequest struct {
 	Token string `json:"token"`
@@ -75,7 +85,11 @@ const licenseExpiry = 4102444800
 // login authenticates the connection (token "Bearer <t>"), marks the agent
 // online, and returns its profile and the active chats it serves or may
 // take. A second login on one connection is a validation error.
-func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
+func login(ctx context.Context, k *caller, req *wire.Request) (any, error) {
+	c := k.conn
+	if c == nil {
+		return nil, errRTMOnly()
+	}
 	if c.loggedIn.Load() {
 		return nil, wire.Errorf(wire.Validation, "Already logged in")
 	}
@@ -146,7 +160,7 @@ type routingStatusRequest struct {
 // setRoutingStatus switches the agent between accepting_chats and
 // not_accepting_chats and tells all of its connections. agent_id, when
 // given, must be the agent itself (authorization otherwise).
-func setRoutingStatus(_ context.Context, c *client, req *wire.Request) (any, error) {
+func setRoutingStatus(_ context.Context, c *caller, req *wire.Request) (any, error) {
 	var p routingStatusRequest
 	if err := wire.DecodePayload(req, &p); err != nil {
 		return nil, err
@@ -165,8 +179,8 @@ func setRoutingStatus(_ context.Context, c *client, req *wire.Request) (any, err
 	c.s.d.SetAccepting(c.agent.ID, accepting)
 	payload := map[string]string{"agent_id": string(c.agent.ID), "status": p.Status}
 	for _, o := range c.s.clientsOf(c.agent.ID) {
-		if o == c {
-			c.afterResponse(func() { c.push(req.RequestID, "routing_status_set", payload) })
+		if o == c.conn {
+			c.after(func() { o.push(req.RequestID, "routing_status_set", payload) })
 			continue
 		}
 		o.push("", "routing_status_set", payload)

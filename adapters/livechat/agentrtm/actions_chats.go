@@ -35,7 +35,7 @@ type ListChatsResponse struct {
 // inactive), ordered by their newest thread's creation (sort_order desc by
 // default). A page_id carries its listing's sort order and limit, which
 // win over the request's.
-func listChats(ctx context.Context, c *client, req *wire.Request) (any, error) {
+func listChats(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	var p listChatsRequest
 	if err := wire.DecodePayload(req, &p); err != nil {
 		return nil, err
@@ -87,7 +87,7 @@ type getChatRequest struct {
 
 // getChat returns a chat with one thread (the newest by default) and all
 // of that thread's events.
-func getChat(ctx context.Context, c *client, req *wire.Request) (any, error) {
+func getChat(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	var p getChatRequest
 	if err := wire.DecodePayload(req, &p); err != nil {
 		return nil, err
@@ -121,7 +121,16 @@ type eventRequest struct {
 	Visibility string                                `json:"visibility"`
 	Properties map[string]map[string]json.RawMessage `json:"properties"`
 	Content    json.RawMessage                       `json:"content"`
+	URL        string                                `json:"url"`
+	// system_message
+	SystemMessageType string            `json:"system_message_type"`
+	TextVars          map[string]string `json:"text_vars"`
 }
+
+// reservedSubtypes are the core's own system message subtypes: the pushes
+// and routing read them, so clients may not send them.
+var reservedSubtypes = map[string]bool{model.SysWelcome: true, model.SysStarted: true, model.SysQueued: true,
+	model.SysAssigned: true, model.SysTransferred: true, model.SysClosed: true}
 
 type sendEventRequest struct {
 	ChatID string        `json:"chat_id"`
@@ -133,9 +142,10 @@ type SendEventResponse struct {
 	EventID string `json:"event_id"`
 }
 
-// draft turns a v3 event into a core draft. message and custom events are
-// supported; other types are a validation error for now.
-func (e *eventRequest) draft() (desk.Draft, error) {
+// draft turns a v3 event into a core draft. message, custom, file (with a
+// URL from upload_file) and system_message events are supported; other
+// types are a validation error for now.
+func (e *eventRequest) draft(c *caller) (desk.Draft, error) {
 	d := desk.Draft{ClientKey: e.CustomID, Props: e.Properties}
 	if len(e.CustomID) > maxCustomID {
 		return d, wire.Errorf(wire.Validation, "custom_id is longer than %d bytes", maxCustomID)
@@ -150,7 +160,24 @@ func (e *eventRequest) draft() (desk.Draft, error) {
 	case "message":
 		d.Kind, d.Text = model.KindMessage, e.Text
 	case "custom":
+		if len(e.Content) > 0 && !json.Valid(e.Content) {
+			return d, wire.Errorf(wire.Validation, "event.content must be JSON")
+		}
 		d.Kind, d.Custom = model.KindCustom, e.Content
+	case "file":
+		f, err := c.fileOf(e.URL)
+		if err != nil {
+			return d, err
+		}
+		d.Kind, d.File = model.KindFile, f
+	case "system_message":
+		if e.SystemMessageType == "" {
+			return d, wire.Errorf(wire.Validation, "event.system_message_type is required")
+		}
+		if reservedSubtypes[e.SystemMessageType] || len(e.SystemMessageType) > 128 {
+			return d, wire.Errorf(wire.Validation, "event.system_message_type is reserved or too long")
+		}
+		d.Kind, d.Subtype, d.Text, d.Vars = model.KindSystem, e.SystemMessageType, e.Text, e.TextVars
 	case "":
 		return d, wire.Errorf(wire.Validation, "event.type is required")
 	default:
@@ -162,7 +189,7 @@ func (e *eventRequest) draft() (desk.Draft, error) {
 // sendEvent posts an event to the chat's active thread. The requesting
 // connection gets both the response and the incoming_event push tagged
 // with its request_id (§2.2); they may arrive in either order.
-func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
+func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	var p sendEventRequest
 	if err := wire.DecodePayload(req, &p); err != nil {
 		return nil, err
@@ -173,7 +200,7 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if p.Event == nil {
 		return nil, wire.Errorf(wire.Validation, "event is required")
 	}
-	draft, err := p.Event.draft()
+	draft, err := p.Event.draft(c)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +212,7 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 		return nil, wire.NewError(wire.ChatInactive)
 	}
 	ev, _, err := c.s.d.Post(ctx, desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft,
-		Session: c.origin(req.RequestID)})
+		Session: c.origin})
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +225,7 @@ type deactivateChatRequest struct {
 }
 
 // deactivateChat closes the chat's active thread with the agent as author.
-func deactivateChat(ctx context.Context, c *client, req *wire.Request) (any, error) {
+func deactivateChat(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	var p deactivateChatRequest
 	if err := wire.DecodePayload(req, &p); err != nil {
 		return nil, err
@@ -213,7 +240,7 @@ func deactivateChat(ctx context.Context, c *client, req *wire.Request) (any, err
 	if !conv.Active() {
 		return nil, wire.NewError(wire.ChatInactive)
 	}
-	if _, err := c.s.d.Close(ctx, conv.ID, c.author(), "", c.origin(req.RequestID)); err != nil {
+	if _, err := c.s.d.Close(ctx, conv.ID, c.author(), "", c.origin); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -230,7 +257,7 @@ type typingIndicatorRequest struct {
 // "agents" (an indicator for the other agents of the chat) is accepted and
 // checked like "all", but not published: agents are not shown agents'
 // indicators (pushTyping), and a published one would reach the customer.
-func sendTypingIndicator(ctx context.Context, c *client, req *wire.Request) (any, error) {
+func sendTypingIndicator(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	var p typingIndicatorRequest
 	if err := wire.DecodePayload(req, &p); err != nil {
 		return nil, err
@@ -256,7 +283,7 @@ func sendTypingIndicator(ctx context.Context, c *client, req *wire.Request) (any
 	if p.Visibility == string(model.VisibleAgents) {
 		return nil, nil
 	}
-	if err := c.s.d.Typing(ctx, conv.ID, c.author(), *p.IsTyping, "", c.origin(req.RequestID)); err != nil {
+	if err := c.s.d.Typing(ctx, conv.ID, c.author(), *p.IsTyping, "", c.origin); err != nil {
 		return nil, err
 	}
 	return nil, nil

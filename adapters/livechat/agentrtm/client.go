@@ -16,9 +16,9 @@ import (
 // through out. A websocket session drives it in production; tests and the
 // fuzzer drive it directly.
 type client struct {
-	s       *Surface
-	id      string
-	version string // the connection's API version, from the URL
+	agentView // agent: set by login before loggedIn becomes true
+	id        string
+	version   string // the connection's API version, from the URL
 	// tag prefixes the origin of the notices this connection causes, so
 	// that the pushes answering its requests can carry their request_id.
 	tag string
@@ -35,14 +35,13 @@ type client struct {
 
 	// Set by login before loggedIn becomes true; read-only afterwards.
 	loggedIn atomic.Bool
-	agent    model.Agent
 	pushes   map[string]bool // nil: every push
 	sub      *hub.Sub
 }
 
 func (s *Surface) newClient(version string, out func([]byte) error, bye func(string)) *client {
 	id := model.NewID()
-	return &client{s: s, id: id, version: version, tag: s.Name() + "/" + id + "#", out: out, bye: bye,
+	return &client{agentView: agentView{s: s}, id: id, version: version, tag: s.Name() + "/" + id + "#", out: out, bye: bye,
 		wake: make(chan struct{}, 1)}
 }
 
@@ -95,7 +94,8 @@ func (c *client) handle(ctx context.Context, frame []byte) []byte {
 		resp = wire.Fail(req, werr)
 	} else {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		resp = c.s.actions.Dispatch(rctx, c, c.loggedIn.Load(), req, c.logError)
+		k := &caller{agentView: c.agentView, conn: c, origin: c.origin(req.RequestID), after: c.afterResponse}
+		resp = c.s.actions.Dispatch(rctx, k, c.loggedIn.Load(), req, c.logError)
 		cancel()
 	}
 	b, err := wire.Encode(resp)
@@ -174,8 +174,8 @@ func (c *client) push(requestID, action string, payload any) {
 	_ = c.out(f) // a full queue closes the session; nothing else to do here
 }
 
-// author is the logged-in agent as the author of desk commands.
-func (c *client) author() model.Author {
+// author is the authenticated agent as the author of desk commands.
+func (c *agentView) author() model.Author {
 	return model.Author{Kind: model.AuthorAgent, ID: string(c.agent.ID), Name: c.agent.Name}
 }
 

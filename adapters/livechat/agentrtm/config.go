@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"chatgate/core/model"
+	"chatgate/store/files"
 )
 
 // Config configures the agent RTM surface.
@@ -31,6 +32,9 @@ type Config struct {
 	// SendQueue bounds the frames waiting to be written to one socket
 	// (default 256); a client that lets it fill is disconnected.
 	SendQueue int
+	// Files stores Web API upload_file uploads (nil: uploads refused).
+	// Its MaxSize is the upload limit.
+	Files *files.Store
 	// OnConnections, if set, is told +1/-1 as sockets open and close (for
 	// a Prometheus gauge).
 	OnConnections func(delta int)

@@ -94,12 +94,24 @@ func (c *client) relevant(conv model.Conversation) bool {
 // follow its response.
 func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	conv := n.Conv
+	tr := transferIn(n.Events)
 	if !c.relevant(conv) {
+		// The agent a chat was transferred away from is told so.
+		if tr != nil && tr.Vars["from_agent"] == string(c.agent.ID) {
+			num, rid, mine := c.requestOf(n.Origin)
+			if mine {
+				c.awaitResponse(ctx, num)
+			}
+			c.push(rid, "chat_transferred", chatTransferred(conv, tr))
+		}
 		return nil
 	}
 	num, rid, mine := c.requestOf(n.Origin)
 	if mine {
 		c.awaitResponse(ctx, num)
+	}
+	if tr != nil {
+		defer c.push(rid, "chat_transferred", chatTransferred(conv, tr))
 	}
 	chatID, threadID := string(conv.Visitor), string(conv.ID)
 	if n.Typing != nil {
@@ -177,4 +189,42 @@ func (c *client) pushTyping(conv model.Conversation, t *hub.Typing) {
 		c.push("", "incoming_sneak_peek", IncomingSneakPeek{ChatID: chatID, ThreadID: threadID,
 			SneakPeek: SneakPeek{AuthorID: t.Author.ID, Text: t.Text, Timestamp: now}})
 	}
+}
+
+// ChatTransferred is the chat_transferred push.
+type ChatTransferred struct {
+	ChatID        string        `json:"chat_id"`
+	ThreadID      string        `json:"thread_id"`
+	RequesterID   string        `json:"requester_id,omitempty"`
+	Reason        string        `json:"reason"`
+	TransferredTo TransferredTo `json:"transferred_to"`
+	Queue         *wire.Queue   `json:"queue,omitempty"`
+}
+
+// TransferredTo says where a chat went.
+type TransferredTo struct {
+	GroupIDs []int    `json:"group_ids"`
+	AgentIDs []string `json:"agent_ids"`
+}
+
+// transferIn returns a notice's chat_transferred system event, if any.
+func transferIn(evs []model.Event) *model.Event {
+	for i := range evs {
+		if evs[i].Kind == model.KindSystem && evs[i].Subtype == model.SysTransferred {
+			return &evs[i]
+		}
+	}
+	return nil
+}
+
+func chatTransferred(conv model.Conversation, tr *model.Event) ChatTransferred {
+	p := ChatTransferred{ChatID: string(conv.Visitor), ThreadID: string(conv.ID), Reason: "manual",
+		TransferredTo: TransferredTo{GroupIDs: []int{wire.GroupID(conv.Department)}, AgentIDs: []string{}}}
+	if tr.Vars["by_kind"] == string(model.AuthorAgent) {
+		p.RequesterID = tr.Vars["by_id"]
+	}
+	if conv.Agent != "" {
+		p.TransferredTo.AgentIDs = append(p.TransferredTo.AgentIDs, string(conv.Agent))
+	}
+	return p
 }

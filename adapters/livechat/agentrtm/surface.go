@@ -1,8 +1,19 @@
-// Package agentrtm serves LiveChat's Agent Chat API RTM (v3.5, also reached
-// as v3.4 and v3.6) so that agent apps can serve chats held by chatgate's
-// core: login, ping, set_routing_status, list_chats, get_chat, send_event,
-// deactivate_chat, and the pushes agents need (incoming_chat,
-// incoming_event, chat_deactivated, routing_status_set, typing).
+// Package agentrtm serves LiveChat's Agent Chat API (v3.5, also reached as
+// v3.4 and v3.6) so that agent apps can serve chats held by chatgate's
+// core, over the RTM websocket and the Web API (POST
+// /v3.x/agent/action/<action>, webapi.go) with one handler per action:
+// login and ping (RTM only), set_routing_status, list_chats, get_chat,
+// list_threads, list_archives, send_event (message, custom, file,
+// system_message), deactivate_chat, send_typing_indicator, transfer_chat,
+// get_customer, update_customer, list_routing_statuses,
+// list_agents_for_transfer, mark_events_as_seen, multicast, logout, and
+// upload_file (Web API only); and the pushes agents need (incoming_chat,
+// incoming_event, chat_deactivated, chat_transferred, routing_status_set,
+// customer_updated, events_marked_as_seen, incoming_multicast, typing).
+//
+// Handlers are wire.Handler[*caller] (caller.go): the authenticated agent
+// and the request's payload in, a payload or an error out; the transports
+// only build the caller and frame the result.
 //
 // Layers: surface.go owns sockets and shutdown; session.go is the websocket
 // loop; client.go is one connection's protocol state, free of transport, so
@@ -46,7 +57,7 @@ type Surface struct {
 	cfg      Config
 	log      zerolog.Logger
 	src      wire.Source
-	actions  wire.Table[*client]
+	actions  wire.Table[*caller]
 	upgrader websocket.Upgrader
 	created  time.Time
 
@@ -86,6 +97,7 @@ func (s *Surface) Name() string { return "livechat.agent.rtm" }
 func (s *Surface) Mount(r gin.IRouter) {
 	for _, v := range versions() {
 		r.GET("/v"+v+"/agent/rtm/ws", s.serveWS(v))
+		s.mountWeb(r, v)
 	}
 }
 

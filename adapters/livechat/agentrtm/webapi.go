@@ -1,0 +1,208 @@
+package agentrtm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"chatgate/adapters/livechat/wire"
+	"chatgate/store/files"
+)
+
+// The agent Web API (§2.11): POST /v3.{4,5,6}/agent/action/<action> with
+// "Authorization: Bearer <token>", the same handlers as the RTM (one
+// wire.Table), bare payload responses and {"error":{type,message}} with
+// the HTTP status of webStatus.
+
+// rtmOnly lists the table's actions refused on the Web API.
+var rtmOnly = map[string]bool{"login": true, "ping": true}
+
+// webOrigin tags the desk commands of Web API requests: no RTM connection
+// matches it, so the pushes they cause carry no request_id.
+const webOrigin = "livechat.agent.web#"
+
+// webStatus maps §2.9 error types to HTTP statuses (§2.9's suggestion).
+func webStatus(t wire.ErrorType) int {
+	switch t {
+	case wire.Validation, wire.UnsupportedVersion:
+		return http.StatusBadRequest
+	case wire.Authentication:
+		return http.StatusUnauthorized
+	case wire.Authorization:
+		return http.StatusForbidden
+	case wire.NotFound, wire.LicenseNotFound:
+		return http.StatusNotFound
+	case wire.ChatInactive, wire.AgentOffline:
+		return http.StatusUnprocessableEntity
+	case wire.EntityTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case wire.TooManyRequests:
+		return http.StatusTooManyRequests
+	case wire.ServiceUnavailable:
+		return http.StatusServiceUnavailable
+	case wire.RequestTimeout:
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func webFail(g *gin.Context, e *wire.Error) {
+	g.Header("Cache-Control", "no-store")
+	g.JSON(webStatus(e.Type), gin.H{"error": e})
+}
+
+// mountWeb registers the Web API routes of one version.
+func (s *Surface) mountWeb(r gin.IRouter, version string) {
+	r.POST("/v"+version+"/agent/action/:action", s.serveWeb(version))
+}
+
+// webAgent authenticates a Web API request like an RTM login.
+func (s *Surface) webAgent(g *gin.Context) (agentView, *wire.Error) {
+	scheme, token, ok := strings.Cut(g.GetHeader("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || s.cfg.Authenticate == nil {
+		return agentView{}, wire.Errorf(wire.Authentication, "Invalid access token")
+	}
+	id, ok := s.cfg.Authenticate(token)
+	if !ok {
+		return agentView{}, wire.Errorf(wire.Authentication, "Invalid access token")
+	}
+	a, ok := s.d.Router().Agent(id)
+	if !ok {
+		return agentView{}, wire.Errorf(wire.Authentication, "Invalid access token")
+	}
+	return agentView{s: s, agent: a}, nil
+}
+
+func (s *Surface) serveWeb(version string) gin.HandlerFunc {
+	return func(g *gin.Context) {
+		action := g.Param("action")
+		if _, ok := s.actions[action]; !ok && action != "upload_file" {
+			webFail(g, wire.Errorf(wire.Validation, "Unsupported action"))
+			return
+		}
+		if rtmOnly[action] {
+			webFail(g, errRTMOnly())
+			return
+		}
+		view, werr := s.webAgent(g)
+		if werr != nil {
+			webFail(g, werr)
+			return
+		}
+		if v := g.GetHeader("X-API-Version"); v != "" {
+			if want, ok := minor(v); !ok || want < 4 || want > 6 {
+				webFail(g, wire.NewError(wire.UnsupportedVersion))
+				return
+			}
+		}
+		if action == "upload_file" {
+			s.uploadFile(g)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(g.Request.Body, int64(s.cfg.MaxFrame)+1))
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) || len(body) > s.cfg.MaxFrame {
+			webFail(g, wire.Errorf(wire.EntityTooLarge, "Request body exceeds %d bytes", s.cfg.MaxFrame))
+			return
+		}
+		if err != nil {
+			webFail(g, wire.Errorf(wire.Validation, "Wrong format of request: unreadable body"))
+			return
+		}
+		body = bytes.TrimSpace(body)
+		if len(body) > 0 && body[0] != '{' {
+			webFail(g, wire.Errorf(wire.Validation, "Wrong format of request: body is not a JSON object"))
+			return
+		}
+		if len(body) > 0 && !json.Valid(body) {
+			webFail(g, wire.Errorf(wire.Validation, "Wrong format of request: malformed JSON"))
+			return
+		}
+		req := &wire.Request{Action: action, Payload: json.RawMessage(body)}
+		var later []func()
+		k := &caller{agentView: view, origin: webOrigin, after: func(f func()) { later = append(later, f) }}
+		ctx, cancel := context.WithTimeout(g.Request.Context(), requestTimeout)
+		resp := s.actions.Dispatch(ctx, k, true, req, func(err error) {
+			s.log.Error().Err(err).Str("agent", string(view.agent.ID)).Msg("agent web request failed")
+		})
+		cancel()
+		if !resp.Success {
+			webFail(g, wire.ErrorOf(resp))
+		} else {
+			g.Header("Cache-Control", "no-store")
+			g.JSON(http.StatusOK, resp.Payload)
+		}
+		for _, f := range later {
+			f()
+		}
+	}
+}
+
+// UploadResponse is upload_file's payload.
+type UploadResponse struct {
+	URL string `json:"url"`
+}
+
+// uploadFile stores the multipart field "file" in the files store and
+// answers its URL, /file-upload/<id>/<escaped name> on the host the
+// request came to (the Rocket.Chat surface serves that path).
+func (s *Surface) uploadFile(g *gin.Context) {
+	if s.cfg.Files == nil {
+		webFail(g, wire.Errorf(wire.Validation, "File uploads are disabled"))
+		return
+	}
+	mr, err := g.Request.MultipartReader()
+	if err != nil {
+		webFail(g, wire.Errorf(wire.Validation, "Wrong format of request: multipart/form-data with a file field expected"))
+		return
+	}
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				webFail(g, wire.Errorf(wire.EntityTooLarge, "Upload limit exceeded (%d bytes).", s.cfg.Files.MaxSize()))
+				return
+			}
+			webFail(g, wire.Errorf(wire.Validation, "file is required"))
+			return
+		}
+		if part.FormName() != "file" {
+			_ = part.Close()
+			continue
+		}
+		name := part.FileName()
+		if name == "" {
+			name = "file"
+		}
+		f, err := s.cfg.Files.Put(g.Request.Context(), name, part.Header.Get("Content-Type"), part)
+		_ = part.Close()
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.Is(err, files.ErrTooLarge), errors.As(err, &mbe):
+			webFail(g, wire.Errorf(wire.EntityTooLarge, "Upload limit exceeded (%d bytes).", s.cfg.Files.MaxSize()))
+			return
+		case err != nil:
+			s.log.Error().Err(err).Msg("agent upload failed")
+			webFail(g, wire.NewError(wire.Internal))
+			return
+		}
+		scheme := "http"
+		if g.Request.TLS != nil {
+			scheme = "https"
+		}
+		u := scheme + "://" + g.Request.Host + "/file-upload/" + f.ID + "/" + url.PathEscape(f.Name)
+		g.Header("Cache-Control", "no-store")
+		g.JSON(http.StatusOK, UploadResponse{URL: u})
+		return
+	}
+}

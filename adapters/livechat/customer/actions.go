@@ -1,0 +1,691 @@
+package customer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"chatgate/adapters/livechat/wire"
+	"chatgate/core/desk"
+	"chatgate/core/model"
+	"chatgate/core/routing"
+	"chatgate/store"
+)
+
+// table lists the customer actions (§2.5); RTM and Web API share it. login
+// is RTM-only (the Web API answers it "Unsupported action").
+func (s *Surface) table() wire.Table[*client] {
+	return wire.Table[*client]{
+		"login":                       {Public: true, Handle: login},
+		"ping":                        {Public: true, Handle: ping},
+		"start_chat":                  {Handle: startChat},
+		"resume_chat":                 {Handle: resumeChat},
+		"send_event":                  {Handle: sendEvent},
+		"get_chat":                    {Handle: getChat},
+		"list_chats":                  {Handle: listChats},
+		"list_threads":                {Handle: listThreads},
+		"deactivate_chat":             {Handle: deactivateChat},
+		"update_customer":             {Handle: updateCustomer},
+		"set_customer_session_fields": {Handle: setSessionFields},
+		"get_customer":                {Handle: getCustomer},
+		"send_sneak_peek":             {Handle: sendSneakPeek},
+		"mark_events_as_seen":         {Handle: markEventsAsSeen},
+	}
+}
+
+func ping(context.Context, *client, *wire.Request) (any, error) { return nil, nil }
+
+type profileRequest struct {
+	Name          *string          `json:"name"`
+	Email         *string          `json:"email"`
+	Avatar        *string          `json:"avatar"`
+	SessionFields []map[string]any `json:"session_fields"`
+}
+
+type loginRequest struct {
+	Token    string              `json:"token"`
+	Customer *profileRequest     `json:"customer"`
+	GroupID  *int                `json:"group_id"`
+	Pushes   map[string][]string `json:"pushes"`
+	// customer_page, customer_side_storage, is_mobile, referrer and
+	// application are accepted and ignored.
+}
+
+// Statistics are the login customer's counters (the SDK needs all six).
+type Statistics struct {
+	ChatsCount             int `json:"chats_count"`
+	ThreadsCount           int `json:"threads_count"`
+	VisitsCount            int `json:"visits_count"`
+	PageViewsCount         int `json:"page_views_count"`
+	GreetingsShownCount    int `json:"greetings_shown_count"`
+	GreetingsAcceptedCount int `json:"greetings_accepted_count"`
+}
+
+// Profile is a customer as the customer sees it.
+type Profile struct {
+	ID            string              `json:"id"`
+	Type          string              `json:"type"`
+	Name          string              `json:"name,omitempty"`
+	Email         string              `json:"email,omitempty"`
+	Avatar        string              `json:"avatar,omitempty"`
+	SessionFields []map[string]string `json:"session_fields,omitempty"`
+	Statistics    *Statistics         `json:"statistics,omitempty"`
+}
+
+// LoginChat is one entry of the login response's chats.
+type LoginChat struct {
+	ChatID          string `json:"chat_id"`
+	HasActiveThread bool   `json:"has_active_thread"`
+	HasUnreadEvents bool   `json:"has_unread_events"`
+}
+
+// MonitoringGroup is __priv_dynamic_config.customer_groups.monitoring.
+type MonitoringGroup struct {
+	ID                int    `json:"id"`
+	StaticConfigURL   string `json:"static_config_url"`
+	LanguageConfigURL string `json:"language_config_url"`
+}
+
+// DynamicConfig is the login response's __priv_dynamic_config: the SDK
+// reports "online" iff online_groups_ids holds the monitoring group.
+type DynamicConfig struct {
+	OnlineGroupsIDs []int                      `json:"online_groups_ids"`
+	CustomerGroups  map[string]MonitoringGroup `json:"customer_groups"`
+}
+
+// LoginResponse is login's payload (the fields customer-sdk 4.0.2 needs).
+type LoginResponse struct {
+	Customer        Profile       `json:"customer"`
+	HasActiveThread bool          `json:"has_active_thread"`
+	Chats           []LoginChat   `json:"chats"`
+	DynamicConfig   DynamicConfig `json:"__priv_dynamic_config"`
+}
+
+func (c *client) dept(group *int) model.DeptID {
+	if group == nil || *group == 0 {
+		return ""
+	}
+	id := model.DeptID(strconv.Itoa(*group))
+	if _, ok := c.s.d.Department(id); ok {
+		return id
+	}
+	return ""
+}
+
+// login authenticates an RTM connection with "Bearer <customer token>",
+// applies the optional customer profile, and subscribes to the customer's
+// chat.
+func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	if c.web {
+		return nil, wire.Errorf(wire.Validation, "Unsupported action")
+	}
+	if c.loggedIn.Load() {
+		return nil, wire.Errorf(wire.Validation, "Already logged in")
+	}
+	var p loginRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.Token == "" {
+		return nil, wire.Errorf(wire.Validation, "token is required")
+	}
+	scheme, token, ok := strings.Cut(p.Token, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return nil, wire.Errorf(wire.Authentication, "Invalid access token")
+	}
+	id, exp, err := c.s.Authenticate(ctx, strings.TrimSpace(token))
+	if errors.Is(err, errBadToken) {
+		return nil, wire.Errorf(wire.Authentication, "Invalid access token")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.s.d.Store().Visitor(ctx, id); err != nil {
+		return nil, wire.Errorf(wire.Authentication, "Invalid access token")
+	}
+	if p.Customer != nil && p.Customer.any() {
+		upd, err := p.Customer.update()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.s.d.UpdateVisitor(ctx, id, upd); err != nil {
+			return nil, err
+		}
+	}
+	c.me, c.expires = id, exp
+	c.pushes = nil
+	if names, ok := p.Pushes[c.version]; ok {
+		c.pushes = make(map[string]bool, len(names)+1)
+		for _, n := range names {
+			c.pushes[n] = true
+		}
+		c.pushes["customer_disconnected"] = true
+	}
+	c.sub = c.s.d.Bus().SubscribeDesk(c.s.cfg.deskQueue())
+	c.loggedIn.Store(true)
+	c.s.register(c)
+
+	v, err := c.s.d.Store().Visitor(ctx, id)
+	if err != nil {
+		c.logout()
+		return nil, err
+	}
+	ids, err := c.s.d.Store().VisitorConversations(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		c.logout()
+		return nil, err
+	}
+	resp := LoginResponse{Customer: profile(&v), Chats: []LoginChat{}, DynamicConfig: c.s.dynamicConfig()}
+	resp.Customer.Statistics = &Statistics{ThreadsCount: len(ids), VisitsCount: 1}
+	if len(ids) > 0 {
+		resp.Customer.Statistics.ChatsCount = 1
+		conv, err := c.s.d.Store().Conversation(ctx, ids[len(ids)-1])
+		if err != nil {
+			c.logout()
+			return nil, err
+		}
+		resp.HasActiveThread = conv.Active()
+		resp.Chats = append(resp.Chats, LoginChat{ChatID: string(id), HasActiveThread: conv.Active()})
+	}
+	return resp, nil
+}
+
+// dynamicConfig reports group 0 online while any agent accepts chats.
+func (s *Surface) dynamicConfig() DynamicConfig {
+	dc := DynamicConfig{OnlineGroupsIDs: []int{}, CustomerGroups: map[string]MonitoringGroup{"monitoring": {ID: 0}}}
+	for _, a := range s.d.Router().Agents() {
+		if s.d.Router().Status(a.ID) == routing.Accepting {
+			dc.OnlineGroupsIDs = []int{0}
+			break
+		}
+	}
+	return dc
+}
+
+func profile(v *model.Visitor) Profile {
+	u := wire.Customer(v, true, wire.ForCustomer)
+	return Profile{ID: u.ID, Type: "customer", Name: u.Name, Email: u.Email, SessionFields: u.SessionFields}
+}
+
+func (p *profileRequest) any() bool {
+	return p.Name != nil || p.Email != nil || p.Avatar != nil || p.SessionFields != nil
+}
+
+const maxSessionFields = 100
+
+// update turns a profile request into a visitor update. avatar is
+// accepted but not stored (the core visitor has no avatar yet).
+func (p *profileRequest) update() (desk.VisitorUpdate, error) {
+	upd := desk.VisitorUpdate{Name: p.Name, Email: p.Email}
+	if p.SessionFields != nil {
+		f, err := sessionFields(p.SessionFields)
+		if err != nil {
+			return upd, err
+		}
+		upd.Fields = f
+	}
+	return upd, nil
+}
+
+// sessionFields flattens [{k:v},...] (values must be strings).
+func sessionFields(in []map[string]any) (map[string]string, error) {
+	if len(in) > maxSessionFields {
+		return nil, wire.Errorf(wire.Validation, "session_fields: at most %d keys", maxSessionFields)
+	}
+	out := make(map[string]string, len(in))
+	for _, m := range in {
+		if len(m) != 1 {
+			return nil, wire.Errorf(wire.Validation, "session_fields: each item must have exactly one key")
+		}
+		for k, v := range m {
+			sv, ok := v.(string)
+			if !ok {
+				return nil, wire.Errorf(wire.Validation, "session_fields: values must be strings")
+			}
+			out[k] = sv
+		}
+	}
+	if len(out) > maxSessionFields {
+		return nil, wire.Errorf(wire.Validation, "session_fields: at most %d keys", maxSessionFields)
+	}
+	return out, nil
+}
+
+// errChatNotFound answers every chat but the customer's own.
+func errChatNotFound() *wire.Error { return wire.Errorf(wire.NotFound, "Chat not found") }
+
+func (c *client) threads(ctx context.Context, chatID string) ([]model.ConvID, error) {
+	if chatID != string(c.me) {
+		return nil, errChatNotFound()
+	}
+	ids, err := c.s.d.Store().VisitorConversations(ctx, c.me)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && len(ids) == 0) {
+		return nil, errChatNotFound()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("threads of %s: %w", chatID, err)
+	}
+	return ids, nil
+}
+
+func (c *client) latestThread(ctx context.Context, chatID string) (model.Conversation, error) {
+	ids, err := c.threads(ctx, chatID)
+	if err != nil {
+		return model.Conversation{}, err
+	}
+	return c.thread(ctx, chatID, ids[len(ids)-1])
+}
+
+func (c *client) thread(ctx context.Context, chatID string, id model.ConvID) (model.Conversation, error) {
+	if chatID != string(c.me) {
+		return model.Conversation{}, errChatNotFound()
+	}
+	conv, err := c.s.d.Store().Conversation(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && conv.Visitor != c.me) {
+		return model.Conversation{}, wire.Errorf(wire.NotFound, "Thread not found")
+	}
+	if err != nil {
+		return model.Conversation{}, fmt.Errorf("thread %s: %w", id, err)
+	}
+	return conv, nil
+}
+
+func (c *client) mine(model.Conversation) bool { return true }
+
+// --- events -------------------------------------------------------------
+
+const (
+	maxCustomID    = 256
+	maxStartEvents = 20
+)
+
+type eventRequest struct {
+	Type        string                                `json:"type"`
+	Text        string                                `json:"text"`
+	CustomID    string                                `json:"custom_id"`
+	Visibility  string                                `json:"visibility"`
+	Properties  map[string]map[string]json.RawMessage `json:"properties"`
+	Content     json.RawMessage                       `json:"content"`
+	URL         string                                `json:"url"`
+	Name        string                                `json:"name"`
+	ContentType string                                `json:"content_type"`
+	Size        int64                                 `json:"size"`
+}
+
+// draft turns a customer's event into a core draft: message, file (url
+// from upload_file) and custom; customers' events are visible to all.
+func (e *eventRequest) draft() (desk.Draft, error) {
+	d := desk.Draft{ClientKey: e.CustomID, Props: e.Properties, Visibility: model.VisibleAll}
+	if len(e.CustomID) > maxCustomID {
+		return d, wire.Errorf(wire.Validation, "custom_id is longer than %d bytes", maxCustomID)
+	}
+	if e.Visibility != "" && e.Visibility != string(model.VisibleAll) {
+		return d, wire.Errorf(wire.Validation, "visibility must be all")
+	}
+	switch e.Type {
+	case "message":
+		d.Kind, d.Text = model.KindMessage, e.Text
+	case "file":
+		if e.URL == "" {
+			return d, wire.Errorf(wire.Validation, "event.url is required")
+		}
+		d.Kind = model.KindFile
+		d.File = &model.File{URL: e.URL, Name: e.Name, ContentType: e.ContentType, Size: e.Size}
+	case "custom":
+		d.Kind, d.Custom = model.KindCustom, e.Content
+	case "":
+		return d, wire.Errorf(wire.Validation, "event.type is required")
+	default:
+		return d, wire.Errorf(wire.Validation, "Unsupported event type")
+	}
+	return d, nil
+}
+
+type threadRequest struct {
+	Events     []eventRequest  `json:"events"`
+	Properties json.RawMessage `json:"properties"`
+}
+
+type chatRequest struct {
+	ID         string          `json:"id"`
+	Access     *accessRequest  `json:"access"`
+	Properties json.RawMessage `json:"properties"`
+	Users      json.RawMessage `json:"users"`
+	Thread     *threadRequest  `json:"thread"`
+}
+
+type accessRequest struct {
+	GroupIDs []int `json:"group_ids"`
+}
+
+type startChatRequest struct {
+	Chat       *chatRequest `json:"chat"`
+	Active     *bool        `json:"active"`
+	Continuous bool         `json:"continuous"`
+}
+
+// StartChatResponse is start_chat's payload.
+type StartChatResponse struct {
+	ChatID   string   `json:"chat_id"`
+	ThreadID string   `json:"thread_id"`
+	EventIDs []string `json:"event_ids,omitempty"`
+}
+
+// ResumeChatResponse is resume_chat's payload.
+type ResumeChatResponse struct {
+	ThreadID string   `json:"thread_id"`
+	EventIDs []string `json:"event_ids,omitempty"`
+}
+
+func startChat(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p startChatRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	conv, ids, err := c.start(ctx, req, p.Chat, p.Active, false)
+	if err != nil {
+		return nil, err
+	}
+	return StartChatResponse{ChatID: string(c.me), ThreadID: string(conv.ID), EventIDs: ids}, nil
+}
+
+func resumeChat(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p startChatRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.Chat == nil || p.Chat.ID == "" {
+		return nil, wire.Errorf(wire.Validation, "chat.id is required")
+	}
+	if _, err := c.threads(ctx, p.Chat.ID); err != nil {
+		return nil, err
+	}
+	conv, ids, err := c.start(ctx, req, p.Chat, p.Active, true)
+	if err != nil {
+		return nil, err
+	}
+	return ResumeChatResponse{ThreadID: string(conv.ID), EventIDs: ids}, nil
+}
+
+// start opens a new thread (start_chat, resume_chat). A chat whose thread
+// is active answers validation "Chat is already active". active:false (a
+// chat without an active thread) is not supported by the core yet.
+func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest, active *bool, resume bool) (model.Conversation, []string, error) {
+	if active != nil && !*active {
+		return model.Conversation{}, nil, wire.Errorf(wire.Validation, "active:false is not supported")
+	}
+	var drafts []desk.Draft
+	var group *int
+	if chat != nil {
+		if chat.Access != nil && len(chat.Access.GroupIDs) > 0 {
+			group = &chat.Access.GroupIDs[0]
+		}
+		if chat.Thread != nil {
+			if len(chat.Thread.Events) > maxStartEvents {
+				return model.Conversation{}, nil, wire.Errorf(wire.Validation, "at most %d events", maxStartEvents)
+			}
+			for i := range chat.Thread.Events {
+				d, err := chat.Thread.Events[i].draft()
+				if err != nil {
+					return model.Conversation{}, nil, err
+				}
+				drafts = append(drafts, d)
+			}
+		}
+	}
+	_ = resume
+	conv, evs, err := c.s.d.Start(ctx, desk.StartRequest{Visitor: c.me, Department: c.dept(group),
+		Origin: c.s.Name(), Events: drafts, Author: c.author(), Session: c.origin(req.RequestID)})
+	if err != nil {
+		return model.Conversation{}, nil, err
+	}
+	var ids []string
+	for i := range evs {
+		if evs[i].Author.Kind == model.AuthorVisitor {
+			ids = append(ids, wire.EventID(evs[i].Conv, evs[i].Seq))
+		}
+	}
+	return conv, ids, nil
+}
+
+type sendEventRequest struct {
+	ChatID             string        `json:"chat_id"`
+	Event              *eventRequest `json:"event"`
+	AttachToLastThread bool          `json:"attach_to_last_thread"`
+}
+
+// SendEventResponse is send_event's payload.
+type SendEventResponse struct {
+	EventID string `json:"event_id"`
+}
+
+// sendEvent posts to the chat's active thread. custom_id makes it
+// idempotent per customer: a retry returns the first event's id (and,
+// on RTM, its incoming_event push again, since the SDK waits for it). An
+// inactive chat answers chat_inactive, with or without
+// attach_to_last_thread (the core cannot append to a closed thread yet).
+func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p sendEventRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.ChatID == "" {
+		return nil, wire.Errorf(wire.Validation, "chat_id is required")
+	}
+	if p.Event == nil {
+		return nil, wire.Errorf(wire.Validation, "event is required")
+	}
+	draft, err := p.Event.draft()
+	if err != nil {
+		return nil, err
+	}
+	conv, err := c.latestThread(ctx, p.ChatID)
+	if err != nil {
+		return nil, err
+	}
+	if !conv.Active() {
+		return nil, wire.NewError(wire.ChatInactive)
+	}
+	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.origin(req.RequestID)}
+	if draft.ClientKey != "" {
+		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"\x00"+draft.ClientKey
+	}
+	ev, replayed, err := c.s.d.Post(ctx, pr)
+	if err != nil {
+		return nil, err
+	}
+	if replayed {
+		c.afterResponse(func() {
+			c.push(req.RequestID, "incoming_event", IncomingEvent{ChatID: string(c.me), ThreadID: string(ev.Conv),
+				Event: wire.RenderEvent(&ev)})
+		})
+	}
+	return SendEventResponse{EventID: wire.EventID(ev.Conv, ev.Seq)}, nil
+}
+
+type getChatRequest struct {
+	ChatID   string `json:"chat_id"`
+	ThreadID string `json:"thread_id"`
+}
+
+func getChat(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p getChatRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.ChatID == "" {
+		return nil, wire.Errorf(wire.Validation, "chat_id is required")
+	}
+	var conv model.Conversation
+	var err error
+	if p.ThreadID != "" {
+		conv, err = c.thread(ctx, p.ChatID, model.ConvID(p.ThreadID))
+	} else {
+		conv, err = c.latestThread(ctx, p.ChatID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d, err := c.s.src.Load(ctx, conv, wire.LoadOptions{Neighbour: c.mine})
+	if err != nil {
+		return nil, err
+	}
+	return wire.RenderChat(&d, wire.ForCustomer), nil
+}
+
+type deactivateChatRequest struct {
+	ID string `json:"id"`
+}
+
+func deactivateChat(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p deactivateChatRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.ID == "" {
+		return nil, wire.Errorf(wire.Validation, "id is required")
+	}
+	conv, err := c.latestThread(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !conv.Active() {
+		return nil, wire.NewError(wire.ChatInactive)
+	}
+	if _, err := c.s.d.Close(ctx, conv.ID, c.author(), "", c.origin(req.RequestID)); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// --- customer -----------------------------------------------------------
+
+// updateCustomer changes name, email, session_fields (avatar accepted,
+// not stored) and pushes customer_updated (only the changed fields, v3.3+)
+// to every connection of the customer.
+func updateCustomer(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p profileRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if !p.any() {
+		return nil, wire.Errorf(wire.Validation, "one of name, email, avatar, session_fields is required")
+	}
+	upd, err := p.update()
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.s.d.UpdateVisitor(ctx, c.me, upd)
+	if err != nil {
+		return nil, err
+	}
+	changed := map[string]any{"id": string(v.ID)}
+	if p.Name != nil {
+		changed["name"] = v.Name
+	}
+	if p.Email != nil {
+		changed["email"] = v.Email
+	}
+	if p.Avatar != nil {
+		changed["avatar"] = *p.Avatar
+	}
+	if p.SessionFields != nil {
+		changed["session_fields"] = profile(&v).SessionFields
+	}
+	for _, o := range c.s.clientsOf(c.me) {
+		if o == c {
+			c.afterResponse(func() { c.push(req.RequestID, "customer_updated", changed) })
+			continue
+		}
+		o.push("", "customer_updated", changed)
+	}
+	return nil, nil
+}
+
+type sessionFieldsRequest struct {
+	SessionFields []map[string]any `json:"session_fields"`
+}
+
+func setSessionFields(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p sessionFieldsRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.SessionFields == nil {
+		return nil, wire.Errorf(wire.Validation, "session_fields is required")
+	}
+	f, err := sessionFields(p.SessionFields)
+	if err != nil {
+		return nil, err
+	}
+	_, err = c.s.d.UpdateVisitor(ctx, c.me, desk.VisitorUpdate{Fields: f})
+	return nil, err
+}
+
+func getCustomer(ctx context.Context, c *client, _ *wire.Request) (any, error) {
+	v, err := c.s.d.Store().Visitor(ctx, c.me)
+	if err != nil {
+		return nil, err
+	}
+	return profile(&v), nil
+}
+
+type sneakPeekRequest struct {
+	ChatID        string  `json:"chat_id"`
+	SneakPeekText *string `json:"sneak_peek_text"`
+}
+
+// sendSneakPeek shares what the customer is typing with the chat's agent
+// (desk.Typing with text; agents get incoming_typing_indicator and
+// incoming_sneak_peek). An empty text means "stopped typing".
+func sendSneakPeek(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p sneakPeekRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.ChatID == "" {
+		return nil, wire.Errorf(wire.Validation, "chat_id is required")
+	}
+	if p.SneakPeekText == nil {
+		return nil, wire.Errorf(wire.Validation, "sneak_peek_text is required")
+	}
+	conv, err := c.latestThread(ctx, p.ChatID)
+	if err != nil {
+		return nil, err
+	}
+	if !conv.Active() {
+		return nil, wire.NewError(wire.ChatInactive)
+	}
+	text := *p.SneakPeekText
+	return nil, c.s.d.Typing(ctx, conv.ID, c.author(), text != "", text, c.origin(req.RequestID))
+}
+
+type markSeenRequest struct {
+	ChatID   string `json:"chat_id"`
+	SeenUpTo string `json:"seen_up_to"`
+}
+
+// markEventsAsSeen validates and answers {}, and pushes
+// events_marked_as_seen to the requester. Nothing is stored: the core has
+// no per-user "seen up to" yet.
+func markEventsAsSeen(ctx context.Context, c *client, req *wire.Request) (any, error) {
+	var p markSeenRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.ChatID == "" || p.SeenUpTo == "" {
+		return nil, wire.Errorf(wire.Validation, "chat_id and seen_up_to are required")
+	}
+	if _, err := parseTime(p.SeenUpTo); err != nil {
+		return nil, wire.Errorf(wire.Validation, "seen_up_to must be an RFC 3339 date")
+	}
+	if _, err := c.threads(ctx, p.ChatID); err != nil {
+		return nil, err
+	}
+	payload := map[string]string{"user_id": string(c.me), "chat_id": p.ChatID, "seen_up_to": p.SeenUpTo}
+	c.afterResponse(func() { c.push(req.RequestID, "events_marked_as_seen", payload) })
+	return nil, nil
+}

@@ -1,0 +1,78 @@
+package customer
+
+import (
+	"time"
+
+	"chatgate/core/model"
+	"chatgate/store/files"
+)
+
+// Config configures the customer surface.
+type Config struct {
+	// LicenseID and OrganizationID identify the one licence chatgate
+	// serves. RTM sockets and Web API calls must name OrganizationID in
+	// ?organization_id= (or LicenseID in ?license_id=).
+	LicenseID, OrganizationID string
+	// AgentToken maps an agent bearer token to a configured agent: the
+	// agent_token grant of POST /v2/customer/token. Nil disables that grant.
+	AgentToken func(token string) (model.AgentID, bool)
+	// TokenTTL is the lifetime of customer access tokens (default 8h, as
+	// LiveChat's expires_in 28800).
+	TokenTTL time.Duration
+	// Files stores upload_file uploads; nil answers upload_file with
+	// service_unavailable.
+	Files *files.Store
+	// PublicURL prefixes uploaded files' URLs; empty: derived from each
+	// request's scheme and Host.
+	PublicURL string
+	// LoginTimeout closes sockets that do not log in (default 30s, §2.2).
+	LoginTimeout time.Duration
+	// PingTimeout: a socket silent this long (no frame, no pong to the
+	// server's control pings, sent every half of it) gets
+	// customer_disconnected{reason:"connection_timeout"} (default 30s).
+	// Customers need not send ping frames.
+	PingTimeout time.Duration
+	// MaxFrame is the largest request handled (default 64 KiB); bigger
+	// ones get entity_too_large. It also bounds Web API bodies.
+	MaxFrame int
+	// SendQueue bounds one socket's outgoing frames (default 256).
+	SendQueue int
+	// OnConnections, if set, is told +1/-1 as sockets open and close.
+	OnConnections func(delta int)
+	// Now is the clock for token expiry (default the desk's clock).
+	Now func() time.Time
+}
+
+const (
+	defaultTokenTTL     = 8 * time.Hour
+	defaultLoginTimeout = 30 * time.Second
+	defaultPingTimeout  = 30 * time.Second
+	defaultMaxFrame     = 64 << 10
+	defaultSendQueue    = 256
+	hardFrameCap        = 1 << 20
+	requestTimeout      = 15 * time.Second
+	minDeskQueue        = 1024
+)
+
+func (c Config) withDefaults() Config {
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = defaultTokenTTL
+	}
+	if c.LoginTimeout <= 0 {
+		c.LoginTimeout = defaultLoginTimeout
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = defaultPingTimeout
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = defaultMaxFrame
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = defaultSendQueue
+	}
+	return c
+}
+
+func (c Config) readLimit() int64 { return int64(max(c.MaxFrame, hardFrameCap)) }
+
+func (c Config) deskQueue() int { return max(4*c.SendQueue, minDeskQueue) }

@@ -1,0 +1,151 @@
+package customer
+
+import (
+	"context"
+	"errors"
+
+	"chatgate/adapters/livechat/wire"
+	"chatgate/core/hub"
+	"chatgate/core/model"
+)
+
+// Push payloads (§2.6).
+type (
+	IncomingChat struct {
+		RequesterID string    `json:"requester_id,omitempty"`
+		Chat        wire.Chat `json:"chat"`
+	}
+	IncomingEvent struct {
+		ChatID   string     `json:"chat_id"`
+		ThreadID string     `json:"thread_id"`
+		Event    wire.Event `json:"event"`
+	}
+	ChatDeactivated struct {
+		ChatID   string `json:"chat_id"`
+		ThreadID string `json:"thread_id"`
+		UserID   string `json:"user_id,omitempty"`
+	}
+	UserAdded struct {
+		ChatID   string    `json:"chat_id"`
+		ThreadID string    `json:"thread_id"`
+		User     wire.User `json:"user"`
+		Reason   string    `json:"reason"`
+	}
+	TypingIndicator struct {
+		AuthorID   string `json:"author_id"`
+		Recipients string `json:"recipients"`
+		Timestamp  int64  `json:"timestamp"`
+		IsTyping   bool   `json:"is_typing"`
+	}
+	IncomingTyping struct {
+		ChatID          string          `json:"chat_id"`
+		ThreadID        string          `json:"thread_id"`
+		TypingIndicator TypingIndicator `json:"typing_indicator"`
+	}
+)
+
+// pump turns the desk's notices about this customer's chat into pushes.
+func (c *client) pump(ctx context.Context, sub *hub.Sub) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.Done():
+			if errors.Is(sub.Err(), hub.ErrSlow) {
+				c.s.log.Warn().Str("conn", c.id).Msg("customer session fell behind the desk")
+				c.bye(reasonInternal)
+			}
+			return
+		case n := <-sub.C():
+			if err := c.onNotice(ctx, n); err != nil && ctx.Err() == nil {
+				c.logError(err)
+			}
+		}
+	}
+}
+
+// onNotice pushes one committed change of the customer's chat:
+//
+//   - a new thread: incoming_chat (the thread as the customer sees it);
+//   - an agent joining: user_added_to_chat, then the system message;
+//   - events: incoming_event each (agents-only events skipped);
+//   - edited events: event_updated; closing: chat_deactivated;
+//   - an agent's typing indicator: incoming_typing_indicator.
+//
+// Pushes answering this connection's request (incoming_chat for
+// start/resume_chat, the incoming_event of send_event, chat_deactivated of
+// deactivate_chat) carry its request_id and follow its response; other
+// pushes it causes (the closing system message, user_added_to_chat) carry
+// none, since customer-sdk 4.0.2 crashes on a tagged incoming_event it is
+// not waiting for.
+func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
+	conv := n.Conv
+	if conv.Visitor != c.me {
+		return nil
+	}
+	num, rid, mine := c.requestOf(n.Origin)
+	if mine {
+		c.awaitResponse(ctx, num)
+	}
+	chatID, threadID := string(conv.Visitor), string(conv.ID)
+	if t := n.Typing; t != nil {
+		if t.Author.Kind == model.AuthorAgent {
+			c.push("", "incoming_typing_indicator", IncomingTyping{ChatID: chatID, ThreadID: threadID,
+				TypingIndicator: TypingIndicator{AuthorID: t.Author.ID, Recipients: string(model.VisibleAll),
+					Timestamp: c.s.d.Now().Unix(), IsTyping: t.On}})
+		}
+		return nil
+	}
+	rest := n.Events
+	if len(n.Events) > 0 && n.Events[0].Seq == 1 {
+		d, err := c.s.src.Load(ctx, conv, wire.LoadOptions{UpTo: conv.LastSeq, Neighbour: c.mine})
+		if err != nil {
+			return err
+		}
+		c.push(rid, "incoming_chat", IncomingChat{RequesterID: chatID, Chat: wire.RenderChat(&d, wire.ForCustomer)})
+		rest = nil
+	}
+	for i := range rest {
+		e := &rest[i]
+		if !wire.Visible(e, wire.ForCustomer) {
+			continue
+		}
+		if e.Kind == model.KindSystem && e.Subtype == model.SysAssigned {
+			if a, ok := c.s.d.Router().Agent(model.AgentID(e.Vars["agent_id"])); ok {
+				c.push("", "user_added_to_chat", UserAdded{ChatID: chatID, ThreadID: threadID,
+					User: wire.AgentUser(&a, true, wire.ForCustomer), Reason: "manual"})
+			}
+		}
+		// Only the event a send_event created carries its request_id: the
+		// SDK treats a tagged incoming_event as the answer to a pending
+		// request and fails on one it no longer waits for (e.g. the
+		// system message of deactivate_chat).
+		erid := ""
+		if e.Author.Kind == model.AuthorVisitor {
+			erid = rid
+		}
+		c.push(erid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEvent(e)})
+	}
+	for i := range n.Updated {
+		if e := &n.Updated[i]; wire.Visible(e, wire.ForCustomer) {
+			c.push("", "event_updated", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEvent(e)})
+		}
+	}
+	if conv.State == model.StateClosed && closes(rest) {
+		p := ChatDeactivated{ChatID: chatID, ThreadID: threadID}
+		if by := conv.ClosedBy; by != nil && by.Kind != model.AuthorSystem {
+			p.UserID = by.ID
+		}
+		c.push(rid, "chat_deactivated", p)
+	}
+	return nil
+}
+
+func closes(evs []model.Event) bool {
+	for i := range evs {
+		if evs[i].Kind == model.KindSystem && evs[i].Subtype == model.SysClosed {
+			return true
+		}
+	}
+	return false
+}

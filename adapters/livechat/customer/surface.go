@@ -1,0 +1,207 @@
+// Package customer serves LiveChat's Customer Chat API v3.5 (also reached
+// as v3.4 and v3.6) over chatgate's core, so that LiveChat customer apps
+// and @livechat/customer-sdk can chat with chatgate's agents:
+//
+//   - POST /v2/customer/token: customer access tokens (accounts-style,
+//     grants cookie and agent_token), stored durably (tokens.go);
+//   - GET /v3.x/customer/rtm/ws?organization_id=…: the RTM API (session.go,
+//     client.go, actions*.go, pushes.go);
+//   - POST /v3.x/customer/action/<action>?organization_id=…: the Web API,
+//     sharing one handler per action with RTM, plus upload_file (web.go).
+//
+// IDs follow package wire: customer id = chat id = core visitor id, thread
+// id = conversation id, event id = "<thread>_<seq>". A customer sees only
+// its own chat; any other chat id answers not_found. Agents-only events
+// never reach customers.
+package customer
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"chatgate/adapters/internal/wsconn"
+	"chatgate/adapters/livechat/wire"
+	"chatgate/core/desk"
+	"chatgate/core/model"
+)
+
+func versions() []string { return []string{"3.4", "3.5", "3.6"} }
+
+// Surface is the customer surface (RTM, Web API, tokens).
+type Surface struct {
+	d        *desk.Desk
+	cfg      Config
+	log      zerolog.Logger
+	src      wire.Source
+	actions  wire.Table[*client]
+	upgrader websocket.Upgrader
+
+	mu         sync.Mutex
+	stopped    bool
+	running    bool
+	sessions   map[*session]struct{}
+	byCustomer map[model.VisitorID]map[*client]struct{}
+	wg         sync.WaitGroup
+}
+
+// New returns the surface; Mount its routes, then Run it.
+func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
+	s := &Surface{
+		d: d, cfg: cfg.withDefaults(), log: log.With().Str("surface", "livechat.customer").Logger(),
+		sessions:   make(map[*session]struct{}),
+		byCustomer: make(map[model.VisitorID]map[*client]struct{}),
+		src: wire.Source{Store: d.Store(), Agent: d.Router().Agent, QueuePosition: d.Router().Position,
+			Now: d.Now},
+		// Customer widgets run on any site; the token travels in the login
+		// frame, never as an ambient credential.
+		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }},
+	}
+	if s.cfg.Now == nil {
+		s.cfg.Now = d.Now
+	}
+	s.actions = s.table()
+	return s
+}
+
+// Name identifies the surface.
+func (s *Surface) Name() string { return "livechat.customer" }
+
+// Mount registers the token endpoint, GET /v3.{4,5,6}/customer/rtm/ws and
+// POST /v3.{4,5,6}/customer/action/:action (OPTIONS too, for CORS).
+func (s *Surface) Mount(r gin.IRouter) {
+	r.POST("/v2/customer/token", s.serveToken)
+	r.OPTIONS("/v2/customer/token", s.preflight)
+	for _, v := range versions() {
+		r.GET("/v"+v+"/customer/rtm/ws", s.serveWS(v))
+		r.POST("/v"+v+"/customer/action/:action", s.serveAction(v))
+		r.OPTIONS("/v"+v+"/customer/action/:action", s.preflight)
+	}
+}
+
+// Run waits for ctx to end, then disconnects every session with
+// customer_disconnected{reason:"service_temporarily_unavailable"} (the SDK
+// reconnects) and returns once all are closed.
+func (s *Surface) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running || s.stopped {
+		s.mu.Unlock()
+		return errors.New("customer: Run called twice")
+	}
+	s.running = true
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	s.stopped = true
+	live := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		live = append(live, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range live {
+		ss.c.bye(reasonShutdown)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// orgOK checks ?organization_id= (v3.4+) or the legacy ?license_id=.
+func (s *Surface) orgOK(r *http.Request) bool {
+	q := r.URL.Query()
+	if org := q.Get("organization_id"); org != "" {
+		return s.cfg.OrganizationID == "" || org == s.cfg.OrganizationID
+	}
+	if lic := q.Get("license_id"); lic != "" {
+		return lic == s.cfg.LicenseID
+	}
+	return false
+}
+
+func (s *Surface) serveWS(version string) gin.HandlerFunc {
+	return func(g *gin.Context) {
+		ws, err := s.upgrader.Upgrade(g.Writer, g.Request, nil)
+		if err != nil {
+			return
+		}
+		conn := wsconn.New(ws, wsconn.Options{SendQueue: s.cfg.SendQueue, ReadTimeout: s.cfg.PingTimeout,
+			ReadLimit: s.cfg.readLimit()})
+		ss := s.newSession(conn, version)
+		if !s.track(ss) {
+			ss.c.bye(reasonShutdown)
+			_ = conn.Wait(g.Request.Context())
+			return
+		}
+		defer s.untrack(ss)
+		if !s.orgOK(g.Request) {
+			ss.c.bye(reasonLicense)
+			_ = conn.Wait(g.Request.Context())
+			return
+		}
+		ss.run(g.Request.Context())
+	}
+}
+
+func (s *Surface) track(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.sessions[ss] = struct{}{}
+	s.wg.Add(1)
+	if s.cfg.OnConnections != nil {
+		s.cfg.OnConnections(1)
+	}
+	return true
+}
+
+func (s *Surface) untrack(ss *session) {
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	if s.cfg.OnConnections != nil {
+		s.cfg.OnConnections(-1)
+	}
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Surface) register(c *client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.byCustomer[c.me]
+	if m == nil {
+		m = make(map[*client]struct{})
+		s.byCustomer[c.me] = m
+	}
+	m[c] = struct{}{}
+}
+
+func (s *Surface) unregister(c *client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.byCustomer[c.me]; m != nil {
+		delete(m, c)
+		if len(m) == 0 {
+			delete(s.byCustomer, c.me)
+		}
+	}
+}
+
+func (s *Surface) clientsOf(id model.VisitorID) []*client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*client, 0, len(s.byCustomer[id]))
+	for c := range s.byCustomer[id] {
+		out = append(out, c)
+	}
+	return out
+}
+
+// now is the surface clock.
+func (s *Surface) now() time.Time { return s.cfg.Now() }

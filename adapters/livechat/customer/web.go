@@ -1,0 +1,215 @@
+package customer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"chatgate/adapters/livechat/wire"
+	"chatgate/store/files"
+)
+
+// StatusOf is the HTTP status of a Web API error (§2.9's suggested
+// mapping; clients read only the body).
+func StatusOf(t wire.ErrorType) int {
+	switch t {
+	case wire.Validation, wire.UnsupportedVersion:
+		return http.StatusBadRequest
+	case wire.Authentication:
+		return http.StatusUnauthorized
+	case wire.Authorization:
+		return http.StatusForbidden
+	case wire.NotFound, wire.LicenseNotFound:
+		return http.StatusNotFound
+	case wire.ChatInactive:
+		return http.StatusUnprocessableEntity
+	case wire.EntityTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case wire.TooManyRequests:
+		return http.StatusTooManyRequests
+	case wire.ServiceUnavailable:
+		return http.StatusServiceUnavailable
+	case wire.RequestTimeout:
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func webFail(g *gin.Context, e *wire.Error) {
+	g.JSON(StatusOf(e.Type), gin.H{"error": e})
+}
+
+// serveAction is POST /v3.x/customer/action/:action?organization_id=…
+// with "Authorization: Bearer <customer token>": the body is the action's
+// payload, the answer the bare response payload, errors
+// {"error":{"type","message"}}.
+func (s *Surface) serveAction(version string) gin.HandlerFunc {
+	return func(g *gin.Context) {
+		cors(g)
+		q := g.Request.URL.Query()
+		if q.Get("organization_id") == "" && q.Get("license_id") == "" {
+			webFail(g, wire.Errorf(wire.Validation, "organization_id is required"))
+			return
+		}
+		if !s.orgOK(g.Request) {
+			webFail(g, wire.NewError(wire.LicenseNotFound))
+			return
+		}
+		c := s.newClient(version, func([]byte) error { return nil }, func(string) {})
+		c.web = true
+		scheme, tok, ok := strings.Cut(g.GetHeader("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			webFail(g, wire.Errorf(wire.Authentication, "Invalid access token"))
+			return
+		}
+		id, exp, err := s.Authenticate(g.Request.Context(), strings.TrimSpace(tok))
+		if err != nil {
+			if !errors.Is(err, errBadToken) {
+				s.log.Error().Err(err).Msg("customer web auth")
+				webFail(g, wire.NewError(wire.Internal))
+				return
+			}
+			webFail(g, wire.Errorf(wire.Authentication, "Invalid access token"))
+			return
+		}
+		c.me, c.expires = id, exp
+		c.loggedIn.Store(true)
+		action := g.Param("action")
+		if action == "upload_file" {
+			s.uploadFile(g)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(g.Request.Body, int64(s.cfg.MaxFrame)+1))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				webFail(g, wire.Errorf(wire.EntityTooLarge, "Request exceeds %d bytes", s.cfg.MaxFrame))
+				return
+			}
+			webFail(g, wire.Errorf(wire.Validation, "Wrong format of request"))
+			return
+		}
+		if len(body) > s.cfg.MaxFrame {
+			webFail(g, wire.Errorf(wire.EntityTooLarge, "Request exceeds %d bytes", s.cfg.MaxFrame))
+			return
+		}
+		req := &wire.Request{Action: action}
+		if p := bytes.TrimSpace(body); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
+			if p[0] != '{' || !json.Valid(p) {
+				webFail(g, wire.Errorf(wire.Validation, "Wrong format of request: payload must be a JSON object"))
+				return
+			}
+			req.Payload = p
+		}
+		if v := g.GetHeader("X-API-Version"); v != "" {
+			if werr := c.checkVersion(v); werr != nil {
+				webFail(g, werr)
+				return
+			}
+		}
+		ctx, cancel := contextWithTimeout(g)
+		defer cancel()
+		c.reqs++
+		resp := s.actions.Dispatch(ctx, c, true, req, c.logError)
+		for _, f := range c.later {
+			f()
+		}
+		if !resp.Success {
+			b, _ := json.Marshal(resp.Payload)
+			var e struct {
+				Error wire.Error `json:"error"`
+			}
+			_ = json.Unmarshal(b, &e)
+			g.Data(StatusOf(e.Error.Type), "application/json; charset=utf-8", b)
+			return
+		}
+		b, err := wire.Encode(resp.Payload)
+		if err != nil {
+			webFail(g, wire.NewError(wire.Internal))
+			return
+		}
+		g.Data(http.StatusOK, "application/json; charset=utf-8", b)
+	}
+}
+
+// UploadResponse is upload_file's payload.
+type UploadResponse struct {
+	URL string `json:"url"`
+}
+
+// uploadFile stores multipart field "file" (at most Files.MaxSize()
+// bytes) and answers {"url"} under /file-upload/<id>/<name>, the URL shape
+// the Rocket.Chat surface serves stored files at.
+func (s *Surface) uploadFile(g *gin.Context) {
+	if s.cfg.Files == nil {
+		webFail(g, wire.Errorf(wire.ServiceUnavailable, "Uploads are disabled"))
+		return
+	}
+	g.Request.Body = http.MaxBytesReader(g.Writer, g.Request.Body, s.cfg.Files.MaxSize()+1<<20)
+	mr, err := g.Request.MultipartReader()
+	if err != nil {
+		webFail(g, wire.Errorf(wire.Validation, "multipart/form-data with a file field is required"))
+		return
+	}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			webFail(g, wire.Errorf(wire.Validation, "file is required"))
+			return
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				webFail(g, tooLarge(s.cfg.Files.MaxSize()))
+				return
+			}
+			webFail(g, wire.Errorf(wire.Validation, "Invalid multipart body"))
+			return
+		}
+		if part.FormName() != "file" {
+			_ = part.Close()
+			continue
+		}
+		f, err := s.cfg.Files.Put(g.Request.Context(), part.FileName(), part.Header.Get("Content-Type"), part)
+		_ = part.Close()
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.Is(err, files.ErrTooLarge), errors.As(err, &mbe):
+			webFail(g, tooLarge(s.cfg.Files.MaxSize()))
+			return
+		case err != nil:
+			s.log.Error().Err(err).Msg("customer upload")
+			webFail(g, wire.NewError(wire.Internal))
+			return
+		}
+		g.JSON(http.StatusOK, UploadResponse{URL: s.baseURL(g) + "/file-upload/" + f.ID + "/" + url.PathEscape(f.Name)})
+		return
+	}
+}
+
+func tooLarge(n int64) *wire.Error {
+	return wire.Errorf(wire.EntityTooLarge, "Upload limit exceeded (%d bytes).", n)
+}
+
+func (s *Surface) baseURL(g *gin.Context) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimSuffix(s.cfg.PublicURL, "/")
+	}
+	scheme := "http"
+	if g.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + g.Request.Host
+}
+
+func contextWithTimeout(g *gin.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(g.Request.Context(), requestTimeout)
+}
