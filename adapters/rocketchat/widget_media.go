@@ -5,7 +5,6 @@ import (
 	"errors"
 	"hash/fnv"
 	"html"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -116,24 +115,6 @@ var widgetSilentMP3 = func() []byte {
 
 // --- uploaded files -----------------------------------------------------------
 
-// widgetActiveTypes are content types a browser would run as a document
-// of our origin; they are sent as attachments, never inline.
-var widgetActiveTypes = []string{"text/html", "application/xhtml", "text/xml", "application/xml",
-	"image/svg", "text/javascript", "application/javascript", "application/x-javascript", "application/ecmascript", "text/ecmascript"}
-
-func widgetIsActive(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return true
-	}
-	for _, a := range widgetActiveTypes {
-		if strings.HasPrefix(mt, a) {
-			return true
-		}
-	}
-	return strings.HasSuffix(mt, "+xml")
-}
-
 // widgetUpload serves GET /file-upload/:id/:name, a file stored by
 // livechat/upload. The id is an unguessable capability (128 random bits);
 // the name segment is cosmetic (the stored name is what
@@ -146,34 +127,12 @@ func (s *Surface) widgetUpload(c *gin.Context) {
 		widgetNotFound(c)
 		return
 	}
-	meta, f, err := s.cfg.Files.Get(c.Param("id"))
-	if err != nil {
+	if err := s.cfg.Files.Serve(c.Writer, c.Request, c.Param("id")); err != nil {
 		if !errors.Is(err, files.ErrNotFound) {
 			s.log.Error().Err(err).Msg("read uploaded file")
 			c.JSON(http.StatusInternalServerError, gin.H{"error": "internal server error"})
 			return
 		}
 		widgetNotFound(c)
-		return
 	}
-	defer f.Close()
-	ct := meta.ContentType
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
-	disp := "inline"
-	if widgetIsActive(ct) {
-		disp = "attachment"
-	}
-	if v := mime.FormatMediaType(disp, map[string]string{"filename": meta.Name}); v != "" {
-		disp = v
-	}
-	h := c.Writer.Header()
-	h.Set("Content-Type", ct)
-	h.Set("Content-Disposition", disp)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox")
-	// Immutable under its id; private: the id is a secret.
-	h.Set("Cache-Control", "private, max-age=31536000, immutable")
-	http.ServeContent(c.Writer, c.Request, "", meta.CreatedAt, f)
 }

@@ -30,6 +30,7 @@ import (
 	"chatgate/core/model"
 	"chatgate/core/routing"
 	"chatgate/store"
+	"chatgate/store/files"
 )
 
 // More mapping kinds under System (see surface.go for KindToken, KindAuth).
@@ -42,8 +43,8 @@ const (
 )
 
 // fileURLPrefix is the path of uploaded files: /file-upload/<id>/<name>,
-// served by widget*.go.
-const fileURLPrefix = "/file-upload/"
+// served by widget*.go (or by the server when this surface is off).
+const fileURLPrefix = files.URLPrefix
 
 // rocketCat is the author Rocket.Chat shows for system messages.
 var rocketCat = map[string]any{"_id": "rocket.cat", "username": "rocket.cat", "name": "Rocket.Cat"}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -418,5 +419,47 @@ func TestV2ConversationReadByRocketChatAgent(t *testing.T) {
 	}
 	if strings.Join(texts, "|") != "Welcome!|hello from a v2 widget" {
 		t.Fatalf("agent read %q", texts)
+	}
+}
+
+// TestUploadsServedWithoutRocketChat: with the Rocket.Chat surface off, a
+// file uploaded through the LiveChat agent Web API is still served at the
+// URL upload_file returned.
+func TestUploadsServedWithoutRocketChat(t *testing.T) {
+	cfg := writeConfig(t, true)
+	b, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, append(b, []byte("rocketchat:\n  enabled: false\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, cfg, filepath.Join(t.TempDir(), "u.db"))
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", "note.txt")
+	fw.Write([]byte("hello file"))
+	mw.Close()
+	req, _ := http.NewRequest("POST", "http://"+g.addr+"/v3.5/agent/action/upload_file", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+agentToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up struct{ URL string }
+	err = json.NewDecoder(resp.Body).Decode(&up)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || up.URL == "" {
+		t.Fatalf("upload_file: %d %+v %v", resp.StatusCode, up, err)
+	}
+	got, err := http.Get(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(got.Body)
+	got.Body.Close()
+	if got.StatusCode != 200 || string(data) != "hello file" {
+		t.Fatalf("GET %s: %d %q", up.URL, got.StatusCode, data)
+	}
+	if miss, _ := http.Get("http://" + g.addr + "/file-upload/00000000000000000000000000000000/x"); miss.StatusCode != 404 {
+		t.Fatalf("unknown file: %d", miss.StatusCode)
 	}
 }

@@ -178,6 +178,15 @@ func serve(ctx context.Context, o serveOptions) error {
 	for _, s := range surfaces {
 		s.Mount(engine)
 	}
+	if !cfg.RocketChat.Enabled {
+		// The Rocket.Chat surface serves stored files; without it the
+		// LiveChat upload_file URLs must still resolve.
+		engine.GET(files.URLPrefix+":id/:name", func(c *gin.Context) {
+			if err := fs.Serve(c.Writer, c.Request, c.Param("id")); err != nil {
+				c.JSON(http.StatusNotFound, gin.H{"error": "not found"})
+			}
+		})
+	}
 
 	ln, err := listen(cfg.Server.Addr, cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile)
 	if err != nil {
