@@ -582,7 +582,26 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 			delete(m, "groupable")
 			m["u"], m["msg"] = copyMap(rocketCat), e.Text
 		}
+	case model.KindForm:
+		// A filled form: its answers as the message text and as attachment
+		// fields, which Rocket.Chat clients render as a table.
+		if e.Form == nil || len(e.Form.Fields) == 0 {
+			return nil
+		}
+		m["u"], m["msg"] = author(), e.Form.Summary()
+		m["mentions"], m["channels"] = []any{}, []any{}
+		fields := make([]any, 0, len(e.Form.Fields))
+		for _, fl := range e.Form.Fields {
+			fields = append(fields, map[string]any{"title": fl.Label, "value": fl.AnswerText(), "short": false})
+		}
+		m["attachments"] = []any{map[string]any{"fields": fields}}
+	case model.KindAnnotation:
+		if strings.TrimSpace(e.Text) == "" {
+			return nil
+		}
+		m["u"], m["msg"] = copyMap(rocketCat), e.Text
 	default:
+		// Custom events are application data with no Rocket.Chat form.
 		return nil
 	}
 	if !e.EditedAt.IsZero() && e.EditedBy != nil {

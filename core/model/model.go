@@ -5,6 +5,7 @@ package model
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -223,3 +224,42 @@ type Conversation struct {
 
 // Active reports whether events may still be posted.
 func (c *Conversation) Active() bool { return c.State != StateClosed }
+
+// AnswerText is a field's answer as display text, whatever shape the
+// protocol gave it: a string, an option {"label": ...}, a list of options
+// (joined with ", "), or any other JSON as written.
+func (f FormField) AnswerText() string {
+	if len(f.Answer) == 0 {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(f.Answer, &s) == nil {
+		return s
+	}
+	type option struct {
+		Label string `json:"label"`
+	}
+	var one option
+	if json.Unmarshal(f.Answer, &one) == nil && one.Label != "" {
+		return one.Label
+	}
+	var many []option
+	if json.Unmarshal(f.Answer, &many) == nil && len(many) > 0 {
+		labels := make([]string, 0, len(many))
+		for _, o := range many {
+			labels = append(labels, o.Label)
+		}
+		return strings.Join(labels, ", ")
+	}
+	return string(f.Answer)
+}
+
+// Summary is the form as plain text lines "Label: answer", for protocols
+// that can only show text.
+func (f *Form) Summary() string {
+	lines := make([]string, 0, len(f.Fields))
+	for _, fl := range f.Fields {
+		lines = append(lines, fl.Label+": "+fl.AnswerText())
+	}
+	return strings.Join(lines, "\n")
+}

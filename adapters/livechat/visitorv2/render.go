@@ -3,7 +3,10 @@ package visitorv2
 import "chatgate/core/model"
 
 // render turns a core event into a v2 pending-message event, or nil for
-// events the v2 protocol has no way to show. Documented types are
+// events the v2 protocol has no way to show (custom events, system notices
+// other than welcome, agent joined and closed). Filled forms become a
+// text message of "Label: answer" lines; annotations with text an agent
+// message. Documented types are
 // "message" and "agent_details"; chatgate adds "chat_closed" (the chat's
 // end, with who closed it) and "attachment" (shaped like LiveChat's v2
 // archive events), both listed in the README.
@@ -28,6 +31,17 @@ func (s *Surface) render(e *model.Event) map[string]any {
 		m["type"], m["user_type"] = "attachment", userType()
 		m["text"] = e.File.Name
 		m["files"] = []string{e.File.URL}
+	case model.KindForm:
+		// v2 has no form event: the answers as a text message.
+		if e.Form == nil || len(e.Form.Fields) == 0 {
+			return nil
+		}
+		m["type"], m["user_type"], m["text"] = "message", userType(), e.Form.Summary()
+	case model.KindAnnotation:
+		if e.Text == "" {
+			return nil
+		}
+		m["type"], m["user_type"], m["text"] = "message", "agent", e.Text
 	case model.KindSystem:
 		switch e.Subtype {
 		case model.SysWelcome:

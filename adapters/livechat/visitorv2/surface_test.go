@@ -20,6 +20,7 @@ import (
 	"chatgate/core/hub"
 	"chatgate/core/model"
 	"chatgate/core/routing"
+	"chatgate/store"
 	"chatgate/store/bolt"
 )
 
@@ -305,5 +306,33 @@ func TestJSONP(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if !strings.HasPrefix(string(b), "cb_1({") || !strings.HasSuffix(string(b), ");") {
 		t.Fatalf("JSONP body %q", b)
+	}
+}
+
+// TestFormsAndAnnotationsAsText: v2 has no form event; a filled form shows
+// as a text message of its answers, an annotation as an agent message,
+// and a custom event not at all.
+func TestFormsAndAnnotationsAsText(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	sid := h.start("forms")
+	conv, err := h.d.Store().Resolve(context.Background(), store.MapKey{System: System, Tenant: lic, Kind: kindSession, Foreign: sid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vid, _ := h.d.Store().Resolve(context.Background(), store.MapKey{System: System, Tenant: lic, Kind: kindVisitor, Foreign: "forms"})
+	author := model.Author{Kind: model.AuthorVisitor, ID: vid}
+	drafts := []desk.Draft{
+		{Kind: model.KindForm, Form: &model.Form{Type: "prechat", Fields: []model.FormField{
+			{Label: "Name", Answer: json.RawMessage(`"Vic"`)}, {Label: "Topic", Answer: json.RawMessage(`{"label":"Billing"}`)}}}},
+		{Kind: model.KindCustom, Custom: json.RawMessage(`{"x":1}`)},
+	}
+	for _, dr := range drafts {
+		if _, _, err := h.d.Post(context.Background(), desk.PostRequest{Conv: model.ConvID(conv), Author: author, Draft: dr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := h.poll("forms", sid, "2")
+	if len(evs) != 1 || evs[0]["text"] != "Name: Vic\nTopic: Billing" || evs[0]["user_type"] != "visitor" {
+		t.Fatalf("form as v2 events: %v", evs)
 	}
 }
