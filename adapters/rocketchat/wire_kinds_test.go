@@ -26,7 +26,9 @@ func TestRenderOtherKinds(t *testing.T) {
 				return m["msg"] == "Email: a@b.c\nDept: Sales" && len(att) == 2 && att[1].(map[string]any)["value"] == "Sales"
 			}},
 		{"annotation", model.Event{Kind: model.KindAnnotation, Text: "Rated good", Author: model.System},
-			func(m map[string]any) bool { return m["msg"] == "Rated good" && m["u"].(map[string]any)["username"] == "rocket.cat" }},
+			func(m map[string]any) bool {
+				return m["msg"] == "Rated good" && m["u"].(map[string]any)["username"] == "rocket.cat"
+			}},
 		{"custom", model.Event{Kind: model.KindCustom, Custom: json.RawMessage(`{}`)}, nil},
 		{"agents only", model.Event{Kind: model.KindMessage, Text: "internal", Visibility: model.VisibleAgents, Author: model.System}, nil},
 	}
