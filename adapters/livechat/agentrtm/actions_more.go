@@ -36,7 +36,7 @@ func (c *caller) requestID() string {
 	if c.conn == nil {
 		return ""
 	}
-	_, rid, _ := c.conn.requestOf(c.origin)
+	_, rid, _ := c.conn.RequestOf(c.origin)
 	return rid
 }
 

@@ -98,17 +98,17 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	if !c.relevant(conv) {
 		// The agent a chat was transferred away from is told so.
 		if tr != nil && tr.Vars["from_agent"] == string(c.agent.ID) {
-			num, rid, mine := c.requestOf(n.Origin)
+			num, rid, mine := c.RequestOf(n.Origin)
 			if mine {
-				c.awaitResponse(ctx, num)
+				c.AwaitResponse(ctx, num)
 			}
 			c.push(rid, "chat_transferred", chatTransferred(conv, tr))
 		}
 		return nil
 	}
-	num, rid, mine := c.requestOf(n.Origin)
+	num, rid, mine := c.RequestOf(n.Origin)
 	if mine {
-		c.awaitResponse(ctx, num)
+		c.AwaitResponse(ctx, num)
 	}
 	if tr != nil {
 		defer c.push(rid, "chat_transferred", chatTransferred(conv, tr))

@@ -15,8 +15,8 @@
 // and the request's payload in, a payload or an error out; the transports
 // only build the caller and frame the result.
 //
-// Layers: surface.go owns sockets and shutdown; session.go is the websocket
-// loop; client.go is one connection's protocol state, free of transport, so
+// Layers: surface.go mounts routes and plugs the surface into package rtmconn,
+// which owns sockets, the websocket loop and shutdown; client.go is one connection's protocol state, free of transport, so
 // tests and the fuzzer drive it directly; actions*.go hold one handler per
 // action in a wire.Table; pushes.go turns core notices into pushes.
 //
@@ -31,16 +31,15 @@ package agentrtm
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
 	"chatgate/adapters/internal/wsconn"
+	"chatgate/adapters/livechat/rtmconn"
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/desk"
 	"chatgate/core/model"
@@ -58,33 +57,30 @@ type Surface struct {
 	log      zerolog.Logger
 	src      wire.Source
 	actions  wire.Table[*caller]
-	upgrader websocket.Upgrader
+	sessions *rtmconn.Sessions
 	created  time.Time
 
-	mu       sync.Mutex
-	stopped  bool
-	sessions map[*session]struct{}
-	byAgent  map[model.AgentID]map[*client]struct{}
-	wg       sync.WaitGroup // live sessions
-	running  bool
+	mu      sync.Mutex
+	byAgent map[model.AgentID]map[*client]struct{}
 }
 
 // New returns the surface; Mount its routes, then Run it.
 func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	s := &Surface{
 		d: d, cfg: cfg.withDefaults(), log: log.With().Str("surface", "livechat.agent.rtm").Logger(),
-		created:  d.Now(),
-		sessions: make(map[*session]struct{}),
-		byAgent:  make(map[model.AgentID]map[*client]struct{}),
+		created: d.Now(),
+		byAgent: make(map[model.AgentID]map[*client]struct{}),
 		src: wire.Source{Store: d.Store(), Agent: d.Router().Agent, QueuePosition: d.Router().Position,
 			Now: d.Now},
-		upgrader: websocket.Upgrader{
-			// Agent apps run on their own origins, and the socket carries
-			// no ambient credential (the token comes in the login frame),
-			// so a cross-site page gains nothing by opening one.
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
 	}
+	s.sessions = rtmconn.NewSessions("agentrtm", rtmconn.Kind{
+		Name: "agent rtm", Disconnected: "agent_disconnected", Shutdown: reasonByServer,
+		LoginTimeout: s.cfg.LoginTimeout,
+	}, s.log, wsconn.Options{
+		SendQueue:   s.cfg.SendQueue,
+		ReadTimeout: s.cfg.PingTimeout,
+		ReadLimit:   s.cfg.readLimit(),
+	}, s.cfg.OnConnections)
 	s.actions = s.table()
 	return s
 }
@@ -105,80 +101,19 @@ func (s *Surface) Mount(r gin.IRouter) {
 // agent_disconnected{reason:"agent_disconnected_by_server"} and returns once
 // all of them are closed. Sessions are accepted from New on; after Run
 // returns new sockets are refused.
-func (s *Surface) Run(ctx context.Context) error {
-	s.mu.Lock()
-	if s.running || s.stopped {
-		s.mu.Unlock()
-		return errors.New("agentrtm: Run called twice")
-	}
-	s.running = true
-	s.mu.Unlock()
-
-	<-ctx.Done()
-
-	s.mu.Lock()
-	s.stopped = true
-	live := make([]*session, 0, len(s.sessions))
-	for ss := range s.sessions {
-		live = append(live, ss)
-	}
-	s.mu.Unlock()
-	for _, ss := range live {
-		ss.c.bye(reasonByServer)
-	}
-	s.wg.Wait()
-	return nil
-}
+func (s *Surface) Run(ctx context.Context) error { return s.sessions.Run(ctx) }
 
 func (s *Surface) serveWS(version string) gin.HandlerFunc {
 	return func(g *gin.Context) {
-		ws, err := s.upgrader.Upgrade(g.Writer, g.Request, nil)
-		if err != nil {
-			return // the upgrader has answered with an HTTP error
-		}
-		conn := wsconn.New(ws, wsconn.Options{
-			SendQueue:   s.cfg.SendQueue,
-			ReadTimeout: s.cfg.PingTimeout,
-			ReadLimit:   s.cfg.readLimit(),
-		})
-		ss := s.newSession(conn, version)
-		if !s.track(ss) {
-			ss.c.bye(reasonByServer)
-			_ = conn.Wait(g.Request.Context())
-			return
-		}
-		defer s.untrack(ss)
-		if org := g.Query("organization_id"); org != "" && s.cfg.OrganizationID != "" && org != s.cfg.OrganizationID {
-			ss.c.bye("license_not_found")
-			_ = conn.Wait(g.Request.Context())
-			return
-		}
-		ss.run(g.Request.Context())
+		s.sessions.Serve(g.Writer, g.Request, version,
+			func(send func([]byte) error, bye func(string)) rtmconn.Client { return s.newClient(version, send, bye) },
+			func(r *http.Request) string {
+				if org := r.URL.Query().Get("organization_id"); org != "" && s.cfg.OrganizationID != "" && org != s.cfg.OrganizationID {
+					return "license_not_found"
+				}
+				return ""
+			})
 	}
-}
-
-func (s *Surface) track(ss *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return false
-	}
-	s.sessions[ss] = struct{}{}
-	s.wg.Add(1)
-	if s.cfg.OnConnections != nil {
-		s.cfg.OnConnections(1)
-	}
-	return true
-}
-
-func (s *Surface) untrack(ss *session) {
-	s.mu.Lock()
-	delete(s.sessions, ss)
-	if s.cfg.OnConnections != nil {
-		s.cfg.OnConnections(-1)
-	}
-	s.mu.Unlock()
-	s.wg.Done()
 }
 
 // register makes a logged-in client reachable for pushes addressed to its

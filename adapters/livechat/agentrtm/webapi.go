@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"chatgate/adapters/livechat/rtmconn"
 	"chatgate/adapters/livechat/wire"
 	"chatgate/store/files"
 )
@@ -99,7 +100,7 @@ func (s *Surface) serveWeb(version string) gin.HandlerFunc {
 			return
 		}
 		if v := g.GetHeader("X-API-Version"); v != "" {
-			if want, ok := minor(v); !ok || want < 4 || want > 6 {
+			if want, ok := rtmconn.Minor(v); !ok || want < 4 || want > 6 {
 				webFail(g, wire.NewError(wire.UnsupportedVersion))
 				return
 			}

@@ -438,7 +438,7 @@ func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest
 	}
 	_ = resume
 	conv, evs, err := c.s.d.Start(ctx, desk.StartRequest{Visitor: c.me, Department: c.dept(group),
-		Origin: c.s.Name(), Events: drafts, Author: c.author(), Session: c.origin(req.RequestID)})
+		Origin: c.s.Name(), Events: drafts, Author: c.author(), Session: c.Origin(req.RequestID)})
 	if err != nil {
 		return model.Conversation{}, nil, err
 	}
@@ -489,7 +489,7 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if !conv.Active() {
 		return nil, wire.NewError(wire.ChatInactive)
 	}
-	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.origin(req.RequestID)}
+	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.Origin(req.RequestID)}
 	if draft.ClientKey != "" {
 		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"\x00"+draft.ClientKey
 	}
@@ -498,7 +498,7 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 		return nil, err
 	}
 	if replayed {
-		c.afterResponse(func() {
+		c.AfterResponse(func() {
 			c.push(req.RequestID, "incoming_event", IncomingEvent{ChatID: string(c.me), ThreadID: string(ev.Conv),
 				Event: wire.RenderEvent(&ev)})
 		})
@@ -555,7 +555,7 @@ func deactivateChat(ctx context.Context, c *client, req *wire.Request) (any, err
 	if !conv.Active() {
 		return nil, wire.NewError(wire.ChatInactive)
 	}
-	if _, err := c.s.d.Close(ctx, conv.ID, c.author(), "", c.origin(req.RequestID)); err != nil {
+	if _, err := c.s.d.Close(ctx, conv.ID, c.author(), "", c.Origin(req.RequestID)); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -597,7 +597,7 @@ func updateCustomer(ctx context.Context, c *client, req *wire.Request) (any, err
 	}
 	for _, o := range c.s.clientsOf(c.me) {
 		if o == c {
-			c.afterResponse(func() { c.push(req.RequestID, "customer_updated", changed) })
+			c.AfterResponse(func() { c.push(req.RequestID, "customer_updated", changed) })
 			continue
 		}
 		o.push("", "customer_updated", changed)
@@ -660,7 +660,7 @@ func sendSneakPeek(ctx context.Context, c *client, req *wire.Request) (any, erro
 		return nil, wire.NewError(wire.ChatInactive)
 	}
 	text := *p.SneakPeekText
-	return nil, c.s.d.Typing(ctx, conv.ID, c.author(), text != "", text, c.origin(req.RequestID))
+	return nil, c.s.d.Typing(ctx, conv.ID, c.author(), text != "", text, c.Origin(req.RequestID))
 }
 
 type markSeenRequest struct {
@@ -686,6 +686,6 @@ func markEventsAsSeen(ctx context.Context, c *client, req *wire.Request) (any, e
 		return nil, err
 	}
 	payload := map[string]string{"user_id": string(c.me), "chat_id": p.ChatID, "seen_up_to": p.SeenUpTo}
-	c.afterResponse(func() { c.push(req.RequestID, "events_marked_as_seen", payload) })
+	c.AfterResponse(func() { c.push(req.RequestID, "events_marked_as_seen", payload) })
 	return nil, nil
 }

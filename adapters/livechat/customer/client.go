@@ -2,14 +2,21 @@ package customer
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"chatgate/adapters/livechat/rtmconn"
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/hub"
 	"chatgate/core/model"
+)
+
+// customer_disconnected reasons chatgate sends (§2.6).
+const (
+	reasonShutdown = "service_temporarily_unavailable"
+	reasonInternal = rtmconn.ReasonInternal
+	reasonLicense  = "license_not_found"
+	reasonExpired  = "access_token_expired"
 )
 
 // client is one caller's protocol state: an RTM connection (out writes to
@@ -19,15 +26,11 @@ type client struct {
 	s       *Surface
 	id      string
 	version string
-	tag     string
 	out     func([]byte) error
 	bye     func(reason string)
 	web     bool
 
-	reqs     uint64
-	answered atomic.Uint64
-	wake     chan struct{}
-	later    []func()
+	rtmconn.Order // response first, then the pushes a request caused
 
 	// Set by login (or by the Web API's token check) before loggedIn.
 	loggedIn atomic.Bool
@@ -39,62 +42,24 @@ type client struct {
 
 func (s *Surface) newClient(version string, out func([]byte) error, bye func(string)) *client {
 	id := model.NewID()
-	return &client{s: s, id: id, version: version, tag: s.Name() + "/" + id + "#", out: out, bye: bye,
-		wake: make(chan struct{}, 1)}
+	c := &client{s: s, id: id, version: version, out: out, bye: bye}
+	c.Init(s.Name() + "/" + id + "#")
+	return c
 }
 
 // serve answers one frame: the response first, then the pushes the request
 // caused on this connection.
 func (c *client) serve(ctx context.Context, frame []byte) error {
-	resp := c.handle(ctx, frame)
-	err := c.out(resp)
-	later := c.later
-	c.later = nil
-	for _, f := range later {
-		f()
-	}
-	c.answered.Store(c.reqs)
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	err := c.out(c.handle(ctx, frame))
+	c.Answered()
 	return err
-}
-
-func (c *client) afterResponse(f func()) { c.later = append(c.later, f) }
-
-func (c *client) awaitResponse(ctx context.Context, n uint64) {
-	for c.answered.Load() < n {
-		select {
-		case <-c.wake:
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // handle answers one request frame; it never panics on input.
 func (c *client) handle(ctx context.Context, frame []byte) []byte {
-	c.reqs++
-	c.later = nil
-	var resp wire.Response
-	if len(frame) > c.s.cfg.MaxFrame {
-		resp = wire.Fail(wire.PeekRequest(frame), wire.Errorf(wire.EntityTooLarge, "Frame exceeds %d bytes", c.s.cfg.MaxFrame))
-	} else if req, werr := wire.DecodeRequest(frame); werr != nil {
-		resp = wire.Fail(req, werr)
-	} else if werr := c.checkVersion(req.Version); werr != nil {
-		resp = wire.Fail(req, werr)
-	} else {
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		resp = c.dispatch(rctx, req)
-		cancel()
-	}
-	b, err := wire.Encode(resp)
-	if err != nil {
-		c.logError(err)
-		b, _ = wire.Encode(wire.Fail(&wire.Request{RequestID: resp.RequestID, Action: resp.Action}, wire.NewError(wire.Internal)))
-	}
-	return b
+	c.Begin()
+	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.version, Versions: versions()}
+	return rtmconn.Handle(ctx, frame, lim, c.dispatch, c.logError)
 }
 
 // dispatch runs an action; the token is re-checked on every request.
@@ -109,44 +74,20 @@ func (c *client) logError(err error) {
 	c.s.log.Error().Err(err).Str("conn", c.id).Str("customer", string(c.me)).Msg("customer request failed")
 }
 
-func (c *client) checkVersion(v string) *wire.Error {
-	if v == "" {
-		return nil
-	}
-	want, ok := minor(v)
-	have, _ := minor(c.version)
-	all := versions()
-	top, _ := minor(all[len(all)-1])
-	if !ok || want < have || want > top {
-		return wire.NewError(wire.UnsupportedVersion)
-	}
-	return nil
-}
+// The rtmconn.Client face of the client, for the websocket session.
 
-func minor(v string) (int, bool) {
-	rest, ok := strings.CutPrefix(strings.TrimPrefix(v, "v"), "3.")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.Atoi(rest)
-	return n, err == nil && n >= 0
-}
+func (c *client) ID() string                                    { return c.id }
+func (c *client) Serve(ctx context.Context, frame []byte) error { return c.serve(ctx, frame) }
+func (c *client) LoggedIn() bool                                { return c.loggedIn.Load() }
+func (c *client) Logout()                                       { c.logout() }
 
-func (c *client) origin(requestID string) string {
-	return c.tag + strconv.FormatUint(c.reqs, 10) + "#" + requestID
-}
-
-func (c *client) requestOf(origin string) (uint64, string, bool) {
-	rest, ok := strings.CutPrefix(origin, c.tag)
-	if !ok {
-		return 0, "", false
-	}
-	num, rid, ok := strings.Cut(rest, "#")
-	n, err := strconv.ParseUint(num, 10, 64)
-	if !ok || err != nil {
-		return 0, "", false
-	}
-	return n, rid, true
+// Started hands the session the push pump of the subscription login made,
+// and arms the token's expiry: the token is checked at login, and the
+// session ends when it expires, as LiveChat's does (access_token_expired).
+func (c *client) Started() (func(context.Context), func()) {
+	expiry := time.AfterFunc(max(c.expires.Sub(c.s.now()), 0), func() { c.bye(reasonExpired) })
+	sub := c.sub
+	return func(ctx context.Context) { c.pump(ctx, sub) }, func() { expiry.Stop() }
 }
 
 func (c *client) push(requestID, action string, payload any) {

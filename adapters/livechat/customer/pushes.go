@@ -83,9 +83,9 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	if conv.Visitor != c.me {
 		return nil
 	}
-	num, rid, mine := c.requestOf(n.Origin)
+	num, rid, mine := c.RequestOf(n.Origin)
 	if mine {
-		c.awaitResponse(ctx, num)
+		c.AwaitResponse(ctx, num)
 	}
 	chatID, threadID := string(conv.Visitor), string(conv.ID)
 	if t := n.Typing; t != nil {

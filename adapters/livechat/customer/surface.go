@@ -17,16 +17,15 @@ package customer
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
 	"chatgate/adapters/internal/wsconn"
+	"chatgate/adapters/livechat/rtmconn"
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/desk"
 	"chatgate/core/model"
@@ -41,31 +40,28 @@ type Surface struct {
 	log      zerolog.Logger
 	src      wire.Source
 	actions  wire.Table[*client]
-	upgrader websocket.Upgrader
+	sessions *rtmconn.Sessions
 
 	mu         sync.Mutex
-	stopped    bool
-	running    bool
-	sessions   map[*session]struct{}
 	byCustomer map[model.VisitorID]map[*client]struct{}
-	wg         sync.WaitGroup
 }
 
 // New returns the surface; Mount its routes, then Run it.
 func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	s := &Surface{
 		d: d, cfg: cfg.withDefaults(), log: log.With().Str("surface", "livechat.customer").Logger(),
-		sessions:   make(map[*session]struct{}),
 		byCustomer: make(map[model.VisitorID]map[*client]struct{}),
 		src: wire.Source{Store: d.Store(), Agent: d.Router().Agent, QueuePosition: d.Router().Position,
 			Now: d.Now},
-		// Customer widgets run on any site; the token travels in the login
-		// frame, never as an ambient credential.
-		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }},
 	}
 	if s.cfg.Now == nil {
 		s.cfg.Now = d.Now
 	}
+	s.sessions = rtmconn.NewSessions("customer", rtmconn.Kind{
+		Name: "customer rtm", Disconnected: "customer_disconnected", Shutdown: reasonShutdown,
+		LoginTimeout: s.cfg.LoginTimeout,
+	}, s.log, wsconn.Options{SendQueue: s.cfg.SendQueue, ReadTimeout: s.cfg.PingTimeout,
+		ReadLimit: s.cfg.readLimit()}, s.cfg.OnConnections)
 	s.actions = s.table()
 	return s
 }
@@ -88,28 +84,7 @@ func (s *Surface) Mount(r gin.IRouter) {
 // Run waits for ctx to end, then disconnects every session with
 // customer_disconnected{reason:"service_temporarily_unavailable"} (the SDK
 // reconnects) and returns once all are closed.
-func (s *Surface) Run(ctx context.Context) error {
-	s.mu.Lock()
-	if s.running || s.stopped {
-		s.mu.Unlock()
-		return errors.New("customer: Run called twice")
-	}
-	s.running = true
-	s.mu.Unlock()
-	<-ctx.Done()
-	s.mu.Lock()
-	s.stopped = true
-	live := make([]*session, 0, len(s.sessions))
-	for ss := range s.sessions {
-		live = append(live, ss)
-	}
-	s.mu.Unlock()
-	for _, ss := range live {
-		ss.c.bye(reasonShutdown)
-	}
-	s.wg.Wait()
-	return nil
-}
+func (s *Surface) Run(ctx context.Context) error { return s.sessions.Run(ctx) }
 
 // orgOK checks ?organization_id= (v3.4+) or the legacy ?license_id=.
 func (s *Surface) orgOK(r *http.Request) bool {
@@ -125,50 +100,15 @@ func (s *Surface) orgOK(r *http.Request) bool {
 
 func (s *Surface) serveWS(version string) gin.HandlerFunc {
 	return func(g *gin.Context) {
-		ws, err := s.upgrader.Upgrade(g.Writer, g.Request, nil)
-		if err != nil {
-			return
-		}
-		conn := wsconn.New(ws, wsconn.Options{SendQueue: s.cfg.SendQueue, ReadTimeout: s.cfg.PingTimeout,
-			ReadLimit: s.cfg.readLimit()})
-		ss := s.newSession(conn, version)
-		if !s.track(ss) {
-			ss.c.bye(reasonShutdown)
-			_ = conn.Wait(g.Request.Context())
-			return
-		}
-		defer s.untrack(ss)
-		if !s.orgOK(g.Request) {
-			ss.c.bye(reasonLicense)
-			_ = conn.Wait(g.Request.Context())
-			return
-		}
-		ss.run(g.Request.Context())
+		s.sessions.Serve(g.Writer, g.Request, version,
+			func(send func([]byte) error, bye func(string)) rtmconn.Client { return s.newClient(version, send, bye) },
+			func(r *http.Request) string {
+				if !s.orgOK(r) {
+					return reasonLicense
+				}
+				return ""
+			})
 	}
-}
-
-func (s *Surface) track(ss *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return false
-	}
-	s.sessions[ss] = struct{}{}
-	s.wg.Add(1)
-	if s.cfg.OnConnections != nil {
-		s.cfg.OnConnections(1)
-	}
-	return true
-}
-
-func (s *Surface) untrack(ss *session) {
-	s.mu.Lock()
-	delete(s.sessions, ss)
-	if s.cfg.OnConnections != nil {
-		s.cfg.OnConnections(-1)
-	}
-	s.mu.Unlock()
-	s.wg.Done()
 }
 
 func (s *Surface) register(c *client) {

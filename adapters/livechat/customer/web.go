@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"chatgate/adapters/livechat/rtmconn"
 	"chatgate/adapters/livechat/wire"
 	"chatgate/store/files"
 )
@@ -110,18 +111,16 @@ func (s *Surface) serveAction(version string) gin.HandlerFunc {
 			req.Payload = p
 		}
 		if v := g.GetHeader("X-API-Version"); v != "" {
-			if werr := c.checkVersion(v); werr != nil {
+			if werr := rtmconn.CheckVersion(c.version, v, versions()); werr != nil {
 				webFail(g, werr)
 				return
 			}
 		}
 		ctx, cancel := contextWithTimeout(g)
 		defer cancel()
-		c.reqs++
+		c.Begin()
 		resp := s.actions.Dispatch(ctx, c, true, req, c.logError)
-		for _, f := range c.later {
-			f()
-		}
+		c.Answered()
 		if !resp.Success {
 			b, _ := json.Marshal(resp.Payload)
 			var e struct {

@@ -1,0 +1,144 @@
+package rtmconn
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"chatgate/adapters/internal/wsconn"
+	"chatgate/adapters/livechat/wire"
+)
+
+// Reasons both surfaces send in their *_disconnected push.
+const (
+	ReasonTimeout  = "connection_timeout"
+	ReasonInternal = "internal_error"
+)
+
+// Kind is what tells one surface's sessions from another's.
+type Kind struct {
+	// Name prefixes log messages ("agent rtm").
+	Name string
+	// Disconnected is the push sent before closing ("agent_disconnected").
+	Disconnected string
+	// Shutdown is the reason sent when the server goes away; it closes
+	// with 1001 so that clients reconnect.
+	Shutdown string
+	// LoginTimeout closes a socket that has not logged in by then.
+	LoginTimeout time.Duration
+}
+
+// Client is one connection's protocol state as a Session drives it.
+type Client interface {
+	// ID names the connection in logs.
+	ID() string
+	// Serve answers one request frame (response first, then the pushes it
+	// caused); an error means the socket is gone.
+	Serve(ctx context.Context, frame []byte) error
+	LoggedIn() bool
+	// Started is called once, on the reader goroutine, after the first
+	// request that left the client logged in. The session runs pump on
+	// its own goroutine until the session ends, then calls stop (if not
+	// nil).
+	Started() (pump func(context.Context), stop func())
+	// Logout undoes login; it is called when the session ends.
+	Logout()
+}
+
+// Session is the websocket side of one connection: it reads frames and
+// hands them to its client one at a time (requests of one connection are
+// answered in order, which keeps messages in the order sent), and runs the
+// client's push pump once it has logged in.
+type Session struct {
+	kind    Kind
+	conn    *wsconn.Conn
+	version string
+}
+
+// NewSession wraps conn; version is the connection's API version.
+func NewSession(conn *wsconn.Conn, kind Kind, version string) *Session {
+	return &Session{kind: kind, conn: conn, version: version}
+}
+
+// Disconnect tells the client why (§2.2: the *_disconnected push, then
+// close) and closes the socket after what is already queued. It is the
+// client's bye.
+func (ss *Session) Disconnect(reason string) {
+	if f, err := wire.Encode(wire.NewPush(ss.version, "", ss.kind.Disconnected, map[string]string{"reason": reason})); err == nil {
+		_ = ss.conn.Send(f)
+	}
+	code := websocket.ClosePolicyViolation
+	switch reason {
+	case ss.kind.Shutdown:
+		code = websocket.CloseGoingAway
+	case ReasonInternal:
+		code = websocket.CloseInternalServerErr
+	}
+	ss.conn.Close(wsconn.Reason{Code: code, Text: reason})
+}
+
+// Run serves the socket for c until it closes or ctx ends.
+func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
+	ctx, cancel := context.WithCancel(ctx)
+	var pumps sync.WaitGroup
+	var stop func()
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+		c.Logout()
+		cancel()
+		pumps.Wait()
+		ss.conn.Close(wsconn.ReasonNormal)
+		<-ss.conn.Done() // bounded by the write timeout
+		log.Debug().Err(ss.conn.Err()).Msg(ss.kind.Name + " session closed")
+	}()
+	login := time.AfterFunc(ss.kind.LoginTimeout, func() {
+		if !c.LoggedIn() {
+			ss.conn.Close(wsconn.Reason{Code: websocket.ClosePolicyViolation, Text: "login timeout"})
+		}
+	})
+	defer login.Stop()
+
+	pumping := false
+	for {
+		frame, err := ss.conn.Read(ctx)
+		if err != nil {
+			ss.readFailed(c, err, log)
+			return
+		}
+		if err := c.Serve(ctx, frame); err != nil {
+			return
+		}
+		if !pumping && c.LoggedIn() {
+			pumping = true
+			var pump func(context.Context)
+			pump, stop = c.Started()
+			pumps.Add(1)
+			go func() {
+				defer pumps.Done()
+				pump(ctx)
+			}()
+		}
+	}
+}
+
+func (ss *Session) readFailed(c Client, err error, log zerolog.Logger) {
+	switch {
+	case errors.Is(err, wsconn.ErrReadTimeout):
+		if c.LoggedIn() {
+			ss.Disconnect(ReasonTimeout)
+		} else {
+			ss.conn.Close(wsconn.ReasonTimeout)
+		}
+	case errors.Is(err, wsconn.ErrTooBig):
+		ss.conn.Close(wsconn.ReasonTooBig)
+	default:
+		ss.conn.Close(wsconn.ReasonNormal)
+	}
+	log.Debug().Err(err).Msg(ss.kind.Name + " read ended")
+}
