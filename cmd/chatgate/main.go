@@ -39,8 +39,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 		}
 		opts.Stderr, opts.Getenv = stderr, getenv
 		return serve(ctx, opts)
+	case "bench":
+		return runBenchCommand(ctx, args, stderr)
 	default:
-		return fmt.Errorf("unknown action %q (known: serve)", action)
+		return fmt.Errorf("unknown action %q (known: serve, bench)", action)
 	}
 }
 

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// rtmFrame is a LiveChat RTM frame (agent or customer), either way.
+type rtmFrame struct {
+	RequestID string          `json:"request_id,omitempty"`
+	Action    string          `json:"action"`
+	Type      string          `json:"type,omitempty"`
+	Success   *bool           `json:"success,omitempty"`
+	Payload   json.RawMessage `json:"payload,omitempty"`
+}
+
+type rtmEventPayload struct {
+	ChatID   string `json:"chat_id"`
+	ThreadID string `json:"thread_id"`
+	Event    struct {
+		Type     string `json:"type"`
+		Text     string `json:"text"`
+		AuthorID string `json:"author_id"`
+	} `json:"event"`
+}
+
+type rtmSendEvent struct {
+	RequestID string `json:"request_id"`
+	Action    string `json:"action"`
+	Payload   struct {
+		ChatID string `json:"chat_id"`
+		Event  struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		} `json:"event"`
+	} `json:"payload"`
+}
+
+func sendEventFrame(rid, chatID, text string) []byte {
+	var f rtmSendEvent
+	f.RequestID, f.Action = rid, "send_event"
+	f.Payload.ChatID = chatID
+	f.Payload.Event.Type, f.Payload.Event.Text = "message", text
+	b, _ := json.Marshal(f)
+	return b
+}
+
+// rtmCall writes a request and reads frames until its response; pushes
+// before it are skipped. Only for set-up, before a reader runs.
+func rtmCall(conn *websocket.Conn, rid, action string, payload any) (json.RawMessage, error) {
+	b, err := json.Marshal(map[string]any{"request_id": rid, "action": action, "payload": payload})
+	if err != nil {
+		return nil, err
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(15 * time.Second))
+	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		return nil, err
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	defer conn.SetReadDeadline(time.Time{})
+	defer conn.SetWriteDeadline(time.Time{})
+	for {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		var f rtmFrame
+		if json.Unmarshal(msg, &f) != nil || f.Type != "response" || f.RequestID != rid {
+			continue
+		}
+		if f.Success == nil || !*f.Success {
+			return nil, fmt.Errorf("%s: %.300s", action, f.Payload)
+		}
+		return f.Payload, nil
+	}
+}
+
+// benchAgent is one LiveChat agent RTM session that answers every bench
+// message of the chats it claims.
+type benchAgent struct {
+	id   string
+	conn *websocket.Conn
+	out  chan []byte
+	lat  []time.Duration // visitor→agent, owned by run
+	once sync.Once
+}
+
+var benchDialer = &websocket.Dialer{HandshakeTimeout: 15 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096}
+
+func dialBenchAgent(ctx context.Context, base, token string) (*benchAgent, error) {
+	conn, _, err := benchDialer.DialContext(ctx, base+"/v3.5/agent/rtm/ws", nil)
+	if err != nil {
+		return nil, err
+	}
+	p, err := rtmCall(conn, "login", "login", map[string]any{"token": "Bearer " + token})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var login struct {
+		MyProfile struct {
+			ID string `json:"id"`
+		} `json:"my_profile"`
+	}
+	if err := json.Unmarshal(p, &login); err != nil || login.MyProfile.ID == "" {
+		conn.Close()
+		return nil, fmt.Errorf("login: no my_profile.id in %.200s", p)
+	}
+	return &benchAgent{id: login.MyProfile.ID, conn: conn, out: make(chan []byte, 8192)}, nil
+}
+
+func (a *benchAgent) close() { a.once.Do(func() { a.conn.Close() }) }
+
+// run reads pushes and answers until ctx ends.
+func (a *benchAgent) run(ctx context.Context, r *benchRun) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() { // the one writer; pings keep the session alive
+		ping := time.NewTicker(15 * time.Second)
+		defer ping.Stop()
+		for {
+			var b []byte
+			select {
+			case <-wctx.Done():
+				return
+			case b = <-a.out:
+			case <-ping.C:
+				b = []byte(`{"request_id":"ping","action":"ping"}`)
+			}
+			if err := a.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				r.fail(wctx, fmt.Errorf("agent %s write: %w", a.id, err))
+				a.close()
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		<-wctx.Done()
+		a.close()
+	})
+	var n int64
+	for {
+		_, msg, err := a.conn.ReadMessage()
+		if err != nil {
+			if !errors.Is(err, websocket.ErrCloseSent) {
+				r.fail(ctx, fmt.Errorf("agent %s read: %w", a.id, err))
+			}
+			return
+		}
+		var f rtmFrame
+		if err := json.Unmarshal(msg, &f); err != nil {
+			r.fail(ctx, fmt.Errorf("agent %s: bad frame: %w", a.id, err))
+			continue
+		}
+		switch {
+		case f.Type == "response":
+			if f.Success != nil && !*f.Success {
+				r.fail(ctx, fmt.Errorf("agent %s %s: %.200s", a.id, f.Action, f.Payload))
+			}
+		case f.Action == "incoming_event":
+			var p rtmEventPayload
+			if err := json.Unmarshal(f.Payload, &p); err != nil {
+				r.fail(ctx, fmt.Errorf("agent %s incoming_event: %w", a.id, err))
+				continue
+			}
+			if p.Event.Type != "message" || p.Event.AuthorID == a.id {
+				continue
+			}
+			v, seq, sent, ok := parseBenchText("bench", p.Event.Text)
+			if !ok {
+				continue
+			}
+			if owner, _ := r.claims.LoadOrStore(p.ChatID, a); owner != a {
+				continue // another session of the same agent answers this chat
+			}
+			a.lat = append(a.lat, time.Since(sent))
+			r.v2a.Add(1)
+			n++
+			frame := sendEventFrame("a"+strconv.FormatInt(n, 10), p.ChatID,
+				"ack|"+strconv.Itoa(v)+"|"+strconv.FormatInt(seq, 10)+"|"+strconv.FormatInt(time.Now().UnixNano(), 10))
+			select {
+			case a.out <- frame:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchInProcess runs the bench briefly against an in-process gateway
+// on every visitor surface: messages are relayed both ways without errors
+// and both report formats come out. No timing is asserted.
+func TestBenchInProcess(t *testing.T) {
+	for _, surface := range []string{"v2", "rocketchat", "customer"} {
+		t.Run(surface, func(t *testing.T) {
+			args := []string{"--visitor-surface", surface, "--visitors", "4", "--agents", "2", "--duration", "2s",
+				"--baseline-duration", "300ms"}
+			if surface != "v2" {
+				args = append(args, "--no-baselines")
+			}
+			o, err := parseBenchFlags(args, io.Discard, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := runBench(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Errors != 0 || rep.VisitorToAgent.Count == 0 || rep.AgentToVisitor.Count == 0 || rep.RelayedPerSec <= 0 {
+				t.Fatalf("report: relayed %d (v→a %d, a→v %d), errors %d %v", rep.Relayed,
+					rep.VisitorToAgent.Count, rep.AgentToVisitor.Count, rep.Errors, rep.ErrorSamples)
+			}
+			var js bytes.Buffer
+			if err := writeBenchReport(&js, rep, true); err != nil {
+				t.Fatal(err)
+			}
+			var back benchReport
+			if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+				t.Fatalf("JSON report does not parse: %v\n%s", err, js.Bytes())
+			}
+			if back.Relayed != rep.Relayed || back.VisitorSurface != surface || !back.InProcess {
+				t.Fatalf("JSON report lost fields: %s", js.Bytes())
+			}
+			if surface == "v2" {
+				b := back.Baselines
+				if b == nil || b.EchoMsgsPerSec <= 0 || b.BoltEchoMsgsPerSec <= 0 || b.GinReqPerSec <= 0 || back.V2PollsPerSec <= 0 ||
+					back.Ratios["v2_polls_vs_gin"] <= 0 {
+					t.Fatalf("baselines missing: %s", js.Bytes())
+				}
+			}
+			var table bytes.Buffer
+			if err := writeBenchReport(&table, rep, false); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(table.String(), "visitor→agent") {
+				t.Fatalf("table:\n%s", table.String())
+			}
+		})
+	}
+}
+
+// TestBenchCapacity holds a few idle DDP and customer RTM sessions.
+func TestBenchCapacity(t *testing.T) {
+	o, err := parseBenchFlags([]string{"--capacity", "10", "--duration", "1s"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runBench(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Capacity
+	if c == nil || c.DDPOpen != 10 || c.RTMOpen != 10 || c.StillOpen != 20 || c.Errors != 0 {
+		t.Fatalf("capacity: %+v", c)
+	}
+	var js bytes.Buffer
+	if err := writeBenchReport(&js, rep, true); err != nil || !json.Valid(js.Bytes()) {
+		t.Fatalf("JSON: %v %s", err, js.Bytes())
+	}
+}
+
+// TestBenchCancelStillReports: cancelling mid-run ends the load phase
+// early and still yields a report.
+func TestBenchCancelStillReports(t *testing.T) {
+	o, err := parseBenchFlags([]string{"--visitors", "2", "--agents", "1", "--duration", "1m"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(3*time.Second, cancel)
+	rep, err := runBench(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Interrupted || rep.DurationSec >= 60 || rep.Baselines != nil {
+		t.Fatalf("report after cancel: interrupted %v, %.1fs, baselines %v", rep.Interrupted, rep.DurationSec, rep.Baselines != nil)
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--visitor-surface", "irc"},
+		{"--target", "http://127.0.0.1:1"},
+		{"--visitors", "0"},
+		{"extra"},
+	} {
+		if _, err := parseBenchFlags(args, io.Discard, io.Discard); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	if err := run(context.Background(), []string{"bench", "--visitor-surface", "irc"}, io.Discard, func(string) string { return "" }); err == nil {
+		t.Error("run bench with a bad flag: no error")
+	}
+}

@@ -1,0 +1,452 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// --- LiveChat v2 REST --------------------------------------------------------
+
+type v2Visitor struct {
+	idx     int
+	r       *benchRun
+	base    string // .../visitors/<id>/chat/
+	sid     string
+	cursor  uint64 // highest message_id seen
+	next    int64
+	pending int
+}
+
+func newV2Visitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error) {
+	v := &v2Visitor{idx: i, r: r, base: r.o.Target + "/visitors/bench-" + randHex(8) + "/chat/"}
+	var out struct {
+		SID string `json:"secured_session_id"`
+	}
+	form := url.Values{"licence_id": {r.o.Licence}, "welcome_message": {"Welcome!"}, "name": {"Bench Visitor " + strconv.Itoa(i)}}
+	if err := v.post(ctx, "start", form, &out); err != nil {
+		return nil, err
+	}
+	if out.SID == "" {
+		return nil, errors.New("start: no secured_session_id")
+	}
+	v.sid = out.SID
+	return v, nil
+}
+
+func (v *v2Visitor) post(ctx context.Context, action string, form url.Values, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.base+action, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-API-Version", "2")
+	return doJSON(v.r.client, req, out)
+}
+
+type v2Poll struct {
+	Events []struct {
+		MessageID uint64 `json:"message_id"`
+		Type      string `json:"type"`
+		UserType  string `json:"user_type"`
+		Text      string `json:"text"`
+	} `json:"events"`
+}
+
+func (v *v2Visitor) poll(ctx context.Context) (v2Poll, error) {
+	q := url.Values{"licence_id": {v.r.o.Licence}, "secured_session_id": {v.sid}, "last_message_id": {strconv.FormatUint(v.cursor+1, 10)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.base+"get_pending_messages?"+q.Encode(), nil)
+	if err != nil {
+		return v2Poll{}, err
+	}
+	req.Header.Set("X-API-Version", "2")
+	var p v2Poll
+	err = doJSON(v.r.client, req, &p)
+	return p, err
+}
+
+func (v *v2Visitor) loop(ctx context.Context, r *benchRun) []time.Duration {
+	var lat []time.Duration
+	for ctx.Err() == nil {
+		for v.pending < r.o.Window && ctx.Err() == nil {
+			v.next++
+			form := url.Values{"licence_id": {r.o.Licence}, "secured_session_id": {v.sid}, "message": {benchText("bench", v.idx, v.next)}}
+			if err := v.post(ctx, "send_message", form, nil); err != nil {
+				r.fail(ctx, fmt.Errorf("v2 send_message: %w", err))
+				sleepCtx(ctx, 100*time.Millisecond)
+				continue
+			}
+			r.sent.Add(1)
+			v.pending++
+		}
+		p, err := v.poll(ctx)
+		if err != nil {
+			r.fail(ctx, fmt.Errorf("v2 get_pending_messages: %w", err))
+			sleepCtx(ctx, 100*time.Millisecond)
+			continue
+		}
+		r.polls.Add(1)
+		got := 0
+		for _, e := range p.Events {
+			if e.MessageID <= v.cursor {
+				continue
+			}
+			v.cursor = e.MessageID
+			if e.Type == "chat_closed" {
+				r.fail(ctx, fmt.Errorf("v2 visitor %d: chat closed", v.idx))
+				return lat
+			}
+			if e.Type != "message" || e.UserType != "agent" {
+				continue
+			}
+			if _, _, sent, ok := parseBenchText("ack", e.Text); ok {
+				lat = append(lat, time.Since(sent))
+				r.a2v.Add(1)
+				v.pending--
+				got++
+			}
+		}
+		if got == 0 {
+			sleepCtx(ctx, r.o.PollInterval)
+		}
+	}
+	return lat
+}
+
+func (v *v2Visitor) close() {}
+
+// runV2PollPhase has one visitor per --visitors poll an idle chat as fast
+// as it answers for --baseline-duration and returns polls/s: the figure
+// to hold against gin's hello-world.
+func runV2PollPhase(ctx context.Context, o benchOptions) float64 {
+	r := &benchRun{o: o, client: newBenchHTTPClient(o.Visitors)}
+	defer r.client.CloseIdleConnections()
+	vs := make([]*v2Visitor, 0, o.Visitors)
+	for i := range o.Visitors {
+		v, err := newV2Visitor(ctx, r, i)
+		if err != nil {
+			return 0
+		}
+		vs = append(vs, v.(*v2Visitor))
+	}
+	pctx, cancel := context.WithTimeout(ctx, o.BaselineDuration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, v := range vs {
+		v.cursor = 1 << 40 // nothing new: the common poll of an idle widget
+		wg.Go(func() {
+			for pctx.Err() == nil {
+				if _, err := v.poll(pctx); err == nil {
+					r.polls.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(r.polls.Load()) / time.Since(start).Seconds()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// --- Rocket.Chat livechat REST + DDP ----------------------------------------------
+
+type rcVisitor struct {
+	idx        int
+	token, rid string
+	conn       *websocket.Conn
+	once       sync.Once
+}
+
+func newRCVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error) {
+	v := &rcVisitor{idx: i, token: randHex(16)}
+	api := r.o.Target + "/api/v1/livechat/"
+	if err := postJSON(ctx, r.client, api+"visitor", map[string]any{"visitor": map[string]any{"token": v.token, "name": "Bench Visitor " + strconv.Itoa(i)}}, nil); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"room?token="+url.QueryEscape(v.token), nil)
+	if err != nil {
+		return nil, err
+	}
+	var room struct {
+		Room struct {
+			ID string `json:"_id"`
+		} `json:"room"`
+	}
+	if err := doJSON(r.client, req, &room); err != nil {
+		return nil, err
+	}
+	if v.rid = room.Room.ID; v.rid == "" {
+		return nil, errors.New("livechat/room: no room id")
+	}
+	conn, _, err := benchDialer.DialContext(ctx, wsBase(r.o.Target)+"/websocket", nil)
+	if err != nil {
+		return nil, err
+	}
+	v.conn = conn
+	if err := ddpSetup(conn, v.token, v.rid); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+type ddpFrame struct {
+	Msg    string          `json:"msg"`
+	ID     string          `json:"id,omitempty"`
+	Subs   []string        `json:"subs,omitempty"`
+	Error  json.RawMessage `json:"error,omitempty"`
+	Fields struct {
+		Args []struct {
+			Msg string `json:"msg"`
+			T   string `json:"t"`
+		} `json:"args"`
+	} `json:"fields"`
+}
+
+// ddpSetup connects and, if rid is set, subscribes to the room's messages.
+func ddpSetup(conn *websocket.Conn, token, rid string) error {
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	defer conn.SetReadDeadline(time.Time{})
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"msg":"connect","version":"1","support":["1","pre2","pre1"]}`)); err != nil {
+		return err
+	}
+	for {
+		_, b, err := conn.ReadMessage()
+		if err != nil {
+			return err
+		}
+		var f ddpFrame
+		if json.Unmarshal(b, &f) != nil {
+			continue
+		}
+		switch f.Msg {
+		case "ping":
+			_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"msg":"pong"}`))
+		case "failed", "error", "nosub":
+			return fmt.Errorf("ddp: %.300s", b)
+		case "ready":
+			return nil
+		case "connected":
+			if rid == "" {
+				return nil
+			}
+			sub, _ := json.Marshal(map[string]any{"msg": "sub", "id": "s1", "name": "stream-room-messages",
+				"params": []any{rid, map[string]any{"useCollection": false, "args": []any{map[string]any{"token": token, "visitorToken": token}}}}})
+			if err := conn.WriteMessage(websocket.TextMessage, sub); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
+	slots := make(chan struct{}, r.o.Window)
+	var lat []time.Duration
+	done := make(chan struct{})
+	go func() { // reader: agent replies arrive on stream-room-messages
+		defer close(done)
+		for {
+			_, b, err := v.conn.ReadMessage()
+			if err != nil {
+				r.fail(ctx, fmt.Errorf("ddp read: %w", err))
+				return
+			}
+			var f ddpFrame
+			if err := json.Unmarshal(b, &f); err != nil {
+				r.fail(ctx, fmt.Errorf("ddp: bad frame: %w", err))
+				continue
+			}
+			switch f.Msg {
+			case "ping":
+				if err := v.conn.WriteMessage(websocket.TextMessage, []byte(`{"msg":"pong"}`)); err != nil {
+					r.fail(ctx, err)
+				}
+			case "changed":
+				for _, m := range f.Fields.Args {
+					if m.T == "livechat-close" {
+						r.fail(ctx, fmt.Errorf("rocketchat visitor %d: room closed", v.idx))
+					}
+					if _, _, sent, ok := parseBenchText("ack", m.Msg); ok {
+						lat = append(lat, time.Since(sent))
+						r.a2v.Add(1)
+						select {
+						case <-slots:
+						default:
+						}
+					}
+				}
+			}
+		}
+	}()
+	url := r.o.Target + "/api/v1/livechat/message"
+	var n int64
+	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		n++
+		var resp struct {
+			Success bool `json:"success"`
+		}
+		err := postJSON(ctx, r.client, url, map[string]any{"token": v.token, "rid": v.rid, "msg": benchText("bench", v.idx, n)}, &resp)
+		if err == nil && !resp.Success {
+			err = errors.New("success false")
+		}
+		if err != nil {
+			r.fail(ctx, fmt.Errorf("livechat/message: %w", err))
+			<-slots
+			sleepCtx(ctx, 100*time.Millisecond)
+			continue
+		}
+		r.sent.Add(1)
+	}
+	v.close()
+	<-done
+	return lat
+}
+
+func (v *rcVisitor) close() { v.once.Do(func() { v.conn.Close() }) }
+
+// --- LiveChat customer RTM ------------------------------------------------------
+
+type customerVisitor struct {
+	idx    int
+	id     string
+	chatID string
+	conn   *websocket.Conn
+	once   sync.Once
+}
+
+// customerToken gets a fresh customer's access token (cookie grant).
+func customerToken(ctx context.Context, r *benchRun) (token, id string, err error) {
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		EntityID    string `json:"entity_id"`
+	}
+	err = postJSON(ctx, r.client, r.o.Target+"/v2/customer/token", map[string]any{"grant_type": "cookie", "response_type": "token",
+		"client_id": "chatgate-bench", "organization_id": r.o.OrganizationID}, &tok)
+	if err == nil && tok.AccessToken == "" {
+		err = errors.New("customer token: no access_token")
+	}
+	return tok.AccessToken, tok.EntityID, err
+}
+
+func dialCustomer(ctx context.Context, r *benchRun, token string) (*websocket.Conn, error) {
+	conn, _, err := benchDialer.DialContext(ctx, wsBase(r.o.Target)+"/v3.5/customer/rtm/ws?organization_id="+url.QueryEscape(r.o.OrganizationID), nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := rtmCall(conn, "login", "login", map[string]any{"token": "Bearer " + token}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func newCustomerVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error) {
+	token, id, err := customerToken(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := dialCustomer(ctx, r, token)
+	if err != nil {
+		return nil, err
+	}
+	p, err := rtmCall(conn, "start", "start_chat", map[string]any{"active": true, "chat": map[string]any{"thread": map[string]any{
+		"events": []any{map[string]any{"type": "message", "text": "hello"}}}}})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var started struct {
+		ChatID string `json:"chat_id"`
+	}
+	if json.Unmarshal(p, &started); started.ChatID == "" {
+		conn.Close()
+		return nil, fmt.Errorf("start_chat: no chat_id in %.200s", p)
+	}
+	return &customerVisitor{idx: i, id: id, chatID: started.ChatID, conn: conn}, nil
+}
+
+func (v *customerVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
+	slots := make(chan struct{}, r.o.Window)
+	var lat []time.Duration
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			_, b, err := v.conn.ReadMessage()
+			if err != nil {
+				r.fail(ctx, fmt.Errorf("customer read: %w", err))
+				return
+			}
+			var f rtmFrame
+			if err := json.Unmarshal(b, &f); err != nil {
+				r.fail(ctx, fmt.Errorf("customer: bad frame: %w", err))
+				continue
+			}
+			switch {
+			case f.Type == "response":
+				if f.Success != nil && !*f.Success {
+					r.fail(ctx, fmt.Errorf("customer %s: %.200s", f.Action, f.Payload))
+				}
+			case f.Action == "incoming_event":
+				var p rtmEventPayload
+				if json.Unmarshal(f.Payload, &p) != nil || p.Event.Type != "message" || p.Event.AuthorID == v.id {
+					continue
+				}
+				if _, _, sent, ok := parseBenchText("ack", p.Event.Text); ok {
+					lat = append(lat, time.Since(sent))
+					r.a2v.Add(1)
+					select {
+					case <-slots:
+					default:
+					}
+				}
+			case f.Action == "chat_deactivated" || f.Action == "customer_disconnected":
+				r.fail(ctx, fmt.Errorf("customer %d: %s %.200s", v.idx, f.Action, f.Payload))
+			}
+		}
+	}()
+	var n int64
+	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		n++
+		if err := v.conn.WriteMessage(websocket.TextMessage, sendEventFrame("c"+strconv.FormatInt(n, 10), v.chatID, benchText("bench", v.idx, n))); err != nil {
+			r.fail(ctx, fmt.Errorf("customer write: %w", err))
+			break
+		}
+		r.sent.Add(1)
+	}
+	v.close()
+	<-done
+	return lat
+}
+
+func (v *customerVisitor) close() { v.once.Do(func() { v.conn.Close() }) }
