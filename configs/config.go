@@ -76,6 +76,9 @@ type Config struct {
 	Webhooks    Webhooks     `yaml:"webhooks"`
 	Departments []Department `yaml:"departments"`
 	Agents      []Agent      `yaml:"agents"`
+	// Properties declares chat, thread and event properties:
+	// namespace → name → declaration (properties.go).
+	Properties map[string]map[string]Property `yaml:"properties"`
 }
 
 // Webhooks configures LiveChat webhook delivery (see
@@ -265,6 +268,9 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Sprintf("agents[%d] (%s): unknown department %q", i, a.ID, d))
 			}
 		}
+	}
+	if _, err := c.PropertyDefs(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))

@@ -98,6 +98,14 @@ func serve(ctx context.Context, o serveOptions) error {
 		departs = append(departs, model.Department{ID: model.DeptID(d.ID), Name: d.Name})
 	}
 	bus := hub.NewBus()
+	propDefs, err := cfg.PropertyDefs()
+	if err != nil {
+		return err
+	}
+	props, err := desk.NewProperties(st, propDefs)
+	if err != nil {
+		return err
+	}
 	// Webhooks: the desk's outbox hook writes their deliveries with the
 	// events that cause them; the service (a surface) serves the
 	// Configuration API and runs the delivery worker.
@@ -112,7 +120,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			OrganizationID: cfg.License.OrganizationID, Authenticate: creds.byToken,
 			Agent: router.Agent, QueuePosition: router.Position, Bus: bus,
 			Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, MinBackoff: w.MinBackoff, MaxBackoff: w.MaxBackoff,
-			MaxAge: w.MaxAge, Concurrency: w.Concurrency,
+			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props,
 			OnDelivery: func(action, outcome string) { deliveries.WithLabelValues(action, outcome).Inc() },
 		}, log)
 		if err := wh.Load(ctx); err != nil {
@@ -122,7 +130,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	dopts := desk.Options{
 		Store: st, Router: router, Bus: bus, Actors: hub.NewActors(256),
 		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes}, Logger: log, Departs: departs,
-		OnEvents: func(n int) { m.events.Add(float64(n)) },
+		OnEvents: func(n int) { m.events.Add(float64(n)) }, Properties: props,
 	}
 	if wh != nil {
 		dopts.Outbox = wh.Outbox

@@ -47,6 +47,9 @@ type Options struct {
 	// exactly when the change does. It runs on the conversation's actor,
 	// before the commit: it must be quick and must not call the desk.
 	Outbox func(c model.Conversation, events []model.Event, updated []model.Event) []store.OutboxRow
+	// Properties is the property configuration; nil means none declared
+	// (every property write is refused).
+	Properties *Properties
 }
 
 // Desk executes commands on conversations.
@@ -62,13 +65,17 @@ type Desk struct {
 	onEv    func(int)
 	outbox  func(model.Conversation, []model.Event, []model.Event) []store.OutboxRow
 	kick    chan struct{}
+	props   *Properties
 }
 
 // New returns a desk; call Load before serving and Run for queue routing.
 func New(o Options) *Desk {
 	d := &Desk{st: o.Store, router: o.Router, bus: o.Bus, actors: o.Actors, limits: o.Limits,
 		log: o.Logger, now: o.Now, onEv: o.OnEvents, outbox: o.Outbox, kick: make(chan struct{}, 1),
-		departs: make(map[model.DeptID]model.Department)}
+		departs: make(map[model.DeptID]model.Department), props: o.Properties}
+	if d.props == nil {
+		d.props, _ = NewProperties(o.Store, nil)
+	}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -111,6 +118,9 @@ func (d *Desk) Now() time.Time { return d.now().UTC().Truncate(time.Microsecond)
 // Load rebuilds the router's memory (open conversations per agent, the
 // queue) from the store. Call once before serving.
 func (d *Desk) Load(ctx context.Context) error {
+	if err := d.props.Load(ctx); err != nil {
+		return err
+	}
 	err := d.st.Conversations(ctx, func(c model.Conversation) bool {
 		switch c.State {
 		case model.StateOpen:
@@ -369,6 +379,9 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 			return model.Conversation{}, nil, err
 		}
 	}
+	if err := d.checkDraftProps(req.Author, req.Events...); err != nil {
+		return model.Conversation{}, nil, err
+	}
 	var (
 		conv model.Conversation
 		evs  []model.Event
@@ -476,6 +489,9 @@ type PostRequest struct {
 // existed (an idempotent retry).
 func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, error) {
 	if err := d.validate(&req.Draft); err != nil {
+		return model.Event{}, false, err
+	}
+	if err := d.checkDraftProps(req.Author, req.Draft); err != nil {
 		return model.Event{}, false, err
 	}
 	if req.IdemKey != "" {

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"errors"
 	"sync"
 
@@ -31,10 +32,33 @@ type Notice struct {
 	// Updated are existing events changed in place (edited, deleted).
 	Updated []model.Event
 	Typing  *Typing
+	// Props, if set, is a property change of the conversation's chat
+	// (Location "chat"), of the conversation itself ("thread") or of one
+	// of its events ("event"); Events and Updated are then empty.
+	Props *PropsChange
 	// Origin is an opaque tag of the session that caused the change, so
 	// that a surface can recognise its own requests (e.g. to echo a
 	// request_id on the push that answers it).
 	Origin string
+}
+
+// PropsChange is a committed change of properties: Updated holds only the
+// keys whose value changed ({ns: {name: value}}), Deleted the names
+// removed ({ns: [names]}); one of them is set.
+type PropsChange struct {
+	// Location is "chat", "thread" or "event".
+	Location string
+	Visitor  model.VisitorID
+	// Conv is the thread (location thread and event).
+	Conv model.ConvID
+	// Seq and Event identify the event (location event); Visibility is
+	// the event's, so that surfaces hide changes of agents-only events
+	// from visitors.
+	Seq        uint64
+	Event      string
+	Visibility model.Visibility
+	Updated    map[string]map[string]json.RawMessage
+	Deleted    map[string][]string
 }
 
 // Sub is a bounded queue of notices.

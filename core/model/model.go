@@ -163,8 +163,11 @@ type Visitor struct {
 	// conversation starts without one.
 	Department DeptID            `json:"department,omitempty"`
 	Fields     map[string]string `json:"fields,omitempty"`
-	CreatedAt  time.Time         `json:"created_at"`
-	UpdatedAt  time.Time         `json:"updated_at,omitzero"`
+	// Props are the chat's namespaced properties (a LiveChat v3 chat is
+	// the visitor's long-lived container of threads).
+	Props     map[string]map[string]json.RawMessage `json:"props,omitempty"`
+	CreatedAt time.Time                             `json:"created_at"`
+	UpdatedAt time.Time                             `json:"updated_at,omitzero"`
 }
 
 // Agent is a person on the desk side. Agents come from configuration.

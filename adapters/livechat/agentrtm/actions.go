@@ -13,7 +13,7 @@ import (
 // the action name. Anything else is answered "Unsupported action"
 // (validation).
 func (s *Surface) table() wire.Table[*caller] {
-	return wire.Table[*caller]{
+	t := wire.Table[*caller]{
 		"login":                    {Public: true, Handle: login},
 		"ping":                     {Public: true, Handle: ping},
 		"set_routing_status":       {Handle: setRoutingStatus},
@@ -33,6 +33,8 @@ func (s *Surface) table() wire.Table[*caller] {
 		"multicast":                {Handle: multicast},
 		"logout":                   {Handle: logout},
 	}
+	addPropsActions(t)
+	return t
 }
 
 // ping keeps the connection alive; the read deadline was already refreshed

@@ -114,6 +114,12 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		defer c.push(rid, "chat_transferred", chatTransferred(conv, tr))
 	}
 	chatID, threadID := string(conv.Visitor), string(conv.ID)
+	if n.Props != nil {
+		if name, p, ok := wire.RenderPropsPush(n.Props, wire.ForAgent, c.s.d.Properties()); ok {
+			c.push(rid, name, p)
+		}
+		return nil
+	}
 	if n.Typing != nil {
 		c.pushTyping(conv, n.Typing)
 		return nil
@@ -142,7 +148,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		c.push(rid, "incoming_chat", p)
 	}
 	for i := range rest {
-		c.push(rid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEvent(&rest[i])})
+		c.push(rid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(&rest[i], wire.ForAgent, c.s.d.Properties())})
 	}
 	if conv.State == model.StateClosed && hasSubtype(rest, model.SysClosed) {
 		p := ChatDeactivated{ChatID: chatID, ThreadID: threadID}

@@ -71,7 +71,7 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 		created: d.Now(),
 		byAgent: make(map[model.AgentID]map[*client]struct{}),
 		src: wire.Source{Store: d.Store(), Agent: d.Router().Agent, QueuePosition: d.Router().Position,
-			Now: d.Now},
+			Now: d.Now, Props: d.Properties()},
 	}
 	s.sessions = rtmconn.NewSessions("agentrtm", rtmconn.Kind{
 		Name: "agent rtm", Disconnected: "agent_disconnected", Shutdown: reasonByServer,

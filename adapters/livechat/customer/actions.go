@@ -18,7 +18,7 @@ import (
 // table lists the customer actions (§2.5); RTM and Web API share it. login
 // is RTM-only (the Web API answers it "Unsupported action").
 func (s *Surface) table() wire.Table[*client] {
-	return wire.Table[*client]{
+	t := wire.Table[*client]{
 		"login":                       {Public: true, Handle: login},
 		"ping":                        {Public: true, Handle: ping},
 		"start_chat":                  {Handle: startChat},
@@ -34,6 +34,8 @@ func (s *Surface) table() wire.Table[*client] {
 		"send_sneak_peek":             {Handle: sendSneakPeek},
 		"mark_events_as_seen":         {Handle: markEventsAsSeen},
 	}
+	addPropsActions(t)
+	return t
 }
 
 func ping(context.Context, *client, *wire.Request) (any, error) { return nil, nil }
@@ -500,7 +502,7 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if replayed {
 		c.AfterResponse(func() {
 			c.push(req.RequestID, "incoming_event", IncomingEvent{ChatID: string(c.me), ThreadID: string(ev.Conv),
-				Event: wire.RenderEvent(&ev)})
+				Event: wire.RenderEventFor(&ev, wire.ForCustomer, c.s.d.Properties())})
 		})
 	}
 	return SendEventResponse{EventID: wire.EventID(ev.Conv, ev.Seq)}, nil

@@ -88,6 +88,14 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		c.AwaitResponse(ctx, num)
 	}
 	chatID, threadID := string(conv.Visitor), string(conv.ID)
+	if n.Props != nil {
+		// Untagged, as user_added_to_chat: the SDK takes a tagged push
+		// for the answer of a pending request.
+		if name, p, ok := wire.RenderPropsPush(n.Props, wire.ForCustomer, c.s.d.Properties()); ok {
+			c.push("", name, p)
+		}
+		return nil
+	}
 	if t := n.Typing; t != nil {
 		if t.Author.Kind == model.AuthorAgent {
 			c.push("", "incoming_typing_indicator", IncomingTyping{ChatID: chatID, ThreadID: threadID,
@@ -124,11 +132,11 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		if e.Author.Kind == model.AuthorVisitor {
 			erid = rid
 		}
-		c.push(erid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEvent(e)})
+		c.push(erid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForCustomer, c.s.d.Properties())})
 	}
 	for i := range n.Updated {
 		if e := &n.Updated[i]; wire.Visible(e, wire.ForCustomer) {
-			c.push("", "event_updated", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEvent(e)})
+			c.push("", "event_updated", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForCustomer, c.s.d.Properties())})
 		}
 	}
 	if conv.State == model.StateClosed && closes(rest) {

@@ -52,7 +52,7 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 		d: d, cfg: cfg.withDefaults(), log: log.With().Str("surface", "livechat.customer").Logger(),
 		byCustomer: make(map[model.VisitorID]map[*client]struct{}),
 		src: wire.Source{Store: d.Store(), Agent: d.Router().Agent, QueuePosition: d.Router().Position,
-			Now: d.Now},
+			Now: d.Now, Props: d.Properties()},
 	}
 	if s.cfg.Now == nil {
 		s.cfg.Now = d.Now

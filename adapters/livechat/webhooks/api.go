@@ -66,6 +66,9 @@ func (s *Service) actions() map[string]apiHandler {
 		"unregister_webhook":    s.unregister,
 		"list_webhook_names":    s.listNames,
 		"list_webhook_failures": s.listFailures,
+		"register_property":     s.registerProperty,
+		"unregister_property":   s.unregisterProperty,
+		"list_properties":       s.listProperties,
 	}
 }
 
@@ -160,6 +163,8 @@ func httpStatus(t wire.ErrorType) int {
 		return http.StatusUnauthorized
 	case wire.Authorization:
 		return http.StatusForbidden
+	case alreadyExists:
+		return http.StatusUnprocessableEntity
 	case wire.NotFound:
 		return http.StatusNotFound
 	case wire.EntityTooLarge:

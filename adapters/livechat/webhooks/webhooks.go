@@ -37,6 +37,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"chatgate/core/desk"
 	"chatgate/core/hub"
 	"chatgate/core/model"
 	"chatgate/store"
@@ -138,6 +139,10 @@ type Config struct {
 	// AllowLoopbackHTTP accepts http:// URLs on loopback hosts (tests
 	// only); otherwise webhook URLs must be https.
 	AllowLoopbackHTTP bool
+	// Properties is the property configuration that register_property,
+	// unregister_property and list_properties manage (normally the
+	// desk's); nil answers those actions "not configured".
+	Properties *desk.Properties
 }
 
 const (

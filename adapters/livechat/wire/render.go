@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"chatgate/core/desk"
 	"chatgate/core/model"
 )
 
@@ -27,6 +28,35 @@ func props(p map[string]map[string]json.RawMessage) Properties {
 		return Properties{}
 	}
 	return p
+}
+
+// PropRole is the property role of an audience.
+func (a Audience) PropRole() desk.PropRole {
+	if a == ForCustomer {
+		return desk.RoleCustomer
+	}
+	return desk.RoleAgent
+}
+
+// ReadableProps returns the part of p that aud may read at loc under the
+// property configuration reg; a nil reg filters nothing.
+func ReadableProps(reg *desk.Properties, aud Audience, loc desk.PropLocation, p map[string]map[string]json.RawMessage) map[string]map[string]json.RawMessage {
+	if reg == nil || len(p) == 0 {
+		return p
+	}
+	return reg.Readable(aud.PropRole(), loc, p)
+}
+
+// RenderEventFor renders e for aud, showing only the event properties
+// aud may read under reg (nil: all of them).
+func RenderEventFor(e *model.Event, aud Audience, reg *desk.Properties) Event {
+	out := RenderEvent(e)
+	if p := ReadableProps(reg, aud, desk.LocEvent, e.Props); len(p) > 0 {
+		out.Properties = p
+	} else {
+		out.Properties = nil
+	}
+	return out
 }
 
 // Event is a v3 event of any type; fields of other types stay empty and
@@ -279,6 +309,9 @@ type ChatData struct {
 	// Prev and Next are the neighbouring threads the audience may see.
 	Prev, Next model.ConvID
 	Now        time.Time
+	// Props is the property configuration renderings filter by (read
+	// access of the audience); nil shows every property.
+	Props *desk.Properties
 }
 
 func (d *ChatData) users(aud Audience) ([]User, []string) {
@@ -308,20 +341,22 @@ func RenderThread(d *ChatData, aud Audience) Thread {
 	evs := make([]Event, 0, len(d.Events))
 	for i := range d.Events {
 		if Visible(&d.Events[i], aud) {
-			evs = append(evs, RenderEvent(&d.Events[i]))
+			evs = append(evs, RenderEventFor(&d.Events[i], aud, d.Props))
 		}
 	}
 	return Thread{
 		ID: string(d.Conv.ID), CreatedAt: Time(d.Conv.CreatedAt), Active: d.Conv.Active(),
-		UserIDs: ids, Events: evs, Properties: props(d.Conv.Props), Access: AccessOf(&d.Conv),
-		Queue: d.queue(), PreviousThreadID: string(d.Prev), NextThreadID: string(d.Next),
+		UserIDs: ids, Events: evs, Properties: props(ReadableProps(d.Props, aud, desk.LocThread, d.Conv.Props)),
+		Access: AccessOf(&d.Conv),
+		Queue:  d.queue(), PreviousThreadID: string(d.Prev), NextThreadID: string(d.Next),
 	}
 }
 
 // RenderChat renders d as a chat carrying one thread.
 func RenderChat(d *ChatData, aud Audience) Chat {
 	users, _ := d.users(aud)
-	return Chat{ID: string(d.Visitor.ID), Users: users, Properties: Properties{}, Access: AccessOf(&d.Conv),
+	return Chat{ID: string(d.Visitor.ID), Users: users,
+		Properties: props(ReadableProps(d.Props, aud, desk.LocChat, d.Visitor.Props)), Access: AccessOf(&d.Conv),
 		Thread: RenderThread(d, aud)}
 }
 
@@ -360,13 +395,14 @@ func RenderAgentSummary(d *ChatData) ChatSummary {
 	users, ids := d.users(ForAgent)
 	last := make(map[string]LastEvent)
 	for i := range d.Events {
-		ev := RenderEvent(&d.Events[i])
+		ev := RenderEventFor(&d.Events[i], ForAgent, d.Props)
 		last[ev.Type] = LastEvent{ThreadID: string(d.Conv.ID), ThreadCreatedAt: Time(d.Conv.CreatedAt), Event: ev}
 	}
 	return ChatSummary{
-		ID: string(d.Visitor.ID), Users: users, LastEventPerType: last, Properties: Properties{},
-		Access: AccessOf(&d.Conv),
+		ID: string(d.Visitor.ID), Users: users, LastEventPerType: last,
+		Properties: props(ReadableProps(d.Props, ForAgent, desk.LocChat, d.Visitor.Props)),
+		Access:     AccessOf(&d.Conv),
 		LastThreadSummary: ThreadSummary{ID: string(d.Conv.ID), CreatedAt: Time(d.Conv.CreatedAt), UserIDs: ids,
-			Properties: props(d.Conv.Props), Active: d.Conv.Active(), Access: AccessOf(&d.Conv), Queue: d.queue()},
+			Properties: props(ReadableProps(d.Props, ForAgent, desk.LocThread, d.Conv.Props)), Active: d.Conv.Active(), Access: AccessOf(&d.Conv), Queue: d.queue()},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"chatgate/core/desk"
 	"chatgate/core/model"
 	"chatgate/store"
 )
@@ -16,6 +17,8 @@ type Source struct {
 	Agent         func(model.AgentID) (model.Agent, bool)
 	QueuePosition func(model.ConvID) int
 	Now           func() time.Time
+	// Props is the property configuration (see ChatData.Props).
+	Props *desk.Properties
 }
 
 // LoadOptions choose which events Load reads.
@@ -32,7 +35,7 @@ type LoadOptions struct {
 
 // Load reads conv's visitor, serving agent, events and neighbours.
 func (s Source) Load(ctx context.Context, conv model.Conversation, o LoadOptions) (ChatData, error) {
-	d := ChatData{Conv: conv}
+	d := ChatData{Conv: conv, Props: s.Props}
 	if s.Now != nil {
 		d.Now = s.Now()
 	}
