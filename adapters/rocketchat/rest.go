@@ -340,6 +340,10 @@ func deskErr(err error) error {
 		return errInvalidRoom
 	case errors.Is(err, desk.ErrInvalid):
 		return &rcError{Code: "error-invalid-params", Reason: strings.TrimPrefix(err.Error(), desk.ErrInvalid.Error()+": ")}
+	case errors.Is(err, desk.ErrBanned):
+		// Banned through the LiveChat agent API: refused like any action
+		// Rocket.Chat does not allow the visitor.
+		return &rcError{Code: "error-not-allowed", Reason: "Visitor is banned"}
 	}
 	return err
 }

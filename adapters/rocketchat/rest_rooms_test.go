@@ -103,3 +103,23 @@ func TestAgentOfAnotherDepartmentCannotRead(t *testing.T) {
 		t.Fatalf("bob reads a support room: %d %v", code, m)
 	}
 }
+
+// TestBannedVisitorRefused: a visitor banned through the LiveChat agent API
+// gets a Rocket.Chat error (not a 500) when it sends.
+func TestBannedVisitorRefused(t *testing.T) {
+	h := newRH(t)
+	h.online("cid@x")
+	h.visitor("tok-ban", "Ban")
+	rid := h.room("tok-ban")
+	v, err := h.s.visitorByToken(context.Background(), "tok-ban")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.d.Ban(context.Background(), v.ID, 1, model.Author{Kind: model.AuthorAgent, ID: "cid@x"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	code, m, _ := h.do("POST", "/api/v1/livechat/message", map[string]any{"token": "tok-ban", "rid": rid, "msg": "hi"}, nil)
+	if code != 400 || m["error"] != "error-not-allowed" {
+		t.Fatalf("banned send: %d %v", code, m)
+	}
+}

@@ -360,6 +360,10 @@ type StartRequest struct {
 	Maps []store.Mapping
 	// Session tags the notices this command publishes (see hub.Notice).
 	Session string
+	// Agent, if set, is the agent the conversation is assigned to right
+	// away (an agent starting a chat), whatever routing would pick; its
+	// "agent joined" event comes before Events.
+	Agent model.AgentID
 }
 
 // Start opens a conversation for a visitor with no open conversation
@@ -382,13 +386,22 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 	if err := d.checkDraftProps(req.Author, req.Events...); err != nil {
 		return model.Conversation{}, nil, err
 	}
+	if req.Agent != "" {
+		if _, ok := d.router.Agent(req.Agent); !ok {
+			return model.Conversation{}, nil, fmt.Errorf("agent %s: %w", req.Agent, ErrNotFound)
+		}
+	}
 	var (
 		conv model.Conversation
 		evs  []model.Event
 	)
 	err := d.actors.Do(ctx, visitorKey(req.Visitor), func(ctx context.Context) error {
-		if _, err := d.st.Visitor(ctx, req.Visitor); err != nil {
+		v, err := d.st.Visitor(ctx, req.Visitor)
+		if err != nil {
 			return fmt.Errorf("visitor %s: %w", req.Visitor, errNotFound(err))
+		}
+		if req.Author.Kind == model.AuthorVisitor && v.Banned(d.Now()) {
+			return ErrBanned
 		}
 		if open, ok, err := d.openConversation(ctx, req.Visitor); err != nil {
 			return err
@@ -399,6 +412,11 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		now := d.Now()
 		conv = model.Conversation{ID: model.ConvID(model.NewID()), Visitor: req.Visitor, Department: req.Department,
 			State: model.StateQueued, Origin: req.Origin, CreatedAt: now}
+		agent, picked := req.Agent, req.Agent != ""
+		if picked {
+			d.router.Reserve(agent)
+			d.setAgent(&conv, agent, now, &evs)
+		}
 		for _, dr := range req.Events {
 			author := req.Author
 			if dr.Kind == model.KindSystem {
@@ -406,9 +424,11 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 			}
 			evs = append(evs, d.event(&conv, author, dr, now))
 		}
-		agent, picked := d.router.Pick(req.Department)
-		if picked {
-			d.setAgent(&conv, agent, now, &evs)
+		if !picked {
+			agent, picked = d.router.Pick(req.Department)
+			if picked {
+				d.setAgent(&conv, agent, now, &evs)
+			}
 		}
 		b := &store.Batch{Convs: []model.Conversation{conv}, Events: evs}
 		for _, m := range req.Maps {
@@ -516,6 +536,11 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 			if req.Author.ID != string(c.Visitor) {
 				return ErrForbidden
 			}
+			if v, err := d.st.Visitor(ctx, c.Visitor); err != nil {
+				return fmt.Errorf("visitor %s: %w", c.Visitor, err)
+			} else if v.Banned(now) {
+				return ErrBanned
+			}
 		case model.AuthorAgent:
 			agent := model.AgentID(req.Author.ID)
 			a, ok := d.router.Agent(agent)
@@ -527,7 +552,7 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 				d.router.Reserve(agent)
 				reserved = agent
 				d.setAgent(&c, agent, now, &evs)
-			case c.Agent != agent:
+			case c.Agent != agent && !c.HasMember(agent):
 				return ErrForbidden
 			}
 		case model.AuthorSystem:

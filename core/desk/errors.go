@@ -17,6 +17,8 @@ var (
 	ErrForbidden = errors.New("not allowed")
 	// ErrVisitorBusy: the visitor already has an open conversation.
 	ErrVisitorBusy = errors.New("visitor already has an open conversation")
+	// ErrBanned: the visitor is banned.
+	ErrBanned = errors.New("visitor is banned")
 	// ErrAgentUnavailable: the target agent cannot take the conversation.
 	ErrAgentUnavailable = errors.New("agent unavailable")
 )

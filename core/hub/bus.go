@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"time"
 
 	"chatgate/core/model"
 )
@@ -36,6 +37,20 @@ type Notice struct {
 	// (Location "chat"), of the conversation itself ("thread") or of one
 	// of its events ("event"); Events and Updated are then empty.
 	Props *PropsChange
+	// Tag, if set, is a tag added to or removed from the conversation
+	// (Conv.Tags is the result); Events and Updated are then empty.
+	Tag *TagChange
+	// Follow, if set, is an agent starting or stopping to follow the
+	// conversation (Conv.Followers is the result); Events and Updated are
+	// then empty.
+	Follow *FollowChange
+	// Ban, if set, is a visitor being banned; Conv then only carries the
+	// visitor (Conv.Visitor), not a conversation.
+	Ban *BanChange
+	// Member, if set, is an agent added to or removed from the
+	// conversation (Conv.Members is the result); Events and Updated are
+	// then empty.
+	Member *MemberChange
 	// Origin is an opaque tag of the session that caused the change, so
 	// that a surface can recognise its own requests (e.g. to echo a
 	// request_id on the push that answers it).
@@ -59,6 +74,36 @@ type PropsChange struct {
 	Visibility model.Visibility
 	Updated    map[string]map[string]json.RawMessage
 	Deleted    map[string][]string
+}
+
+// TagChange is a committed tag change of a conversation.
+type TagChange struct {
+	Tag   string
+	Added bool
+	By    model.Author
+}
+
+// FollowChange is a committed follow or unfollow of a conversation.
+type FollowChange struct {
+	Agent    model.AgentID
+	Followed bool
+}
+
+// BanChange is a committed ban of a visitor.
+type BanChange struct {
+	Visitor model.VisitorID
+	Days    int
+	Until   time.Time
+	By      model.Author
+}
+
+// MemberChange is a committed addition or removal of a conversation's
+// agent member. Visibility "all" means the visitor is told too.
+type MemberChange struct {
+	Agent      model.AgentID
+	Added      bool
+	Visibility model.Visibility
+	By         model.Author
 }
 
 // Sub is a bounded queue of notices.

@@ -168,7 +168,13 @@ type Visitor struct {
 	Props     map[string]map[string]json.RawMessage `json:"props,omitempty"`
 	CreatedAt time.Time                             `json:"created_at"`
 	UpdatedAt time.Time                             `json:"updated_at,omitzero"`
+	// BannedUntil, while in the future, bars the visitor from logging in,
+	// starting conversations and posting.
+	BannedUntil time.Time `json:"banned_until,omitzero"`
 }
+
+// Banned reports whether the visitor is banned at now.
+func (v *Visitor) Banned(now time.Time) bool { return now.Before(v.BannedUntil) }
 
 // Agent is a person on the desk side. Agents come from configuration.
 type Agent struct {
@@ -223,6 +229,45 @@ type Conversation struct {
 	LastSeq uint64 `json:"last_seq"`
 	// Props are the conversation's namespaced properties.
 	Props map[string]map[string]json.RawMessage `json:"props,omitempty"`
+	// Tags are the thread's tags (case-sensitive, in the order added);
+	// only agents see them.
+	Tags []string `json:"tags,omitempty"`
+	// Followers are agents who follow the conversation without serving
+	// it: they are told of its changes as if they served it.
+	Followers []AgentID `json:"followers,omitempty"`
+	// Members are agents added to the conversation besides its serving
+	// agent: they see it and may write in it.
+	Members []AgentID `json:"members,omitempty"`
+}
+
+// HasMember reports whether agent was added to the conversation.
+func (c *Conversation) HasMember(agent AgentID) bool {
+	for _, a := range c.Members {
+		if a == agent {
+			return true
+		}
+	}
+	return false
+}
+
+// FollowedBy reports whether agent follows the conversation.
+func (c *Conversation) FollowedBy(agent AgentID) bool {
+	for _, a := range c.Followers {
+		if a == agent {
+			return true
+		}
+	}
+	return false
+}
+
+// HasTag reports whether the conversation carries tag (case-sensitive).
+func (c *Conversation) HasTag(tag string) bool {
+	for _, t := range c.Tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
 }
 
 // Active reports whether events may still be posted.

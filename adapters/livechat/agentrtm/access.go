@@ -11,8 +11,17 @@ import (
 )
 
 // canSee reports whether the agent may see a conversation: it serves it,
-// or it is queued in a department the agent serves.
+// it is queued in a department the agent serves, or the agent follows it.
 func (c *agentView) canSee(conv model.Conversation) bool {
+	return c.serves(conv) || conv.FollowedBy(c.agent.ID)
+}
+
+// serves is canSee without following: the agent serves the conversation
+// (or was added to it), or may take it from the queue.
+func (c *agentView) serves(conv model.Conversation) bool {
+	if conv.HasMember(c.agent.ID) {
+		return true
+	}
 	if conv.Agent != "" {
 		return conv.Agent == c.agent.ID
 	}
@@ -88,6 +97,14 @@ func newer(a, b model.Conversation) bool {
 	return a.ID > b.ID
 }
 
+// chatView renders a chat as this agent sees it (is_followed is the
+// agent's own).
+func (c *agentView) chatView(d *wire.ChatData) wire.Chat {
+	ch := wire.RenderChat(d, wire.ForAgent)
+	ch.IsFollowed = d.Conv.FollowedBy(c.agent.ID)
+	return ch
+}
+
 // summaryEvents is how many of a thread's latest events a chat summary
 // reads to fill last_event_per_type.
 const summaryEvents = 50
@@ -97,7 +114,9 @@ func (c *agentView) summary(ctx context.Context, conv model.Conversation) (wire.
 	if err != nil {
 		return wire.ChatSummary{}, err
 	}
-	return wire.RenderAgentSummary(&d), nil
+	s := wire.RenderAgentSummary(&d)
+	s.IsFollowed = conv.FollowedBy(c.agent.ID)
+	return s, nil
 }
 
 // summaries renders the visible chats, newest thread first.

@@ -32,6 +32,15 @@ func (s *Surface) table() wire.Table[*caller] {
 		"mark_events_as_seen":      {Handle: markEventsAsSeen},
 		"multicast":                {Handle: multicast},
 		"logout":                   {Handle: logout},
+		"tag_thread":               {Handle: tagThread},
+		"untag_thread":             {Handle: untagThread},
+		"follow_chat":              {Handle: followChat},
+		"unfollow_chat":            {Handle: unfollowChat},
+		"ban_customer":             {Handle: banCustomer},
+		"start_chat":               {Handle: startChat},
+		"resume_chat":              {Handle: resumeChat},
+		"add_user_to_chat":         {Handle: addUserToChat},
+		"remove_user_from_chat":    {Handle: removeUserFromChat},
 	}
 	addPropsActions(t)
 	return t

@@ -111,7 +111,7 @@ func getChat(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wire.RenderChat(&d, wire.ForAgent), nil
+	return c.chatView(&d), nil
 }
 
 type eventRequest struct {

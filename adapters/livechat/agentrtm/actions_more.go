@@ -399,7 +399,7 @@ func listArchives(ctx context.Context, c *caller, req *wire.Request) (any, error
 		} else if d, err = c.s.src.Load(ctx, convs[i], wire.LoadOptions{Neighbour: c.canSee}); err != nil {
 			return nil, err
 		}
-		out.Chats = append(out.Chats, wire.RenderChat(&d, wire.ForAgent))
+		out.Chats = append(out.Chats, c.chatView(&d))
 	}
 	return out, nil
 }

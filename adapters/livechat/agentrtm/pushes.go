@@ -94,6 +94,15 @@ func (c *client) relevant(conv model.Conversation) bool {
 // follow its response.
 func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	conv := n.Conv
+	if n.Follow != nil {
+		return c.onFollow(ctx, n)
+	}
+	if n.Ban != nil {
+		return c.onBan(ctx, n)
+	}
+	if n.Member != nil {
+		return c.onMember(ctx, n)
+	}
 	tr := transferIn(n.Events)
 	if !c.relevant(conv) {
 		// The agent a chat was transferred away from is told so.
@@ -120,6 +129,11 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		}
 		return nil
 	}
+	if n.Tag != nil {
+		name, p := tagPush(conv, n.Tag)
+		c.push(rid, name, p)
+		return nil
+	}
 	if n.Typing != nil {
 		c.pushTyping(conv, n.Typing)
 		return nil
@@ -138,7 +152,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		if err != nil {
 			return err
 		}
-		p := IncomingChat{Chat: wire.RenderChat(&d, wire.ForAgent)}
+		p := IncomingChat{Chat: c.chatView(&d)}
 		switch {
 		case mine:
 			p.RequesterID = string(c.agent.ID)

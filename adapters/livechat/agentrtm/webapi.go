@@ -40,7 +40,7 @@ func webStatus(t wire.ErrorType) int {
 		return http.StatusForbidden
 	case wire.NotFound, wire.LicenseNotFound:
 		return http.StatusNotFound
-	case wire.ChatInactive, wire.AgentOffline:
+	case wire.ChatInactive, wire.AgentOffline, wire.CustomerBanned:
 		return http.StatusUnprocessableEntity
 	case wire.EntityTooLarge:
 		return http.StatusRequestEntityTooLarge

@@ -145,8 +145,10 @@ func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.s.d.Store().Visitor(ctx, id); err != nil {
+	if v, err := c.s.d.Store().Visitor(ctx, id); err != nil {
 		return nil, wire.Errorf(wire.Authentication, "Invalid access token")
+	} else if v.Banned(c.s.d.Now()) {
+		return nil, wire.NewError(wire.CustomerBanned)
 	}
 	if p.Customer != nil && p.Customer.any() {
 		upd, err := p.Customer.update()

@@ -17,6 +17,7 @@ const (
 	reasonInternal = rtmconn.ReasonInternal
 	reasonLicense  = "license_not_found"
 	reasonExpired  = "access_token_expired"
+	reasonBanned   = "customer_banned"
 )
 
 // client is one caller's protocol state: an RTM connection (out writes to

@@ -31,6 +31,12 @@ type (
 		User     wire.User `json:"user"`
 		Reason   string    `json:"reason"`
 	}
+	UserRemoved struct {
+		ChatID   string `json:"chat_id"`
+		ThreadID string `json:"thread_id"`
+		UserID   string `json:"user_id"`
+		Reason   string `json:"reason"`
+	}
 	TypingIndicator struct {
 		AuthorID   string `json:"author_id"`
 		Recipients string `json:"recipients"`
@@ -86,6 +92,31 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	num, rid, mine := c.RequestOf(n.Origin)
 	if mine {
 		c.AwaitResponse(ctx, num)
+	}
+	if n.Ban != nil {
+		// Banned: the session ends (customer_disconnected, reason
+		// customer_banned; the SDK does not reconnect).
+		c.bye(reasonBanned)
+		return nil
+	}
+	if m := n.Member; m != nil {
+		// Untagged, as user_added_to_chat on assignment.
+		if m.Visibility != model.VisibleAgents {
+			if m.Added {
+				if a, ok := c.s.d.Router().Agent(m.Agent); ok {
+					c.push("", "user_added_to_chat", UserAdded{ChatID: string(conv.Visitor), ThreadID: string(conv.ID),
+						User: wire.AgentUser(&a, true, wire.ForCustomer), Reason: "manual"})
+				}
+			} else {
+				c.push("", "user_removed_from_chat", UserRemoved{ChatID: string(conv.Visitor), ThreadID: string(conv.ID),
+					UserID: string(m.Agent), Reason: "manual"})
+			}
+		}
+		return nil
+	}
+	if n.Tag != nil || n.Follow != nil {
+		// Tags and followers are the desk's: customers are never told.
+		return nil
 	}
 	chatID, threadID := string(conv.Visitor), string(conv.ID)
 	if n.Props != nil {

@@ -29,7 +29,7 @@ func StatusOf(t wire.ErrorType) int {
 		return http.StatusForbidden
 	case wire.NotFound, wire.LicenseNotFound:
 		return http.StatusNotFound
-	case wire.ChatInactive:
+	case wire.ChatInactive, wire.CustomerBanned:
 		return http.StatusUnprocessableEntity
 	case wire.EntityTooLarge:
 		return http.StatusRequestEntityTooLarge

@@ -192,6 +192,8 @@ func (s *Surface) deskError(c *gin.Context, err error) {
 		s.fail(c, http.StatusBadRequest, err.Error())
 	case errors.Is(err, desk.ErrNotFound), errors.Is(err, desk.ErrForbidden):
 		s.fail(c, http.StatusNotFound, "Chat not found")
+	case errors.Is(err, desk.ErrBanned):
+		s.fail(c, http.StatusForbidden, "Visitor is banned")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		s.fail(c, http.StatusServiceUnavailable, "Request cancelled")
 	default:
@@ -328,6 +330,11 @@ func (s *Surface) start(c *gin.Context) {
 		model.Visitor{Name: name, Email: email})
 	if err != nil {
 		s.deskError(c, err)
+		return
+	}
+	if v.Banned(s.d.Now()) {
+		// v2's own answer for a banned visitor: no session, no chat.
+		s.reply(c, http.StatusOK, gin.H{"secured_session_id": "", "banned": true})
 		return
 	}
 	sid, err := model.Secret(16)

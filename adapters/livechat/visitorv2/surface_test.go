@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -334,5 +335,42 @@ func TestFormsAndAnnotationsAsText(t *testing.T) {
 	evs := h.poll("forms", sid, "2")
 	if len(evs) != 1 || evs[0]["text"] != "Name: Vic\nTopic: Billing" || evs[0]["user_type"] != "visitor" {
 		t.Fatalf("form as v2 events: %v", evs)
+	}
+}
+
+func TestBannedVisitor(t *testing.T) {
+	h := newHarness(t, time.Second)
+	sid := h.start("vis-b")
+	ctx := context.Background()
+	ids, err := h.d.Store().Resolve(ctx, store.MapKey{System: System, Tenant: lic, Kind: kindVisitor, Foreign: "vis-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.d.Ban(ctx, model.VisitorID(ids), 1, model.System, ""); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, body string
+		code             int
+		want             map[string]any
+	}{
+		{"send_message", "/visitors/vis-b/chat/send_message", "licence_id=" + lic + "&secured_session_id=" + sid + "&message=x", 403, nil},
+		{"start", "/visitors/vis-b/chat/start", "licence_id=" + lic + "&welcome_message=Hi", 200,
+			map[string]any{"banned": true, "secured_session_id": ""}},
+		{"other visitor", "/visitors/vis-c/chat/start", "licence_id=" + lic + "&welcome_message=Hi", 200, nil},
+	}
+	for _, tc := range tests {
+		code, m := h.call("POST", tc.path, form, tc.body, nil)
+		if code != tc.code {
+			t.Fatalf("%s: %d %v", tc.name, code, m)
+		}
+		if tc.want != nil && !reflect.DeepEqual(m, tc.want) {
+			t.Fatalf("%s: %v, want %v", tc.name, m, tc.want)
+		}
+	}
+	// The banned visitor's chat was left as it was (not closed by the
+	// refused start).
+	if conv, ok, err := h.d.OpenConversation(ctx, model.VisitorID(ids)); err != nil || !ok || !conv.Active() {
+		t.Fatalf("open conversation after refused start: %v %v", ok, err)
 	}
 }

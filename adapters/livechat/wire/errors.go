@@ -29,6 +29,7 @@ const (
 	Internal           ErrorType = "internal"
 	UnsupportedVersion ErrorType = "unsupported_version"
 	AgentOffline       ErrorType = "agent_offline"
+	CustomerBanned     ErrorType = "customer_banned"
 )
 
 var defaultMessages = map[ErrorType]string{
@@ -45,6 +46,7 @@ var defaultMessages = map[ErrorType]string{
 	Internal:           "Internal server error",
 	UnsupportedVersion: "Cannot call unsupported API versions.",
 	AgentOffline:       "Agent is offline",
+	CustomerBanned:     "Customer is banned",
 }
 
 // Error is the body of every v3 error: {"type","message","data"?}. It is
@@ -86,6 +88,7 @@ func Errorf(t ErrorType, format string, args ...any) *Error {
 //	desk.ErrForbidden                   → authorization
 //	desk.ErrVisitorBusy                 → validation ("Chat is already active")
 //	desk.ErrAgentUnavailable            → agent_offline
+//	desk.ErrBanned                      → customer_banned
 //	context.DeadlineExceeded            → request_timeout
 //	context.Canceled, store.ErrClosed   → service_unavailable
 //	anything else                       → internal (details only in logs)
@@ -111,6 +114,8 @@ func FromError(err error) (*Error, bool) {
 		return NewError(Authorization), false
 	case errors.Is(err, desk.ErrVisitorBusy):
 		return Errorf(Validation, "Chat is already active"), false
+	case errors.Is(err, desk.ErrBanned):
+		return NewError(CustomerBanned), false
 	case errors.Is(err, desk.ErrAgentUnavailable):
 		return NewError(AgentOffline), false
 	case errors.Is(err, context.DeadlineExceeded):

@@ -273,16 +273,18 @@ type Queue struct {
 
 // Thread is a conversation with its events.
 type Thread struct {
-	ID               string     `json:"id"`
-	CreatedAt        string     `json:"created_at"`
-	Active           bool       `json:"active"`
-	UserIDs          []string   `json:"user_ids"`
-	Events           []Event    `json:"events"`
-	Properties       Properties `json:"properties"`
-	Access           Access     `json:"access"`
-	Queue            *Queue     `json:"queue,omitempty"`
-	PreviousThreadID string     `json:"previous_thread_id,omitempty"`
-	NextThreadID     string     `json:"next_thread_id,omitempty"`
+	ID         string     `json:"id"`
+	CreatedAt  string     `json:"created_at"`
+	Active     bool       `json:"active"`
+	UserIDs    []string   `json:"user_ids"`
+	Events     []Event    `json:"events"`
+	Properties Properties `json:"properties"`
+	Access     Access     `json:"access"`
+	// Tags are shown to agents only (nil, so omitted, for customers).
+	Tags             []string `json:"tags,omitzero"`
+	Queue            *Queue   `json:"queue,omitempty"`
+	PreviousThreadID string   `json:"previous_thread_id,omitempty"`
+	NextThreadID     string   `json:"next_thread_id,omitempty"`
 }
 
 // Chat is a chat with one thread (get_chat, incoming_chat).
@@ -347,8 +349,8 @@ func RenderThread(d *ChatData, aud Audience) Thread {
 	return Thread{
 		ID: string(d.Conv.ID), CreatedAt: Time(d.Conv.CreatedAt), Active: d.Conv.Active(),
 		UserIDs: ids, Events: evs, Properties: props(ReadableProps(d.Props, aud, desk.LocThread, d.Conv.Props)),
-		Access: AccessOf(&d.Conv),
-		Queue:  d.queue(), PreviousThreadID: string(d.Prev), NextThreadID: string(d.Next),
+		Access: AccessOf(&d.Conv), Tags: TagsFor(&d.Conv, aud),
+		Queue: d.queue(), PreviousThreadID: string(d.Prev), NextThreadID: string(d.Next),
 	}
 }
 
@@ -368,7 +370,17 @@ type ThreadSummary struct {
 	Properties Properties `json:"properties"`
 	Active     bool       `json:"active"`
 	Access     Access     `json:"access"`
+	Tags       []string   `json:"tags"`
 	Queue      *Queue     `json:"queue,omitempty"`
+}
+
+// TagsFor is a thread's tags as aud sees them: agents get the list (empty,
+// not null, when untagged), customers nothing.
+func TagsFor(c *model.Conversation, aud Audience) []string {
+	if aud != ForAgent {
+		return nil
+	}
+	return append([]string{}, c.Tags...)
 }
 
 // LastEvent is one entry of last_event_per_type.
@@ -403,6 +415,6 @@ func RenderAgentSummary(d *ChatData) ChatSummary {
 		Properties: props(ReadableProps(d.Props, ForAgent, desk.LocChat, d.Visitor.Props)),
 		Access:     AccessOf(&d.Conv),
 		LastThreadSummary: ThreadSummary{ID: string(d.Conv.ID), CreatedAt: Time(d.Conv.CreatedAt), UserIDs: ids,
-			Properties: props(ReadableProps(d.Props, ForAgent, desk.LocThread, d.Conv.Props)), Active: d.Conv.Active(), Access: AccessOf(&d.Conv), Queue: d.queue()},
+			Properties: props(ReadableProps(d.Props, ForAgent, desk.LocThread, d.Conv.Props)), Active: d.Conv.Active(), Access: AccessOf(&d.Conv), Tags: TagsFor(&d.Conv, ForAgent), Queue: d.queue()},
 	}
 }
