@@ -20,7 +20,7 @@ import (
 // The agent Web API (§2.11): POST /v3.{4,5,6}/agent/action/<action> with
 // "Authorization: Bearer <token>", the same handlers as the RTM (one
 // wire.Table), bare payload responses and {"error":{type,message}} with
-// the HTTP status of webStatus.
+// the HTTP status of wire.HTTPStatus.
 
 // rtmOnly lists the table's actions refused on the Web API.
 var rtmOnly = map[string]bool{"login": true, "ping": true}
@@ -29,35 +29,9 @@ var rtmOnly = map[string]bool{"login": true, "ping": true}
 // matches it, so the pushes they cause carry no request_id.
 const webOrigin = "livechat.agent.web#"
 
-// webStatus maps §2.9 error types to HTTP statuses (§2.9's suggestion).
-func webStatus(t wire.ErrorType) int {
-	switch t {
-	case wire.Validation, wire.UnsupportedVersion:
-		return http.StatusBadRequest
-	case wire.Authentication:
-		return http.StatusUnauthorized
-	case wire.Authorization:
-		return http.StatusForbidden
-	case wire.NotFound, wire.LicenseNotFound:
-		return http.StatusNotFound
-	case wire.ChatInactive, wire.AgentOffline, wire.CustomerBanned:
-		return http.StatusUnprocessableEntity
-	case wire.EntityTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case wire.TooManyRequests:
-		return http.StatusTooManyRequests
-	case wire.ServiceUnavailable:
-		return http.StatusServiceUnavailable
-	case wire.RequestTimeout:
-		return http.StatusGatewayTimeout
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 func webFail(g *gin.Context, e *wire.Error) {
 	g.Header("Cache-Control", "no-store")
-	g.JSON(webStatus(e.Type), gin.H{"error": e})
+	g.JSON(wire.HTTPStatus(e.Type), gin.H{"error": e})
 }
 
 // mountWeb registers the Web API routes of one version.

@@ -17,35 +17,8 @@ import (
 	"chatgate/store/files"
 )
 
-// StatusOf is the HTTP status of a Web API error (§2.9's suggested
-// mapping; clients read only the body).
-func StatusOf(t wire.ErrorType) int {
-	switch t {
-	case wire.Validation, wire.UnsupportedVersion:
-		return http.StatusBadRequest
-	case wire.Authentication:
-		return http.StatusUnauthorized
-	case wire.Authorization:
-		return http.StatusForbidden
-	case wire.NotFound, wire.LicenseNotFound:
-		return http.StatusNotFound
-	case wire.ChatInactive, wire.CustomerBanned:
-		return http.StatusUnprocessableEntity
-	case wire.EntityTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case wire.TooManyRequests:
-		return http.StatusTooManyRequests
-	case wire.ServiceUnavailable:
-		return http.StatusServiceUnavailable
-	case wire.RequestTimeout:
-		return http.StatusGatewayTimeout
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 func webFail(g *gin.Context, e *wire.Error) {
-	g.JSON(StatusOf(e.Type), gin.H{"error": e})
+	g.JSON(wire.HTTPStatus(e.Type), gin.H{"error": e})
 }
 
 // serveAction is POST /v3.x/customer/action/:action?organization_id=…
@@ -127,7 +100,7 @@ func (s *Surface) serveAction(version string) gin.HandlerFunc {
 				Error wire.Error `json:"error"`
 			}
 			_ = json.Unmarshal(b, &e)
-			g.Data(StatusOf(e.Error.Type), "application/json; charset=utf-8", b)
+			g.Data(wire.HTTPStatus(e.Error.Type), "application/json; charset=utf-8", b)
 			return
 		}
 		b, err := wire.Encode(resp.Payload)

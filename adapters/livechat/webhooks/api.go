@@ -39,7 +39,7 @@ const (
 )
 
 // limitReached is §2.9's limit_reached (max webhooks per action and client).
-const limitReached wire.ErrorType = "limit_reached"
+const limitReached = wire.LimitReached
 
 // Mount serves the Configuration API's webhook actions:
 //
@@ -151,33 +151,7 @@ func (s *Service) fail(c *gin.Context, err error) {
 	if unexpected {
 		s.log.Error().Err(err).Str("action", c.Param("action")).Msg("configuration API")
 	}
-	c.AbortWithStatusJSON(httpStatus(we.Type), gin.H{"error": we})
-}
-
-// httpStatus is §2.9's suggested mapping.
-func httpStatus(t wire.ErrorType) int {
-	switch t {
-	case wire.Validation, limitReached:
-		return http.StatusBadRequest
-	case wire.Authentication:
-		return http.StatusUnauthorized
-	case wire.Authorization:
-		return http.StatusForbidden
-	case alreadyExists:
-		return http.StatusUnprocessableEntity
-	case wire.NotFound:
-		return http.StatusNotFound
-	case wire.EntityTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case wire.TooManyRequests:
-		return http.StatusTooManyRequests
-	case wire.ServiceUnavailable:
-		return http.StatusServiceUnavailable
-	case wire.RequestTimeout:
-		return http.StatusGatewayTimeout
-	default:
-		return http.StatusInternalServerError
-	}
+	c.AbortWithStatusJSON(wire.HTTPStatus(we.Type), gin.H{"error": we})
 }
 
 // decode reads a JSON object body (empty means {}); unknown fields are

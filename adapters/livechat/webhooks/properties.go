@@ -12,7 +12,7 @@ import (
 
 // alreadyExists is §2.9's already_exists (register_property of a declared
 // property); answered 422.
-const alreadyExists wire.ErrorType = "already_exists"
+const alreadyExists = wire.AlreadyExists
 
 // Property configuration actions (Configuration API, "Properties"). A
 // property's namespace is its owner_client_id, as in LiveChat (an

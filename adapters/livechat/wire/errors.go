@@ -30,6 +30,8 @@ const (
 	UnsupportedVersion ErrorType = "unsupported_version"
 	AgentOffline       ErrorType = "agent_offline"
 	CustomerBanned     ErrorType = "customer_banned"
+	LimitReached       ErrorType = "limit_reached"
+	AlreadyExists      ErrorType = "already_exists"
 )
 
 var defaultMessages = map[ErrorType]string{
@@ -47,6 +49,8 @@ var defaultMessages = map[ErrorType]string{
 	UnsupportedVersion: "Cannot call unsupported API versions.",
 	AgentOffline:       "Agent is offline",
 	CustomerBanned:     "Customer is banned",
+	LimitReached:       "Limit reached",
+	AlreadyExists:      "Already exists",
 }
 
 // Error is the body of every v3 error: {"type","message","data"?}. It is
