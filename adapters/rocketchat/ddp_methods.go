@@ -150,6 +150,19 @@ func (p ddpParams) str(i int) (string, error) {
 	return s, nil
 }
 
+// strs reads the first n parameters as strings (check(a, String) ...).
+func (p ddpParams) strs(n int) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		v, err := p.str(i)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 // optStr is Match.Maybe(String): absent, null or a string.
 func (p ddpParams) optStr(i int) (string, error) {
 	switch v := p.at(i).(type) {
@@ -623,18 +636,11 @@ func (ss *ddpSession) mCloseByVisitor(ctx context.Context, p ddpParams) (any, er
 // overwrite=true] -> true: a visitor custom field (chatgate has no field
 // definitions, so any key but its reserved ones is kept).
 func (ss *ddpSession) mSetCustomField(ctx context.Context, p ddpParams) (any, error) {
-	token, err := p.str(0)
+	args, err := p.strs(3)
 	if err != nil {
 		return nil, err
 	}
-	key, err := p.str(1)
-	if err != nil {
-		return nil, err
-	}
-	value, err := p.str(2)
-	if err != nil {
-		return nil, err
-	}
+	token, key, value := args[0], args[1], args[2]
 	overwrite := true
 	switch v := p.at(3).(type) {
 	case nil:
@@ -842,14 +848,11 @@ func (ss *ddpSession) mSendOfflineMessage(ctx context.Context, p ddpParams) (any
 // handler) and true returned; like Rocket.Chat, a foreign room or no valid
 // item returns nothing.
 func (ss *ddpSession) mSaveSurveyFeedback(ctx context.Context, p ddpParams) (any, error) {
-	token, err := p.str(0)
+	args, err := p.strs(2)
 	if err != nil {
 		return nil, err
 	}
-	rid, err := p.str(1)
-	if err != nil {
-		return nil, err
-	}
+	token, rid := args[0], args[1]
 	list, ok := p.at(2).([]any)
 	if !ok {
 		return nil, ddp.MatchFailed()
