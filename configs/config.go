@@ -74,6 +74,7 @@ type Config struct {
 		DefaultStatus string `yaml:"default_status"`
 	} `yaml:"routing"`
 	Webhooks    Webhooks     `yaml:"webhooks"`
+	Relay       Relay        `yaml:"relay"`
 	Departments []Department `yaml:"departments"`
 	Agents      []Agent      `yaml:"agents"`
 	// Properties declares chat, thread and event properties:
@@ -182,6 +183,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	if err := dur("CHATGATE_V2_POLL_TIMEOUT", &c.LiveChat.V2.PollTimeout); err != nil {
 		return err
 	}
+	c.Relay.applyEnv(str)
 	for i := range c.Agents {
 		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_TOKEN", &c.Agents[i].Token)
 		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_PASSWORD", &c.Agents[i].Password)
@@ -272,6 +274,7 @@ func (c *Config) Validate() error {
 	if _, err := c.PropertyDefs(); err != nil {
 		errs = append(errs, err.Error())
 	}
+	errs = append(errs, c.Relay.validate(depts)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))
 	}

@@ -152,11 +152,13 @@ type Store interface {
 	Meta(ctx context.Context, key string) ([]byte, error)
 
 	// OutboxDue returns the pending rows of up to queues (Target, Conv)
-	// queues whose head (lowest Seq) is due at now (NextAt <= now),
+	// queues whose Target starts with prefix (each deliverer reads only its
+	// own targets: webhooks, relay connectors) and whose head (lowest Seq)
+	// is due at now (NextAt <= now),
 	// earliest head first: for each queue up to perQueue rows in Seq
 	// order, head first, contiguously. Rows behind a head are returned
 	// whatever their own NextAt. queues and perQueue <= 0 mean no limit.
-	OutboxDue(ctx context.Context, now time.Time, queues, perQueue int) ([]OutboxRow, error)
+	OutboxDue(ctx context.Context, prefix string, now time.Time, queues, perQueue int) ([]OutboxRow, error)
 	// OutboxDelivered deletes the pending row (r.Target, r.Conv, r.Seq)
 	// whose id is r.ID; the next row of its queue becomes the head.
 	// ErrNotFound when there is no such pending row.

@@ -27,6 +27,7 @@ import (
 	"chatgate/core/desk"
 	"chatgate/core/hub"
 	"chatgate/core/model"
+	"chatgate/core/relay"
 	"chatgate/core/routing"
 	"chatgate/store/bolt"
 	"chatgate/store/files"
@@ -135,7 +136,22 @@ func serve(ctx context.Context, o serveOptions) error {
 	if wh != nil {
 		dopts.Outbox = wh.Outbox
 	}
+	// Relay: routes decide at start which conversations an external desk
+	// serves; the hook writes their outbox rows with the events.
+	rs, err := newRelay(cfg, m, log)
+	if err != nil {
+		return err
+	}
+	if rs != nil {
+		dopts.Route, dopts.Relay = rs.Route, rs.Hook
+	}
 	dk := desk.New(dopts)
+	if rs != nil {
+		rs.Attach(dk)
+		if err := rs.Load(ctx); err != nil {
+			return err
+		}
+	}
 	if err := dk.Load(ctx); err != nil {
 		return err
 	}
@@ -182,7 +198,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 
 	var ready atomic.Bool
-	engine := newEngine(log, m, bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10}, &ready)
+	engine := newEngine(log, m, bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10}, &ready, rs)
+	if rs != nil {
+		mountRelayView(engine, st, creds.byToken)
+	}
 	for _, s := range surfaces {
 		s.Mount(engine)
 	}
@@ -216,6 +235,9 @@ func serve(ctx context.Context, o serveOptions) error {
 				log.Error().Err(err).Str("surface", s.Name()).Msg("surface stopped")
 			}
 		})
+	}
+	if rs != nil {
+		swg.Go(func() { _ = rs.Run(surfCtx) })
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -279,7 +301,7 @@ func listen(addr, certFile, keyFile string) (net.Listener, error) {
 // newEngine builds the gin engine with the gateway-wide routes and
 // middleware: panic recovery, body limit, request log without query
 // strings (they carry session secrets), metrics, health and JSON 404/405.
-func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.Bool) *gin.Engine {
+func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.Bool, rs *relay.Service) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -304,7 +326,13 @@ func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+		body := gin.H{"status": "ready"}
+		if rs != nil {
+			// Connectors report, but do not gate readiness: while an
+			// upstream desk is away its messages wait in the outbox.
+			body["relay"] = rs.Statuses(c.Request.Context())
+		}
+		c.JSON(http.StatusOK, body)
 	})
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
 	e.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })

@@ -50,6 +50,14 @@ type Options struct {
 	// Properties is the property configuration; nil means none declared
 	// (every property write is refused).
 	Properties *Properties
+	// Route, if set, names the upstream connector that serves new
+	// conversations of a department (owner, "" for the embedded desk) and
+	// the connectors that get a read-only copy (mirrors).
+	Route func(dept model.DeptID) (owner string, mirrors []string)
+	// Relay, if set, adds to a change's batch what relaying it owes
+	// (outbox rows, mappings), like Outbox; it runs for every change of a
+	// conversation with an Owner or Mirrors.
+	Relay func(b *store.Batch, c model.Conversation, events []model.Event)
 }
 
 // Desk executes commands on conversations.
@@ -66,13 +74,16 @@ type Desk struct {
 	outbox  func(model.Conversation, []model.Event, []model.Event) []store.OutboxRow
 	kick    chan struct{}
 	props   *Properties
+	route   func(model.DeptID) (string, []string)
+	relay   func(*store.Batch, model.Conversation, []model.Event)
 }
 
 // New returns a desk; call Load before serving and Run for queue routing.
 func New(o Options) *Desk {
 	d := &Desk{st: o.Store, router: o.Router, bus: o.Bus, actors: o.Actors, limits: o.Limits,
 		log: o.Logger, now: o.Now, onEv: o.OnEvents, outbox: o.Outbox, kick: make(chan struct{}, 1),
-		departs: make(map[model.DeptID]model.Department), props: o.Properties}
+		departs: make(map[model.DeptID]model.Department), props: o.Properties,
+		route: o.Route, relay: o.Relay}
 	if d.props == nil {
 		d.props, _ = NewProperties(o.Store, nil)
 	}
@@ -126,7 +137,9 @@ func (d *Desk) Load(ctx context.Context) error {
 		case model.StateOpen:
 			d.router.Reserve(c.Agent)
 		case model.StateQueued:
-			d.router.Enqueue(c.ID, c.Department, c.CreatedAt)
+			if c.Owner == "" {
+				d.router.Enqueue(c.ID, c.Department, c.CreatedAt)
+			}
 		}
 		return true
 	})
@@ -279,6 +292,9 @@ func (d *Desk) commit(ctx context.Context, b *store.Batch, c model.Conversation,
 	if d.outbox != nil {
 		b.Outbox = append(b.Outbox, d.outbox(c, evs, b.Updates)...)
 	}
+	if d.relay != nil && (c.Owner != "" || len(c.Mirrors) > 0) {
+		d.relay(b, c, evs)
+	}
 	// Not cancelled with the caller: a store may write a batch yet report
 	// the caller's ctx.Err() (store/bolt does once the batch is queued),
 	// and the router's memory must follow what was really written.
@@ -412,6 +428,9 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		now := d.Now()
 		conv = model.Conversation{ID: model.ConvID(model.NewID()), Visitor: req.Visitor, Department: req.Department,
 			State: model.StateQueued, Origin: req.Origin, CreatedAt: now}
+		if d.route != nil && req.Agent == "" {
+			conv.Owner, conv.Mirrors = d.route(req.Department)
+		}
 		agent, picked := req.Agent, req.Agent != ""
 		if picked {
 			d.router.Reserve(agent)
@@ -424,12 +443,15 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 			}
 			evs = append(evs, d.event(&conv, author, dr, now))
 		}
-		if !picked {
+		if !picked && conv.Owner == "" {
 			agent, picked = d.router.Pick(req.Department)
 			if picked {
 				d.setAgent(&conv, agent, now, &evs)
 			}
 		}
+		// A relayed conversation waits for the upstream desk's agent, not
+		// in the embedded queue.
+		queue := !picked && conv.Owner == ""
 		b := &store.Batch{Convs: []model.Conversation{conv}, Events: evs}
 		for _, m := range req.Maps {
 			if m.Core == "" {
@@ -439,7 +461,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		}
 		// Queue before the commit publishes, so that subscribers told of the
 		// new conversation can already read its queue position.
-		if !picked {
+		if queue {
 			d.router.Enqueue(conv.ID, conv.Department, conv.CreatedAt)
 		}
 		if err := d.commit(ctx, b, conv, evs, req.Session); err != nil {
@@ -450,7 +472,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 			}
 			return err
 		}
-		if !picked {
+		if queue {
 			// An agent may have become available since Pick, and Run may
 			// already have drained a queue that did not hold this one yet.
 			d.Kick()
@@ -503,6 +525,9 @@ type PostRequest struct {
 	// the same pair returns the first one's event.
 	IdemSystem, IdemKey string
 	Session             string
+	// Maps are committed with the event; an empty Core means the new
+	// event's id (a connector binding an upstream message id).
+	Maps []store.Mapping
 }
 
 // Post appends an event. It returns the event and whether it already
@@ -547,7 +572,7 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 			switch {
 			case !ok:
 				return ErrForbidden
-			case c.State == model.StateQueued && a.Serves(c.Department):
+			case c.State == model.StateQueued && a.Serves(c.Department) && c.Owner == "":
 				// An agent answering a queued conversation takes it.
 				d.router.Reserve(agent)
 				reserved = agent
@@ -565,6 +590,12 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		b := &store.Batch{Convs: []model.Conversation{c}, Events: evs}
 		if req.IdemKey != "" {
 			b.Idems = []store.Idem{{System: req.IdemSystem, Key: req.IdemKey, Conv: c.ID, Seq: ev.Seq}}
+		}
+		for _, m := range req.Maps {
+			if m.Core == "" {
+				m.Core = ev.ID
+			}
+			b.Maps = append(b.Maps, m)
 		}
 		if err := d.commit(ctx, b, c, evs, req.Session); err != nil {
 			if reserved != "" {
@@ -666,7 +697,7 @@ func (d *Desk) mayAct(c model.Conversation, by model.Author) error {
 		}
 	case model.AuthorAgent:
 		a, ok := d.router.Agent(model.AgentID(by.ID))
-		if ok && (c.Agent == a.ID || (c.State == model.StateQueued && a.Serves(c.Department))) {
+		if ok && (c.Agent == a.ID || (c.State == model.StateQueued && c.Owner == "" && a.Serves(c.Department))) {
 			return nil
 		}
 	}
@@ -745,6 +776,9 @@ func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID,
 		}
 		if err := d.mayAct(c, by); err != nil {
 			return err
+		}
+		if c.Owner != "" {
+			return fmt.Errorf("%w: a relayed conversation is transferred by its upstream desk", ErrInvalid)
 		}
 		now := d.Now()
 		prev, prevDept, wasQueued := c.Agent, c.Department, c.State == model.StateQueued

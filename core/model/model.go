@@ -238,6 +238,15 @@ type Conversation struct {
 	// Members are agents added to the conversation besides its serving
 	// agent: they see it and may write in it.
 	Members []AgentID `json:"members,omitempty"`
+	// Owner names the upstream connector (an external agent desk) that
+	// serves the conversation; empty means the embedded desk's agents.
+	// Set once, at start, from the relay routes: a relayed conversation
+	// is never offered to embedded agents.
+	Owner string `json:"owner,omitempty"`
+	// Mirrors name connectors that get a read-only copy of the
+	// conversation (shadow mode); their agents' answers never reach the
+	// visitor.
+	Mirrors []string `json:"mirrors,omitempty"`
 }
 
 // HasMember reports whether agent was added to the conversation.

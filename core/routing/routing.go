@@ -58,6 +58,19 @@ func New(agents []model.Agent, acceptingByDefault bool) *Router {
 	return r
 }
 
+// AddRemote makes an agent of an external desk known (or renames it): it
+// can be shown as serving a relayed conversation and write in it, but it
+// never connects here, so routing never picks it.
+func (r *Router) AddRemote(a model.Agent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st, ok := r.agents[a.ID]; ok {
+		st.agent = a
+		return
+	}
+	r.agents[a.ID] = &agentState{agent: a}
+}
+
 // Agent returns a configured agent.
 func (r *Router) Agent(id model.AgentID) (model.Agent, bool) {
 	r.mu.Lock()

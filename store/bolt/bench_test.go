@@ -143,7 +143,7 @@ func BenchmarkOutboxDue(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		rows, err := s.OutboxDue(ctx, at, 64, 64)
+		rows, err := s.OutboxDue(ctx, "", at, 64, 64)
 		if err != nil || len(rows) != 64*perQueue {
 			b.Fatalf("OutboxDue = %d rows, %v", len(rows), err)
 		}

@@ -291,7 +291,7 @@ func (s *Store) OutboxExhaust(ctx context.Context, r store.OutboxRow) error {
 
 // OutboxDue implements store.Store. It reads only the due heads of
 // outbox_due and, for each, the first perQueue rows of its queue.
-func (s *Store) OutboxDue(ctx context.Context, now time.Time, queues, perQueue int) ([]store.OutboxRow, error) {
+func (s *Store) OutboxDue(ctx context.Context, prefix string, now time.Time, queues, perQueue int) ([]store.OutboxRow, error) {
 	limit := dueKey(now, nil)
 	var out []store.OutboxRow
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -306,9 +306,12 @@ func (s *Store) OutboxDue(ctx context.Context, now time.Time, queues, perQueue i
 				break
 			}
 			key := k[8:]
-			prefix := key[:len(key)-8]
+			if !bytes.HasPrefix(key, []byte(prefix)) {
+				continue
+			}
+			queue := key[:len(key)-8]
 			n := 0
-			for rk, rv := rows.Seek(prefix); rk != nil && bytes.HasPrefix(rk, prefix); rk, rv = rows.Next() {
+			for rk, rv := rows.Seek(queue); rk != nil && bytes.HasPrefix(rk, queue); rk, rv = rows.Next() {
 				if perQueue > 0 && n >= perQueue {
 					break
 				}

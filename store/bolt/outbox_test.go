@@ -24,7 +24,7 @@ func TestOutboxReopen(t *testing.T) {
 	if err := s.Commit(ctx, &store.Batch{Outbox: []store.OutboxRow{row("a"), row("b"), row("c")}}); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.OutboxDue(ctx, t0, 0, 0)
+	rows, err := s.OutboxDue(ctx, "", t0, 0, 0)
 	if err != nil || len(rows) != 3 {
 		t.Fatalf("OutboxDue = %d rows, %v", len(rows), err)
 	}
@@ -45,10 +45,10 @@ func TestOutboxReopen(t *testing.T) {
 
 	s = mustOpen(t, path, Options{})
 	defer s.Close()
-	if rows, err := s.OutboxDue(ctx, t0, 0, 0); err != nil || len(rows) != 0 {
+	if rows, err := s.OutboxDue(ctx, "", t0, 0, 0); err != nil || len(rows) != 0 {
 		t.Errorf("due at t0 after reopen = %d rows, %v; want none (b waits)", len(rows), err)
 	}
-	rows, err = s.OutboxDue(ctx, t0.Add(time.Minute), 0, 0)
+	rows, err = s.OutboxDue(ctx, "", t0.Add(time.Minute), 0, 0)
 	if err != nil || len(rows) != 2 || rows[0].ID != "b" || rows[0].Attempts != 1 || rows[0].LastError != "timeout" || rows[1].ID != "c" {
 		t.Fatalf("due after reopen = %+v, %v", rows, err)
 	}
@@ -59,7 +59,7 @@ func TestOutboxReopen(t *testing.T) {
 	if err := s.Commit(ctx, &store.Batch{Outbox: []store.OutboxRow{row("d")}}); err != nil {
 		t.Fatal(err)
 	}
-	rows, _ = s.OutboxDue(ctx, t0.Add(time.Minute), 0, 0)
+	rows, _ = s.OutboxDue(ctx, "", t0.Add(time.Minute), 0, 0)
 	if len(rows) != 3 || rows[2].ID != "d" || rows[2].Seq <= lastSeq {
 		t.Fatalf("row committed after reopen: %+v (last seq before %d)", rows, lastSeq)
 	}

@@ -39,7 +39,7 @@ func tags(rows []store.OutboxRow) []string {
 
 func due(t *testing.T, s store.Store, now time.Time, queues, perQueue int) []store.OutboxRow {
 	t.Helper()
-	rows, err := s.OutboxDue(t.Context(), now, queues, perQueue)
+	rows, err := s.OutboxDue(t.Context(), "", now, queues, perQueue)
 	if err != nil {
 		t.Fatalf("OutboxDue: %v", err)
 	}
@@ -177,6 +177,24 @@ func testOutboxOrder(t *testing.T, open func(t *testing.T) store.Store) {
 	// At t0 the queue whose head is due at t0+1m is not due, even though
 	// its second row is.
 	wantTags(t, "due at t0", due(t, s, t0, 0, 0), "c2-1", "c2-2", "c1-1", "c1-2", "c1-3", "c1-4")
+	// A prefix keeps one deliverer to its own targets, and the queue limit
+	// counts only those.
+	for _, tc := range []struct {
+		prefix string
+		queues int
+		want   []string
+	}{
+		{"U", 0, []string{"u-1", "u-2"}},
+		{"T", 1, []string{"c2-1", "c2-2"}},
+		{"V", 0, nil},
+		{"", 0, []string{"c2-1", "c2-2", "c1-1", "c1-2", "c1-3", "c1-4", "u-1", "u-2"}},
+	} {
+		rows, err := s.OutboxDue(t.Context(), tc.prefix, farFuture, tc.queues, 0)
+		if err != nil {
+			t.Fatalf("OutboxDue(%q): %v", tc.prefix, err)
+		}
+		wantTags(t, "prefix "+tc.prefix, rows, tc.want...)
+	}
 }
 
 // testOutboxHeadBlocks: a head rescheduled into the future holds back the

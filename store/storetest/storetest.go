@@ -502,7 +502,7 @@ func (by *bystanders) wantAbsent(t *testing.T, s store.Store) {
 	wantNotFound(t, "bystander Idempotent", err)
 	_, err = s.Meta(ctx, by.meta)
 	wantNotFound(t, "bystander Meta", err)
-	due, err := s.OutboxDue(ctx, farFuture, 0, 0)
+	due, err := s.OutboxDue(ctx, "", farFuture, 0, 0)
 	if err != nil {
 		t.Fatalf("OutboxDue: %v", err)
 	}

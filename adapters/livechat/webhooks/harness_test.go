@@ -274,7 +274,7 @@ func (g *gateway) post(conv model.ConvID, by model.Author, text string) model.Ev
 
 func (g *gateway) pending() []store.OutboxRow {
 	g.t.Helper()
-	rows, err := g.st.OutboxDue(context.Background(), time.Now().Add(1000*time.Hour), 0, 0)
+	rows, err := g.st.OutboxDue(context.Background(), "", time.Now().Add(1000*time.Hour), 0, 0)
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -248,9 +248,13 @@ type UserIDs struct {
 // ones of that chat to that receiver, not only those of its own action.
 func (w *Webhook) dest() string { return destID(w.OwnerClientID, w.URL) }
 
+// targetPrefix starts every webhook outbox target (destID): the worker
+// reads only these, leaving other deliverers' rows (relay connectors) alone.
+const targetPrefix = "d"
+
 func destID(owner, url string) string {
 	h := sha256.Sum256([]byte(owner + "\x00" + url))
-	return "d" + hex.EncodeToString(h[:16])
+	return targetPrefix + hex.EncodeToString(h[:16])
 }
 
 // registry is an immutable snapshot of the registered webhooks.

@@ -121,7 +121,7 @@ func queueKey(r *store.OutboxRow) string { return r.Target + "\x00" + string(r.C
 
 // dueQueues reads up to n due queues, each as its rows in order.
 func (s *Service) dueQueues(ctx context.Context, n int) ([][]store.OutboxRow, error) {
-	rows, err := s.st.OutboxDue(ctx, s.cfg.Now(), n, perQueue)
+	rows, err := s.st.OutboxDue(ctx, targetPrefix, s.cfg.Now(), n, perQueue)
 	if err != nil {
 		return nil, err
 	}

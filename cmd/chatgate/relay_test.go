@@ -1,0 +1,277 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The relay tests run real chatgate processes on loopback: an upstream
+// gateway playing the external desk (its Rocket.Chat surface, or its
+// LiveChat customer surface) with an agent on its agent RTM, and a front
+// gateway relaying its visitors' conversations into it.
+
+// TestServeRelayChild is a gateway process of the relay tests; it runs
+// only when one of them starts it.
+func TestServeRelayChild(t *testing.T) {
+	cfg := os.Getenv("CHATGATE_RELAY_CHILD_CONFIG")
+	if cfg == "" {
+		t.Skip("started by the relay tests only")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Exit with the parent: a closed stdin means it is gone.
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+		cancel()
+	}()
+	err := serve(ctx, serveOptions{ConfigPath: cfg, DataPath: os.Getenv("CHATGATE_RELAY_CHILD_DATA"),
+		Addr: os.Getenv("CHATGATE_RELAY_CHILD_ADDR"), Stderr: os.Stderr, Getenv: func(string) string { return "" },
+		Listening: func(a string) { fmt.Printf("LISTENING %s\n", a) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// proc is one gateway process of a relay test.
+type proc struct {
+	t         *testing.T
+	cmd       *exec.Cmd
+	addr      string
+	cfg, data string
+	log       *syncBuffer
+}
+
+// startProc starts a gateway process on addr ("127.0.0.1:0" for any port)
+// and waits until it listens. The test stops it (SIGKILL) at the latest
+// in its cleanup.
+func startProc(t *testing.T, cfg, data, addr string) *proc {
+	t.Helper()
+	p := &proc{t: t, cfg: cfg, data: data, log: &syncBuffer{}}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeRelayChild$", "-test.v=false")
+	cmd.Env = append(os.Environ(), "CHATGATE_RELAY_CHILD_CONFIG="+cfg, "CHATGATE_RELAY_CHILD_DATA="+data,
+		"CHATGATE_RELAY_CHILD_ADDR="+addr)
+	if _, err := cmd.StdinPipe(); err != nil { // kept open while the child runs
+		t.Fatal(err)
+	}
+	cmd.Stderr = p.log
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = cmd
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("gateway %s log:\n%s", p.addr, p.log)
+		}
+	})
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "LISTENING "); ok {
+			p.addr = a
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return p
+		}
+	}
+	t.Fatalf("gateway exited before listening: %v\n%s", sc.Err(), p.log)
+	return nil
+}
+
+// kill stops the process with SIGKILL: no shutdown, nothing flushed.
+func (p *proc) kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
+
+// restart starts the process again on the same data file and address.
+func (p *proc) restart() *proc {
+	p.t.Helper()
+	p.kill()
+	return startProc(p.t, p.cfg, p.data, p.addr)
+}
+
+// freeAddr returns a loopback address no one listens on (for a gateway
+// that must come back on the same address after a kill).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// deskConfig is a gateway playing the external desk: one agent.
+func deskConfig(t *testing.T) string {
+	return writeFile(t, "desk.yaml", "license:\n  id: \""+testLicence+"\"\n  organization_id: desk-org\n"+
+		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: "+agentToken+"\n")
+}
+
+// frontConfig is the gateway the visitors use: it relays every
+// conversation by the given relay section.
+func frontConfig(t *testing.T, relayYAML string) string {
+	return writeFile(t, "front.yaml", "license:\n  id: \""+testLicence+"\"\nlivechat:\n  v2:\n    poll_timeout: 1h\n"+
+		"agents:\n  - id: sam@example.com\n    name: Sam Support\n    token: front-agent-token-0123456789\n"+
+		"log:\n  level: debug\nrelay:\n  min_backoff: 100ms\n  max_backoff: 1s\n"+relayYAML)
+}
+
+func rcRelay(name, addr string) string {
+	return fmt.Sprintf("  connectors:\n    - name: %s\n      kind: rocketchat\n      url: http://%s\n      timeout: 5s\n", name, addr)
+}
+
+// deskAgent logs the desk's agent in on its agent RTM.
+func deskAgent(t *testing.T, addr string) *agent {
+	t.Helper()
+	ag := dialAgent(t, addr)
+	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	return ag
+}
+
+// customerTexts returns the texts of the customer's messages in the chat's
+// newest thread, as the desk's agent reads them.
+func customerTexts(ag *agent, chatID string) ([]string, map[string]any) {
+	got := ag.call("get_chat", map[string]any{"chat_id": chatID})
+	thread, _ := got["thread"].(map[string]any)
+	var texts []string
+	users := map[string]string{}
+	for _, u := range got["users"].([]any) {
+		um := u.(map[string]any)
+		users[um["id"].(string)] = um["type"].(string)
+	}
+	evs, _ := thread["events"].([]any)
+	for _, e := range evs {
+		ev := e.(map[string]any)
+		if ev["type"] == "message" && users[fmt.Sprint(ev["author_id"])] == "customer" {
+			texts = append(texts, ev["text"].(string))
+		}
+	}
+	return texts, thread
+}
+
+// waitFor retries cond until it holds or the time is up.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// agentTexts are the texts of agent messages a v2 visitor has received.
+func agentTexts(evs []map[string]any) []string {
+	var out []string
+	for _, e := range evs {
+		if e["user_type"] == "agent" && e["type"] == "message" {
+			out = append(out, fmt.Sprint(e["text"]))
+		}
+	}
+	return out
+}
+
+// relayed returns the front gateway's view of its relayed conversations.
+func relayed(t *testing.T, addr string) []map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/relay/conversations", nil)
+	req.Header.Set("Authorization", "Bearer front-agent-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Conversations []map[string]any `json:"conversations"`
+	}
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&body) != nil {
+		t.Fatalf("GET /relay/conversations: %d", resp.StatusCode)
+	}
+	return body.Conversations
+}
+
+func upstreamRoom(conv map[string]any, connector string) string {
+	up, _ := conv["upstream"].(map[string]any)
+	l, _ := up[connector].(map[string]any)
+	s, _ := l["room"].(string)
+	return s
+}
+
+// TestRelayV2VisitorIntoRocketChatDesk: a LiveChat v2 visitor of the front
+// gateway talks to an agent of the desk gateway, which sees a Rocket.Chat
+// livechat visitor; the agent's answers and close come back.
+func TestRelayV2VisitorIntoRocketChatDesk(t *testing.T) {
+	desk := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "desk.db"), "127.0.0.1:0")
+	ag := deskAgent(t, desk.addr)
+	front := startProc(t, frontConfig(t, rcRelay("rc", desk.addr)+"  routes:\n    - upstream: rc\n"),
+		filepath.Join(t.TempDir(), "front.db"), "127.0.0.1:0")
+
+	v := &visitor{t: t, base: "http://" + front.addr, id: "relay-visitor-1"}
+	v.start()
+	v.send("hello upstream")
+	inc := ag.next("push", "incoming_chat")
+	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+	waitFor(t, "the visitor's message upstream", 15*time.Second, func() bool {
+		texts, _ := customerTexts(ag, chatID)
+		return slices.Equal(texts, []string{"hello upstream"})
+	})
+
+	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "Hi, Jane here"}})
+	var evs []map[string]any
+	waitFor(t, "the agent's answer at the visitor", 15*time.Second, func() bool {
+		evs = v.poll()
+		// The welcome message is the front gateway's own.
+		return slices.Equal(agentTexts(evs), []string{"Welcome!", "Hi, Jane here"})
+	})
+	v.send("thanks")
+	waitFor(t, "the second message upstream", 15*time.Second, func() bool {
+		texts, _ := customerTexts(ag, chatID)
+		return slices.Equal(texts, []string{"hello upstream", "thanks"})
+	})
+
+	convs := relayed(t, front.addr)
+	if len(convs) != 1 || convs[0]["owner"] != "rc" || upstreamRoom(convs[0], "rc") == "" ||
+		!strings.HasPrefix(fmt.Sprint(convs[0]["agent"]), "rc:") {
+		t.Fatalf("relay view: %v", convs)
+	}
+
+	// The agent closes upstream: the visitor's chat ends.
+	ag.call("deactivate_chat", map[string]any{"id": chatID})
+	waitFor(t, "the close at the visitor", 15*time.Second, func() bool {
+		evs = v.poll()
+		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
+	})
+}

@@ -1,0 +1,478 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"chatgate/core/desk"
+	"chatgate/core/model"
+	"chatgate/store"
+)
+
+// Config configures the relay.
+type Config struct {
+	Routes []Route
+	// MinBackoff and MaxBackoff bound the wait between attempts of a
+	// delivery the upstream desk did not take.
+	MinBackoff, MaxBackoff time.Duration
+	// PollInterval is how often due retries are looked for.
+	PollInterval time.Duration
+	// Concurrency is how many conversations of one connector are
+	// delivered at once.
+	Concurrency int
+	// OnDelivery, if set, counts delivery outcomes (delivered, retry,
+	// exhausted) per connector.
+	OnDelivery func(connector, outcome string)
+	Now        func() time.Time
+}
+
+// Service owns the connectors: it routes new conversations, writes their
+// outbox rows, delivers them and takes the upstream desks' answers in.
+type Service struct {
+	cfg    Config
+	desk   *desk.Desk
+	st     store.Store
+	log    zerolog.Logger
+	conns  map[string]Connector
+	order  []string
+	routes map[model.DeptID]Route
+	kicks  map[string]chan struct{}
+	sinks  map[string]*Sink
+	// agentsMu serialises the registration of upstream agents.
+	agentsMu sync.Mutex
+}
+
+// New checks the routes against the connectors and returns the service.
+// Wire Route and Hook into the desk's options, then call Load and Run.
+func New(cfg Config, conns []Connector, log zerolog.Logger) (*Service, error) {
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(cfg.MinBackoff, 5*time.Second)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg, log: log, conns: make(map[string]Connector), routes: make(map[model.DeptID]Route),
+		kicks: make(map[string]chan struct{}), sinks: make(map[string]*Sink)}
+	for _, c := range conns {
+		if err := validName(c.Name()); err != nil {
+			return nil, err
+		}
+		if _, dup := s.conns[c.Name()]; dup {
+			return nil, fmt.Errorf("relay: two connectors named %q", c.Name())
+		}
+		s.conns[c.Name()] = c
+		s.order = append(s.order, c.Name())
+		s.kicks[c.Name()] = make(chan struct{}, 1)
+	}
+	for _, r := range cfg.Routes {
+		if _, dup := s.routes[r.Department]; dup {
+			return nil, fmt.Errorf("relay: two routes for department %q", r.Department)
+		}
+		for _, n := range append([]string{r.Upstream}, r.Mirrors...) {
+			if _, ok := s.conns[n]; !ok && n != "" {
+				return nil, fmt.Errorf("relay: route for department %q names unknown connector %q", r.Department, n)
+			}
+		}
+		for _, m := range r.Mirrors {
+			if m == r.Upstream {
+				return nil, fmt.Errorf("relay: route for department %q mirrors to its own upstream %q", r.Department, m)
+			}
+		}
+		s.routes[r.Department] = r
+	}
+	return s, nil
+}
+
+// Attach gives the service its desk (built with Route and Hook in its
+// options, so it comes after New).
+func (s *Service) Attach(d *desk.Desk) {
+	s.desk, s.st = d, d.Store()
+	for _, n := range s.order {
+		s.sinks[n] = &Sink{s: s, name: n}
+	}
+}
+
+// Route is the desk's Options.Route: the department's route, else the
+// default route.
+func (s *Service) Route(dept model.DeptID) (string, []string) {
+	r, ok := s.routes[dept]
+	if !ok {
+		r = s.routes[""]
+	}
+	return r.Upstream, r.Mirrors
+}
+
+// Connector returns a connector by name.
+func (s *Service) Connector(name string) (Connector, bool) {
+	c, ok := s.conns[name]
+	return c, ok
+}
+
+// Names lists the connectors in configuration order.
+func (s *Service) Names() []string { return s.order }
+
+// Hook is the desk's Options.Relay: it adds to b the outbox rows a change
+// of a relayed conversation owes each connector, and binds the ids our own
+// messages will carry upstream (the event id itself), so that their echo
+// is recognised.
+func (s *Service) Hook(b *store.Batch, c model.Conversation, evs []model.Event) {
+	opened := (len(evs) > 0 && evs[0].Seq == 1) || (len(evs) == 0 && c.LastSeq == 0)
+	add := func(conn string, body rowBody) {
+		b.Outbox = append(b.Outbox, store.OutboxRow{ID: model.NewID(), Target: target(conn), Conv: c.ID,
+			Payload: body.encode(), CreatedAt: s.cfg.Now().UTC()})
+	}
+	for i, conn := range append([]string{c.Owner}, c.Mirrors...) {
+		if conn == "" {
+			continue
+		}
+		mirror := i > 0
+		if opened {
+			add(conn, rowBody{Op: OpOpen, Mirror: mirror})
+		}
+		for _, e := range evs {
+			switch op := s.owed(conn, mirror, c, e); op {
+			case OpEvent:
+				add(conn, rowBody{Op: OpEvent, Seq: e.Seq, Mirror: mirror})
+				b.Maps = append(b.Maps, store.Mapping{MapKey: store.MapKey{System: System(conn), Kind: KindEvent, Foreign: e.ID}, Core: e.ID})
+			case OpClose:
+				add(conn, rowBody{Op: OpClose, Mirror: mirror})
+			}
+		}
+	}
+}
+
+// owed says what event e owes connector conn: the visitor's messages go to
+// every connector; agents' answers only to mirrors (the owner wrote them);
+// a close, unless this connector's desk closed it.
+func (s *Service) owed(conn string, mirror bool, c model.Conversation, e model.Event) Op {
+	if e.Visibility == model.VisibleAgents || e.Deleted {
+		return ""
+	}
+	switch e.Kind {
+	case model.KindSystem:
+		if e.Subtype != model.SysClosed {
+			return ""
+		}
+		by := e.Vars["by_id"]
+		if by == System(conn) || strings.HasPrefix(by, conn+":") {
+			return "" // the upstream desk closed it: it knows
+		}
+		return OpClose
+	case model.KindMessage, model.KindFile, model.KindForm, model.KindCustom:
+	default:
+		return ""
+	}
+	switch e.Author.Kind {
+	case model.AuthorVisitor:
+		return OpEvent
+	case model.AuthorAgent:
+		if mirror {
+			return OpEvent
+		}
+	}
+	return ""
+}
+
+// Load makes the upstream agents of open relayed conversations known to the
+// router again (their names are stored at their first appearance). Call
+// before serving.
+func (s *Service) Load(ctx context.Context) error {
+	router := s.desk.Router()
+	var missing []model.AgentID
+	err := s.st.Conversations(ctx, func(c model.Conversation) bool {
+		if c.Owner != "" && c.Agent != "" {
+			if _, ok := router.Agent(c.Agent); !ok {
+				missing = append(missing, c.Agent)
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("relay: load conversations: %w", err)
+	}
+	for _, id := range missing {
+		raw, err := s.st.Meta(ctx, agentMetaKey(id))
+		if err != nil {
+			continue // an agent we never stored: shown by id
+		}
+		var a model.Agent
+		if json.Unmarshal(raw, &a) == nil {
+			router.AddRemote(a)
+		}
+	}
+	return nil
+}
+
+func agentMetaKey(id model.AgentID) string { return "relay/agent/" + string(id) }
+
+// Run runs every connector and its delivery loop until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, n := range s.order {
+		c := s.conns[n]
+		sink := s.sinks[n]
+		wg.Go(func() {
+			if err := c.Run(ctx, sink); err != nil && ctx.Err() == nil {
+				s.log.Error().Err(err).Str("connector", n).Msg("relay connector stopped")
+			}
+		})
+		wg.Go(func() { s.deliverLoop(ctx, n) })
+	}
+	wg.Go(func() { s.follow(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// Kick tells a connector's delivery loop that rows may be due.
+func (s *Service) Kick(conn string) {
+	if ch, ok := s.kicks[conn]; ok {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// follow kicks the delivery loops after every committed change of a relayed
+// conversation (its rows are committed before it is published).
+func (s *Service) follow(ctx context.Context) {
+	for ctx.Err() == nil {
+		sub := s.desk.Bus().SubscribeDesk(1024)
+	read:
+		for {
+			select {
+			case <-ctx.Done():
+				sub.Close()
+				return
+			case <-sub.Done():
+				for _, n := range s.order {
+					s.Kick(n)
+				}
+				break read
+			case n := <-sub.C():
+				if len(n.Events) == 0 || (n.Conv.Owner == "" && len(n.Conv.Mirrors) == 0) {
+					continue
+				}
+				s.Kick(n.Conv.Owner)
+				for _, m := range n.Conv.Mirrors {
+					s.Kick(m)
+				}
+			}
+		}
+	}
+}
+
+// deliverLoop hands the connector's due rows to up to Concurrency workers,
+// one queue (conversation) per worker at a time, in order.
+func (s *Service) deliverLoop(ctx context.Context, conn string) {
+	conc := s.cfg.Concurrency
+	jobs := make(chan []store.OutboxRow, conc)
+	done := make(chan string, conc)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for q := range jobs {
+				s.deliverQueue(ctx, conn, q)
+				done <- string(q[0].Conv)
+			}
+		})
+	}
+	inflight := make(map[string]bool, conc)
+	timer := time.NewTimer(s.cfg.PollInterval)
+	defer timer.Stop()
+	for {
+		if free := conc - len(inflight); free > 0 && ctx.Err() == nil {
+			rows, err := s.st.OutboxDue(ctx, target(conn), s.cfg.Now(), len(inflight)+free, 64)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn().Err(err).Str("connector", conn).Msg("relay: read due deliveries")
+			}
+			for _, q := range splitQueues(rows) {
+				k := string(q[0].Conv)
+				if len(inflight) >= conc {
+					break
+				}
+				if inflight[k] {
+					continue
+				}
+				inflight[k] = true
+				jobs <- q
+			}
+		}
+		timer.Reset(s.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			close(jobs)
+			wg.Wait()
+			return
+		case <-s.kicks[conn]:
+		case k := <-done:
+			delete(inflight, k)
+		case <-timer.C:
+		}
+	}
+}
+
+func splitQueues(rows []store.OutboxRow) [][]store.OutboxRow {
+	var out [][]store.OutboxRow
+	for i := 0; i < len(rows); {
+		j := i + 1
+		for j < len(rows) && rows[j].Target == rows[i].Target && rows[j].Conv == rows[i].Conv {
+			j++
+		}
+		out = append(out, rows[i:j:j])
+		i = j
+	}
+	return out
+}
+
+func (s *Service) deliverQueue(ctx context.Context, conn string, rows []store.OutboxRow) {
+	for _, r := range rows {
+		if ctx.Err() != nil || !s.deliver(ctx, conn, r) {
+			return
+		}
+	}
+}
+
+// deliver makes one attempt at r and records the outcome; it reports
+// whether the queue may go on.
+func (s *Service) deliver(ctx context.Context, conn string, r store.OutboxRow) bool {
+	d, err := s.resolve(ctx, r)
+	if err == nil {
+		err = s.conns[conn].Deliver(ctx, s.sinks[conn], d)
+	}
+	// Recording the outcome is not cut short by a shutdown: a delivery
+	// the upstream took but not marked would only go again (harmless,
+	// Deliver is idempotent), but a lost retry count would not.
+	wctx := context.WithoutCancel(ctx)
+	switch {
+	case err == nil:
+		if err := s.st.OutboxDelivered(wctx, r); err != nil {
+			s.log.Warn().Err(err).Str("connector", conn).Str("delivery", r.ID).Msg("relay: delivered but not recorded")
+			return false
+		}
+		s.report(conn, "delivered")
+		return true
+	case errors.Is(err, ErrPermanent):
+		r.LastError, r.NextAt = clip(err.Error()), s.cfg.Now().UTC()
+		if err := s.st.OutboxExhaust(wctx, r); err != nil {
+			s.log.Warn().Err(err).Str("connector", conn).Str("delivery", r.ID).Msg("relay: record exhausted delivery")
+			return false
+		}
+		s.log.Warn().Str("connector", conn).Str("delivery", r.ID).Str("conv", string(r.Conv)).Str("error", r.LastError).
+			Msg("relay delivery failed for good; kept as exhausted")
+		s.report(conn, "exhausted")
+		return true
+	}
+	if ctx.Err() != nil {
+		return false // shutting down: the row stays as it was
+	}
+	r.Attempts++
+	r.LastError = clip(err.Error())
+	r.NextAt = s.cfg.Now().UTC().Add(s.backoff(r.Attempts))
+	if err := s.st.OutboxRetry(wctx, r); err != nil {
+		s.log.Warn().Err(err).Str("connector", conn).Str("delivery", r.ID).Msg("relay: record failed attempt")
+		return false
+	}
+	s.log.Debug().Str("connector", conn).Str("delivery", r.ID).Int("attempts", r.Attempts).Str("error", r.LastError).
+		Msg("relay delivery failed; will retry")
+	s.report(conn, "retry")
+	return false
+}
+
+func (s *Service) report(conn, outcome string) {
+	if s.cfg.OnDelivery != nil {
+		s.cfg.OnDelivery(conn, outcome)
+	}
+}
+
+// backoff is MinBackoff·2^(n-1) capped at MaxBackoff, drawn from [d/2, d].
+func (s *Service) backoff(n int) time.Duration {
+	d := s.cfg.MinBackoff
+	for i := 1; i < n && d < s.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.MaxBackoff)
+	return d/2 + time.Duration(rand.Int64N(int64(d-d/2)+1))
+}
+
+// resolve reads what a row needs from the store.
+func (s *Service) resolve(ctx context.Context, r store.OutboxRow) (Delivery, error) {
+	var body rowBody
+	if err := json.Unmarshal(r.Payload, &body); err != nil {
+		return Delivery{}, fmt.Errorf("%w: outbox row is not a relay delivery", ErrPermanent)
+	}
+	c, err := s.st.Conversation(ctx, r.Conv)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("conversation %s: %w", r.Conv, err)
+	}
+	v, err := s.st.Visitor(ctx, c.Visitor)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("visitor %s: %w", c.Visitor, err)
+	}
+	d := Delivery{ID: r.ID, Op: body.Op, Conv: c, Visitor: v, Mirror: body.Mirror}
+	switch body.Op {
+	case OpOpen, OpClose:
+	case OpEvent:
+		evs, err := s.st.Events(ctx, r.Conv, body.Seq, 1)
+		if err != nil {
+			return Delivery{}, fmt.Errorf("event %d: %w", body.Seq, err)
+		}
+		if len(evs) == 0 || evs[0].Seq != body.Seq {
+			return Delivery{}, fmt.Errorf("%w: event %d of %s is missing", ErrPermanent, body.Seq, r.Conv)
+		}
+		d.Event = evs[0]
+		if d.Event.Author.Kind == model.AuthorAgent {
+			d.AgentName = d.Event.Author.Name
+			if a, ok := s.desk.Router().Agent(model.AgentID(d.Event.Author.ID)); ok && d.AgentName == "" {
+				d.AgentName = a.Name
+			}
+		}
+	default:
+		return Delivery{}, fmt.Errorf("%w: unknown relay op %q", ErrPermanent, body.Op)
+	}
+	return d, nil
+}
+
+func clip(s string) string {
+	if len(s) > 512 {
+		s = strings.ToValidUTF8(s[:512], "")
+	}
+	return s
+}
+
+// Statuses reports every connector's health and queue depth.
+func (s *Service) Statuses(ctx context.Context) map[string]ConnectorState {
+	out := make(map[string]ConnectorState, len(s.order))
+	for _, n := range s.order {
+		st := ConnectorState{Status: s.conns[n].Status()}
+		if rows, err := s.st.OutboxDue(ctx, target(n), s.cfg.Now().Add(100*365*24*time.Hour), 0, 0); err == nil {
+			st.Queued = len(rows)
+		}
+		out[n] = st
+	}
+	return out
+}
+
+// ConnectorState is a connector's health plus its outbox depth.
+type ConnectorState struct {
+	Status
+	// Queued counts deliveries not yet taken by the upstream desk.
+	Queued int `json:"queued"`
+}
