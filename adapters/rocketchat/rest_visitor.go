@@ -39,8 +39,12 @@ func (s *Surface) findDepartment(idOrName string) (model.Department, bool) {
 }
 
 // online reports whether an agent accepting chats serves dept ("" = any),
-// as Livechat.online does.
+// as Livechat.online does; a relayed department counts as online (its
+// upstream desk decides).
 func (s *Surface) online(dept model.DeptID) bool {
+	if s.d.Relayed(dept) {
+		return true
+	}
 	for _, a := range s.d.Router().Agents() {
 		if a.Serves(dept) && s.d.Router().Status(a.ID) == routing.Accepting {
 			return true

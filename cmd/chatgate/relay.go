@@ -62,10 +62,15 @@ func newRelay(cfg *configs.Config, m *metrics, log zerolog.Logger) (*relay.Servi
 		Name: "chatgate_relay_deliveries_total",
 		Help: "Relay delivery attempts by connector and outcome (delivered, retry, exhausted).",
 	}, []string{"connector", "outcome"})
-	m.reg.MustRegister(deliveries)
+	inbound := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chatgate_relay_inbound_total",
+		Help: "Upstream agents' messages by connector and outcome (posted, duplicate, ignored: a mirror's).",
+	}, []string{"connector", "outcome"})
+	m.reg.MustRegister(deliveries, inbound)
 	svc, err := relay.New(relay.Config{Routes: routes, MinBackoff: rc.MinBackoff, MaxBackoff: rc.MaxBackoff,
 		Concurrency: rc.Concurrency,
 		OnDelivery:  func(conn, outcome string) { deliveries.WithLabelValues(conn, outcome).Inc() },
+		OnInbound:   func(conn, outcome string) { inbound.WithLabelValues(conn, outcome).Inc() },
 	}, conns, log)
 	if err != nil {
 		return nil, err

@@ -7,8 +7,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,4 +277,178 @@ func TestRelayV2VisitorIntoRocketChatDesk(t *testing.T) {
 		evs = v.poll()
 		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
 	})
+}
+
+// trySend sends a v2 message without failing the test: the front gateway
+// may be down (killed) at that moment. It reports whether the message was
+// acknowledged.
+func (v *visitor) trySend(text string) bool {
+	form := url.Values{"licence_id": {testLicence}, "secured_session_id": {v.sid}, "message": {text}}
+	req, _ := http.NewRequest(http.MethodPost, v.base+"/visitors/"+url.PathEscape(v.id)+"/chat/send_message", strings.NewReader(form.Encode()))
+	req.Header.Set("X-API-Version", "2")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == 200
+}
+
+// tryPoll reads the whole conversation, page by page (a poll answers
+// at most 500 events), without failing the test; nil when the gateway is
+// away.
+func (v *visitor) tryPoll() []map[string]any {
+	var all []map[string]any
+	for from := 1; ; {
+		u := v.base + "/visitors/" + url.PathEscape(v.id) + "/chat/get_pending_messages?" +
+			url.Values{"licence_id": {testLicence}, "secured_session_id": {v.sid}, "last_message_id": {fmt.Sprint(from)}}.Encode()
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set("X-API-Version", "2")
+		client := http.Client{Timeout: 5 * time.Second}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil
+		}
+		var m struct {
+			Events []map[string]any `json:"events"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || err != nil {
+			return nil
+		}
+		all = append(all, m.Events...)
+		if len(m.Events) < 500 {
+			return all
+		}
+		from = int(m.Events[len(m.Events)-1]["message_id"].(float64)) + 1
+	}
+}
+
+// countEach counts each text.
+func countEach(texts []string) map[string]int {
+	n := make(map[string]int, len(texts))
+	for _, s := range texts {
+		n[s]++
+	}
+	return n
+}
+
+// TestRelayFrontKill9: the front gateway is killed with SIGKILL at random
+// moments while its visitor writes and the upstream agent answers, and
+// restarted each time on the same data file. In the end every message the
+// front acknowledged is upstream exactly once and in order, every answer
+// the desk acknowledged reached the visitor exactly once and in order, and
+// the conversation is still joined to the same upstream room.
+func TestRelayFrontKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts a gateway")
+	}
+	desk := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "desk.db"), "127.0.0.1:0")
+	ag := deskAgent(t, desk.addr)
+	front := startProc(t, frontConfig(t, rcRelay("rc", desk.addr)+"  routes:\n    - upstream: rc\n"),
+		filepath.Join(t.TempDir(), "front.db"), freeAddr(t))
+
+	v := &visitor{t: t, base: "http://" + front.addr, id: "relay-kill-visitor"}
+	v.start()
+	v.send("m000")
+	inc := ag.next("push", "incoming_chat")
+	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+	room := ""
+	waitFor(t, "the upstream room", 15*time.Second, func() bool {
+		if convs := relayed(t, front.addr); len(convs) == 1 {
+			room = upstreamRoom(convs[0], "rc")
+		}
+		return room != ""
+	})
+
+	// The visitor writes as fast as the front answers; the agent answers
+	// every 50 ms; the front is killed 5 times meanwhile.
+	stop := make(chan struct{})
+	var acked []string
+	sent := 0
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		acked = append(acked, "m000")
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				sent = i
+				return
+			default:
+			}
+			text := fmt.Sprintf("m%03d", i)
+			if v.trySend(text) {
+				acked = append(acked, text)
+			} else {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}()
+	var answers []string
+	answerer := make(chan struct{})
+	go func() {
+		defer close(answerer)
+		for j := 0; ; j++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			text := fmt.Sprintf("a%03d", j)
+			ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": text}})
+			answers = append(answers, text)
+		}
+	}()
+	for k := 0; k < 5; k++ {
+		time.Sleep(time.Duration(200+rand.IntN(600)) * time.Millisecond)
+		front = front.restart()
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	<-senderDone
+	<-answerer
+	t.Logf("%d messages acknowledged of %d sent, %d answers, 5 kills", len(acked), sent, len(answers))
+
+	// Upstream: every acknowledged message exactly once, none twice, in order.
+	var texts []string
+	waitFor(t, "every acknowledged message upstream", 60*time.Second, func() bool {
+		texts, _ = customerTexts(ag, chatID)
+		n := countEach(texts)
+		for _, a := range acked {
+			if n[a] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for s, n := range countEach(texts) {
+		if n != 1 {
+			t.Errorf("upstream has %q %d times", s, n)
+		}
+	}
+	if !slices.IsSorted(texts) {
+		t.Errorf("upstream order broken: %v", texts)
+	}
+	// Visitor: every acknowledged answer exactly once, in order.
+	var got []string
+	waitFor(t, "every answer at the visitor", 60*time.Second, func() bool {
+		got = agentTexts(v.tryPoll())
+		return len(got) >= len(answers)+1
+	})
+	if want := append([]string{"Welcome!"}, answers...); !slices.Equal(got, want) {
+		t.Errorf("visitor got answers %v, want %v", got, want)
+	}
+	convs := relayed(t, front.addr)
+	if len(convs) != 1 || upstreamRoom(convs[0], "rc") != room {
+		t.Errorf("after the kills the conversation is joined to %v, want room %s", convs, room)
+	}
+	chats := ag.call("list_chats", map[string]any{})
+	if n := len(chats["chats_summary"].([]any)); n != 1 {
+		t.Errorf("the desk has %d chats, want 1", n)
+	}
 }

@@ -114,6 +114,18 @@ func (d *Desk) Bus() *hub.Bus { return d.bus }
 // Router returns the router, for agent presence and status.
 func (d *Desk) Router() *routing.Router { return d.router }
 
+// Relayed reports whether new conversations of dept are served by an
+// upstream desk (a relay route), whose availability chatgate cannot see:
+// surfaces that refuse to start a chat with no agent online let these
+// through.
+func (d *Desk) Relayed(dept model.DeptID) bool {
+	if d.route == nil {
+		return false
+	}
+	owner, _ := d.route(dept)
+	return owner != ""
+}
+
 // Limits returns the configured limits.
 func (d *Desk) Limits() Limits { return d.limits }
 

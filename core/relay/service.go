@@ -31,7 +31,12 @@ type Config struct {
 	// OnDelivery, if set, counts delivery outcomes (delivered, retry,
 	// exhausted) per connector.
 	OnDelivery func(connector, outcome string)
-	Now        func() time.Time
+	// OnInbound, if set, counts what the upstream desks said, per
+	// connector: posted (new), duplicate (seen before: a resync or an
+	// echo of our own) and ignored (a mirror's agents, never shown to the
+	// visitor).
+	OnInbound func(connector, outcome string)
+	Now       func() time.Time
 }
 
 // Service owns the connectors: it routes new conversations, writes their
@@ -399,6 +404,12 @@ func (s *Service) deliver(ctx context.Context, conn string, r store.OutboxRow) b
 func (s *Service) report(conn, outcome string) {
 	if s.cfg.OnDelivery != nil {
 		s.cfg.OnDelivery(conn, outcome)
+	}
+}
+
+func (s *Service) inbound(conn, outcome string) {
+	if s.cfg.OnInbound != nil {
+		s.cfg.OnInbound(conn, outcome)
 	}
 }
 

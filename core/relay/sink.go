@@ -158,13 +158,18 @@ func (k *Sink) Message(ctx context.Context, conv model.ConvID, a Agent, foreignI
 		return false, fmt.Errorf("relay %s: message without id", k.name)
 	}
 	if _, err := k.Resolve(ctx, KindEvent, foreignID); err == nil {
+		k.s.inbound(k.name, "duplicate")
 		return false, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return false, err
 	}
 	c, owns, err := k.serves(ctx, conv)
-	if err != nil || !owns || !c.Active() {
+	if err != nil || !c.Active() {
 		return false, err
+	}
+	if !owns {
+		k.s.inbound(k.name, "ignored")
+		return false, nil
 	}
 	id, err := k.ensureAgent(ctx, a)
 	if err != nil {
@@ -189,7 +194,15 @@ func (k *Sink) Message(ctx context.Context, conv model.ConvID, a Agent, foreignI
 	if errors.Is(err, desk.ErrInactive) {
 		return false, nil
 	}
-	return err == nil && !dup, err
+	if err != nil {
+		return false, err
+	}
+	if dup {
+		k.s.inbound(k.name, "duplicate")
+	} else {
+		k.s.inbound(k.name, "posted")
+	}
+	return !dup, nil
 }
 
 // Closed records that the upstream desk closed conv. Ignored for mirrored
