@@ -50,6 +50,8 @@ type Connector struct {
 	rooms map[string]room
 	// live is the DDP connection while connected (nil otherwise).
 	live *ddpConn
+	// syncing holds back the live messages of rooms being resynced.
+	syncing map[string]*heldBack
 	// opening serialises opening the upstream room per visitor (sharded
 	// by visitor id): two conversations of one visitor (one closing, the
 	// next opening) must not ask the server for "the visitor's open room"
@@ -85,7 +87,8 @@ func New(cfg Config, log zerolog.Logger) (*Connector, error) {
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 15 * time.Second
 	}
-	return &Connector{cfg: cfg, base: u, log: log.With().Str("connector", cfg.Name).Logger(), rooms: make(map[string]room)}, nil
+	return &Connector{cfg: cfg, base: u, log: log.With().Str("connector", cfg.Name).Logger(), rooms: make(map[string]room),
+		syncing: make(map[string]*heldBack)}, nil
 }
 
 // Name implements relay.Connector.

@@ -327,13 +327,45 @@ func (c *Connector) unfollow(rid string) {
 // subscribeAndResync subscribes to a room, then reads its history so that
 // nothing said while unsubscribed is missed (a message seen twice is
 // posted once: its id is the idempotency key).
+//
+// While the history is read and applied, live messages of the room are
+// held back and applied after it: a message said during the gap comes in
+// the history, and must not be posted after a newer one the stream
+// delivered meanwhile.
 func (c *Connector) subscribeAndResync(ctx context.Context, sink *relay.Sink, conn *ddpConn, r room) {
+	c.mu.Lock()
+	hold := c.syncing[r.rid]
+	if hold == nil {
+		hold = &heldBack{}
+		c.syncing[r.rid] = hold
+	}
+	hold.resyncs++
+	c.mu.Unlock()
 	if err := conn.subscribe(ctx, r, c.cfg.Timeout); err != nil {
 		c.log.Warn().Err(err).Str("rid", r.rid).Msg("subscribe to relayed room")
 	}
 	if err := c.resync(ctx, sink, r); err != nil && ctx.Err() == nil {
 		c.setError(err)
 		c.log.Warn().Err(err).Str("rid", r.rid).Msg("resync relayed room")
+	}
+	for {
+		c.mu.Lock()
+		held := hold.msgs
+		hold.msgs = nil
+		if len(held) == 0 {
+			if hold.resyncs--; hold.resyncs == 0 {
+				delete(c.syncing, r.rid)
+			}
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		for _, m := range held {
+			if err := c.apply(ctx, sink, r, m); err != nil && ctx.Err() == nil {
+				c.setError(err)
+				c.log.Warn().Err(err).Str("rid", r.rid).Msg("apply upstream message")
+			}
+		}
 	}
 }
 
@@ -364,6 +396,14 @@ func (c *Connector) resync(ctx context.Context, sink *relay.Sink, r room) error 
 	return nil
 }
 
+// heldBack are the live messages of a room held back while it is
+// resynced (by resyncs goroutines: a reconnect may start one while the
+// previous connection's is still finishing).
+type heldBack struct {
+	resyncs int
+	msgs    []rcMessage
+}
+
 // changed handles a stream frame.
 func (c *Connector) changed(ctx context.Context, sink *relay.Sink, f ddpFrame) {
 	var sf streamFields
@@ -380,7 +420,16 @@ func (c *Connector) changed(ctx context.Context, sink *relay.Sink, f ddpFrame) {
 	switch f.Collection {
 	case streamRoomMessages:
 		var m rcMessage
-		if json.Unmarshal(sf.Args[0], &m) == nil {
+		if json.Unmarshal(sf.Args[0], &m) != nil {
+			return
+		}
+		c.mu.Lock()
+		hold, syncing := c.syncing[r.rid]
+		if syncing {
+			hold.msgs = append(hold.msgs, m)
+		}
+		c.mu.Unlock()
+		if !syncing {
 			err = c.apply(ctx, sink, r, m)
 		}
 	case streamLivechatRoom:
