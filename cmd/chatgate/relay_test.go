@@ -148,7 +148,7 @@ func deskConfig(t *testing.T) string {
 func frontConfig(t *testing.T, relayYAML string) string {
 	return writeFile(t, "front.yaml", "license:\n  id: \""+testLicence+"\"\nlivechat:\n  v2:\n    poll_timeout: 1h\n"+
 		"agents:\n  - id: sam@example.com\n    name: Sam Support\n    token: front-agent-token-0123456789\n"+
-		"log:\n  level: debug\nrelay:\n  min_backoff: 100ms\n  max_backoff: 1s\n"+relayYAML)
+		"relay:\n  min_backoff: 100ms\n  max_backoff: 1s\n"+relayYAML)
 }
 
 func rcRelay(name, addr string) string {
@@ -451,4 +451,185 @@ func TestRelayFrontKill9(t *testing.T) {
 	if n := len(chats["chats_summary"].([]any)); n != 1 {
 		t.Errorf("the desk has %d chats, want 1", n)
 	}
+}
+
+// readyz returns the gateway's readiness body.
+func readyz(t *testing.T, addr string) map[string]any {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestRelayUpstreamDown: the desk is away for 30 s; the visitor's messages
+// are acknowledged by the front and queue (visible in /readyz), then reach
+// the desk in order once it is back, and the conversation goes on.
+func TestRelayUpstreamDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 30 s with the upstream desk down")
+	}
+	desk := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "desk.db"), freeAddr(t))
+	ag := deskAgent(t, desk.addr)
+	front := startProc(t, frontConfig(t, rcRelay("rc", desk.addr)+"  routes:\n    - upstream: rc\n"),
+		filepath.Join(t.TempDir(), "front.db"), "127.0.0.1:0")
+	v := &visitor{t: t, base: "http://" + front.addr, id: "relay-down-visitor"}
+	v.start()
+	v.send("before")
+	inc := ag.next("push", "incoming_chat")
+	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+	waitFor(t, "the first message upstream", 15*time.Second, func() bool {
+		texts, _ := customerTexts(ag, chatID)
+		return slices.Equal(texts, []string{"before"})
+	})
+
+	desk.kill()
+	want := []string{"before"}
+	for i := 1; i <= 5; i++ {
+		text := fmt.Sprintf("while down %d", i)
+		v.send(text) // acknowledged: committed by the front
+		want = append(want, text)
+	}
+	waitFor(t, "the connector to see the desk gone", 15*time.Second, func() bool {
+		rc := readyz(t, front.addr)["relay"].(map[string]any)["rc"].(map[string]any)
+		return rc["connected"] == false && rc["queued"].(float64) >= 5
+	})
+	time.Sleep(30 * time.Second)
+
+	desk = startProc(t, desk.cfg, desk.data, desk.addr)
+	ag = deskAgent(t, desk.addr)
+	waitFor(t, "the queued messages upstream", 30*time.Second, func() bool {
+		texts, _ := customerTexts(ag, chatID)
+		return slices.Equal(texts, want)
+	})
+	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "back again"}})
+	waitFor(t, "the answer after the outage", 30*time.Second, func() bool {
+		return slices.Equal(agentTexts(v.tryPoll()), []string{"Welcome!", "back again"})
+	})
+	waitFor(t, "the connector reconnected and drained", 15*time.Second, func() bool {
+		rc := readyz(t, front.addr)["relay"].(map[string]any)["rc"].(map[string]any)
+		return rc["connected"] == true && rc["queued"].(float64) == 0 && rc["reconnects"].(float64) >= 1
+	})
+}
+
+// TestRelayShadowMode: the front relays to a primary desk and mirrors to a
+// second one. Both desks get the conversation (the mirror with the
+// primary's answers, named); only the primary's answers reach the visitor.
+func TestRelayShadowMode(t *testing.T) {
+	primary := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "primary.db"), "127.0.0.1:0")
+	shadow := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "shadow.db"), "127.0.0.1:0")
+	pa, sa := deskAgent(t, primary.addr), deskAgent(t, shadow.addr)
+	front := startProc(t, frontConfig(t, rcRelay("primary", primary.addr)+
+		fmt.Sprintf("    - name: shadow\n      kind: rocketchat\n      url: http://%s\n", shadow.addr)+
+		"  routes:\n    - upstream: primary\n      mirrors: [shadow]\n"),
+		filepath.Join(t.TempDir(), "front.db"), "127.0.0.1:0")
+
+	v := &visitor{t: t, base: "http://" + front.addr, id: "relay-shadow-visitor"}
+	v.start()
+	v.send("hello both")
+	chatOf := func(ag *agent) string {
+		inc := ag.next("push", "incoming_chat")
+		return inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+	}
+	pChat, sChat := chatOf(pa), chatOf(sa)
+
+	sa.call("send_event", map[string]any{"chat_id": sChat, "event": map[string]any{"type": "message", "text": "shadow says hi"}})
+	pa.call("send_event", map[string]any{"chat_id": pChat, "event": map[string]any{"type": "message", "text": "primary says hi"}})
+	waitFor(t, "the primary's answer at the visitor", 15*time.Second, func() bool {
+		return slices.Contains(agentTexts(v.tryPoll()), "primary says hi")
+	})
+	waitFor(t, "the mirror copy with the primary's answer", 15*time.Second, func() bool {
+		texts, _ := customerTexts(sa, sChat)
+		return slices.Equal(texts, []string{"hello both", "[Jane Doe] primary says hi"})
+	})
+	// The front has seen the shadow's answer (and set it aside) ...
+	waitFor(t, "the shadow's answer seen and ignored", 15*time.Second, func() bool {
+		resp, err := http.Get("http://" + front.addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `chatgate_relay_inbound_total{connector="shadow",outcome="ignored"} 1`)
+	})
+	// ... and it never reached the visitor.
+	if got := agentTexts(v.tryPoll()); !slices.Equal(got, []string{"Welcome!", "primary says hi"}) {
+		t.Fatalf("visitor got %v", got)
+	}
+	if texts, _ := customerTexts(pa, pChat); !slices.Equal(texts, []string{"hello both"}) {
+		t.Fatalf("primary desk got %v", texts)
+	}
+
+	// The primary closes: the visitor's chat ends and the mirror's too.
+	pa.call("deactivate_chat", map[string]any{"id": pChat})
+	sa.next("push", "chat_deactivated")
+	waitFor(t, "the close at the visitor", 15*time.Second, func() bool {
+		evs := v.tryPoll()
+		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
+	})
+}
+
+// rcCall makes a Rocket.Chat REST call on a gateway and returns the body.
+func rcCall(t *testing.T, method, u string, body any) map[string]any {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = strings.NewReader(string(raw))
+	}
+	req, _ := http.NewRequest(method, u, rd)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%s %s: %d %v %v", method, u, resp.StatusCode, m, err)
+	}
+	return m
+}
+
+// TestRelayRocketChatVisitorIntoRocketChatDesk: a visitor of the front
+// gateway's Rocket.Chat livechat API (as the widget calls it) is relayed
+// into the desk gateway; the agent's answer is in the visitor's history.
+func TestRelayRocketChatVisitorIntoRocketChatDesk(t *testing.T) {
+	desk := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "desk.db"), "127.0.0.1:0")
+	ag := deskAgent(t, desk.addr)
+	front := startProc(t, frontConfig(t, rcRelay("rc", desk.addr)+"  routes:\n    - upstream: rc\n"),
+		filepath.Join(t.TempDir(), "front.db"), "127.0.0.1:0")
+	api := "http://" + front.addr + "/api/v1/livechat/"
+	const token = "widget-visitor-token-1"
+	rcCall(t, http.MethodPost, api+"visitor", map[string]any{"visitor": map[string]any{"token": token, "name": "Wanda"}})
+	room := rcCall(t, http.MethodGet, api+"room?token="+token, nil)["room"].(map[string]any)
+	rid := room["_id"].(string)
+	rcCall(t, http.MethodPost, api+"message", map[string]any{"token": token, "rid": rid, "msg": "hi from the widget", "_id": "widget-msg-1"})
+
+	inc := ag.next("push", "incoming_chat")
+	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+	waitFor(t, "the widget's message upstream", 15*time.Second, func() bool {
+		texts, _ := customerTexts(ag, chatID)
+		return slices.Equal(texts, []string{"hi from the widget"})
+	})
+	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "hello Wanda"}})
+	waitFor(t, "the answer in the widget's history", 15*time.Second, func() bool {
+		h := rcCall(t, http.MethodGet, api+"messages.history/"+rid+"?token="+token, nil)
+		for _, m := range h["messages"].([]any) {
+			msg := m.(map[string]any)
+			if msg["msg"] == "hello Wanda" && msg["u"].(map[string]any)["name"] == "Jane Doe" {
+				return true
+			}
+		}
+		return false
+	})
+	// The visitor closes the room: the desk's chat is deactivated.
+	rcCall(t, http.MethodPost, api+"room.close", map[string]any{"rid": rid, "token": token})
+	ag.next("push", "chat_deactivated")
 }

@@ -202,7 +202,6 @@ func (c *Connector) session(ctx context.Context, sink *relay.Sink) error {
 				c.log.Warn().Str("sub", f.ID).RawJSON("error", f.Error).Msg("rocket.chat refused a subscription")
 			}
 		case "changed":
-			c.log.Debug().Str("collection", f.Collection).RawJSON("fields", f.Fields).Msg("rocket.chat stream frame")
 			c.changed(sctx, sink, f)
 		}
 	}
