@@ -56,8 +56,9 @@ type Options struct {
 	Route func(dept model.DeptID) (owner string, mirrors []string)
 	// Relay, if set, adds to a change's batch what relaying it owes
 	// (outbox rows, mappings), like Outbox; it runs for every change of a
-	// conversation with an Owner or Mirrors.
-	Relay func(b *store.Batch, c model.Conversation, events []model.Event)
+	// conversation with an Owner or Mirrors. created is true for the
+	// batch that creates the conversation.
+	Relay func(b *store.Batch, c model.Conversation, created bool, events []model.Event)
 }
 
 // Desk executes commands on conversations.
@@ -75,7 +76,7 @@ type Desk struct {
 	kick    chan struct{}
 	props   *Properties
 	route   func(model.DeptID) (string, []string)
-	relay   func(*store.Batch, model.Conversation, []model.Event)
+	relay   func(*store.Batch, model.Conversation, bool, []model.Event)
 }
 
 // New returns a desk; call Load before serving and Run for queue routing.
@@ -301,11 +302,16 @@ func sysDraft(subtype, text string, vars map[string]string) Draft {
 // commit writes the batch, then publishes the change. It is the only place
 // that publishes committed state: fan-out never runs ahead of the disk.
 func (d *Desk) commit(ctx context.Context, b *store.Batch, c model.Conversation, evs []model.Event, origin string) error {
+	return d.commitWith(ctx, b, c, false, evs, origin)
+}
+
+// commitWith is commit, told whether the batch creates the conversation.
+func (d *Desk) commitWith(ctx context.Context, b *store.Batch, c model.Conversation, created bool, evs []model.Event, origin string) error {
 	if d.outbox != nil {
 		b.Outbox = append(b.Outbox, d.outbox(c, evs, b.Updates)...)
 	}
 	if d.relay != nil && (c.Owner != "" || len(c.Mirrors) > 0) {
-		d.relay(b, c, evs)
+		d.relay(b, c, created, evs)
 	}
 	// Not cancelled with the caller: a store may write a batch yet report
 	// the caller's ctx.Err() (store/bolt does once the batch is queued),
@@ -476,7 +482,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		if queue {
 			d.router.Enqueue(conv.ID, conv.Department, conv.CreatedAt)
 		}
-		if err := d.commit(ctx, b, conv, evs, req.Session); err != nil {
+		if err := d.commitWith(ctx, b, conv, true, evs, req.Session); err != nil {
 			if picked {
 				d.router.Release(agent)
 			} else {

@@ -137,8 +137,7 @@ func (s *Service) Names() []string { return s.order }
 // of a relayed conversation owes each connector, and binds the ids our own
 // messages will carry upstream (the event id itself), so that their echo
 // is recognised.
-func (s *Service) Hook(b *store.Batch, c model.Conversation, evs []model.Event) {
-	opened := (len(evs) > 0 && evs[0].Seq == 1) || (len(evs) == 0 && c.LastSeq == 0)
+func (s *Service) Hook(b *store.Batch, c model.Conversation, opened bool, evs []model.Event) {
 	add := func(conn string, body rowBody) {
 		b.Outbox = append(b.Outbox, store.OutboxRow{ID: model.NewID(), Target: target(conn), Conv: c.ID,
 			Payload: body.encode(), CreatedAt: s.cfg.Now().UTC()})
