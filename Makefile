@@ -10,7 +10,8 @@ FUZZ_TARGETS := \
 	./adapters/internal/ddp:FuzzDecodeFrame \
 	./adapters/rocketchat:FuzzDDPSession \
 	./adapters/rocketchat:FuzzRESTRequest \
-	./adapters/livechat/customer:FuzzDecodeFrame
+	./adapters/livechat/customer:FuzzDecodeFrame \
+	./adapters/rocketchat/upstream:FuzzUpstreamFrame
 
 .PHONY: all build run test vet unit fuzz bench docker clean widget e2e
 

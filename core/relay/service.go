@@ -130,6 +130,10 @@ func (s *Service) Connector(name string) (Connector, bool) {
 	return c, ok
 }
 
+// Sink returns a connector's sink (after Attach); tests of connectors use
+// it to drive them without Run.
+func (s *Service) Sink(name string) *Sink { return s.sinks[name] }
+
 // Names lists the connectors in configuration order.
 func (s *Service) Names() []string { return s.order }
 
