@@ -476,7 +476,9 @@ func (s *Service) Statuses(ctx context.Context) map[string]ConnectorState {
 	out := make(map[string]ConnectorState, len(s.order))
 	for _, n := range s.order {
 		st := ConnectorState{Status: s.conns[n].Status()}
-		if rows, err := s.st.OutboxDue(ctx, target(n), s.cfg.Now().Add(100*365*24*time.Hour), 0, 0); err == nil {
+		// Bounded, as readiness probes call it: a backlog beyond the
+		// bound shows as the bound.
+		if rows, err := s.st.OutboxDue(ctx, target(n), s.cfg.Now().Add(100*365*24*time.Hour), 1000, 100); err == nil {
 			st.Queued = len(rows)
 		}
 		out[n] = st
@@ -487,6 +489,7 @@ func (s *Service) Statuses(ctx context.Context) map[string]ConnectorState {
 // ConnectorState is a connector's health plus its outbox depth.
 type ConnectorState struct {
 	Status
-	// Queued counts deliveries not yet taken by the upstream desk.
+	// Queued counts deliveries not yet taken by the upstream desk (up to
+	// 100 per conversation of 1,000 conversations).
 	Queued int `json:"queued"`
 }

@@ -210,9 +210,24 @@ func (c *Connector) open(ctx context.Context, sink *relay.Sink, conv model.Conve
 		if !errors.Is(err, store.ErrConflict) || attempt > 0 {
 			return room{}, err
 		}
-		// The visitor's open room upstream belongs to an earlier
-		// conversation (whose close never got through): close it there,
-		// then ask again for a new one.
+		// The visitor's open room upstream is bound to another of its
+		// conversations. If that one is over (its close never got
+		// through), close the room there and ask again for a new one. If
+		// it is live, this conversation ended before it could be opened
+		// (the upstream was away meanwhile) and a visitor has one open
+		// room: its deliveries are kept as exhausted, not forced into
+		// the live room.
+		other, err := sink.Resolve(ctx, relay.KindRoom, res.Room.ID)
+		if err != nil {
+			return room{}, err
+		}
+		oc, err := sink.Conversation(ctx, model.ConvID(other))
+		if err != nil {
+			return room{}, err
+		}
+		if oc.Active() {
+			return room{}, fmt.Errorf("%w: the visitor's upstream room belongs to its live conversation %s", relay.ErrPermanent, other)
+		}
 		if err := c.call(ctx, http.MethodPost, "livechat/room.close", nil, map[string]any{"rid": res.Room.ID, "token": tok}, nil); err != nil {
 			return room{}, fmt.Errorf("close stale room: %w", err)
 		}
