@@ -159,10 +159,12 @@ type Store interface {
 	// order, head first, contiguously. Rows behind a head are returned
 	// whatever their own NextAt. queues and perQueue <= 0 mean no limit.
 	OutboxDue(ctx context.Context, prefix string, now time.Time, queues, perQueue int) ([]OutboxRow, error)
-	// OutboxDelivered deletes the pending row (r.Target, r.Conv, r.Seq)
-	// whose id is r.ID; the next row of its queue becomes the head.
-	// ErrNotFound when there is no such pending row.
-	OutboxDelivered(ctx context.Context, r OutboxRow) error
+	// OutboxDelivered deletes the pending rows (r.Target, r.Conv, r.Seq)
+	// whose ids are r.ID, in one commit (a deliverer that sent several
+	// rows of a queue records them at once); the next row of each queue
+	// becomes its head. ErrNotFound, and nothing deleted, when one is not
+	// such a pending row.
+	OutboxDelivered(ctx context.Context, rows ...OutboxRow) error
 	// OutboxRetry records a failed attempt on a pending row: its Attempts,
 	// NextAt and LastError become r's. The row stays where it is in its
 	// queue. ErrNotFound when there is no such pending row.

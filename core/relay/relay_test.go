@@ -74,7 +74,7 @@ func (f *fake) deliveries() []string {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	st    *bolt.Store
 	d     *desk.Desk
 	svc   *Service
@@ -87,7 +87,7 @@ var sales = model.Department{ID: "sales", Name: "Sales"}
 // newEnv runs a desk with a relay of the named fake connectors: department
 // sales goes to "up" mirrored to "shadow"; the default route stays on the
 // embedded desk.
-func newEnv(t *testing.T, path string) *env {
+func newEnv(t testing.TB, path string) *env {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "relay.db")

@@ -350,34 +350,55 @@ func splitQueues(rows []store.OutboxRow) [][]store.OutboxRow {
 	return out
 }
 
+// deliverQueue delivers rows (one queue, in order) until one is not
+// taken. Taken rows are recorded in one commit, before anything else is
+// recorded about the queue (a retry or an exhaustion of a later row), so
+// the queue's order holds in the store too. A crash before that commit
+// only means the upstream sees those rows again: Deliver is idempotent.
 func (s *Service) deliverQueue(ctx context.Context, conn string, rows []store.OutboxRow) {
+	var taken []store.OutboxRow
+	flush := func() bool {
+		if len(taken) == 0 {
+			return true
+		}
+		// Not cut short by a shutdown: rows the upstream took but not
+		// marked would only go again, but why send them twice.
+		err := s.st.OutboxDelivered(context.WithoutCancel(ctx), taken...)
+		if err != nil {
+			s.log.Warn().Err(err).Str("connector", conn).Int("rows", len(taken)).Msg("relay: delivered but not recorded")
+			return false
+		}
+		for range taken {
+			s.report(conn, "delivered")
+		}
+		taken = taken[:0]
+		return true
+	}
+	defer flush()
 	for _, r := range rows {
-		if ctx.Err() != nil || !s.deliver(ctx, conn, r) {
+		if ctx.Err() != nil {
+			return
+		}
+		d, err := s.resolve(ctx, r)
+		if err == nil {
+			err = s.conns[conn].Deliver(ctx, s.sinks[conn], d)
+		}
+		if err == nil {
+			taken = append(taken, r)
+			continue
+		}
+		if !flush() || !s.failed(ctx, conn, r, err) {
 			return
 		}
 	}
 }
 
-// deliver makes one attempt at r and records the outcome; it reports
-// whether the queue may go on.
-func (s *Service) deliver(ctx context.Context, conn string, r store.OutboxRow) bool {
-	d, err := s.resolve(ctx, r)
-	if err == nil {
-		err = s.conns[conn].Deliver(ctx, s.sinks[conn], d)
-	}
-	// Recording the outcome is not cut short by a shutdown: a delivery
-	// the upstream took but not marked would only go again (harmless,
-	// Deliver is idempotent), but a lost retry count would not.
+// failed records a failed attempt at r and reports whether the queue may
+// go on: after an exhaustion (a permanent failure, kept visible), not
+// after a failure to be retried (order is kept).
+func (s *Service) failed(ctx context.Context, conn string, r store.OutboxRow, err error) bool {
 	wctx := context.WithoutCancel(ctx)
-	switch {
-	case err == nil:
-		if err := s.st.OutboxDelivered(wctx, r); err != nil {
-			s.log.Warn().Err(err).Str("connector", conn).Str("delivery", r.ID).Msg("relay: delivered but not recorded")
-			return false
-		}
-		s.report(conn, "delivered")
-		return true
-	case errors.Is(err, ErrPermanent):
+	if errors.Is(err, ErrPermanent) {
 		r.LastError, r.NextAt = clip(err.Error()), s.cfg.Now().UTC()
 		if err := s.st.OutboxExhaust(wctx, r); err != nil {
 			s.log.Warn().Err(err).Str("connector", conn).Str("delivery", r.ID).Msg("relay: record exhausted delivery")

@@ -256,8 +256,8 @@ type ops struct {
 	sameOrAbsent []kv
 	// outbox are rows to append to their queues (seq assigned on apply).
 	outbox []outboxIns
-	// outboxMut is a change of one pending outbox row.
-	outboxMut *outboxMut
+	// outboxMuts are changes of pending outbox rows, applied in order.
+	outboxMuts []*outboxMut
 }
 
 func encode(b *store.Batch) (ops, error) {
@@ -346,8 +346,8 @@ func encode(b *store.Batch) (ops, error) {
 }
 
 func (o *ops) check(tx *bbolt.Tx) error {
-	if o.outboxMut != nil {
-		if err := o.outboxMut.check(tx); err != nil {
+	for _, m := range o.outboxMuts {
+		if err := m.check(tx); err != nil {
 			return err
 		}
 	}
@@ -410,8 +410,8 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 		}
 		n += k
 	}
-	if o.outboxMut != nil {
-		k, err := o.outboxMut.apply(tx)
+	for _, m := range o.outboxMuts {
+		k, err := m.apply(tx)
 		if err != nil {
 			return 0, err
 		}

@@ -264,19 +264,26 @@ func (m *outboxMut) apply(tx *bbolt.Tx) (int, error) {
 	return n, nil
 }
 
-func (s *Store) mutate(ctx context.Context, kind mutKind, r store.OutboxRow) error {
-	if r.ID == "" || r.Target == "" || r.Conv == "" || r.Seq == 0 {
-		return fmt.Errorf("outbox row %q: %w", r.ID, store.ErrNotFound)
+func (s *Store) mutate(ctx context.Context, kind mutKind, rows ...store.OutboxRow) error {
+	var o ops
+	for _, r := range rows {
+		if r.ID == "" || r.Target == "" || r.Conv == "" || r.Seq == 0 {
+			return fmt.Errorf("outbox row %q: %w", r.ID, store.ErrNotFound)
+		}
+		if len(r.LastError) > 4096 {
+			r.LastError = r.LastError[:4096]
+		}
+		o.outboxMuts = append(o.outboxMuts, &outboxMut{kind: kind, r: r, key: outboxKey(r.Target, r.Conv, r.Seq)})
 	}
-	if len(r.LastError) > 4096 {
-		r.LastError = r.LastError[:4096]
+	if len(o.outboxMuts) == 0 {
+		return nil
 	}
-	return s.submit(ctx, ops{outboxMut: &outboxMut{kind: kind, r: r, key: outboxKey(r.Target, r.Conv, r.Seq)}})
+	return s.submit(ctx, o)
 }
 
 // OutboxDelivered implements store.Store.
-func (s *Store) OutboxDelivered(ctx context.Context, r store.OutboxRow) error {
-	return s.mutate(ctx, mutDelivered, r)
+func (s *Store) OutboxDelivered(ctx context.Context, rows ...store.OutboxRow) error {
+	return s.mutate(ctx, mutDelivered, rows...)
 }
 
 // OutboxRetry implements store.Store.

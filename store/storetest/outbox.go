@@ -276,6 +276,18 @@ func testOutboxDelivered(t *testing.T, open func(t *testing.T) store.Store) {
 	if ex, err := s.OutboxExhausted(ctx, "", 0); err != nil || len(ex) != 0 {
 		t.Errorf("delivered rows listed as exhausted: %v, %v", tags(ex), err)
 	}
+
+	// Several rows at once: all or none.
+	commit(t, s, &store.Batch{Outbox: []store.OutboxRow{newRow("T", c, "r4"), newRow("T", c, "r5"), newRow("T", c, "r6")}})
+	rows = due(t, s, t0, 0, 0)
+	wantTags(t, "before the batch", rows, "r3", "r4", "r5", "r6")
+	if err := s.OutboxDelivered(ctx, rows[0], rows[1], wrong); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("OutboxDelivered(r3, r4, wrong) = %v, want store.ErrNotFound", err)
+	}
+	wantTags(t, "after a refused batch", due(t, s, t0, 0, 0), "r3", "r4", "r5", "r6")
+	mark(t, "OutboxDelivered(r3, r4, r5)", s.OutboxDelivered(ctx, rows[0], rows[1], rows[2]))
+	wantTags(t, "after the batch", due(t, s, t0, 0, 0), "r6")
+	mark(t, "OutboxDelivered()", s.OutboxDelivered(ctx))
 }
 
 func testOutboxExhaust(t *testing.T, open func(t *testing.T) store.Store) {
