@@ -30,8 +30,12 @@ import (
 )
 
 const (
-	authzOrg    = "org-authz"
-	authzSecret = "secret-B" // in every piece of visitor B's data; no refusal may show it
+	// Carl serves only department 2 (Sales) and is never online: visitor
+	// B's chats (department 1, served by Jane) are none of his business.
+	otherAgentToken    = "other-agent-token-carl-0123456789"
+	otherAgentPassword = "other-agent-password"
+	authzOrg           = "org-authz"
+	authzSecret        = "secret-B" // in every piece of visitor B's data; no refusal may show it
 )
 
 // authzKind is how a row's request travels.
@@ -236,7 +240,9 @@ type authzFixture struct {
 	v2A, v2B, sidA, sidB string
 	// Rocket.Chat
 	tokA, tokB, ridA, ridB, msgB string
+	rcVisitorB                   string // B's Rocket.Chat visitor _id
 	rcUser, rcToken, rcRevoked   string
+	carlUser, carlToken          string // Rocket.Chat login of the other agent
 	// LiveChat customer
 	ctA, ctB, chatA, chatB, threadB, eventB, ctExpired string
 	fileURL                                            string
@@ -304,7 +310,9 @@ func authzConfig(t *testing.T, extra string) string {
 		"        chat: {customer: [read, write], agent: [read, write]}\n" +
 		"        thread: {customer: [read, write], agent: [read, write]}\n" +
 		"        event: {customer: [read, write], agent: [read, write]}\n" +
-		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: " + agentToken + "\n    password: " + agentPassword + "\n"
+		"departments:\n  - id: \"0\"\n    name: General\n  - id: \"1\"\n    name: Support\n  - id: \"2\"\n    name: Sales\n" +
+		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: " + agentToken + "\n    password: " + agentPassword + "\n" +
+		"  - id: carl@example.com\n    name: Carl\n    token: " + otherAgentToken + "\n    password: " + otherAgentPassword + "\n    departments: [\"2\"]\n"
 	p := filepath.Join(t.TempDir(), "chatgate.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -352,14 +360,15 @@ func newAuthzFixture(t *testing.T, c authzClient, base, expiredBase string) *aut
 		return c.must("POST", base+"/visitors/"+vid+"/chat/"+action, map[string]string{"X-API-Version": "2"}, form.Encode(), "application/x-www-form-urlencoded")
 	}
 	f.sidA = v2(f.v2A, "start", url.Values{"welcome_message": {"hi A"}})["secured_session_id"].(string)
-	f.sidB = v2(f.v2B, "start", url.Values{"welcome_message": {"hi " + authzSecret}, "name": {authzSecret}})["secured_session_id"].(string)
+	f.sidB = v2(f.v2B, "start", url.Values{"welcome_message": {"hi " + authzSecret}, "name": {authzSecret}, "group": {"1"}})["secured_session_id"].(string)
 	v2(f.v2B, "send_message", url.Values{"secured_session_id": {f.sidB}, "message": {authzSecret + " v2"}})
 
 	// Rocket.Chat: two visitors with a room each; B's message has a client id.
 	f.tokA, f.tokB = "rc-token-visitor-a-0001", "rc-token-visitor-b-0002"
 	for _, v := range []struct{ tok, name string }{{f.tokA, "Alice"}, {f.tokB, authzSecret}} {
-		c.must("POST", base+"/api/v1/livechat/visitor", nil, jsonBody(map[string]any{"visitor": map[string]any{"token": v.tok, "name": v.name}}), "")
+		c.must("POST", base+"/api/v1/livechat/visitor", nil, jsonBody(map[string]any{"visitor": map[string]any{"token": v.tok, "name": v.name, "department": "1", "email": v.tok + "@example.com"}}), "")
 	}
+	f.rcVisitorB = c.must("GET", base+"/api/v1/livechat/visitor/"+f.tokB, nil, "", "")["visitor"].(map[string]any)["_id"].(string)
 	f.ridA = c.must("GET", base+"/api/v1/livechat/room?token="+f.tokA, nil, "", "")["room"].(map[string]any)["_id"].(string)
 	f.ridB = c.must("GET", base+"/api/v1/livechat/room?token="+f.tokB, nil, "", "")["room"].(map[string]any)["_id"].(string)
 	f.msgB = "rc-msg-b-00000000001"
@@ -374,6 +383,8 @@ func newAuthzFixture(t *testing.T, c authzClient, base, expiredBase string) *aut
 	revokedUser, f.rcRevoked = login()
 	c.must("POST", base+"/api/v1/logout", map[string]string{"X-User-Id": revokedUser, "X-Auth-Token": f.rcRevoked}, "{}", "")
 	f.rcUser, f.rcToken = login()
+	cd := c.must("POST", base+"/api/v1/login", nil, jsonBody(map[string]any{"user": "carl@example.com", "password": otherAgentPassword}), "")["data"].(map[string]any)
+	f.carlUser, f.carlToken = cd["userId"].(string), cd["authToken"].(string)
 
 	// LiveChat customers: two customers with a chat each.
 	token := func(b string) (string, string) {
@@ -384,7 +395,8 @@ func newAuthzFixture(t *testing.T, c authzClient, base, expiredBase string) *aut
 	f.ctB, f.chatB = token(base)
 	start := func(tok, text string) map[string]any {
 		return c.must("POST", base+"/v3.5/customer/action/start_chat?organization_id="+authzOrg, map[string]string{"Authorization": "Bearer " + tok},
-			jsonBody(map[string]any{"chat": map[string]any{"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": text}}}}}), "")
+			jsonBody(map[string]any{"chat": map[string]any{"access": map[string]any{"group_ids": []int{1}},
+				"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": text}}}}}), "")
 	}
 	start(f.ctA, "hello from A")
 	sb := start(f.ctB, authzSecret+" customer")
@@ -652,6 +664,34 @@ func (f *authzFixture) rows() []authzRow {
 		}
 	}
 
+	// Rocket.Chat agent routes, the other agent (Carl) on B's room.
+	carlHdr := map[string]string{"X-User-Id": f.carlUser, "X-Auth-Token": f.carlToken}
+	for _, r := range []struct {
+		key, method, path string
+		body              map[string]any
+		want              authzWant
+	}{
+		{"GET chat.syncMessages", "GET", "chat.syncMessages?roomId=" + f.ridB + "&lastUpdate=2000-01-01T00:00:00.000Z", nil, rcFail(403, "")},
+		{"GET livechat/transfer.history/:rid", "GET", "livechat/transfer.history/" + f.ridB, nil, rcFail(403, "")},
+		{"GET livechat/visitor/:token/room", "GET", "livechat/visitor/" + f.tokB + "/room", nil, func(r authzResult) error {
+			if rooms, _ := r.m["rooms"].([]any); r.status != 200 || rooms == nil || len(rooms) != 0 {
+				return fmt.Errorf("want 200 with no rooms, got %d %s", r.status, r.raw)
+			}
+			return nil
+		}},
+		{"POST livechat/messages", "POST", "livechat/messages", map[string]any{"visitor": map[string]any{"token": f.tokB}, "messages": []any{map[string]any{"msg": "intrude"}}}, rcFail(403, "")},
+		{"POST livechat/room.forward", "POST", "livechat/room.forward", map[string]any{"roomId": f.ridB, "userId": "carl@example.com"}, rcFail(400, "Not authorized [error-not-authorized]")},
+		{"PUT livechat/room.visitor", "PUT", "livechat/room.visitor", map[string]any{"rid": f.ridB, "oldVisitorId": f.rcVisitorB, "newVisitorId": f.rcVisitorB}, rcFail(403, "unauthorized")},
+		{"GET omnichannel/contact", "GET", "omnichannel/contact?contactId=" + f.rcVisitorB, nil, rcAsUnknown()},
+		{"POST omnichannel/contact", "POST", "omnichannel/contact", map[string]any{"token": f.tokB, "name": "intrude"}, rcFail(403, "unauthorized")},
+		{"GET livechat/rooms", "GET", "livechat/rooms", nil, status(200)}, // B's room absent: the secret check
+		{"GET omnichannel/contact.search", "GET", "omnichannel/contact.search?email=" + url.QueryEscape(f.tokB+"@example.com"), nil, rcAsUnknown()},
+	} {
+		row := rc(r.key, "other agent on B's room", r.method, r.path, r.body, r.want)
+		row.hdr = carlHdr
+		add(row)
+	}
+
 	// Rocket.Chat DDP methods: A's token against B's room, forged tokens.
 	m := func(name, probe string, want authzWant, params ...any) authzRow {
 		return authzRow{covers: []string{keyDDP, "rocketchat method " + name}, probe: probe, kind: viaDDPMethod, action: name, params: params, want: want}
@@ -815,6 +855,61 @@ func (f *authzFixture) rows() []authzRow {
 				action: a, payload: map[string]any{}, want: rtmErr("authentication")})
 		}
 	}
+	// The other agent (Carl) against visitor B's chat, which Jane serves in
+	// a department Carl does not serve: not_found, as for a chat that does
+	// not exist.
+	carl := bearer(otherAgentToken)
+	thread := map[string]any{"chat_id": f.chatB, "thread_id": f.threadB}
+	with := func(m map[string]any, kv ...any) map[string]any {
+		out := map[string]any{}
+		for k, v := range m {
+			out[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			out[kv[i].(string)] = kv[i+1]
+		}
+		return out
+	}
+	for _, a := range []struct {
+		name    string
+		payload map[string]any
+		want    authzWant
+	}{
+		{"get_chat", thread, lcWeb(404, "not_found")},
+		{"list_threads", map[string]any{"chat_id": f.chatB}, lcWeb(404, "not_found")},
+		{"send_event", map[string]any{"chat_id": f.chatB, "event": map[string]any{"type": "message", "text": "intrude"}}, lcWeb(404, "not_found")},
+		{"deactivate_chat", map[string]any{"id": f.chatB}, lcWeb(404, "not_found")},
+		{"transfer_chat", map[string]any{"id": f.chatB, "target": map[string]any{"type": "agent", "ids": []any{"carl@example.com"}}}, lcWeb(404, "not_found")},
+		{"tag_thread", with(thread, "tag", "x"), lcWeb(404, "not_found")},
+		{"untag_thread", with(thread, "tag", "x"), lcWeb(404, "not_found")},
+		{"follow_chat", map[string]any{"id": f.chatB}, lcWeb(404, "not_found")},
+		{"unfollow_chat", map[string]any{"id": f.chatB}, lcWeb(404, "not_found")},
+		{"get_customer", map[string]any{"id": f.chatB}, lcWeb(404, "not_found")},
+		{"update_customer", map[string]any{"id": f.chatB, "name": "intrude"}, lcWeb(404, "not_found")},
+		{"ban_customer", map[string]any{"id": f.chatB, "ban": map[string]any{"days": 1}}, lcWeb(404, "not_found")},
+		{"mark_events_as_seen", map[string]any{"chat_id": f.chatB, "seen_up_to": "2030-01-01T00:00:00.000000Z"}, lcWeb(404, "not_found")},
+		{"send_typing_indicator", map[string]any{"chat_id": f.chatB, "is_typing": true}, lcWeb(404, "not_found")},
+		{"resume_chat", map[string]any{"chat": map[string]any{"id": f.chatB}}, lcWeb(404, "not_found")},
+		// Any agent may start a chat with an existing customer (in a
+		// department it serves); that B's chat is active is no secret to it.
+		{"start_chat", map[string]any{"chat": map[string]any{"users": []any{map[string]any{"id": f.chatB, "type": "customer"}}, "access": map[string]any{"group_ids": []int{2}}}}, lcWeb(400, "validation")},
+		{"add_user_to_chat", map[string]any{"chat_id": f.chatB, "user_id": "carl@example.com", "user_type": "agent", "visibility": "all"}, lcWeb(404, "not_found")},
+		{"remove_user_from_chat", map[string]any{"chat_id": f.chatB, "user_id": "jane@example.com", "user_type": "agent"}, lcWeb(404, "not_found")},
+		{"list_agents_for_transfer", map[string]any{"chat_id": f.chatB}, lcWeb(404, "not_found")},
+		{"set_routing_status", map[string]any{"status": "not_accepting_chats", "agent_id": "jane@example.com"}, lcWeb(403, "authorization")},
+		{"update_chat_properties", map[string]any{"id": f.chatB, "properties": props}, lcWeb(404, "not_found")},
+		{"delete_chat_properties", map[string]any{"id": f.chatB, "properties": propNames}, lcWeb(404, "not_found")},
+		{"update_thread_properties", with(thread, "properties", props), lcWeb(404, "not_found")},
+		{"delete_thread_properties", with(thread, "properties", propNames), lcWeb(404, "not_found")},
+		{"update_event_properties", with(thread, "event_id", f.eventB, "properties", props), lcWeb(404, "not_found")},
+		{"delete_event_properties", with(thread, "event_id", f.eventB, "properties", propNames), lcWeb(404, "not_found")},
+		{"list_chats", map[string]any{}, status(200)},    // B's chat absent: the secret check
+		{"list_archives", map[string]any{}, status(200)}, // likewise
+	} {
+		row := agentWeb(a.name, "other agent on B's chat", carl, a.want)
+		row.body = jsonBody(a.payload)
+		add(row)
+	}
 	agentLogin := func(probe, tok string) authzRow {
 		return authzRow{covers: []string{keyAgentWS, "livechat.agent.rtm action login"}, probe: probe, kind: viaAgentRTM,
 			action: "login", payload: map[string]any{"token": tok}, want: rtmErr("authentication")}
@@ -880,6 +975,17 @@ func (f *authzFixture) rows() []authzRow {
 		add(row)
 	}
 	return rows
+}
+
+// rcAsUnknown: a Rocket.Chat agent read answering as for an unknown
+// contact: {"success":true} and nothing else.
+func rcAsUnknown() authzWant {
+	return func(r authzResult) error {
+		if r.status != 200 || len(r.m) != 1 || r.m["success"] != true {
+			return fmt.Errorf("want 200 {\"success\":true}, got %d %s", r.status, r.raw)
+		}
+		return nil
+	}
 }
 
 // rcNotFoundAny: a 404 in JSON (the files route answers the gateway's or
