@@ -293,6 +293,20 @@ func (c authzClient) must(method, u string, hdr map[string]string, body, ctype s
 	return r.m
 }
 
+// multipartFile is a multipart body with one field "file" and its
+// content type.
+func multipartFile(name, content string) (body, ctype string) {
+	var mb bytes.Buffer
+	mw := multipart.NewWriter(&mb)
+	fw, err := mw.CreateFormFile("file", name)
+	if err != nil {
+		panic(err)
+	}
+	_, _ = fw.Write([]byte(content))
+	_ = mw.Close()
+	return mb.String(), mw.FormDataContentType()
+}
+
 func jsonBody(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -409,13 +423,9 @@ func newAuthzFixture(t *testing.T, c authzClient, base, expiredBase string) *aut
 		jsonBody(map[string]any{"name": authzSecret}), "")
 
 	// A file B uploaded: its URL is the capability.
-	var mb bytes.Buffer
-	mw := multipart.NewWriter(&mb)
-	fw, _ := mw.CreateFormFile("file", "b.txt")
-	_, _ = fw.Write([]byte(authzSecret + " file"))
-	_ = mw.Close()
+	fileBody, fileType := multipartFile("b.txt", authzSecret+" file")
 	f.fileURL = c.must("POST", base+"/v3.5/customer/action/upload_file?organization_id="+authzOrg, map[string]string{"Authorization": "Bearer " + f.ctB},
-		mb.String(), mw.FormDataContentType())["url"].(string)
+		fileBody, fileType)["url"].(string)
 
 	// An expired customer token: the second gateway's tokens live one
 	// second; wait until it refuses this one.
@@ -555,11 +565,10 @@ func (f *authzFixture) rows() []authzRow {
 
 	// Rocket.Chat REST, visitor routes: A's token on B's room or message,
 	// and forged tokens.
-	rcBody := func(m map[string]any) string { return jsonBody(m) }
 	rc := func(key, probe, method, path string, body map[string]any, want authzWant) authzRow {
 		row := authzRow{covers: []string{keyRCAPI, "rocketchat rest " + key}, probe: probe, method: method, path: "/api/v1/" + path, want: want}
 		if body != nil {
-			row.body = rcBody(body)
+			row.body = jsonBody(body)
 		}
 		return row
 	}
@@ -590,19 +599,11 @@ func (f *authzFixture) rows() []authzRow {
 		rc("POST livechat/custom.fields", "forged token", "POST", "livechat/custom.fields", map[string]any{"token": forged, "customFields": []any{map[string]any{"key": "k", "value": "v", "overwrite": true}}}, rcFail(400, "")),
 		rc("POST livechat/page.visited", "A's token, B's rid", "POST", "livechat/page.visited", map[string]any{"rid": f.ridB, "token": f.tokA, "pageInfo": map[string]any{"change": "url", "title": "t", "location": map[string]any{"href": "h"}}}, rcFail(400, "")),
 		rc("POST livechat/transcript", "A's token, B's rid", "POST", "livechat/transcript", map[string]any{"rid": f.ridB, "token": f.tokA, "email": "a@example.com"}, rcFail(400, "")),
-		rc("POST livechat/upload/:rid", "A's token, B's rid", "POST", "livechat/upload/"+f.ridB, nil, rcFail(403, "unauthorized")),
 	)
-	// The upload row needs A's token in its header and a multipart body.
-	up := &rows[len(rows)-1]
-	up.hdr = map[string]string{"x-visitor-token": f.tokA}
-	{
-		var mb bytes.Buffer
-		mw := multipart.NewWriter(&mb)
-		fw, _ := mw.CreateFormFile("file", "x.txt")
-		_, _ = fw.Write([]byte("x"))
-		_ = mw.Close()
-		up.body, up.ctype = mb.String(), mw.FormDataContentType()
-	}
+	upBody, upType := multipartFile("x.txt", "x")
+	add(authzRow{covers: []string{keyRCAPI, "rocketchat rest POST livechat/upload/:rid"}, probe: "A's token, B's rid", method: "POST",
+		path: "/api/v1/livechat/upload/" + f.ridB, hdr: map[string]string{"x-visitor-token": f.tokA}, body: upBody, ctype: upType,
+		want: rcFail(403, "unauthorized")})
 	// Deliberately public visitor routes (no room of anyone's is named).
 	add(
 		rc("GET livechat/config", "public (forged token: no visitor in the answer)", "GET", "livechat/config?token="+forged, nil, func(r authzResult) error {
