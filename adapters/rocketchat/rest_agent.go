@@ -8,6 +8,7 @@ package rocketchat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -323,6 +324,13 @@ func (s *Surface) restContactSave(c *gin.Context, r *restReq) (map[string]any, e
 		}
 	}
 	ctx := c.Request.Context()
+	if old, err := s.visitorByToken(ctx, vi.token); err == nil {
+		if ok, err := s.agentMayReach(ctx, r.agent, old.ID); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, errUnauthorized
+		}
+	}
 	v, err := s.saveVisitor(ctx, vi)
 	if err != nil {
 		return nil, err
@@ -344,8 +352,32 @@ func (s *Surface) agentUsernameExists(u string) bool {
 	return false
 }
 
-// restContactGet is GET omnichannel/contact?contactId= (§5.22.9).
-func (s *Surface) restContactGet(c *gin.Context, _ *restReq) (map[string]any, error) {
+// agentMayReach reports whether agent a may see visitor id's profile: a
+// visitor without conversations, or one whose newest conversation the
+// agent may read (as the LiveChat agent API's get_customer and
+// ban_customer decide), so that no surface shows an agent more of a
+// visitor than another does.
+func (s *Surface) agentMayReach(ctx context.Context, a model.Agent, id model.VisitorID) (bool, error) {
+	ids, err := s.d.Store().VisitorConversations(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && len(ids) == 0) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("conversations of %s: %w", id, err)
+	}
+	conv, err := s.d.Store().Conversation(ctx, ids[len(ids)-1])
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("conversation %s: %w", ids[len(ids)-1], err)
+	}
+	return agentMayRead(a, conv), nil
+}
+
+// restContactGet is GET omnichannel/contact?contactId= (§5.22.9). A
+// contact out of the agent's reach answers as an unknown one.
+func (s *Surface) restContactGet(c *gin.Context, r *restReq) (map[string]any, error) {
 	id := c.Query("contactId")
 	if id == "" {
 		return nil, missingKey("contactId")
@@ -357,22 +389,38 @@ func (s *Surface) restContactGet(c *gin.Context, _ *restReq) (map[string]any, er
 	if err != nil {
 		return nil, err
 	}
+	if ok, err := s.agentMayReach(c.Request.Context(), r.agent, v.ID); err != nil {
+		return nil, err
+	} else if !ok {
+		return map[string]any{}, nil
+	}
 	return map[string]any{"contact": s.renderVisitor(&v, "")}, nil
 }
 
 // restContactSearch is GET omnichannel/contact.search?email=|phone=
 // (§5.22.10). The store has no index on e-mail or phone: it scans the
-// visitors of all conversations.
-func (s *Surface) restContactSearch(c *gin.Context, _ *restReq) (map[string]any, error) {
+// visitors of all conversations, and skips those out of the agent's reach.
+func (s *Surface) restContactSearch(c *gin.Context, r *restReq) (map[string]any, error) {
 	email := strings.ToLower(strings.TrimSpace(c.Query("email")))
 	phone := strings.TrimSpace(c.Query("phone"))
 	if email == "" && phone == "" {
 		return nil, errInvalidParams
 	}
 	ctx := c.Request.Context()
+	var reachErr error
 	found, err := s.findVisitor(ctx, func(v model.Visitor) bool {
-		return (email != "" && strings.ToLower(v.Email) == email) || (phone != "" && v.Phone == phone)
+		if !((email != "" && strings.ToLower(v.Email) == email) || (phone != "" && v.Phone == phone)) {
+			return false
+		}
+		ok, err := s.agentMayReach(ctx, r.agent, v.ID)
+		if err != nil && reachErr == nil {
+			reachErr = err
+		}
+		return ok
 	})
+	if err == nil {
+		err = reachErr
+	}
 	if err != nil {
 		return nil, err
 	}

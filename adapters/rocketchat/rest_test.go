@@ -1331,3 +1331,42 @@ func TestRenderMessage(t *testing.T) {
 		t.Errorf("closed room %v", room)
 	}
 }
+
+// TestContactsOutOfReach: the contact routes show an agent only visitors it
+// may reach (no conversation, or a newest conversation it may read), as the
+// LiveChat agent API's get_customer does: bob (sales) cannot read, find or
+// overwrite a visitor of the support department that ann serves.
+func TestContactsOutOfReach(t *testing.T) {
+	h := newRH(t)
+	h.online("ann@x")
+	h.ok("POST", "/api/v1/livechat/visitor", map[string]any{"visitor": map[string]any{"token": "tok-sup", "name": "Sue",
+		"email": "sue@example.com", "phone": "+222", "department": "sup"}}, nil)
+	h.room("tok-sup")
+	vid := h.ok("GET", "/api/v1/livechat/visitor/tok-sup", nil, nil)["visitor"].(map[string]any)["_id"].(string)
+	ann, bob := h.login("ann", "ann-secret"), h.login("bob", "bob-secret")
+
+	for _, tc := range []struct {
+		name, path string
+	}{
+		{"contact", "/api/v1/omnichannel/contact?contactId=" + vid},
+		{"search by email", "/api/v1/omnichannel/contact.search?email=sue@example.com"},
+		{"search by phone", "/api/v1/omnichannel/contact.search?phone=%2B222"},
+	} {
+		if m := h.ok("GET", tc.path, nil, ann); m["contact"] == nil {
+			t.Errorf("%s: ann (support) does not see the contact: %v", tc.name, m)
+		}
+		if m := h.ok("GET", tc.path, nil, bob); len(m) != 1 {
+			t.Errorf("%s: bob (sales) sees a support visitor: %v", tc.name, m)
+		}
+	}
+	code, m, _ := h.do("POST", "/api/v1/omnichannel/contact", map[string]any{"token": "tok-sup", "name": "Overwritten"}, bob)
+	wantErr(t, "bob overwrites the contact", code, m, 403, map[string]any{"success": false, "error": "unauthorized"})
+	if got := h.ok("GET", "/api/v1/livechat/visitor/tok-sup", nil, nil)["visitor"].(map[string]any)["name"]; got != "Sue" {
+		t.Errorf("visitor name %v after a refused overwrite", got)
+	}
+	// A new contact (no conversation yet) is anyone's to create and read.
+	nv := h.ok("POST", "/api/v1/omnichannel/contact", map[string]any{"token": "tok-new", "name": "Nia"}, bob)["contact"].(string)
+	if m := h.ok("GET", "/api/v1/omnichannel/contact?contactId="+nv, nil, bob); m["contact"] == nil {
+		t.Errorf("bob's new contact: %v", m)
+	}
+}

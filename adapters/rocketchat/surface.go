@@ -13,6 +13,8 @@ package rocketchat
 
 import (
 	"context"
+	"sort"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -90,6 +92,25 @@ func (s *Surface) Mount(r gin.IRouter) {
 	s.mountREST(r)
 	s.mountDDP(r)
 	s.mountWidget(r)
+}
+
+// Dispatched lists what the surface dispatches below its gin routes:
+// "rest <METHOD> <path>" for the /api/v1 table, "method <name>" and
+// "sub <name>" for DDP. Tests check every entry against their
+// authorization matrix.
+func (s *Surface) Dispatched() []string {
+	var out []string
+	for _, rt := range s.rest.routes {
+		out = append(out, "rest "+rt.method+" "+strings.Join(rt.segs, "/"))
+	}
+	for n := range ddpMethods {
+		out = append(out, "method "+n)
+	}
+	for _, n := range []string{streamRoomMessages, streamNotifyRoom, streamLivechatRoom} {
+		out = append(out, "sub "+n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Run owns the DDP sessions; it returns after ctx ends and they are closed.

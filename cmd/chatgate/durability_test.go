@@ -89,24 +89,46 @@ func (c *child) kill() {
 	_ = c.cmd.Wait()
 }
 
-// TestKill9Durability: v2 visitors send messages while the gateway is killed
-// with SIGKILL at random moments and restarted, again and again; in the end
-// every acknowledged message is present exactly once and message ids are
-// dense.
+// durabilityOrg is the organization id of TestKill9Durability's gateway.
+const durabilityOrg = "org-kill9"
+
+// TestKill9Durability: visitors on three surfaces send messages while the
+// gateway is killed with SIGKILL at random moments and restarted, again and
+// again: LiveChat v2 visitors (REST), Rocket.Chat visitors (REST, with
+// client-chosen message _ids) and LiveChat customers (RTM, with custom_ids).
+// A Rocket.Chat or customer send the kill interrupted is retried with the
+// same id in the next round. In the end every acknowledged message is
+// present exactly once: v2 message ids are dense, each Rocket.Chat room's
+// whole history holds every acknowledged _id once and in order, each
+// customer thread's event ids are unique and every acknowledged custom_id
+// is there once and in order.
 func TestKill9Durability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts a gateway 20 times")
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
-	if err := os.WriteFile(cfg, []byte("license:\n  id: \""+testLicence+"\"\nlivechat:\n  v2:\n    poll_timeout: 1h\nlog:\n  level: error\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("license:\n  id: \""+testLicence+"\"\n  organization_id: "+durabilityOrg+"\nlivechat:\n  v2:\n    poll_timeout: 1h\nlog:\n  level: error\n"+
+		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: "+agentToken+"\n    password: "+agentPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "d.db")
 	const (
-		rounds   = 20
-		visitors = 4
+		rounds    = 24
+		visitors  = 4 // LiveChat v2
+		rcWriters = 2 // Rocket.Chat REST
+		lcWriters = 2 // LiveChat customer RTM
 	)
+	rcs := make([]*rcWriter, rcWriters)
+	for i := range rcs {
+		rcs[i] = &rcWriter{idWriter: idWriter{name: fmt.Sprintf("rc%d", i)}, token: fmt.Sprintf("kill9-rc-visitor-token-%d", i)}
+	}
+	lcs := make([]*lcWriter, lcWriters)
+	for i := range lcs {
+		lcs[i] = &lcWriter{idWriter: idWriter{name: fmt.Sprintf("lc%d", i)}}
+	}
+	var errMu sync.Mutex
+	var loadErrs []error
 	client := &http.Client{Timeout: 5 * time.Second}
 	post := func(base, vid, action string, form url.Values) (map[string]any, error) {
 		form.Set("licence_id", testLicence)
@@ -135,6 +157,21 @@ func TestKill9Durability(t *testing.T) {
 	for round := 0; round < rounds; round++ {
 		c := startChild(t, cfg, data)
 		base := "http://" + c.addr
+		if round == 0 {
+			// An agent online, so that the Rocket.Chat rooms open.
+			ag := dialAgent(t, c.addr)
+			ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+			for _, w := range rcs {
+				if err := w.setup(client, base); err != nil {
+					t.Fatalf("%s setup: %v", w.name, err)
+				}
+			}
+			for _, w := range lcs {
+				if err := w.setup(client, base); err != nil {
+					t.Fatalf("%s setup: %v", w.name, err)
+				}
+			}
+		}
 		for i := range sessions {
 			if sessions[i] == "" {
 				m, err := post(base, fmt.Sprintf("kv%d", i), "start", url.Values{"welcome_message": {"hi"}})
@@ -167,12 +204,33 @@ func TestKill9Durability(t *testing.T) {
 				}
 			})
 		}
+		for _, w := range rcs {
+			wg.Go(func() {
+				if err := w.send(client, base, stop); err != nil {
+					errMu.Lock()
+					loadErrs = append(loadErrs, fmt.Errorf("%s: %w", w.name, err))
+					errMu.Unlock()
+				}
+			})
+		}
+		for _, w := range lcs {
+			wg.Go(func() {
+				if err := w.send(base, stop); err != nil {
+					errMu.Lock()
+					loadErrs = append(loadErrs, fmt.Errorf("%s: %w", w.name, err))
+					errMu.Unlock()
+				}
+			})
+		}
 		time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
 		c.kill()
 		close(stop)
 		wg.Wait()
 	}
 
+	for _, err := range loadErrs {
+		t.Errorf("refused during load: %v", err)
+	}
 	c := startChild(t, cfg, data)
 	total := 0
 	for i, sid := range sessions {
@@ -226,5 +284,40 @@ func TestKill9Durability(t *testing.T) {
 	if total == 0 {
 		t.Fatal("no message was acknowledged: the test proved nothing")
 	}
-	t.Logf("%d rounds of SIGKILL, %d acknowledged messages, all present exactly once", rounds, total)
+
+	base := "http://" + c.addr
+	login, err := rcJSON(client, "POST", base+"/api/v1/login", nil, map[string]any{"user": "jane@example.com", "password": agentPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, _ := login["data"].(map[string]any)
+	hdr := map[string]string{"X-User-Id": fmt.Sprint(ld["userId"]), "X-Auth-Token": fmt.Sprint(ld["authToken"])}
+	rcTotal, lcTotal, retries := 0, 0, 0
+	for _, w := range rcs {
+		ids, err := w.stored(client, base, hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.check(ids); err != nil {
+			t.Error(err)
+		}
+		rcTotal += len(w.acked)
+		retries += w.retries
+	}
+	for _, w := range lcs {
+		ids, _, err := w.stored(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.check(ids); err != nil {
+			t.Error(err)
+		}
+		lcTotal += len(w.acked)
+		retries += w.retries
+	}
+	if rcTotal == 0 || lcTotal == 0 {
+		t.Fatalf("acknowledged: Rocket.Chat %d, customer %d: a surface proved nothing", rcTotal, lcTotal)
+	}
+	t.Logf("%d rounds of SIGKILL; acknowledged messages, all present exactly once: LiveChat v2 %d, Rocket.Chat REST %d (history in order), LiveChat customer RTM %d (event ids unique); %d sends retried with the same id after a kill",
+		rounds, total, rcTotal, lcTotal, retries)
 }

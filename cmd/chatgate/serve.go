@@ -47,6 +47,15 @@ type serveOptions struct {
 	// Listening, if set, is told the bound address once the server accepts
 	// connections (tests listen on 127.0.0.1:0).
 	Listening func(addr string)
+	// Routes, if set, is told every gin route and, per surface name, what
+	// the surfaces dispatch below them (see dispatcher), before serving.
+	Routes func(gin.RoutesInfo, map[string][]string)
+}
+
+// dispatcher is a surface that routes requests further itself (one gin
+// route for many REST paths, actions or DDP methods) and lists them.
+type dispatcher interface {
+	Dispatched() []string
 }
 
 // serve runs the gateway until ctx ends, then shuts down in this order:
@@ -213,6 +222,16 @@ func serve(ctx context.Context, o serveOptions) error {
 				c.JSON(http.StatusNotFound, gin.H{"error": "not found"})
 			}
 		})
+	}
+
+	if o.Routes != nil {
+		sub := make(map[string][]string)
+		for _, s := range surfaces {
+			if d, ok := s.(dispatcher); ok {
+				sub[s.Name()] = d.Dispatched()
+			}
+		}
+		o.Routes(engine.Routes(), sub)
 	}
 
 	ln, err := listen(cfg.Server.Addr, cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile)

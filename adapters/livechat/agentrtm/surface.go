@@ -88,6 +88,17 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 // Name identifies the surface.
 func (s *Surface) Name() string { return "livechat.agent.rtm" }
 
+// Dispatched lists what the surface dispatches below its gin routes, as
+// "action <name>" (RTM and Web API share the table; upload_file is Web
+// only). Tests check every entry against their authorization matrix.
+func (s *Surface) Dispatched() []string {
+	out := []string{"action upload_file"}
+	for _, n := range s.actions.Names() {
+		out = append(out, "action "+n)
+	}
+	return out
+}
+
 // Mount registers GET /v3.{4,5,6}/agent/rtm/ws. The organization_id query
 // parameter is optional (lc-sdk-js omits it for agents).
 func (s *Surface) Mount(r gin.IRouter) {

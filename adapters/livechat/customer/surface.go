@@ -69,6 +69,17 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 // Name identifies the surface.
 func (s *Surface) Name() string { return "livechat.customer" }
 
+// Dispatched lists what the surface dispatches below its gin routes, as
+// "action <name>" (RTM and Web API share the table; upload_file is Web
+// only). Tests check every entry against their authorization matrix.
+func (s *Surface) Dispatched() []string {
+	out := []string{"action upload_file"}
+	for _, n := range s.actions.Names() {
+		out = append(out, "action "+n)
+	}
+	return out
+}
+
 // Mount registers the token endpoint, GET /v3.{4,5,6}/customer/rtm/ws and
 // POST /v3.{4,5,6}/customer/action/:action (OPTIONS too, for CORS).
 func (s *Surface) Mount(r gin.IRouter) {

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -294,6 +295,18 @@ func New(st store.Store, cfg Config, log zerolog.Logger) *Service {
 
 // Name implements the gateway's surface interface.
 func (s *Service) Name() string { return "livechat.webhooks" }
+
+// Dispatched lists the Configuration API actions the service dispatches
+// below its gin routes, as "action <name>". Tests check every entry
+// against their authorization matrix.
+func (s *Service) Dispatched() []string {
+	var out []string
+	for n := range s.actions() {
+		out = append(out, "action "+n)
+	}
+	sort.Strings(out)
+	return out
+}
 
 // Load reads the registered webhooks from the store.
 func (s *Service) Load(ctx context.Context) error {
