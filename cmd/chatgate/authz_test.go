@@ -951,6 +951,24 @@ func (f *authzFixture) rows() []authzRow {
 		authzRow{covers: []string{keyFiles}, probe: "malformed id", method: "GET", path: "/file-upload/..%2f..%2fetc/passwd", want: rcNotFoundAny()},
 		authzRow{covers: []string{keyFiles}, probe: "public to whoever holds the URL (capability)", method: "GET", path: fu.Path, want: status(200), reveals: true})
 
+	// The relay view: any agent's bearer token (support staff); nothing
+	// else opens it.
+	for _, p := range []struct{ key, path string }{
+		{"GET /relay/conversations", "/relay/conversations"},
+		{"GET /relay/conversations/:id", "/relay/conversations/" + f.ridB},
+	} {
+		unauth := func(r authzResult) error {
+			if r.status != 401 || r.m["error"] == nil || strings.Contains(string(r.raw), "conversations\"") {
+				return fmt.Errorf("want 401 {\"error\":…}, got %d %.200s", r.status, r.raw)
+			}
+			return nil
+		}
+		add(authzRow{covers: []string{p.key}, probe: "no Authorization", method: "GET", path: p.path, want: unauth},
+			authzRow{covers: []string{p.key}, probe: "forged token", method: "GET", path: p.path, hdr: bearer(forgedBearer), want: unauth},
+			authzRow{covers: []string{p.key}, probe: "customer token", method: "GET", path: p.path, hdr: bearer(f.ctA), want: unauth},
+			authzRow{covers: []string{p.key}, probe: "Rocket.Chat visitor token", method: "GET", path: p.path, hdr: bearer(f.tokA), want: unauth})
+	}
+
 	// Operational and widget assets: public by design.
 	for _, p := range []struct{ key, path string }{
 		{"GET /healthz", "/healthz"}, {"GET /readyz", "/readyz"}, {"GET /metrics", "/metrics"},
@@ -1146,7 +1164,9 @@ func (f *authzFixture) run(t *testing.T, c authzClient, r authzRow) authzResult 
 // each in its protocol's own error shape; then every route has a row.
 func TestAuthorizationMatrix(t *testing.T) {
 	inv := &authzInventory{}
-	g := startAuthzGateway(t, authzConfig(t, ""), inv)
+	// A relay connector (to a port nobody listens on) for department 1,
+	// which the fixture does not use: it mounts the relay view.
+	g := startAuthzGateway(t, authzConfig(t, "relay:\n  connectors:\n    - {name: rc, kind: rocketchat, url: \"http://127.0.0.1:9\"}\n  routes:\n    - {department: \"1\", upstream: rc}\n"), inv)
 	short := startAuthzGateway(t, authzConfig(t, "  customer:\n    token_ttl: 1s\n"), nil)
 	c := authzClient{t: t, http: &http.Client{Timeout: 15 * time.Second}}
 	f := newAuthzFixture(t, c, "http://"+g.addr, "http://"+short.addr)
