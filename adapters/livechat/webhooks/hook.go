@@ -152,17 +152,24 @@ func (s *Service) chatData(c model.Conversation, events []model.Event) *wire.Cha
 		}
 		d.Agent = &a
 	}
+	d.Members = wire.MembersOf(&c, s.cfg.Agent)
 	if c.State == model.StateQueued && s.cfg.QueuePosition != nil {
 		d.QueuePos = s.cfg.QueuePosition(c.ID)
 	}
 	return d
 }
 
-// chatUsers are the ids of a chat's users: its customer, then its agent.
+// chatUsers are the ids of a chat's users: its customer, its agent, then
+// the agents added to it (webhooks see what agents see).
 func chatUsers(c model.Conversation) []string {
 	users := []string{string(c.Visitor)}
 	if c.Agent != "" {
 		users = append(users, string(c.Agent))
+	}
+	for _, m := range c.Members {
+		if m != c.Agent {
+			users = append(users, string(m))
+		}
 	}
 	return users
 }
