@@ -47,6 +47,10 @@ type Options struct {
 	// exactly when the change does. It runs on the conversation's actor,
 	// before the commit: it must be quick and must not call the desk.
 	Outbox func(c model.Conversation, events []model.Event, updated []model.Event) []store.OutboxRow
+	// NoticeOutbox, if set, is asked for the deliveries a change without
+	// events owes (property, member, tag and seen-marker changes; see
+	// outbox.go), under the same rules as Outbox.
+	NoticeOutbox func(n hub.Notice) []store.OutboxRow
 	// Properties is the property configuration; nil means none declared
 	// (every property write is refused).
 	Properties *Properties
@@ -64,6 +68,7 @@ type Desk struct {
 	departs map[model.DeptID]model.Department
 	onEv    func(int)
 	outbox  func(model.Conversation, []model.Event, []model.Event) []store.OutboxRow
+	nOutbox func(hub.Notice) []store.OutboxRow
 	kick    chan struct{}
 	props   *Properties
 }
@@ -71,7 +76,7 @@ type Desk struct {
 // New returns a desk; call Load before serving and Run for queue routing.
 func New(o Options) *Desk {
 	d := &Desk{st: o.Store, router: o.Router, bus: o.Bus, actors: o.Actors, limits: o.Limits,
-		log: o.Logger, now: o.Now, onEv: o.OnEvents, outbox: o.Outbox, kick: make(chan struct{}, 1),
+		log: o.Logger, now: o.Now, onEv: o.OnEvents, outbox: o.Outbox, nOutbox: o.NoticeOutbox, kick: make(chan struct{}, 1),
 		departs: make(map[model.DeptID]model.Department), props: o.Properties}
 	if d.props == nil {
 		d.props, _ = NewProperties(o.Store, nil)

@@ -79,11 +79,11 @@ func (d *Desk) SetMember(ctx context.Context, id model.ConvID, agent model.Agent
 				c.HiddenMembers = nil
 			}
 		}
-		if err := d.st.Commit(context.WithoutCancel(ctx), &store.Batch{Convs: []model.Conversation{c}}); err != nil {
+		n := hub.Notice{Conv: c, Member: &hub.MemberChange{Agent: agent, Added: add, Visibility: vis, By: by}, Origin: session}
+		if err := d.commitNotice(ctx, &store.Batch{Convs: []model.Conversation{c}}, n); err != nil {
 			return err
 		}
 		changed = true
-		d.bus.Publish(hub.Notice{Conv: c, Member: &hub.MemberChange{Agent: agent, Added: add, Visibility: vis, By: by}, Origin: session})
 		return nil
 	})
 	return changed, err

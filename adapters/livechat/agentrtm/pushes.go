@@ -103,6 +103,9 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	if n.Member != nil {
 		return c.onMember(ctx, n)
 	}
+	if n.Seen != nil {
+		return c.onSeen(ctx, n)
+	}
 	tr := transferIn(n.Events)
 	if !c.relevant(conv) {
 		// The agent a chat was transferred away from is told so.

@@ -672,9 +672,10 @@ type markSeenRequest struct {
 	SeenUpTo string `json:"seen_up_to"`
 }
 
-// markEventsAsSeen validates and answers {}, and pushes
-// events_marked_as_seen to the requester. Nothing is stored: the core has
-// no per-user "seen up to" yet.
+// markEventsAsSeen stores the customer's "seen up to" marker on its chat
+// (desk.MarkSeen: durable, forward only), shown afterwards as the
+// customer's events_seen_up_to; events_marked_as_seen follows the response
+// (onNotice) and reaches the agents who see the chat.
 func markEventsAsSeen(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	var p markSeenRequest
 	if err := wire.DecodePayload(req, &p); err != nil {
@@ -683,13 +684,13 @@ func markEventsAsSeen(ctx context.Context, c *client, req *wire.Request) (any, e
 	if p.ChatID == "" || p.SeenUpTo == "" {
 		return nil, wire.Errorf(wire.Validation, "chat_id and seen_up_to are required")
 	}
-	if _, err := parseTime(p.SeenUpTo); err != nil {
+	t, err := parseTime(p.SeenUpTo)
+	if err != nil {
 		return nil, wire.Errorf(wire.Validation, "seen_up_to must be an RFC 3339 date")
 	}
 	if _, err := c.threads(ctx, p.ChatID); err != nil {
 		return nil, err
 	}
-	payload := map[string]string{"user_id": string(c.me), "chat_id": p.ChatID, "seen_up_to": p.SeenUpTo}
-	c.AfterResponse(func() { c.push(req.RequestID, "events_marked_as_seen", payload) })
-	return nil, nil
+	_, err = c.s.d.MarkSeen(ctx, c.me, c.author(), t, c.Origin(req.RequestID))
+	return nil, err
 }

@@ -37,6 +37,11 @@ type (
 		UserID   string `json:"user_id"`
 		Reason   string `json:"reason"`
 	}
+	EventsMarkedAsSeen struct {
+		UserID   string `json:"user_id"`
+		ChatID   string `json:"chat_id"`
+		SeenUpTo string `json:"seen_up_to"`
+	}
 	TypingIndicator struct {
 		AuthorID   string `json:"author_id"`
 		Recipients string `json:"recipients"`
@@ -112,6 +117,15 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 					UserID: string(m.Agent), Reason: "manual"})
 			}
 		}
+		return nil
+	}
+	if s := n.Seen; s != nil {
+		// The customer's own marker (tagged when it answers this
+		// connection's request) and those of the agents it is shown.
+		if s.Kind == model.AuthorAgent && conv.MemberHidden(model.AgentID(s.User)) {
+			return nil
+		}
+		c.push(rid, "events_marked_as_seen", EventsMarkedAsSeen{UserID: s.User, ChatID: string(conv.Visitor), SeenUpTo: wire.Time(s.UpTo)})
 		return nil
 	}
 	if n.Tag != nil || n.Follow != nil {
