@@ -134,6 +134,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	if wh != nil {
 		dopts.Outbox = wh.Outbox
+		dopts.NoticeOutbox = wh.NoticeOutbox
 	}
 	dk := desk.New(dopts)
 	if err := dk.Load(ctx); err != nil {
