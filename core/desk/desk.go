@@ -369,6 +369,10 @@ type StartRequest struct {
 	// away (an agent starting a chat), whatever routing would pick; its
 	// "agent joined" event comes before Events.
 	Agent model.AgentID
+	// ChatProps and ThreadProps are initial properties of the visitor's
+	// chat and of the new conversation, checked like property updates by
+	// Author and committed with the start (see start_props.go).
+	ChatProps, ThreadProps map[string]map[string]json.RawMessage
 }
 
 // Start opens a conversation for a visitor with no open conversation
@@ -389,6 +393,9 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		}
 	}
 	if err := d.checkDraftProps(req.Author, req.Events...); err != nil {
+		return model.Conversation{}, nil, err
+	}
+	if err := d.checkStartProps(&req); err != nil {
 		return model.Conversation{}, nil, err
 	}
 	if req.Agent != "" {
@@ -417,6 +424,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		now := d.Now()
 		conv = model.Conversation{ID: model.ConvID(model.NewID()), Visitor: req.Visitor, Department: req.Department,
 			State: model.StateQueued, Origin: req.Origin, CreatedAt: now}
+		chatProps := d.applyStartProps(&v, &conv, &req, now)
 		agent, picked := req.Agent, req.Agent != ""
 		if picked {
 			d.router.Reserve(agent)
@@ -436,6 +444,9 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 			}
 		}
 		b := &store.Batch{Convs: []model.Conversation{conv}, Events: evs}
+		if chatProps {
+			b.Visitors = append(b.Visitors, v)
+		}
 		for _, m := range req.Maps {
 			if m.Core == "" {
 				m.Core = string(conv.ID)

@@ -2,6 +2,7 @@ package agentrtm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"chatgate/adapters/livechat/wire"
@@ -26,12 +27,15 @@ type startChatRequest struct {
 			GroupIDs []int `json:"group_ids"`
 		} `json:"access"`
 		Thread *struct {
-			Events []eventRequest `json:"events"`
+			Events     []eventRequest  `json:"events"`
+			Properties json.RawMessage `json:"properties"`
 		} `json:"thread"`
-		// properties are accepted and ignored.
+		Properties json.RawMessage `json:"properties"`
 	} `json:"chat"`
+	// Active false starts the thread inactive (desk.StartInactive).
 	Active *bool `json:"active"`
-	// continuous is accepted and ignored.
+	// continuous is accepted and ignored: chatgate has no continuous
+	// chats.
 }
 
 // StartChatResponse is start_chat's payload.
@@ -81,8 +85,15 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 	if p.Chat == nil {
 		return model.Conversation{}, nil, wire.Errorf(wire.Validation, "chat is required")
 	}
-	if p.Active != nil && !*p.Active {
-		return model.Conversation{}, nil, wire.Errorf(wire.Validation, "active:false is not supported")
+	chatProps, err := wire.DecodeInitialProps(p.Chat.Properties, "chat.properties")
+	if err != nil {
+		return model.Conversation{}, nil, err
+	}
+	var threadProps map[string]map[string]json.RawMessage
+	if th := p.Chat.Thread; th != nil {
+		if threadProps, err = wire.DecodeInitialProps(th.Properties, "chat.thread.properties"); err != nil {
+			return model.Conversation{}, nil, err
+		}
 	}
 	customer := ""
 	for _, u := range p.Chat.Users {
@@ -152,8 +163,13 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 	} else if err != nil {
 		return model.Conversation{}, nil, err
 	}
-	conv, evs, err := c.s.d.Start(ctx, desk.StartRequest{Visitor: model.VisitorID(customer), Department: dept,
-		Origin: c.s.Name(), Events: drafts, Author: c.author(), Agent: c.agent.ID, Session: c.origin})
+	start := c.s.d.Start
+	if p.Active != nil && !*p.Active {
+		start = c.s.d.StartInactive
+	}
+	conv, evs, err := start(ctx, desk.StartRequest{Visitor: model.VisitorID(customer), Department: dept,
+		Origin: c.s.Name(), Events: drafts, Author: c.author(), Agent: c.agent.ID, Session: c.origin,
+		ChatProps: chatProps, ThreadProps: threadProps})
 	if err != nil {
 		return model.Conversation{}, nil, err
 	}

@@ -143,7 +143,10 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	}
 	rest := n.Events
 	started := (len(n.Events) == 0 && conv.LastSeq == 0) || (len(n.Events) > 0 && n.Events[0].Seq == 1)
-	queuedNow := conv.State == model.StateQueued && (started || hasSubtype(n.Events, model.SysTransferred))
+	// A thread started inactive (start_chat active:false) is told like a
+	// queued one: incoming_chat with all of it.
+	queuedNow := (conv.State == model.StateQueued && (started || hasSubtype(n.Events, model.SysTransferred))) ||
+		(conv.State == model.StateClosed && started)
 	if j := c.joinIndex(n.Events); j >= 0 || queuedNow {
 		upTo := conv.LastSeq
 		if j >= 0 {

@@ -29,7 +29,6 @@ func TestAgentStartResumeRefused(t *testing.T) {
 		{"another agent", "start_chat", fmt.Sprintf(`{"chat":{"users":[{"id":%q,"type":"customer"},{"id":%q,"type":"agent"}]}}`, pat.ID, alice), "validation"},
 		{"unknown user type", "start_chat", fmt.Sprintf(`{"chat":{"users":[{"id":%q,"type":"bot"}]}}`, pat.ID), "validation"},
 		{"users wrong type", "start_chat", `{"chat":{"users":"Pat"}}`, "validation"},
-		{"inactive start", "start_chat", fmt.Sprintf(`{"chat":{"users":%s},"active":false}`, users(pat.ID)), "validation"},
 		{"events wrong type", "start_chat", fmt.Sprintf(`{"chat":{"users":%s,"thread":{"events":"hi"}}}`, users(pat.ID)), "validation"},
 		{"empty message", "start_chat", fmt.Sprintf(`{"chat":{"users":%s,"thread":{"events":[{"type":"message","text":""}]}}}`, users(pat.ID)), "validation"},
 		{"unknown customer", "start_chat", `{"chat":{"users":[{"id":"NOPE","type":"customer"}]}}`, "not_found"},

@@ -415,15 +415,27 @@ func resumeChat(ctx context.Context, c *client, req *wire.Request) (any, error) 
 }
 
 // start opens a new thread (start_chat, resume_chat). A chat whose thread
-// is active answers validation "Chat is already active". active:false (a
-// chat without an active thread) is not supported by the core yet.
+// is active answers validation "Chat is already active". chat.properties
+// and chat.thread.properties are the chat's and the thread's initial
+// properties, checked against the customer's write access like
+// update_*_properties and committed with the thread. active:false (§2.5)
+// creates the thread inactive (desk.StartInactive): it holds the events
+// and properties but is not routed; incoming_chat still answers it.
+// continuous is accepted and ignored (chatgate has no continuous chats).
 func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest, active *bool, resume bool) (model.Conversation, []string, error) {
-	if active != nil && !*active {
-		return model.Conversation{}, nil, wire.Errorf(wire.Validation, "active:false is not supported")
-	}
 	var drafts []desk.Draft
 	var group *int
+	var chatProps, threadProps map[string]map[string]json.RawMessage
 	if chat != nil {
+		var err error
+		if chatProps, err = wire.DecodeInitialProps(chat.Properties, "chat.properties"); err != nil {
+			return model.Conversation{}, nil, err
+		}
+		if chat.Thread != nil {
+			if threadProps, err = wire.DecodeInitialProps(chat.Thread.Properties, "chat.thread.properties"); err != nil {
+				return model.Conversation{}, nil, err
+			}
+		}
 		if chat.Access != nil && len(chat.Access.GroupIDs) > 0 {
 			group = &chat.Access.GroupIDs[0]
 		}
@@ -441,8 +453,13 @@ func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest
 		}
 	}
 	_ = resume
-	conv, evs, err := c.s.d.Start(ctx, desk.StartRequest{Visitor: c.me, Department: c.dept(group),
-		Origin: c.s.Name(), Events: drafts, Author: c.author(), Session: c.Origin(req.RequestID)})
+	start := c.s.d.Start
+	if active != nil && !*active {
+		start = c.s.d.StartInactive
+	}
+	conv, evs, err := start(ctx, desk.StartRequest{Visitor: c.me, Department: c.dept(group),
+		Origin: c.s.Name(), Events: drafts, Author: c.author(), Session: c.Origin(req.RequestID),
+		ChatProps: chatProps, ThreadProps: threadProps})
 	if err != nil {
 		return model.Conversation{}, nil, err
 	}

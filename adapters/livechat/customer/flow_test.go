@@ -248,7 +248,6 @@ func TestCustomerErrors(t *testing.T) {
 		{"deactivate no id", "deactivate_chat", map[string]any{}, "validation"},
 		{"resume other's chat", "resume_chat", map[string]any{"chat": map[string]any{"id": otherID}}, "not_found"},
 		{"resume no id", "resume_chat", map[string]any{}, "validation"},
-		{"start inactive", "start_chat", map[string]any{"active": false}, "validation"},
 		{"start long custom_id", "start_chat", map[string]any{"chat": map[string]any{"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": "x", "custom_id": long}}}}}, "validation"},
 		{"start oversized text", "start_chat", startPayload(strings.Repeat("y", 201)), "validation"},
 		{"update_customer empty", "update_customer", map[string]any{}, "validation"},
