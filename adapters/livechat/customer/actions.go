@@ -33,6 +33,10 @@ func (s *Surface) table() wire.Table[*client] {
 		"get_customer":                {Handle: getCustomer},
 		"send_sneak_peek":             {Handle: sendSneakPeek},
 		"mark_events_as_seen":         {Handle: markEventsAsSeen},
+		"list_group_statuses":         {Handle: listGroupStatuses},
+		"get_form":                    {Handle: getForm},
+		"get_predicted_agent":         {Handle: getPredictedAgent},
+		"check_goals":                 {Handle: checkGoals},
 	}
 	addPropsActions(t)
 	return t

@@ -69,14 +69,16 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 // Name identifies the surface.
 func (s *Surface) Name() string { return "livechat.customer" }
 
-// Mount registers the token endpoint, GET /v3.{4,5,6}/customer/rtm/ws and
-// POST /v3.{4,5,6}/customer/action/:action (OPTIONS too, for CORS).
+// Mount registers the token endpoint, GET /v3.{4,5,6}/customer/rtm/ws,
+// POST /v3.{4,5,6}/customer/action/:action (OPTIONS too, for CORS) and GET
+// on the same path for the GET actions (config_actions.go).
 func (s *Surface) Mount(r gin.IRouter) {
 	r.POST("/v2/customer/token", s.serveToken)
 	r.OPTIONS("/v2/customer/token", s.preflight)
 	for _, v := range versions() {
 		r.GET("/v"+v+"/customer/rtm/ws", s.serveWS(v))
 		r.POST("/v"+v+"/customer/action/:action", s.serveAction(v))
+		r.GET("/v"+v+"/customer/action/:action", s.serveGet(v))
 		r.OPTIONS("/v"+v+"/customer/action/:action", s.preflight)
 	}
 }
