@@ -511,14 +511,21 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	post := c.s.d.Post
 	if !conv.Active() {
-		return nil, wire.NewError(wire.ChatInactive)
+		// §2.5: attach_to_last_thread (ignored for active chats) adds the
+		// event to the last, inactive thread, which stays inactive;
+		// without it an inactive chat answers chat_inactive.
+		if !p.AttachToLastThread {
+			return nil, wire.NewError(wire.ChatInactive)
+		}
+		post = c.s.d.Attach
 	}
 	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.Origin(req.RequestID)}
 	if draft.ClientKey != "" {
 		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"\x00"+draft.ClientKey
 	}
-	ev, replayed, err := c.s.d.Post(ctx, pr)
+	ev, replayed, err := post(ctx, pr)
 	if err != nil {
 		return nil, err
 	}
