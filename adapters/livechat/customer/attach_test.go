@@ -42,7 +42,9 @@ func TestSendEventAttachToLastThread(t *testing.T) {
 	if !r.Success || !strings.HasPrefix(out.EventID, started.ThreadID+"_") {
 		t.Fatalf("attach: %s", r.Payload)
 	}
-	p := c.await(func(f frame) bool { return f.Type == "push" && f.Action == "incoming_event" && strings.Contains(string(f.Payload), "after the end") })
+	p := c.await(func(f frame) bool {
+		return f.Type == "push" && f.Action == "incoming_event" && strings.Contains(string(f.Payload), "after the end")
+	})
 	if p.rid() != rid {
 		t.Fatalf("incoming_event rid %q, want %q", p.rid(), rid)
 	}
