@@ -48,7 +48,9 @@ func TestMarkEventsAsSeenRefused(t *testing.T) {
 // desk. Markers only move forward.
 func TestSeenMarkersSurviveRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chatgate.db")
-	agentSeen := time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
+	// Far ahead of the events' times, so that the stored markers, not the
+	// users' own latest events, are what get_chat shows.
+	agentSeen := time.Date(2099, 3, 4, 5, 6, 7, 123456000, time.UTC)
 	customerSeen := agentSeen.Add(time.Minute)
 	var chat string
 

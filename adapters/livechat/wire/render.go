@@ -348,12 +348,26 @@ func (d *ChatData) users(aud Audience) ([]User, []string) {
 	return users, ids
 }
 
-// seen is a user's events_seen_up_to, empty when it never marked any.
+// seen is a user's events_seen_up_to: its stored marker
+// (mark_events_as_seen), or the time of its own latest event among
+// d.Events if later, since writing an event (start_chat, resume_chat,
+// send_event) marks everything before it as seen for its author (§2.5).
+// Deriving this instead of storing it keeps send_event one commit. Empty
+// when neither exists.
 func (d *ChatData) seen(user string) string {
-	if t, ok := d.Visitor.SeenUpTo[user]; ok && !t.IsZero() {
-		return Time(t)
+	t := d.Visitor.SeenUpTo[user]
+	for i := len(d.Events) - 1; i >= 0; i-- {
+		if e := &d.Events[i]; e.Author.Kind != model.AuthorSystem && e.Author.ID == user {
+			if e.At.After(t) {
+				t = e.At
+			}
+			break
+		}
 	}
-	return ""
+	if t.IsZero() {
+		return ""
+	}
+	return Time(t)
 }
 
 // MembersOf resolves conv's added agents with lookup; an agent no longer
