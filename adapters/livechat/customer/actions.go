@@ -196,7 +196,12 @@ func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
 			return nil, err
 		}
 		resp.HasActiveThread = conv.Active()
-		resp.Chats = append(resp.Chats, LoginChat{ChatID: string(id), HasActiveThread: conv.Active()})
+		unread, err := c.s.hasUnread(ctx, &v, conv)
+		if err != nil {
+			c.logout()
+			return nil, err
+		}
+		resp.Chats = append(resp.Chats, LoginChat{ChatID: string(id), HasActiveThread: conv.Active(), HasUnreadEvents: unread})
 	}
 	return resp, nil
 }
@@ -721,4 +726,44 @@ func markEventsAsSeen(ctx context.Context, c *client, req *wire.Request) (any, e
 	}
 	_, err = c.s.d.MarkSeen(ctx, c.me, c.author(), t, c.Origin(req.RequestID))
 	return nil, err
+}
+
+// unreadWindow bounds the latest events hasUnread looks at.
+const unreadWindow = 50
+
+// hasUnread reports whether the newest thread holds an event the customer
+// may see, written by someone else, after what it has seen: its stored
+// marker (mark_events_as_seen) or its own latest event, whichever is
+// later. Only the latest unreadWindow events are looked at.
+func (s *Surface) hasUnread(ctx context.Context, v *model.Visitor, conv model.Conversation) (bool, error) {
+	if conv.LastSeq == 0 {
+		return false, nil
+	}
+	from := uint64(1)
+	if conv.LastSeq > unreadWindow {
+		from = conv.LastSeq - unreadWindow + 1
+	}
+	evs, err := s.d.Store().Events(ctx, conv.ID, from, int(conv.LastSeq-from+1))
+	if err != nil {
+		return false, fmt.Errorf("events of %s: %w", conv.ID, err)
+	}
+	seen := v.SeenUpTo[string(v.ID)]
+	for i := len(evs) - 1; i >= 0; i-- {
+		if e := &evs[i]; e.Author.Kind == model.AuthorVisitor && e.Author.ID == string(v.ID) {
+			if e.At.After(seen) {
+				seen = e.At
+			}
+			break
+		}
+	}
+	for i := len(evs) - 1; i >= 0; i-- {
+		e := &evs[i]
+		if !e.At.After(seen) {
+			break
+		}
+		if e.VisibleToVisitor() && e.Author.ID != string(v.ID) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"chatgate/adapters/livechat/wire"
+	"chatgate/core/desk"
 	"chatgate/core/model"
 )
 
@@ -114,4 +115,44 @@ func containsType(b []byte, typ string) bool {
 		Error struct{ Type string } `json:"error"`
 	}
 	return json.Unmarshal(b, &e) == nil && e.Error.Type == typ
+}
+
+// login's chats[].has_unread_events follows the customer's seen marker:
+// an agent's reply after it is unread until marked as seen.
+func TestLoginHasUnreadEvents(t *testing.T) {
+	h := newHarness(t, nil)
+	c, me, tok := h.customer(t)
+	if r := c.call("start_chat", startPayload("hi")); !r.Success {
+		t.Fatalf("start: %s", r.Payload)
+	}
+	unread := func() bool {
+		t.Helper()
+		c2 := h.dial(t, rtmPath)
+		lr := c2.login(tok)
+		if len(lr.Chats) != 1 || lr.Chats[0].ChatID != string(me) {
+			t.Fatalf("login chats %+v", lr.Chats)
+		}
+		return lr.Chats[0].HasUnreadEvents
+	}
+	if unread() {
+		t.Fatal("unread after the customer's own message")
+	}
+	conv, _, err := h.d.OpenConversation(context.Background(), me)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, _, err := h.d.Post(context.Background(), desk.PostRequest{Conv: conv.ID, Author: model.Author{Kind: model.AuthorAgent, ID: string(alice)},
+		Draft: desk.Draft{Text: "hello"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !unread() {
+		t.Fatal("the agent's reply is not unread")
+	}
+	if r := c.call("mark_events_as_seen", map[string]any{"chat_id": string(me), "seen_up_to": reply.At.Format(time.RFC3339Nano)}); !r.Success {
+		t.Fatalf("mark: %s", r.Payload)
+	}
+	if unread() {
+		t.Fatal("unread after marking the reply seen")
+	}
 }
