@@ -495,8 +495,8 @@ type SendEventResponse struct {
 // sendEvent posts to the chat's active thread. custom_id makes it
 // idempotent per customer: a retry returns the first event's id (and,
 // on RTM, its incoming_event push again, since the SDK waits for it). An
-// inactive chat answers chat_inactive, with or without
-// attach_to_last_thread (the core cannot append to a closed thread yet).
+// inactive chat answers chat_inactive, unless attach_to_last_thread asks
+// to add the event to its last thread (desk.Attach).
 func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	var p sendEventRequest
 	if err := wire.DecodePayload(req, &p); err != nil {

@@ -7,7 +7,9 @@
 //   - GET /v3.x/customer/rtm/ws?organization_id=…: the RTM API (session.go,
 //     client.go, actions*.go, pushes.go);
 //   - POST /v3.x/customer/action/<action>?organization_id=…: the Web API,
-//     sharing one handler per action with RTM, plus upload_file (web.go).
+//     sharing one handler per action with RTM, plus upload_file (web.go);
+//   - GET /v3.x/customer/action/<action>?organization_id=…: the GET
+//     configuration actions, without a token (config_actions.go).
 //
 // IDs follow package wire: customer id = chat id = core visitor id, thread
 // id = conversation id, event id = "<thread>_<seq>". A customer sees only
