@@ -371,8 +371,10 @@ type StartRequest struct {
 	Agent model.AgentID
 	// ChatProps and ThreadProps are initial properties of the visitor's
 	// chat and of the new conversation, checked like property updates by
-	// Author and committed with the start (see start_props.go).
+	// Author and committed with the start; Members are agents added to it
+	// from the start besides Agent (see start_props.go).
 	ChatProps, ThreadProps map[string]map[string]json.RawMessage
+	Members                []model.AgentID
 }
 
 // Start opens a conversation for a visitor with no open conversation
@@ -395,7 +397,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 	if err := d.checkDraftProps(req.Author, req.Events...); err != nil {
 		return model.Conversation{}, nil, err
 	}
-	if err := d.checkStartProps(&req); err != nil {
+	if err := d.checkStartExtras(&req); err != nil {
 		return model.Conversation{}, nil, err
 	}
 	if req.Agent != "" {
@@ -424,7 +426,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		now := d.Now()
 		conv = model.Conversation{ID: model.ConvID(model.NewID()), Visitor: req.Visitor, Department: req.Department,
 			State: model.StateQueued, Origin: req.Origin, CreatedAt: now}
-		chatProps := d.applyStartProps(&v, &conv, &req, now)
+		chatProps := d.applyStartExtras(&v, &conv, &req, now)
 		agent, picked := req.Agent, req.Agent != ""
 		if picked {
 			d.router.Reserve(agent)

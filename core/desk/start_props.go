@@ -3,16 +3,19 @@ package desk
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"chatgate/core/model"
 	"chatgate/store"
 )
 
-// checkStartProps checks a start's initial properties as property
-// updates by its author: unknown, misplaced or ill-typed properties are
-// ErrInvalid, properties the author may not write ErrForbidden.
-func (d *Desk) checkStartProps(req *StartRequest) error {
+// checkStartExtras checks a start's initial properties as property
+// updates by its author (unknown, misplaced or ill-typed properties are
+// ErrInvalid, properties the author may not write ErrForbidden) and its
+// Members: configured agents (ErrNotFound), at most maxMembers besides
+// the serving agent (ErrInvalid).
+func (d *Desk) checkStartExtras(req *StartRequest) error {
 	if len(req.ChatProps) > 0 {
 		if err := d.props.CheckUpdate(req.Author, LocChat, req.ChatProps); err != nil {
 			return err
@@ -23,13 +26,37 @@ func (d *Desk) checkStartProps(req *StartRequest) error {
 			return err
 		}
 	}
+	if len(req.Members) > 0 && req.Author.Kind == model.AuthorVisitor {
+		return fmt.Errorf("%w: a visitor adds no agents", ErrForbidden)
+	}
+	for _, m := range req.Members {
+		if _, ok := d.router.Agent(m); !ok {
+			return fmt.Errorf("agent %s: %w", m, ErrNotFound)
+		}
+	}
+	if len(startMembers(req)) > maxMembers {
+		return fmt.Errorf("%w: at most %d added agents", ErrInvalid, maxMembers)
+	}
 	return nil
 }
 
-// applyStartProps merges a start's initial properties into the visitor's
-// chat and the new conversation; it reports whether the visitor changed
-// (and must be committed with the start).
-func (d *Desk) applyStartProps(v *model.Visitor, c *model.Conversation, req *StartRequest, now time.Time) bool {
+// startMembers are req.Members without repeats and without the serving
+// agent, in order.
+func startMembers(req *StartRequest) []model.AgentID {
+	var out []model.AgentID
+	for _, m := range req.Members {
+		if m != req.Agent && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// applyStartExtras merges a start's initial properties into the visitor's
+// chat and the new conversation and sets its members; it reports whether
+// the visitor changed (and must be committed with the start).
+func (d *Desk) applyStartExtras(v *model.Visitor, c *model.Conversation, req *StartRequest, now time.Time) bool {
+	c.Members = startMembers(req)
 	if len(req.ThreadProps) > 0 {
 		c.Props, _ = PropsUpdate{Set: req.ThreadProps}.apply(c.Props)
 	}
@@ -71,7 +98,7 @@ func (d *Desk) StartInactive(ctx context.Context, req StartRequest) (model.Conve
 	if err := d.checkDraftProps(req.Author, req.Events...); err != nil {
 		return model.Conversation{}, nil, err
 	}
-	if err := d.checkStartProps(&req); err != nil {
+	if err := d.checkStartExtras(&req); err != nil {
 		return model.Conversation{}, nil, err
 	}
 	if req.Agent != "" {
@@ -104,7 +131,7 @@ func (d *Desk) StartInactive(ctx context.Context, req StartRequest) (model.Conve
 		if req.Agent != "" {
 			conv.Agent, conv.AssignedAt = req.Agent, now
 		}
-		chatProps := d.applyStartProps(&v, &conv, &req, now)
+		chatProps := d.applyStartExtras(&v, &conv, &req, now)
 		for _, dr := range req.Events {
 			author := req.Author
 			if dr.Kind == model.KindSystem {

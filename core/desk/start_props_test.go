@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"chatgate/core/model"
@@ -69,5 +70,39 @@ func TestStartInactiveAndInitialProps(t *testing.T) {
 	}
 	if _, _, err := e.d.StartInactive(ctx, StartRequest{Visitor: v.ID, Author: by}); !errors.Is(err, ErrVisitorBusy) {
 		t.Fatalf("inactive start over an open one: %v", err)
+	}
+}
+
+func TestStartMembers(t *testing.T) {
+	agents := []model.Agent{ann, bob, cat}
+	for _, id := range []model.AgentID{"a4@x", "a5@x", "a6@x"} {
+		agents = append(agents, model.Agent{ID: id, Name: string(id)})
+	}
+	e := newEnv(t, config{agents: agents})
+	ctx := context.Background()
+	v := e.visitor("Mel")
+	by := agentAuthor(ann.ID)
+	tests := []struct {
+		name    string
+		members []model.AgentID
+		author  model.Author
+		want    error
+		stored  []model.AgentID
+	}{
+		{"unknown agent", []model.AgentID{"zed"}, by, ErrNotFound, nil},
+		{"five others", []model.AgentID{bob.ID, cat.ID, "a4@x", "a5@x", "a6@x"}, by, ErrInvalid, nil},
+		{"by the visitor", []model.AgentID{bob.ID}, visitorAuthor(v), ErrForbidden, nil},
+		{"repeats and the serving agent dropped", []model.AgentID{bob.ID, ann.ID, bob.ID, cat.ID}, by, nil, []model.AgentID{bob.ID, cat.ID}},
+	}
+	for _, tc := range tests {
+		c, _, err := e.d.Start(ctx, StartRequest{Visitor: v.ID, Author: tc.author, Agent: ann.ID, Members: tc.members})
+		if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+			t.Fatalf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		if err == nil {
+			if got := e.conv(c.ID).Members; fmt.Sprint(got) != fmt.Sprint(tc.stored) {
+				t.Fatalf("%s: members %v, want %v", tc.name, got, tc.stored)
+			}
+		}
 	}
 }

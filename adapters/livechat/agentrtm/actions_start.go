@@ -52,7 +52,8 @@ type ResumeChatResponse struct {
 }
 
 // startChat opens a thread for an existing customer (the one customer of
-// chat.users; not_found when unknown), assigned to the requesting agent
+// chat.users; not_found when unknown; the other agents of chat.users, at
+// most four, are added to it), assigned to the requesting agent
 // (desk.Start with Agent), with chat.thread.events written by the agent.
 // The agents' incoming_chat (and the customer's) follow from the commit.
 // A customer whose chat is active answers validation "Chat is already
@@ -96,6 +97,7 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 		}
 	}
 	customer := ""
+	var members []model.AgentID
 	for _, u := range p.Chat.Users {
 		switch {
 		case u.Type == "customer" && customer == "" && u.ID != "":
@@ -103,8 +105,15 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 		case u.Type == "customer":
 			return model.Conversation{}, nil, wire.Errorf(wire.Validation, "chat.users must hold exactly one customer")
 		case u.Type == "agent" && u.ID == string(c.agent.ID):
+		case u.Type == "agent" && u.ID != "":
+			// §2.7: up to four other agents, added to the thread as with
+			// add_user_to_chat (visibility all).
+			if _, ok := c.s.d.Router().Agent(model.AgentID(u.ID)); !ok {
+				return model.Conversation{}, nil, wire.Errorf(wire.NotFound, "Agent not found")
+			}
+			members = append(members, model.AgentID(u.ID))
 		case u.Type == "agent":
-			return model.Conversation{}, nil, wire.Errorf(wire.Validation, "chat.users may name no agent but the requester")
+			return model.Conversation{}, nil, wire.Errorf(wire.Validation, "chat.users[].id is required")
 		default:
 			return model.Conversation{}, nil, wire.Errorf(wire.Validation, "chat.users[].type must be customer or agent")
 		}
@@ -169,7 +178,7 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 	}
 	conv, evs, err := start(ctx, desk.StartRequest{Visitor: model.VisitorID(customer), Department: dept,
 		Origin: c.s.Name(), Events: drafts, Author: c.author(), Agent: c.agent.ID, Session: c.origin,
-		ChatProps: chatProps, ThreadProps: threadProps})
+		ChatProps: chatProps, ThreadProps: threadProps, Members: members})
 	if err != nil {
 		return model.Conversation{}, nil, err
 	}

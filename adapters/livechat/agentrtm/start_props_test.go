@@ -102,3 +102,41 @@ func TestAgentStartInactiveWithProperties(t *testing.T) {
 		t.Fatalf("resumed thread %+v: %v", conv, err)
 	}
 }
+
+// start_chat's chat.users may name other agents (§2.7, at most four): they
+// are added to the thread from its start, get incoming_chat (requester:
+// the starting agent), are among its users and may write in it.
+func TestAgentStartWithOtherAgents(t *testing.T) {
+	f := newFollowSetup(t) // f.a alice, f.k carol (sales)
+	ctx := context.Background()
+	pat, err := f.h.d.EnsureVisitor(ctx, store.MapKey{System: "test", Tenant: "t", Kind: "visitor", Foreign: "Pat"}, model.Visitor{Name: "Pat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"chat":{"users":[{"id":%q,"type":"customer"},{"id":%q,"type":"agent"},{"id":%q,"type":"agent"}],"access":{"group_ids":[%d]}}}`,
+		pat.ID, alice, alice, groupOf(t, f.h, "sales"))
+	r := f.k.call("start_chat", json.RawMessage(body))
+	if !r.Success {
+		t.Fatalf("start: %s", r.Payload)
+	}
+	var out StartChatResponse
+	mustUnmarshal(t, r.Payload, &out)
+	var ic IncomingChat
+	f.a.await(func(fr frame) bool {
+		return fr.Type == "push" && fr.Action == "incoming_chat" && json.Unmarshal(fr.Payload, &ic) == nil && ic.Chat.ID == string(pat.ID)
+	})
+	if ic.RequesterID != string(carol) || ic.Chat.Thread.ID != out.ThreadID {
+		t.Fatalf("alice's incoming_chat %+v", ic)
+	}
+	want := []string{string(pat.ID), string(carol), string(alice)}
+	if got := userIDs(ic.Chat.Users); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("users %q, want %q", got, want)
+	}
+	if r := f.a.call("send_event", map[string]any{"chat_id": string(pat.ID), "event": map[string]any{"type": "message", "text": "alice too"}}); !r.Success {
+		t.Fatalf("member send_event: %s", r.Payload)
+	}
+	conv, err := f.h.st.Conversation(ctx, model.ConvID(out.ThreadID))
+	if err != nil || fmt.Sprint(conv.Members) != fmt.Sprint([]model.AgentID{alice}) {
+		t.Fatalf("members %v: %v", conv.Members, err)
+	}
+}
