@@ -783,6 +783,10 @@ func (f *authzFixture) rows() []authzRow {
 		{"delete_thread_properties", map[string]any{"chat_id": f.chatB, "thread_id": f.threadB, "properties": propNames}},
 		{"update_event_properties", map[string]any{"chat_id": f.chatB, "thread_id": f.threadB, "event_id": f.eventB, "properties": props}},
 		{"delete_event_properties", map[string]any{"chat_id": f.chatB, "thread_id": f.threadB, "event_id": f.eventB, "properties": propNames}},
+		{"list_group_statuses", nil},
+		{"get_form", nil},
+		{"get_predicted_agent", nil},
+		{"check_goals", nil},
 	}
 	for _, a := range custActions {
 		add(custRTM(a.name, "no login", "", map[string]any{}, rtmErr("authentication")),
@@ -816,6 +820,18 @@ func (f *authzFixture) rows() []authzRow {
 		authzRow{covers: []string{"OPTIONS /v3.x/customer/action/:action"}, probe: "public (CORS preflight)", method: "OPTIONS",
 			path: "/v3.5/customer/action/get_chat", want: status(204)},
 		authzRow{covers: []string{"OPTIONS /v2/customer/token"}, probe: "public (CORS preflight)", method: "OPTIONS", path: "/v2/customer/token", want: status(204)},
+		// The licence's configuration, as LiveChat serves it before login.
+		authzRow{covers: []string{"GET /v3.x/customer/action/:action"}, probe: "public (configuration before login)", method: "GET",
+			path: "/v3.5/customer/action/get_dynamic_configuration?organization_id=" + authzOrg, want: status(200)},
+		authzRow{covers: []string{"GET /v3.x/customer/action/:action"}, probe: "wrong organization_id", method: "GET",
+			path: "/v3.5/customer/action/get_configuration?organization_id=other", want: lcWeb(404, "license_not_found")},
+		authzRow{covers: []string{"GET /v3.x/customer/action/:action"}, probe: "a token action by GET", method: "GET",
+			path: "/v3.5/customer/action/get_chat?organization_id=" + authzOrg + "&chat_id=" + f.chatB, want: func(r authzResult) error {
+				if r.status < 400 || r.status >= 500 {
+					return fmt.Errorf("want a 4xx refusal, got %d %.200s", r.status, r.raw)
+				}
+				return nil
+			}},
 	)
 	// A's token listing chats sees its own only (no refusal: the secret
 	// check below proves B's chat is absent).

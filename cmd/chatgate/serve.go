@@ -144,6 +144,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	if wh != nil {
 		dopts.Outbox = wh.Outbox
+		dopts.NoticeOutbox = wh.NoticeOutbox
 	}
 	// Relay: routes decide at start which conversations an external desk
 	// serves; the hook writes their outbox rows with the events.

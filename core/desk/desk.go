@@ -47,6 +47,10 @@ type Options struct {
 	// exactly when the change does. It runs on the conversation's actor,
 	// before the commit: it must be quick and must not call the desk.
 	Outbox func(c model.Conversation, events []model.Event, updated []model.Event) []store.OutboxRow
+	// NoticeOutbox, if set, is asked for the deliveries a change without
+	// events owes (property, member, tag and seen-marker changes; see
+	// outbox.go), under the same rules as Outbox.
+	NoticeOutbox func(n hub.Notice) []store.OutboxRow
 	// Properties is the property configuration; nil means none declared
 	// (every property write is refused).
 	Properties *Properties
@@ -73,6 +77,7 @@ type Desk struct {
 	departs map[model.DeptID]model.Department
 	onEv    func(int)
 	outbox  func(model.Conversation, []model.Event, []model.Event) []store.OutboxRow
+	nOutbox func(hub.Notice) []store.OutboxRow
 	kick    chan struct{}
 	props   *Properties
 	route   func(model.DeptID) (string, []string)
@@ -82,7 +87,7 @@ type Desk struct {
 // New returns a desk; call Load before serving and Run for queue routing.
 func New(o Options) *Desk {
 	d := &Desk{st: o.Store, router: o.Router, bus: o.Bus, actors: o.Actors, limits: o.Limits,
-		log: o.Logger, now: o.Now, onEv: o.OnEvents, outbox: o.Outbox, kick: make(chan struct{}, 1),
+		log: o.Logger, now: o.Now, onEv: o.OnEvents, outbox: o.Outbox, nOutbox: o.NoticeOutbox, kick: make(chan struct{}, 1),
 		departs: make(map[model.DeptID]model.Department), props: o.Properties,
 		route: o.Route, relay: o.Relay}
 	if d.props == nil {
@@ -398,6 +403,12 @@ type StartRequest struct {
 	// away (an agent starting a chat), whatever routing would pick; its
 	// "agent joined" event comes before Events.
 	Agent model.AgentID
+	// ChatProps and ThreadProps are initial properties of the visitor's
+	// chat and of the new conversation, checked like property updates by
+	// Author and committed with the start; Members are agents added to it
+	// from the start besides Agent (see start_props.go).
+	ChatProps, ThreadProps map[string]map[string]json.RawMessage
+	Members                []model.AgentID
 }
 
 // Start opens a conversation for a visitor with no open conversation
@@ -418,6 +429,9 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		}
 	}
 	if err := d.checkDraftProps(req.Author, req.Events...); err != nil {
+		return model.Conversation{}, nil, err
+	}
+	if err := d.checkStartExtras(&req); err != nil {
 		return model.Conversation{}, nil, err
 	}
 	if req.Agent != "" {
@@ -449,6 +463,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		if d.route != nil && req.Agent == "" {
 			conv.Owner, conv.Mirrors = d.route(req.Department)
 		}
+		chatProps := d.applyStartExtras(&v, &conv, &req, now)
 		agent, picked := req.Agent, req.Agent != ""
 		if picked {
 			d.router.Reserve(agent)
@@ -471,6 +486,9 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		// in the embedded queue.
 		queue := !picked && conv.Owner == ""
 		b := &store.Batch{Convs: []model.Conversation{conv}, Events: evs}
+		if chatProps {
+			b.Visitors = append(b.Visitors, v)
+		}
 		for _, m := range req.Maps {
 			if m.Core == "" {
 				m.Core = string(conv.ID)

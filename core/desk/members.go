@@ -59,17 +59,31 @@ func (d *Desk) SetMember(ctx context.Context, id model.ConvID, agent model.Agent
 				return fmt.Errorf("%w: at most %d added agents", ErrInvalid, maxMembers)
 			}
 			c.Members = append(slices.Clone(c.Members), agent)
+			if vis == model.VisibleAgents {
+				c.HiddenMembers = append(slices.Clone(c.HiddenMembers), agent)
+			}
 		default:
-			c.Members = slices.DeleteFunc(slices.Clone(c.Members), func(x model.AgentID) bool { return x == agent })
+			// The visitor is told of a removal only if it was shown the
+			// member, whatever the request's visibility says.
+			vis = model.VisibleAll
+			if c.MemberHidden(agent) {
+				vis = model.VisibleAgents
+			}
+			drop := func(x model.AgentID) bool { return x == agent }
+			c.Members = slices.DeleteFunc(slices.Clone(c.Members), drop)
 			if len(c.Members) == 0 {
 				c.Members = nil
 			}
+			c.HiddenMembers = slices.DeleteFunc(slices.Clone(c.HiddenMembers), drop)
+			if len(c.HiddenMembers) == 0 {
+				c.HiddenMembers = nil
+			}
 		}
-		if err := d.st.Commit(context.WithoutCancel(ctx), &store.Batch{Convs: []model.Conversation{c}}); err != nil {
+		n := hub.Notice{Conv: c, Member: &hub.MemberChange{Agent: agent, Added: add, Visibility: vis, By: by}, Origin: session}
+		if err := d.commitNotice(ctx, &store.Batch{Convs: []model.Conversation{c}}, n); err != nil {
 			return err
 		}
 		changed = true
-		d.bus.Publish(hub.Notice{Conv: c, Member: &hub.MemberChange{Agent: agent, Added: add, Visibility: vis, By: by}, Origin: session})
 		return nil
 	})
 	return changed, err

@@ -28,6 +28,9 @@ func TestSetMember(t *testing.T) {
 		err      error
 		changed  bool
 		want     []model.AgentID
+		// noticeVis is the published visibility when not the request's:
+		// a removal is told as the member was added.
+		noticeVis model.Visibility
 	}{
 		{name: "bad visibility", agent: bob.ID, add: true, vis: "some", by: agentAuthor(ann.ID), err: ErrInvalid},
 		{name: "by the visitor", agent: bob.ID, add: true, by: visitorAuthor(v), err: ErrForbidden},
@@ -37,7 +40,7 @@ func TestSetMember(t *testing.T) {
 		{name: "add again", agent: bob.ID, add: true, by: agentAuthor(ann.ID), want: []model.AgentID{bob.ID}},
 		{name: "add the serving agent", agent: ann.ID, add: true, by: agentAuthor(ann.ID), want: []model.AgentID{bob.ID}},
 		{name: "remove the serving agent", agent: ann.ID, by: agentAuthor(ann.ID), err: ErrInvalid, want: []model.AgentID{bob.ID}},
-		{name: "remove", agent: bob.ID, by: agentAuthor(ann.ID), changed: true},
+		{name: "remove", agent: bob.ID, by: agentAuthor(ann.ID), changed: true, noticeVis: model.VisibleAgents},
 		{name: "remove again", agent: bob.ID, by: agentAuthor(ann.ID)},
 		{name: "add to a closed conversation", agent: bob.ID, add: true, by: agentAuthor(ann.ID), closeNow: true, err: ErrInactive},
 	}
@@ -61,6 +64,9 @@ func TestSetMember(t *testing.T) {
 		if s.changed {
 			n := waitFor(t, sub, "member notice", func(n hub.Notice) bool { return n.Member != nil })
 			wantVis := s.vis
+			if s.noticeVis != "" {
+				wantVis = s.noticeVis
+			}
 			if wantVis == "" {
 				wantVis = model.VisibleAll
 			}

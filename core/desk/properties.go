@@ -765,14 +765,10 @@ func (d *Desk) changeProps(ctx context.Context, t PropTarget, by model.Author, u
 	}
 }
 
-// commitProps writes a property change and publishes it. Webhooks are not
-// asked for deliveries: chatgate has no property webhooks yet.
+// commitProps writes a property change, with the webhook deliveries it
+// owes, and publishes it.
 func (d *Desk) commitProps(ctx context.Context, b *store.Batch, c model.Conversation, ch hub.PropsChange, session string) error {
-	if err := d.st.Commit(context.WithoutCancel(ctx), b); err != nil {
-		return err
-	}
-	d.bus.Publish(hub.Notice{Conv: c, Props: &ch, Origin: session})
-	return nil
+	return d.commitNotice(ctx, b, hub.Notice{Conv: c, Props: &ch, Origin: session})
 }
 
 // checkDraftProps validates the properties of events a command appends.

@@ -50,11 +50,11 @@ func (d *Desk) TagThread(ctx context.Context, id model.ConvID, by model.Author, 
 				c.Tags = nil
 			}
 		}
-		if err := d.st.Commit(context.WithoutCancel(ctx), &store.Batch{Convs: []model.Conversation{c}}); err != nil {
+		n := hub.Notice{Conv: c, Tag: &hub.TagChange{Tag: tag, Added: add, By: by}, Origin: session}
+		if err := d.commitNotice(ctx, &store.Batch{Convs: []model.Conversation{c}}, n); err != nil {
 			return err
 		}
 		changed = true
-		d.bus.Publish(hub.Notice{Conv: c, Tag: &hub.TagChange{Tag: tag, Added: add, By: by}, Origin: session})
 		return nil
 	})
 	return changed, err

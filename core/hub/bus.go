@@ -51,6 +51,9 @@ type Notice struct {
 	// conversation (Conv.Members is the result); Events and Updated are
 	// then empty.
 	Member *MemberChange
+	// Seen, if set, is a chat user's "seen up to" marker moving (Conv is
+	// the chat's newest conversation); Events and Updated are then empty.
+	Seen *SeenChange
 	// Origin is an opaque tag of the session that caused the change, so
 	// that a surface can recognise its own requests (e.g. to echo a
 	// request_id on the push that answers it).
@@ -104,6 +107,14 @@ type MemberChange struct {
 	Added      bool
 	Visibility model.Visibility
 	By         model.Author
+}
+
+// SeenChange is a chat user (the visitor, by its id, or an agent) having
+// seen the chat's events up to UpTo (the stored marker after the change).
+type SeenChange struct {
+	User string
+	Kind model.AuthorKind
+	UpTo time.Time
 }
 
 // Sub is a bounded queue of notices.

@@ -171,6 +171,11 @@ type Visitor struct {
 	// BannedUntil, while in the future, bars the visitor from logging in,
 	// starting conversations and posting.
 	BannedUntil time.Time `json:"banned_until,omitzero"`
+	// SeenUpTo is, per user of the chat (the visitor's own id or an
+	// agent id), the time up to which that user has seen the chat's
+	// events (LiveChat's events_seen_up_to). It lives on the visitor
+	// because a LiveChat chat is the visitor's container of threads.
+	SeenUpTo map[string]time.Time `json:"seen_up_to,omitempty"`
 }
 
 // Banned reports whether the visitor is banned at now.
@@ -247,6 +252,20 @@ type Conversation struct {
 	// conversation (shadow mode); their agents' answers never reach the
 	// visitor.
 	Mirrors []string `json:"mirrors,omitempty"`
+	// HiddenMembers are the Members added with visibility "agents": the
+	// visitor is neither told of them nor shown them among the chat's
+	// users.
+	HiddenMembers []AgentID `json:"hidden_members,omitempty"`
+}
+
+// MemberHidden reports whether agent is a member the visitor must not see.
+func (c *Conversation) MemberHidden(agent AgentID) bool {
+	for _, a := range c.HiddenMembers {
+		if a == agent {
+			return true
+		}
+	}
+	return false
 }
 
 // HasMember reports whether agent was added to the conversation.

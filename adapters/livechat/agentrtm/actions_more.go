@@ -14,6 +14,7 @@ import (
 
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/desk"
+	"chatgate/core/hub"
 	"chatgate/core/model"
 	"chatgate/core/routing"
 	"chatgate/store"
@@ -617,9 +618,10 @@ type EventsMarkedAsSeen struct {
 	SeenUpTo string `json:"seen_up_to"`
 }
 
-// markEventsAsSeen acknowledges and tells the requesting agent's
-// connections. The core does not store read markers yet, so nothing is
-// kept and the customer is not told.
+// markEventsAsSeen stores the agent's "seen up to" marker on the chat
+// (desk.MarkSeen: durable, forward only); get_chat and list_chats then
+// show it as the agent's events_seen_up_to, and events_marked_as_seen goes
+// to the agents who see the chat and to the customer (onSeen).
 func markEventsAsSeen(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	var p markSeenRequest
 	if err := wire.DecodePayload(req, &p); err != nil {
@@ -635,11 +637,23 @@ func markEventsAsSeen(ctx context.Context, c *caller, req *wire.Request) (any, e
 	if _, err := c.latestThread(ctx, p.ChatID); err != nil {
 		return nil, err
 	}
-	push := EventsMarkedAsSeen{UserID: string(c.agent.ID), ChatID: p.ChatID, SeenUpTo: wire.Time(t)}
-	for _, o := range c.s.clientsOf(c.agent.ID) {
-		c.pushTo(o, "events_marked_as_seen", push)
+	_, err = c.s.d.MarkSeen(ctx, model.VisitorID(p.ChatID), c.author(), t, c.origin)
+	return nil, err
+}
+
+// onSeen pushes events_marked_as_seen for a chat the agent sees (or its
+// own marker, to all of its connections).
+func (c *client) onSeen(ctx context.Context, n hub.Notice) error {
+	s := n.Seen
+	if !c.relevant(n.Conv) && s.User != string(c.agent.ID) {
+		return nil
 	}
-	return nil, nil
+	num, rid, mine := c.RequestOf(n.Origin)
+	if mine {
+		c.AwaitResponse(ctx, num)
+	}
+	c.push(rid, "events_marked_as_seen", EventsMarkedAsSeen{UserID: s.User, ChatID: string(n.Conv.Visitor), SeenUpTo: wire.Time(s.UpTo)})
+	return nil
 }
 
 // ---- multicast ----

@@ -2,6 +2,7 @@ package agentrtm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"chatgate/adapters/livechat/wire"
@@ -26,12 +27,15 @@ type startChatRequest struct {
 			GroupIDs []int `json:"group_ids"`
 		} `json:"access"`
 		Thread *struct {
-			Events []eventRequest `json:"events"`
+			Events     []eventRequest  `json:"events"`
+			Properties json.RawMessage `json:"properties"`
 		} `json:"thread"`
-		// properties are accepted and ignored.
+		Properties json.RawMessage `json:"properties"`
 	} `json:"chat"`
+	// Active false starts the thread inactive (desk.StartInactive).
 	Active *bool `json:"active"`
-	// continuous is accepted and ignored.
+	// continuous is accepted and ignored: chatgate has no continuous
+	// chats.
 }
 
 // StartChatResponse is start_chat's payload.
@@ -48,7 +52,8 @@ type ResumeChatResponse struct {
 }
 
 // startChat opens a thread for an existing customer (the one customer of
-// chat.users; not_found when unknown), assigned to the requesting agent
+// chat.users; not_found when unknown; the other agents of chat.users, at
+// most four, are added to it), assigned to the requesting agent
 // (desk.Start with Agent), with chat.thread.events written by the agent.
 // The agents' incoming_chat (and the customer's) follow from the commit.
 // A customer whose chat is active answers validation "Chat is already
@@ -81,10 +86,18 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 	if p.Chat == nil {
 		return model.Conversation{}, nil, wire.Errorf(wire.Validation, "chat is required")
 	}
-	if p.Active != nil && !*p.Active {
-		return model.Conversation{}, nil, wire.Errorf(wire.Validation, "active:false is not supported")
+	chatProps, err := wire.DecodeInitialProps(p.Chat.Properties, "chat.properties")
+	if err != nil {
+		return model.Conversation{}, nil, err
+	}
+	var threadProps map[string]map[string]json.RawMessage
+	if th := p.Chat.Thread; th != nil {
+		if threadProps, err = wire.DecodeInitialProps(th.Properties, "chat.thread.properties"); err != nil {
+			return model.Conversation{}, nil, err
+		}
 	}
 	customer := ""
+	var members []model.AgentID
 	for _, u := range p.Chat.Users {
 		switch {
 		case u.Type == "customer" && customer == "" && u.ID != "":
@@ -92,8 +105,15 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 		case u.Type == "customer":
 			return model.Conversation{}, nil, wire.Errorf(wire.Validation, "chat.users must hold exactly one customer")
 		case u.Type == "agent" && u.ID == string(c.agent.ID):
+		case u.Type == "agent" && u.ID != "":
+			// §2.7: up to four other agents, added to the thread as with
+			// add_user_to_chat (visibility all).
+			if _, ok := c.s.d.Router().Agent(model.AgentID(u.ID)); !ok {
+				return model.Conversation{}, nil, wire.Errorf(wire.NotFound, "Agent not found")
+			}
+			members = append(members, model.AgentID(u.ID))
 		case u.Type == "agent":
-			return model.Conversation{}, nil, wire.Errorf(wire.Validation, "chat.users may name no agent but the requester")
+			return model.Conversation{}, nil, wire.Errorf(wire.Validation, "chat.users[].id is required")
 		default:
 			return model.Conversation{}, nil, wire.Errorf(wire.Validation, "chat.users[].type must be customer or agent")
 		}
@@ -152,8 +172,13 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 	} else if err != nil {
 		return model.Conversation{}, nil, err
 	}
-	conv, evs, err := c.s.d.Start(ctx, desk.StartRequest{Visitor: model.VisitorID(customer), Department: dept,
-		Origin: c.s.Name(), Events: drafts, Author: c.author(), Agent: c.agent.ID, Session: c.origin})
+	start := c.s.d.Start
+	if p.Active != nil && !*p.Active {
+		start = c.s.d.StartInactive
+	}
+	conv, evs, err := start(ctx, desk.StartRequest{Visitor: model.VisitorID(customer), Department: dept,
+		Origin: c.s.Name(), Events: drafts, Author: c.author(), Agent: c.agent.ID, Session: c.origin,
+		ChatProps: chatProps, ThreadProps: threadProps, Members: members})
 	if err != nil {
 		return model.Conversation{}, nil, err
 	}

@@ -36,7 +36,15 @@ type userToChatRequest struct {
 
 // addUserToChat adds another agent to the active thread of a chat the
 // requester serves (desk.SetMember): the added agent sees it and may write
-// in it. user_type customer is not supported (validation).
+// in it.
+//
+// user_type customer (§2.7 lists it for add_user_to_chat, not for
+// remove_user_from_chat): a chatgate chat is one customer's container of
+// threads (chat_id = the customer's id, §2.4 "at most one customer" in
+// start_chat), so the only customer a chat can have is its own, who is
+// always among its users. Adding it succeeds and changes nothing; adding
+// any other customer is a validation error, since sharing one visitor's
+// conversation with another would show each their histories.
 func addUserToChat(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	return userToChat(ctx, c, req, true)
 }
@@ -58,6 +66,8 @@ func userToChat(ctx context.Context, c *caller, req *wire.Request, add bool) (an
 		return nil, wire.Errorf(wire.Validation, "user_id is required")
 	case p.UserType == "":
 		return nil, wire.Errorf(wire.Validation, "user_type is required")
+	case p.UserType == "customer" && add:
+		return nil, addCustomer(ctx, c, p)
 	case p.UserType != "agent":
 		return nil, wire.Errorf(wire.Validation, "user_type must be agent")
 	}
@@ -120,6 +130,28 @@ func (c *client) onMember(ctx context.Context, n hub.Notice) error {
 	if a, ok := c.s.d.Router().Agent(m.Agent); ok {
 		c.push(rid, "user_added_to_chat", UserAddedToChat{ChatID: chatID, ThreadID: threadID,
 			User: wire.AgentUser(&a, true, wire.ForAgent), Reason: "manual", RequesterID: requester})
+	}
+	return nil
+}
+
+// addCustomer is add_user_to_chat with user_type customer (see
+// addUserToChat): the chat must be one the agent may act on, as for
+// agents, and the customer must be the chat's own.
+func addCustomer(ctx context.Context, c *caller, p userToChatRequest) error {
+	switch p.Visibility {
+	case "", string(model.VisibleAll):
+	default:
+		return wire.Errorf(wire.Validation, "a customer is added with visibility all")
+	}
+	conv, err := c.latestThread(ctx, p.ChatID)
+	if err != nil {
+		return err
+	}
+	if !conv.Active() {
+		return wire.NewError(wire.ChatInactive)
+	}
+	if p.UserID != string(conv.Visitor) {
+		return wire.Errorf(wire.Validation, "A chat has one customer: only its own customer may be added")
 	}
 	return nil
 }

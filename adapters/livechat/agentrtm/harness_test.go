@@ -47,7 +47,14 @@ type core struct {
 
 func newCore(t testing.TB, maxText int) *core {
 	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "chatgate.db"), bolt.Options{})
+	return newCoreAt(t, filepath.Join(t.TempDir(), "chatgate.db"), maxText)
+}
+
+// newCoreAt is newCore on the data file path: a second core on the same
+// path, after the first one's test ended, is a restart.
+func newCoreAt(t testing.TB, path string, maxText int) *core {
+	t.Helper()
+	st, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -111,7 +118,13 @@ type harness struct {
 
 func newHarness(t *testing.T, mod func(*Config)) *harness {
 	t.Helper()
-	h := &harness{core: newCore(t, 200)}
+	return newHarnessOn(t, newCore(t, 200), mod)
+}
+
+// newHarnessOn serves a surface over an existing core.
+func newHarnessOn(t *testing.T, co *core, mod func(*Config)) *harness {
+	t.Helper()
+	h := &harness{core: co}
 	cfg := Config{
 		LicenseID: "1520", OrganizationID: "org-1",
 		Authenticate: func(tok string) (model.AgentID, bool) { id, ok := testTokens[tok]; return id, ok },

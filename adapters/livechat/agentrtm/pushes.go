@@ -103,6 +103,9 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	if n.Member != nil {
 		return c.onMember(ctx, n)
 	}
+	if n.Seen != nil {
+		return c.onSeen(ctx, n)
+	}
 	tr := transferIn(n.Events)
 	if !c.relevant(conv) {
 		// The agent a chat was transferred away from is told so.
@@ -140,7 +143,11 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	}
 	rest := n.Events
 	started := (len(n.Events) == 0 && conv.LastSeq == 0) || (len(n.Events) > 0 && n.Events[0].Seq == 1)
-	queuedNow := conv.State == model.StateQueued && (started || hasSubtype(n.Events, model.SysTransferred))
+	// A thread started inactive (start_chat active:false) is told like a
+	// queued one, with incoming_chat holding all of it; so is a thread the
+	// agent was added to from its start (start_chat chat.users).
+	queuedNow := (conv.State == model.StateQueued && (started || hasSubtype(n.Events, model.SysTransferred))) ||
+		(conv.State == model.StateClosed && started) || (started && conv.HasMember(c.agent.ID))
 	if j := c.joinIndex(n.Events); j >= 0 || queuedNow {
 		upTo := conv.LastSeq
 		if j >= 0 {
@@ -156,6 +163,9 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		switch {
 		case mine:
 			p.RequesterID = string(c.agent.ID)
+		case started && conv.HasMember(c.agent.ID) && conv.Agent != "":
+			// Only an agent's start_chat adds members from the start.
+			p.RequesterID = string(conv.Agent)
 		case started:
 			p.RequesterID = chatID
 		}

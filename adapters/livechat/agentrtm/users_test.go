@@ -16,7 +16,11 @@ func TestUserToChatRefused(t *testing.T) {
 		{"missing chat_id", "add_user_to_chat", fmt.Sprintf(`{"user_id":%q,"user_type":"agent"}`, carol), "validation", false},
 		{"missing user_id", "add_user_to_chat", fmt.Sprintf(`{"chat_id":%q,"user_type":"agent"}`, tom), "validation", false},
 		{"missing user_type", "add_user_to_chat", fmt.Sprintf(`{"chat_id":%q,"user_id":%q}`, tom, carol), "validation", false},
-		{"customer user_type", "add_user_to_chat", fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"customer"}`, tom, tom), "validation", false},
+		{"another customer", "add_user_to_chat", fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"customer"}`, tom, f.una.ID), "validation", false},
+		{"own customer agents-only", "add_user_to_chat", fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"customer","visibility":"agents"}`, tom, tom), "validation", false},
+		{"customer to an inactive chat", "add_user_to_chat", fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"customer"}`, vic, vic), "chat_inactive", false},
+		{"customer to an unseen chat", "add_user_to_chat", fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"customer"}`, tom, tom), "not_found", true},
+		{"remove a customer", "remove_user_from_chat", fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"customer"}`, tom, tom), "validation", false},
 		{"user_id wrong type", "add_user_to_chat", fmt.Sprintf(`{"chat_id":%q,"user_id":5,"user_type":"agent"}`, tom), "validation", false},
 		{"bad visibility", "add_user_to_chat", fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"agent","visibility":"some"}`, tom, carol), "validation", false},
 		{"unknown chat", "add_user_to_chat", fmt.Sprintf(`{"chat_id":"NOPE","user_id":%q,"user_type":"agent"}`, carol), "not_found", false},
@@ -94,5 +98,23 @@ func TestUserToChat(t *testing.T) {
 	}
 	if r := f.k.call("send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "message", "text": "x"}}); r.errType() != "not_found" {
 		t.Fatalf("removed member send_event: %s", r.Payload)
+	}
+}
+
+// add_user_to_chat of the chat's own customer succeeds and changes
+// nothing (see addUserToChat).
+func TestAddOwnCustomerToChat(t *testing.T) {
+	f := newFollowSetup(t)
+	tom := string(f.tom.ID)
+	body := fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"customer"}`, tom, tom)
+	if r := f.a.call("add_user_to_chat", json.RawMessage(body)); !r.Success || string(r.Payload) != "{}" {
+		t.Fatalf("rtm: %s", r.Payload)
+	}
+	if st, b := f.h.web(t, "tok-alice", "add_user_to_chat", body); st != 200 || string(b) != "{}" {
+		t.Fatalf("web: %d %s", st, b)
+	}
+	conv, err := f.h.st.Conversation(t.Context(), f.tomConv.ID)
+	if err != nil || len(conv.Members) != 0 {
+		t.Fatalf("members %v: %v", conv.Members, err)
 	}
 }

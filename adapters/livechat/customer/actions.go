@@ -33,6 +33,10 @@ func (s *Surface) table() wire.Table[*client] {
 		"get_customer":                {Handle: getCustomer},
 		"send_sneak_peek":             {Handle: sendSneakPeek},
 		"mark_events_as_seen":         {Handle: markEventsAsSeen},
+		"list_group_statuses":         {Handle: listGroupStatuses},
+		"get_form":                    {Handle: getForm},
+		"get_predicted_agent":         {Handle: getPredictedAgent},
+		"check_goals":                 {Handle: checkGoals},
 	}
 	addPropsActions(t)
 	return t
@@ -192,7 +196,12 @@ func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
 			return nil, err
 		}
 		resp.HasActiveThread = conv.Active()
-		resp.Chats = append(resp.Chats, LoginChat{ChatID: string(id), HasActiveThread: conv.Active()})
+		unread, err := c.s.hasUnread(ctx, &v, conv)
+		if err != nil {
+			c.logout()
+			return nil, err
+		}
+		resp.Chats = append(resp.Chats, LoginChat{ChatID: string(id), HasActiveThread: conv.Active(), HasUnreadEvents: unread})
 	}
 	return resp, nil
 }
@@ -415,15 +424,27 @@ func resumeChat(ctx context.Context, c *client, req *wire.Request) (any, error) 
 }
 
 // start opens a new thread (start_chat, resume_chat). A chat whose thread
-// is active answers validation "Chat is already active". active:false (a
-// chat without an active thread) is not supported by the core yet.
+// is active answers validation "Chat is already active". chat.properties
+// and chat.thread.properties are the chat's and the thread's initial
+// properties, checked against the customer's write access like
+// update_*_properties and committed with the thread. active:false (§2.5)
+// creates the thread inactive (desk.StartInactive): it holds the events
+// and properties but is not routed; incoming_chat still answers it.
+// continuous is accepted and ignored (chatgate has no continuous chats).
 func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest, active *bool, resume bool) (model.Conversation, []string, error) {
-	if active != nil && !*active {
-		return model.Conversation{}, nil, wire.Errorf(wire.Validation, "active:false is not supported")
-	}
 	var drafts []desk.Draft
 	var group *int
+	var chatProps, threadProps map[string]map[string]json.RawMessage
 	if chat != nil {
+		var err error
+		if chatProps, err = wire.DecodeInitialProps(chat.Properties, "chat.properties"); err != nil {
+			return model.Conversation{}, nil, err
+		}
+		if chat.Thread != nil {
+			if threadProps, err = wire.DecodeInitialProps(chat.Thread.Properties, "chat.thread.properties"); err != nil {
+				return model.Conversation{}, nil, err
+			}
+		}
 		if chat.Access != nil && len(chat.Access.GroupIDs) > 0 {
 			group = &chat.Access.GroupIDs[0]
 		}
@@ -441,8 +462,13 @@ func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest
 		}
 	}
 	_ = resume
-	conv, evs, err := c.s.d.Start(ctx, desk.StartRequest{Visitor: c.me, Department: c.dept(group),
-		Origin: c.s.Name(), Events: drafts, Author: c.author(), Session: c.Origin(req.RequestID)})
+	start := c.s.d.Start
+	if active != nil && !*active {
+		start = c.s.d.StartInactive
+	}
+	conv, evs, err := start(ctx, desk.StartRequest{Visitor: c.me, Department: c.dept(group),
+		Origin: c.s.Name(), Events: drafts, Author: c.author(), Session: c.Origin(req.RequestID),
+		ChatProps: chatProps, ThreadProps: threadProps})
 	if err != nil {
 		return model.Conversation{}, nil, err
 	}
@@ -469,8 +495,8 @@ type SendEventResponse struct {
 // sendEvent posts to the chat's active thread. custom_id makes it
 // idempotent per customer: a retry returns the first event's id (and,
 // on RTM, its incoming_event push again, since the SDK waits for it). An
-// inactive chat answers chat_inactive, with or without
-// attach_to_last_thread (the core cannot append to a closed thread yet).
+// inactive chat answers chat_inactive, unless attach_to_last_thread asks
+// to add the event to its last thread (desk.Attach).
 func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	var p sendEventRequest
 	if err := wire.DecodePayload(req, &p); err != nil {
@@ -490,14 +516,21 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	post := c.s.d.Post
 	if !conv.Active() {
-		return nil, wire.NewError(wire.ChatInactive)
+		// §2.5: attach_to_last_thread (ignored for active chats) adds the
+		// event to the last, inactive thread, which stays inactive;
+		// without it an inactive chat answers chat_inactive.
+		if !p.AttachToLastThread {
+			return nil, wire.NewError(wire.ChatInactive)
+		}
+		post = c.s.d.Attach
 	}
 	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.Origin(req.RequestID)}
 	if draft.ClientKey != "" {
 		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"\x00"+draft.ClientKey
 	}
-	ev, replayed, err := c.s.d.Post(ctx, pr)
+	ev, replayed, err := post(ctx, pr)
 	if err != nil {
 		return nil, err
 	}
@@ -672,9 +705,10 @@ type markSeenRequest struct {
 	SeenUpTo string `json:"seen_up_to"`
 }
 
-// markEventsAsSeen validates and answers {}, and pushes
-// events_marked_as_seen to the requester. Nothing is stored: the core has
-// no per-user "seen up to" yet.
+// markEventsAsSeen stores the customer's "seen up to" marker on its chat
+// (desk.MarkSeen: durable, forward only), shown afterwards as the
+// customer's events_seen_up_to; events_marked_as_seen follows the response
+// (onNotice) and reaches the agents who see the chat.
 func markEventsAsSeen(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	var p markSeenRequest
 	if err := wire.DecodePayload(req, &p); err != nil {
@@ -683,13 +717,53 @@ func markEventsAsSeen(ctx context.Context, c *client, req *wire.Request) (any, e
 	if p.ChatID == "" || p.SeenUpTo == "" {
 		return nil, wire.Errorf(wire.Validation, "chat_id and seen_up_to are required")
 	}
-	if _, err := parseTime(p.SeenUpTo); err != nil {
+	t, err := parseTime(p.SeenUpTo)
+	if err != nil {
 		return nil, wire.Errorf(wire.Validation, "seen_up_to must be an RFC 3339 date")
 	}
 	if _, err := c.threads(ctx, p.ChatID); err != nil {
 		return nil, err
 	}
-	payload := map[string]string{"user_id": string(c.me), "chat_id": p.ChatID, "seen_up_to": p.SeenUpTo}
-	c.AfterResponse(func() { c.push(req.RequestID, "events_marked_as_seen", payload) })
-	return nil, nil
+	_, err = c.s.d.MarkSeen(ctx, c.me, c.author(), t, c.Origin(req.RequestID))
+	return nil, err
+}
+
+// unreadWindow bounds the latest events hasUnread looks at.
+const unreadWindow = 50
+
+// hasUnread reports whether the newest thread holds an event the customer
+// may see, written by someone else, after what it has seen: its stored
+// marker (mark_events_as_seen) or its own latest event, whichever is
+// later. Only the latest unreadWindow events are looked at.
+func (s *Surface) hasUnread(ctx context.Context, v *model.Visitor, conv model.Conversation) (bool, error) {
+	if conv.LastSeq == 0 {
+		return false, nil
+	}
+	from := uint64(1)
+	if conv.LastSeq > unreadWindow {
+		from = conv.LastSeq - unreadWindow + 1
+	}
+	evs, err := s.d.Store().Events(ctx, conv.ID, from, int(conv.LastSeq-from+1))
+	if err != nil {
+		return false, fmt.Errorf("events of %s: %w", conv.ID, err)
+	}
+	seen := v.SeenUpTo[string(v.ID)]
+	for i := len(evs) - 1; i >= 0; i-- {
+		if e := &evs[i]; e.Author.Kind == model.AuthorVisitor && e.Author.ID == string(v.ID) {
+			if e.At.After(seen) {
+				seen = e.At
+			}
+			break
+		}
+	}
+	for i := len(evs) - 1; i >= 0; i-- {
+		e := &evs[i]
+		if !e.At.After(seen) {
+			break
+		}
+		if e.VisibleToVisitor() && e.Author.ID != string(v.ID) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -37,6 +37,11 @@ type (
 		UserID   string `json:"user_id"`
 		Reason   string `json:"reason"`
 	}
+	EventsMarkedAsSeen struct {
+		UserID   string `json:"user_id"`
+		ChatID   string `json:"chat_id"`
+		SeenUpTo string `json:"seen_up_to"`
+	}
 	TypingIndicator struct {
 		AuthorID   string `json:"author_id"`
 		Recipients string `json:"recipients"`
@@ -114,6 +119,15 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		}
 		return nil
 	}
+	if s := n.Seen; s != nil {
+		// The customer's own marker (tagged when it answers this
+		// connection's request) and those of the agents it is shown.
+		if s.Kind == model.AuthorAgent && conv.MemberHidden(model.AgentID(s.User)) {
+			return nil
+		}
+		c.push(rid, "events_marked_as_seen", EventsMarkedAsSeen{UserID: s.User, ChatID: string(conv.Visitor), SeenUpTo: wire.Time(s.UpTo)})
+		return nil
+	}
 	if n.Tag != nil || n.Follow != nil {
 		// Tags and followers are the desk's: customers are never told.
 		return nil
@@ -136,7 +150,10 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		return nil
 	}
 	rest := n.Events
-	if len(n.Events) > 0 && n.Events[0].Seq == 1 {
+	// A thread starts with its first event, or without any (an inactive
+	// start with no events; other changes without events returned above).
+	started := (len(n.Events) > 0 && n.Events[0].Seq == 1) || (len(n.Events) == 0 && len(n.Updated) == 0 && conv.LastSeq == 0)
+	if started {
 		d, err := c.s.src.Load(ctx, conv, wire.LoadOptions{UpTo: conv.LastSeq, Neighbour: c.mine})
 		if err != nil {
 			return err

@@ -7,7 +7,9 @@
 //   - GET /v3.x/customer/rtm/ws?organization_id=…: the RTM API (session.go,
 //     client.go, actions*.go, pushes.go);
 //   - POST /v3.x/customer/action/<action>?organization_id=…: the Web API,
-//     sharing one handler per action with RTM, plus upload_file (web.go).
+//     sharing one handler per action with RTM, plus upload_file (web.go);
+//   - GET /v3.x/customer/action/<action>?organization_id=…: the GET
+//     configuration actions, without a token (config_actions.go).
 //
 // IDs follow package wire: customer id = chat id = core visitor id, thread
 // id = conversation id, event id = "<thread>_<seq>". A customer sees only
@@ -80,14 +82,16 @@ func (s *Surface) Dispatched() []string {
 	return out
 }
 
-// Mount registers the token endpoint, GET /v3.{4,5,6}/customer/rtm/ws and
-// POST /v3.{4,5,6}/customer/action/:action (OPTIONS too, for CORS).
+// Mount registers the token endpoint, GET /v3.{4,5,6}/customer/rtm/ws,
+// POST /v3.{4,5,6}/customer/action/:action (OPTIONS too, for CORS) and GET
+// on the same path for the GET actions (config_actions.go).
 func (s *Surface) Mount(r gin.IRouter) {
 	r.POST("/v2/customer/token", s.serveToken)
 	r.OPTIONS("/v2/customer/token", s.preflight)
 	for _, v := range versions() {
 		r.GET("/v"+v+"/customer/rtm/ws", s.serveWS(v))
 		r.POST("/v"+v+"/customer/action/:action", s.serveAction(v))
+		r.GET("/v"+v+"/customer/action/:action", s.serveGet(v))
 		r.OPTIONS("/v"+v+"/customer/action/:action", s.preflight)
 	}
 }

@@ -181,18 +181,27 @@ type registerRequest struct {
 }
 
 // supported lists the actions chatgate delivers, in list_webhook_names
-// order.
-var supported = []string{IncomingChat, IncomingEvent, EventUpdated, ChatDeactivated}
+// order: the four event-driven ones (hook.go) and those of changes without
+// events (notices.go):
+//
+//	incoming_chat, incoming_event, event_updated, chat_deactivated,
+//	chat_properties_updated, chat_properties_deleted,
+//	thread_properties_updated, thread_properties_deleted,
+//	event_properties_updated, event_properties_deleted,
+//	user_added_to_chat, user_removed_from_chat,
+//	thread_tagged, thread_untagged, events_marked_as_seen
+var supported = []string{IncomingChat, IncomingEvent, EventUpdated, ChatDeactivated,
+	ChatPropertiesUpdated, ChatPropertiesDeleted, ThreadPropertiesUpdated, ThreadPropertiesDeleted,
+	EventPropertiesUpdated, EventPropertiesDeleted, UserAddedToChat, UserRemovedFromChat,
+	ThreadTagged, ThreadUntagged, EventsMarkedAsSeen}
 
 // v35Actions are the other v3.5 webhook actions (§3.3): known, valid in
 // LiveChat, not delivered by chatgate.
-var v35Actions = []string{"chat_access_updated", "chat_transferred", "user_added_to_chat", "user_removed_from_chat",
-	"incoming_rich_message_postback", "chat_properties_updated", "chat_properties_deleted", "thread_properties_updated",
-	"thread_properties_deleted", "event_properties_updated", "event_properties_deleted", "thread_tagged",
-	"thread_untagged", "routing_status_set", "incoming_customer", "customer_session_fields_updated", "agent_created",
+var v35Actions = []string{"chat_access_updated", "chat_transferred",
+	"incoming_rich_message_postback", "routing_status_set", "incoming_customer", "customer_session_fields_updated", "agent_created",
 	"agent_approved", "agent_updated", "agent_suspended", "agent_unsuspended", "agent_deleted", "auto_accesses_updated",
 	"bot_created", "bot_updated", "bot_deleted", "group_created", "group_updated", "group_deleted", "tag_created",
-	"tag_deleted", "tag_updated", "events_marked_as_seen", "event_deleted", "thread_summary_set"}
+	"tag_deleted", "tag_updated", "event_deleted", "thread_summary_set"}
 
 func (s *Service) validate(req *registerRequest) (Webhook, error) {
 	w := Webhook{Action: req.Action, SecretKey: req.SecretKey, URL: req.URL, OwnerClientID: req.OwnerClientID,

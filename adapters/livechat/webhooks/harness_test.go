@@ -36,6 +36,10 @@ const (
 
 var ann = model.Agent{ID: "ann@example.com", Name: "Ann"}
 
+// ben is a second agent, never online: routing gives chats to ann only;
+// ben is added to chats with add_user_to_chat.
+var ben = model.Agent{ID: "ben@example.com", Name: "Ben"}
+
 // clock is a settable clock.
 type clock struct {
 	mu  sync.Mutex
@@ -86,7 +90,7 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t, path: path, st: st, router: routing.New([]model.Agent{ann}, true), bus: hub.NewBus()}
+	g := &gateway{t: t, path: path, st: st, router: routing.New([]model.Agent{ann, ben}, true), bus: hub.NewBus()}
 	cfg := o.cfg
 	if cfg.OrganizationID == "" {
 		cfg.OrganizationID = orgID
@@ -112,7 +116,15 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 			g.rows = append(g.rows, rows...)
 			g.mu.Unlock()
 			return rows
-		}}
+		},
+		NoticeOutbox: func(n hub.Notice) []store.OutboxRow {
+			rows := g.svc.NoticeOutbox(n)
+			g.mu.Lock()
+			g.rows = append(g.rows, rows...)
+			g.mu.Unlock()
+			return rows
+		},
+		Properties: cfg.Properties}
 	if o.clock != nil {
 		dopts.Now = o.clock.Now
 	}

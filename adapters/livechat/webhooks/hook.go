@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"chatgate/adapters/livechat/wire"
+	"chatgate/core/desk"
 	"chatgate/core/model"
 	"chatgate/store"
 )
@@ -83,13 +84,13 @@ func (s *Service) Outbox(c model.Conversation, events []model.Event, updated []m
 	} else {
 		for i := range events {
 			e := &events[i]
-			add(IncomingEvent, incomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEvent(e)}, &e.Author)
+			add(IncomingEvent, incomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForAgent, s.cfg.Properties)}, &e.Author)
 		}
 	}
 	for i := range updated {
 		e := &updated[i]
 		if e.Kind == model.KindMessage && !e.Deleted {
-			add(EventUpdated, incomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEvent(e)}, &e.Author)
+			add(EventUpdated, incomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForAgent, s.cfg.Properties)}, &e.Author)
 		}
 	}
 	if c.State == model.StateClosed && closes(events) {
@@ -99,8 +100,19 @@ func (s *Service) Outbox(c model.Conversation, events []model.Event, updated []m
 		}
 		add(ChatDeactivated, p, nil)
 	}
+	return s.rows(reg, c, items, nil)
+}
+
+// rows fans items out to the webhooks registered for their actions and
+// whose filters match, as outbox rows in order. chatProps, if set, gives
+// the chat's properties after the change (for additional_data); nil reads
+// them from the store.
+func (s *Service) rows(reg *registry, c model.Conversation, items []item, chatProps func() map[string]map[string]json.RawMessage) []store.OutboxRow {
 	if len(items) == 0 {
 		return nil
+	}
+	if chatProps == nil {
+		chatProps = func() map[string]map[string]json.RawMessage { return s.storedChatProps(c.Visitor) }
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	users := chatUsers(c)
@@ -111,8 +123,8 @@ func (s *Service) Outbox(c model.Conversation, events []model.Event, updated []m
 			if !w.matches(c, users, it.author) {
 				continue
 			}
-			body, err := json.Marshal(rowBody{WebhookID: w.ID, Action: it.action, ChatID: chatID, Payload: it.payload,
-				AdditionalData: extra(extras, w.AdditionalData, c, users)})
+			body, err := json.Marshal(rowBody{WebhookID: w.ID, Action: it.action, ChatID: string(c.Visitor), Payload: it.payload,
+				AdditionalData: s.extra(extras, w.AdditionalData, users, chatProps)})
 			if err != nil {
 				s.log.Error().Err(err).Str("action", it.action).Msg("webhook row")
 				continue
@@ -122,6 +134,17 @@ func (s *Service) Outbox(c model.Conversation, events []model.Event, updated []m
 		}
 	}
 	return rows
+}
+
+// storedChatProps reads a chat's (visitor's) properties. It runs inside
+// the desk's commit, so it sees the state before the change.
+func (s *Service) storedChatProps(id model.VisitorID) map[string]map[string]json.RawMessage {
+	v, err := s.st.Visitor(context.Background(), id)
+	if err != nil {
+		s.log.Warn().Err(err).Str("visitor", string(id)).Msg("webhook additional_data: visitor not readable")
+		return nil
+	}
+	return v.Props
 }
 
 func closes(evs []model.Event) bool {
@@ -136,7 +159,7 @@ func closes(evs []model.Event) bool {
 // chatData is what rendering a starting thread needs. It runs inside the
 // desk's commit, so it reads only what exists before it: the visitor.
 func (s *Service) chatData(c model.Conversation, events []model.Event) *wire.ChatData {
-	d := &wire.ChatData{Conv: c, Events: events, Now: s.cfg.Now()}
+	d := &wire.ChatData{Conv: c, Events: events, Now: s.cfg.Now(), Props: s.cfg.Properties}
 	v, err := s.st.Visitor(context.Background(), c.Visitor)
 	if err != nil {
 		s.log.Warn().Err(err).Str("visitor", string(c.Visitor)).Msg("webhook incoming_chat: visitor not readable")
@@ -152,24 +175,33 @@ func (s *Service) chatData(c model.Conversation, events []model.Event) *wire.Cha
 		}
 		d.Agent = &a
 	}
+	d.Members = wire.MembersOf(&c, s.cfg.Agent)
 	if c.State == model.StateQueued && s.cfg.QueuePosition != nil {
 		d.QueuePos = s.cfg.QueuePosition(c.ID)
 	}
 	return d
 }
 
-// chatUsers are the ids of a chat's users: its customer, then its agent.
+// chatUsers are the ids of a chat's users: its customer, its agent, then
+// the agents added to it (webhooks see what agents see).
 func chatUsers(c model.Conversation) []string {
 	users := []string{string(c.Visitor)}
 	if c.Agent != "" {
 		users = append(users, string(c.Agent))
 	}
+	for _, m := range c.Members {
+		if m != c.Agent {
+			users = append(users, string(m))
+		}
+	}
 	return users
 }
 
 // extra renders the additional_data a webhook asked for, sharing the
-// encoding between webhooks that asked for the same.
-func extra(cache map[string]json.RawMessage, want []string, c model.Conversation, users []string) json.RawMessage {
+// encoding between webhooks that asked for the same. chat_properties are
+// the chat's (not the thread's) properties that agents may read: webhooks
+// see what agents see.
+func (s *Service) extra(cache map[string]json.RawMessage, want []string, users []string, chatProps func() map[string]map[string]json.RawMessage) json.RawMessage {
 	key := ""
 	for _, w := range want {
 		key += w + ","
@@ -181,7 +213,7 @@ func extra(cache map[string]json.RawMessage, want []string, c model.Conversation
 	for _, w := range want {
 		switch w {
 		case DataChatProperties:
-			props := wire.Properties(c.Props)
+			props := wire.Properties(wire.ReadableProps(s.cfg.Properties, wire.ForAgent, desk.LocChat, chatProps()))
 			if props == nil {
 				props = wire.Properties{}
 			}

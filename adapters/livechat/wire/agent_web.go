@@ -25,9 +25,9 @@ func HTTPStatus(t ErrorType) int {
 		return http.StatusUnauthorized
 	case Authorization:
 		return http.StatusForbidden
-	case NotFound, LicenseNotFound:
+	case NotFound, LicenseNotFound, GroupNotFound:
 		return http.StatusNotFound
-	case ChatInactive, AgentOffline, CustomerBanned, AlreadyExists:
+	case ChatInactive, AgentOffline, CustomerBanned, AlreadyExists, GroupOffline:
 		return http.StatusUnprocessableEntity
 	case EntityTooLarge:
 		return http.StatusRequestEntityTooLarge

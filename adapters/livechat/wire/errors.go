@@ -32,6 +32,8 @@ const (
 	CustomerBanned     ErrorType = "customer_banned"
 	LimitReached       ErrorType = "limit_reached"
 	AlreadyExists      ErrorType = "already_exists"
+	GroupNotFound      ErrorType = "group_not_found"
+	GroupOffline       ErrorType = "group_offline"
 )
 
 var defaultMessages = map[ErrorType]string{
@@ -51,6 +53,8 @@ var defaultMessages = map[ErrorType]string{
 	CustomerBanned:     "Customer is banned",
 	LimitReached:       "Limit reached",
 	AlreadyExists:      "Already exists",
+	GroupNotFound:      "Group not found",
+	GroupOffline:       "Group offline",
 }
 
 // Error is the body of every v3 error: {"type","message","data"?}. It is

@@ -143,3 +143,18 @@ func RenderPropsPush(ch *hub.PropsChange, aud Audience, reg *desk.Properties) (n
 	p.Properties = names
 	return ch.Location + "_properties_deleted", p, true
 }
+
+// DecodeInitialProps reads the properties of start_chat / resume_chat
+// (chat.properties, chat.thread.properties): absent or null is none;
+// anything but {ns: {name: value}} is a validation error. Access is the
+// desk's to check (desk.StartRequest.ChatProps, ThreadProps).
+func DecodeInitialProps(raw json.RawMessage, where string) (map[string]map[string]json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var out map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, Errorf(Validation, "Wrong format of request: %s must be {namespace: {name: value}}", where)
+	}
+	return out, nil
+}

@@ -304,6 +304,10 @@ type ChatData struct {
 	Conv    model.Conversation
 	// Agent is the serving agent, nil when none.
 	Agent *model.Agent
+	// Members are the agents added to the thread besides its serving
+	// agent (Conv.Members, in order); customers are not shown those in
+	// Conv.HiddenMembers.
+	Members []model.Agent
 	// Events of the thread, in order (all of them, or a window).
 	Events []model.Event
 	// QueuePos is the 1-based queue position; 0 when not queued.
@@ -316,14 +320,74 @@ type ChatData struct {
 	Props *desk.Properties
 }
 
+// users are the chat's users as aud sees them, with their ids: the
+// customer, the serving agent, then the added agents (for customers, only
+// those added with visibility "all"). Each carries its events_seen_up_to
+// from the chat's stored markers.
 func (d *ChatData) users(aud Audience) ([]User, []string) {
-	users := []User{Customer(&d.Visitor, d.Conv.Active(), aud)}
+	cu := Customer(&d.Visitor, d.Conv.Active(), aud)
+	cu.EventsSeenUpTo = d.seen(cu.ID)
+	users := []User{cu}
 	ids := []string{string(d.Visitor.ID)}
+	add := func(a *model.Agent) {
+		u := AgentUser(a, d.Conv.Active(), aud)
+		u.EventsSeenUpTo = d.seen(u.ID)
+		users = append(users, u)
+		ids = append(ids, string(a.ID))
+	}
 	if d.Agent != nil {
-		users = append(users, AgentUser(d.Agent, d.Conv.Active(), aud))
-		ids = append(ids, string(d.Agent.ID))
+		add(d.Agent)
+	}
+	for i := range d.Members {
+		m := &d.Members[i]
+		if (d.Agent != nil && m.ID == d.Agent.ID) || (aud == ForCustomer && d.Conv.MemberHidden(m.ID)) {
+			continue
+		}
+		add(m)
 	}
 	return users, ids
+}
+
+// seen is a user's events_seen_up_to: its stored marker
+// (mark_events_as_seen), or the time of its own latest event among
+// d.Events if later, since writing an event (start_chat, resume_chat,
+// send_event) marks everything before it as seen for its author (§2.5).
+// Deriving this instead of storing it keeps send_event one commit. Empty
+// when neither exists.
+func (d *ChatData) seen(user string) string {
+	t := d.Visitor.SeenUpTo[user]
+	for i := len(d.Events) - 1; i >= 0; i-- {
+		if e := &d.Events[i]; e.Author.Kind != model.AuthorSystem && e.Author.ID == user {
+			if e.At.After(t) {
+				t = e.At
+			}
+			break
+		}
+	}
+	if t.IsZero() {
+		return ""
+	}
+	return Time(t)
+}
+
+// MembersOf resolves conv's added agents with lookup; an agent no longer
+// configured is shown by its id.
+func MembersOf(conv *model.Conversation, lookup func(model.AgentID) (model.Agent, bool)) []model.Agent {
+	if len(conv.Members) == 0 {
+		return nil
+	}
+	out := make([]model.Agent, 0, len(conv.Members))
+	for _, id := range conv.Members {
+		a, ok := model.Agent{}, false
+		if lookup != nil {
+			a, ok = lookup(id)
+		}
+		if !ok {
+			a = model.Agent{ID: id, Name: string(id)}
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 func (d *ChatData) queue() *Queue {

@@ -52,6 +52,7 @@ func (s Source) Load(ctx context.Context, conv model.Conversation, o LoadOptions
 			d.Agent = &model.Agent{ID: conv.Agent, Name: string(conv.Agent)}
 		}
 	}
+	d.Members = MembersOf(&conv, s.Agent)
 	upTo := conv.LastSeq
 	if o.UpTo > 0 && o.UpTo < upTo {
 		upTo = o.UpTo

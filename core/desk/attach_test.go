@@ -1,0 +1,46 @@
+package desk
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"chatgate/core/model"
+)
+
+func TestAttach(t *testing.T) {
+	e := newEnv(t, config{})
+	e.online(ann.ID)
+	ctx := context.Background()
+	v, w := e.visitor("Vic"), e.visitor("Wes")
+	c, _ := e.start(v, "sales", Draft{Text: "hi"})
+	if _, err := e.d.Close(ctx, c.ID, visitorAuthor(v), "", ""); err != nil {
+		t.Fatal(err)
+	}
+	refused := []struct {
+		name string
+		by   model.Author
+		want error
+	}{
+		{"an agent", agentAuthor(ann.ID), ErrForbidden},
+		{"another visitor", visitorAuthor(w), ErrForbidden},
+		{"the system", model.System, ErrForbidden},
+	}
+	for _, tc := range refused {
+		if _, _, err := e.d.Attach(ctx, PostRequest{Conv: c.ID, Author: tc.by, Draft: Draft{Text: "x"}}); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	ev, replayed, err := e.d.Attach(ctx, PostRequest{Conv: c.ID, Author: visitorAuthor(v), Draft: Draft{Text: "late"}, IdemSystem: "t", IdemKey: "k1"})
+	if err != nil || replayed {
+		t.Fatalf("attach: %v %v", err, replayed)
+	}
+	again, replayed, err := e.d.Attach(ctx, PostRequest{Conv: c.ID, Author: visitorAuthor(v), Draft: Draft{Text: "late"}, IdemSystem: "t", IdemKey: "k1"})
+	if err != nil || !replayed || again.Seq != ev.Seq {
+		t.Fatalf("retry: %+v %v %v", again, replayed, err)
+	}
+	if got := e.conv(c.ID); got.State != model.StateClosed || got.LastSeq != ev.Seq {
+		t.Fatalf("conversation after attach %+v", got)
+	}
+	e.checkLog(c.ID)
+}
