@@ -354,7 +354,7 @@ func TestRelayFrontKill9(t *testing.T) {
 
 	v := &visitor{t: t, base: "http://" + front.addr, id: "relay-kill-visitor"}
 	v.start()
-	v.send("m000")
+	v.send("m00000")
 	inc := ag.next("push", "incoming_chat")
 	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
 	room := ""
@@ -373,7 +373,7 @@ func TestRelayFrontKill9(t *testing.T) {
 	senderDone := make(chan struct{})
 	go func() {
 		defer close(senderDone)
-		acked = append(acked, "m000")
+		acked = append(acked, "m00000")
 		for i := 1; ; i++ {
 			select {
 			case <-stop:
@@ -381,7 +381,7 @@ func TestRelayFrontKill9(t *testing.T) {
 				return
 			default:
 			}
-			text := fmt.Sprintf("m%03d", i)
+			text := fmt.Sprintf("m%05d", i)
 			if v.trySend(text) {
 				acked = append(acked, text)
 			} else {
@@ -399,7 +399,7 @@ func TestRelayFrontKill9(t *testing.T) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			text := fmt.Sprintf("a%03d", j)
+			text := fmt.Sprintf("a%05d", j)
 			ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": text}})
 			answers = append(answers, text)
 		}
