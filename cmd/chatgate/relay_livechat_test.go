@@ -78,6 +78,20 @@ func TestRelayV2VisitorIntoLiveChatDesk(t *testing.T) {
 		evs = v.poll()
 		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
 	})
+
+	// The visitor comes back: the same upstream customer resumes its chat
+	// with a new thread.
+	v.start()
+	v.send("back again")
+	waitFor(t, "the returning visitor's message upstream", 15*time.Second, func() bool {
+		texts, _ := customerTexts(ag, chatID)
+		return slices.Equal(texts, []string{"back again"})
+	})
+	convs = relayed(t, front.addr)
+	if len(convs) != 2 || !strings.HasPrefix(upstreamRoom(convs[0], "lc"), chatID+"/") ||
+		threadOf(convs[0], "lc") == threadOf(convs[1], "lc") || threadOf(convs[0], "lc") == "" {
+		t.Fatalf("relay view after the return: %v", convs)
+	}
 }
 
 // TestRelayLiveChatSurvivesKill9: the front gateway is killed with SIGKILL

@@ -248,7 +248,10 @@ func isActiveChat(err error) bool {
 
 // open makes sure the conversation has its upstream thread, followed. A
 // bound thread is just followed. Otherwise the customer's chats decide
-// (list_chats, newest first): an active chat whose thread is bound to no
+// (list_chats, newest thread first; resume_chat "restarts an archived
+// chat" and deactivate_chat closes "the currently open thread", per
+// platform.text.com/docs/messaging/customer-chat-api/v3.5/rtm-reference):
+// an active chat whose thread is bound to no
 // conversation is adopted (a crash came between start_chat and the bind);
 // one bound to another conversation is stale (its close never got
 // through) and is deactivated first; an inactive chat is resumed with a
@@ -378,8 +381,11 @@ func isInactive(err error) bool {
 
 // send posts an event with the core event id as custom_id. A custom_id
 // already seen in the thread (resynced after every connect, before any
-// delivery goes out) is not sent again; chatgate's desk is idempotent on
-// custom_id as well.
+// delivery goes out) is not sent again: LiveChat's docs promise no
+// deduplication on custom_id (platform.text.com/docs/messaging/
+// customer-chat-api/v3.5/rtm-reference, "Send Event"; §2.4 calls it
+// "client-chosen, echoed"), while chatgate's customer surface is
+// idempotent on it as well.
 func (c *Connector) send(ctx context.Context, sink *relay.Sink, d relay.Delivery) error {
 	text := d.Text()
 	if strings.TrimSpace(text) == "" {
@@ -410,6 +416,15 @@ func (c *Connector) send(ctx context.Context, sink *relay.Sink, d relay.Delivery
 		return fmt.Errorf("%w: upstream thread %s is inactive: %w", relay.ErrPermanent, thread, err)
 	}
 	if err != nil {
+		var we *wire.Error
+		if !errors.As(err, &we) {
+			// No answer: the event may be upstream all the same.
+			// LiveChat documents custom_id as echoed, not as an
+			// idempotency key (rtm-reference v3.5, "Send Event"), so
+			// the thread is read again before the retry: a custom_id
+			// found there is not sent twice.
+			f.resyncSoon()
+		}
 		return fmt.Errorf("send_event: %w", err)
 	}
 	f.markSent(d.Event.ID)
@@ -437,6 +452,12 @@ func (c *Connector) close(ctx context.Context, sink *relay.Sink, conv model.Conv
 		return err
 	}
 	f.setRoom(chat, thread)
+	// Not while the visitor's next conversation opens: it may deactivate
+	// this thread as stale and resume the chat, and a deactivate_chat
+	// from here would then close the new thread.
+	mu := &c.opening[shard(string(conv.Visitor), len(c.opening))]
+	mu.Lock()
+	defer mu.Unlock()
 	conn, err := f.wait(ctx)
 	if errors.Is(err, errEnded) {
 		return nil // closed upstream meanwhile

@@ -729,6 +729,11 @@ func (c *Connector) Run(ctx context.Context, sink *relay.Sink) error {
 	for {
 		c.mu.Lock()
 		idle := len(c.follows) == 0
+		for v, tok := range c.tokens {
+			if time.Until(tok.expires) <= tokenMargin {
+				delete(c.tokens, v) // of no use any more
+			}
+		}
 		c.mu.Unlock()
 		if idle {
 			err := c.probe(ctx)
