@@ -3,7 +3,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +20,23 @@ func lcRelay(name, addr string) string {
 	return fmt.Sprintf("  connectors:\n    - name: %s\n      kind: livechat\n      url: http://%s\n"+
 		"      token_url: http://%s/v2/customer/token\n      agent_token: %s\n      organization_id: desk-org\n"+
 		"      timeout: 5s\n  routes:\n    - upstream: %s\n", name, addr, addr, agentToken, name)
+}
+
+// connectorStatus is a connector's state as the gateway's /readyz shows it.
+func connectorStatus(t *testing.T, addr, name string) map[string]any {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Relay map[string]map[string]any `json:"relay"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("/readyz: %v", err)
+	}
+	return body.Relay[name]
 }
 
 // threadOf is the upstream thread a relayed conversation is bound to.
@@ -64,6 +83,10 @@ func TestRelayV2VisitorIntoLiveChatDesk(t *testing.T) {
 	waitFor(t, "the second message upstream", 15*time.Second, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"hello upstream", "thanks"})
+	})
+
+	waitFor(t, "the connector reporting its socket up", 15*time.Second, func() bool {
+		return connectorStatus(t, front.addr, "lc")["connected"] == true
 	})
 
 	convs := relayed(t, front.addr)
@@ -151,4 +174,42 @@ func TestRelayLiveChatSurvivesKill9(t *testing.T) {
 	if len(after) != 1 || upstreamRoom(after[0], "lc") != room || threadOf(after[0], "lc") != thread["id"] {
 		t.Fatalf("upstream chat changed: before %v, after %v (desk thread %v)", before, after, thread["id"])
 	}
+}
+
+// TestRelayLiveChatFollowsADeskRestart: the desk gateway is killed and
+// restarted; the front gateway's customer socket reconnects, a message the
+// visitor sent meanwhile gets through once, and the agent's answer after
+// the restart reaches the visitor.
+func TestRelayLiveChatFollowsADeskRestart(t *testing.T) {
+	desk := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "desk.db"), freeAddr(t))
+	ag := deskAgent(t, desk.addr)
+	front := startProc(t, frontConfig(t, lcRelay("lc", desk.addr)), filepath.Join(t.TempDir(), "front.db"), "127.0.0.1:0")
+
+	v := &visitor{t: t, base: "http://" + front.addr, id: "lc-visitor-3"}
+	v.start()
+	v.send("one")
+	inc := ag.next("push", "incoming_chat")
+	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+	waitFor(t, "the first message upstream", 15*time.Second, func() bool {
+		texts, _ := customerTexts(ag, chatID)
+		return slices.Equal(texts, []string{"one"})
+	})
+
+	desk.kill()
+	v.send("two") // the desk is down: delivered after its restart
+	desk = desk.restart()
+	ag = deskAgent(t, desk.addr)
+	waitFor(t, "the message sent during the outage upstream", 20*time.Second, func() bool {
+		texts, _ := customerTexts(ag, chatID)
+		return slices.Equal(texts, []string{"one", "two"})
+	})
+	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "back online"}})
+	waitFor(t, "the agent's answer after the restart at the visitor", 20*time.Second, func() bool {
+		return slices.Equal(agentTexts(v.poll()), []string{"Welcome!", "back online"})
+	})
+	waitFor(t, "the connector reporting the reconnect", 15*time.Second, func() bool {
+		st := connectorStatus(t, front.addr, "lc")
+		n, _ := st["reconnects"].(float64)
+		return st["connected"] == true && n >= 1
+	})
 }
