@@ -423,7 +423,7 @@ func (c *Connector) send(ctx context.Context, sink *relay.Sink, d relay.Delivery
 			// idempotency key (rtm-reference v3.5, "Send Event"), so
 			// the thread is read again before the retry: a custom_id
 			// found there is not sent twice.
-			f.resyncSoon()
+			f.unsure()
 		}
 		return fmt.Errorf("send_event: %w", err)
 	}

@@ -156,8 +156,14 @@ type follower struct {
 	chat    string
 	thread  string
 	live    *rtm
-	ready   bool
-	readyCh chan struct{}
+	// ready: logged in and resynced; stale: a send went unanswered, so
+	// the thread must be read again before the next one.
+	ready, stale bool
+	// unsureN counts unanswered sends; a resync clears stale only if it
+	// started after the last of them.
+	unsureN uint64
+	// changed is closed (and replaced) whenever the state changes.
+	changed chan struct{}
 	ended   bool
 	me      string
 	agents  map[string]relay.Agent
@@ -190,7 +196,7 @@ func (c *Connector) followerFor(ctx context.Context, conv model.Conversation, v 
 	}
 	fctx, cancel := context.WithCancel(c.runCtx)
 	f := &follower{c: c, conv: conv.ID, visitor: conv.Visitor, cancel: cancel, done: make(chan struct{}),
-		kick: make(chan struct{}, 1), profile: v, readyCh: make(chan struct{}),
+		kick: make(chan struct{}, 1), profile: v, changed: make(chan struct{}),
 		agents: make(map[string]relay.Agent), custom: make(map[string]bool)}
 	c.follows[conv.ID] = f
 	c.wg.Go(func() { f.run(fctx) })
@@ -273,12 +279,12 @@ func (f *follower) wait(ctx context.Context) (*rtm, error) {
 			f.mu.Unlock()
 			return nil, errEnded
 		}
-		if f.ready && f.live != nil {
+		if f.ready && !f.stale && f.live != nil {
 			live := f.live
 			f.mu.Unlock()
 			return live, nil
 		}
-		ch := f.readyCh
+		ch := f.changed
 		f.mu.Unlock()
 		select {
 		case <-ch:
@@ -390,15 +396,11 @@ func (f *follower) session(ctx context.Context) error {
 	f.mu.Lock()
 	f.live, f.me = conn, me
 	f.mu.Unlock()
+	gen := f.generation()
 	if err := f.resync(sctx, conn); err != nil {
 		return err
 	}
-	f.mu.Lock()
-	if !f.ready {
-		f.ready = true
-		close(f.readyCh)
-	}
-	f.mu.Unlock()
+	f.synced(true, gen)
 	c.log.Debug().Str("conv", string(f.conv)).Msg("livechat customer socket up")
 
 	ping := time.NewTicker(c.cfg.PingInterval)
@@ -411,9 +413,11 @@ func (f *follower) session(ctx context.Context) error {
 			readErr <- err // for the deferred wait
 			return err
 		case <-f.kick:
+			gen := f.generation()
 			if err := f.resync(sctx, conn); err != nil {
 				return err
 			}
+			f.synced(false, gen)
 		case <-ping.C:
 			if err := conn.call(sctx, "ping", nil, nil); err != nil {
 				return fmt.Errorf("ping: %w", err)
@@ -422,15 +426,49 @@ func (f *follower) session(ctx context.Context) error {
 	}
 }
 
+// notify wakes the waiters of a state change; f.mu is held.
+func (f *follower) notify() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *follower) generation() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.unsureN
+}
+
+// synced records a completed resync (first: of a new socket) that started
+// at generation gen.
+func (f *follower) synced(first bool, gen uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if first {
+		f.ready = true
+	}
+	if gen == f.unsureN {
+		f.stale = false
+	}
+	f.notify()
+}
+
+// unsure records that a send went unanswered: deliveries wait for the
+// resync it asks for.
+func (f *follower) unsure() {
+	f.mu.Lock()
+	f.stale = true
+	f.unsureN++
+	f.notify()
+	f.mu.Unlock()
+	f.resyncSoon()
+}
+
 // down marks the socket gone; waiters wait for the next one.
 func (f *follower) down() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.live = nil
-	if f.ready {
-		f.ready = false
-		f.readyCh = make(chan struct{})
-	}
+	f.live, f.ready = nil, false
+	f.notify()
 }
 
 func visitorName(v model.Visitor) string {
