@@ -49,8 +49,10 @@ type Config struct {
 	Timeout time.Duration
 	// ReconnectMin and ReconnectMax bound the wait before an RTM reconnect.
 	ReconnectMin, ReconnectMax time.Duration
-	// PingInterval is how often a socket sends the ping action (LiveChat
-	// closes sockets silent for about 30 s, §2.2).
+	// PingInterval is how often a socket sends the ping action: LiveChat
+	// wants one every 15 s after login and closes a socket silent for
+	// about 30 s (§2.2; platform.text.com/docs/messaging/
+	// customer-chat-api/v3.5/rtm-reference, "Server pinging").
 	PingInterval time.Duration
 }
 
