@@ -17,8 +17,9 @@ import (
 // semantics where LiveChat and chatgate's own customer surface differ:
 // start_chat always makes a new chat, custom_id is only echoed (no
 // deduplication), a customer may have several chats. Tests can make it
-// drop an answer (the action is still performed), refuse an action once,
-// or keep an agent's event from being pushed.
+// drop an answer and the pushes it causes (the action is still
+// performed), refuse an action once, or keep an agent's event from being
+// pushed.
 type fakeLiveChat struct {
 	t   *testing.T
 	srv *httptest.Server
@@ -149,9 +150,9 @@ func (f *fakeLiveChat) rtm(w http.ResponseWriter, r *http.Request) {
 				resp["payload"] = payload
 			}
 			s.send(resp)
-		}
-		for _, p := range pushes {
-			f.push(p.customer, p.action, p.payload)
+			for _, p := range pushes {
+				f.push(p.customer, p.action, p.payload)
+			}
 		}
 	}
 }
