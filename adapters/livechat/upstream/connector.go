@@ -253,13 +253,15 @@ func isActiveChat(err error) bool {
 // (list_chats, newest thread first; resume_chat "restarts an archived
 // chat" and deactivate_chat closes "the currently open thread", per
 // platform.text.com/docs/messaging/customer-chat-api/v3.5/rtm-reference):
-// an active chat whose thread is bound to no
-// conversation is adopted (a crash came between start_chat and the bind);
-// one bound to another conversation is stale (its close never got
-// through) and is deactivated first; an inactive chat is resumed with a
-// new thread (resume_chat, as the LiveChat widget does for a returning
-// customer); a customer without chats starts one. The thread is bound
-// before anything uses it.
+// an active chat whose thread is bound to no conversation is adopted (a
+// crash came between start_chat and the bind); one bound to another
+// conversation is stale (its close never got through) and is deactivated
+// first; an inactive chat is resumed with a new thread (resume_chat, as
+// the LiveChat widget does for a returning customer); a customer without
+// chats starts one. Listing first, rather than trying start_chat and
+// listing on refusal, also serves LiveChat itself, whose start_chat
+// would open a second chat beside the one a crash left behind. The
+// thread is bound (room, then thread) before anything uses it.
 func (c *Connector) open(ctx context.Context, sink *relay.Sink, conv model.Conversation, v *model.Visitor) (*follower, error) {
 	f, err := c.followerFor(ctx, conv, v)
 	if err != nil {
