@@ -29,6 +29,11 @@ type harness struct {
 
 func startHarness(t *testing.T, f *fakeLiveChat, path string) *harness {
 	t.Helper()
+	return startHarnessRoute(t, f, path, relay.Route{Upstream: "lc"})
+}
+
+func startHarnessRoute(t *testing.T, f *fakeLiveChat, path string, route relay.Route) *harness {
+	t.Helper()
 	st, err := bolt.Open(path, bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -39,12 +44,12 @@ func startHarness(t *testing.T, f *fakeLiveChat, path string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := relay.New(relay.Config{Routes: []relay.Route{{Upstream: "lc"}}, MinBackoff: 20 * time.Millisecond,
+	svc, err := relay.New(relay.Config{Routes: []relay.Route{route}, MinBackoff: 20 * time.Millisecond,
 		MaxBackoff: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond}, []relay.Connector{c}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := desk.New(desk.Options{Store: st, Router: routing.New(nil, true), Route: svc.Route, Relay: svc.Hook, Logger: zerolog.Nop()})
+	d := desk.New(desk.Options{Store: st, Router: routing.New([]model.Agent{{ID: "local-agent", Name: "Lou"}}, true), Route: svc.Route, Relay: svc.Hook, Logger: zerolog.Nop()})
 	svc.Attach(d)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := svc.Load(ctx); err != nil {
@@ -250,4 +255,31 @@ func TestConnectorAdoptsAndRecovers(t *testing.T) {
 	eventually(t, "a message after the restart", func() bool {
 		return equalTexts(f.customerTexts(), []string{"one"}, []string{"two", "three"})
 	})
+}
+
+// TestConnectorAsMirror: in shadow mode the LiveChat chat gets a copy of
+// the conversation (the local agent's answers with the agent's name in
+// front), while what LiveChat's agents write never reaches the visitor.
+func TestConnectorAsMirror(t *testing.T) {
+	f := newFakeLiveChat(t)
+	h := startHarnessRoute(t, f, filepath.Join(t.TempDir(), "gw.db"), relay.Route{Mirrors: []string{"lc"}})
+	c := h.start("mia", "question")
+	eventually(t, "the copy upstream", func() bool { return equalTexts(f.customerTexts(), []string{"question"}) })
+	_, _, err := h.d.Post(context.Background(), desk.PostRequest{Conv: c.ID,
+		Author: model.Author{Kind: model.AuthorAgent, ID: "local-agent", Name: "Lou"},
+		Draft:  desk.Draft{Kind: model.KindMessage, Text: "answer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the local answer copied", func() bool {
+		return equalTexts(f.customerTexts(), []string{"question", "[Lou] answer"})
+	})
+	f.agentSays(h.chatOf(c), "not for the visitor", false)
+	h.post(c, "more")
+	eventually(t, "the next copy", func() bool {
+		return equalTexts(f.customerTexts(), []string{"question", "[Lou] answer", "more"})
+	})
+	if got := h.agentTexts(c); !slices.Equal(got, []string{"answer"}) {
+		t.Errorf("agent messages in the conversation %q", got)
+	}
 }
