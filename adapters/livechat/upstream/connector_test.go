@@ -283,3 +283,15 @@ func TestConnectorAsMirror(t *testing.T) {
 		t.Errorf("agent messages in the conversation %q", got)
 	}
 }
+
+// TestConnectorBannedCustomer: a customer banned upstream cannot log in
+// again; the conversation is closed rather than retried forever.
+func TestConnectorBannedCustomer(t *testing.T) {
+	f := newFakeLiveChat(t)
+	h := startHarness(t, f, filepath.Join(t.TempDir(), "gw.db"))
+	c := h.start("ben", "hello")
+	eventually(t, "the message upstream", func() bool { return equalTexts(f.customerTexts(), []string{"hello"}) })
+	f.banAll()
+	f.kickAll()
+	eventually(t, "the conversation closed", func() bool { c := h.conv(c.ID); return !c.Active() })
+}

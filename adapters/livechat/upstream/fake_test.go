@@ -33,6 +33,7 @@ type fakeLiveChat struct {
 	drop      map[string]bool // answer of the next such action not sent
 	refuse    map[string]bool // next such action refused (validation)
 	socks     map[*fakeSock]bool
+	banned    map[string]bool // customers refused at login
 }
 
 type fakeChat struct {
@@ -63,7 +64,7 @@ const fakeAgentID = "agent@example.com"
 
 func newFakeLiveChat(t *testing.T) *fakeLiveChat {
 	f := &fakeLiveChat{t: t, customers: map[string]bool{}, tokens: map[string]string{}, calls: map[string]int{},
-		drop: map[string]bool{}, refuse: map[string]bool{}, socks: map[*fakeSock]bool{}}
+		drop: map[string]bool{}, refuse: map[string]bool{}, socks: map[*fakeSock]bool{}, banned: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v2/customer/token", f.token)
 	mux.HandleFunc("GET /v3.5/customer/rtm/ws", f.rtm)
@@ -200,6 +201,9 @@ func (f *fakeLiveChat) handle(s *fakeSock, action string, raw json.RawMessage) (
 		if !ok {
 			return nil, nil, "authentication"
 		}
+		if f.banned[cust] {
+			return nil, nil, "customer_banned"
+		}
 		s.customer = cust
 		return map[string]any{"customer": map[string]any{"id": cust}}, nil, ""
 	}
@@ -323,6 +327,15 @@ func (f *fakeLiveChat) agentCloses(chatID string) {
 	th.active = false
 	f.mu.Unlock()
 	f.push(c.customer, "chat_deactivated", map[string]any{"chat_id": c.id, "thread_id": th.id, "user_id": fakeAgentID})
+}
+
+// banAll bans every customer: their next login is refused.
+func (f *fakeLiveChat) banAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.customers {
+		f.banned[c] = true
+	}
 }
 
 // kickAll closes every socket (a network blip).

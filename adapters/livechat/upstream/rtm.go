@@ -310,6 +310,18 @@ func (f *follower) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if we := (*wire.Error)(nil); errors.As(err, &we) && we.Type == wire.CustomerBanned {
+			// Banned upstream: no socket will ever log in again, so the
+			// conversation ends here (its pending deliveries fail for
+			// good instead of waiting forever).
+			c.log.Warn().Str("conv", string(f.conv)).Msg("livechat customer is banned; closing the conversation")
+			if cerr := c.sink.Closed(ctx, f.conv, nil); cerr != nil {
+				c.setError(cerr)
+			} else {
+				f.end()
+				return
+			}
+		}
 		c.mu.Lock()
 		c.reconnects++
 		if err != nil {
