@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	lcupstream "chatgate/adapters/livechat/upstream"
 	"chatgate/adapters/rocketchat/upstream"
 	"chatgate/configs"
 	"chatgate/core/model"
@@ -46,6 +47,14 @@ func newRelay(cfg *configs.Config, m *metrics, log zerolog.Logger) (*relay.Servi
 		case "rocketchat":
 			conn, err := upstream.New(upstream.Config{Name: c.Name, URL: c.URL, Department: c.Department,
 				Client: client, Timeout: c.Timeout}, log)
+			if err != nil {
+				return nil, err
+			}
+			conns = append(conns, conn)
+		case "livechat":
+			conn, err := lcupstream.New(lcupstream.Config{Name: c.Name, URL: c.URL, OrganizationID: c.OrganizationID,
+				APIVersion: c.APIVersion, TokenURL: c.TokenURL, AgentToken: c.AgentToken, ClientID: c.ClientID,
+				Department: c.Department, Client: client, Timeout: c.Timeout}, log)
 			if err != nil {
 				return nil, err
 			}
