@@ -17,7 +17,8 @@
 // Every foreign id lives in the store's mapping tables under
 // (System "relay/<connector>", Tenant "", Kind, foreign id):
 //
-//	KindRoom     the upstream room (Rocket.Chat rid) or chat (LiveChat chat id) → conversation
+//	KindRoom     the upstream room (Rocket.Chat rid; LiveChat "<chat id>/<thread id>", since a
+//	             LiveChat customer keeps one chat across conversations) → conversation
 //	KindThread   the upstream thread (LiveChat thread id) → conversation
 //	KindVisitor  the upstream visitor (Rocket.Chat token, LiveChat customer id) → visitor
 //	KindEvent    the upstream message or event id → event id (both directions: sent and received)
