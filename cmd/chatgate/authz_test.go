@@ -787,6 +787,8 @@ func (f *authzFixture) rows() []authzRow {
 		{"get_form", nil},
 		{"get_predicted_agent", nil},
 		{"check_goals", nil},
+		{"accept_greeting", nil},
+		{"cancel_greeting", nil},
 	}
 	for _, a := range custActions {
 		add(custRTM(a.name, "no login", "", map[string]any{}, rtmErr("authentication")),

@@ -35,6 +35,8 @@ func (s *Surface) table() wire.Table[*client] {
 		"mark_events_as_seen":         {Handle: markEventsAsSeen},
 		"list_group_statuses":         {Handle: listGroupStatuses},
 		"get_form":                    {Handle: getForm},
+		"accept_greeting":             {Handle: acceptGreeting},
+		"cancel_greeting":             {Handle: cancelGreeting},
 		"get_predicted_agent":         {Handle: getPredictedAgent},
 		"check_goals":                 {Handle: checkGoals},
 	}

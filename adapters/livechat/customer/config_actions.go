@@ -192,6 +192,38 @@ func getForm(_ context.Context, c *client, req *wire.Request) (any, error) {
 	return FormResponse{Enabled: false}, nil
 }
 
+// Greetings (LiveChat's targeted messages) are campaigns configured in
+// the LiveChat app and shown by URL rules; chatgate has none, so it never
+// pushes incoming_greeting, and accept_greeting / cancel_greeting (§2.x
+// customer methods) can only name a greeting it never showed: after the
+// payload checks they answer greeting_not_found (404 on the Web API).
+type greetingRequest struct {
+	GreetingID *int64 `json:"greeting_id"`
+	UniqueID   string `json:"unique_id"`
+}
+
+func acceptGreeting(_ context.Context, _ *client, req *wire.Request) (any, error) {
+	var p greetingRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.GreetingID == nil || p.UniqueID == "" {
+		return nil, wire.Errorf(wire.Validation, "greeting_id and unique_id are required")
+	}
+	return nil, wire.NewError(wire.GreetingNotFound)
+}
+
+func cancelGreeting(_ context.Context, _ *client, req *wire.Request) (any, error) {
+	var p greetingRequest
+	if err := wire.DecodePayload(req, &p); err != nil {
+		return nil, err
+	}
+	if p.UniqueID == "" {
+		return nil, wire.Errorf(wire.Validation, "unique_id is required")
+	}
+	return nil, wire.NewError(wire.GreetingNotFound)
+}
+
 // PredictedAgent is get_predicted_agent's payload.
 type PredictedAgent struct {
 	Agent struct {

@@ -76,6 +76,11 @@ func TestCustomerConfigurationActions(t *testing.T) {
 		{"form unknown group", "get_form", `{"group_id":999999,"type":"ticket"}`, "group_not_found"},
 		{"predicted agent of an offline group", "get_predicted_agent", fmt.Sprintf(`{"group_id":%d}`, support), "group_offline"},
 		{"goals without page_url", "check_goals", `{"group_id":0}`, "validation"},
+		{"accept greeting without unique_id", "accept_greeting", `{"greeting_id":1}`, "validation"},
+		{"accept greeting id as string", "accept_greeting", `{"greeting_id":"1","unique_id":"u"}`, "validation"},
+		{"accept a greeting never shown", "accept_greeting", `{"greeting_id":342543723,"unique_id":"e35a4fb4"}`, "greeting_not_found"},
+		{"cancel greeting without unique_id", "cancel_greeting", `{}`, "validation"},
+		{"cancel a greeting never shown", "cancel_greeting", `{"unique_id":"e35a4fb4"}`, "greeting_not_found"},
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,7 +25,7 @@ func HTTPStatus(t ErrorType) int {
 		return http.StatusUnauthorized
 	case Authorization:
 		return http.StatusForbidden
-	case NotFound, LicenseNotFound, GroupNotFound:
+	case NotFound, LicenseNotFound, GroupNotFound, GreetingNotFound:
 		return http.StatusNotFound
 	case ChatInactive, AgentOffline, CustomerBanned, AlreadyExists, GroupOffline:
 		return http.StatusUnprocessableEntity

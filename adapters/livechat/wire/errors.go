@@ -34,6 +34,7 @@ const (
 	AlreadyExists      ErrorType = "already_exists"
 	GroupNotFound      ErrorType = "group_not_found"
 	GroupOffline       ErrorType = "group_offline"
+	GreetingNotFound   ErrorType = "greeting_not_found"
 )
 
 var defaultMessages = map[ErrorType]string{
@@ -55,6 +56,7 @@ var defaultMessages = map[ErrorType]string{
 	AlreadyExists:      "Already exists",
 	GroupNotFound:      "Group not found",
 	GroupOffline:       "Group offline",
+	GreetingNotFound:   "Greeting not found",
 }
 
 // Error is the body of every v3 error: {"type","message","data"?}. It is
