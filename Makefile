@@ -11,7 +11,8 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat:FuzzDDPSession \
 	./adapters/rocketchat:FuzzRESTRequest \
 	./adapters/livechat/customer:FuzzDecodeFrame \
-	./adapters/rocketchat/upstream:FuzzUpstreamFrame
+	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
+	./adapters/livechat/upstream:FuzzUpstreamPush
 
 .PHONY: all build run test vet unit fuzz bench docker clean widget e2e
 
