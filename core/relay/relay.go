@@ -125,6 +125,14 @@ type Connector interface {
 	Status() Status
 }
 
+// Typer is an optional Connector ability: showing the visitor's typing
+// indicator to the upstream desk's agent. Typing is ephemeral: it is
+// neither stored nor retried, and a connector that is busy or away misses
+// it.
+type Typer interface {
+	Typing(ctx context.Context, sink *Sink, conv model.Conversation, on bool) error
+}
+
 // ErrPermanent marks a delivery error that retrying cannot fix.
 var ErrPermanent = errors.New("relay: permanent failure")
 

@@ -53,6 +53,8 @@ type Service struct {
 	sinks  map[string]*Sink
 	// agentsMu serialises the registration of upstream agents.
 	agentsMu sync.Mutex
+	// typingSlots bounds the typing indicators in flight.
+	typingSlots chan struct{}
 }
 
 // New checks the routes against the connectors and returns the service.
@@ -74,7 +76,7 @@ func New(cfg Config, conns []Connector, log zerolog.Logger) (*Service, error) {
 		cfg.Now = time.Now
 	}
 	s := &Service{cfg: cfg, log: log, conns: make(map[string]Connector), routes: make(map[model.DeptID]Route),
-		kicks: make(map[string]chan struct{}), sinks: make(map[string]*Sink)}
+		kicks: make(map[string]chan struct{}), sinks: make(map[string]*Sink), typingSlots: make(chan struct{}, 64)}
 	for _, c := range conns {
 		if err := validName(c.Name()); err != nil {
 			return nil, err
@@ -275,6 +277,10 @@ func (s *Service) follow(ctx context.Context) {
 				}
 				break read
 			case n := <-sub.C():
+				if n.Typing != nil && n.Typing.Author.Kind == model.AuthorVisitor && n.Conv.Owner != "" {
+					s.typing(ctx, n.Conv, n.Typing.On)
+					continue
+				}
 				if len(n.Events) == 0 || (n.Conv.Owner == "" && len(n.Conv.Mirrors) == 0) {
 					continue
 				}
@@ -285,6 +291,29 @@ func (s *Service) follow(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// typing hands the visitor's typing indicator to the owner, if it can show
+// it, off the follow loop and bounded: when typingSlots are all taken the
+// indicator is dropped (the next keystroke sends another).
+func (s *Service) typing(ctx context.Context, c model.Conversation, on bool) {
+	t, ok := s.conns[c.Owner].(Typer)
+	if !ok {
+		return
+	}
+	select {
+	case s.typingSlots <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-s.typingSlots }()
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := t.Typing(tctx, s.sinks[c.Owner], c, on); err != nil && ctx.Err() == nil {
+			s.log.Debug().Err(err).Str("connector", c.Owner).Msg("relay typing indicator")
+		}
+	}()
 }
 
 // deliverLoop hands the connector's due rows to up to Concurrency workers,

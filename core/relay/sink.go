@@ -228,3 +228,22 @@ func (k *Sink) Closed(ctx context.Context, conv model.ConvID, by *Agent) error {
 	}
 	return err
 }
+
+// AgentTyping shows the upstream agent's typing indicator to the visitor:
+// username names the agent as the upstream desk does; it counts only when
+// that is the agent serving conv (a mirror's agents never show).
+func (k *Sink) AgentTyping(ctx context.Context, conv model.ConvID, username string, on bool) error {
+	c, owns, err := k.serves(ctx, conv)
+	if err != nil || !owns || !c.Active() || c.Agent == "" {
+		return err
+	}
+	a, ok := k.s.desk.Router().Agent(c.Agent)
+	if !ok || (a.Username != username && a.Name != username) {
+		return nil
+	}
+	err = k.s.desk.Typing(ctx, conv, model.Author{Kind: model.AuthorAgent, ID: string(a.ID), Name: a.Name}, on, "", "")
+	if errors.Is(err, desk.ErrInactive) {
+		return nil
+	}
+	return err
+}

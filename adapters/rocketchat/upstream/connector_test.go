@@ -8,12 +8,14 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 
 	"chatgate/adapters/rocketchat"
 	"chatgate/core/desk"
+	"chatgate/core/hub"
 	"chatgate/core/model"
 	"chatgate/core/relay"
 	"chatgate/core/routing"
@@ -85,6 +87,7 @@ type front struct {
 	d    *desk.Desk
 	c    *Connector
 	sink *relay.Sink
+	svc  *relay.Service
 }
 
 func newFront(t *testing.T, upstreamURL string) *front {
@@ -104,7 +107,7 @@ func newFront(t *testing.T, upstreamURL string) *front {
 	}
 	d := desk.New(desk.Options{Store: st, Router: routing.New(nil, true), Route: svc.Route, Relay: svc.Hook, Logger: zerolog.Nop()})
 	svc.Attach(d)
-	return &front{d: d, c: c, sink: svc.Sink("rc")}
+	return &front{d: d, c: c, sink: svc.Sink("rc"), svc: svc}
 }
 
 func (f *front) visitor(t *testing.T, name string) model.Visitor {
@@ -252,5 +255,82 @@ func TestSendToARoomClosedUpstream(t *testing.T) {
 	got, _ := f.d.Store().Conversation(t.Context(), c.ID)
 	if got.Active() {
 		t.Fatal("the front conversation is still open")
+	}
+}
+
+// run runs the relay (delivery loop and the connector's DDP follow) until
+// the test ends.
+func (f *front) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = f.svc.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// nextTyping waits for a typing notice by an author of kind on sub.
+func nextTyping(t *testing.T, sub interface{ C() <-chan hub.Notice }, kind model.AuthorKind) *hub.Typing {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case n := <-sub.C():
+			if n.Typing != nil && n.Typing.Author.Kind == kind {
+				return n.Typing
+			}
+		case <-timeout:
+			t.Fatalf("no typing indicator by a %s", kind)
+			return nil
+		}
+	}
+}
+
+// TestTypingBothWays: the visitor's typing reaches the upstream room, and
+// the upstream agent's typing reaches the visitor's conversation.
+func TestTypingBothWays(t *testing.T) {
+	up := newUpstreamDesk(t)
+	f := newFront(t, up.url)
+	f.run(t)
+	v := f.visitor(t, "vera")
+	c := f.start(t, v)
+	f.post(t, c, "hi")
+	var upConv model.Conversation
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if convs := up.conversations(t); len(convs) == 1 && slices.Equal(up.texts(t, convs[0].ID), []string{"hi"}) {
+			upConv = convs[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the message never reached the upstream room")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for { // the front shows the upstream agent serving
+		got, _ := f.d.Store().Conversation(t.Context(), c.ID)
+		if got.Agent == relay.AgentID("rc", "jane") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("front conversation agent %q", got.Agent)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	frontSub := f.d.Bus().SubscribeConv(c.ID, 16)
+	defer frontSub.Close()
+	if err := up.d.Typing(t.Context(), upConv.ID, model.Author{Kind: model.AuthorAgent, ID: "jane", Name: "Jane"}, true, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if ty := nextTyping(t, frontSub, model.AuthorAgent); !ty.On || ty.Author.ID != string(relay.AgentID("rc", "jane")) {
+		t.Fatalf("front typing %+v", ty)
+	}
+
+	upSub := up.d.Bus().SubscribeConv(upConv.ID, 16)
+	defer upSub.Close()
+	if err := f.d.Typing(t.Context(), c.ID, model.Author{Kind: model.AuthorVisitor, ID: string(v.ID)}, true, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if ty := nextTyping(t, upSub, model.AuthorVisitor); !ty.On {
+		t.Fatalf("upstream typing %+v", ty)
 	}
 }

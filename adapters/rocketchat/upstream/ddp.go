@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"chatgate/core/model"
 	"chatgate/core/relay"
 )
 
@@ -60,6 +62,7 @@ type streamFields struct {
 const (
 	streamRoomMessages = "stream-room-messages"
 	streamLivechatRoom = "stream-livechat-room"
+	streamNotifyRoom   = "stream-notify-room"
 )
 
 // Run implements relay.Connector: it keeps a DDP socket up, following
@@ -223,7 +226,11 @@ func (d *ddpConn) settle(ids ...string) {
 // (bounded) until the server has them in place.
 func (d *ddpConn) subscribe(ctx context.Context, r room, timeout time.Duration) error {
 	var waits []chan struct{}
-	for _, stream := range []string{streamRoomMessages, streamLivechatRoom} {
+	for _, stream := range []string{streamRoomMessages, streamLivechatRoom, streamNotifyRoom} {
+		event := r.rid
+		if stream == streamNotifyRoom {
+			event = r.rid + "/typing" // the agent's typing indicator
+		}
 		id := "s" + strconv.FormatUint(d.nextID.Add(1), 10)
 		ch := make(chan struct{})
 		d.pmu.Lock()
@@ -233,7 +240,7 @@ func (d *ddpConn) subscribe(ctx context.Context, r room, timeout time.Duration) 
 		waits = append(waits, ch)
 		extra := map[string]any{"token": r.token, "visitorToken": r.token}
 		err := d.send(map[string]any{"msg": "sub", "id": id, "name": stream,
-			"params": []any{r.rid, map[string]any{"useCollection": false, "args": []any{extra}}}})
+			"params": []any{event, map[string]any{"useCollection": false, "args": []any{extra}}}})
 		if err != nil {
 			return err
 		}
@@ -409,8 +416,12 @@ func (c *Connector) changed(ctx context.Context, sink *relay.Sink, f ddpFrame) {
 	if json.Unmarshal(f.Fields, &sf) != nil || len(sf.Args) == 0 {
 		return
 	}
+	rid := sf.EventName
+	if f.Collection == streamNotifyRoom {
+		rid = strings.TrimSuffix(rid, "/typing")
+	}
 	c.mu.Lock()
-	r, ok := c.rooms[sf.EventName]
+	r, ok := c.rooms[rid]
 	c.mu.Unlock()
 	if !ok {
 		return
@@ -431,6 +442,14 @@ func (c *Connector) changed(ctx context.Context, sink *relay.Sink, f ddpFrame) {
 		if !syncing {
 			err = c.apply(ctx, sink, r, m)
 		}
+	case streamNotifyRoom:
+		// "<rid>/typing" [username, isTyping]
+		var username string
+		var on bool
+		if len(sf.Args) < 2 || json.Unmarshal(sf.Args[0], &username) != nil || json.Unmarshal(sf.Args[1], &on) != nil {
+			return
+		}
+		err = sink.AgentTyping(ctx, r.conv, username, on)
 	case streamLivechatRoom:
 		var ev struct {
 			Type string `json:"type"`
@@ -471,4 +490,28 @@ func (c *Connector) apply(ctx context.Context, sink *relay.Sink, r room, m rcMes
 	}
 	_, err := sink.Message(ctx, r.conv, agentOf(m.U), m.ID, m.Msg)
 	return err
+}
+
+// Typing implements relay.Typer: the visitor's typing indicator goes to
+// the room as the widget sends it, a stream-notify-room write of
+// "<rid>/typing" [name, isTyping, {token}]. Rocket.Chat answers nothing
+// useful; the call is not waited for.
+func (c *Connector) Typing(_ context.Context, sink *relay.Sink, conv model.Conversation, on bool) error {
+	c.mu.Lock()
+	conn := c.live
+	var r room
+	found := false
+	for _, rm := range c.rooms {
+		if rm.conv == conv.ID {
+			r, found = rm, true
+			break
+		}
+	}
+	c.mu.Unlock()
+	if conn == nil || !found {
+		return nil // not connected, or the room is not open upstream yet
+	}
+	id := "t" + strconv.FormatUint(conn.nextID.Add(1), 10)
+	return conn.send(map[string]any{"msg": "method", "method": "stream-notify-room", "id": id,
+		"params": []any{r.rid + "/typing", "Visitor", on, map[string]any{"token": r.token}}})
 }
