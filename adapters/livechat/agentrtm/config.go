@@ -51,6 +51,11 @@ const (
 	// requestTimeout bounds one request, as LiveChat does (§2.2: 15 s,
 	// request_timeout).
 	requestTimeout = 15 * time.Second
+	// inFlight bounds the requests of one connection served at once
+	// (rtmconn.Kind.InFlight): enough for an agent app to have a reply in
+	// every store commit for dozens of chats, and small against the send
+	// queue, which also carries each request's response and pushes.
+	inFlight = 64
 	// minDeskQueue is the least notices a session's desk subscription
 	// holds: it receives every conversation's notices, not just its own.
 	minDeskQueue = 1024
