@@ -71,6 +71,9 @@ type Store struct {
 	opts Options
 	reqs chan *request
 	done chan struct{}
+	// convs caches committed conversations in progress; the writer
+	// alone fills it.
+	convs *convCache
 
 	mu     sync.RWMutex // guards closed against concurrent sends on reqs
 	closed bool
@@ -118,7 +121,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{})}
+	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache()}
 	go s.writer()
 	return s, nil
 }
@@ -212,6 +215,15 @@ func (s *Store) commitGroup(group []*request) {
 	if s.opts.OnCommit != nil {
 		s.opts.OnCommit(Stats{Requests: len(group), Keys: keys, Duration: time.Since(start), Err: err})
 	}
+	if err == nil {
+		// Before anyone hears of the commit, so that a committer reads
+		// its own write (see convCache).
+		for i, r := range group {
+			if errs[i] == nil {
+				s.convs.stored(r.ops.convs)
+			}
+		}
+	}
 	for i, r := range group {
 		if err != nil {
 			r.errc <- fmt.Errorf("bolt commit: %w", err)
@@ -258,6 +270,9 @@ type ops struct {
 	outbox []outboxIns
 	// outboxMut is a change of one pending outbox row.
 	outboxMut *outboxMut
+	// convs are the conversations written, decoded back from their
+	// encoding, for the conversation cache once committed.
+	convs []model.Conversation
 }
 
 func encode(b *store.Batch) (ops, error) {
@@ -287,6 +302,11 @@ func encode(b *store.Batch) (ops, error) {
 		if err := put(bConvs, []byte(c.ID), c); err != nil {
 			return o, err
 		}
+		var stored model.Conversation
+		if err := json.Unmarshal(o.puts[len(o.puts)-1].val, &stored); err != nil {
+			return o, fmt.Errorf("decode conversation: %w", err)
+		}
+		o.convs = append(o.convs, stored)
 		o.puts = append(o.puts, kv{bVConvs, join([]byte(c.Visitor), []byte(c.ID)), nil})
 	}
 	// New events must not exist yet; updates must exist already.
@@ -459,6 +479,9 @@ func (s *Store) get(bucket, key []byte, out any) error {
 
 // Conversation implements store.Store.
 func (s *Store) Conversation(_ context.Context, id model.ConvID) (model.Conversation, error) {
+	if c, ok := s.convs.get(id); ok {
+		return c, nil
+	}
 	var c model.Conversation
 	err := s.get(bConvs, []byte(id), &c)
 	return c, err
