@@ -93,7 +93,15 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 8192
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, NoFreelistSync: true})
+	// The freelist is written with every transaction (one or a few pages
+	// in the same fsync) so that opening reads it back. Without it
+	// (NoFreelistSync) bbolt rebuilds it at every open by walking every
+	// page of the file: 0.26 s for a file of 1M events with the file in
+	// the page cache, 8 s when it is not (after a reboot). A file written
+	// without a freelist gets one at its first open here. The hashmap
+	// freelist keeps allocation cheap when the free list is long.
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync,
+		NoFreelistSync: false, FreelistType: bbolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
