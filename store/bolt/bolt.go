@@ -74,6 +74,8 @@ type Store struct {
 	// convs caches committed conversations in progress; the writer
 	// alone fills it.
 	convs *convCache
+	// maps caches found mappings (Resolve); see mapCache.
+	maps *mapCache
 
 	mu     sync.RWMutex // guards closed against concurrent sends on reqs
 	closed bool
@@ -129,7 +131,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache()}
+	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache()}
 	go s.writer()
 	return s, nil
 }
@@ -607,7 +609,14 @@ func (s *Store) raw(bucket, key []byte) ([]byte, error) {
 
 // Resolve implements store.Store.
 func (s *Store) Resolve(_ context.Context, k store.MapKey) (string, error) {
-	v, err := s.raw(bMaps, join([]byte(k.System), []byte(k.Tenant), []byte(k.Kind), []byte(k.Foreign)))
+	key := join([]byte(k.System), []byte(k.Tenant), []byte(k.Kind), []byte(k.Foreign))
+	if v, ok := s.maps.get(string(key)); ok {
+		return v, nil
+	}
+	v, err := s.raw(bMaps, key)
+	if err == nil {
+		s.maps.put(string(key), string(v))
+	}
 	return string(v), err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -69,5 +70,25 @@ func TestConversationCache(t *testing.T) {
 	}
 	if _, err := s.Conversation(ctx, "c2"); err == nil {
 		t.Fatal("conversation of a refused commit stored")
+	}
+}
+
+func TestMapCacheGenerations(t *testing.T) {
+	c := newMapCache()
+	for i := range mapCacheSize + 10 {
+		c.put(strconv.Itoa(i), "v")
+	}
+	if len(c.cur) != 10 || len(c.prev) != mapCacheSize {
+		t.Fatalf("generations: cur %d prev %d", len(c.cur), len(c.prev))
+	}
+	// An entry of the previous generation is still found, and moves up.
+	if v, ok := c.get("0"); !ok || v != "v" {
+		t.Fatal("entry of the previous generation lost")
+	}
+	if _, ok := c.cur["0"]; !ok {
+		t.Fatal("hit not moved to the current generation")
+	}
+	if _, ok := c.get("absent"); ok {
+		t.Fatal("absent key found")
 	}
 }
