@@ -30,7 +30,10 @@ type Config struct {
 	// 1009 (the server does not even read it).
 	MaxFrame int
 	// SendQueue bounds the frames waiting to be written to one socket
-	// (default 256); a client that lets it fill is disconnected.
+	// (default 1024); a client that lets it fill is disconnected. An agent
+	// session carries the pushes of every chat the agent serves plus, with
+	// up to inFlight requests answered at once, their responses and the
+	// pushes they cause: 256 cut busy agents off in bursts.
 	SendQueue int
 	// Files stores Web API upload_file uploads (nil: uploads refused).
 	// Its MaxSize is the upload limit.
@@ -44,7 +47,7 @@ const (
 	defaultLoginTimeout = 30 * time.Second
 	defaultPingTimeout  = 30 * time.Second
 	defaultMaxFrame     = 64 << 10
-	defaultSendQueue    = 256
+	defaultSendQueue    = 1024
 	// hardFrameCap is where the socket's read limit sits: frames above it
 	// are never buffered.
 	hardFrameCap = 1 << 20
