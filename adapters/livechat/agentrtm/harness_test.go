@@ -109,7 +109,7 @@ type harness struct {
 	}
 }
 
-func newHarness(t *testing.T, mod func(*Config)) *harness {
+func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
 	h := &harness{core: newCore(t, 200)}
 	cfg := Config{

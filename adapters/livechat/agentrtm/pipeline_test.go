@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"chatgate/core/model"
 )
@@ -151,5 +154,72 @@ func TestOrderKey(t *testing.T) {
 		if got := c.OrderKey([]byte(frame)); got != want {
 			t.Errorf("OrderKey(%s) = %q, want %q", frame, got, want)
 		}
+	}
+}
+
+// BenchmarkAgentSendEvents: one agent connection answers a message in
+// each of 32 chats without waiting for responses (as an agent app serving
+// many chats does), on a store that fsyncs every commit. One at a time
+// (in_flight=1) the connection gets one response per commit; pipelined,
+// the requests of different chats share commits. b.N is the number of
+// send_event requests; msgs/s is their rate.
+func BenchmarkAgentSendEvents(b *testing.B) {
+	for _, n := range []int{1, 64} {
+		b.Run(fmt.Sprintf("in_flight=%d", n), func(b *testing.B) {
+			h := newHarness(b, func(c *Config) { c.InFlight = n })
+			const chats = 32
+			var ids []string
+			for i := range chats {
+				v, _ := h.startChat(b, fmt.Sprintf("B%d", i), "")
+				ids = append(ids, string(v.ID))
+			}
+			ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(h.srv.URL, "http")+"/v3.5/agent/rtm/ws", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ws.Close()
+			if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"request_id":"login","action":"login","payload":{"token":"Bearer tok-alice"}}`)); err != nil {
+				b.Fatal(err)
+			}
+			for {
+				var f frame
+				if err := ws.ReadJSON(&f); err != nil {
+					b.Fatal(err)
+				}
+				if f.Type == "response" && f.rid() == "login" {
+					break
+				}
+			}
+			b.ResetTimer()
+			start := time.Now()
+			werr := make(chan error, 1)
+			go func() {
+				for i := 0; i < b.N; i++ {
+					msg := fmt.Sprintf(`{"request_id":"r%d","action":"send_event","payload":{"chat_id":%q,"event":{"type":"message","text":"m%d"}}}`, i, ids[i%chats], i)
+					if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+						werr <- err
+						return
+					}
+				}
+				werr <- nil
+			}()
+			for got := 0; got < b.N; {
+				var f frame
+				if err := ws.ReadJSON(&f); err != nil {
+					b.Fatal(err)
+				}
+				if f.Type != "response" {
+					continue
+				}
+				if !f.Success {
+					b.Fatalf("%s failed: %s", f.rid(), f.Payload)
+				}
+				got++
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			if err := <-werr; err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }

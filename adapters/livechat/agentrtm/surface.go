@@ -22,7 +22,7 @@
 //
 // Order: on one connection, requests about one chat are served and
 // answered in the order sent; requests about different chats may be in
-// flight together (up to inFlight) and answered in any order, matched by
+// flight together (up to Config.InFlight) and answered in any order, matched by
 // their request_id as LiveChat clients do; any other request is served
 // alone, after everything sent before it. A request's response always
 // precedes the pushes it causes there (those carry its request_id, §2.2).
@@ -78,7 +78,7 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	}
 	s.sessions = rtmconn.NewSessions("agentrtm", rtmconn.Kind{
 		Name: "agent rtm", Disconnected: "agent_disconnected", Shutdown: reasonByServer,
-		LoginTimeout: s.cfg.LoginTimeout, InFlight: inFlight,
+		LoginTimeout: s.cfg.LoginTimeout, InFlight: s.cfg.InFlight,
 	}, s.log, wsconn.Options{
 		SendQueue:   s.cfg.SendQueue,
 		ReadTimeout: s.cfg.PingTimeout,
