@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // keyOf reads test frames "key/n": "" key for frames without a slash.
@@ -114,17 +113,13 @@ func TestPipelineBoundsInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The fifth submit must block (backpressure on the reader) until a
-	// slot frees.
+	// Every slot is taken, so the fifth submit blocks on the slots
+	// channel (backpressure on the reader) until one frees.
+	if len(p.slots) != cap(p.slots) {
+		t.Fatalf("%d of %d slots taken by 4 requests in flight", len(p.slots), cap(p.slots))
+	}
 	fifth := make(chan error, 1)
 	go func() { f := []byte("k9/0"); fifth <- p.submit(ctx, keyOf(f), f) }()
-	select {
-	case err := <-fifth:
-		t.Fatalf("fifth submit returned (%v) with every slot busy", err)
-	case <-time.After(50 * time.Millisecond):
-		// Not an assertion on timing: a wrong implementation returns
-		// at once; a right one is released below.
-	}
 	close(r.hold)
 	if err := <-fifth; err != nil {
 		t.Fatal(err)
@@ -183,13 +178,19 @@ func TestOrderOutOfOrderAnswers(t *testing.T) {
 	// one of request 1 still does.
 	t2.Answered()
 	o.AwaitResponse(context.Background(), n2)
+	o.mu.Lock()
+	ch := o.open[n1]
+	o.mu.Unlock()
+	if ch == nil {
+		t.Fatal("request 1 not open before it was answered")
+	}
+	select {
+	case <-ch:
+		t.Fatal("request 1 released before it was answered")
+	default:
+	}
 	waiting := make(chan struct{})
 	go func() { o.AwaitResponse(context.Background(), n1); close(waiting) }()
-	select {
-	case <-waiting:
-		t.Fatal("AwaitResponse of an open request returned")
-	case <-time.After(20 * time.Millisecond):
-	}
 	t1.Answered()
 	<-waiting
 	if strings.Join(pushed, ",") != "after r2" {
