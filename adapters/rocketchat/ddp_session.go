@@ -27,6 +27,12 @@ var wsconnFellBehind = wsconn.Reason{Code: websocket.ClosePolicyViolation, Text:
 // the order sent (a method's writes are ordered, and an unsub never
 // overtakes its sub). Each followed room has a pump goroutine turning the
 // desk's notices into `changed` frames.
+//
+// Unlike the LiveChat agent RTM (package rtmconn), methods are not
+// pipelined: Meteor runs one connection's methods in order unless a method
+// calls this.unblock, and clients rely on it (a message then closeRoom);
+// and a DDP connection here is one visitor's widget, whose methods all
+// touch its one room, so they would have to run in order anyway.
 type ddpSession struct {
 	s      *Surface
 	conn   *wsconn.Conn

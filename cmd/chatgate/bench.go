@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,7 +45,11 @@ type benchOptions struct {
 	JSON             bool
 	NoBaselines      bool
 	Capacity         int
-	Stdout, Stderr   io.Writer
+	// CPUProfile, if set, is where the CPU profile of the load phase goes.
+	// In-process it covers the gateway and the load generator together,
+	// which is what tells whether the generator is the bottleneck.
+	CPUProfile     string
+	Stdout, Stderr io.Writer
 	// progress forces the progress line on (tests leave it off).
 	progress bool
 }
@@ -73,6 +78,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	fs.IntVar(&o.PID, "pid", 0, "process id of an external target, for its RSS (Linux /proc)")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.NoBaselines, "no-baselines", false, "skip the echo, bbolt-echo and gin baselines")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file (go tool pprof)")
 	fs.IntVar(&o.Capacity, "capacity", 0, "capacity mode: hold this many idle DDP and customer RTM sessions and report memory per connection (no load phase)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -143,7 +149,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		rep.Capacity = c
 		return rep, err
 	}
-	if err := runLoad(ctx, o, rep); err != nil {
+	if err := runProfiled(o.CPUProfile, func() error { return runLoad(ctx, o, rep) }); err != nil {
 		return nil, err
 	}
 	if o.VisitorSurface == "v2" && ctx.Err() == nil {
@@ -168,6 +174,23 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	rep.Interrupted = ctx.Err() != nil
 	return rep, nil
+}
+
+// runProfiled runs f under the CPU profiler when path is set.
+func runProfiled(path string, f func() error) error {
+	if path == "" {
+		return f()
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if err := pprof.StartCPUProfile(out); err != nil {
+		return err
+	}
+	defer pprof.StopCPUProfile()
+	return f()
 }
 
 // benchGateway is a gateway run by the bench in this process.

@@ -52,15 +52,36 @@ func NewActors(mailbox int) *Actors {
 }
 
 // Do runs fn on key's actor after every job queued before it, and returns
-// fn's error. fn receives the caller's context.
+// fn's error. fn receives the caller's context. When the key is idle, fn
+// runs on the caller's goroutine.
 func (a *Actors) Do(ctx context.Context, key string, fn func(context.Context) error) error {
 	sh := &a.shards[maphash.String(a.seed, key)%shardCount]
 	sh.mu.Lock()
 	act := sh.m[key]
 	if act == nil {
-		act = &actor{mbox: make(chan job, a.mailbox)}
+		// The key is idle: run fn right here rather than on a new
+		// goroutine. Most commands find their conversation idle, and a
+		// fresh goroutine per command cost its start and the growth of
+		// its stack (JSON encoding runs deep) on every message. Jobs
+		// queued meanwhile wait in the mailbox as usual.
+		act = &actor{mbox: make(chan job, a.mailbox), refs: 1}
 		sh.m[key] = act
-		go act.run(sh, key)
+		sh.mu.Unlock()
+		var err error
+		if ctx.Err() != nil {
+			err = fmt.Errorf("actor %s: %w", key, ctx.Err())
+		} else {
+			err = safeRun(job{ctx: ctx, fn: fn})
+		}
+		sh.mu.Lock()
+		act.refs--
+		if act.refs == 0 {
+			delete(sh.m, key)
+		} else {
+			go act.run(sh, key) // hand the queued jobs to a goroutine of their own
+		}
+		sh.mu.Unlock()
+		return err
 	}
 	act.refs++
 	sh.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"strings"
 	"sync"
@@ -316,4 +317,68 @@ func TestActorsManyKeysConcurrently(t *testing.T) {
 		}
 	}
 	eventually(t, "actors to exit", func() bool { return a.Len() == 0 })
+}
+
+// TestActorsInlineThenQueued: the first job of an idle key runs on its
+// caller's goroutine; jobs arriving meanwhile queue behind it and run in
+// order once it is done, and the key's actor goes away afterwards.
+func TestActorsInlineThenQueued(t *testing.T) {
+	a := NewActors(8)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var order []int
+	record := func(i int) {
+		mu.Lock()
+		order = append(order, i)
+		mu.Unlock()
+	}
+	release := make(chan struct{})
+	running := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- a.Do(ctx, "k", func(context.Context) error {
+			close(running)
+			<-release
+			record(0)
+			return nil
+		})
+	}()
+	<-running
+	var wg sync.WaitGroup
+	for i := 1; i <= 3; i++ {
+		// Queue in a known order: each Do is queued before the next starts.
+		queued := make(chan struct{})
+		wg.Go(func() {
+			close(queued)
+			if err := a.Do(ctx, "k", func(context.Context) error { record(i); return nil }); err != nil {
+				t.Error(err)
+			}
+		})
+		<-queued
+		for a.queued("k") < i {
+			runtime.Gosched()
+		}
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if fmt.Sprint(order) != "[0 1 2 3]" {
+		t.Fatalf("order %v", order)
+	}
+	if n := a.Len(); n != 0 {
+		t.Fatalf("%d actors left", n)
+	}
+}
+
+// queued reports how many jobs wait in key's mailbox .
+func (a *Actors) queued(key string) int {
+	sh := &a.shards[maphash.String(a.seed, key)%shardCount]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if act := sh.m[key]; act != nil {
+		return len(act.mbox)
+	}
+	return 0
 }

@@ -300,3 +300,37 @@ func TestOpenLockedFile(t *testing.T) {
 		t.Fatal("opened a file that is in use")
 	}
 }
+
+// TestOpenFileWithoutFreelist opens a file written without a stored
+// freelist (as chatgate wrote them before it kept one, NoFreelistSync):
+// its data must be all there and new commits must work.
+func TestOpenFileWithoutFreelist(t *testing.T) {
+	path := tempPath(t)
+	s := mustOpen(t, path, Options{})
+	ctx := t.Context()
+	if err := s.Commit(ctx, &store.Batch{Meta: map[string][]byte{"k": []byte("v1")}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Rewrite it as the old options did: the freelist no longer stored.
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{NoFreelistSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bMeta).Put([]byte("k2"), []byte("v2")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for range 2 { // the first open stores a freelist, the second reads it
+		s = mustOpen(t, path, Options{})
+		for k, want := range map[string]string{"k": "v1", "k2": "v2"} {
+			if v, err := s.Meta(ctx, k); err != nil || string(v) != want {
+				t.Fatalf("meta %s = %q, %v", k, v, err)
+			}
+		}
+		if err := s.Commit(ctx, &store.Batch{Meta: map[string][]byte{"k3": []byte("v3")}}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+}

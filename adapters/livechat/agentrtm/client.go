@@ -2,6 +2,7 @@ package agentrtm
 
 import (
 	"context"
+	"encoding/json"
 	"sync/atomic"
 
 	"chatgate/adapters/livechat/rtmconn"
@@ -47,20 +48,29 @@ func (s *Surface) newClient(version string, out func([]byte) error, bye func(str
 
 // serve answers one request frame through out: first the response, then
 // the pushes the request caused on this connection (held back until now),
-// so that clients see "response, then pushes" every time.
+// so that clients see "response, then pushes" every time. The session may
+// call it for several requests at once (OrderKey).
 func (c *client) serve(ctx context.Context, frame []byte) error {
-	err := c.out(c.handle(ctx, frame))
-	c.Answered()
+	t := c.Begin()
+	err := c.out(c.respond(ctx, t, frame))
+	t.Answered()
 	return err
 }
 
-// handle answers one request frame. It never panics on input and always
-// returns a response frame.
+// handle answers one request frame, for tests and the fuzzer: the pushes
+// the request deferred are sent after it returns.
 func (c *client) handle(ctx context.Context, frame []byte) []byte {
-	c.Begin()
+	t := c.Begin()
+	defer t.Answered()
+	return c.respond(ctx, t, frame)
+}
+
+// respond answers one request frame. It never panics on input and always
+// returns a response frame.
+func (c *client) respond(ctx context.Context, t *rtmconn.Ticket, frame []byte) []byte {
 	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.version, Versions: versions()}
 	return rtmconn.Handle(ctx, frame, lim, func(ctx context.Context, req *wire.Request) wire.Response {
-		k := &caller{agentView: c.agentView, conn: c, origin: c.Origin(req.RequestID), after: c.AfterResponse}
+		k := &caller{agentView: c.agentView, conn: c, origin: t.Origin(req.RequestID), after: t.AfterResponse}
 		return c.s.actions.Dispatch(ctx, k, c.loggedIn.Load(), req, c.logError)
 	}, c.logError)
 }
@@ -79,6 +89,39 @@ func (c *client) ID() string                                    { return c.id }
 func (c *client) Serve(ctx context.Context, frame []byte) error { return c.serve(ctx, frame) }
 func (c *client) LoggedIn() bool                                { return c.loggedIn.Load() }
 func (c *client) Logout()                                       { c.logout() }
+
+// OrderKey keys a request by its chat (rtmconn.Keyed): "chat:<id>" for
+// the actions whose effect is confined to the chat their payload names, so
+// that the session may run them concurrently with requests about other
+// chats; "" (serve alone, in order with everything) for every other action
+// and anything that does not parse. Ping is keyed on its own so that
+// keep-alives do not stall the requests in flight.
+func (c *client) OrderKey(frame []byte) string {
+	var f struct {
+		Action  string `json:"action"`
+		Payload struct {
+			ChatID string `json:"chat_id"`
+			ID     string `json:"id"`
+		} `json:"payload"`
+	}
+	if len(frame) > c.s.cfg.MaxFrame || json.Unmarshal(frame, &f) != nil {
+		return ""
+	}
+	if f.Action == "ping" {
+		return "ping"
+	}
+	var id string
+	switch f.Action {
+	case "send_event", "send_typing_indicator", "mark_events_as_seen", "get_chat", "tag_thread", "untag_thread":
+		id = f.Payload.ChatID
+	case "deactivate_chat":
+		id = f.Payload.ID
+	}
+	if id == "" {
+		return ""
+	}
+	return "chat:" + id
+}
 
 // Started hands the session the push pump of the subscription login made.
 func (c *client) Started() (func(context.Context), func()) {

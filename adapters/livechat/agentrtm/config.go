@@ -30,8 +30,15 @@ type Config struct {
 	// 1009 (the server does not even read it).
 	MaxFrame int
 	// SendQueue bounds the frames waiting to be written to one socket
-	// (default 256); a client that lets it fill is disconnected.
+	// (default 1024); a client that lets it fill is disconnected. An agent
+	// session carries the pushes of every chat the agent serves plus, with
+	// up to InFlight requests answered at once, their responses and the
+	// pushes they cause: 256 cut busy agents off in bursts.
 	SendQueue int
+	// InFlight bounds the requests of one logged-in connection served at
+	// once (default 64); requests about one chat always run in order, and
+	// 1 serves every request one at a time.
+	InFlight int
 	// Files stores Web API upload_file uploads (nil: uploads refused).
 	// Its MaxSize is the upload limit.
 	Files *files.Store
@@ -44,13 +51,19 @@ const (
 	defaultLoginTimeout = 30 * time.Second
 	defaultPingTimeout  = 30 * time.Second
 	defaultMaxFrame     = 64 << 10
-	defaultSendQueue    = 256
+	defaultSendQueue    = 1024
 	// hardFrameCap is where the socket's read limit sits: frames above it
 	// are never buffered.
 	hardFrameCap = 1 << 20
 	// requestTimeout bounds one request, as LiveChat does (§2.2: 15 s,
 	// request_timeout).
 	requestTimeout = 15 * time.Second
+	// defaultInFlight bounds the requests of one connection served at
+	// once (rtmconn.Kind.InFlight): enough for an agent app to have a
+	// reply in every store commit for dozens of chats, and small against
+	// the send queue, which also carries each request's response and
+	// pushes.
+	defaultInFlight = 64
 	// minDeskQueue is the least notices a session's desk subscription
 	// holds: it receives every conversation's notices, not just its own.
 	minDeskQueue = 1024
@@ -68,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = defaultSendQueue
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = defaultInFlight
 	}
 	return c
 }

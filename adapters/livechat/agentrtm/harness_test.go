@@ -116,13 +116,13 @@ type harness struct {
 	}
 }
 
-func newHarness(t *testing.T, mod func(*Config)) *harness {
+func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
 	return newHarnessOn(t, newCore(t, 200), mod)
 }
 
 // newHarnessOn serves a surface over an existing core.
-func newHarnessOn(t *testing.T, co *core, mod func(*Config)) *harness {
+func newHarnessOn(t testing.TB, co *core, mod func(*Config)) *harness {
 	t.Helper()
 	h := &harness{core: co}
 	cfg := Config{

@@ -20,9 +20,12 @@
 // tests and the fuzzer drive it directly; actions*.go hold one handler per
 // action in a wire.Table; pushes.go turns core notices into pushes.
 //
-// Order: on one connection, requests are answered in the order sent, and a
-// request's response always precedes the pushes it causes there (those
-// carry its request_id, §2.2).
+// Order: on one connection, requests about one chat are served and
+// answered in the order sent; requests about different chats may be in
+// flight together (up to Config.InFlight) and answered in any order, matched by
+// their request_id as LiveChat clients do; any other request is served
+// alone, after everything sent before it. A request's response always
+// precedes the pushes it causes there (those carry its request_id, §2.2).
 //
 // Visibility: an agent sees the conversations it serves and the queued ones
 // of departments it serves; everything else answers not_found, so that ids
@@ -75,7 +78,7 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	}
 	s.sessions = rtmconn.NewSessions("agentrtm", rtmconn.Kind{
 		Name: "agent rtm", Disconnected: "agent_disconnected", Shutdown: reasonByServer,
-		LoginTimeout: s.cfg.LoginTimeout,
+		LoginTimeout: s.cfg.LoginTimeout, InFlight: s.cfg.InFlight,
 	}, s.log, wsconn.Options{
 		SendQueue:   s.cfg.SendQueue,
 		ReadTimeout: s.cfg.PingTimeout,

@@ -32,6 +32,10 @@ type client struct {
 	web     bool
 
 	rtmconn.Order // response first, then the pushes a request caused
+	// cur is the request being served. A customer connection is served one
+	// request at a time (client is not rtmconn.Keyed): a customer has one
+	// chat, so its requests would be ordered one after the other anyway.
+	cur *rtmconn.Ticket
 
 	// Set by login (or by the Web API's token check) before loggedIn.
 	loggedIn atomic.Bool
@@ -51,17 +55,32 @@ func (s *Surface) newClient(version string, out func([]byte) error, bye func(str
 // serve answers one frame: the response first, then the pushes the request
 // caused on this connection.
 func (c *client) serve(ctx context.Context, frame []byte) error {
-	err := c.out(c.handle(ctx, frame))
-	c.Answered()
+	c.cur = c.Begin()
+	err := c.out(c.respond(ctx, frame))
+	c.cur.Answered()
 	return err
 }
 
-// handle answers one request frame; it never panics on input.
+// handle answers one request frame, for tests and the fuzzer; the pushes
+// the request deferred are sent after it returns.
 func (c *client) handle(ctx context.Context, frame []byte) []byte {
-	c.Begin()
+	c.cur = c.Begin()
+	defer c.cur.Answered()
+	return c.respond(ctx, frame)
+}
+
+// respond answers the current request's frame; it never panics on input.
+func (c *client) respond(ctx context.Context, frame []byte) []byte {
 	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.version, Versions: versions()}
 	return rtmconn.Handle(ctx, frame, lim, c.dispatch, c.logError)
 }
+
+// Origin tags the desk commands of the current request.
+func (c *client) Origin(requestID string) string { return c.cur.Origin(requestID) }
+
+// AfterResponse defers a push of the current request until its response
+// is queued.
+func (c *client) AfterResponse(f func()) { c.cur.AfterResponse(f) }
 
 // dispatch runs an action; the token is re-checked on every request.
 func (c *client) dispatch(ctx context.Context, req *wire.Request) wire.Response {

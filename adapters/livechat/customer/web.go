@@ -91,9 +91,9 @@ func (s *Surface) serveAction(version string) gin.HandlerFunc {
 		}
 		ctx, cancel := contextWithTimeout(g)
 		defer cancel()
-		c.Begin()
+		c.cur = c.Begin()
 		resp := s.actions.Dispatch(ctx, c, true, req, c.logError)
-		c.Answered()
+		c.cur.Answered()
 		if !resp.Success {
 			b, _ := json.Marshal(resp.Payload)
 			var e struct {

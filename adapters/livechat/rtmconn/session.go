@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -30,6 +31,9 @@ type Kind struct {
 	Shutdown string
 	// LoginTimeout closes a socket that has not logged in by then.
 	LoginTimeout time.Duration
+	// InFlight bounds the requests of one logged-in connection served at
+	// once when its Client is Keyed; 0 or 1 serves them one at a time.
+	InFlight int
 }
 
 // Client is one connection's protocol state as a Session drives it.
@@ -50,9 +54,10 @@ type Client interface {
 }
 
 // Session is the websocket side of one connection: it reads frames and
-// hands them to its client one at a time (requests of one connection are
-// answered in order, which keeps messages in the order sent), and runs the
-// client's push pump once it has logged in.
+// hands them to its client, and runs the client's push pump once it has
+// logged in. Until then requests are served one at a time; afterwards a
+// Keyed client's requests are pipelined (Kind.InFlight at once, requests
+// of one key in order, see Keyed), others' stay one at a time.
 type Session struct {
 	kind    Kind
 	conn    *wsconn.Conn
@@ -86,7 +91,12 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 	ctx, cancel := context.WithCancel(ctx)
 	var pumps sync.WaitGroup
 	var stop func()
+	var pl *pipeline
+	var broken atomic.Bool // a pipelined request found the socket gone
 	defer func() {
+		if pl != nil {
+			pl.wait() // before Logout: requests in flight still act as the agent
+		}
 		if stop != nil {
 			stop()
 		}
@@ -108,8 +118,16 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 	for {
 		frame, err := ss.conn.Read(ctx)
 		if err != nil {
-			ss.readFailed(c, err, log)
+			if !broken.Load() {
+				ss.readFailed(c, err, log)
+			}
 			return
+		}
+		if pl != nil {
+			if err := pl.submit(ctx, pl.key(frame), frame); err != nil {
+				return
+			}
+			continue
 		}
 		if err := c.Serve(ctx, frame); err != nil {
 			return
@@ -123,6 +141,9 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 				defer pumps.Done()
 				pump(ctx)
 			}()
+			if k, ok := c.(Keyed); ok && ss.kind.InFlight > 1 {
+				pl = newPipeline(ss.kind.InFlight, k.OrderKey, c.Serve, func() { broken.Store(true); cancel() })
+			}
 		}
 	}
 }

@@ -28,13 +28,13 @@ import (
 const lic = "12345"
 
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 	d   *desk.Desk
 	s   *Surface
 }
 
-func newHarness(t *testing.T, poll time.Duration) *harness {
+func newHarness(t testing.TB, poll time.Duration) *harness {
 	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "v2.db"), bolt.Options{NoSync: true})
 	if err != nil {

@@ -1,0 +1,85 @@
+package rtmconn
+
+import (
+	"context"
+	"sync"
+)
+
+// Keyed is a Client whose requests may be pipelined: several requests of
+// one connection in flight at once. An agent app answering many chats
+// sends a request per chat without waiting for each response; served one
+// at a time, the connection gets at most one response per store commit
+// (fsync), which caps an agent at a few hundred messages per second
+// whatever the number of chats.
+type Keyed interface {
+	Client
+	// OrderKey names what a request frame touches, usually its chat:
+	// requests with the same key are served one after the other in the
+	// order received, so that one chat's messages keep their order and
+	// their effects (a message then a deactivation) happen as sent. The
+	// empty key means "serve alone": after every earlier request has been
+	// answered and before any later one begins (login, logout, routing
+	// status, lists: anything whose effect is not confined to one chat,
+	// and any frame the surface cannot classify).
+	OrderKey(frame []byte) string
+}
+
+// pipeline serves one connection's keyed requests concurrently, at most
+// cap(slots) at a time: when all slots are taken the reader stops reading
+// the socket, which pushes back on the client through TCP instead of
+// buffering requests or goroutines without bound.
+type pipeline struct {
+	key   func([]byte) string
+	serve func(context.Context, []byte) error
+	fail  func() // called once a request finds the socket gone
+	slots chan struct{}
+	busy  sync.WaitGroup // requests in flight
+
+	mu    sync.Mutex
+	tails map[string]chan struct{} // per key, closed when its last request is answered
+}
+
+func newPipeline(max int, key func([]byte) string, serve func(context.Context, []byte) error, fail func()) *pipeline {
+	return &pipeline{key: key, serve: serve, fail: fail, slots: make(chan struct{}, max), tails: make(map[string]chan struct{})}
+}
+
+// submit serves frame under key; it returns once the request is started
+// (keyed) or answered (unkeyed). It is called from the reader goroutine
+// only. An error means the socket is gone or ctx ended.
+func (p *pipeline) submit(ctx context.Context, key string, frame []byte) error {
+	if key == "" {
+		p.busy.Wait() // in-flight requests end within the request timeout
+		return p.serve(ctx, frame)
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	prev := p.tails[key]
+	p.tails[key] = done
+	p.mu.Unlock()
+	p.busy.Add(1)
+	go func() {
+		defer p.busy.Done()
+		if prev != nil {
+			<-prev // the previous request of this key: ends within its timeout
+		}
+		if err := p.serve(ctx, frame); err != nil {
+			p.fail()
+		}
+		p.mu.Lock()
+		if p.tails[key] == done {
+			delete(p.tails, key)
+		}
+		p.mu.Unlock()
+		close(done)
+		<-p.slots
+	}()
+	return nil
+}
+
+// wait returns once every request submitted has been answered.
+func (p *pipeline) wait() { p.busy.Wait() }

@@ -1,0 +1,53 @@
+package bolt
+
+import "sync"
+
+// mapCacheSize is the entries per generation of mapCache: two generations
+// of ~100-byte entries stay within a few tens of MiB.
+const mapCacheSize = 1 << 16
+
+// mapCache remembers Resolve answers. A mapping, once written, never
+// changes (commits check "same or absent") and is never deleted, so a
+// cached answer can never be stale and readers may fill the cache
+// themselves, in any order. Only found mappings are kept: an absent one
+// may appear at any commit. Every v2 poll resolves two mappings; this
+// spares it two bbolt read transactions.
+//
+// Eviction is by generation: when the current map is full it becomes the
+// previous one and a new one starts; a hit in the previous generation
+// moves back into the current one. So memory stays within two
+// generations and mappings in use stay cached.
+type mapCache struct {
+	mu        sync.Mutex
+	cur, prev map[string]string
+}
+
+func newMapCache() *mapCache {
+	return &mapCache{cur: make(map[string]string), prev: make(map[string]string)}
+}
+
+func (c *mapCache) get(key string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.cur[key]; ok {
+		return v, true
+	}
+	v, ok := c.prev[key]
+	if ok {
+		c.putLocked(key, v)
+	}
+	return v, ok
+}
+
+func (c *mapCache) put(key, val string) {
+	c.mu.Lock()
+	c.putLocked(key, val)
+	c.mu.Unlock()
+}
+
+func (c *mapCache) putLocked(key, val string) {
+	if len(c.cur) >= mapCacheSize {
+		c.prev, c.cur = c.cur, make(map[string]string, mapCacheSize)
+	}
+	c.cur[key] = val
+}
