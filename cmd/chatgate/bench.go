@@ -411,12 +411,18 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	<-pctx.Done()
 	elapsed := time.Since(start)
 	rep.ServerRSSBytes = readRSS(o.PID)
-	vwg.Wait()
+	// A visitor or agent stuck on a gateway that stopped answering must
+	// not hang the run: it is reported, and the run goes on.
+	if !waitBounded(&vwg, 30*time.Second) {
+		r.fail(context.Background(), errors.New("visitors still busy 30 s after the load phase: the gateway stopped answering some of them"))
+	}
 	cancel() // stops the agents
 	for _, a := range agents {
 		a.close()
 	}
-	agentWG.Wait()
+	if !waitBounded(&agentWG, 30*time.Second) {
+		r.fail(context.Background(), errors.New("agents still busy 30 s after the load phase"))
+	}
 	<-progressDone
 
 	var v2a []time.Duration
@@ -549,4 +555,18 @@ func doJSON(c *http.Client, req *http.Request, out any) error {
 		return fmt.Errorf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	return nil
+}
+
+// waitBounded waits for wg at most d and reports whether it finished.
+func waitBounded(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
