@@ -157,6 +157,10 @@ type Bus struct {
 type busShard struct {
 	mu   sync.RWMutex
 	subs map[model.ConvID]map[*Sub]struct{}
+	// vsubs follow every conversation of one visitor (a LiveChat customer
+	// session: its chat spans the visitor's conversations), sharded by
+	// visitor id.
+	vsubs map[model.VisitorID]map[*Sub]struct{}
 }
 
 // NewBus returns an empty bus.
@@ -164,11 +168,14 @@ func NewBus() *Bus {
 	b := &Bus{desk: make(map[*Sub]struct{})}
 	for i := range b.shards {
 		b.shards[i].subs = make(map[model.ConvID]map[*Sub]struct{})
+		b.shards[i].vsubs = make(map[model.VisitorID]map[*Sub]struct{})
 	}
 	return b
 }
 
-func (b *Bus) shard(id model.ConvID) *busShard {
+func (b *Bus) shard(id model.ConvID) *busShard { return b.shardOf(string(id)) }
+
+func (b *Bus) shardOf(id string) *busShard {
 	var h uint32 = 2166136261
 	for i := 0; i < len(id); i++ {
 		h = (h ^ uint32(id[i])) * 16777619
@@ -194,6 +201,33 @@ func (b *Bus) SubscribeConv(id model.ConvID, size int) *Sub {
 	if m == nil {
 		m = make(map[*Sub]struct{})
 		sh.subs[id] = m
+	}
+	m[s] = struct{}{}
+	sh.mu.Unlock()
+	return s
+}
+
+// SubscribeVisitor follows every conversation of one visitor, present and
+// future, with a queue of size notices: a session that speaks for one
+// visitor gets only that visitor's notices, instead of filtering the
+// whole desk's (which costs every session every notice).
+func (b *Bus) SubscribeVisitor(id model.VisitorID, size int) *Sub {
+	sh := b.shardOf(string(id))
+	s := newSub(size, func(s *Sub) {
+		sh.mu.Lock()
+		if m := sh.vsubs[id]; m != nil {
+			delete(m, s)
+			if len(m) == 0 {
+				delete(sh.vsubs, id)
+			}
+		}
+		sh.mu.Unlock()
+	})
+	sh.mu.Lock()
+	m := sh.vsubs[id]
+	if m == nil {
+		m = make(map[*Sub]struct{})
+		sh.vsubs[id] = m
 	}
 	m[s] = struct{}{}
 	sh.mu.Unlock()
@@ -238,6 +272,14 @@ func (b *Bus) Publish(n Notice) {
 		offer(s)
 	}
 	sh.mu.RUnlock()
+	if n.Conv.Visitor != "" {
+		vsh := b.shardOf(string(n.Conv.Visitor))
+		vsh.mu.RLock()
+		for s := range vsh.vsubs[n.Conv.Visitor] {
+			offer(s)
+		}
+		vsh.mu.RUnlock()
+	}
 	b.deskMu.RLock()
 	for s := range b.desk {
 		offer(s)
@@ -255,6 +297,9 @@ func (b *Bus) Subscribers() int {
 		sh := &b.shards[i]
 		sh.mu.RLock()
 		for _, m := range sh.subs {
+			n += len(m)
+		}
+		for _, m := range sh.vsubs {
 			n += len(m)
 		}
 		sh.mu.RUnlock()

@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"runtime"
+	"slices"
 	"testing"
 
 	"chatgate/core/model"
@@ -255,5 +256,35 @@ func TestBusConcurrentPublishAndSubscribe(t *testing.T) {
 	recv(t, "publisher", pubDone)
 	if got := b.Subscribers(); got != 0 {
 		t.Fatalf("Subscribers = %d, want 0", got)
+	}
+}
+
+// TestSubscribeVisitor: a visitor subscription gets the notices of every
+// conversation of its visitor, including ones started after it, and no
+// other visitor's.
+func TestSubscribeVisitor(t *testing.T) {
+	b := NewBus()
+	sub := b.SubscribeVisitor("vera", 8)
+	for _, n := range []Notice{
+		{Conv: model.Conversation{ID: "c1", Visitor: "vera"}},
+		{Conv: model.Conversation{ID: "c2", Visitor: "walt"}},
+		{Conv: model.Conversation{ID: "c3", Visitor: "vera"}},
+		{Conv: model.Conversation{ID: "c4"}},
+	} {
+		b.Publish(n)
+	}
+	var got []model.ConvID
+	for len(sub.C()) > 0 {
+		got = append(got, (<-sub.C()).Conv.ID)
+	}
+	if want := []model.ConvID{"c1", "c3"}; !slices.Equal(got, want) {
+		t.Fatalf("visitor subscription got %v, want %v", got, want)
+	}
+	if n := b.Subscribers(); n != 1 {
+		t.Fatalf("Subscribers = %d, want 1", n)
+	}
+	sub.Close()
+	if n := b.Subscribers(); n != 0 {
+		t.Fatalf("Subscribers after Close = %d, want 0", n)
 	}
 }

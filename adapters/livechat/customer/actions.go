@@ -174,7 +174,7 @@ func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
 		}
 		c.pushes["customer_disconnected"] = true
 	}
-	c.sub = c.s.d.Bus().SubscribeDesk(c.s.cfg.deskQueue())
+	c.sub = c.s.d.Bus().SubscribeVisitor(c.me, c.s.cfg.visitorQueue())
 	c.loggedIn.Store(true)
 	c.s.register(c)
 

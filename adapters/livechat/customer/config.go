@@ -51,7 +51,7 @@ const (
 	defaultSendQueue    = 256
 	hardFrameCap        = 1 << 20
 	requestTimeout      = 15 * time.Second
-	minDeskQueue        = 1024
+	minVisitorQueue     = 64
 )
 
 func (c Config) withDefaults() Config {
@@ -75,4 +75,8 @@ func (c Config) withDefaults() Config {
 
 func (c Config) readLimit() int64 { return int64(max(c.MaxFrame, hardFrameCap)) }
 
-func (c Config) deskQueue() int { return max(4*c.SendQueue, minDeskQueue) }
+// visitorQueue is the notice queue of a session's visitor subscription:
+// only this customer's conversations feed it, a notice at a time per
+// message, so it is kept small (a Notice is ~450 bytes, and every
+// session holds one queue).
+func (c Config) visitorQueue() int { return max(c.SendQueue/4, minVisitorQueue) }
