@@ -30,6 +30,9 @@ type Config struct {
 		// HTTPS and WSS (only) on Addr. Both or neither.
 		TLSCertFile string `yaml:"tls_cert_file"`
 		TLSKeyFile  string `yaml:"tls_key_file"`
+		// PprofAddr, if set, serves net/http/pprof on that address (keep it
+		// on loopback): for profiling a running gateway.
+		PprofAddr string `yaml:"pprof_addr"`
 	} `yaml:"server"`
 	Log struct {
 		Level  string `yaml:"level"`
@@ -169,6 +172,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	str("CHATGATE_ADDR", &c.Server.Addr)
 	str("CHATGATE_TLS_CERT_FILE", &c.Server.TLSCertFile)
 	str("CHATGATE_TLS_KEY_FILE", &c.Server.TLSKeyFile)
+	str("CHATGATE_PPROF_ADDR", &c.Server.PprofAddr)
 	str("CHATGATE_DATA", &c.Store.Path)
 	str("CHATGATE_LOG_LEVEL", &c.Log.Level)
 	str("CHATGATE_LOG_FORMAT", &c.Log.Format)

@@ -43,7 +43,7 @@ const (
 	// itself gives up after 20 s).
 	ddpConnectTimeout = 30 * time.Second
 	// ddpSendQueue bounds the frames waiting for one socket's writer.
-	ddpSendQueue = 512
+	ddpSendQueue = 128
 	// ddpWorkQueue bounds method/sub/unsub frames read but not yet run.
 	ddpWorkQueue = 64
 	// ddpBusQueue is the notice queue of one room followed by a session.
@@ -92,6 +92,9 @@ func (s *Surface) initDDP() {
 		// no ambient credential (the visitor token travels in frames), so
 		// a cross-site page gains nothing by opening one.
 		CheckOrigin: func(*http.Request) bool { return true },
+		// Held connections are mostly idle: a small read buffer, and a
+		// write buffer borrowed from a pool only while writing.
+		ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{},
 	}
 	s.ddp.heartbeat, s.ddp.heartbeatTimeout = ddpHeartbeatInterval, ddpHeartbeatTimeout
 	s.ddp.connectTimeout = ddpConnectTimeout
@@ -163,8 +166,16 @@ func (s *Surface) serveDDP(sockjs bool) gin.HandlerFunc {
 			_ = conn.Wait(c.Request.Context())
 			return
 		}
-		defer s.untrackDDP(ss)
-		ss.run(c.Request.Context())
+		// The session runs on a goroutine of its own and the handler
+		// returns: the handler's stack, grown deep by the router and the
+		// upgrade, is not held for the life of an idle socket. The
+		// request's context ends with the handler; shutdown reaches the
+		// session through runDDP (tracked above).
+		ctx := context.WithoutCancel(c.Request.Context())
+		go func() {
+			defer s.untrackDDP(ss)
+			ss.run(ctx)
+		}()
 	}
 }
 

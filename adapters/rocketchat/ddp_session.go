@@ -48,6 +48,12 @@ type ddpSession struct {
 	connected atomic.Bool
 
 	work chan *ddp.Message
+	// workCtx, workMu, working, workers: the worker that runs queued
+	// frames exists only while some are queued (wake).
+	workCtx context.Context
+	workMu  sync.Mutex
+	working bool
+	workers sync.WaitGroup
 
 	// Owned by the worker goroutine (read at teardown after it exits).
 	token       string // bound by livechat:setUpConnection
@@ -91,13 +97,15 @@ func (ss *ddpSession) send(frame []byte) {
 // session down: worker, subscriptions and pumps, presence, socket.
 func (ss *ddpSession) run(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
-	var workers sync.WaitGroup
-	workers.Add(2)
-	go func() { defer workers.Done(); ss.worker(ctx) }()
-	go func() { defer workers.Done(); ss.heartbeat(ctx) }()
+	ss.workCtx = ctx
+	// No goroutine waits for an idle session's next heartbeat or frame
+	// (a held connection costs its reader and the socket's writer only):
+	// the heartbeat is a timer, the worker runs while frames are queued.
+	stopHeartbeat := ss.startHeartbeat(ctx)
 	defer func() {
 		cancel()
-		workers.Wait()
+		stopHeartbeat()
+		ss.workers.Wait()
 		ss.closeFeeds()
 		ss.pumps.Wait()
 		if ss.token != "" {
@@ -217,6 +225,7 @@ func (ss *ddpSession) handle(ctx context.Context, frame []byte) bool {
 		case <-ctx.Done():
 			return false
 		}
+		ss.wake()
 	default:
 		ss.send(ddp.ErrorFrame("Bad request", m.Fields()))
 	}
@@ -256,52 +265,99 @@ func (ss *ddpSession) oversize(frame []byte, limit int) {
 	}
 }
 
-// heartbeat implements Meteor's server heartbeat: after `heartbeat`
+// startHeartbeat implements Meteor's server heartbeat: after `heartbeat`
 // without any frame from the client, send {"msg":"ping"}; if nothing at
-// all arrives within `heartbeatTimeout` after that, close the socket.
-func (ss *ddpSession) heartbeat(ctx context.Context) {
+// all arrives within `heartbeatTimeout` after that, close the socket. It
+// checks on a timer that re-arms itself, and returns the function that
+// stops it.
+func (ss *ddpSession) startHeartbeat(ctx context.Context) (stop func()) {
 	interval, timeout := ss.s.ddp.heartbeat, ss.s.ddp.heartbeatTimeout
 	if interval <= 0 {
-		return
+		return func() {}
 	}
-	tick := time.NewTicker(max(min(interval, timeout)/4, time.Millisecond))
-	defer tick.Stop()
+	period := max(min(interval, timeout)/4, time.Millisecond)
 	ss.lastRecv.Store(time.Now().UnixNano())
-	for {
-		select {
-		case <-ctx.Done():
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	t = time.AfterFunc(period, func() {
+		if ctx.Err() != nil || !ss.beat(interval, timeout) {
 			return
-		case <-tick.C:
 		}
-		if !ss.connected.Load() {
-			continue
+		mu.Lock()
+		if !stopped {
+			t.Reset(period)
 		}
-		now, last := time.Now().UnixNano(), ss.lastRecv.Load()
-		if sent := ss.pingSent.Load(); sent != 0 && last < sent {
-			// A ping is out and nothing came since.
-			if time.Duration(now-sent) >= timeout {
-				ss.log.Debug().Msg("ddp heartbeat timeout")
-				ss.conn.Close(wsconn.Reason{Code: websocket.ClosePolicyViolation, Text: "heartbeat timeout"})
-				return
-			}
-			continue
-		}
-		if time.Duration(now-last) >= interval {
-			ss.pingSent.Store(now)
-			ss.send(ddp.Ping(""))
-		}
+		mu.Unlock()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
 	}
 }
 
-// worker runs method, sub and unsub frames in order.
+// beat is one heartbeat check; false when it closed the session.
+func (ss *ddpSession) beat(interval, timeout time.Duration) bool {
+	if !ss.connected.Load() {
+		return true
+	}
+	now, last := time.Now().UnixNano(), ss.lastRecv.Load()
+	if sent := ss.pingSent.Load(); sent != 0 && last < sent {
+		// A ping is out and nothing came since.
+		if time.Duration(now-sent) >= timeout {
+			ss.log.Debug().Msg("ddp heartbeat timeout")
+			ss.conn.Close(wsconn.Reason{Code: websocket.ClosePolicyViolation, Text: "heartbeat timeout"})
+			return false
+		}
+		return true
+	}
+	if time.Duration(now-last) >= interval {
+		ss.pingSent.Store(now)
+		ss.send(ddp.Ping(""))
+	}
+	return true
+}
+
+// wake makes sure a worker runs the queued frames: one at a time, in
+// order, on a goroutine that exists only while frames are queued.
+func (ss *ddpSession) wake() {
+	ss.workMu.Lock()
+	defer ss.workMu.Unlock()
+	if ss.working {
+		return
+	}
+	ss.working = true
+	ss.workers.Add(1)
+	go ss.worker(ss.workCtx)
+}
+
+// worker runs method, sub and unsub frames in order until the queue is
+// empty.
 func (ss *ddpSession) worker(ctx context.Context) {
+	defer ss.workers.Done()
 	for {
 		select {
 		case <-ctx.Done():
+			ss.workMu.Lock()
+			ss.working = false
+			ss.workMu.Unlock()
 			return
 		case m := <-ss.work:
 			ss.run1(ctx, m)
+			continue
+		default:
 		}
+		ss.workMu.Lock()
+		if len(ss.work) == 0 {
+			ss.working = false
+			ss.workMu.Unlock()
+			return
+		}
+		ss.workMu.Unlock()
 	}
 }
 

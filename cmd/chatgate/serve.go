@@ -242,6 +242,14 @@ func serve(ctx context.Context, o serveOptions) error {
 	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10}
 
+	if cfg.Server.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.Server.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	var wg sync.WaitGroup

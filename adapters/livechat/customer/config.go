@@ -35,7 +35,7 @@ type Config struct {
 	// MaxFrame is the largest request handled (default 64 KiB); bigger
 	// ones get entity_too_large. It also bounds Web API bodies.
 	MaxFrame int
-	// SendQueue bounds one socket's outgoing frames (default 256).
+	// SendQueue bounds one socket's outgoing frames (default 128).
 	SendQueue int
 	// OnConnections, if set, is told +1/-1 as sockets open and close.
 	OnConnections func(delta int)
@@ -48,10 +48,10 @@ const (
 	defaultLoginTimeout = 30 * time.Second
 	defaultPingTimeout  = 30 * time.Second
 	defaultMaxFrame     = 64 << 10
-	defaultSendQueue    = 256
+	defaultSendQueue    = 128
 	hardFrameCap        = 1 << 20
 	requestTimeout      = 15 * time.Second
-	minVisitorQueue     = 64
+	minVisitorQueue     = 16
 )
 
 func (c Config) withDefaults() Config {
@@ -79,4 +79,4 @@ func (c Config) readLimit() int64 { return int64(max(c.MaxFrame, hardFrameCap)) 
 // only this customer's conversations feed it, a notice at a time per
 // message, so it is kept small (a Notice is ~450 bytes, and every
 // session holds one queue).
-func (c Config) visitorQueue() int { return max(c.SendQueue/4, minVisitorQueue) }
+func (c Config) visitorQueue() int { return max(c.SendQueue/8, minVisitorQueue) }

@@ -40,7 +40,10 @@ func NewSessions(name string, kind Kind, log zerolog.Logger, opts wsconn.Options
 		// Apps and widgets run on their own origins, and the socket
 		// carries no ambient credential (the token comes in the login
 		// frame), so a cross-site page gains nothing by opening one.
-		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }},
+		// Held connections are mostly idle: a small read buffer, and a
+		// write buffer borrowed from a pool only while writing.
+		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true },
+			ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{}},
 	}
 }
 
@@ -90,16 +93,25 @@ func (r *Sessions) Serve(w http.ResponseWriter, req *http.Request, version strin
 		_ = conn.Wait(req.Context())
 		return
 	}
-	defer r.untrack(ss)
 	if refuse != nil {
 		if reason := refuse(req); reason != "" {
+			defer r.untrack(ss)
 			ss.Disconnect(reason)
 			_ = conn.Wait(req.Context())
 			return
 		}
 	}
 	log := r.log.With().Str("conn", c.ID()).Str("remote", conn.RemoteAddr().String()).Logger()
-	ss.Run(req.Context(), c, log)
+	// The session runs on a goroutine of its own and the HTTP handler
+	// returns: the handler's stack, grown deep by the router and the
+	// upgrade, is not held for the life of an idle socket. The request's
+	// context ends with the handler, so the session keeps its values only;
+	// shutdown reaches it through Disconnect (tracked above).
+	ctx := context.WithoutCancel(req.Context())
+	go func() {
+		defer r.untrack(ss)
+		ss.Run(ctx, c, log)
+	}()
 }
 
 func (r *Sessions) track(ss *Session) bool {
