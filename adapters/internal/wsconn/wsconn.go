@@ -117,6 +117,15 @@ type Conn struct {
 	flush bool  // whether the writer drains the queue before closing
 
 	readTimeout atomic.Int64 // nanoseconds
+
+	// The writer goroutine runs only while there is something to write
+	// (or the session to close): an idle session holds no goroutine for
+	// writing. wmu guards writing (a writer runs) and finished (the
+	// socket is closed). Keep-alive pings come from a timer.
+	wmu       sync.Mutex
+	writing   bool
+	finished  bool
+	pingTimer *time.Timer
 }
 
 // New takes ownership of ws and starts its writer. The session lives until
@@ -140,8 +149,33 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 		}
 		return err
 	})
-	go c.writer()
+	c.pingTimer = time.AfterFunc(opts.PingInterval, c.ping)
 	return c
+}
+
+// ping sends a keep-alive ping and re-arms its timer; a failed ping ends
+// the session.
+func (c *Conn) ping() {
+	if c.isClosing() {
+		return
+	}
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteTimeout)); err != nil {
+		c.end(fmt.Errorf("wsconn ping: %w", err), false)
+		return
+	}
+	c.pingTimer.Reset(c.opts.PingInterval)
+}
+
+// kick starts a writer unless one runs or the session is over.
+func (c *Conn) kick() {
+	c.wmu.Lock()
+	if c.writing || c.finished {
+		c.wmu.Unlock()
+		return
+	}
+	c.writing = true
+	c.wmu.Unlock()
+	go c.writer()
 }
 
 // SetReadTimeout changes how long the peer may stay silent from now on.
@@ -198,6 +232,7 @@ func (c *Conn) Send(msg []byte) error {
 	}
 	select {
 	case c.send <- msg:
+		c.kick()
 		return nil
 	case <-c.closing:
 		return ErrClosed
@@ -217,6 +252,7 @@ func (c *Conn) end(cause error, flush bool) {
 	c.once.Do(func() {
 		c.cause, c.flush = cause, flush
 		close(c.closing)
+		c.kick() // a writer closes the socket
 	})
 }
 
@@ -255,39 +291,47 @@ func (c *Conn) Wait(ctx context.Context) error {
 // RemoteAddr returns the peer's address, for logs.
 func (c *Conn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
 
-// writer is the only goroutine that writes data frames. It exits, closing
-// the socket, when the session closes or a write fails.
+// writer is the only goroutine that writes data frames. It writes the
+// queue until it is empty, then exits; when the session closes it closes
+// the socket and marks the session done.
 func (c *Conn) writer() {
-	defer close(c.done)
-	defer c.ws.Close()
-	ping := time.NewTicker(c.opts.PingInterval)
-	defer ping.Stop()
 	for {
 		// Closing wins over pending work, so that a slow consumer's queue
 		// is dropped rather than written.
 		select {
 		case <-c.closing:
-			c.shutdown()
+			c.finish()
 			return
 		default:
 		}
 		select {
-		case <-c.closing:
-			c.shutdown()
-			return
 		case msg := <-c.send:
 			if err := c.write(msg); err != nil {
 				c.end(fmt.Errorf("wsconn write: %w", err), false)
-				return
 			}
-		case <-ping.C:
-			err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteTimeout))
-			if err != nil {
-				c.end(fmt.Errorf("wsconn ping: %w", err), false)
-				return
-			}
+			continue
+		default:
 		}
+		c.wmu.Lock()
+		if len(c.send) == 0 && !c.isClosing() {
+			c.writing = false
+			c.wmu.Unlock()
+			return
+		}
+		c.wmu.Unlock()
 	}
+}
+
+// finish flushes (for a graceful Close), sends the close frame and closes
+// the socket; the session is done.
+func (c *Conn) finish() {
+	c.pingTimer.Stop()
+	c.shutdown()
+	c.ws.Close()
+	c.wmu.Lock()
+	c.finished = true
+	c.wmu.Unlock()
+	close(c.done)
 }
 
 func (c *Conn) write(msg []byte) error {
