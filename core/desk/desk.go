@@ -411,51 +411,72 @@ type StartRequest struct {
 	Members                []model.AgentID
 }
 
-// Start opens a conversation for a visitor with no open conversation
-// (ErrVisitorBusy otherwise, with the open one returned), routes it to an
-// agent or the queue, and returns it with the events it appended.
-func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation, []model.Event, error) {
+// checkStart checks a start request before anything is read or written.
+func (d *Desk) checkStart(req *StartRequest) error {
 	if req.Author.Kind == model.AuthorVisitor && req.Author.ID != string(req.Visitor) {
-		return model.Conversation{}, nil, fmt.Errorf("%w: a visitor starts only its own conversation", ErrForbidden)
+		return fmt.Errorf("%w: a visitor starts only its own conversation", ErrForbidden)
 	}
 	if req.Department != "" {
 		if _, ok := d.departs[req.Department]; !ok {
-			return model.Conversation{}, nil, fmt.Errorf("%w: unknown department %q", ErrInvalid, req.Department)
+			return fmt.Errorf("%w: unknown department %q", ErrInvalid, req.Department)
 		}
 	}
 	for i := range req.Events {
 		if err := d.validate(&req.Events[i]); err != nil {
-			return model.Conversation{}, nil, err
+			return err
 		}
 	}
 	if err := d.checkDraftProps(req.Author, req.Events...); err != nil {
-		return model.Conversation{}, nil, err
+		return err
 	}
-	if err := d.checkStartExtras(&req); err != nil {
-		return model.Conversation{}, nil, err
+	if err := d.checkStartExtras(req); err != nil {
+		return err
 	}
 	if req.Agent != "" {
 		if _, ok := d.router.Agent(req.Agent); !ok {
-			return model.Conversation{}, nil, fmt.Errorf("agent %s: %w", req.Agent, ErrNotFound)
+			return fmt.Errorf("agent %s: %w", req.Agent, ErrNotFound)
 		}
+	}
+	return nil
+}
+
+// startingVisitor reads the visitor a start is for, on the visitor's
+// actor: ErrBanned for a banned visitor starting its own, ErrVisitorBusy
+// (with the open conversation) when it has one.
+func (d *Desk) startingVisitor(ctx context.Context, req *StartRequest) (model.Visitor, model.Conversation, error) {
+	v, err := d.st.Visitor(ctx, req.Visitor)
+	if err != nil {
+		return v, model.Conversation{}, fmt.Errorf("visitor %s: %w", req.Visitor, errNotFound(err))
+	}
+	if req.Author.Kind == model.AuthorVisitor && v.Banned(d.Now()) {
+		return v, model.Conversation{}, ErrBanned
+	}
+	if open, ok, err := d.openConversation(ctx, req.Visitor); err != nil {
+		return v, model.Conversation{}, err
+	} else if ok {
+		return v, open, ErrVisitorBusy
+	}
+	return v, model.Conversation{}, nil
+}
+
+// Start opens a conversation for a visitor with no open conversation
+// (ErrVisitorBusy otherwise, with the open one returned), routes it to an
+// agent or the queue, and returns it with the events it appended.
+func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation, []model.Event, error) {
+	if err := d.checkStart(&req); err != nil {
+		return model.Conversation{}, nil, err
 	}
 	var (
 		conv model.Conversation
 		evs  []model.Event
 	)
 	err := d.actors.Do(ctx, visitorKey(req.Visitor), func(ctx context.Context) error {
-		v, err := d.st.Visitor(ctx, req.Visitor)
-		if err != nil {
-			return fmt.Errorf("visitor %s: %w", req.Visitor, errNotFound(err))
-		}
-		if req.Author.Kind == model.AuthorVisitor && v.Banned(d.Now()) {
-			return ErrBanned
-		}
-		if open, ok, err := d.openConversation(ctx, req.Visitor); err != nil {
-			return err
-		} else if ok {
+		v, open, err := d.startingVisitor(ctx, &req)
+		if errors.Is(err, ErrVisitorBusy) {
 			conv = open
-			return ErrVisitorBusy
+		}
+		if err != nil {
+			return err
 		}
 		now := d.Now()
 		conv = model.Conversation{ID: model.ConvID(model.NewID()), Visitor: req.Visitor, Department: req.Department,

@@ -2,6 +2,7 @@ package desk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -82,47 +83,20 @@ func (d *Desk) applyStartExtras(v *model.Visitor, c *model.Conversation, req *St
 // conversation's agent (an agent starting an inactive chat is its user)
 // without joining event or routing slot.
 func (d *Desk) StartInactive(ctx context.Context, req StartRequest) (model.Conversation, []model.Event, error) {
-	if req.Author.Kind == model.AuthorVisitor && req.Author.ID != string(req.Visitor) {
-		return model.Conversation{}, nil, fmt.Errorf("%w: a visitor starts only its own conversation", ErrForbidden)
-	}
-	if req.Department != "" {
-		if _, ok := d.departs[req.Department]; !ok {
-			return model.Conversation{}, nil, fmt.Errorf("%w: unknown department %q", ErrInvalid, req.Department)
-		}
-	}
-	for i := range req.Events {
-		if err := d.validate(&req.Events[i]); err != nil {
-			return model.Conversation{}, nil, err
-		}
-	}
-	if err := d.checkDraftProps(req.Author, req.Events...); err != nil {
+	if err := d.checkStart(&req); err != nil {
 		return model.Conversation{}, nil, err
-	}
-	if err := d.checkStartExtras(&req); err != nil {
-		return model.Conversation{}, nil, err
-	}
-	if req.Agent != "" {
-		if _, ok := d.router.Agent(req.Agent); !ok {
-			return model.Conversation{}, nil, fmt.Errorf("agent %s: %w", req.Agent, ErrNotFound)
-		}
 	}
 	var (
 		conv model.Conversation
 		evs  []model.Event
 	)
 	err := d.actors.Do(ctx, visitorKey(req.Visitor), func(ctx context.Context) error {
-		v, err := d.st.Visitor(ctx, req.Visitor)
-		if err != nil {
-			return fmt.Errorf("visitor %s: %w", req.Visitor, errNotFound(err))
-		}
-		if req.Author.Kind == model.AuthorVisitor && v.Banned(d.Now()) {
-			return ErrBanned
-		}
-		if open, ok, err := d.openConversation(ctx, req.Visitor); err != nil {
-			return err
-		} else if ok {
+		v, open, err := d.startingVisitor(ctx, &req)
+		if errors.Is(err, ErrVisitorBusy) {
 			conv = open
-			return ErrVisitorBusy
+		}
+		if err != nil {
+			return err
 		}
 		now := d.Now()
 		by := req.Author
