@@ -226,12 +226,16 @@ func relayed(t *testing.T, addr string) []map[string]any {
 	return body.Conversations
 }
 
-func upstreamRoom(conv map[string]any, connector string) string {
+// upstreamID is one upstream id (kind "room", "thread" …) a relayed
+// conversation is bound to, as the relay view shows it.
+func upstreamID(conv map[string]any, connector, kind string) string {
 	up, _ := conv["upstream"].(map[string]any)
 	l, _ := up[connector].(map[string]any)
-	s, _ := l["room"].(string)
+	s, _ := l[kind].(string)
 	return s
 }
+
+func upstreamRoom(conv map[string]any, connector string) string { return upstreamID(conv, connector, "room") }
 
 // TestRelayV2VisitorIntoRocketChatDesk: a LiveChat v2 visitor of the front
 // gateway talks to an agent of the desk gateway, which sees a Rocket.Chat
