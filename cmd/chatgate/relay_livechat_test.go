@@ -40,7 +40,9 @@ func connectorStatus(t *testing.T, addr, name string) map[string]any {
 }
 
 // threadOf is the upstream thread a relayed conversation is bound to.
-func threadOf(conv map[string]any, connector string) string { return upstreamID(conv, connector, "thread") }
+func threadOf(conv map[string]any, connector string) string {
+	return upstreamID(conv, connector, "thread")
+}
 
 // TestRelayV2VisitorIntoLiveChatDesk: a LiveChat v2 visitor of the front
 // gateway talks to an agent of the desk gateway, which sees a LiveChat

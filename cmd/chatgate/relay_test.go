@@ -235,7 +235,9 @@ func upstreamID(conv map[string]any, connector, kind string) string {
 	return s
 }
 
-func upstreamRoom(conv map[string]any, connector string) string { return upstreamID(conv, connector, "room") }
+func upstreamRoom(conv map[string]any, connector string) string {
+	return upstreamID(conv, connector, "room")
+}
 
 // TestRelayV2VisitorIntoRocketChatDesk: a LiveChat v2 visitor of the front
 // gateway talks to an agent of the desk gateway, which sees a Rocket.Chat
