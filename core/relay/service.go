@@ -14,6 +14,7 @@ import (
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/core/outbox"
 	"chatgate/store"
 )
 
@@ -316,67 +317,17 @@ func (s *Service) typing(ctx context.Context, c model.Conversation, on bool) {
 	}()
 }
 
-// deliverLoop hands the connector's due rows to up to Concurrency workers,
-// one queue (conversation) per worker at a time, in order.
+// deliverLoop hands the connector's due rows to up to Concurrency
+// workers, one queue (conversation) per worker at a time, in order.
 func (s *Service) deliverLoop(ctx context.Context, conn string) {
-	conc := s.cfg.Concurrency
-	jobs := make(chan []store.OutboxRow, conc)
-	done := make(chan string, conc)
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for q := range jobs {
-				s.deliverQueue(ctx, conn, q)
-				done <- string(q[0].Conv)
-			}
-		})
-	}
-	inflight := make(map[string]bool, conc)
-	timer := time.NewTimer(s.cfg.PollInterval)
-	defer timer.Stop()
-	for {
-		if free := conc - len(inflight); free > 0 && ctx.Err() == nil {
-			rows, err := s.st.OutboxDue(ctx, target(conn), s.cfg.Now(), len(inflight)+free, 64)
-			if err != nil && ctx.Err() == nil {
-				s.log.Warn().Err(err).Str("connector", conn).Msg("relay: read due deliveries")
-			}
-			for _, q := range splitQueues(rows) {
-				k := string(q[0].Conv)
-				if len(inflight) >= conc {
-					break
-				}
-				if inflight[k] {
-					continue
-				}
-				inflight[k] = true
-				jobs <- q
-			}
-		}
-		timer.Reset(s.cfg.PollInterval)
-		select {
-		case <-ctx.Done():
-			close(jobs)
-			wg.Wait()
-			return
-		case <-s.kicks[conn]:
-		case k := <-done:
-			delete(inflight, k)
-		case <-timer.C:
-		}
-	}
-}
-
-func splitQueues(rows []store.OutboxRow) [][]store.OutboxRow {
-	var out [][]store.OutboxRow
-	for i := 0; i < len(rows); {
-		j := i + 1
-		for j < len(rows) && rows[j].Target == rows[i].Target && rows[j].Conv == rows[i].Conv {
-			j++
-		}
-		out = append(out, rows[i:j:j])
-		i = j
-	}
-	return out
+	outbox.Dispatcher{
+		Store: s.st, Prefix: target(conn), Concurrency: s.cfg.Concurrency, PerQueue: 64,
+		PollInterval: s.cfg.PollInterval, Now: s.cfg.Now, Kick: s.kicks[conn],
+		Deliver: func(ctx context.Context, rows []store.OutboxRow) { s.deliverQueue(ctx, conn, rows) },
+		OnReadError: func(err error) {
+			s.log.Warn().Err(err).Str("connector", conn).Msg("relay: read due deliveries")
+		},
+	}.Run(ctx)
 }
 
 // deliverQueue delivers rows (one queue, in order) until one is not

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"chatgate/core/outbox"
 	"chatgate/store"
 )
 
@@ -41,58 +42,20 @@ type Envelope struct {
 // dispatcher looks again when a worker finishes, when Kick or the bus says
 // something was committed, and every PollInterval for due retries.
 func (s *Service) Run(ctx context.Context) error {
-	conc := s.cfg.Concurrency
-	// At most conc queues are in flight, so neither channel ever holds
-	// more than conc values: sends on them never block.
-	jobs := make(chan []store.OutboxRow, conc)
-	done := make(chan string, conc)
 	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for q := range jobs {
-				s.deliverQueue(ctx, q)
-				done <- queueKey(&q[0])
-			}
-		})
-	}
 	if s.cfg.Bus != nil {
 		wg.Go(func() { s.follow(ctx) })
 	}
-	inflight := make(map[string]bool, conc)
-	timer := time.NewTimer(s.cfg.PollInterval)
-	defer timer.Stop()
-	for {
-		if free := conc - len(inflight); free > 0 && ctx.Err() == nil {
-			// Ask for the queues in flight too (their heads are still
-			// due), so that free slots find other queues behind them.
-			queues, err := s.dueQueues(ctx, len(inflight)+free)
-			if err != nil && ctx.Err() == nil {
-				s.log.Warn().Err(err).Msg("webhooks: read due deliveries")
-			}
-			for _, q := range queues {
-				if len(inflight) >= conc {
-					break
-				}
-				k := queueKey(&q[0])
-				if inflight[k] {
-					continue
-				}
-				inflight[k] = true
-				jobs <- q
-			}
-		}
-		timer.Reset(s.cfg.PollInterval)
-		select {
-		case <-ctx.Done():
-			close(jobs)
-			wg.Wait()
-			return nil
-		case <-s.kick:
-		case k := <-done:
-			delete(inflight, k)
-		case <-timer.C:
-		}
-	}
+	outbox.Dispatcher{
+		Store: s.st, Prefix: targetPrefix, Concurrency: s.cfg.Concurrency, PerQueue: perQueue,
+		PollInterval: s.cfg.PollInterval, Now: s.cfg.Now, Kick: s.kick,
+		Deliver: s.deliverQueue,
+		OnReadError: func(err error) {
+			s.log.Warn().Err(err).Msg("webhooks: read due deliveries")
+		},
+	}.Run(ctx)
+	wg.Wait()
+	return nil
 }
 
 // follow kicks the dispatcher after every change the desk publishes (the
@@ -117,24 +80,13 @@ func (s *Service) follow(ctx context.Context) {
 	}
 }
 
-func queueKey(r *store.OutboxRow) string { return r.Target + "\x00" + string(r.Conv) }
-
 // dueQueues reads up to n due queues, each as its rows in order.
 func (s *Service) dueQueues(ctx context.Context, n int) ([][]store.OutboxRow, error) {
 	rows, err := s.st.OutboxDue(ctx, targetPrefix, s.cfg.Now(), n, perQueue)
 	if err != nil {
 		return nil, err
 	}
-	var out [][]store.OutboxRow
-	for i := 0; i < len(rows); {
-		j := i + 1
-		for j < len(rows) && rows[j].Target == rows[i].Target && rows[j].Conv == rows[i].Conv {
-			j++
-		}
-		out = append(out, rows[i:j:j])
-		i = j
-	}
-	return out, nil
+	return outbox.SplitQueues(rows), nil
 }
 
 // deliverDue delivers every due queue once, one queue after another, in
