@@ -30,11 +30,15 @@ import (
 )
 
 type benchOptions struct {
-	Target           string
-	VisitorSurface   string
-	Agents           int
-	Visitors         int
-	Window           int
+	Target         string
+	VisitorSurface string
+	Agents         int
+	Visitors       int
+	Window         int
+	// Rate, if > 0, makes the visitors open-loop: together they send Rate
+	// messages/s on schedule, whatever the answers (rocketchat and
+	// customer surfaces), so latency is measured at a fixed offered load.
+	Rate             float64
 	Duration         time.Duration
 	BaselineDuration time.Duration
 	PollInterval     time.Duration
@@ -69,6 +73,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	fs.IntVar(&o.Agents, "agents", 4, "agent RTM sessions")
 	fs.IntVar(&o.Visitors, "visitors", 100, "visitors, one conversation each")
 	fs.IntVar(&o.Window, "window", 1, "messages in flight per conversation")
+	fs.Float64Var(&o.Rate, "rate", 0, "open loop: visitor messages/s offered in total, on schedule whatever the answers (rocketchat and customer surfaces; 0 = closed loop with --window)")
 	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "length of the load phase")
 	fs.DurationVar(&o.BaselineDuration, "baseline-duration", 5*time.Second, "length of each baseline (and of the v2 poll phase)")
 	fs.DurationVar(&o.PollInterval, "poll-interval", 2*time.Millisecond, "v2: pause after a poll that brought no reply")
@@ -98,6 +103,9 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	}
 	if o.Capacity == 0 && (o.Agents < 1 || o.Visitors < 1 || o.Window < 1) {
 		return o, errors.New("--agents, --visitors and --window must be at least 1")
+	}
+	if o.Rate < 0 || (o.Rate > 0 && o.VisitorSurface == "v2") {
+		return o, errors.New("--rate must be >= 0, and works with the rocketchat and customer surfaces (v2 visitors poll)")
 	}
 	if o.Capacity < 0 || o.Duration <= 0 || o.BaselineDuration <= 0 {
 		return o, errors.New("--capacity must be >= 0, durations > 0")
@@ -130,7 +138,7 @@ func runBenchCommand(ctx context.Context, args []string, stderr io.Writer) error
 // runBench runs one benchmark and returns its report. Cancelling ctx ends
 // the current phase early; the report of what ran is still returned.
 func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
-	rep := &benchReport{VisitorSurface: o.VisitorSurface, Agents: o.Agents, Visitors: o.Visitors, Window: o.Window,
+	rep := &benchReport{VisitorSurface: o.VisitorSurface, Agents: o.Agents, Visitors: o.Visitors, Window: o.Window, Rate: o.Rate,
 		Target: o.Target, PID: o.PID}
 	if o.Target == "" {
 		gw, err := startBenchGateway(ctx, o.Agents)
@@ -569,4 +577,30 @@ func waitBounded(wg *sync.WaitGroup, d time.Duration) bool {
 	case <-t.C:
 		return false
 	}
+}
+
+// pacer returns what a visitor calls before each send: in closed loop
+// (no --rate) nothing; in open loop it waits for the visitor's next slot
+// of the schedule (visitors spread over one interval) and reports false
+// when ctx ends. A visitor behind schedule sends at once, catching up.
+func (r *benchRun) pacer(idx int) func(ctx context.Context) bool {
+	if r.o.Rate <= 0 {
+		return func(ctx context.Context) bool { return ctx.Err() == nil }
+	}
+	interval := time.Duration(float64(r.o.Visitors) / r.o.Rate * float64(time.Second))
+	next := time.Now().Add(interval * time.Duration(idx) / time.Duration(r.o.Visitors))
+	return func(ctx context.Context) bool {
+		sleepCtx(ctx, time.Until(next))
+		next = next.Add(interval)
+		return ctx.Err() == nil
+	}
+}
+
+// slotsFor is the in-flight bound of a visitor: --window in closed loop,
+// none in open loop (the schedule decides).
+func (r *benchRun) slotsFor() chan struct{} {
+	if r.o.Rate > 0 {
+		return make(chan struct{}, 1<<20)
+	}
+	return make(chan struct{}, r.o.Window)
 }

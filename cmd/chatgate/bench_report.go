@@ -40,16 +40,17 @@ func summarize(d []time.Duration) latencySummary {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 type benchReport struct {
-	Target         string `json:"target"`
-	InProcess      bool   `json:"in_process"`
-	PID            int    `json:"pid,omitempty"`
-	VisitorSurface string `json:"visitor_surface,omitempty"`
-	AgentSurface   string `json:"agent_surface,omitempty"`
-	Agents         int    `json:"agents,omitempty"`
-	Visitors       int    `json:"visitors,omitempty"`
-	Window         int    `json:"window,omitempty"`
-	GOMAXPROCS     int    `json:"gomaxprocs"`
-	Interrupted    bool   `json:"interrupted"`
+	Target         string  `json:"target"`
+	InProcess      bool    `json:"in_process"`
+	PID            int     `json:"pid,omitempty"`
+	VisitorSurface string  `json:"visitor_surface,omitempty"`
+	AgentSurface   string  `json:"agent_surface,omitempty"`
+	Agents         int     `json:"agents,omitempty"`
+	Visitors       int     `json:"visitors,omitempty"`
+	Window         int     `json:"window,omitempty"`
+	Rate           float64 `json:"rate,omitempty"`
+	GOMAXPROCS     int     `json:"gomaxprocs"`
+	Interrupted    bool    `json:"interrupted"`
 
 	DurationSec       float64        `json:"duration_s,omitempty"`
 	Sent              int64          `json:"visitor_messages_sent,omitempty"`
@@ -93,8 +94,12 @@ func writeBenchReport(w io.Writer, rep *benchReport, asJSON bool) error {
 		writeCapacity(tw, c)
 		return tw.Flush()
 	}
-	fmt.Fprintf(tw, "load\t%d visitors (%s) × %d agents (LiveChat agent RTM), window %d, %.1fs, GOMAXPROCS %d\n",
-		rep.Visitors, rep.VisitorSurface, rep.Agents, rep.Window, rep.DurationSec, rep.GOMAXPROCS)
+	loop := fmt.Sprintf("window %d", rep.Window)
+	if rep.Rate > 0 {
+		loop = fmt.Sprintf("open loop at %.0f msgs/s offered", rep.Rate)
+	}
+	fmt.Fprintf(tw, "load\t%d visitors (%s) × %d agents (LiveChat agent RTM), %s, %.1fs, GOMAXPROCS %d\n",
+		rep.Visitors, rep.VisitorSurface, rep.Agents, loop, rep.DurationSec, rep.GOMAXPROCS)
 	fmt.Fprintf(tw, "relayed\t%d messages, %s/s (visitor→agent %d, agent→visitor %d)\n",
 		rep.Relayed, human(rep.RelayedPerSec), rep.VisitorToAgent.Count, rep.AgentToVisitor.Count)
 	fmt.Fprintf(tw, "errors\t%d\n", rep.Errors)

@@ -260,7 +260,8 @@ func ddpSetup(conn *websocket.Conn, token, rid string) error {
 }
 
 func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
-	slots := make(chan struct{}, r.o.Window)
+	slots := r.slotsFor()
+	pace := r.pacer(v.idx)
 	var lat []time.Duration
 	done := make(chan struct{})
 	go func() { // reader: agent replies arrive on stream-room-messages
@@ -301,6 +302,9 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 	url := r.o.Target + "/api/v1/livechat/message"
 	var n int64
 	for ctx.Err() == nil {
+		if !pace(ctx) {
+			continue
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
@@ -391,7 +395,8 @@ func newCustomerVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, 
 }
 
 func (v *customerVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
-	slots := make(chan struct{}, r.o.Window)
+	slots := r.slotsFor()
+	pace := r.pacer(v.idx)
 	var lat []time.Duration
 	done := make(chan struct{})
 	go func() {
@@ -432,6 +437,9 @@ func (v *customerVisitor) loop(ctx context.Context, r *benchRun) []time.Duration
 	}()
 	var n int64
 	for ctx.Err() == nil {
+		if !pace(ctx) {
+			continue
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
