@@ -46,7 +46,10 @@ type Options struct {
 	// committed in the same batch as the change, so that they exist
 	// exactly when the change does. It runs on the conversation's actor,
 	// before the commit: it must be quick and must not call the desk.
-	Outbox func(c model.Conversation, events []model.Event, updated []model.Event) []store.OutboxRow
+	//
+	// visitors are the visitor records the same batch writes (a start that
+	// sets chat properties): the store still holds their old state.
+	Outbox func(c model.Conversation, visitors []model.Visitor, events []model.Event, updated []model.Event) []store.OutboxRow
 	// NoticeOutbox, if set, is asked for the deliveries a change without
 	// events owes (property, member, tag and seen-marker changes; see
 	// outbox.go), under the same rules as Outbox.
@@ -76,7 +79,7 @@ type Desk struct {
 	now     func() time.Time
 	departs map[model.DeptID]model.Department
 	onEv    func(int)
-	outbox  func(model.Conversation, []model.Event, []model.Event) []store.OutboxRow
+	outbox  func(model.Conversation, []model.Visitor, []model.Event, []model.Event) []store.OutboxRow
 	nOutbox func(hub.Notice) []store.OutboxRow
 	kick    chan struct{}
 	props   *Properties
@@ -313,7 +316,7 @@ func (d *Desk) commit(ctx context.Context, b *store.Batch, c model.Conversation,
 // commitWith is commit, told whether the batch creates the conversation.
 func (d *Desk) commitWith(ctx context.Context, b *store.Batch, c model.Conversation, created bool, evs []model.Event, origin string) error {
 	if d.outbox != nil {
-		b.Outbox = append(b.Outbox, d.outbox(c, evs, b.Updates)...)
+		b.Outbox = append(b.Outbox, d.outbox(c, b.Visitors, evs, b.Updates)...)
 	}
 	if d.relay != nil && (c.Owner != "" || len(c.Mirrors) > 0) {
 		d.relay(b, c, created, evs)

@@ -58,7 +58,7 @@ type item struct {
 //   - Each updated, not deleted, message fires event_updated.
 //   - A change that closes the thread fires chat_deactivated, after the
 //     incoming_event of its closing system message.
-func (s *Service) Outbox(c model.Conversation, events []model.Event, updated []model.Event) []store.OutboxRow {
+func (s *Service) Outbox(c model.Conversation, pending []model.Visitor, events []model.Event, updated []model.Event) []store.OutboxRow {
 	reg := s.reg.Load()
 	if len(reg.list) == 0 {
 		return nil
@@ -79,7 +79,7 @@ func (s *Service) Outbox(c model.Conversation, events []model.Event, updated []m
 	started := (len(events) == 0 && c.LastSeq == 0) || (len(events) > 0 && events[0].Seq == 1)
 	if started {
 		if len(reg.byAction[IncomingChat]) > 0 {
-			add(IncomingChat, incomingChat{Chat: wire.RenderChat(s.chatData(c, events), wire.ForAgent)}, nil)
+			add(IncomingChat, incomingChat{Chat: wire.RenderChat(s.chatData(c, pending, events), wire.ForAgent)}, nil)
 		}
 	} else {
 		for i := range events {
@@ -100,7 +100,7 @@ func (s *Service) Outbox(c model.Conversation, events []model.Event, updated []m
 		}
 		add(ChatDeactivated, p, nil)
 	}
-	return s.rows(reg, c, items, nil)
+	return s.rows(reg, c, items, func() map[string]map[string]json.RawMessage { return s.chatProps(c.Visitor, pending) })
 }
 
 // rows fans items out to the webhooks registered for their actions and
@@ -139,12 +139,29 @@ func (s *Service) rows(reg *registry, c model.Conversation, items []item, chatPr
 // storedChatProps reads a chat's (visitor's) properties. It runs inside
 // the desk's commit, so it sees the state before the change.
 func (s *Service) storedChatProps(id model.VisitorID) map[string]map[string]json.RawMessage {
-	v, err := s.st.Visitor(context.Background(), id)
+	return s.chatProps(id, nil)
+}
+
+// chatProps is a chat's properties as the change being committed leaves
+// them: from the batch's own visitor record when it writes one (a start
+// with chat properties), else from the store.
+func (s *Service) chatProps(id model.VisitorID, pending []model.Visitor) map[string]map[string]json.RawMessage {
+	v, err := s.visitor(id, pending)
 	if err != nil {
 		s.log.Warn().Err(err).Str("visitor", string(id)).Msg("webhook additional_data: visitor not readable")
 		return nil
 	}
 	return v.Props
+}
+
+// visitor is the visitor as the change being committed leaves it.
+func (s *Service) visitor(id model.VisitorID, pending []model.Visitor) (model.Visitor, error) {
+	for i := len(pending) - 1; i >= 0; i-- {
+		if pending[i].ID == id {
+			return pending[i], nil
+		}
+	}
+	return s.st.Visitor(context.Background(), id)
 }
 
 func closes(evs []model.Event) bool {
@@ -157,10 +174,11 @@ func closes(evs []model.Event) bool {
 }
 
 // chatData is what rendering a starting thread needs. It runs inside the
-// desk's commit, so it reads only what exists before it: the visitor.
-func (s *Service) chatData(c model.Conversation, events []model.Event) *wire.ChatData {
+// desk's commit: the visitor is the batch's record when it writes one,
+// else the stored one.
+func (s *Service) chatData(c model.Conversation, pending []model.Visitor, events []model.Event) *wire.ChatData {
 	d := &wire.ChatData{Conv: c, Events: events, Now: s.cfg.Now(), Props: s.cfg.Properties}
-	v, err := s.st.Visitor(context.Background(), c.Visitor)
+	v, err := s.visitor(c.Visitor, pending)
 	if err != nil {
 		s.log.Warn().Err(err).Str("visitor", string(c.Visitor)).Msg("webhook incoming_chat: visitor not readable")
 		v = model.Visitor{ID: c.Visitor}

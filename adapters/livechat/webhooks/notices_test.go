@@ -131,3 +131,42 @@ func TestNoticeWebhooks(t *testing.T) {
 		}
 	}
 }
+
+// TestIncomingChatCarriesStartProperties: a start that sets chat
+// properties announces them in its incoming_chat webhook (the chat's
+// properties and additional_data), though the store still held the old
+// visitor record when the outbox row was written.
+func TestIncomingChatCarriesStartProperties(t *testing.T) {
+	g := newGateway(t, gwOptions{clock: newClock()}).withProps()
+	if st, b := g.call("3.6", "register_property", annToken, map[string]any{"name": "score", "owner_client_id": "app1", "type": "int",
+		"access": map[string]any{"chat": map[string]any{"customer": []string{"read", "write"}, "agent": []string{"read", "write"}}}}); st != 200 {
+		t.Fatalf("register_property: %d %s", st, b)
+	}
+	rc := newReceiver(t, always(http.StatusOK))
+	g.register(IncomingChat, rc.srv.URL, map[string]any{"additional_data": []string{DataChatProperties}})
+	v := g.visitor("vera")
+	_, _, err := g.d.Start(context.Background(), desk.StartRequest{Visitor: v.ID, Origin: "test", Author: vAuthor(v),
+		Events: []desk.Draft{{Text: "hello"}}, ChatProps: props{"app1": {"score": json.RawMessage(`7`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deliverDue()
+	got := rc.ok()
+	if len(got) != 1 || got[0].Env.Action != IncomingChat {
+		t.Fatalf("deliveries %v", got)
+	}
+	var p struct {
+		Chat struct {
+			Properties map[string]map[string]json.RawMessage `json:"properties"`
+		} `json:"chat"`
+	}
+	if err := json.Unmarshal(got[0].Env.Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	if s := string(p.Chat.Properties["app1"]["score"]); s != "7" {
+		t.Errorf("incoming_chat chat.properties app1.score = %q, want 7 (payload %s)", s, got[0].Env.Payload)
+	}
+	if a := string(got[0].Env.AdditionalData); a != `{"chat_properties":{"app1":{"score":7}}}` {
+		t.Errorf("additional_data %s", a)
+	}
+}
