@@ -159,6 +159,15 @@ func TestFilters(t *testing.T) {
 	g.post(c1.ID, annAuthor, "from agent")
 	c2 := g.start(v2, "hi")
 	g.post(c2.ID, annAuthor, "to two")
+	// A chat whose chat property source.client_id is the webhook owner's:
+	// only_my_chats lets its events through.
+	v3 := g.visitor("three")
+	v3.Props = map[string]map[string]json.RawMessage{"source": {"client_id": json.RawMessage(`"` + ownerID + `"`)}}
+	if err := g.st.Commit(context.Background(), &store.Batch{Visitors: []model.Visitor{v3}}); err != nil {
+		t.Fatal(err)
+	}
+	c3 := g.start(v3, "hi")
+	g.post(c3.ID, annAuthor, "to my chat")
 	g.deliverDue()
 	seen := map[string][]string{}
 	for _, d := range rc.ok() {
@@ -172,8 +181,8 @@ func TestFilters(t *testing.T) {
 	if !slices.Equal(seen[onlyV2], []string{"to two"}) {
 		t.Errorf("user_ids filter got %v", seen[onlyV2])
 	}
-	if len(seen[mine]) != 0 {
-		t.Errorf("only_my_chats got %v for chats without source.client_id", seen[mine])
+	if !slices.Equal(seen[mine], []string{"to my chat"}) {
+		t.Errorf("only_my_chats got %v, want only the chat whose source.client_id is the owner's", seen[mine])
 	}
 }
 

@@ -114,13 +114,23 @@ func (s *Service) rows(reg *registry, c model.Conversation, items []item, chatPr
 	if chatProps == nil {
 		chatProps = func() map[string]map[string]json.RawMessage { return s.storedChatProps(c.Visitor) }
 	}
+	// Read at most once per change, and only if a filter or an
+	// additional_data asks for it.
+	read, props := false, map[string]map[string]json.RawMessage(nil)
+	load := chatProps
+	chatProps = func() map[string]map[string]json.RawMessage {
+		if !read {
+			read, props = true, load()
+		}
+		return props
+	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	users := chatUsers(c)
 	var rows []store.OutboxRow
 	extras := map[string]json.RawMessage{}
 	for _, it := range items {
 		for _, w := range reg.byAction[it.action] {
-			if !w.matches(c, users, it.author) {
+			if !w.matches(c, users, it.author, chatProps) {
 				continue
 			}
 			body, err := json.Marshal(rowBody{WebhookID: w.ID, Action: it.action, ChatID: string(c.Visitor), Payload: it.payload,
@@ -247,7 +257,7 @@ func (s *Service) extra(cache map[string]json.RawMessage, want []string, users [
 
 // matches applies the webhook's filters to a change of c; author is the
 // event's author for event actions, nil otherwise.
-func (w *Webhook) matches(c model.Conversation, users []string, author *model.Author) bool {
+func (w *Webhook) matches(c model.Conversation, users []string, author *model.Author, chatProps func() map[string]map[string]json.RawMessage) bool {
 	f := w.Filters
 	if f == nil {
 		return true
@@ -261,8 +271,16 @@ func (w *Webhook) matches(c model.Conversation, users []string, author *model.Au
 		}
 	}
 	if f.OnlyMyChats {
-		var id string
-		if raw, ok := c.Props["source"]["client_id"]; !ok || json.Unmarshal(raw, &id) != nil || id != w.OwnerClientID {
+		// source.client_id is a chat property in LiveChat (§3.3: "only
+		// chats whose property source.client_id = my client id"); the
+		// thread's own is accepted too, for chats started before chat
+		// properties were kept on the chat.
+		mine := func(props map[string]map[string]json.RawMessage) bool {
+			var id string
+			raw, ok := props["source"]["client_id"]
+			return ok && json.Unmarshal(raw, &id) == nil && id == w.OwnerClientID
+		}
+		if !mine(chatProps()) && !mine(c.Props) {
 			return false
 		}
 	}
