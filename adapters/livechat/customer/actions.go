@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"chatgate/adapters/livechat/wire"
@@ -116,11 +115,11 @@ func (c *client) dept(group *int) model.DeptID {
 	if group == nil || *group == 0 {
 		return ""
 	}
-	id := model.DeptID(strconv.Itoa(*group))
-	if _, ok := c.s.d.Department(id); ok {
-		return id
-	}
-	return ""
+	// The same group ids the surface shows (wire.GroupID: a numeric
+	// department id as is, any other hashed), so that a group read from
+	// list_group_statuses or get_dynamic_configuration can be chosen.
+	d, _ := c.s.groupDept(*group)
+	return d
 }
 
 // login authenticates an RTM connection with "Bearer <customer token>",
