@@ -297,7 +297,7 @@ func (ss *ddpSession) pump(f *ddpFeed) {
 			}
 			return
 		case n := <-f.bus.C():
-			ss.deliver(f, n)
+			ss.deliver(f, *n)
 		}
 	}
 }

@@ -209,8 +209,8 @@ func waitFor(t *testing.T, s *hub.Sub, what string, ok func(hub.Notice) bool) hu
 	for {
 		select {
 		case n := <-s.C():
-			if ok(n) {
-				return n
+			if ok(*n) {
+				return *n
 			}
 		case <-s.Done():
 			t.Fatalf("subscription ended waiting for %s: %v", what, s.Err())

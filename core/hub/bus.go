@@ -119,7 +119,7 @@ type SeenChange struct {
 
 // Sub is a bounded queue of notices.
 type Sub struct {
-	c    chan Notice
+	c    chan *Notice
 	done chan struct{}
 	once sync.Once
 	err  error
@@ -127,7 +127,7 @@ type Sub struct {
 }
 
 // C delivers notices. It is never closed: select on Done too.
-func (s *Sub) C() <-chan Notice { return s.c }
+func (s *Sub) C() <-chan *Notice { return s.c }
 
 // Done is closed when the subscription ends (Close, or cut off as slow).
 func (s *Sub) Done() <-chan struct{} { return s.done }
@@ -251,17 +251,20 @@ func newSub(size int, drop func(*Sub)) *Sub {
 	if size <= 0 {
 		size = 64
 	}
-	return &Sub{c: make(chan Notice, size), done: make(chan struct{}), drop: drop}
+	return &Sub{c: make(chan *Notice, size), done: make(chan struct{}), drop: drop}
 }
 
 // Publish delivers n to its conversation's subscribers and the desk's. It
 // never blocks: a subscriber whose queue is full is cut off with ErrSlow.
 func (b *Bus) Publish(n Notice) {
 	var slow []*Sub
+	// One copy, shared by every subscriber: queues hold pointers (a
+	// Notice is ~450 bytes, and every session holds a queue).
+	np := &n
 	offer := func(s *Sub) {
 		select {
 		case <-s.done:
-		case s.c <- n:
+		case s.c <- np:
 		default:
 			slow = append(slow, s)
 		}

@@ -26,7 +26,7 @@ func take(t *testing.T, s *Sub, n int) []Notice {
 	for range n {
 		select {
 		case x := <-s.C():
-			out = append(out, x)
+			out = append(out, *x)
 		default:
 			t.Fatalf("only %d of %d notices queued", len(out), n)
 		}

@@ -102,6 +102,10 @@ var (
 	ErrPeerClosed = errors.New("wsconn: peer closed")
 )
 
+// writerLinger is how long an idle writer waits for the next frame
+// before its goroutine exits.
+const writerLinger = 2 * time.Second
+
 // Conn is one websocket session. Send, Close, Done, Err and Wait are safe
 // for concurrent use; Read must be called from one goroutine at a time.
 type Conn struct {
@@ -295,6 +299,11 @@ func (c *Conn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
 // queue until it is empty, then exits; when the session closes it closes
 // the socket and marks the session done.
 func (c *Conn) writer() {
+	// A busy socket keeps its writer: it lingers a moment for the next
+	// frame instead of exiting and being started again for every frame
+	// (a new goroutine's stack grows again on each write).
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
 	for {
 		// Closing wins over pending work, so that a slow consumer's queue
 		// is dropped rather than written.
@@ -304,13 +313,16 @@ func (c *Conn) writer() {
 			return
 		default:
 		}
+		linger.Reset(writerLinger)
 		select {
 		case msg := <-c.send:
 			if err := c.write(msg); err != nil {
 				c.end(fmt.Errorf("wsconn write: %w", err), false)
 			}
 			continue
-		default:
+		case <-c.closing:
+			continue
+		case <-linger.C:
 		}
 		c.wmu.Lock()
 		if len(c.send) == 0 && !c.isClosing() {

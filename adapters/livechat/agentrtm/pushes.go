@@ -64,7 +64,7 @@ func (c *client) pump(ctx context.Context, sub *hub.Sub) {
 			}
 			return
 		case n := <-sub.C():
-			if err := c.onNotice(ctx, n); err != nil && ctx.Err() == nil {
+			if err := c.onNotice(ctx, *n); err != nil && ctx.Err() == nil {
 				c.logError(err)
 			}
 		}

@@ -32,7 +32,7 @@ func TestSendTypingIndicator(t *testing.T) {
 	next := func() (hub.Notice, bool) {
 		select {
 		case n := <-sub.C():
-			return n, true
+			return *n, true
 		case <-time.After(300 * time.Millisecond):
 			return hub.Notice{}, false
 		}

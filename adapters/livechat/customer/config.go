@@ -51,7 +51,7 @@ const (
 	defaultSendQueue    = 128
 	hardFrameCap        = 1 << 20
 	requestTimeout      = 15 * time.Second
-	minVisitorQueue     = 16
+	minVisitorQueue     = 64
 )
 
 func (c Config) withDefaults() Config {
@@ -77,6 +77,5 @@ func (c Config) readLimit() int64 { return int64(max(c.MaxFrame, hardFrameCap)) 
 
 // visitorQueue is the notice queue of a session's visitor subscription:
 // only this customer's conversations feed it, a notice at a time per
-// message, so it is kept small (a Notice is ~450 bytes, and every
-// session holds one queue).
-func (c Config) visitorQueue() int { return max(c.SendQueue/8, minVisitorQueue) }
+// change (queues hold pointers: 8 bytes a slot).
+func (c Config) visitorQueue() int { return max(c.SendQueue/2, minVisitorQueue) }

@@ -268,7 +268,7 @@ func (f *front) run(t *testing.T) {
 }
 
 // nextTyping waits for a typing notice by an author of kind on sub.
-func nextTyping(t *testing.T, sub interface{ C() <-chan hub.Notice }, kind model.AuthorKind) *hub.Typing {
+func nextTyping(t *testing.T, sub interface{ C() <-chan *hub.Notice }, kind model.AuthorKind) *hub.Typing {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
