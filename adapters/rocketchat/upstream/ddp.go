@@ -356,9 +356,24 @@ func (c *Connector) subscribeAndResync(ctx context.Context, sink *relay.Sink, co
 	}
 	for {
 		c.mu.Lock()
-		held := hold.msgs
-		hold.msgs = nil
-		if len(held) == 0 {
+		held, overflow := hold.msgs, hold.overflow
+		hold.msgs, hold.overflow = nil, false
+		c.mu.Unlock()
+		if overflow {
+			// More arrived meanwhile than are held back: read the history
+			// again (it has them all, in order) instead of the stream.
+			if err := c.resync(ctx, sink, r); err != nil && ctx.Err() == nil {
+				c.setError(err)
+				c.log.Warn().Err(err).Str("rid", r.rid).Msg("resync relayed room")
+			}
+			if ctx.Err() != nil {
+				held = nil
+			} else {
+				continue
+			}
+		}
+		c.mu.Lock()
+		if len(held) == 0 && len(hold.msgs) == 0 {
 			if hold.resyncs--; hold.resyncs == 0 {
 				delete(c.syncing, r.rid)
 			}
@@ -408,7 +423,13 @@ func (c *Connector) resync(ctx context.Context, sink *relay.Sink, r room) error 
 type heldBack struct {
 	resyncs int
 	msgs    []rcMessage
+	// overflow: more than maxHeld arrived; they were dropped and the
+	// history is read again.
+	overflow bool
 }
+
+// maxHeld bounds the live messages held back for one room.
+const maxHeld = 1000
 
 // changed handles a stream frame.
 func (c *Connector) changed(ctx context.Context, sink *relay.Sink, f ddpFrame) {
@@ -436,7 +457,11 @@ func (c *Connector) changed(ctx context.Context, sink *relay.Sink, f ddpFrame) {
 		c.mu.Lock()
 		hold, syncing := c.syncing[r.rid]
 		if syncing {
-			hold.msgs = append(hold.msgs, m)
+			if len(hold.msgs) < maxHeld {
+				hold.msgs = append(hold.msgs, m)
+			} else {
+				hold.overflow = true
+			}
 		}
 		c.mu.Unlock()
 		if !syncing {
