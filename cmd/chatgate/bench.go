@@ -565,20 +565,6 @@ func doJSON(c *http.Client, req *http.Request, out any) error {
 	return nil
 }
 
-// waitBounded waits for wg at most d and reports whether it finished.
-func waitBounded(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
-}
-
 // pacer returns what a visitor calls before each send: in closed loop
 // (no --rate) nothing; in open loop it waits for the visitor's next slot
 // of the schedule (visitors spread over one interval) and reports false

@@ -290,7 +290,13 @@ func serve(ctx context.Context, o serveOptions) error {
 		log.Warn().Err(err).Msg("http shutdown")
 	}
 	stopSurfaces()
-	swg.Wait()
+	// Bounded like the HTTP shutdown: a session that does not let go
+	// must not keep the process (and its data file lock) forever. Past the
+	// limit the store is closed anyway; late commits fail, none is
+	// acknowledged unwritten.
+	if !waitBounded(&swg, cfg.Server.ShutdownTimeout) {
+		log.Error().Dur("after", cfg.Server.ShutdownTimeout).Msg("surfaces did not stop in time; closing the store anyway")
+	}
 	stopRun()
 	wg.Wait()
 	storeClosed = true
