@@ -34,8 +34,8 @@ func TestBanCustomer(t *testing.T) {
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := f.k.call("ban_customer", json.RawMessage(tc.body)); r.Success || r.errType() != tc.want {
-				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.errType(), tc.want, r.Payload)
+			if r := f.k.Call("ban_customer", json.RawMessage(tc.body)); r.Success || r.ErrType() != tc.want {
+				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.ErrType(), tc.want, r.Payload)
 			}
 			if st, b := f.h.web(t, "tok-carol", "ban_customer", tc.body); st < 400 || webErrType(t, b) != tc.want {
 				t.Errorf("web: %d %s, want %q", st, b, tc.want)
@@ -50,17 +50,17 @@ func TestBanCustomer(t *testing.T) {
 
 	// carol may ban Tom (a chat of her department, not hers): every agent
 	// is told, her own push carries her request_id.
-	r := f.k.call("ban_customer", map[string]any{"id": f.tom.ID, "ban": map[string]any{"days": 7}})
+	r := f.k.Call("ban_customer", map[string]any{"id": f.tom.ID, "ban": map[string]any{"days": 7}})
 	if !r.Success || string(r.Payload) != "{}" {
 		t.Fatalf("ban: %s", r.Payload)
 	}
 	want := CustomerBanned{CustomerID: string(f.tom.ID), Ban: Ban{Days: 7}}
 	for i, c := range []*rtm{f.k, f.a} {
-		p := c.push("customer_banned")
+		p := c.Push("customer_banned")
 		var got CustomerBanned
 		mustUnmarshal(t, p.Payload, &got)
-		if got != want || (i == 0) != (p.rid() == r.rid()) {
-			t.Fatalf("conn %d: %s rid %q", i, p.Payload, p.rid())
+		if got != want || (i == 0) != (p.RID() == r.RID()) {
+			t.Fatalf("conn %d: %s rid %q", i, p.Payload, p.RID())
 		}
 	}
 	// Tom can no longer write; his agent still can.
@@ -69,7 +69,7 @@ func TestBanCustomer(t *testing.T) {
 	if !errors.Is(err, desk.ErrBanned) {
 		t.Fatalf("banned customer posts: %v", err)
 	}
-	if r := f.a.call("send_event", map[string]any{"chat_id": f.tom.ID, "event": map[string]any{"type": "message", "text": "bye"}}); !r.Success {
+	if r := f.a.Call("send_event", map[string]any{"chat_id": f.tom.ID, "event": map[string]any{"type": "message", "text": "bye"}}); !r.Success {
 		t.Fatalf("agent send_event: %s", r.Payload)
 	}
 	// A customer without chats may be banned over the web.

@@ -101,15 +101,15 @@ func TestErrors(t *testing.T) {
 		if tc.fresh {
 			c = h.dial(t, "/v3.5/agent/rtm/ws")
 		}
-		c.sendRaw(tc.frame)
-		f := c.await(func(f frame) bool { return f.Type == "response" && f.rid() == tc.rid })
+		c.SendRaw(tc.frame)
+		f := c.Await(func(f frame) bool { return f.Type == "response" && f.RID() == tc.rid })
 		if f.RequestID == nil {
 			t.Errorf("%s: response has no request_id field", tc.name)
 		}
 		switch {
 		case tc.want == "" && !f.Success:
 			t.Errorf("%s: want success, got %s", tc.name, f.Payload)
-		case tc.want != "" && (f.Success || f.errType() != tc.want):
+		case tc.want != "" && (f.Success || f.ErrType() != tc.want):
 			t.Errorf("%s: want %s error, got success=%v payload %s", tc.name, tc.want, f.Success, f.Payload)
 		}
 		if !f.Success {
@@ -127,9 +127,9 @@ func TestErrors(t *testing.T) {
 func TestHardFrameCap(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.dial(t, "/v3.5/agent/rtm/ws")
-	c.sendRaw(req("big", "ping", map[string]any{"junk": strings.Repeat("z", hardFrameCap+1)}))
+	c.SendRaw(req("big", "ping", map[string]any{"junk": strings.Repeat("z", hardFrameCap+1)}))
 	var ce *websocket.CloseError
-	if err := c.closeErr(); !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+	if err := c.CloseErr(); !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
 		t.Fatalf("close = %v, want 1009", err)
 	}
 }

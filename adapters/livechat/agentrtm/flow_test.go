@@ -44,7 +44,7 @@ func TestHappyPath(t *testing.T) {
 	// A visitor starts a chat; routing gives it to alice.
 	tom, conv := h.startChat(t, "Tom", "")
 	var ic IncomingChat
-	mustUnmarshal(t, a.push("incoming_chat").Payload, &ic)
+	mustUnmarshal(t, a.Push("incoming_chat").Payload, &ic)
 	if ic.Chat.ID != string(tom.ID) || ic.Chat.Thread.ID != string(conv.ID) || !ic.Chat.Thread.Active ||
 		ic.RequesterID != string(tom.ID) {
 		t.Fatalf("incoming_chat: %+v", ic)
@@ -65,17 +65,17 @@ func TestHappyPath(t *testing.T) {
 			t.Fatalf("created_at %q", e.CreatedAt)
 		}
 	}
-	a2.push("incoming_chat")
+	a2.Push("incoming_chat")
 
 	// The agent answers: the response, then the request_id-tagged push,
 	// in that order.
-	if len(a.backlog) != 0 {
-		t.Fatalf("unexpected frames: %+v", a.backlog)
+	if len(a.Backlog) != 0 {
+		t.Fatalf("unexpected frames: %+v", a.Backlog)
 	}
-	rid := a.send("send_event", map[string]any{"chat_id": tom.ID,
+	rid := a.Send("send_event", map[string]any{"chat_id": tom.ID,
 		"event": map[string]any{"type": "message", "text": "Hi Tom", "custom_id": "c-1"}})
-	resp := a.recv()
-	if resp.Type != "response" || resp.rid() != rid || !resp.Success {
+	resp := a.Recv()
+	if resp.Type != "response" || resp.RID() != rid || !resp.Success {
 		t.Fatalf("first frame after send_event: %+v %s", resp, resp.Payload)
 	}
 	var se SendEventResponse
@@ -83,9 +83,9 @@ func TestHappyPath(t *testing.T) {
 	if want := wire.EventID(conv.ID, 3); se.EventID != want {
 		t.Fatalf("event_id = %q, want %q", se.EventID, want)
 	}
-	pf := a.recv()
-	if pf.Type != "push" || pf.Action != "incoming_event" || pf.rid() != rid || pf.Version != "3.5" {
-		t.Fatalf("incoming_event push request_id %q version %q, want %q 3.5", pf.rid(), pf.Version, rid)
+	pf := a.Recv()
+	if pf.Type != "push" || pf.Action != "incoming_event" || pf.RID() != rid || pf.Version != "3.5" {
+		t.Fatalf("incoming_event push request_id %q version %q, want %q 3.5", pf.RID(), pf.Version, rid)
 	}
 	var ie IncomingEvent
 	mustUnmarshal(t, pf.Payload, &ie)
@@ -93,19 +93,19 @@ func TestHappyPath(t *testing.T) {
 		ie.Event.Text != "Hi Tom" || ie.Event.CustomID != "c-1" || ie.Event.AuthorID != string(alice) {
 		t.Fatalf("incoming_event: %+v", ie)
 	}
-	if other := a2.push("incoming_event"); other.RequestID != nil {
-		t.Fatalf("other connection's push carries request_id %q", other.rid())
+	if other := a2.Push("incoming_event"); other.RequestID != nil {
+		t.Fatalf("other connection's push carries request_id %q", other.RID())
 	}
 
 	// list_chats and get_chat show it.
 	var lc ListChatsResponse
-	mustUnmarshal(t, a.call("list_chats", nil).Payload, &lc)
+	mustUnmarshal(t, a.Call("list_chats", nil).Payload, &lc)
 	if lc.FoundChats != 1 || len(lc.ChatsSummary) != 1 || lc.ChatsSummary[0].ID != string(tom.ID) ||
 		!lc.ChatsSummary[0].LastThreadSummary.Active || lc.ChatsSummary[0].LastEventPerType["message"].Event.Text != "Hi Tom" {
 		t.Fatalf("list_chats: %+v", lc)
 	}
 	var chat wire.Chat
-	mustUnmarshal(t, a.call("get_chat", map[string]any{"chat_id": tom.ID}).Payload, &chat)
+	mustUnmarshal(t, a.Call("get_chat", map[string]any{"chat_id": tom.ID}).Payload, &chat)
 	if chat.ID != string(tom.ID) || chat.Thread.ID != string(conv.ID) || len(chat.Thread.Events) != 3 ||
 		chat.Thread.Access.GroupIDs[0] != 0 {
 		t.Fatalf("get_chat: %+v", chat)
@@ -117,45 +117,45 @@ func TestHappyPath(t *testing.T) {
 		Draft:  desk.Draft{Kind: model.KindMessage, Text: "thanks"}}); err != nil {
 		t.Fatal(err)
 	}
-	vf := a.push("incoming_event")
+	vf := a.Push("incoming_event")
 	mustUnmarshal(t, vf.Payload, &ie)
 	if vf.RequestID != nil || ie.Event.Text != "thanks" || ie.Event.AuthorID != string(tom.ID) {
 		t.Fatalf("visitor message push: %s", vf.Payload)
 	}
 
 	// The agent closes the chat: response, close message, chat_deactivated.
-	if len(a.backlog) != 0 {
-		t.Fatalf("unexpected frames: %+v", a.backlog)
+	if len(a.Backlog) != 0 {
+		t.Fatalf("unexpected frames: %+v", a.Backlog)
 	}
-	rid = a.send("deactivate_chat", map[string]any{"id": tom.ID})
-	if r := a.recv(); r.Type != "response" || r.rid() != rid || !r.Success || string(r.Payload) != "{}" {
+	rid = a.Send("deactivate_chat", map[string]any{"id": tom.ID})
+	if r := a.Recv(); r.Type != "response" || r.RID() != rid || !r.Success || string(r.Payload) != "{}" {
 		t.Fatalf("deactivate_chat: %+v %s", r, r.Payload)
 	}
-	sys := a.recv()
+	sys := a.Recv()
 	mustUnmarshal(t, sys.Payload, &ie)
-	if ie.Event.Type != "system_message" || ie.Event.SystemMessageType != "manual_archived_agent" || sys.rid() != rid {
-		t.Fatalf("close system message: %s (request_id %q)", sys.Payload, sys.rid())
+	if ie.Event.Type != "system_message" || ie.Event.SystemMessageType != "manual_archived_agent" || sys.RID() != rid {
+		t.Fatalf("close system message: %s (request_id %q)", sys.Payload, sys.RID())
 	}
-	dc := a.recv()
+	dc := a.Recv()
 	if dc.Action != "chat_deactivated" {
 		t.Fatalf("frame after the close message: %+v", dc)
 	}
 	var cd ChatDeactivated
 	mustUnmarshal(t, dc.Payload, &cd)
-	if cd.ChatID != string(tom.ID) || cd.ThreadID != string(conv.ID) || cd.UserID != string(alice) || dc.rid() != rid {
-		t.Fatalf("chat_deactivated: %+v request_id %q", cd, dc.rid())
+	if cd.ChatID != string(tom.ID) || cd.ThreadID != string(conv.ID) || cd.UserID != string(alice) || dc.RID() != rid {
+		t.Fatalf("chat_deactivated: %+v request_id %q", cd, dc.RID())
 	}
-	a2.push("chat_deactivated")
+	a2.Push("chat_deactivated")
 
-	mustUnmarshal(t, a.call("get_chat", map[string]any{"chat_id": tom.ID}).Payload, &chat)
+	mustUnmarshal(t, a.Call("get_chat", map[string]any{"chat_id": tom.ID}).Payload, &chat)
 	if chat.Thread.Active {
 		t.Fatalf("thread still active after deactivate_chat")
 	}
-	if f := a.call("send_event", map[string]any{"chat_id": tom.ID, "event": map[string]any{"type": "message", "text": "x"}}); f.errType() != "chat_inactive" {
+	if f := a.Call("send_event", map[string]any{"chat_id": tom.ID, "event": map[string]any{"type": "message", "text": "x"}}); f.ErrType() != "chat_inactive" {
 		t.Fatalf("send_event after close: %s", f.Payload)
 	}
 	// Inactive chats stay listed; a new login's summary lists active ones.
-	mustUnmarshal(t, a.call("list_chats", nil).Payload, &lc)
+	mustUnmarshal(t, a.Call("list_chats", nil).Payload, &lc)
 	if lc.FoundChats != 1 || lc.ChatsSummary[0].LastThreadSummary.Active {
 		t.Fatalf("list_chats after close: %+v", lc)
 	}
@@ -174,18 +174,18 @@ func TestRoutingStatus(t *testing.T) {
 	cc := h.dial(t, "/v3.5/agent/rtm/ws")
 	cc.login("tok-carol") // serves only "sales"
 
-	rid := a1.send("set_routing_status", map[string]any{"status": "not_accepting_chats"})
-	if r := a1.recv(); r.Type != "response" || r.rid() != rid || !r.Success {
+	rid := a1.Send("set_routing_status", map[string]any{"status": "not_accepting_chats"})
+	if r := a1.Recv(); r.Type != "response" || r.RID() != rid || !r.Success {
 		t.Fatalf("set_routing_status: %+v %s", r, r.Payload)
 	}
-	own := a1.recv()
+	own := a1.Recv()
 	var rs struct{ AgentID, Status string }
 	mustUnmarshal(t, own.Payload, &rs)
-	if own.rid() != rid || rs.Status != "not_accepting_chats" {
-		t.Fatalf("routing_status_set: %s request_id %q", own.Payload, own.rid())
+	if own.RID() != rid || rs.Status != "not_accepting_chats" {
+		t.Fatalf("routing_status_set: %s request_id %q", own.Payload, own.RID())
 	}
-	if other := a2.push("routing_status_set"); other.RequestID != nil || other.Version != "3.6" {
-		t.Fatalf("other connection: request_id %q version %q", other.rid(), other.Version)
+	if other := a2.Push("routing_status_set"); other.RequestID != nil || other.Version != "3.6" {
+		t.Fatalf("other connection: request_id %q version %q", other.RID(), other.Version)
 	}
 	if st := h.d.Router().Status(alice); st != routing.NotAccepting {
 		t.Fatalf("router status %s", st)
@@ -199,7 +199,7 @@ func TestRoutingStatus(t *testing.T) {
 	}
 	for _, c := range []*rtm{a1, a2} {
 		var ic IncomingChat
-		mustUnmarshal(t, c.push("incoming_chat").Payload, &ic)
+		mustUnmarshal(t, c.Push("incoming_chat").Payload, &ic)
 		// Queue.Position is not checked: desk.Start publishes before it
 		// enqueues, so the position may not be known yet (see report).
 		if ic.Chat.Thread.Queue == nil || ic.Chat.Thread.Queue.Position > 1 || findUser(ic.Chat.Users, "agent") != nil {
@@ -208,37 +208,37 @@ func TestRoutingStatus(t *testing.T) {
 	}
 	// carol does not serve the department: the chat is invisible to her.
 	var lc ListChatsResponse
-	mustUnmarshal(t, cc.call("list_chats", nil).Payload, &lc)
+	mustUnmarshal(t, cc.Call("list_chats", nil).Payload, &lc)
 	if lc.FoundChats != 0 {
 		t.Fatalf("carol sees %d chats", lc.FoundChats)
 	}
-	if f := cc.call("get_chat", map[string]any{"chat_id": vic.ID}); f.errType() != "not_found" {
+	if f := cc.Call("get_chat", map[string]any{"chat_id": vic.ID}); f.ErrType() != "not_found" {
 		t.Fatalf("carol get_chat: %s", f.Payload)
 	}
 
 	// Answering a queued chat takes it.
-	rid = a1.send("send_event", map[string]any{"chat_id": vic.ID, "event": map[string]any{"type": "message", "text": "on it"}})
-	if r := a1.response(rid); !r.Success {
+	rid = a1.Send("send_event", map[string]any{"chat_id": vic.ID, "event": map[string]any{"type": "message", "text": "on it"}})
+	if r := a1.Response(rid); !r.Success {
 		t.Fatalf("send_event on queued chat: %s", r.Payload)
 	}
-	took := a1.push("incoming_chat")
+	took := a1.Push("incoming_chat")
 	var ic IncomingChat
 	mustUnmarshal(t, took.Payload, &ic)
-	if took.rid() != rid || ic.RequesterID != string(alice) || findUser(ic.Chat.Users, "agent") == nil {
+	if took.RID() != rid || ic.RequesterID != string(alice) || findUser(ic.Chat.Users, "agent") == nil {
 		t.Fatalf("incoming_chat on take: %s", took.Payload)
 	}
-	if f := a1.push("incoming_event"); f.rid() != rid {
-		t.Fatalf("incoming_event on take: request_id %q", f.rid())
+	if f := a1.Push("incoming_event"); f.RID() != rid {
+		t.Fatalf("incoming_event on take: request_id %q", f.RID())
 	}
 
 	// Back to accepting: the next queued chat is assigned by routing.
 	wes, _ := h.startChat(t, "Wes", "support")
-	a2.push("incoming_chat") // offered while queued
-	rid = a2.send("set_routing_status", map[string]any{"status": "accepting_chats", "agent_id": alice})
-	if r := a2.response(rid); !r.Success {
+	a2.Push("incoming_chat") // offered while queued
+	rid = a2.Send("set_routing_status", map[string]any{"status": "accepting_chats", "agent_id": alice})
+	if r := a2.Response(rid); !r.Success {
 		t.Fatalf("set_routing_status: %s", r.Payload)
 	}
-	a1.await(func(f frame) bool {
+	a1.Await(func(f frame) bool {
 		if f.Type != "push" || f.Action != "incoming_chat" {
 			return false
 		}
@@ -262,7 +262,7 @@ func TestListChatsPaging(t *testing.T) {
 	}
 	var got []string
 	var lc ListChatsResponse
-	mustUnmarshal(t, a.call("list_chats", map[string]any{"limit": 2, "sort_order": "asc"}).Payload, &lc)
+	mustUnmarshal(t, a.Call("list_chats", map[string]any{"limit": 2, "sort_order": "asc"}).Payload, &lc)
 	pages := 1
 	for {
 		if lc.FoundChats != 5 {
@@ -276,7 +276,7 @@ func TestListChatsPaging(t *testing.T) {
 		}
 		next := lc.NextPageID
 		lc = ListChatsResponse{}
-		mustUnmarshal(t, a.call("list_chats", map[string]any{"page_id": next}).Payload, &lc)
+		mustUnmarshal(t, a.Call("list_chats", map[string]any{"page_id": next}).Payload, &lc)
 		pages++
 		if lc.PreviousPageID == "" {
 			t.Fatalf("page %d has no previous_page_id", pages)
@@ -292,7 +292,7 @@ func TestListChatsPaging(t *testing.T) {
 	}
 	// Back one page from the last.
 	prev := ListChatsResponse{}
-	mustUnmarshal(t, a.call("list_chats", map[string]any{"page_id": lc.PreviousPageID}).Payload, &prev)
+	mustUnmarshal(t, a.Call("list_chats", map[string]any{"page_id": lc.PreviousPageID}).Payload, &prev)
 	if len(prev.ChatsSummary) != 2 || prev.ChatsSummary[0].ID != want[2] || prev.ChatsSummary[1].ID != want[3] {
 		t.Fatalf("previous page: %+v", prev.ChatsSummary)
 	}
@@ -302,7 +302,7 @@ func TestLoginTimeout(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.LoginTimeout = 50 * time.Millisecond })
 	c := h.dial(t, "/v3.5/agent/rtm/ws")
 	var ce *websocket.CloseError
-	if err := c.closeErr(); !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+	if err := c.CloseErr(); !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
 		t.Fatalf("close = %v, want 1008", err)
 	}
 }
@@ -316,11 +316,11 @@ func TestPingTimeout(t *testing.T) {
 	})
 	c.login("tok-alice")
 	var p struct{ Reason string }
-	mustUnmarshal(t, c.push("agent_disconnected").Payload, &p)
+	mustUnmarshal(t, c.Push("agent_disconnected").Payload, &p)
 	if p.Reason != "connection_timeout" {
 		t.Fatalf("reason %q", p.Reason)
 	}
-	if err := c.closeErr(); err == nil {
+	if err := c.CloseErr(); err == nil {
 		t.Fatal("socket not closed")
 	}
 	// The session's end is recorded around the close frame; stopping the
@@ -336,20 +336,20 @@ func TestShutdown(t *testing.T) {
 	a := h.dial(t, "/v3.5/agent/rtm/ws")
 	a.login("tok-alice")
 	pre := h.dial(t, "/v3.5/agent/rtm/ws") // never logs in
-	if r := pre.call("ping", nil); !r.Success {
+	if r := pre.Call("ping", nil); !r.Success {
 		t.Fatalf("ping: %s", r.Payload)
 	}
 	h.stop()
 	var p struct{ Reason string }
-	mustUnmarshal(t, a.push("agent_disconnected").Payload, &p)
+	mustUnmarshal(t, a.Push("agent_disconnected").Payload, &p)
 	if p.Reason != "agent_disconnected_by_server" {
 		t.Fatalf("reason %q", p.Reason)
 	}
 	var ce *websocket.CloseError
-	if err := a.closeErr(); !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+	if err := a.CloseErr(); !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Fatalf("close = %v, want 1001", err)
 	}
-	pre.closeErr()
+	pre.CloseErr()
 	if n := h.connections(); n != 0 {
 		t.Fatalf("%d connections after Run returned", n)
 	}
@@ -362,29 +362,29 @@ func TestWrongOrganization(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.dial(t, "/v3.5/agent/rtm/ws?organization_id=someone-else")
 	var p struct{ Reason string }
-	mustUnmarshal(t, c.push("agent_disconnected").Payload, &p)
+	mustUnmarshal(t, c.Push("agent_disconnected").Payload, &p)
 	if p.Reason != "license_not_found" {
 		t.Fatalf("reason %q", p.Reason)
 	}
-	c.closeErr()
+	c.CloseErr()
 }
 
 func TestPushFilter(t *testing.T) {
 	h := newHarness(t, nil)
 	a := h.dial(t, "/v3.5/agent/rtm/ws")
-	f := a.call("login", map[string]any{"token": "Bearer tok-alice", "pushes": map[string]any{"3.5": []string{"incoming_event"}}})
+	f := a.Call("login", map[string]any{"token": "Bearer tok-alice", "pushes": map[string]any{"3.5": []string{"incoming_event"}}})
 	if !f.Success {
 		t.Fatalf("login: %s", f.Payload)
 	}
 	tom, _ := h.startChat(t, "Tom", "")
-	rid := a.send("send_event", map[string]any{"chat_id": tom.ID, "event": map[string]any{"type": "message", "text": "hi"}})
+	rid := a.Send("send_event", map[string]any{"chat_id": tom.ID, "event": map[string]any{"type": "message", "text": "hi"}})
 	// The incoming_chat push (not subscribed) never comes; the
 	// incoming_event does, after or before the response.
-	got := a.await(func(f frame) bool { return f.Type == "push" && f.Action == "incoming_event" && f.rid() == rid })
+	got := a.Await(func(f frame) bool { return f.Type == "push" && f.Action == "incoming_event" && f.RID() == rid })
 	if got.Action != "incoming_event" {
 		t.Fatal("no incoming_event")
 	}
-	for _, f := range a.backlog {
+	for _, f := range a.Backlog {
 		if f.Action == "incoming_chat" {
 			t.Fatalf("unsubscribed push delivered: %s", f.Payload)
 		}

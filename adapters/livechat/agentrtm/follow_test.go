@@ -57,8 +57,8 @@ func TestFollowActionsRefused(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := f.k.call(tc.action, json.RawMessage(tc.body)); r.Success || r.errType() != tc.want {
-				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.errType(), tc.want, r.Payload)
+			if r := f.k.Call(tc.action, json.RawMessage(tc.body)); r.Success || r.ErrType() != tc.want {
+				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.ErrType(), tc.want, r.Payload)
 			}
 			if st, b := f.h.web(t, "tok-carol", tc.action, tc.body); st < 400 || webErrType(t, b) != tc.want {
 				t.Errorf("web: %d %s, want %q", st, b, tc.want)
@@ -78,9 +78,9 @@ func TestFollowPushesAndViews(t *testing.T) {
 	body := json.RawMessage(fmt.Sprintf(`{"id":%q}`, chat))
 
 	isFollowed := func(c *rtm) (bool, string) {
-		r := c.call("get_chat", map[string]any{"chat_id": chat})
+		r := c.Call("get_chat", map[string]any{"chat_id": chat})
 		if !r.Success {
-			return false, r.errType()
+			return false, r.ErrType()
 		}
 		var ch wire.Chat
 		mustUnmarshal(t, r.Payload, &ch)
@@ -92,29 +92,29 @@ func TestFollowPushesAndViews(t *testing.T) {
 
 	// carol follows: incoming_chat, tagged with her request, then the
 	// thread's events as if she served it.
-	r := f.k.call("follow_chat", body)
+	r := f.k.Call("follow_chat", body)
 	if !r.Success || string(r.Payload) != "{}" {
 		t.Fatalf("follow: %s", r.Payload)
 	}
-	in := f.k.push("incoming_chat")
+	in := f.k.Push("incoming_chat")
 	var ic IncomingChat
 	mustUnmarshal(t, in.Payload, &ic)
-	if in.rid() != r.rid() || ic.Chat.ID != chat || !ic.Chat.IsFollowed || ic.RequesterID != string(carol) || len(ic.Chat.Thread.Events) == 0 {
-		t.Fatalf("incoming_chat %s (rid %q)", in.Payload, in.rid())
+	if in.RID() != r.RID() || ic.Chat.ID != chat || !ic.Chat.IsFollowed || ic.RequesterID != string(carol) || len(ic.Chat.Thread.Events) == 0 {
+		t.Fatalf("incoming_chat %s (rid %q)", in.Payload, in.RID())
 	}
 	if ok, e := isFollowed(f.k); !ok || e != "" {
 		t.Fatalf("carol get_chat: followed %v err %q", ok, e)
 	}
 	// Following again changes nothing (and pushes nothing: the next
 	// incoming_event push is the message posted below).
-	if r := f.k.call("follow_chat", body); !r.Success {
+	if r := f.k.Call("follow_chat", body); !r.Success {
 		t.Fatalf("follow again: %s", r.Payload)
 	}
 	if _, _, err := f.h.d.Post(ctx, desk.PostRequest{Conv: f.tomConv.ID,
 		Author: model.Author{Kind: model.AuthorVisitor, ID: chat}, Draft: desk.Draft{Text: "anyone?"}}); err != nil {
 		t.Fatal(err)
 	}
-	ev := f.k.await(func(fr frame) bool {
+	ev := f.k.Await(func(fr frame) bool {
 		return fr.Type == "push" && (fr.Action == "incoming_event" || fr.Action == "incoming_chat")
 	})
 	var ie IncomingEvent
@@ -123,7 +123,7 @@ func TestFollowPushesAndViews(t *testing.T) {
 		t.Fatalf("carol got %s %s", ev.Action, ev.Payload)
 	}
 	// carol's chat list shows it followed.
-	lr := f.k.call("list_chats", nil)
+	lr := f.k.Call("list_chats", nil)
 	var lc ListChatsResponse
 	mustUnmarshal(t, lr.Payload, &lc)
 	if len(lc.ChatsSummary) != 1 || lc.ChatsSummary[0].ID != chat || !lc.ChatsSummary[0].IsFollowed {
@@ -132,21 +132,21 @@ func TestFollowPushesAndViews(t *testing.T) {
 
 	// alice serves the chat: following it pushes no incoming_chat, and her
 	// view says followed; carol's unfollow tells carol only.
-	if r := f.a.call("follow_chat", body); !r.Success {
+	if r := f.a.Call("follow_chat", body); !r.Success {
 		t.Fatalf("alice follow: %s", r.Payload)
 	}
 	if ok, _ := isFollowed(f.a); !ok {
 		t.Fatal("alice get_chat: not followed")
 	}
-	r = f.k.call("unfollow_chat", body)
+	r = f.k.Call("unfollow_chat", body)
 	if !r.Success || string(r.Payload) != "{}" {
 		t.Fatalf("unfollow: %s", r.Payload)
 	}
-	un := f.k.push("chat_unfollowed")
+	un := f.k.Push("chat_unfollowed")
 	var cu ChatUnfollowed
 	mustUnmarshal(t, un.Payload, &cu)
-	if cu.ChatID != chat || un.rid() != r.rid() {
-		t.Fatalf("chat_unfollowed %s rid %q", un.Payload, un.rid())
+	if cu.ChatID != chat || un.RID() != r.RID() {
+		t.Fatalf("chat_unfollowed %s rid %q", un.Payload, un.RID())
 	}
 	if _, e := isFollowed(f.k); e != "not_found" {
 		t.Fatalf("carol sees Tom's chat after unfollowing: %q", e)
@@ -155,14 +155,14 @@ func TestFollowPushesAndViews(t *testing.T) {
 	if st, b := f.h.web(t, "tok-alice", "unfollow_chat", string(body)); st != 200 || string(b) != "{}" {
 		t.Fatalf("alice web unfollow: %d %s", st, b)
 	}
-	f.a.push("chat_unfollowed")
+	f.a.Push("chat_unfollowed")
 	if ok, e := isFollowed(f.a); ok || e != "" {
 		t.Fatalf("alice after unfollow: followed %v err %q", ok, e)
 	}
 	// alice got no incoming_chat for her own follow: her only
 	// incoming_chat pushes are the three chats routed to her.
 	n := 0
-	for _, fr := range f.a.backlog {
+	for _, fr := range f.a.Backlog {
 		if fr.Type == "push" && fr.Action == "incoming_chat" {
 			n++
 		}

@@ -27,10 +27,10 @@ func TestPipelinedRequests(t *testing.T) {
 	var visitors []model.Visitor
 	for i := range chats {
 		v, _ := h.startChat(t, fmt.Sprintf("V%d", i), "")
-		a.push("incoming_chat")
+		a.Push("incoming_chat")
 		visitors = append(visitors, v)
 	}
-	a.backlog = nil
+	a.Backlog = nil
 
 	type sent struct {
 		chat int // -1: list_chats
@@ -41,19 +41,19 @@ func TestPipelinedRequests(t *testing.T) {
 	for m := range per {
 		for i, v := range visitors {
 			text := fmt.Sprintf("c%d-m%02d", i, m)
-			rid := a.send("send_event", map[string]any{"chat_id": v.ID, "event": map[string]any{"type": "message", "text": text}})
+			rid := a.Send("send_event", map[string]any{"chat_id": v.ID, "event": map[string]any{"type": "message", "text": text}})
 			reqs[rid] = sent{chat: i, text: text}
 			order = append(order, rid)
 		}
 		if m == per/2 {
-			rid := a.send("list_chats", nil)
+			rid := a.Send("list_chats", nil)
 			reqs[rid] = sent{chat: -1}
 			order = append(order, rid)
 		}
 	}
 	// The last chat ends after its messages: had the deactivation
 	// overtaken one, that send_event would fail (chat inactive).
-	closeRID := a.send("deactivate_chat", map[string]any{"id": visitors[chats-1].ID})
+	closeRID := a.Send("deactivate_chat", map[string]any{"id": visitors[chats-1].ID})
 
 	answered := map[string]int{} // request id -> position among responses
 	var respOrder []string
@@ -61,10 +61,10 @@ func TestPipelinedRequests(t *testing.T) {
 	pushed := make([][]string, chats)
 	closed := false
 	for len(answered) < len(reqs)+1 || !closed {
-		f := a.recv()
+		f := a.Recv()
 		switch {
 		case f.Type == "response":
-			rid := f.rid()
+			rid := f.RID()
 			if _, dup := answered[rid]; dup {
 				t.Fatalf("request %s answered twice", rid)
 			}
@@ -88,18 +88,18 @@ func TestPipelinedRequests(t *testing.T) {
 		case f.Type == "push" && f.Action == "incoming_event":
 			var ie IncomingEvent
 			mustUnmarshal(t, f.Payload, &ie)
-			if _, ok := answered[f.rid()]; !ok {
-				t.Fatalf("push of request %s before its response", f.rid())
+			if _, ok := answered[f.RID()]; !ok {
+				t.Fatalf("push of request %s before its response", f.RID())
 			}
-			if f.rid() == closeRID {
+			if f.RID() == closeRID {
 				continue // the closing system message
 			}
-			s, ok := reqs[f.rid()]
+			s, ok := reqs[f.RID()]
 			if !ok {
-				t.Fatalf("incoming_event with unknown request_id %q", f.rid())
+				t.Fatalf("incoming_event with unknown request_id %q", f.RID())
 			}
 			if ie.Event.Text != s.text {
-				t.Fatalf("push of request %s carries %q, want %q", f.rid(), ie.Event.Text, s.text)
+				t.Fatalf("push of request %s carries %q, want %q", f.RID(), ie.Event.Text, s.text)
 			}
 			pushed[s.chat] = append(pushed[s.chat], ie.Event.Text)
 		case f.Type == "push" && f.Action == "chat_deactivated":
@@ -186,7 +186,7 @@ func BenchmarkAgentSendEvents(b *testing.B) {
 				if err := ws.ReadJSON(&f); err != nil {
 					b.Fatal(err)
 				}
-				if f.Type == "response" && f.rid() == "login" {
+				if f.Type == "response" && f.RID() == "login" {
 					break
 				}
 			}
@@ -212,7 +212,7 @@ func BenchmarkAgentSendEvents(b *testing.B) {
 					continue
 				}
 				if !f.Success {
-					b.Fatalf("%s failed: %s", f.rid(), f.Payload)
+					b.Fatalf("%s failed: %s", f.RID(), f.Payload)
 				}
 				got++
 			}

@@ -44,7 +44,7 @@ func TestPropertyActionsRefused(t *testing.T) {
 	a := h.dial(t, "/v3.5/agent/rtm/ws")
 	a.login("tok-alice")
 	tom, conv := h.startChat(t, "Tom", "")
-	a.push("incoming_chat")
+	a.Push("incoming_chat")
 	chat, thread, event := string(tom.ID), string(conv.ID), wire.EventID(conv.ID, 1)
 	tests := []struct {
 		name, action, body, want string
@@ -71,8 +71,8 @@ func TestPropertyActionsRefused(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var payload json.RawMessage = []byte(tc.body)
-			if f := a.call(tc.action, payload); f.Success || f.errType() != tc.want {
-				t.Errorf("rtm: success %v type %q, want %q: %s", f.Success, f.errType(), tc.want, f.Payload)
+			if f := a.Call(tc.action, payload); f.Success || f.ErrType() != tc.want {
+				t.Errorf("rtm: success %v type %q, want %q: %s", f.Success, f.ErrType(), tc.want, f.Payload)
 			}
 			if st, b := h.web(t, "tok-alice", tc.action, tc.body); st < 400 || webErrType(t, b) != tc.want {
 				t.Errorf("web: %d %s, want %q", st, b, tc.want)
@@ -93,7 +93,7 @@ func TestPropertyPushesAndReads(t *testing.T) {
 	a := h.dial(t, "/v3.5/agent/rtm/ws")
 	a.login("tok-alice")
 	tom, conv := h.startChat(t, "Tom", "")
-	a.push("incoming_chat")
+	a.Push("incoming_chat")
 	chat := string(tom.ID)
 	cust := model.Author{Kind: model.AuthorVisitor, ID: chat}
 	chatT := desk.PropTarget{Location: desk.LocChat, Visitor: tom.ID}
@@ -111,7 +111,7 @@ func TestPropertyPushesAndReads(t *testing.T) {
 			ThreadID   *string         `json:"thread_id"`
 			Properties json.RawMessage `json:"properties"`
 		}
-		mustUnmarshal(t, a.push(action).Payload, &p)
+		mustUnmarshal(t, a.Push(action).Payload, &p)
 		if p.ChatID != chat || p.ThreadID != nil {
 			t.Fatalf("%s: chat_id %q thread_id %v", action, p.ChatID, p.ThreadID)
 		}
@@ -140,13 +140,13 @@ func TestPropertyPushesAndReads(t *testing.T) {
 	// The agent's own thread update: response, then the push with its
 	// request_id.
 	body := fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"properties":{"routing":{"tier":"gold"}}}`, chat, conv.ID)
-	rid := a.send("update_thread_properties", json.RawMessage(body))
-	if f := a.response(rid); !f.Success {
+	rid := a.Send("update_thread_properties", json.RawMessage(body))
+	if f := a.Response(rid); !f.Success {
 		t.Fatalf("update_thread_properties: %s", f.Payload)
 	}
-	f := a.push("thread_properties_updated")
-	if f.rid() != rid || string(f.Payload) != fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"properties":{"routing":{"tier":"gold"}}}`, chat, conv.ID) {
-		t.Fatalf("thread push: rid %q %s", f.rid(), f.Payload)
+	f := a.Push("thread_properties_updated")
+	if f.RID() != rid || string(f.Payload) != fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"properties":{"routing":{"tier":"gold"}}}`, chat, conv.ID) {
+		t.Fatalf("thread push: rid %q %s", f.RID(), f.Payload)
 	}
 	// Event properties over the Web API.
 	evID := wire.EventID(conv.ID, 1)
@@ -154,12 +154,12 @@ func TestPropertyPushesAndReads(t *testing.T) {
 		fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"event_id":%q,"properties":{"ev":{"flag":true}}}`, chat, conv.ID, evID)); st != 200 {
 		t.Fatalf("web update_event_properties: %d %s", st, b)
 	}
-	if f := a.push("event_properties_updated"); string(f.Payload) != fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"event_id":%q,"properties":{"ev":{"flag":true}}}`, chat, conv.ID, evID) {
+	if f := a.Push("event_properties_updated"); string(f.Payload) != fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"event_id":%q,"properties":{"ev":{"flag":true}}}`, chat, conv.ID, evID) {
 		t.Fatalf("event push: %s", f.Payload)
 	}
 
 	// Reads: the agent sees what it may read, never cust.secret.
-	r := a.call("get_chat", map[string]any{"chat_id": chat})
+	r := a.Call("get_chat", map[string]any{"chat_id": chat})
 	var got wire.Chat
 	mustUnmarshal(t, r.Payload, &got)
 	if s, _ := json.Marshal(got.Properties); string(s) != `{"rating":{"score":4}}` {
@@ -174,7 +174,7 @@ func TestPropertyPushesAndReads(t *testing.T) {
 	var lc struct {
 		ChatsSummary []wire.ChatSummary `json:"chats_summary"`
 	}
-	mustUnmarshal(t, a.call("list_chats", map[string]any{}).Payload, &lc)
+	mustUnmarshal(t, a.Call("list_chats", map[string]any{}).Payload, &lc)
 	if len(lc.ChatsSummary) != 1 {
 		t.Fatalf("list_chats: %+v", lc)
 	}

@@ -32,8 +32,8 @@ func TestMarkEventsAsSeenRefused(t *testing.T) {
 			if tc.carol {
 				c, tok = f.k, "tok-carol"
 			}
-			if r := c.call("mark_events_as_seen", json.RawMessage(tc.body)); r.Success || r.errType() != tc.want {
-				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.errType(), tc.want, r.Payload)
+			if r := c.Call("mark_events_as_seen", json.RawMessage(tc.body)); r.Success || r.ErrType() != tc.want {
+				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.ErrType(), tc.want, r.Payload)
 			}
 			if st, b := f.h.web(t, tok, "mark_events_as_seen", tc.body); st < 400 || webErrType(t, b) != tc.want {
 				t.Errorf("web: %d %s, want %q", st, b, tc.want)
@@ -63,15 +63,15 @@ func TestSeenMarkersSurviveRestart(t *testing.T) {
 			t.Fatalf("setup: not routed to alice")
 		}
 		chat = string(tom.ID)
-		r := a.call("mark_events_as_seen", map[string]any{"chat_id": chat, "seen_up_to": agentSeen.Format(time.RFC3339Nano)})
+		r := a.Call("mark_events_as_seen", map[string]any{"chat_id": chat, "seen_up_to": agentSeen.Format(time.RFC3339Nano)})
 		if !r.Success || string(r.Payload) != "{}" {
 			t.Fatalf("mark: %s", r.Payload)
 		}
-		p := a.push("events_marked_as_seen")
+		p := a.Push("events_marked_as_seen")
 		var got EventsMarkedAsSeen
 		mustUnmarshal(t, p.Payload, &got)
-		if want := (EventsMarkedAsSeen{UserID: string(alice), ChatID: chat, SeenUpTo: wire.Time(agentSeen)}); got != want || p.rid() != r.rid() {
-			t.Fatalf("push %s rid %q, want %+v rid %q", p.Payload, p.rid(), want, r.rid())
+		if want := (EventsMarkedAsSeen{UserID: string(alice), ChatID: chat, SeenUpTo: wire.Time(agentSeen)}); got != want || p.RID() != r.RID() {
+			t.Fatalf("push %s rid %q, want %+v rid %q", p.Payload, p.RID(), want, r.RID())
 		}
 		// An earlier marker over the Web API keeps the later one.
 		if st, b := h.web(t, "tok-alice", "mark_events_as_seen", fmt.Sprintf(`{"chat_id":%q,"seen_up_to":"2020-01-01T00:00:00Z"}`, chat)); st != 200 {
@@ -81,7 +81,7 @@ func TestSeenMarkersSurviveRestart(t *testing.T) {
 		if _, err := h.d.MarkSeen(context.Background(), tom.ID, model.Author{Kind: model.AuthorVisitor, ID: chat}, customerSeen, ""); err != nil {
 			t.Fatal(err)
 		}
-		a.await(func(fr frame) bool {
+		a.Await(func(fr frame) bool {
 			var e EventsMarkedAsSeen
 			return fr.Type == "push" && fr.Action == "events_marked_as_seen" && json.Unmarshal(fr.Payload, &e) == nil &&
 				e.UserID == chat && e.SeenUpTo == wire.Time(customerSeen)
@@ -104,7 +104,7 @@ func TestSeenMarkersSurviveRestart(t *testing.T) {
 				}
 			}
 		}
-		r := a.call("get_chat", map[string]any{"chat_id": chat})
+		r := a.Call("get_chat", map[string]any{"chat_id": chat})
 		var ch wire.Chat
 		mustUnmarshal(t, r.Payload, &ch)
 		check("get_chat", ch.Users)
@@ -114,7 +114,7 @@ func TestSeenMarkersSurviveRestart(t *testing.T) {
 		}
 		mustUnmarshal(t, b, &ch)
 		check("web get_chat", ch.Users)
-		r = a.call("list_chats", map[string]any{})
+		r = a.Call("list_chats", map[string]any{})
 		var lc ListChatsResponse
 		mustUnmarshal(t, r.Payload, &lc)
 		if len(lc.ChatsSummary) != 1 {

@@ -36,8 +36,8 @@ func TestAgentStartPropertiesRefused(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := f.a.call("start_chat", json.RawMessage(tc.body)); r.Success || r.errType() != tc.want {
-				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.errType(), tc.want, r.Payload)
+			if r := f.a.Call("start_chat", json.RawMessage(tc.body)); r.Success || r.ErrType() != tc.want {
+				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.ErrType(), tc.want, r.Payload)
 			}
 			if st, b := f.h.web(t, "tok-alice", "start_chat", tc.body); st < 400 || webErrType(t, b) != tc.want {
 				t.Errorf("web: %d %s, want %q", st, b, tc.want)
@@ -61,7 +61,7 @@ func TestAgentStartInactiveWithProperties(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := fmt.Sprintf(`{"chat":{"users":[{"id":%q,"type":"customer"}],"thread":{"properties":{"routing":{"tier":"gold"}},"events":[{"type":"message","text":"Ticket noted"}]}},"active":false}`, pat.ID)
-	r := f.a.call("start_chat", json.RawMessage(body))
+	r := f.a.Call("start_chat", json.RawMessage(body))
 	if !r.Success {
 		t.Fatalf("start: %s", r.Payload)
 	}
@@ -71,13 +71,13 @@ func TestAgentStartInactiveWithProperties(t *testing.T) {
 		t.Fatalf("response %s", r.Payload)
 	}
 	var ic IncomingChat
-	p := f.a.await(func(fr frame) bool {
+	p := f.a.Await(func(fr frame) bool {
 		return fr.Type == "push" && fr.Action == "incoming_chat" && json.Unmarshal(fr.Payload, &ic) == nil && ic.Chat.ID == string(pat.ID)
 	})
 	th := ic.Chat.Thread
-	if p.rid() != r.rid() || th.ID != out.ThreadID || th.Active || len(th.Events) != 1 || th.Events[0].Text != "Ticket noted" ||
+	if p.RID() != r.RID() || th.ID != out.ThreadID || th.Active || len(th.Events) != 1 || th.Events[0].Text != "Ticket noted" ||
 		string(th.Properties["routing"]["tier"]) != `"gold"` {
-		t.Fatalf("incoming_chat %s rid %q", p.Payload, p.rid())
+		t.Fatalf("incoming_chat %s rid %q", p.Payload, p.RID())
 	}
 	conv, err := f.h.st.Conversation(ctx, model.ConvID(out.ThreadID))
 	if err != nil || conv.State != model.StateClosed || conv.Agent != alice {
@@ -89,10 +89,10 @@ func TestAgentStartInactiveWithProperties(t *testing.T) {
 	if st != 200 || ch.Thread.Active || string(ch.Thread.Properties["routing"]["tier"]) != `"gold"` {
 		t.Fatalf("get_chat %d %s", st, b)
 	}
-	if r := f.a.call("send_event", map[string]any{"chat_id": string(pat.ID), "event": map[string]any{"type": "message", "text": "x"}}); r.errType() != "chat_inactive" {
+	if r := f.a.Call("send_event", map[string]any{"chat_id": string(pat.ID), "event": map[string]any{"type": "message", "text": "x"}}); r.ErrType() != "chat_inactive" {
 		t.Fatalf("send_event on the inactive chat: %s", r.Payload)
 	}
-	r = f.a.call("resume_chat", map[string]any{"chat": map[string]any{"id": string(pat.ID)}})
+	r = f.a.Call("resume_chat", map[string]any{"chat": map[string]any{"id": string(pat.ID)}})
 	if !r.Success {
 		t.Fatalf("resume: %s", r.Payload)
 	}
@@ -115,14 +115,14 @@ func TestAgentStartWithOtherAgents(t *testing.T) {
 	}
 	body := fmt.Sprintf(`{"chat":{"users":[{"id":%q,"type":"customer"},{"id":%q,"type":"agent"},{"id":%q,"type":"agent"}],"access":{"group_ids":[%d]}}}`,
 		pat.ID, alice, alice, groupOf(t, f.h, "sales"))
-	r := f.k.call("start_chat", json.RawMessage(body))
+	r := f.k.Call("start_chat", json.RawMessage(body))
 	if !r.Success {
 		t.Fatalf("start: %s", r.Payload)
 	}
 	var out StartChatResponse
 	mustUnmarshal(t, r.Payload, &out)
 	var ic IncomingChat
-	f.a.await(func(fr frame) bool {
+	f.a.Await(func(fr frame) bool {
 		return fr.Type == "push" && fr.Action == "incoming_chat" && json.Unmarshal(fr.Payload, &ic) == nil && ic.Chat.ID == string(pat.ID)
 	})
 	if ic.RequesterID != string(carol) || ic.Chat.Thread.ID != out.ThreadID {
@@ -132,7 +132,7 @@ func TestAgentStartWithOtherAgents(t *testing.T) {
 	if got := userIDs(ic.Chat.Users); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("users %q, want %q", got, want)
 	}
-	if r := f.a.call("send_event", map[string]any{"chat_id": string(pat.ID), "event": map[string]any{"type": "message", "text": "alice too"}}); !r.Success {
+	if r := f.a.Call("send_event", map[string]any{"chat_id": string(pat.ID), "event": map[string]any{"type": "message", "text": "alice too"}}); !r.Success {
 		t.Fatalf("member send_event: %s", r.Payload)
 	}
 	conv, err := f.h.st.Conversation(ctx, model.ConvID(out.ThreadID))

@@ -46,8 +46,8 @@ func TestAgentStartResumeRefused(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := f.k.call(tc.action, json.RawMessage(tc.body)); r.Success || r.errType() != tc.want {
-				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.errType(), tc.want, r.Payload)
+			if r := f.k.Call(tc.action, json.RawMessage(tc.body)); r.Success || r.ErrType() != tc.want {
+				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.ErrType(), tc.want, r.Payload)
 			}
 			if st, b := f.h.web(t, "tok-carol", tc.action, tc.body); st < 400 || webErrType(t, b) != tc.want {
 				t.Errorf("web: %d %s, want %q", st, b, tc.want)
@@ -79,7 +79,7 @@ func TestAgentStartResume(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := f.k.call(tc.action, json.RawMessage(tc.body))
+			r := f.k.Call(tc.action, json.RawMessage(tc.body))
 			if !r.Success {
 				t.Fatalf("%s", r.Payload)
 			}
@@ -95,11 +95,11 @@ func TestAgentStartResume(t *testing.T) {
 			if err != nil || conv.Visitor != tc.chat || conv.Agent != carol || conv.State != model.StateOpen || conv.Department != "sales" {
 				t.Fatalf("stored thread %+v: %v", conv, err)
 			}
-			p := f.k.push("incoming_chat")
+			p := f.k.Push("incoming_chat")
 			var ic IncomingChat
 			mustUnmarshal(t, p.Payload, &ic)
-			if p.rid() != r.rid() || ic.RequesterID != string(carol) || ic.Chat.ID != string(tc.chat) || ic.Chat.Thread.ID != out.ThreadID {
-				t.Fatalf("incoming_chat %s rid %q", p.Payload, p.rid())
+			if p.RID() != r.RID() || ic.RequesterID != string(carol) || ic.Chat.ID != string(tc.chat) || ic.Chat.Thread.ID != out.ThreadID {
+				t.Fatalf("incoming_chat %s rid %q", p.Payload, p.RID())
 			}
 			// The thread opens with carol joining; thread.events follow as
 			// incoming_event, also answering the request.
@@ -107,11 +107,11 @@ func TestAgentStartResume(t *testing.T) {
 				t.Fatalf("thread events %+v", evs)
 			}
 			for _, id := range out.EventIDs {
-				p := f.k.push("incoming_event")
+				p := f.k.Push("incoming_event")
 				var ie IncomingEvent
 				mustUnmarshal(t, p.Payload, &ie)
-				if p.rid() != r.rid() || ie.Event.ID != id || ie.Event.Text != "Hello Pat" || ie.Event.AuthorID != string(carol) {
-					t.Fatalf("incoming_event %s rid %q", p.Payload, p.rid())
+				if p.RID() != r.RID() || ie.Event.ID != id || ie.Event.Text != "Hello Pat" || ie.Event.AuthorID != string(carol) {
+					t.Fatalf("incoming_event %s rid %q", p.Payload, p.RID())
 				}
 			}
 		})

@@ -41,8 +41,8 @@ func TestTagActionsRefused(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var payload json.RawMessage = []byte(tc.body)
-			if f := a.call(tc.action, payload); f.Success || f.errType() != tc.want {
-				t.Errorf("rtm: success %v type %q, want %q: %s", f.Success, f.errType(), tc.want, f.Payload)
+			if f := a.Call(tc.action, payload); f.Success || f.ErrType() != tc.want {
+				t.Errorf("rtm: success %v type %q, want %q: %s", f.Success, f.ErrType(), tc.want, f.Payload)
 			}
 			if st, b := h.web(t, "tok-alice", tc.action, tc.body); st < 400 || webErrType(t, b) != tc.want {
 				t.Errorf("web: %d %s, want %q", st, b, tc.want)
@@ -64,8 +64,8 @@ func TestTagPushesAndViews(t *testing.T) {
 	a2 := h.dial(t, "/v3.5/agent/rtm/ws") // alice's second connection
 	a2.login("tok-alice")
 	tom, conv := h.startChat(t, "Tom", "")
-	a.push("incoming_chat")
-	a2.push("incoming_chat")
+	a.Push("incoming_chat")
+	a2.Push("incoming_chat")
 	chat, thread := string(tom.ID), string(conv.ID)
 	steps := []struct {
 		name    string
@@ -89,8 +89,8 @@ func TestTagPushesAndViews(t *testing.T) {
 			if _, err := h.d.Close(ctx, conv.ID, model.Author{Kind: model.AuthorVisitor, ID: chat}, "", ""); err != nil {
 				t.Fatal(err)
 			}
-			a.push("chat_deactivated")
-			a2.push("chat_deactivated")
+			a.Push("chat_deactivated")
+			a2.Push("chat_deactivated")
 		}
 		body := fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"tag":%q}`, chat, thread, s.tag)
 		rid := ""
@@ -99,27 +99,27 @@ func TestTagPushesAndViews(t *testing.T) {
 				t.Fatalf("%s: web %d %s", s.name, st, b)
 			}
 		} else {
-			f := a.call(s.action, json.RawMessage(body))
+			f := a.Call(s.action, json.RawMessage(body))
 			if !f.Success || string(f.Payload) != "{}" {
 				t.Fatalf("%s: %s", s.name, f.Payload)
 			}
-			rid = f.rid()
+			rid = f.RID()
 		}
 		if s.push != "" {
 			want := ThreadTagged{ChatID: chat, ThreadID: thread, Tag: s.tag}
 			for i, c := range []*rtm{a, a2} {
-				f := c.push(s.push)
+				f := c.Push(s.push)
 				var got ThreadTagged
 				mustUnmarshal(t, f.Payload, &got)
 				if got != want {
 					t.Fatalf("%s: conn %d push %+v, want %+v", s.name, i, got, want)
 				}
-				if wantRid := map[bool]string{true: rid, false: ""}[i == 0]; f.rid() != wantRid {
-					t.Fatalf("%s: conn %d push request_id %q, want %q", s.name, i, f.rid(), wantRid)
+				if wantRid := map[bool]string{true: rid, false: ""}[i == 0]; f.RID() != wantRid {
+					t.Fatalf("%s: conn %d push request_id %q, want %q", s.name, i, f.RID(), wantRid)
 				}
 			}
 		}
-		f := a.call("get_chat", map[string]any{"chat_id": chat, "thread_id": thread})
+		f := a.Call("get_chat", map[string]any{"chat_id": chat, "thread_id": thread})
 		var got wire.Chat
 		mustUnmarshal(t, f.Payload, &got)
 		if !reflect.DeepEqual(got.Thread.Tags, s.want) {
@@ -127,7 +127,7 @@ func TestTagPushesAndViews(t *testing.T) {
 		}
 	}
 	// No push for the no-op steps: the only tag pushes left are none.
-	for _, f := range a.backlog {
+	for _, f := range a.Backlog {
 		if f.Type == "push" && (f.Action == "thread_tagged" || f.Action == "thread_untagged") {
 			t.Fatalf("extra push %s %s", f.Action, f.Payload)
 		}

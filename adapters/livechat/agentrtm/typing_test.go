@@ -18,9 +18,9 @@ func TestSendTypingIndicator(t *testing.T) {
 	a := h.dial(t, "/v3.5/agent/rtm/ws")
 	a.login("tok-alice")
 	tom, conv := h.startChat(t, "Tom", "")
-	a.push("incoming_chat")
+	a.Push("incoming_chat")
 	una, unaConv := h.startChat(t, "Una", "")
-	a.push("incoming_chat")
+	a.Push("incoming_chat")
 	if _, err := h.d.Close(ctx, unaConv.ID, model.Author{Kind: model.AuthorVisitor, ID: string(una.ID)}, "", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestSendTypingIndicator(t *testing.T) {
 
 	for _, on := range []bool{true, false} {
 		for _, vis := range []string{"all", ""} {
-			f := a.call("send_typing_indicator", map[string]any{"chat_id": tom.ID, "visibility": vis, "is_typing": on})
+			f := a.Call("send_typing_indicator", map[string]any{"chat_id": tom.ID, "visibility": vis, "is_typing": on})
 			if !f.Success || string(f.Payload) != "{}" {
 				t.Fatalf("send_typing_indicator(%v, %q): %s", on, vis, f.Payload)
 			}
@@ -52,15 +52,15 @@ func TestSendTypingIndicator(t *testing.T) {
 		}
 	}
 	// Agents-only: accepted, not published towards the customer.
-	if f := a.call("send_typing_indicator", map[string]any{"chat_id": tom.ID, "visibility": "agents", "is_typing": true}); !f.Success {
+	if f := a.Call("send_typing_indicator", map[string]any{"chat_id": tom.ID, "visibility": "agents", "is_typing": true}); !f.Success {
 		t.Fatalf("visibility agents: %s", f.Payload)
 	}
 	if n, ok := next(); ok {
 		t.Fatalf("agents-only indicator published: %+v", n)
 	}
 	// The agent's own indicator is not pushed back to agents.
-	a.call("ping", nil)
-	for _, f := range a.backlog {
+	a.Call("ping", nil)
+	for _, f := range a.Backlog {
 		if f.Action == "incoming_typing_indicator" {
 			t.Fatalf("agent's own indicator pushed to it: %s", f.Payload)
 		}
@@ -82,8 +82,8 @@ func TestSendTypingIndicator(t *testing.T) {
 		{"closed chat", a, map[string]any{"chat_id": una.ID, "is_typing": true}, "chat_inactive"},
 	}
 	for _, tc := range cases {
-		f := tc.conn.call("send_typing_indicator", tc.payload)
-		if f.Success || f.errType() != tc.want {
+		f := tc.conn.Call("send_typing_indicator", tc.payload)
+		if f.Success || f.ErrType() != tc.want {
 			t.Errorf("%s: success=%v %s, want %s", tc.name, f.Success, f.Payload, tc.want)
 		}
 	}
@@ -93,7 +93,7 @@ func TestSendTypingIndicator(t *testing.T) {
 
 	// Before login: authentication.
 	fresh := h.dial(t, "/v3.5/agent/rtm/ws")
-	if f := fresh.call("send_typing_indicator", map[string]any{"chat_id": tom.ID, "is_typing": true}); f.Success || f.errType() != "authentication" {
+	if f := fresh.Call("send_typing_indicator", map[string]any{"chat_id": tom.ID, "is_typing": true}); f.Success || f.ErrType() != "authentication" {
 		t.Fatalf("before login: %s", f.Payload)
 	}
 }

@@ -26,11 +26,11 @@ func TestAddedAgentsAreChatUsers(t *testing.T) {
 	f := newFollowSetup(t)
 	chat := string(f.tom.ID)
 	body := fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"agent","visibility":"agents"}`, chat, carol)
-	if r := f.a.call("add_user_to_chat", json.RawMessage(body)); !r.Success {
+	if r := f.a.Call("add_user_to_chat", json.RawMessage(body)); !r.Success {
 		t.Fatalf("add: %s", r.Payload)
 	}
 	var ic IncomingChat
-	mustUnmarshal(t, f.k.push("incoming_chat").Payload, &ic)
+	mustUnmarshal(t, f.k.Push("incoming_chat").Payload, &ic)
 	withCarol := []string{chat, string(alice), string(carol)}
 	without := []string{chat, string(alice)}
 	if got := userIDs(ic.Chat.Users); !slices.Equal(got, withCarol) {
@@ -44,7 +44,7 @@ func TestAddedAgentsAreChatUsers(t *testing.T) {
 			get  func() []byte
 		}{
 			{"rtm get_chat", func() []byte {
-				r := f.a.call("get_chat", map[string]any{"chat_id": chat})
+				r := f.a.Call("get_chat", map[string]any{"chat_id": chat})
 				if !r.Success {
 					t.Fatalf("get_chat: %s", r.Payload)
 				}
@@ -68,7 +68,7 @@ func TestAddedAgentsAreChatUsers(t *testing.T) {
 				t.Errorf("%s thread.user_ids %q, want %q", tc.name, ch.Thread.UserIDs, want)
 			}
 		}
-		r := f.a.call("list_chats", map[string]any{})
+		r := f.a.Call("list_chats", map[string]any{})
 		var lc ListChatsResponse
 		mustUnmarshal(t, r.Payload, &lc)
 		found := false
@@ -88,9 +88,9 @@ func TestAddedAgentsAreChatUsers(t *testing.T) {
 		}
 	}
 	t.Run("added", func(t *testing.T) { check(t, withCarol) })
-	if r := f.a.call("remove_user_from_chat", json.RawMessage(body)); !r.Success {
+	if r := f.a.Call("remove_user_from_chat", json.RawMessage(body)); !r.Success {
 		t.Fatalf("remove: %s", r.Payload)
 	}
-	f.a.push("user_removed_from_chat")
+	f.a.Push("user_removed_from_chat")
 	t.Run("removed", func(t *testing.T) { check(t, without) })
 }

@@ -36,8 +36,8 @@ func TestUserToChatRefused(t *testing.T) {
 			if tc.carol {
 				c, tok = f.k, "tok-carol"
 			}
-			if r := c.call(tc.action, json.RawMessage(tc.body)); r.Success || r.errType() != tc.want {
-				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.errType(), tc.want, r.Payload)
+			if r := c.Call(tc.action, json.RawMessage(tc.body)); r.Success || r.ErrType() != tc.want {
+				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.ErrType(), tc.want, r.Payload)
 			}
 			if st, b := f.h.web(t, tok, tc.action, tc.body); st < 400 || webErrType(t, b) != tc.want {
 				t.Errorf("web: %d %s, want %q", st, b, tc.want)
@@ -51,31 +51,31 @@ func TestUserToChat(t *testing.T) {
 	chat, thread := string(f.tom.ID), string(f.tomConv.ID)
 	body := fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"agent","visibility":"all"}`, chat, carol)
 
-	r := f.a.call("add_user_to_chat", json.RawMessage(body))
+	r := f.a.Call("add_user_to_chat", json.RawMessage(body))
 	if !r.Success || string(r.Payload) != "{}" {
 		t.Fatalf("add: %s", r.Payload)
 	}
 	// carol gets the chat, then both are told she was added.
-	in := f.k.push("incoming_chat")
+	in := f.k.Push("incoming_chat")
 	var ic IncomingChat
 	mustUnmarshal(t, in.Payload, &ic)
 	if ic.Chat.ID != chat || ic.RequesterID != string(alice) {
 		t.Fatalf("incoming_chat %s", in.Payload)
 	}
 	for i, c := range []*rtm{f.a, f.k} {
-		p := c.push("user_added_to_chat")
+		p := c.Push("user_added_to_chat")
 		var got UserAddedToChat
 		mustUnmarshal(t, p.Payload, &got)
 		if got.ChatID != chat || got.ThreadID != thread || got.User.ID != string(carol) || got.RequesterID != string(alice) ||
-			(i == 0) != (p.rid() == r.rid()) {
-			t.Fatalf("conn %d: %s rid %q", i, p.Payload, p.rid())
+			(i == 0) != (p.RID() == r.RID()) {
+			t.Fatalf("conn %d: %s rid %q", i, p.Payload, p.RID())
 		}
 	}
 	// carol may now write in it, and alice sees her message.
-	if r := f.k.call("send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "message", "text": "carol here"}}); !r.Success {
+	if r := f.k.Call("send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "message", "text": "carol here"}}); !r.Success {
 		t.Fatalf("member send_event: %s", r.Payload)
 	}
-	ev := f.a.await(func(fr frame) bool {
+	ev := f.a.Await(func(fr frame) bool {
 		var ie IncomingEvent
 		return fr.Type == "push" && fr.Action == "incoming_event" && json.Unmarshal(fr.Payload, &ie) == nil && ie.ChatID == chat
 	})
@@ -89,14 +89,14 @@ func TestUserToChat(t *testing.T) {
 		t.Fatalf("remove: %d %s", st, b)
 	}
 	for i, c := range []*rtm{f.a, f.k} {
-		p := c.push("user_removed_from_chat")
+		p := c.Push("user_removed_from_chat")
 		var got UserRemovedFromChat
 		mustUnmarshal(t, p.Payload, &got)
 		if got != (UserRemovedFromChat{ChatID: chat, ThreadID: thread, UserID: string(carol), Reason: "manual", RequesterID: string(alice)}) {
 			t.Fatalf("conn %d: %s", i, p.Payload)
 		}
 	}
-	if r := f.k.call("send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "message", "text": "x"}}); r.errType() != "not_found" {
+	if r := f.k.Call("send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "message", "text": "x"}}); r.ErrType() != "not_found" {
 		t.Fatalf("removed member send_event: %s", r.Payload)
 	}
 }
@@ -107,7 +107,7 @@ func TestAddOwnCustomerToChat(t *testing.T) {
 	f := newFollowSetup(t)
 	tom := string(f.tom.ID)
 	body := fmt.Sprintf(`{"chat_id":%q,"user_id":%q,"user_type":"customer"}`, tom, tom)
-	if r := f.a.call("add_user_to_chat", json.RawMessage(body)); !r.Success || string(r.Payload) != "{}" {
+	if r := f.a.Call("add_user_to_chat", json.RawMessage(body)); !r.Success || string(r.Payload) != "{}" {
 		t.Fatalf("rtm: %s", r.Payload)
 	}
 	if st, b := f.h.web(t, "tok-alice", "add_user_to_chat", body); st != 200 || string(b) != "{}" {

@@ -57,7 +57,7 @@ func TestWebAPIStatusesAndSharedHandlers(t *testing.T) {
 	a := h.dial(t, "/v3.5/agent/rtm/ws")
 	a.login("tok-alice")
 	tom, _ := h.startChat(t, "Tom", "")
-	a.push("incoming_chat")
+	a.Push("incoming_chat")
 
 	cases := []struct {
 		name, token, action, body string
@@ -94,11 +94,11 @@ func TestWebAPIStatusesAndSharedHandlers(t *testing.T) {
 	}
 	var se SendEventResponse
 	mustUnmarshal(t, b, &se)
-	f := a.await(func(f frame) bool {
+	f := a.Await(func(f frame) bool {
 		return f.Action == "incoming_event" && strings.Contains(string(f.Payload), se.EventID)
 	})
-	if f.rid() != "" {
-		t.Fatalf("web-caused push has request_id %q", f.rid())
+	if f.RID() != "" {
+		t.Fatalf("web-caused push has request_id %q", f.RID())
 	}
 	st, b = h.web(t, "tok-alice", "list_chats", "")
 	var lc ListChatsResponse
@@ -135,14 +135,14 @@ func TestWebAPIStatusesAndSharedHandlers(t *testing.T) {
 		t.Fatalf("upload: %d %s", st, b)
 	}
 	// The same handler over RTM.
-	r := a.call("send_event", map[string]any{"chat_id": tom.ID, "event": map[string]any{"type": "file", "url": ur.URL}})
+	r := a.Call("send_event", map[string]any{"chat_id": tom.ID, "event": map[string]any{"type": "file", "url": ur.URL}})
 	if !r.Success {
 		t.Fatalf("file event: %s", r.Payload)
 	}
 	var ie IncomingEvent
-	mustUnmarshal(t, a.push("incoming_event").Payload, &ie)
+	mustUnmarshal(t, a.Push("incoming_event").Payload, &ie)
 	for ie.Event.Type != "file" {
-		mustUnmarshal(t, a.push("incoming_event").Payload, &ie)
+		mustUnmarshal(t, a.Push("incoming_event").Payload, &ie)
 	}
 	if ie.Event.Name != "a b.txt" || ie.Event.Size != 5 || ie.Event.URL != ur.URL {
 		t.Fatalf("file event: %+v", ie.Event)
@@ -162,18 +162,18 @@ func TestMoreAgentActions(t *testing.T) {
 	a := h.dial(t, "/v3.5/agent/rtm/ws")
 	a.login("tok-alice")
 	tom, conv := h.startChat(t, "Tom", "")
-	a.push("incoming_chat")
+	a.Push("incoming_chat")
 	b := h.dial(t, "/v3.5/agent/rtm/ws")
 	b.login("tok-bob")
 
 	// Routing statuses and agents for transfer.
-	r := a.call("list_routing_statuses", map[string]any{})
+	r := a.Call("list_routing_statuses", map[string]any{})
 	var rs []RoutingStatus
 	mustUnmarshal(t, r.Payload, &rs)
 	if len(rs) != 3 {
 		t.Fatalf("routing statuses: %s", r.Payload)
 	}
-	r = a.call("list_agents_for_transfer", map[string]any{"chat_id": tom.ID})
+	r = a.Call("list_agents_for_transfer", map[string]any{"chat_id": tom.ID})
 	var af []AgentForTransfer
 	mustUnmarshal(t, r.Payload, &af)
 	if len(af) != 1 || af[0].AgentID != string(bob) {
@@ -181,55 +181,55 @@ func TestMoreAgentActions(t *testing.T) {
 	}
 
 	// Customer.
-	r = a.call("get_customer", map[string]any{"id": tom.ID})
+	r = a.Call("get_customer", map[string]any{"id": tom.ID})
 	var cu CustomerResponse
 	mustUnmarshal(t, r.Payload, &cu)
 	if !r.Success || cu.Name != "Tom" || cu.Statistics.ThreadsCount != 1 {
 		t.Fatalf("get_customer: %s", r.Payload)
 	}
-	if r := b.call("get_customer", map[string]any{"id": tom.ID}); r.errType() != "not_found" {
+	if r := b.Call("get_customer", map[string]any{"id": tom.ID}); r.ErrType() != "not_found" {
 		t.Fatalf("bob sees tom: %s", r.Payload)
 	}
-	r = a.call("update_customer", map[string]any{"id": tom.ID, "name": "Thomas", "session_fields": []map[string]string{{"k": "v"}}})
+	r = a.Call("update_customer", map[string]any{"id": tom.ID, "name": "Thomas", "session_fields": []map[string]string{{"k": "v"}}})
 	if !r.Success {
 		t.Fatalf("update_customer: %s", r.Payload)
 	}
-	if p := a.push("customer_updated"); p.rid() != r.rid() || !strings.Contains(string(p.Payload), `"Thomas"`) {
+	if p := a.Push("customer_updated"); p.RID() != r.RID() || !strings.Contains(string(p.Payload), `"Thomas"`) {
 		t.Fatalf("customer_updated: %+v", p)
 	}
-	if r := a.call("update_customer", map[string]any{"id": tom.ID}); r.errType() != "validation" {
+	if r := a.Call("update_customer", map[string]any{"id": tom.ID}); r.ErrType() != "validation" {
 		t.Fatalf("empty update: %s", r.Payload)
 	}
 
 	// Seen, multicast, custom and system_message events.
-	if r := a.call("mark_events_as_seen", map[string]any{"chat_id": tom.ID, "seen_up_to": "2026-01-01T00:00:00Z"}); !r.Success {
+	if r := a.Call("mark_events_as_seen", map[string]any{"chat_id": tom.ID, "seen_up_to": "2026-01-01T00:00:00Z"}); !r.Success {
 		t.Fatalf("mark seen: %s", r.Payload)
 	}
-	a.push("events_marked_as_seen")
-	if r := a.call("mark_events_as_seen", map[string]any{"chat_id": tom.ID, "seen_up_to": 5}); r.errType() != "validation" {
+	a.Push("events_marked_as_seen")
+	if r := a.Call("mark_events_as_seen", map[string]any{"chat_id": tom.ID, "seen_up_to": 5}); r.ErrType() != "validation" {
 		t.Fatalf("mark seen bad type: %s", r.Payload)
 	}
-	if r := a.call("multicast", map[string]any{"recipients": map[string]any{"agents": map[string]any{"ids": []string{string(bob)}}},
+	if r := a.Call("multicast", map[string]any{"recipients": map[string]any{"agents": map[string]any{"ids": []string{string(bob)}}},
 		"content": map[string]any{"hi": 1}, "type": "note"}); !r.Success {
 		t.Fatalf("multicast: %s", r.Payload)
 	}
 	var im IncomingMulticast
-	mustUnmarshal(t, b.push("incoming_multicast").Payload, &im)
+	mustUnmarshal(t, b.Push("incoming_multicast").Payload, &im)
 	if im.AuthorID != string(alice) || string(im.Content) != `{"hi":1}` || im.Type != "note" {
 		t.Fatalf("incoming_multicast: %+v", im)
 	}
-	if r := a.call("multicast", map[string]any{"content": 1}); r.errType() != "validation" {
+	if r := a.Call("multicast", map[string]any{"content": 1}); r.ErrType() != "validation" {
 		t.Fatalf("multicast without recipients: %s", r.Payload)
 	}
 	for _, ev := range []map[string]any{
 		{"type": "custom", "content": map[string]any{"x": 1}},
 		{"type": "system_message", "system_message_type": "custom.note", "text": "note"},
 	} {
-		if r := a.call("send_event", map[string]any{"chat_id": tom.ID, "event": ev}); !r.Success {
+		if r := a.Call("send_event", map[string]any{"chat_id": tom.ID, "event": ev}); !r.Success {
 			t.Fatalf("send_event %v: %s", ev["type"], r.Payload)
 		}
 	}
-	if r := a.call("send_event", map[string]any{"chat_id": tom.ID, "event": map[string]any{"type": "system_message"}}); r.errType() != "validation" {
+	if r := a.Call("send_event", map[string]any{"chat_id": tom.ID, "event": map[string]any{"type": "system_message"}}); r.ErrType() != "validation" {
 		t.Fatalf("system_message without type: %s", r.Payload)
 	}
 
@@ -240,75 +240,75 @@ func TestMoreAgentActions(t *testing.T) {
 		{"id": tom.ID, "target": map[string]any{"type": "planet", "ids": []any{"x"}}},
 		{"id": tom.ID, "target": map[string]any{"type": "group", "ids": []any{"x"}}},
 	} {
-		if r := a.call("transfer_chat", bad); r.errType() != "validation" {
+		if r := a.Call("transfer_chat", bad); r.ErrType() != "validation" {
 			t.Fatalf("transfer %v: %s", bad, r.Payload)
 		}
 	}
-	if r := a.call("transfer_chat", map[string]any{"id": tom.ID, "target": map[string]any{"type": "agent", "ids": []any{"nobody@x"}}}); r.errType() != "not_found" {
+	if r := a.Call("transfer_chat", map[string]any{"id": tom.ID, "target": map[string]any{"type": "agent", "ids": []any{"nobody@x"}}}); r.ErrType() != "not_found" {
 		t.Fatalf("transfer to unknown agent: %s", r.Payload)
 	}
-	r = a.call("transfer_chat", map[string]any{"id": tom.ID, "target": map[string]any{"type": "agent", "ids": []any{string(bob)}}})
+	r = a.Call("transfer_chat", map[string]any{"id": tom.ID, "target": map[string]any{"type": "agent", "ids": []any{string(bob)}}})
 	if !r.Success {
 		t.Fatalf("transfer: %s", r.Payload)
 	}
 	var ct ChatTransferred
-	mustUnmarshal(t, a.push("chat_transferred").Payload, &ct)
+	mustUnmarshal(t, a.Push("chat_transferred").Payload, &ct)
 	if ct.ChatID != string(tom.ID) || ct.RequesterID != string(alice) || len(ct.TransferredTo.AgentIDs) != 1 || ct.TransferredTo.AgentIDs[0] != string(bob) {
 		t.Fatalf("chat_transferred: %+v", ct)
 	}
-	b.push("incoming_chat")
-	b.push("chat_transferred")
-	if r := a.call("get_chat", map[string]any{"chat_id": tom.ID}); r.errType() != "not_found" {
+	b.Push("incoming_chat")
+	b.Push("chat_transferred")
+	if r := a.Call("get_chat", map[string]any{"chat_id": tom.ID}); r.ErrType() != "not_found" {
 		t.Fatalf("alice still sees the chat: %s", r.Payload)
 	}
 	// Transfer to a group: sales (carol is offline, so it queues).
-	r = b.call("transfer_chat", map[string]any{"id": tom.ID, "target": map[string]any{"type": "group", "ids": []any{groupOf(t, h, "sales")}}})
+	r = b.Call("transfer_chat", map[string]any{"id": tom.ID, "target": map[string]any{"type": "group", "ids": []any{groupOf(t, h, "sales")}}})
 	if !r.Success {
 		t.Fatalf("group transfer: %s", r.Payload)
 	}
-	b.push("chat_transferred")
+	b.Push("chat_transferred")
 
 	// Threads and archives: a chat alice served and closed.
 	if _, err := h.d.Close(t.Context(), conv.ID, model.System, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	if r := b.call("set_routing_status", map[string]any{"status": "not_accepting_chats"}); !r.Success {
+	if r := b.Call("set_routing_status", map[string]any{"status": "not_accepting_chats"}); !r.Success {
 		t.Fatalf("bob not accepting: %s", r.Payload)
 	}
 	sue, sconv := h.startChat(t, "Sue", "")
-	a.await(func(f frame) bool {
+	a.Await(func(f frame) bool {
 		return f.Action == "incoming_chat" && strings.Contains(string(f.Payload), string(sue.ID))
 	})
-	if r := a.call("deactivate_chat", map[string]any{"id": sue.ID}); !r.Success {
+	if r := a.Call("deactivate_chat", map[string]any{"id": sue.ID}); !r.Success {
 		t.Fatalf("deactivate: %s", r.Payload)
 	}
-	r = a.call("list_threads", map[string]any{"chat_id": sue.ID})
+	r = a.Call("list_threads", map[string]any{"chat_id": sue.ID})
 	var lt ListThreadsResponse
 	mustUnmarshal(t, r.Payload, &lt)
 	if lt.FoundThreads != 1 || lt.Threads[0].ID != string(sconv.ID) || lt.Threads[0].Active {
 		t.Fatalf("list_threads: %s", r.Payload)
 	}
-	r = a.call("list_archives", map[string]any{"filters": map[string]any{"query": "FROM SUE"}})
+	r = a.Call("list_archives", map[string]any{"filters": map[string]any{"query": "FROM SUE"}})
 	var la ListArchivesResponse
 	mustUnmarshal(t, r.Payload, &la)
 	if la.FoundChats != 1 || la.Chats[0].ID != string(sue.ID) {
 		t.Fatalf("list_archives: %s", r.Payload)
 	}
-	r = a.call("list_archives", map[string]any{"filters": map[string]any{"query": "nothing like it"}})
+	r = a.Call("list_archives", map[string]any{"filters": map[string]any{"query": "nothing like it"}})
 	mustUnmarshal(t, r.Payload, &la)
 	if la.FoundChats != 0 {
 		t.Fatalf("list_archives no match: %s", r.Payload)
 	}
-	if r := a.call("list_archives", map[string]any{"filters": map[string]any{"from": "yesterday"}}); r.errType() != "validation" {
+	if r := a.Call("list_archives", map[string]any{"filters": map[string]any{"from": "yesterday"}}); r.ErrType() != "validation" {
 		t.Fatalf("bad from: %s", r.Payload)
 	}
 
 	// Logout closes every connection of the agent after the response.
-	r = a.call("logout", nil)
+	r = a.Call("logout", nil)
 	if !r.Success {
 		t.Fatalf("logout: %s", r.Payload)
 	}
-	if p := a.push("agent_disconnected"); !strings.Contains(string(p.Payload), "agent_logged_out_remotely") {
+	if p := a.Push("agent_disconnected"); !strings.Contains(string(p.Payload), "agent_logged_out_remotely") {
 		t.Fatalf("disconnect: %s", p.Payload)
 	}
 }

@@ -14,39 +14,39 @@ import (
 func TestSendEventAttachToLastThread(t *testing.T) {
 	h := newHarness(t, nil)
 	c, me, tok := h.customer(t)
-	r := c.call("start_chat", startPayload("hi"))
+	r := c.Call("start_chat", startPayload("hi"))
 	if !r.Success {
 		t.Fatalf("start: %s", r.Payload)
 	}
 	var started StartChatResponse
 	mustUnmarshal(t, r.Payload, &started)
 	// Ignored while active.
-	r = c.call("send_event", map[string]any{"chat_id": string(me), "attach_to_last_thread": true, "event": map[string]any{"type": "message", "text": "active"}})
+	r = c.Call("send_event", map[string]any{"chat_id": string(me), "attach_to_last_thread": true, "event": map[string]any{"type": "message", "text": "active"}})
 	if !r.Success || !strings.HasPrefix(string(r.Payload), `{"event_id":"`+started.ThreadID+`_`) {
 		t.Fatalf("attach while active: %s", r.Payload)
 	}
-	if r := c.call("deactivate_chat", map[string]any{"id": string(me)}); !r.Success {
+	if r := c.Call("deactivate_chat", map[string]any{"id": string(me)}); !r.Success {
 		t.Fatalf("deactivate: %s", r.Payload)
 	}
-	c.push("chat_deactivated")
+	c.Push("chat_deactivated")
 
 	send := func(text, customID string) frame {
-		return c.call("send_event", map[string]any{"chat_id": string(me), "attach_to_last_thread": true,
+		return c.Call("send_event", map[string]any{"chat_id": string(me), "attach_to_last_thread": true,
 			"event": map[string]any{"type": "message", "text": text, "custom_id": customID}})
 	}
-	rid := c.send("send_event", map[string]any{"chat_id": string(me), "attach_to_last_thread": true,
+	rid := c.Send("send_event", map[string]any{"chat_id": string(me), "attach_to_last_thread": true,
 		"event": map[string]any{"type": "message", "text": "after the end", "custom_id": "late-1"}})
-	r = c.response(rid)
+	r = c.Response(rid)
 	var out SendEventResponse
 	mustUnmarshal(t, r.Payload, &out)
 	if !r.Success || !strings.HasPrefix(out.EventID, started.ThreadID+"_") {
 		t.Fatalf("attach: %s", r.Payload)
 	}
-	p := c.await(func(f frame) bool {
+	p := c.Await(func(f frame) bool {
 		return f.Type == "push" && f.Action == "incoming_event" && strings.Contains(string(f.Payload), "after the end")
 	})
-	if p.rid() != rid {
-		t.Fatalf("incoming_event rid %q, want %q", p.rid(), rid)
+	if p.RID() != rid {
+		t.Fatalf("incoming_event rid %q, want %q", p.RID(), rid)
 	}
 	// A retry with the same custom_id is the same event.
 	if r := send("after the end", "late-1"); !r.Success || !strings.Contains(string(r.Payload), out.EventID) {

@@ -25,10 +25,10 @@ func TestBannedCustomer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The live session is told and closed.
-	if p := c.push("customer_disconnected"); !strings.Contains(string(p.Payload), `"customer_banned"`) {
+	if p := c.Push("customer_disconnected"); !strings.Contains(string(p.Payload), `"customer_banned"`) {
 		t.Fatalf("disconnect push %s", p.Payload)
 	}
-	_ = c.closeErr()
+	_ = c.CloseErr()
 
 	// In order: posting is refused, closing its chat still works, starting
 	// or resuming one is refused.
@@ -50,12 +50,12 @@ func TestBannedCustomer(t *testing.T) {
 	}
 	// Login is refused.
 	again := h.dial(t, rtmPath)
-	if r := again.call("login", map[string]any{"token": "Bearer " + tok}); r.Success || r.errType() != "customer_banned" {
+	if r := again.Call("login", map[string]any{"token": "Bearer " + tok}); r.Success || r.ErrType() != "customer_banned" {
 		t.Fatalf("login: %s", r.Payload)
 	}
 	// Other customers are unaffected.
 	other, _, _ := h.customer(t)
-	if r := other.call("start_chat", map[string]any{"chat": map[string]any{"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": "hi"}}}}}); !r.Success {
+	if r := other.Call("start_chat", map[string]any{"chat": map[string]any{"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": "hi"}}}}}); !r.Success {
 		t.Fatalf("other start: %s", r.Payload)
 	}
 }

@@ -55,7 +55,7 @@ func TestCustomerConfigurationActions(t *testing.T) {
 	}
 	for _, tc := range ok {
 		t.Run(tc.name, func(t *testing.T) {
-			r := c.call(tc.action, json.RawMessage(tc.body))
+			r := c.Call(tc.action, json.RawMessage(tc.body))
 			if !r.Success || string(r.Payload) != tc.want {
 				t.Errorf("rtm: %s, want %s", r.Payload, tc.want)
 			}
@@ -85,8 +85,8 @@ func TestCustomerConfigurationActions(t *testing.T) {
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.action != "check_goals" {
-				if r := c.call(tc.action, json.RawMessage(tc.body)); r.Success || r.errType() != tc.want {
-					t.Errorf("rtm: %v %q, want %q: %s", r.Success, r.errType(), tc.want, r.Payload)
+				if r := c.Call(tc.action, json.RawMessage(tc.body)); r.Success || r.ErrType() != tc.want {
+					t.Errorf("rtm: %v %q, want %q: %s", r.Success, r.ErrType(), tc.want, r.Payload)
 				}
 			}
 			if st, b := web(tc.action, tc.body); st < 400 || !containsType(b, tc.want) {
@@ -99,7 +99,7 @@ func TestCustomerConfigurationActions(t *testing.T) {
 		if st, b := web("check_goals", `{"page_url":"https://shop.example/cart","group_id":0,"session_fields":[{"a":"b"}]}`); st != 200 || string(b) != "{}" {
 			t.Errorf("web: %d %s", st, b)
 		}
-		if r := c.call("check_goals", map[string]any{"page_url": "https://shop.example/"}); r.Success || r.errType() != "validation" {
+		if r := c.Call("check_goals", map[string]any{"page_url": "https://shop.example/"}); r.Success || r.ErrType() != "validation" {
 			t.Errorf("rtm: %s", r.Payload)
 		}
 	})

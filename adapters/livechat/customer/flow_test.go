@@ -26,8 +26,8 @@ func TestCustomerFlow(t *testing.T) {
 	h.d.AgentConnected(alice, true)
 	c, me, _ := h.customer(t)
 
-	rid := c.send("start_chat", startPayload("hello"))
-	resp := c.response(rid)
+	rid := c.Send("start_chat", startPayload("hello"))
+	resp := c.Response(rid)
 	if !resp.Success {
 		t.Fatalf("start_chat: %s", resp.Payload)
 	}
@@ -36,9 +36,9 @@ func TestCustomerFlow(t *testing.T) {
 	if started.ChatID != string(me) || started.ThreadID == "" || len(started.EventIDs) != 1 {
 		t.Fatalf("start_chat payload %+v", started)
 	}
-	ic := c.push("incoming_chat")
-	if ic.rid() != rid {
-		t.Fatalf("incoming_chat request_id = %q, want %q", ic.rid(), rid)
+	ic := c.Push("incoming_chat")
+	if ic.RID() != rid {
+		t.Fatalf("incoming_chat request_id = %q, want %q", ic.RID(), rid)
 	}
 	var chat IncomingChat
 	mustUnmarshal(t, ic.Payload, &chat)
@@ -53,9 +53,9 @@ func TestCustomerFlow(t *testing.T) {
 		Draft: desk.Draft{Kind: model.KindMessage, Text: "hi, how can I help?"}}); err != nil {
 		t.Fatal(err)
 	}
-	ie := c.push("incoming_event")
-	if ie.rid() != "" || !strings.Contains(string(ie.Payload), "how can I help") {
-		t.Fatalf("agent reply push %s (rid %q)", ie.Payload, ie.rid())
+	ie := c.Push("incoming_event")
+	if ie.RID() != "" || !strings.Contains(string(ie.Payload), "how can I help") {
+		t.Fatalf("agent reply push %s (rid %q)", ie.Payload, ie.RID())
 	}
 	// An agents-only event never reaches the customer.
 	if _, _, err := h.d.Post(context.Background(), desk.PostRequest{Conv: conv, Author: agent,
@@ -66,45 +66,45 @@ func TestCustomerFlow(t *testing.T) {
 	if err := h.d.Typing(context.Background(), conv, agent, true, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	ti := c.push("incoming_typing_indicator")
+	ti := c.Push("incoming_typing_indicator")
 	if !strings.Contains(string(ti.Payload), `"is_typing":true`) {
 		t.Fatalf("typing %s", ti.Payload)
 	}
 
 	// send_event: response first, then the push with the request_id.
 	ev := map[string]any{"chat_id": string(me), "event": map[string]any{"type": "message", "text": "thanks", "custom_id": "c-1"}}
-	rid = c.send("send_event", ev)
-	f := c.recv()
-	for f.Type == "push" && f.rid() != rid { // unrelated pushes may come first
-		f = c.recv()
+	rid = c.Send("send_event", ev)
+	f := c.Recv()
+	for f.Type == "push" && f.RID() != rid { // unrelated pushes may come first
+		f = c.Recv()
 	}
-	if f.Type != "response" || f.rid() != rid || !f.Success {
+	if f.Type != "response" || f.RID() != rid || !f.Success {
 		t.Fatalf("want send_event response first, got %+v %s", f, f.Payload)
 	}
 	var sent SendEventResponse
 	mustUnmarshal(t, f.Payload, &sent)
-	p := c.push("incoming_event")
-	if p.rid() != rid || !strings.Contains(string(p.Payload), sent.EventID) {
-		t.Fatalf("send_event push %s rid %q", p.Payload, p.rid())
+	p := c.Push("incoming_event")
+	if p.RID() != rid || !strings.Contains(string(p.Payload), sent.EventID) {
+		t.Fatalf("send_event push %s rid %q", p.Payload, p.RID())
 	}
 	// A retry with the same custom_id returns the same event, and the push again.
-	rid = c.send("send_event", ev)
-	again := c.response(rid)
+	rid = c.Send("send_event", ev)
+	again := c.Response(rid)
 	var sent2 SendEventResponse
 	mustUnmarshal(t, again.Payload, &sent2)
 	if sent2.EventID != sent.EventID {
 		t.Fatalf("idempotent retry gave %s, want %s", sent2.EventID, sent.EventID)
 	}
-	if p := c.push("incoming_event"); p.rid() != rid {
-		t.Fatalf("retry push rid %q", p.rid())
+	if p := c.Push("incoming_event"); p.RID() != rid {
+		t.Fatalf("retry push rid %q", p.RID())
 	}
 
 	// Reads.
-	g := c.call("get_chat", map[string]any{"chat_id": string(me)})
+	g := c.Call("get_chat", map[string]any{"chat_id": string(me)})
 	if !g.Success || strings.Contains(string(g.Payload), "secret note") || !strings.Contains(string(g.Payload), "thanks") {
 		t.Fatalf("get_chat %s", g.Payload)
 	}
-	l := c.call("list_chats", map[string]any{"limit": 10})
+	l := c.Call("list_chats", map[string]any{"limit": 10})
 	var lc ListChatsResponse
 	mustUnmarshal(t, l.Payload, &lc)
 	if lc.TotalChats != 1 || len(lc.ChatsSummary) != 1 || lc.ChatsSummary[0].LastThreadID != started.ThreadID || !lc.ChatsSummary[0].Active {
@@ -113,7 +113,7 @@ func TestCustomerFlow(t *testing.T) {
 	if strings.Contains(string(l.Payload), "secret note") {
 		t.Fatalf("list_chats leaks an agents-only event: %s", l.Payload)
 	}
-	lt := c.call("list_threads", map[string]any{"chat_id": string(me)})
+	lt := c.Call("list_threads", map[string]any{"chat_id": string(me)})
 	var lth ListThreadsResponse
 	mustUnmarshal(t, lt.Payload, &lth)
 	if lth.FoundThreads != 1 || len(lth.Threads) != 1 || strings.Contains(string(lt.Payload), "secret note") {
@@ -121,48 +121,48 @@ func TestCustomerFlow(t *testing.T) {
 	}
 
 	// Sneak peek and seen marks.
-	if r := c.call("send_sneak_peek", map[string]any{"chat_id": string(me), "sneak_peek_text": "typ"}); !r.Success {
+	if r := c.Call("send_sneak_peek", map[string]any{"chat_id": string(me), "sneak_peek_text": "typ"}); !r.Success {
 		t.Fatalf("send_sneak_peek %s", r.Payload)
 	}
-	rid = c.send("mark_events_as_seen", map[string]any{"chat_id": string(me), "seen_up_to": "2026-01-01T00:00:00Z"})
-	if r := c.response(rid); !r.Success {
+	rid = c.Send("mark_events_as_seen", map[string]any{"chat_id": string(me), "seen_up_to": "2026-01-01T00:00:00Z"})
+	if r := c.Response(rid); !r.Success {
 		t.Fatalf("mark_events_as_seen %s", r.Payload)
 	}
-	if p := c.push("events_marked_as_seen"); p.rid() != rid {
-		t.Fatalf("events_marked_as_seen rid %q", p.rid())
+	if p := c.Push("events_marked_as_seen"); p.RID() != rid {
+		t.Fatalf("events_marked_as_seen rid %q", p.RID())
 	}
 
 	// Deactivate: the response, the system message and chat_deactivated.
-	rid = c.send("deactivate_chat", map[string]any{"id": string(me)})
-	if r := c.response(rid); !r.Success {
+	rid = c.Send("deactivate_chat", map[string]any{"id": string(me)})
+	if r := c.Response(rid); !r.Success {
 		t.Fatalf("deactivate_chat %s", r.Payload)
 	}
-	if sm := c.push("incoming_event"); sm.rid() != "" || !strings.Contains(string(sm.Payload), "system_message") {
-		t.Fatalf("closing system message must carry no request_id: %s rid %q", sm.Payload, sm.rid())
+	if sm := c.Push("incoming_event"); sm.RID() != "" || !strings.Contains(string(sm.Payload), "system_message") {
+		t.Fatalf("closing system message must carry no request_id: %s rid %q", sm.Payload, sm.RID())
 	}
-	cd := c.push("chat_deactivated")
-	if cd.rid() != rid || !strings.Contains(string(cd.Payload), `"user_id":"`+string(me)) {
-		t.Fatalf("chat_deactivated %s rid %q", cd.Payload, cd.rid())
+	cd := c.Push("chat_deactivated")
+	if cd.RID() != rid || !strings.Contains(string(cd.Payload), `"user_id":"`+string(me)) {
+		t.Fatalf("chat_deactivated %s rid %q", cd.Payload, cd.RID())
 	}
-	if r := c.call("send_event", map[string]any{"chat_id": string(me), "attach_to_last_thread": false,
-		"event": map[string]any{"type": "message", "text": "late"}}); r.Success || r.errType() != "chat_inactive" {
+	if r := c.Call("send_event", map[string]any{"chat_id": string(me), "attach_to_last_thread": false,
+		"event": map[string]any{"type": "message", "text": "late"}}); r.Success || r.ErrType() != "chat_inactive" {
 		t.Fatalf("send_event on inactive chat: %s", r.Payload)
 	}
 	// resume_chat opens a second thread.
-	rid = c.send("resume_chat", map[string]any{"chat": map[string]any{"id": string(me), "thread": map[string]any{
+	rid = c.Send("resume_chat", map[string]any{"chat": map[string]any{"id": string(me), "thread": map[string]any{
 		"events": []any{map[string]any{"type": "message", "text": "back again"}}}}})
-	if r := c.response(rid); !r.Success {
+	if r := c.Response(rid); !r.Success {
 		t.Fatalf("resume_chat %s", r.Payload)
 	}
-	if p := c.push("incoming_chat"); p.rid() != rid {
-		t.Fatalf("resume incoming_chat rid %q", p.rid())
+	if p := c.Push("incoming_chat"); p.RID() != rid {
+		t.Fatalf("resume incoming_chat rid %q", p.RID())
 	}
-	lt = c.call("list_threads", map[string]any{"chat_id": string(me), "limit": 1})
+	lt = c.Call("list_threads", map[string]any{"chat_id": string(me), "limit": 1})
 	mustUnmarshal(t, lt.Payload, &lth)
 	if lth.FoundThreads != 2 || len(lth.Threads) != 1 || lth.NextPageID == "" {
 		t.Fatalf("list_threads page %s", lt.Payload)
 	}
-	lt = c.call("list_threads", map[string]any{"chat_id": string(me), "page_id": lth.NextPageID})
+	lt = c.Call("list_threads", map[string]any{"chat_id": string(me), "page_id": lth.NextPageID})
 	mustUnmarshal(t, lt.Payload, &lth)
 	if len(lth.Threads) != 1 || lth.Threads[0].ID != started.ThreadID {
 		t.Fatalf("list_threads second page %s", lt.Payload)
@@ -181,20 +181,20 @@ func TestCustomerProfile(t *testing.T) {
 	}
 	b := h.dial(t, rtmPath)
 	b.login(tok)
-	rid := a.send("update_customer", map[string]any{"email": "ann@example.org"})
-	if r := a.response(rid); !r.Success {
+	rid := a.Send("update_customer", map[string]any{"email": "ann@example.org"})
+	if r := a.Response(rid); !r.Success {
 		t.Fatalf("update_customer %s", r.Payload)
 	}
-	if p := a.push("customer_updated"); p.rid() != rid || !strings.Contains(string(p.Payload), "ann@example.org") {
+	if p := a.Push("customer_updated"); p.RID() != rid || !strings.Contains(string(p.Payload), "ann@example.org") {
 		t.Fatalf("customer_updated %s", p.Payload)
 	}
-	if p := b.push("customer_updated"); p.rid() != "" || strings.Contains(string(p.Payload), `"name"`) {
+	if p := b.Push("customer_updated"); p.RID() != "" || strings.Contains(string(p.Payload), `"name"`) {
 		t.Fatalf("customer_updated on the other connection %s", p.Payload)
 	}
-	if r := a.call("set_customer_session_fields", map[string]any{"session_fields": []any{map[string]any{"plan": "gold"}}}); !r.Success {
+	if r := a.Call("set_customer_session_fields", map[string]any{"session_fields": []any{map[string]any{"plan": "gold"}}}); !r.Success {
 		t.Fatalf("set_customer_session_fields %s", r.Payload)
 	}
-	g := a.call("get_customer", nil)
+	g := a.Call("get_customer", nil)
 	var p Profile
 	mustUnmarshal(t, g.Payload, &p)
 	if p.Name != "Ann" || p.Email != "ann@example.org" || len(p.SessionFields) != 1 || p.SessionFields[0]["plan"] != "gold" {
@@ -208,13 +208,13 @@ func TestCustomerErrors(t *testing.T) {
 	h := newHarness(t, nil)
 	c, me, _ := h.customer(t)
 	other, _, _ := h.customer(t)
-	if r := other.call("start_chat", startPayload("other")); !r.Success {
+	if r := other.Call("start_chat", startPayload("other")); !r.Success {
 		t.Fatal(string(r.Payload))
 	}
 	otherID := func() string {
 		var l LoginResponse
 		_ = l
-		g := other.call("get_customer", nil)
+		g := other.Call("get_customer", nil)
 		var p Profile
 		mustUnmarshal(t, g.Payload, &p)
 		return p.ID
@@ -258,32 +258,32 @@ func TestCustomerErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := c.call(tc.action, tc.payload)
-			if r.Success || r.errType() != tc.want {
+			r := c.Call(tc.action, tc.payload)
+			if r.Success || r.ErrType() != tc.want {
 				t.Fatalf("%s: got success=%v %s, want %s", tc.action, r.Success, r.Payload, tc.want)
 			}
 		})
 	}
 	// Customer B's chat is untouched.
-	g := other.call("get_chat", map[string]any{"chat_id": otherID})
+	g := other.Call("get_chat", map[string]any{"chat_id": otherID})
 	if !g.Success || !strings.Contains(string(g.Payload), `"active":true`) {
 		t.Fatalf("other chat %s", g.Payload)
 	}
 	// Oversized frame: entity_too_large, the session goes on.
 	big := `{"request_id":"big","action":"ping","payload":{"x":"` + strings.Repeat("z", 9<<10) + `"}}`
-	c.sendRaw([]byte(big))
-	if r := c.response("big"); r.errType() != "entity_too_large" {
+	c.SendRaw([]byte(big))
+	if r := c.Response("big"); r.ErrType() != "entity_too_large" {
 		t.Fatalf("big frame %s", r.Payload)
 	}
-	c.sendRaw([]byte(`not json`))
-	if r := c.recv(); r.errType() != "validation" {
+	c.SendRaw([]byte(`not json`))
+	if r := c.Recv(); r.ErrType() != "validation" {
 		t.Fatalf("bad frame %s", r.Payload)
 	}
-	if r := c.call("ping", nil); !r.Success {
+	if r := c.Call("ping", nil); !r.Success {
 		t.Fatalf("ping after errors %s", r.Payload)
 	}
 	// Started chats: a second start_chat while active is refused.
-	if r := other.call("start_chat", startPayload("again")); r.Success || r.errType() != "validation" {
+	if r := other.Call("start_chat", startPayload("again")); r.Success || r.ErrType() != "validation" {
 		t.Fatalf("second start %s", r.Payload)
 	}
 }
@@ -292,43 +292,43 @@ func TestLoginAndConnection(t *testing.T) {
 	h := newHarness(t, nil)
 	// Before login only login and ping.
 	c := h.dial(t, rtmPath)
-	if r := c.call("get_customer", nil); r.errType() != "authentication" {
+	if r := c.Call("get_customer", nil); r.ErrType() != "authentication" {
 		t.Fatalf("before login %s", r.Payload)
 	}
-	if r := c.call("login", map[string]any{"token": "Bearer nope"}); r.errType() != "authentication" {
+	if r := c.Call("login", map[string]any{"token": "Bearer nope"}); r.ErrType() != "authentication" {
 		t.Fatalf("bad token %s", r.Payload)
 	}
-	if r := c.call("login", map[string]any{"token": "nope"}); r.errType() != "authentication" {
+	if r := c.Call("login", map[string]any{"token": "nope"}); r.ErrType() != "authentication" {
 		t.Fatalf("no bearer %s", r.Payload)
 	}
-	if r := c.call("login", map[string]any{}); r.errType() != "validation" {
+	if r := c.Call("login", map[string]any{}); r.ErrType() != "validation" {
 		t.Fatalf("no token %s", r.Payload)
 	}
 	// Wrong or missing organization: customer_disconnected, then close.
 	for _, path := range []string{"/v3.5/customer/rtm/ws?organization_id=other", "/v3.5/customer/rtm/ws"} {
 		w := h.dial(t, path)
-		p := w.push("customer_disconnected")
+		p := w.Push("customer_disconnected")
 		if !strings.Contains(string(p.Payload), "license_not_found") {
 			t.Fatalf("%s: %s", path, p.Payload)
 		}
-		_ = w.closeErr()
+		_ = w.CloseErr()
 	}
 	// Token expiry: refused at login and on every request afterwards.
 	tok, _ := h.token(t)
 	live := h.dial(t, "/v3.6/customer/rtm/ws?organization_id=org-1")
 	live.login(tok)
 	h.clock.advance(8*time.Hour + time.Second)
-	if r := live.call("get_customer", nil); r.errType() != "authentication" {
+	if r := live.Call("get_customer", nil); r.ErrType() != "authentication" {
 		t.Fatalf("expired token in session %s", r.Payload)
 	}
 	late := h.dial(t, rtmPath)
-	if r := late.call("login", map[string]any{"token": "Bearer " + tok}); r.errType() != "authentication" {
+	if r := late.Call("login", map[string]any{"token": "Bearer " + tok}); r.ErrType() != "authentication" {
 		t.Fatalf("expired token at login %s", r.Payload)
 	}
 	// Shutdown: customer_disconnected before close.
 	c2, _, _ := h.customer(t)
 	h.stop()
-	if p := c2.push("customer_disconnected"); !strings.Contains(string(p.Payload), reasonShutdown) {
+	if p := c2.Push("customer_disconnected"); !strings.Contains(string(p.Payload), reasonShutdown) {
 		t.Fatalf("shutdown %s", p.Payload)
 	}
 }

@@ -23,7 +23,7 @@ func TestStartChatInGroup(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, nil)
 			c, _, _ := h.customer(t)
-			r := c.call("start_chat", map[string]any{"chat": map[string]any{"access": map[string]any{"group_ids": []int{tc.group}},
+			r := c.Call("start_chat", map[string]any{"chat": map[string]any{"access": map[string]any{"group_ids": []int{tc.group}},
 				"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": "hi"}}}}})
 			if !r.Success {
 				t.Fatalf("start_chat: %s", r.Payload)

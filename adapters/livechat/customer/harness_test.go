@@ -3,7 +3,6 @@ package customer
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"chatgate/adapters/livechat/internal/rtmtest"
 	"chatgate/core/desk"
 	"chatgate/core/hub"
 	"chatgate/core/model"
@@ -161,51 +161,12 @@ func (h *harness) connections() int {
 	return h.counts.n
 }
 
-// frame is any server frame.
-type frame struct {
-	RequestID *string         `json:"request_id"`
-	Action    string          `json:"action"`
-	Type      string          `json:"type"`
-	Success   bool            `json:"success"`
-	Version   string          `json:"version"`
-	Payload   json.RawMessage `json:"payload"`
-}
+// frame is any server frame; rtm a test socket (adapters/livechat/internal/rtmtest).
+type frame = rtmtest.Frame
 
-func (f frame) rid() string {
-	if f.RequestID == nil {
-		return ""
-	}
-	return *f.RequestID
-}
+type rtm struct{ *rtmtest.Client }
 
-type errorBody struct {
-	Error struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-func (f frame) errType() string {
-	var b errorBody
-	_ = json.Unmarshal(f.Payload, &b)
-	return b.Error.Type
-}
-
-// rtm is a test client: it reads frames in the background and lets the
-// test wait for a response by request_id or for a push by action.
-type rtm struct {
-	t       *testing.T
-	ws      *websocket.Conn
-	frames  chan frame
-	closed  chan struct{}
-	closeMu sync.Mutex
-	closeEr error
-	backlog []frame
-	seq     int
-}
-
-// waitLimit only guards against a hung test; no assertion depends on it.
-const waitLimit = 10 * time.Second
+const waitLimit = rtmtest.WaitLimit
 
 func (h *harness) dial(t *testing.T, path string) *rtm {
 	t.Helper()
@@ -216,142 +177,22 @@ func (h *harness) dial(t *testing.T, path string) *rtm {
 // before the read loop starts.
 func (h *harness) dialWith(t *testing.T, path string, setup func(*websocket.Conn)) *rtm {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(h.srv.URL, "http")+path, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", path, err)
-	}
-	if setup != nil {
-		setup(ws)
-	}
-	c := &rtm{t: t, ws: ws, frames: make(chan frame, 1024), closed: make(chan struct{})}
-	go c.readLoop()
-	t.Cleanup(func() {
-		ws.Close()
-		<-c.closed
-	})
-	return c
-}
-
-func (c *rtm) readLoop() {
-	defer close(c.closed)
-	for {
-		_, b, err := c.ws.ReadMessage()
-		if err != nil {
-			c.closeMu.Lock()
-			c.closeEr = err
-			c.closeMu.Unlock()
-			return
-		}
-		var f frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			c.t.Errorf("server sent invalid JSON %q: %v", b, err)
-			continue
-		}
-		c.frames <- f
-	}
-}
-
-// closeErr waits for the server to close the socket and returns why.
-func (c *rtm) closeErr() error {
-	select {
-	case <-c.closed:
-	case <-time.After(waitLimit):
-		c.t.Fatalf("socket not closed")
-	}
-	c.closeMu.Lock()
-	defer c.closeMu.Unlock()
-	return c.closeEr
-}
-
-func (c *rtm) sendRaw(b []byte) {
-	c.t.Helper()
-	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-// send sends a request and returns its request_id.
-func (c *rtm) send(action string, payload any) string {
-	c.t.Helper()
-	c.seq++
-	rid := fmt.Sprintf("req-%d", c.seq)
-	m := map[string]any{"request_id": rid, "action": action}
-	if payload != nil {
-		m["payload"] = payload
-	}
-	b, _ := json.Marshal(m)
-	c.sendRaw(b)
-	return rid
-}
-
-// recv returns the next frame from the socket. Frames the server sent
-// before closing are all delivered before the close is reported.
-func (c *rtm) recv() frame {
-	c.t.Helper()
-	select {
-	case f := <-c.frames:
-		return f
-	case <-c.closed:
-		select {
-		case f := <-c.frames:
-			return f
-		default:
-		}
-		c.t.Fatalf("socket closed while waiting: %v", c.closeErr())
-	case <-time.After(waitLimit):
-		c.t.Fatalf("no frame")
-	}
-	return frame{}
-}
-
-// await returns the first frame matching ok, keeping the others (in
-// order) for later calls.
-func (c *rtm) await(ok func(frame) bool) frame {
-	c.t.Helper()
-	for i, f := range c.backlog {
-		if ok(f) {
-			c.backlog = append(c.backlog[:i:i], c.backlog[i+1:]...)
-			return f
-		}
-	}
-	for {
-		f := c.recv()
-		if ok(f) {
-			return f
-		}
-		c.backlog = append(c.backlog, f)
-	}
-}
-
-func (c *rtm) response(rid string) frame {
-	c.t.Helper()
-	return c.await(func(f frame) bool { return f.Type == "response" && f.rid() == rid })
-}
-
-func (c *rtm) push(action string) frame {
-	c.t.Helper()
-	return c.await(func(f frame) bool { return f.Type == "push" && f.Action == action })
-}
-
-// call sends a request and waits for its response.
-func (c *rtm) call(action string, payload any) frame {
-	c.t.Helper()
-	return c.response(c.send(action, payload))
+	return &rtm{rtmtest.Dial(t, "ws"+strings.TrimPrefix(h.srv.URL, "http")+path, setup)}
 }
 
 func (c *rtm) login(token string) LoginResponse {
-	c.t.Helper()
+	c.T.Helper()
 	return c.loginWith(map[string]any{"token": "Bearer " + token})
 }
 
 func (c *rtm) loginWith(p map[string]any) LoginResponse {
-	c.t.Helper()
-	f := c.call("login", p)
+	c.T.Helper()
+	f := c.Call("login", p)
 	if !f.Success {
-		c.t.Fatalf("login failed: %s", f.Payload)
+		c.T.Fatalf("login failed: %s", f.Payload)
 	}
 	var out LoginResponse
-	mustUnmarshal(c.t, f.Payload, &out)
+	mustUnmarshal(c.T, f.Payload, &out)
 	return out
 }
 
@@ -434,4 +275,12 @@ func (h *harness) customer(t *testing.T) (*rtm, model.VisitorID, string) {
 	c := h.dial(t, rtmPath)
 	c.login(tok)
 	return c, id, tok
+}
+
+// errorBody is a failed response's payload (§2.9).
+type errorBody struct {
+	Error struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
 }

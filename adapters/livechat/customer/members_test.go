@@ -13,7 +13,7 @@ func TestCustomerToldOfAddedAgents(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
 	c, _, _ := h.customer(t)
-	r := c.call("start_chat", map[string]any{"chat": map[string]any{"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": "hi"}}}}})
+	r := c.Call("start_chat", map[string]any{"chat": map[string]any{"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": "hi"}}}}})
 	if !r.Success {
 		t.Fatalf("start: %s", r.Payload)
 	}
@@ -40,7 +40,7 @@ func TestCustomerToldOfAddedAgents(t *testing.T) {
 	// assignment, if routing gave it to her): carol's two only.
 	var users []string
 	for len(users) == 0 || users[len(users)-1] != "user_removed_from_chat:"+string(carol) {
-		f := c.await(func(f frame) bool {
+		f := c.Await(func(f frame) bool {
 			return f.Type == "push" && (f.Action == "user_added_to_chat" || f.Action == "user_removed_from_chat")
 		})
 		var p struct {

@@ -41,13 +41,13 @@ func registerTestProps(t *testing.T, d *desk.Desk) {
 func startedChat(t *testing.T, h *harness) (*rtm, model.VisitorID, string, model.ConvID) {
 	t.Helper()
 	c, me, tok := h.customer(t)
-	resp := c.call("start_chat", startPayload("hello"))
+	resp := c.Call("start_chat", startPayload("hello"))
 	if !resp.Success {
 		t.Fatalf("start_chat: %s", resp.Payload)
 	}
 	var started StartChatResponse
 	mustUnmarshal(t, resp.Payload, &started)
-	c.push("incoming_chat")
+	c.Push("incoming_chat")
 	return c, me, tok, model.ConvID(started.ThreadID)
 }
 
@@ -89,8 +89,8 @@ func TestCustomerPropertyActionsRefused(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if f := c.call(tc.action, json.RawMessage(tc.body)); f.Success || f.errType() != tc.want {
-				t.Errorf("rtm: success %v type %q, want %q: %s", f.Success, f.errType(), tc.want, f.Payload)
+			if f := c.Call(tc.action, json.RawMessage(tc.body)); f.Success || f.ErrType() != tc.want {
+				t.Errorf("rtm: success %v type %q, want %q: %s", f.Success, f.ErrType(), tc.want, f.Payload)
 			}
 			st, b, _ := h.post(t, "/v3.5/customer/action/"+tc.action+"?organization_id=org-1", tok, tc.body, nil)
 			var e errorBody
@@ -126,20 +126,20 @@ func TestCustomerPropertyPushesAndReads(t *testing.T) {
 		P{"routing": {"pinned": json.RawMessage(`true`), "tier": json.RawMessage(`"gold"`)}}, ""); err != nil {
 		t.Fatal(err)
 	}
-	f := c.await(func(f frame) bool {
+	f := c.Await(func(f frame) bool {
 		return f.Type == "push" && len(f.Action) > 11 && f.Action[len(f.Action)-11:] == "ies_updated"
 	})
 	want := fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"properties":{"routing":{"tier":"gold"}}}`, chat, conv)
-	if f.Action != "thread_properties_updated" || string(f.Payload) != want || f.rid() != "" {
-		t.Fatalf("push %s %s (rid %q), want thread_properties_updated %s", f.Action, f.Payload, f.rid(), want)
+	if f.Action != "thread_properties_updated" || string(f.Payload) != want || f.RID() != "" {
+		t.Fatalf("push %s %s (rid %q), want thread_properties_updated %s", f.Action, f.Payload, f.RID(), want)
 	}
 
 	// The customer's own update over RTM: answered, then pushed (only the
 	// changed keys).
-	if r := c.call("update_chat_properties", map[string]any{"id": chat, "properties": map[string]any{"rating": map[string]any{"score": 4}}}); !r.Success {
+	if r := c.Call("update_chat_properties", map[string]any{"id": chat, "properties": map[string]any{"rating": map[string]any{"score": 4}}}); !r.Success {
 		t.Fatalf("update_chat_properties: %s", r.Payload)
 	}
-	if f := c.push("chat_properties_updated"); string(f.Payload) != fmt.Sprintf(`{"chat_id":%q,"properties":{"rating":{"score":4}}}`, chat) {
+	if f := c.Push("chat_properties_updated"); string(f.Payload) != fmt.Sprintf(`{"chat_id":%q,"properties":{"rating":{"score":4}}}`, chat) {
 		t.Fatalf("chat push: %s", f.Payload)
 	}
 	// Over the Web API (pushes reach the RTM connection).
@@ -149,23 +149,23 @@ func TestCustomerPropertyPushesAndReads(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("web update_event_properties: %d %s", st, b)
 	}
-	if f := c.push("event_properties_updated"); string(f.Payload) != fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"event_id":%q,"properties":{"ev":{"flag":true}}}`, chat, conv, evID) {
+	if f := c.Push("event_properties_updated"); string(f.Payload) != fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"event_id":%q,"properties":{"ev":{"flag":true}}}`, chat, conv, evID) {
 		t.Fatalf("event push: %s", f.Payload)
 	}
 	if err := h.d.DeleteProperties(ctx, threadT, agent, map[string][]string{"routing": {"pinned", "tier"}}, ""); err != nil {
 		t.Fatal(err)
 	}
-	if f := c.push("thread_properties_deleted"); string(f.Payload) != fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"properties":{"routing":["tier"]}}`, chat, conv) {
+	if f := c.Push("thread_properties_deleted"); string(f.Payload) != fmt.Sprintf(`{"chat_id":%q,"thread_id":%q,"properties":{"routing":["tier"]}}`, chat, conv) {
 		t.Fatalf("delete push: %s", f.Payload)
 	}
 	if err := h.d.UpdateProperties(ctx, threadT, agent, P{"routing": {"tier": json.RawMessage(`"silver"`), "pinned": json.RawMessage(`true`)}}, ""); err != nil {
 		t.Fatal(err)
 	}
-	c.push("thread_properties_updated")
+	c.Push("thread_properties_updated")
 
 	// Reads hide what the customer may not read.
 	var got wire.Chat
-	mustUnmarshal(t, c.call("get_chat", map[string]any{"chat_id": chat}).Payload, &got)
+	mustUnmarshal(t, c.Call("get_chat", map[string]any{"chat_id": chat}).Payload, &got)
 	if s, _ := json.Marshal(got.Properties); string(s) != `{"rating":{"score":4}}` {
 		t.Errorf("get_chat properties: %s", s)
 	}
@@ -176,7 +176,7 @@ func TestCustomerPropertyPushesAndReads(t *testing.T) {
 		t.Errorf("get_chat event properties: %s", s)
 	}
 	var lc ListChatsResponse
-	mustUnmarshal(t, c.call("list_chats", map[string]any{}).Payload, &lc)
+	mustUnmarshal(t, c.Call("list_chats", map[string]any{}).Payload, &lc)
 	if len(lc.ChatsSummary) != 1 {
 		t.Fatalf("list_chats: %+v", lc)
 	}

@@ -20,7 +20,7 @@ func TestCustomerSeenMarkers(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
 	c, me, tok := h.customer(t)
-	r := c.call("start_chat", map[string]any{"chat": map[string]any{"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": "hi"}}}}})
+	r := c.Call("start_chat", map[string]any{"chat": map[string]any{"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": "hi"}}}}})
 	if !r.Success {
 		t.Fatalf("start: %s", r.Payload)
 	}
@@ -38,15 +38,15 @@ func TestCustomerSeenMarkers(t *testing.T) {
 	mine := time.Date(2099, 3, 4, 5, 6, 7, 0, time.UTC) // after every event
 	mark := func(at time.Time) {
 		t.Helper()
-		r := c.call("mark_events_as_seen", map[string]any{"chat_id": string(me), "seen_up_to": at.Format(time.RFC3339Nano)})
+		r := c.Call("mark_events_as_seen", map[string]any{"chat_id": string(me), "seen_up_to": at.Format(time.RFC3339Nano)})
 		if !r.Success {
 			t.Fatalf("mark: %s", r.Payload)
 		}
-		p := c.push("events_marked_as_seen")
+		p := c.Push("events_marked_as_seen")
 		var got EventsMarkedAsSeen
 		mustUnmarshal(t, p.Payload, &got)
-		if got.UserID != string(me) || got.SeenUpTo != wire.Time(at) || p.rid() != r.rid() {
-			t.Fatalf("own push %s rid %q", p.Payload, p.rid())
+		if got.UserID != string(me) || got.SeenUpTo != wire.Time(at) || p.RID() != r.RID() {
+			t.Fatalf("own push %s rid %q", p.Payload, p.RID())
 		}
 	}
 	mark(mine)
@@ -55,11 +55,11 @@ func TestCustomerSeenMarkers(t *testing.T) {
 	if _, err := h.d.MarkSeen(ctx, me, model.Author{Kind: model.AuthorAgent, ID: string(bob)}, bobSeen, ""); err != nil {
 		t.Fatal(err)
 	}
-	p := c.push("events_marked_as_seen")
+	p := c.Push("events_marked_as_seen")
 	var got EventsMarkedAsSeen
 	mustUnmarshal(t, p.Payload, &got)
-	if got != (EventsMarkedAsSeen{UserID: string(bob), ChatID: string(me), SeenUpTo: wire.Time(bobSeen)}) || p.rid() != "" {
-		t.Fatalf("bob's push %s rid %q", p.Payload, p.rid())
+	if got != (EventsMarkedAsSeen{UserID: string(bob), ChatID: string(me), SeenUpTo: wire.Time(bobSeen)}) || p.RID() != "" {
+		t.Fatalf("bob's push %s rid %q", p.Payload, p.RID())
 	}
 	// carol's marker is not pushed: the next one is the customer's own.
 	if _, err := h.d.MarkSeen(ctx, me, model.Author{Kind: model.AuthorAgent, ID: string(carol)}, bobSeen, ""); err != nil {
@@ -122,7 +122,7 @@ func containsType(b []byte, typ string) bool {
 func TestLoginHasUnreadEvents(t *testing.T) {
 	h := newHarness(t, nil)
 	c, me, tok := h.customer(t)
-	if r := c.call("start_chat", startPayload("hi")); !r.Success {
+	if r := c.Call("start_chat", startPayload("hi")); !r.Success {
 		t.Fatalf("start: %s", r.Payload)
 	}
 	unread := func() bool {
@@ -149,7 +149,7 @@ func TestLoginHasUnreadEvents(t *testing.T) {
 	if !unread() {
 		t.Fatal("the agent's reply is not unread")
 	}
-	if r := c.call("mark_events_as_seen", map[string]any{"chat_id": string(me), "seen_up_to": reply.At.Format(time.RFC3339Nano)}); !r.Success {
+	if r := c.Call("mark_events_as_seen", map[string]any{"chat_id": string(me), "seen_up_to": reply.At.Format(time.RFC3339Nano)}); !r.Success {
 		t.Fatalf("mark: %s", r.Payload)
 	}
 	if unread() {

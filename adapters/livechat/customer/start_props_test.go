@@ -28,8 +28,8 @@ func TestCustomerStartPropertiesRefused(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := c.call("start_chat", json.RawMessage(tc.body)); r.Success || r.errType() != tc.want {
-				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.errType(), tc.want, r.Payload)
+			if r := c.Call("start_chat", json.RawMessage(tc.body)); r.Success || r.ErrType() != tc.want {
+				t.Errorf("rtm: success %v type %q, want %q: %s", r.Success, r.ErrType(), tc.want, r.Payload)
 			}
 			st, b, _ := h.post(t, "/v3.5/customer/action/start_chat?organization_id=org-1", tok, tc.body, nil)
 			if st < 400 || !containsType(b, tc.want) {
@@ -37,7 +37,7 @@ func TestCustomerStartPropertiesRefused(t *testing.T) {
 			}
 		})
 	}
-	if r := c.call("start_chat", json.RawMessage(start(`{"rating":{"score":4}}`, `null`))); !r.Success {
+	if r := c.Call("start_chat", json.RawMessage(start(`{"rating":{"score":4}}`, `null`))); !r.Success {
 		t.Fatalf("start after refusals: %s", r.Payload)
 	}
 }
@@ -50,7 +50,7 @@ func TestCustomerStartInactiveWithProperties(t *testing.T) {
 	h := newHarness(t, nil)
 	registerTestProps(t, h.d)
 	c, me, tok := h.customer(t)
-	r := c.call("start_chat", map[string]any{"active": false, "continuous": true, "chat": map[string]any{
+	r := c.Call("start_chat", map[string]any{"active": false, "continuous": true, "chat": map[string]any{
 		"properties": map[string]any{"rating": map[string]any{"score": 4}},
 		"thread":     map[string]any{"events": []any{map[string]any{"type": "message", "text": "offline note"}}}}})
 	if !r.Success {
@@ -58,12 +58,12 @@ func TestCustomerStartInactiveWithProperties(t *testing.T) {
 	}
 	var out StartChatResponse
 	mustUnmarshal(t, r.Payload, &out)
-	p := c.push("incoming_chat")
+	p := c.Push("incoming_chat")
 	var ic IncomingChat
 	mustUnmarshal(t, p.Payload, &ic)
-	if p.rid() != r.rid() || ic.Chat.Thread.ID != out.ThreadID || ic.Chat.Thread.Active || len(ic.Chat.Thread.Events) != 1 ||
+	if p.RID() != r.RID() || ic.Chat.Thread.ID != out.ThreadID || ic.Chat.Thread.Active || len(ic.Chat.Thread.Events) != 1 ||
 		string(ic.Chat.Properties["rating"]["score"]) != "4" {
-		t.Fatalf("incoming_chat %s rid %q", p.Payload, p.rid())
+		t.Fatalf("incoming_chat %s rid %q", p.Payload, p.RID())
 	}
 	st, b, _ := h.post(t, "/v3.5/customer/action/get_chat?organization_id=org-1", tok, fmt.Sprintf(`{"chat_id":%q}`, me), nil)
 	var ch wire.Chat
@@ -71,18 +71,18 @@ func TestCustomerStartInactiveWithProperties(t *testing.T) {
 	if st != 200 || ch.Thread.Active || ch.Thread.Events[0].Text != "offline note" || string(ch.Properties["rating"]["score"]) != "4" {
 		t.Fatalf("get_chat %d %s", st, b)
 	}
-	if r := c.call("send_event", map[string]any{"chat_id": string(me), "event": map[string]any{"type": "message", "text": "x"}}); r.errType() != "chat_inactive" {
+	if r := c.Call("send_event", map[string]any{"chat_id": string(me), "event": map[string]any{"type": "message", "text": "x"}}); r.ErrType() != "chat_inactive" {
 		t.Fatalf("send_event: %s", r.Payload)
 	}
-	r = c.call("resume_chat", map[string]any{"chat": map[string]any{"id": string(me)}})
+	r = c.Call("resume_chat", map[string]any{"chat": map[string]any{"id": string(me)}})
 	if !r.Success {
 		t.Fatalf("resume: %s", r.Payload)
 	}
 	var ic2 IncomingChat
-	p = c.await(func(fr frame) bool {
+	p = c.Await(func(fr frame) bool {
 		return fr.Type == "push" && fr.Action == "incoming_chat" && json.Unmarshal(fr.Payload, &ic2) == nil && ic2.Chat.Thread.ID != out.ThreadID
 	})
-	if !ic2.Chat.Thread.Active || p.rid() != r.rid() {
+	if !ic2.Chat.Thread.Active || p.RID() != r.RID() {
 		t.Fatalf("resumed incoming_chat %s", p.Payload)
 	}
 }

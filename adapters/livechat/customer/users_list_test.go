@@ -17,7 +17,7 @@ func TestCustomerSeesAddedAgentsInUsers(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
 	c, me, tok := h.customer(t)
-	r := c.call("start_chat", map[string]any{"chat": map[string]any{"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": "hi"}}}}})
+	r := c.Call("start_chat", map[string]any{"chat": map[string]any{"thread": map[string]any{"events": []any{map[string]any{"type": "message", "text": "hi"}}}}})
 	if !r.Success {
 		t.Fatalf("start: %s", r.Payload)
 	}
@@ -39,11 +39,11 @@ func TestCustomerSeesAddedAgentsInUsers(t *testing.T) {
 		if st != 200 {
 			t.Fatalf("web get_chat: %d %s", st, b)
 		}
-		rr := c.call("get_chat", map[string]any{"chat_id": string(me)})
+		rr := c.Call("get_chat", map[string]any{"chat_id": string(me)})
 		if !rr.Success {
 			t.Fatalf("rtm get_chat: %s", rr.Payload)
 		}
-		lr := c.call("list_chats", map[string]any{})
+		lr := c.Call("list_chats", map[string]any{})
 		var lc ListChatsResponse
 		mustUnmarshal(t, lr.Payload, &lc)
 		if len(lc.ChatsSummary) != 1 {
