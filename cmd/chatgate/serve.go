@@ -42,7 +42,10 @@ type surface interface {
 
 type serveOptions struct {
 	ConfigPath, DataPath, Addr string
-	Stderr                     io.Writer
+	// Demo creates the demo agent when no agent is configured even when
+	// not listening on loopback (--demo).
+	Demo   bool
+	Stderr io.Writer
 	Getenv                     func(string) string
 	// Listening, if set, is told the bound address once the server accepts
 	// connections (tests listen on 127.0.0.1:0).
@@ -97,7 +100,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	}()
 
-	agents, creds, err := agentsFromConfig(ctx, cfg, st, o.Stderr)
+	agents, creds, err := agentsFromConfig(ctx, cfg, st, o.Stderr, o.Demo, log)
 	if err != nil {
 		return err
 	}
