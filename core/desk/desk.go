@@ -330,8 +330,33 @@ func (d *Desk) commitWith(ctx context.Context, b *store.Batch, c model.Conversat
 	if d.onEv != nil && len(evs) > 0 {
 		d.onEv(len(evs))
 	}
+	d.logLifecycle(c, created, evs)
 	d.bus.Publish(hub.Notice{Conv: c, Events: evs, Updated: b.Updates, Origin: origin})
 	return nil
+}
+
+// logLifecycle says at info level what happened to a conversation once it
+// is committed: started, assigned, transferred, closed. Messages are not
+// logged (they would be every request, and they are the visitors' words).
+func (d *Desk) logLifecycle(c model.Conversation, created bool, evs []model.Event) {
+	if created {
+		d.log.Info().Str("conv", string(c.ID)).Str("origin", c.Origin).Str("department", string(c.Department)).
+			Str("relayed_to", c.Owner).Msg("chat started")
+	}
+	for i := range evs {
+		e := &evs[i]
+		if e.Kind != model.KindSystem {
+			continue
+		}
+		switch e.Subtype {
+		case model.SysAssigned:
+			d.log.Info().Str("conv", string(c.ID)).Str("agent", e.Vars["agent_id"]).Msg("chat assigned")
+		case model.SysTransferred:
+			d.log.Info().Str("conv", string(c.ID)).Str("department", string(c.Department)).Msg("chat transferred")
+		case model.SysClosed:
+			d.log.Info().Str("conv", string(c.ID)).Str("by", e.Vars["by_kind"]).Msg("chat closed")
+		}
+	}
 }
 
 // --- visitors --------------------------------------------------------------

@@ -139,6 +139,7 @@ func login(ctx context.Context, k *caller, req *wire.Request) (any, error) {
 	c.sub = c.s.d.Bus().SubscribeDesk(c.s.cfg.deskQueue())
 	c.loggedIn.Store(true)
 	c.s.register(c)
+	c.s.log.Info().Str("agent", string(agent.ID)).Msg("agent session connected")
 	c.s.d.AgentConnected(agent.ID, true)
 
 	chats, err := c.summaries(ctx, true)
