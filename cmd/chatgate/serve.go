@@ -210,6 +210,8 @@ func serve(ctx context.Context, o serveOptions) error {
 		}, log))
 	}
 
+	surfaces = append(surfaces, newConsole(cfg, creds, router, &opsSource{cfg: cfg, router: router, desk: dk, relay: rs, hooks: wh, m: m}, log))
+
 	var ready atomic.Bool
 	engine := newEngine(log, m, bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10}, &ready, rs)
 	if rs != nil {
