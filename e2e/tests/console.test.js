@@ -240,3 +240,119 @@ test('console: two visitors, answers, a private note, a file, a transfer, a clos
     await visitorB.close();
   }
 });
+
+// Markup and script sent through every visitor surface: shown as text in
+// the console, never run (and the page's CSP forbids inline script anyway).
+test('console: markup and script from visitors on every surface are shown as text and never run', async (t) => {
+  const wire = new WireLog('console-xss');
+  const b = await openBrowser('console-xss', wire);
+  const smith = consolePage(b.page);
+  const P = '<img src=x onerror="window.__xss=(window.__xss||0)+1"><script>window.__xss=(window.__xss||0)+1</script><b>bold</b>';
+  const step = stepper(t, (name, e) => { wire.add('FAILED', `${name}: ${e.message}`); return b.shot('FAILED'); });
+  const post = async (path, body, headers = {}) => {
+    const r = await fetch(gw.url + path, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const j = await r.json().catch(() => ({}));
+    assert.ok(r.ok, `${path}: ${r.status} ${JSON.stringify(j)}`);
+    return j;
+  };
+  try {
+    await step('Smith logs in, accepting chats', async () => {
+      await smith.loginPassword(gw.url, gw.agent.username, gw.agent.password);
+    });
+    await step('a Rocket.Chat visitor with markup in its name, custom field, message, page title and file name', async () => {
+      const token = 'xss-rc-visitor-token-0001';
+      await post('/api/v1/livechat/visitor', { visitor: { token, name: `XSS-rc ${P}`, email: 'rc@example.invalid',
+        customFields: [{ key: 'company', value: P, overwrite: true }] } });
+      const room = await (await fetch(`${gw.url}/api/v1/livechat/room?token=${token}`)).json();
+      const rid = room.room._id;
+      await post('/api/v1/livechat/message', { token, rid, msg: `rc says ${P}` });
+      await post('/api/v1/livechat/page.visited', { token, rid, pageInfo: { change: 'url', title: `Title ${P}`,
+        location: { href: 'javascript:window.__xss=1' } } });
+      const fd = new FormData();
+      fd.append('file', new Blob([PNG], { type: 'image/png' }), '<img src=x onerror=alert(1)>.png');
+      const up = await fetch(`${gw.url}/api/v1/livechat/upload/${rid}`, { method: 'POST', headers: { 'x-visitor-token': token }, body: fd });
+      assert.ok(up.ok, `upload: ${up.status} ${await up.text()}`);
+    });
+    await step('Smith stops accepting chats (new chats queue)', async () => {
+      await b.page.getByLabel('Accepting chats').setChecked(false);
+      await b.page.getByText('Status: not accepting chats').waitFor({ timeout: WAIT });
+    });
+    await step('a LiveChat v2 visitor with markup in its name, e-mail and message', async () => {
+      const v = 'xss-v2-visitor';
+      const r = await fetch(`${gw.url}/visitors/${v}/chat/start`, { method: 'POST', headers: { 'X-API-Version': '2' },
+        body: new URLSearchParams({ licence_id: '100000', welcome_message: P, name: `XSS-v2 ${P}`, email: 'x@example.invalid' }) });
+      const { secured_session_id: sid } = await r.json();
+      const s = await fetch(`${gw.url}/visitors/${v}/chat/send_message`, { method: 'POST', headers: { 'X-API-Version': '2' },
+        body: new URLSearchParams({ licence_id: '100000', secured_session_id: sid, message: `v2 says ${P}` }) });
+      assert.ok(s.ok);
+    });
+    let customer;
+    await step('a LiveChat customer with markup in its name, session fields and message', async () => {
+      const tok = await post('/v2/customer/token', { grant_type: 'cookie' });
+      customer = { token: tok.access_token, id: tok.entity_id };
+      const auth = { Authorization: 'Bearer ' + customer.token };
+      const org = '?organization_id=3d5a7f0e-0c1b-4f2a-9b8e-chatgate0001';
+      await post('/v3.5/customer/action/update_customer' + org, { name: `XSS-lc ${P}`, session_fields: [{ note: P }] }, auth);
+      const s = await post('/v3.5/customer/action/start_chat' + org, { chat: { thread: { events: [{ type: 'message', text: `lc says ${P}` }] } } }, auth);
+      customer.chat = s.chat_id;
+    });
+    await step('the chats are listed, names shown as text (Rocket.Chat\'s mine, the others queued)', async () => {
+      await smith.list('My chats').getByRole('button', { name: /XSS-rc/ }).waitFor({ timeout: WAIT });
+      for (const n of ['XSS-v2', 'XSS-lc']) {
+        await smith.list('Queued').getByRole('button', { name: new RegExp(n) }).waitFor({ timeout: WAIT });
+      }
+      await b.shot('queued');
+    });
+    await step('each conversation and visitor panel shows the markup literally; nothing ran', async () => {
+      for (const [n, said] of [['XSS-v2', 'v2 says'], ['XSS-rc', 'rc says'], ['XSS-lc', 'lc says']]) {
+        await smith.open(n);
+        await smith.messages().getByText(`${said} ${P}`, { exact: true }).waitFor({ timeout: WAIT });
+        await b.page.getByRole('complementary', { name: 'Visitor' }).getByText(`${n} ${P}`, { exact: true }).waitFor({ timeout: WAIT });
+        if (n === 'XSS-rc') {
+          await b.page.getByRole('complementary', { name: 'Visitor' }).getByText(P, { exact: true }).first().waitFor({ timeout: WAIT });
+          await smith.messages().getByText('<img src=x onerror=alert(1)>.png', { exact: false }).first().waitFor({ timeout: WAIT });
+        }
+        if (n === 'XSS-lc') {
+          await b.page.getByRole('complementary', { name: 'Visitor' }).getByText(P, { exact: true }).first().waitFor({ timeout: WAIT });
+          // A sneak peek with markup while the chat is open.
+          await post('/v3.5/customer/action/send_sneak_peek?organization_id=3d5a7f0e-0c1b-4f2a-9b8e-chatgate0001',
+            { chat_id: customer.chat, sneak_peek_text: `peek ${P}` }, { Authorization: 'Bearer ' + customer.token });
+          await b.page.getByText(`is typing: peek ${P}`, { exact: false }).waitFor({ timeout: WAIT });
+        }
+        await b.shot(`literal-${n}`);
+      }
+      assert.equal(await b.page.evaluate(() => window.__xss), undefined, 'visitor script ran');
+      assert.equal(await b.page.locator('img[src="x"], main b, nav b, aside b, script:not([src])').count(), 0, 'visitor markup became elements');
+    });
+    await step('Take chat: a queued chat becomes mine', async () => {
+      await smith.open('XSS-v2');
+      await b.page.getByRole('toolbar', { name: 'Chat actions' }).getByRole('button', { name: 'Take chat' }).click();
+      await smith.list('My chats').getByRole('button', { name: /XSS-v2/ }).waitFor({ timeout: WAIT });
+      await b.shot('taken');
+    });
+    await step('tag the taken chat', async () => {
+      await b.page.getByRole('toolbar', { name: 'Chat actions' }).getByRole('button', { name: 'Tag' }).click();
+      const dlg = b.page.getByRole('dialog', { name: 'Tag chat' });
+      await dlg.getByLabel('Tag').fill('vip');
+      await dlg.getByRole('button', { name: 'Add tag' }).click();
+      await b.page.getByRole('toolbar', { name: 'Chat actions' }).getByRole('button', { name: 'Tag (vip)' }).waitFor({ timeout: WAIT });
+      await b.shot('tagged');
+    });
+    await step('ban the Rocket.Chat visitor after confirming', async () => {
+      await smith.open('XSS-rc');
+      await b.page.getByRole('toolbar', { name: 'Chat actions' }).getByRole('button', { name: 'Ban visitor' }).click();
+      const dlg = b.page.getByRole('dialog', { name: 'Ban this visitor?' });
+      await dlg.getByLabel('Days').fill('2');
+      await b.shot('ban-confirm');
+      await dlg.getByRole('button', { name: 'Ban visitor' }).click();
+      await b.page.getByText('Visitor banned.').waitFor({ timeout: WAIT });
+    });
+    await step('still nothing ran', async () => {
+      assert.equal(await b.page.evaluate(() => window.__xss), undefined, 'visitor script ran');
+    });
+  } finally {
+    wire.add('ERRORS', JSON.stringify(b.errors));
+    wire.save();
+    await b.close();
+  }
+});

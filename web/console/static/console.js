@@ -19,6 +19,7 @@ let rtm = null;
 let token = null;
 let me = null; // my_profile
 const chats = new Map(); // chat id → chat
+const names = new Map(); // user id → name, from every chat's users and system messages
 let selected = null; // chat id
 let unseenTotal = 0;
 let typingTimer = null;
@@ -109,6 +110,7 @@ function agentOf(c) {
 
 function threadInto(c, users, thread, fresh) {
   if (users) c.users = users;
+  for (const u of c.users) if (u.name) names.set(u.id, u.name);
   if (thread.id !== c.threadId) {
     c.events = new Map();
     c.threadId = thread.id;
@@ -122,6 +124,8 @@ function threadInto(c, users, thread, fresh) {
 
 function addEvent(c, e, fresh) {
   if (c.events.has(e.id)) return false;
+  const v = e.text_vars || {};
+  if (v.agent_id && v.agent_name) names.set(v.agent_id, v.agent_name);
   c.events.set(e.id, e);
   if (e.created_at > c.lastAt) c.lastAt = e.created_at;
   const fromCustomer = e.author_id && e.author_id === customerOf(c).id;
@@ -434,11 +438,13 @@ function authorName(c, id) {
   if (!id) return 'System';
   const u = c.users.find((x) => x.id === id);
   if (u) return u.name || (u.type === 'customer' ? 'Visitor' : id);
-  return id === (me && me.id) ? me.name : id;
+  if (id === (me && me.id)) return me.name;
+  return names.get(id) || id;
 }
 
 function eventNode(c, e) {
-  const mineAgent = e.author_id && c.users.some((u) => u.id === e.author_id && u.type === 'agent');
+  const cust = customerOf(c);
+  const mineAgent = e.author_id && e.author_id !== cust.id;
   const note = e.visibility === 'agents';
   const cls = ['msg', e.type === 'system_message' ? 'system' : mineAgent ? 'agent' : 'visitor', note ? 'note' : ''].join(' ');
   const head = el('div', { class: 'meta' },
