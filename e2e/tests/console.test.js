@@ -115,6 +115,7 @@ test('console: two visitors, answers, a private note, a file, a transfer, a clos
       await smith.send('Hi Vera, Agent Smith here.');
       await smith.open('Victor Vtwo');
       await smith.send('Hi Victor, how can I help?');
+      assert.equal(await smith.messages().getByText('Hi Vera, Agent Smith here.').count(), 0, 'another chat\'s messages shown');
       await rc.text('Hi Vera, Agent Smith here.').first().waitFor({ timeout: WAIT });
       await v2.log.getByText('Hi Victor, how can I help?').waitFor({ timeout: WAIT });
       await smithB.shot('answered');
@@ -354,5 +355,86 @@ test('console: markup and script from visitors on every surface are shown as tex
     wire.add('ERRORS', JSON.stringify(b.errors));
     wire.save();
     await b.close();
+  }
+});
+
+// The operator view: a second chatgate plays the upstream Rocket.Chat desk
+// of a relay connector; it goes down and comes back. A webhook whose
+// receiver does not answer fails and is retried with the retry button.
+test('operator view: a relay connector goes down and comes back; a failed webhook is retried', async (t) => {
+  const wire = new WireLog('console-ops');
+  const upstream = await startGateway('console-ops-upstream');
+  let front;
+  const b = await openBrowser('console-ops', wire);
+  const page = b.page;
+  const step = stepper(t, (name, e) => { wire.add('FAILED', `${name}: ${e.message}`); return b.shot('FAILED'); });
+  const relayRow = () => page.getByRole('table', { name: 'Relay connectors' }).getByRole('row', { name: /desk-rc/ });
+  const pending = () => page.getByRole('table', { name: 'Pending deliveries' });
+  try {
+    await step('start a gateway relaying to the upstream desk, webhooks retried only by hand (1 h backoff)', async () => {
+      front = await startGateway('console-ops-front', { admin: true, extra: [
+        'relay:',
+        '  min_backoff: 100ms',
+        '  max_backoff: 1s',
+        '  connectors:',
+        `    - {name: desk-rc, kind: rocketchat, url: "${upstream.url}", timeout: 5s}`,
+        '  routes:',
+        '    - upstream: desk-rc',
+        'webhooks:',
+        '  min_backoff: 1h',
+        '  max_backoff: 1h',
+      ].join('\n') });
+      // An agent on the upstream desk, so that it takes the relayed chat.
+      const { Agent } = require('../lib/agent');
+      const deskAgent = await Agent.connect(upstream.url, upstream.agent.token, wire);
+      t.after(() => deskAgent.close());
+    });
+    await step('a webhook to a receiver that does not answer, and a visitor chat that triggers it', async () => {
+      const r = await fetch(front.url + '/v3.5/configuration/action/register_webhook', {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + front.agent.token },
+        body: JSON.stringify({ action: 'incoming_chat', secret_key: 'e2e-secret-key', url: 'https://127.0.0.1:9/hook',
+          owner_client_id: 'e2e-ops', type: 'license', description: 'nobody listens here' }) });
+      assert.ok(r.ok, `register_webhook: ${r.status} ${await r.text()}`);
+      const s = await fetch(`${front.url}/visitors/ops-visitor/chat/start`, { method: 'POST', headers: { 'X-API-Version': '2' },
+        body: new URLSearchParams({ licence_id: '100000', welcome_message: 'Hi', name: 'Olga Ops' }) });
+      assert.ok(s.ok);
+    });
+    await step('the admin agent opens the operator view: connector connected, webhook delivery failing', async () => {
+      await consolePage(page).loginPassword(front.url, front.agent.username, front.agent.password);
+      await page.getByRole('link', { name: 'Operator view' }).click();
+      await relayRow().getByText('connected', { exact: true }).waitFor({ timeout: WAIT });
+      await pending().getByRole('row', { name: /incoming_chat/ }).waitFor({ timeout: WAIT });
+      await page.getByRole('table', { name: 'Registered' }).getByText('https://127.0.0.1:9/hook').waitFor({ timeout: WAIT });
+      await page.getByRole('table', { name: 'Active conversations by source' }).getByText('livechat.v2 → desk-rc').waitFor({ timeout: WAIT });
+      await b.shot('ops-healthy');
+    });
+    await step('the upstream desk goes down: the connector shows disconnected with its error', async () => {
+      await upstream.kill();
+      await relayRow().getByText('disconnected', { exact: true }).waitFor({ timeout: 20000 });
+      await b.shot('ops-relay-down');
+    });
+    await step('the upstream desk comes back: connected again, a reconnect counted', async () => {
+      await upstream.start();
+      await relayRow().getByText('connected', { exact: true }).waitFor({ timeout: 30000 });
+      await b.shot('ops-relay-back');
+    });
+    await step('the retry button makes the failed webhook delivery go again now', async () => {
+      const row = pending().getByRole('row', { name: /incoming_chat/ });
+      await row.getByRole('cell', { name: '1', exact: true }).waitFor({ timeout: WAIT });
+      await b.shot('ops-webhook-failed');
+      await page.getByRole('button', { name: 'Retry waiting deliveries now' }).click();
+      await row.getByRole('cell', { name: '2', exact: true }).waitFor({ timeout: WAIT });
+      await b.shot('ops-webhook-retried');
+    });
+    await step('a non-admin token is refused', async () => {
+      const r = await fetch(front.url + '/console/api/ops', { headers: { Authorization: 'Bearer not-a-token-at-all-000000' } });
+      assert.equal(r.status, 401);
+    });
+  } finally {
+    wire.add('ERRORS', JSON.stringify(b.errors));
+    wire.save();
+    await b.close();
+    if (front) await front.stop();
+    await upstream.stop();
   }
 });

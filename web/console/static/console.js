@@ -10,7 +10,7 @@ const TOKEN_KEY = 'chatgate.console.token';
 const SOURCES = {
   'livechat.v2': 'LiveChat v2 widget',
   rocketchat: 'Rocket.Chat widget',
-  'livechat.customer.rtm': 'LiveChat customer app',
+  'livechat.customer': 'LiveChat customer app',
   'livechat.agent.rtm': 'started by an agent',
 };
 
@@ -445,7 +445,7 @@ function authorName(c, id) {
 function eventNode(c, e) {
   const cust = customerOf(c);
   const mineAgent = e.author_id && e.author_id !== cust.id;
-  const note = e.visibility === 'agents';
+  const note = e.visibility === 'agents' && e.type !== 'system_message';
   const cls = ['msg', e.type === 'system_message' ? 'system' : mineAgent ? 'agent' : 'visitor', note ? 'note' : ''].join(' ');
   const head = el('div', { class: 'meta' },
     el('span', { class: 'author' }, authorName(c, e.author_id)),
@@ -458,6 +458,7 @@ function eventNode(c, e) {
       break;
     case 'system_message':
       body.textContent = e.text || e.system_message_type;
+      if (e.visibility === 'agents') body.append(el('span', { class: 'muted' }, ' (agents only)'));
       break;
     case 'file': {
       const url = safeURL(e.url);
@@ -514,6 +515,11 @@ function renderChat(c) {
   $('chat-state').textContent = !c.active ? 'Closed' : c.queued ? 'Queued' : `Served by ${agent ? agent.name : 'nobody'}`;
   const ol = $('messages');
   const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
+  const key = `${c.id} ${c.threadId}`;
+  if (ol.dataset.thread !== key) {
+    clear(ol);
+    ol.dataset.thread = key;
+  }
   const have = new Set([...ol.children].map((n) => n.dataset.eventId));
   const want = [...c.events.values()];
   if (want.length < have.size || want.some((e, i) => ol.children[i] && ol.children[i].dataset.eventId !== e.id && have.has(e.id))) {
