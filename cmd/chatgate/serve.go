@@ -46,7 +46,7 @@ type serveOptions struct {
 	// not listening on loopback (--demo).
 	Demo   bool
 	Stderr io.Writer
-	Getenv                     func(string) string
+	Getenv func(string) string
 	// Listening, if set, is told the bound address once the server accepts
 	// connections (tests listen on 127.0.0.1:0).
 	Listening func(addr string)
