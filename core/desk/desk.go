@@ -241,7 +241,7 @@ func (d *Desk) drainQueue(ctx context.Context) {
 	}
 }
 
-func convKey(id model.ConvID) string       { return "c:" + string(id) }
+func convKey(id model.ConvID) string { return "c:" + string(id) }
 
 // maxStaleRetries bounds how often onConv runs a command again because
 // another writer changed its conversation between read and commit.
