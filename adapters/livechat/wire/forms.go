@@ -2,15 +2,6 @@ package wire
 
 import "fmt"
 
-// FormTypes are the forms a LiveChat group may ask (get_form's type).
-var FormTypes = []string{"prechat", "postchat", "ticket"}
-
-// FormFieldTypes are the field types of LiveChat's forms (v3.x) and of the
-// seed's filled_form (text, title, information); a configured form uses
-// these.
-var FormFieldTypes = []string{"header", "name", "email", "question", "textarea", "radio", "checkbox", "select",
-	"group_chooser", "rating", "text", "title", "information"}
-
 // Form is a configured form as get_form returns it.
 type Form struct {
 	ID     string         `json:"id"`
