@@ -125,8 +125,8 @@ type SendEventResponse struct {
 
 // eventSide is the agent side of send_event: system_message and
 // agents-only events allowed, file events only with upload_file URLs.
-func (c *agentView) eventSide() wire.EventSide {
-	return wire.EventSide{Aud: wire.ForAgent, File: func(e *wire.EventIn) (*model.File, error) { return c.fileOf(e.URL) },
+func (c *agentView) eventSide(ctx context.Context) wire.EventSide {
+	return wire.EventSide{Aud: wire.ForAgent, File: func(e *wire.EventIn) (*model.File, error) { return c.fileOf(ctx, e.URL) },
 		FormType: c.s.cfg.Forms.TypeOf}
 }
 
@@ -144,7 +144,7 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if p.Event == nil {
 		return nil, wire.Errorf(wire.Validation, "event is required")
 	}
-	draft, err := p.Event.Draft(c.eventSide())
+	draft, err := p.Event.Draft(c.eventSide(ctx))
 	if err != nil {
 		return nil, err
 	}
