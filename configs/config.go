@@ -75,6 +75,9 @@ type Config struct {
 			LoginTimeout time.Duration `yaml:"login_timeout"`
 			PingTimeout  time.Duration `yaml:"ping_timeout"`
 		} `yaml:"customer"`
+		// Forms are the pre-chat, post-chat and ticket forms groups ask
+		// (Customer Chat API get_form; forms.go).
+		Forms []Form `yaml:"forms"`
 	} `yaml:"livechat"`
 	Routing struct {
 		DefaultStatus string `yaml:"default_status"`
@@ -286,6 +289,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, err.Error())
 	}
 	errs = append(errs, c.Relay.validate(depts)...)
+	errs = append(errs, validateForms(c.LiveChat.Forms, depts)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))
 	}
