@@ -64,7 +64,8 @@ func (s *Surface) visitorRoom(ctx context.Context, token, rid string) (model.Vis
 	if rid == "" || len(rid) > maxTokenLen {
 		return v, model.Conversation{}, errInvalidRoom
 	}
-	c, err := s.d.Store().Conversation(ctx, model.ConvID(rid))
+	convID, _ := s.resolveRoom(ctx, rid)
+	c, err := s.d.Store().Conversation(ctx, convID)
 	if errors.Is(err, store.ErrNotFound) {
 		return v, model.Conversation{}, errInvalidRoom
 	}

@@ -28,7 +28,6 @@ import (
 	"chatgate/adapters/internal/ddp"
 	"chatgate/core/hub"
 	"chatgate/core/model"
-	"chatgate/store"
 )
 
 // Stream publications served to visitors.
@@ -573,28 +572,4 @@ func (s *Surface) agentTyping(n hub.Notice) (string, bool, bool) {
 		return t.Author.ID, t.On, true
 	}
 	return agentUsername(a), t.On, true
-}
-
-// --- rooms ---------------------------------------------------------------------------
-
-// resolveRoom maps a room id from a client to a conversation id: a
-// conversation id as is, else a legacy alias (KindRoomAlias). aliased
-// reports the latter. An unknown id comes back unchanged.
-func (s *Surface) resolveRoom(ctx context.Context, rid string) (model.ConvID, bool) {
-	if rid == "" || len(rid) > maxTokenLen {
-		return model.ConvID(rid), false
-	}
-	st := s.d.Store()
-	if _, err := st.Conversation(ctx, model.ConvID(rid)); err == nil {
-		return model.ConvID(rid), false
-	}
-	id, err := st.Resolve(ctx, s.aliasKey(rid))
-	if err != nil {
-		return model.ConvID(rid), false
-	}
-	return model.ConvID(id), true
-}
-
-func (s *Surface) aliasKey(rid string) store.MapKey {
-	return store.MapKey{System: System, Tenant: s.cfg.Tenant, Kind: KindRoomAlias, Foreign: rid}
 }

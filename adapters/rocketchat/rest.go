@@ -28,6 +28,7 @@ import (
 type restState struct {
 	wire     wireState
 	presence sync.Map // model.VisitorID -> visitor.status ("online", "away" ...)
+	roomIDs  sync.Map // model.ConvID -> the room _id clients see (room_ids.go)
 	routes   []*restRoute
 }
 

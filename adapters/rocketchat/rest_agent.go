@@ -98,7 +98,7 @@ func (s *Surface) restAgentMessages(c *gin.Context, r *restReq) (map[string]any,
 	if (isOpen && !agentMayRead(r.agent, open)) || (!isOpen && !r.agent.Serves(v.Department)) {
 		return nil, errUnauthorized
 	}
-	conv, _, err := s.openOrStartRoom(ctx, v)
+	conv, _, err := s.openOrStartRoom(ctx, v, "")
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (s *Surface) restRoomForward(c *gin.Context, r *restReq) (map[string]any, e
 		return nil, err
 	}
 	ctx := c.Request.Context()
-	conv, err := s.d.Store().Conversation(ctx, model.ConvID(rid))
+	conv, err := s.conversation(ctx, rid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errInvalidRoomLong
 	}
@@ -208,7 +208,7 @@ func (s *Surface) restRoomVisitor(c *gin.Context, r *restReq) (map[string]any, e
 	if err != nil {
 		return nil, err
 	}
-	conv, err := s.d.Store().Conversation(ctx, model.ConvID(in[0]))
+	conv, err := s.conversation(ctx, in[0])
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errInvalidRoom
 	}
@@ -230,7 +230,7 @@ func (s *Surface) restRoomVisitor(c *gin.Context, r *restReq) (map[string]any, e
 // restTransferHistory is GET livechat/transfer.history/:rid (§5.22.6).
 func (s *Surface) restTransferHistory(c *gin.Context, r *restReq) (map[string]any, error) {
 	ctx := c.Request.Context()
-	conv, err := s.d.Store().Conversation(ctx, model.ConvID(c.Param("rid")))
+	conv, err := s.conversation(ctx, c.Param("rid"))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errInvalidRoom
 	}
@@ -275,7 +275,7 @@ func (s *Surface) restVisitorRooms(c *gin.Context, r *restReq) (map[string]any, 
 		return nil, err
 	}
 	if open && agentMayRead(r.agent, conv) {
-		room := map[string]any{"_id": string(conv.ID), "t": "l", "cl": false}
+		room := map[string]any{"_id": s.roomID(ctx, conv.ID), "t": "l", "cl": false}
 		if full := s.renderRoom(&conv, &v, ""); full["servedBy"] != nil {
 			room["servedBy"] = full["servedBy"]
 		}

@@ -24,7 +24,9 @@ func visitorAuthor(v model.Visitor) model.Author {
 // in the visitor's department when it still exists, refused with
 // no-agent-online when no agent accepting chats serves it. created reports
 // a new room. The first event is the "chat started" notice (livechat-started).
-func (s *Surface) openOrStartRoom(ctx context.Context, v model.Visitor) (model.Conversation, bool, error) {
+// rid, when the client chose one for a new room, becomes the new room's _id
+// (room_ids.go); a visitor's open room keeps its own.
+func (s *Surface) openOrStartRoom(ctx context.Context, v model.Visitor, rid string) (model.Conversation, bool, error) {
 	conv, open, err := s.d.OpenConversation(ctx, v.ID)
 	if err != nil {
 		return model.Conversation{}, false, err
@@ -39,10 +41,18 @@ func (s *Surface) openOrStartRoom(ctx context.Context, v model.Visitor) (model.C
 	if !s.online(dept) {
 		return model.Conversation{}, false, errNoAgentOnline
 	}
-	conv, _, err = s.d.Start(ctx, desk.StartRequest{Visitor: v.ID, Department: dept, Origin: System,
+	maps, err := s.roomAlias(ctx, rid)
+	if err != nil {
+		return model.Conversation{}, false, err
+	}
+	conv, _, err = s.d.Start(ctx, desk.StartRequest{Visitor: v.ID, Department: dept, Origin: System, Maps: maps,
 		Author: visitorAuthor(v), Events: []desk.Draft{{Kind: model.KindSystem, Subtype: model.SysStarted, Text: "Chat started"}}})
 	if errors.Is(err, desk.ErrVisitorBusy) {
 		return conv, false, nil
+	}
+	if len(maps) > 0 && errors.Is(err, store.ErrConflict) {
+		// The client's id was bound to another room meanwhile.
+		return model.Conversation{}, false, errCannotAccess
 	}
 	if err != nil {
 		return model.Conversation{}, false, err
@@ -62,17 +72,33 @@ func (s *Surface) restRoom(c *gin.Context, _ *restReq) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rid := c.Query("rid"); rid != "" {
+	rid := c.Query("rid")
+	if rid != "" {
 		_, conv, err := s.visitorRoom(ctx, token, rid)
-		if err != nil {
-			return nil, err
-		}
-		if !conv.Active() {
+		switch {
+		case err == nil && conv.Active():
+			return map[string]any{"room": s.renderRoom(&conv, &v, token), "newRoom": false}, nil
+		case err == nil, !errors.Is(err, errInvalidRoom):
 			return nil, errInvalidRoom
 		}
-		return map[string]any{"room": s.renderRoom(&conv, &v, token), "newRoom": false}, nil
+		// Rocket.Chat 4.x answers invalid-room for any rid that is not the
+		// token's open room (room.js, checked); Rocket.Chat 3.x and the
+		// realtime seed let the client choose the id of the room it
+		// starts (rid = roomId || Random.id()). chatgate starts a room
+		// under an unused client id, and answers invalid-room when the
+		// visitor already has an open room (one open room per visitor) or
+		// the id cannot name a room.
+		if _, open, err := s.d.OpenConversation(ctx, v.ID); err != nil {
+			return nil, err
+		} else if open || !validRoomID(rid) {
+			return nil, errInvalidRoom
+		}
 	}
-	conv, created, err := s.openOrStartRoom(ctx, v)
+	conv, created, err := s.openOrStartRoom(ctx, v, rid)
+	if rid != "" && errors.Is(err, errCannotAccess) {
+		// The id names another visitor's room: nothing tells it exists.
+		return nil, errInvalidRoom
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +136,7 @@ func (s *Surface) restRoomClose(c *gin.Context, r *restReq) (map[string]any, err
 	if _, err := s.d.Close(ctx, conv.ID, visitorAuthor(v), comment, ""); err != nil {
 		return nil, deskErr(err)
 	}
-	return map[string]any{"rid": string(conv.ID), "comment": comment}, nil
+	return map[string]any{"rid": s.roomID(ctx, conv.ID), "comment": comment}, nil
 }
 
 // restRoomTransfer is POST livechat/room.transfer (§5.8): the visitor
@@ -207,7 +233,7 @@ func (s *Surface) restRoomSurvey(c *gin.Context, r *restReq) (map[string]any, er
 	if err := s.d.Store().Commit(context.WithoutCancel(ctx), &store.Batch{Meta: map[string][]byte{s.surveyKey(conv.ID): b}}); err != nil {
 		return nil, err
 	}
-	return map[string]any{"rid": string(conv.ID), "data": data}, nil
+	return map[string]any{"rid": s.roomID(ctx, conv.ID), "data": data}, nil
 }
 
 // restPageVisited is POST livechat/page.visited (§5.18). A URL change on an

@@ -112,7 +112,7 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 				return nil, err
 			}
 			if open {
-				room := map[string]any{"_id": string(conv.ID), "open": true}
+				room := map[string]any{"_id": s.roomID(ctx, conv.ID), "open": true}
 				if conv.Department != "" {
 					room["departmentId"] = string(conv.Department)
 				}

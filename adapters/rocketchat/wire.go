@@ -442,7 +442,7 @@ func (s *Surface) renderRoom(c *model.Conversation, v *model.Visitor, token stri
 	}
 	last := updatedAt(c.CreatedAt, c.AssignedAt, c.ClosedAt)
 	m := map[string]any{
-		"_id": string(c.ID), "t": "l", "fname": fname, "ts": c.CreatedAt, "lm": last, "_updatedAt": last,
+		"_id": s.roomID(ctx, c.ID), "t": "l", "fname": fname, "ts": c.CreatedAt, "lm": last, "_updatedAt": last,
 		"msgs": c.LastSeq, "cl": false,
 		"v":      map[string]any{"_id": string(vis.ID), "username": username, "token": token, "status": status},
 		"source": roomSource(c.Origin),
@@ -514,7 +514,7 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 		return nil
 	}
 	ctx := context.Background()
-	m := map[string]any{"_id": messageID(e), "rid": string(e.Conv), "ts": e.At, "_updatedAt": updatedAt(e.At, e.EditedAt)}
+	m := map[string]any{"_id": messageID(e), "rid": s.roomID(context.Background(), e.Conv), "ts": e.At, "_updatedAt": updatedAt(e.At, e.EditedAt)}
 	author := func() map[string]any {
 		return s.authorUser(ctx, string(e.Author.Kind), e.Author.ID, e.Author.Name)
 	}
