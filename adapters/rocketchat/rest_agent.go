@@ -399,7 +399,7 @@ func (s *Surface) restContactGet(c *gin.Context, r *restReq) (map[string]any, er
 
 // restContactSearch is GET omnichannel/contact.search?email=|phone=
 // (§5.22.10). The store has no index on e-mail or phone: it scans the
-// visitors of all conversations, and skips those out of the agent's reach.
+// visitors (findVisitor), and skips those out of the agent's reach.
 func (s *Surface) restContactSearch(c *gin.Context, r *restReq) (map[string]any, error) {
 	email := strings.ToLower(strings.TrimSpace(c.Query("email")))
 	phone := strings.TrimSpace(c.Query("phone"))
@@ -430,13 +430,24 @@ func (s *Surface) restContactSearch(c *gin.Context, r *restReq) (map[string]any,
 	return map[string]any{"contact": s.renderVisitor(found, "")}, nil
 }
 
-// findVisitor returns the first visitor (of any conversation) fn accepts.
+// findVisitor returns the first visitor fn accepts: of every visitor when
+// the store can list them (store.VisitorLister), as Rocket.Chat's contact
+// search finds visitors without rooms; else of the visitors of all
+// conversations.
 func (s *Surface) findVisitor(ctx context.Context, fn func(model.Visitor) bool) (*model.Visitor, error) {
+	var found *model.Visitor
+	if vl, ok := s.d.Store().(store.VisitorLister); ok {
+		err := vl.Visitors(ctx, func(v model.Visitor) bool {
+			if fn(v) {
+				found = &v
+				return false
+			}
+			return true
+		})
+		return found, err
+	}
 	seen := map[model.VisitorID]bool{}
-	var (
-		found *model.Visitor
-		ferr  error
-	)
+	var ferr error
 	err := s.d.Store().Conversations(ctx, func(conv model.Conversation) bool {
 		if seen[conv.Visitor] {
 			return true

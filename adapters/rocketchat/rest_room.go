@@ -154,18 +154,8 @@ func (s *Surface) restRoomTransfer(c *gin.Context, r *restReq) (map[string]any, 
 	if !conv.Active() {
 		return nil, errRoomClosed
 	}
-	dp, ok := s.findDepartment(in[2])
-	if !ok {
-		return nil, errInvalidDept
-	}
-	if dp.ID == conv.Department {
-		return nil, errSameDepartment
-	}
-	if err := s.d.Transfer(ctx, conv.ID, dp.ID, visitorAuthor(v)); err != nil {
-		return nil, deskErr(err)
-	}
-	if _, err := s.d.UpdateVisitor(ctx, v.ID, desk.VisitorUpdate{Department: &dp.ID}); err != nil {
-		s.log.Warn().Err(err).Str("visitor", string(v.ID)).Msg("visitor department after transfer")
+	if err := s.visitorTransfer(ctx, v, conv, in[2]); err != nil {
+		return nil, err
 	}
 	conv, err = s.d.Store().Conversation(ctx, conv.ID)
 	if err != nil {
@@ -179,6 +169,67 @@ func (s *Surface) restRoomTransfer(c *gin.Context, r *restReq) (map[string]any, 
 		}
 	}
 	return map[string]any{"room": room}, nil
+}
+
+// visitorTransfer moves the visitor's open room conv to a department (by
+// id or name); the visitor's preferred department follows.
+func (s *Surface) visitorTransfer(ctx context.Context, v model.Visitor, conv model.Conversation, dept string) error {
+	dp, ok := s.findDepartment(dept)
+	if !ok {
+		return errInvalidDept
+	}
+	if dp.ID == conv.Department {
+		return errSameDepartment
+	}
+	if err := s.d.Transfer(ctx, conv.ID, dp.ID, visitorAuthor(v)); err != nil {
+		return deskErr(err)
+	}
+	if _, err := s.d.UpdateVisitor(ctx, v.ID, desk.VisitorUpdate{Department: &dp.ID}); err != nil {
+		s.log.Warn().Err(err).Str("visitor", string(v.ID)).Msg("visitor department after transfer")
+	}
+	return nil
+}
+
+// restDepartmentTransfer is POST livechat/visitor/department.transfer
+// {token, rid, department}, the route of Rocket.Chat 6+ that
+// @rocket.chat/ddp-client's transferChat calls (room.ts, checked):
+// {"success":true}, or API.v1.failure("<code>") for an unknown token
+// (invalid-token), room (error-invalid-room), a closed room
+// (This_conversation_is_already_closed) or a transfer that did not happen
+// (error-transfering-chat). Rocket.Chat reads the room by rid alone; here
+// the room must be the token's (a visitor's token opens only its own
+// rooms), and another visitor's room is error-invalid-room like a room
+// that does not exist.
+func (s *Surface) restDepartmentTransfer(c *gin.Context, r *restReq) (map[string]any, error) {
+	var in [3]string
+	for i, k := range []string{"token", "rid", "department"} {
+		v, ok := r.body[k].(string)
+		if !ok {
+			return nil, &failC{body: map[string]any{"errorType": "invalid-params", "error": "must have required property '" + k + "'"}}
+		}
+		in[i] = v
+	}
+	fail := func(code string) error { return &failC{body: map[string]any{"error": code}} }
+	ctx := c.Request.Context()
+	v, conv, err := s.visitorRoom(ctx, in[0], in[1])
+	switch {
+	case errors.Is(err, errInvalidToken):
+		return nil, fail("invalid-token")
+	case errors.Is(err, errInvalidRoom):
+		return nil, fail("error-invalid-room")
+	case err != nil:
+		return nil, err
+	case !conv.Active():
+		return nil, fail("This_conversation_is_already_closed")
+	}
+	if err := s.visitorTransfer(ctx, v, conv, in[2]); err != nil {
+		var rc *rcError
+		if errors.As(err, &rc) {
+			return nil, fail("error-transfering-chat")
+		}
+		return nil, err
+	}
+	return map[string]any{}, nil
 }
 
 // Survey items and values, as livechat/config announces them.
@@ -239,7 +290,12 @@ func (s *Surface) restRoomSurvey(c *gin.Context, r *restReq) (map[string]any, er
 // restPageVisited is POST livechat/page.visited (§5.18). A URL change on an
 // open room of the token is kept as an agents-only annotation (Rocket.Chat's
 // hidden livechat_navigation_history message); without a room nothing is
-// stored.
+// stored. As on Rocket.Chat (Livechat.savePageHistory, checked: it
+// checks neither the token nor the room), an unknown token or a room that
+// is not the token's open room is answered 200 like any other call, with
+// the page echoed back (the request's own data: nothing about the room
+// leaks), but nothing is stored: Rocket.Chat would write the navigation
+// message into whatever room the rid names, another visitor's included.
 func (s *Surface) restPageVisited(c *gin.Context, r *restReq) (map[string]any, error) {
 	token, err := str(r.body, "token", true)
 	if err != nil {
@@ -260,7 +316,10 @@ func (s *Surface) restPageVisited(c *gin.Context, r *restReq) (map[string]any, e
 	)
 	if rid != "" {
 		if v, conv, err = s.visitorRoom(ctx, token, rid); err != nil {
-			return nil, err
+			if !ddpClientError(err) {
+				return nil, err
+			}
+			conv = model.Conversation{}
 		}
 	}
 	if change, _ := page["change"].(string); change != "url" {

@@ -880,7 +880,6 @@ func TestVisitorIsolation(t *testing.T) {
 		{"close", "POST", "/api/v1/livechat/room.close", map[string]any{"rid": ridB, "token": "tok-A"}},
 		{"transfer", "POST", "/api/v1/livechat/room.transfer", map[string]any{"rid": ridB, "token": "tok-A", "department": "sup"}},
 		{"survey", "POST", "/api/v1/livechat/room.survey", map[string]any{"rid": ridB, "token": "tok-A", "data": []any{map[string]any{"name": "satisfaction", "value": "1"}}}},
-		{"page.visited", "POST", "/api/v1/livechat/page.visited", map[string]any{"rid": ridB, "token": "tok-A", "pageInfo": map[string]any{"change": "url", "title": "t", "location": map[string]any{"href": "h"}}}},
 		{"transcript", "POST", "/api/v1/livechat/transcript", map[string]any{"rid": ridB, "token": "tok-A", "email": "a@example.com"}},
 		{"callStatus", "POST", "/api/v1/livechat/visitor.callStatus", map[string]any{"rid": ridB, "token": "tok-A", "callStatus": "x", "callId": "c"}},
 	}
@@ -900,6 +899,28 @@ func TestVisitorIsolation(t *testing.T) {
 	}
 	code, m = h.upload(ridB, "tok-A", "x.txt", "text/plain", []byte("x"), "")
 	wantErr(t, "upload to B's room", code, m, 403, map[string]any{"success": false, "error": "unauthorized"})
+
+	// page.visited answers 200 for any token and room, as Rocket.Chat
+	// does, the same for B's room as for no room, and stores nothing in
+	// B's room.
+	lastSeq := func() uint64 {
+		c, err := h.s.conversation(context.Background(), ridB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.LastSeq
+	}
+	seqBefore := lastSeq()
+	page := func(rid string) map[string]any {
+		return h.ok("POST", "/api/v1/livechat/page.visited", map[string]any{"rid": rid, "token": "tok-A",
+			"pageInfo": map[string]any{"change": "url", "title": "t", "location": map[string]any{"href": "h"}}}, nil)
+	}
+	if pb, pn := page(ridB), page("NOSUCHROOM"); !equalJSON(pb, pn) {
+		t.Errorf("page.visited: B's room %v, missing room %v", pb, pn)
+	}
+	if got := lastSeq(); got != seqBefore {
+		t.Errorf("page.visited with A's token stored in B's room: seq %d -> %d", seqBefore, got)
+	}
 
 	after := h.history("tok-B", ridB)
 	if !equalJSON(before, after) {

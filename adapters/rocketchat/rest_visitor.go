@@ -127,6 +127,19 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 					}
 				}
 				cfg["room"] = room
+				// A visitor with an open room is never sent to the offline
+				// form: its conversation goes on (served, or waiting in
+				// the queue) whoever accepts new chats now. Without this
+				// the widget, reloaded after the serving agent stopped
+				// accepting chats (or after a move to a department where
+				// nobody does), showed an empty "Leave a message" form
+				// instead of the conversation.
+				cfg["online"] = true
+				if conv.State == model.StateQueued {
+					if spot := s.d.Router().Position(conv.ID); spot > 0 {
+						cfg["queueInfo"] = s.queueInfo(spot)
+					}
+				}
 			}
 		case !errors.Is(err, errInvalidToken):
 			return nil, err

@@ -546,33 +546,45 @@ func (s *Store) VisitorConversations(_ context.Context, v model.VisitorID) ([]mo
 	return out, err
 }
 
-// convPage is how many conversations Conversations decodes per read
+// scanPage is how many records Conversations and Visitors decode per read
 // transaction.
-const convPage = 256
+const scanPage = 256
 
 // Conversations implements store.Store. fn runs outside any bbolt
 // transaction, a page at a time, so that it may use the store (reads and
 // Commit): a read transaction held across fn would deadlock with a writer
 // that needs to grow the mmap. The scan is therefore not one snapshot.
 func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) bool) error {
+	return scan(ctx, s, bConvs, "conversation", fn)
+}
+
+// Visitors implements store.VisitorLister, as Conversations scans: every
+// visitor, whether or not it has conversations.
+func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
+	return scan(ctx, s, bVisitors, "visitor", fn)
+}
+
+// scan calls fn for every JSON record of bucket, in key order, a page per
+// read transaction (see Conversations), until fn returns false.
+func scan[T any](ctx context.Context, s *Store, bucket []byte, what string, fn func(T) bool) error {
 	var after []byte // last key handed out; nil before the first page
-	page := make([]model.Conversation, 0, convPage)
+	page := make([]T, 0, scanPage)
 	for {
 		page = page[:0]
 		err := s.db.View(func(tx *bbolt.Tx) error {
-			c := tx.Bucket(bConvs).Cursor()
+			c := tx.Bucket(bucket).Cursor()
 			var k, v []byte
 			if after == nil {
 				k, v = c.First()
 			} else if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
 				k, v = c.Next()
 			}
-			for ; k != nil && len(page) < convPage; k, v = c.Next() {
-				var conv model.Conversation
-				if err := json.Unmarshal(v, &conv); err != nil {
-					return fmt.Errorf("decode conversation %q: %w", k, err)
+			for ; k != nil && len(page) < scanPage; k, v = c.Next() {
+				var rec T
+				if err := json.Unmarshal(v, &rec); err != nil {
+					return fmt.Errorf("decode %s %q: %w", what, k, err)
 				}
-				page = append(page, conv)
+				page = append(page, rec)
 				after = append(after[:0], k...)
 			}
 			return nil
@@ -580,12 +592,12 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 		if err != nil {
 			return err
 		}
-		for _, conv := range page {
-			if !fn(conv) {
+		for _, rec := range page {
+			if !fn(rec) {
 				return nil
 			}
 		}
-		if len(page) < convPage {
+		if len(page) < scanPage {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
