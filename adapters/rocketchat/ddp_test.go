@@ -353,7 +353,7 @@ func TestDDPCloseAndAgentNotices(t *testing.T) {
 // spot in the department's queue, shaped as Rocket.Chat EE's
 // normalizeQueueInfo (spot, message from rocket.cat, estimated wait).
 func TestDDPQueueData(t *testing.T) {
-	env := newDDPEnv(t, func(s *Surface) { s.cfg.QueueMessage, s.cfg.QueueWaitPerChat = "Please wait", 90 * time.Second })
+	env := newDDPEnv(t, func(s *Surface) { s.cfg.QueueMessage, s.cfg.QueueWaitPerChat = "Please wait", 90*time.Second })
 	var convs []model.Conversation
 	for _, tok := range []string{"tok-q1", "tok-q2"} {
 		v := env.visitor(tok, "")
