@@ -113,7 +113,7 @@ func (e *ddpEnv) visitor(token, name string) model.Visitor {
 // starts it (an agent must be online).
 func (e *ddpEnv) room(v model.Visitor) model.Conversation {
 	e.t.Helper()
-	c, _, err := e.s.openOrStartRoom(context.Background(), v, "")
+	c, _, err := e.s.openOrStartRoom(context.Background(), v, "", true)
 	if err != nil {
 		e.t.Fatalf("room: %v", err)
 	}

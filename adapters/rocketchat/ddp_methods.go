@@ -492,12 +492,12 @@ func (ss *ddpSession) roomFor(ctx context.Context, v model.Visitor, rid string) 
 			return conv, false, "", nil
 		}
 		// Closed: Rocket.Chat gives the message a new random rid.
-		conv, created, err := s.openOrStartRoom(ctx, v, "")
+		conv, created, err := s.openOrStartRoom(ctx, v, "", isWidget(ss.base.Header))
 		return conv, created, "", err
 	case !errors.Is(err, store.ErrNotFound):
 		return model.Conversation{}, false, "", err
 	}
-	conv, created, err := s.openOrStartRoom(ctx, v, rid)
+	conv, created, err := s.openOrStartRoom(ctx, v, rid, isWidget(ss.base.Header))
 	if err != nil {
 		return model.Conversation{}, false, "", err
 	}

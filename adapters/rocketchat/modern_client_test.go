@@ -149,3 +149,42 @@ func TestVisitorDataStream(t *testing.T) {
 		t.Errorf("visitorData after an agent's update: %v", got)
 	}
 }
+
+// TestRoomSourceType: room.source.type is "api" unless the client sent
+// the widget's rc_is_widget=t cookie (Rocket.Chat's API.v1 isWidget(),
+// room.js, checked), on REST and DDP alike.
+func TestRoomSourceType(t *testing.T) {
+	h := newRH(t)
+	h.online("ann@x")
+	for _, tc := range []struct {
+		token, cookie, want string
+	}{
+		{"tok-api", "", "api"},
+		{"tok-wrong", "rc_is_widget=f", "api"},
+		{"tok-widget", "rc_is_widget=t", "widget"},
+	} {
+		h.visitor(tc.token, "")
+		hdr := map[string]string{}
+		if tc.cookie != "" {
+			hdr["Cookie"] = tc.cookie
+		}
+		room := h.ok("GET", "/api/v1/livechat/room?token="+tc.token, nil, hdr)["room"].(map[string]any)
+		if !equalJSON(room["source"], map[string]any{"type": tc.want}) {
+			t.Errorf("%s: source %v, want %s", tc.token, room["source"], tc.want)
+		}
+		// Every later rendering keeps it.
+		again := h.ok("GET", "/api/v1/livechat/room?token="+tc.token, nil, nil)["room"].(map[string]any)
+		if !equalJSON(again["source"], room["source"]) {
+			t.Errorf("%s: source later %v", tc.token, again["source"])
+		}
+	}
+	h.visitor("tok-ddp", "")
+	c := dialDDP(t, h.srv.URL, "/websocket")
+	c.connect()
+	res := c.ok("sendMessageLivechat", map[string]any{"_id": "m-src", "rid": "DdpRoomSrc123456", "msg": "hi", "token": "tok-ddp"}).(map[string]any)
+	_ = res
+	room := h.ok("GET", "/api/v1/livechat/room?token=tok-ddp", nil, nil)["room"].(map[string]any)
+	if !equalJSON(room["source"], map[string]any{"type": "api"}) {
+		t.Errorf("DDP room without the cookie: source %v", room["source"])
+	}
+}

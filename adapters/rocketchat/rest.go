@@ -29,6 +29,8 @@ type restState struct {
 	wire     wireState
 	presence sync.Map // model.VisitorID -> visitor.status ("online", "away" ...)
 	roomIDs  sync.Map // model.ConvID -> the room _id clients see (room_ids.go)
+	// widgetRooms: model.ConvID -> whether the widget started it.
+	widgetRooms sync.Map
 	routes   []*restRoute
 }
 

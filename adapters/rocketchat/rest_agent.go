@@ -98,7 +98,7 @@ func (s *Surface) restAgentMessages(c *gin.Context, r *restReq) (map[string]any,
 	if (isOpen && !agentMayRead(r.agent, open)) || (!isOpen && !r.agent.Serves(v.Department)) {
 		return nil, errUnauthorized
 	}
-	conv, _, err := s.openOrStartRoom(ctx, v, "")
+	conv, _, err := s.openOrStartRoom(ctx, v, "", false)
 	if err != nil {
 		return nil, err
 	}

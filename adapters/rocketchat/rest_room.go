@@ -25,8 +25,9 @@ func visitorAuthor(v model.Visitor) model.Author {
 // no-agent-online when no agent accepting chats serves it. created reports
 // a new room. The first event is the "chat started" notice (livechat-started).
 // rid, when the client chose one for a new room, becomes the new room's _id
-// (room_ids.go); a visitor's open room keeps its own.
-func (s *Surface) openOrStartRoom(ctx context.Context, v model.Visitor, rid string) (model.Conversation, bool, error) {
+// (room_ids.go); a visitor's open room keeps its own. widget marks a room
+// the widget starts (source type widget, else api).
+func (s *Surface) openOrStartRoom(ctx context.Context, v model.Visitor, rid string, widget bool) (model.Conversation, bool, error) {
 	conv, open, err := s.d.OpenConversation(ctx, v.ID)
 	if err != nil {
 		return model.Conversation{}, false, err
@@ -45,12 +46,16 @@ func (s *Surface) openOrStartRoom(ctx context.Context, v model.Visitor, rid stri
 	if err != nil {
 		return model.Conversation{}, false, err
 	}
+	aliased := len(maps) > 0
+	if widget {
+		maps = append(maps, store.Mapping{MapKey: store.MapKey{System: System, Tenant: s.cfg.Tenant, Kind: kindWidgetRoom, Foreign: model.NewID()}})
+	}
 	conv, _, err = s.d.Start(ctx, desk.StartRequest{Visitor: v.ID, Department: dept, Origin: System, Maps: maps,
 		Author: visitorAuthor(v), Events: []desk.Draft{{Kind: model.KindSystem, Subtype: model.SysStarted, Text: "Chat started"}}})
 	if errors.Is(err, desk.ErrVisitorBusy) {
 		return conv, false, nil
 	}
-	if len(maps) > 0 && errors.Is(err, store.ErrConflict) {
+	if aliased && errors.Is(err, store.ErrConflict) {
 		// The client's id was bound to another room meanwhile.
 		return model.Conversation{}, false, errCannotAccess
 	}
@@ -94,7 +99,7 @@ func (s *Surface) restRoom(c *gin.Context, _ *restReq) (map[string]any, error) {
 			return nil, errInvalidRoom
 		}
 	}
-	conv, created, err := s.openOrStartRoom(ctx, v, rid)
+	conv, created, err := s.openOrStartRoom(ctx, v, rid, isWidget(c.Request.Header))
 	if rid != "" && errors.Is(err, errCannotAccess) {
 		// The id names another visitor's room: nothing tells it exists.
 		return nil, errInvalidRoom

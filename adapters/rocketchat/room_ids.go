@@ -18,6 +18,7 @@ package rocketchat
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"chatgate/core/model"
 	"chatgate/store"
@@ -114,6 +115,33 @@ func (s *Surface) roomAlias(ctx context.Context, rid string) ([]store.Mapping, e
 		return nil, errCannotAccess
 	}
 	return []store.Mapping{{MapKey: s.roomKey(KindRoomID, rid)}}, nil
+}
+
+// kindWidgetRoom marks a room the widget started (its source): a mapping
+// from a random id to the conversation, committed with the start, read
+// back with Reverse.
+const kindWidgetRoom = "widget_room"
+
+// isWidget reports the widget's cookie rc_is_widget=t (set by the
+// @rocket.chat/livechat iframe), which Rocket.Chat's isWidget() reads.
+func isWidget(h http.Header) bool {
+	r := http.Request{Header: h}
+	ck, err := r.Cookie("rc_is_widget")
+	return err == nil && ck.Value == "t"
+}
+
+// widgetRoom reports whether the widget started conversation id; cached
+// like roomID (the mark is committed with the start or never).
+func (s *Surface) widgetRoom(ctx context.Context, id model.ConvID) bool {
+	if v, ok := s.rest.widgetRooms.Load(id); ok {
+		return v.(bool)
+	}
+	_, err := s.d.Store().Reverse(ctx, System, s.cfg.Tenant, kindWidgetRoom, string(id))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	s.rest.widgetRooms.Store(id, err == nil)
+	return err == nil
 }
 
 // conversation reads the conversation a client's room id names.
