@@ -31,7 +31,7 @@ type restState struct {
 	roomIDs  sync.Map // model.ConvID -> the room _id clients see (room_ids.go)
 	// widgetRooms: model.ConvID -> whether the widget started it.
 	widgetRooms sync.Map
-	routes   []*restRoute
+	routes      []*restRoute
 }
 
 // Error shapes of spec §3.3.
