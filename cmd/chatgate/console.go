@@ -22,8 +22,9 @@ import (
 // opsSource gathers the operator view from what the gateway already
 // keeps: the relay connectors' states (as /readyz), the webhook outbox,
 // the router (as the chatgate_conversations metric), the desk's active
-// conversations by source, and the store's last commit (as the
-// chatgate_store_commit_seconds metric).
+// conversations by source (counted by this node: at start from the store,
+// then by its own commits), and the store's last commit (as the
+// chatgate_store_commit_seconds metric; bolt only).
 type opsSource struct {
 	cfg    *configs.Config
 	router *routing.Router
@@ -31,11 +32,14 @@ type opsSource struct {
 	relay  *relay.Service
 	hooks  *webhooks.Service
 	m      *metrics
+	// kind is the store backend (bolt, postgres); node names this node.
+	kind, node string
 }
 
 // opsView is GET /console/api/ops.
 type opsView struct {
 	GeneratedAt   time.Time                       `json:"generated_at"`
+	Node          string                          `json:"node"`
 	Relay         map[string]relay.ConnectorState `json:"relay"`
 	Webhooks      opsWebhooks                     `json:"webhooks"`
 	Queues        []opsQueue                      `json:"queues"`
@@ -82,9 +86,10 @@ type opsConversations struct {
 }
 
 type opsStore struct {
-	Backend      string  `json:"backend"`
-	Path         string  `json:"path"`
-	SizeBytes    int64   `json:"size_bytes"`
+	Backend   string `json:"backend"`
+	Path      string `json:"path,omitempty"`       // bolt only
+	SizeBytes int64  `json:"size_bytes,omitempty"` // bolt only
+
 	FilesDir     string  `json:"files_dir"`
 	LastCommitMS float64 `json:"last_commit_ms"`
 	Commits      int64   `json:"commits"`
@@ -94,7 +99,7 @@ type opsStore struct {
 const opsListLimit = 50
 
 func (o *opsSource) view(ctx context.Context) (any, error) {
-	v := opsView{GeneratedAt: time.Now().UTC(), Relay: map[string]relay.ConnectorState{}}
+	v := opsView{GeneratedAt: time.Now().UTC(), Node: o.node, Relay: map[string]relay.ConnectorState{}}
 	if o.relay != nil {
 		v.Relay = o.relay.Statuses(ctx)
 	}
@@ -138,9 +143,12 @@ func (o *opsSource) view(ctx context.Context) (any, error) {
 	sort.Slice(v.Agents, func(i, j int) bool { return v.Agents[i].ID < v.Agents[j].ID })
 	v.Conversations.Queued = len(o.router.Queued())
 	v.Conversations.BySource = o.desk.ActiveBySource()
-	v.Store = opsStore{Backend: "bolt", Path: o.cfg.Store.Path, FilesDir: o.cfg.Store.FilesDir}
-	if fi, err := os.Stat(o.cfg.Store.Path); err == nil {
-		v.Store.SizeBytes = fi.Size()
+	v.Store = opsStore{Backend: o.kind, FilesDir: o.cfg.Store.FilesDir}
+	if o.kind == "bolt" {
+		v.Store.Path = o.cfg.Store.Path
+		if fi, err := os.Stat(o.cfg.Store.Path); err == nil {
+			v.Store.SizeBytes = fi.Size()
+		}
 	}
 	if d, n := o.m.lastCommit(); n > 0 {
 		v.Store.LastCommitMS = float64(d.Microseconds()) / 1000

@@ -39,7 +39,7 @@ function draw(v) {
   const dl = $('store-details');
   clear(dl);
   const s = v.store || {};
-  for (const [k, val] of [['Backend', s.backend], ['Data file', s.path], ['Size', `${((s.size_bytes || 0) / 1024).toFixed(0)} KiB`],
+  for (const [k, val] of [['Node', v.node], ['Backend', s.backend], ['Data file', s.path || '—'], ['Size', s.size_bytes ? `${(s.size_bytes / 1024).toFixed(0)} KiB` : '—'],
     ['Last commit', s.commits ? `${s.last_commit_ms.toFixed(2)} ms (${s.commits} commits since start)` : 'none yet']]) {
     dl.append(el('dt', {}, k), el('dd', {}, val || ''));
   }
