@@ -72,7 +72,7 @@ function widgetDir() {
   return process.env.WIDGET_DIR || path.join(ROOT, 'web', 'livechat');
 }
 
-function configYAML(dir, tls) {
+function configYAML(dir, tls, extra) {
   return [
     'log:',
     '  level: debug',
@@ -92,6 +92,7 @@ function configYAML(dir, tls) {
     `    username: ${AGENT.username}`,
     `    token: ${AGENT.token}`,
     `    password: ${AGENT.password}`,
+    ...(extra ? [extra] : []),
     '',
   ].join('\n');
 }
@@ -147,7 +148,8 @@ async function waitReady(url, child, deadline, ca) {
  * HTTPS and WSS only; url is then https://127.0.0.1:<port>. Clients must
  * trust tls.pem: pass it as `ca` where the client lets you, or call
  * trustCertificate(pem) (below) for clients that take no TLS options
- * (lc-sdk-js). NODE_EXTRA_CA_CERTS would also do, but Node reads it only
+ * (lc-sdk-js). opts.extraYAML is appended to the test config (top-level
+ * keys other than log, server, rocketchat, store and agents). NODE_EXTRA_CA_CERTS would also do, but Node reads it only
  * at start-up, before this file could have made the certificate.
  */
 async function startGateway(name, opts = {}) {
@@ -156,7 +158,7 @@ async function startGateway(name, opts = {}) {
   tempDirs.add(dir);
   const tls = opts.tls ? makeCertificate(dir) : null;
   const cfg = path.join(dir, 'chatgate.yaml');
-  fs.writeFileSync(cfg, configYAML(dir, tls), { mode: 0o600 });
+  fs.writeFileSync(cfg, configYAML(dir, tls, opts.extraYAML), { mode: 0o600 });
   const logFile = artifactPath(`${name}-chatgate.log`);
   const logStream = fs.createWriteStream(logFile);
   const env = { ...process.env };
