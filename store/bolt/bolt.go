@@ -591,6 +591,13 @@ func decodeConv(v []byte) (model.Conversation, error) {
 	return c, nil
 }
 
+// decodeJSON reads a record stored as plain JSON.
+func decodeJSON[T any](v []byte) (T, error) {
+	var rec T
+	err := json.Unmarshal(v, &rec)
+	return rec, err
+}
+
 // Visitor implements store.Store.
 func (s *Store) Visitor(_ context.Context, id model.VisitorID) (model.Visitor, error) {
 	var v model.Visitor
@@ -640,33 +647,46 @@ func (s *Store) VisitorConversations(_ context.Context, v model.VisitorID) ([]mo
 	return out, err
 }
 
-// convPage is how many conversations Conversations decodes per read
+// scanPage is how many records Conversations and Visitors decode per read
 // transaction.
-const convPage = 256
+const scanPage = 256
 
 // Conversations implements store.Store. fn runs outside any bbolt
 // transaction, a page at a time, so that it may use the store (reads and
 // Commit): a read transaction held across fn would deadlock with a writer
 // that needs to grow the mmap. The scan is therefore not one snapshot.
 func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) bool) error {
+	return scan(ctx, s, bConvs, "conversation", decodeConv, fn)
+}
+
+// Visitors implements store.VisitorLister, as Conversations scans: every
+// visitor, whether or not it has conversations.
+func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
+	return scan(ctx, s, bVisitors, "visitor", decodeJSON[model.Visitor], fn)
+}
+
+// scan calls fn for every record of bucket (read with decode), in key
+// order, a page per read transaction (see Conversations), until fn returns
+// false.
+func scan[T any](ctx context.Context, s *Store, bucket []byte, what string, decode func([]byte) (T, error), fn func(T) bool) error {
 	var after []byte // last key handed out; nil before the first page
-	page := make([]model.Conversation, 0, convPage)
+	page := make([]T, 0, scanPage)
 	for {
 		page = page[:0]
 		err := s.db.View(func(tx *bbolt.Tx) error {
-			c := tx.Bucket(bConvs).Cursor()
+			c := tx.Bucket(bucket).Cursor()
 			var k, v []byte
 			if after == nil {
 				k, v = c.First()
 			} else if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
 				k, v = c.Next()
 			}
-			for ; k != nil && len(page) < convPage; k, v = c.Next() {
-				conv, err := decodeConv(v)
+			for ; k != nil && len(page) < scanPage; k, v = c.Next() {
+				rec, err := decode(v)
 				if err != nil {
-					return fmt.Errorf("conversation %q: %w", k, err)
+					return fmt.Errorf("%s %q: %w", what, k, err)
 				}
-				page = append(page, conv)
+				page = append(page, rec)
 				after = append(after[:0], k...)
 			}
 			return nil
@@ -674,12 +694,12 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 		if err != nil {
 			return err
 		}
-		for _, conv := range page {
-			if !fn(conv) {
+		for _, rec := range page {
+			if !fn(rec) {
 				return nil
 			}
 		}
-		if len(page) < convPage {
+		if len(page) < scanPage {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
