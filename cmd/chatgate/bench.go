@@ -82,7 +82,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	fs.StringVar(&o.OrganizationID, "organization-id", benchOrgID, "LiveChat organization_id of the target (customer surface)")
 	fs.IntVar(&o.PID, "pid", 0, "process id of an external target, for its RSS (Linux /proc)")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
-	fs.BoolVar(&o.NoBaselines, "no-baselines", false, "skip the echo, bbolt-echo and gin baselines")
+	fs.BoolVar(&o.NoBaselines, "no-baselines", false, "skip the echo, raw durable echo, in-store echo and gin baselines")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file (go tool pprof)")
 	fs.IntVar(&o.Capacity, "capacity", 0, "capacity mode: hold this many idle DDP and customer RTM sessions and report memory per connection (no load phase)")
 	if err := fs.Parse(args); err != nil {
@@ -172,6 +172,12 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		rep.Ratios = map[string]float64{}
 		if b.EchoMsgsPerSec > 0 {
 			rep.Ratios["relayed_vs_echo"] = rep.RelayedPerSec / b.EchoMsgsPerSec
+		}
+		if b.RawDurableEchoMsgsPerSec > 0 {
+			// The headline: chatgate against the physical floor of "save,
+			// then answer" (bbolt used directly, nothing of chatgate).
+			rep.Ratios["relayed_vs_raw_durable_echo"] = rep.RelayedPerSec / b.RawDurableEchoMsgsPerSec
+			rep.Ratios["store_echo_vs_raw_durable_echo"] = b.BoltEchoMsgsPerSec / b.RawDurableEchoMsgsPerSec
 		}
 		if b.BoltEchoMsgsPerSec > 0 {
 			rep.Ratios["relayed_vs_bolt_echo"] = rep.RelayedPerSec / b.BoltEchoMsgsPerSec
