@@ -44,6 +44,26 @@ var (
 	schemaKey  = []byte("schema")
 )
 
+// fileSchema is the layout version of the data file (the "schema" meta
+// key), which this build writes and reads up to:
+//
+//   - 1: conversation and event records are the JSON of model.Conversation
+//     and model.Event.
+//   - 2: a conversation record written with the event that takes its
+//     LastSeq has last_seq 0, and the reader takes LastSeq from the
+//     conversation's last event key; since then a message commit whose
+//     conversation changed in nothing else leaves its record alone (it
+//     was rewritten with every message: bytes and B-tree pages per
+//     commit). An event record may leave out conv and seq, which its key
+//     holds (see eventVal). Version 1 records are read as they are, so
+//     opening a version 1 file only raises the number.
+//
+// It follows store.SchemaVersion 1 (the model's JSON); a change of that
+// must bump this too.
+const fileSchema = 2
+
+var _ = [1]struct{}{}[store.SchemaVersion-1] // fileSchema assumes store.SchemaVersion 1
+
 // Stats describes one group commit, for metrics.
 type Stats struct {
 	Requests int           // commits answered by this transaction
@@ -116,14 +136,20 @@ func Open(path string, opts Options) (*Store, error) {
 		meta := tx.Bucket(bMeta)
 		v := meta.Get(schemaKey)
 		if v == nil {
-			return meta.Put(schemaKey, []byte(strconv.Itoa(store.SchemaVersion)))
+			return meta.Put(schemaKey, []byte(strconv.Itoa(fileSchema)))
 		}
 		n, err := strconv.Atoi(string(v))
 		if err != nil {
 			return fmt.Errorf("schema version %q: %w", v, err)
 		}
-		if n > store.SchemaVersion {
-			return fmt.Errorf("%w: file has %d, this build reads up to %d", store.ErrNewerSchema, n, store.SchemaVersion)
+		if n > fileSchema {
+			return fmt.Errorf("%w: file has %d, this build reads up to %d", store.ErrNewerSchema, n, fileSchema)
+		}
+		if n < fileSchema {
+			// Version 1 records read as they are (see fileSchema); the
+			// new number only keeps older builds, which would take an
+			// elided last_seq for 0, from opening the file.
+			return meta.Put(schemaKey, []byte(strconv.Itoa(fileSchema)))
 		}
 		return nil
 	})
@@ -264,6 +290,10 @@ type kv struct {
 	bucket []byte
 	key    []byte
 	val    []byte
+	// unlessSame skips the put when the key holds val already: a put of
+	// the same bytes still dirties the page (and the pages above it),
+	// which the commit then writes and fsyncs.
+	unlessSame bool
 }
 
 // ops is a batch encoded for the writer: checks run first so that a
@@ -292,7 +322,7 @@ func encode(b *store.Batch) (ops, error) {
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", bucket, err)
 		}
-		o.puts = append(o.puts, kv{bucket, key, val})
+		o.puts = append(o.puts, kv{bucket: bucket, key: key, val: val})
 		return nil
 	}
 	for i := range b.Visitors {
@@ -309,15 +339,27 @@ func encode(b *store.Batch) (ops, error) {
 		if c.ID == "" || c.Visitor == "" {
 			return o, errors.New("store: conversation without id or visitor")
 		}
-		if err := put(bConvs, []byte(c.ID), c); err != nil {
+		// With the event that takes its LastSeq in the same batch, the
+		// record leaves LastSeq to that event's key (see fileSchema): a
+		// message then writes the same record bytes as the last one and
+		// the put is skipped.
+		rec, elide := c, c.LastSeq > 0 && hasEvent(b.Events, c.ID, c.LastSeq)
+		if elide {
+			cp := *c
+			cp.LastSeq = 0
+			rec = &cp
+		}
+		if err := put(bConvs, []byte(c.ID), rec); err != nil {
 			return o, err
 		}
+		o.puts[len(o.puts)-1].unlessSame = elide
 		var stored model.Conversation
 		if err := json.Unmarshal(o.puts[len(o.puts)-1].val, &stored); err != nil {
 			return o, fmt.Errorf("decode conversation: %w", err)
 		}
+		stored.LastSeq = c.LastSeq
 		o.convs = append(o.convs, stored)
-		o.puts = append(o.puts, kv{bVConvs, join([]byte(c.Visitor), []byte(c.ID)), nil})
+		o.puts = append(o.puts, kv{bucket: bVConvs, key: join([]byte(c.Visitor), []byte(c.ID)), unlessSame: true})
 	}
 	// New events must not exist yet; updates must exist already.
 	for _, set := range []struct {
@@ -330,10 +372,12 @@ func encode(b *store.Batch) (ops, error) {
 				return o, errors.New("store: event without conversation or seq")
 			}
 			k := eventKey(e.Conv, e.Seq)
-			*set.cond = append(*set.cond, kv{bEvents, k, nil})
-			if err := put(bEvents, k, e); err != nil {
+			*set.cond = append(*set.cond, kv{bucket: bEvents, key: k})
+			val, err := eventVal(e)
+			if err != nil {
 				return o, err
 			}
+			o.puts = append(o.puts, kv{bucket: bEvents, key: k, val: val})
 		}
 	}
 	for _, m := range b.Maps {
@@ -341,9 +385,9 @@ func encode(b *store.Batch) (ops, error) {
 			return o, errors.New("store: incomplete mapping")
 		}
 		fk := join([]byte(m.System), []byte(m.Tenant), []byte(m.Kind), []byte(m.Foreign))
-		o.sameOrAbsent = append(o.sameOrAbsent, kv{bMaps, fk, []byte(m.Core)})
-		o.puts = append(o.puts, kv{bMaps, fk, []byte(m.Core)},
-			kv{bMapsRev, join([]byte(m.System), []byte(m.Tenant), []byte(m.Kind), []byte(m.Core)), []byte(m.Foreign)})
+		o.sameOrAbsent = append(o.sameOrAbsent, kv{bucket: bMaps, key: fk, val: []byte(m.Core)})
+		o.puts = append(o.puts, kv{bucket: bMaps, key: fk, val: []byte(m.Core)},
+			kv{bucket: bMapsRev, key: join([]byte(m.System), []byte(m.Tenant), []byte(m.Kind), []byte(m.Core)), val: []byte(m.Foreign)})
 	}
 	for _, id := range b.Idems {
 		if id.System == "" || id.Key == "" {
@@ -351,14 +395,14 @@ func encode(b *store.Batch) (ops, error) {
 		}
 		k := join([]byte(id.System), []byte(id.Key))
 		val := append(join([]byte(id.Conv)), binary.BigEndian.AppendUint64(nil, id.Seq)...)
-		o.absent = append(o.absent, kv{bTxn, k, nil})
-		o.puts = append(o.puts, kv{bTxn, k, val})
+		o.absent = append(o.absent, kv{bucket: bTxn, key: k})
+		o.puts = append(o.puts, kv{bucket: bTxn, key: k, val: val})
 	}
 	for k, v := range b.Meta {
 		if k == "" || k == string(schemaKey) {
 			return o, fmt.Errorf("store: meta key %q is reserved", k)
 		}
-		o.puts = append(o.puts, kv{bMeta, []byte(k), bytes.Clone(v)})
+		o.puts = append(o.puts, kv{bucket: bMeta, key: []byte(k), val: bytes.Clone(v)})
 	}
 	for i := range b.Outbox {
 		in, err := encodeOutboxIns(&b.Outbox[i])
@@ -423,16 +467,23 @@ func (o *ops) check(tx *bbolt.Tx) error {
 }
 
 func (o *ops) apply(tx *bbolt.Tx) (int, error) {
+	n := 0
 	for _, p := range o.puts {
 		val := p.val
 		if val == nil {
 			val = []byte{}
 		}
-		if err := tx.Bucket(p.bucket).Put(p.key, val); err != nil {
+		b := tx.Bucket(p.bucket)
+		if p.unlessSame {
+			if old := b.Get(p.key); old != nil && bytes.Equal(old, val) {
+				continue
+			}
+		}
+		if err := b.Put(p.key, val); err != nil {
 			return 0, fmt.Errorf("put %s: %w", p.bucket, err)
 		}
+		n++
 	}
-	n := len(o.puts)
 	for i := range o.outbox {
 		k, err := o.outbox[i].apply(tx)
 		if err != nil {
@@ -469,6 +520,79 @@ func eventKey(c model.ConvID, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(join([]byte(c)), seq)
 }
 
+// hasEvent reports whether evs holds the event (conv, seq).
+func hasEvent(evs []model.Event, conv model.ConvID, seq uint64) bool {
+	for i := range evs {
+		if evs[i].Conv == conv && evs[i].Seq == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// eventVal encodes an event record: its JSON without the leading conv and
+// seq members, which the key holds (a third of a short message's record).
+// encoding/json writes struct fields in order, so the JSON of a
+// model.Event starts with exactly {"conv":<conv>,"seq":<seq>, ; should
+// that ever not hold, the full JSON is stored, which reads back the same.
+func eventVal(e *model.Event) ([]byte, error) {
+	val, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	conv, err := json.Marshal(e.Conv)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	prefix := append(append(append([]byte(`{"conv":`), conv...), `,"seq":`...), strconv.FormatUint(e.Seq, 10)...)
+	if rest, ok := bytes.CutPrefix(val, prefix); ok && len(rest) > 1 && rest[0] == ',' {
+		val = append(val[:1], rest[1:]...)
+	}
+	return val, nil
+}
+
+// decodeEvent decodes an event record stored under key k (see eventVal):
+// conv and seq come from the key when the record leaves them out.
+func decodeEvent(k, v []byte, e *model.Event) error {
+	if err := json.Unmarshal(v, e); err != nil {
+		return fmt.Errorf("decode event: %w", err)
+	}
+	if e.Conv == "" && len(k) > 9 {
+		e.Conv = model.ConvID(k[:len(k)-9])
+		e.Seq = binary.BigEndian.Uint64(k[len(k)-8:])
+	}
+	return nil
+}
+
+// lastSeq returns the seq of conv's newest event in tx, 0 when it has
+// none.
+func lastSeq(tx *bbolt.Tx, conv model.ConvID) uint64 {
+	prefix := join([]byte(conv))
+	c := tx.Bucket(bEvents).Cursor()
+	k, _ := c.Seek(binary.BigEndian.AppendUint64(bytes.Clone(prefix), ^uint64(0)))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k[len(prefix):])
+}
+
+// decodeConv decodes a conversation record read in tx; an elided LastSeq
+// (see fileSchema) comes from the conversation's last event.
+func decodeConv(tx *bbolt.Tx, v []byte, c *model.Conversation) error {
+	if err := json.Unmarshal(v, c); err != nil {
+		return err
+	}
+	if c.LastSeq == 0 {
+		c.LastSeq = lastSeq(tx, c.ID)
+	}
+	return nil
+}
+
 // --- reads -----------------------------------------------------------------
 
 func (s *Store) get(bucket, key []byte, out any) error {
@@ -493,7 +617,16 @@ func (s *Store) Conversation(_ context.Context, id model.ConvID) (model.Conversa
 		return c, nil
 	}
 	var c model.Conversation
-	err := s.get(bConvs, []byte(id), &c)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bConvs).Get([]byte(id))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		if err := decodeConv(tx, v, &c); err != nil {
+			return fmt.Errorf("decode %s: %w", bConvs, err)
+		}
+		return nil
+	})
 	return c, err
 }
 
@@ -518,8 +651,8 @@ func (s *Store) Events(ctx context.Context, conv model.ConvID, from uint64, limi
 				break
 			}
 			var e model.Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode event: %w", err)
+			if err := decodeEvent(k, v, &e); err != nil {
+				return err
 			}
 			out = append(out, e)
 			if len(out)%256 == 0 && ctx.Err() != nil {
@@ -569,7 +702,7 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 			}
 			for ; k != nil && len(page) < convPage; k, v = c.Next() {
 				var conv model.Conversation
-				if err := json.Unmarshal(v, &conv); err != nil {
+				if err := decodeConv(tx, v, &conv); err != nil {
 					return fmt.Errorf("decode conversation %q: %w", k, err)
 				}
 				page = append(page, conv)
