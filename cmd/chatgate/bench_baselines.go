@@ -33,6 +33,11 @@ type benchBaselines struct {
 	// sends back per second (clients × window in flight).
 	EchoMsgsPerSec float64        `json:"echo_msgs_per_s"`
 	EchoLatency    latencySummary `json:"echo_latency"`
+	// CPU per echoed message of each echo (this process: server and
+	// clients together), µs.
+	EchoCPUMicros           float64 `json:"echo_cpu_us_per_msg,omitempty"`
+	RawDurableEchoCPUMicros float64 `json:"raw_durable_echo_cpu_us_per_msg,omitempty"`
+	BoltEchoCPUMicros       float64 `json:"bolt_echo_cpu_us_per_msg,omitempty"`
 	// RawDurableEchoMsgsPerSec: the same echo, writing each message to
 	// bbolt directly before echoing it: one group-commit writer goroutine
 	// (fsync'd), a 16-byte key (connection ‖ message number) and the
@@ -54,7 +59,7 @@ type benchBaselines struct {
 func runBaselines(ctx context.Context, clients, window int, d time.Duration) (*benchBaselines, error) {
 	b := &benchBaselines{DurationSec: d.Seconds(), Clients: clients}
 	var err error
-	if b.EchoMsgsPerSec, b.EchoLatency, err = runEcho(ctx, clients, window, d, nil); err != nil {
+	if b.EchoMsgsPerSec, b.EchoLatency, b.EchoCPUMicros, err = runEcho(ctx, clients, window, d, nil); err != nil {
 		return nil, fmt.Errorf("echo: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "chatgate-bench-bolt-")
@@ -67,7 +72,7 @@ func runBaselines(ctx context.Context, clients, window int, d time.Duration) (*b
 	if err != nil {
 		return nil, err
 	}
-	b.RawDurableEchoMsgsPerSec, b.RawDurableEchoLatency, err = runEcho(ctx, clients, window, d, raw.committer)
+	b.RawDurableEchoMsgsPerSec, b.RawDurableEchoLatency, b.RawDurableEchoCPUMicros, err = runEcho(ctx, clients, window, d, raw.committer)
 	if cerr := raw.close(); err == nil {
 		err = cerr
 	}
@@ -79,7 +84,7 @@ func runBaselines(ctx context.Context, clients, window int, d time.Duration) (*b
 	if err != nil {
 		return nil, err
 	}
-	b.BoltEchoMsgsPerSec, b.BoltEchoLatency, err = runEcho(ctx, clients, window, d, storeCommitter(st))
+	b.BoltEchoMsgsPerSec, b.BoltEchoLatency, b.BoltEchoCPUMicros, err = runEcho(ctx, clients, window, d, storeCommitter(st))
 	if cerr := st.Close(); err == nil {
 		err = cerr
 	}
@@ -226,8 +231,9 @@ func serveLoopback(h http.Handler) (addr string, stop func(), err error) {
 // runEcho runs a websocket echo server (recording each message durably
 // with a committer of newCommit first, when set) and `clients` clients
 // keeping `window` messages in flight each, for d. It returns echoed
-// messages/s and their round-trip latency.
-func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommit committer) (float64, latencySummary, error) {
+// messages/s, their round-trip latency and the CPU µs per message of this
+// process (server and clients).
+func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommit committer) (float64, latencySummary, float64, error) {
 	up := websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}
 	var handlers sync.WaitGroup
 	var commitErr atomic.Pointer[error]
@@ -261,7 +267,7 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommi
 	})
 	addr, stop, err := serveLoopback(h)
 	if err != nil {
-		return 0, latencySummary{}, err
+		return 0, latencySummary{}, 0, err
 	}
 	defer stop()
 	// Bounded: a handler stuck on a peer that vanished must not hang the
@@ -280,10 +286,11 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommi
 			for _, c := range conns[:i] {
 				c.Close()
 			}
-			return 0, latencySummary{}, err
+			return 0, latencySummary{}, 0, err
 		}
 		conns[i] = c
 	}
+	cpu0 := readCPU(os.Getpid())
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, c := range conns {
@@ -325,18 +332,19 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommi
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := readCPU(os.Getpid()) - cpu0
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, latencySummary{}, err
+		return 0, latencySummary{}, 0, err
 	}
 	if p := commitErr.Load(); p != nil {
-		return 0, latencySummary{}, *p
+		return 0, latencySummary{}, 0, *p
 	}
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
 	}
-	return float64(count.Load()) / elapsed.Seconds(), summarize(all), nil
+	return float64(count.Load()) / elapsed.Seconds(), summarize(all), cpuPer(cpu, count.Load()), nil
 }
 
 // runGinHello serves a gin hello-world and hits it with `clients`

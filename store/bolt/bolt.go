@@ -256,7 +256,7 @@ func (s *Store) commitGroup(group []*request) {
 		// its own write (see convCache).
 		for i, r := range group {
 			if errs[i] == nil {
-				s.convs.stored(r.ops.convs)
+				s.convs.stored(&r.ops)
 			}
 		}
 	}
@@ -310,9 +310,17 @@ type ops struct {
 	outbox []outboxIns
 	// outboxMuts are changes of pending outbox rows, applied in order.
 	outboxMuts []*outboxMut
-	// convs are the conversations written, decoded back from their
-	// encoding, for the conversation cache once committed.
-	convs []model.Conversation
+	// convs are the conversation records of the batch, for the
+	// conversation cache once committed.
+	convs []convPut
+}
+
+// convPut is one conversation record of a batch.
+type convPut struct {
+	put     int    // index of its record in puts
+	lastSeq uint64 // the conversation's LastSeq (the record may elide it)
+	// same is set by apply when the file held these bytes already.
+	same bool
 }
 
 func encode(b *store.Batch) (ops, error) {
@@ -353,12 +361,7 @@ func encode(b *store.Batch) (ops, error) {
 			return o, err
 		}
 		o.puts[len(o.puts)-1].unlessSame = elide
-		var stored model.Conversation
-		if err := json.Unmarshal(o.puts[len(o.puts)-1].val, &stored); err != nil {
-			return o, fmt.Errorf("decode conversation: %w", err)
-		}
-		stored.LastSeq = c.LastSeq
-		o.convs = append(o.convs, stored)
+		o.convs = append(o.convs, convPut{put: len(o.puts) - 1, lastSeq: c.LastSeq})
 		o.puts = append(o.puts, kv{bucket: bVConvs, key: join([]byte(c.Visitor), []byte(c.ID)), unlessSame: true})
 	}
 	// New events must not exist yet; updates must exist already.
@@ -468,7 +471,10 @@ func (o *ops) check(tx *bbolt.Tx) error {
 
 func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 	n := 0
-	for _, p := range o.puts {
+	for i := range o.convs {
+		o.convs[i].same = false
+	}
+	for i, p := range o.puts {
 		val := p.val
 		if val == nil {
 			val = []byte{}
@@ -476,6 +482,11 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 		b := tx.Bucket(p.bucket)
 		if p.unlessSame {
 			if old := b.Get(p.key); old != nil && bytes.Equal(old, val) {
+				for j := range o.convs {
+					if o.convs[j].put == i {
+						o.convs[j].same = true
+					}
+				}
 				continue
 			}
 		}

@@ -42,22 +42,41 @@ func (c *convCache) get(id model.ConvID) (model.Conversation, bool) {
 	return cloneConv(p), true
 }
 
-// stored records conversations a transaction has just committed. convs
-// are private copies decoded from the very bytes written (encode made
-// them), so that a hit returns exactly what reading bbolt would.
-func (c *convCache) stored(convs []model.Conversation) {
-	if len(convs) == 0 {
+// stored records the conversations of o, which a transaction has just
+// committed. Entries are decoded from the very bytes written, so that a
+// hit returns exactly what reading bbolt would; a record whose bytes the
+// file held already (a message that changed nothing but LastSeq, see
+// fileSchema) keeps its entry, decoded from those same bytes, with the
+// new LastSeq: no JSON decoding on the message path.
+func (c *convCache) stored(o *ops) {
+	if len(o.convs) == 0 {
 		return
 	}
 	c.mu.Lock()
-	for i := range convs {
-		if convs[i].State == model.StateClosed {
-			delete(c.m, convs[i].ID)
+	defer c.mu.Unlock()
+	for _, cp := range o.convs {
+		p := &o.puts[cp.put]
+		id := model.ConvID(p.key)
+		if old := c.m[id]; cp.same && old != nil {
+			next := *old // shares old's slices and maps: entries are never modified
+			next.LastSeq = cp.lastSeq
+			c.m[id] = &next
+			continue
+		}
+		conv := new(model.Conversation)
+		if err := json.Unmarshal(p.val, conv); err != nil {
+			// encode made these bytes from a model.Conversation; should
+			// they not decode, reads go to the file, which says why.
+			delete(c.m, id)
+			continue
+		}
+		conv.LastSeq = cp.lastSeq
+		if conv.State == model.StateClosed {
+			delete(c.m, id)
 		} else {
-			c.m[convs[i].ID] = &convs[i]
+			c.m[id] = conv
 		}
 	}
-	c.mu.Unlock()
 }
 
 // cloneConv deep-copies what a conversation shares by reference, so that

@@ -61,12 +61,16 @@ func TestMessageLeavesConversationRecord(t *testing.T) {
 		}
 	}
 	check(s, "cached")
+	cached, _ := s.Conversation(t.Context(), conv.ID)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = mustOpen(t, path, Options{})
 	defer s.Close()
 	check(s, "reopened")
+	if fromFile, _ := s.Conversation(t.Context(), conv.ID); !reflect.DeepEqual(cached, fromFile) {
+		t.Errorf("cached conversation differs from the file's:\n%+v\n%+v", cached, fromFile)
+	}
 	// A change besides LastSeq is written, and LastSeq read from the
 	// record when it carries one.
 	conv.State, conv.LastSeq = model.StateClosed, 3
