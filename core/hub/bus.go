@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"chatgate/core/model"
@@ -124,6 +125,27 @@ type Sub struct {
 	once sync.Once
 	err  error
 	drop func(*Sub)
+	wake atomic.Pointer[func()]
+}
+
+// SetWake makes f be called after each notice queued on s and once when
+// s ends, so that its owner can drain s on demand instead of keeping a
+// goroutine blocked on C for the whole life of an idle subscription. f
+// is called from Publish (holding the bus's locks) or from whoever ends
+// s: it must not block nor call the bus.
+func (s *Sub) SetWake(f func()) {
+	s.wake.Store(&f)
+	select {
+	case <-s.done:
+		f()
+	default:
+	}
+}
+
+func (s *Sub) woken() {
+	if f := s.wake.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // C delivers notices. It is never closed: select on Done too.
@@ -143,6 +165,7 @@ func (s *Sub) end(err error) {
 		s.err = err
 		close(s.done)
 		s.drop(s)
+		s.woken()
 	})
 }
 
@@ -265,6 +288,7 @@ func (b *Bus) Publish(n Notice) {
 		select {
 		case <-s.done:
 		case s.c <- np:
+			s.woken()
 		default:
 			slow = append(slow, s)
 		}
