@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strconv"
 	"sync"
@@ -29,9 +30,14 @@ func TestMessageLeavesConversationRecord(t *testing.T) {
 	}
 	for seq := uint64(1); seq <= 3; seq++ {
 		conv.LastSeq = seq
-		if err := s.Commit(t.Context(), &store.Batch{Convs: []model.Conversation{conv}, Events: []model.Event{testEvent(conv.ID, seq)}}); err != nil {
+		b := &store.Batch{Convs: []model.Conversation{conv}, Events: []model.Event{testEvent(conv.ID, seq)}}
+		if err := s.Commit(t.Context(), b); err != nil {
 			t.Fatal(err)
 		}
+		if b.Convs[0].Rev != seq+1 {
+			t.Errorf("message %d: revision %d, want %d", seq, b.Convs[0].Rev, seq+1)
+		}
+		conv.Rev = b.Convs[0].Rev // checked writes, as the desk's
 	}
 	mu.Lock()
 	// Every message writes its event alone (the record without LastSeq
@@ -42,13 +48,15 @@ func TestMessageLeavesConversationRecord(t *testing.T) {
 	mu.Unlock()
 	check := func(s *Store, where string) {
 		t.Helper()
+		// Each commit moved the revision by one: the start, then three
+		// messages.
 		got, err := s.Conversation(t.Context(), conv.ID)
-		if err != nil || got.LastSeq != 3 {
-			t.Errorf("%s: Conversation = LastSeq %d, %v; want 3", where, got.LastSeq, err)
+		if err != nil || got.LastSeq != 3 || got.Rev != 4 {
+			t.Errorf("%s: Conversation = LastSeq %d, Rev %d, %v; want 3, 4", where, got.LastSeq, got.Rev, err)
 		}
-		var scanned uint64
-		if err := s.Conversations(t.Context(), func(c model.Conversation) bool { scanned = c.LastSeq; return true }); err != nil || scanned != 3 {
-			t.Errorf("%s: Conversations = LastSeq %d, %v; want 3", where, scanned, err)
+		var scanned model.Conversation
+		if err := s.Conversations(t.Context(), func(c model.Conversation) bool { scanned = c; return true }); err != nil || scanned.LastSeq != 3 || scanned.Rev != 4 {
+			t.Errorf("%s: Conversations = LastSeq %d, Rev %d, %v; want 3, 4", where, scanned.LastSeq, scanned.Rev, err)
 		}
 		evs, err := s.Events(t.Context(), conv.ID, 1, 0)
 		if err != nil || len(evs) != 3 {
@@ -77,21 +85,29 @@ func TestMessageLeavesConversationRecord(t *testing.T) {
 	if err := s.Commit(t.Context(), &store.Batch{Convs: []model.Conversation{conv}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Conversation(t.Context(), conv.ID); err != nil || got.State != model.StateClosed || got.LastSeq != 3 {
+	if got, err := s.Conversation(t.Context(), conv.ID); err != nil || got.State != model.StateClosed || got.LastSeq != 3 || got.Rev != 5 {
 		t.Errorf("closed: Conversation = %+v, %v", got, err)
+	}
+	// A message built on an older revision is stale, record left alone or not.
+	conv.State, conv.LastSeq = model.StateOpen, 4
+	err := s.Commit(t.Context(), &store.Batch{Convs: []model.Conversation{conv}, Events: []model.Event{testEvent(conv.ID, 4)}})
+	if !errors.Is(err, store.ErrStale) {
+		t.Errorf("stale message = %v, want ErrStale", err)
 	}
 }
 
 // TestReadsSchema1 opens a file of layout version 1 (every conversation
-// record with its last_seq, every event record with its conv and seq) and
-// reads it as written; the file's version becomes 2.
+// record with its last_seq, every event record with its conv and seq;
+// c2 as written by builds that added `"rev":N` alone) and reads it as
+// written; the file's version becomes 2.
 func TestReadsSchema1(t *testing.T) {
 	path := tempPath(t)
 	db, err := bbolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conv := model.Conversation{ID: "c1", Visitor: "v", State: model.StateOpen, LastSeq: 2}
+	conv := model.Conversation{ID: "c1", Visitor: "v", State: model.StateOpen, LastSeq: 3}
+	conv2 := model.Conversation{ID: "c2", Visitor: "v", State: model.StateOpen, LastSeq: 1, Rev: 5}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -111,15 +127,21 @@ func TestReadsSchema1(t *testing.T) {
 		if err := put(bConvs, []byte(conv.ID), conv); err != nil {
 			return err
 		}
-		// Version 1 did not derive LastSeq: a third event past the
-		// record's LastSeq must not move it.
 		for seq := uint64(1); seq <= 3; seq++ {
 			e := testEvent(conv.ID, seq)
 			if err := put(bEvents, eventKey(conv.ID, seq), &e); err != nil {
 				return err
 			}
 		}
-		return nil
+		e := testEvent(conv2.ID, 1)
+		if err := put(bEvents, eventKey(conv2.ID, 1), &e); err != nil {
+			return err
+		}
+		v, err := json.Marshal(conv2)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bConvs).Put([]byte(conv2.ID), append(v[:len(v)-1], `,"rev":5}`...))
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
@@ -129,8 +151,10 @@ func TestReadsSchema1(t *testing.T) {
 	}
 	s := mustOpen(t, path, Options{})
 	defer s.Close()
-	if got, err := s.Conversation(t.Context(), conv.ID); err != nil || !reflect.DeepEqual(got, conv) {
-		t.Errorf("Conversation = %+v, %v; want %+v", got, err, conv)
+	for _, want := range []model.Conversation{conv, conv2} {
+		if got, err := s.Conversation(t.Context(), want.ID); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("Conversation = %+v, %v; want %+v", got, err, want)
+		}
 	}
 	evs, err := s.Events(t.Context(), conv.ID, 2, 1)
 	if err != nil || len(evs) != 1 || !reflect.DeepEqual(evs[0], testEvent(conv.ID, 2)) {
