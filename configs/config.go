@@ -86,6 +86,9 @@ type Config struct {
 			LoginTimeout time.Duration `yaml:"login_timeout"`
 			PingTimeout  time.Duration `yaml:"ping_timeout"`
 		} `yaml:"customer"`
+		// Forms are the pre-chat, post-chat and ticket forms groups ask
+		// (Customer Chat API get_form; forms.go).
+		Forms []Form `yaml:"forms"`
 	} `yaml:"livechat"`
 	Routing struct {
 		DefaultStatus string `yaml:"default_status"`
@@ -365,6 +368,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, "rocketchat.queue_wait_per_chat must be >= 0")
 	}
 	errs = append(errs, validateCustomFields(c.RocketChat.CustomFields)...)
+	errs = append(errs, validateForms(c.LiveChat.Forms, depts)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))
 	}

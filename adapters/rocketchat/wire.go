@@ -610,9 +610,20 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 		m["mentions"], m["channels"] = []any{}, []any{}
 		fields := make([]any, 0, len(e.Form.Fields))
 		for _, fl := range e.Form.Fields {
-			fields = append(fields, map[string]any{"title": fl.Label, "value": fl.AnswerText(), "short": false})
+			if fl.Answered() {
+				fields = append(fields, map[string]any{"title": fl.FieldLabel(), "value": fl.AnswerText(), "short": false})
+			}
 		}
 		m["attachments"] = []any{map[string]any{"fields": fields}}
+	case model.KindRich:
+		// A rich message (cards, quick replies): its titles and buttons
+		// as text; Rocket.Chat's livechat has no such message.
+		text := model.RichText(e.Custom)
+		if text == "" {
+			return nil
+		}
+		m["u"], m["msg"] = author(), text
+		m["mentions"], m["channels"] = []any{}, []any{}
 	case model.KindAnnotation:
 		if strings.TrimSpace(e.Text) == "" {
 			return nil

@@ -135,6 +135,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	forms, err := liveChatForms(cfg.LiveChat.Forms)
+	if err != nil {
+		return fmt.Errorf("livechat.forms: %w", err)
+	}
 	// Webhooks: the desk's outbox hook writes their deliveries with the
 	// events that cause them; the service (a surface) serves the
 	// Configuration API and runs the delivery worker.
@@ -199,14 +203,14 @@ func serve(ctx context.Context, o serveOptions) error {
 	fs := opened.Files
 	if cfg.LiveChat.AgentRTM.Enabled {
 		surfaces = append(surfaces, agentrtm.New(dk, agentrtm.Config{
-			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
+			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID, Forms: forms,
 			Authenticate: creds.byToken,
 			LoginTimeout: cfg.LiveChat.AgentRTM.LoginTimeout, PingTimeout: cfg.LiveChat.AgentRTM.PingTimeout,
 			MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.agent.rtm"), Files: fs,
 		}, log))
 	}
 	if lc := cfg.LiveChat.Customer; lc.Enabled {
-		surfaces = append(surfaces, customer.New(dk, customer.Config{LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
+		surfaces = append(surfaces, customer.New(dk, customer.Config{LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID, Forms: forms,
 			AgentToken: creds.byToken, TokenTTL: lc.TokenTTL, Files: fs, PublicURL: cfg.RocketChat.PublicURL, LoginTimeout: lc.LoginTimeout,
 			PingTimeout: lc.PingTimeout, MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.customer.rtm")}, log))
 	}

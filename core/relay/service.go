@@ -186,7 +186,7 @@ func (s *Service) owed(conn string, mirror bool, c model.Conversation, e model.E
 			return "" // the upstream desk closed it: it knows
 		}
 		return OpClose
-	case model.KindMessage, model.KindFile, model.KindForm, model.KindCustom:
+	case model.KindMessage, model.KindFile, model.KindForm, model.KindCustom, model.KindRich:
 	default:
 		return ""
 	}

@@ -15,11 +15,7 @@ type (
 		RequesterID string    `json:"requester_id,omitempty"`
 		Chat        wire.Chat `json:"chat"`
 	}
-	IncomingEvent struct {
-		ChatID   string     `json:"chat_id"`
-		ThreadID string     `json:"thread_id"`
-		Event    wire.Event `json:"event"`
-	}
+	IncomingEvent   = wire.IncomingEvent
 	ChatDeactivated struct {
 		ChatID   string `json:"chat_id"`
 		ThreadID string `json:"thread_id"`
@@ -80,7 +76,8 @@ func (c *client) pump(ctx context.Context, sub *hub.Sub) {
 //   - a new thread: incoming_chat (the thread as the customer sees it);
 //   - an agent joining: user_added_to_chat, then the system message;
 //   - events: incoming_event each (agents-only events skipped);
-//   - edited events: event_updated; closing: chat_deactivated;
+//   - edited or deleted events: event_updated; a transfer:
+//     chat_transferred; closing: chat_deactivated;
 //   - an agent's typing indicator: incoming_typing_indicator.
 //
 // Pushes answering this connection's request (incoming_chat for
@@ -182,10 +179,14 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		}
 		c.push(erid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForCustomer, c.s.d.Properties())})
 	}
-	for i := range n.Updated {
-		if e := &n.Updated[i]; wire.Visible(e, wire.ForCustomer) {
-			c.push("", "event_updated", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForCustomer, c.s.d.Properties())})
-		}
+	for _, u := range wire.UpdatedEvents(conv, n.Updated, wire.ForCustomer, c.s.d.Properties()) {
+		c.push("", "event_updated", u)
+	}
+	if tr := wire.TransferIn(rest); tr != nil {
+		// After the transfer's system message and the new agent's
+		// user_added_to_chat, as on the agent API; untagged, since the
+		// customer asked nothing (customer-sdk emits chat_transferred).
+		c.push("", "chat_transferred", wire.NewChatTransferred(conv, tr, c.s.src.QueuePosition(conv.ID)))
 	}
 	if conv.State == model.StateClosed && closes(rest) {
 		p := ChatDeactivated{ChatID: chatID, ThreadID: threadID}

@@ -88,14 +88,23 @@ type Event struct {
 	Fields   []FormField `json:"fields,omitempty"`
 	// custom
 	Content json.RawMessage `json:"content,omitempty"`
+	// rich_message
+	TemplateID string          `json:"template_id,omitempty"`
+	Elements   json.RawMessage `json:"elements,omitempty"`
 }
 
-// FormField is one answered field of a filled_form event.
+// FormField is one field of a filled_form event, as the client sent it
+// (v3.x: id, answer/answers; the seed: name, required, value/options).
 type FormField struct {
-	ID     string          `json:"id,omitempty"`
-	Type   string          `json:"type,omitempty"`
-	Label  string          `json:"label"`
-	Answer json.RawMessage `json:"answer,omitempty"`
+	ID       string          `json:"id,omitempty"`
+	Name     string          `json:"name,omitempty"`
+	Type     string          `json:"type,omitempty"`
+	Label    string          `json:"label"`
+	Required bool            `json:"required,omitempty"`
+	Answer   json.RawMessage `json:"answer,omitempty"`
+	Answers  json.RawMessage `json:"answers,omitempty"`
+	Value    json.RawMessage `json:"value,omitempty"`
+	Options  json.RawMessage `json:"options,omitempty"`
 }
 
 // Visible reports whether aud may see e.
@@ -146,6 +155,19 @@ func RenderEvent(e *model.Event) Event {
 		out.Content = e.Custom
 		if len(out.Content) == 0 {
 			out.Content = json.RawMessage("{}")
+		}
+	case model.KindRich:
+		var body struct {
+			TemplateID string          `json:"template_id"`
+			Elements   json.RawMessage `json:"elements"`
+		}
+		if json.Unmarshal(e.Custom, &body) == nil {
+			out.TemplateID, out.Elements = body.TemplateID, body.Elements
+		}
+		if len(out.Elements) == 0 {
+			// A deleted rich message keeps its type but no content;
+			// customer-sdk maps over elements.
+			out.Elements = json.RawMessage("[]")
 		}
 	}
 	return out
