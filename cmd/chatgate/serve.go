@@ -126,6 +126,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		departs = append(departs, model.Department{ID: model.DeptID(d.ID), Name: d.Name})
 	}
 	bus := hub.NewBus()
+	cl := newCluster(opened, nodeID, cfg.Store.LeaseTTL, router, bus, log)
 	propDefs, err := cfg.PropertyDefs()
 	if err != nil {
 		return err
@@ -159,6 +160,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		Store: st, Router: router, Bus: bus, Actors: hub.NewActors(256),
 		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes}, Logger: log, Departs: departs,
 		OnEvents: func(n int) { m.events.Add(float64(n)) }, Properties: props,
+		Coordinator: cl.coordinator(),
 	}
 	if wh != nil {
 		dopts.Outbox = wh.Outbox
@@ -166,7 +168,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	// Relay: routes decide at start which conversations an external desk
 	// serves; the hook writes their outbox rows with the events.
-	rs, err := newRelay(cfg, m, log)
+	rs, err := newRelay(cfg, m, cl.exclusive(), log)
 	if err != nil {
 		return err
 	}
@@ -191,6 +193,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if cfg.LiveChat.V2.Enabled {
 		surfaces = append(surfaces, visitorv2.New(dk, visitorv2.Config{
 			LicenceID: cfg.License.ID, PollTimeout: cfg.LiveChat.V2.PollTimeout, MaxBody: cfg.Server.MaxBodyBytes,
+			Polls: cl.v2Polls(),
 		}, log))
 	}
 	// Uploaded files: the Rocket.Chat surface serves /file-upload/...;
@@ -266,6 +269,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer stopRun()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = dk.Run(runCtx) })
+	cl.run(runCtx, &wg, dk.Kick)
 	surfCtx, stopSurfaces := context.WithCancel(context.Background())
 	defer stopSurfaces()
 	var swg sync.WaitGroup

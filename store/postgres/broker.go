@@ -15,9 +15,11 @@ import (
 	"chatgate/core/hub"
 )
 
-// notifyChannel is the LISTEN/NOTIFY channel the nodes of one database
-// share.
-const notifyChannel = "chatgate_notices"
+// channelPrefix names the LISTEN/NOTIFY channel the nodes of one
+// deployment share; the schema's name follows, since notifications are
+// database-wide and deployments (and tests) may share a database in
+// separate schemas.
+const channelPrefix = "chatgate."
 
 // maxNotify is the largest payload sent as is: PostgreSQL refuses
 // notifications of 8000 bytes or more. A larger pointer loses its inline
@@ -35,6 +37,8 @@ type Broker struct {
 	pool *pgxpool.Pool
 	log  zerolog.Logger
 	q    chan *hub.Wire
+	// channel is set by Run (it depends on the schema).
+	channel string
 }
 
 // NewBroker returns a broker over pool's database.
@@ -64,6 +68,11 @@ func (b *Broker) Publish(w *hub.Wire) {
 // Run sends queued pointers and listens for the other nodes' until ctx
 // ends.
 func (b *Broker) Run(ctx context.Context, h hub.BrokerHandler) error {
+	var schema string
+	if err := b.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return fmt.Errorf("cluster: schema: %w", err)
+	}
+	b.channel = channelPrefix + schema
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -111,7 +120,7 @@ func (b *Broker) send(ctx context.Context) {
 		// One statement, one round trip; pg_notify runs in row order and
 		// the notifications are delivered in that order at commit.
 		for attempt := 0; attempt < 3; attempt++ {
-			_, err := b.pool.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, i) ORDER BY i`, notifyChannel, payloads)
+			_, err := b.pool.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, i) ORDER BY i`, b.channel, payloads)
 			if err == nil || ctx.Err() != nil {
 				break
 			}
@@ -152,7 +161,7 @@ func (b *Broker) listen(ctx context.Context, h hub.BrokerHandler) {
 	for ctx.Err() == nil {
 		conn, err := b.pool.Acquire(ctx)
 		if err == nil {
-			_, err = conn.Exec(ctx, "LISTEN "+notifyChannel)
+			_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{b.channel}.Sanitize())
 			if err == nil {
 				if !first {
 					h.Resync(ctx)

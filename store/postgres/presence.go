@@ -14,8 +14,9 @@ import (
 	"chatgate/core/routing"
 )
 
-// routeLock is the advisory lock key every routing decision takes.
-const routeLock = int64(0x63686174_726f7574) // "chatrout"
+// routeLock is the advisory lock every routing decision takes (one per
+// schema, as the migration lock).
+const routeLock = `hashtext('chatgate.route.' || current_schema())`
 
 // presencePoll is how often a node reads the other nodes' agent sessions,
 // statuses and queue: an agent who logs in on one node is online on the
@@ -77,11 +78,11 @@ func (c *Coordinator) Route(ctx context.Context, queue bool, fn func(ctx context
 		return fmt.Errorf("routing lock: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, routeLock); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+routeLock+`)`); err != nil {
 		return fmt.Errorf("routing lock: %w", err)
 	}
 	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, routeLock); err != nil {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+routeLock+`)`); err != nil {
 			// The session still holds the lock: close it, which
 			// releases it, rather than give it back to the pool.
 			_ = conn.Conn().Close(context.WithoutCancel(ctx))
