@@ -69,11 +69,29 @@ func (c *cluster) exclusive() func(ctx context.Context, name string, fn func(ctx
 }
 
 // run runs the broker and the presence loop until ctx ends; kick is the
-// desk's (an agent became available).
-func (c *cluster) run(ctx context.Context, wg *sync.WaitGroup, kick func()) {
+// desk's (an agent became available). reload, if set, re-reads what this
+// node keeps in memory from the store's meta (the webhooks registered
+// through any node's Configuration API) every second.
+func (c *cluster) run(ctx context.Context, wg *sync.WaitGroup, kick func(), reload func(context.Context) error, log zerolog.Logger) {
 	if c == nil {
 		return
 	}
 	wg.Go(func() { _ = c.hub.Run(ctx) })
 	wg.Go(func() { _ = c.coord.Run(ctx, kick) })
+	if reload != nil {
+		wg.Go(func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := reload(ctx); err != nil && ctx.Err() == nil {
+						log.Warn().Err(err).Msg("cluster: reload shared settings")
+					}
+				}
+			}
+		})
+	}
 }

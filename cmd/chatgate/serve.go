@@ -149,7 +149,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			OrganizationID: cfg.License.OrganizationID, Authenticate: creds.byToken,
 			Agent: router.Agent, QueuePosition: router.Position, Bus: bus,
 			Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, MinBackoff: w.MinBackoff, MaxBackoff: w.MaxBackoff,
-			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props,
+			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props, Exclusive: cl.exclusive(),
 			OnDelivery: func(action, outcome string) { deliveries.WithLabelValues(action, outcome).Inc() },
 		}, log)
 		if err := wh.Load(ctx); err != nil {
@@ -269,7 +269,11 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer stopRun()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = dk.Run(runCtx) })
-	cl.run(runCtx, &wg, dk.Kick)
+	var reload func(context.Context) error
+	if wh != nil {
+		reload = wh.Load
+	}
+	cl.run(runCtx, &wg, dk.Kick, reload, log)
 	surfCtx, stopSurfaces := context.WithCancel(context.Background())
 	defer stopSurfaces()
 	var swg sync.WaitGroup
