@@ -5,15 +5,22 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"chatgate/store/postgres/pgtest"
 )
@@ -137,7 +144,7 @@ func (n *node) kill() {
 // clusterConfig is a gateway config with one agent and short leases.
 func clusterConfig(t *testing.T, extra string) string {
 	t.Helper()
-	cfg := "license:\n  id: \"" + testLicence + "\"\n  organization_id: org-cluster\nstore:\n  lease_ttl: 3s\n" +
+	cfg := "license:\n  id: \"" + testLicence + "\"\n  organization_id: " + durabilityOrg + "\nstore:\n  lease_ttl: 3s\n" +
 		"livechat:\n  v2:\n    poll_timeout: 1h\nlog:\n  level: info\n" +
 		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: " + agentToken + "\n    password: " + agentPassword + "\n" + extra
 	p := filepath.Join(t.TempDir(), "chatgate.yaml")
@@ -231,4 +238,408 @@ func agentReceives(t *testing.T, ag *agent, want []string) {
 			break
 		}
 	}
+}
+
+// v2Post sends one v2 form request.
+func v2Post(client *http.Client, base, vid, action string, form url.Values) (map[string]any, error) {
+	form.Set("licence_id", testLicence)
+	req, _ := http.NewRequest(http.MethodPost, base+"/visitors/"+vid+"/chat/"+action, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-API-Version", "2")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s: %d %v: %w", action, resp.StatusCode, m, errRefused)
+	}
+	return m, nil
+}
+
+// TestClusterKill9 runs a three-node deployment under load on every visitor
+// surface (LiveChat v2 REST, Rocket.Chat REST, LiveChat customer RTM) and
+// SIGKILLs a random node 20 times, restarting it each time. Every writer
+// sends each round through a node that survives it... or not: writers pick
+// any node, and a writer on the killed node carries on through another one
+// in the next round (v2 sessions and customer tokens work on any node; a
+// send the kill interrupted is retried with the same id). In the end every
+// acknowledged message is present exactly once and in order, read through
+// a node that was never the one it was sent to. Then the node of the only
+// agent is killed: once its lease expires the agent is offline and a new
+// chat is queued, not routed to it.
+func TestClusterKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills nodes of a deployment 20 times")
+	}
+	store := clusterStore(t)
+	cfg := clusterConfig(t, "")
+	nodes := make([]*node, 3)
+	for i := range nodes {
+		nodes[i] = startNode(t, fmt.Sprintf("n%d", i), cfg, store)
+	}
+	const (
+		rounds    = 20
+		visitors  = 3
+		rcWriters = 2
+		lcWriters = 2
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	// An agent online (on node 0), so that Rocket.Chat rooms open.
+	ag := dialAgent(t, nodes[0].addr)
+	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	for _, n := range nodes {
+		waitAgentOnline(t, client, n)
+	}
+	rcs := make([]*rcWriter, rcWriters)
+	for i := range rcs {
+		rcs[i] = &rcWriter{idWriter: idWriter{name: fmt.Sprintf("rc%d", i)}, token: fmt.Sprintf("cluster-rc-visitor-token-%d", i)}
+		if err := rcs[i].setup(client, "http://"+nodes[i%3].addr); err != nil {
+			t.Fatalf("%s setup: %v", rcs[i].name, err)
+		}
+	}
+	lcs := make([]*lcWriter, lcWriters)
+	for i := range lcs {
+		lcs[i] = &lcWriter{idWriter: idWriter{name: fmt.Sprintf("lc%d", i)}}
+		if err := lcs[i].setup(client, "http://"+nodes[(i+1)%3].addr); err != nil {
+			t.Fatalf("%s setup: %v", lcs[i].name, err)
+		}
+	}
+	sessions := make([]string, visitors)
+	acked := make([][]string, visitors)
+	for i := range sessions {
+		m, err := v2Post(client, "http://"+nodes[(i+2)%3].addr, fmt.Sprintf("cv%d", i), "start", url.Values{"welcome_message": {"hi"}})
+		if err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		sessions[i] = m["secured_session_id"].(string)
+	}
+
+	var errMu sync.Mutex
+	var loadErrs []error
+	fail := func(name string, err error) {
+		errMu.Lock()
+		loadErrs = append(loadErrs, fmt.Errorf("%s: %w", name, err))
+		errMu.Unlock()
+	}
+	next := 0
+	var mu sync.Mutex
+	for round := 0; round < rounds; round++ {
+		victim := rand.IntN(len(nodes))
+		pick := func() string { return "http://" + nodes[rand.IntN(len(nodes))].addr }
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := 0; i < visitors; i++ {
+			base := pick()
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					mu.Lock()
+					next++
+					text := fmt.Sprintf("m%d", next)
+					mu.Unlock()
+					_, err := v2Post(client, base, fmt.Sprintf("cv%d", i), "send_message", url.Values{"secured_session_id": {sessions[i]}, "message": {text}})
+					if errors.Is(err, errRefused) {
+						fail(fmt.Sprintf("v2 visitor %d", i), err)
+						return
+					}
+					if err != nil {
+						return // killed mid-request: not acknowledged
+					}
+					mu.Lock()
+					acked[i] = append(acked[i], text)
+					mu.Unlock()
+				}
+			})
+		}
+		for _, w := range rcs {
+			base := pick()
+			wg.Go(func() {
+				if err := w.send(client, base, stop); err != nil {
+					fail(w.name, err)
+				}
+			})
+		}
+		for _, w := range lcs {
+			base := pick()
+			wg.Go(func() {
+				if err := w.send(base, stop); err != nil {
+					fail(w.name, err)
+				}
+			})
+		}
+		time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+		nodes[victim].kill()
+		time.Sleep(50 * time.Millisecond) // the survivors' writers go on a little
+		close(stop)
+		wg.Wait()
+		nodes[victim] = startNode(t, fmt.Sprintf("n%d-r%d", victim, round), cfg, store)
+	}
+	for _, err := range loadErrs {
+		t.Errorf("refused during load: %v", err)
+	}
+	// Read everything back through a node chosen at random.
+	base := "http://" + nodes[rand.IntN(len(nodes))].addr
+	total := checkV2Sessions(t, client, base, "cv", sessions, acked)
+	rcTotal, lcTotal, retries := checkIDWriters(t, client, base, rcs, lcs)
+	t.Logf("%d SIGKILLs of random nodes of 3; acknowledged messages, all present exactly once and in order: LiveChat v2 %d, Rocket.Chat REST %d, LiveChat customer RTM %d; %d sends retried with the same id",
+		rounds, total, rcTotal, lcTotal, retries)
+
+	// The only agent's node dies: after the lease, no chat goes to her.
+	ag2 := dialAgent(t, nodes[1].addr)
+	ag2.call("login", map[string]any{"token": "Bearer " + agentToken})
+	ag.conn.Close()
+	time.Sleep(200 * time.Millisecond)
+	nodes[1].kill()
+	time.Sleep(3*time.Second + 2*time.Second) // lease_ttl 3s, plus a presence poll and slack
+	m, err := v2Post(client, "http://"+nodes[2].addr, "after-kill", "start", url.Values{"welcome_message": {"anyone?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &visitor{t: t, base: "http://" + nodes[0].addr, id: "after-kill", sid: m["secured_session_id"].(string)}
+	time.Sleep(time.Second)
+	for _, e := range v.poll() {
+		if e["type"] == "agent_details" {
+			t.Fatalf("a chat started after the agent's node died and its lease expired was routed to her: %v", e)
+		}
+	}
+}
+
+// ddpConn is a bare DDP client (a Rocket.Chat widget's websocket).
+type ddpConn struct {
+	t      *testing.T
+	conn   *websocket.Conn
+	frames chan map[string]any
+	n      int
+}
+
+func dialDDP(t *testing.T, addr string) *ddpConn {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &ddpConn{t: t, conn: conn, frames: make(chan map[string]any, 512)}
+	go func() {
+		defer close(c.frames)
+		for {
+			var m map[string]any
+			if err := conn.ReadJSON(&m); err != nil {
+				return
+			}
+			if m["msg"] == "ping" {
+				_ = conn.WriteJSON(map[string]any{"msg": "pong"})
+				continue
+			}
+			c.frames <- m
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	c.send(map[string]any{"msg": "connect", "version": "1", "support": []string{"1"}})
+	c.next(func(m map[string]any) bool { return m["msg"] == "connected" })
+	return c
+}
+
+func (c *ddpConn) send(m map[string]any) {
+	c.t.Helper()
+	if err := c.conn.WriteJSON(m); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *ddpConn) next(ok func(map[string]any) bool) map[string]any {
+	c.t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case m, open := <-c.frames:
+			if !open {
+				c.t.Fatal("DDP socket closed")
+			}
+			if ok(m) {
+				return m
+			}
+		case <-timeout:
+			c.t.Fatal("no matching DDP frame")
+		}
+	}
+}
+
+// sub subscribes to a visitor stream and waits for ready.
+func (c *ddpConn) sub(name, event, token string) {
+	c.t.Helper()
+	c.n++
+	id := fmt.Sprintf("s%d", c.n)
+	c.send(map[string]any{"msg": "sub", "id": id, "name": name,
+		"params": []any{event, map[string]any{"useCollection": false, "args": []any{map[string]any{"visitorToken": token}}}}})
+	c.next(func(m map[string]any) bool {
+		subs, _ := m["subs"].([]any)
+		return m["msg"] == "ready" && len(subs) == 1 && subs[0] == id
+	})
+}
+
+// streamArgs waits for a stream frame of name and event whose args satisfy ok.
+func (c *ddpConn) streamArgs(name, event string, ok func(args []any) bool) {
+	c.t.Helper()
+	c.next(func(m map[string]any) bool {
+		f, _ := m["fields"].(map[string]any)
+		args, _ := f["args"].([]any)
+		return m["msg"] == "changed" && m["collection"] == name && f["eventName"] == event && ok(args)
+	})
+}
+
+// waitAgentOnline waits until node n sees an agent online (presence crosses
+// nodes within about a second), as the Rocket.Chat widget's config says.
+func waitAgentOnline(t *testing.T, client *http.Client, n *node) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		m, err := rcJSON(client, "GET", "http://"+n.addr+"/api/v1/livechat/config", nil, nil)
+		if err == nil {
+			if c, _ := m["config"].(map[string]any); c["online"] == true {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("node %s never saw an agent online", n.name)
+}
+
+// pushOf waits for an agent push of action whose payload satisfies ok.
+func pushOf(ag *agent, action string, ok func(p map[string]any) bool) map[string]any {
+	ag.t.Helper()
+	for {
+		p, _ := ag.next("push", action)["payload"].(map[string]any)
+		if ok(p) {
+			return p
+		}
+	}
+}
+
+func eventText(p map[string]any) string {
+	ev, _ := p["event"].(map[string]any)
+	s, _ := ev["text"].(string)
+	return s
+}
+
+// TestClusterSurfacesAcrossNodes: visitors on node A (a Rocket.Chat widget
+// over REST and DDP, a LiveChat customer over RTM), their agent on node B:
+// every message both ways, typing both ways, a transfer to an agent logged
+// in on node A, and the close, each crossing nodes. (The v2 visitor's
+// crossing is TestClusterV2VisitorSurvivesNodeKill.)
+func TestClusterSurfacesAcrossNodes(t *testing.T) {
+	store := clusterStore(t)
+	cfg := clusterConfig(t, "  - id: john@example.com\n    name: John Roe\n    token: "+agentToken+"-john\n    password: "+agentPassword+"\n")
+	a := startNode(t, "node-a", cfg, store)
+	b := startNode(t, "node-b", cfg, store)
+	jane := dialAgent(t, b.addr)
+	jane.call("login", map[string]any{"token": "Bearer " + agentToken})
+	client := &http.Client{Timeout: 5 * time.Second}
+	waitAgentOnline(t, client, a)
+
+	t.Run("rocketchat", func(t *testing.T) {
+		baseA := "http://" + a.addr
+		w := &rcWriter{idWriter: idWriter{name: "rcx"}, token: "cluster-rc-surface-token"}
+		if err := w.setup(client, baseA); err != nil {
+			t.Fatal(err)
+		}
+		inc := pushOf(jane, "incoming_chat", func(map[string]any) bool { return true })
+		chatID := inc["chat"].(map[string]any)["id"].(string)
+		d := dialDDP(t, a.addr)
+		d.sub("stream-room-messages", w.rid, w.token)
+		d.sub("stream-notify-room", w.rid+"/typing", w.token)
+
+		// Visitor -> agent, over REST on A.
+		for _, m := range []string{"rc one", "rc two"} {
+			if _, err := rcJSON(client, "POST", baseA+"/api/v1/livechat/message", nil, map[string]any{"token": w.token, "rid": w.rid, "msg": m}); err != nil {
+				t.Fatal(err)
+			}
+			pushOf(jane, "incoming_event", func(p map[string]any) bool { return eventText(p) == m })
+		}
+		// Agent -> visitor, pushed over DDP on A.
+		jane.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "rc reply"}})
+		d.streamArgs("stream-room-messages", w.rid, func(args []any) bool {
+			m, _ := args[0].(map[string]any)
+			return m["msg"] == "rc reply"
+		})
+		// Typing both ways.
+		jane.call("send_typing_indicator", map[string]any{"chat_id": chatID, "is_typing": true})
+		d.streamArgs("stream-notify-room", w.rid+"/typing", func(args []any) bool { return len(args) >= 2 && args[1] == true })
+		d.send(map[string]any{"msg": "method", "id": "m1", "method": "stream-notify-room",
+			"params": []any{w.rid + "/typing", "guest", true, map[string]any{"token": w.token}}})
+		pushOf(jane, "incoming_typing_indicator", func(p map[string]any) bool {
+			ti, _ := p["typing_indicator"].(map[string]any)
+			return ti["is_typing"] == true
+		})
+		// The agent closes on B; the widget is told on A.
+		jane.call("deactivate_chat", map[string]any{"id": chatID})
+		d.streamArgs("stream-room-messages", w.rid, func(args []any) bool {
+			m, _ := args[0].(map[string]any)
+			return m["t"] == "livechat-close"
+		})
+	})
+
+	t.Run("customer", func(t *testing.T) {
+		baseA := "http://" + a.addr
+		tok, err := rcJSON(client, "POST", baseA+"/v2/customer/token", nil, map[string]any{"grant_type": "cookie"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cust := dialRTM(t, "ws://"+a.addr+"/v3.5/customer/rtm/ws?organization_id="+durabilityOrg)
+		cust.call(nil, "login", map[string]any{"token": "Bearer " + tok["access_token"].(string)})
+		var started struct {
+			ChatID string `json:"chat_id"`
+		}
+		if err := json.Unmarshal(cust.call(nil, "start_chat", map[string]any{}), &started); err != nil {
+			t.Fatal(err)
+		}
+		pushOf(jane, "incoming_chat", func(p map[string]any) bool { return p["chat"].(map[string]any)["id"] == started.ChatID })
+		push := func(action string, ok func(p map[string]any) bool) {
+			t.Helper()
+			cust.next(nil, func(f visFrame) bool {
+				if f.Type != "push" || f.Action != action {
+					return false
+				}
+				var p map[string]any
+				_ = json.Unmarshal(f.Payload, &p)
+				return ok(p)
+			})
+		}
+		for _, m := range []string{"lc one", "lc two"} {
+			cust.call(nil, "send_event", map[string]any{"chat_id": started.ChatID, "event": map[string]any{"type": "message", "text": m}})
+			pushOf(jane, "incoming_event", func(p map[string]any) bool { return eventText(p) == m })
+		}
+		jane.call("send_event", map[string]any{"chat_id": started.ChatID, "event": map[string]any{"type": "message", "text": "lc reply"}})
+		push("incoming_event", func(p map[string]any) bool { return eventText(p) == "lc reply" })
+		// Typing and sneak peek both ways.
+		jane.call("send_typing_indicator", map[string]any{"chat_id": started.ChatID, "is_typing": true})
+		push("incoming_typing_indicator", func(p map[string]any) bool {
+			ti, _ := p["typing_indicator"].(map[string]any)
+			return ti["is_typing"] == true
+		})
+		cust.call(nil, "send_sneak_peek", map[string]any{"chat_id": started.ChatID, "sneak_peek_text": "I am wri"})
+		pushOf(jane, "incoming_sneak_peek", func(p map[string]any) bool {
+			sp, _ := p["sneak_peek"].(map[string]any)
+			return sp["text"] == "I am wri"
+		})
+		// Transfer to john, logged in on node A.
+		john := dialAgent(t, a.addr)
+		john.call("login", map[string]any{"token": "Bearer " + agentToken + "-john"})
+		jane.call("transfer_chat", map[string]any{"id": started.ChatID, "target": map[string]any{"type": "agent", "ids": []string{"john@example.com"}}})
+		pushOf(john, "incoming_chat", func(p map[string]any) bool { return p["chat"].(map[string]any)["id"] == started.ChatID })
+		john.call("send_event", map[string]any{"chat_id": started.ChatID, "event": map[string]any{"type": "message", "text": "john here"}})
+		push("incoming_event", func(p map[string]any) bool { return eventText(p) == "john here" })
+		// John closes on A; the customer (A) and jane (B, a past agent of
+		// the chat) are told.
+		john.call("deactivate_chat", map[string]any{"id": started.ChatID})
+		push("chat_deactivated", func(p map[string]any) bool { return p["chat_id"] == started.ChatID })
+	})
 }
