@@ -6,10 +6,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -21,7 +23,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
 
+	"chatgate/adapters/livechat/webhooks"
 	"chatgate/store/postgres/pgtest"
 )
 
@@ -642,4 +646,183 @@ func TestClusterSurfacesAcrossNodes(t *testing.T) {
 		john.call("deactivate_chat", map[string]any{"id": started.ChatID})
 		push("chat_deactivated", func(p map[string]any) bool { return p["chat_id"] == started.ChatID })
 	})
+}
+
+// hookReceiver is an https webhook receiver recording deliveries.
+type hookReceiver struct {
+	mu  sync.Mutex
+	got []hookDelivery
+}
+
+type hookDelivery struct {
+	id, chat, text string
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Action  string `json:"action"`
+		Payload struct {
+			ChatID string `json:"chat_id"`
+			Event  struct {
+				Text string `json:"text"`
+			} `json:"event"`
+		} `json:"payload"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if body.Action == "incoming_event" {
+		h.mu.Lock()
+		h.got = append(h.got, hookDelivery{id: r.Header.Get(webhooks.HeaderDeliveryID), chat: body.Payload.ChatID, text: body.Payload.Event.Text})
+		h.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *hookReceiver) deliveries() []hookDelivery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hookDelivery(nil), h.got...)
+}
+
+// TestClusterWebhooksSurviveKill: two nodes deliver one deployment's
+// webhooks, one node at a time (the webhooks lease). Messages are sent
+// through both nodes while the delivering node is killed with SIGKILL
+// (twice); the other node takes the deliveries over when the lease expires:
+// every acknowledged message's incoming_event arrives, per chat in message
+// order, under one delivery id (a delivery the killed node had sent but
+// not yet marked done may arrive again with the same id, which receivers
+// deduplicate on; never a second id for one event).
+func TestClusterWebhooksSurviveKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the delivering node")
+	}
+	recv := &hookReceiver{}
+	ts := httptest.NewTLSServer(recv)
+	defer ts.Close()
+	pemPath := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(pemPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSL_CERT_FILE", pemPath) // the nodes trust the receiver
+	store := clusterStore(t)
+	cfg := clusterConfig(t, "")
+	nodes := []*node{startNode(t, "w0", cfg, store), startNode(t, "w1", cfg, store)}
+	client := &http.Client{Timeout: 5 * time.Second}
+	ag := dialAgent(t, nodes[0].addr)
+	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	code, body := httpJSON(t, http.MethodPost, "http://"+nodes[0].addr+"/v3.5/configuration/action/register_webhook",
+		map[string]any{"action": "incoming_event", "url": ts.URL + "/hook", "secret_key": "s3cret", "owner_client_id": "cluster-test", "type": "license"},
+		map[string]string{"Authorization": "Bearer " + agentToken})
+	if code != 200 {
+		t.Fatalf("register_webhook: %d %s", code, body)
+	}
+	time.Sleep(1500 * time.Millisecond) // both nodes have read the registration
+
+	const visitors = 2
+	sessions := make([]string, visitors)
+	for i := range sessions {
+		m, err := v2Post(client, "http://"+nodes[i].addr, fmt.Sprintf("wh%d", i), "start", url.Values{"welcome_message": {"hi"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[i] = m["secured_session_id"].(string)
+	}
+	acked := make([][]string, visitors)
+	n := 0
+	for round := 0; round < 3; round++ {
+		for k := 0; k < 30; k++ {
+			for i := range sessions {
+				n++
+				text := fmt.Sprintf("w%d-%d", i, n)
+				// Through either node: whichever is up.
+				for _, nd := range []*node{nodes[(k+i)%2], nodes[(k+i+1)%2]} {
+					if _, err := v2Post(client, "http://"+nd.addr, fmt.Sprintf("wh%d", i), "send_message",
+						url.Values{"secured_session_id": {sessions[i]}, "message": {text}}); err == nil {
+						acked[i] = append(acked[i], text)
+						break
+					}
+				}
+			}
+		}
+		if round < 2 {
+			// Kill the node holding the webhooks lease, mid-stream.
+			victim := webhookHolder(t, store, nodes)
+			nodes[victim].kill()
+			nodes[victim] = startNode(t, fmt.Sprintf("w%d-r%d", victim, round), cfg, store)
+		}
+	}
+	want := 0
+	for _, a := range acked {
+		want += len(a)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ids := map[string]string{}
+		for _, d := range recv.deliveries() {
+			ids[d.text] = d.id
+		}
+		if len(ids) >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered", len(ids), want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := recv.deliveries()
+	idOf := map[string]string{}
+	firstAt := map[string]int{}
+	resent := 0
+	for i, d := range got {
+		if prev, ok := idOf[d.text]; ok {
+			if prev != d.id {
+				t.Fatalf("event %q delivered under two ids: %s and %s", d.text, prev, d.id)
+			}
+			resent++
+			continue
+		}
+		idOf[d.text] = d.id
+		firstAt[d.text] = i
+	}
+	for v, texts := range acked {
+		for j := 1; j < len(texts); j++ {
+			if firstAt[texts[j]] < firstAt[texts[j-1]] {
+				t.Fatalf("visitor %d: %q delivered before %q", v, texts[j], texts[j-1])
+			}
+		}
+	}
+	t.Logf("%d events, each delivered under one id and in order per chat across 2 kills of the delivering node; %d re-sent with the same id", want, resent)
+}
+
+// webhookHolder returns the index of the node holding the webhooks lease,
+// waiting for a live node to hold it (after a kill, the dead node's lease
+// runs out first).
+func webhookHolder(t *testing.T, store string, nodes []*node) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for {
+		var name string
+		err := conn.QueryRow(ctx, `SELECT node FROM cluster_leases WHERE name = 'webhooks' AND expires_at > now()`).Scan(&name)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatalf("webhooks lease: %v", err)
+		}
+		for i, n := range nodes {
+			if n.name == name {
+				return i
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no live node took the webhooks lease (held by %q)", name)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
