@@ -358,6 +358,40 @@ func wsBase(target string) string {
 	return "ws://" + strings.TrimPrefix(target, "http://")
 }
 
+// waitAgentsOnline waits, when agents and visitors are on different nodes,
+// until every visitor node sees an agent online (presence crosses nodes
+// within about a second; the Rocket.Chat widget refuses a room before).
+func waitAgentsOnline(ctx context.Context, r *benchRun, o benchOptions) error {
+	for _, t := range o.Targets {
+		if t == o.agentTarget() {
+			continue
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var cfg struct {
+				Config struct {
+					Online bool `json:"online"`
+				} `json:"config"`
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, t+"/api/v1/livechat/config", nil)
+			if err != nil {
+				return err
+			}
+			if doJSON(r.client, req, &cfg) == nil && cfg.Config.Online {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s never saw the agents of %s online", t, o.agentTarget())
+			}
+			sleepCtx(ctx, 100*time.Millisecond)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
 // benchVisitor is one visitor on some surface.
 type benchVisitor interface {
 	// loop sends and receives until ctx ends; it returns the agent→visitor
@@ -390,6 +424,9 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	var agentWG sync.WaitGroup
 	for _, a := range agents {
 		agentWG.Go(func() { a.run(lctx, r) })
+	}
+	if err := waitAgentsOnline(lctx, r, o); err != nil {
+		return err
 	}
 
 	// Visitors: set up with bounded parallelism; a visitor that cannot
