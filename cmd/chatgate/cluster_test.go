@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -748,7 +749,7 @@ func TestClusterWebhooksSurviveKill(t *testing.T) {
 		}
 		if round < 2 {
 			// Kill the node holding the webhooks lease, mid-stream.
-			victim := webhookHolder(t, store, nodes)
+			victim := leaseHolder(t, store, "webhooks", nodes)
 			nodes[victim].kill()
 			nodes[victim] = startNode(t, fmt.Sprintf("w%d-r%d", victim, round), cfg, store)
 		}
@@ -796,12 +797,11 @@ func TestClusterWebhooksSurviveKill(t *testing.T) {
 	t.Logf("%d events, each delivered under one id and in order per chat across 2 kills of the delivering node; %d re-sent with the same id", want, resent)
 }
 
-// webhookHolder returns the index of the node holding the webhooks lease,
-// waiting for a live node to hold it (after a kill, the dead node's lease
-// runs out first).
-func webhookHolder(t *testing.T, store string, nodes []*node) int {
+// leaseHolder returns the index of the live node holding lease name,
+// waiting for one to hold it.
+func leaseHolder(t *testing.T, store, name string, nodes []*node) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, store)
 	if err != nil {
@@ -809,20 +809,133 @@ func webhookHolder(t *testing.T, store string, nodes []*node) int {
 	}
 	defer conn.Close(ctx)
 	for {
-		var name string
-		err := conn.QueryRow(ctx, `SELECT node FROM cluster_leases WHERE name = 'webhooks' AND expires_at > now()`).Scan(&name)
+		var holder string
+		err := conn.QueryRow(ctx, `SELECT node FROM cluster_leases WHERE name = $1 AND expires_at > now()`, name).Scan(&holder)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			t.Fatalf("webhooks lease: %v", err)
+			t.Fatalf("lease %s: %v", name, err)
 		}
 		for i, n := range nodes {
-			if n.name == name {
+			if n.name == holder {
 				return i
 			}
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("no live node took the webhooks lease (held by %q)", name)
+			t.Fatalf("no live node took lease %s (held by %q)", name, holder)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// TestClusterRelayConnectorTakeover: two front nodes on PostgreSQL relay
+// their visitors' conversation into an upstream desk (a Rocket.Chat
+// connector); the node driving the connector (its lease) is killed with
+// SIGKILL three times while the visitor writes through both nodes and the
+// desk's agent answers. The other node takes the connector over: upstream
+// holds every acknowledged message exactly once and in order, in one room
+// (never doubled), and the visitor gets every answer once, in order.
+func TestClusterRelayConnectorTakeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the node driving a connector")
+	}
+	store := clusterStore(t)
+	desk := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "desk.db"), "127.0.0.1:0")
+	ag := deskAgent(t, desk.addr)
+	cfg := writeFile(t, "front-cluster.yaml", "license:\n  id: \""+testLicence+"\"\nlivechat:\n  v2:\n    poll_timeout: 1h\n"+
+		"store:\n  lease_ttl: 3s\nlog:\n  level: info\n"+
+		"agents:\n  - id: sam@example.com\n    name: Sam Support\n    token: front-agent-token-0123456789\n"+
+		"relay:\n  min_backoff: 100ms\n  max_backoff: 1s\n"+rcRelay("rc", desk.addr)+"  routes:\n    - upstream: rc\n")
+	nodes := []*node{startNode(t, "f0", cfg, store), startNode(t, "f1", cfg, store)}
+
+	v := &visitor{t: t, base: "http://" + nodes[0].addr, id: "cluster-relay-visitor"}
+	v.start()
+	v.send("m00000")
+	inc := ag.next("push", "incoming_chat")
+	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	acked := []string{"m00000"}
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			text := fmt.Sprintf("m%05d", i)
+			mu.Lock()
+			sv := &visitor{t: t, base: "http://" + nodes[i%2].addr, id: v.id, sid: v.sid}
+			mu.Unlock()
+			if sv.trySend(text) {
+				acked = append(acked, text)
+			} else {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}()
+	var answers []string
+	answerer := make(chan struct{})
+	go func() {
+		defer close(answerer)
+		for j := 0; ; j++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			text := fmt.Sprintf("a%05d", j)
+			ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": text}})
+			answers = append(answers, text)
+		}
+	}()
+	for k := 0; k < 3; k++ {
+		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
+		victim := leaseHolder(t, store, "relay.rc", nodes)
+		nodes[victim].kill()
+		n := startNode(t, fmt.Sprintf("f%d-r%d", victim, k), cfg, store)
+		mu.Lock()
+		nodes[victim] = n
+		mu.Unlock()
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	<-senderDone
+	<-answerer
+	t.Logf("%d messages acknowledged, %d answers, 3 kills of the connector's node", len(acked), len(answers))
+
+	var texts []string
+	waitFor(t, "every acknowledged message upstream", 60*time.Second, func() bool {
+		texts, _ = customerTexts(ag, chatID)
+		n := countEach(texts)
+		for _, a := range acked {
+			if n[a] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for s, n := range countEach(texts) {
+		if n != 1 {
+			t.Errorf("upstream has %q %d times", s, n)
+		}
+	}
+	if !slices.IsSorted(texts) {
+		t.Errorf("upstream order broken: %v", texts)
+	}
+	var got []string
+	v.base = "http://" + nodes[0].addr
+	waitFor(t, "every answer at the visitor", 60*time.Second, func() bool {
+		got = agentTexts(v.tryPoll())
+		return len(got) >= len(answers)+1
+	})
+	if want := append([]string{"Welcome!"}, answers...); !slices.Equal(got, want) {
+		t.Errorf("visitor got answers %v, want %v", got, want)
+	}
+	chats := ag.call("list_chats", map[string]any{})
+	if n := len(chats["chats_summary"].([]any)); n != 1 {
+		t.Errorf("the desk has %d chats, want 1 (the conversation was doubled upstream)", n)
 	}
 }
