@@ -67,10 +67,12 @@ type Config struct {
 			PingTimeout  time.Duration `yaml:"ping_timeout"`
 		} `yaml:"agent_rtm"`
 		Customer struct {
-			Enabled      bool          `yaml:"enabled"`
-			TokenTTL     time.Duration `yaml:"token_ttl"`
-			LoginTimeout time.Duration `yaml:"login_timeout"`
-			PingTimeout  time.Duration `yaml:"ping_timeout"`
+			Enabled        bool          `yaml:"enabled"`
+			AllowedOrigins []string      `yaml:"allowed_origins"`
+			ClientIDs      []string      `yaml:"client_ids"`
+			TokenTTL       time.Duration `yaml:"token_ttl"`
+			LoginTimeout   time.Duration `yaml:"login_timeout"`
+			PingTimeout    time.Duration `yaml:"ping_timeout"`
 		} `yaml:"customer"`
 	} `yaml:"livechat"`
 	Routing struct {
@@ -95,6 +97,12 @@ type Webhooks struct {
 	MaxBackoff  time.Duration `yaml:"max_backoff"`
 	MaxAge      time.Duration `yaml:"max_age"`
 	Concurrency int           `yaml:"concurrency"`
+	// AllowHTTP accepts http:// receivers; AllowPrivateNetworks lets
+	// deliveries reach loopback, private and link-local addresses; CAFile
+	// is a PEM bundle trusted for https receivers. See docs/security.md.
+	AllowHTTP            bool   `yaml:"allow_http"`
+	AllowPrivateNetworks bool   `yaml:"allow_private_networks"`
+	CAFile               string `yaml:"ca_file"`
 }
 
 // Department is a configured department.
@@ -114,6 +122,9 @@ type Agent struct {
 	Password    string   `yaml:"password"`
 	Departments []string `yaml:"departments"`
 	MaxChats    int      `yaml:"max_chats"`
+	// Admin: the agent administers the gateway (Configuration API,
+	// customer tokens for any customer). See docs/security.md.
+	Admin bool `yaml:"admin"`
 }
 
 // Load returns the embedded defaults, overlaid with the YAML file at path

@@ -68,7 +68,7 @@ func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, 
 			depts = append(depts, model.DeptID(d))
 		}
 		agents = append(agents, model.Agent{ID: model.AgentID(a.ID), Username: a.Username, Name: a.Name,
-			JobTitle: a.JobTitle, Avatar: a.Avatar, Departments: depts, MaxChats: a.MaxChats})
+			JobTitle: a.JobTitle, Avatar: a.Avatar, Departments: depts, MaxChats: a.MaxChats, Admin: a.Admin})
 		creds = append(creds, credential{id: model.AgentID(a.ID), username: a.Username, token: []byte(a.Token), password: []byte(a.Password)})
 	}
 	if len(agents) > 0 {
@@ -82,7 +82,8 @@ func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, 
 	if err != nil {
 		return nil, nil, err
 	}
-	agents = []model.Agent{{ID: demoAgentID, Username: demoAgentUsername, Name: "Demo Agent", JobTitle: "Support Agent"}}
+	// The demo agent is the only one, so it administers too.
+	agents = []model.Agent{{ID: demoAgentID, Username: demoAgentUsername, Name: "Demo Agent", JobTitle: "Support Agent", Admin: true}}
 	creds = credentials{{id: demoAgentID, username: demoAgentUsername, token: tok, password: pass}}
 	fmt.Fprintf(stderr, "\nchatgate demo agent (no agents configured):\n  id:       %s\n  username: %s\n  token:    %s\n  password: %s\n"+
 		"  LiveChat agent RTM: ws://%s/v3.5/agent/rtm/ws  then {\"action\":\"login\",\"payload\":{\"token\":\"Bearer <token>\"}}\n"+

@@ -126,13 +126,17 @@ func serve(ctx context.Context, o serveOptions) error {
 			Help: "Webhook delivery attempts by action and outcome (delivered, retry, exhausted).",
 		}, []string{"action", "outcome"})
 		m.reg.MustRegister(deliveries)
-		wh = webhooks.New(st, webhooks.Config{
+		wh, err = webhooks.New(st, webhooks.Config{
 			OrganizationID: cfg.License.OrganizationID, Authenticate: creds.byToken,
 			Agent: router.Agent, QueuePosition: router.Position, Bus: bus,
 			Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, MinBackoff: w.MinBackoff, MaxBackoff: w.MaxBackoff,
 			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props,
 			OnDelivery: func(action, outcome string) { deliveries.WithLabelValues(action, outcome).Inc() },
+			AllowHTTP:  w.AllowHTTP, AllowPrivateNetworks: w.AllowPrivateNetworks, CAFile: w.CAFile,
 		}, log)
+		if err != nil {
+			return err
+		}
 		if err := wh.Load(ctx); err != nil {
 			return err
 		}
@@ -195,7 +199,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	if lc := cfg.LiveChat.Customer; lc.Enabled {
 		surfaces = append(surfaces, customer.New(dk, customer.Config{LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
-			AgentToken: creds.byToken, TokenTTL: lc.TokenTTL, Files: fs, PublicURL: cfg.RocketChat.PublicURL, LoginTimeout: lc.LoginTimeout,
+			AgentToken: creds.byToken, TokenTTL: lc.TokenTTL, AllowedOrigins: lc.AllowedOrigins, ClientIDs: lc.ClientIDs, Files: fs, PublicURL: cfg.RocketChat.PublicURL, LoginTimeout: lc.LoginTimeout,
 			PingTimeout: lc.PingTimeout, MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.customer.rtm")}, log))
 	}
 
@@ -240,7 +244,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: 64 << 10}
+		MaxHeaderBytes: 64 << 10, ErrorLog: httpErrorLog(log)}
 
 	if cfg.Server.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.Server.PprofAddr, log)

@@ -27,7 +27,7 @@ func webFail(g *gin.Context, e *wire.Error) {
 // {"error":{"type","message"}}.
 func (s *Surface) serveAction(version string) gin.HandlerFunc {
 	return func(g *gin.Context) {
-		cors(g)
+		s.cors(g)
 		q := g.Request.URL.Query()
 		if q.Get("organization_id") == "" && q.Get("license_id") == "" {
 			webFail(g, wire.Errorf(wire.Validation, "organization_id is required"))
