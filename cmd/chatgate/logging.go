@@ -3,8 +3,8 @@ package main
 import (
 	"io"
 	stdlog "log"
-	"strings"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"

@@ -22,7 +22,7 @@ func TestPrivateAddresses(t *testing.T) {
 		"169.254.169.254": true, "fe80::1": true, "fd00:ec2::254": true, "100.64.0.1": true, "0.0.0.0": true,
 		"::": true, "::ffff:127.0.0.1": true, "::ffff:10.0.0.1": true, "224.0.0.1": true, "255.255.255.255": true,
 		"64:ff9b::a9fe:a9fe": true,
-		"93.184.216.34": false, "2606:2800:220:1:248:1893:25c8:1946": false, "8.8.8.8": false,
+		"93.184.216.34":      false, "2606:2800:220:1:248:1893:25c8:1946": false, "8.8.8.8": false,
 	} {
 		if got := privateAddr(netip.MustParseAddr(addr)); got != want {
 			t.Errorf("privateAddr(%s) = %v, want %v", addr, got, want)
