@@ -40,10 +40,10 @@ const (
 	adminAgentToken = "admin-agent-token-ada-0123456789"
 	// foreignOrigin is a web site that is none of the gateway's; shopOrigin
 	// is the one allowed in livechat.customer.allowed_origins.
-	foreignOrigin      = "https://evil.example"
-	shopOrigin         = "https://shop.example"
-	authzOrg           = "org-authz"
-	authzSecret        = "secret-B" // in every piece of visitor B's data; no refusal may show it
+	foreignOrigin = "https://evil.example"
+	shopOrigin    = "https://shop.example"
+	authzOrg      = "org-authz"
+	authzSecret   = "secret-B" // in every piece of visitor B's data; no refusal may show it
 )
 
 // authzKind is how a row's request travels.
