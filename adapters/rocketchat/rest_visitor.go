@@ -15,6 +15,7 @@ import (
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/core/ratelimit"
 	"chatgate/core/routing"
 	"chatgate/store"
 )
@@ -257,6 +258,13 @@ func (s *Surface) saveVisitor(ctx context.Context, in visitorInput) (model.Visit
 	for _, p := range []string{in.name, in.email, in.phone, in.username} {
 		if len(p) > 1024 || !utf8.ValidString(p) {
 			return model.Visitor{}, errSavingVisitor
+		}
+	}
+	if addr := ratelimit.AddrFrom(ctx); addr != "" {
+		// A new visitor is bounded per client address: each is kept.
+		_, err := s.d.Store().Resolve(ctx, s.tokenKey(in.token))
+		if errors.Is(err, store.ErrNotFound) && !s.cfg.NewVisitors.Allow(addr) {
+			return model.Visitor{}, errTooManyRequests
 		}
 	}
 	v, err := s.d.EnsureVisitor(ctx, s.tokenKey(in.token), model.Visitor{Name: in.name, Email: in.email})

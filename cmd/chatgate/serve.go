@@ -47,6 +47,9 @@ type serveOptions struct {
 	// Listening, if set, is told the bound address once the server accepts
 	// connections (tests listen on 127.0.0.1:0).
 	Listening func(addr string)
+	// MetricsListening, if set, is told server.metrics_addr's bound
+	// address.
+	MetricsListening func(addr string)
 	// Routes, if set, is told every gin route and, per surface name, what
 	// the surfaces dispatch below them (see dispatcher), before serving.
 	Routes func(gin.RoutesInfo, map[string][]string)
@@ -103,6 +106,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	router := routing.New(agents, cfg.Routing.DefaultStatus == string(routing.Accepting))
 	m = newMetrics(router)
+	gd, err := newGuard(cfg.RateLimits, m)
+	if err != nil {
+		return err
+	}
 	departs := make([]model.Department, 0, len(cfg.Departments))
 	for _, d := range cfg.Departments {
 		departs = append(departs, model.Department{ID: model.DeptID(d.ID), Name: d.Name})
@@ -143,7 +150,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	dopts := desk.Options{
 		Store: st, Router: router, Bus: bus, Actors: hub.NewActors(256),
-		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes}, Logger: log, Departs: departs,
+		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes, Starts: gd.starts, Messages: gd.messages}, Logger: log, Departs: departs,
 		OnEvents: func(n int) { m.events.Add(float64(n)) }, Properties: props,
 	}
 	if wh != nil {
@@ -189,30 +196,43 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	fs.SetLimits(files.Limits{OwnerBytes: cfg.Store.VisitorUploadBytes, OwnerFiles: cfg.Store.VisitorUploadFiles,
+		Grace: cfg.Store.UnreferencedGrace})
 	if cfg.LiveChat.AgentRTM.Enabled {
 		surfaces = append(surfaces, agentrtm.New(dk, agentrtm.Config{
 			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
 			Authenticate: creds.byToken,
 			LoginTimeout: cfg.LiveChat.AgentRTM.LoginTimeout, PingTimeout: cfg.LiveChat.AgentRTM.PingTimeout,
 			MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.agent.rtm"), Files: fs,
+			Logins: gd.logins, PublicURL: cfg.RocketChat.PublicURL,
 		}, log))
 	}
 	if lc := cfg.LiveChat.Customer; lc.Enabled {
 		surfaces = append(surfaces, customer.New(dk, customer.Config{LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
 			AgentToken: creds.byToken, TokenTTL: lc.TokenTTL, AllowedOrigins: lc.AllowedOrigins, ClientIDs: lc.ClientIDs, Files: fs, PublicURL: cfg.RocketChat.PublicURL, LoginTimeout: lc.LoginTimeout,
-			PingTimeout: lc.PingTimeout, MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.customer.rtm")}, log))
+			PingTimeout: lc.PingTimeout, MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.customer.rtm"),
+			Uploads: gd.uploads, NewCustomers: gd.newCustomers}, log))
 	}
 
+	trusted, err := parseTrusted(cfg.Server.TrustedProxies)
+	if err != nil {
+		return err
+	}
 	if cfg.RocketChat.Enabled {
 		surfaces = append(surfaces, rocketchat.New(dk, rocketchat.Config{
 			PublicURL: cfg.RocketChat.PublicURL, WidgetDir: cfg.RocketChat.WidgetDir, Files: fs,
 			Login: creds.byPassword, MaxBody: cfg.Server.MaxBodyBytes, MaxFrame: cfg.Limits.MaxFrameBytes,
 			OnConnections: m.connGauge("rocketchat.ddp"),
+			Uploads: gd.uploads, NewVisitors: gd.newCustomers, TrustForwarded: trusted.contains,
 		}, log))
 	}
 
 	var ready atomic.Bool
-	engine := newEngine(log, m, bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10}, &ready, rs)
+	engine, err := newEngine(log, m, engineOptions{limits: bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10},
+		ready: &ready, relay: rs, guard: gd, trustedProxies: cfg.Server.TrustedProxies, metricsElsewhere: cfg.Server.MetricsAddr != ""})
+	if err != nil {
+		return err
+	}
 	if rs != nil {
 		mountRelayView(engine, st, creds.byToken)
 	}
@@ -244,14 +264,33 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: 64 << 10, ErrorLog: httpErrorLog(log)}
+		MaxHeaderBytes: 64 << 10, ErrorLog: httpErrorLog(log),
+		// Bounds reading a request, headers and body (a trickled body
+		// holds a goroutine otherwise); hijacked websockets set their own
+		// deadlines.
+		ReadTimeout: cfg.Server.ReadTimeout}
 
-	if cfg.Server.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.Server.PprofAddr, log)
+	if pa, ma := cfg.Server.PprofAddr, cfg.Server.MetricsAddr; pa != "" && pa == ma {
+		stop, err := serveInternal(pa, m, true, log, o.MetricsListening)
 		if err != nil {
 			return err
 		}
-		defer stopPprof()
+		defer stop()
+	} else {
+		if pa != "" {
+			stopPprof, err := servePprof(pa, log)
+			if err != nil {
+				return err
+			}
+			defer stopPprof()
+		}
+		if ma != "" {
+			stopMetrics, err := serveMetrics(ma, m, log, o.MetricsListening)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
+		}
 	}
 
 	runCtx, stopRun := context.WithCancel(context.Background())
@@ -271,6 +310,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if rs != nil {
 		swg.Go(func() { _ = rs.Run(surfCtx) })
 	}
+	swg.Go(func() { sweepFiles(surfCtx, fs, log) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	ready.Store(true)
@@ -339,11 +379,30 @@ func listen(addr, certFile, keyFile string) (net.Listener, error) {
 // newEngine builds the gin engine with the gateway-wide routes and
 // middleware: panic recovery, body limit, request log without query
 // strings (they carry session secrets), metrics, health and JSON 404/405.
-func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.Bool, rs *relay.Service) *gin.Engine {
+type engineOptions struct {
+	limits         bodyLimits
+	ready          *atomic.Bool
+	relay          *relay.Service
+	guard          *guard
+	trustedProxies []string
+	// metricsElsewhere: /metrics is on server.metrics_addr, not here.
+	metricsElsewhere bool
+}
+
+func newEngine(log zerolog.Logger, m *metrics, o engineOptions) (*gin.Engine, error) {
+	limits, ready, rs := o.limits, o.ready, o.relay
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
+	// Forwarded headers are believed from the configured proxies only
+	// (gin trusts every peer by default).
+	if err := e.SetTrustedProxies(o.trustedProxies); err != nil {
+		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	if o.guard != nil {
+		e.Use(o.guard.middleware)
+	}
 	e.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
 		log.Error().Interface("panic", err).Str("route", c.FullPath()).Msg("handler panicked")
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal server error"})
@@ -372,10 +431,12 @@ func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.
 		}
 		c.JSON(http.StatusOK, body)
 	})
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	if !o.metricsElsewhere {
+		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	}
 	e.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
 	e.NoMethod(func(c *gin.Context) { c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed"}) })
-	return e
+	return e, nil
 }
 
 // bodyLimits caps request bodies: uploads may carry a file of up to

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -26,6 +27,9 @@ var (
 	ErrNotFound = errors.New("files: not found")
 	// ErrTooLarge: the upload is over the size limit.
 	ErrTooLarge = errors.New("files: too large")
+	// ErrQuota: the owner's files would exceed Limits.OwnerBytes or
+	// Limits.OwnerFiles.
+	ErrQuota = errors.New("files: quota exceeded")
 )
 
 // File is a stored file's metadata.
@@ -35,12 +39,39 @@ type File struct {
 	ContentType string    `json:"content_type"`
 	Size        int64     `json:"size"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Owner is who uploaded it (a visitor id, or "agent:<id>"); quotas
+	// count per owner and customers may send only their own files.
+	Owner string `json:"owner,omitempty"`
+	// Pending: uploaded, not yet referenced by any event (Claim clears
+	// it). Pending files older than Limits.Grace are removed by Sweep.
+	// Files stored before this field existed are never pending.
+	Pending bool `json:"pending,omitempty"`
+}
+
+// Limits bound what one owner may keep (issue 16, Medium 6). Zero values
+// mean no limit (and no sweep for Grace).
+type Limits struct {
+	// OwnerBytes and OwnerFiles cap one owner's stored files.
+	OwnerBytes int64
+	OwnerFiles int
+	// Grace is how long an uploaded file may stay unreferenced before
+	// Sweep removes it.
+	Grace time.Duration
 }
 
 // Store is a directory of files.
 type Store struct {
 	dir     string
 	maxSize int64
+	limits  Limits
+
+	mu    sync.Mutex
+	usage map[string]ownerUsage // by owner, of the files on disk
+}
+
+type ownerUsage struct {
+	files int
+	bytes int64
 }
 
 var idRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -50,14 +81,63 @@ func Open(dir string, maxSize int64) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("files dir: %w", err)
 	}
-	return &Store{dir: dir, maxSize: maxSize}, nil
+	s := &Store{dir: dir, maxSize: maxSize, usage: map[string]ownerUsage{}}
+	err := s.each(func(f File) {
+		u := s.usage[f.Owner]
+		u.files++
+		u.bytes += f.Size
+		s.usage[f.Owner] = u
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetLimits sets the per-owner quotas and the sweep's grace period; call
+// it before serving.
+func (s *Store) SetLimits(l Limits) { s.limits = l }
+
+// Limits returns the limits set.
+func (s *Store) Limits() Limits { return s.limits }
+
+// each calls fn with every stored file's metadata.
+func (s *Store) each(fn func(File)) error {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("files: %w", err)
+	}
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !idRe.MatchString(id) {
+			continue
+		}
+		f, err := s.meta(id)
+		if err != nil {
+			continue // a file half-removed, or not ours
+		}
+		fn(f)
+	}
+	return nil
 }
 
 // MaxSize is the largest file accepted.
 func (s *Store) MaxSize() int64 { return s.maxSize }
 
 // Put stores r's content. An empty contentType is sniffed from the content.
+// The file has no owner and is not pending (never swept).
 func (s *Store) Put(ctx context.Context, name, contentType string, r io.Reader) (File, error) {
+	return s.put(ctx, "", false, name, contentType, r)
+}
+
+// PutPending stores r's content for owner, counted against the owner's
+// quota (ErrQuota beyond it), and pending until Claim: an upload no event
+// references is removed by Sweep after Limits.Grace.
+func (s *Store) PutPending(ctx context.Context, owner, name, contentType string, r io.Reader) (File, error) {
+	return s.put(ctx, owner, true, name, contentType, r)
+}
+
+func (s *Store) put(ctx context.Context, owner string, pending bool, name, contentType string, r io.Reader) (File, error) {
 	id, err := model.Secret(16)
 	if err != nil {
 		return File{}, err
@@ -78,6 +158,15 @@ func (s *Store) Put(ctx context.Context, name, contentType string, r io.Reader) 
 	if written > s.maxSize {
 		return File{}, ErrTooLarge
 	}
+	if !s.reserve(owner, written) {
+		return File{}, ErrQuota
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			s.release(owner, written)
+		}
+	}()
 	if ctx.Err() != nil {
 		return File{}, ctx.Err()
 	}
@@ -87,7 +176,8 @@ func (s *Store) Put(ctx context.Context, name, contentType string, r io.Reader) 
 	if contentType == "" || contentType == "application/octet-stream" {
 		contentType = http.DetectContentType(head)
 	}
-	f := File{ID: id, Name: cleanName(name), ContentType: contentType, Size: written, CreatedAt: time.Now().UTC()}
+	f := File{ID: id, Name: cleanName(name), ContentType: contentType, Size: written, CreatedAt: time.Now().UTC(),
+		Owner: owner, Pending: pending}
 	meta, err := json.Marshal(f)
 	if err != nil {
 		return File{}, err
@@ -101,6 +191,130 @@ func (s *Store) Put(ctx context.Context, name, contentType string, r io.Reader) 
 	if err := syncDir(s.dir); err != nil {
 		return File{}, err
 	}
+	committed = true
+	return f, nil
+}
+
+// reserve counts a new file of n bytes against owner's quota, or reports
+// false when it would not fit. The owner "" has no quota.
+func (s *Store) reserve(owner string, n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.usage[owner]
+	if owner != "" && (s.limits.OwnerBytes > 0 && u.bytes+n > s.limits.OwnerBytes ||
+		s.limits.OwnerFiles > 0 && u.files+1 > s.limits.OwnerFiles) {
+		return false
+	}
+	u.files++
+	u.bytes += n
+	s.usage[owner] = u
+	return true
+}
+
+func (s *Store) release(owner string, n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.usage[owner]
+	u.files--
+	u.bytes -= n
+	if u.files <= 0 {
+		delete(s.usage, owner)
+		return
+	}
+	s.usage[owner] = u
+}
+
+// Usage is what owner keeps: files and bytes.
+func (s *Store) Usage(owner string) (files int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.usage[owner]
+	return u.files, u.bytes
+}
+
+// Claim marks a file as referenced by an event, so that Sweep keeps it.
+// Callers claim before committing the event (a claim whose event then
+// fails only keeps a file longer). It returns the file's metadata.
+func (s *Store) Claim(id string) (File, error) {
+	if !idRe.MatchString(id) {
+		return File{}, ErrNotFound
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.meta(id)
+	if err != nil {
+		return File{}, err
+	}
+	if !f.Pending {
+		return f, nil
+	}
+	f.Pending = false
+	b, err := json.Marshal(f)
+	if err != nil {
+		return File{}, err
+	}
+	if err := writeSynced(filepath.Join(s.dir, id+".json"), b); err != nil {
+		return File{}, err
+	}
+	return f, nil
+}
+
+// Sweep removes the pending files older than Limits.Grace (none when Grace
+// is 0) and returns how many it removed. A file is removed body first,
+// then metadata, so that a crash leaves at worst metadata without a body,
+// which Get answers as not found and a later sweep removes.
+func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
+	if s.limits.Grace <= 0 {
+		return 0, nil
+	}
+	var old []File
+	err := s.each(func(f File) {
+		if f.Pending && now.Sub(f.CreatedAt) >= s.limits.Grace {
+			old = append(old, f)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range old {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		s.mu.Lock()
+		cur, err := s.meta(f.ID)
+		if err != nil || !cur.Pending { // claimed meanwhile
+			s.mu.Unlock()
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, f.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.mu.Unlock()
+			return n, fmt.Errorf("files: sweep: %w", err)
+		}
+		if err := os.Remove(filepath.Join(s.dir, f.ID+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.mu.Unlock()
+			return n, fmt.Errorf("files: sweep: %w", err)
+		}
+		s.mu.Unlock()
+		s.release(f.Owner, f.Size)
+		n++
+	}
+	return n, nil
+}
+
+// meta reads a file's metadata.
+func (s *Store) meta(id string) (File, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, id+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return File{}, ErrNotFound
+	}
+	if err != nil {
+		return File{}, fmt.Errorf("files: %w", err)
+	}
+	var f File
+	if err := json.Unmarshal(b, &f); err != nil {
+		return File{}, fmt.Errorf("files: metadata of %s: %w", id, err)
+	}
 	return f, nil
 }
 
@@ -109,16 +323,9 @@ func (s *Store) Get(id string) (File, *os.File, error) {
 	if !idRe.MatchString(id) {
 		return File{}, nil, ErrNotFound
 	}
-	b, err := os.ReadFile(filepath.Join(s.dir, id+".json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return File{}, nil, ErrNotFound
-	}
+	f, err := s.meta(id)
 	if err != nil {
-		return File{}, nil, fmt.Errorf("files: %w", err)
-	}
-	var f File
-	if err := json.Unmarshal(b, &f); err != nil {
-		return File{}, nil, fmt.Errorf("files: metadata of %s: %w", id, err)
+		return File{}, nil, err
 	}
 	fh, err := os.Open(filepath.Join(s.dir, id))
 	if errors.Is(err, os.ErrNotExist) {

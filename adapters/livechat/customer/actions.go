@@ -455,6 +455,9 @@ func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest
 			}
 			for i := range chat.Thread.Events {
 				d, err := chat.Thread.Events[i].draft()
+				if err == nil {
+					err = c.ownFile(&d)
+				}
 				if err != nil {
 					return model.Conversation{}, nil, err
 				}
@@ -510,6 +513,9 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 		return nil, wire.Errorf(wire.Validation, "event is required")
 	}
 	draft, err := p.Event.draft()
+	if err == nil {
+		err = c.ownFile(&draft)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"chatgate/core/ratelimit"
 	"time"
 
 	"chatgate/core/model"
@@ -45,6 +46,10 @@ type Config struct {
 	MaxFrame int
 	// SendQueue bounds one socket's outgoing frames (default 128).
 	SendQueue int
+	// Uploads limits upload_file per customer; NewCustomers limits the
+	// customers cookie grants create, per client address
+	// (ratelimit.AddrFrom). Nil: no limit.
+	Uploads, NewCustomers *ratelimit.Keyed
 	// OnConnections, if set, is told +1/-1 as sockets open and close.
 	OnConnections func(delta int)
 	// Now is the clock for token expiry (default the desk's clock).

@@ -16,7 +16,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/core/ratelimit"
 	"chatgate/store"
 )
 
@@ -200,6 +202,10 @@ func (s *Surface) serveToken(g *gin.Context) {
 		tokenFail(g, http.StatusBadRequest, "oauth_exception", "unsupported_grant_type")
 		return
 	}
+	if errors.Is(err, desk.ErrRateLimited) {
+		tokenFail(g, http.StatusTooManyRequests, "oauth_exception", "too_many_requests")
+		return
+	}
 	var ie identityError
 	if errors.As(err, &ie) {
 		tokenFail(g, http.StatusUnauthorized, "identity_exception", string(ie))
@@ -228,6 +234,11 @@ func (s *Surface) cookieCustomer(g *gin.Context) (model.VisitorID, error) {
 	cid, _ := g.Cookie(cookieID)
 	cst, _ := g.Cookie(cookieSecret)
 	if !validCookie(cid) || !validCookie(cst) {
+		// A new customer: bounded per client address, since each one is
+		// kept (issue 16, Low 8).
+		if addr := ratelimit.AddrFrom(g.Request.Context()); addr != "" && !s.cfg.NewCustomers.Allow(addr) {
+			return "", desk.ErrRateLimited
+		}
 		var err error
 		if cid, err = model.Secret(16); err != nil {
 			return "", err

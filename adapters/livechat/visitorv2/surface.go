@@ -205,6 +205,8 @@ func (s *Surface) deskError(c *gin.Context, err error) {
 		s.fail(c, http.StatusNotFound, "Chat not found")
 	case errors.Is(err, desk.ErrBanned):
 		s.fail(c, http.StatusForbidden, "Visitor is banned")
+	case errors.Is(err, desk.ErrRateLimited):
+		s.fail(c, http.StatusTooManyRequests, "Too many requests")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		s.fail(c, http.StatusServiceUnavailable, "Request cancelled")
 	default:
