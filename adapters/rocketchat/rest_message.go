@@ -23,6 +23,7 @@ import (
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/core/ratelimit"
 	"chatgate/store/files"
 )
 
@@ -329,7 +330,7 @@ func (s *Surface) restUpload(c *gin.Context, _ *restReq) (map[string]any, error)
 	if s.cfg.Files == nil {
 		return nil, uploadFailure("error-file-upload-disabled", nil)
 	}
-	if !s.cfg.Uploads.Allow(string(v.ID)) {
+	if !ratelimit.Exempt(ctx) && !s.cfg.Uploads.Allow(string(v.ID)) {
 		return nil, errTooManyRequests
 	}
 	maxSize := s.cfg.Files.MaxSize()

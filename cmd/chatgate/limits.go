@@ -105,6 +105,7 @@ func (g *guard) release(key string) {
 func (g *guard) middleware(c *gin.Context) {
 	ip := c.ClientIP()
 	if g.isExempt(ip) {
+		c.Request = c.Request.WithContext(ratelimit.WithExempt(c.Request.Context()))
 		c.Next()
 		return
 	}

@@ -151,3 +151,17 @@ func AddrFrom(ctx context.Context) string {
 	s, _ := ctx.Value(addrKey{}).(string)
 	return s
 }
+
+type exemptKey struct{}
+
+// WithExempt marks ctx as serving an exempt client (rate_limits.exempt):
+// no limit applies, per-visitor ones included.
+func WithExempt(ctx context.Context) context.Context {
+	return context.WithValue(ctx, exemptKey{}, true)
+}
+
+// Exempt reports whether ctx serves an exempt client.
+func Exempt(ctx context.Context) bool {
+	b, _ := ctx.Value(exemptKey{}).(bool)
+	return b
+}
