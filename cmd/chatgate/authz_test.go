@@ -850,6 +850,28 @@ func (f *authzFixture) rows() []authzRow {
 				return nil
 			}},
 	)
+	// Issue 16, Medium 5 and 6: files. A customer without a chat cannot
+	// upload; a file event names only the sender's own upload (B's file,
+	// javascript: and data: URLs are refused).
+	upNoChat, upNoChatType := multipartFile("x.txt", "x")
+	add(authzRow{covers: []string{keyCustWeb, "livechat.customer action upload_file"}, probe: "customer without a chat", method: "POST",
+		path: "/v3.5/customer/action/upload_file?organization_id=" + authzOrg, hdr: bearer(f.ctNoChat), body: upNoChat, ctype: upNoChatType,
+		want: lcWeb(422, "chat_inactive")})
+	for _, u := range []struct{ probe, url string }{
+		{"A sends B's upload as a file event", f.fileURL},
+		{"A sends a javascript: URL as a file", "javascript:alert(document.cookie)"},
+		{"A sends a data: URL as a file", "data:text/html,<script>alert(1)</script>"},
+	} {
+		add(custWeb("send_event", u.probe, bearer(f.ctA), map[string]any{"chat_id": f.chatA, "event": map[string]any{"type": "file", "url": u.url, "name": "x"}},
+			lcWeb(400, "validation")))
+	}
+	// Issue 16, Low 9: a v2 start for B's visitor id without B's
+	// secured_session_id does not end B's chat (checked again at the end).
+	add(authzRow{covers: []string{keyV2Start}, probe: "B's visitor id without B's secured_session_id", method: "POST", path: "/visitors/" + f.v2B + "/chat/start",
+		hdr: v2hdr, body: url.Values{"licence_id": {testLicence}, "welcome_message": {"x"}}.Encode(), ctype: formCT, want: v2Err(400)},
+		authzRow{covers: []string{keyV2Start}, probe: "B's visitor id with A's secured_session_id", method: "POST", path: "/visitors/" + f.v2B + "/chat/start",
+			hdr: v2hdr, body: url.Values{"licence_id": {testLicence}, "welcome_message": {"x"}, "secured_session_id": {f.sidA}}.Encode(), ctype: formCT, want: v2Err(400)})
+
 	// A's token listing chats sees its own only (no refusal: the secret
 	// check below proves B's chat is absent).
 	add(custWeb("list_chats", "A lists chats (B's absent)", bearer(f.ctA), map[string]any{}, status(200)),

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPutGet(t *testing.T) {
@@ -57,5 +58,63 @@ func TestPutGet(t *testing.T) {
 		if _, _, err := s.Get(id); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Get(%q) = %v, want ErrNotFound", id, err)
 		}
+	}
+}
+
+// TestQuotaClaimSweep: per-owner quotas (files and bytes), Claim keeping a
+// file from the sweep, Sweep removing pending files past the grace only,
+// and the usage surviving a reopen.
+func TestQuotaClaimSweep(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetLimits(Limits{OwnerBytes: 10, OwnerFiles: 3, Grace: time.Hour})
+	ctx := context.Background()
+	put := func(owner, body string) (File, error) {
+		return s.PutPending(ctx, owner, "f.txt", "text/plain", strings.NewReader(body))
+	}
+	a1, err := put("a", "12345")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := put("a", "12345")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put("a", "1"); !errors.Is(err, ErrQuota) {
+		t.Fatalf("over the byte quota: %v", err)
+	}
+	if _, err := put("b", "1234567890"); err != nil {
+		t.Fatalf("another owner: %v", err)
+	}
+	if n, b := s.Usage("a"); n != 2 || b != 10 {
+		t.Fatalf("usage a = %d files %d bytes", n, b)
+	}
+	if _, err := s.Claim(a1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Sweep(ctx, time.Now().Add(30*time.Minute)); err != nil || n != 0 {
+		t.Fatalf("sweep inside the grace removed %d, %v", n, err)
+	}
+	if n, err := s.Sweep(ctx, time.Now().Add(2*time.Hour)); err != nil || n != 2 { // a2 and b's
+		t.Fatalf("sweep after the grace removed %d, %v", n, err)
+	}
+	if _, _, err := s.Get(a2.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unclaimed file kept: %v", err)
+	}
+	if _, fh, err := s.Get(a1.ID); err != nil {
+		t.Fatalf("claimed file swept: %v", err)
+	} else {
+		fh.Close()
+	}
+	// Space freed by the sweep is the owner's again; reopening recounts.
+	s2, err := Open(dir, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, b := s2.Usage("a"); n != 1 || b != 5 {
+		t.Fatalf("usage after reopen = %d files %d bytes", n, b)
 	}
 }
