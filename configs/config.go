@@ -47,7 +47,7 @@ type Config struct {
 		MetricsAddr string `yaml:"metrics_addr"`
 	} `yaml:"server"`
 	RateLimits RateLimits `yaml:"rate_limits"`
-	Log struct {
+	Log        struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
 	} `yaml:"log"`

@@ -223,7 +223,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			PublicURL: cfg.RocketChat.PublicURL, WidgetDir: cfg.RocketChat.WidgetDir, Files: fs,
 			Login: creds.byPassword, MaxBody: cfg.Server.MaxBodyBytes, MaxFrame: cfg.Limits.MaxFrameBytes,
 			OnConnections: m.connGauge("rocketchat.ddp"),
-			Uploads: gd.uploads, NewVisitors: gd.newCustomers, TrustForwarded: trusted.contains,
+			Uploads:       gd.uploads, NewVisitors: gd.newCustomers, TrustForwarded: trusted.contains,
 		}, log))
 	}
 
