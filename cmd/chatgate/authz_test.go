@@ -763,7 +763,6 @@ func (f *authzFixture) rows() []authzRow {
 
 	// LiveChat customer: RTM without login, with forged, expired and agent
 	// tokens; the Web API likewise; A against B's chat.
-	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
 	custWeb := func(action, probe string, hdr map[string]string, payload any, want authzWant) authzRow {
 		return authzRow{covers: []string{keyCustWeb, "livechat.customer action " + action}, probe: probe, method: "POST",
 			path: "/v3.5/customer/action/" + action + "?organization_id=" + authzOrg, hdr: hdr, body: jsonBody(payload), want: want}

@@ -111,7 +111,7 @@ func (g *guard) middleware(c *gin.Context) {
 	}
 	key := ratelimit.AddrKey(ip)
 	c.Request = c.Request.WithContext(ratelimit.WithAddr(c.Request.Context(), key))
-	if g.logins.Blocked(key) {
+	if carriesCredentials(c.Request) && g.logins.Blocked(key) {
 		tooMany(c, "Too many failed logins from this address; try again later")
 		return
 	}
@@ -137,6 +137,15 @@ func (g *guard) middleware(c *gin.Context) {
 	if c.Writer.Status() == http.StatusUnauthorized {
 		g.logins.Allow(key) // one failed login (or credential) more
 	}
+}
+
+// carriesCredentials reports whether a request tries credentials (an
+// agent or customer token, a Rocket.Chat login or auth token): those are
+// what an address past its failed-login limit may no longer try. Other
+// requests (a visitor's widget behind the same NAT) go on.
+func carriesCredentials(r *http.Request) bool {
+	return r.Header.Get("Authorization") != "" || r.Header.Get("X-Auth-Token") != "" ||
+		strings.HasSuffix(r.URL.Path, "/login") || r.URL.Path == "/v2/customer/token"
 }
 
 // tooMany answers 429 in the error format of the protocol the path
