@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"chatgate/core/ratelimit"
 )
@@ -52,6 +52,9 @@ type Config struct {
 		Format string `yaml:"format"`
 	} `yaml:"log"`
 	Store struct {
+		// URL, if set, selects PostgreSQL (postgres://...) instead of
+		// the bbolt file at Path: several nodes share one database.
+		URL            string `yaml:"url"`
 		Path           string `yaml:"path"`
 		FilesDir       string `yaml:"files_dir"`
 		MaxUploadBytes int64  `yaml:"max_upload_bytes"`
@@ -92,6 +95,9 @@ type Config struct {
 			LoginTimeout   time.Duration `yaml:"login_timeout"`
 			PingTimeout    time.Duration `yaml:"ping_timeout"`
 		} `yaml:"customer"`
+		// Forms are the pre-chat, post-chat and ticket forms groups ask
+		// (Customer Chat API get_form; forms.go).
+		Forms []Form `yaml:"forms"`
 	} `yaml:"livechat"`
 	Routing struct {
 		DefaultStatus string `yaml:"default_status"`
@@ -154,8 +160,9 @@ type Agent struct {
 	Password    string   `yaml:"password"`
 	Departments []string `yaml:"departments"`
 	MaxChats    int      `yaml:"max_chats"`
-	// Admin: the agent administers the gateway (Configuration API,
-	// customer tokens for any customer). See docs/security.md.
+	// Admin: the agent administers the gateway: the operator view
+	// (/console/ops), the Configuration API, customer tokens for any
+	// customer. See docs/security.md.
 	Admin bool `yaml:"admin"`
 }
 
@@ -218,6 +225,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	str("CHATGATE_PPROF_ADDR", &c.Server.PprofAddr)
 	str("CHATGATE_METRICS_ADDR", &c.Server.MetricsAddr)
 	str("CHATGATE_DATA", &c.Store.Path)
+	str("CHATGATE_STORE", &c.Store.URL)
 	str("CHATGATE_LOG_LEVEL", &c.Log.Level)
 	str("CHATGATE_LOG_FORMAT", &c.Log.Format)
 	str("CHATGATE_LICENSE_ID", &c.License.ID)
@@ -232,11 +240,61 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		return err
 	}
 	c.Relay.applyEnv(str)
-	for i := range c.Agents {
-		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_TOKEN", &c.Agents[i].Token)
-		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_PASSWORD", &c.Agents[i].Password)
-		if c.Agents[i].Username == "" {
-			c.Agents[i].Username, _, _ = strings.Cut(c.Agents[i].ID, "@")
+	return applyAgentEnv(c, getenv)
+}
+
+// applyAgentEnv overlays CHATGATE_AGENT_<N>_* on agents[N] and appends an
+// agent for each further N whose _ID is set (N counts from 0 without
+// gaps), so that a container needs no config file for its agents:
+// _ID, _NAME, _USERNAME, _TOKEN, _PASSWORD, _DEPARTMENTS (comma-separated
+// ids), _MAX_CHATS, _ADMIN (true/false).
+func applyAgentEnv(c *Config, getenv func(string) string) error {
+	for i := 0; ; i++ {
+		pre := "CHATGATE_AGENT_" + strconv.Itoa(i) + "_"
+		created := false
+		if i >= len(c.Agents) {
+			if getenv(pre+"ID") == "" {
+				break
+			}
+			c.Agents = append(c.Agents, Agent{})
+			created = true
+		}
+		a := &c.Agents[i]
+		for _, f := range []struct {
+			name string
+			dst  *string
+		}{{"ID", &a.ID}, {"NAME", &a.Name}, {"USERNAME", &a.Username}, {"TOKEN", &a.Token}, {"PASSWORD", &a.Password}} {
+			if v := getenv(pre + f.name); v != "" {
+				*f.dst = v
+			}
+		}
+		if v := getenv(pre + "DEPARTMENTS"); v != "" {
+			a.Departments = nil
+			for _, d := range strings.Split(v, ",") {
+				if d = strings.TrimSpace(d); d != "" {
+					a.Departments = append(a.Departments, d)
+				}
+			}
+		}
+		if v := getenv(pre + "MAX_CHATS"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%sMAX_CHATS: want a number >= 0, got %q", pre, v)
+			}
+			a.MaxChats = n
+		}
+		if v := getenv(pre + "ADMIN"); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%sADMIN: want true or false, got %q", pre, v)
+			}
+			a.Admin = b
+		}
+		if created && a.Name == "" {
+			a.Name = a.ID
+		}
+		if a.Username == "" {
+			a.Username, _, _ = strings.Cut(a.ID, "@")
 		}
 	}
 	return nil
@@ -251,8 +309,11 @@ func (c *Config) Validate() error {
 	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
 		errs = append(errs, "server.tls_cert_file and server.tls_key_file must be set together")
 	}
-	if c.Store.Path == "" {
+	switch u := c.Store.URL; {
+	case u == "" && c.Store.Path == "":
 		errs = append(errs, "store.path is empty")
+	case u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://"):
+		errs = append(errs, "store.url must be a postgres:// URL (or empty for the bbolt file at store.path)")
 	}
 	if c.License.ID == "" {
 		errs = append(errs, "license.id is empty")
@@ -333,6 +394,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, err.Error())
 	}
 	errs = append(errs, c.Relay.validate(depts)...)
+	errs = append(errs, validateForms(c.LiveChat.Forms, depts)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))
 	}

@@ -113,7 +113,7 @@ func (e *ddpEnv) visitor(token, name string) model.Visitor {
 // starts it (an agent must be online).
 func (e *ddpEnv) room(v model.Visitor) model.Conversation {
 	e.t.Helper()
-	c, _, err := e.s.openOrStartRoom(context.Background(), v)
+	c, _, err := e.s.openOrStartRoom(context.Background(), v, "", true)
 	if err != nil {
 		e.t.Fatalf("room: %v", err)
 	}
@@ -172,7 +172,13 @@ type ddpClient struct {
 
 func (e *ddpEnv) dial(t *testing.T, path string) *ddpClient {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(e.url(path), nil)
+	return dialDDP(t, e.srv.URL, path)
+}
+
+// dialDDP connects a raw DDP client to the server at base (http://…).
+func dialDDP(t *testing.T, base, path string) *ddpClient {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+path, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v", path, err)
 	}

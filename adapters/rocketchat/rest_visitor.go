@@ -113,7 +113,7 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 				return nil, err
 			}
 			if open {
-				room := map[string]any{"_id": string(conv.ID), "open": true}
+				room := map[string]any{"_id": s.roomID(ctx, conv.ID), "open": true}
 				if conv.Department != "" {
 					room["departmentId"] = string(conv.Department)
 				}
@@ -128,6 +128,19 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 					}
 				}
 				cfg["room"] = room
+				// A visitor with an open room is never sent to the offline
+				// form: its conversation goes on (served, or waiting in
+				// the queue) whoever accepts new chats now. Without this
+				// the widget, reloaded after the serving agent stopped
+				// accepting chats (or after a move to a department where
+				// nobody does), showed an empty "Leave a message" form
+				// instead of the conversation.
+				cfg["online"] = true
+				if conv.State == model.StateQueued {
+					if spot := s.d.Router().Position(conv.ID); spot > 0 {
+						cfg["queueInfo"] = s.queueInfo(spot)
+					}
+				}
 			}
 		case !errors.Is(err, errInvalidToken):
 			return nil, err
@@ -260,14 +273,18 @@ func (s *Surface) saveVisitor(ctx context.Context, in visitorInput) (model.Visit
 			return model.Visitor{}, errSavingVisitor
 		}
 	}
+	key, err := s.registrationKey(ctx, in.token)
+	if err != nil {
+		return model.Visitor{}, err
+	}
 	if addr := ratelimit.AddrFrom(ctx); addr != "" {
 		// A new visitor is bounded per client address: each is kept.
-		_, err := s.d.Store().Resolve(ctx, s.tokenKey(in.token))
+		_, err := s.d.Store().Resolve(ctx, key)
 		if errors.Is(err, store.ErrNotFound) && !s.cfg.NewVisitors.Allow(addr) {
 			return model.Visitor{}, errTooManyRequests
 		}
 	}
-	v, err := s.d.EnsureVisitor(ctx, s.tokenKey(in.token), model.Visitor{Name: in.name, Email: in.email})
+	v, err := s.d.EnsureVisitor(ctx, key, model.Visitor{Name: in.name, Email: in.email})
 	if err != nil {
 		return model.Visitor{}, err
 	}
@@ -315,8 +332,10 @@ func (s *Surface) restVisitorGet(c *gin.Context, _ *restReq) (map[string]any, er
 
 // restVisitorDelete is DELETE livechat/visitor/:token (§5.4). The store
 // cannot delete records, so chatgate erases the visitor's profile (name,
-// e-mail, phone, department, custom fields); its conversations' messages
-// stay stored.
+// e-mail, phone, department, custom fields) and marks it erased: the token
+// stops working (invalid-token everywhere) and its conversations' messages
+// stay stored, linked to no usable token; the token registered again is a
+// new visitor (see visitorByToken).
 func (s *Surface) restVisitorDelete(c *gin.Context, _ *restReq) (map[string]any, error) {
 	ctx := c.Request.Context()
 	v, err := s.visitorByToken(ctx, c.Param("token"))
@@ -330,13 +349,12 @@ func (s *Surface) restVisitorDelete(c *gin.Context, _ *restReq) (map[string]any,
 	}
 	empty := ""
 	noDept := model.DeptID("")
-	upd := desk.VisitorUpdate{Name: &empty, Email: &empty, Phone: &empty, Department: &noDept}
-	if len(v.Fields) > 0 {
-		upd.Fields = map[string]string{}
-		for k := range v.Fields {
-			upd.Fields[k] = ""
-		}
+	upd := desk.VisitorUpdate{Name: &empty, Email: &empty, Phone: &empty, Department: &noDept,
+		Fields: map[string]string{fieldErased: isoTime(s.d.Now())}}
+	for k := range v.Fields {
+		upd.Fields[k] = ""
 	}
+	upd.Fields[fieldErased] = isoTime(s.d.Now())
 	if _, err := s.d.UpdateVisitor(ctx, v.ID, upd); err != nil {
 		s.log.Error().Err(err).Str("visitor", string(v.ID)).Msg("erase visitor")
 		return nil, errRemovingVisitor

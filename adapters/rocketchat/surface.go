@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -52,6 +53,11 @@ type Config struct {
 	// MaxBody caps REST request bodies (bytes); MaxFrame caps DDP frames.
 	MaxBody  int64
 	MaxFrame int
+	// QueueMessage is the text of queueInfo's waiting message
+	// (Rocket.Chat's Livechat_waiting_queue_message); QueueWaitPerChat,
+	// when > 0, makes queueInfo estimate the wait as spot × it.
+	QueueMessage     string
+	QueueWaitPerChat time.Duration
 	// OnConnections, if set, is told of DDP connections opening (+1) and
 	// closing (-1), for metrics.
 	OnConnections func(delta int)

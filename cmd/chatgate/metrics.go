@@ -2,6 +2,8 @@ package main
 
 import (
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,9 +24,18 @@ type metrics struct {
 	commitTime  prometheus.Histogram
 	commitErrs  prometheus.Counter
 	httpReqs    *prometheus.CounterVec
+	// lastCommitNS and commits feed the operator view.
+	lastCommitNS atomic.Int64
+	commits      atomic.Int64
 }
 
-func newMetrics(router *routing.Router) *metrics {
+// lastCommit is the duration of the latest group commit and how many
+// there were since start.
+func (m *metrics) lastCommit() (time.Duration, int64) {
+	return time.Duration(m.lastCommitNS.Load()), m.commits.Load()
+}
+
+func newMetrics(router *routing.Router, node string) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -52,6 +63,11 @@ func newMetrics(router *routing.Router) *metrics {
 			Name: "chatgate_http_requests_total", Help: "HTTP requests by route template and status code.",
 		}, []string{"route", "code"}),
 	}
+	nodeInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "chatgate_node_info", Help: "Always 1; its node label is this process's --node-id (several nodes share one store).",
+	}, []string{"node"})
+	nodeInfo.WithLabelValues(node).Set(1)
+	m.reg.MustRegister(nodeInfo)
 	m.reg.MustRegister(m.connections, m.events, m.batchSize, m.batchKeys, m.commitTime, m.commitErrs, m.httpReqs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&conversationCollector{router: router, desc: prometheus.NewDesc("chatgate_conversations",
@@ -82,6 +98,8 @@ func (m *metrics) onCommit(s bolt.Stats) {
 	m.batchSize.Observe(float64(s.Requests))
 	m.batchKeys.Observe(float64(s.Keys))
 	m.commitTime.Observe(s.Duration.Seconds())
+	m.lastCommitNS.Store(int64(s.Duration))
+	m.commits.Add(1)
 	if s.Err != nil {
 		m.commitErrs.Inc()
 	}

@@ -42,8 +42,13 @@ type surface interface {
 
 type serveOptions struct {
 	ConfigPath, DataPath, Addr string
-	Stderr                     io.Writer
-	Getenv                     func(string) string
+	// StoreURL selects PostgreSQL (over store.url); NodeID names the node.
+	StoreURL, NodeID string
+	// Demo creates the demo agent when no agent is configured even when
+	// not listening on loopback (--demo).
+	Demo   bool
+	Stderr io.Writer
+	Getenv func(string) string
 	// Listening, if set, is told the bound address once the server accepts
 	// connections (tests listen on 127.0.0.1:0).
 	Listening func(addr string)
@@ -79,20 +84,36 @@ func serve(ctx context.Context, o serveOptions) error {
 	if o.Addr != "" {
 		cfg.Server.Addr = o.Addr
 	}
+	if o.StoreURL != "" {
+		cfg.Store.URL = o.StoreURL
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+	}
+	nodeID := o.NodeID
+	if nodeID == "" && o.Getenv != nil {
+		nodeID = o.Getenv("CHATGATE_NODE_ID")
+	}
+	if nodeID == "" {
+		nodeID = defaultNodeID()
+	}
 	log, err := newLogger(o.Stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return fmt.Errorf("log level: %w", err)
 	}
+	// Every line says which node wrote it.
+	log = log.With().Str("node", nodeID).Logger()
 
 	var m *metrics
-	st, err := bolt.Open(cfg.Store.Path, bolt.Options{OnCommit: func(s bolt.Stats) {
+	opened, err := openStore(ctx, cfg, func(s bolt.Stats) {
 		if m != nil {
 			m.onCommit(s)
 		}
-	}})
+	})
 	if err != nil {
 		return err
 	}
+	st := opened.Store
 	storeClosed := false
 	defer func() {
 		if !storeClosed {
@@ -100,12 +121,12 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	}()
 
-	agents, creds, err := agentsFromConfig(ctx, cfg, st, o.Stderr)
+	agents, creds, err := agentsFromConfig(ctx, cfg, st, o.Stderr, o.Demo, log)
 	if err != nil {
 		return err
 	}
 	router := routing.New(agents, cfg.Routing.DefaultStatus == string(routing.Accepting))
-	m = newMetrics(router)
+	m = newMetrics(router, nodeID)
 	gd, err := newGuard(cfg.RateLimits, m)
 	if err != nil {
 		return err
@@ -122,6 +143,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	props, err := desk.NewProperties(st, propDefs)
 	if err != nil {
 		return err
+	}
+	forms, err := liveChatForms(cfg.LiveChat.Forms)
+	if err != nil {
+		return fmt.Errorf("livechat.forms: %w", err)
 	}
 	// Webhooks: the desk's outbox hook writes their deliveries with the
 	// events that cause them; the service (a surface) serves the
@@ -188,19 +213,12 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	// Uploaded files: the Rocket.Chat surface serves /file-upload/...;
 	// the agent Web API's upload_file stores there too.
-	filesDir := cfg.Store.FilesDir
-	if filesDir == "" {
-		filesDir = cfg.Store.Path + ".files"
-	}
-	fs, err := files.Open(filesDir, cfg.Store.MaxUploadBytes)
-	if err != nil {
-		return err
-	}
+	fs := opened.Files
 	fs.SetLimits(files.Limits{OwnerBytes: cfg.Store.VisitorUploadBytes, OwnerFiles: cfg.Store.VisitorUploadFiles,
 		Grace: cfg.Store.UnreferencedGrace})
 	if cfg.LiveChat.AgentRTM.Enabled {
 		surfaces = append(surfaces, agentrtm.New(dk, agentrtm.Config{
-			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
+			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID, Forms: forms,
 			Authenticate: creds.byToken,
 			LoginTimeout: cfg.LiveChat.AgentRTM.LoginTimeout, PingTimeout: cfg.LiveChat.AgentRTM.PingTimeout,
 			MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.agent.rtm"), Files: fs,
@@ -208,8 +226,9 @@ func serve(ctx context.Context, o serveOptions) error {
 		}, log))
 	}
 	if lc := cfg.LiveChat.Customer; lc.Enabled {
-		surfaces = append(surfaces, customer.New(dk, customer.Config{LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
-			AgentToken: creds.byToken, TokenTTL: lc.TokenTTL, AllowedOrigins: lc.AllowedOrigins, ClientIDs: lc.ClientIDs, Files: fs, PublicURL: cfg.RocketChat.PublicURL, LoginTimeout: lc.LoginTimeout,
+		surfaces = append(surfaces, customer.New(dk, customer.Config{LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID, Forms: forms,
+			AgentToken: creds.byToken, TokenTTL: lc.TokenTTL, AllowedOrigins: lc.AllowedOrigins, ClientIDs: lc.ClientIDs, Files: fs,
+			PublicURL: cfg.RocketChat.PublicURL, LoginTimeout: lc.LoginTimeout,
 			PingTimeout: lc.PingTimeout, MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.customer.rtm"),
 			Uploads: gd.uploads, NewCustomers: gd.newCustomers}, log))
 	}
@@ -227,9 +246,13 @@ func serve(ctx context.Context, o serveOptions) error {
 		}, log))
 	}
 
+	surfaces = append(surfaces, newConsole(cfg, creds, router, &opsSource{cfg: cfg, router: router, desk: dk, relay: rs, hooks: wh, m: m,
+		kind: opened.Kind, node: nodeID}, log))
+
 	var ready atomic.Bool
 	engine, err := newEngine(log, m, engineOptions{limits: bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10},
-		ready: &ready, relay: rs, guard: gd, trustedProxies: cfg.Server.TrustedProxies, metricsElsewhere: cfg.Server.MetricsAddr != ""})
+		ready: &ready, relay: rs, guard: gd, trustedProxies: cfg.Server.TrustedProxies, metricsElsewhere: cfg.Server.MetricsAddr != "",
+		info: readyInfo{Node: nodeID, Store: opened.Kind}})
 	if err != nil {
 		return err
 	}
@@ -314,7 +337,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	ready.Store(true)
-	log.Info().Str("addr", ln.Addr().String()).Bool("tls", cfg.Server.TLSCertFile != "").Str("data", cfg.Store.Path).Int("agents", len(agents)).Msg("chatgate serving")
+	log.Info().Str("addr", ln.Addr().String()).Bool("tls", cfg.Server.TLSCertFile != "").Str("store", opened.Kind).Str("data", opened.Where).Int("agents", len(agents)).Msg("chatgate serving")
 	if o.Listening != nil {
 		o.Listening(ln.Addr().String())
 	}
@@ -379,10 +402,17 @@ func listen(addr, certFile, keyFile string) (net.Listener, error) {
 // newEngine builds the gin engine with the gateway-wide routes and
 // middleware: panic recovery, body limit, request log without query
 // strings (they carry session secrets), metrics, health and JSON 404/405.
+// readyInfo is what /readyz says about the node besides its readiness.
+type readyInfo struct {
+	Node  string // --node-id
+	Store string // bolt or postgres
+}
+
 type engineOptions struct {
 	limits         bodyLimits
 	ready          *atomic.Bool
 	relay          *relay.Service
+	info           readyInfo
 	guard          *guard
 	trustedProxies []string
 	// metricsElsewhere: /metrics is on server.metrics_addr, not here.
@@ -390,7 +420,7 @@ type engineOptions struct {
 }
 
 func newEngine(log zerolog.Logger, m *metrics, o engineOptions) (*gin.Engine, error) {
-	limits, ready, rs := o.limits, o.ready, o.relay
+	limits, ready, rs, info := o.limits, o.ready, o.relay, o.info
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -420,10 +450,10 @@ func newEngine(log zerolog.Logger, m *metrics, o engineOptions) (*gin.Engine, er
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", func(c *gin.Context) {
 		if !ready.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "node": info.Node})
 			return
 		}
-		body := gin.H{"status": "ready"}
+		body := gin.H{"status": "ready", "node": info.Node, "store": info.Store}
 		if rs != nil {
 			// Connectors report, but do not gate readiness: while an
 			// upstream desk is away its messages wait in the outbox.

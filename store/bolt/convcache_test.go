@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"chatgate/core/model"
 	"chatgate/store"
 )
@@ -30,7 +32,12 @@ func TestConversationCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	var fromFile model.Conversation
-	if err := s.get(bConvs, []byte("c1"), &fromFile); err != nil {
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		fromFile, err = decodeConv(tx, []byte("c1"), tx.Bucket(bConvs).Get([]byte("c1")))
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, fromFile) {

@@ -1,10 +1,13 @@
-// Package files keeps uploaded files on disk beside the data file. Each file
-// gets an unguessable id (the id in its URL is the capability to read it),
-// and is fsync'd, with its metadata, before Put returns: an upload is
-// acknowledged only once it is durable, like every other write.
+// Package files keeps uploaded files: on disk beside the data file (one
+// node on bbolt), or in the database (several nodes on PostgreSQL, where
+// every node must serve every file; see Blobs). Each file gets an
+// unguessable id (the id in its URL is the capability to read it), and is
+// durable, with its metadata, before Put returns: an upload is acknowledged
+// only once it is stored, like every other write.
 package files
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"chatgate/core/model"
+	"chatgate/store"
 )
 
 var (
@@ -59,19 +63,48 @@ type Limits struct {
 	Grace time.Duration
 }
 
-// Store is a directory of files.
+// Blobs keeps whole files in a database (store/postgres implements it).
+// Bodies are bounded by the store's MaxSize, so they are passed in memory.
+type Blobs interface {
+	// PutBlob stores a new file durably under id.
+	PutBlob(ctx context.Context, id string, meta, body []byte) error
+	// GetBlob returns a file's metadata (as given to PutBlob) and body;
+	// ErrNotFound or store.ErrNotFound (wrapped or not) when there is none.
+	GetBlob(ctx context.Context, id string) (meta, body []byte, err error)
+}
+
+// BlobKeeper is what a Blobs needs for quotas, Claim and Sweep across
+// nodes: its files' metadata, metadata updates and deletion. A Blobs
+// without it gets quotas counted by this node since it started, and no
+// sweep (Claim is then a no-op).
+type BlobKeeper interface {
+	// EachBlobMeta calls fn with every file's metadata.
+	EachBlobMeta(ctx context.Context, fn func(meta []byte)) error
+	// SetBlobMeta replaces a file's metadata.
+	SetBlobMeta(ctx context.Context, id string, meta []byte) error
+	// DeleteBlob removes a file; a missing one is no error.
+	DeleteBlob(ctx context.Context, id string) error
+}
+
+// Store is a directory of files, or a database's blobs.
 type Store struct {
 	dir     string
+	blobs   Blobs
 	maxSize int64
 	limits  Limits
 
 	mu    sync.Mutex
-	usage map[string]ownerUsage // by owner, of the files on disk
+	usage map[string]ownerUsage // by owner, of the files stored
 }
 
 type ownerUsage struct {
 	files int
 	bytes int64
+}
+
+// ReadSeekCloser is a stored file's content.
+type ReadSeekCloser interface {
+	io.ReadSeekCloser
 }
 
 var idRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -82,16 +115,27 @@ func Open(dir string, maxSize int64) (*Store, error) {
 		return nil, fmt.Errorf("files dir: %w", err)
 	}
 	s := &Store{dir: dir, maxSize: maxSize, usage: map[string]ownerUsage{}}
-	err := s.each(func(f File) {
+	if err := s.countUsage(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenBlobs keeps files in b; files over maxSize bytes are refused.
+func OpenBlobs(b Blobs, maxSize int64) *Store {
+	s := &Store{blobs: b, maxSize: maxSize, usage: map[string]ownerUsage{}}
+	_ = s.countUsage(context.Background()) // best effort: a database not reachable yet counts from zero
+	return s
+}
+
+// countUsage fills the per-owner usage from the stored files.
+func (s *Store) countUsage(ctx context.Context) error {
+	return s.each(ctx, func(f File) {
 		u := s.usage[f.Owner]
 		u.files++
 		u.bytes += f.Size
 		s.usage[f.Owner] = u
 	})
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // SetLimits sets the per-owner quotas and the sweep's grace period; call
@@ -101,8 +145,21 @@ func (s *Store) SetLimits(l Limits) { s.limits = l }
 // Limits returns the limits set.
 func (s *Store) Limits() Limits { return s.limits }
 
-// each calls fn with every stored file's metadata.
-func (s *Store) each(fn func(File)) error {
+// each calls fn with every stored file's metadata (none for a Blobs that
+// is not a BlobKeeper).
+func (s *Store) each(ctx context.Context, fn func(File)) error {
+	if s.blobs != nil {
+		k, ok := s.blobs.(BlobKeeper)
+		if !ok {
+			return nil
+		}
+		return k.EachBlobMeta(ctx, func(meta []byte) {
+			var f File
+			if json.Unmarshal(meta, &f) == nil {
+				fn(f)
+			}
+		})
+	}
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("files: %w", err)
@@ -112,7 +169,7 @@ func (s *Store) each(fn func(File)) error {
 		if !ok || !idRe.MatchString(id) {
 			continue
 		}
-		f, err := s.meta(id)
+		f, err := s.diskMeta(id)
 		if err != nil {
 			continue // a file half-removed, or not ours
 		}
@@ -141,6 +198,9 @@ func (s *Store) put(ctx context.Context, owner string, pending bool, name, conte
 	id, err := model.Secret(16)
 	if err != nil {
 		return File{}, err
+	}
+	if s.blobs != nil {
+		return s.putBlob(ctx, id, owner, pending, name, contentType, r)
 	}
 	tmp, err := os.CreateTemp(s.dir, ".upload-*")
 	if err != nil {
@@ -195,6 +255,33 @@ func (s *Store) put(ctx context.Context, owner string, pending bool, name, conte
 	return f, nil
 }
 
+func (s *Store) putBlob(ctx context.Context, id, owner string, pending bool, name, contentType string, r io.Reader) (File, error) {
+	body, err := io.ReadAll(io.LimitReader(r, s.maxSize+1))
+	if err != nil {
+		return File{}, fmt.Errorf("files: read: %w", err)
+	}
+	if int64(len(body)) > s.maxSize {
+		return File{}, ErrTooLarge
+	}
+	if !s.reserve(owner, int64(len(body))) {
+		return File{}, ErrQuota
+	}
+	if contentType == "" || contentType == "application/octet-stream" {
+		contentType = http.DetectContentType(body[:min(len(body), 512)])
+	}
+	f := File{ID: id, Name: cleanName(name), ContentType: contentType, Size: int64(len(body)), CreatedAt: time.Now().UTC(),
+		Owner: owner, Pending: pending}
+	meta, err := json.Marshal(f)
+	if err == nil {
+		err = s.blobs.PutBlob(ctx, id, meta, body)
+	}
+	if err != nil {
+		s.release(owner, f.Size)
+		return File{}, fmt.Errorf("files: %w", err)
+	}
+	return f, nil
+}
+
 // reserve counts a new file of n bytes against owner's quota, or reports
 // false when it would not fit. The owner "" has no quota.
 func (s *Store) reserve(owner string, n int64) bool {
@@ -232,78 +319,26 @@ func (s *Store) Usage(owner string) (files int, bytes int64) {
 	return u.files, u.bytes
 }
 
-// Claim marks a file as referenced by an event, so that Sweep keeps it.
-// Callers claim before committing the event (a claim whose event then
-// fails only keeps a file longer). It returns the file's metadata.
-func (s *Store) Claim(id string) (File, error) {
-	if !idRe.MatchString(id) {
+// meta reads a file's metadata.
+func (s *Store) meta(ctx context.Context, id string) (File, error) {
+	if s.blobs == nil {
+		return s.diskMeta(id)
+	}
+	meta, _, err := s.blobs.GetBlob(ctx, id)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, store.ErrNotFound) {
 		return File{}, ErrNotFound
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, err := s.meta(id)
 	if err != nil {
-		return File{}, err
+		return File{}, fmt.Errorf("files: %w", err)
 	}
-	if !f.Pending {
-		return f, nil
-	}
-	f.Pending = false
-	b, err := json.Marshal(f)
-	if err != nil {
-		return File{}, err
-	}
-	if err := writeSynced(filepath.Join(s.dir, id+".json"), b); err != nil {
-		return File{}, err
+	var f File
+	if err := json.Unmarshal(meta, &f); err != nil {
+		return File{}, fmt.Errorf("files: metadata of %s: %w", id, err)
 	}
 	return f, nil
 }
 
-// Sweep removes the pending files older than Limits.Grace (none when Grace
-// is 0) and returns how many it removed. A file is removed body first,
-// then metadata, so that a crash leaves at worst metadata without a body,
-// which Get answers as not found and a later sweep removes.
-func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
-	if s.limits.Grace <= 0 {
-		return 0, nil
-	}
-	var old []File
-	err := s.each(func(f File) {
-		if f.Pending && now.Sub(f.CreatedAt) >= s.limits.Grace {
-			old = append(old, f)
-		}
-	})
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, f := range old {
-		if ctx.Err() != nil {
-			return n, ctx.Err()
-		}
-		s.mu.Lock()
-		cur, err := s.meta(f.ID)
-		if err != nil || !cur.Pending { // claimed meanwhile
-			s.mu.Unlock()
-			continue
-		}
-		if err := os.Remove(filepath.Join(s.dir, f.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.mu.Unlock()
-			return n, fmt.Errorf("files: sweep: %w", err)
-		}
-		if err := os.Remove(filepath.Join(s.dir, f.ID+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.mu.Unlock()
-			return n, fmt.Errorf("files: sweep: %w", err)
-		}
-		s.mu.Unlock()
-		s.release(f.Owner, f.Size)
-		n++
-	}
-	return n, nil
-}
-
-// meta reads a file's metadata.
-func (s *Store) meta(id string) (File, error) {
+func (s *Store) diskMeta(id string) (File, error) {
 	b, err := os.ReadFile(filepath.Join(s.dir, id+".json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return File{}, ErrNotFound
@@ -318,14 +353,131 @@ func (s *Store) meta(id string) (File, error) {
 	return f, nil
 }
 
+// Claim marks a file as referenced by an event, so that Sweep keeps it.
+// Callers claim before committing the event (a claim whose event then
+// fails only keeps a file longer). It returns the file's metadata.
+func (s *Store) Claim(ctx context.Context, id string) (File, error) {
+	if !idRe.MatchString(id) {
+		return File{}, ErrNotFound
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.meta(ctx, id)
+	if err != nil || !f.Pending {
+		return f, err
+	}
+	f.Pending = false
+	b, err := json.Marshal(f)
+	if err != nil {
+		return File{}, err
+	}
+	if s.blobs != nil {
+		if k, ok := s.blobs.(BlobKeeper); ok {
+			if err := k.SetBlobMeta(ctx, id, b); err != nil {
+				return File{}, fmt.Errorf("files: %w", err)
+			}
+		}
+		return f, nil
+	}
+	if err := writeSynced(filepath.Join(s.dir, id+".json"), b); err != nil {
+		return File{}, err
+	}
+	return f, nil
+}
+
+// Sweep removes the pending files older than Limits.Grace (none when Grace
+// is 0) and returns how many it removed. On disk a file is removed body
+// first, then metadata, so that a crash leaves at worst metadata without a
+// body, which Get answers as not found and a later sweep removes.
+func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
+	if s.limits.Grace <= 0 {
+		return 0, nil
+	}
+	var old []File
+	err := s.each(ctx, func(f File) {
+		if f.Pending && now.Sub(f.CreatedAt) >= s.limits.Grace {
+			old = append(old, f)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range old {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		removed, err := s.remove(ctx, f.ID)
+		if err != nil {
+			return n, err
+		}
+		if removed {
+			s.release(f.Owner, f.Size)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// remove deletes a file still pending (not claimed meanwhile).
+func (s *Store) remove(ctx context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := s.meta(ctx, id)
+	if err != nil || !cur.Pending {
+		return false, nil
+	}
+	if s.blobs != nil {
+		k, ok := s.blobs.(BlobKeeper)
+		if !ok {
+			return false, nil
+		}
+		if err := k.DeleteBlob(ctx, id); err != nil {
+			return false, fmt.Errorf("files: sweep: %w", err)
+		}
+		return true, nil
+	}
+	for _, p := range []string{filepath.Join(s.dir, id), filepath.Join(s.dir, id+".json")} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("files: sweep: %w", err)
+		}
+	}
+	return true, nil
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
+
 // Get opens a stored file. The caller closes it.
-func (s *Store) Get(id string) (File, *os.File, error) {
+func (s *Store) Get(ctx context.Context, id string) (File, ReadSeekCloser, error) {
 	if !idRe.MatchString(id) {
 		return File{}, nil, ErrNotFound
 	}
-	f, err := s.meta(id)
+	if s.blobs != nil {
+		meta, body, err := s.blobs.GetBlob(ctx, id)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, store.ErrNotFound) {
+			return File{}, nil, ErrNotFound
+		}
+		if err != nil {
+			return File{}, nil, fmt.Errorf("files: %w", err)
+		}
+		var f File
+		if err := json.Unmarshal(meta, &f); err != nil {
+			return File{}, nil, fmt.Errorf("files: metadata of %s: %w", id, err)
+		}
+		return f, nopCloser{bytes.NewReader(body)}, nil
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir, id+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return File{}, nil, ErrNotFound
+	}
 	if err != nil {
-		return File{}, nil, err
+		return File{}, nil, fmt.Errorf("files: %w", err)
+	}
+	var f File
+	if err := json.Unmarshal(b, &f); err != nil {
+		return File{}, nil, fmt.Errorf("files: metadata of %s: %w", id, err)
 	}
 	fh, err := os.Open(filepath.Join(s.dir, id))
 	if errors.Is(err, os.ErrNotExist) {

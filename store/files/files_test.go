@@ -8,13 +8,41 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"chatgate/store/postgres"
+	"chatgate/store/postgres/pgtest"
 )
 
-func TestPutGet(t *testing.T) {
-	s, err := Open(t.TempDir(), 1024)
-	if err != nil {
-		t.Fatal(err)
+// backends opens a store of each kind with a 1 KiB limit: on disk, and in
+// PostgreSQL when a test server is given.
+func backends(t *testing.T) map[string]func(t *testing.T) *Store {
+	return map[string]func(t *testing.T) *Store{
+		"disk": func(t *testing.T) *Store {
+			s, err := Open(t.TempDir(), 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		"postgres": func(t *testing.T) *Store {
+			url := pgtest.URL(t)
+			pg, err := postgres.Open(t.Context(), url, postgres.Options{Schema: pgtest.Schema(t, url)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pg.Close() })
+			return OpenBlobs(pg, 1024)
+		},
 	}
+}
+
+func TestPutGet(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) { testPutGet(t, open(t)) })
+	}
+}
+
+func testPutGet(t *testing.T, s *Store) {
 	ctx := context.Background()
 	png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0}, 40)...)
 	cases := []struct {
@@ -43,7 +71,7 @@ func TestPutGet(t *testing.T) {
 			if f.Name != tc.wantName || f.ContentType != tc.wantType || f.Size != int64(len(tc.body)) || len(f.ID) != 32 {
 				t.Fatalf("file %+v", f)
 			}
-			g, fh, err := s.Get(f.ID)
+			g, fh, err := s.Get(t.Context(), f.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,7 +83,7 @@ func TestPutGet(t *testing.T) {
 		})
 	}
 	for _, id := range []string{"", "../x", strings.Repeat("0", 32), "ZZ"} {
-		if _, _, err := s.Get(id); !errors.Is(err, ErrNotFound) {
+		if _, _, err := s.Get(t.Context(), id); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Get(%q) = %v, want ErrNotFound", id, err)
 		}
 	}
@@ -65,11 +93,12 @@ func TestPutGet(t *testing.T) {
 // file from the sweep, Sweep removing pending files past the grace only,
 // and the usage surviving a reopen.
 func TestQuotaClaimSweep(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, 1024)
-	if err != nil {
-		t.Fatal(err)
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) { testQuotaClaimSweep(t, open(t)) })
 	}
+}
+
+func testQuotaClaimSweep(t *testing.T, s *Store) {
 	s.SetLimits(Limits{OwnerBytes: 10, OwnerFiles: 3, Grace: time.Hour})
 	ctx := context.Background()
 	put := func(owner, body string) (File, error) {
@@ -92,7 +121,7 @@ func TestQuotaClaimSweep(t *testing.T) {
 	if n, b := s.Usage("a"); n != 2 || b != 10 {
 		t.Fatalf("usage a = %d files %d bytes", n, b)
 	}
-	if _, err := s.Claim(a1.ID); err != nil {
+	if _, err := s.Claim(ctx, a1.ID); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.Sweep(ctx, time.Now().Add(30*time.Minute)); err != nil || n != 0 {
@@ -101,18 +130,21 @@ func TestQuotaClaimSweep(t *testing.T) {
 	if n, err := s.Sweep(ctx, time.Now().Add(2*time.Hour)); err != nil || n != 2 { // a2 and b's
 		t.Fatalf("sweep after the grace removed %d, %v", n, err)
 	}
-	if _, _, err := s.Get(a2.ID); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Get(ctx, a2.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unclaimed file kept: %v", err)
 	}
-	if _, fh, err := s.Get(a1.ID); err != nil {
+	if _, fh, err := s.Get(ctx, a1.ID); err != nil {
 		t.Fatalf("claimed file swept: %v", err)
 	} else {
 		fh.Close()
 	}
 	// Space freed by the sweep is the owner's again; reopening recounts.
-	s2, err := Open(dir, 1024)
-	if err != nil {
-		t.Fatal(err)
+	s2 := OpenBlobs(s.blobs, 1024)
+	if s.blobs == nil {
+		var err error
+		if s2, err = Open(s.dir, 1024); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n, b := s2.Usage("a"); n != 1 || b != 5 {
 		t.Fatalf("usage after reopen = %d files %d bytes", n, b)

@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"strings"
@@ -18,7 +19,7 @@ import (
 // URL rebuilt from public_url (else the scheme and host the customer
 // used, with the canonical path). The file is claimed, so the sweep of
 // unreferenced uploads keeps it.
-func (c *client) ownFile(d *desk.Draft) error {
+func (c *client) ownFile(ctx context.Context, d *desk.Draft) error {
 	if d.Kind != model.KindFile || d.File == nil {
 		return nil
 	}
@@ -29,7 +30,7 @@ func (c *client) ownFile(d *desk.Draft) error {
 	if fs == nil || !ok {
 		return bad
 	}
-	f, fh, err := fs.Get(id)
+	f, fh, err := fs.Get(ctx, id)
 	if errors.Is(err, files.ErrNotFound) {
 		return bad
 	}
@@ -48,7 +49,7 @@ func (c *client) ownFile(d *desk.Draft) error {
 		}
 		base = u.Scheme + "://" + u.Host
 	}
-	if _, err := fs.Claim(id); err != nil {
+	if _, err := fs.Claim(ctx, id); err != nil {
 		return err
 	}
 	d.File = &model.File{URL: base + files.Path(f), Name: f.Name, ContentType: f.ContentType, Size: f.Size}

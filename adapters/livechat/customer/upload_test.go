@@ -138,12 +138,12 @@ func TestFileEventsOnlyOwnUploads(t *testing.T) {
 	}
 	idMine, _ := files.IDFromURL(mine)
 	idTheirs, _ := files.IDFromURL(theirs)
-	if _, fh, err := h.surf.cfg.Files.Get(idMine); err != nil {
+	if _, fh, err := h.surf.cfg.Files.Get(t.Context(), idMine); err != nil {
 		t.Errorf("sent file swept: %v", err)
 	} else {
 		fh.Close()
 	}
-	if _, _, err := h.surf.cfg.Files.Get(idTheirs); err == nil {
+	if _, _, err := h.surf.cfg.Files.Get(t.Context(), idTheirs); err == nil {
 		t.Error("unreferenced upload kept")
 	}
 }
