@@ -107,6 +107,8 @@ test('console: two visitors, answers, a private note, a file, a transfer, a clos
       await smith.chat('Vera Widget.*Rocket.Chat widget').waitFor({ timeout: WAIT });
       await smith.chat('Victor Vtwo.*LiveChat v2 widget').waitFor({ timeout: WAIT });
       await eventually(async () => /^\(\d+\) chatgate console$/.test(await smithB.page.title()), WAIT, 'unread count in the title');
+      // Screen readers hear it too (a polite status region).
+      await smithB.page.getByRole('status').filter({ hasText: /^New (chat|message)/ }).waitFor({ state: 'attached', timeout: WAIT });
       await smithB.shot('announced');
     });
     await step('the agent answers each; the visitors see the answers', async () => {
