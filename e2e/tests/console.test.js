@@ -114,6 +114,10 @@ test('console: two visitors, answers, a private note, a file, a transfer, a clos
     await step('the agent answers each; the visitors see the answers', async () => {
       await smith.open('Vera Widget');
       await smith.messages().getByText('Hello from the Rocket.Chat widget').waitFor({ timeout: WAIT });
+      // Typing in the console shows the widget's typing dots.
+      await smith.composer().pressSequentially('Hi Vera');
+      await rc.frame.locator('[class*="typing-dots"]').first().waitFor({ state: 'visible', timeout: WAIT });
+      await visitorB.shot('widget-sees-agent-typing');
       await smith.send('Hi Vera, Agent Smith here.');
       await smith.open('Victor Vtwo');
       await smith.send('Hi Victor, how can I help?');
