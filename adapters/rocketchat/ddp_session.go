@@ -282,6 +282,9 @@ func (ss *ddpSession) startHeartbeat(ctx context.Context) (stop func()) {
 		stopped bool
 		t       *time.Timer
 	)
+	// t is assigned under mu: with a tiny period the first tick can run
+	// before AfterFunc has returned, and it reads t under mu.
+	mu.Lock()
 	t = time.AfterFunc(period, func() {
 		if ctx.Err() != nil || !ss.beat(interval, timeout) {
 			return
@@ -292,6 +295,7 @@ func (ss *ddpSession) startHeartbeat(ctx context.Context) (stop func()) {
 		}
 		mu.Unlock()
 	})
+	mu.Unlock()
 	return func() {
 		mu.Lock()
 		stopped = true
