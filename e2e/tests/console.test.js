@@ -378,7 +378,7 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
   const pending = () => page.getByRole('table', { name: 'Pending deliveries' });
   try {
     await step('start a gateway relaying to the upstream desk, webhooks retried only by hand (1 h backoff)', async () => {
-      front = await startGateway('console-ops-front', { admin: true, extra: [
+      front = await startGateway('console-ops-front', { admin: true, extraYAML: [
         'relay:',
         '  min_backoff: 100ms',
         '  max_backoff: 1s',
