@@ -17,7 +17,7 @@ type (
 	incomingChat struct {
 		Chat wire.Chat `json:"chat"`
 	}
-	incomingEvent = wire.IncomingEvent
+	incomingEvent   = wire.IncomingEvent
 	chatDeactivated struct {
 		ChatID   string `json:"chat_id"`
 		ThreadID string `json:"thread_id"`
