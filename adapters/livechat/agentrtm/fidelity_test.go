@@ -168,3 +168,28 @@ func TestTypingRecipientsAgents(t *testing.T) {
 		t.Fatalf("first published notice: %+v", n.Typing)
 	}
 }
+
+// TestStartChatHiddenUserRefused: start_chat cannot add an agent hidden
+// from the customer, so chat.users[].visibility (or recipients) "agents"
+// is refused instead of adding the agent visibly.
+func TestStartChatHiddenUserRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	a := h.dial(t, "/v3.5/agent/rtm/ws")
+	a.login("tok-alice")
+	tom, conv := h.startChat(t, "Tom", "")
+	a.Push("incoming_chat")
+	if _, err := h.d.Close(context.Background(), conv.ID, model.Author{Kind: model.AuthorAgent, ID: string(alice)}, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []map[string]any{
+		{"id": string(bob), "type": "agent", "visibility": "agents"},
+		{"id": string(bob), "type": "agent", "recipients": "agents"},
+		{"id": string(bob), "type": "agent", "recipients": "nobody"},
+	} {
+		f := a.Call("start_chat", map[string]any{"chat": map[string]any{"users": []any{
+			map[string]any{"id": string(tom.ID), "type": "customer"}, u}}})
+		if f.Success || f.ErrType() != "validation" {
+			t.Fatalf("start_chat with %v: %s", u, f.Payload)
+		}
+	}
+}
