@@ -108,6 +108,8 @@ func TestSendEventModel(t *testing.T) {
 		{name: "form without fields", event: json.RawMessage(`{"type":"filled_form","form_id":"f","fields":[]}`), errType: "validation"},
 		{name: "form field without type", event: json.RawMessage(`{"type":"filled_form","fields":[{"label":"x","value":"y"}]}`), errType: "validation"},
 		{name: "rich bad template", event: json.RawMessage(`{"type":"rich_message","template_id":"carousel","elements":[{}]}`), errType: "validation"},
+		{name: "rich null element", event: json.RawMessage(`{"type":"rich_message","template_id":"cards","elements":[null]}`), errType: "validation"},
+		{name: "rich null button", event: json.RawMessage(`{"type":"rich_message","template_id":"cards","elements":[{"buttons":[null]}]}`), errType: "validation"},
 		{name: "rich no elements", event: json.RawMessage(`{"type":"rich_message","template_id":"cards","elements":[]}`), errType: "validation"},
 		{name: "file not uploaded", event: json.RawMessage(`{"type":"file","url":"https://example.org/x.png"}`), errType: "validation"},
 		{name: "annotation", event: json.RawMessage(`{"type":"annotation","text":"x"}`), errType: "validation"},

@@ -204,15 +204,26 @@ func (e *EventIn) rich() (json.RawMessage, error) {
 	default:
 		return nil, Errorf(Validation, "event.template_id must be cards, sticker or quick_replies")
 	}
-	var els []struct {
-		Buttons []json.RawMessage `json:"buttons"`
-	}
-	if len(bytes.TrimSpace(e.Elements)) == 0 || json.Unmarshal(e.Elements, &els) != nil || len(els) == 0 || len(els) > maxRichElements {
+	// Every element and button must be an object: customer-sdk reads
+	// their fields without checking and would crash on a null.
+	var els []json.RawMessage
+	if json.Unmarshal(e.Elements, &els) != nil || len(els) == 0 || len(els) > maxRichElements {
 		return nil, Errorf(Validation, "event.elements must be 1 to %d objects", maxRichElements)
 	}
-	for i, el := range els {
+	for i, raw := range els {
+		var el struct {
+			Buttons []json.RawMessage `json:"buttons"`
+		}
+		if !isObject(raw) || json.Unmarshal(raw, &el) != nil {
+			return nil, Errorf(Validation, "event.elements[%d] must be an object", i)
+		}
 		if len(el.Buttons) > maxRichButtons {
 			return nil, Errorf(Validation, "event.elements[%d] has more than %d buttons", i, maxRichButtons)
+		}
+		for j, b := range el.Buttons {
+			if !isObject(b) {
+				return nil, Errorf(Validation, "event.elements[%d].buttons[%d] must be an object", i, j)
+			}
 		}
 	}
 	body, err := json.Marshal(struct {
@@ -223,4 +234,9 @@ func (e *EventIn) rich() (json.RawMessage, error) {
 		return nil, Errorf(Validation, "event.elements: %v", err)
 	}
 	return body, nil
+}
+
+func isObject(raw json.RawMessage) bool {
+	b := bytes.TrimSpace(raw)
+	return len(b) > 0 && b[0] == '{'
 }
