@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -739,24 +738,3 @@ func logout(_ context.Context, c *caller, _ *wire.Request) (any, error) {
 
 // ---- file events ----
 
-// fileOf checks a file event's url: it must be a URL upload_file returned
-// (path /file-upload/<id>/<name> of a stored file). Name, type and size
-// come from the store.
-func (c *agentView) fileOf(ctx context.Context, raw string) (*model.File, error) {
-	bad := wire.Errorf(wire.Validation, "event.url must be a URL returned by upload_file")
-	u, err := url.Parse(raw)
-	if err != nil || raw == "" || c.s.cfg.Files == nil {
-		return nil, bad
-	}
-	rest, ok := strings.CutPrefix(u.Path, "/file-upload/")
-	id, _, ok2 := strings.Cut(rest, "/")
-	if !ok || !ok2 {
-		return nil, bad
-	}
-	f, fh, err := c.s.cfg.Files.Get(ctx, id)
-	if err != nil {
-		return nil, bad
-	}
-	_ = fh.Close()
-	return &model.File{Name: f.Name, URL: raw, ContentType: f.ContentType, Size: f.Size}, nil
-}
