@@ -737,4 +737,3 @@ func logout(_ context.Context, c *caller, _ *wire.Request) (any, error) {
 }
 
 // ---- file events ----
-
