@@ -735,5 +735,3 @@ func logout(_ context.Context, c *caller, _ *wire.Request) (any, error) {
 	}
 	return nil, nil
 }
-
-// ---- file events ----
