@@ -69,7 +69,7 @@ bench-pg:
 		pgdir=$$(mktemp -d /tmp/chatgate-pg.XXXXXX); trap '.ci/pg stop "$$pgdir"' EXIT; \
 		CHATGATE_TEST_PG=$$(.ci/pg start "$$pgdir"); export CHATGATE_TEST_PG; \
 	fi; \
-	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 3s ./store/postgres
+	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 2s ./store/postgres
 
 docker:
 	docker build -t chatgate .

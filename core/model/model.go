@@ -207,6 +207,8 @@ type Agent struct {
 	// MaxChats caps the open conversations routing gives the agent; 0 means
 	// no cap.
 	MaxChats int `json:"max_chats,omitempty"`
+	// Admin agents open the operator view (/console/ops).
+	Admin bool `json:"admin,omitempty"`
 }
 
 // Serves reports whether the agent takes conversations of department d. An
