@@ -72,7 +72,11 @@ function widgetDir() {
   return process.env.WIDGET_DIR || path.join(ROOT, 'web', 'livechat');
 }
 
-function configYAML(dir, tls) {
+// opts.departments ([{id, name}]) replaces the default department list,
+// opts.agentDepartments lists the departments the agent serves (default:
+// all), opts.rocketchat adds lines to the rocketchat section and
+// opts.smtp ({host, port, from}) configures e-mail (tls: none).
+function configYAML(dir, tls, opts = {}) {
   return [
     'log:',
     '  level: debug',
@@ -83,8 +87,11 @@ function configYAML(dir, tls) {
     'rocketchat:',
     '  enabled: true',
     `  widget_dir: ${JSON.stringify(widgetDir())}`,
+    ...(opts.rocketchat || []).map((l) => '  ' + l),
     'store:',
     `  files_dir: ${JSON.stringify(path.join(dir, 'files'))}`,
+    ...(opts.departments ? ['departments:', ...opts.departments.map((d) => `  - {id: ${JSON.stringify(d.id)}, name: ${JSON.stringify(d.name)}}`)] : []),
+    ...(opts.smtp ? ['smtp:', `  host: ${opts.smtp.host}`, `  port: ${opts.smtp.port}`, `  from: ${JSON.stringify(opts.smtp.from)}`, '  tls: none'] : []),
     'agents:',
     `  - id: ${AGENT.id}`,
     `    name: ${AGENT.name}`,
@@ -92,6 +99,7 @@ function configYAML(dir, tls) {
     `    username: ${AGENT.username}`,
     `    token: ${AGENT.token}`,
     `    password: ${AGENT.password}`,
+    ...(opts.agentDepartments ? [`    departments: ${JSON.stringify(opts.agentDepartments)}`] : []),
     '',
   ].join('\n');
 }
@@ -156,7 +164,7 @@ async function startGateway(name, opts = {}) {
   tempDirs.add(dir);
   const tls = opts.tls ? makeCertificate(dir) : null;
   const cfg = path.join(dir, 'chatgate.yaml');
-  fs.writeFileSync(cfg, configYAML(dir, tls), { mode: 0o600 });
+  fs.writeFileSync(cfg, configYAML(dir, tls, opts), { mode: 0o600 });
   const logFile = artifactPath(`${name}-chatgate.log`);
   const logStream = fs.createWriteStream(logFile);
   const env = { ...process.env };
