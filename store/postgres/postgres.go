@@ -461,35 +461,52 @@ func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]
 	return out, nil
 }
 
-// convPage is how many conversations Conversations reads per query.
+// convPage is how many records Conversations and Visitors read per query.
 const convPage = 256
 
 // Conversations implements store.Store: keyset pages, with fn called
 // outside any query so that it may use the store. Not one snapshot.
 func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) bool) error {
+	return scan(ctx, s, `SELECT id, rev, data FROM convs WHERE $1 OR id > $2 ORDER BY id LIMIT $3`, "conversation", decodeConv, fn)
+}
+
+// Visitors implements store.VisitorLister: every visitor, in keyset pages
+// as Conversations.
+func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
+	return scan(ctx, s, `SELECT id, 0::bigint, data FROM visitors WHERE $1 OR id > $2 ORDER BY id LIMIT $3`, "visitor",
+		func(data []byte, _ int64) (model.Visitor, error) {
+			var v model.Visitor
+			err := json.Unmarshal(data, &v)
+			return v, err
+		}, fn)
+}
+
+// scan runs query (selecting id, rev, data; $1 first page, $2 last id,
+// $3 page size) page by page, decoding each row and calling fn outside
+// the query, until fn returns false or the rows run out.
+func scan[T any](ctx context.Context, s *Store, query, what string, decode func(data []byte, rev int64) (T, error), fn func(T) bool) error {
 	after := ""
 	first := true
 	for {
 		if err := s.readCtx(); err != nil {
 			return err
 		}
-		rows, err := s.pool.Query(ctx, `SELECT id, rev, data FROM convs WHERE $1 OR id > $2 ORDER BY id LIMIT $3`,
-			first, after, convPage)
+		rows, err := s.pool.Query(ctx, query, first, after, convPage)
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
-		var page []model.Conversation
+		var page []T
 		var (
 			id   string
 			rev  int64
 			data []byte
 		)
 		_, err = pgx.ForEachRow(rows, []any{&id, &rev, &data}, func() error {
-			c, err := decodeConv(data, rev)
+			rec, err := decode(data, rev)
 			if err != nil {
-				return fmt.Errorf("conversation %q: %w", id, err)
+				return fmt.Errorf("%s %q: %w", what, id, err)
 			}
-			page = append(page, c)
+			page = append(page, rec)
 			after = id
 			return nil
 		})
@@ -497,8 +514,8 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 			return fmt.Errorf("postgres: %w", err)
 		}
 		first = false
-		for _, c := range page {
-			if !fn(c) {
+		for _, rec := range page {
+			if !fn(rec) {
 				return nil
 			}
 		}
