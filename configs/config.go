@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Example is the documented default configuration.
@@ -41,10 +41,13 @@ type Config struct {
 	Store struct {
 		// URL, if set, selects PostgreSQL (postgres://...) instead of
 		// the bbolt file at Path: several nodes share one database.
-		URL            string `yaml:"url"`
-		Path           string `yaml:"path"`
-		FilesDir       string `yaml:"files_dir"`
-		MaxUploadBytes int64  `yaml:"max_upload_bytes"`
+		URL string `yaml:"url"`
+		// LeaseTTL is how long a node's leases (agent sessions, relay
+		// connectors, the v2 idle sweeper) outlive it (PostgreSQL only).
+		LeaseTTL       time.Duration `yaml:"lease_ttl"`
+		Path           string        `yaml:"path"`
+		FilesDir       string        `yaml:"files_dir"`
+		MaxUploadBytes int64         `yaml:"max_upload_bytes"`
 	} `yaml:"store"`
 	RocketChat struct {
 		Enabled   bool   `yaml:"enabled"`
@@ -165,6 +168,8 @@ type Agent struct {
 	Password    string   `yaml:"password"`
 	Departments []string `yaml:"departments"`
 	MaxChats    int      `yaml:"max_chats"`
+	// Admin opens the operator view (/console/ops) and its JSON.
+	Admin bool `yaml:"admin"`
 }
 
 // Load returns the embedded defaults, overlaid with the YAML file at path
@@ -252,11 +257,61 @@ func applyEnv(c *Config, getenv func(string) string) error {
 			}
 		}
 	}
-	for i := range c.Agents {
-		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_TOKEN", &c.Agents[i].Token)
-		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_PASSWORD", &c.Agents[i].Password)
-		if c.Agents[i].Username == "" {
-			c.Agents[i].Username, _, _ = strings.Cut(c.Agents[i].ID, "@")
+	return applyAgentEnv(c, getenv)
+}
+
+// applyAgentEnv overlays CHATGATE_AGENT_<N>_* on agents[N] and appends an
+// agent for each further N whose _ID is set (N counts from 0 without
+// gaps), so that a container needs no config file for its agents:
+// _ID, _NAME, _USERNAME, _TOKEN, _PASSWORD, _DEPARTMENTS (comma-separated
+// ids), _MAX_CHATS, _ADMIN (true/false).
+func applyAgentEnv(c *Config, getenv func(string) string) error {
+	for i := 0; ; i++ {
+		pre := "CHATGATE_AGENT_" + strconv.Itoa(i) + "_"
+		created := false
+		if i >= len(c.Agents) {
+			if getenv(pre+"ID") == "" {
+				break
+			}
+			c.Agents = append(c.Agents, Agent{})
+			created = true
+		}
+		a := &c.Agents[i]
+		for _, f := range []struct {
+			name string
+			dst  *string
+		}{{"ID", &a.ID}, {"NAME", &a.Name}, {"USERNAME", &a.Username}, {"TOKEN", &a.Token}, {"PASSWORD", &a.Password}} {
+			if v := getenv(pre + f.name); v != "" {
+				*f.dst = v
+			}
+		}
+		if v := getenv(pre + "DEPARTMENTS"); v != "" {
+			a.Departments = nil
+			for _, d := range strings.Split(v, ",") {
+				if d = strings.TrimSpace(d); d != "" {
+					a.Departments = append(a.Departments, d)
+				}
+			}
+		}
+		if v := getenv(pre + "MAX_CHATS"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%sMAX_CHATS: want a number >= 0, got %q", pre, v)
+			}
+			a.MaxChats = n
+		}
+		if v := getenv(pre + "ADMIN"); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%sADMIN: want true or false, got %q", pre, v)
+			}
+			a.Admin = b
+		}
+		if created && a.Name == "" {
+			a.Name = a.ID
+		}
+		if a.Username == "" {
+			a.Username, _, _ = strings.Cut(a.ID, "@")
 		}
 	}
 	return nil
@@ -311,6 +366,9 @@ func (c *Config) Validate() error {
 		case w.Concurrency < 1:
 			errs = append(errs, "webhooks.concurrency must be >= 1")
 		}
+	}
+	if c.Store.LeaseTTL != 0 && c.Store.LeaseTTL < time.Second {
+		errs = append(errs, "store.lease_ttl must be at least 1s (or 0 for the default 15s)")
 	}
 	if c.Store.MaxUploadBytes <= 0 {
 		errs = append(errs, "store.max_upload_bytes must be > 0")

@@ -484,6 +484,25 @@ func (r *ddpNoticeRender) framesFor(sub *ddpSub) [][]byte {
 	if fr, ok := r.frames[key]; ok {
 		return fr
 	}
+	if sub.kind == subLivechat {
+		// Reads the session's queue position (sentSpot): its own.
+		return r.encode(key, sub)
+	}
+	// The frames of the other streams depend on the notice, the surface
+	// and key alone: every session following the room shares them.
+	fr := r.n.Shared(sharedDDPFrames{s: r.s, key: key}, func() any { return r.encode(key, sub) }).([][]byte)
+	r.frames[key] = fr
+	return fr
+}
+
+// sharedDDPFrames keys a notice's DDP frames shared between sessions.
+type sharedDDPFrames struct {
+	s   *Surface
+	key ddpFrameKey
+}
+
+// encode renders and encodes the frames of sub for the notice.
+func (r *ddpNoticeRender) encode(key ddpFrameKey, sub *ddpSub) [][]byte {
 	var argsList [][]any
 	switch sub.kind {
 	case subMessages:

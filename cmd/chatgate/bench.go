@@ -30,7 +30,14 @@ import (
 )
 
 type benchOptions struct {
-	Target         string
+	Target string
+	// Targets are the nodes visitors spread over (round-robin by
+	// visitor), from a comma-separated --target; Target is the first.
+	Targets []string
+	// AgentTarget is where agents connect (--agent-target; default
+	// Target): with several nodes, agents on one node and visitors on
+	// others make every message cross nodes.
+	AgentTarget    string
 	VisitorSurface string
 	Agents         int
 	Visitors       int
@@ -68,7 +75,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	var tokens string
 	fs := flag.NewFlagSet("chatgate bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.Target, "target", "", "base URL of a running chatgate (empty: start one in this process on 127.0.0.1:0)")
+	fs.StringVar(&o.Target, "target", "", "base URL of a running chatgate, or comma-separated URLs of several nodes of one deployment that visitors spread over (empty: start one in this process on 127.0.0.1:0)")
+	fs.StringVar(&o.AgentTarget, "agent-target", "", "base URL the agents connect to (default: the first --target)")
 	fs.StringVar(&o.VisitorSurface, "visitor-surface", "v2", "visitor protocol: v2 (LiveChat REST v2), rocketchat (REST + DDP) or customer (LiveChat customer RTM)")
 	fs.IntVar(&o.Agents, "agents", 4, "agent RTM sessions")
 	fs.IntVar(&o.Visitors, "visitors", 100, "visitors, one conversation each")
@@ -82,7 +90,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	fs.StringVar(&o.OrganizationID, "organization-id", benchOrgID, "LiveChat organization_id of the target (customer surface)")
 	fs.IntVar(&o.PID, "pid", 0, "process id of an external target, for its RSS (Linux /proc)")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
-	fs.BoolVar(&o.NoBaselines, "no-baselines", false, "skip the echo, bbolt-echo and gin baselines")
+	fs.BoolVar(&o.NoBaselines, "no-baselines", false, "skip the echo, raw durable echo, in-store echo and gin baselines")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file (go tool pprof)")
 	fs.IntVar(&o.Capacity, "capacity", 0, "capacity mode: hold this many idle DDP and customer RTM sessions and report memory per connection (no load phase)")
 	if err := fs.Parse(args); err != nil {
@@ -113,7 +121,16 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	if o.Target != "" && len(o.AgentTokens) == 0 && o.Capacity == 0 {
 		return o, errors.New("--target needs --agent-token")
 	}
-	o.Target = strings.TrimRight(o.Target, "/")
+	for _, u := range strings.Split(o.Target, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			o.Targets = append(o.Targets, u)
+		}
+	}
+	o.Target = ""
+	if len(o.Targets) > 0 {
+		o.Target = o.Targets[0]
+	}
+	o.AgentTarget = strings.TrimRight(o.AgentTarget, "/")
 	return o, nil
 }
 
@@ -172,6 +189,12 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		rep.Ratios = map[string]float64{}
 		if b.EchoMsgsPerSec > 0 {
 			rep.Ratios["relayed_vs_echo"] = rep.RelayedPerSec / b.EchoMsgsPerSec
+		}
+		if b.RawDurableEchoMsgsPerSec > 0 {
+			// The headline: chatgate against the physical floor of "save,
+			// then answer" (bbolt used directly, nothing of chatgate).
+			rep.Ratios["relayed_vs_raw_durable_echo"] = rep.RelayedPerSec / b.RawDurableEchoMsgsPerSec
+			rep.Ratios["store_echo_vs_raw_durable_echo"] = b.BoltEchoMsgsPerSec / b.RawDurableEchoMsgsPerSec
 		}
 		if b.BoltEchoMsgsPerSec > 0 {
 			rep.Ratios["relayed_vs_bolt_echo"] = rep.RelayedPerSec / b.BoltEchoMsgsPerSec
@@ -318,11 +341,61 @@ func newBenchHTTPClient(conns int) *http.Client {
 	}}
 }
 
+// visitorTarget is the node visitor i talks to.
+func (o *benchOptions) visitorTarget(i int) string {
+	if len(o.Targets) == 0 {
+		return o.Target
+	}
+	return o.Targets[i%len(o.Targets)]
+}
+
+// agentTarget is the node the agents connect to.
+func (o *benchOptions) agentTarget() string {
+	if o.AgentTarget != "" {
+		return o.AgentTarget
+	}
+	return o.Target
+}
+
 func wsBase(target string) string {
 	if rest, ok := strings.CutPrefix(target, "https://"); ok {
 		return "wss://" + rest
 	}
 	return "ws://" + strings.TrimPrefix(target, "http://")
+}
+
+// waitAgentsOnline waits, when agents and visitors are on different nodes,
+// until every visitor node sees an agent online (presence crosses nodes
+// within about a second; the Rocket.Chat widget refuses a room before).
+func waitAgentsOnline(ctx context.Context, r *benchRun, o benchOptions) error {
+	for _, t := range o.Targets {
+		if t == o.agentTarget() {
+			continue
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var cfg struct {
+				Config struct {
+					Online bool `json:"online"`
+				} `json:"config"`
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, t+"/api/v1/livechat/config", nil)
+			if err != nil {
+				return err
+			}
+			if doJSON(r.client, req, &cfg) == nil && cfg.Config.Online {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s never saw the agents of %s online", t, o.agentTarget())
+			}
+			sleepCtx(ctx, 100*time.Millisecond)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
 }
 
 // benchVisitor is one visitor on some surface.
@@ -348,7 +421,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 		}
 	}()
 	for i := range o.Agents {
-		a, err := dialBenchAgent(lctx, wsBase(o.Target), o.AgentTokens[i%len(o.AgentTokens)])
+		a, err := dialBenchAgent(lctx, wsBase(o.agentTarget()), o.AgentTokens[i%len(o.AgentTokens)])
 		if err != nil {
 			return fmt.Errorf("agent %d: %w", i, err)
 		}
@@ -357,6 +430,9 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	var agentWG sync.WaitGroup
 	for _, a := range agents {
 		agentWG.Go(func() { a.run(lctx, r) })
+	}
+	if err := waitAgentsOnline(lctx, r, o); err != nil {
+		return err
 	}
 
 	// Visitors: set up with bounded parallelism; a visitor that cannot
@@ -397,6 +473,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	}
 
 	// The load phase.
+	cpu0 := readCPU(o.PID)
 	start := time.Now()
 	pctx, pcancel := context.WithTimeout(lctx, o.Duration)
 	defer pcancel()
@@ -418,6 +495,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	}
 	<-pctx.Done()
 	elapsed := time.Since(start)
+	cpu := readCPU(o.PID) - cpu0
 	rep.ServerRSSBytes = readRSS(o.PID)
 	// A visitor or agent stuck on a gateway that stopped answering must
 	// not hang the run: it is reported, and the run goes on.
@@ -445,6 +523,10 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	rep.Sent = r.sent.Load()
 	rep.Relayed = r.v2a.Load() + r.a2v.Load()
 	rep.RelayedPerSec = float64(rep.Relayed) / elapsed.Seconds()
+	if cpu0 > 0 {
+		rep.CPUSec = cpu.Seconds()
+		rep.CPUMicrosPerRelayed = cpuPer(cpu, rep.Relayed)
+	}
 	rep.VisitorToAgent = summarize(v2a)
 	rep.AgentToVisitor = summarize(back)
 	rep.Errors = r.errs.Load()
@@ -508,6 +590,41 @@ func benchProgress(ctx context.Context, r *benchRun, start time.Time, total time
 			last = n
 		}
 	}
+}
+
+// readCPU returns the CPU time (user + system) a process has used so far,
+// 0 when unknown (Linux /proc; clock ticks of 1/100 s).
+func readCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// cpuPer returns the microseconds of CPU per item, 0 when unknown.
+func cpuPer(cpu time.Duration, n int64) float64 {
+	if cpu <= 0 || n <= 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(n)
 }
 
 // readRSS returns VmRSS of a process in bytes, 0 when unknown.

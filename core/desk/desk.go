@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -70,12 +71,16 @@ type Options struct {
 	// conversation with an Owner or Mirrors. created is true for the
 	// batch that creates the conversation.
 	Relay func(b *store.Batch, c model.Conversation, created bool, events []model.Event)
+	// Coordinator, if set, shares routing with other nodes (several
+	// nodes on one store); nil on one node.
+	Coordinator routing.Coordinator
 }
 
 // Desk executes commands on conversations.
 type Desk struct {
 	st      store.Store
 	router  *routing.Router
+	coord   routing.Coordinator
 	bus     *hub.Bus
 	actors  *hub.Actors
 	limits  Limits
@@ -90,11 +95,14 @@ type Desk struct {
 	props   *Properties
 	route   func(model.DeptID) (string, []string)
 	relay   func(*store.Batch, model.Conversation, bool, []model.Event)
+
+	activeMu sync.Mutex
+	active   map[string]int // active conversations by source (ActiveBySource)
 }
 
 // New returns a desk; call Load before serving and Run for queue routing.
 func New(o Options) *Desk {
-	d := &Desk{st: o.Store, router: o.Router, bus: o.Bus, actors: o.Actors, limits: o.Limits,
+	d := &Desk{st: o.Store, router: o.Router, coord: o.Coordinator, bus: o.Bus, actors: o.Actors, limits: o.Limits,
 		log: o.Logger, now: o.Now, onEv: o.OnEvents, onStale: o.OnStale, outbox: o.Outbox, nOutbox: o.NoticeOutbox, kick: make(chan struct{}, 1),
 		departs: make(map[model.DeptID]model.Department), props: o.Properties,
 		route: o.Route, relay: o.Relay}
@@ -158,7 +166,13 @@ func (d *Desk) Load(ctx context.Context) error {
 	if err := d.props.Load(ctx); err != nil {
 		return err
 	}
+	d.activeMu.Lock()
+	d.active = make(map[string]int)
+	d.activeMu.Unlock()
 	err := d.st.Conversations(ctx, func(c model.Conversation) bool {
+		if c.Active() {
+			d.countActive(c, 1)
+		}
 		switch c.State {
 		case model.StateOpen:
 			d.router.Reserve(c.Agent)
@@ -203,11 +217,20 @@ func (d *Desk) drainQueue(ctx context.Context) {
 	// available during the pass kicks a new one, which starts again from
 	// the oldest (FIFO per department).
 	blocked := make(map[model.DeptID]bool)
+	if d.coord != nil {
+		// Other nodes' queued conversations count too: read the queue.
+		if err := d.coord.Route(ctx, true, func(context.Context) error { return nil }); err != nil {
+			if ctx.Err() == nil {
+				d.log.Error().Err(err).Msg("read the deployment's queue")
+			}
+			return
+		}
+	}
 	for _, id := range d.router.Queued() {
 		if ctx.Err() != nil {
 			return
 		}
-		err := d.onConv(ctx, id, func(ctx context.Context) error {
+		err := d.onConv(ctx, id, d.routed(func(ctx context.Context) error {
 			c, err := d.st.Conversation(ctx, id)
 			if errors.Is(err, store.ErrNotFound) {
 				// Queued by a Start whose commit is still in flight (or
@@ -234,11 +257,20 @@ func (d *Desk) drainQueue(ctx context.Context) {
 				return err
 			}
 			return nil
-		})
+		}))
 		if err != nil && ctx.Err() == nil {
 			d.log.Error().Err(err).Str("conv", string(id)).Msg("assign queued conversation")
 		}
 	}
+}
+
+// routed wraps fn, which picks an agent and commits, so that it runs under
+// the deployment's routing lock when there are several nodes.
+func (d *Desk) routed(fn func(ctx context.Context) error) func(ctx context.Context) error {
+	if d.coord == nil {
+		return fn
+	}
+	return func(ctx context.Context) error { return d.coord.Route(ctx, false, fn) }
 }
 
 func convKey(id model.ConvID) string { return "c:" + string(id) }
@@ -376,8 +408,66 @@ func (d *Desk) commitWith(ctx context.Context, b *store.Batch, c model.Conversat
 	if d.onEv != nil && len(evs) > 0 {
 		d.onEv(len(evs))
 	}
+	d.logLifecycle(c, created, evs)
 	d.bus.Publish(hub.Notice{Conv: c, Events: evs, Updated: b.Updates, Origin: origin})
 	return nil
+}
+
+// countActive moves the count of active conversations of c's source.
+func (d *Desk) countActive(c model.Conversation, delta int) {
+	key := c.Origin
+	if c.Owner != "" {
+		key += " → " + c.Owner
+	}
+	d.activeMu.Lock()
+	defer d.activeMu.Unlock()
+	if d.active == nil {
+		d.active = make(map[string]int)
+	}
+	if d.active[key] += delta; d.active[key] <= 0 {
+		delete(d.active, key)
+	}
+}
+
+// ActiveBySource counts the active (queued or open) conversations by where
+// they came from: the origin surface, and " → <connector>" when relayed.
+// Counted at Load and kept by this node's commits (operator view).
+func (d *Desk) ActiveBySource() map[string]int {
+	d.activeMu.Lock()
+	defer d.activeMu.Unlock()
+	out := make(map[string]int, len(d.active))
+	for k, v := range d.active {
+		out[k] = v
+	}
+	return out
+}
+
+// logLifecycle says at info level what happened to a conversation once it
+// is committed: started, assigned, transferred, closed. Messages are not
+// logged (they would be every request, and they are the visitors' words).
+func (d *Desk) logLifecycle(c model.Conversation, created bool, evs []model.Event) {
+	if created && c.Active() {
+		d.countActive(c, 1)
+	}
+	if created {
+		d.log.Info().Str("conv", string(c.ID)).Str("origin", c.Origin).Str("department", string(c.Department)).
+			Str("relayed_to", c.Owner).Msg("chat started")
+	}
+	for i := range evs {
+		e := &evs[i]
+		if e.Kind != model.KindSystem {
+			continue
+		}
+		switch e.Subtype {
+		case model.SysAssigned:
+			d.log.Info().Str("conv", string(c.ID)).Str("agent", e.Vars["agent_id"]).Msg("chat assigned")
+		case model.SysTransferred:
+			d.log.Info().Str("conv", string(c.ID)).Str("department", string(c.Department)).Msg("chat transferred")
+		case model.SysClosed:
+			d.countActive(c, -1)
+			d.log.Info().Str("conv", string(c.ID)).Str("by", e.Vars["by_kind"]).Msg("chat closed")
+		}
+	}
 }
 
 // --- visitors --------------------------------------------------------------
@@ -519,7 +609,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		conv model.Conversation
 		evs  []model.Event
 	)
-	err := d.actors.Do(ctx, visitorKey(req.Visitor), func(ctx context.Context) error {
+	err := d.actors.Do(ctx, visitorKey(req.Visitor), d.routed(func(ctx context.Context) error {
 		v, open, err := d.startingVisitor(ctx, &req)
 		if errors.Is(err, ErrVisitorBusy) {
 			conv = open
@@ -584,7 +674,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 			d.Kick()
 		}
 		return nil
-	})
+	}))
 	return conv, evs, err
 }
 
@@ -872,7 +962,7 @@ func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID,
 	if _, ok := d.departs[dept]; !ok && dept != "" {
 		return fmt.Errorf("%w: unknown department %q", ErrInvalid, dept)
 	}
-	err := d.onConv(ctx, id, func(ctx context.Context) error {
+	err := d.onConv(ctx, id, d.routed(func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, id)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))
@@ -923,7 +1013,7 @@ func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID,
 			d.router.Release(prev)
 		}
 		return nil
-	})
+	}))
 	if err == nil {
 		d.Kick()
 	}
@@ -956,6 +1046,9 @@ func (d *Desk) AgentConnected(id model.AgentID, up bool) {
 	if up {
 		delta = 1
 	}
+	if d.coord != nil {
+		d.coord.AgentConnected(id, up)
+	}
 	if d.router.Connect(id, delta) {
 		d.Kick()
 	}
@@ -963,6 +1056,9 @@ func (d *Desk) AgentConnected(id model.AgentID, up bool) {
 
 // SetAccepting sets an agent's routing status.
 func (d *Desk) SetAccepting(id model.AgentID, accepting bool) {
+	if d.coord != nil {
+		d.coord.SetAccepting(id, accepting)
+	}
 	if d.router.SetAccepting(id, accepting) {
 		d.Kick()
 	}

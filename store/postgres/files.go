@@ -18,7 +18,7 @@ func (s *Store) PutBlob(ctx context.Context, id string, meta, body []byte) error
 	if body == nil {
 		body = []byte{}
 	}
-	q := &pgx.Batch{}
+	q := &work{}
 	q.Queue(`INSERT INTO files (id, meta, body) VALUES ($1, $2, $3)`, id, meta, body)
 	return s.run(ctx, q)
 }
@@ -28,6 +28,9 @@ func (s *Store) PutBlob(ctx context.Context, id string, meta, body []byte) error
 func (s *Store) GetBlob(ctx context.Context, id string) (meta, body []byte, err error) {
 	if err := s.readCtx(); err != nil {
 		return nil, nil, err
+	}
+	if !textOK(id) {
+		return nil, nil, store.ErrNotFound
 	}
 	err = s.pool.QueryRow(ctx, `SELECT meta, body FROM files WHERE id = $1`, id).Scan(&meta, &body)
 	if errors.Is(err, pgx.ErrNoRows) {

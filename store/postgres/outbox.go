@@ -73,12 +73,15 @@ const sqlOutboxIns = `INSERT INTO outbox (target, conv, seq, id, due_ns, meta, p
 SELECT $1, $2, nextval('outbox_seq'), $3, $4, $5, $6
 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 0))) AS l`
 
-func queueOutboxIns(q *pgx.Batch, r *store.OutboxRow) error {
+func queueOutboxIns(q *work, r *store.OutboxRow) error {
 	if r.ID == "" || r.Target == "" || r.Conv == "" {
 		return errors.New("store: outbox row without id, target or conversation")
 	}
 	if len(r.Target) > maxOutboxID || len(r.Conv) > maxOutboxID || len(r.ID) > maxOutboxID {
 		return fmt.Errorf("store: outbox id, target or conversation longer than %d bytes", maxOutboxID)
+	}
+	if !textOK(r.Target, string(r.Conv), r.ID) {
+		return errBadKey
 	}
 	if len(r.Payload) > maxPayload {
 		return fmt.Errorf("store: outbox payload of %d bytes is too large", len(r.Payload))
@@ -122,9 +125,9 @@ const (
 // mutate changes pending rows in one transaction: all of them, or none
 // when one is not a pending row (ErrNotFound).
 func (s *Store) mutate(ctx context.Context, kind mutKind, rows ...store.OutboxRow) error {
-	q := &pgx.Batch{}
+	q := &work{}
 	for _, r := range rows {
-		if r.ID == "" || r.Target == "" || r.Conv == "" || r.Seq == 0 || r.Seq > 1<<63-1 {
+		if r.ID == "" || r.Target == "" || r.Conv == "" || r.Seq == 0 || r.Seq > 1<<63-1 || !textOK(r.ID, r.Target, string(r.Conv)) {
 			return fmt.Errorf("outbox row %q: %w", r.ID, store.ErrNotFound)
 		}
 		if len(r.LastError) > 4096 {
@@ -151,7 +154,7 @@ func (s *Store) mutate(ctx context.Context, kind mutKind, rows ...store.OutboxRo
 			}
 		}
 	}
-	if q.Len() == 0 {
+	if len(q.stmts) == 0 {
 		return nil
 	}
 	return s.run(ctx, q)
@@ -189,11 +192,17 @@ ORDER BY h.due_ns, h.target, h.conv, r.seq`
 
 // OutboxDue implements store.Store.
 func (s *Store) OutboxDue(ctx context.Context, prefix string, now time.Time, queues, perQueue int) ([]store.OutboxRow, error) {
+	if !textOK(prefix) {
+		return nil, nil
+	}
 	return s.rows(ctx, sqlOutboxDue, prefix, dueNS(now), int64(queues), int64(perQueue))
 }
 
 // OutboxExhausted implements store.Store.
 func (s *Store) OutboxExhausted(ctx context.Context, target string, limit int) ([]store.OutboxRow, error) {
+	if !textOK(target) {
+		return nil, nil
+	}
 	return s.rows(ctx, `SELECT seq, meta, payload FROM outbox_dead WHERE $1 = '' OR target = $1 ORDER BY target, conv, seq
 LIMIT CASE WHEN $2::bigint <= 0 THEN NULL ELSE $2::bigint END`, target, int64(limit))
 }

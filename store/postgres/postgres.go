@@ -6,18 +6,18 @@
 //
 // # Commits
 //
-// A Commit is one pipelined round trip: every statement of the batch is
-// sent at once (pgx.Batch) and runs as one implicit transaction, so that it
-// is written whole or not at all. Rules the bbolt store checks before
-// writing are checked by the statements themselves: a unique key already
-// present (an event's (conv, seq), an idempotency key) fails with
+// Commits go through a few writer goroutines that group whatever is queued
+// into one pipelined implicit transaction (group.go): one round trip and one
+// WAL flush for the whole group, as bbolt's writer shares one fsync, while
+// each commit still succeeds or fails alone. Rules the bbolt store checks
+// before writing are checked by the statements themselves: a unique key
+// already present (an event's (conv, seq), an idempotency key) fails with
 // unique_violation; a mapping bound elsewhere, an update of a missing event
-// or a stale conversation revision fails through chatgate_check. Either
-// way PostgreSQL rolls the whole batch back and Commit returns
-// store.ErrConflict or store.ErrStale. Durability is PostgreSQL's: Commit
-// returns after COMMIT, with synchronous_commit as the server has it (on by
-// default: the WAL is flushed). Concurrent commits share WAL flushes inside
-// the server (its own group commit); the pool bounds how many run at once.
+// or a stale conversation revision fails through chatgate_check. The group
+// is then rolled back, the commit at fault gets store.ErrConflict or
+// store.ErrStale, and the rest is sent again. Durability is PostgreSQL's:
+// Commit returns after COMMIT, with synchronous_commit as the server has it
+// (on by default: the WAL is flushed).
 //
 // # Concurrent writers
 //
@@ -51,6 +51,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -72,9 +73,25 @@ type Options struct {
 	// CommitTimeout bounds one commit once it has started (the caller's
 	// context no longer cancels it then; see Commit). Default 30 s.
 	CommitTimeout time.Duration
-	// OnCommit, if set, is told the duration and outcome of every commit
+	// OnCommit, if set, is told of every transaction the writers commit
 	// (for metrics).
-	OnCommit func(d time.Duration, err error)
+	OnCommit func(Stats)
+	// Writers is how many group-commit writers run (each one transaction
+	// at a time, on its own connection); default 4. MaxGroup caps the
+	// commits one transaction carries (default 256); QueueSize bounds the
+	// queue in front of the writers (default 8192; callers then wait,
+	// honouring their context).
+	Writers   int
+	MaxGroup  int
+	QueueSize int
+}
+
+// Stats describes one group transaction, for metrics.
+type Stats struct {
+	Requests   int           // commits answered by this transaction
+	Statements int           // statements it ran
+	Duration   time.Duration // from sending to COMMIT's answer
+	Err        error
 }
 
 // Store is the PostgreSQL-backed store.Store.
@@ -82,8 +99,11 @@ type Store struct {
 	pool *pgxpool.Pool
 	opts Options
 
-	// mu guards closed against commits starting during Close; commits
-	// hold it shared while they run, so Close waits for them.
+	// reqs feeds the group-commit writers (group.go).
+	reqs    chan *request
+	writers sync.WaitGroup
+
+	// mu guards closed against sends on reqs during Close.
 	mu     sync.RWMutex
 	closed bool
 }
@@ -105,6 +125,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.CommitTimeout <= 0 {
 		opts.CommitTimeout = 30 * time.Second
 	}
+	if opts.Writers <= 0 {
+		opts.Writers = 4
+	}
+	if opts.MaxGroup <= 0 {
+		opts.MaxGroup = 256
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 8192
+	}
 	if opts.Schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
 	}
@@ -122,42 +151,32 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, opts: opts}, nil
+	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize)}
+	for range opts.Writers {
+		s.writers.Go(s.writer)
+	}
+	return s, nil
 }
 
 // Pool returns the connection pool, for other parts of a node that keep
 // their own tables in the same database (presence, leases).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Close implements store.Store: it waits for commits under way, then closes
-// the pool.
+// Close implements store.Store: queued commits are written, then the pool
+// closes.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	s.writers.Wait()
 	s.pool.Close()
 	return nil
 }
-
-// begin marks a write as under way; end must be called after it. It fails
-// with ErrClosed after Close and with the context's error when ctx is done.
-func (s *Store) begin(ctx context.Context) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return store.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		s.mu.RUnlock()
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-func (s *Store) end() { s.mu.RUnlock() }
 
 // SQLSTATEs chatgate_check raises (schema.go).
 const (
@@ -182,30 +201,6 @@ func mapErr(err error) error {
 		}
 	}
 	return fmt.Errorf("postgres commit: %w", err)
-}
-
-// run sends the queued statements as one implicit transaction and reads
-// every result. A started commit is not cancelled with the caller's
-// context (only bounded by CommitTimeout), so that "returned nil" means
-// "committed" and an error after the batch was sent means the server
-// rolled it back or the connection failed (then, as with any database, the
-// outcome is unknown; idempotency keys make a retry safe).
-func (s *Store) run(ctx context.Context, b *pgx.Batch) error {
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	defer s.end()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.CommitTimeout)
-	defer cancel()
-	start := time.Now()
-	err := s.pool.SendBatch(ctx, b).Close()
-	if err != nil {
-		err = mapErr(err)
-	}
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(time.Since(start), err)
-	}
-	return err
 }
 
 // Statements of a commit. Each checks its own rule (see the package doc).
@@ -257,29 +252,37 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 // conversations are stored at land in revs when the batch runs.
 // Conversations come first: their row locks order two writers of one
 // conversation before anything else of theirs is written.
-func encode(b *store.Batch, revs []int64) (*pgx.Batch, error) {
-	q := &pgx.Batch{}
+func encode(b *store.Batch, revs []int64) (*work, error) {
+	q := &work{}
 	for i := range b.Convs {
 		c := &b.Convs[i]
 		if c.ID == "" || c.Visitor == "" {
 			return nil, errors.New("store: conversation without id or visitor")
 		}
+		if !textOK(string(c.ID), string(c.Visitor)) {
+			return nil, errBadKey
+		}
 		data, err := json.Marshal(c)
 		if err != nil {
 			return nil, fmt.Errorf("encode conversation: %w", err)
 		}
-		var qq *pgx.QueuedQuery
+		scan := func(row pgx.Row) error { return row.Scan(&revs[i]) }
 		if c.Rev == 0 {
-			qq = q.Queue(sqlConvPut, string(c.ID), string(c.Visitor), data)
+			q.QueueRow(sqlConvPut, scan, string(c.ID), string(c.Visitor), data)
 		} else {
-			qq = q.Queue(sqlConvCAS, string(c.ID), string(c.Visitor), data, int64(c.Rev))
+			q.QueueRow(sqlConvCAS, scan, string(c.ID), string(c.Visitor), data, int64(c.Rev))
 		}
-		qq.QueryRow(func(row pgx.Row) error { return row.Scan(&revs[i]) })
+		if q.order == "" {
+			q.order = string(c.ID)
+		}
 	}
 	for i := range b.Visitors {
 		v := &b.Visitors[i]
 		if v.ID == "" {
 			return nil, errors.New("store: visitor without id")
+		}
+		if !textOK(string(v.ID)) {
+			return nil, errBadKey
 		}
 		data, err := json.Marshal(v)
 		if err != nil {
@@ -293,8 +296,11 @@ func encode(b *store.Batch, revs []int64) (*pgx.Batch, error) {
 	}{{b.Events, sqlEventIns}, {b.Updates, sqlEventUpd}} {
 		for i := range set.evs {
 			e := &set.evs[i]
-			if e.Conv == "" || e.Seq == 0 {
+			if e.Conv == "" || e.Seq == 0 || e.Seq > 1<<63-1 {
 				return nil, errors.New("store: event without conversation or seq")
+			}
+			if !textOK(string(e.Conv)) {
+				return nil, errBadKey
 			}
 			data, err := json.Marshal(e)
 			if err != nil {
@@ -307,6 +313,9 @@ func encode(b *store.Batch, revs []int64) (*pgx.Batch, error) {
 		if m.Foreign == "" || m.Core == "" || m.System == "" || m.Kind == "" {
 			return nil, errors.New("store: incomplete mapping")
 		}
+		if !textOK(m.System, m.Tenant, m.Kind, m.Foreign, m.Core) {
+			return nil, errBadKey
+		}
 		q.Queue(sqlMapPut, m.System, m.Tenant, m.Kind, m.Foreign, m.Core)
 		q.Queue(sqlMapRevPut, m.System, m.Tenant, m.Kind, m.Core, m.Foreign)
 	}
@@ -314,11 +323,17 @@ func encode(b *store.Batch, revs []int64) (*pgx.Batch, error) {
 		if id.System == "" || id.Key == "" {
 			return nil, errors.New("store: incomplete idempotency key")
 		}
+		if !textOK(id.System, id.Key, string(id.Conv)) || id.Seq > 1<<63-1 {
+			return nil, errBadKey
+		}
 		q.Queue(sqlIdemIns, id.System, id.Key, string(id.Conv), int64(id.Seq))
 	}
 	for k, v := range b.Meta {
 		if k == "" || k == "schema" {
 			return nil, fmt.Errorf("store: meta key %q is reserved", k)
+		}
+		if !textOK(k) {
+			return nil, errBadKey
 		}
 		if v == nil {
 			v = []byte{}
@@ -333,6 +348,21 @@ func encode(b *store.Batch, revs []int64) (*pgx.Batch, error) {
 	return q, nil
 }
 
+// textOK reports whether every key can be a PostgreSQL text value: valid
+// UTF-8 without NUL bytes. Keys come from clients (a v2 VISITOR_ID, a
+// custom_id); one that is not is refused on write (a clear error, nothing
+// written) and not found on read, never a server error.
+func textOK(keys ...string) bool {
+	for _, k := range keys {
+		if !utf8.ValidString(k) || strings.IndexByte(k, 0) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+var errBadKey = errors.New("store: id is not valid UTF-8 or contains a NUL byte")
+
 // --- reads -----------------------------------------------------------------
 
 // readCtx bounds a read by the store's state: after Close, ErrClosed.
@@ -346,12 +376,19 @@ func (s *Store) readCtx() error {
 }
 
 // one reads a single bytea column of one row; ErrNotFound when none.
-func (s *Store) one(ctx context.Context, sql string, args ...any) ([]byte, error) {
+func (s *Store) one(ctx context.Context, sql string, args ...string) ([]byte, error) {
 	if err := s.readCtx(); err != nil {
 		return nil, err
 	}
+	if !textOK(args...) {
+		return nil, store.ErrNotFound
+	}
+	anys := make([]any, len(args))
+	for i, a := range args {
+		anys[i] = a
+	}
 	var v []byte
-	err := s.pool.QueryRow(ctx, sql, args...).Scan(&v)
+	err := s.pool.QueryRow(ctx, sql, anys...).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -365,6 +402,9 @@ func (s *Store) one(ctx context.Context, sql string, args ...any) ([]byte, error
 func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conversation, error) {
 	if err := s.readCtx(); err != nil {
 		return model.Conversation{}, err
+	}
+	if !textOK(string(id)) {
+		return model.Conversation{}, store.ErrNotFound
 	}
 	var (
 		data []byte
@@ -410,7 +450,7 @@ func (s *Store) Events(ctx context.Context, conv model.ConvID, from uint64, limi
 	if from == 0 {
 		from = 1
 	}
-	if from > 1<<63-1 {
+	if from > 1<<63-1 || !textOK(string(conv)) {
 		return nil, nil
 	}
 	lim := int64(limit)
@@ -443,6 +483,9 @@ func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]
 	if err := s.readCtx(); err != nil {
 		return nil, err
 	}
+	if !textOK(string(v)) {
+		return nil, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT id FROM convs WHERE visitor = $1 ORDER BY id`, string(v))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -467,13 +510,13 @@ const convPage = 256
 // Conversations implements store.Store: keyset pages, with fn called
 // outside any query so that it may use the store. Not one snapshot.
 func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) bool) error {
-	return scan(ctx, s, `SELECT id, rev, data FROM convs WHERE $1 OR id > $2 ORDER BY id LIMIT $3`, "conversation", decodeConv, fn)
+	return scan(ctx, s, "convs", "rev", "conversation", decodeConv, fn)
 }
 
 // Visitors implements store.VisitorLister: every visitor, in keyset pages
 // as Conversations.
 func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
-	return scan(ctx, s, `SELECT id, 0::bigint, data FROM visitors WHERE $1 OR id > $2 ORDER BY id LIMIT $3`, "visitor",
+	return scan(ctx, s, "visitors", "0::bigint", "visitor",
 		func(data []byte, _ int64) (model.Visitor, error) {
 			var v model.Visitor
 			err := json.Unmarshal(data, &v)
@@ -481,17 +524,27 @@ func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error
 		}, fn)
 }
 
-// scan runs query (selecting id, rev, data; $1 first page, $2 last id,
-// $3 page size) page by page, decoding each row and calling fn outside
-// the query, until fn returns false or the rows run out.
-func scan[T any](ctx context.Context, s *Store, query, what string, decode func(data []byte, rev int64) (T, error), fn func(T) bool) error {
+// scan reads table (its id, revCol and data columns; table and revCol are
+// constants of this file) page by page in id order, decoding each row and
+// calling fn outside the query, until fn returns false or the rows run out.
+func scan[T any](ctx context.Context, s *Store, table, revCol, what string, decode func(data []byte, rev int64) (T, error), fn func(T) bool) error {
 	after := ""
 	first := true
 	for {
 		if err := s.readCtx(); err != nil {
 			return err
 		}
-		rows, err := s.pool.Query(ctx, query, first, after, convPage)
+		// Two forms rather than "$1 OR id > $2", which would keep the
+		// planner from the primary key's range scan.
+		var (
+			rows pgx.Rows
+			err  error
+		)
+		if first {
+			rows, err = s.pool.Query(ctx, `SELECT id, `+revCol+`, data FROM `+table+` ORDER BY id LIMIT $1`, convPage)
+		} else {
+			rows, err = s.pool.Query(ctx, `SELECT id, `+revCol+`, data FROM `+table+` WHERE id > $1 ORDER BY id LIMIT $2`, after, convPage)
+		}
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
@@ -530,14 +583,14 @@ func scan[T any](ctx context.Context, s *Store, query, what string, decode func(
 
 // Resolve implements store.Store.
 func (s *Store) Resolve(ctx context.Context, k store.MapKey) (string, error) {
-	v, err := s.one(ctx, `SELECT core::bytea FROM maps WHERE system = $1 AND tenant = $2 AND kind = $3 AND foreign_id = $4`,
+	v, err := s.one(ctx, `SELECT core FROM maps WHERE system = $1 AND tenant = $2 AND kind = $3 AND foreign_id = $4`,
 		k.System, k.Tenant, k.Kind, k.Foreign)
 	return string(v), err
 }
 
 // Reverse implements store.Store.
 func (s *Store) Reverse(ctx context.Context, system, tenant, kind, core string) (string, error) {
-	v, err := s.one(ctx, `SELECT foreign_id::bytea FROM maps_rev WHERE system = $1 AND tenant = $2 AND kind = $3 AND core = $4`,
+	v, err := s.one(ctx, `SELECT foreign_id FROM maps_rev WHERE system = $1 AND tenant = $2 AND kind = $3 AND core = $4`,
 		system, tenant, kind, core)
 	return string(v), err
 }
@@ -546,6 +599,9 @@ func (s *Store) Reverse(ctx context.Context, system, tenant, kind, core string) 
 func (s *Store) Idempotent(ctx context.Context, system, key string) (store.Idem, error) {
 	if err := s.readCtx(); err != nil {
 		return store.Idem{}, err
+	}
+	if !textOK(system, key) {
+		return store.Idem{}, store.ErrNotFound
 	}
 	var (
 		conv string

@@ -176,6 +176,7 @@ func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	c.sub = c.s.d.Bus().SubscribeVisitor(c.me, c.s.cfg.visitorQueue())
 	c.loggedIn.Store(true)
 	c.s.register(c)
+	c.s.log.Info().Str("customer", string(c.me)).Msg("customer session connected")
 
 	v, err := c.s.d.Store().Visitor(ctx, id)
 	if err != nil {
@@ -496,7 +497,9 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	}
 	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.Origin(req.RequestID)}
 	if draft.ClientKey != "" {
-		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"\x00"+draft.ClientKey
+		// "/" separates: the customer id (a ULID) never holds one, and
+		// PostgreSQL text cannot hold the NUL byte used before.
+		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"/"+draft.ClientKey
 	}
 	ev, replayed, err := post(ctx, pr)
 	if err != nil {

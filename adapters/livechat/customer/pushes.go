@@ -2,7 +2,6 @@ package customer
 
 import (
 	"context"
-	"errors"
 
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/hub"
@@ -50,26 +49,6 @@ type (
 		TypingIndicator TypingIndicator `json:"typing_indicator"`
 	}
 )
-
-// pump turns the desk's notices about this customer's chat into pushes.
-func (c *client) pump(ctx context.Context, sub *hub.Sub) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-sub.Done():
-			if errors.Is(sub.Err(), hub.ErrSlow) {
-				c.s.log.Warn().Str("conn", c.id).Msg("customer session fell behind the desk")
-				c.bye(reasonInternal)
-			}
-			return
-		case n := <-sub.C():
-			if err := c.onNotice(ctx, *n); err != nil && ctx.Err() == nil {
-				c.logError(err)
-			}
-		}
-	}
-}
 
 // onNotice pushes one committed change of the customer's chat:
 //

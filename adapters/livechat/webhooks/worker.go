@@ -46,14 +46,21 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.Bus != nil {
 		wg.Go(func() { s.follow(ctx) })
 	}
-	outbox.Dispatcher{
-		Store: s.st, Prefix: targetPrefix, Concurrency: s.cfg.Concurrency, PerQueue: perQueue,
-		PollInterval: s.cfg.PollInterval, Now: s.cfg.Now, Kick: s.kick,
-		Deliver: s.deliverQueue,
-		OnReadError: func(err error) {
-			s.log.Warn().Err(err).Msg("webhooks: read due deliveries")
-		},
-	}.Run(ctx)
+	deliver := func(ctx context.Context) {
+		outbox.Dispatcher{
+			Store: s.st, Prefix: targetPrefix, Concurrency: s.cfg.Concurrency, PerQueue: perQueue,
+			PollInterval: s.cfg.PollInterval, Now: s.cfg.Now, Kick: s.kick,
+			Deliver: s.deliverQueue,
+			OnReadError: func(err error) {
+				s.log.Warn().Err(err).Msg("webhooks: read due deliveries")
+			},
+		}.Run(ctx)
+	}
+	if s.cfg.Exclusive != nil {
+		s.cfg.Exclusive(ctx, "webhooks", deliver)
+	} else {
+		deliver(ctx)
+	}
 	wg.Wait()
 	return nil
 }
@@ -160,7 +167,7 @@ func (s *Service) deliver(ctx context.Context, r store.OutboxRow) bool {
 		s.log.Warn().Err(err).Str("delivery", r.ID).Msg("webhooks: record failed attempt")
 		return false
 	}
-	s.log.Debug().Str("delivery", r.ID).Str("webhook", r.Target).Int("attempts", r.Attempts).
+	s.log.Info().Str("delivery", r.ID).Str("webhook", r.Target).Int("attempts", r.Attempts).
 		Time("next", r.NextAt).Str("error", r.LastError).Msg("webhook delivery failed")
 	s.report(body.Action, OutcomeRetry)
 	return false
