@@ -504,12 +504,30 @@ func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]
 	return out, nil
 }
 
-// convPage is how many conversations Conversations reads per query.
+// convPage is how many records Conversations and Visitors read per query.
 const convPage = 256
 
 // Conversations implements store.Store: keyset pages, with fn called
 // outside any query so that it may use the store. Not one snapshot.
 func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) bool) error {
+	return scan(ctx, s, "convs", "rev", "conversation", decodeConv, fn)
+}
+
+// Visitors implements store.VisitorLister: every visitor, in keyset pages
+// as Conversations.
+func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
+	return scan(ctx, s, "visitors", "0::bigint", "visitor",
+		func(data []byte, _ int64) (model.Visitor, error) {
+			var v model.Visitor
+			err := json.Unmarshal(data, &v)
+			return v, err
+		}, fn)
+}
+
+// scan reads table (its id, revCol and data columns; table and revCol are
+// constants of this file) page by page in id order, decoding each row and
+// calling fn outside the query, until fn returns false or the rows run out.
+func scan[T any](ctx context.Context, s *Store, table, revCol, what string, decode func(data []byte, rev int64) (T, error), fn func(T) bool) error {
 	after := ""
 	first := true
 	for {
@@ -523,25 +541,25 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 			err  error
 		)
 		if first {
-			rows, err = s.pool.Query(ctx, `SELECT id, rev, data FROM convs ORDER BY id LIMIT $1`, convPage)
+			rows, err = s.pool.Query(ctx, `SELECT id, `+revCol+`, data FROM `+table+` ORDER BY id LIMIT $1`, convPage)
 		} else {
-			rows, err = s.pool.Query(ctx, `SELECT id, rev, data FROM convs WHERE id > $1 ORDER BY id LIMIT $2`, after, convPage)
+			rows, err = s.pool.Query(ctx, `SELECT id, `+revCol+`, data FROM `+table+` WHERE id > $1 ORDER BY id LIMIT $2`, after, convPage)
 		}
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
-		var page []model.Conversation
+		var page []T
 		var (
 			id   string
 			rev  int64
 			data []byte
 		)
 		_, err = pgx.ForEachRow(rows, []any{&id, &rev, &data}, func() error {
-			c, err := decodeConv(data, rev)
+			rec, err := decode(data, rev)
 			if err != nil {
-				return fmt.Errorf("conversation %q: %w", id, err)
+				return fmt.Errorf("%s %q: %w", what, id, err)
 			}
-			page = append(page, c)
+			page = append(page, rec)
 			after = id
 			return nil
 		})
@@ -549,8 +567,8 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 			return fmt.Errorf("postgres: %w", err)
 		}
 		first = false
-		for _, c := range page {
-			if !fn(c) {
+		for _, rec := range page {
+			if !fn(rec) {
 				return nil
 			}
 		}
