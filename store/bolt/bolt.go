@@ -283,6 +283,9 @@ type ops struct {
 	// convs are the conversations written, decoded back from their
 	// encoding, for the conversation cache once committed.
 	convs []model.Conversation
+	// restore, if set, is an import's records (see Restore); apply
+	// writes those absent and counts the rest.
+	restore *restoreOp
 }
 
 func encode(b *store.Batch) (ops, error) {
@@ -446,6 +449,14 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 			return 0, err
 		}
 		n += k
+	}
+	if o.restore != nil {
+		k, convs, err := o.restore.apply(tx)
+		if err != nil {
+			return 0, err
+		}
+		n += k
+		o.convs = append(o.convs, convs...)
 	}
 	return n, nil
 }
