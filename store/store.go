@@ -244,6 +244,8 @@ type Restore struct {
 	// Outbox rows keep their Seq and State; the store's own sequence moves
 	// past the largest restored Seq so that new rows still sort last.
 	Outbox []OutboxRow
+	// DryRun counts what Restore would do and writes nothing.
+	DryRun bool
 }
 
 // Len is the number of records in r.

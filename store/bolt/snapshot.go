@@ -197,6 +197,19 @@ func (s *Store) Restore(ctx context.Context, in *store.Restore) (store.RestoreRe
 	if len(op.recs) == 0 && len(op.outbox) == 0 {
 		return store.RestoreResult{}, nil
 	}
+	if in.DryRun {
+		s.mu.RLock()
+		closed := s.closed
+		s.mu.RUnlock()
+		if closed {
+			return nil, store.ErrClosed
+		}
+		err := s.db.View(func(tx *bbolt.Tx) error {
+			_, _, err := op.apply(tx)
+			return err
+		})
+		return op.result, err
+	}
 	o := ops{restore: op}
 	if err := s.submit(ctx, o); err != nil {
 		return nil, err
@@ -222,11 +235,13 @@ type restoreRec struct {
 type restoreOp struct {
 	recs   []restoreRec
 	outbox []store.OutboxRow
+	// dry: count only (apply runs in a read transaction).
+	dry    bool
 	result store.RestoreResult
 }
 
 func encodeRestore(in *store.Restore) (*restoreOp, error) {
-	op := &restoreOp{recs: make([]restoreRec, 0, in.Len())}
+	op := &restoreOp{recs: make([]restoreRec, 0, in.Len()), dry: in.DryRun}
 	add := func(kind string, bucket, key []byte, v any) (*restoreRec, error) {
 		val, err := json.Marshal(v)
 		if err != nil {
@@ -317,6 +332,9 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, []model.Conversation, error) {
 	var convs []model.Conversation
 	n := 0
 	put := func(bucket, key, val []byte) error {
+		if op.dry {
+			return nil
+		}
 		if val == nil {
 			val = []byte{}
 		}
@@ -356,7 +374,7 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, []model.Conversation, error) {
 		res[r.kind] = c
 	}
 	for i := range op.outbox {
-		k, status, err := restoreOutboxRow(tx, &op.outbox[i])
+		k, status, err := restoreOutboxRow(tx, &op.outbox[i], op.dry)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -386,7 +404,7 @@ const (
 
 // restoreOutboxRow writes an outbox row under its own seq, keeping its
 // queue's head index right and the bucket's sequence past it.
-func restoreOutboxRow(tx *bbolt.Tx, r *store.OutboxRow) (int, restoreStatus, error) {
+func restoreOutboxRow(tx *bbolt.Tx, r *store.OutboxRow, dry bool) (int, restoreStatus, error) {
 	pending := r.State == store.OutboxPending
 	bucket, other := bOutbox, bOutboxDead
 	if !pending {
@@ -411,6 +429,9 @@ func restoreOutboxRow(tx *bbolt.Tx, r *store.OutboxRow) (int, restoreStatus, err
 	// brought back: either bucket holding the key keeps it.
 	if tx.Bucket(other).Get(key) != nil {
 		return 0, restoreKept, nil
+	}
+	if dry {
+		return 0, restoreWritten, nil
 	}
 	ob := tx.Bucket(bOutbox)
 	if ob.Sequence() < r.Seq {

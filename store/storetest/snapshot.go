@@ -34,7 +34,10 @@ func dumpAll(t *testing.T, s store.Store) *store.Restore {
 		if err := r.Idems(func(id store.Idem) error { out.Idems = append(out.Idems, id); return nil }); err != nil {
 			return err
 		}
-		if err := r.Meta(func(k string, v []byte) error { out.Meta = append(out.Meta, store.MetaValue{Key: k, Value: v}); return nil }); err != nil {
+		if err := r.Meta(func(k string, v []byte) error {
+			out.Meta = append(out.Meta, store.MetaValue{Key: k, Value: v})
+			return nil
+		}); err != nil {
 			return err
 		}
 		return r.Outbox(func(row store.OutboxRow) error { out.Outbox = append(out.Outbox, row); return nil })
@@ -54,7 +57,9 @@ func seedAll(t *testing.T, s store.Store) (model.Visitor, model.Conversation) {
 	c := newConv(v.ID)
 	c.LastSeq = 3
 	c.Props = map[string]map[string]json.RawMessage{"ns": {"k": json.RawMessage(`"v"`)}}
-	mk := func(f string) store.MapKey { return store.MapKey{System: "sys", Tenant: "t", Kind: "visitor", Foreign: f} }
+	mk := func(f string) store.MapKey {
+		return store.MapKey{System: "sys", Tenant: "t", Kind: "visitor", Foreign: f}
+	}
 	commit(t, s, &store.Batch{
 		Visitors: []model.Visitor{v}, Convs: []model.Conversation{c},
 		Events: []model.Event{newEvent(c.ID, 1), newEvent(c.ID, 2), newEvent(c.ID, 3)},
