@@ -1,0 +1,320 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"chatgate/core/model"
+	"chatgate/store"
+	"chatgate/store/bolt"
+)
+
+// TestMainChild runs `chatgate <args>` as a process of its own for the
+// migration tests (args from CHATGATE_MAIN_ARGS, a JSON array).
+func TestMainChild(t *testing.T) {
+	raw := os.Getenv("CHATGATE_MAIN_ARGS")
+	if raw == "" {
+		t.Skip("started by the migration tests only")
+	}
+	var args []string
+	if err := json.Unmarshal([]byte(raw), &args); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), args, os.Stderr, func(string) string { return "" }); err != nil {
+		fmt.Fprintln(os.Stderr, "chatgate:", err)
+		os.Exit(3)
+	}
+	os.Exit(0)
+}
+
+// chatgateCmd is `chatgate args...` as a child process.
+func chatgateCmd(args ...string) *exec.Cmd {
+	raw, _ := json.Marshal(args)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMainChild$", "-test.v=false")
+	cmd.Env = append(os.Environ(), "CHATGATE_MAIN_ARGS="+string(raw))
+	return cmd
+}
+
+// chatgateRun runs `chatgate args...` to its end and returns its output.
+func chatgateRun(t *testing.T, stdin []byte, args ...string) (stdout []byte) {
+	t.Helper()
+	cmd := chatgateCmd(args...)
+	var out, errb bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chatgate %v: %v\n%s%s", args, err, errb.String(), out.String())
+	}
+	return out.Bytes()
+}
+
+// withoutHeader drops an export's first line (it has the time of the
+// export).
+func withoutHeader(t *testing.T, dump []byte) []byte {
+	t.Helper()
+	h, rest, ok := bytes.Cut(dump, []byte("\n"))
+	if !ok || !bytes.Contains(h, []byte(`"format":"chatgate-export"`)) {
+		t.Fatalf("not an export: %.200s", dump)
+	}
+	return rest
+}
+
+// rcHistory reads every room's whole history as the agent sees it
+// (livechat/rooms, chat.syncMessages) and the Rocket.Chat visitor's own
+// (livechat/messages.history), as comparable JSON.
+func rcHistory(t *testing.T, base, token string) map[string]any {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	login, err := rcJSON(client, "POST", base+"/api/v1/login", nil, map[string]any{"user": "jane@example.com", "password": agentPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, _ := login["data"].(map[string]any)
+	hdr := map[string]string{"X-User-Id": fmt.Sprint(ld["userId"]), "X-Auth-Token": fmt.Sprint(ld["authToken"])}
+	rooms, err := rcJSON(client, "GET", base+"/api/v1/livechat/rooms", hdr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]any{}
+	defer func() {
+		// URLs carry the gateway's address, which changes.
+		b, _ := json.Marshal(out)
+		clear(out)
+		if err := json.Unmarshal(bytes.ReplaceAll(b, []byte(base), []byte("BASE")), &out); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	list, _ := rooms["rooms"].([]any)
+	if len(list) == 0 {
+		t.Fatalf("no rooms: %v", rooms)
+	}
+	for _, r := range list {
+		room, _ := r.(map[string]any)
+		rid := fmt.Sprint(room["_id"])
+		m, err := rcJSON(client, "GET", base+"/api/v1/chat.syncMessages?roomId="+url.QueryEscape(rid)+"&lastUpdate=2000-01-01T00:00:00.000Z", hdr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["agent:"+rid] = m["result"]
+		if v, _ := room["v"].(map[string]any); v["token"] == token {
+			h, err := rcJSON(client, "GET", base+"/api/v1/livechat/messages.history/"+rid+"?token="+url.QueryEscape(token), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out["visitor:"+rid] = h["messages"]
+		}
+	}
+	return out
+}
+
+// TestExportImportProcesses: a gateway seeded through its public APIs (a
+// LiveChat v2 visitor, a Rocket.Chat visitor with client ids and an
+// uploaded file, an agent answering on the RTM) is stopped; `chatgate
+// export` and `chatgate import` (processes) move it into a new data file; a
+// gateway on the new file shows the same history on the Rocket.Chat agent
+// and visitor routes, the v2 visitor's session still works, and the
+// export of the new store is identical to the first.
+func TestExportImportProcesses(t *testing.T) {
+	cfg := writeConfig(t, true)
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "old.db"), filepath.Join(dir, "new.db")
+	g := startGateway(t, cfg, src)
+	base := "http://" + g.addr
+	ag := dialAgent(t, g.addr)
+	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+
+	v := &visitor{t: t, base: base, id: "migrate-v2-visitor"}
+	v.start()
+	v.send("hello from the v2 widget")
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	w := &rcWriter{idWriter: idWriter{name: "rcmig"}, token: "migrate-rc-visitor-token"}
+	if err := w.setup(client, base); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		id := fmt.Sprintf("rcmig-%d", i)
+		if _, err := rcJSON(client, "POST", base+"/api/v1/livechat/message", nil, map[string]any{"token": w.token, "rid": w.rid, "msg": "rc " + id, "_id": id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", "notes.txt")
+	io.WriteString(fw, strings.Repeat("file body ", 100))
+	mw.Close()
+	req, _ := http.NewRequest("POST", base+"/api/v1/livechat/upload/"+w.rid, &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("X-Visitor-Token", w.token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	}
+	before := rcHistory(t, base, w.token)
+	g.stop()
+
+	dump := chatgateRun(t, nil, "export", "--config", cfg, "--data", src)
+	if !bytes.Contains(dump, []byte(`"type":"blob"`)) {
+		t.Fatalf("export has no file body:\n%s", dump)
+	}
+	sum := chatgateRun(t, dump, "import", "--config", cfg, "--data", dst, "--json")
+	var s struct {
+		Complete bool                `json:"complete"`
+		Failed   int                 `json:"failed"`
+		Counts   store.RestoreResult `json:"counts"`
+	}
+	if err := json.Unmarshal(sum, &s); err != nil || !s.Complete || s.Failed != 0 || s.Counts[store.RecEvent].Written == 0 || s.Counts["file"].Written != 1 {
+		t.Fatalf("import summary %s (%v)", sum, err)
+	}
+	again := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst)
+	if !bytes.Equal(withoutHeader(t, again), withoutHeader(t, dump)) {
+		t.Fatalf("export of the imported store differs")
+	}
+	// Twice: nothing written.
+	sum = chatgateRun(t, dump, "import", "--config", cfg, "--data", dst, "--json")
+	if err := json.Unmarshal(sum, &s); err != nil {
+		t.Fatal(err)
+	}
+	for kind, c := range s.Counts {
+		if c.Written+c.Kept+c.Replaced != 0 {
+			t.Errorf("second import changed %s: %+v", kind, c)
+		}
+	}
+
+	g2 := startGateway(t, cfg, dst)
+	base2 := "http://" + g2.addr
+	after := rcHistory(t, base2, w.token)
+	if !reflect.DeepEqual(after, before) {
+		a, _ := json.Marshal(after)
+		b, _ := json.Marshal(before)
+		t.Fatalf("history differs after the move:\nbefore %s\nafter  %s", b, a)
+	}
+	// The v2 widget's session still works on the new gateway.
+	v.base = base2
+	v.send("still here after the move")
+	// The uploaded file is served under its old URL.
+	for _, x := range after {
+		if res, ok := x.(map[string]any); ok {
+			for _, m := range res["updated"].([]any) {
+				if f, ok := m.(map[string]any)["file"].(map[string]any); ok {
+					resp, err := client.Get(base2 + "/file-upload/" + fmt.Sprint(f["_id"]) + "/" + url.PathEscape(fmt.Sprint(f["name"])))
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || string(b) != strings.Repeat("file body ", 100) {
+						t.Errorf("file after the move: %d %q", resp.StatusCode, b)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestImportKilledAndRerun: an import killed with SIGKILL while it commits,
+// run again, leaves the same store as one whole import; a third run
+// writes nothing.
+func TestImportKilledAndRerun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports 120,000 events three times")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.db")
+	st, err := bolt.Open(src, bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	for c := range 400 {
+		vid, cid := model.VisitorID(fmt.Sprintf("v%04d", c)), model.ConvID(fmt.Sprintf("c%04d", c))
+		b := &store.Batch{Visitors: []model.Visitor{{ID: vid, Name: "V", CreatedAt: t0}},
+			Convs: []model.Conversation{{ID: cid, Visitor: vid, State: model.StateClosed, CreatedAt: t0, LastSeq: 300}},
+			Maps:  []store.Mapping{{MapKey: store.MapKey{System: "rocketchat", Kind: "token", Foreign: "tok" + string(vid)}, Core: string(vid)}}}
+		for s := 1; s <= 300; s++ {
+			b.Events = append(b.Events, model.Event{Conv: cid, Seq: uint64(s), ID: fmt.Sprintf("%s-%d", cid, s), Kind: model.KindMessage,
+				Author: model.Author{Kind: model.AuthorVisitor, ID: string(vid)}, At: t0.Add(time.Duration(s) * time.Second), Text: "some text"})
+		}
+		if err := st.Commit(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	dump := filepath.Join(dir, "dump.ndjson")
+	chatgateRun(t, nil, "export", "--data", src, "--out", dump)
+
+	dst := filepath.Join(dir, "dst.db")
+	killed := false
+	for attempt := 0; attempt < 5 && !killed; attempt++ {
+		cmd := chatgateCmd("import", "--data", dst, "--batch", "2000", dump)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill once the data file has grown (commits are under way).
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			if fi, err := os.Stat(dst); err == nil && fi.Size() > 4<<20 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		err := cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			killed = true
+		} else if err == nil {
+			// Finished before the kill (a fast machine): start over.
+			os.Remove(dst)
+		}
+	}
+	if !killed {
+		t.Fatal("the import was never killed midway")
+	}
+	partial := chatgateRun(t, nil, "import", "--data", dst, "--json", "--dry-run", dump)
+	var s struct {
+		Counts store.RestoreResult `json:"counts"`
+	}
+	if err := json.Unmarshal(partial, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Counts[store.RecEvent].Same == 0 || s.Counts[store.RecEvent].Written == 0 {
+		t.Logf("killed import had committed %+v", s.Counts[store.RecEvent])
+	}
+	chatgateRun(t, nil, "import", "--data", dst, dump)
+	want, _ := os.ReadFile(dump)
+	got := chatgateRun(t, nil, "export", "--data", dst)
+	if !bytes.Equal(withoutHeader(t, got), withoutHeader(t, want)) {
+		t.Fatal("store after a killed and resumed import differs from the source")
+	}
+	out := chatgateRun(t, nil, "import", "--data", dst, "--json", dump)
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatal(err)
+	}
+	for kind, c := range s.Counts {
+		if c.Written+c.Kept+c.Replaced != 0 {
+			t.Errorf("third import changed %s: %+v", kind, c)
+		}
+	}
+	if s.Counts[store.RecEvent].Same != 400*300 {
+		t.Errorf("third import: %+v", s.Counts)
+	}
+}
