@@ -42,6 +42,7 @@ type openedStore struct {
 	st    store.Store
 	files *files.Store
 	kind  string
+	cfg   *configs.Config
 }
 
 func (o *openedStore) Close() error { return o.st.Close() }
@@ -80,7 +81,7 @@ func (f *storeFlags) open(getenv func(string) string, mustExist bool) (*openedSt
 		st.Close()
 		return nil, err
 	}
-	return &openedStore{st: st, files: fs, kind: "bolt"}, nil
+	return &openedStore{st: st, files: fs, kind: "bolt", cfg: cfg}, nil
 }
 
 // redactURL drops the password of a store URL for messages.
@@ -291,6 +292,7 @@ func plural(k string, n int) string {
 }
 
 const importUsage = `Usage: chatgate import [flags] [FILE]
+       chatgate import --from rocketchat --url URL --user U --password P [flags]
 
 Without --from: reads an export (FILE, or standard input) into the store
 serve would open, in batches of --batch records, each committed atomically.
@@ -298,6 +300,13 @@ A record already present is skipped; one present with other content keeps
 the store's version (counted as kept); meta values (settings) take the
 export's. Importing the same export twice changes nothing; an import that
 was stopped at any point and run again completes with nothing doubled.
+
+With --from rocketchat: pulls a Rocket.Chat server's livechat rooms through
+its REST API as an agent (--url, and --user/--password or
+--user-id/--auth-token), at most --rps requests per second, backing off on
+429. Room ids, visitor ids, tokens, usernames and message ids are kept, so
+old widgets find their history. Progress is kept in the store: a stopped
+import resumes, a second run fetches only what is new.
 
 Prints a summary (imported, skipped as present, kept, failed with reasons);
 --json prints it as JSON; --dry-run counts what would change and writes
@@ -308,6 +317,8 @@ Flags:
 
 type importOptions struct {
 	sf              storeFlags
+	from            string
+	source          sourceFlags
 	filesDir        string
 	batch           int
 	dryRun, jsonOut bool
@@ -330,10 +341,18 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.BoolVar(&o.dryRun, "dry-run", false, "count what would change; write nothing")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as JSON")
 	fs.BoolVar(&o.noProgress, "no-progress", false, "no progress bar, even on a terminal")
+	fs.StringVar(&o.from, "from", "", "pull history from a vendor's API instead of reading an export: rocketchat")
+	o.source.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	o.positional = fs.Args()
+	if o.from != "" {
+		if len(o.positional) > 0 {
+			return fmt.Errorf("unexpected arguments with --from: %v", o.positional)
+		}
+		return runVendorImport(ctx, &o)
+	}
 	if len(o.positional) > 1 {
 		return fmt.Errorf("unexpected arguments: %v", o.positional[1:])
 	}

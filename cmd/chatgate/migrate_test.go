@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -317,4 +318,137 @@ func TestImportKilledAndRerun(t *testing.T) {
 	if s.Counts[store.RecEvent].Same != 400*300 {
 		t.Errorf("third import: %+v", s.Counts)
 	}
+}
+
+// seedRocketChat writes a Rocket.Chat visitor's conversation through the
+// widget's REST routes: messages with client ids, a custom field, a page
+// visit (agents-only), an edit, a deletion, an uploaded file, the close;
+// and a LiveChat v2 visitor's chat. It returns the Rocket.Chat token.
+func seedRocketChat(t *testing.T, base string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	w := &rcWriter{idWriter: idWriter{name: "Rita"}, token: "seed-rc-visitor-token"}
+	if err := w.setup(client, base); err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, path string, body map[string]any) {
+		t.Helper()
+		if _, err := rcJSON(client, method, base+"/api/v1/"+path, nil, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call("POST", "livechat/custom.field", map[string]any{"token": w.token, "key": "plan", "value": "gold", "overwrite": true})
+	for i := range 3 {
+		id := fmt.Sprintf("seed-%d", i)
+		call("POST", "livechat/message", map[string]any{"token": w.token, "rid": w.rid, "msg": "rc " + id, "_id": id})
+	}
+	call("POST", "livechat/page.visited", map[string]any{"token": w.token, "rid": w.rid,
+		"pageInfo": map[string]any{"change": "url", "title": "Pricing", "location": map[string]any{"href": "https://shop.example/pricing"}}})
+	call("PUT", "livechat/message/seed-1", map[string]any{"token": w.token, "rid": w.rid, "msg": "rc seed-1, edited"})
+	call("DELETE", "livechat/message/seed-2", map[string]any{"token": w.token, "rid": w.rid})
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", "notes.txt")
+	io.WriteString(fw, strings.Repeat("file body ", 100))
+	mw.Close()
+	req, _ := http.NewRequest("POST", base+"/api/v1/livechat/upload/"+w.rid, &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("X-Visitor-Token", w.token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	}
+	call("POST", "livechat/room.close", map[string]any{"token": w.token, "rid": w.rid})
+
+	v := &visitor{t: t, base: base, id: "seed-v2-visitor"}
+	v.start()
+	v.send("hello from the v2 widget")
+	return w.token
+}
+
+var fileIDRe = regexp.MustCompile(`[0-9a-f]{32}`)
+
+// sameHistory compares two rcHistory results; uploaded files get new ids
+// in an import from another server.
+func sameHistory(t *testing.T, what string, got, want map[string]any) {
+	t.Helper()
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	g, w = fileIDRe.ReplaceAll(g, []byte("FILE")), fileIDRe.ReplaceAll(w, []byte("FILE"))
+	if !bytes.Equal(g, w) {
+		t.Fatalf("%s: history differs:\nwant %s\ngot  %s", what, w, g)
+	}
+}
+
+// TestImportFromRocketChat: a chatgate seeded through its public APIs
+// plays the Rocket.Chat server; `chatgate import --from rocketchat`
+// (a process) pulls it into a new data file, once killed with SIGKILL
+// midway and run again, then a third time. A gateway on the new file shows
+// the same rooms and messages to the agent and to the visitor (by its old
+// token), and the third run changes nothing.
+func TestImportFromRocketChat(t *testing.T) {
+	cfg := writeConfig(t, true)
+	dir := t.TempDir()
+	srcData, dst := filepath.Join(dir, "source.db"), filepath.Join(dir, "target.db")
+	g := startGateway(t, cfg, srcData)
+	base := "http://" + g.addr
+	ag := dialAgent(t, g.addr)
+	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	token := seedRocketChat(t, base)
+	for i := range 6 {
+		v := &visitor{t: t, base: base, id: fmt.Sprintf("more-v2-visitor-%d", i)}
+		v.start()
+		v.send(fmt.Sprintf("visitor %d here", i))
+	}
+	want := rcHistory(t, base, token)
+
+	args := []string{"import", "--config", cfg, "--data", dst, "--from", "rocketchat", "--url", base,
+		"--user", "jane@example.com", "--password", agentPassword, "--json"}
+	// Slowly (4 requests/s), killed after the first rooms are in.
+	cmd := chatgateCmd(append(args, "--rps", "4")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("the import was not killed midway: %v", cmd.ProcessState)
+	}
+	var sum struct {
+		Imported, Skipped, Events, Present, Failed int
+	}
+	decode := func(out []byte) {
+		t.Helper()
+		var m map[string]any
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatalf("summary %s: %v", out, err)
+		}
+		sum.Imported, sum.Skipped = int(m["conversations_imported"].(float64)), int(m["conversations_skipped"].(float64))
+		sum.Events, sum.Present, sum.Failed = int(m["events_imported"].(float64)), int(m["events_skipped"].(float64)), int(m["failed"].(float64))
+		if sum.Failed != 0 {
+			t.Fatalf("failures: %s", out)
+		}
+	}
+	decode(chatgateRun(t, nil, args...))
+	if sum.Skipped == 0 || sum.Imported == 0 {
+		t.Logf("resumed run: %+v (the kill came before or after every room)", sum)
+	}
+	first := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst)
+	decode(chatgateRun(t, nil, args...))
+	if sum.Imported != 0 || sum.Events != 0 || sum.Skipped != 8 {
+		t.Errorf("third run imported: %+v", sum)
+	}
+	if again := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst); !bytes.Equal(withoutHeader(t, again), withoutHeader(t, first)) {
+		t.Error("third run changed the store")
+	}
+	g.stop()
+
+	g2 := startGateway(t, cfg, dst)
+	got := rcHistory(t, "http://"+g2.addr, token)
+	sameHistory(t, "import from Rocket.Chat", got, want)
 }
