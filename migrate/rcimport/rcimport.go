@@ -235,16 +235,16 @@ func (im *importer) progressKey(rid string) string {
 
 // message is a Rocket.Chat message as the REST API gives it.
 type message struct {
-	ID        string    `json:"_id"`
-	T         string    `json:"t"`
-	Msg       string    `json:"msg"`
-	TS        time.Time `json:"ts"`
-	EditedAt  time.Time `json:"editedAt"`
-	EditedBy  *user     `json:"editedBy"`
-	U         user      `json:"u"`
-	Token     string    `json:"token"`
-	Alias     string    `json:"alias"`
-	File      *struct {
+	ID       string    `json:"_id"`
+	T        string    `json:"t"`
+	Msg      string    `json:"msg"`
+	TS       time.Time `json:"ts"`
+	EditedAt time.Time `json:"editedAt"`
+	EditedBy *user     `json:"editedBy"`
+	U        user      `json:"u"`
+	Token    string    `json:"token"`
+	Alias    string    `json:"alias"`
+	File     *struct {
 		ID   string `json:"_id"`
 		Name string `json:"name"`
 		Type string `json:"type"`
