@@ -45,8 +45,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 		return runExport(ctx, args, os.Stdout, stderr, getenv)
 	case "import":
 		return runImport(ctx, args, os.Stdin, os.Stdout, stderr, getenv)
+	case "backfill":
+		return runBackfill(ctx, args, os.Stdout, stderr, getenv)
 	default:
-		return fmt.Errorf("unknown action %q (known: serve, bench, export, import)", action)
+		return fmt.Errorf("unknown action %q (known: serve, bench, export, import, backfill)", action)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -451,4 +452,94 @@ func TestImportFromRocketChat(t *testing.T) {
 	g2 := startGateway(t, cfg, dst)
 	got := rcHistory(t, "http://"+g2.addr, token)
 	sameHistory(t, "import from Rocket.Chat", got, want)
+}
+
+// TestBackfillIntoRocketChatDesk: a visitor of the front gateway chatted
+// before the relay was configured; its next conversation is relayed into a
+// gateway playing the upstream Rocket.Chat desk. `chatgate backfill --to
+// rc` (a process, twice) sends the earlier conversation into the visitor's
+// upstream room: the desk's agent sees each earlier message there once,
+// marked as imported.
+func TestBackfillIntoRocketChatDesk(t *testing.T) {
+	deskCfg := writeFile(t, "desk.yaml", "license:\n  id: \""+testLicence+"\"\n  organization_id: desk-org\n"+
+		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: "+agentToken+"\n    password: "+agentPassword+"\n")
+	desk := startProc(t, deskCfg, filepath.Join(t.TempDir(), "desk.db"), "127.0.0.1:0")
+	deskAgent(t, desk.addr)
+	frontData := filepath.Join(t.TempDir(), "front.db")
+
+	// Before the relay: the embedded desk served the visitor.
+	plain := writeConfig(t, true)
+	g := startGateway(t, plain, frontData)
+	v := &visitor{t: t, base: "http://" + g.addr, id: "backfill-visitor"}
+	v.start()
+	v.send("my order 42 never arrived")
+	v.send("it was a blue teapot")
+	if code, m := v.do(http.MethodPost, "close", url.Values{"secured_session_id": {v.sid}}); code != 200 {
+		t.Fatalf("close: %d %v", code, m)
+	}
+	g.stop()
+
+	// With the relay: the next conversation goes to the desk.
+	relayCfg := frontConfig(t, rcRelay("rc", desk.addr)+"  routes:\n    - upstream: rc\n")
+	g = startGateway(t, relayCfg, frontData)
+	v.base = "http://" + g.addr
+	v.start()
+	v.send("hello again")
+	var rid string
+	waitFor(t, "the relayed room", 15*time.Second, func() bool {
+		for _, c := range relayed(t, g.addr) {
+			if r := upstreamRoom(c, "rc"); r != "" {
+				rid = r
+			}
+		}
+		return rid != ""
+	})
+	client := &http.Client{Timeout: 10 * time.Second}
+	login, err := rcJSON(client, "POST", "http://"+desk.addr+"/api/v1/login", nil, map[string]any{"user": "jane@example.com", "password": agentPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, _ := login["data"].(map[string]any)
+	hdr := map[string]string{"X-User-Id": fmt.Sprint(ld["userId"]), "X-Auth-Token": fmt.Sprint(ld["authToken"])}
+	texts := func() []string {
+		m, err := rcJSON(client, "GET", "http://"+desk.addr+"/api/v1/chat.syncMessages?roomId="+rid+"&lastUpdate=2000-01-01T00:00:00.000Z", hdr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, x := range m["result"].(map[string]any)["updated"].([]any) {
+			if s := fmt.Sprint(x.(map[string]any)["msg"]); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	waitFor(t, "the live message upstream", 15*time.Second, func() bool { return slices.Contains(texts(), "hello again") })
+	g.stop()
+
+	args := []string{"backfill", "--config", relayCfg, "--data", frontData, "--to", "rc", "--user", "jane@example.com", "--password", agentPassword, "--json"}
+	dry := chatgateRun(t, nil, append(args, "--dry-run")...)
+	if !bytes.Contains(dry, []byte(`"messages_sent":3`)) {
+		t.Fatalf("dry run: %s", dry)
+	}
+	out := chatgateRun(t, nil, args...)
+	if !bytes.Contains(out, []byte(`"messages_sent":3`)) || !bytes.Contains(out, []byte(`"failed":0`)) {
+		t.Fatalf("backfill: %s", out)
+	}
+	out = chatgateRun(t, nil, args...)
+	if !bytes.Contains(out, []byte(`"messages_sent":0`)) {
+		t.Fatalf("second backfill sent again: %s", out)
+	}
+	got := texts()
+	count := map[string]int{}
+	for _, s := range got {
+		for _, want := range []string{"Welcome!", "my order 42 never arrived", "it was a blue teapot"} {
+			if strings.HasPrefix(s, "[imported · ") && strings.Contains(s, "] "+want+"\nchatgate:") {
+				count[want]++
+			}
+		}
+	}
+	if count["my order 42 never arrived"] != 1 || count["it was a blue teapot"] != 1 || count["Welcome!"] != 1 {
+		t.Fatalf("upstream room after two backfills: %q", got)
+	}
 }

@@ -6,10 +6,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 
+	"chatgate/configs"
 	"chatgate/core/model"
+	"chatgate/migrate/backfill"
 	"chatgate/migrate/rcimport"
 )
 
@@ -89,6 +93,99 @@ func runVendorImport(ctx context.Context, o *importOptions) error {
 	}
 	if err != nil {
 		return fmt.Errorf("import --from %s: %w", o.from, err)
+	}
+	return nil
+}
+
+const backfillUsage = `Usage: chatgate backfill --to CONNECTOR --user U --password P [flags]
+
+Sends the history of relayed visitors into the upstream desk of relay
+connector CONNECTOR, so that its agents see the visitor's earlier
+conversations (those the connector did not carry). Rocket.Chat: posted with
+POST livechat/messages under the visitor's upstream token, as an agent of
+that desk (--user/--password or --user-id/--auth-token); each message is
+marked "[imported · time · author]" and ends with a line
+"chatgate:<conversation>/<seq>", and a message whose mark is already
+upstream is not sent again, so the backfill can be stopped and run again.
+Agents-only events are never sent (the route posts as the visitor). See
+docs/migration.md. With bbolt, run it while serve is stopped.
+
+Flags:
+`
+
+// runBackfill is the `backfill` action.
+func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var sf storeFlags
+	var src sourceFlags
+	var to string
+	var dryRun, jsonOut, noProgress bool
+	fs := flag.NewFlagSet("chatgate backfill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, backfillUsage); fs.PrintDefaults() }
+	sf.register(fs)
+	src.register(fs)
+	fs.StringVar(&to, "to", "", "the relay connector (relay.connectors[].name) whose desk gets the history")
+	fs.BoolVar(&dryRun, "dry-run", false, "count what would be sent; send and write nothing")
+	fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
+	fs.BoolVar(&noProgress, "no-progress", false, "no progress bar, even on a terminal")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if to == "" {
+		return errors.New("--to is required")
+	}
+	if src.password == "" {
+		src.password = getenv("CHATGATE_SOURCE_PASSWORD")
+	}
+	if src.authToken == "" {
+		src.authToken = getenv("CHATGATE_SOURCE_TOKEN")
+	}
+	st, err := sf.open(getenv, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var conn *configs.RelayConnector
+	for i := range st.cfg.Relay.Connectors {
+		if st.cfg.Relay.Connectors[i].Name == to {
+			conn = &st.cfg.Relay.Connectors[i]
+		}
+	}
+	if conn == nil {
+		return fmt.Errorf("--to %q: no such relay connector in the configuration", to)
+	}
+	if conn.Kind != "rocketchat" {
+		return fmt.Errorf("--to %q: backfill into a %s desk is not built yet (Rocket.Chat only; see docs/migration.md)", to, conn.Kind)
+	}
+	if src.url == "" {
+		src.url = conn.URL
+	}
+	p := newProgress(stderr, noProgress, -1, false, "visitors")
+	sum, err := backfill.RocketChat(ctx, st.st, backfill.Options{Connector: to, URL: src.url, User: src.user, Password: src.password,
+		UserID: src.userID, AuthToken: src.authToken, RPS: src.rps, DryRun: dryRun, Progress: p.add})
+	p.done()
+	if jsonOut {
+		if jerr := json.NewEncoder(stdout).Encode(sum); jerr != nil && err == nil {
+			err = jerr
+		}
+	} else {
+		verb := "sent"
+		if sum.DryRun {
+			verb = "dry run: would send"
+		}
+		fmt.Fprintf(stdout, "%s %d messages for %d of %d relayed visitors\n", verb, sum.Messages, sum.VisitorsDone, sum.Visitors)
+		fmt.Fprintf(stdout, "skipped as already present: %d visitors, %d messages\n", sum.VisitorsSkipped, sum.MessagesPresent)
+		fmt.Fprintf(stdout, "failed: %d\n", sum.Failed)
+		for _, f := range sum.Failures {
+			fmt.Fprintf(stdout, "  visitor %s: %s\n", f.Visitor, f.Reason)
+		}
+		fmt.Fprintf(stdout, "%d requests in %.1fs\n", sum.Requests, sum.Seconds)
+	}
+	if err != nil {
+		return fmt.Errorf("backfill: %w", err)
 	}
 	return nil
 }
