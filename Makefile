@@ -14,7 +14,7 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush
 
-.PHONY: all build run test vet unit fuzz bench docker clean widget e2e
+.PHONY: all build run test vet unit pg-test fuzz bench bench-pg docker clean widget e2e
 
 all: build
 
@@ -31,8 +31,24 @@ vet:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# The PostgreSQL-backed tests (store/postgres conformance, several nodes)
+# run against CHATGATE_TEST_PG when it is set; otherwise `make unit` starts
+# a throwaway cluster with .ci/pg for the run and stops it after. Without
+# PostgreSQL installed those tests skip, saying so.
 unit:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	@set -e; \
+	if [ -z "$$CHATGATE_TEST_PG" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		pgdir=$$(mktemp -d /tmp/chatgate-pg.XXXXXX); \
+		trap '.ci/pg stop "$$pgdir"' EXIT; \
+		CHATGATE_TEST_PG=$$(.ci/pg start "$$pgdir"); export CHATGATE_TEST_PG; \
+		echo "unit: PostgreSQL for the tests at $$CHATGATE_TEST_PG"; \
+	fi; \
+	$(GO) test -race -count=1 -timeout 20m $(or $(GO_TEST_PKGS),./...)
+
+# `make pg-test` runs only the PostgreSQL-backed packages (same cluster rule).
+PG_PKGS := ./store/... ./core/desk/...
+pg-test:
+	@$(MAKE) --no-print-directory unit GO_TEST_PKGS="$(PG_PKGS)"
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -43,6 +59,16 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 2s ./store/bolt
+
+# Commit throughput on PostgreSQL (a throwaway cluster unless
+# CHATGATE_TEST_PG is set); see docs/performance.md.
+bench-pg:
+	@set -e; \
+	if [ -z "$$CHATGATE_TEST_PG" ]; then \
+		pgdir=$$(mktemp -d /tmp/chatgate-pg.XXXXXX); trap '.ci/pg stop "$$pgdir"' EXIT; \
+		CHATGATE_TEST_PG=$$(.ci/pg start "$$pgdir"); export CHATGATE_TEST_PG; \
+	fi; \
+	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 3s ./store/postgres
 
 docker:
 	docker build -t chatgate .

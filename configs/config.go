@@ -39,6 +39,9 @@ type Config struct {
 		Format string `yaml:"format"`
 	} `yaml:"log"`
 	Store struct {
+		// URL, if set, selects PostgreSQL (postgres://...) instead of
+		// the bbolt file at Path: several nodes share one database.
+		URL            string `yaml:"url"`
 		Path           string `yaml:"path"`
 		FilesDir       string `yaml:"files_dir"`
 		MaxUploadBytes int64  `yaml:"max_upload_bytes"`
@@ -174,6 +177,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	str("CHATGATE_TLS_KEY_FILE", &c.Server.TLSKeyFile)
 	str("CHATGATE_PPROF_ADDR", &c.Server.PprofAddr)
 	str("CHATGATE_DATA", &c.Store.Path)
+	str("CHATGATE_STORE", &c.Store.URL)
 	str("CHATGATE_LOG_LEVEL", &c.Log.Level)
 	str("CHATGATE_LOG_FORMAT", &c.Log.Format)
 	str("CHATGATE_LICENSE_ID", &c.License.ID)
@@ -207,8 +211,11 @@ func (c *Config) Validate() error {
 	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
 		errs = append(errs, "server.tls_cert_file and server.tls_key_file must be set together")
 	}
-	if c.Store.Path == "" {
+	switch u := c.Store.URL; {
+	case u == "" && c.Store.Path == "":
 		errs = append(errs, "store.path is empty")
+	case u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://"):
+		errs = append(errs, "store.url must be a postgres:// URL (or empty for the bbolt file at store.path)")
 	}
 	if c.License.ID == "" {
 		errs = append(errs, "license.id is empty")

@@ -243,7 +243,7 @@ func (x *exporter) file(url string) error {
 		return nil
 	}
 	x.fileIDs[id] = true
-	meta, sum, err := x.fs.Hash(id)
+	meta, sum, err := x.fs.Hash(x.ctx, id)
 	if errors.Is(err, files.ErrNotFound) {
 		return nil // the event keeps its URL; there is no body to move
 	}
@@ -257,7 +257,7 @@ func (x *exporter) file(url string) error {
 		return nil
 	}
 	x.hashes[sum] = true
-	_, fh, err := x.fs.Get(id)
+	_, fh, err := x.fs.Get(x.ctx, id)
 	if err != nil {
 		return err
 	}

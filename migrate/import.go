@@ -383,7 +383,7 @@ func (im *importer) file(f *FileRecord) error {
 		im.total[RecFile] = c
 		im.mu.Unlock()
 	}
-	if _, fh, err := im.fs.Get(f.ID); err == nil {
+	if _, fh, err := im.fs.Get(im.ctx, f.ID); err == nil {
 		fh.Close()
 		count(false)
 		im.bodies[f.SHA256] = f.ID
@@ -402,7 +402,7 @@ func (im *importer) file(f *FileRecord) error {
 		}
 		src = fh
 	case im.bodies[f.SHA256] != "":
-		_, fh, err := im.fs.Get(im.bodies[f.SHA256])
+		_, fh, err := im.fs.Get(im.ctx, im.bodies[f.SHA256])
 		if err != nil {
 			return fmt.Errorf("body of file %s: %w", f.ID, err)
 		}

@@ -138,7 +138,7 @@ func TestRoundTripIdentical(t *testing.T) {
 				t.Fatalf("export of the imported store differs:\n%s\n---\n%s", firstDiff(dump, again), "")
 			}
 			// The file bodies came along under their ids.
-			_, fh, err := dst.fs.Get(firstFileID(t, dump))
+			_, fh, err := dst.fs.Get(t.Context(), firstFileID(t, dump))
 			if err != nil {
 				t.Fatalf("imported file: %v", err)
 			}

@@ -22,6 +22,12 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrNewerSchema: the data file was written by a newer chatgate.
 	ErrNewerSchema = errors.New("store: data file has a newer schema version")
+	// ErrStale: the batch writes a conversation read at a revision that is
+	// no longer the stored one (another writer, e.g. another node, changed
+	// it since); nothing of the batch was written. The caller reads the
+	// conversation again and rebuilds the batch. Distinct from ErrConflict,
+	// which no retry can cure.
+	ErrStale = errors.New("store: conversation changed since it was read")
 )
 
 // SchemaVersion is the layout version this code writes and reads.
@@ -56,7 +62,13 @@ type Idem struct {
 // or, on error, none of it.
 type Batch struct {
 	Visitors []model.Visitor
-	Convs    []model.Conversation
+	// Convs are written whole. A conversation's Rev makes its write
+	// conditional (optimistic concurrency): Rev r > 0 commits only while
+	// the stored record is still at revision r, else the whole batch fails
+	// with ErrStale. Rev 0 writes unconditionally (a new conversation, an
+	// import). Either way the stored record's revision becomes one more
+	// than it was (1 for a new one); reads return it in Rev.
+	Convs []model.Conversation
 	// Events are new; an event whose (conv, seq) exists is a conflict.
 	Events []model.Event
 	// Updates replace existing events (an edit, a deletion mark); an

@@ -399,7 +399,7 @@ func (s *Surface) restUpload(c *gin.Context, _ *restReq) (map[string]any, error)
 	mf := &model.File{Name: stored.Name, URL: s.widgetServerURL(c.Request) + uploadURLPath(stored.ID, stored.Name),
 		ContentType: stored.ContentType, Size: stored.Size}
 	if strings.HasPrefix(mf.ContentType, "image/") {
-		if _, fh, err := s.cfg.Files.Get(stored.ID); err == nil {
+		if _, fh, err := s.cfg.Files.Get(ctx, stored.ID); err == nil {
 			if cfg, _, err := image.DecodeConfig(fh); err == nil {
 				mf.Width, mf.Height = cfg.Width, cfg.Height
 			}

@@ -822,7 +822,7 @@ func TestUpload(t *testing.T) {
 		t.Errorf("upload message %v", m)
 	}
 	// The file is stored; the widget engineer's route serves it.
-	if _, f, err := h.cfg.Files.Get(id); err != nil {
+	if _, f, err := h.cfg.Files.Get(t.Context(), id); err != nil {
 		t.Errorf("stored file: %v", err)
 	} else {
 		f.Close()

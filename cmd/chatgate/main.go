@@ -59,6 +59,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	fs.StringVar(&o.ConfigPath, "config", "", "YAML config file (default: the embedded configs/chatgate.example.yaml)")
 	fs.StringVar(&o.DataPath, "data", "", "bbolt data file (overrides store.path and CHATGATE_DATA)")
 	fs.StringVar(&o.Addr, "addr", "", "listen address (overrides server.addr and CHATGATE_ADDR)")
+	fs.StringVar(&o.StoreURL, "store", "", "PostgreSQL URL postgres://... (overrides store.url and CHATGATE_STORE); empty: the bbolt file")
+	fs.StringVar(&o.NodeID, "node-id", "", "this node's name in logs, metrics and /readyz (default: CHATGATE_NODE_ID, else host name and a random suffix)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -24,7 +24,7 @@ type metrics struct {
 	httpReqs    *prometheus.CounterVec
 }
 
-func newMetrics(router *routing.Router) *metrics {
+func newMetrics(router *routing.Router, node string) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -52,6 +52,11 @@ func newMetrics(router *routing.Router) *metrics {
 			Name: "chatgate_http_requests_total", Help: "HTTP requests by route template and status code.",
 		}, []string{"route", "code"}),
 	}
+	nodeInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "chatgate_node_info", Help: "Always 1; its node label is this process's --node-id (several nodes share one store).",
+	}, []string{"node"})
+	nodeInfo.WithLabelValues(node).Set(1)
+	m.reg.MustRegister(nodeInfo)
 	m.reg.MustRegister(m.connections, m.events, m.batchSize, m.batchKeys, m.commitTime, m.commitErrs, m.httpReqs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&conversationCollector{router: router, desc: prometheus.NewDesc("chatgate_conversations",

@@ -16,13 +16,12 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/schollz/progressbar/v3"
+	bbolt "go.etcd.io/bbolt"
 
 	"chatgate/configs"
 	"chatgate/core/model"
 	"chatgate/migrate"
 	"chatgate/store"
-	"chatgate/store/bolt"
-	"chatgate/store/files"
 )
 
 // storeFlags choose the store as serve does: the config file, then
@@ -34,64 +33,42 @@ type storeFlags struct {
 func (f *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "YAML config file, as for serve (default: the embedded example)")
 	fs.StringVar(&f.data, "data", "", "bbolt data file (overrides store.path and CHATGATE_DATA)")
-	fs.StringVar(&f.url, "store", "", "store URL instead of a bbolt file (postgres://…, once that backend is built in)")
+	fs.StringVar(&f.url, "store", "", "PostgreSQL URL postgres://… (overrides store.url and CHATGATE_STORE); empty: the bbolt file")
 }
 
-// openedStore is a store and its uploaded files, opened for a command.
-type openedStore struct {
-	st    store.Store
-	files *files.Store
-	kind  string
-	cfg   *configs.Config
+// cmdStore is a store opened for a command, with its configuration.
+type cmdStore struct {
+	*openedStore
+	cfg *configs.Config
 }
 
-func (o *openedStore) Close() error { return o.st.Close() }
-
-// open opens the store; mustExist refuses to create a bbolt file (an
-// export of a mistyped path must not export an empty new store).
-func (f *storeFlags) open(getenv func(string) string, mustExist bool) (*openedStore, error) {
+// open opens the store as serve would; mustExist refuses to create a bbolt
+// file (an export of a mistyped path must not export a new empty store).
+func (f *storeFlags) open(ctx context.Context, getenv func(string) string, mustExist bool) (*cmdStore, error) {
 	cfg, err := configs.Load(f.config, getenv)
 	if err != nil {
 		return nil, err
 	}
 	if f.url != "" {
-		return nil, fmt.Errorf("--store %q: this build has only the embedded bbolt store (use --data)", redactURL(f.url))
+		cfg.Store.URL = f.url
 	}
 	if f.data != "" {
 		cfg.Store.Path = f.data
+		cfg.Store.URL = ""
 	}
-	if mustExist {
+	if mustExist && cfg.Store.URL == "" {
 		if _, err := os.Stat(cfg.Store.Path); err != nil {
 			return nil, fmt.Errorf("data file: %w", err)
 		}
 	}
-	st, err := bolt.Open(cfg.Store.Path, bolt.Options{})
+	opened, err := openStore(ctx, cfg, nil)
 	if err != nil {
-		if strings.Contains(err.Error(), "timeout") {
+		if errors.Is(err, bbolt.ErrTimeout) {
 			return nil, fmt.Errorf("%w (the data file is locked: a running chatgate holds it; stop it first, bbolt allows one process)", err)
 		}
 		return nil, err
 	}
-	dir := cfg.Store.FilesDir
-	if dir == "" {
-		dir = cfg.Store.Path + ".files"
-	}
-	fs, err := files.Open(dir, cfg.Store.MaxUploadBytes)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	return &openedStore{st: st, files: fs, kind: "bolt", cfg: cfg}, nil
-}
-
-// redactURL drops the password of a store URL for messages.
-func redactURL(u string) string {
-	if at := strings.LastIndex(u, "@"); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "…" + u[at:]
-		}
-	}
-	return u
+	return &cmdStore{openedStore: opened, cfg: cfg}, nil
 }
 
 // progress shows a progress bar on a terminal (items or bytes, rate,
@@ -225,7 +202,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	for _, c := range convs {
 		f.Conversations = append(f.Conversations, model.ConvID(c))
 	}
-	opened, err := sf.open(getenv, true)
+	opened, err := sf.open(ctx, getenv, true)
 	if err != nil {
 		return err
 	}
@@ -235,8 +212,8 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return err
 	}
 	p := newProgress(stderr, noProgress, -1, false, "export")
-	sum, err := migrate.Export(ctx, opened.st, opened.files, w, migrate.ExportOptions{Filters: f, FilesDir: filesDir,
-		Source: migrate.Source{Store: opened.kind, Schema: store.SchemaVersion}, Progress: p.add})
+	sum, err := migrate.Export(ctx, opened.Store, opened.Files, w, migrate.ExportOptions{Filters: f, FilesDir: filesDir,
+		Source: migrate.Source{Store: opened.Kind, Schema: store.SchemaVersion}, Progress: p.add})
 	p.done()
 	if cerr := closeOut(); err == nil {
 		err = cerr
@@ -368,7 +345,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		in = f
 	}
-	st, err := o.sf.open(o.getenv, false)
+	st, err := o.sf.open(ctx, o.getenv, false)
 	if err != nil {
 		return err
 	}
@@ -382,7 +359,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		p = newProgress(stderr, o.noProgress, -1, false, "import")
 		opts.Progress = p.add
 	}
-	sum, err := migrate.Import(ctx, st.st, st.files, in, opts)
+	sum, err := migrate.Import(ctx, st.Store, st.Files, in, opts)
 	p.done()
 	if err != nil {
 		// What was committed stays; a second run completes it.

@@ -42,8 +42,10 @@ type surface interface {
 
 type serveOptions struct {
 	ConfigPath, DataPath, Addr string
-	Stderr                     io.Writer
-	Getenv                     func(string) string
+	// StoreURL selects PostgreSQL (over store.url); NodeID names the node.
+	StoreURL, NodeID string
+	Stderr           io.Writer
+	Getenv           func(string) string
 	// Listening, if set, is told the bound address once the server accepts
 	// connections (tests listen on 127.0.0.1:0).
 	Listening func(addr string)
@@ -76,20 +78,36 @@ func serve(ctx context.Context, o serveOptions) error {
 	if o.Addr != "" {
 		cfg.Server.Addr = o.Addr
 	}
+	if o.StoreURL != "" {
+		cfg.Store.URL = o.StoreURL
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+	}
+	nodeID := o.NodeID
+	if nodeID == "" && o.Getenv != nil {
+		nodeID = o.Getenv("CHATGATE_NODE_ID")
+	}
+	if nodeID == "" {
+		nodeID = defaultNodeID()
+	}
 	log, err := newLogger(o.Stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return fmt.Errorf("log level: %w", err)
 	}
+	// Every line says which node wrote it.
+	log = log.With().Str("node", nodeID).Logger()
 
 	var m *metrics
-	st, err := bolt.Open(cfg.Store.Path, bolt.Options{OnCommit: func(s bolt.Stats) {
+	opened, err := openStore(ctx, cfg, func(s bolt.Stats) {
 		if m != nil {
 			m.onCommit(s)
 		}
-	}})
+	})
 	if err != nil {
 		return err
 	}
+	st := opened.Store
 	storeClosed := false
 	defer func() {
 		if !storeClosed {
@@ -102,7 +120,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	router := routing.New(agents, cfg.Routing.DefaultStatus == string(routing.Accepting))
-	m = newMetrics(router)
+	m = newMetrics(router, nodeID)
 	departs := make([]model.Department, 0, len(cfg.Departments))
 	for _, d := range cfg.Departments {
 		departs = append(departs, model.Department{ID: model.DeptID(d.ID), Name: d.Name})
@@ -177,14 +195,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	// Uploaded files: the Rocket.Chat surface serves /file-upload/...;
 	// the agent Web API's upload_file stores there too.
-	filesDir := cfg.Store.FilesDir
-	if filesDir == "" {
-		filesDir = cfg.Store.Path + ".files"
-	}
-	fs, err := files.Open(filesDir, cfg.Store.MaxUploadBytes)
-	if err != nil {
-		return err
-	}
+	fs := opened.Files
 	if cfg.LiveChat.AgentRTM.Enabled {
 		surfaces = append(surfaces, agentrtm.New(dk, agentrtm.Config{
 			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
@@ -208,7 +219,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 
 	var ready atomic.Bool
-	engine := newEngine(log, m, bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10}, &ready, rs)
+	engine := newEngine(log, m, bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10}, &ready, rs,
+		readyInfo{Node: nodeID, Store: opened.Kind})
 	if rs != nil {
 		mountRelayView(engine, st, creds.byToken)
 	}
@@ -270,7 +282,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	ready.Store(true)
-	log.Info().Str("addr", ln.Addr().String()).Bool("tls", cfg.Server.TLSCertFile != "").Str("data", cfg.Store.Path).Int("agents", len(agents)).Msg("chatgate serving")
+	log.Info().Str("addr", ln.Addr().String()).Bool("tls", cfg.Server.TLSCertFile != "").Str("store", opened.Kind).Str("data", opened.Where).Int("agents", len(agents)).Msg("chatgate serving")
 	if o.Listening != nil {
 		o.Listening(ln.Addr().String())
 	}
@@ -335,7 +347,13 @@ func listen(addr, certFile, keyFile string) (net.Listener, error) {
 // newEngine builds the gin engine with the gateway-wide routes and
 // middleware: panic recovery, body limit, request log without query
 // strings (they carry session secrets), metrics, health and JSON 404/405.
-func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.Bool, rs *relay.Service) *gin.Engine {
+// readyInfo is what /readyz says about the node besides its readiness.
+type readyInfo struct {
+	Node  string // --node-id
+	Store string // bolt or postgres
+}
+
+func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.Bool, rs *relay.Service, info readyInfo) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -357,10 +375,10 @@ func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", func(c *gin.Context) {
 		if !ready.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "node": info.Node})
 			return
 		}
-		body := gin.H{"status": "ready"}
+		body := gin.H{"status": "ready", "node": info.Node, "store": info.Store}
 		if rs != nil {
 			// Connectors report, but do not gate readiness: while an
 			// upstream desk is away its messages wait in the outbox.

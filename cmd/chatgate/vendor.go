@@ -49,7 +49,7 @@ func runVendorImport(ctx context.Context, o *importOptions) error {
 	default:
 		return fmt.Errorf("--from %q: want rocketchat", o.from)
 	}
-	st, err := o.sf.open(o.getenv, false)
+	st, err := o.sf.open(ctx, o.getenv, false)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func runVendorImport(ctx context.Context, o *importOptions) error {
 	}
 	p := newProgress(o.stderr, o.noProgress, -1, false, "rooms")
 	last := 0
-	sum, err := rcimport.Import(ctx, st.st, st.files, rcimport.Options{URL: o.source.url, User: o.source.user, Password: o.source.password,
+	sum, err := rcimport.Import(ctx, st.Store, st.Files, rcimport.Options{URL: o.source.url, User: o.source.user, Password: o.source.password,
 		UserID: o.source.userID, AuthToken: o.source.authToken, RPS: o.source.rps, Agents: agents, DryRun: o.dryRun,
 		Progress: func(done, total int) {
 			if p.bar != nil && total > 0 && p.bar.GetMax64() != int64(total) {
@@ -143,7 +143,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if src.authToken == "" {
 		src.authToken = getenv("CHATGATE_SOURCE_TOKEN")
 	}
-	st, err := sf.open(getenv, true)
+	st, err := sf.open(ctx, getenv, true)
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		src.url = conn.URL
 	}
 	p := newProgress(stderr, noProgress, -1, false, "visitors")
-	sum, err := backfill.RocketChat(ctx, st.st, backfill.Options{Connector: to, URL: src.url, User: src.user, Password: src.password,
+	sum, err := backfill.RocketChat(ctx, st.Store, backfill.Options{Connector: to, URL: src.url, User: src.user, Password: src.password,
 		UserID: src.userID, AuthToken: src.authToken, RPS: src.rps, DryRun: dryRun, Progress: p.add})
 	p.done()
 	if jsonOut {

@@ -256,6 +256,13 @@ type Conversation struct {
 	// visitor is neither told of them nor shown them among the chat's
 	// users.
 	HiddenMembers []AgentID `json:"hidden_members,omitempty"`
+	// Rev is the store's revision of this record, as read: 1 after its
+	// first commit, one more at each commit. A batch that writes the
+	// record back with Rev > 0 commits only if nobody wrote it in between
+	// (store.ErrStale otherwise), so that two nodes writing one
+	// conversation never both build on the same state. Kept by the store
+	// beside the record, not in its JSON.
+	Rev uint64 `json:"-"`
 }
 
 // MemberHidden reports whether agent is a member the visitor must not see.

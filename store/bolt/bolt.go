@@ -145,7 +145,15 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err != nil {
 		return err
 	}
-	return s.submit(ctx, o)
+	if err := s.submit(ctx, o); err != nil {
+		return err
+	}
+	// The writer set o.convs[i].Rev before answering (o shares its
+	// backing arrays with the request it queued).
+	for i := range b.Convs {
+		b.Convs[i].Rev = o.convs[i].Rev
+	}
+	return nil
 }
 
 // submit queues o for the writer and waits for its outcome.
@@ -280,12 +288,64 @@ type ops struct {
 	outbox []outboxIns
 	// outboxMuts are changes of pending outbox rows, applied in order.
 	outboxMuts []*outboxMut
-	// convs are the conversations written, decoded back from their
-	// encoding, for the conversation cache once committed.
-	convs []model.Conversation
+	// convPuts are the conversation records to write, checked against
+	// their expected revision; convs are the same conversations decoded
+	// back from their encoding (Rev set by check), for the conversation
+	// cache and the caller once committed.
+	convPuts []convPut
+	convs    []model.Conversation
 	// restore, if set, is an import's records (see Restore); apply
 	// writes those absent and counts the rest.
 	restore *restoreOp
+}
+
+// convPut is a conversation record to write. Its stored value is the
+// record's JSON with its revision spliced in as the last member
+// (`,"rev":N}`; see revOf); expect is the revision the writer read (0:
+// write whatever is stored).
+type convPut struct {
+	key    []byte
+	val    []byte
+	expect uint64
+}
+
+// withRev returns the stored form of a conversation's JSON at rev.
+func withRev(val []byte, rev uint64) []byte {
+	out := make([]byte, 0, len(val)+28)
+	out = append(out, val[:len(val)-1]...)
+	if len(val) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, `"rev":`...)
+	out = strconv.AppendUint(out, rev, 10)
+	return append(out, '}')
+}
+
+// revOf reads the revision withRev put at the end of a stored
+// conversation; 0 for a record written before revisions existed. The
+// member is recognised only as the very last one, where the object's own
+// closing brace follows its digits: a property value that merely contains
+// "rev" ends in two braces.
+func revOf(v []byte) uint64 {
+	if len(v) < 8 || v[len(v)-1] != '}' {
+		return 0
+	}
+	i := len(v) - 2
+	for i >= 0 && v[i] >= '0' && v[i] <= '9' {
+		i--
+	}
+	const tag = `"rev":`
+	if i == len(v)-2 || i+1 < len(tag) || string(v[i+1-len(tag):i+1]) != tag {
+		return 0
+	}
+	if j := i + 1 - len(tag) - 1; j < 0 || (v[j] != ',' && v[j] != '{') {
+		return 0
+	}
+	n, err := strconv.ParseUint(string(v[i+1:len(v)-1]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 func encode(b *store.Batch) (ops, error) {
@@ -312,14 +372,16 @@ func encode(b *store.Batch) (ops, error) {
 		if c.ID == "" || c.Visitor == "" {
 			return o, errors.New("store: conversation without id or visitor")
 		}
-		if err := put(bConvs, []byte(c.ID), c); err != nil {
-			return o, err
+		val, err := json.Marshal(c)
+		if err != nil {
+			return o, fmt.Errorf("encode %s: %w", bConvs, err)
 		}
 		var stored model.Conversation
-		if err := json.Unmarshal(o.puts[len(o.puts)-1].val, &stored); err != nil {
+		if err := json.Unmarshal(val, &stored); err != nil {
 			return o, fmt.Errorf("decode conversation: %w", err)
 		}
 		o.convs = append(o.convs, stored)
+		o.convPuts = append(o.convPuts, convPut{key: []byte(c.ID), val: val, expect: c.Rev})
 		o.puts = append(o.puts, kv{bVConvs, join([]byte(c.Visitor), []byte(c.ID)), nil})
 	}
 	// New events must not exist yet; updates must exist already.
@@ -375,10 +437,25 @@ func encode(b *store.Batch) (ops, error) {
 			return o, fmt.Errorf("store: key or value size out of range in %s", p.bucket)
 		}
 	}
+	for _, p := range o.convPuts {
+		if len(p.key) > bbolt.MaxKeySize || len(p.val)+32 > bbolt.MaxValueSize {
+			return o, fmt.Errorf("store: key or value size out of range in %s", bConvs)
+		}
+	}
 	return o, nil
 }
 
 func (o *ops) check(tx *bbolt.Tx) error {
+	// Revisions first: a writer that built on a stale read hears so
+	// rather than of the event seqs it collides with.
+	for i := range o.convPuts {
+		p := &o.convPuts[i]
+		stored := revOf(tx.Bucket(bConvs).Get(p.key))
+		if p.expect != 0 && p.expect != stored {
+			return fmt.Errorf("%w: conversation %s is at revision %d, not %d", store.ErrStale, p.key, stored, p.expect)
+		}
+		o.convs[i].Rev = stored + 1
+	}
 	for _, m := range o.outboxMuts {
 		if err := m.check(tx); err != nil {
 			return err
@@ -426,6 +503,11 @@ func (o *ops) check(tx *bbolt.Tx) error {
 }
 
 func (o *ops) apply(tx *bbolt.Tx) (int, error) {
+	for i, p := range o.convPuts {
+		if err := tx.Bucket(bConvs).Put(p.key, withRev(p.val, o.convs[i].Rev)); err != nil {
+			return 0, fmt.Errorf("put %s: %w", bConvs, err)
+		}
+	}
 	for _, p := range o.puts {
 		val := p.val
 		if val == nil {
@@ -435,7 +517,7 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 			return 0, fmt.Errorf("put %s: %w", p.bucket, err)
 		}
 	}
-	n := len(o.puts)
+	n := len(o.puts) + len(o.convPuts)
 	for i := range o.outbox {
 		k, err := o.outbox[i].apply(tx)
 		if err != nil {
@@ -503,9 +585,21 @@ func (s *Store) Conversation(_ context.Context, id model.ConvID) (model.Conversa
 	if c, ok := s.convs.get(id); ok {
 		return c, nil
 	}
+	v, err := s.raw(bConvs, []byte(id))
+	if err != nil {
+		return model.Conversation{}, err
+	}
+	return decodeConv(v)
+}
+
+// decodeConv decodes a stored conversation and its revision.
+func decodeConv(v []byte) (model.Conversation, error) {
 	var c model.Conversation
-	err := s.get(bConvs, []byte(id), &c)
-	return c, err
+	if err := json.Unmarshal(v, &c); err != nil {
+		return c, fmt.Errorf("decode %s: %w", bConvs, err)
+	}
+	c.Rev = revOf(v)
+	return c, nil
 }
 
 // Visitor implements store.Store.
@@ -579,9 +673,9 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 				k, v = c.Next()
 			}
 			for ; k != nil && len(page) < convPage; k, v = c.Next() {
-				var conv model.Conversation
-				if err := json.Unmarshal(v, &conv); err != nil {
-					return fmt.Errorf("decode conversation %q: %w", k, err)
+				conv, err := decodeConv(v)
+				if err != nil {
+					return fmt.Errorf("conversation %q: %w", k, err)
 				}
 				page = append(page, conv)
 				after = append(after[:0], k...)

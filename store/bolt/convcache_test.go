@@ -29,8 +29,12 @@ func TestConversationCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fromFile model.Conversation
-	if err := s.get(bConvs, []byte("c1"), &fromFile); err != nil {
+	raw, err := s.raw(bConvs, []byte("c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := decodeConv(raw)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, fromFile) {

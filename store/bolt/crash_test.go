@@ -82,14 +82,15 @@ func TestCrashChild(t *testing.T) {
 					Author: model.Author{Kind: model.AuthorVisitor, ID: "crash-visitor"},
 					At:     time.Now().UTC(), Text: strings.Repeat("x", 64),
 				}
-				err := s.Commit(ctx, &store.Batch{
+				b := &store.Batch{
 					Convs:  []model.Conversation{conv},
 					Events: []model.Event{e},
 					Idems:  []store.Idem{{System: crashSystem, Key: crashKey(conv.ID, seq), Conv: conv.ID, Seq: seq}},
-				})
-				if err != nil {
+				}
+				if err := s.Commit(ctx, b); err != nil {
 					fail("child commit %s/%d: %v", conv.ID, seq, err)
 				}
+				conv.Rev = b.Convs[0].Rev // the revision just written
 				// Acknowledged: one write(2) per line, never buffered.
 				line := ackPrefix + string(conv.ID) + " " + strconv.FormatUint(seq, 10) + "\n"
 				outMu.Lock()

@@ -272,6 +272,7 @@ func encodeRestore(in *store.Restore) (*restoreOp, error) {
 		if err := json.Unmarshal(rec.val, &stored); err != nil {
 			return nil, fmt.Errorf("decode conversation: %w", err)
 		}
+		stored.Rev = 1
 		rec.conv = &stored
 		rec.also = []kv{{bVConvs, join([]byte(c.Visitor), []byte(c.ID)), nil}}
 	}
@@ -348,8 +349,20 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, []model.Conversation, error) {
 		r := &op.recs[i]
 		c := res[r.kind]
 		old := tx.Bucket(r.bucket).Get(r.key)
+		val := r.val
+		if r.conv != nil {
+			// Conversations are stored with their revision (see withRev):
+			// the same content at any revision is the same record; a
+			// restored one starts at revision 1.
+			if old != nil {
+				val = withRev(r.val, revOf(old))
+			}
+			if old == nil {
+				val = withRev(r.val, 1)
+			}
+		}
 		switch {
-		case old != nil && bytes.Equal(old, r.val):
+		case old != nil && bytes.Equal(old, val):
 			c.Same++
 		case old != nil && !r.replace:
 			c.Kept++
@@ -359,7 +372,7 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, []model.Conversation, error) {
 			} else {
 				c.Written++
 			}
-			if err := put(r.bucket, r.key, r.val); err != nil {
+			if err := put(r.bucket, r.key, val); err != nil {
 				return 0, nil, err
 			}
 			for _, a := range r.also {

@@ -1,10 +1,13 @@
-// Package files keeps uploaded files on disk beside the data file. Each file
-// gets an unguessable id (the id in its URL is the capability to read it),
-// and is fsync'd, with its metadata, before Put returns: an upload is
-// acknowledged only once it is durable, like every other write.
+// Package files keeps uploaded files: on disk beside the data file (one
+// node on bbolt), or in the database (several nodes on PostgreSQL, where
+// every node must serve every file; see Blobs). Each file gets an
+// unguessable id (the id in its URL is the capability to read it), and is
+// durable, with its metadata, before Put returns: an upload is acknowledged
+// only once it is stored, like every other write.
 package files
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +25,7 @@ import (
 	"unicode/utf8"
 
 	"chatgate/core/model"
+	"chatgate/store"
 )
 
 var (
@@ -40,10 +44,26 @@ type File struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
-// Store is a directory of files.
+// Blobs keeps whole files in a database (store/postgres implements it).
+// Bodies are bounded by the store's MaxSize, so they are passed in memory.
+type Blobs interface {
+	// PutBlob stores a new file durably under id.
+	PutBlob(ctx context.Context, id string, meta, body []byte) error
+	// GetBlob returns a file's metadata (as given to PutBlob) and body;
+	// ErrNotFound or store.ErrNotFound (wrapped or not) when there is none.
+	GetBlob(ctx context.Context, id string) (meta, body []byte, err error)
+}
+
+// Store is a directory of files, or a database's blobs.
 type Store struct {
 	dir     string
+	blobs   Blobs
 	maxSize int64
+}
+
+// ReadSeekCloser is a stored file's content.
+type ReadSeekCloser interface {
+	io.ReadSeekCloser
 }
 
 var idRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -56,6 +76,11 @@ func Open(dir string, maxSize int64) (*Store, error) {
 	return &Store{dir: dir, maxSize: maxSize}, nil
 }
 
+// OpenBlobs keeps files in b; files over maxSize bytes are refused.
+func OpenBlobs(b Blobs, maxSize int64) *Store {
+	return &Store{blobs: b, maxSize: maxSize}
+}
+
 // MaxSize is the largest file accepted.
 func (s *Store) MaxSize() int64 { return s.maxSize }
 
@@ -64,6 +89,9 @@ func (s *Store) Put(ctx context.Context, name, contentType string, r io.Reader) 
 	id, err := model.Secret(16)
 	if err != nil {
 		return File{}, err
+	}
+	if s.blobs != nil {
+		return s.putBlob(ctx, id, name, contentType, r)
 	}
 	tmp, err := os.CreateTemp(s.dir, ".upload-*")
 	if err != nil {
@@ -107,10 +135,50 @@ func (s *Store) Put(ctx context.Context, name, contentType string, r io.Reader) 
 	return f, nil
 }
 
+func (s *Store) putBlob(ctx context.Context, id, name, contentType string, r io.Reader) (File, error) {
+	body, err := io.ReadAll(io.LimitReader(r, s.maxSize+1))
+	if err != nil {
+		return File{}, fmt.Errorf("files: read: %w", err)
+	}
+	if int64(len(body)) > s.maxSize {
+		return File{}, ErrTooLarge
+	}
+	if contentType == "" || contentType == "application/octet-stream" {
+		contentType = http.DetectContentType(body[:min(len(body), 512)])
+	}
+	f := File{ID: id, Name: cleanName(name), ContentType: contentType, Size: int64(len(body)), CreatedAt: time.Now().UTC()}
+	meta, err := json.Marshal(f)
+	if err != nil {
+		return File{}, err
+	}
+	if err := s.blobs.PutBlob(ctx, id, meta, body); err != nil {
+		return File{}, fmt.Errorf("files: %w", err)
+	}
+	return f, nil
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
+
 // Get opens a stored file. The caller closes it.
-func (s *Store) Get(id string) (File, *os.File, error) {
+func (s *Store) Get(ctx context.Context, id string) (File, ReadSeekCloser, error) {
 	if !idRe.MatchString(id) {
 		return File{}, nil, ErrNotFound
+	}
+	if s.blobs != nil {
+		meta, body, err := s.blobs.GetBlob(ctx, id)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, store.ErrNotFound) {
+			return File{}, nil, ErrNotFound
+		}
+		if err != nil {
+			return File{}, nil, fmt.Errorf("files: %w", err)
+		}
+		var f File
+		if err := json.Unmarshal(meta, &f); err != nil {
+			return File{}, nil, fmt.Errorf("files: metadata of %s: %w", id, err)
+		}
+		return f, nopCloser{bytes.NewReader(body)}, nil
 	}
 	b, err := os.ReadFile(filepath.Join(s.dir, id+".json"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -208,6 +276,39 @@ func (s *Store) Restore(ctx context.Context, f File, sha string, r io.Reader) (b
 	if !idRe.MatchString(f.ID) {
 		return false, fmt.Errorf("files: bad id %q", f.ID)
 	}
+	if f.Size < 0 || f.Size > s.maxSize {
+		return false, fmt.Errorf("files: %s: %w", f.ID, ErrTooLarge)
+	}
+	f.Name = cleanName(f.Name)
+	meta, err := json.Marshal(f)
+	if err != nil {
+		return false, err
+	}
+	check := func(n int64, h []byte) error {
+		if n != f.Size || hex.EncodeToString(h) != sha {
+			return fmt.Errorf("files: body of %s does not match its size or hash", f.ID)
+		}
+		return nil
+	}
+	if s.blobs != nil {
+		if _, _, err := s.blobs.GetBlob(ctx, f.ID); err == nil {
+			return false, nil
+		} else if !errors.Is(err, ErrNotFound) && !errors.Is(err, store.ErrNotFound) {
+			return false, fmt.Errorf("files: %w", err)
+		}
+		body, err := io.ReadAll(io.LimitReader(r, f.Size+1))
+		if err != nil {
+			return false, fmt.Errorf("files: read %s: %w", f.ID, err)
+		}
+		h := sha256.Sum256(body)
+		if err := check(int64(len(body)), h[:]); err != nil {
+			return false, err
+		}
+		if err := s.blobs.PutBlob(ctx, f.ID, meta, body); err != nil {
+			return false, fmt.Errorf("files: %w", err)
+		}
+		return true, nil
+	}
 	if _, err := os.Stat(filepath.Join(s.dir, f.ID)); err == nil {
 		return false, nil
 	}
@@ -222,19 +323,14 @@ func (s *Store) Restore(ctx context.Context, f File, sha string, r io.Reader) (b
 	if err != nil {
 		return false, fmt.Errorf("files: write %s: %w", f.ID, err)
 	}
-	if n != f.Size || hex.EncodeToString(h.Sum(nil)) != sha {
-		return false, fmt.Errorf("files: body of %s does not match its size or hash", f.ID)
+	if err := check(n, h.Sum(nil)); err != nil {
+		return false, err
 	}
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	if err := tmp.Sync(); err != nil {
 		return false, fmt.Errorf("files: sync: %w", err)
-	}
-	f.Name = cleanName(f.Name)
-	meta, err := json.Marshal(f)
-	if err != nil {
-		return false, err
 	}
 	if err := writeSynced(filepath.Join(s.dir, f.ID+".json"), meta); err != nil {
 		return false, err
@@ -246,8 +342,8 @@ func (s *Store) Restore(ctx context.Context, f File, sha string, r io.Reader) (b
 }
 
 // Hash returns the SHA-256 (hex) of a stored file's body.
-func (s *Store) Hash(id string) (File, string, error) {
-	f, fh, err := s.Get(id)
+func (s *Store) Hash(ctx context.Context, id string) (File, string, error) {
+	f, fh, err := s.Get(ctx, id)
 	if err != nil {
 		return File{}, "", err
 	}

@@ -7,13 +7,41 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"chatgate/store/postgres"
+	"chatgate/store/postgres/pgtest"
 )
 
-func TestPutGet(t *testing.T) {
-	s, err := Open(t.TempDir(), 1024)
-	if err != nil {
-		t.Fatal(err)
+// backends opens a store of each kind with a 1 KiB limit: on disk, and in
+// PostgreSQL when a test server is given.
+func backends(t *testing.T) map[string]func(t *testing.T) *Store {
+	return map[string]func(t *testing.T) *Store{
+		"disk": func(t *testing.T) *Store {
+			s, err := Open(t.TempDir(), 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		"postgres": func(t *testing.T) *Store {
+			url := pgtest.URL(t)
+			pg, err := postgres.Open(t.Context(), url, postgres.Options{Schema: pgtest.Schema(t, url)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pg.Close() })
+			return OpenBlobs(pg, 1024)
+		},
 	}
+}
+
+func TestPutGet(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) { testPutGet(t, open(t)) })
+	}
+}
+
+func testPutGet(t *testing.T, s *Store) {
 	ctx := context.Background()
 	png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0}, 40)...)
 	cases := []struct {
@@ -42,7 +70,7 @@ func TestPutGet(t *testing.T) {
 			if f.Name != tc.wantName || f.ContentType != tc.wantType || f.Size != int64(len(tc.body)) || len(f.ID) != 32 {
 				t.Fatalf("file %+v", f)
 			}
-			g, fh, err := s.Get(f.ID)
+			g, fh, err := s.Get(t.Context(), f.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +82,7 @@ func TestPutGet(t *testing.T) {
 		})
 	}
 	for _, id := range []string{"", "../x", strings.Repeat("0", 32), "ZZ"} {
-		if _, _, err := s.Get(id); !errors.Is(err, ErrNotFound) {
+		if _, _, err := s.Get(t.Context(), id); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Get(%q) = %v, want ErrNotFound", id, err)
 		}
 	}

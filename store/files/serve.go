@@ -34,7 +34,7 @@ func isActive(contentType string) bool {
 // browser would run as our own page; nosniff and a sandboxing CSP always.
 // It returns ErrNotFound (writing nothing) for an unknown id.
 func (s *Store) Serve(w http.ResponseWriter, r *http.Request, id string) error {
-	meta, f, err := s.Get(id)
+	meta, f, err := s.Get(r.Context(), id)
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SnapshotRestore", testSnapshotRestore},
 		{"SnapshotConsistent", testSnapshotConsistent},
 		{"RestoreInvalid", testRestoreInvalid},
+		{"Revisions", testRevisions},
+		{"RevisionRace", testRevisionRace},
+		{"RevisionHammer", testRevisionHammer},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

@@ -145,7 +145,7 @@ type SendEventResponse struct {
 // draft turns a v3 event into a core draft. message, custom, file (with a
 // URL from upload_file) and system_message events are supported; other
 // types are a validation error for now.
-func (e *eventRequest) draft(c *caller) (desk.Draft, error) {
+func (e *eventRequest) draft(ctx context.Context, c *caller) (desk.Draft, error) {
 	d := desk.Draft{ClientKey: e.CustomID, Props: e.Properties}
 	if len(e.CustomID) > maxCustomID {
 		return d, wire.Errorf(wire.Validation, "custom_id is longer than %d bytes", maxCustomID)
@@ -165,7 +165,7 @@ func (e *eventRequest) draft(c *caller) (desk.Draft, error) {
 		}
 		d.Kind, d.Custom = model.KindCustom, e.Content
 	case "file":
-		f, err := c.fileOf(e.URL)
+		f, err := c.fileOf(ctx, e.URL)
 		if err != nil {
 			return d, err
 		}
@@ -200,7 +200,7 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if p.Event == nil {
 		return nil, wire.Errorf(wire.Validation, "event is required")
 	}
-	draft, err := p.Event.draft(c)
+	draft, err := p.Event.draft(ctx, c)
 	if err != nil {
 		return nil, err
 	}

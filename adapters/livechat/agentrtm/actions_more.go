@@ -737,7 +737,7 @@ func logout(_ context.Context, c *caller, _ *wire.Request) (any, error) {
 // fileOf checks a file event's url: it must be a URL upload_file returned
 // (path /file-upload/<id>/<name> of a stored file). Name, type and size
 // come from the store.
-func (c *agentView) fileOf(raw string) (*model.File, error) {
+func (c *agentView) fileOf(ctx context.Context, raw string) (*model.File, error) {
 	bad := wire.Errorf(wire.Validation, "event.url must be a URL returned by upload_file")
 	u, err := url.Parse(raw)
 	if err != nil || raw == "" || c.s.cfg.Files == nil {
@@ -748,7 +748,7 @@ func (c *agentView) fileOf(raw string) (*model.File, error) {
 	if !ok || !ok2 {
 		return nil, bad
 	}
-	f, fh, err := c.s.cfg.Files.Get(id)
+	f, fh, err := c.s.cfg.Files.Get(ctx, id)
 	if err != nil {
 		return nil, bad
 	}

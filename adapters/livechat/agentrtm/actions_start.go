@@ -157,7 +157,7 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 			return model.Conversation{}, nil, wire.Errorf(wire.Validation, "at most %d events", maxStartEvents)
 		}
 		for i := range th.Events {
-			d, err := th.Events[i].draft(c)
+			d, err := th.Events[i].draft(ctx, c)
 			if err != nil {
 				return model.Conversation{}, nil, err
 			}

@@ -1,0 +1,40 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"chatgate/store"
+)
+
+// PutBlob stores an uploaded file (store/files.Blobs): with several nodes
+// every node must serve every file, so on PostgreSQL file bodies live in
+// the database, bounded by store.max_upload_bytes. A commit like any other:
+// durable when it returns.
+func (s *Store) PutBlob(ctx context.Context, id string, meta, body []byte) error {
+	if body == nil {
+		body = []byte{}
+	}
+	q := &pgx.Batch{}
+	q.Queue(`INSERT INTO files (id, meta, body) VALUES ($1, $2, $3)`, id, meta, body)
+	return s.run(ctx, q)
+}
+
+// GetBlob returns a stored file's metadata and body; store.ErrNotFound when
+// there is none.
+func (s *Store) GetBlob(ctx context.Context, id string) (meta, body []byte, err error) {
+	if err := s.readCtx(); err != nil {
+		return nil, nil, err
+	}
+	err = s.pool.QueryRow(ctx, `SELECT meta, body FROM files WHERE id = $1`, id).Scan(&meta, &body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: %w", err)
+	}
+	return meta, body, nil
+}

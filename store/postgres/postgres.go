@@ -1,0 +1,552 @@
+// Package postgres is the Store on PostgreSQL, for running several chatgate
+// nodes on one database (bbolt stays the embedded default). It uses a pgx
+// connection pool and plain SQL; the schema is created and migrated by
+// Open (see schema.go), under an advisory lock so that nodes starting
+// together do not race.
+//
+// # Commits
+//
+// A Commit is one pipelined round trip: every statement of the batch is
+// sent at once (pgx.Batch) and runs as one implicit transaction, so that it
+// is written whole or not at all. Rules the bbolt store checks before
+// writing are checked by the statements themselves: a unique key already
+// present (an event's (conv, seq), an idempotency key) fails with
+// unique_violation; a mapping bound elsewhere, an update of a missing event
+// or a stale conversation revision fails through chatgate_check. Either
+// way PostgreSQL rolls the whole batch back and Commit returns
+// store.ErrConflict or store.ErrStale. Durability is PostgreSQL's: Commit
+// returns after COMMIT, with synchronous_commit as the server has it (on by
+// default: the WAL is flushed). Concurrent commits share WAL flushes inside
+// the server (its own group commit); the pool bounds how many run at once.
+//
+// # Concurrent writers
+//
+// Conversations carry a revision (model.Conversation.Rev). A batch writing
+// a conversation read at revision r updates the row only WHERE rev = r; the
+// row lock makes a second writer wait for the first and then find the
+// revision moved, so it fails with store.ErrStale and writes nothing. The
+// conversation row is written first in the batch so that a stale writer is
+// told ErrStale rather than a conflict on the events it would append.
+// Outbox rows take a transaction-scoped advisory lock on their queue before
+// drawing their seq, so that within a (target, conv) queue seq order is
+// commit order even when two nodes append to it at once.
+//
+// # Caches
+//
+// There are none. The bbolt store caches conversations and mappings
+// because decoding from its file was its hottest cost; here another node
+// may write any conversation at any time, so a conversation cache would
+// need validation on every read (a round trip anyway). Mappings never
+// change once bound and could be cached forever, but a Resolve is a
+// primary-key lookup and stays one; adding that cache is safe should
+// profiles ask for it.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"chatgate/core/model"
+	"chatgate/store"
+)
+
+// Options tune the store. The zero value is usable.
+type Options struct {
+	// Schema, if set, is the PostgreSQL schema chatgate's tables live in
+	// (created if missing); empty means the connection's default
+	// (search_path, normally "public"). Tests give each store its own.
+	Schema string
+	// MaxConns bounds the pool, unless the URL sets pool_max_conns.
+	// Default: 8 per CPU, at least 16.
+	MaxConns int32
+	// CommitTimeout bounds one commit once it has started (the caller's
+	// context no longer cancels it then; see Commit). Default 30 s.
+	CommitTimeout time.Duration
+	// OnCommit, if set, is told the duration and outcome of every commit
+	// (for metrics).
+	OnCommit func(d time.Duration, err error)
+}
+
+// Store is the PostgreSQL-backed store.Store.
+type Store struct {
+	pool *pgxpool.Pool
+	opts Options
+
+	// mu guards closed against commits starting during Close; commits
+	// hold it shared while they run, so Close waits for them.
+	mu     sync.RWMutex
+	closed bool
+}
+
+// Open connects to the database at url (postgres://...), migrates its schema
+// and returns the store.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		n := opts.MaxConns
+		if n <= 0 {
+			n = int32(max(16, 8*runtime.GOMAXPROCS(0)))
+		}
+		cfg.MaxConns = n
+	}
+	if opts.CommitTimeout <= 0 {
+		opts.CommitTimeout = 30 * time.Second
+	}
+	if opts.Schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if opts.Schema != "" {
+		if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{opts.Schema}.Sanitize()); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: create schema: %w", err)
+		}
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool, opts: opts}, nil
+}
+
+// Pool returns the connection pool, for other parts of a node that keep
+// their own tables in the same database (presence, leases).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close implements store.Store: it waits for commits under way, then closes
+// the pool.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.pool.Close()
+	return nil
+}
+
+// begin marks a write as under way; end must be called after it. It fails
+// with ErrClosed after Close and with the context's error when ctx is done.
+func (s *Store) begin(ctx context.Context) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		s.mu.RUnlock()
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) end() { s.mu.RUnlock() }
+
+// SQLSTATEs chatgate_check raises (schema.go).
+const (
+	codeStale    = "CGST1"
+	codeConflict = "CGCF1"
+	codeNotFound = "CGNF1"
+)
+
+// mapErr turns a failed batch's error into the store's errors.
+func mapErr(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case codeStale:
+			return fmt.Errorf("%w: %s", store.ErrStale, pe.Message)
+		case codeConflict:
+			return fmt.Errorf("%w: %s", store.ErrConflict, pe.Message)
+		case codeNotFound:
+			return fmt.Errorf("%s: %w", pe.Message, store.ErrNotFound)
+		case "23505": // unique_violation
+			return fmt.Errorf("%w: %s exists", store.ErrConflict, pe.TableName)
+		}
+	}
+	return fmt.Errorf("postgres commit: %w", err)
+}
+
+// run sends the queued statements as one implicit transaction and reads
+// every result. A started commit is not cancelled with the caller's
+// context (only bounded by CommitTimeout), so that "returned nil" means
+// "committed" and an error after the batch was sent means the server
+// rolled it back or the connection failed (then, as with any database, the
+// outcome is unknown; idempotency keys make a retry safe).
+func (s *Store) run(ctx context.Context, b *pgx.Batch) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.CommitTimeout)
+	defer cancel()
+	start := time.Now()
+	err := s.pool.SendBatch(ctx, b).Close()
+	if err != nil {
+		err = mapErr(err)
+	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(time.Since(start), err)
+	}
+	return err
+}
+
+// Statements of a commit. Each checks its own rule (see the package doc).
+const (
+	// $1 id, $2 visitor, $3 data: an unconditional write (Rev 0).
+	sqlConvPut = `INSERT INTO convs (id, visitor, rev, data) VALUES ($1, $2, 1, $3)
+ON CONFLICT (id) DO UPDATE SET visitor = EXCLUDED.visitor, rev = convs.rev + 1, data = EXCLUDED.data RETURNING rev`
+	// $1 id, $2 visitor, $3 data, $4 expected rev.
+	sqlConvCAS = `WITH u AS (UPDATE convs SET visitor = $2, rev = rev + 1, data = $3 WHERE id = $1 AND rev = $4 RETURNING rev)
+SELECT (SELECT rev FROM u) FROM (SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGST1',
+	'conversation ' || $1 || ' is no longer at revision ' || $4::bigint)) AS c`
+	sqlVisitorPut = `INSERT INTO visitors (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data`
+	sqlEventIns   = `INSERT INTO events (conv, seq, data) VALUES ($1, $2, $3)`
+	sqlEventUpd   = `WITH u AS (UPDATE events SET data = $3 WHERE conv = $1 AND seq = $2 RETURNING 1)
+SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGCF1', 'event to update does not exist')`
+	// A mapping is written when absent and left alone when it holds the
+	// same core id (DO UPDATE ... WHERE locks and rereads the committed
+	// row, so two nodes binding the same id at once both succeed); bound
+	// to another core id, it fails the batch.
+	sqlMapPut = `WITH u AS (INSERT INTO maps (system, tenant, kind, foreign_id, core) VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (system, tenant, kind, foreign_id) DO UPDATE SET core = EXCLUDED.core WHERE maps.core = EXCLUDED.core RETURNING 1)
+SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGCF1', 'mapping bound to another id')`
+	sqlMapRevPut = `INSERT INTO maps_rev (system, tenant, kind, core, foreign_id) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (system, tenant, kind, core) DO UPDATE SET foreign_id = EXCLUDED.foreign_id`
+	sqlIdemIns = `INSERT INTO idems (system, key, conv, seq) VALUES ($1, $2, $3, $4)`
+	sqlMetaPut = `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
+)
+
+// Commit implements store.Store.
+func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
+	if b.Empty() {
+		return nil
+	}
+	revs := make([]int64, len(b.Convs))
+	q, err := encode(b, revs)
+	if err != nil {
+		return err
+	}
+	if err := s.run(ctx, q); err != nil {
+		return err
+	}
+	for i := range b.Convs {
+		b.Convs[i].Rev = uint64(revs[i])
+	}
+	return nil
+}
+
+// encode checks b and turns it into statements; the revisions the
+// conversations are stored at land in revs when the batch runs.
+// Conversations come first: their row locks order two writers of one
+// conversation before anything else of theirs is written.
+func encode(b *store.Batch, revs []int64) (*pgx.Batch, error) {
+	q := &pgx.Batch{}
+	for i := range b.Convs {
+		c := &b.Convs[i]
+		if c.ID == "" || c.Visitor == "" {
+			return nil, errors.New("store: conversation without id or visitor")
+		}
+		data, err := json.Marshal(c)
+		if err != nil {
+			return nil, fmt.Errorf("encode conversation: %w", err)
+		}
+		var qq *pgx.QueuedQuery
+		if c.Rev == 0 {
+			qq = q.Queue(sqlConvPut, string(c.ID), string(c.Visitor), data)
+		} else {
+			qq = q.Queue(sqlConvCAS, string(c.ID), string(c.Visitor), data, int64(c.Rev))
+		}
+		qq.QueryRow(func(row pgx.Row) error { return row.Scan(&revs[i]) })
+	}
+	for i := range b.Visitors {
+		v := &b.Visitors[i]
+		if v.ID == "" {
+			return nil, errors.New("store: visitor without id")
+		}
+		data, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("encode visitor: %w", err)
+		}
+		q.Queue(sqlVisitorPut, string(v.ID), data)
+	}
+	for _, set := range []struct {
+		evs []model.Event
+		sql string
+	}{{b.Events, sqlEventIns}, {b.Updates, sqlEventUpd}} {
+		for i := range set.evs {
+			e := &set.evs[i]
+			if e.Conv == "" || e.Seq == 0 {
+				return nil, errors.New("store: event without conversation or seq")
+			}
+			data, err := json.Marshal(e)
+			if err != nil {
+				return nil, fmt.Errorf("encode event: %w", err)
+			}
+			q.Queue(set.sql, string(e.Conv), int64(e.Seq), data)
+		}
+	}
+	for _, m := range b.Maps {
+		if m.Foreign == "" || m.Core == "" || m.System == "" || m.Kind == "" {
+			return nil, errors.New("store: incomplete mapping")
+		}
+		q.Queue(sqlMapPut, m.System, m.Tenant, m.Kind, m.Foreign, m.Core)
+		q.Queue(sqlMapRevPut, m.System, m.Tenant, m.Kind, m.Core, m.Foreign)
+	}
+	for _, id := range b.Idems {
+		if id.System == "" || id.Key == "" {
+			return nil, errors.New("store: incomplete idempotency key")
+		}
+		q.Queue(sqlIdemIns, id.System, id.Key, string(id.Conv), int64(id.Seq))
+	}
+	for k, v := range b.Meta {
+		if k == "" || k == "schema" {
+			return nil, fmt.Errorf("store: meta key %q is reserved", k)
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		q.Queue(sqlMetaPut, k, v)
+	}
+	for i := range b.Outbox {
+		if err := queueOutboxIns(q, &b.Outbox[i]); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// --- reads -----------------------------------------------------------------
+
+// readCtx bounds a read by the store's state: after Close, ErrClosed.
+func (s *Store) readCtx() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// one reads a single bytea column of one row; ErrNotFound when none.
+func (s *Store) one(ctx context.Context, sql string, args ...any) ([]byte, error) {
+	if err := s.readCtx(); err != nil {
+		return nil, err
+	}
+	var v []byte
+	err := s.pool.QueryRow(ctx, sql, args...).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return v, nil
+}
+
+// Conversation implements store.Store.
+func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conversation, error) {
+	if err := s.readCtx(); err != nil {
+		return model.Conversation{}, err
+	}
+	var (
+		data []byte
+		rev  int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT data, rev FROM convs WHERE id = $1`, string(id)).Scan(&data, &rev)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return model.Conversation{}, store.ErrNotFound
+	}
+	if err != nil {
+		return model.Conversation{}, fmt.Errorf("postgres: %w", err)
+	}
+	return decodeConv(data, rev)
+}
+
+func decodeConv(data []byte, rev int64) (model.Conversation, error) {
+	var c model.Conversation
+	if err := json.Unmarshal(data, &c); err != nil {
+		return c, fmt.Errorf("decode conversation: %w", err)
+	}
+	c.Rev = uint64(rev)
+	return c, nil
+}
+
+// Visitor implements store.Store.
+func (s *Store) Visitor(ctx context.Context, id model.VisitorID) (model.Visitor, error) {
+	var v model.Visitor
+	data, err := s.one(ctx, `SELECT data FROM visitors WHERE id = $1`, string(id))
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("decode visitor: %w", err)
+	}
+	return v, nil
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, conv model.ConvID, from uint64, limit int) ([]model.Event, error) {
+	if err := s.readCtx(); err != nil {
+		return nil, err
+	}
+	if from == 0 {
+		from = 1
+	}
+	if from > 1<<63-1 {
+		return nil, nil
+	}
+	lim := int64(limit)
+	if limit <= 0 {
+		lim = -1
+	}
+	rows, err := s.pool.Query(ctx, `SELECT data FROM events WHERE conv = $1 AND seq >= $2 ORDER BY seq
+LIMIT CASE WHEN $3::bigint < 0 THEN NULL ELSE $3::bigint END`, string(conv), int64(from), lim)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	var out []model.Event
+	var data []byte
+	_, err = pgx.ForEachRow(rows, []any{&data}, func() error {
+		var e model.Event
+		if err := json.Unmarshal(data, &e); err != nil {
+			return fmt.Errorf("decode event: %w", err)
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return out, nil
+}
+
+// VisitorConversations implements store.Store.
+func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]model.ConvID, error) {
+	if err := s.readCtx(); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id FROM convs WHERE visitor = $1 ORDER BY id`, string(v))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	out := make([]model.ConvID, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, model.ConvID(id))
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// convPage is how many conversations Conversations reads per query.
+const convPage = 256
+
+// Conversations implements store.Store: keyset pages, with fn called
+// outside any query so that it may use the store. Not one snapshot.
+func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) bool) error {
+	after := ""
+	first := true
+	for {
+		if err := s.readCtx(); err != nil {
+			return err
+		}
+		rows, err := s.pool.Query(ctx, `SELECT id, rev, data FROM convs WHERE $1 OR id > $2 ORDER BY id LIMIT $3`,
+			first, after, convPage)
+		if err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		var page []model.Conversation
+		var (
+			id   string
+			rev  int64
+			data []byte
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &rev, &data}, func() error {
+			c, err := decodeConv(data, rev)
+			if err != nil {
+				return fmt.Errorf("conversation %q: %w", id, err)
+			}
+			page = append(page, c)
+			after = id
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		first = false
+		for _, c := range page {
+			if !fn(c) {
+				return nil
+			}
+		}
+		if len(page) < convPage {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// Resolve implements store.Store.
+func (s *Store) Resolve(ctx context.Context, k store.MapKey) (string, error) {
+	v, err := s.one(ctx, `SELECT core::bytea FROM maps WHERE system = $1 AND tenant = $2 AND kind = $3 AND foreign_id = $4`,
+		k.System, k.Tenant, k.Kind, k.Foreign)
+	return string(v), err
+}
+
+// Reverse implements store.Store.
+func (s *Store) Reverse(ctx context.Context, system, tenant, kind, core string) (string, error) {
+	v, err := s.one(ctx, `SELECT foreign_id::bytea FROM maps_rev WHERE system = $1 AND tenant = $2 AND kind = $3 AND core = $4`,
+		system, tenant, kind, core)
+	return string(v), err
+}
+
+// Idempotent implements store.Store.
+func (s *Store) Idempotent(ctx context.Context, system, key string) (store.Idem, error) {
+	if err := s.readCtx(); err != nil {
+		return store.Idem{}, err
+	}
+	var (
+		conv string
+		seq  int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT conv, seq FROM idems WHERE system = $1 AND key = $2`, system, key).Scan(&conv, &seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Idem{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Idem{}, fmt.Errorf("postgres: %w", err)
+	}
+	return store.Idem{System: system, Key: key, Conv: model.ConvID(conv), Seq: uint64(seq)}, nil
+}
+
+// Meta implements store.Store.
+func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
+	return s.one(ctx, `SELECT value FROM meta WHERE key = $1`, key)
+}
+
+var _ store.Store = (*Store)(nil)
