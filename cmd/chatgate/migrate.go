@@ -270,6 +270,7 @@ func plural(k string, n int) string {
 
 const importUsage = `Usage: chatgate import [flags] [FILE]
        chatgate import --from rocketchat --url URL --user U --password P [flags]
+       chatgate import --from livechat --url URL --auth-token T [flags]
 
 Without --from: reads an export (FILE, or standard input) into the store
 serve would open, in batches of --batch records, each committed atomically.
@@ -284,6 +285,12 @@ its REST API as an agent (--url, and --user/--password or
 429. Room ids, visitor ids, tokens, usernames and message ids are kept, so
 old widgets find their history. Progress is kept in the store: a stopped
 import resumes, a second run fetches only what is new.
+
+With --from livechat: pulls a LiveChat account's archived chats through the
+Agent Chat API (list_archives, list_threads, get_chat; paged by page_id) with
+an agent access token (--auth-token) or --basic ACCOUNT_ID:PAT. Chat, thread
+and event ids are kept where free; each thread is committed whole with its
+progress, so a stopped import resumes and a second run changes nothing.
 
 Prints a summary (imported, skipped as present, kept, failed with reasons);
 --json prints it as JSON; --dry-run counts what would change and writes
@@ -318,7 +325,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.BoolVar(&o.dryRun, "dry-run", false, "count what would change; write nothing")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as JSON")
 	fs.BoolVar(&o.noProgress, "no-progress", false, "no progress bar, even on a terminal")
-	fs.StringVar(&o.from, "from", "", "pull history from a vendor's API instead of reading an export: rocketchat")
+	fs.StringVar(&o.from, "from", "", "pull history from a vendor's API instead of reading an export: rocketchat or livechat")
 	o.source.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err

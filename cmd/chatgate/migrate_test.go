@@ -581,3 +581,90 @@ func TestStoreMoveBoltPostgresBolt(t *testing.T) {
 		t.Fatal("the file body did not come out of PostgreSQL")
 	}
 }
+
+// agentWebCall calls the agent Web API of a gateway.
+func agentWebCall(t *testing.T, base, action string, payload any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(payload)
+	req, _ := http.NewRequest("POST", base+"/v3.5/agent/action/"+action, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+agentToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%s: %d %v %v", action, resp.StatusCode, m, err)
+	}
+	return m
+}
+
+// lcArchive reads every archived chat's threads as the agent sees them
+// (list_archives, list_threads), keyed by chat id.
+func lcArchive(t *testing.T, base string) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	arch := agentWebCall(t, base, "list_archives", map[string]any{"limit": 100})
+	chats, _ := arch["chats"].([]any)
+	for _, c := range chats {
+		id := fmt.Sprint(c.(map[string]any)["id"])
+		th := agentWebCall(t, base, "list_threads", map[string]any{"chat_id": id, "sort_order": "asc"})
+		out[id] = th["threads"]
+	}
+	return out
+}
+
+// TestImportFromLiveChat: a chatgate seeded through its public APIs (LiveChat
+// v2 visitors answered by an agent on the RTM, an agents-only note, closes)
+// plays the LiveChat Agent Chat API; `chatgate import --from livechat`
+// (a process) pulls it into a new data file, twice. The new gateway's
+// agent Web API shows the same archived chats and threads (ids, events,
+// authors, times, visibility), and the second run changes nothing.
+func TestImportFromLiveChat(t *testing.T) {
+	cfg := writeConfig(t, true)
+	dir := t.TempDir()
+	srcData, dst := filepath.Join(dir, "source.db"), filepath.Join(dir, "target.db")
+	g := startGateway(t, cfg, srcData)
+	base := "http://" + g.addr
+	ag := dialAgent(t, g.addr)
+	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	for i := range 3 {
+		v := &visitor{t: t, base: base, id: fmt.Sprintf("lc-source-visitor-%d", i)}
+		v.start()
+		v.send(fmt.Sprintf("question %d", i))
+		inc := ag.next("push", "incoming_chat")
+		chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+		ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": fmt.Sprintf("answer %d", i)}})
+		ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "note for agents", "visibility": "agents"}})
+		ag.call("deactivate_chat", map[string]any{"id": chatID})
+	}
+	want := lcArchive(t, base)
+	if len(want) != 3 {
+		t.Fatalf("source archives: %v", want)
+	}
+
+	args := []string{"import", "--config", cfg, "--data", dst, "--from", "livechat", "--url", base, "--auth-token", agentToken, "--json"}
+	out := chatgateRun(t, nil, args...)
+	if !bytes.Contains(out, []byte(`"conversations_imported":3`)) || !bytes.Contains(out, []byte(`"failed":0`)) {
+		t.Fatalf("import: %s", out)
+	}
+	first := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst)
+	out = chatgateRun(t, nil, args...)
+	if !bytes.Contains(out, []byte(`"conversations_imported":0`)) || !bytes.Contains(out, []byte(`"conversations_skipped":3`)) {
+		t.Fatalf("second import: %s", out)
+	}
+	if again := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst); !bytes.Equal(withoutHeader(t, again), withoutHeader(t, first)) {
+		t.Error("second run changed the store")
+	}
+	g.stop()
+
+	g2 := startGateway(t, cfg, dst)
+	got := lcArchive(t, "http://"+g2.addr)
+	g1, _ := json.Marshal(got)
+	w1, _ := json.Marshal(want)
+	if !bytes.Equal(g1, w1) {
+		t.Fatalf("archives differ after the import:\nwant %s\ngot  %s", w1, g1)
+	}
+}

@@ -14,13 +14,14 @@ import (
 	"chatgate/configs"
 	"chatgate/core/model"
 	"chatgate/migrate/backfill"
+	"chatgate/migrate/lcimport"
 	"chatgate/migrate/rcimport"
 )
 
 // sourceFlags are the vendor source's address and credentials.
 type sourceFlags struct {
-	url, user, password, userID, authToken string
-	rps                                    float64
+	url, user, password, userID, authToken, basic string
+	rps                                           float64
 }
 
 func (f *sourceFlags) register(fs *flag.FlagSet) {
@@ -28,7 +29,8 @@ func (f *sourceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.user, "user", "", "--from rocketchat: agent username or e-mail to log in with")
 	fs.StringVar(&f.password, "password", "", "--from rocketchat: that agent's password (or CHATGATE_SOURCE_PASSWORD)")
 	fs.StringVar(&f.userID, "user-id", "", "--from rocketchat: user id of a personal access token (instead of --user/--password)")
-	fs.StringVar(&f.authToken, "auth-token", "", "--from rocketchat: the personal access token (or CHATGATE_SOURCE_TOKEN)")
+	fs.StringVar(&f.authToken, "auth-token", "", "--from rocketchat: the personal access token; --from livechat: an agent access token, sent as Bearer (or CHATGATE_SOURCE_TOKEN)")
+	fs.StringVar(&f.basic, "basic", "", "--from livechat: ACCOUNT_ID:PERSONAL_ACCESS_TOKEN for Basic auth instead of --auth-token")
 	fs.Float64Var(&f.rps, "rps", 10, "--from: requests per second to the source at most")
 }
 
@@ -43,11 +45,9 @@ func runVendorImport(ctx context.Context, o *importOptions) error {
 		o.source.authToken = o.getenv("CHATGATE_SOURCE_TOKEN")
 	}
 	switch o.from {
-	case "rocketchat":
-	case "livechat":
-		return fmt.Errorf("--from livechat is not built yet: export from LiveChat is planned through the Agent Chat API (see docs/migration.md)")
+	case "rocketchat", "livechat":
 	default:
-		return fmt.Errorf("--from %q: want rocketchat", o.from)
+		return fmt.Errorf("--from %q: want rocketchat or livechat", o.from)
 	}
 	st, err := o.sf.open(ctx, o.getenv, false)
 	if err != nil {
@@ -60,6 +60,9 @@ func runVendorImport(ctx context.Context, o *importOptions) error {
 		if a.Username != "" {
 			agents[a.Username] = model.AgentID(a.ID)
 		}
+	}
+	if o.from == "livechat" {
+		return runLiveChatImport(ctx, o, st, agents)
 	}
 	p := newProgress(o.stderr, o.noProgress, -1, false, "rooms")
 	last := 0
@@ -93,6 +96,47 @@ func runVendorImport(ctx context.Context, o *importOptions) error {
 	}
 	if err != nil {
 		return fmt.Errorf("import --from %s: %w", o.from, err)
+	}
+	return nil
+}
+
+// progressFunc adapts a progress bar to a (done, total) callback.
+func progressFunc(p *progress) func(done, total int) {
+	last := 0
+	return func(done, total int) {
+		if p.bar != nil && total > 0 && p.bar.GetMax64() != int64(total) {
+			p.bar.ChangeMax(total)
+		}
+		p.add(done - last)
+		last = done
+	}
+}
+
+func runLiveChatImport(ctx context.Context, o *importOptions, st *cmdStore, agents map[string]model.AgentID) error {
+	p := newProgress(o.stderr, o.noProgress, -1, false, "chats")
+	sum, err := lcimport.Import(ctx, st.Store, st.Files, lcimport.Options{URL: o.source.url, Token: o.source.authToken,
+		Basic: o.source.basic, RPS: o.source.rps, Agents: agents, DryRun: o.dryRun, Progress: progressFunc(p)})
+	p.done()
+	if o.jsonOut {
+		if jerr := json.NewEncoder(o.stdout).Encode(sum); jerr != nil && err == nil {
+			err = jerr
+		}
+	} else {
+		verb := "imported"
+		if sum.DryRun {
+			verb = "dry run: would import"
+		}
+		fmt.Fprintf(o.stdout, "%s %d conversations, %d events, %d visitors, %d files from %d archived chats (%d threads)\n",
+			verb, sum.Imported, sum.Events, sum.Visitors, sum.Files, sum.Chats, sum.Threads)
+		fmt.Fprintf(o.stdout, "skipped as already present: %d conversations\n", sum.Skipped)
+		fmt.Fprintf(o.stdout, "failed: %d\n", sum.Failed)
+		for _, f := range sum.Failures {
+			fmt.Fprintf(o.stdout, "  chat %s thread %s: %s\n", f.Chat, f.Thread, f.Reason)
+		}
+		fmt.Fprintf(o.stdout, "%d requests in %.1fs\n", sum.Requests, sum.Seconds)
+	}
+	if err != nil {
+		return fmt.Errorf("import --from livechat: %w", err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -106,8 +107,12 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte, ctype
 		if err != nil {
 			return nil, err
 		}
-		for k, v := range c.Header {
-			req.Header[k] = v
+		// Credentials go to the source's own host only (a file URL may
+		// point at a CDN).
+		if sameHost(req.URL, c.Base) {
+			for k, v := range c.Header {
+				req.Header[k] = v
+			}
 		}
 		if body != nil {
 			req.Header.Set("Content-Type", ctype)
@@ -147,6 +152,11 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte, ctype
 			return nil, ctx.Err()
 		}
 	}
+}
+
+func sameHost(u *url.URL, base string) bool {
+	b, err := url.Parse(base)
+	return err == nil && strings.EqualFold(u.Scheme, b.Scheme) && strings.EqualFold(u.Host, b.Host)
 }
 
 // parseRetryAfter reads Retry-After as seconds or an HTTP date.
