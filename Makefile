@@ -13,6 +13,7 @@ FUZZ_TARGETS := \
 	./adapters/livechat/customer:FuzzDecodeFrame \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush \
+	./adapters/livechat/wire:FuzzEventIn \
 	./migrate:FuzzImport
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg docker clean widget e2e
@@ -69,7 +70,7 @@ bench-pg:
 		pgdir=$$(mktemp -d /tmp/chatgate-pg.XXXXXX); trap '.ci/pg stop "$$pgdir"' EXIT; \
 		CHATGATE_TEST_PG=$$(.ci/pg start "$$pgdir"); export CHATGATE_TEST_PG; \
 	fi; \
-	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 3s ./store/postgres
+	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 2s ./store/postgres
 
 docker:
 	docker build -t chatgate .

@@ -35,7 +35,7 @@ func (d *Desk) Attach(ctx context.Context, req PostRequest) (model.Event, bool, 
 		ev     model.Event
 		active bool
 	)
-	err := d.actors.Do(ctx, convKey(req.Conv), func(ctx context.Context) error {
+	err := d.onConv(ctx, req.Conv, func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, req.Conv)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", req.Conv, errNotFound(err))

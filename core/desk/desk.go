@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,6 +42,9 @@ type Options struct {
 	// OnEvents, if set, is told how many events each commit appended (for
 	// metrics).
 	OnEvents func(n int)
+	// OnStale, if set, is told each time a command runs again because
+	// another writer (another node) changed its conversation first.
+	OnStale func()
 	// Outbox, if set, is asked for the deliveries (webhooks) a change
 	// owes: c is the conversation after the change, events the events it
 	// appends, updated the events it changes in place. The rows are
@@ -79,18 +84,22 @@ type Desk struct {
 	now     func() time.Time
 	departs map[model.DeptID]model.Department
 	onEv    func(int)
+	onStale func()
 	outbox  func(model.Conversation, []model.Visitor, []model.Event, []model.Event) []store.OutboxRow
 	nOutbox func(hub.Notice) []store.OutboxRow
 	kick    chan struct{}
 	props   *Properties
 	route   func(model.DeptID) (string, []string)
 	relay   func(*store.Batch, model.Conversation, bool, []model.Event)
+
+	activeMu sync.Mutex
+	active   map[string]int // active conversations by source (ActiveBySource)
 }
 
 // New returns a desk; call Load before serving and Run for queue routing.
 func New(o Options) *Desk {
 	d := &Desk{st: o.Store, router: o.Router, bus: o.Bus, actors: o.Actors, limits: o.Limits,
-		log: o.Logger, now: o.Now, onEv: o.OnEvents, outbox: o.Outbox, nOutbox: o.NoticeOutbox, kick: make(chan struct{}, 1),
+		log: o.Logger, now: o.Now, onEv: o.OnEvents, onStale: o.OnStale, outbox: o.Outbox, nOutbox: o.NoticeOutbox, kick: make(chan struct{}, 1),
 		departs: make(map[model.DeptID]model.Department), props: o.Properties,
 		route: o.Route, relay: o.Relay}
 	if d.props == nil {
@@ -153,7 +162,13 @@ func (d *Desk) Load(ctx context.Context) error {
 	if err := d.props.Load(ctx); err != nil {
 		return err
 	}
+	d.activeMu.Lock()
+	d.active = make(map[string]int)
+	d.activeMu.Unlock()
 	err := d.st.Conversations(ctx, func(c model.Conversation) bool {
+		if c.Active() {
+			d.countActive(c, 1)
+		}
 		switch c.State {
 		case model.StateOpen:
 			d.router.Reserve(c.Agent)
@@ -202,7 +217,7 @@ func (d *Desk) drainQueue(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+		err := d.onConv(ctx, id, func(ctx context.Context) error {
 			c, err := d.st.Conversation(ctx, id)
 			if errors.Is(err, store.ErrNotFound) {
 				// Queued by a Start whose commit is still in flight (or
@@ -236,7 +251,48 @@ func (d *Desk) drainQueue(ctx context.Context) {
 	}
 }
 
-func convKey(id model.ConvID) string       { return "c:" + string(id) }
+func convKey(id model.ConvID) string { return "c:" + string(id) }
+
+// maxStaleRetries bounds how often onConv runs a command again because
+// another writer changed its conversation between read and commit.
+const maxStaleRetries = 16
+
+// onConv runs fn on the conversation's actor, which serializes the
+// commands of this desk. Another desk on the same database (another node)
+// has its own actor, so the store decides between them: fn reads the
+// conversation, builds its batch on that read (the conversation's Rev
+// makes the commit conditional) and commits; if another writer got in
+// between, the store writes nothing and says store.ErrStale, and fn runs
+// again on a fresh read. fn must therefore undo, on a commit error, what
+// it changed in memory (the router), as every command here does. The
+// client never sees the conflict, and seqs stay dense: a retried command
+// draws its seq from the fresh LastSeq. Past maxStaleRetries (a
+// conversation written without pause by other nodes) the error is
+// returned.
+func (d *Desk) onConv(ctx context.Context, id model.ConvID, fn func(ctx context.Context) error) error {
+	return d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+		for attempt := 1; ; attempt++ {
+			err := fn(ctx)
+			if !errors.Is(err, store.ErrStale) || attempt > maxStaleRetries || ctx.Err() != nil {
+				return err
+			}
+			if d.onStale != nil {
+				d.onStale()
+			}
+			if attempt > 2 {
+				// Two nodes in lockstep on one conversation: step
+				// aside for a moment rather than collide again.
+				t := time.NewTimer(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond))))
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return err
+				case <-t.C:
+				}
+			}
+		}
+	})
+}
 func visitorKey(id model.VisitorID) string { return "v:" + string(id) }
 
 // Draft is an event as a command proposes it; the desk fills in id, seq,
@@ -330,8 +386,66 @@ func (d *Desk) commitWith(ctx context.Context, b *store.Batch, c model.Conversat
 	if d.onEv != nil && len(evs) > 0 {
 		d.onEv(len(evs))
 	}
+	d.logLifecycle(c, created, evs)
 	d.bus.Publish(hub.Notice{Conv: c, Events: evs, Updated: b.Updates, Origin: origin})
 	return nil
+}
+
+// countActive moves the count of active conversations of c's source.
+func (d *Desk) countActive(c model.Conversation, delta int) {
+	key := c.Origin
+	if c.Owner != "" {
+		key += " → " + c.Owner
+	}
+	d.activeMu.Lock()
+	defer d.activeMu.Unlock()
+	if d.active == nil {
+		d.active = make(map[string]int)
+	}
+	if d.active[key] += delta; d.active[key] <= 0 {
+		delete(d.active, key)
+	}
+}
+
+// ActiveBySource counts the active (queued or open) conversations by where
+// they came from: the origin surface, and " → <connector>" when relayed.
+// Counted at Load and kept by this node's commits (operator view).
+func (d *Desk) ActiveBySource() map[string]int {
+	d.activeMu.Lock()
+	defer d.activeMu.Unlock()
+	out := make(map[string]int, len(d.active))
+	for k, v := range d.active {
+		out[k] = v
+	}
+	return out
+}
+
+// logLifecycle says at info level what happened to a conversation once it
+// is committed: started, assigned, transferred, closed. Messages are not
+// logged (they would be every request, and they are the visitors' words).
+func (d *Desk) logLifecycle(c model.Conversation, created bool, evs []model.Event) {
+	if created && c.Active() {
+		d.countActive(c, 1)
+	}
+	if created {
+		d.log.Info().Str("conv", string(c.ID)).Str("origin", c.Origin).Str("department", string(c.Department)).
+			Str("relayed_to", c.Owner).Msg("chat started")
+	}
+	for i := range evs {
+		e := &evs[i]
+		if e.Kind != model.KindSystem {
+			continue
+		}
+		switch e.Subtype {
+		case model.SysAssigned:
+			d.log.Info().Str("conv", string(c.ID)).Str("agent", e.Vars["agent_id"]).Msg("chat assigned")
+		case model.SysTransferred:
+			d.log.Info().Str("conv", string(c.ID)).Str("department", string(c.Department)).Msg("chat transferred")
+		case model.SysClosed:
+			d.countActive(c, -1)
+			d.log.Info().Str("conv", string(c.ID)).Str("by", e.Vars["by_kind"]).Msg("chat closed")
+		}
+	}
 }
 
 // --- visitors --------------------------------------------------------------
@@ -605,7 +719,7 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		}
 	}
 	var ev model.Event
-	err := d.actors.Do(ctx, convKey(req.Conv), func(ctx context.Context) error {
+	err := d.onConv(ctx, req.Conv, func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, req.Conv)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", req.Conv, errNotFound(err))
@@ -705,7 +819,7 @@ func (d *Desk) replay(ctx context.Context, system, key string, conv model.ConvID
 // in the closing event ("visitor left", "agent closed" ...).
 func (d *Desk) Close(ctx context.Context, id model.ConvID, by model.Author, reason, session string) (model.Conversation, error) {
 	var conv model.Conversation
-	err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+	err := d.onConv(ctx, id, func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, id)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))
@@ -770,7 +884,7 @@ func (d *Desk) Assign(ctx context.Context, id model.ConvID, agent model.AgentID,
 	if _, ok := d.router.Agent(agent); !ok {
 		return fmt.Errorf("agent %s: %w", agent, ErrNotFound)
 	}
-	err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+	err := d.onConv(ctx, id, func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, id)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))
@@ -826,7 +940,7 @@ func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID,
 	if _, ok := d.departs[dept]; !ok && dept != "" {
 		return fmt.Errorf("%w: unknown department %q", ErrInvalid, dept)
 	}
-	err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+	err := d.onConv(ctx, id, func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, id)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))
@@ -1024,7 +1138,7 @@ func (d *Desk) DeleteEvent(ctx context.Context, conv model.ConvID, seq uint64, b
 func (d *Desk) changeEvent(ctx context.Context, conv model.ConvID, seq uint64, by model.Author, session string,
 	change func(*model.Event, time.Time)) (model.Event, error) {
 	var ev model.Event
-	err := d.actors.Do(ctx, convKey(conv), func(ctx context.Context) error {
+	err := d.onConv(ctx, conv, func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, conv)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", conv, errNotFound(err))
@@ -1046,7 +1160,10 @@ func (d *Desk) changeEvent(ctx context.Context, conv model.ConvID, seq uint64, b
 			return fmt.Errorf("%w: only the author may change a message", ErrForbidden)
 		}
 		change(&ev, d.Now())
-		return d.commit(ctx, &store.Batch{Updates: []model.Event{ev}}, c, nil, session)
+		// The conversation record rides along unchanged: its revision
+		// check orders this change after any other node's change of the
+		// same conversation (an edit racing a deletion elsewhere).
+		return d.commit(ctx, &store.Batch{Convs: []model.Conversation{c}, Updates: []model.Event{ev}}, c, nil, session)
 	})
 	return ev, err
 }

@@ -25,7 +25,7 @@ func (d *Desk) Follow(ctx context.Context, id model.ConvID, agent model.AgentID,
 		return false, fmt.Errorf("agent %s: %w", agent, ErrForbidden)
 	}
 	changed := false
-	err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+	err := d.onConv(ctx, id, func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, id)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))

@@ -37,7 +37,7 @@ func (d *Desk) SetMember(ctx context.Context, id model.ConvID, agent model.Agent
 		return false, fmt.Errorf("agent %s: %w", agent, ErrNotFound)
 	}
 	changed := false
-	err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+	err := d.onConv(ctx, id, func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, id)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))

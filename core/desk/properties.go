@@ -723,7 +723,7 @@ func (d *Desk) changeProps(ctx context.Context, t PropTarget, by model.Author, u
 				hub.PropsChange{Location: string(LocChat), Visitor: v.ID, Updated: eff.Set, Deleted: eff.Delete}, session)
 		})
 	case LocThread, LocEvent:
-		return d.actors.Do(ctx, convKey(t.Conv), func(ctx context.Context) error {
+		return d.onConv(ctx, t.Conv, func(ctx context.Context) error {
 			c, err := d.st.Conversation(ctx, t.Conv)
 			if err != nil {
 				return fmt.Errorf("conversation %s: %w", t.Conv, errNotFound(err))
@@ -758,7 +758,9 @@ func (d *Desk) changeProps(ctx context.Context, t PropTarget, by model.Author, u
 			}
 			ch.Seq, ch.Event, ch.Updated, ch.Deleted = ev.Seq, ev.ID, eff.Set, eff.Delete
 			ch.Visibility = ev.Visibility
-			return d.commitProps(ctx, &store.Batch{Updates: []model.Event{ev}}, c, ch, session)
+			// With the conversation record, unchanged, for its revision
+			// check (see changeEvent).
+			return d.commitProps(ctx, &store.Batch{Convs: []model.Conversation{c}, Updates: []model.Event{ev}}, c, ch, session)
 		})
 	default:
 		return fmt.Errorf("%w: unknown property location %q", ErrInvalid, t.Location)

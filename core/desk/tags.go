@@ -27,7 +27,7 @@ func (d *Desk) TagThread(ctx context.Context, id model.ConvID, by model.Author, 
 		return false, fmt.Errorf("%w: tag must be 1 to %d bytes of UTF-8", ErrInvalid, maxTagLen)
 	}
 	changed := false
-	err := d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+	err := d.onConv(ctx, id, func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, id)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))

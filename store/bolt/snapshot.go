@@ -62,9 +62,11 @@ func (r *reader) Visitor(id model.VisitorID) (model.Visitor, error) {
 }
 
 func (r *reader) Conversation(id model.ConvID) (model.Conversation, error) {
-	var c model.Conversation
-	err := r.get(bConvs, []byte(id), &c)
-	return c, err
+	v := r.tx.Bucket(bConvs).Get([]byte(id))
+	if v == nil {
+		return model.Conversation{}, store.ErrNotFound
+	}
+	return decodeConv(r.tx, []byte(id), v)
 }
 
 func (r *reader) VisitorConversations(id model.VisitorID) ([]model.ConvID, error) {
@@ -100,11 +102,38 @@ func (r *reader) Visitors(fn func(model.Visitor) error) error {
 }
 
 func (r *reader) Conversations(fn func(model.Conversation) error) error {
-	return each(r, bConvs, nil, fn)
+	c := r.tx.Bucket(bConvs).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		conv, err := decodeConv(r.tx, k, v)
+		if err != nil {
+			return err
+		}
+		if err := fn(conv); err != nil {
+			return err
+		}
+		if err := r.tick(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *reader) Events(conv model.ConvID, fn func(model.Event) error) error {
-	return each(r, bEvents, join([]byte(conv)), fn)
+	prefix := join([]byte(conv))
+	c := r.tx.Bucket(bEvents).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var e model.Event
+		if err := decodeEvent(k, v, &e); err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+		if err := r.tick(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // splitKey splits a composite key of n parts (see join).
@@ -205,7 +234,7 @@ func (s *Store) Restore(ctx context.Context, in *store.Restore) (store.RestoreRe
 			return nil, store.ErrClosed
 		}
 		err := s.db.View(func(tx *bbolt.Tx) error {
-			_, _, err := op.apply(tx)
+			_, err := op.apply(tx)
 			return err
 		})
 		return op.result, err
@@ -228,8 +257,10 @@ type restoreRec struct {
 	also []kv
 	// replace: a present record with other content is overwritten (meta).
 	replace bool
-	// conv is the decoded conversation, for the cache.
-	conv *model.Conversation
+	// conv: a conversation record, val its body (LastSeq 0) and lastSeq
+	// its LastSeq (see withRev and storedConv).
+	conv    bool
+	lastSeq uint64
 }
 
 type restoreOp struct {
@@ -264,26 +295,25 @@ func encodeRestore(in *store.Restore) (*restoreOp, error) {
 		if c.ID == "" || c.Visitor == "" {
 			return nil, errors.New("store: conversation without id or visitor")
 		}
-		rec, err := add(store.RecConversation, bConvs, []byte(c.ID), c)
+		body := *c
+		body.LastSeq = 0
+		rec, err := add(store.RecConversation, bConvs, []byte(c.ID), &body)
 		if err != nil {
 			return nil, err
 		}
-		var stored model.Conversation
-		if err := json.Unmarshal(rec.val, &stored); err != nil {
-			return nil, fmt.Errorf("decode conversation: %w", err)
-		}
-		stored.Rev = 1
-		rec.conv = &stored
-		rec.also = []kv{{bVConvs, join([]byte(c.Visitor), []byte(c.ID)), nil}}
+		rec.conv, rec.lastSeq = true, c.LastSeq
+		rec.also = []kv{{bucket: bVConvs, key: join([]byte(c.Visitor), []byte(c.ID))}}
 	}
 	for i := range in.Events {
 		e := &in.Events[i]
 		if e.Conv == "" || e.Seq == 0 {
 			return nil, errors.New("store: event without conversation or seq")
 		}
-		if _, err := add(store.RecEvent, bEvents, eventKey(e.Conv, e.Seq), e); err != nil {
+		val, err := eventVal(e)
+		if err != nil {
 			return nil, err
 		}
+		op.recs = append(op.recs, restoreRec{kind: store.RecEvent, bucket: bEvents, key: eventKey(e.Conv, e.Seq), val: val})
 	}
 	for _, m := range in.Maps {
 		if m.Foreign == "" || m.Core == "" || m.System == "" || m.Kind == "" {
@@ -292,7 +322,7 @@ func encodeRestore(in *store.Restore) (*restoreOp, error) {
 		rec := restoreRec{kind: store.RecMapping, bucket: bMaps,
 			key: join([]byte(m.System), []byte(m.Tenant), []byte(m.Kind), []byte(m.Foreign)), val: []byte(m.Core)}
 		if m.Latest {
-			rec.also = []kv{{bMapsRev, join([]byte(m.System), []byte(m.Tenant), []byte(m.Kind), []byte(m.Core)), []byte(m.Foreign)}}
+			rec.also = []kv{{bucket: bMapsRev, key: join([]byte(m.System), []byte(m.Tenant), []byte(m.Kind), []byte(m.Core)), val: []byte(m.Foreign)}}
 		}
 		op.recs = append(op.recs, rec)
 	}
@@ -327,10 +357,12 @@ func encodeRestore(in *store.Restore) (*restoreOp, error) {
 }
 
 // apply writes what is absent and counts the rest. It returns the number of
-// keys written and the conversations written (for the cache).
-func (op *restoreOp) apply(tx *bbolt.Tx) (int, []model.Conversation, error) {
+// keys written. Conversations it writes are new (a present one is never
+// overwritten), so the conversation cache, which holds only conversations
+// written since the store opened, has no entry to update: readers find
+// them in the file.
+func (op *restoreOp) apply(tx *bbolt.Tx) (int, error) {
 	res := store.RestoreResult{}
-	var convs []model.Conversation
 	n := 0
 	put := func(bucket, key, val []byte) error {
 		if op.dry {
@@ -350,19 +382,22 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, []model.Conversation, error) {
 		c := res[r.kind]
 		old := tx.Bucket(r.bucket).Get(r.key)
 		val := r.val
-		if r.conv != nil {
-			// Conversations are stored with their revision (see withRev):
-			// the same content at any revision is the same record; a
-			// restored one starts at revision 1.
+		same := old != nil && bytes.Equal(old, val)
+		if r.conv {
+			// Conversations are stored with their revision and seq (see
+			// withRev): the same body and LastSeq at any revision is the
+			// same record; a restored one starts at revision 1.
+			val = withRev(r.val, 1, r.lastSeq)
 			if old != nil {
-				val = withRev(r.val, revOf(old))
-			}
-			if old == nil {
-				val = withRev(r.val, 1)
+				st, err := storedConv(tx, r.key, old)
+				if err != nil {
+					return 0, err
+				}
+				same = bytes.Equal(st.body, r.val) && st.lastSeq == r.lastSeq
 			}
 		}
 		switch {
-		case old != nil && bytes.Equal(old, val):
+		case same:
 			c.Same++
 		case old != nil && !r.replace:
 			c.Kept++
@@ -373,15 +408,12 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, []model.Conversation, error) {
 				c.Written++
 			}
 			if err := put(r.bucket, r.key, val); err != nil {
-				return 0, nil, err
+				return 0, err
 			}
 			for _, a := range r.also {
 				if err := put(a.bucket, a.key, a.val); err != nil {
-					return 0, nil, err
+					return 0, err
 				}
-			}
-			if r.conv != nil {
-				convs = append(convs, *r.conv)
 			}
 		}
 		res[r.kind] = c
@@ -389,7 +421,7 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, []model.Conversation, error) {
 	for i := range op.outbox {
 		k, status, err := restoreOutboxRow(tx, &op.outbox[i], op.dry)
 		if err != nil {
-			return 0, nil, err
+			return 0, err
 		}
 		n += k
 		c := res[store.RecOutbox]
@@ -404,7 +436,7 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, []model.Conversation, error) {
 		res[store.RecOutbox] = c
 	}
 	op.result = res
-	return n, convs, nil
+	return n, nil
 }
 
 type restoreStatus int

@@ -360,10 +360,13 @@ func (s *Store) Restore(ctx context.Context, in *store.Restore) (store.RestoreRe
 	if maxSeq > 0 {
 		q.Queue(sqlRestoreSeq, maxSeq)
 	}
-	if err := s.begin(ctx); err != nil {
-		return nil, err
+	// Restores run beside the commit writers, on their own transaction;
+	// Close waits for one under way.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, store.ErrClosed
 	}
-	defer s.end()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.CommitTimeout)
 	defer cancel()
 	tx, err := s.pool.Begin(ctx)

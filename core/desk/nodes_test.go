@@ -1,0 +1,228 @@
+package desk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"chatgate/core/hub"
+	"chatgate/core/model"
+	"chatgate/core/routing"
+	"chatgate/store"
+	"chatgate/store/postgres"
+	"chatgate/store/postgres/pgtest"
+)
+
+// interloper writes a conversation behind the desk's back, as another node
+// would: before the desk's next commit, it appends one event to the
+// conversation through the store (read, build, conditional commit).
+type interloper struct {
+	store.Store
+	armed atomic.Int32 // commits still to cut in front of
+	wrote atomic.Int32
+}
+
+func (s *interloper) Commit(ctx context.Context, b *store.Batch) error {
+	if len(b.Convs) == 1 && b.Convs[0].Rev > 0 && s.armed.Add(-1) >= 0 {
+		c, err := s.Store.Conversation(ctx, b.Convs[0].ID)
+		if err != nil {
+			return err
+		}
+		c.LastSeq++
+		e := model.Event{Conv: c.ID, Seq: c.LastSeq, ID: model.NewID(), Kind: model.KindMessage, Text: "from another node",
+			Author: model.Author{Kind: model.AuthorSystem}, Visibility: model.VisibleAll}
+		if err := s.Store.Commit(ctx, &store.Batch{Convs: []model.Conversation{c}, Events: []model.Event{e}}); err != nil {
+			return fmt.Errorf("interloper: %w", err)
+		}
+		s.wrote.Add(1)
+	}
+	return s.Store.Commit(ctx, b)
+}
+
+// TestStaleRetry: commands whose conversation another writer changed
+// between their read and their commit run again on a fresh read, on every
+// kind of command; the client sees success and the log stays dense.
+func TestStaleRetry(t *testing.T) {
+	e := newEnv(t, config{agents: []model.Agent{ann, dan}})
+	il := &interloper{Store: e.bolt}
+	var stale atomic.Int32
+	e.d = New(Options{Store: il, Router: e.router, Bus: e.bus, Actors: hub.NewActors(64), Logger: zerolog.Nop(),
+		Departs: departments, OnStale: func() { stale.Add(1) }})
+	e.online("ann", "dan")
+	v := e.visitor("vera")
+	c, _ := e.start(v, "sales")
+	ctx := t.Context()
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"post", func() error {
+			_, _, err := e.d.Post(ctx, PostRequest{Conv: c.ID, Author: visitorAuthor(v), Draft: Draft{Text: "hi"},
+				IdemSystem: "test", IdemKey: "k1"})
+			return err
+		}},
+		{"edit", func() error {
+			_, err := e.d.EditEvent(ctx, c.ID, 3, visitorAuthor(v), "edited", "")
+			return err
+		}},
+		{"tag", func() error { _, err := e.d.TagThread(ctx, c.ID, agentAuthor("ann"), "vip", true, ""); return err }},
+		{"assign", func() error { return e.d.Assign(ctx, c.ID, "dan", agentAuthor("ann")) }},
+		{"close", func() error { _, err := e.d.Close(ctx, c.ID, visitorAuthor(v), "", ""); return err }},
+	}
+	for _, st := range steps {
+		before := il.wrote.Load()
+		il.armed.Store(1)
+		if err := st.run(); err != nil {
+			t.Fatalf("%s with a concurrent writer: %v", st.name, err)
+		}
+		if il.wrote.Load() != before+1 {
+			t.Fatalf("%s: the interloper did not cut in", st.name)
+		}
+	}
+	if got := stale.Load(); got != int32(len(steps)) {
+		t.Errorf("OnStale called %d times, want %d (one per step)", got, len(steps))
+	}
+	evs := e.checkLog(c.ID)
+	if got := e.conv(c.ID); got.State != model.StateClosed || got.Agent != "dan" || !slices.Contains(got.Tags, "vip") {
+		t.Errorf("conversation after the steps: state %s agent %s tags %v", got.State, got.Agent, got.Tags)
+	}
+	// The visitor's message exists once, under its key.
+	idem, err := e.bolt.Idempotent(ctx, "test", "k1")
+	if err != nil || evs[idem.Seq-1].Text == "" {
+		t.Errorf("idempotency key k1 = %+v, %v", idem, err)
+	}
+}
+
+// TestStaleRetryBounded: a conversation that some other writer changes
+// before every commit eventually fails the command instead of spinning.
+func TestStaleRetryBounded(t *testing.T) {
+	e := newEnv(t, config{})
+	il := &interloper{Store: e.bolt}
+	e.d = New(Options{Store: il, Router: e.router, Bus: e.bus, Actors: hub.NewActors(64), Logger: zerolog.Nop(), Departs: departments})
+	v := e.visitor("vera")
+	c, _ := e.start(v, "sales")
+	il.armed.Store(1 << 20)
+	_, _, err := e.d.Post(t.Context(), PostRequest{Conv: c.ID, Author: visitorAuthor(v), Draft: Draft{Text: "hi"}})
+	if !errors.Is(err, store.ErrStale) {
+		t.Fatalf("Post against a writer that always wins = %v, want store.ErrStale", err)
+	}
+	if n := il.wrote.Load(); n != maxStaleRetries+1 {
+		t.Errorf("%d attempts, want %d", n, maxStaleRetries+1)
+	}
+	e.checkLog(c.ID)
+}
+
+// TestTwoDesksOnePostgres: two desks (two nodes) on two store instances of
+// one PostgreSQL database post into the same conversations at once. Every
+// acknowledged message is stored exactly once, seqs are dense, and a
+// client id (idempotency key) sent to both nodes yields one event.
+func TestTwoDesksOnePostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url)
+	var desks [2]*Desk
+	var stale atomic.Int32
+	for i := range desks {
+		st, err := postgres.Open(t.Context(), url, postgres.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		desks[i] = New(Options{Store: st, Router: routing.New([]model.Agent{ann}, true), Bus: hub.NewBus(),
+			Actors: hub.NewActors(64), Logger: zerolog.Nop(), Departs: departments, OnStale: func() { stale.Add(1) }})
+	}
+	ctx := t.Context()
+	const convs, writers, perWriter = 3, 6, 15
+	type chat struct {
+		v model.Visitor
+		c model.Conversation
+	}
+	chats := make([]chat, convs)
+	for i := range chats {
+		v, err := desks[0].EnsureVisitor(ctx, store.MapKey{System: "test", Kind: "visitor", Foreign: fmt.Sprint("v", i)}, model.Visitor{Name: "v"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := desks[1].Start(ctx, StartRequest{Visitor: v.ID, Department: "sales", Origin: "test", Author: visitorAuthor(v)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chats[i] = chat{v, c}
+	}
+	var (
+		mu    sync.Mutex
+		acked = map[string]model.Event{} // idempotency key -> event acknowledged
+		wg    sync.WaitGroup
+	)
+	errs := make(chan error, 2*writers*perWriter)
+	for w := range writers {
+		for k := range perWriter {
+			ch := chats[(w+k)%convs]
+			key := fmt.Sprintf("w%d-%d", w, k)
+			// The same client message reaches both nodes (a client
+			// retrying through the load balancer).
+			for _, d := range desks {
+				wg.Go(func() {
+					ev, _, err := d.Post(ctx, PostRequest{Conv: ch.c.ID, Author: visitorAuthor(ch.v),
+						Draft: Draft{Text: key}, IdemSystem: "test", IdemKey: key})
+					if err != nil {
+						errs <- fmt.Errorf("post %s: %w", key, err)
+						return
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if prev, ok := acked[key]; ok && (prev.ID != ev.ID || prev.Seq != ev.Seq) {
+						errs <- fmt.Errorf("key %s acknowledged as two events: %s/%d and %s/%d", key, prev.ID, prev.Seq, ev.ID, ev.Seq)
+					}
+					acked[key] = ev
+				})
+			}
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := desks[0].Store()
+	seen := map[string]bool{}
+	for _, ch := range chats {
+		c, err := st.Conversation(ctx, ch.c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := st.Events(ctx, c.ID, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uint64(len(evs)) != c.LastSeq {
+			t.Errorf("conversation %s: %d events, LastSeq %d", c.ID, len(evs), c.LastSeq)
+		}
+		for i, ev := range evs {
+			if ev.Seq != uint64(i+1) {
+				t.Fatalf("conversation %s: event %d has seq %d", c.ID, i, ev.Seq)
+			}
+			if ev.Kind != model.KindMessage || ev.Author.Kind != model.AuthorVisitor {
+				continue
+			}
+			if seen[ev.Text] {
+				t.Errorf("message %s stored twice", ev.Text)
+			}
+			seen[ev.Text] = true
+		}
+	}
+	for key, ev := range acked {
+		if !seen[key] {
+			t.Errorf("acknowledged message %s (seq %d) is not stored", key, ev.Seq)
+		}
+	}
+	if len(acked) != writers*perWriter {
+		t.Errorf("%d keys acknowledged, want %d", len(acked), writers*perWriter)
+	}
+	t.Logf("%d stale retries", stale.Load())
+}
