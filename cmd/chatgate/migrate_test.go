@@ -322,6 +322,22 @@ func TestImportKilledAndRerun(t *testing.T) {
 	}
 }
 
+// seedConfig is writeConfig's gateway with the Rocket.Chat custom field
+// seedRocketChat sets.
+func seedConfig(t *testing.T) string {
+	t.Helper()
+	p := writeConfig(t, true)
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("rocketchat:\n  custom_fields:\n    - {id: plan, label: Plan}\n"); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // seedRocketChat writes a Rocket.Chat visitor's conversation through the
 // widget's REST routes: messages with client ids, a custom field, a page
 // visit (agents-only), an edit, a deletion, an uploaded file, the close;
@@ -393,7 +409,7 @@ func sameHistory(t *testing.T, what string, got, want map[string]any) {
 // the same rooms and messages to the agent and to the visitor (by its old
 // token), and the third run changes nothing.
 func TestImportFromRocketChat(t *testing.T) {
-	cfg := writeConfig(t, true)
+	cfg := seedConfig(t)
 	dir := t.TempDir()
 	srcData, dst := filepath.Join(dir, "source.db"), filepath.Join(dir, "target.db")
 	g := startGateway(t, cfg, srcData)
@@ -557,7 +573,7 @@ func TestStoreMoveBoltPostgresBolt(t *testing.T) {
 		sep = "&"
 	}
 	pgURL := pg + sep + "search_path=" + schema
-	cfg := writeConfig(t, true)
+	cfg := seedConfig(t)
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "old.db"), filepath.Join(dir, "new.db")
 	g := startGateway(t, cfg, src)

@@ -296,6 +296,12 @@ func (im *importer) thread(ctx context.Context, chat *wire.Chat, cust *wire.User
 		}
 	}
 	c := model.Conversation{ID: id, Visitor: vid, State: model.StateClosed, Origin: "livechat.import", Props: t.Properties, Tags: t.Tags}
+	if t.Source != nil && t.Source.Origin != "" {
+		// A chatgate source says where the thread started (its own
+		// addition to the thread); keep it. Its relay owner is not
+		// carried: that relay is the source's.
+		c.Origin = t.Source.Origin
+	}
 	if ct, err := time.Parse(time.RFC3339Nano, t.CreatedAt); err == nil {
 		c.CreatedAt = ct
 	}
