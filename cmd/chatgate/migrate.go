@@ -83,11 +83,14 @@ func newProgress(stderr io.Writer, off bool, total int64, bytes bool, what strin
 		return &progress{}
 	}
 	opts := []progressbar.Option{progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(), progressbar.OptionSetItsString("records"), progressbar.OptionShowIts(),
-		progressbar.OptionThrottle(100 * time.Millisecond), progressbar.OptionSetPredictTime(true),
+		progressbar.OptionShowCount(), progressbar.OptionThrottle(100 * time.Millisecond), progressbar.OptionSetPredictTime(true),
 		progressbar.OptionFullWidth(), progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) })}
 	if bytes {
+		// Bytes read of a file of known size: the rate and ETA are in
+		// bytes (records per second would need the record count first).
 		opts = append(opts, progressbar.OptionShowBytes(true))
+	} else {
+		opts = append(opts, progressbar.OptionSetItsString("records"), progressbar.OptionShowIts())
 	}
 	if total <= 0 {
 		total = -1
@@ -239,9 +242,13 @@ func openOut(out string, stdout, stderr io.Writer) (io.Writer, io.Writer, func()
 		return nil, nil, nil, fmt.Errorf("--out: %w", err)
 	}
 	return f, stdout, func() error {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
+		// A regular file is synced so that the summary means "on disk";
+		// a device or pipe (/dev/null) cannot be.
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return err
+			}
 		}
 		return f.Close()
 	}, nil
