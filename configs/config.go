@@ -41,10 +41,13 @@ type Config struct {
 	Store struct {
 		// URL, if set, selects PostgreSQL (postgres://...) instead of
 		// the bbolt file at Path: several nodes share one database.
-		URL            string `yaml:"url"`
-		Path           string `yaml:"path"`
-		FilesDir       string `yaml:"files_dir"`
-		MaxUploadBytes int64  `yaml:"max_upload_bytes"`
+		URL string `yaml:"url"`
+		// LeaseTTL is how long a node's leases (agent sessions, relay
+		// connectors, the v2 idle sweeper) outlive it (PostgreSQL only).
+		LeaseTTL       time.Duration `yaml:"lease_ttl"`
+		Path           string        `yaml:"path"`
+		FilesDir       string        `yaml:"files_dir"`
+		MaxUploadBytes int64         `yaml:"max_upload_bytes"`
 	} `yaml:"store"`
 	RocketChat struct {
 		Enabled   bool   `yaml:"enabled"`
@@ -363,6 +366,9 @@ func (c *Config) Validate() error {
 		case w.Concurrency < 1:
 			errs = append(errs, "webhooks.concurrency must be >= 1")
 		}
+	}
+	if c.Store.LeaseTTL != 0 && c.Store.LeaseTTL < time.Second {
+		errs = append(errs, "store.lease_ttl must be at least 1s (or 0 for the default 15s)")
 	}
 	if c.Store.MaxUploadBytes <= 0 {
 		errs = append(errs, "store.max_upload_bytes must be > 0")

@@ -130,6 +130,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		departs = append(departs, model.Department{ID: model.DeptID(d.ID), Name: d.Name})
 	}
 	bus := hub.NewBus()
+	cl := newCluster(opened, nodeID, cfg.Store.LeaseTTL, router, bus, log)
 	propDefs, err := cfg.PropertyDefs()
 	if err != nil {
 		return err
@@ -156,7 +157,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			OrganizationID: cfg.License.OrganizationID, Authenticate: creds.byToken,
 			Agent: router.Agent, QueuePosition: router.Position, Bus: bus,
 			Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, MinBackoff: w.MinBackoff, MaxBackoff: w.MaxBackoff,
-			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props,
+			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props, Exclusive: cl.exclusive(),
 			OnDelivery: func(action, outcome string) { deliveries.WithLabelValues(action, outcome).Inc() },
 		}, log)
 		if err := wh.Load(ctx); err != nil {
@@ -167,6 +168,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		Store: st, Router: router, Bus: bus, Actors: hub.NewActors(256),
 		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes}, Logger: log, Departs: departs,
 		OnEvents: func(n int) { m.events.Add(float64(n)) }, Properties: props,
+		Coordinator: cl.coordinator(),
 	}
 	if wh != nil {
 		dopts.Outbox = wh.Outbox
@@ -174,7 +176,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	// Relay: routes decide at start which conversations an external desk
 	// serves; the hook writes their outbox rows with the events.
-	rs, err := newRelay(cfg, m, log)
+	rs, err := newRelay(cfg, m, cl.exclusive(), log)
 	if err != nil {
 		return err
 	}
@@ -199,6 +201,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if cfg.LiveChat.V2.Enabled {
 		surfaces = append(surfaces, visitorv2.New(dk, visitorv2.Config{
 			LicenceID: cfg.License.ID, PollTimeout: cfg.LiveChat.V2.PollTimeout, MaxBody: cfg.Server.MaxBodyBytes,
+			Polls: cl.v2Polls(),
 		}, log))
 	}
 	// Uploaded files: the Rocket.Chat surface serves /file-upload/...;
@@ -302,6 +305,11 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer stopRun()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = dk.Run(runCtx) })
+	var reload func(context.Context) error
+	if wh != nil {
+		reload = wh.Load
+	}
+	cl.run(runCtx, &wg, dk.Kick, reload, log)
 	surfCtx, stopSurfaces := context.WithCancel(context.Background())
 	defer stopSurfaces()
 	var swg sync.WaitGroup

@@ -497,7 +497,9 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	}
 	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.Origin(req.RequestID)}
 	if draft.ClientKey != "" {
-		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"\x00"+draft.ClientKey
+		// "/" separates: the customer id (a ULID) never holds one, and
+		// PostgreSQL text cannot hold the NUL byte used before.
+		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"/"+draft.ClientKey
 	}
 	ev, replayed, err := post(ctx, pr)
 	if err != nil {
