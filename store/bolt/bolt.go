@@ -321,6 +321,9 @@ type ops struct {
 	// convs are the conversation records to write, checked against
 	// their expected revision (see convPut), in batch order.
 	convs []convPut
+	// restore, if set, is an import's records (see Restore); apply
+	// writes those absent and counts the rest.
+	restore *restoreOp
 }
 
 // convPut is a conversation record to write. Its stored value is body
@@ -556,6 +559,13 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 	}
 	for _, m := range o.outboxMuts {
 		k, err := m.apply(tx)
+		if err != nil {
+			return 0, err
+		}
+		n += k
+	}
+	if o.restore != nil {
+		k, err := o.restore.apply(tx)
 		if err != nil {
 			return 0, err
 		}
