@@ -12,7 +12,8 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat:FuzzRESTRequest \
 	./adapters/livechat/customer:FuzzDecodeFrame \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
-	./adapters/livechat/upstream:FuzzUpstreamPush
+	./adapters/livechat/upstream:FuzzUpstreamPush \
+	./adapters/livechat/wire:FuzzEventIn
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg docker clean widget e2e
 
@@ -68,7 +69,7 @@ bench-pg:
 		pgdir=$$(mktemp -d /tmp/chatgate-pg.XXXXXX); trap '.ci/pg stop "$$pgdir"' EXIT; \
 		CHATGATE_TEST_PG=$$(.ci/pg start "$$pgdir"); export CHATGATE_TEST_PG; \
 	fi; \
-	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 3s ./store/postgres
+	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 2s ./store/postgres
 
 docker:
 	docker build -t chatgate .

@@ -113,7 +113,7 @@ func (ss *ddpSession) run(ctx context.Context) {
 		}
 		ss.conn.Close(wsconn.ReasonNormal)
 		<-ss.conn.Done() // bounded by the write timeout
-		ss.log.Debug().Err(ss.conn.Err()).Msg("ddp session closed")
+		ss.log.Info().Err(ss.conn.Err()).Msg("ddp session left")
 	}()
 	connectTimer := time.AfterFunc(ss.s.ddp.connectTimeout, func() {
 		if !ss.connected.Load() {
@@ -282,6 +282,9 @@ func (ss *ddpSession) startHeartbeat(ctx context.Context) (stop func()) {
 		stopped bool
 		t       *time.Timer
 	)
+	// t is assigned under mu: with a tiny period the first tick can run
+	// before AfterFunc has returned, and it reads t under mu.
+	mu.Lock()
 	t = time.AfterFunc(period, func() {
 		if ctx.Err() != nil || !ss.beat(interval, timeout) {
 			return
@@ -292,6 +295,7 @@ func (ss *ddpSession) startHeartbeat(ctx context.Context) (stop func()) {
 		}
 		mu.Unlock()
 	})
+	mu.Unlock()
 	return func() {
 		mu.Lock()
 		stopped = true

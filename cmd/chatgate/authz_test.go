@@ -995,11 +995,49 @@ func (f *authzFixture) rows() []authzRow {
 			authzRow{covers: []string{p.key}, probe: "Rocket.Chat visitor token", method: "GET", path: p.path, hdr: bearer(f.tokA), want: unauth})
 	}
 
+	// The operator view's JSON: an admin agent's bearer token only (the
+	// fixture has no admin: Jane's own token is refused with 403).
+	for _, p := range []struct{ key, method, path string }{
+		{"GET /console/api/ops", "GET", "/console/api/ops"},
+		{"POST /console/api/ops/retry_webhooks", "POST", "/console/api/ops/retry_webhooks"},
+	} {
+		refused := func(code int) authzWant {
+			return func(r authzResult) error {
+				if r.status != code || r.m["error"] == nil || strings.Contains(string(r.raw), "agents\"") || strings.Contains(string(r.raw), "retried") {
+					return fmt.Errorf("want %d {\"error\":…}, got %d %.200s", code, r.status, r.raw)
+				}
+				return nil
+			}
+		}
+		add(authzRow{covers: []string{p.key}, probe: "no Authorization", method: p.method, path: p.path, want: refused(401)},
+			authzRow{covers: []string{p.key}, probe: "forged token", method: p.method, path: p.path, hdr: bearer(forgedBearer), want: refused(401)},
+			authzRow{covers: []string{p.key}, probe: "customer token", method: p.method, path: p.path, hdr: bearer(f.ctA), want: refused(401)},
+			authzRow{covers: []string{p.key}, probe: "Rocket.Chat visitor token", method: p.method, path: p.path, hdr: bearer(f.tokA), want: refused(401)},
+			authzRow{covers: []string{p.key}, probe: "agent who is not an admin", method: p.method, path: p.path, hdr: bearer(f.agentToken), want: refused(403)})
+	}
+	// The console's password login: a wrong password (or a token as the
+	// password) gets 401 and no token.
+	loginRefused := func(r authzResult) error {
+		if r.status != 401 || r.m["error"] == nil || r.m["token"] != nil {
+			return fmt.Errorf("want 401 without a token, got %d %.200s", r.status, r.raw)
+		}
+		return nil
+	}
+	add(authzRow{covers: []string{"POST /console/api/login"}, probe: "wrong password", method: "POST", path: "/console/api/login",
+		body: jsonBody(map[string]string{"user": "jane@example.com", "password": "not-her-password"}), want: loginRefused},
+		authzRow{covers: []string{"POST /console/api/login"}, probe: "another agent's password", method: "POST", path: "/console/api/login",
+			body: jsonBody(map[string]string{"user": "jane@example.com", "password": otherAgentPassword}), want: loginRefused},
+		authzRow{covers: []string{"POST /console/api/login"}, probe: "token as password", method: "POST", path: "/console/api/login",
+			body: jsonBody(map[string]string{"user": "jane@example.com", "password": agentToken}), want: loginRefused})
+
 	// Operational and widget assets: public by design.
 	for _, p := range []struct{ key, path string }{
 		{"GET /healthz", "/healthz"}, {"GET /readyz", "/readyz"}, {"GET /metrics", "/metrics"},
 		{"GET /livechat", "/livechat"}, {"GET /livechat/*file", "/livechat/nope.js"},
 		{"GET /avatar/:username", "/avatar/jane"}, {"GET /sounds/chime.mp3", "/sounds/chime.mp3"},
+		// chatgate's pages (static; every datum behind them needs credentials).
+		{"GET /", "/"}, {"GET /console", "/console"}, {"GET /console/ops", "/console/ops"}, {"GET /demo", "/demo"},
+		{"GET /console/static/*file", "/console/static/console.js"},
 	} {
 		add(authzRow{covers: []string{p.key}, probe: "public", method: "GET", path: p.path, want: func(r authzResult) error {
 			if r.status >= 500 || r.status == 401 || r.status == 403 {

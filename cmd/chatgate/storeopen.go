@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"chatgate/configs"
 	"chatgate/store"
@@ -31,9 +30,9 @@ type openedStore struct {
 // per group transaction; postgres: per commit).
 func openStore(ctx context.Context, cfg *configs.Config, onCommit func(bolt.Stats)) (*openedStore, error) {
 	if u := cfg.Store.URL; u != "" {
-		pg, err := postgres.Open(ctx, u, postgres.Options{OnCommit: func(d time.Duration, err error) {
+		pg, err := postgres.Open(ctx, u, postgres.Options{OnCommit: func(s postgres.Stats) {
 			if onCommit != nil {
-				onCommit(bolt.Stats{Requests: 1, Duration: d, Err: err})
+				onCommit(bolt.Stats{Requests: s.Requests, Keys: s.Statements, Duration: s.Duration, Err: s.Err})
 			}
 		}})
 		if err != nil {

@@ -19,8 +19,8 @@ import (
 	"net/mail"
 	"time"
 
-	gomail "github.com/wneessen/go-mail"
 	"github.com/rs/zerolog"
+	gomail "github.com/wneessen/go-mail"
 
 	"chatgate/core/model"
 	"chatgate/core/outbox"

@@ -207,6 +207,8 @@ type Agent struct {
 	// MaxChats caps the open conversations routing gives the agent; 0 means
 	// no cap.
 	MaxChats int `json:"max_chats,omitempty"`
+	// Admin agents open the operator view (/console/ops).
+	Admin bool `json:"admin,omitempty"`
 }
 
 // Serves reports whether the agent takes conversations of department d. An
@@ -381,12 +383,14 @@ func (f FormField) Answered() bool {
 }
 
 // FieldLabel is what a text rendering calls the field: its label, else
-// its name.
+// its name, without the trailing colon forms often put there ("Your
+// name:").
 func (f FormField) FieldLabel() string {
-	if f.Label != "" {
-		return f.Label
+	l := f.Label
+	if l == "" {
+		l = f.Name
 	}
-	return f.Name
+	return strings.TrimRight(l, ": ")
 }
 
 // Summary is the form as plain text lines "Label: answer", for protocols

@@ -18,7 +18,7 @@ func (s *Store) PutBlob(ctx context.Context, id string, meta, body []byte) error
 	if body == nil {
 		body = []byte{}
 	}
-	q := &pgx.Batch{}
+	q := &work{}
 	q.Queue(`INSERT INTO files (id, meta, body) VALUES ($1, $2, $3)`, id, meta, body)
 	return s.run(ctx, q)
 }

@@ -73,7 +73,7 @@ const sqlOutboxIns = `INSERT INTO outbox (target, conv, seq, id, due_ns, meta, p
 SELECT $1, $2, nextval('outbox_seq'), $3, $4, $5, $6
 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 0))) AS l`
 
-func queueOutboxIns(q *pgx.Batch, r *store.OutboxRow) error {
+func queueOutboxIns(q *work, r *store.OutboxRow) error {
 	if r.ID == "" || r.Target == "" || r.Conv == "" {
 		return errors.New("store: outbox row without id, target or conversation")
 	}
@@ -122,7 +122,7 @@ const (
 // mutate changes pending rows in one transaction: all of them, or none
 // when one is not a pending row (ErrNotFound).
 func (s *Store) mutate(ctx context.Context, kind mutKind, rows ...store.OutboxRow) error {
-	q := &pgx.Batch{}
+	q := &work{}
 	for _, r := range rows {
 		if r.ID == "" || r.Target == "" || r.Conv == "" || r.Seq == 0 || r.Seq > 1<<63-1 {
 			return fmt.Errorf("outbox row %q: %w", r.ID, store.ErrNotFound)
@@ -151,7 +151,7 @@ func (s *Store) mutate(ctx context.Context, kind mutKind, rows ...store.OutboxRo
 			}
 		}
 	}
-	if q.Len() == 0 {
+	if len(q.stmts) == 0 {
 		return nil
 	}
 	return s.run(ctx, q)

@@ -6,18 +6,18 @@
 //
 // # Commits
 //
-// A Commit is one pipelined round trip: every statement of the batch is
-// sent at once (pgx.Batch) and runs as one implicit transaction, so that it
-// is written whole or not at all. Rules the bbolt store checks before
-// writing are checked by the statements themselves: a unique key already
-// present (an event's (conv, seq), an idempotency key) fails with
+// Commits go through a few writer goroutines that group whatever is queued
+// into one pipelined implicit transaction (group.go): one round trip and one
+// WAL flush for the whole group, as bbolt's writer shares one fsync, while
+// each commit still succeeds or fails alone. Rules the bbolt store checks
+// before writing are checked by the statements themselves: a unique key
+// already present (an event's (conv, seq), an idempotency key) fails with
 // unique_violation; a mapping bound elsewhere, an update of a missing event
-// or a stale conversation revision fails through chatgate_check. Either
-// way PostgreSQL rolls the whole batch back and Commit returns
-// store.ErrConflict or store.ErrStale. Durability is PostgreSQL's: Commit
-// returns after COMMIT, with synchronous_commit as the server has it (on by
-// default: the WAL is flushed). Concurrent commits share WAL flushes inside
-// the server (its own group commit); the pool bounds how many run at once.
+// or a stale conversation revision fails through chatgate_check. The group
+// is then rolled back, the commit at fault gets store.ErrConflict or
+// store.ErrStale, and the rest is sent again. Durability is PostgreSQL's:
+// Commit returns after COMMIT, with synchronous_commit as the server has it
+// (on by default: the WAL is flushed).
 //
 // # Concurrent writers
 //
@@ -72,9 +72,25 @@ type Options struct {
 	// CommitTimeout bounds one commit once it has started (the caller's
 	// context no longer cancels it then; see Commit). Default 30 s.
 	CommitTimeout time.Duration
-	// OnCommit, if set, is told the duration and outcome of every commit
+	// OnCommit, if set, is told of every transaction the writers commit
 	// (for metrics).
-	OnCommit func(d time.Duration, err error)
+	OnCommit func(Stats)
+	// Writers is how many group-commit writers run (each one transaction
+	// at a time, on its own connection); default 4. MaxGroup caps the
+	// commits one transaction carries (default 256); QueueSize bounds the
+	// queue in front of the writers (default 8192; callers then wait,
+	// honouring their context).
+	Writers   int
+	MaxGroup  int
+	QueueSize int
+}
+
+// Stats describes one group transaction, for metrics.
+type Stats struct {
+	Requests   int           // commits answered by this transaction
+	Statements int           // statements it ran
+	Duration   time.Duration // from sending to COMMIT's answer
+	Err        error
 }
 
 // Store is the PostgreSQL-backed store.Store.
@@ -82,8 +98,11 @@ type Store struct {
 	pool *pgxpool.Pool
 	opts Options
 
-	// mu guards closed against commits starting during Close; commits
-	// hold it shared while they run, so Close waits for them.
+	// reqs feeds the group-commit writers (group.go).
+	reqs    chan *request
+	writers sync.WaitGroup
+
+	// mu guards closed against sends on reqs during Close.
 	mu     sync.RWMutex
 	closed bool
 }
@@ -105,6 +124,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.CommitTimeout <= 0 {
 		opts.CommitTimeout = 30 * time.Second
 	}
+	if opts.Writers <= 0 {
+		opts.Writers = 4
+	}
+	if opts.MaxGroup <= 0 {
+		opts.MaxGroup = 256
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 8192
+	}
 	if opts.Schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
 	}
@@ -122,42 +150,32 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, opts: opts}, nil
+	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize)}
+	for range opts.Writers {
+		s.writers.Go(s.writer)
+	}
+	return s, nil
 }
 
 // Pool returns the connection pool, for other parts of a node that keep
 // their own tables in the same database (presence, leases).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Close implements store.Store: it waits for commits under way, then closes
-// the pool.
+// Close implements store.Store: queued commits are written, then the pool
+// closes.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	s.writers.Wait()
 	s.pool.Close()
 	return nil
 }
-
-// begin marks a write as under way; end must be called after it. It fails
-// with ErrClosed after Close and with the context's error when ctx is done.
-func (s *Store) begin(ctx context.Context) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return store.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		s.mu.RUnlock()
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-func (s *Store) end() { s.mu.RUnlock() }
 
 // SQLSTATEs chatgate_check raises (schema.go).
 const (
@@ -182,30 +200,6 @@ func mapErr(err error) error {
 		}
 	}
 	return fmt.Errorf("postgres commit: %w", err)
-}
-
-// run sends the queued statements as one implicit transaction and reads
-// every result. A started commit is not cancelled with the caller's
-// context (only bounded by CommitTimeout), so that "returned nil" means
-// "committed" and an error after the batch was sent means the server
-// rolled it back or the connection failed (then, as with any database, the
-// outcome is unknown; idempotency keys make a retry safe).
-func (s *Store) run(ctx context.Context, b *pgx.Batch) error {
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	defer s.end()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.CommitTimeout)
-	defer cancel()
-	start := time.Now()
-	err := s.pool.SendBatch(ctx, b).Close()
-	if err != nil {
-		err = mapErr(err)
-	}
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(time.Since(start), err)
-	}
-	return err
 }
 
 // Statements of a commit. Each checks its own rule (see the package doc).
@@ -257,8 +251,8 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 // conversations are stored at land in revs when the batch runs.
 // Conversations come first: their row locks order two writers of one
 // conversation before anything else of theirs is written.
-func encode(b *store.Batch, revs []int64) (*pgx.Batch, error) {
-	q := &pgx.Batch{}
+func encode(b *store.Batch, revs []int64) (*work, error) {
+	q := &work{}
 	for i := range b.Convs {
 		c := &b.Convs[i]
 		if c.ID == "" || c.Visitor == "" {
@@ -268,13 +262,15 @@ func encode(b *store.Batch, revs []int64) (*pgx.Batch, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode conversation: %w", err)
 		}
-		var qq *pgx.QueuedQuery
+		scan := func(row pgx.Row) error { return row.Scan(&revs[i]) }
 		if c.Rev == 0 {
-			qq = q.Queue(sqlConvPut, string(c.ID), string(c.Visitor), data)
+			q.QueueRow(sqlConvPut, scan, string(c.ID), string(c.Visitor), data)
 		} else {
-			qq = q.Queue(sqlConvCAS, string(c.ID), string(c.Visitor), data, int64(c.Rev))
+			q.QueueRow(sqlConvCAS, scan, string(c.ID), string(c.Visitor), data, int64(c.Rev))
 		}
-		qq.QueryRow(func(row pgx.Row) error { return row.Scan(&revs[i]) })
+		if q.order == "" {
+			q.order = string(c.ID)
+		}
 	}
 	for i := range b.Visitors {
 		v := &b.Visitors[i]

@@ -176,6 +176,7 @@ func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	c.sub = c.s.d.Bus().SubscribeVisitor(c.me, c.s.cfg.visitorQueue())
 	c.loggedIn.Store(true)
 	c.s.register(c)
+	c.s.log.Info().Str("customer", string(c.me)).Msg("customer session connected")
 
 	v, err := c.s.d.Store().Visitor(ctx, id)
 	if err != nil {

@@ -146,6 +146,7 @@ func (c *client) logout() {
 	if !c.loggedIn.CompareAndSwap(true, false) {
 		return
 	}
+	c.s.log.Info().Str("customer", string(c.me)).Msg("customer session left")
 	c.s.unregister(c)
 	if c.sub != nil {
 		c.sub.Close()
