@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -540,25 +539,6 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// IDFromURL returns the id of a stored file from a URL this gateway handed
-// out for it (absolute or a path: .../file-upload/<id>/<name>); ok is false
-// for other URLs.
-func IDFromURL(raw string) (id string, ok bool) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", false
-	}
-	rest, found := strings.CutPrefix(u.Path, URLPrefix)
-	if !found {
-		return "", false
-	}
-	id, _, found = strings.Cut(rest, "/")
-	if !found || !idRe.MatchString(id) {
-		return "", false
-	}
-	return id, true
-}
-
 // Restore stores a file under its existing id and metadata (an import),
 // reading its body from r, which must have the given SHA-256 (hex) and
 // f.Size bytes; otherwise nothing is stored. It reports false, writing
@@ -571,6 +551,8 @@ func (s *Store) Restore(ctx context.Context, f File, sha string, r io.Reader) (b
 		return false, fmt.Errorf("files: %s: %w", f.ID, ErrTooLarge)
 	}
 	f.Name = cleanName(f.Name)
+	// An exported file is one an event shows: it is claimed, never swept.
+	f.Pending = false
 	meta, err := json.Marshal(f)
 	if err != nil {
 		return false, err
