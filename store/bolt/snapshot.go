@@ -393,7 +393,7 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, error) {
 				if err != nil {
 					return 0, err
 				}
-				same = bytes.Equal(st.body, r.val) && st.lastSeq == r.lastSeq
+				same = st.sameBody(r.val) && st.lastSeq == r.lastSeq
 			}
 		}
 		switch {

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -538,25 +537,6 @@ func syncDir(dir string) error {
 		return fmt.Errorf("files: sync dir: %w", err)
 	}
 	return nil
-}
-
-// IDFromURL returns the id of a stored file from a URL this gateway handed
-// out for it (absolute or a path: .../file-upload/<id>/<name>); ok is false
-// for other URLs.
-func IDFromURL(raw string) (id string, ok bool) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", false
-	}
-	rest, found := strings.CutPrefix(u.Path, URLPrefix)
-	if !found {
-		return "", false
-	}
-	id, _, found = strings.Cut(rest, "/")
-	if !found || !idRe.MatchString(id) {
-		return "", false
-	}
-	return id, true
 }
 
 // Restore stores a file under its existing id and metadata (an import),
