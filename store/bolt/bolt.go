@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -153,6 +154,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	for i := range b.Convs {
 		b.Convs[i].Rev = o.convs[i].Rev
 	}
+	for i := range b.Visitors {
+		b.Visitors[i].Rev = o.visitorPuts[i].rev
+	}
 	return nil
 }
 
@@ -292,18 +296,33 @@ type ops struct {
 	// their expected revision; convs are the same conversations decoded
 	// back from their encoding (Rev set by check), for the conversation
 	// cache and the caller once committed.
-	convPuts []convPut
+	convPuts []revPut
 	convs    []model.Conversation
+	// visitorPuts are the visitor records to write, under the same check.
+	visitorPuts []revPut
 }
 
-// convPut is a conversation record to write. Its stored value is the
-// record's JSON with its revision spliced in as the last member
+// revPut is a conversation or visitor record to write. Its stored value is
+// the record's JSON with its revision spliced in as the last member
 // (`,"rev":N}`; see revOf); expect is the revision the writer read (0:
-// write whatever is stored).
-type convPut struct {
+// write whatever is stored); rev is the one written, set by check.
+type revPut struct {
+	bucket []byte
 	key    []byte
 	val    []byte
 	expect uint64
+	rev    uint64
+}
+
+// checkRev checks p against the stored record and sets the revision to
+// write.
+func (p *revPut) checkRev(tx *bbolt.Tx) error {
+	stored := revOf(tx.Bucket(p.bucket).Get(p.key))
+	if p.expect != 0 && p.expect != stored {
+		return fmt.Errorf("%w: %s %s is at revision %d, not %d", store.ErrStale, p.bucket, p.key, stored, p.expect)
+	}
+	p.rev = stored + 1
+	return nil
 }
 
 // withRev returns the stored form of a conversation's JSON at rev.
@@ -360,9 +379,11 @@ func encode(b *store.Batch) (ops, error) {
 		if v.ID == "" {
 			return o, errors.New("store: visitor without id")
 		}
-		if err := put(bVisitors, []byte(v.ID), v); err != nil {
-			return o, err
+		val, err := json.Marshal(v)
+		if err != nil {
+			return o, fmt.Errorf("encode %s: %w", bVisitors, err)
 		}
+		o.visitorPuts = append(o.visitorPuts, revPut{bucket: bVisitors, key: []byte(v.ID), val: val, expect: v.Rev})
 	}
 	for i := range b.Convs {
 		c := &b.Convs[i]
@@ -378,7 +399,7 @@ func encode(b *store.Batch) (ops, error) {
 			return o, fmt.Errorf("decode conversation: %w", err)
 		}
 		o.convs = append(o.convs, stored)
-		o.convPuts = append(o.convPuts, convPut{key: []byte(c.ID), val: val, expect: c.Rev})
+		o.convPuts = append(o.convPuts, revPut{bucket: bConvs, key: []byte(c.ID), val: val, expect: c.Rev})
 		o.puts = append(o.puts, kv{bVConvs, join([]byte(c.Visitor), []byte(c.ID)), nil})
 	}
 	// New events must not exist yet; updates must exist already.
@@ -434,9 +455,9 @@ func encode(b *store.Batch) (ops, error) {
 			return o, fmt.Errorf("store: key or value size out of range in %s", p.bucket)
 		}
 	}
-	for _, p := range o.convPuts {
-		if len(p.key) > bbolt.MaxKeySize || len(p.val)+32 > bbolt.MaxValueSize {
-			return o, fmt.Errorf("store: key or value size out of range in %s", bConvs)
+	for _, p := range append(slices.Clip(o.convPuts), o.visitorPuts...) {
+		if len(p.key) == 0 || len(p.key) > bbolt.MaxKeySize || len(p.val)+32 > bbolt.MaxValueSize {
+			return o, fmt.Errorf("store: key or value size out of range in %s", p.bucket)
 		}
 	}
 	return o, nil
@@ -446,12 +467,15 @@ func (o *ops) check(tx *bbolt.Tx) error {
 	// Revisions first: a writer that built on a stale read hears so
 	// rather than of the event seqs it collides with.
 	for i := range o.convPuts {
-		p := &o.convPuts[i]
-		stored := revOf(tx.Bucket(bConvs).Get(p.key))
-		if p.expect != 0 && p.expect != stored {
-			return fmt.Errorf("%w: conversation %s is at revision %d, not %d", store.ErrStale, p.key, stored, p.expect)
+		if err := o.convPuts[i].checkRev(tx); err != nil {
+			return err
 		}
-		o.convs[i].Rev = stored + 1
+		o.convs[i].Rev = o.convPuts[i].rev
+	}
+	for i := range o.visitorPuts {
+		if err := o.visitorPuts[i].checkRev(tx); err != nil {
+			return err
+		}
 	}
 	for _, m := range o.outboxMuts {
 		if err := m.check(tx); err != nil {
@@ -500,9 +524,11 @@ func (o *ops) check(tx *bbolt.Tx) error {
 }
 
 func (o *ops) apply(tx *bbolt.Tx) (int, error) {
-	for i, p := range o.convPuts {
-		if err := tx.Bucket(bConvs).Put(p.key, withRev(p.val, o.convs[i].Rev)); err != nil {
-			return 0, fmt.Errorf("put %s: %w", bConvs, err)
+	for _, set := range [][]revPut{o.convPuts, o.visitorPuts} {
+		for _, p := range set {
+			if err := tx.Bucket(p.bucket).Put(p.key, withRev(p.val, p.rev)); err != nil {
+				return 0, fmt.Errorf("put %s: %w", p.bucket, err)
+			}
 		}
 	}
 	for _, p := range o.puts {
@@ -514,7 +540,7 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 			return 0, fmt.Errorf("put %s: %w", p.bucket, err)
 		}
 	}
-	n := len(o.puts) + len(o.convPuts)
+	n := len(o.puts) + len(o.convPuts) + len(o.visitorPuts)
 	for i := range o.outbox {
 		k, err := o.outbox[i].apply(tx)
 		if err != nil {
@@ -593,9 +619,16 @@ func decodeConv(v []byte) (model.Conversation, error) {
 
 // Visitor implements store.Store.
 func (s *Store) Visitor(_ context.Context, id model.VisitorID) (model.Visitor, error) {
+	raw, err := s.raw(bVisitors, []byte(id))
+	if err != nil {
+		return model.Visitor{}, err
+	}
 	var v model.Visitor
-	err := s.get(bVisitors, []byte(id), &v)
-	return v, err
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("decode %s: %w", bVisitors, err)
+	}
+	v.Rev = revOf(raw)
+	return v, nil
 }
 
 // Events implements store.Store.
