@@ -12,7 +12,8 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat:FuzzRESTRequest \
 	./adapters/livechat/customer:FuzzDecodeFrame \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
-	./adapters/livechat/upstream:FuzzUpstreamPush
+	./adapters/livechat/upstream:FuzzUpstreamPush \
+	./adapters/livechat/wire:FuzzEventIn
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg docker clean widget e2e
 

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Example is the documented default configuration.
@@ -50,7 +50,18 @@ type Config struct {
 		Enabled   bool   `yaml:"enabled"`
 		WidgetDir string `yaml:"widget_dir"`
 		PublicURL string `yaml:"public_url"`
+		// OfflineEmail receives offline messages of departments without
+		// an email of their own (needs smtp).
+		OfflineEmail string `yaml:"offline_email"`
+		// QueueMessage and QueueWaitPerChat shape queueInfo (the waiting
+		// message; the estimated wait is spot × QueueWaitPerChat, 0 = none).
+		QueueMessage     string        `yaml:"queue_message"`
+		QueueWaitPerChat time.Duration `yaml:"queue_wait_per_chat"`
+		// CustomFields are the livechat custom field definitions.
+		CustomFields []CustomField `yaml:"custom_fields"`
 	} `yaml:"rocketchat"`
+	// SMTP sends e-mail (transcripts, offline messages); empty host: none.
+	SMTP    SMTP `yaml:"smtp"`
 	License struct {
 		ID             string `yaml:"id"`
 		OrganizationID string `yaml:"organization_id"`
@@ -75,6 +86,9 @@ type Config struct {
 			LoginTimeout time.Duration `yaml:"login_timeout"`
 			PingTimeout  time.Duration `yaml:"ping_timeout"`
 		} `yaml:"customer"`
+		// Forms are the pre-chat, post-chat and ticket forms groups ask
+		// (Customer Chat API get_form; forms.go).
+		Forms []Form `yaml:"forms"`
 	} `yaml:"livechat"`
 	Routing struct {
 		DefaultStatus string `yaml:"default_status"`
@@ -104,6 +118,40 @@ type Webhooks struct {
 type Department struct {
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
+	// Email receives the department's offline messages (needs smtp).
+	Email string `yaml:"email"`
+}
+
+// SMTP is the mail server e-mail goes through (core/mail).
+type SMTP struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	From     string `yaml:"from"`
+	// TLS is none, starttls or tls.
+	TLS         string        `yaml:"tls"`
+	Timeout     time.Duration `yaml:"timeout"`
+	MaxAttempts int           `yaml:"max_attempts"`
+}
+
+// Enabled reports whether e-mail is configured.
+func (s *SMTP) Enabled() bool { return s.Host != "" }
+
+// CustomField is a livechat custom field definition (Rocket.Chat's
+// livechat custom fields; adapters/rocketchat custom_fields.go).
+type CustomField struct {
+	ID           string `yaml:"id"`
+	Label        string `yaml:"label"`
+	Scope        string `yaml:"scope"`      // visitor or room
+	Visibility   string `yaml:"visibility"` // visible or hidden
+	Type         string `yaml:"type"`       // input or select
+	Options      string `yaml:"options"`    // comma-separated, for select
+	Regexp       string `yaml:"regexp"`
+	Required     bool   `yaml:"required"`
+	DefaultValue string `yaml:"default_value"`
+	Public       bool   `yaml:"public"`
+	Searchable   bool   `yaml:"searchable"`
 }
 
 // Agent is a configured agent and its credentials.
@@ -117,6 +165,8 @@ type Agent struct {
 	Password    string   `yaml:"password"`
 	Departments []string `yaml:"departments"`
 	MaxChats    int      `yaml:"max_chats"`
+	// Admin opens the operator view (/console/ops) and its JSON.
+	Admin bool `yaml:"admin"`
 }
 
 // Load returns the embedded defaults, overlaid with the YAML file at path
@@ -185,6 +235,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	str("CHATGATE_FILES_DIR", &c.Store.FilesDir)
 	str("CHATGATE_WIDGET_DIR", &c.RocketChat.WidgetDir)
 	str("CHATGATE_PUBLIC_URL", &c.RocketChat.PublicURL)
+	str("CHATGATE_SMTP_PASSWORD", &c.SMTP.Password)
 	if err := dur("CHATGATE_SHUTDOWN_TIMEOUT", &c.Server.ShutdownTimeout); err != nil {
 		return err
 	}
@@ -192,11 +243,72 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		return err
 	}
 	c.Relay.applyEnv(str)
-	for i := range c.Agents {
-		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_TOKEN", &c.Agents[i].Token)
-		str("CHATGATE_AGENT_"+strconv.Itoa(i)+"_PASSWORD", &c.Agents[i].Password)
-		if c.Agents[i].Username == "" {
-			c.Agents[i].Username, _, _ = strings.Cut(c.Agents[i].ID, "@")
+	for i := range c.RocketChat.CustomFields {
+		f := &c.RocketChat.CustomFields[i]
+		for _, d := range []struct {
+			dst *string
+			def string
+		}{{&f.Scope, "visitor"}, {&f.Visibility, "visible"}, {&f.Type, "input"}} {
+			if *d.dst == "" {
+				*d.dst = d.def
+			}
+		}
+	}
+	return applyAgentEnv(c, getenv)
+}
+
+// applyAgentEnv overlays CHATGATE_AGENT_<N>_* on agents[N] and appends an
+// agent for each further N whose _ID is set (N counts from 0 without
+// gaps), so that a container needs no config file for its agents:
+// _ID, _NAME, _USERNAME, _TOKEN, _PASSWORD, _DEPARTMENTS (comma-separated
+// ids), _MAX_CHATS, _ADMIN (true/false).
+func applyAgentEnv(c *Config, getenv func(string) string) error {
+	for i := 0; ; i++ {
+		pre := "CHATGATE_AGENT_" + strconv.Itoa(i) + "_"
+		created := false
+		if i >= len(c.Agents) {
+			if getenv(pre+"ID") == "" {
+				break
+			}
+			c.Agents = append(c.Agents, Agent{})
+			created = true
+		}
+		a := &c.Agents[i]
+		for _, f := range []struct {
+			name string
+			dst  *string
+		}{{"ID", &a.ID}, {"NAME", &a.Name}, {"USERNAME", &a.Username}, {"TOKEN", &a.Token}, {"PASSWORD", &a.Password}} {
+			if v := getenv(pre + f.name); v != "" {
+				*f.dst = v
+			}
+		}
+		if v := getenv(pre + "DEPARTMENTS"); v != "" {
+			a.Departments = nil
+			for _, d := range strings.Split(v, ",") {
+				if d = strings.TrimSpace(d); d != "" {
+					a.Departments = append(a.Departments, d)
+				}
+			}
+		}
+		if v := getenv(pre + "MAX_CHATS"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%sMAX_CHATS: want a number >= 0, got %q", pre, v)
+			}
+			a.MaxChats = n
+		}
+		if v := getenv(pre + "ADMIN"); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%sADMIN: want true or false, got %q", pre, v)
+			}
+			a.Admin = b
+		}
+		if created && a.Name == "" {
+			a.Name = a.ID
+		}
+		if a.Username == "" {
+			a.Username, _, _ = strings.Cut(a.ID, "@")
 		}
 	}
 	return nil
@@ -286,6 +398,29 @@ func (c *Config) Validate() error {
 		errs = append(errs, err.Error())
 	}
 	errs = append(errs, c.Relay.validate(depts)...)
+	if c.SMTP.Enabled() {
+		mc := c.MailConfig()
+		if err := mc.Validate(); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	for i, d := range c.Departments {
+		if d.Email != "" {
+			if err := validAddress(d.Email); err != nil {
+				errs = append(errs, fmt.Sprintf("departments[%d].email: %v", i, err))
+			}
+		}
+	}
+	if a := c.RocketChat.OfflineEmail; a != "" {
+		if err := validAddress(a); err != nil {
+			errs = append(errs, fmt.Sprintf("rocketchat.offline_email: %v", err))
+		}
+	}
+	if c.RocketChat.QueueWaitPerChat < 0 {
+		errs = append(errs, "rocketchat.queue_wait_per_chat must be >= 0")
+	}
+	errs = append(errs, validateCustomFields(c.RocketChat.CustomFields)...)
+	errs = append(errs, validateForms(c.LiveChat.Forms, depts)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))
 	}

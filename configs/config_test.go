@@ -45,6 +45,21 @@ func TestLoadLayers(t *testing.T) {
 			}, ""},
 		{"agent token from env", agent, map[string]string{"CHATGATE_AGENT_0_TOKEN": "from-environment-123"},
 			func(c *Config) bool { return c.Agents[0].Token == "from-environment-123" }, ""},
+		{"agents entirely from env", "", map[string]string{
+			"CHATGATE_AGENT_0_ID": "jane@example.com", "CHATGATE_AGENT_0_TOKEN": "jane-token-0123456789",
+			"CHATGATE_AGENT_0_PASSWORD": "jane-password", "CHATGATE_AGENT_0_DEPARTMENTS": "0", "CHATGATE_AGENT_0_ADMIN": "true",
+			"CHATGATE_AGENT_1_ID": "carl@example.com", "CHATGATE_AGENT_1_NAME": "Carl", "CHATGATE_AGENT_1_TOKEN": "carl-token-0123456789",
+			"CHATGATE_AGENT_3_ID": "gap@example.com", // after a gap: not read
+		}, func(c *Config) bool {
+			return len(c.Agents) == 2 && c.Agents[0].ID == "jane@example.com" && c.Agents[0].Admin && c.Agents[0].Username == "jane" &&
+				c.Agents[0].Name == "jane@example.com" && c.Agents[0].Password == "jane-password" && len(c.Agents[0].Departments) == 1 &&
+				c.Agents[1].Name == "Carl" && !c.Agents[1].Admin
+		}, ""},
+		{"env agent admin not a bool", "", map[string]string{"CHATGATE_AGENT_0_ID": "a@x", "CHATGATE_AGENT_0_TOKEN": "0123456789abcdef",
+			"CHATGATE_AGENT_0_ADMIN": "yes please"}, nil, "CHATGATE_AGENT_0_ADMIN"},
+		{"env agent without token", "", map[string]string{"CHATGATE_AGENT_0_ID": "a@x"}, nil, "at least 16"},
+		{"admin from file", "agents:\n  - {id: a@x, token: 0123456789abcdef, admin: true}\n", nil,
+			func(c *Config) bool { return c.Agents[0].Admin }, ""},
 		{"unknown field", "server:\n  adr: x\n", nil, nil, "adr"},
 		{"bad duration env", "", map[string]string{"CHATGATE_SHUTDOWN_TIMEOUT": "soon"}, nil, "CHATGATE_SHUTDOWN_TIMEOUT"},
 		{"short token", "agents:\n  - id: a@x\n    token: short\n", nil, nil, "at least 16"},

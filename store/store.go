@@ -139,6 +139,14 @@ type OutboxRow struct {
 	State OutboxState `json:"state"`
 }
 
+// VisitorLister is an optional ability of a Store, found by type
+// assertion: Visitors calls fn for every visitor (with conversations or
+// not) until fn returns false; fn may use the store. Without it, callers
+// reach visitors through Conversations only.
+type VisitorLister interface {
+	Visitors(ctx context.Context, fn func(model.Visitor) bool) error
+}
+
 // Store is the durable home of visitors, conversations, events and
 // mappings. Commit returns only after the batch is on disk.
 type Store interface {

@@ -32,25 +32,85 @@ const maxTokenLen = 256
 
 // visitorByToken returns the visitor a token names, or errInvalidToken.
 func (s *Surface) visitorByToken(ctx context.Context, token string) (model.Visitor, error) {
-	if token == "" || len(token) > maxTokenLen {
-		return model.Visitor{}, errInvalidToken
-	}
-	id, err := s.d.Store().Resolve(ctx, s.tokenKey(token))
-	if errors.Is(err, store.ErrNotFound) {
-		return model.Visitor{}, errInvalidToken
-	}
+	v, err := s.tokenVisitor(ctx, token)
 	if err != nil {
 		return model.Visitor{}, err
 	}
-	v, err := s.d.Store().Visitor(ctx, model.VisitorID(id))
-	if errors.Is(err, store.ErrNotFound) {
+	if erased(v) {
 		return model.Visitor{}, errInvalidToken
-	}
-	if err != nil {
-		return model.Visitor{}, err
 	}
 	s.rest.wire.token.LoadOrStore(v.ID, token)
 	return v, nil
+}
+
+// Visitor erasure (DELETE livechat/visitor/:token). Rocket.Chat removes the
+// visitor document: its token stops working and its messages stay, linked
+// to no usable token; the same token registered again is a new visitor.
+// The store deletes nothing, so chatgate marks the erased visitor (its
+// profile emptied, fieldErased set) and binds the token's next visitor,
+// when it registers again, to the erased one (kindTokenNext: erased
+// visitor id → the new visitor), so that the token names the newest link
+// of its chain and the old conversations stay with the erased visitor.
+const (
+	fieldErased   = "_rc.erased"
+	kindTokenNext = "token_next"
+	// maxTokenChain bounds the links followed (erasures of one token).
+	maxTokenChain = 64
+)
+
+func erased(v model.Visitor) bool { return v.Fields[fieldErased] != "" }
+
+func (s *Surface) nextKey(erased model.VisitorID) store.MapKey {
+	return store.MapKey{System: System, Tenant: s.cfg.Tenant, Kind: kindTokenNext, Foreign: string(erased)}
+}
+
+// tokenVisitor returns the newest visitor of a token's chain (erased or
+// not), or errInvalidToken when the token was never registered.
+func (s *Surface) tokenVisitor(ctx context.Context, token string) (model.Visitor, error) {
+	if token == "" || len(token) > maxTokenLen {
+		return model.Visitor{}, errInvalidToken
+	}
+	st := s.d.Store()
+	id, err := st.Resolve(ctx, s.tokenKey(token))
+	for i := 0; ; i++ {
+		if errors.Is(err, store.ErrNotFound) {
+			return model.Visitor{}, errInvalidToken
+		}
+		if err != nil {
+			return model.Visitor{}, err
+		}
+		v, err := st.Visitor(ctx, model.VisitorID(id))
+		if errors.Is(err, store.ErrNotFound) {
+			return model.Visitor{}, errInvalidToken
+		}
+		if err != nil {
+			return model.Visitor{}, err
+		}
+		if !erased(v) || i == maxTokenChain {
+			return v, nil
+		}
+		next, err2 := st.Resolve(ctx, s.nextKey(v.ID))
+		if errors.Is(err2, store.ErrNotFound) {
+			return v, nil
+		}
+		id, err = next, err2
+	}
+}
+
+// registrationKey is the mapping key under which a token's visitor is
+// found or created: the token itself, or the successor link of the
+// token's erased visitor.
+func (s *Surface) registrationKey(ctx context.Context, token string) (store.MapKey, error) {
+	v, err := s.tokenVisitor(ctx, token)
+	switch {
+	case errors.Is(err, errInvalidToken):
+		return s.tokenKey(token), nil
+	case err != nil:
+		return store.MapKey{}, err
+	case erased(v):
+		return s.nextKey(v.ID), nil
+	}
+	return s.tokenKey(token), nil
 }
 
 // visitorRoom returns the token's visitor and its room rid (open or
@@ -64,7 +124,8 @@ func (s *Surface) visitorRoom(ctx context.Context, token, rid string) (model.Vis
 	if rid == "" || len(rid) > maxTokenLen {
 		return v, model.Conversation{}, errInvalidRoom
 	}
-	c, err := s.d.Store().Conversation(ctx, model.ConvID(rid))
+	convID, _ := s.resolveRoom(ctx, rid)
+	c, err := s.d.Store().Conversation(ctx, convID)
 	if errors.Is(err, store.ErrNotFound) {
 		return v, model.Conversation{}, errInvalidRoom
 	}

@@ -59,11 +59,14 @@ const (
 	ddpRoomPoll = 3 * time.Second
 )
 
-// KindRoomAlias binds a room id a legacy DDP client chose itself
-// (sendMessageLivechat / startFileUploadRoom with an unknown rid) to the
-// conversation started for it, so that the client's later calls and
-// subscriptions with that rid reach it.
-const KindRoomAlias = "room_alias"
+// Client room ids (room_ids.go): KindRoomID binds the _id a client chose
+// for a room it started (one per conversation; the room's _id everywhere);
+// KindRoomAlias binds a further id a legacy client used for the visitor's
+// already open room.
+const (
+	KindRoomID    = "room_id"
+	KindRoomAlias = "room_alias"
+)
 
 // ddpState is the DDP side's state.
 type ddpState struct {

@@ -59,9 +59,10 @@ func newDDPEnv(t testing.TB, mod func(*Surface)) *ddpEnv {
 	}
 	d := desk.New(desk.Options{Store: st, Router: routing.New(ddpAgents, true), Bus: hub.NewBus(),
 		Actors: hub.NewActors(16), Limits: desk.Limits{MaxText: ddpTestMaxText}, Logger: zerolog.Nop(),
-		Departs: []model.Department{{ID: "sales", Name: "Sales"}, {ID: "empty", Name: "Nobody"}}})
+		Departs: []model.Department{{ID: "sales", Name: "Sales"}, {ID: "empty", Name: "Nobody"}}, Properties: testProperties(t, st)})
 	env := &ddpEnv{t: t, d: d, st: st}
-	env.s = New(d, Config{MaxFrame: ddpTestMaxFrame, OnConnections: func(n int) { env.conns.Add(int64(n)) }}, zerolog.Nop())
+	env.s = New(d, Config{MaxFrame: ddpTestMaxFrame, OnConnections: func(n int) { env.conns.Add(int64(n)) },
+		CustomFields: testCustomFields, RoomFieldNamespace: testFieldNS}, zerolog.Nop())
 	if mod != nil {
 		mod(env.s)
 	}
@@ -113,7 +114,7 @@ func (e *ddpEnv) visitor(token, name string) model.Visitor {
 // starts it (an agent must be online).
 func (e *ddpEnv) room(v model.Visitor) model.Conversation {
 	e.t.Helper()
-	c, _, err := e.s.openOrStartRoom(context.Background(), v)
+	c, _, err := e.s.openOrStartRoom(context.Background(), v, "", true)
 	if err != nil {
 		e.t.Fatalf("room: %v", err)
 	}
@@ -172,7 +173,13 @@ type ddpClient struct {
 
 func (e *ddpEnv) dial(t *testing.T, path string) *ddpClient {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(e.url(path), nil)
+	return dialDDP(t, e.srv.URL, path)
+}
+
+// dialDDP connects a raw DDP client to the server at base (http://…).
+func dialDDP(t *testing.T, base, path string) *ddpClient {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+path, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v", path, err)
 	}

@@ -326,6 +326,7 @@ func (ss *ddpSession) mGetInitialData(ctx context.Context, p ddpParams) (any, er
 		"emailFieldRegistrationForm":  settings["emailFieldRegistrationForm"],
 		"registrationFormMessage":     msgs["registrationFormMessage"],
 		"showConnecting":              settings["showConnecting"] == true,
+		"customFields":                ss.s.publicFields(),
 	}
 	v, err := ss.s.visitorByToken(ctx, token)
 	if err != nil {
@@ -473,8 +474,9 @@ func (ss *ddpSession) mSendMessage(ctx context.Context, p ddpParams) (any, error
 	return m, nil
 }
 
-// roomFor finds or starts the room a legacy call names (see mSendMessage);
-// alias is the client's rid when it is an alias of the room.
+// roomFor finds or starts the room a legacy call names (see mSendMessage):
+// a new room takes the client's rid as its _id (room_ids.go). alias is the
+// client's rid when it is an extra name of the visitor's open room.
 func (ss *ddpSession) roomFor(ctx context.Context, v model.Visitor, rid string) (model.Conversation, bool, string, error) {
 	s := ss.s
 	convID, aliased := s.resolveRoom(ctx, rid)
@@ -485,25 +487,25 @@ func (ss *ddpSession) roomFor(ctx context.Context, v model.Visitor, rid string) 
 			return model.Conversation{}, false, "", errCannotAccess
 		}
 		if conv.Active() {
-			if aliased {
+			if aliased && s.roomID(ctx, conv.ID) != rid {
 				return conv, false, rid, nil
 			}
 			return conv, false, "", nil
 		}
 		// Closed: Rocket.Chat gives the message a new random rid.
-		conv, created, err := s.openOrStartRoom(ctx, v)
+		conv, created, err := s.openOrStartRoom(ctx, v, "", isWidget(ss.base.Header))
 		return conv, created, "", err
 	case !errors.Is(err, store.ErrNotFound):
 		return model.Conversation{}, false, "", err
 	}
-	conv, created, err := s.openOrStartRoom(ctx, v)
+	conv, created, err := s.openOrStartRoom(ctx, v, rid, isWidget(ss.base.Header))
 	if err != nil {
 		return model.Conversation{}, false, "", err
 	}
-	if rid == "" || len(rid) > maxTokenLen {
+	if created || !validRoomID(rid) {
 		return conv, created, "", nil
 	}
-	err = s.d.Store().Commit(context.WithoutCancel(ctx), &store.Batch{Maps: []store.Mapping{{MapKey: s.aliasKey(rid), Core: string(conv.ID)}}})
+	err = s.d.Store().Commit(context.WithoutCancel(ctx), &store.Batch{Maps: []store.Mapping{{MapKey: s.roomKey(KindRoomAlias, rid), Core: string(conv.ID)}}})
 	if errors.Is(err, store.ErrConflict) {
 		// Bound concurrently: fine if to this room.
 		if got, _ := s.resolveRoom(ctx, rid); got == conv.ID {
@@ -653,10 +655,7 @@ func (ss *ddpSession) mSetCustomField(ctx context.Context, p ddpParams) (any, er
 	if err != nil {
 		return nil, err
 	}
-	if key == "" || reservedField(key) {
-		return nil, errInvalidField
-	}
-	if _, err := ss.s.setFields(ctx, v, []customField{{key: key, value: value, overwrite: overwrite}}); err != nil {
+	if _, err := ss.s.setCustomFields(ctx, v, []customField{{key: key, value: value, overwrite: overwrite}}); err != nil {
 		return nil, err
 	}
 	return true, nil

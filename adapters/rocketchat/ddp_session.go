@@ -113,7 +113,7 @@ func (ss *ddpSession) run(ctx context.Context) {
 		}
 		ss.conn.Close(wsconn.ReasonNormal)
 		<-ss.conn.Done() // bounded by the write timeout
-		ss.log.Debug().Err(ss.conn.Err()).Msg("ddp session closed")
+		ss.log.Info().Err(ss.conn.Err()).Msg("ddp session left")
 	}()
 	connectTimer := time.AfterFunc(ss.s.ddp.connectTimeout, func() {
 		if !ss.connected.Load() {

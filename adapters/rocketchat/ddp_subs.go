@@ -20,6 +20,8 @@ package rocketchat
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,7 +30,6 @@ import (
 	"chatgate/adapters/internal/ddp"
 	"chatgate/core/hub"
 	"chatgate/core/model"
-	"chatgate/store"
 )
 
 // Stream publications served to visitors.
@@ -77,6 +78,10 @@ type ddpFeed struct {
 	agent  model.AgentID
 	status string // last agent presence sent or seen
 	spot   int    // last queue position sent or seen
+	// visitor is the room's visitor and visitorSum the digest of its
+	// record as last sent or seen ("" = not yet: send it).
+	visitor    model.VisitorID
+	visitorSum string
 }
 
 // maxDDPSubs caps one connection's live subscriptions (the widget holds
@@ -219,6 +224,7 @@ func (ss *ddpSession) attach(sub *ddpSub, conv model.Conversation, useCollection
 			f = &ddpFeed{bus: ss.s.d.Bus().SubscribeConv(sub.conv, ddpBusQueue), conv: sub.conv,
 				subs: make(map[*ddpSub]struct{})}
 			ss.s.feedSaw(f, conv)
+			f.visitorSum = ss.s.visitorSum(context.Background(), f.visitor)
 			if f.queued {
 				// The client knows it (config.queueInfo): only changes
 				// are sent.
@@ -348,6 +354,9 @@ func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 // it).
 func (s *Surface) feedSaw(f *ddpFeed, c model.Conversation) {
 	f.active, f.queued = c.Active(), c.State == model.StateQueued
+	if c.Visitor != f.visitor {
+		f.visitor, f.visitorSum = c.Visitor, ""
+	}
 	if c.Agent != f.agent {
 		f.agent, f.status = c.Agent, ""
 		if c.Agent != "" {
@@ -361,13 +370,23 @@ func (s *Surface) feedSaw(f *ddpFeed, c model.Conversation) {
 
 // poll sends stream-livechat-room agentStatus when the serving agent's
 // presence changed (Rocket.Chat emits it on presence changes of agents
-// serving open rooms; the desk publishes no notice for them) and queueData
+// serving open rooms; the desk publishes no notice for them), queueData
 // when a queued room's position moved (other rooms leaving the queue
-// publish nothing on this room).
+// publish nothing on this room) and visitorData when the room's visitor
+// record changed (an agent updated the customer, the visitor registered
+// again, the room's visitor was changed: Rocket.Chat emits it then; the
+// desk publishes no notice for visitor records, and a poll of the store
+// sees changes made on any node).
 func (ss *ddpSession) poll(f *ddpFeed) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	var payloads []any
+	if f.visitor != "" {
+		if v, sum, ok := ss.s.visitorRecord(context.Background(), f.visitor); ok && sum != f.visitorSum {
+			f.visitorSum = sum
+			payloads = append(payloads, ddp.Obj{{Key: "type", Value: "visitorData"}, {Key: "visitor", Value: ss.s.renderVisitor(&v, "")}})
+		}
+	}
 	if f.active && f.agent != "" {
 		if st := ss.s.agentStatus(f.agent); st != f.status {
 			f.status = st
@@ -377,7 +396,7 @@ func (ss *ddpSession) poll(f *ddpFeed) {
 	if f.active && f.queued {
 		if spot := ss.s.d.Router().Position(f.conv); spot > 0 && spot != f.spot {
 			f.spot = spot
-			payloads = append(payloads, ddpQueueData(spot))
+			payloads = append(payloads, ss.s.ddpQueueData(spot))
 		}
 	}
 	if len(payloads) == 0 {
@@ -396,10 +415,44 @@ func (ss *ddpSession) poll(f *ddpFeed) {
 	}
 }
 
-// ddpQueueData is the stream-livechat-room queue notice (EE's
-// normalizeQueueInfo: spot; no message or wait estimate in chatgate).
-func ddpQueueData(spot int) ddp.Obj {
-	return ddp.Obj{{Key: "type", Value: "queueData"}, {Key: "data", Value: map[string]any{"spot": spot}}}
+// visitorRecord reads a visitor and the digest of its stored record (its
+// presence is not part of it: status changes are not visitorData).
+func (s *Surface) visitorRecord(ctx context.Context, id model.VisitorID) (model.Visitor, string, bool) {
+	v, err := s.d.Store().Visitor(ctx, id)
+	if err != nil {
+		return model.Visitor{}, "", false
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return model.Visitor{}, "", false
+	}
+	sum := sha256.Sum256(append(b, s.username(ctx, id)...))
+	return v, string(sum[:]), true
+}
+
+// visitorSum is visitorRecord's digest, "" when the visitor is unreadable.
+func (s *Surface) visitorSum(ctx context.Context, id model.VisitorID) string {
+	_, sum, _ := s.visitorRecord(ctx, id)
+	return sum
+}
+
+// ddpQueueData is the stream-livechat-room queue notice.
+func (s *Surface) ddpQueueData(spot int) ddp.Obj {
+	return ddp.Obj{{Key: "type", Value: "queueData"}, {Key: "data", Value: s.queueInfo(spot)}}
+}
+
+// queueInfo is Rocket.Chat EE's normalizeQueueInfo (ee/server/lib/Helper,
+// checked): the room's place in its queue (spot, 1 = next), the waiting
+// message (Livechat_waiting_queue_message, from rocket.cat) and, when
+// configured (rocketchat.queue_wait_per_chat), the estimated wait:
+// spot × that time.
+func (s *Surface) queueInfo(spot int) map[string]any {
+	m := map[string]any{"spot": spot,
+		"message": map[string]any{"text": s.cfg.QueueMessage, "user": map[string]any{"_id": "rocket.cat", "username": "rocket.cat"}}}
+	if s.cfg.QueueWaitPerChat > 0 {
+		m["estimatedWaitTimeSeconds"] = int64(spot) * int64(s.cfg.QueueWaitPerChat/time.Second)
+	}
+	return m
 }
 
 // --- notices to stream events ------------------------------------------------------
@@ -431,6 +484,25 @@ func (r *ddpNoticeRender) framesFor(sub *ddpSub) [][]byte {
 	if fr, ok := r.frames[key]; ok {
 		return fr
 	}
+	if sub.kind == subLivechat {
+		// Reads the session's queue position (sentSpot): its own.
+		return r.encode(key, sub)
+	}
+	// The frames of the other streams depend on the notice, the surface
+	// and key alone: every session following the room shares them.
+	fr := r.n.Shared(sharedDDPFrames{s: r.s, key: key}, func() any { return r.encode(key, sub) }).([][]byte)
+	r.frames[key] = fr
+	return fr
+}
+
+// sharedDDPFrames keys a notice's DDP frames shared between sessions.
+type sharedDDPFrames struct {
+	s   *Surface
+	key ddpFrameKey
+}
+
+// encode renders and encodes the frames of sub for the notice.
+func (r *ddpNoticeRender) encode(key ddpFrameKey, sub *ddpSub) [][]byte {
 	var argsList [][]any
 	switch sub.kind {
 	case subMessages:
@@ -554,7 +626,7 @@ func (r *ddpNoticeRender) renderLivechat() []any {
 	if queued && (started || transferred) {
 		if spot := r.s.d.Router().Position(conv.ID); spot > 0 {
 			r.sentSpot = spot
-			r.livechat = append(r.livechat, ddpQueueData(spot))
+			r.livechat = append(r.livechat, r.s.ddpQueueData(spot))
 		}
 	}
 	return r.livechat
@@ -573,28 +645,4 @@ func (s *Surface) agentTyping(n hub.Notice) (string, bool, bool) {
 		return t.Author.ID, t.On, true
 	}
 	return agentUsername(a), t.On, true
-}
-
-// --- rooms ---------------------------------------------------------------------------
-
-// resolveRoom maps a room id from a client to a conversation id: a
-// conversation id as is, else a legacy alias (KindRoomAlias). aliased
-// reports the latter. An unknown id comes back unchanged.
-func (s *Surface) resolveRoom(ctx context.Context, rid string) (model.ConvID, bool) {
-	if rid == "" || len(rid) > maxTokenLen {
-		return model.ConvID(rid), false
-	}
-	st := s.d.Store()
-	if _, err := st.Conversation(ctx, model.ConvID(rid)); err == nil {
-		return model.ConvID(rid), false
-	}
-	id, err := st.Resolve(ctx, s.aliasKey(rid))
-	if err != nil {
-		return model.ConvID(rid), false
-	}
-	return model.ConvID(id), true
-}
-
-func (s *Surface) aliasKey(rid string) store.MapKey {
-	return store.MapKey{System: System, Tenant: s.cfg.Tenant, Kind: KindRoomAlias, Foreign: rid}
 }

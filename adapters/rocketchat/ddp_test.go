@@ -350,9 +350,10 @@ func TestDDPCloseAndAgentNotices(t *testing.T) {
 }
 
 // TestDDPQueueData: a room that is (re)queued gets queueData with its
-// spot in the department's queue.
+// spot in the department's queue, shaped as Rocket.Chat EE's
+// normalizeQueueInfo (spot, message from rocket.cat, estimated wait).
 func TestDDPQueueData(t *testing.T) {
-	env := newDDPEnv(t, nil)
+	env := newDDPEnv(t, func(s *Surface) { s.cfg.QueueMessage, s.cfg.QueueWaitPerChat = "Please wait", 90*time.Second })
 	var convs []model.Conversation
 	for _, tok := range []string{"tok-q1", "tok-q2"} {
 		v := env.visitor(tok, "")
@@ -368,7 +369,8 @@ func TestDDPQueueData(t *testing.T) {
 			t.Fatalf("payloads %v", got)
 		}
 		b, _ := ddp.Marshal(got[0])
-		if want := `{"type":"queueData","data":{"spot":` + strconv.Itoa(len(convs)) + `}}`; string(b) != want {
+		if want := `{"type":"queueData","data":{"estimatedWaitTimeSeconds":` + strconv.Itoa(90*len(convs)) +
+			`,"message":{"text":"Please wait","user":{"_id":"rocket.cat","username":"rocket.cat"}},"spot":` + strconv.Itoa(len(convs)) + `}}`; string(b) != want {
 			t.Fatalf("queueData %s, want %s", b, want)
 		}
 	}

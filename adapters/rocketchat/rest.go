@@ -28,7 +28,10 @@ import (
 type restState struct {
 	wire     wireState
 	presence sync.Map // model.VisitorID -> visitor.status ("online", "away" ...)
-	routes   []*restRoute
+	roomIDs  sync.Map // model.ConvID -> the room _id clients see (room_ids.go)
+	// widgetRooms: model.ConvID -> whether the widget started it.
+	widgetRooms sync.Map
+	routes      []*restRoute
 }
 
 // Error shapes of spec §3.3.
@@ -76,6 +79,7 @@ func (s *Surface) initREST() {
 	add("GET", "livechat/room", false, A, s.restRoom)
 	add("POST", "livechat/room.close", false, B, s.restRoomClose)
 	add("POST", "livechat/room.transfer", false, B, s.restRoomTransfer)
+	add("POST", "livechat/visitor/department.transfer", false, A, s.restDepartmentTransfer)
 	add("POST", "livechat/room.survey", false, B, s.restRoomSurvey)
 	add("POST", "livechat/message", false, B, s.restMessageSend)
 	add("GET", "livechat/message/:_id", false, B, s.restMessageGet)
@@ -107,6 +111,23 @@ func (s *Surface) initREST() {
 
 func (s *Surface) mountREST(r gin.IRouter) {
 	r.Any("/api/v1/*path", s.restDispatch)
+	r.Any("/api/apps/*path", s.restApps)
+}
+
+// restApps answers /api/apps/… (the Apps-Engine: UiKit interactions that
+// @rocket.chat/ddp-client's sendUiInteraction posts, app assets). chatgate
+// runs no apps, so every such route is an unknown resource, answered as
+// Rocket.Chat answers one: 404 {"success":false,"error":"Resource not
+// found"} with the API's CORS headers (preflights get 200).
+func (s *Surface) restApps(c *gin.Context) {
+	c.Header("Access-Control-Allow-Origin", "*")
+	if c.Request.Method == http.MethodOptions {
+		c.Header("Access-Control-Allow-Methods", corsMethods)
+		c.Header("Access-Control-Allow-Headers", corsHeaders)
+		restJSON(c, http.StatusOK, map[string]any{})
+		return
+	}
+	restJSON(c, http.StatusNotFound, map[string]any{"success": false, "error": "Resource not found"})
 }
 
 // CORS headers (§3.6).

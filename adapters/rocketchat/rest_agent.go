@@ -36,18 +36,6 @@ func paging(c *gin.Context) (int, int) {
 	return max(offset, 0), min(count, 100)
 }
 
-// restCustomFieldList is GET livechat/custom-fields: chatgate has no
-// custom-field definitions, so the list is empty.
-func (s *Surface) restCustomFieldList(c *gin.Context, _ *restReq) (map[string]any, error) {
-	offset, _ := paging(c)
-	return map[string]any{"customFields": []any{}, "count": 0, "offset": offset, "total": 0}, nil
-}
-
-// restCustomFieldGet is GET livechat/custom-fields/:_id.
-func (s *Surface) restCustomFieldGet(c *gin.Context, _ *restReq) (map[string]any, error) {
-	return map[string]any{"customField": nil}, nil
-}
-
 // restAgentMessages is POST livechat/messages (§5.22.3): messages sent as a
 // visitor, in its open room or a new one.
 func (s *Surface) restAgentMessages(c *gin.Context, r *restReq) (map[string]any, error) {
@@ -98,7 +86,7 @@ func (s *Surface) restAgentMessages(c *gin.Context, r *restReq) (map[string]any,
 	if (isOpen && !agentMayRead(r.agent, open)) || (!isOpen && !r.agent.Serves(v.Department)) {
 		return nil, errUnauthorized
 	}
-	conv, _, err := s.openOrStartRoom(ctx, v)
+	conv, _, err := s.openOrStartRoom(ctx, v, "", false)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +122,7 @@ func (s *Surface) restRoomForward(c *gin.Context, r *restReq) (map[string]any, e
 		return nil, err
 	}
 	ctx := c.Request.Context()
-	conv, err := s.d.Store().Conversation(ctx, model.ConvID(rid))
+	conv, err := s.conversation(ctx, rid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errInvalidRoomLong
 	}
@@ -208,7 +196,7 @@ func (s *Surface) restRoomVisitor(c *gin.Context, r *restReq) (map[string]any, e
 	if err != nil {
 		return nil, err
 	}
-	conv, err := s.d.Store().Conversation(ctx, model.ConvID(in[0]))
+	conv, err := s.conversation(ctx, in[0])
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errInvalidRoom
 	}
@@ -230,7 +218,7 @@ func (s *Surface) restRoomVisitor(c *gin.Context, r *restReq) (map[string]any, e
 // restTransferHistory is GET livechat/transfer.history/:rid (§5.22.6).
 func (s *Surface) restTransferHistory(c *gin.Context, r *restReq) (map[string]any, error) {
 	ctx := c.Request.Context()
-	conv, err := s.d.Store().Conversation(ctx, model.ConvID(c.Param("rid")))
+	conv, err := s.conversation(ctx, c.Param("rid"))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errInvalidRoom
 	}
@@ -275,7 +263,7 @@ func (s *Surface) restVisitorRooms(c *gin.Context, r *restReq) (map[string]any, 
 		return nil, err
 	}
 	if open && agentMayRead(r.agent, conv) {
-		room := map[string]any{"_id": string(conv.ID), "t": "l", "cl": false}
+		room := map[string]any{"_id": s.roomID(ctx, conv.ID), "t": "l", "cl": false}
 		if full := s.renderRoom(&conv, &v, ""); full["servedBy"] != nil {
 			room["servedBy"] = full["servedBy"]
 		}
@@ -399,7 +387,7 @@ func (s *Surface) restContactGet(c *gin.Context, r *restReq) (map[string]any, er
 
 // restContactSearch is GET omnichannel/contact.search?email=|phone=
 // (§5.22.10). The store has no index on e-mail or phone: it scans the
-// visitors of all conversations, and skips those out of the agent's reach.
+// visitors (findVisitor), and skips those out of the agent's reach.
 func (s *Surface) restContactSearch(c *gin.Context, r *restReq) (map[string]any, error) {
 	email := strings.ToLower(strings.TrimSpace(c.Query("email")))
 	phone := strings.TrimSpace(c.Query("phone"))
@@ -430,13 +418,24 @@ func (s *Surface) restContactSearch(c *gin.Context, r *restReq) (map[string]any,
 	return map[string]any{"contact": s.renderVisitor(found, "")}, nil
 }
 
-// findVisitor returns the first visitor (of any conversation) fn accepts.
+// findVisitor returns the first visitor fn accepts: of every visitor when
+// the store can list them (store.VisitorLister), as Rocket.Chat's contact
+// search finds visitors without rooms; else of the visitors of all
+// conversations.
 func (s *Surface) findVisitor(ctx context.Context, fn func(model.Visitor) bool) (*model.Visitor, error) {
+	var found *model.Visitor
+	if vl, ok := s.d.Store().(store.VisitorLister); ok {
+		err := vl.Visitors(ctx, func(v model.Visitor) bool {
+			if fn(v) {
+				found = &v
+				return false
+			}
+			return true
+		})
+		return found, err
+	}
 	seen := map[model.VisitorID]bool{}
-	var (
-		found *model.Visitor
-		ferr  error
-	)
+	var ferr error
 	err := s.d.Store().Conversations(ctx, func(conv model.Conversation) bool {
 		if seen[conv.Visitor] {
 			return true

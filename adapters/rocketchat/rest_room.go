@@ -24,7 +24,10 @@ func visitorAuthor(v model.Visitor) model.Author {
 // in the visitor's department when it still exists, refused with
 // no-agent-online when no agent accepting chats serves it. created reports
 // a new room. The first event is the "chat started" notice (livechat-started).
-func (s *Surface) openOrStartRoom(ctx context.Context, v model.Visitor) (model.Conversation, bool, error) {
+// rid, when the client chose one for a new room, becomes the new room's _id
+// (room_ids.go); a visitor's open room keeps its own. widget marks a room
+// the widget starts (source type widget, else api).
+func (s *Surface) openOrStartRoom(ctx context.Context, v model.Visitor, rid string, widget bool) (model.Conversation, bool, error) {
 	conv, open, err := s.d.OpenConversation(ctx, v.ID)
 	if err != nil {
 		return model.Conversation{}, false, err
@@ -39,10 +42,22 @@ func (s *Surface) openOrStartRoom(ctx context.Context, v model.Visitor) (model.C
 	if !s.online(dept) {
 		return model.Conversation{}, false, errNoAgentOnline
 	}
-	conv, _, err = s.d.Start(ctx, desk.StartRequest{Visitor: v.ID, Department: dept, Origin: System,
+	maps, err := s.roomAlias(ctx, rid)
+	if err != nil {
+		return model.Conversation{}, false, err
+	}
+	aliased := len(maps) > 0
+	if widget {
+		maps = append(maps, store.Mapping{MapKey: store.MapKey{System: System, Tenant: s.cfg.Tenant, Kind: kindWidgetRoom, Foreign: model.NewID()}})
+	}
+	conv, _, err = s.d.Start(ctx, desk.StartRequest{Visitor: v.ID, Department: dept, Origin: System, Maps: maps,
 		Author: visitorAuthor(v), Events: []desk.Draft{{Kind: model.KindSystem, Subtype: model.SysStarted, Text: "Chat started"}}})
 	if errors.Is(err, desk.ErrVisitorBusy) {
 		return conv, false, nil
+	}
+	if aliased && errors.Is(err, store.ErrConflict) {
+		// The client's id was bound to another room meanwhile.
+		return model.Conversation{}, false, errCannotAccess
 	}
 	if err != nil {
 		return model.Conversation{}, false, err
@@ -62,17 +77,33 @@ func (s *Surface) restRoom(c *gin.Context, _ *restReq) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rid := c.Query("rid"); rid != "" {
+	rid := c.Query("rid")
+	if rid != "" {
 		_, conv, err := s.visitorRoom(ctx, token, rid)
-		if err != nil {
-			return nil, err
-		}
-		if !conv.Active() {
+		switch {
+		case err == nil && conv.Active():
+			return map[string]any{"room": s.renderRoom(&conv, &v, token), "newRoom": false}, nil
+		case err == nil, !errors.Is(err, errInvalidRoom):
 			return nil, errInvalidRoom
 		}
-		return map[string]any{"room": s.renderRoom(&conv, &v, token), "newRoom": false}, nil
+		// Rocket.Chat 4.x answers invalid-room for any rid that is not the
+		// token's open room (room.js, checked); Rocket.Chat 3.x and the
+		// realtime seed let the client choose the id of the room it
+		// starts (rid = roomId || Random.id()). chatgate starts a room
+		// under an unused client id, and answers invalid-room when the
+		// visitor already has an open room (one open room per visitor) or
+		// the id cannot name a room.
+		if _, open, err := s.d.OpenConversation(ctx, v.ID); err != nil {
+			return nil, err
+		} else if open || !validRoomID(rid) {
+			return nil, errInvalidRoom
+		}
 	}
-	conv, created, err := s.openOrStartRoom(ctx, v)
+	conv, created, err := s.openOrStartRoom(ctx, v, rid, isWidget(c.Request.Header))
+	if rid != "" && errors.Is(err, errCannotAccess) {
+		// The id names another visitor's room: nothing tells it exists.
+		return nil, errInvalidRoom
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +141,7 @@ func (s *Surface) restRoomClose(c *gin.Context, r *restReq) (map[string]any, err
 	if _, err := s.d.Close(ctx, conv.ID, visitorAuthor(v), comment, ""); err != nil {
 		return nil, deskErr(err)
 	}
-	return map[string]any{"rid": string(conv.ID), "comment": comment}, nil
+	return map[string]any{"rid": s.roomID(ctx, conv.ID), "comment": comment}, nil
 }
 
 // restRoomTransfer is POST livechat/room.transfer (§5.8): the visitor
@@ -128,18 +159,8 @@ func (s *Surface) restRoomTransfer(c *gin.Context, r *restReq) (map[string]any, 
 	if !conv.Active() {
 		return nil, errRoomClosed
 	}
-	dp, ok := s.findDepartment(in[2])
-	if !ok {
-		return nil, errInvalidDept
-	}
-	if dp.ID == conv.Department {
-		return nil, errSameDepartment
-	}
-	if err := s.d.Transfer(ctx, conv.ID, dp.ID, visitorAuthor(v)); err != nil {
-		return nil, deskErr(err)
-	}
-	if _, err := s.d.UpdateVisitor(ctx, v.ID, desk.VisitorUpdate{Department: &dp.ID}); err != nil {
-		s.log.Warn().Err(err).Str("visitor", string(v.ID)).Msg("visitor department after transfer")
+	if err := s.visitorTransfer(ctx, v, conv, in[2]); err != nil {
+		return nil, err
 	}
 	conv, err = s.d.Store().Conversation(ctx, conv.ID)
 	if err != nil {
@@ -153,6 +174,67 @@ func (s *Surface) restRoomTransfer(c *gin.Context, r *restReq) (map[string]any, 
 		}
 	}
 	return map[string]any{"room": room}, nil
+}
+
+// visitorTransfer moves the visitor's open room conv to a department (by
+// id or name); the visitor's preferred department follows.
+func (s *Surface) visitorTransfer(ctx context.Context, v model.Visitor, conv model.Conversation, dept string) error {
+	dp, ok := s.findDepartment(dept)
+	if !ok {
+		return errInvalidDept
+	}
+	if dp.ID == conv.Department {
+		return errSameDepartment
+	}
+	if err := s.d.Transfer(ctx, conv.ID, dp.ID, visitorAuthor(v)); err != nil {
+		return deskErr(err)
+	}
+	if _, err := s.d.UpdateVisitor(ctx, v.ID, desk.VisitorUpdate{Department: &dp.ID}); err != nil {
+		s.log.Warn().Err(err).Str("visitor", string(v.ID)).Msg("visitor department after transfer")
+	}
+	return nil
+}
+
+// restDepartmentTransfer is POST livechat/visitor/department.transfer
+// {token, rid, department}, the route of Rocket.Chat 6+ that
+// @rocket.chat/ddp-client's transferChat calls (room.ts, checked):
+// {"success":true}, or API.v1.failure("<code>") for an unknown token
+// (invalid-token), room (error-invalid-room), a closed room
+// (This_conversation_is_already_closed) or a transfer that did not happen
+// (error-transfering-chat). Rocket.Chat reads the room by rid alone; here
+// the room must be the token's (a visitor's token opens only its own
+// rooms), and another visitor's room is error-invalid-room like a room
+// that does not exist.
+func (s *Surface) restDepartmentTransfer(c *gin.Context, r *restReq) (map[string]any, error) {
+	var in [3]string
+	for i, k := range []string{"token", "rid", "department"} {
+		v, ok := r.body[k].(string)
+		if !ok {
+			return nil, &failC{body: map[string]any{"errorType": "invalid-params", "error": "must have required property '" + k + "'"}}
+		}
+		in[i] = v
+	}
+	fail := func(code string) error { return &failC{body: map[string]any{"error": code}} }
+	ctx := c.Request.Context()
+	v, conv, err := s.visitorRoom(ctx, in[0], in[1])
+	switch {
+	case errors.Is(err, errInvalidToken):
+		return nil, fail("invalid-token")
+	case errors.Is(err, errInvalidRoom):
+		return nil, fail("error-invalid-room")
+	case err != nil:
+		return nil, err
+	case !conv.Active():
+		return nil, fail("This_conversation_is_already_closed")
+	}
+	if err := s.visitorTransfer(ctx, v, conv, in[2]); err != nil {
+		var rc *rcError
+		if errors.As(err, &rc) {
+			return nil, fail("error-transfering-chat")
+		}
+		return nil, err
+	}
+	return map[string]any{}, nil
 }
 
 // Survey items and values, as livechat/config announces them.
@@ -207,13 +289,18 @@ func (s *Surface) restRoomSurvey(c *gin.Context, r *restReq) (map[string]any, er
 	if err := s.d.Store().Commit(context.WithoutCancel(ctx), &store.Batch{Meta: map[string][]byte{s.surveyKey(conv.ID): b}}); err != nil {
 		return nil, err
 	}
-	return map[string]any{"rid": string(conv.ID), "data": data}, nil
+	return map[string]any{"rid": s.roomID(ctx, conv.ID), "data": data}, nil
 }
 
 // restPageVisited is POST livechat/page.visited (§5.18). A URL change on an
 // open room of the token is kept as an agents-only annotation (Rocket.Chat's
 // hidden livechat_navigation_history message); without a room nothing is
-// stored.
+// stored. As on Rocket.Chat (Livechat.savePageHistory, checked: it
+// checks neither the token nor the room), an unknown token or a room that
+// is not the token's open room is answered 200 like any other call, with
+// the page echoed back (the request's own data: nothing about the room
+// leaks), but nothing is stored: Rocket.Chat would write the navigation
+// message into whatever room the rid names, another visitor's included.
 func (s *Surface) restPageVisited(c *gin.Context, r *restReq) (map[string]any, error) {
 	token, err := str(r.body, "token", true)
 	if err != nil {
@@ -234,7 +321,10 @@ func (s *Surface) restPageVisited(c *gin.Context, r *restReq) (map[string]any, e
 	)
 	if rid != "" {
 		if v, conv, err = s.visitorRoom(ctx, token, rid); err != nil {
-			return nil, err
+			if !ddpClientError(err) {
+				return nil, err
+			}
+			conv = model.Conversation{}
 		}
 	}
 	if change, _ := page["change"].(string); change != "url" {

@@ -61,7 +61,7 @@ func (s *Surface) restSyncMessages(c *gin.Context, r *restReq) (map[string]any, 
 	if err != nil {
 		return nil, &failC{body: map[string]any{"error": `The "lastUpdate" query parameter must be a valid date.`}}
 	}
-	conv, err := s.d.Store().Conversation(ctx, model.ConvID(rid))
+	conv, err := s.conversation(ctx, rid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errInvalidRoom
 	}

@@ -71,8 +71,9 @@ func newRH(t testing.TB) *rh {
 	}
 	d := desk.New(desk.Options{Store: st, Router: routing.New(restAgents, true), Bus: hub.NewBus(),
 		Actors: hub.NewActors(16), Limits: desk.Limits{MaxText: restMaxText}, Logger: zerolog.Nop(),
-		Departs: []model.Department{{ID: "sup", Name: "Support"}, {ID: "sales", Name: "Sales"}}})
-	cfg := Config{Files: fs, Login: restLoginFunc, MaxBody: 8 << 10, WidgetDir: filepath.Join(tmp, "widget")}
+		Departs: []model.Department{{ID: "sup", Name: "Support"}, {ID: "sales", Name: "Sales"}}, Properties: testProperties(t, st)})
+	cfg := Config{Files: fs, Login: restLoginFunc, MaxBody: 8 << 10, WidgetDir: filepath.Join(tmp, "widget"),
+		CustomFields: testCustomFields, RoomFieldNamespace: testFieldNS}
 	s := New(d, cfg, zerolog.Nop())
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -367,8 +368,8 @@ func TestVisitorRegister(t *testing.T) {
 		{"bad department", map[string]any{"visitor": map[string]any{"token": "t9", "department": "nope"}},
 			map[string]any{"success": false, "error": "The provided department is invalid [error-invalid-department]",
 				"errorType": "error-invalid-department", "details": map[string]any{"method": "registerGuest"}}},
-		{"reserved field", map[string]any{"visitor": map[string]any{"token": "t9",
-			"customFields": []any{map[string]any{"key": "_rc.contactManager", "value": "x"}}}}, errA("invalid-custom-field")},
+		{"custom field against its regexp", map[string]any{"visitor": map[string]any{"token": "t9",
+			"customFields": []any{map[string]any{"key": "customerId", "value": "nope"}}}}, errA("Invalid value for customerId field")},
 	}
 	for _, tc := range cases {
 		code, m, _ := h.do("POST", "/api/v1/livechat/visitor", tc.body, nil)
@@ -395,11 +396,34 @@ func TestVisitorDelete(t *testing.T) {
 	if dv["_id"] == "" || !isISO(dv["ts"].(string)) || len(dv) != 2 {
 		t.Errorf("deleted visitor %v", dv)
 	}
-	v := h.ok("GET", "/api/v1/livechat/visitor/tok-d", nil, nil)["visitor"].(map[string]any)
-	for _, k := range []string{"name", "visitorEmails", "livechatData"} {
-		if v[k] != nil {
-			t.Errorf("after delete visitor.%s = %v", k, v[k])
-		}
+	// As on Rocket.Chat (removeGuest deletes the visitor document): the
+	// token stops working on every route; the messages are kept (an agent
+	// still reads them) with an erased profile.
+	code, m, _ = h.do("GET", "/api/v1/livechat/visitor/tok-d", nil, nil)
+	wantErr(t, "visitor after delete", code, m, 400, errA("invalid-token"))
+	code, m, _ = h.do("GET", "/api/v1/livechat/messages.history/"+rid+"?token=tok-d", nil, nil)
+	wantErr(t, "history after delete", code, m, 400, map[string]any{"success": false})
+	conv, err := h.s.conversation(context.Background(), rid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := h.st.Events(context.Background(), conv.ID, 1, 0)
+	if err != nil || len(evs) == 0 {
+		t.Errorf("messages after delete: %d, %v", len(evs), err)
+	}
+	old, err := h.st.Visitor(context.Background(), conv.Visitor)
+	if err != nil || old.Name != "" || old.Email != "" || old.Fields["k"] != "" {
+		t.Errorf("erased visitor %+v %v", old, err)
+	}
+	// The token registered again is a new visitor, without the old rooms.
+	nv := h.visitor("tok-d", "Dee again")
+	if nv["_id"] == string(conv.Visitor) || nv["token"] != "tok-d" {
+		t.Errorf("re-registered visitor %v", nv)
+	}
+	code, m, _ = h.do("GET", "/api/v1/livechat/messages.history/"+rid+"?token=tok-d", nil, nil)
+	wantErr(t, "old room for the new visitor", code, m, 400, map[string]any{"success": false})
+	if got := h.ok("GET", "/api/v1/livechat/visitor/tok-d", nil, nil)["visitor"].(map[string]any); got["name"] != "Dee again" || got["token"] != "tok-d" {
+		t.Errorf("new visitor by token %v", got)
 	}
 	code, m, _ = h.do("DELETE", "/api/v1/livechat/visitor/nobody", "{}", nil)
 	wantErr(t, "unknown token", code, m, 400, errA("invalid-token"))
@@ -468,7 +492,9 @@ func TestRoomLifecycle(t *testing.T) {
 	wantErr(t, "unknown token", code, m, 400, errA("invalid-token"))
 
 	h.online("ann@x")
-	m = h.ok("GET", "/api/v1/livechat/room?token=tok-r", nil, nil)
+	// The widget's cookie makes the room's source "widget" (Rocket.Chat's
+	// isWidget(), room.js, checked); without it the source is "api".
+	m = h.ok("GET", "/api/v1/livechat/room?token=tok-r", nil, map[string]string{"Cookie": "rc_is_widget=t; other=1"})
 	room := m["room"].(map[string]any)
 	if m["newRoom"] != true || room["t"] != "l" || room["open"] != true || room["fname"] != "Rita" ||
 		room["v"].(map[string]any)["token"] != "tok-r" || room["servedBy"].(map[string]any)["_id"] != "ann@x" ||
@@ -880,7 +906,6 @@ func TestVisitorIsolation(t *testing.T) {
 		{"close", "POST", "/api/v1/livechat/room.close", map[string]any{"rid": ridB, "token": "tok-A"}},
 		{"transfer", "POST", "/api/v1/livechat/room.transfer", map[string]any{"rid": ridB, "token": "tok-A", "department": "sup"}},
 		{"survey", "POST", "/api/v1/livechat/room.survey", map[string]any{"rid": ridB, "token": "tok-A", "data": []any{map[string]any{"name": "satisfaction", "value": "1"}}}},
-		{"page.visited", "POST", "/api/v1/livechat/page.visited", map[string]any{"rid": ridB, "token": "tok-A", "pageInfo": map[string]any{"change": "url", "title": "t", "location": map[string]any{"href": "h"}}}},
 		{"transcript", "POST", "/api/v1/livechat/transcript", map[string]any{"rid": ridB, "token": "tok-A", "email": "a@example.com"}},
 		{"callStatus", "POST", "/api/v1/livechat/visitor.callStatus", map[string]any{"rid": ridB, "token": "tok-A", "callStatus": "x", "callId": "c"}},
 	}
@@ -900,6 +925,28 @@ func TestVisitorIsolation(t *testing.T) {
 	}
 	code, m = h.upload(ridB, "tok-A", "x.txt", "text/plain", []byte("x"), "")
 	wantErr(t, "upload to B's room", code, m, 403, map[string]any{"success": false, "error": "unauthorized"})
+
+	// page.visited answers 200 for any token and room, as Rocket.Chat
+	// does, the same for B's room as for no room, and stores nothing in
+	// B's room.
+	lastSeq := func() uint64 {
+		c, err := h.s.conversation(context.Background(), ridB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.LastSeq
+	}
+	seqBefore := lastSeq()
+	page := func(rid string) map[string]any {
+		return h.ok("POST", "/api/v1/livechat/page.visited", map[string]any{"rid": rid, "token": "tok-A",
+			"pageInfo": map[string]any{"change": "url", "title": "t", "location": map[string]any{"href": "h"}}}, nil)
+	}
+	if pb, pn := page(ridB), page("NOSUCHROOM"); !equalJSON(pb, pn) {
+		t.Errorf("page.visited: B's room %v, missing room %v", pb, pn)
+	}
+	if got := lastSeq(); got != seqBefore {
+		t.Errorf("page.visited with A's token stored in B's room: seq %d -> %d", seqBefore, got)
+	}
 
 	after := h.history("tok-B", ridB)
 	if !equalJSON(before, after) {
@@ -1165,20 +1212,22 @@ func TestAgentRoutes(t *testing.T) {
 			t.Errorf("contact.search %s: %v", q, m)
 		}
 	}
+	// ... and, as Rocket.Chat's (LivechatVisitors.findOneGuestByEmailAddress,
+	// checked), visitors that have none yet.
+	h.ok("POST", "/api/v1/livechat/visitor", map[string]any{"visitor": map[string]any{"token": "tok-noroom", "email": "noroom@example.com", "phone": "+222"}}, nil)
+	for _, q := range []string{"email=noroom@example.com", "phone=%2B222"} {
+		m = h.ok("GET", "/api/v1/omnichannel/contact.search?"+q, nil, ann)
+		if c, _ := m["contact"].(map[string]any); c == nil || c["token"] != "tok-noroom" {
+			t.Errorf("contact.search of a visitor without rooms %s: %v", q, m)
+		}
+	}
 	if m = h.ok("GET", "/api/v1/omnichannel/contact.search?email=none@example.com", nil, ann); len(m) != 1 {
 		t.Errorf("no match %v", m)
 	}
 	code, m, _ = h.do("GET", "/api/v1/omnichannel/contact.search", nil, ann)
 	wantErr(t, "search without params", code, m, 400, errB("error-invalid-params"))
 
-	// Custom field definitions: none.
-	m = h.ok("GET", "/api/v1/livechat/custom-fields", nil, ann)
-	if !equalJSON(m["customFields"], []any{}) || m["total"] != float64(0) {
-		t.Errorf("custom-fields %v", m)
-	}
-	if m = h.ok("GET", "/api/v1/livechat/custom-fields/plan", nil, ann); m["customField"] != nil {
-		t.Errorf("custom-fields/:_id %v", m)
-	}
+	// Custom field definitions: TestCustomFieldRoutes.
 }
 
 // --- plumbing ---------------------------------------------------------------------------------

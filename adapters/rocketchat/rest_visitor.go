@@ -71,7 +71,7 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 		"settings": map[string]any{
 			"registrationForm": true, "allowSwitchingDepartments": true, "nameFieldRegistrationForm": true,
 			"emailFieldRegistrationForm": true, "displayOfflineForm": true, "videoCall": false,
-			"fileUpload": s.cfg.Files != nil, "language": "", "transcript": false, "historyMonitorType": "url",
+			"fileUpload": s.cfg.Files != nil, "language": "", "transcript": s.cfg.Mail != nil, "historyMonitorType": "url",
 			"forceAcceptDataProcessingConsent": false, "showConnecting": false, "agentHiddenInfo": false,
 			"clearLocalStorageWhenChatEnded": false, "limitTextLength": limit,
 		},
@@ -90,17 +90,18 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 		},
 		"messages": map[string]any{
 			"offlineMessage": "", "offlineSuccessMessage": "", "offlineUnavailableMessage": "",
-			"conversationFinishedMessage": "", "conversationFinishedText": "", "transcriptMessage": "",
+			"conversationFinishedMessage": "", "conversationFinishedText": "", "transcriptMessage": transcriptPromptIf(s.cfg.Mail != nil),
 			"registrationFormMessage": "", "dataProcessingConsentText": "",
 		},
 		"survey": map[string]any{
 			"items":  []any{"satisfaction", "agentKnowledge", "agentResposiveness", "agentFriendliness"},
 			"values": []any{"1", "2", "3", "4", "5"},
 		},
-		"triggers":    []any{},
-		"departments": depts,
-		"resources":   map[string]any{"sound": s.widgetServerURL(c.Request) + s.soundURL(), "emojis": []any{}},
-		"online":      s.online(model.DeptID(c.Query("department"))),
+		"triggers":     []any{},
+		"departments":  depts,
+		"customFields": s.publicFields(),
+		"resources":    map[string]any{"sound": s.widgetServerURL(c.Request) + s.soundURL(), "emojis": []any{}},
+		"online":       s.online(model.DeptID(c.Query("department"))),
 	}
 	if token != "" {
 		v, err := s.visitorByToken(ctx, token)
@@ -112,7 +113,7 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 				return nil, err
 			}
 			if open {
-				room := map[string]any{"_id": string(conv.ID), "open": true}
+				room := map[string]any{"_id": s.roomID(ctx, conv.ID), "open": true}
 				if conv.Department != "" {
 					room["departmentId"] = string(conv.Department)
 				}
@@ -127,6 +128,19 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 					}
 				}
 				cfg["room"] = room
+				// A visitor with an open room is never sent to the offline
+				// form: its conversation goes on (served, or waiting in
+				// the queue) whoever accepts new chats now. Without this
+				// the widget, reloaded after the serving agent stopped
+				// accepting chats (or after a move to a department where
+				// nobody does), showed an empty "Leave a message" form
+				// instead of the conversation.
+				cfg["online"] = true
+				if conv.State == model.StateQueued {
+					if spot := s.d.Router().Position(conv.ID); spot > 0 {
+						cfg["queueInfo"] = s.queueInfo(spot)
+					}
+				}
 			}
 		case !errors.Is(err, errInvalidToken):
 			return nil, err
@@ -249,17 +263,31 @@ func (s *Surface) saveVisitor(ctx context.Context, in visitorInput) (model.Visit
 		}
 		dept = dp.ID
 	}
+	// Rocket.Chat's registerGuest (visitor.ts, checked) keeps only keys
+	// of defined visitor-scope fields and skips the others silently; a
+	// defined field's value must match its regexp.
+	kept := in.fields[:0:0]
 	for _, f := range in.fields {
-		if reservedField(f.key) {
-			return model.Visitor{}, errInvalidField
+		def, err := s.checkField(f.key, f.value)
+		if errors.Is(err, errInvalidField) || (err == nil && def.Scope == "room") {
+			continue
 		}
+		if err != nil {
+			return model.Visitor{}, err
+		}
+		kept = append(kept, f)
 	}
+	in.fields = kept
 	for _, p := range []string{in.name, in.email, in.phone, in.username} {
 		if len(p) > 1024 || !utf8.ValidString(p) {
 			return model.Visitor{}, errSavingVisitor
 		}
 	}
-	v, err := s.d.EnsureVisitor(ctx, s.tokenKey(in.token), model.Visitor{Name: in.name, Email: in.email})
+	key, err := s.registrationKey(ctx, in.token)
+	if err != nil {
+		return model.Visitor{}, err
+	}
+	v, err := s.d.EnsureVisitor(ctx, key, model.Visitor{Name: in.name, Email: in.email})
 	if err != nil {
 		return model.Visitor{}, err
 	}
@@ -307,8 +335,10 @@ func (s *Surface) restVisitorGet(c *gin.Context, _ *restReq) (map[string]any, er
 
 // restVisitorDelete is DELETE livechat/visitor/:token (§5.4). The store
 // cannot delete records, so chatgate erases the visitor's profile (name,
-// e-mail, phone, department, custom fields); its conversations' messages
-// stay stored.
+// e-mail, phone, department, custom fields) and marks it erased: the token
+// stops working (invalid-token everywhere) and its conversations' messages
+// stay stored, linked to no usable token; the token registered again is a
+// new visitor (see visitorByToken).
 func (s *Surface) restVisitorDelete(c *gin.Context, _ *restReq) (map[string]any, error) {
 	ctx := c.Request.Context()
 	v, err := s.visitorByToken(ctx, c.Param("token"))
@@ -322,13 +352,12 @@ func (s *Surface) restVisitorDelete(c *gin.Context, _ *restReq) (map[string]any,
 	}
 	empty := ""
 	noDept := model.DeptID("")
-	upd := desk.VisitorUpdate{Name: &empty, Email: &empty, Phone: &empty, Department: &noDept}
-	if len(v.Fields) > 0 {
-		upd.Fields = map[string]string{}
-		for k := range v.Fields {
-			upd.Fields[k] = ""
-		}
+	upd := desk.VisitorUpdate{Name: &empty, Email: &empty, Phone: &empty, Department: &noDept,
+		Fields: map[string]string{fieldErased: isoTime(s.d.Now())}}
+	for k := range v.Fields {
+		upd.Fields[k] = ""
 	}
+	upd.Fields[fieldErased] = isoTime(s.d.Now())
 	if _, err := s.d.UpdateVisitor(ctx, v.ID, upd); err != nil {
 		s.log.Error().Err(err).Str("visitor", string(v.ID)).Msg("erase visitor")
 		return nil, errRemovingVisitor
@@ -402,10 +431,7 @@ func (s *Surface) restCustomField(c *gin.Context, r *restReq) (map[string]any, e
 	if err != nil {
 		return nil, err
 	}
-	if key == "" || reservedField(key) {
-		return nil, errInvalidField
-	}
-	if _, err := s.setFields(c.Request.Context(), v, []customField{{key: key, value: value, overwrite: ow}}); err != nil {
+	if _, err := s.setCustomFields(c.Request.Context(), v, []customField{{key: key, value: value, overwrite: ow}}); err != nil {
 		return nil, err
 	}
 	return map[string]any{"field": map[string]any{"key": key, "value": value, "overwrite": ow}}, nil
@@ -429,12 +455,7 @@ func (s *Surface) restCustomFields(c *gin.Context, r *restReq) (map[string]any, 
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range fields {
-		if f.key == "" || reservedField(f.key) {
-			return nil, errInvalidField
-		}
-	}
-	if _, err := s.setFields(c.Request.Context(), v, fields); err != nil {
+	if _, err := s.setCustomFields(c.Request.Context(), v, fields); err != nil {
 		return nil, err
 	}
 	out := []any{}
@@ -442,26 +463,6 @@ func (s *Surface) restCustomFields(c *gin.Context, r *restReq) (map[string]any, 
 		out = append(out, map[string]any{"Key": f.key, "value": f.value, "overwrite": f.overwrite})
 	}
 	return map[string]any{"fields": out}, nil
-}
-
-// setFields writes custom fields on the visitor; overwrite:false keeps an
-// existing value.
-func (s *Surface) setFields(ctx context.Context, v model.Visitor, fields []customField) (model.Visitor, error) {
-	upd := map[string]string{}
-	for _, f := range fields {
-		if !f.overwrite && v.Fields[f.key] != "" {
-			continue
-		}
-		upd[f.key] = f.value
-	}
-	if len(upd) == 0 {
-		return v, nil
-	}
-	nv, err := s.d.UpdateVisitor(ctx, v.ID, desk.VisitorUpdate{Fields: upd})
-	if errors.Is(err, desk.ErrInvalid) {
-		return model.Visitor{}, &rcError{Code: "invalid-custom-field", Reason: "Invalid custom field"}
-	}
-	return nv, err
 }
 
 // restAgentInfo is GET livechat/agent.info/:rid/:token (§5.13).
@@ -512,7 +513,8 @@ func (s *Surface) restAgentNext(c *gin.Context, _ *restReq) (map[string]any, err
 // Offline messages are kept as conversations: a visitor per e-mail address
 // (mapping kind "offline"), a conversation holding the message as a
 // "ticket" form and the text, closed at once, so agents find them in the
-// history. chatgate sends no e-mail.
+// history. With SMTP configured the message is also e-mailed to the
+// department's address, else the default one (email.go).
 const kindOffline = "offline"
 
 // restOfflineMessage is POST livechat/offline.message (§5.17).
@@ -576,6 +578,15 @@ func (s *Surface) restOfflineMessage(c *gin.Context, r *restReq) (map[string]any
 		}
 		return nil, err
 	}
+	if to := s.offlineRecipient(deptID); s.cfg.Mail != nil && to != "" {
+		deptName := ""
+		if dp, ok := s.d.Department(deptID); ok {
+			deptName = dp.Name
+		}
+		if err := s.queueMail(ctx, "offline", conv.ID, offlineMail(to, name, email, deptName, msg)); err != nil {
+			return nil, err
+		}
+	}
 	return map[string]any{"message": "Livechat offline message sent"}, nil
 }
 
@@ -584,8 +595,9 @@ func jsonString(s string) []byte {
 	return b
 }
 
-// restTranscript is POST livechat/transcript (§5.19). chatgate sends no
-// e-mail, so a valid request gets Rocket.Chat's failure body (config
+// restTranscript is POST livechat/transcript (§5.19): the transcript of
+// the token's room is e-mailed to the given address (email.go). Without
+// SMTP configured a valid request gets Rocket.Chat's failure body (config
 // reports transcript:false, so the widget does not ask).
 func (s *Surface) restTranscript(c *gin.Context, r *restReq) (map[string]any, error) {
 	var token, rid, email string
@@ -599,11 +611,25 @@ func (s *Surface) restTranscript(c *gin.Context, r *restReq) (map[string]any, er
 		}
 		*f.dst = v
 	}
-	if _, _, err := s.visitorRoom(c.Request.Context(), token, rid); err != nil {
+	ctx := c.Request.Context()
+	v, conv, err := s.visitorRoom(ctx, token, rid)
+	if err != nil {
 		if errors.Is(err, errInvalidToken) || errors.Is(err, errInvalidRoom) {
 			return nil, errInvalidRoomLong
 		}
 		return nil, err
 	}
-	return nil, &failC{body: map[string]any{"message": "Error sending Omnichannel transcript"}}
+	failed := &failC{body: map[string]any{"message": "Error sending Omnichannel transcript"}}
+	email = strings.TrimSpace(email)
+	if s.cfg.Mail == nil || !validEmail(strings.ToLower(email)) {
+		return nil, failed
+	}
+	m, err := s.transcriptMail(ctx, conv, v, email)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.queueMail(ctx, "transcript", conv.ID, m); err != nil {
+		return nil, err
+	}
+	return map[string]any{"message": "Omnichannel transcript sent"}, nil
 }

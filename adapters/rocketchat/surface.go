@@ -15,6 +15,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -50,6 +51,23 @@ type Config struct {
 	// MaxBody caps REST request bodies (bytes); MaxFrame caps DDP frames.
 	MaxBody  int64
 	MaxFrame int
+	// QueueMessage is the text of queueInfo's waiting message
+	// (Rocket.Chat's Livechat_waiting_queue_message); QueueWaitPerChat,
+	// when > 0, makes queueInfo estimate the wait as spot × it.
+	QueueMessage     string
+	QueueWaitPerChat time.Duration
+	// Mail, if set, sends livechat/transcript e-mails and forwards
+	// offline messages (email.go); nil: both answer as without e-mail.
+	Mail Mailer
+	// OfflineEmail is the default address of offline messages
+	// (Livechat_offline_email); DepartmentEmails a department's own.
+	OfflineEmail     string
+	DepartmentEmails map[model.DeptID]string
+	// CustomFields are the livechat custom field definitions;
+	// RoomFieldNamespace the property namespace of room-scope values
+	// (declared as thread properties by the configuration).
+	CustomFields       []CustomField
+	RoomFieldNamespace string
 	// OnConnections, if set, is told of DDP connections opening (+1) and
 	// closing (-1), for metrics.
 	OnConnections func(delta int)
@@ -60,6 +78,8 @@ type Surface struct {
 	d   *desk.Desk
 	cfg Config
 	log zerolog.Logger
+
+	fields map[string]*fieldDef // custom field definitions by id
 
 	rest   restState
 	ddp    ddpState
@@ -77,7 +97,15 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = 64 << 10
 	}
+	if cfg.RoomFieldNamespace == "" {
+		cfg.RoomFieldNamespace = "rocketchat_custom_fields"
+	}
 	s := &Surface{d: d, cfg: cfg, log: log.With().Str("surface", System).Logger()}
+	if err := s.initFields(); err != nil {
+		// The configuration validates regexps first; a definition that
+		// still fails is dropped rather than panicking.
+		s.log.Error().Err(err).Msg("custom field definitions")
+	}
 	s.initREST()
 	s.initDDP()
 	s.initWidget()

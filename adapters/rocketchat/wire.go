@@ -240,12 +240,22 @@ func (s *Surface) visitorToken(ctx context.Context, id model.VisitorID) string {
 	if t, ok := s.rest.wire.token.Load(id); ok {
 		return t.(string)
 	}
-	t, err := s.d.Store().Reverse(ctx, System, s.cfg.Tenant, KindToken, string(id))
-	if err != nil {
-		return ""
+	st := s.d.Store()
+	for range maxTokenChain {
+		t, err := st.Reverse(ctx, System, s.cfg.Tenant, KindToken, string(id))
+		if err == nil {
+			s.rest.wire.token.Store(id, t)
+			return t
+		}
+		// A visitor registered after an erasure: the token is its
+		// predecessor's.
+		prev, err := st.Reverse(ctx, System, s.cfg.Tenant, kindTokenNext, string(id))
+		if err != nil {
+			return ""
+		}
+		id = model.VisitorID(prev)
 	}
-	s.rest.wire.token.Store(id, t)
-	return t
+	return ""
 }
 
 // username renders a visitor's username, falling back to a name derived
@@ -442,10 +452,10 @@ func (s *Surface) renderRoom(c *model.Conversation, v *model.Visitor, token stri
 	}
 	last := updatedAt(c.CreatedAt, c.AssignedAt, c.ClosedAt)
 	m := map[string]any{
-		"_id": string(c.ID), "t": "l", "fname": fname, "ts": c.CreatedAt, "lm": last, "_updatedAt": last,
+		"_id": s.roomID(ctx, c.ID), "t": "l", "fname": fname, "ts": c.CreatedAt, "lm": last, "_updatedAt": last,
 		"msgs": c.LastSeq, "cl": false,
 		"v":      map[string]any{"_id": string(vis.ID), "username": username, "token": token, "status": status},
-		"source": roomSource(c.Origin),
+		"source": s.roomSource(ctx, c),
 	}
 	usersCount := 1
 	if c.Active() {
@@ -467,6 +477,9 @@ func (s *Surface) renderRoom(c *model.Conversation, v *model.Visitor, token stri
 		usersCount++
 	}
 	m["usersCount"] = usersCount
+	if data := s.roomFields(c); len(data) > 0 {
+		m["livechatData"] = data
+	}
 	if !c.Active() {
 		m["closedAt"] = c.ClosedAt
 		if c.ClosedBy != nil {
@@ -485,14 +498,19 @@ func (s *Surface) renderRoom(c *model.Conversation, v *model.Visitor, token stri
 	return m
 }
 
-// roomSource is the room's source: {type:"widget"} for rooms started here
-// (the widget is the only client of this surface that starts rooms),
-// {type:"other", alias} for rooms of other surfaces.
-func roomSource(origin string) map[string]any {
-	if origin == "" || origin == System {
+// roomSource is the room's source, as Rocket.Chat's livechat/room sets
+// it (room.js, checked: this.isWidget() ? WIDGET : API): {type:"widget"}
+// for rooms started here by a client that sent the widget's rc_is_widget=t
+// cookie, {type:"api"} for other rooms started here, {type:"other",
+// alias} for rooms of other surfaces.
+func (s *Surface) roomSource(ctx context.Context, c *model.Conversation) map[string]any {
+	if c.Origin != "" && c.Origin != System {
+		return map[string]any{"type": "other", "alias": c.Origin}
+	}
+	if s.widgetRoom(ctx, c.ID) {
 		return map[string]any{"type": "widget"}
 	}
-	return map[string]any{"type": "other", "alias": origin}
+	return map[string]any{"type": "api"}
 }
 
 // --- messages ---------------------------------------------------------------------
@@ -514,7 +532,7 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 		return nil
 	}
 	ctx := context.Background()
-	m := map[string]any{"_id": messageID(e), "rid": string(e.Conv), "ts": e.At, "_updatedAt": updatedAt(e.At, e.EditedAt)}
+	m := map[string]any{"_id": messageID(e), "rid": s.roomID(context.Background(), e.Conv), "ts": e.At, "_updatedAt": updatedAt(e.At, e.EditedAt)}
 	author := func() map[string]any {
 		return s.authorUser(ctx, string(e.Author.Kind), e.Author.ID, e.Author.Name)
 	}
@@ -592,9 +610,20 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 		m["mentions"], m["channels"] = []any{}, []any{}
 		fields := make([]any, 0, len(e.Form.Fields))
 		for _, fl := range e.Form.Fields {
-			fields = append(fields, map[string]any{"title": fl.Label, "value": fl.AnswerText(), "short": false})
+			if fl.Answered() {
+				fields = append(fields, map[string]any{"title": fl.FieldLabel(), "value": fl.AnswerText(), "short": false})
+			}
 		}
 		m["attachments"] = []any{map[string]any{"fields": fields}}
+	case model.KindRich:
+		// A rich message (cards, quick replies): its titles and buttons
+		// as text; Rocket.Chat's livechat has no such message.
+		text := model.RichText(e.Custom)
+		if text == "" {
+			return nil
+		}
+		m["u"], m["msg"] = author(), text
+		m["mentions"], m["channels"] = []any{}, []any{}
 	case model.KindAnnotation:
 		if strings.TrimSpace(e.Text) == "" {
 			return nil

@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
 
 	"chatgate/configs"
 	"chatgate/core/model"
@@ -20,12 +24,35 @@ const (
 	demoAgentPasswordKey = "demo_agent_password"
 )
 
-// credential is one agent's secrets.
+// credential is one agent's secrets. A password configured as a bcrypt
+// hash ($2a$, $2b$, $2y$) is checked with bcrypt; any other value is the
+// password itself, compared in constant time.
 type credential struct {
 	id       model.AgentID
 	username string
 	token    []byte
 	password []byte
+	hashed   bool
+}
+
+// isBcrypt reports whether a configured password is a bcrypt hash.
+func isBcrypt(p string) bool {
+	if !strings.HasPrefix(p, "$2") {
+		return false
+	}
+	_, err := bcrypt.Cost([]byte(p))
+	return err == nil
+}
+
+func (c *credential) passwordOK(password string) bool {
+	switch {
+	case len(c.password) == 0:
+		return false
+	case c.hashed:
+		return bcrypt.CompareHashAndPassword(c.password, []byte(password)) == nil
+	default:
+		return subtle.ConstantTimeCompare(c.password, []byte(password)) == 1
+	}
 }
 
 // credentials authenticates agents by bearer token (LiveChat RTM) or by
@@ -46,20 +73,53 @@ func (cs credentials) byToken(token string) (model.AgentID, bool) {
 
 func (cs credentials) byPassword(user, password string) (model.AgentID, bool) {
 	var found model.AgentID
-	for _, c := range cs {
+	for i := range cs {
+		c := &cs[i]
 		nameOK := strings.EqualFold(user, c.username) || strings.EqualFold(user, string(c.id))
-		passOK := len(c.password) > 0 && subtle.ConstantTimeCompare(c.password, []byte(password)) == 1
-		if nameOK && passOK {
+		// A bcrypt hash is only checked for the named agent (each check
+		// costs tens of milliseconds); plain passwords are compared for
+		// every agent.
+		if c.hashed && !nameOK {
+			continue
+		}
+		if passOK := c.passwordOK(password); nameOK && passOK {
 			found = c.id
 		}
 	}
 	return found, found != ""
 }
 
+// tokenOf returns an agent's bearer token: the console's password login
+// hands it to the browser, which then logs in to the agent RTM with it.
+func (cs credentials) tokenOf(id model.AgentID) (string, bool) {
+	for _, c := range cs {
+		if c.id == id {
+			return string(c.token), true
+		}
+	}
+	return "", false
+}
+
+// loopback reports whether addr (host:port) listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // agentsFromConfig returns the configured agents, or the demo agent when
-// none is configured. The demo agent's secrets are generated once, kept in
-// the store (so restarts keep them) and printed to stderr, not to the log.
-func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, stderr io.Writer) ([]model.Agent, credentials, error) {
+// none is configured and chatgate listens on loopback only (or demo is
+// set: --demo). The demo agent's secrets are generated once, kept in the
+// store (so restarts keep them) and printed to stderr, not to the log.
+// With no agent and no demo agent it says so in one log line, with no
+// secret in it.
+func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, stderr io.Writer, demo bool, log zerolog.Logger) ([]model.Agent, credentials, error) {
 	var agents []model.Agent
 	var creds credentials
 	for _, a := range cfg.Agents {
@@ -68,11 +128,17 @@ func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, 
 			depts = append(depts, model.DeptID(d))
 		}
 		agents = append(agents, model.Agent{ID: model.AgentID(a.ID), Username: a.Username, Name: a.Name,
-			JobTitle: a.JobTitle, Avatar: a.Avatar, Departments: depts, MaxChats: a.MaxChats})
-		creds = append(creds, credential{id: model.AgentID(a.ID), username: a.Username, token: []byte(a.Token), password: []byte(a.Password)})
+			JobTitle: a.JobTitle, Avatar: a.Avatar, Departments: depts, MaxChats: a.MaxChats, Admin: a.Admin})
+		creds = append(creds, credential{id: model.AgentID(a.ID), username: a.Username, token: []byte(a.Token),
+			password: []byte(a.Password), hashed: isBcrypt(a.Password)})
 	}
 	if len(agents) > 0 {
 		return agents, creds, nil
+	}
+	if !demo && !loopback(cfg.Server.Addr) {
+		log.Warn().Str("addr", cfg.Server.Addr).Msg("no agents configured and not on loopback, so no demo agent: no agent can log in. " +
+			"Add agents under agents: in the config file or with CHATGATE_AGENT_0_ID and CHATGATE_AGENT_0_TOKEN (see docs/console.md), or start with --demo")
+		return nil, nil, nil
 	}
 	tok, err := demoSecret(ctx, st, demoAgentTokenKey)
 	if err != nil {
@@ -82,13 +148,14 @@ func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, 
 	if err != nil {
 		return nil, nil, err
 	}
-	agents = []model.Agent{{ID: demoAgentID, Username: demoAgentUsername, Name: "Demo Agent", JobTitle: "Support Agent"}}
+	agents = []model.Agent{{ID: demoAgentID, Username: demoAgentUsername, Name: "Demo Agent", JobTitle: "Support Agent", Admin: true}}
 	creds = credentials{{id: demoAgentID, username: demoAgentUsername, token: tok, password: pass}}
 	fmt.Fprintf(stderr, "\nchatgate demo agent (no agents configured):\n  id:       %s\n  username: %s\n  token:    %s\n  password: %s\n"+
+		"  Open http://%s/ (console: /console, log in as %s with the password above)\n"+
 		"  LiveChat agent RTM: ws://%s/v3.5/agent/rtm/ws  then {\"action\":\"login\",\"payload\":{\"token\":\"Bearer <token>\"}}\n"+
 		"  Rocket.Chat agent login: POST http://%s/api/v1/login {\"user\":\"%s\",\"password\":\"<password>\"}\n"+
 		"  LiveChat v2 visitor licence_id: %s\n\n",
-		demoAgentID, demoAgentUsername, tok, pass, cfg.Server.Addr, cfg.Server.Addr, demoAgentUsername, cfg.License.ID)
+		demoAgentID, demoAgentUsername, tok, pass, cfg.Server.Addr, demoAgentUsername, cfg.Server.Addr, cfg.Server.Addr, demoAgentUsername, cfg.License.ID)
 	return agents, creds, nil
 }
 

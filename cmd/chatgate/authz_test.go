@@ -465,7 +465,7 @@ func routeKey(method, path string) string {
 		method = http.MethodGet
 	}
 	path = apiVersion.ReplaceAllString(path, "/v3.x/")
-	if path == "/api/v1/*path" {
+	if path == "/api/v1/*path" || path == "/api/apps/*path" {
 		method = "ANY"
 	}
 	return method + " " + path
@@ -597,7 +597,11 @@ func (f *authzFixture) rows() []authzRow {
 		rc("GET livechat/agent.next/:token", "public (forged token: the next agent only)", "GET", "livechat/agent.next/"+forged, nil, status(200)),
 		rc("POST livechat/custom.field", "forged token", "POST", "livechat/custom.field", map[string]any{"token": forged, "key": "k", "value": "v", "overwrite": true}, rcFail(400, "")),
 		rc("POST livechat/custom.fields", "forged token", "POST", "livechat/custom.fields", map[string]any{"token": forged, "customFields": []any{map[string]any{"key": "k", "value": "v", "overwrite": true}}}, rcFail(400, "")),
-		rc("POST livechat/page.visited", "A's token, B's rid", "POST", "livechat/page.visited", map[string]any{"rid": f.ridB, "token": f.tokA, "pageInfo": map[string]any{"change": "url", "title": "t", "location": map[string]any{"href": "h"}}}, rcFail(400, "")),
+		// As on Rocket.Chat, page.visited answers 200 for any token and
+		// room (the page echoed back); nothing is stored in B's room
+		// (adapters/rocketchat TestVisitorIsolation checks).
+		rc("POST livechat/page.visited", "A's token, B's rid", "POST", "livechat/page.visited", map[string]any{"rid": f.ridB, "token": f.tokA, "pageInfo": map[string]any{"change": "url", "title": "t", "location": map[string]any{"href": "h"}}}, status(200)),
+		rc("POST livechat/visitor/department.transfer", "A's token, B's rid", "POST", "livechat/visitor/department.transfer", map[string]any{"rid": f.ridB, "token": f.tokA, "department": "0"}, rcFail(400, "error-invalid-room")),
 		rc("POST livechat/transcript", "A's token, B's rid", "POST", "livechat/transcript", map[string]any{"rid": f.ridB, "token": f.tokA, "email": "a@example.com"}, rcFail(400, "")),
 	)
 	upBody, upType := multipartFile("x.txt", "x")
@@ -617,6 +621,9 @@ func (f *authzFixture) rows() []authzRow {
 		rc("POST login", "wrong password", "POST", "login", map[string]any{"user": "jane@example.com", "password": "wrong"}, rcLoginFailed()),
 		rc("POST login", "unknown user", "POST", "login", map[string]any{"user": "nobody", "password": agentPassword}, rcLoginFailed()),
 	)
+	// No Apps-Engine: /api/apps/… is an unknown resource for everyone.
+	add(authzRow{covers: []string{"ANY /api/apps/*path"}, probe: "public (no apps: 404 JSON)", method: "POST",
+		path: "/api/apps/ui.interaction/app", body: "{}", want: rcFail(404, "Resource not found")})
 	// An unknown route and a wrong method under /api/v1: JSON 404/405.
 	add(authzRow{covers: []string{keyRCAPI}, probe: "unknown route", method: "GET", path: "/api/v1/livechat/nope", want: rcFail(404, "Resource not found")},
 		authzRow{covers: []string{keyRCAPI}, probe: "wrong method", method: "PATCH", path: "/api/v1/livechat/room", want: func(r authzResult) error {
@@ -711,7 +718,8 @@ func (f *authzFixture) rows() []authzRow {
 		m("sendMessageLivechat", "forged token", meteor("invalid-token"), map[string]any{"_id": "ddp-msg-x2", "rid": f.ridB, "msg": "intrude", "token": forged}),
 		m("livechat:getAgentData", "A's token, B's rid", meteor("error-invalid-room"), map[string]any{"roomId": f.ridB, "token": f.tokA}),
 		m("livechat:loginByToken", "forged token", ddpResult("no result", isNil), forged),
-		m("livechat:pageVisited", "A's token, B's rid", meteor("invalid-room"), f.tokA, f.ridB, map[string]any{"change": "url", "title": "t", "location": map[string]any{"href": "h"}}),
+		// As REST page.visited (and Rocket.Chat): no error, nothing stored.
+		m("livechat:pageVisited", "A's token, B's rid (nothing stored)", ddpResult("no result", isNil), f.tokA, f.ridB, map[string]any{"change": "url", "title": "t", "location": map[string]any{"href": "h"}}),
 		m("livechat:closeByVisitor", "A's token, B's rid", ddpResult("false", isFalse), map[string]any{"roomId": f.ridB, "token": f.tokA}),
 		m("livechat:setCustomField", "forged token", meteor("invalid-token"), forged, "k", "v"),
 		m("livechat:setDepartmentForVisitor", "A's token, B's rid", meteor("error-invalid-room"), map[string]any{"roomId": f.ridB, "visitorToken": f.tokA, "departmentId": "0"}),
@@ -987,11 +995,49 @@ func (f *authzFixture) rows() []authzRow {
 			authzRow{covers: []string{p.key}, probe: "Rocket.Chat visitor token", method: "GET", path: p.path, hdr: bearer(f.tokA), want: unauth})
 	}
 
+	// The operator view's JSON: an admin agent's bearer token only (the
+	// fixture has no admin: Jane's own token is refused with 403).
+	for _, p := range []struct{ key, method, path string }{
+		{"GET /console/api/ops", "GET", "/console/api/ops"},
+		{"POST /console/api/ops/retry_webhooks", "POST", "/console/api/ops/retry_webhooks"},
+	} {
+		refused := func(code int) authzWant {
+			return func(r authzResult) error {
+				if r.status != code || r.m["error"] == nil || strings.Contains(string(r.raw), "agents\"") || strings.Contains(string(r.raw), "retried") {
+					return fmt.Errorf("want %d {\"error\":…}, got %d %.200s", code, r.status, r.raw)
+				}
+				return nil
+			}
+		}
+		add(authzRow{covers: []string{p.key}, probe: "no Authorization", method: p.method, path: p.path, want: refused(401)},
+			authzRow{covers: []string{p.key}, probe: "forged token", method: p.method, path: p.path, hdr: bearer(forgedBearer), want: refused(401)},
+			authzRow{covers: []string{p.key}, probe: "customer token", method: p.method, path: p.path, hdr: bearer(f.ctA), want: refused(401)},
+			authzRow{covers: []string{p.key}, probe: "Rocket.Chat visitor token", method: p.method, path: p.path, hdr: bearer(f.tokA), want: refused(401)},
+			authzRow{covers: []string{p.key}, probe: "agent who is not an admin", method: p.method, path: p.path, hdr: bearer(f.agentToken), want: refused(403)})
+	}
+	// The console's password login: a wrong password (or a token as the
+	// password) gets 401 and no token.
+	loginRefused := func(r authzResult) error {
+		if r.status != 401 || r.m["error"] == nil || r.m["token"] != nil {
+			return fmt.Errorf("want 401 without a token, got %d %.200s", r.status, r.raw)
+		}
+		return nil
+	}
+	add(authzRow{covers: []string{"POST /console/api/login"}, probe: "wrong password", method: "POST", path: "/console/api/login",
+		body: jsonBody(map[string]string{"user": "jane@example.com", "password": "not-her-password"}), want: loginRefused},
+		authzRow{covers: []string{"POST /console/api/login"}, probe: "another agent's password", method: "POST", path: "/console/api/login",
+			body: jsonBody(map[string]string{"user": "jane@example.com", "password": otherAgentPassword}), want: loginRefused},
+		authzRow{covers: []string{"POST /console/api/login"}, probe: "token as password", method: "POST", path: "/console/api/login",
+			body: jsonBody(map[string]string{"user": "jane@example.com", "password": agentToken}), want: loginRefused})
+
 	// Operational and widget assets: public by design.
 	for _, p := range []struct{ key, path string }{
 		{"GET /healthz", "/healthz"}, {"GET /readyz", "/readyz"}, {"GET /metrics", "/metrics"},
 		{"GET /livechat", "/livechat"}, {"GET /livechat/*file", "/livechat/nope.js"},
 		{"GET /avatar/:username", "/avatar/jane"}, {"GET /sounds/chime.mp3", "/sounds/chime.mp3"},
+		// chatgate's pages (static; every datum behind them needs credentials).
+		{"GET /", "/"}, {"GET /console", "/console"}, {"GET /console/ops", "/console/ops"}, {"GET /demo", "/demo"},
+		{"GET /console/static/*file", "/console/static/console.js"},
 	} {
 		add(authzRow{covers: []string{p.key}, probe: "public", method: "GET", path: p.path, want: func(r authzResult) error {
 			if r.status >= 500 || r.status == 401 || r.status == 403 {

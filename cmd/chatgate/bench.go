@@ -82,7 +82,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	fs.StringVar(&o.OrganizationID, "organization-id", benchOrgID, "LiveChat organization_id of the target (customer surface)")
 	fs.IntVar(&o.PID, "pid", 0, "process id of an external target, for its RSS (Linux /proc)")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
-	fs.BoolVar(&o.NoBaselines, "no-baselines", false, "skip the echo, bbolt-echo and gin baselines")
+	fs.BoolVar(&o.NoBaselines, "no-baselines", false, "skip the echo, raw durable echo, in-store echo and gin baselines")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file (go tool pprof)")
 	fs.IntVar(&o.Capacity, "capacity", 0, "capacity mode: hold this many idle DDP and customer RTM sessions and report memory per connection (no load phase)")
 	if err := fs.Parse(args); err != nil {
@@ -172,6 +172,12 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		rep.Ratios = map[string]float64{}
 		if b.EchoMsgsPerSec > 0 {
 			rep.Ratios["relayed_vs_echo"] = rep.RelayedPerSec / b.EchoMsgsPerSec
+		}
+		if b.RawDurableEchoMsgsPerSec > 0 {
+			// The headline: chatgate against the physical floor of "save,
+			// then answer" (bbolt used directly, nothing of chatgate).
+			rep.Ratios["relayed_vs_raw_durable_echo"] = rep.RelayedPerSec / b.RawDurableEchoMsgsPerSec
+			rep.Ratios["store_echo_vs_raw_durable_echo"] = b.BoltEchoMsgsPerSec / b.RawDurableEchoMsgsPerSec
 		}
 		if b.BoltEchoMsgsPerSec > 0 {
 			rep.Ratios["relayed_vs_bolt_echo"] = rep.RelayedPerSec / b.BoltEchoMsgsPerSec
@@ -397,6 +403,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	}
 
 	// The load phase.
+	cpu0 := readCPU(o.PID)
 	start := time.Now()
 	pctx, pcancel := context.WithTimeout(lctx, o.Duration)
 	defer pcancel()
@@ -418,6 +425,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	}
 	<-pctx.Done()
 	elapsed := time.Since(start)
+	cpu := readCPU(o.PID) - cpu0
 	rep.ServerRSSBytes = readRSS(o.PID)
 	// A visitor or agent stuck on a gateway that stopped answering must
 	// not hang the run: it is reported, and the run goes on.
@@ -445,6 +453,10 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	rep.Sent = r.sent.Load()
 	rep.Relayed = r.v2a.Load() + r.a2v.Load()
 	rep.RelayedPerSec = float64(rep.Relayed) / elapsed.Seconds()
+	if cpu0 > 0 {
+		rep.CPUSec = cpu.Seconds()
+		rep.CPUMicrosPerRelayed = cpuPer(cpu, rep.Relayed)
+	}
 	rep.VisitorToAgent = summarize(v2a)
 	rep.AgentToVisitor = summarize(back)
 	rep.Errors = r.errs.Load()
@@ -508,6 +520,41 @@ func benchProgress(ctx context.Context, r *benchRun, start time.Time, total time
 			last = n
 		}
 	}
+}
+
+// readCPU returns the CPU time (user + system) a process has used so far,
+// 0 when unknown (Linux /proc; clock ticks of 1/100 s).
+func readCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// cpuPer returns the microseconds of CPU per item, 0 when unknown.
+func cpuPer(cpu time.Duration, n int64) float64 {
+	if cpu <= 0 || n <= 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(n)
 }
 
 // readRSS returns VmRSS of a process in bytes, 0 when unknown.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
+	bbolt "go.etcd.io/bbolt"
 
 	"chatgate/core/model"
 	"chatgate/store"
@@ -31,8 +33,22 @@ type benchBaselines struct {
 	// sends back per second (clients × window in flight).
 	EchoMsgsPerSec float64        `json:"echo_msgs_per_s"`
 	EchoLatency    latencySummary `json:"echo_latency"`
-	// BoltEchoMsgsPerSec: the same echo, committing each message to a
-	// chatgate bbolt store (fsync'd, group commit) before echoing it.
+	// CPU per echoed message of each echo (this process: server and
+	// clients together), µs.
+	EchoCPUMicros           float64 `json:"echo_cpu_us_per_msg,omitempty"`
+	RawDurableEchoCPUMicros float64 `json:"raw_durable_echo_cpu_us_per_msg,omitempty"`
+	BoltEchoCPUMicros       float64 `json:"bolt_echo_cpu_us_per_msg,omitempty"`
+	// RawDurableEchoMsgsPerSec: the same echo, writing each message to
+	// bbolt directly before echoing it: one group-commit writer goroutine
+	// (fsync'd), a 16-byte key (connection ‖ message number) and the
+	// payload as value, nothing of chatgate's store. This is the physical
+	// floor of "save, then answer" on this machine: the headline ratio
+	// (relayed_vs_raw_durable_echo) is held against it.
+	RawDurableEchoMsgsPerSec float64        `json:"raw_durable_echo_msgs_per_s"`
+	RawDurableEchoLatency    latencySummary `json:"raw_durable_echo_latency"`
+	// BoltEchoMsgsPerSec: the same echo, committing each message through
+	// chatgate's store (store/bolt: a conversation record and an event per
+	// message, as a Post writes) before echoing it: the "in-store echo".
 	BoltEchoMsgsPerSec float64        `json:"bolt_echo_msgs_per_s"`
 	BoltEchoLatency    latencySummary `json:"bolt_echo_latency"`
 	// GinReqPerSec: a gin hello-world's requests/s with `clients`
@@ -43,7 +59,7 @@ type benchBaselines struct {
 func runBaselines(ctx context.Context, clients, window int, d time.Duration) (*benchBaselines, error) {
 	b := &benchBaselines{DurationSec: d.Seconds(), Clients: clients}
 	var err error
-	if b.EchoMsgsPerSec, b.EchoLatency, err = runEcho(ctx, clients, window, d, nil); err != nil {
+	if b.EchoMsgsPerSec, b.EchoLatency, b.EchoCPUMicros, err = runEcho(ctx, clients, window, d, nil); err != nil {
 		return nil, fmt.Errorf("echo: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "chatgate-bench-bolt-")
@@ -51,11 +67,24 @@ func runBaselines(ctx context.Context, clients, window int, d time.Duration) (*b
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+
+	raw, err := openRawEcho(filepath.Join(dir, "raw.db"))
+	if err != nil {
+		return nil, err
+	}
+	b.RawDurableEchoMsgsPerSec, b.RawDurableEchoLatency, b.RawDurableEchoCPUMicros, err = runEcho(ctx, clients, window, d, raw.committer)
+	if cerr := raw.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("raw durable echo: %w", err)
+	}
+
 	st, err := bolt.Open(filepath.Join(dir, "echo.db"), bolt.Options{})
 	if err != nil {
 		return nil, err
 	}
-	b.BoltEchoMsgsPerSec, b.BoltEchoLatency, err = runEcho(ctx, clients, window, d, st)
+	b.BoltEchoMsgsPerSec, b.BoltEchoLatency, b.BoltEchoCPUMicros, err = runEcho(ctx, clients, window, d, storeCommitter(st))
 	if cerr := st.Close(); err == nil {
 		err = cerr
 	}
@@ -66,6 +95,117 @@ func runBaselines(ctx context.Context, clients, window int, d time.Duration) (*b
 		return nil, fmt.Errorf("gin: %w", err)
 	}
 	return b, nil
+}
+
+// committer returns, for one echo connection, what durably records each
+// message before it is echoed.
+type committer func() func(ctx context.Context, msg []byte) error
+
+// storeCommitter commits each message through chatgate's store as a Post
+// does: the conversation record (next seq) and the event, in one batch.
+func storeCommitter(st *bolt.Store) committer {
+	return func() func(context.Context, []byte) error {
+		at := time.Now().UTC()
+		visitor := model.VisitorID(model.NewID())
+		conv := model.Conversation{ID: model.ConvID(model.NewID()), Visitor: visitor, State: model.StateOpen,
+			Agent: "agent-1", Origin: "bench", CreatedAt: at}
+		author := model.Author{Kind: model.AuthorVisitor, ID: string(visitor), Name: "Vera"}
+		return func(ctx context.Context, msg []byte) error {
+			conv.LastSeq++
+			return st.Commit(ctx, &store.Batch{Convs: []model.Conversation{conv}, Events: []model.Event{{
+				Conv: conv.ID, Seq: conv.LastSeq, ID: model.NewID(), Kind: model.KindMessage, Author: author, At: at, Text: string(msg)}}})
+		}
+	}
+}
+
+// rawEcho is the raw durable echo's store: bbolt used directly, one
+// writer goroutine that takes the first queued write, drains what else is
+// queued (up to 1,024), puts them all in one fsync'd transaction and then
+// answers each. Keys are 16 bytes, connection (uint64 BE) ‖ message number
+// (uint64 BE), the same shape as an event's (conversation ‖ seq), so the
+// B-tree sees the same spread of writes a relay does.
+type rawEcho struct {
+	db    *bbolt.DB
+	reqs  chan rawPut
+	done  chan struct{}
+	conns atomic.Uint64
+}
+
+type rawPut struct {
+	key, val []byte
+	errc     chan error
+}
+
+var rawBucket = []byte("echo")
+
+func openRawEcho(path string) (*rawEcho, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second, FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucketIfNotExists(rawBucket); return err }); err != nil {
+		db.Close()
+		return nil, err
+	}
+	r := &rawEcho{db: db, reqs: make(chan rawPut, 8192), done: make(chan struct{})}
+	go r.writer()
+	return r, nil
+}
+
+func (r *rawEcho) writer() {
+	defer close(r.done)
+	group := make([]rawPut, 0, 1024)
+	for first := range r.reqs {
+		group = append(group[:0], first)
+	drain:
+		for len(group) < cap(group) {
+			select {
+			case p, ok := <-r.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, p)
+			default:
+				break drain
+			}
+		}
+		err := r.db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(rawBucket)
+			for _, p := range group {
+				if err := b.Put(p.key, p.val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for _, p := range group {
+			p.errc <- err
+		}
+	}
+}
+
+func (r *rawEcho) committer() func(context.Context, []byte) error {
+	conn := r.conns.Add(1)
+	var n uint64
+	errc := make(chan error, 1)
+	return func(ctx context.Context, msg []byte) error {
+		n++
+		key := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), conn), n)
+		select {
+		case r.reqs <- rawPut{key: key, val: msg, errc: errc}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return <-errc
+	}
+}
+
+// close stops the writer once every queued write is answered (the echo
+// handlers have returned by then) and closes the file.
+func (r *rawEcho) close() error {
+	close(r.reqs)
+	<-r.done
+	return r.db.Close()
 }
 
 // serveLoopback serves h on 127.0.0.1:0 until the returned stop is called.
@@ -88,11 +228,12 @@ func serveLoopback(h http.Handler) (addr string, stop func(), err error) {
 	}, nil
 }
 
-// runEcho runs a websocket echo server (committing each message to st
-// first, when st is set) and `clients` clients keeping `window` messages
-// in flight each, for d. It returns echoed messages/s and their round-trip
-// latency.
-func runEcho(ctx context.Context, clients, window int, d time.Duration, st *bolt.Store) (float64, latencySummary, error) {
+// runEcho runs a websocket echo server (recording each message durably
+// with a committer of newCommit first, when set) and `clients` clients
+// keeping `window` messages in flight each, for d. It returns echoed
+// messages/s, their round-trip latency and the CPU µs per message of this
+// process (server and clients).
+func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommit committer) (float64, latencySummary, float64, error) {
 	up := websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}
 	var handlers sync.WaitGroup
 	var commitErr atomic.Pointer[error]
@@ -104,21 +245,17 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, st *bolt
 			return
 		}
 		defer conn.Close()
-		at := time.Now().UTC()
-		visitor := model.VisitorID(model.NewID())
-		conv := model.Conversation{ID: model.ConvID(model.NewID()), Visitor: visitor, State: model.StateOpen,
-			Agent: "agent-1", Origin: "bench", CreatedAt: at}
-		author := model.Author{Kind: model.AuthorVisitor, ID: string(visitor), Name: "Vera"}
+		var commit func(context.Context, []byte) error
+		if newCommit != nil {
+			commit = newCommit()
+		}
 		for {
 			typ, msg, err := conn.ReadMessage()
 			if err != nil {
 				return
 			}
-			if st != nil {
-				conv.LastSeq++
-				err := st.Commit(req.Context(), &store.Batch{Convs: []model.Conversation{conv}, Events: []model.Event{{
-					Conv: conv.ID, Seq: conv.LastSeq, ID: model.NewID(), Kind: model.KindMessage, Author: author, At: at, Text: string(msg)}}})
-				if err != nil {
+			if commit != nil {
+				if err := commit(req.Context(), msg); err != nil {
 					commitErr.CompareAndSwap(nil, &err)
 					return
 				}
@@ -130,7 +267,7 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, st *bolt
 	})
 	addr, stop, err := serveLoopback(h)
 	if err != nil {
-		return 0, latencySummary{}, err
+		return 0, latencySummary{}, 0, err
 	}
 	defer stop()
 	// Bounded: a handler stuck on a peer that vanished must not hang the
@@ -149,10 +286,11 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, st *bolt
 			for _, c := range conns[:i] {
 				c.Close()
 			}
-			return 0, latencySummary{}, err
+			return 0, latencySummary{}, 0, err
 		}
 		conns[i] = c
 	}
+	cpu0 := readCPU(os.Getpid())
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, c := range conns {
@@ -194,18 +332,19 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, st *bolt
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := readCPU(os.Getpid()) - cpu0
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, latencySummary{}, err
+		return 0, latencySummary{}, 0, err
 	}
 	if p := commitErr.Load(); p != nil {
-		return 0, latencySummary{}, *p
+		return 0, latencySummary{}, 0, *p
 	}
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
 	}
-	return float64(count.Load()) / elapsed.Seconds(), summarize(all), nil
+	return float64(count.Load()) / elapsed.Seconds(), summarize(all), cpuPer(cpu, count.Load()), nil
 }
 
 // runGinHello serves a gin hello-world and hits it with `clients`

@@ -46,7 +46,8 @@ func TestBenchInProcess(t *testing.T) {
 			}
 			if surface == "v2" {
 				b := back.Baselines
-				if b == nil || b.EchoMsgsPerSec <= 0 || b.BoltEchoMsgsPerSec <= 0 || b.GinReqPerSec <= 0 || back.V2PollsPerSec <= 0 ||
+				if b == nil || b.EchoMsgsPerSec <= 0 || b.BoltEchoMsgsPerSec <= 0 || b.RawDurableEchoMsgsPerSec <= 0 ||
+					back.Ratios["relayed_vs_raw_durable_echo"] <= 0 || back.Ratios["store_echo_vs_raw_durable_echo"] <= 0 || b.GinReqPerSec <= 0 || back.V2PollsPerSec <= 0 ||
 					back.Ratios["v2_polls_vs_gin"] <= 0 {
 					t.Fatalf("baselines missing: %s", js.Bytes())
 				}

@@ -18,9 +18,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stderr, os.Getenv); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "chatgate:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // asked for help: usage printed, exit 0
 		}
+		fmt.Fprintln(os.Stderr, "chatgate:", err)
 		os.Exit(1)
 	}
 }
@@ -55,6 +56,13 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	fs.StringVar(&o.Addr, "addr", "", "listen address (overrides server.addr and CHATGATE_ADDR)")
 	fs.StringVar(&o.StoreURL, "store", "", "PostgreSQL URL postgres://... (overrides store.url and CHATGATE_STORE); empty: the bbolt file")
 	fs.StringVar(&o.NodeID, "node-id", "", "this node's name in logs, metrics and /readyz (default: CHATGATE_NODE_ID, else host name and a random suffix)")
+	fs.BoolVar(&o.Demo, "demo", false, "with no agents configured, create the demo agent even when not listening on loopback")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: chatgate [serve] [flags]\n       chatgate bench [flags]\n\n"+
+			"Serves every chat surface, the agent console (/console) and the demo page (/demo).\n"+
+			"Configuration: configs/chatgate.example.yaml, CHATGATE_* environment variables; see docs/console.md.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

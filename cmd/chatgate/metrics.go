@@ -2,6 +2,8 @@ package main
 
 import (
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +24,15 @@ type metrics struct {
 	commitTime  prometheus.Histogram
 	commitErrs  prometheus.Counter
 	httpReqs    *prometheus.CounterVec
+	// lastCommitNS and commits feed the operator view.
+	lastCommitNS atomic.Int64
+	commits      atomic.Int64
+}
+
+// lastCommit is the duration of the latest group commit and how many
+// there were since start.
+func (m *metrics) lastCommit() (time.Duration, int64) {
+	return time.Duration(m.lastCommitNS.Load()), m.commits.Load()
 }
 
 func newMetrics(router *routing.Router, node string) *metrics {
@@ -87,6 +98,8 @@ func (m *metrics) onCommit(s bolt.Stats) {
 	m.batchSize.Observe(float64(s.Requests))
 	m.batchKeys.Observe(float64(s.Keys))
 	m.commitTime.Observe(s.Duration.Seconds())
+	m.lastCommitNS.Store(int64(s.Duration))
+	m.commits.Add(1)
 	if s.Err != nil {
 		m.commitErrs.Inc()
 	}

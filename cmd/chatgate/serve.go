@@ -26,6 +26,7 @@ import (
 	"chatgate/configs"
 	"chatgate/core/desk"
 	"chatgate/core/hub"
+	"chatgate/core/mail"
 	"chatgate/core/model"
 	"chatgate/core/relay"
 	"chatgate/core/routing"
@@ -44,8 +45,11 @@ type serveOptions struct {
 	ConfigPath, DataPath, Addr string
 	// StoreURL selects PostgreSQL (over store.url); NodeID names the node.
 	StoreURL, NodeID string
-	Stderr           io.Writer
-	Getenv           func(string) string
+	// Demo creates the demo agent when no agent is configured even when
+	// not listening on loopback (--demo).
+	Demo   bool
+	Stderr io.Writer
+	Getenv func(string) string
 	// Listening, if set, is told the bound address once the server accepts
 	// connections (tests listen on 127.0.0.1:0).
 	Listening func(addr string)
@@ -115,7 +119,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	}()
 
-	agents, creds, err := agentsFromConfig(ctx, cfg, st, o.Stderr)
+	agents, creds, err := agentsFromConfig(ctx, cfg, st, o.Stderr, o.Demo, log)
 	if err != nil {
 		return err
 	}
@@ -133,6 +137,10 @@ func serve(ctx context.Context, o serveOptions) error {
 	props, err := desk.NewProperties(st, propDefs)
 	if err != nil {
 		return err
+	}
+	forms, err := liveChatForms(cfg.LiveChat.Forms)
+	if err != nil {
+		return fmt.Errorf("livechat.forms: %w", err)
 	}
 	// Webhooks: the desk's outbox hook writes their deliveries with the
 	// events that cause them; the service (a surface) serves the
@@ -198,25 +206,53 @@ func serve(ctx context.Context, o serveOptions) error {
 	fs := opened.Files
 	if cfg.LiveChat.AgentRTM.Enabled {
 		surfaces = append(surfaces, agentrtm.New(dk, agentrtm.Config{
-			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
+			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID, Forms: forms,
 			Authenticate: creds.byToken,
 			LoginTimeout: cfg.LiveChat.AgentRTM.LoginTimeout, PingTimeout: cfg.LiveChat.AgentRTM.PingTimeout,
 			MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.agent.rtm"), Files: fs,
 		}, log))
 	}
 	if lc := cfg.LiveChat.Customer; lc.Enabled {
-		surfaces = append(surfaces, customer.New(dk, customer.Config{LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID,
+		surfaces = append(surfaces, customer.New(dk, customer.Config{LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID, Forms: forms,
 			AgentToken: creds.byToken, TokenTTL: lc.TokenTTL, Files: fs, PublicURL: cfg.RocketChat.PublicURL, LoginTimeout: lc.LoginTimeout,
 			PingTimeout: lc.PingTimeout, MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.customer.rtm")}, log))
 	}
 
+	// E-mail: the sender delivers the outbox's e-mail rows (it runs with
+	// the surfaces); without smtp.host nothing owes e-mail.
+	var mailer *mail.Sender
+	if cfg.SMTP.Enabled() {
+		if mailer, err = mail.NewSender(st, cfg.MailConfig(), log); err != nil {
+			return err
+		}
+	}
 	if cfg.RocketChat.Enabled {
-		surfaces = append(surfaces, rocketchat.New(dk, rocketchat.Config{
+		rcfg := rocketchat.Config{
 			PublicURL: cfg.RocketChat.PublicURL, WidgetDir: cfg.RocketChat.WidgetDir, Files: fs,
 			Login: creds.byPassword, MaxBody: cfg.Server.MaxBodyBytes, MaxFrame: cfg.Limits.MaxFrameBytes,
 			OnConnections: m.connGauge("rocketchat.ddp"),
-		}, log))
+			QueueMessage:  cfg.RocketChat.QueueMessage, QueueWaitPerChat: cfg.RocketChat.QueueWaitPerChat,
+			OfflineEmail: cfg.RocketChat.OfflineEmail, DepartmentEmails: map[model.DeptID]string{},
+			RoomFieldNamespace: configs.CustomFieldNamespace,
+		}
+		if mailer != nil {
+			rcfg.Mail = mailer
+		}
+		for _, d := range cfg.Departments {
+			if d.Email != "" {
+				rcfg.DepartmentEmails[model.DeptID(d.ID)] = d.Email
+			}
+		}
+		for _, f := range cfg.RocketChat.CustomFields {
+			rcfg.CustomFields = append(rcfg.CustomFields, rocketchat.CustomField{ID: f.ID, Label: f.Label, Scope: f.Scope,
+				Visibility: f.Visibility, Type: f.Type, Options: f.Options, Regexp: f.Regexp, DefaultValue: f.DefaultValue,
+				Required: f.Required, Public: f.Public, Searchable: f.Searchable})
+		}
+		surfaces = append(surfaces, rocketchat.New(dk, rcfg, log))
 	}
+
+	surfaces = append(surfaces, newConsole(cfg, creds, router, &opsSource{cfg: cfg, router: router, desk: dk, relay: rs, hooks: wh, m: m,
+		kind: opened.Kind, node: nodeID}, log))
 
 	var ready atomic.Bool
 	engine := newEngine(log, m, bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10}, &ready, rs,
@@ -278,6 +314,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	if rs != nil {
 		swg.Go(func() { _ = rs.Run(surfCtx) })
+	}
+	if mailer != nil {
+		swg.Go(func() { _ = mailer.Run(surfCtx) })
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -124,14 +124,36 @@ func httpJSON(t *testing.T, method, url string, body any, hdr map[string]string)
 	return resp.StatusCode, b
 }
 
-// TestAgentsOnlyEventsNeverReachVisitors: an agent writes an agents-only
-// event and then an ordinary one into the chats of a LiveChat v2 visitor,
-// a Rocket.Chat widget visitor and a LiveChat v3 customer. No visitor-side
-// surface shows the first, on any path (v3 RTM pushes, get_chat,
-// list_threads, list_chats over RTM and the Web API; v2 polls; the
-// Rocket.Chat visitor history), while each shows the second; the agent
-// surfaces (agent Web API get_chat, Rocket.Chat agent chat.syncMessages)
-// do show the first.
+// agentsOnly are the agents-only events of
+// TestAgentsOnlyEventsNeverReachVisitors: every event type an agent may
+// send, narrowed by visibility, by the seed's recipients, or by both.
+var agentsOnly = []map[string]any{
+	{"type": "message", "text": secret, "visibility": "agents"},
+	{"type": "message", "text": secret, "recipients": "agents"},
+	{"type": "message", "text": secret, "recipients": "agents", "visibility": "agents"},
+	{"type": "custom", "content": map[string]any{"note": secret}, "recipients": "agents"},
+	{"type": "system_message", "system_message_type": "note", "text": secret, "recipients": "agents"},
+	{"type": "filled_form", "form_id": "f", "fields": []any{map[string]any{"type": "text", "name": "n", "label": "Note", "value": secret}}, "recipients": "agents"},
+	{"type": "rich_message", "template_id": "cards", "elements": []any{map[string]any{"title": secret}}, "recipients": "agents"},
+}
+
+// refusedNarrowing are narrowings chatgate cannot honour: each is refused
+// (validation), never stored as visible to all.
+var refusedNarrowing = []map[string]any{
+	{"type": "message", "text": secret, "recipients": "staff"},
+	{"type": "message", "text": secret, "visibility": "all", "recipients": "agents"},
+	{"type": "message", "text": secret, "visibility": "agents", "recipients": "all"},
+}
+
+// TestAgentsOnlyEventsNeverReachVisitors: an agent writes agents-only
+// events (agentsOnly) and then an ordinary one into the chats of a
+// LiveChat v2 visitor, a Rocket.Chat widget visitor and a LiveChat v3
+// customer. No visitor-side surface shows the first, on any path (v3 RTM
+// pushes, get_chat, list_threads, list_chats over RTM and the Web API; v2
+// polls; the Rocket.Chat visitor history and its DDP message stream),
+// while each shows the second; the agent surfaces (agent Web API
+// get_chat, Rocket.Chat agent chat.syncMessages) do show the first.
+// Narrowings that cannot be honoured are refused.
 func TestAgentsOnlyEventsNeverReachVisitors(t *testing.T) {
 	cfg := "license:\n  id: \"" + testLicence + "\"\n  organization_id: " + visOrg + "\nlivechat:\n  v2:\n    poll_timeout: 1h\n" +
 		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: " + agentToken + "\n    password: " + agentPassword + "\n"
@@ -176,6 +198,22 @@ func TestAgentsOnlyEventsNeverReachVisitors(t *testing.T) {
 	if st, b := httpJSON(t, "POST", base+"/api/v1/livechat/message", map[string]any{"token": rcTok, "rid": room.Room.ID, "msg": "hi from rc"}, nil); st != 200 {
 		t.Fatalf("rc message: %d %s", st, b)
 	}
+	// The widget's DDP stream of the room.
+	ddp := dialWS(t, ws+"/websocket")
+	t.Cleanup(func() { ddp.conn.Close() })
+	ddpSeen := func(m map[string]any) {
+		if b, _ := json.Marshal(m); bytes.Contains(b, []byte(secret)) {
+			t.Errorf("rocket.chat DDP stream shows the agents-only event: %.400s", b)
+		}
+	}
+	ddp.send(map[string]any{"msg": "connect", "version": "1", "support": []string{"1"}})
+	ddp.await(func(m map[string]any) bool { return m["msg"] == "connected" })
+	ddp.send(map[string]any{"msg": "sub", "id": "s1", "name": "stream-room-messages",
+		"params": []any{room.Room.ID, map[string]any{"useCollection": false, "args": []any{map[string]any{"token": rcTok, "visitorToken": rcTok}}}}})
+	if _, m := ddp.await(func(m map[string]any) bool { return m["id"] == "s1" || m["msg"] == "ready" }); m["msg"] != "ready" {
+		t.Fatalf("stream-room-messages: %v", m)
+	}
+
 	// A LiveChat v3 customer on RTM.
 	st, b = httpJSON(t, "POST", base+"/v2/customer/token", map[string]any{"grant_type": "cookie", "response_type": "token", "client_id": "c", "organization_id": visOrg}, nil)
 	var tok struct {
@@ -201,17 +239,20 @@ func TestAgentsOnlyEventsNeverReachVisitors(t *testing.T) {
 		t.Fatalf("agent list_chats: %d %s", st, b)
 	}
 	for _, ch := range lc.ChatsSummary {
-		for _, ev := range []map[string]any{
-			{"type": "message", "text": secret, "visibility": "agents"},
-			{"type": "message", "text": "for all"},
-		} {
-			if st, b := httpJSON(t, "POST", base+"/v3.5/agent/action/send_event", map[string]any{"chat_id": ch.ID, "event": ev}, agentHdr); st != 200 {
-				t.Fatalf("send_event: %d %s", st, b)
+		for _, ev := range refusedNarrowing {
+			if st, b := httpJSON(t, "POST", base+"/v3.5/agent/action/send_event", map[string]any{"chat_id": ch.ID, "event": ev}, agentHdr); st != 400 ||
+				!bytes.Contains(b, []byte(`"validation"`)) {
+				t.Fatalf("send_event %v: %d %s, want a validation error", ev, st, b)
 			}
 		}
-		// Control: agents see the note.
-		if _, b := httpJSON(t, "POST", base+"/v3.5/agent/action/get_chat", map[string]any{"chat_id": ch.ID}, agentHdr); !bytes.Contains(b, []byte(secret)) {
-			t.Fatalf("agent get_chat lacks the note: %s", b)
+		for _, ev := range append(agentsOnly, map[string]any{"type": "message", "text": "for all"}) {
+			if st, b := httpJSON(t, "POST", base+"/v3.5/agent/action/send_event", map[string]any{"chat_id": ch.ID, "event": ev}, agentHdr); st != 200 {
+				t.Fatalf("send_event %v: %d %s", ev, st, b)
+			}
+		}
+		// Control: agents see every note.
+		if _, b := httpJSON(t, "POST", base+"/v3.5/agent/action/get_chat", map[string]any{"chat_id": ch.ID}, agentHdr); bytes.Count(b, []byte(secret)) != len(agentsOnly) {
+			t.Fatalf("agent get_chat lacks notes (want %d): %s", len(agentsOnly), b)
 		}
 	}
 
@@ -257,6 +298,11 @@ func TestAgentsOnlyEventsNeverReachVisitors(t *testing.T) {
 			t.Fatalf("history: %d %s", st, b)
 		}
 		leaks("rocket.chat messages.history", b)
+		ddp.await(func(m map[string]any) bool {
+			ddpSeen(m)
+			b, _ := json.Marshal(m)
+			return m["msg"] == "changed" && bytes.Contains(b, []byte("for all"))
+		})
 		if !bytes.Contains(b, []byte("for all")) {
 			t.Errorf("history lacks the reply: %s", b)
 		}
@@ -271,7 +317,7 @@ func TestAgentsOnlyEventsNeverReachVisitors(t *testing.T) {
 		_, sb := httpJSON(t, "GET", base+"/api/v1/chat.syncMessages?roomId="+room.Room.ID+"&lastUpdate=2000-01-01T00:00:00.000Z", nil,
 			map[string]string{"X-User-Id": login.Data.UserID, "X-Auth-Token": login.Data.AuthToken})
 		if !strings.Contains(string(sb), secret) {
-			t.Errorf("agent syncMessages lacks the note: %.400s", sb)
+			t.Errorf("agent syncMessages lacks the notes: %.400s", sb)
 		}
 	})
 }

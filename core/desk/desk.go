@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -90,6 +91,9 @@ type Desk struct {
 	props   *Properties
 	route   func(model.DeptID) (string, []string)
 	relay   func(*store.Batch, model.Conversation, bool, []model.Event)
+
+	activeMu sync.Mutex
+	active   map[string]int // active conversations by source (ActiveBySource)
 }
 
 // New returns a desk; call Load before serving and Run for queue routing.
@@ -158,7 +162,13 @@ func (d *Desk) Load(ctx context.Context) error {
 	if err := d.props.Load(ctx); err != nil {
 		return err
 	}
+	d.activeMu.Lock()
+	d.active = make(map[string]int)
+	d.activeMu.Unlock()
 	err := d.st.Conversations(ctx, func(c model.Conversation) bool {
+		if c.Active() {
+			d.countActive(c, 1)
+		}
 		switch c.State {
 		case model.StateOpen:
 			d.router.Reserve(c.Agent)
@@ -387,8 +397,66 @@ func (d *Desk) commitWith(ctx context.Context, b *store.Batch, c model.Conversat
 	if d.onEv != nil && len(evs) > 0 {
 		d.onEv(len(evs))
 	}
+	d.logLifecycle(c, created, evs)
 	d.bus.Publish(hub.Notice{Conv: c, Events: evs, Updated: b.Updates, Origin: origin})
 	return nil
+}
+
+// countActive moves the count of active conversations of c's source.
+func (d *Desk) countActive(c model.Conversation, delta int) {
+	key := c.Origin
+	if c.Owner != "" {
+		key += " → " + c.Owner
+	}
+	d.activeMu.Lock()
+	defer d.activeMu.Unlock()
+	if d.active == nil {
+		d.active = make(map[string]int)
+	}
+	if d.active[key] += delta; d.active[key] <= 0 {
+		delete(d.active, key)
+	}
+}
+
+// ActiveBySource counts the active (queued or open) conversations by where
+// they came from: the origin surface, and " → <connector>" when relayed.
+// Counted at Load and kept by this node's commits (operator view).
+func (d *Desk) ActiveBySource() map[string]int {
+	d.activeMu.Lock()
+	defer d.activeMu.Unlock()
+	out := make(map[string]int, len(d.active))
+	for k, v := range d.active {
+		out[k] = v
+	}
+	return out
+}
+
+// logLifecycle says at info level what happened to a conversation once it
+// is committed: started, assigned, transferred, closed. Messages are not
+// logged (they would be every request, and they are the visitors' words).
+func (d *Desk) logLifecycle(c model.Conversation, created bool, evs []model.Event) {
+	if created && c.Active() {
+		d.countActive(c, 1)
+	}
+	if created {
+		d.log.Info().Str("conv", string(c.ID)).Str("origin", c.Origin).Str("department", string(c.Department)).
+			Str("relayed_to", c.Owner).Msg("chat started")
+	}
+	for i := range evs {
+		e := &evs[i]
+		if e.Kind != model.KindSystem {
+			continue
+		}
+		switch e.Subtype {
+		case model.SysAssigned:
+			d.log.Info().Str("conv", string(c.ID)).Str("agent", e.Vars["agent_id"]).Msg("chat assigned")
+		case model.SysTransferred:
+			d.log.Info().Str("conv", string(c.ID)).Str("department", string(c.Department)).Msg("chat transferred")
+		case model.SysClosed:
+			d.countActive(c, -1)
+			d.log.Info().Str("conv", string(c.ID)).Str("by", e.Vars["by_kind"]).Msg("chat closed")
+		}
+	}
 }
 
 // --- visitors --------------------------------------------------------------

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"chatgate/core/model"
@@ -58,6 +59,29 @@ type Notice struct {
 	// that a surface can recognise its own requests (e.g. to echo a
 	// request_id on the push that answers it).
 	Origin string
+
+	// shared holds what subscribers rendered from this notice for each
+	// other (see Shared); Publish sets it, copies share it.
+	shared *sync.Map
+}
+
+// Shared returns f's result for key, computing it once for every
+// subscriber that asks with the same key: sessions that send the same
+// bytes for a notice (every DDP session following a room, say) encode
+// it once between them instead of once each. key must name everything
+// the result depends on besides the notice; f must not keep or modify
+// the notice. Two subscribers asking at the same moment may both run f;
+// one result is kept. A notice that was not published computes each
+// time.
+func (n *Notice) Shared(key any, f func() any) any {
+	if n.shared == nil {
+		return f()
+	}
+	if v, ok := n.shared.Load(key); ok {
+		return v
+	}
+	v, _ := n.shared.LoadOrStore(key, f())
+	return v
 }
 
 // PropsChange is a committed change of properties: Updated holds only the
@@ -124,6 +148,27 @@ type Sub struct {
 	once sync.Once
 	err  error
 	drop func(*Sub)
+	wake atomic.Pointer[func()]
+}
+
+// SetWake makes f be called after each notice queued on s and once when
+// s ends, so that its owner can drain s on demand instead of keeping a
+// goroutine blocked on C for the whole life of an idle subscription. f
+// is called from Publish (holding the bus's locks) or from whoever ends
+// s: it must not block nor call the bus.
+func (s *Sub) SetWake(f func()) {
+	s.wake.Store(&f)
+	select {
+	case <-s.done:
+		f()
+	default:
+	}
+}
+
+func (s *Sub) woken() {
+	if f := s.wake.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // C delivers notices. It is never closed: select on Done too.
@@ -143,6 +188,7 @@ func (s *Sub) end(err error) {
 		s.err = err
 		close(s.done)
 		s.drop(s)
+		s.woken()
 	})
 }
 
@@ -261,10 +307,12 @@ func (b *Bus) Publish(n Notice) {
 	// One copy, shared by every subscriber: queues hold pointers (a
 	// Notice is ~450 bytes, and every session holds a queue).
 	np := &n
+	np.shared = new(sync.Map)
 	offer := func(s *Sub) {
 		select {
 		case <-s.done:
 		case s.c <- np:
+			s.woken()
 		default:
 			slow = append(slow, s)
 		}

@@ -288,3 +288,33 @@ func TestSubscribeVisitor(t *testing.T) {
 		t.Fatalf("Subscribers after Close = %d, want 0", n)
 	}
 }
+
+// TestNoticeSharedOncePerKey: subscribers of one published notice share
+// what they render from it, one computation per key; a notice that was
+// not published computes each time.
+func TestNoticeSharedOncePerKey(t *testing.T) {
+	b := NewBus()
+	subs := []*Sub{b.SubscribeConv("c1", 4), b.SubscribeConv("c1", 4), b.SubscribeDesk(4)}
+	b.Publish(Notice{Conv: model.Conversation{ID: "c1"}})
+	calls := map[string]int{}
+	for _, s := range subs {
+		n := <-s.C()
+		for _, key := range []string{"ddp", "rtm"} {
+			got := n.Shared(key, func() any { calls[key]++; return []byte(key) }).([]byte)
+			if string(got) != key {
+				t.Fatalf("Shared(%q) = %q", key, got)
+			}
+		}
+		copied := *n // copies share it too
+		copied.Shared("ddp", func() any { calls["ddp"]++; return []byte("ddp") })
+	}
+	if calls["ddp"] != 1 || calls["rtm"] != 1 {
+		t.Fatalf("computed %v, want once per key", calls)
+	}
+	var unpublished Notice
+	unpublished.Shared("x", func() any { calls["x"]++; return nil })
+	unpublished.Shared("x", func() any { calls["x"]++; return nil })
+	if calls["x"] != 2 {
+		t.Fatalf("unpublished notice computed %d times, want 2", calls["x"])
+	}
+}

@@ -61,12 +61,17 @@ const (
 	KindForm       EventKind = "filled_form"
 	KindAnnotation EventKind = "annotation"
 	KindCustom     EventKind = "custom"
+	// KindRich is a structured message (LiveChat's rich_message: cards,
+	// quick replies, stickers). Its body, template_id and elements, is
+	// carried as is in Event.Custom; protocols without such a message
+	// show Rich.Text.
+	KindRich EventKind = "rich_message"
 )
 
 // Valid reports whether k is a kind the core knows.
 func (k EventKind) Valid() bool {
 	switch k {
-	case KindMessage, KindSystem, KindFile, KindForm, KindAnnotation, KindCustom:
+	case KindMessage, KindSystem, KindFile, KindForm, KindAnnotation, KindCustom, KindRich:
 		return true
 	}
 	return false
@@ -102,12 +107,20 @@ type File struct {
 	Height      int    `json:"height,omitempty"`
 }
 
-// FormField is one answered field of a filled form.
+// FormField is one field of a filled form, in either of LiveChat's
+// shapes: v3.x (id, answer or answers) or the seed's (name, required,
+// value or options). Answers stay JSON as the client sent them, so every
+// surface can show them in its own way and none is lost.
 type FormField struct {
-	ID     string          `json:"id,omitempty"`
-	Type   string          `json:"type,omitempty"`
-	Label  string          `json:"label"`
-	Answer json.RawMessage `json:"answer,omitempty"`
+	ID       string          `json:"id,omitempty"`
+	Name     string          `json:"name,omitempty"`
+	Type     string          `json:"type,omitempty"`
+	Label    string          `json:"label"`
+	Required bool            `json:"required,omitempty"`
+	Answer   json.RawMessage `json:"answer,omitempty"`
+	Answers  json.RawMessage `json:"answers,omitempty"`
+	Value    json.RawMessage `json:"value,omitempty"`
+	Options  json.RawMessage `json:"options,omitempty"`
 }
 
 // Form is the body of a KindForm event.
@@ -198,6 +211,8 @@ type Agent struct {
 	// MaxChats caps the open conversations routing gives the agent; 0 means
 	// no cap.
 	MaxChats int `json:"max_chats,omitempty"`
+	// Admin agents open the operator view (/console/ops).
+	Admin bool `json:"admin,omitempty"`
 }
 
 // Serves reports whether the agent takes conversations of department d. An
@@ -315,30 +330,71 @@ func (c *Conversation) Active() bool { return c.State != StateClosed }
 // AnswerText is a field's answer as display text, whatever shape the
 // protocol gave it: a string, an option {"label": ...}, a list of options
 // (joined with ", "), or any other JSON as written.
+//
+// The answer is the first of answer, answers, value present; with none,
+// the seed's checked options.
 func (f FormField) AnswerText() string {
-	if len(f.Answer) == 0 {
-		return ""
+	for _, a := range []json.RawMessage{f.Answer, f.Answers, f.Value} {
+		if len(a) > 0 && string(a) != "null" {
+			return answerText(a)
+		}
 	}
+	if len(f.Options) > 0 {
+		var opts []struct {
+			Label   string `json:"label"`
+			Checked bool   `json:"checked"`
+		}
+		if json.Unmarshal(f.Options, &opts) == nil {
+			var labels []string
+			for _, o := range opts {
+				if o.Checked {
+					labels = append(labels, o.Label)
+				}
+			}
+			return strings.Join(labels, ", ")
+		}
+	}
+	return ""
+}
+
+func answerText(a json.RawMessage) string {
 	var s string
-	if json.Unmarshal(f.Answer, &s) == nil {
+	if json.Unmarshal(a, &s) == nil {
 		return s
 	}
 	type option struct {
 		Label string `json:"label"`
 	}
 	var one option
-	if json.Unmarshal(f.Answer, &one) == nil && one.Label != "" {
+	if json.Unmarshal(a, &one) == nil && one.Label != "" {
 		return one.Label
 	}
 	var many []option
-	if json.Unmarshal(f.Answer, &many) == nil && len(many) > 0 {
+	if json.Unmarshal(a, &many) == nil && len(many) > 0 {
 		labels := make([]string, 0, len(many))
 		for _, o := range many {
 			labels = append(labels, o.Label)
 		}
 		return strings.Join(labels, ", ")
 	}
-	return string(f.Answer)
+	return string(a)
+}
+
+// Answered reports whether the field carries an answer: the seed's title
+// and information fields are part of the form's layout, not questions.
+func (f FormField) Answered() bool {
+	return len(f.Answer) > 0 || len(f.Answers) > 0 || len(f.Value) > 0 || len(f.Options) > 0
+}
+
+// FieldLabel is what a text rendering calls the field: its label, else
+// its name, without the trailing colon forms often put there ("Your
+// name:").
+func (f FormField) FieldLabel() string {
+	l := f.Label
+	if l == "" {
+		l = f.Name
+	}
+	return strings.TrimRight(l, ": ")
 }
 
 // Summary is the form as plain text lines "Label: answer", for protocols
@@ -346,7 +402,51 @@ func (f FormField) AnswerText() string {
 func (f *Form) Summary() string {
 	lines := make([]string, 0, len(f.Fields))
 	for _, fl := range f.Fields {
-		lines = append(lines, fl.Label+": "+fl.AnswerText())
+		if !fl.Answered() {
+			continue
+		}
+		lines = append(lines, fl.FieldLabel()+": "+fl.AnswerText())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Rich is the body of a KindRich event as LiveChat defines it. Only the
+// parts a text rendering needs are typed; the event keeps the JSON as sent.
+type Rich struct {
+	TemplateID string `json:"template_id"`
+	Elements   []struct {
+		Title    string `json:"title"`
+		Subtitle string `json:"subtitle"`
+		Buttons  []struct {
+			Text string `json:"text"`
+		} `json:"buttons"`
+	} `json:"elements"`
+}
+
+// RichText is a rich message as plain text, for protocols that can only
+// show text: each element's title and subtitle, then its buttons'
+// texts in brackets, one element a line.
+func RichText(body json.RawMessage) string {
+	var r Rich
+	if json.Unmarshal(body, &r) != nil {
+		return ""
+	}
+	lines := make([]string, 0, len(r.Elements))
+	for _, el := range r.Elements {
+		parts := make([]string, 0, 2+len(el.Buttons))
+		for _, s := range []string{el.Title, el.Subtitle} {
+			if s = strings.TrimSpace(s); s != "" {
+				parts = append(parts, s)
+			}
+		}
+		for _, b := range el.Buttons {
+			if t := strings.TrimSpace(b.Text); t != "" {
+				parts = append(parts, "["+t+"]")
+			}
+		}
+		if len(parts) > 0 {
+			lines = append(lines, strings.Join(parts, " "))
+		}
 	}
 	return strings.Join(lines, "\n")
 }

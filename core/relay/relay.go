@@ -90,6 +90,8 @@ func (d Delivery) Text() string {
 		if e.Form != nil {
 			text = e.Form.Summary()
 		}
+	case model.KindRich:
+		text = model.RichText(e.Custom)
 	case model.KindCustom:
 		text = strings.TrimSpace(e.Text)
 		if text == "" && len(e.Custom) > 0 {

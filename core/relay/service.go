@@ -186,7 +186,7 @@ func (s *Service) owed(conn string, mirror bool, c model.Conversation, e model.E
 			return "" // the upstream desk closed it: it knows
 		}
 		return OpClose
-	case model.KindMessage, model.KindFile, model.KindForm, model.KindCustom:
+	case model.KindMessage, model.KindFile, model.KindForm, model.KindCustom, model.KindRich:
 	default:
 		return ""
 	}
@@ -399,7 +399,7 @@ func (s *Service) failed(ctx context.Context, conn string, r store.OutboxRow, er
 		s.log.Warn().Err(err).Str("connector", conn).Str("delivery", r.ID).Msg("relay: record failed attempt")
 		return false
 	}
-	s.log.Debug().Str("connector", conn).Str("delivery", r.ID).Int("attempts", r.Attempts).Str("error", r.LastError).
+	s.log.Info().Str("connector", conn).Str("delivery", r.ID).Int("attempts", r.Attempts).Str("error", r.LastError).
 		Msg("relay delivery failed; will retry")
 	s.report(conn, "retry")
 	return false

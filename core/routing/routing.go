@@ -227,6 +227,17 @@ func (r *Router) Queued() []model.ConvID {
 	return out
 }
 
+// QueuedByDept counts the queued conversations of each department.
+func (r *Router) QueuedByDept() map[model.DeptID]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[model.DeptID]int)
+	for _, q := range r.queue {
+		out[q.dept]++
+	}
+	return out
+}
+
 // Position returns a queued conversation's 1-based place in its
 // department's queue, or 0 when it is not queued.
 func (r *Router) Position(conv model.ConvID) int {

@@ -72,7 +72,14 @@ function widgetDir() {
   return process.env.WIDGET_DIR || path.join(ROOT, 'web', 'livechat');
 }
 
-function configYAML(dir, tls) {
+function configYAML(dir, tls, opts = {}) {
+  const more = (opts.agents || []).flatMap((a) => [
+    `  - id: ${a.id}`,
+    `    name: ${JSON.stringify(a.name)}`,
+    `    token: ${a.token}`,
+    ...(a.password ? [`    password: ${a.password}`] : []),
+    ...(a.admin ? ['    admin: true'] : []),
+  ]);
   return [
     'log:',
     '  level: debug',
@@ -92,6 +99,10 @@ function configYAML(dir, tls) {
     `    username: ${AGENT.username}`,
     `    token: ${AGENT.token}`,
     `    password: ${AGENT.password}`,
+    ...(opts.admin ? ['    admin: true'] : []),
+    ...more,
+    ...(opts.extra ? [opts.extra] : []),
+    ...(opts.extraYAML ? [opts.extraYAML] : []),
     '',
   ].join('\n');
 }
@@ -147,7 +158,8 @@ async function waitReady(url, child, deadline, ca) {
  * HTTPS and WSS only; url is then https://127.0.0.1:<port>. Clients must
  * trust tls.pem: pass it as `ca` where the client lets you, or call
  * trustCertificate(pem) (below) for clients that take no TLS options
- * (lc-sdk-js). NODE_EXTRA_CA_CERTS would also do, but Node reads it only
+ * (lc-sdk-js). opts.extraYAML is appended to the test config (top-level
+ * keys other than log, server, rocketchat, store and agents). NODE_EXTRA_CA_CERTS would also do, but Node reads it only
  * at start-up, before this file could have made the certificate.
  */
 async function startGateway(name, opts = {}) {
@@ -156,52 +168,78 @@ async function startGateway(name, opts = {}) {
   tempDirs.add(dir);
   const tls = opts.tls ? makeCertificate(dir) : null;
   const cfg = path.join(dir, 'chatgate.yaml');
-  fs.writeFileSync(cfg, configYAML(dir, tls), { mode: 0o600 });
+  fs.writeFileSync(cfg, configYAML(dir, tls, opts), { mode: 0o600 });
   const logFile = artifactPath(`${name}-chatgate.log`);
   const logStream = fs.createWriteStream(logFile);
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('CHATGATE_')) delete env[k];
 
-  const child = spawn(binPath(), ['--config', cfg, '--data', path.join(dir, 'chatgate.db'), '--addr', '127.0.0.1:0'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: ROOT });
-  live.add(child);
+  let child = null;
+  let exited = null;
   let logText = '';
   const onData = (b) => {
     logText += b.toString();
     logStream.write(b);
   };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  const exited = new Promise((resolve) => child.on('exit', (code, sig) => {
-    live.delete(child);
-    resolve({ code, sig });
-  }));
-
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
+  // spawn runs chatgate on addr (127.0.0.1:0 the first time; a restart
+  // takes the same port again, so that clients reconnect to it).
+  const spawnOn = (addr) => {
+    const from = logText.length;
+    child = spawn(binPath(), ['--config', cfg, '--data', path.join(dir, 'chatgate.db'), '--addr', addr],
+      { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: ROOT });
+    live.add(child);
+    const c = child;
+    c.stdout.on('data', onData);
+    c.stderr.on('data', onData);
+    exited = new Promise((resolve) => c.on('exit', (code, sig) => {
+      live.delete(c);
+      resolve({ code, sig });
+    }));
+    return from;
+  };
+  const kill = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 8000);
       await exited;
       clearTimeout(t);
     }
+  };
+
+  const stop = async () => {
+    await kill();
     await new Promise((r) => logStream.end(r));
     fs.rmSync(dir, { recursive: true, force: true });
     tempDirs.delete(dir);
   };
 
-  try {
+  const waitServing = async (from) => {
     const deadline = Date.now() + 20000;
     let addr = '';
     while (!addr && Date.now() < deadline) {
-      const m = /"addr":"(127\.0\.0\.1:\d+)"[^\n]*"message":"chatgate serving"|"message":"chatgate serving"[^\n]*"addr":"(127\.0\.0\.1:\d+)"/.exec(logText);
+      const text = logText.slice(from);
+      const m = /"addr":"(127\.0\.0\.1:\d+)"[^\n]*"message":"chatgate serving"|"message":"chatgate serving"[^\n]*"addr":"(127\.0\.0\.1:\d+)"/.exec(text);
       if (m) addr = m[1] || m[2];
-      else if (child.exitCode !== null) throw new Error(`chatgate exited with ${child.exitCode}:\n${logText}`);
+      else if (child.exitCode !== null) throw new Error(`chatgate exited with ${child.exitCode}:\n${text}`);
       else await new Promise((r) => setTimeout(r, 50));
     }
-    if (!addr) throw new Error(`chatgate did not report its address:\n${logText}`);
+    if (!addr) throw new Error(`chatgate did not report its address:\n${logText.slice(from)}`);
     const url = `${tls ? 'https' : 'http'}://${addr}`;
     await waitReady(url, child, deadline, tls && tls.pem);
-    return { url, addr, agent: AGENT, tls, log: () => logText, stop };
+    return { addr, url };
+  };
+
+  try {
+    const { addr, url } = await waitServing(spawnOn('127.0.0.1:0'));
+    // restart stops chatgate (SIGTERM) and starts it again on the same
+    // address and data file; down(ms), if given, waits that long between.
+    const restart = async (downMs = 0) => {
+      await kill();
+      if (downMs) await new Promise((r) => setTimeout(r, downMs));
+      await waitServing(spawnOn(addr));
+    };
+    return { url, addr, agent: AGENT, tls, dir, log: () => logText, stop, restart, kill,
+      start: async () => { await waitServing(spawnOn(addr)); } };
   } catch (e) {
     await stop();
     throw e;

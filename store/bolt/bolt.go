@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -44,6 +43,26 @@ var (
 	allBuckets = [][]byte{bMeta, bVisitors, bConvs, bVConvs, bEvents, bMaps, bMapsRev, bTxn, bOutbox, bOutboxDue, bOutboxDead}
 	schemaKey  = []byte("schema")
 )
+
+// fileSchema is the layout version of the data file (the "schema" meta
+// key), which this build writes and reads up to:
+//
+//   - 1: conversation and event records are the JSON of model.Conversation
+//     and model.Event.
+//   - 2: a conversation record written with the event that takes its
+//     LastSeq has last_seq 0, and the reader takes LastSeq from the
+//     conversation's last event key; since then a message commit whose
+//     conversation changed in nothing else leaves its record alone (it
+//     was rewritten with every message: bytes and B-tree pages per
+//     commit). An event record may leave out conv and seq, which its key
+//     holds (see eventVal). Version 1 records are read as they are, so
+//     opening a version 1 file only raises the number.
+//
+// It follows store.SchemaVersion 1 (the model's JSON); a change of that
+// must bump this too.
+const fileSchema = 2
+
+var _ = [1]struct{}{}[store.SchemaVersion-1] // fileSchema assumes store.SchemaVersion 1
 
 // Stats describes one group commit, for metrics.
 type Stats struct {
@@ -117,14 +136,20 @@ func Open(path string, opts Options) (*Store, error) {
 		meta := tx.Bucket(bMeta)
 		v := meta.Get(schemaKey)
 		if v == nil {
-			return meta.Put(schemaKey, []byte(strconv.Itoa(store.SchemaVersion)))
+			return meta.Put(schemaKey, []byte(strconv.Itoa(fileSchema)))
 		}
 		n, err := strconv.Atoi(string(v))
 		if err != nil {
 			return fmt.Errorf("schema version %q: %w", v, err)
 		}
-		if n > store.SchemaVersion {
-			return fmt.Errorf("%w: file has %d, this build reads up to %d", store.ErrNewerSchema, n, store.SchemaVersion)
+		if n > fileSchema {
+			return fmt.Errorf("%w: file has %d, this build reads up to %d", store.ErrNewerSchema, n, fileSchema)
+		}
+		if n < fileSchema {
+			// Version 1 records read as they are (see fileSchema); the
+			// new number only keeps older builds, which would take an
+			// elided last_seq for 0, from opening the file.
+			return meta.Put(schemaKey, []byte(strconv.Itoa(fileSchema)))
 		}
 		return nil
 	})
@@ -149,13 +174,13 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}
-	// The writer set o.convs[i].Rev before answering (o shares its
+	// The writer set o.convs[i].rev before answering (o shares its
 	// backing arrays with the request it queued).
 	for i := range b.Convs {
-		b.Convs[i].Rev = o.convs[i].Rev
+		b.Convs[i].Rev = o.convs[i].rev
 	}
 	for i := range b.Visitors {
-		b.Visitors[i].Rev = o.visitorPuts[i].rev
+		b.Visitors[i].Rev = o.visitors[i].rev
 	}
 	return nil
 }
@@ -242,7 +267,7 @@ func (s *Store) commitGroup(group []*request) {
 		// its own write (see convCache).
 		for i, r := range group {
 			if errs[i] == nil {
-				s.convs.stored(r.ops.convs)
+				s.convs.stored(&r.ops)
 			}
 		}
 	}
@@ -276,6 +301,10 @@ type kv struct {
 	bucket []byte
 	key    []byte
 	val    []byte
+	// unlessSame skips the put when the key holds val already: a put of
+	// the same bytes still dirties the page (and the pages above it),
+	// which the commit then writes and fsyncs.
+	unlessSame bool
 }
 
 // ops is a batch encoded for the writer: checks run first so that a
@@ -292,88 +321,72 @@ type ops struct {
 	outbox []outboxIns
 	// outboxMuts are changes of pending outbox rows, applied in order.
 	outboxMuts []*outboxMut
-	// convPuts are the conversation records to write, checked against
-	// their expected revision; convs are the same conversations decoded
-	// back from their encoding (Rev set by check), for the conversation
-	// cache and the caller once committed.
-	convPuts []revPut
-	convs    []model.Conversation
-	// visitorPuts are the visitor records to write, under the same check.
-	visitorPuts []revPut
+	// convs are the conversation records to write, checked against
+	// their expected revision (see convPut), in batch order.
+	convs []convPut
+	// visitors are the visitor records to write, under the same check.
+	visitors []visitorPut
 }
 
-// revPut is a conversation or visitor record to write. Its stored value is
-// the record's JSON with its revision spliced in as the last member
-// (`,"rev":N}`; see revOf); expect is the revision the writer read (0:
-// write whatever is stored); rev is the one written, set by check.
-type revPut struct {
-	bucket []byte
+// visitorPut is a visitor record to write: its JSON with its revision
+// spliced in as the last member (`,"rev":N}`; see cutMember).
+type visitorPut struct {
 	key    []byte
 	val    []byte
-	expect uint64
-	rev    uint64
+	expect uint64 // the revision the writer read (0: write whatever is stored)
+	rev    uint64 // the revision written, set by check
 }
 
-// checkRev checks p against the stored record and sets the revision to
-// write.
-func (p *revPut) checkRev(tx *bbolt.Tx) error {
-	stored := revOf(tx.Bucket(p.bucket).Get(p.key))
-	if p.expect != 0 && p.expect != stored {
-		return fmt.Errorf("%w: %s %s is at revision %d, not %d", store.ErrStale, p.bucket, p.key, stored, p.expect)
-	}
-	p.rev = stored + 1
-	return nil
-}
-
-// withRev returns the stored form of a conversation's JSON at rev.
-func withRev(val []byte, rev uint64) []byte {
-	out := make([]byte, 0, len(val)+28)
-	out = append(out, val[:len(val)-1]...)
-	if len(val) > 2 {
+// withMember splices `"<tag>":n` into the JSON object body as its last
+// member.
+func withMember(body []byte, tag string, n uint64) []byte {
+	out := make([]byte, 0, len(body)+len(tag)+24)
+	out = append(out, body[:len(body)-1]...)
+	if len(body) > 2 {
 		out = append(out, ',')
 	}
-	out = append(out, `"rev":`...)
-	out = strconv.AppendUint(out, rev, 10)
+	out = append(out, '"')
+	out = append(out, tag...)
+	out = append(out, `":`...)
+	out = strconv.AppendUint(out, n, 10)
 	return append(out, '}')
 }
 
-// revOf reads the revision withRev put at the end of a stored
-// conversation; 0 for a record written before revisions existed. The
-// member is recognised only as the very last one, where the object's own
-// closing brace follows its digits: a property value that merely contains
-// "rev" ends in two braces.
-func revOf(v []byte) uint64 {
-	if len(v) < 8 || v[len(v)-1] != '}' {
-		return 0
+// decodeVisitor decodes a stored visitor and its revision.
+func decodeVisitor(_ *bbolt.Tx, _, v []byte) (model.Visitor, error) {
+	body, rev, _ := cutMember(v, "rev")
+	var rec model.Visitor
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return rec, fmt.Errorf("decode %s: %w", bVisitors, err)
 	}
-	i := len(v) - 2
-	for i >= 0 && v[i] >= '0' && v[i] <= '9' {
-		i--
-	}
-	const tag = `"rev":`
-	if i == len(v)-2 || i+1 < len(tag) || string(v[i+1-len(tag):i+1]) != tag {
-		return 0
-	}
-	if j := i + 1 - len(tag) - 1; j < 0 || (v[j] != ',' && v[j] != '{') {
-		return 0
-	}
-	n, err := strconv.ParseUint(string(v[i+1:len(v)-1]), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return n
+	rec.Rev = rev
+	return rec, nil
+}
+
+// convPut is a conversation record to write. Its stored value is body
+// (the JSON of the conversation with LastSeq 0) with the revision and the
+// seq it was written at spliced in as its last members (see storedConv).
+type convPut struct {
+	key     []byte
+	body    []byte
+	expect  uint64 // the revision the writer read (0: write whatever is stored)
+	lastSeq uint64 // the conversation's LastSeq
+	// message: the batch appends exactly one event to the conversation,
+	// at lastSeq; if the record's body is unchanged too, it is not
+	// rewritten (see fileSchema).
+	message bool
+
+	// Set by check and apply, inside the transaction.
+	rev     uint64 // the revision after this commit
+	seq     uint64 // the LastSeq a reader will see after this commit
+	same    bool   // the record was left as it was
+	curBody []byte // the stored body, nil for a new record
+	curRev  uint64 // the stored revision, before this commit
+	curSeq  uint64 // the stored LastSeq, before this commit
 }
 
 func encode(b *store.Batch) (ops, error) {
 	var o ops
-	put := func(bucket, key []byte, v any) error {
-		val, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("encode %s: %w", bucket, err)
-		}
-		o.puts = append(o.puts, kv{bucket, key, val})
-		return nil
-	}
 	for i := range b.Visitors {
 		v := &b.Visitors[i]
 		if v.ID == "" {
@@ -383,24 +396,30 @@ func encode(b *store.Batch) (ops, error) {
 		if err != nil {
 			return o, fmt.Errorf("encode %s: %w", bVisitors, err)
 		}
-		o.visitorPuts = append(o.visitorPuts, revPut{bucket: bVisitors, key: []byte(v.ID), val: val, expect: v.Rev})
+		if len(v.ID) > bbolt.MaxKeySize || len(val)+32 > bbolt.MaxValueSize {
+			return o, fmt.Errorf("store: key or value size out of range in %s", bVisitors)
+		}
+		o.visitors = append(o.visitors, visitorPut{key: []byte(v.ID), val: val, expect: v.Rev})
 	}
 	for i := range b.Convs {
 		c := &b.Convs[i]
 		if c.ID == "" || c.Visitor == "" {
 			return o, errors.New("store: conversation without id or visitor")
 		}
-		val, err := json.Marshal(c)
+		// The body leaves LastSeq out (see storedConv), so that a message,
+		// which changes nothing else, finds the same body stored.
+		rec := *c
+		rec.LastSeq = 0
+		body, err := json.Marshal(&rec)
 		if err != nil {
 			return o, fmt.Errorf("encode %s: %w", bConvs, err)
 		}
-		var stored model.Conversation
-		if err := json.Unmarshal(val, &stored); err != nil {
-			return o, fmt.Errorf("decode conversation: %w", err)
+		if len(c.ID) > bbolt.MaxKeySize || len(body)+64 > bbolt.MaxValueSize {
+			return o, fmt.Errorf("store: key or value size out of range in %s", bConvs)
 		}
-		o.convs = append(o.convs, stored)
-		o.convPuts = append(o.convPuts, revPut{bucket: bConvs, key: []byte(c.ID), val: val, expect: c.Rev})
-		o.puts = append(o.puts, kv{bVConvs, join([]byte(c.Visitor), []byte(c.ID)), nil})
+		o.convs = append(o.convs, convPut{key: []byte(c.ID), body: body, expect: c.Rev, lastSeq: c.LastSeq,
+			message: c.LastSeq > 0 && onlyEvent(b.Events, c.ID, c.LastSeq)})
+		o.puts = append(o.puts, kv{bucket: bVConvs, key: join([]byte(c.Visitor), []byte(c.ID)), unlessSame: true})
 	}
 	// New events must not exist yet; updates must exist already.
 	for _, set := range []struct {
@@ -413,10 +432,12 @@ func encode(b *store.Batch) (ops, error) {
 				return o, errors.New("store: event without conversation or seq")
 			}
 			k := eventKey(e.Conv, e.Seq)
-			*set.cond = append(*set.cond, kv{bEvents, k, nil})
-			if err := put(bEvents, k, e); err != nil {
+			*set.cond = append(*set.cond, kv{bucket: bEvents, key: k})
+			val, err := eventVal(e)
+			if err != nil {
 				return o, err
 			}
+			o.puts = append(o.puts, kv{bucket: bEvents, key: k, val: val})
 		}
 	}
 	for _, m := range b.Maps {
@@ -424,9 +445,9 @@ func encode(b *store.Batch) (ops, error) {
 			return o, errors.New("store: incomplete mapping")
 		}
 		fk := join([]byte(m.System), []byte(m.Tenant), []byte(m.Kind), []byte(m.Foreign))
-		o.sameOrAbsent = append(o.sameOrAbsent, kv{bMaps, fk, []byte(m.Core)})
-		o.puts = append(o.puts, kv{bMaps, fk, []byte(m.Core)},
-			kv{bMapsRev, join([]byte(m.System), []byte(m.Tenant), []byte(m.Kind), []byte(m.Core)), []byte(m.Foreign)})
+		o.sameOrAbsent = append(o.sameOrAbsent, kv{bucket: bMaps, key: fk, val: []byte(m.Core)})
+		o.puts = append(o.puts, kv{bucket: bMaps, key: fk, val: []byte(m.Core)},
+			kv{bucket: bMapsRev, key: join([]byte(m.System), []byte(m.Tenant), []byte(m.Kind), []byte(m.Core)), val: []byte(m.Foreign)})
 	}
 	for _, id := range b.Idems {
 		if id.System == "" || id.Key == "" {
@@ -434,14 +455,14 @@ func encode(b *store.Batch) (ops, error) {
 		}
 		k := join([]byte(id.System), []byte(id.Key))
 		val := append(join([]byte(id.Conv)), binary.BigEndian.AppendUint64(nil, id.Seq)...)
-		o.absent = append(o.absent, kv{bTxn, k, nil})
-		o.puts = append(o.puts, kv{bTxn, k, val})
+		o.absent = append(o.absent, kv{bucket: bTxn, key: k})
+		o.puts = append(o.puts, kv{bucket: bTxn, key: k, val: val})
 	}
 	for k, v := range b.Meta {
 		if k == "" || k == string(schemaKey) {
 			return o, fmt.Errorf("store: meta key %q is reserved", k)
 		}
-		o.puts = append(o.puts, kv{bMeta, []byte(k), bytes.Clone(v)})
+		o.puts = append(o.puts, kv{bucket: bMeta, key: []byte(k), val: bytes.Clone(v)})
 	}
 	for i := range b.Outbox {
 		in, err := encodeOutboxIns(&b.Outbox[i])
@@ -455,27 +476,37 @@ func encode(b *store.Batch) (ops, error) {
 			return o, fmt.Errorf("store: key or value size out of range in %s", p.bucket)
 		}
 	}
-	for _, p := range append(slices.Clip(o.convPuts), o.visitorPuts...) {
-		if len(p.key) == 0 || len(p.key) > bbolt.MaxKeySize || len(p.val)+32 > bbolt.MaxValueSize {
-			return o, fmt.Errorf("store: key or value size out of range in %s", p.bucket)
-		}
-	}
 	return o, nil
 }
 
 func (o *ops) check(tx *bbolt.Tx) error {
 	// Revisions first: a writer that built on a stale read hears so
 	// rather than of the event seqs it collides with.
-	for i := range o.convPuts {
-		if err := o.convPuts[i].checkRev(tx); err != nil {
-			return err
+	for i := range o.convs {
+		p := &o.convs[i]
+		p.curBody, p.curRev, p.curSeq = nil, 0, 0
+		if v := tx.Bucket(bConvs).Get(p.key); v != nil {
+			st, err := storedConv(tx, p.key, v)
+			if err != nil {
+				return err
+			}
+			p.curBody, p.curRev, p.curSeq = st.body, st.rev, st.lastSeq
 		}
-		o.convs[i].Rev = o.convPuts[i].rev
+		if p.expect != 0 && p.expect != p.curRev {
+			return fmt.Errorf("%w: conversation %s is at revision %d, not %d", store.ErrStale, p.key, p.curRev, p.expect)
+		}
+		p.rev = p.curRev + 1
 	}
-	for i := range o.visitorPuts {
-		if err := o.visitorPuts[i].checkRev(tx); err != nil {
-			return err
+	for i := range o.visitors {
+		p := &o.visitors[i]
+		var cur uint64
+		if v := tx.Bucket(bVisitors).Get(p.key); v != nil {
+			_, cur, _ = cutMember(v, "rev")
 		}
+		if p.expect != 0 && p.expect != cur {
+			return fmt.Errorf("%w: visitor %s is at revision %d, not %d", store.ErrStale, p.key, cur, p.expect)
+		}
+		p.rev = cur + 1
 	}
 	for _, m := range o.outboxMuts {
 		if err := m.check(tx); err != nil {
@@ -524,23 +555,52 @@ func (o *ops) check(tx *bbolt.Tx) error {
 }
 
 func (o *ops) apply(tx *bbolt.Tx) (int, error) {
-	for _, set := range [][]revPut{o.convPuts, o.visitorPuts} {
-		for _, p := range set {
-			if err := tx.Bucket(p.bucket).Put(p.key, withRev(p.val, p.rev)); err != nil {
-				return 0, fmt.Errorf("put %s: %w", p.bucket, err)
+	n := 0
+	for _, p := range o.visitors {
+		if err := tx.Bucket(bVisitors).Put(p.key, withMember(p.val, "rev", p.rev)); err != nil {
+			return 0, fmt.Errorf("put %s: %w", bVisitors, err)
+		}
+		n++
+	}
+	for i := range o.convs {
+		p := &o.convs[i]
+		// A message to a conversation that changed in nothing else: the
+		// record stays, and its event (the next seq) moves the LastSeq
+		// and revision readers see by one each (see storedConv).
+		p.same = p.message && p.curBody != nil && p.lastSeq == p.curSeq+1 && bytes.Equal(p.curBody, p.body)
+		if p.same {
+			p.seq = p.lastSeq
+			continue
+		}
+		// The seq the record is written at covers every event stored
+		// or written with it, so that its revision reads exactly rev.
+		p.seq = max(p.lastSeq, p.curSeq)
+		for _, e := range o.puts {
+			if bytes.Equal(e.bucket, bEvents) && len(e.key) == len(p.key)+9 && bytes.HasPrefix(e.key, p.key) && e.key[len(p.key)] == 0 {
+				p.seq = max(p.seq, binary.BigEndian.Uint64(e.key[len(p.key)+1:]))
 			}
 		}
+		if err := tx.Bucket(bConvs).Put(p.key, withRev(p.body, p.rev, p.seq)); err != nil {
+			return 0, fmt.Errorf("put %s: %w", bConvs, err)
+		}
+		n++
 	}
 	for _, p := range o.puts {
 		val := p.val
 		if val == nil {
 			val = []byte{}
 		}
-		if err := tx.Bucket(p.bucket).Put(p.key, val); err != nil {
+		b := tx.Bucket(p.bucket)
+		if p.unlessSame {
+			if old := b.Get(p.key); old != nil && bytes.Equal(old, val) {
+				continue
+			}
+		}
+		if err := b.Put(p.key, val); err != nil {
 			return 0, fmt.Errorf("put %s: %w", p.bucket, err)
 		}
+		n++
 	}
-	n := len(o.puts) + len(o.convPuts) + len(o.visitorPuts)
 	for i := range o.outbox {
 		k, err := o.outbox[i].apply(tx)
 		if err != nil {
@@ -577,6 +637,169 @@ func eventKey(c model.ConvID, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(join([]byte(c)), seq)
 }
 
+// onlyEvent reports whether the one event of evs in conv is seq.
+func onlyEvent(evs []model.Event, conv model.ConvID, seq uint64) bool {
+	found := false
+	for i := range evs {
+		if evs[i].Conv == conv {
+			if found || evs[i].Seq != seq {
+				return false
+			}
+			found = true
+		}
+	}
+	return found
+}
+
+// eventVal encodes an event record: its JSON without the leading conv and
+// seq members, which the key holds (a third of a short message's record).
+// encoding/json writes struct fields in order, so the JSON of a
+// model.Event starts with exactly {"conv":<conv>,"seq":<seq>, ; should
+// that ever not hold, the full JSON is stored, which reads back the same.
+func eventVal(e *model.Event) ([]byte, error) {
+	val, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	conv, err := json.Marshal(e.Conv)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	prefix := append(append(append([]byte(`{"conv":`), conv...), `,"seq":`...), strconv.FormatUint(e.Seq, 10)...)
+	if rest, ok := bytes.CutPrefix(val, prefix); ok && len(rest) > 1 && rest[0] == ',' {
+		val = append(val[:1], rest[1:]...)
+	}
+	return val, nil
+}
+
+// decodeEvent decodes an event record stored under key k (see eventVal):
+// conv and seq come from the key when the record leaves them out.
+func decodeEvent(k, v []byte, e *model.Event) error {
+	if err := json.Unmarshal(v, e); err != nil {
+		return fmt.Errorf("decode event: %w", err)
+	}
+	if e.Conv == "" && len(k) > 9 {
+		e.Conv = model.ConvID(k[:len(k)-9])
+		e.Seq = binary.BigEndian.Uint64(k[len(k)-8:])
+	}
+	return nil
+}
+
+// lastSeq returns the seq of conv's newest event in tx, 0 when it has
+// none.
+func lastSeq(tx *bbolt.Tx, conv model.ConvID) uint64 {
+	prefix := join([]byte(conv))
+	c := tx.Bucket(bEvents).Cursor()
+	k, _ := c.Seek(binary.BigEndian.AppendUint64(bytes.Clone(prefix), ^uint64(0)))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k[len(prefix):])
+}
+
+// withRev returns the stored form of a conversation record: its body
+// (JSON) with `,"rev":<rev>,"rev_seq":<seq>` as its last members; model
+// types have no such JSON members.
+func withRev(body []byte, rev, seq uint64) []byte {
+	out := make([]byte, 0, len(body)+48)
+	out = append(out, body[:len(body)-1]...)
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, `"rev":`...)
+	out = strconv.AppendUint(out, rev, 10)
+	out = append(out, `,"rev_seq":`...)
+	out = strconv.AppendUint(out, seq, 10)
+	return append(out, '}')
+}
+
+// cutMember cuts a last member `"<tag>":<digits>` off the JSON object v
+// and returns v without it and its number. It is recognised only as the
+// very last member, where the object's own closing brace follows its
+// digits: a property value that merely contains the tag ends in two
+// braces.
+func cutMember(v []byte, tag string) ([]byte, uint64, bool) {
+	if len(v) < len(tag)+5 || v[len(v)-1] != '}' {
+		return v, 0, false
+	}
+	i := len(v) - 2
+	for i >= 0 && v[i] >= '0' && v[i] <= '9' {
+		i--
+	}
+	t := `"` + tag + `":`
+	if i == len(v)-2 || i+1 < len(t) || string(v[i+1-len(t):i+1]) != t {
+		return v, 0, false
+	}
+	n, err := strconv.ParseUint(string(v[i+1:len(v)-1]), 10, 64)
+	if err != nil {
+		return v, 0, false
+	}
+	j := i + 1 - len(t) - 1 // the separator before the member
+	switch {
+	case j >= 0 && v[j] == ',':
+		return append(v[:j:j], '}'), n, true
+	case j >= 0 && v[j] == '{':
+		return append(v[:j+1:j+1], '}'), n, true
+	}
+	return v, 0, false
+}
+
+// storedRecord is a conversation record as stored, with what it reads as.
+type storedRecord struct {
+	body    []byte // the JSON without rev and rev_seq
+	rev     uint64 // the revision a reader sees
+	lastSeq uint64 // the LastSeq a reader sees
+	seq     uint64 // the LastSeq the body's record stands for
+}
+
+// storedConv reads the stored form of conversation key (see withRev and
+// fileSchema). The record was written at some revision and seq; each
+// event appended since (a message that left the record as it was) adds
+// one to both:
+//
+//	LastSeq = max(rev_seq, last event seq)
+//	Rev     = rev + (LastSeq - rev_seq)
+//
+// Records of version 1 files (no rev: revision 0) and of builds that
+// wrote `"rev":N` alone take rev_seq from their last_seq.
+func storedConv(tx *bbolt.Tx, key, v []byte) (storedRecord, error) {
+	body, seq, hasSeq := cutMember(v, "rev_seq")
+	body, rev, _ := cutMember(body, "rev")
+	if !hasSeq {
+		var c struct {
+			LastSeq uint64 `json:"last_seq"`
+		}
+		if err := json.Unmarshal(body, &c); err != nil {
+			return storedRecord{}, fmt.Errorf("decode %s %q: %w", bConvs, key, err)
+		}
+		seq = c.LastSeq
+	}
+	r := storedRecord{body: body, rev: rev, lastSeq: seq, seq: seq}
+	if tail := lastSeq(tx, model.ConvID(key)); tail > seq {
+		r.lastSeq, r.rev = tail, rev+(tail-seq)
+	}
+	return r, nil
+}
+
+// decodeConv decodes a conversation record read in tx under key.
+func decodeConv(tx *bbolt.Tx, key, v []byte) (model.Conversation, error) {
+	var c model.Conversation
+	r, err := storedConv(tx, key, v)
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(r.body, &c); err != nil {
+		return c, fmt.Errorf("decode %s %q: %w", bConvs, key, err)
+	}
+	c.LastSeq, c.Rev = r.lastSeq, r.rev
+	return c, nil
+}
+
 // --- reads -----------------------------------------------------------------
 
 func (s *Store) get(bucket, key []byte, out any) error {
@@ -600,35 +823,39 @@ func (s *Store) Conversation(_ context.Context, id model.ConvID) (model.Conversa
 	if c, ok := s.convs.get(id); ok {
 		return c, nil
 	}
-	v, err := s.raw(bConvs, []byte(id))
-	if err != nil {
-		return model.Conversation{}, err
-	}
-	return decodeConv(v)
+	var c model.Conversation
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bConvs).Get([]byte(id))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		c, err = decodeConv(tx, []byte(id), v)
+		return err
+	})
+	return c, err
 }
 
-// decodeConv decodes a stored conversation and its revision.
-func decodeConv(v []byte) (model.Conversation, error) {
-	var c model.Conversation
-	if err := json.Unmarshal(v, &c); err != nil {
-		return c, fmt.Errorf("decode %s: %w", bConvs, err)
-	}
-	c.Rev = revOf(v)
-	return c, nil
+// decodeJSON reads a record stored as plain JSON.
+func decodeJSON[T any](_ *bbolt.Tx, _, v []byte) (T, error) {
+	var rec T
+	err := json.Unmarshal(v, &rec)
+	return rec, err
 }
 
 // Visitor implements store.Store.
 func (s *Store) Visitor(_ context.Context, id model.VisitorID) (model.Visitor, error) {
-	raw, err := s.raw(bVisitors, []byte(id))
-	if err != nil {
-		return model.Visitor{}, err
-	}
 	var v model.Visitor
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return v, fmt.Errorf("decode %s: %w", bVisitors, err)
-	}
-	v.Rev = revOf(raw)
-	return v, nil
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		raw := tx.Bucket(bVisitors).Get([]byte(id))
+		if raw == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		v, err = decodeVisitor(tx, []byte(id), raw)
+		return err
+	})
+	return v, err
 }
 
 // Events implements store.Store.
@@ -645,8 +872,8 @@ func (s *Store) Events(ctx context.Context, conv model.ConvID, from uint64, limi
 				break
 			}
 			var e model.Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode event: %w", err)
+			if err := decodeEvent(k, v, &e); err != nil {
+				return err
 			}
 			out = append(out, e)
 			if len(out)%256 == 0 && ctx.Err() != nil {
@@ -673,33 +900,46 @@ func (s *Store) VisitorConversations(_ context.Context, v model.VisitorID) ([]mo
 	return out, err
 }
 
-// convPage is how many conversations Conversations decodes per read
+// scanPage is how many records Conversations and Visitors decode per read
 // transaction.
-const convPage = 256
+const scanPage = 256
 
 // Conversations implements store.Store. fn runs outside any bbolt
 // transaction, a page at a time, so that it may use the store (reads and
 // Commit): a read transaction held across fn would deadlock with a writer
 // that needs to grow the mmap. The scan is therefore not one snapshot.
 func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) bool) error {
+	return scan(ctx, s, bConvs, "conversation", decodeConv, fn)
+}
+
+// Visitors implements store.VisitorLister, as Conversations scans: every
+// visitor, whether or not it has conversations.
+func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
+	return scan(ctx, s, bVisitors, "visitor", decodeVisitor, fn)
+}
+
+// scan calls fn for every record of bucket (read with decode, in the read
+// transaction, under its key), in key order, a page per read transaction
+// (see Conversations), until fn returns false.
+func scan[T any](ctx context.Context, s *Store, bucket []byte, what string, decode func(tx *bbolt.Tx, k, v []byte) (T, error), fn func(T) bool) error {
 	var after []byte // last key handed out; nil before the first page
-	page := make([]model.Conversation, 0, convPage)
+	page := make([]T, 0, scanPage)
 	for {
 		page = page[:0]
 		err := s.db.View(func(tx *bbolt.Tx) error {
-			c := tx.Bucket(bConvs).Cursor()
+			c := tx.Bucket(bucket).Cursor()
 			var k, v []byte
 			if after == nil {
 				k, v = c.First()
 			} else if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
 				k, v = c.Next()
 			}
-			for ; k != nil && len(page) < convPage; k, v = c.Next() {
-				conv, err := decodeConv(v)
+			for ; k != nil && len(page) < scanPage; k, v = c.Next() {
+				rec, err := decode(tx, k, v)
 				if err != nil {
-					return fmt.Errorf("conversation %q: %w", k, err)
+					return fmt.Errorf("%s %q: %w", what, k, err)
 				}
-				page = append(page, conv)
+				page = append(page, rec)
 				after = append(after[:0], k...)
 			}
 			return nil
@@ -707,12 +947,12 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 		if err != nil {
 			return err
 		}
-		for _, conv := range page {
-			if !fn(conv) {
+		for _, rec := range page {
+			if !fn(rec) {
 				return nil
 			}
 		}
-		if len(page) < convPage {
+		if len(page) < scanPage {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {

@@ -42,22 +42,41 @@ func (c *convCache) get(id model.ConvID) (model.Conversation, bool) {
 	return cloneConv(p), true
 }
 
-// stored records conversations a transaction has just committed. convs
-// are private copies decoded from the very bytes written (encode made
-// them), so that a hit returns exactly what reading bbolt would.
-func (c *convCache) stored(convs []model.Conversation) {
-	if len(convs) == 0 {
+// stored records the conversations of o, which a transaction has just
+// committed. Entries are decoded from the very bytes written, so that a
+// hit returns exactly what reading bbolt would; a record the commit left
+// as it was (a message that changed nothing but LastSeq, see fileSchema)
+// keeps its entry, decoded from those same bytes, with the new LastSeq and
+// revision: no JSON decoding on the message path.
+func (c *convCache) stored(o *ops) {
+	if len(o.convs) == 0 {
 		return
 	}
 	c.mu.Lock()
-	for i := range convs {
-		if convs[i].State == model.StateClosed {
-			delete(c.m, convs[i].ID)
+	defer c.mu.Unlock()
+	for i := range o.convs {
+		p := &o.convs[i]
+		id := model.ConvID(p.key)
+		if old := c.m[id]; p.same && old != nil {
+			next := *old // shares old's slices and maps: entries are never modified
+			next.LastSeq, next.Rev = p.seq, p.rev
+			c.m[id] = &next
+			continue
+		}
+		conv := new(model.Conversation)
+		if err := json.Unmarshal(p.body, conv); err != nil {
+			// encode made these bytes from a model.Conversation; should
+			// they not decode, reads go to the file, which says why.
+			delete(c.m, id)
+			continue
+		}
+		conv.LastSeq, conv.Rev = p.seq, p.rev
+		if conv.State == model.StateClosed {
+			delete(c.m, id)
 		} else {
-			c.m[convs[i].ID] = &convs[i]
+			c.m[id] = conv
 		}
 	}
-	c.mu.Unlock()
 }
 
 // cloneConv deep-copies what a conversation shares by reference, so that

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"chatgate/core/model"
 	"chatgate/store"
 )
@@ -29,11 +31,12 @@ func TestConversationCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := s.raw(bConvs, []byte("c1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromFile, err := decodeConv(raw)
+	var fromFile model.Conversation
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		fromFile, err = decodeConv(tx, []byte("c1"), tx.Bucket(bConvs).Get([]byte("c1")))
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -632,3 +632,58 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 }
 
 var _ store.Store = (*Store)(nil)
+
+// Visitors implements store.VisitorLister: keyset pages by id, fn called
+// outside any query (it may use the store). Not one snapshot.
+func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
+	after := ""
+	for first := true; ; first = false {
+		if err := s.readCtx(); err != nil {
+			return err
+		}
+		var (
+			rows pgx.Rows
+			err  error
+		)
+		if first {
+			rows, err = s.pool.Query(ctx, `SELECT id, rev, data FROM visitors ORDER BY id LIMIT $1`, convPage)
+		} else {
+			rows, err = s.pool.Query(ctx, `SELECT id, rev, data FROM visitors WHERE id > $1 ORDER BY id LIMIT $2`, after, convPage)
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		var (
+			page []model.Visitor
+			id   string
+			rev  int64
+			data []byte
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &rev, &data}, func() error {
+			var v model.Visitor
+			if err := json.Unmarshal(data, &v); err != nil {
+				return fmt.Errorf("visitor %q: %w", id, err)
+			}
+			v.Rev = uint64(rev)
+			page = append(page, v)
+			after = id
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		for _, v := range page {
+			if !fn(v) {
+				return nil
+			}
+		}
+		if len(page) < convPage {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+var _ store.VisitorLister = (*Store)(nil)

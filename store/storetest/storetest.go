@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentSameKeys", testConcurrentSameKeys},
 		{"ConversationsScan", testConversationsScan},
 		{"ConversationsCallbackUsesStore", testConversationsCallback},
+		{"VisitorsScan", testVisitorsScan},
 		{"EventUpdates", testEventUpdates},
 		{"OutboxRoundTrip", testOutboxRoundTrip},
 		{"OutboxOrder", testOutboxOrder},
@@ -1116,6 +1117,44 @@ func testConversationsScan(t *testing.T, open func(t *testing.T) store.Store) {
 				t.Errorf("fn called %d times, want %d", calls, stop)
 			}
 		})
+	}
+}
+
+// testVisitorsScan: a store with the optional store.VisitorLister lists
+// every visitor once, those without conversations too, across pages, and
+// stops when fn says so.
+func testVisitorsScan(t *testing.T, open func(t *testing.T) store.Store) {
+	s := fresh(t, open)
+	vl, ok := s.(*onceCloser).Store.(store.VisitorLister)
+	if !ok {
+		t.Skip("the store does not implement store.VisitorLister")
+	}
+	ctx := t.Context()
+	const n = 300
+	want := map[model.VisitorID]bool{}
+	var b store.Batch
+	for i := range n {
+		v := model.Visitor{ID: model.VisitorID(model.NewID()), Name: fmt.Sprint("v", i)}
+		want[v.ID] = true
+		b.Visitors = append(b.Visitors, v)
+	}
+	commit(t, s, &b)
+	seen := map[model.VisitorID]bool{}
+	if err := vl.Visitors(ctx, func(v model.Visitor) bool {
+		if seen[v.ID] || !want[v.ID] {
+			t.Errorf("visitor %s seen twice or unknown", v.ID)
+		}
+		seen[v.ID] = true
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n {
+		t.Errorf("saw %d visitors, want %d", len(seen), n)
+	}
+	calls := 0
+	if err := vl.Visitors(ctx, func(model.Visitor) bool { calls++; return calls < 257 }); err != nil || calls != 257 {
+		t.Errorf("stop after 257: %d calls, %v", calls, err)
 	}
 }
 

@@ -17,7 +17,12 @@ func (c *agentView) canSee(conv model.Conversation) bool {
 }
 
 // serves is canSee without following: the agent serves the conversation
-// (or was added to it), or may take it from the queue.
+// (or was added to it), may take it from the queue, or it is an archive
+// of its departments that no agent ever served (an offline message, a
+// chat its visitor left while queued): every agent of the department
+// sees those, as LiveChat shows a group's archives to the group's agents.
+// Archives another agent served stay that agent's; relayed ones stay
+// the upstream desk's.
 func (c *agentView) serves(conv model.Conversation) bool {
 	if conv.HasMember(c.agent.ID) {
 		return true
@@ -25,7 +30,14 @@ func (c *agentView) serves(conv model.Conversation) bool {
 	if conv.Agent != "" {
 		return conv.Agent == c.agent.ID
 	}
-	return conv.State == model.StateQueued && c.agent.Serves(conv.Department)
+	switch conv.State {
+	case model.StateQueued:
+		return c.agent.Serves(conv.Department)
+	case model.StateClosed:
+		// A relayed conversation was the upstream desk's, not this one's.
+		return conv.Owner == "" && c.agent.Serves(conv.Department)
+	}
+	return false
 }
 
 // errChatNotFound answers every chat the agent may not see, existing or

@@ -139,6 +139,7 @@ func login(ctx context.Context, k *caller, req *wire.Request) (any, error) {
 	c.sub = c.s.d.Bus().SubscribeDesk(c.s.cfg.deskQueue())
 	c.loggedIn.Store(true)
 	c.s.register(c)
+	c.s.log.Info().Str("agent", string(agent.ID)).Msg("agent session connected")
 	c.s.d.AgentConnected(agent.ID, true)
 
 	chats, err := c.summaries(ctx, true)
@@ -146,12 +147,19 @@ func login(ctx context.Context, k *caller, req *wire.Request) (any, error) {
 		c.logout()
 		return nil, err
 	}
+	// LiveChat's permissions are owner, viceowner, administrator and
+	// normal; chatgate's admin agents (config admin: true) are
+	// administrators.
+	perm := "normal"
+	if agent.Admin {
+		perm = "administrator"
+	}
 	return LoginResponse{
 		License: License{ID: c.s.cfg.LicenseID, OrganizationID: c.s.cfg.OrganizationID, Plan: "enterprise",
 			ExpirationTimestamp: licenseExpiry, CreationTimestamp: c.s.created.Unix()},
 		MyProfile: MyProfile{ID: string(agent.ID), Name: agent.Name, Email: emailOf(agent.ID),
 			Avatar: agent.Avatar, JobTitle: agent.JobTitle, Type: "agent",
-			RoutingStatus: string(c.s.d.Router().Status(agent.ID)), Permission: "normal", Present: true},
+			RoutingStatus: string(c.s.d.Router().Status(agent.ID)), Permission: perm, Present: true},
 		ChatsSummary: chats,
 	}, nil
 }

@@ -12,7 +12,6 @@ import (
 const (
 	defaultListLimit = 10
 	maxListLimit     = 100
-	maxCustomID      = 256
 )
 
 type listChatsRequest struct {
@@ -114,27 +113,9 @@ func getChat(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	return c.chatView(&d), nil
 }
 
-type eventRequest struct {
-	Type       string                                `json:"type"`
-	Text       string                                `json:"text"`
-	CustomID   string                                `json:"custom_id"`
-	Visibility string                                `json:"visibility"`
-	Properties map[string]map[string]json.RawMessage `json:"properties"`
-	Content    json.RawMessage                       `json:"content"`
-	URL        string                                `json:"url"`
-	// system_message
-	SystemMessageType string            `json:"system_message_type"`
-	TextVars          map[string]string `json:"text_vars"`
-}
-
-// reservedSubtypes are the core's own system message subtypes: the pushes
-// and routing read them, so clients may not send them.
-var reservedSubtypes = map[string]bool{model.SysWelcome: true, model.SysStarted: true, model.SysQueued: true,
-	model.SysAssigned: true, model.SysTransferred: true, model.SysClosed: true}
-
 type sendEventRequest struct {
 	ChatID string        `json:"chat_id"`
-	Event  *eventRequest `json:"event"`
+	Event  *wire.EventIn `json:"event"`
 }
 
 // SendEventResponse is send_event's payload.
@@ -142,48 +123,11 @@ type SendEventResponse struct {
 	EventID string `json:"event_id"`
 }
 
-// draft turns a v3 event into a core draft. message, custom, file (with a
-// URL from upload_file) and system_message events are supported; other
-// types are a validation error for now.
-func (e *eventRequest) draft(ctx context.Context, c *caller) (desk.Draft, error) {
-	d := desk.Draft{ClientKey: e.CustomID, Props: e.Properties}
-	if len(e.CustomID) > maxCustomID {
-		return d, wire.Errorf(wire.Validation, "custom_id is longer than %d bytes", maxCustomID)
-	}
-	switch e.Visibility {
-	case "", string(model.VisibleAll), string(model.VisibleAgents):
-		d.Visibility = model.Visibility(e.Visibility)
-	default:
-		return d, wire.Errorf(wire.Validation, "visibility must be all or agents")
-	}
-	switch e.Type {
-	case "message":
-		d.Kind, d.Text = model.KindMessage, e.Text
-	case "custom":
-		if len(e.Content) > 0 && !json.Valid(e.Content) {
-			return d, wire.Errorf(wire.Validation, "event.content must be JSON")
-		}
-		d.Kind, d.Custom = model.KindCustom, e.Content
-	case "file":
-		f, err := c.fileOf(ctx, e.URL)
-		if err != nil {
-			return d, err
-		}
-		d.Kind, d.File = model.KindFile, f
-	case "system_message":
-		if e.SystemMessageType == "" {
-			return d, wire.Errorf(wire.Validation, "event.system_message_type is required")
-		}
-		if reservedSubtypes[e.SystemMessageType] || len(e.SystemMessageType) > 128 {
-			return d, wire.Errorf(wire.Validation, "event.system_message_type is reserved or too long")
-		}
-		d.Kind, d.Subtype, d.Text, d.Vars = model.KindSystem, e.SystemMessageType, e.Text, e.TextVars
-	case "":
-		return d, wire.Errorf(wire.Validation, "event.type is required")
-	default:
-		return d, wire.Errorf(wire.Validation, "Unsupported event type")
-	}
-	return d, nil
+// eventSide is the agent side of send_event: system_message and
+// agents-only events allowed, file events only with upload_file URLs.
+func (c *agentView) eventSide(ctx context.Context) wire.EventSide {
+	return wire.EventSide{Aud: wire.ForAgent, File: func(e *wire.EventIn) (*model.File, error) { return c.fileOf(ctx, e.URL) },
+		FormType: c.s.cfg.Forms.TypeOf}
 }
 
 // sendEvent posts an event to the chat's active thread. The requesting
@@ -200,7 +144,7 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if p.Event == nil {
 		return nil, wire.Errorf(wire.Validation, "event is required")
 	}
-	draft, err := p.Event.draft(ctx, c)
+	draft, err := p.Event.Draft(c.eventSide(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +193,9 @@ func deactivateChat(ctx context.Context, c *caller, req *wire.Request) (any, err
 type typingIndicatorRequest struct {
 	ChatID     string `json:"chat_id"`
 	Visibility string `json:"visibility"`
+	// Recipients is the seed's name for visibility (v0.5 clients send it);
+	// an indicator for agents only must never reach the customer.
+	Recipients string `json:"recipients"`
 	IsTyping   *bool  `json:"is_typing"`
 }
 
@@ -268,10 +215,9 @@ func sendTypingIndicator(ctx context.Context, c *caller, req *wire.Request) (any
 	if p.IsTyping == nil {
 		return nil, wire.Errorf(wire.Validation, "is_typing is required")
 	}
-	switch p.Visibility {
-	case "", string(model.VisibleAll), string(model.VisibleAgents):
-	default:
-		return nil, wire.Errorf(wire.Validation, "visibility must be all or agents")
+	vis, err := wire.ParseVisibility(p.Visibility, p.Recipients)
+	if err != nil {
+		return nil, err
 	}
 	conv, err := c.latestThread(ctx, p.ChatID)
 	if err != nil {
@@ -280,7 +226,7 @@ func sendTypingIndicator(ctx context.Context, c *caller, req *wire.Request) (any
 	if !conv.Active() {
 		return nil, wire.NewError(wire.ChatInactive)
 	}
-	if p.Visibility == string(model.VisibleAgents) {
+	if vis == model.VisibleAgents {
 		return nil, nil
 	}
 	if err := c.s.d.Typing(ctx, conv.ID, c.author(), *p.IsTyping, "", c.origin); err != nil {

@@ -341,10 +341,11 @@ type ListArchivesResponse struct {
 	PreviousPageID string      `json:"previous_page_id,omitempty"`
 }
 
-// listArchives pages through the closed threads the agent served, each as
+// listArchives pages through the closed threads the agent served (or, never
+// served, of its departments: offline messages), each as
 // a chat with that one thread. Filters: from/to (thread creation),
-// group_ids, query (case-insensitive substring of a message's text, or of
-// the customer's name or e-mail). It scans every conversation (and, with
+// group_ids, query (case-insensitive substring of a message's text, a
+// filled form's answers, or the customer's name or e-mail). It scans every conversation (and, with
 // query, loads their events): the store has no archive index yet.
 func listArchives(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	var p listArchivesRequest
@@ -362,7 +363,7 @@ func listArchives(ctx context.Context, c *caller, req *wire.Request) (any, error
 	query := strings.ToLower(strings.TrimSpace(p.Filters.Query))
 	var convs []model.Conversation
 	err = c.s.d.Store().Conversations(ctx, func(conv model.Conversation) bool {
-		if conv.State == model.StateClosed && conv.Agent == c.agent.ID && inRange(conv.CreatedAt, from, to) &&
+		if conv.State == model.StateClosed && c.serves(conv) && inRange(conv.CreatedAt, from, to) &&
 			(len(p.Filters.GroupIDs) == 0 || slices.Contains(p.Filters.GroupIDs, wire.GroupID(conv.Department))) {
 			convs = append(convs, conv)
 		}
@@ -410,7 +411,11 @@ func matches(d *wire.ChatData, query string) bool {
 		return true
 	}
 	for i := range d.Events {
-		if d.Events[i].Kind == model.KindMessage && strings.Contains(strings.ToLower(d.Events[i].Text), query) {
+		e := &d.Events[i]
+		switch {
+		case e.Kind == model.KindMessage && strings.Contains(strings.ToLower(e.Text), query):
+			return true
+		case e.Kind == model.KindForm && e.Form != nil && strings.Contains(strings.ToLower(e.Form.Summary()), query):
 			return true
 		}
 	}

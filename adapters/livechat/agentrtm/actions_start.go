@@ -27,7 +27,7 @@ type startChatRequest struct {
 			GroupIDs []int `json:"group_ids"`
 		} `json:"access"`
 		Thread *struct {
-			Events     []eventRequest  `json:"events"`
+			Events     []wire.EventIn  `json:"events"`
 			Properties json.RawMessage `json:"properties"`
 		} `json:"thread"`
 		Properties json.RawMessage `json:"properties"`
@@ -157,7 +157,7 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 			return model.Conversation{}, nil, wire.Errorf(wire.Validation, "at most %d events", maxStartEvents)
 		}
 		for i := range th.Events {
-			d, err := th.Events[i].draft(ctx, c)
+			d, err := th.Events[i].Draft(c.eventSide(ctx))
 			if err != nil {
 				return model.Conversation{}, nil, err
 			}

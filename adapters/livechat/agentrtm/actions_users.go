@@ -31,6 +31,9 @@ type userToChatRequest struct {
 	UserID     string `json:"user_id"`
 	UserType   string `json:"user_type"`
 	Visibility string `json:"visibility"`
+	// Recipients, the seed's name for visibility, is read too, so that an
+	// agent meant to stay hidden is never shown because of the name used.
+	Recipients string `json:"recipients"`
 	// ignore_requester_presence is accepted and ignored.
 }
 
@@ -71,11 +74,9 @@ func userToChat(ctx context.Context, c *caller, req *wire.Request, add bool) (an
 	case p.UserType != "agent":
 		return nil, wire.Errorf(wire.Validation, "user_type must be agent")
 	}
-	vis := model.Visibility(p.Visibility)
-	switch vis {
-	case "", model.VisibleAll, model.VisibleAgents:
-	default:
-		return nil, wire.Errorf(wire.Validation, "visibility must be all or agents")
+	vis, err := wire.ParseVisibility(p.Visibility, p.Recipients)
+	if err != nil {
+		return nil, err
 	}
 	conv, err := c.latestThread(ctx, p.ChatID)
 	if err != nil {
@@ -138,9 +139,9 @@ func (c *client) onMember(ctx context.Context, n hub.Notice) error {
 // addUserToChat): the chat must be one the agent may act on, as for
 // agents, and the customer must be the chat's own.
 func addCustomer(ctx context.Context, c *caller, p userToChatRequest) error {
-	switch p.Visibility {
-	case "", string(model.VisibleAll):
-	default:
+	if vis, err := wire.ParseVisibility(p.Visibility, p.Recipients); err != nil {
+		return err
+	} else if vis == model.VisibleAgents {
 		return wire.Errorf(wire.Validation, "a customer is added with visibility all")
 	}
 	conv, err := c.latestThread(ctx, p.ChatID)

@@ -152,6 +152,7 @@ func (c *client) logout() {
 	if !c.loggedIn.CompareAndSwap(true, false) {
 		return
 	}
+	c.s.log.Info().Str("agent", string(c.agent.ID)).Msg("agent session left")
 	c.s.unregister(c)
 	c.sub.Close()
 	c.s.d.AgentConnected(c.agent.ID, false)

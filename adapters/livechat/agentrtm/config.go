@@ -1,6 +1,7 @@
 package agentrtm
 
 import (
+	"chatgate/adapters/livechat/wire"
 	"time"
 
 	"chatgate/core/model"
@@ -13,6 +14,9 @@ type Config struct {
 	// connection whose organization_id query parameter names another
 	// organisation is disconnected with reason license_not_found.
 	LicenseID, OrganizationID string
+	// Forms are the configured pre-chat, post-chat and ticket forms
+	// (get_form; a filled_form naming one gets its form_type). Nil: none.
+	Forms *wire.Forms
 	// Authenticate maps an RTM login token (without the "Bearer " prefix)
 	// to a configured agent; constant-time compare is the caller's job.
 	// Nil refuses every login.

@@ -56,6 +56,8 @@ func FuzzDecodeFrame(f *testing.F) {
 		req("3", "get_chat", map[string]any{"chat_id": chat, "thread_id": conv.ID}),
 		req("4", "send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "message", "text": "fuzz"}}),
 		req("5", "send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "custom", "content": map[string]any{"k": []int{1}}, "properties": map[string]any{"ns": map[string]any{"p": 1}}}}),
+		req("5", "send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "filled_form", "recipients": "agents", "fields": []any{map[string]any{"type": "text", "label": "L", "value": "v"}}}}),
+		req("5", "send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "rich_message", "template_id": "cards", "elements": []any{map[string]any{"title": "t"}}}}),
 		req("6", "set_routing_status", map[string]any{"status": "accepting_chats"}),
 		req("7", "login", map[string]any{"token": "Bearer tok-bob", "pushes": map[string]any{"3.5": []string{"x"}}}),
 		req("8", "list_chats", map[string]any{"page_id": "eyJvIjoiYXNjIiwibCI6MSwidCI6IjIwMDAtMDEtMDFUMDA6MDA6MDBaIiwiYyI6IngifQ"}),

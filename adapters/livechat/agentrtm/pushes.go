@@ -15,11 +15,7 @@ type (
 		RequesterID string    `json:"requester_id,omitempty"`
 		Chat        wire.Chat `json:"chat"`
 	}
-	IncomingEvent struct {
-		ChatID   string     `json:"chat_id"`
-		ThreadID string     `json:"thread_id"`
-		Event    wire.Event `json:"event"`
-	}
+	IncomingEvent   = wire.IncomingEvent
 	ChatDeactivated struct {
 		ChatID   string `json:"chat_id"`
 		ThreadID string `json:"thread_id"`
@@ -106,7 +102,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	if n.Seen != nil {
 		return c.onSeen(ctx, n)
 	}
-	tr := transferIn(n.Events)
+	tr := wire.TransferIn(n.Events)
 	if !c.relevant(conv) {
 		// The agent a chat was transferred away from is told so.
 		if tr != nil && tr.Vars["from_agent"] == string(c.agent.ID) {
@@ -114,7 +110,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 			if mine {
 				c.AwaitResponse(ctx, num)
 			}
-			c.push(rid, "chat_transferred", chatTransferred(conv, tr))
+			c.push(rid, "chat_transferred", c.chatTransferred(conv, tr))
 		}
 		return nil
 	}
@@ -123,7 +119,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		c.AwaitResponse(ctx, num)
 	}
 	if tr != nil {
-		defer c.push(rid, "chat_transferred", chatTransferred(conv, tr))
+		defer c.push(rid, "chat_transferred", c.chatTransferred(conv, tr))
 	}
 	chatID, threadID := string(conv.Visitor), string(conv.ID)
 	if n.Props != nil {
@@ -174,6 +170,11 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	for i := range rest {
 		c.push(rid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(&rest[i], wire.ForAgent, c.s.d.Properties())})
 	}
+	// Edits and deletions, whoever made them (issue 12: a visitor's edit
+	// on any surface reached customers and webhooks, not agents).
+	for _, u := range wire.UpdatedEvents(conv, n.Updated, wire.ForAgent, c.s.d.Properties()) {
+		c.push(rid, "event_updated", u)
+	}
 	if conv.State == model.StateClosed && hasSubtype(rest, model.SysClosed) {
 		p := ChatDeactivated{ChatID: chatID, ThreadID: threadID}
 		if by := conv.ClosedBy; by != nil && by.Kind != model.AuthorSystem {
@@ -221,40 +222,10 @@ func (c *client) pushTyping(conv model.Conversation, t *hub.Typing) {
 	}
 }
 
-// ChatTransferred is the chat_transferred push.
-type ChatTransferred struct {
-	ChatID        string        `json:"chat_id"`
-	ThreadID      string        `json:"thread_id"`
-	RequesterID   string        `json:"requester_id,omitempty"`
-	Reason        string        `json:"reason"`
-	TransferredTo TransferredTo `json:"transferred_to"`
-	Queue         *wire.Queue   `json:"queue,omitempty"`
-}
+// ChatTransferred is the chat_transferred push (shared with the customer
+// API).
+type ChatTransferred = wire.ChatTransferred
 
-// TransferredTo says where a chat went.
-type TransferredTo struct {
-	GroupIDs []int    `json:"group_ids"`
-	AgentIDs []string `json:"agent_ids"`
-}
-
-// transferIn returns a notice's chat_transferred system event, if any.
-func transferIn(evs []model.Event) *model.Event {
-	for i := range evs {
-		if evs[i].Kind == model.KindSystem && evs[i].Subtype == model.SysTransferred {
-			return &evs[i]
-		}
-	}
-	return nil
-}
-
-func chatTransferred(conv model.Conversation, tr *model.Event) ChatTransferred {
-	p := ChatTransferred{ChatID: string(conv.Visitor), ThreadID: string(conv.ID), Reason: "manual",
-		TransferredTo: TransferredTo{GroupIDs: []int{wire.GroupID(conv.Department)}, AgentIDs: []string{}}}
-	if tr.Vars["by_kind"] == string(model.AuthorAgent) {
-		p.RequesterID = tr.Vars["by_id"]
-	}
-	if conv.Agent != "" {
-		p.TransferredTo.AgentIDs = append(p.TransferredTo.AgentIDs, string(conv.Agent))
-	}
-	return p
+func (c *client) chatTransferred(conv model.Conversation, tr *model.Event) ChatTransferred {
+	return wire.NewChatTransferred(conv, tr, c.s.src.QueuePosition(conv.ID))
 }

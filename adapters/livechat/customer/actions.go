@@ -176,6 +176,7 @@ func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	c.sub = c.s.d.Bus().SubscribeVisitor(c.me, c.s.cfg.visitorQueue())
 	c.loggedIn.Store(true)
 	c.s.register(c)
+	c.s.log.Info().Str("customer", string(c.me)).Msg("customer session connected")
 
 	v, err := c.s.d.Store().Visitor(ctx, id)
 	if err != nil {
@@ -311,55 +312,22 @@ func (c *client) mine(model.Conversation) bool { return true }
 
 // --- events -------------------------------------------------------------
 
-const (
-	maxCustomID    = 256
-	maxStartEvents = 20
-)
+const maxStartEvents = 20
 
-type eventRequest struct {
-	Type        string                                `json:"type"`
-	Text        string                                `json:"text"`
-	CustomID    string                                `json:"custom_id"`
-	Visibility  string                                `json:"visibility"`
-	Properties  map[string]map[string]json.RawMessage `json:"properties"`
-	Content     json.RawMessage                       `json:"content"`
-	URL         string                                `json:"url"`
-	Name        string                                `json:"name"`
-	ContentType string                                `json:"content_type"`
-	Size        int64                                 `json:"size"`
-}
-
-// draft turns a customer's event into a core draft: message, file (url
-// from upload_file) and custom; customers' events are visible to all.
-func (e *eventRequest) draft() (desk.Draft, error) {
-	d := desk.Draft{ClientKey: e.CustomID, Props: e.Properties, Visibility: model.VisibleAll}
-	if len(e.CustomID) > maxCustomID {
-		return d, wire.Errorf(wire.Validation, "custom_id is longer than %d bytes", maxCustomID)
-	}
-	if e.Visibility != "" && e.Visibility != string(model.VisibleAll) {
-		return d, wire.Errorf(wire.Validation, "visibility must be all")
-	}
-	switch e.Type {
-	case "message":
-		d.Kind, d.Text = model.KindMessage, e.Text
-	case "file":
-		if e.URL == "" {
-			return d, wire.Errorf(wire.Validation, "event.url is required")
-		}
-		d.Kind = model.KindFile
-		d.File = &model.File{URL: e.URL, Name: e.Name, ContentType: e.ContentType, Size: e.Size}
-	case "custom":
-		d.Kind, d.Custom = model.KindCustom, e.Content
-	case "":
-		return d, wire.Errorf(wire.Validation, "event.type is required")
-	default:
-		return d, wire.Errorf(wire.Validation, "Unsupported event type")
-	}
-	return d, nil
+// eventSide is the customer side of send_event: events visible to all,
+// no system messages, file events as upload_file describes them.
+func (s *Surface) eventSide() wire.EventSide {
+	return wire.EventSide{Aud: wire.ForCustomer, FormType: s.cfg.Forms.TypeOf,
+		File: func(e *wire.EventIn) (*model.File, error) {
+			if e.URL == "" {
+				return nil, wire.Errorf(wire.Validation, "event.url is required")
+			}
+			return &model.File{URL: e.URL, Name: e.Name, ContentType: e.ContentType, Size: e.Size}, nil
+		}}
 }
 
 type threadRequest struct {
-	Events     []eventRequest  `json:"events"`
+	Events     []wire.EventIn  `json:"events"`
 	Properties json.RawMessage `json:"properties"`
 }
 
@@ -454,7 +422,7 @@ func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest
 				return model.Conversation{}, nil, wire.Errorf(wire.Validation, "at most %d events", maxStartEvents)
 			}
 			for i := range chat.Thread.Events {
-				d, err := chat.Thread.Events[i].draft()
+				d, err := chat.Thread.Events[i].Draft(c.s.eventSide())
 				if err != nil {
 					return model.Conversation{}, nil, err
 				}
@@ -484,7 +452,7 @@ func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest
 
 type sendEventRequest struct {
 	ChatID             string        `json:"chat_id"`
-	Event              *eventRequest `json:"event"`
+	Event              *wire.EventIn `json:"event"`
 	AttachToLastThread bool          `json:"attach_to_last_thread"`
 }
 
@@ -509,7 +477,7 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if p.Event == nil {
 		return nil, wire.Errorf(wire.Validation, "event is required")
 	}
-	draft, err := p.Event.draft()
+	draft, err := p.Event.Draft(c.s.eventSide())
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package customer
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -106,8 +107,23 @@ func (c *client) Logout()                                       { c.logout() }
 // session ends when it expires, as LiveChat's does (access_token_expired).
 func (c *client) Started() (func(context.Context), func()) {
 	expiry := time.AfterFunc(max(c.expires.Sub(c.s.now()), 0), func() { c.bye(reasonExpired) })
-	sub := c.sub
-	return func(ctx context.Context) { c.pump(ctx, sub) }, func() { expiry.Stop() }
+	return nil, func() { expiry.Stop() }
+}
+
+// Pushes hands the session the subscription login made: its notices are
+// delivered on demand (rtmconn.Pusher), so an idle customer holds no
+// goroutine for them.
+func (c *client) Pushes() (*hub.Sub, func(context.Context, *hub.Notice), func(error)) {
+	return c.sub, func(ctx context.Context, n *hub.Notice) {
+			if err := c.onNotice(ctx, *n); err != nil && ctx.Err() == nil {
+				c.logError(err)
+			}
+		}, func(err error) {
+			if errors.Is(err, hub.ErrSlow) {
+				c.s.log.Warn().Str("conn", c.id).Msg("customer session fell behind the desk")
+				c.bye(reasonInternal)
+			}
+		}
 }
 
 func (c *client) push(requestID, action string, payload any) {
@@ -130,6 +146,7 @@ func (c *client) logout() {
 	if !c.loggedIn.CompareAndSwap(true, false) {
 		return
 	}
+	c.s.log.Info().Str("customer", string(c.me)).Msg("customer session left")
 	c.s.unregister(c)
 	if c.sub != nil {
 		c.sub.Close()

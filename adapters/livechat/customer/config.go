@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"chatgate/adapters/livechat/wire"
 	"time"
 
 	"chatgate/core/model"
@@ -13,6 +14,9 @@ type Config struct {
 	// serves. RTM sockets and Web API calls must name OrganizationID in
 	// ?organization_id= (or LicenseID in ?license_id=).
 	LicenseID, OrganizationID string
+	// Forms are the configured pre-chat, post-chat and ticket forms
+	// (get_form; a filled_form naming one gets its form_type). Nil: none.
+	Forms *wire.Forms
 	// AgentToken maps an agent bearer token to a configured agent: the
 	// agent_token grant of POST /v2/customer/token. Nil disables that grant.
 	AgentToken func(token string) (model.AgentID, bool)

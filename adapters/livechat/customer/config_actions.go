@@ -166,9 +166,11 @@ type formRequest struct {
 	Type    string `json:"type"`
 }
 
-// FormResponse is get_form's payload: chatgate configures no forms.
+// FormResponse is get_form's payload: the group's form of that type
+// (livechat.forms in the config), or enabled false.
 type FormResponse struct {
-	Enabled bool `json:"enabled"`
+	Enabled bool       `json:"enabled"`
+	Form    *wire.Form `json:"form,omitempty"`
 }
 
 func getForm(_ context.Context, c *client, req *wire.Request) (any, error) {
@@ -186,8 +188,12 @@ func getForm(_ context.Context, c *client, req *wire.Request) (any, error) {
 	default:
 		return nil, wire.Errorf(wire.Validation, "type must be prechat, postchat or ticket")
 	}
-	if _, _, err := c.s.groupParam(p.GroupID); err != nil {
+	_, group, err := c.s.groupParam(p.GroupID)
+	if err != nil {
 		return nil, err
+	}
+	if f, ok := c.s.cfg.Forms.Get(group, p.Type); ok {
+		return FormResponse{Enabled: true, Form: f}, nil
 	}
 	return FormResponse{Enabled: false}, nil
 }

@@ -12,6 +12,8 @@ func FuzzDecodeFrame(f *testing.F) {
 	for _, s := range []string{
 		`{"request_id":"1","action":"ping"}`,
 		`{"request_id":"1","action":"send_event","payload":{"chat_id":"x","event":{"type":"message","text":"hi"}}}`,
+		`{"request_id":"1","action":"send_event","payload":{"chat_id":"x","event":{"type":"filled_form","form_id":"f","fields":[{"type":"name","id":"1","label":"N","answer":"A"}]}}}`,
+		`{"request_id":"1","action":"get_form","payload":{"group_id":0,"type":"prechat"}}`,
 		`{"request_id":"1","action":"start_chat","payload":{"chat":{"thread":{"events":[{"type":"message","text":"a"}]}}}}`,
 		`{"action":"list_threads","payload":{"chat_id":"x","page_id":"eyJvIjoiYXNjIn0"}}`,
 		`{"action":"set_customer_session_fields","payload":{"session_fields":[{"a":null}]}}`,

@@ -2,7 +2,6 @@ package customer
 
 import (
 	"context"
-	"errors"
 
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/hub"
@@ -15,11 +14,7 @@ type (
 		RequesterID string    `json:"requester_id,omitempty"`
 		Chat        wire.Chat `json:"chat"`
 	}
-	IncomingEvent struct {
-		ChatID   string     `json:"chat_id"`
-		ThreadID string     `json:"thread_id"`
-		Event    wire.Event `json:"event"`
-	}
+	IncomingEvent   = wire.IncomingEvent
 	ChatDeactivated struct {
 		ChatID   string `json:"chat_id"`
 		ThreadID string `json:"thread_id"`
@@ -55,32 +50,13 @@ type (
 	}
 )
 
-// pump turns the desk's notices about this customer's chat into pushes.
-func (c *client) pump(ctx context.Context, sub *hub.Sub) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-sub.Done():
-			if errors.Is(sub.Err(), hub.ErrSlow) {
-				c.s.log.Warn().Str("conn", c.id).Msg("customer session fell behind the desk")
-				c.bye(reasonInternal)
-			}
-			return
-		case n := <-sub.C():
-			if err := c.onNotice(ctx, *n); err != nil && ctx.Err() == nil {
-				c.logError(err)
-			}
-		}
-	}
-}
-
 // onNotice pushes one committed change of the customer's chat:
 //
 //   - a new thread: incoming_chat (the thread as the customer sees it);
 //   - an agent joining: user_added_to_chat, then the system message;
 //   - events: incoming_event each (agents-only events skipped);
-//   - edited events: event_updated; closing: chat_deactivated;
+//   - edited or deleted events: event_updated; a transfer:
+//     chat_transferred; closing: chat_deactivated;
 //   - an agent's typing indicator: incoming_typing_indicator.
 //
 // Pushes answering this connection's request (incoming_chat for
@@ -182,10 +158,14 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		}
 		c.push(erid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForCustomer, c.s.d.Properties())})
 	}
-	for i := range n.Updated {
-		if e := &n.Updated[i]; wire.Visible(e, wire.ForCustomer) {
-			c.push("", "event_updated", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForCustomer, c.s.d.Properties())})
-		}
+	for _, u := range wire.UpdatedEvents(conv, n.Updated, wire.ForCustomer, c.s.d.Properties()) {
+		c.push("", "event_updated", u)
+	}
+	if tr := wire.TransferIn(rest); tr != nil {
+		// After the transfer's system message and the new agent's
+		// user_added_to_chat, as on the agent API; untagged, since the
+		// customer asked nothing (customer-sdk emits chat_transferred).
+		c.push("", "chat_transferred", wire.NewChatTransferred(conv, tr, c.s.src.QueuePosition(conv.ID)))
 	}
 	if conv.State == model.StateClosed && closes(rest) {
 		p := ChatDeactivated{ChatID: chatID, ThreadID: threadID}

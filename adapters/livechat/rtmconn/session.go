@@ -45,9 +45,10 @@ type Client interface {
 	Serve(ctx context.Context, frame []byte) error
 	LoggedIn() bool
 	// Started is called once, on the reader goroutine, after the first
-	// request that left the client logged in. The session runs pump on
-	// its own goroutine until the session ends, then calls stop (if not
-	// nil).
+	// request that left the client logged in. The session runs pump (if
+	// not nil) on its own goroutine until the session ends, then calls
+	// stop (if not nil). A Pusher's pushes are delivered on demand
+	// instead (see Pusher), and its pump is not run.
 	Started() (pump func(context.Context), stop func())
 	// Logout undoes login; it is called when the session ends.
 	Logout()
@@ -93,6 +94,7 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 	var stop func()
 	var pl *pipeline
 	var broken atomic.Bool // a pipelined request found the socket gone
+	var drain *drainer
 	defer func() {
 		if pl != nil {
 			pl.wait() // before Logout: requests in flight still act as the agent
@@ -102,6 +104,9 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 		}
 		c.Logout()
 		cancel()
+		if drain != nil {
+			drain.stop()
+		}
 		pumps.Wait()
 		ss.conn.Close(wsconn.ReasonNormal)
 		<-ss.conn.Done() // bounded by the write timeout
@@ -136,11 +141,15 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 			pumping = true
 			var pump func(context.Context)
 			pump, stop = c.Started()
-			pumps.Add(1)
-			go func() {
-				defer pumps.Done()
-				pump(ctx)
-			}()
+			if p, ok := c.(Pusher); ok {
+				drain = startDrainer(ctx, p, &pumps)
+			} else if pump != nil {
+				pumps.Add(1)
+				go func() {
+					defer pumps.Done()
+					pump(ctx)
+				}()
+			}
 			if k, ok := c.(Keyed); ok && ss.kind.InFlight > 1 {
 				pl = newPipeline(ss.kind.InFlight, k.OrderKey, c.Serve, func() { broken.Store(true); cancel() })
 			}

@@ -5,7 +5,8 @@ import "chatgate/core/model"
 // render turns a core event into a v2 pending-message event, or nil for
 // events the v2 protocol has no way to show (custom events, system notices
 // other than welcome, agent joined and closed). Filled forms become a
-// text message of "Label: answer" lines; annotations with text an agent
+// text message of "Label: answer" lines, rich messages one of their
+// titles and buttons; annotations with text an agent
 // message. Documented types are
 // "message" and "agent_details"; chatgate adds "chat_closed" (the chat's
 // end, with who closed it) and "attachment" (shaped like LiveChat's v2
@@ -37,6 +38,13 @@ func (s *Surface) render(e *model.Event) map[string]any {
 			return nil
 		}
 		m["type"], m["user_type"], m["text"] = "message", userType(), e.Form.Summary()
+	case model.KindRich:
+		// v2 has no rich message: its titles and buttons as text.
+		text := model.RichText(e.Custom)
+		if text == "" {
+			return nil
+		}
+		m["type"], m["user_type"], m["text"] = "message", userType(), text
 	case model.KindAnnotation:
 		if e.Text == "" {
 			return nil

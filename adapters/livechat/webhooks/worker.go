@@ -160,7 +160,7 @@ func (s *Service) deliver(ctx context.Context, r store.OutboxRow) bool {
 		s.log.Warn().Err(err).Str("delivery", r.ID).Msg("webhooks: record failed attempt")
 		return false
 	}
-	s.log.Debug().Str("delivery", r.ID).Str("webhook", r.Target).Int("attempts", r.Attempts).
+	s.log.Info().Str("delivery", r.ID).Str("webhook", r.Target).Int("attempts", r.Attempts).
 		Time("next", r.NextAt).Str("error", r.LastError).Msg("webhook delivery failed")
 	s.report(body.Action, OutcomeRetry)
 	return false

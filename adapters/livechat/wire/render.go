@@ -88,14 +88,23 @@ type Event struct {
 	Fields   []FormField `json:"fields,omitempty"`
 	// custom
 	Content json.RawMessage `json:"content,omitempty"`
+	// rich_message
+	TemplateID string          `json:"template_id,omitempty"`
+	Elements   json.RawMessage `json:"elements,omitempty"`
 }
 
-// FormField is one answered field of a filled_form event.
+// FormField is one field of a filled_form event, as the client sent it
+// (v3.x: id, answer/answers; the seed: name, required, value/options).
 type FormField struct {
-	ID     string          `json:"id,omitempty"`
-	Type   string          `json:"type,omitempty"`
-	Label  string          `json:"label"`
-	Answer json.RawMessage `json:"answer,omitempty"`
+	ID       string          `json:"id,omitempty"`
+	Name     string          `json:"name,omitempty"`
+	Type     string          `json:"type,omitempty"`
+	Label    string          `json:"label"`
+	Required bool            `json:"required,omitempty"`
+	Answer   json.RawMessage `json:"answer,omitempty"`
+	Answers  json.RawMessage `json:"answers,omitempty"`
+	Value    json.RawMessage `json:"value,omitempty"`
+	Options  json.RawMessage `json:"options,omitempty"`
 }
 
 // Visible reports whether aud may see e.
@@ -146,6 +155,19 @@ func RenderEvent(e *model.Event) Event {
 		out.Content = e.Custom
 		if len(out.Content) == 0 {
 			out.Content = json.RawMessage("{}")
+		}
+	case model.KindRich:
+		var body struct {
+			TemplateID string          `json:"template_id"`
+			Elements   json.RawMessage `json:"elements"`
+		}
+		if json.Unmarshal(e.Custom, &body) == nil {
+			out.TemplateID, out.Elements = body.TemplateID, body.Elements
+		}
+		if len(out.Elements) == 0 {
+			// A deleted rich message keeps its type but no content;
+			// customer-sdk maps over elements.
+			out.Elements = json.RawMessage("[]")
 		}
 	}
 	return out
@@ -285,6 +307,27 @@ type Thread struct {
 	Queue            *Queue   `json:"queue,omitempty"`
 	PreviousThreadID string   `json:"previous_thread_id,omitempty"`
 	NextThreadID     string   `json:"next_thread_id,omitempty"`
+	// Source is a chatgate addition for agents: where the conversation
+	// came from (see ConvSource).
+	Source *ConvSource `json:"chatgate_source,omitempty"`
+}
+
+// ConvSource says, to agents only, where a conversation came from: the
+// surface it started on (origin: livechat.v2, rocketchat,
+// livechat.customer.rtm, livechat.agent.rtm) and, for a relayed
+// conversation, the connector of the external desk that serves it. LiveChat
+// has no such field; its clients ignore fields they do not know.
+type ConvSource struct {
+	Origin    string `json:"origin,omitempty"`
+	RelayedTo string `json:"relayed_to,omitempty"`
+}
+
+// SourceFor is c's ConvSource as aud sees it (nil for customers).
+func SourceFor(c *model.Conversation, aud Audience) *ConvSource {
+	if aud != ForAgent || c.Origin == "" && c.Owner == "" {
+		return nil
+	}
+	return &ConvSource{Origin: c.Origin, RelayedTo: c.Owner}
 }
 
 // Chat is a chat with one thread (get_chat, incoming_chat).
@@ -415,6 +458,7 @@ func RenderThread(d *ChatData, aud Audience) Thread {
 		UserIDs: ids, Events: evs, Properties: props(ReadableProps(d.Props, aud, desk.LocThread, d.Conv.Props)),
 		Access: AccessOf(&d.Conv), Tags: TagsFor(&d.Conv, aud),
 		Queue: d.queue(), PreviousThreadID: string(d.Prev), NextThreadID: string(d.Next),
+		Source: SourceFor(&d.Conv, aud),
 	}
 }
 
@@ -428,14 +472,15 @@ func RenderChat(d *ChatData, aud Audience) Chat {
 
 // ThreadSummary is the last thread of an agent chat summary.
 type ThreadSummary struct {
-	ID         string     `json:"id"`
-	CreatedAt  string     `json:"created_at"`
-	UserIDs    []string   `json:"user_ids"`
-	Properties Properties `json:"properties"`
-	Active     bool       `json:"active"`
-	Access     Access     `json:"access"`
-	Tags       []string   `json:"tags"`
-	Queue      *Queue     `json:"queue,omitempty"`
+	ID         string      `json:"id"`
+	CreatedAt  string      `json:"created_at"`
+	UserIDs    []string    `json:"user_ids"`
+	Properties Properties  `json:"properties"`
+	Active     bool        `json:"active"`
+	Access     Access      `json:"access"`
+	Tags       []string    `json:"tags"`
+	Queue      *Queue      `json:"queue,omitempty"`
+	Source     *ConvSource `json:"chatgate_source,omitempty"`
 }
 
 // TagsFor is a thread's tags as aud sees them: agents get the list (empty,
@@ -479,6 +524,7 @@ func RenderAgentSummary(d *ChatData) ChatSummary {
 		Properties: props(ReadableProps(d.Props, ForAgent, desk.LocChat, d.Visitor.Props)),
 		Access:     AccessOf(&d.Conv),
 		LastThreadSummary: ThreadSummary{ID: string(d.Conv.ID), CreatedAt: Time(d.Conv.CreatedAt), UserIDs: ids,
-			Properties: props(ReadableProps(d.Props, ForAgent, desk.LocThread, d.Conv.Props)), Active: d.Conv.Active(), Access: AccessOf(&d.Conv), Tags: TagsFor(&d.Conv, ForAgent), Queue: d.queue()},
+			Properties: props(ReadableProps(d.Props, ForAgent, desk.LocThread, d.Conv.Props)), Active: d.Conv.Active(), Access: AccessOf(&d.Conv), Tags: TagsFor(&d.Conv, ForAgent), Queue: d.queue(),
+			Source: SourceFor(&d.Conv, ForAgent)},
 	}
 }

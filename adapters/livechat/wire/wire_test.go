@@ -207,3 +207,31 @@ func TestRenderChat(t *testing.T) {
 		t.Fatalf("summary: %+v", s)
 	}
 }
+
+// TestSourceFor: agents are told where a conversation came from and which
+// external desk serves it; customers never are.
+func TestSourceFor(t *testing.T) {
+	cases := []struct {
+		name string
+		conv model.Conversation
+		aud  Audience
+		want *ConvSource
+	}{
+		{"v2 widget, agent", model.Conversation{Origin: "livechat.v2"}, ForAgent, &ConvSource{Origin: "livechat.v2"}},
+		{"relayed, agent", model.Conversation{Origin: "rocketchat", Owner: "rc"}, ForAgent, &ConvSource{Origin: "rocketchat", RelayedTo: "rc"}},
+		{"customer never", model.Conversation{Origin: "rocketchat", Owner: "rc"}, ForCustomer, nil},
+		{"unknown origin", model.Conversation{}, ForAgent, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := SourceFor(&tc.conv, tc.aud)
+			if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+			th := RenderThread(&ChatData{Conv: tc.conv}, tc.aud)
+			if (th.Source == nil) != (tc.want == nil) {
+				t.Fatalf("thread source %+v, want %+v", th.Source, tc.want)
+			}
+		})
+	}
+}

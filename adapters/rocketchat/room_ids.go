@@ -1,0 +1,151 @@
+package rocketchat
+
+// room_ids.go: the room ids clients see. Rocket.Chat's realtime API lets
+// the client choose a new room's _id (the seed: "before sending the first
+// message you have to generate a random room _id"), and the room keeps
+// that _id everywhere afterwards. chatgate keeps its own conversation id
+// internal and binds the client's id to it in the store's mapping tables
+// (KindRoomID), committed together with the conversation, so that no
+// event of the room is ever published under another id. Rooms started
+// without a client id are shown under the conversation id.
+//
+// A legacy client that sends a new rid while its visitor already has an
+// open room (Rocket.Chat would open a second room; chatgate keeps one open
+// room per visitor) gets that rid bound to the open room as an extra name
+// (KindRoomAlias): its calls and subscriptions under it reach the room, and
+// its subscriptions see the room's messages under the name they used.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"chatgate/core/model"
+	"chatgate/store"
+)
+
+// maxRoomIDLen bounds a client-chosen room id (Rocket.Chat's are 17
+// characters).
+const maxRoomIDLen = 64
+
+// validRoomID reports whether a client may name a new room rid: printable
+// ASCII without '/' (stream event names are "<rid>/typing").
+func validRoomID(rid string) bool {
+	if rid == "" || len(rid) > maxRoomIDLen {
+		return false
+	}
+	for i := 0; i < len(rid); i++ {
+		if c := rid[i]; c <= ' ' || c > '~' || c == '/' {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveRoom maps a room id from a client to a conversation id: a
+// client-chosen id bound to a conversation (KindRoomAlias), else the id as
+// a conversation id. aliased reports the former. An unknown id comes back
+// unchanged.
+func (s *Surface) resolveRoom(ctx context.Context, rid string) (model.ConvID, bool) {
+	if rid == "" || len(rid) > maxTokenLen {
+		return model.ConvID(rid), false
+	}
+	for _, kind := range []string{KindRoomID, KindRoomAlias} {
+		if id, err := s.d.Store().Resolve(ctx, s.roomKey(kind, rid)); err == nil {
+			return model.ConvID(id), true
+		}
+	}
+	return model.ConvID(rid), false
+}
+
+// roomKey is the mapping key of a client room id of kind KindRoomID or
+// KindRoomAlias.
+func (s *Surface) roomKey(kind, rid string) store.MapKey {
+	return store.MapKey{System: System, Tenant: s.cfg.Tenant, Kind: kind, Foreign: rid}
+}
+
+// roomTaken reports whether rid already names a room.
+func (s *Surface) roomTaken(ctx context.Context, rid string) (bool, error) {
+	for _, kind := range []string{KindRoomID, KindRoomAlias} {
+		if _, err := s.d.Store().Resolve(ctx, s.roomKey(kind, rid)); err == nil {
+			return true, nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+	}
+	if _, err := s.d.Store().Conversation(ctx, model.ConvID(rid)); err == nil {
+		return true, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	return false, nil
+}
+
+// roomID is the _id clients see for a conversation: the id its client
+// chose, else the conversation id. Both answers are cached: an alias is
+// committed with its conversation or never, so once a conversation is
+// readable its answer never changes (on any node).
+func (s *Surface) roomID(ctx context.Context, id model.ConvID) string {
+	if v, ok := s.rest.roomIDs.Load(id); ok {
+		return v.(string)
+	}
+	rid, err := s.d.Store().Reverse(ctx, System, s.cfg.Tenant, KindRoomID, string(id))
+	switch {
+	case err == nil && rid != "":
+	case errors.Is(err, store.ErrNotFound), err == nil:
+		rid = string(id)
+	default:
+		// Not cached: a store failure is not an answer.
+		return string(id)
+	}
+	s.rest.roomIDs.Store(id, rid)
+	return rid
+}
+
+// roomAlias is the mapping that binds a client-chosen rid to the
+// conversation being started (empty Core: the new conversation's id), or
+// nil when rid cannot name a room or already names one.
+func (s *Surface) roomAlias(ctx context.Context, rid string) ([]store.Mapping, error) {
+	if !validRoomID(rid) {
+		return nil, nil
+	}
+	if taken, err := s.roomTaken(ctx, rid); err != nil {
+		return nil, err
+	} else if taken {
+		return nil, errCannotAccess
+	}
+	return []store.Mapping{{MapKey: s.roomKey(KindRoomID, rid)}}, nil
+}
+
+// kindWidgetRoom marks a room the widget started (its source): a mapping
+// from a random id to the conversation, committed with the start, read
+// back with Reverse.
+const kindWidgetRoom = "widget_room"
+
+// isWidget reports the widget's cookie rc_is_widget=t (set by the
+// @rocket.chat/livechat iframe), which Rocket.Chat's isWidget() reads.
+func isWidget(h http.Header) bool {
+	r := http.Request{Header: h}
+	ck, err := r.Cookie("rc_is_widget")
+	return err == nil && ck.Value == "t"
+}
+
+// widgetRoom reports whether the widget started conversation id; cached
+// like roomID (the mark is committed with the start or never).
+func (s *Surface) widgetRoom(ctx context.Context, id model.ConvID) bool {
+	if v, ok := s.rest.widgetRooms.Load(id); ok {
+		return v.(bool)
+	}
+	_, err := s.d.Store().Reverse(ctx, System, s.cfg.Tenant, kindWidgetRoom, string(id))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	s.rest.widgetRooms.Store(id, err == nil)
+	return err == nil
+}
+
+// conversation reads the conversation a client's room id names.
+func (s *Surface) conversation(ctx context.Context, rid string) (model.Conversation, error) {
+	id, _ := s.resolveRoom(ctx, rid)
+	return s.d.Store().Conversation(ctx, id)
+}
