@@ -90,6 +90,7 @@ function configYAML(dir, tls, opts = {}) {
     'rocketchat:',
     '  enabled: true',
     `  widget_dir: ${JSON.stringify(widgetDir())}`,
+    ...(opts.rocketchatYAML ? [opts.rocketchatYAML] : []),
     'store:',
     `  files_dir: ${JSON.stringify(path.join(dir, 'files'))}`,
     'agents:',
@@ -158,7 +159,8 @@ async function waitReady(url, child, deadline, ca) {
  * trust tls.pem: pass it as `ca` where the client lets you, or call
  * trustCertificate(pem) (below) for clients that take no TLS options
  * (lc-sdk-js). opts.agents adds agents ({id, name, token, password,
- * admin}); opts.admin makes the test agent an admin (operator view).
+ * admin}); opts.admin makes the test agent an admin (operator view);
+ * opts.rocketchatYAML goes into the rocketchat section (indented by 2).
  * opts.extraYAML is appended to the test config (top-level
  * keys other than log, server, rocketchat, store and agents). NODE_EXTRA_CA_CERTS would also do, but Node reads it only
  * at start-up, before this file could have made the certificate.

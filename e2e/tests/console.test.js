@@ -18,7 +18,9 @@ const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR
 
 let gw;
 before(async () => {
-  gw = await startGateway('console', { admin: true, agents: [JONES] });
+  // A Rocket.Chat custom field (only defined keys are kept, as Rocket.Chat does).
+  gw = await startGateway('console', { admin: true, agents: [JONES],
+    rocketchatYAML: '  custom_fields:\n    - {id: company, label: Company}' });
 });
 after(async () => {
   if (gw) await gw.stop();
