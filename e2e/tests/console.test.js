@@ -20,7 +20,7 @@ let gw;
 before(async () => {
   // A Rocket.Chat custom field (only defined keys are kept, as Rocket.Chat does).
   gw = await startGateway('console', { admin: true, agents: [JONES],
-    rocketchatYAML: '  custom_fields:\n    - {id: company, label: Company}' });
+    rocketchat: ['custom_fields:', '  - {id: company, label: Company}'] });
 });
 after(async () => {
   if (gw) await gw.stop();
