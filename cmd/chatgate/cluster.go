@@ -35,7 +35,7 @@ func newCluster(opened *openedStore, node string, leaseTTL time.Duration, router
 	clog := log.With().Str("part", "cluster").Logger()
 	leases := postgres.NewLeases(pool, node, leaseTTL, clog)
 	return &cluster{
-		hub: hub.NewCluster(bus, postgres.NewBroker(pool, clog), pg, node, func(err error) {
+		hub: hub.NewCluster(bus, postgres.NewBroker(pool, node, clog), pg, node, func(err error) {
 			clog.Warn().Err(err).Msg("cluster: catch up")
 		}),
 		coord:  postgres.NewCoordinator(pool, node, leaseTTL, router, clog),
