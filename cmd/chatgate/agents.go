@@ -148,6 +148,7 @@ func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// The demo agent is the only one, so it administers too.
 	agents = []model.Agent{{ID: demoAgentID, Username: demoAgentUsername, Name: "Demo Agent", JobTitle: "Support Agent", Admin: true}}
 	creds = credentials{{id: demoAgentID, username: demoAgentUsername, token: tok, password: pass}}
 	fmt.Fprintf(stderr, "\nchatgate demo agent (no agents configured):\n  id:       %s\n  username: %s\n  token:    %s\n  password: %s\n"+

@@ -241,7 +241,11 @@ func startBenchGateway(ctx context.Context, agents int) (*benchGateway, error) {
 		return nil, err
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "log:\n  level: error\n  format: json\nlicense:\n  id: %q\n  organization_id: %q\nlivechat:\n  v2:\n    poll_timeout: 1h\nagents:\n", benchLicence, benchOrgID)
+	// Hundreds of visitors from 127.0.0.1: the per-address limits and
+	// caps (rate_limits) are off for the bench's own gateway.
+	fmt.Fprintf(&cfg, "log:\n  level: error\n  format: json\nlicense:\n  id: %q\n  organization_id: %q\nlivechat:\n  v2:\n    poll_timeout: 1h\n"+
+		"rate_limits:\n  connections_per_address: 0\n  failed_logins: {burst: 0}\n  starts: {burst: 0}\n  messages: {burst: 0}\n"+
+		"  uploads: {burst: 0}\n  new_customers: {burst: 0}\nagents:\n", benchLicence, benchOrgID)
 	g := &benchGateway{dir: dir, done: make(chan error, 1)}
 	for i := range max(agents, 1) {
 		tok := "bench-agent-" + randHex(16)

@@ -5,6 +5,7 @@
 package desk
 
 import (
+	"chatgate/core/ratelimit"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,11 @@ import (
 type Limits struct {
 	// MaxText is the largest message text in bytes.
 	MaxText int
+	// Starts limits the conversations visitors start, per client address
+	// (ratelimit.AddrFrom of the request's context; none without one).
+	// Messages limits the events visitors post, per visitor. Nil: no
+	// limit. Refusals are ErrRateLimited.
+	Starts, Messages *ratelimit.Keyed
 }
 
 // Options configure a Desk.
@@ -605,6 +611,9 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 	if err := d.checkStart(&req); err != nil {
 		return model.Conversation{}, nil, err
 	}
+	if addr := ratelimit.AddrFrom(ctx); req.Author.Kind == model.AuthorVisitor && addr != "" && !d.limits.Starts.Allow(addr) {
+		return model.Conversation{}, nil, ErrRateLimited
+	}
 	var (
 		conv model.Conversation
 		evs  []model.Event
@@ -739,6 +748,9 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		if e, ok, err := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv, req.Author); ok || err != nil {
 			return e, ok, err
 		}
+	}
+	if req.Author.Kind == model.AuthorVisitor && !ratelimit.Exempt(ctx) && !d.limits.Messages.Allow(req.Author.ID) {
+		return model.Event{}, false, ErrRateLimited
 	}
 	var ev model.Event
 	err := d.onConv(ctx, req.Conv, func(ctx context.Context) error {

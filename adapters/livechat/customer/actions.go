@@ -423,6 +423,9 @@ func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest
 			}
 			for i := range chat.Thread.Events {
 				d, err := chat.Thread.Events[i].Draft(c.s.eventSide())
+				if err == nil {
+					err = c.ownFile(ctx, &d)
+				}
 				if err != nil {
 					return model.Conversation{}, nil, err
 				}
@@ -478,6 +481,9 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 		return nil, wire.Errorf(wire.Validation, "event is required")
 	}
 	draft, err := p.Event.Draft(c.s.eventSide())
+	if err == nil {
+		err = c.ownFile(ctx, &draft)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -329,6 +329,8 @@ func (s *Surface) deskError(c *gin.Context, err error) {
 		s.fail(c, http.StatusNotFound, "Chat not found")
 	case errors.Is(err, desk.ErrBanned):
 		s.fail(c, http.StatusForbidden, "Visitor is banned")
+	case errors.Is(err, desk.ErrRateLimited):
+		s.fail(c, http.StatusTooManyRequests, "Too many requests")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		s.fail(c, http.StatusServiceUnavailable, "Request cancelled")
 	default:
@@ -486,7 +488,19 @@ func (s *Surface) start(c *gin.Context) {
 	conv, _, err := s.d.Start(ctx, req)
 	if errors.Is(err, desk.ErrVisitorBusy) {
 		// v2 has one chat per visitor: starting again ends the previous one,
-		// as the visitor leaving it.
+		// as the visitor leaving it; but only for the visitor holding that
+		// chat's secured_session_id, or anyone knowing (or guessing) a
+		// visitor id could end its chat (issue 16, Low 9).
+		held := r.get("secured_session_id")
+		cur, rerr := s.d.Store().Resolve(ctx, store.MapKey{System: System, Tenant: s.cfg.LicenceID, Kind: kindSession, Foreign: held})
+		if held == "" || rerr != nil || cur != string(conv.ID) {
+			if rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+				s.deskError(c, rerr)
+				return
+			}
+			s.fail(c, http.StatusBadRequest, "Chat already active: send its secured_session_id to end it and start a new one")
+			return
+		}
 		by := model.Author{Kind: model.AuthorVisitor, ID: string(v.ID), Name: v.Name}
 		if _, cerr := s.d.Close(ctx, conv.ID, by, "visitor started a new chat", ""); cerr != nil && !errors.Is(cerr, desk.ErrInactive) {
 			s.deskError(c, cerr)
