@@ -162,11 +162,11 @@ func TestMigrateFromVersion1(t *testing.T) {
 	s := open(t, Options{})
 	schema := s.opts.Schema
 	ctx := t.Context()
-	// Back to version 1: the column of version 2 gone, a visitor row as
-	// version 1 wrote it.
+	// Back to version 2 (version 1 and the cluster tables): the column of
+	// version 3 gone, a visitor row as versions 1 and 2 wrote it.
 	for _, q := range []string{
 		`ALTER TABLE visitors DROP COLUMN rev`,
-		`UPDATE chatgate_schema SET version = 1`,
+		`UPDATE chatgate_schema SET version = 2`,
 		`INSERT INTO visitors (id, data) VALUES ('old', '{"id":"old","name":"Old"}')`,
 	} {
 		if _, err := s.pool.Exec(ctx, q); err != nil {
