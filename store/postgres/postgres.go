@@ -531,12 +531,31 @@ func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]
 	return out, nil
 }
 
-// convPage is how many conversations Conversations reads per query.
+// convPage is how many records Conversations and Visitors read per query.
 const convPage = 256
 
 // Conversations implements store.Store: keyset pages, with fn called
 // outside any query so that it may use the store. Not one snapshot.
 func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) bool) error {
+	return scan(ctx, s, "convs", "rev", "conversation", decodeConv, fn)
+}
+
+// Visitors implements store.VisitorLister: every visitor, in keyset pages
+// as Conversations.
+func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
+	return scan(ctx, s, "visitors", "rev", "visitor",
+		func(data []byte, rev int64) (model.Visitor, error) {
+			var v model.Visitor
+			err := json.Unmarshal(data, &v)
+			v.Rev = uint64(rev)
+			return v, err
+		}, fn)
+}
+
+// scan reads table (its id, revCol and data columns; table and revCol are
+// constants of this file) page by page in id order, decoding each row and
+// calling fn outside the query, until fn returns false or the rows run out.
+func scan[T any](ctx context.Context, s *Store, table, revCol, what string, decode func(data []byte, rev int64) (T, error), fn func(T) bool) error {
 	after := ""
 	first := true
 	for {
@@ -550,25 +569,25 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 			err  error
 		)
 		if first {
-			rows, err = s.pool.Query(ctx, `SELECT id, rev, data FROM convs ORDER BY id LIMIT $1`, convPage)
+			rows, err = s.pool.Query(ctx, `SELECT id, `+revCol+`, data FROM `+table+` ORDER BY id LIMIT $1`, convPage)
 		} else {
-			rows, err = s.pool.Query(ctx, `SELECT id, rev, data FROM convs WHERE id > $1 ORDER BY id LIMIT $2`, after, convPage)
+			rows, err = s.pool.Query(ctx, `SELECT id, `+revCol+`, data FROM `+table+` WHERE id > $1 ORDER BY id LIMIT $2`, after, convPage)
 		}
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
-		var page []model.Conversation
+		var page []T
 		var (
 			id   string
 			rev  int64
 			data []byte
 		)
 		_, err = pgx.ForEachRow(rows, []any{&id, &rev, &data}, func() error {
-			c, err := decodeConv(data, rev)
+			rec, err := decode(data, rev)
 			if err != nil {
-				return fmt.Errorf("conversation %q: %w", id, err)
+				return fmt.Errorf("%s %q: %w", what, id, err)
 			}
-			page = append(page, c)
+			page = append(page, rec)
 			after = id
 			return nil
 		})
@@ -576,8 +595,8 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 			return fmt.Errorf("postgres: %w", err)
 		}
 		first = false
-		for _, c := range page {
-			if !fn(c) {
+		for _, rec := range page {
+			if !fn(rec) {
 				return nil
 			}
 		}
@@ -632,58 +651,5 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 }
 
 var _ store.Store = (*Store)(nil)
-
-// Visitors implements store.VisitorLister: keyset pages by id, fn called
-// outside any query (it may use the store). Not one snapshot.
-func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
-	after := ""
-	for first := true; ; first = false {
-		if err := s.readCtx(); err != nil {
-			return err
-		}
-		var (
-			rows pgx.Rows
-			err  error
-		)
-		if first {
-			rows, err = s.pool.Query(ctx, `SELECT id, rev, data FROM visitors ORDER BY id LIMIT $1`, convPage)
-		} else {
-			rows, err = s.pool.Query(ctx, `SELECT id, rev, data FROM visitors WHERE id > $1 ORDER BY id LIMIT $2`, after, convPage)
-		}
-		if err != nil {
-			return fmt.Errorf("postgres: %w", err)
-		}
-		var (
-			page []model.Visitor
-			id   string
-			rev  int64
-			data []byte
-		)
-		_, err = pgx.ForEachRow(rows, []any{&id, &rev, &data}, func() error {
-			var v model.Visitor
-			if err := json.Unmarshal(data, &v); err != nil {
-				return fmt.Errorf("visitor %q: %w", id, err)
-			}
-			v.Rev = uint64(rev)
-			page = append(page, v)
-			after = id
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("postgres: %w", err)
-		}
-		for _, v := range page {
-			if !fn(v) {
-				return nil
-			}
-		}
-		if len(page) < convPage {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-}
 
 var _ store.VisitorLister = (*Store)(nil)

@@ -155,15 +155,15 @@ func TestKeysPostgresCannotStore(t *testing.T) {
 	}
 }
 
-// TestMigrateFromVersion1: a database written at schema version 1 is
-// migrated at open, its rows kept (visitors then read at revision 0 and
-// are written unconditionally once).
-func TestMigrateFromVersion1(t *testing.T) {
+// TestMigrateVisitorRevisions: a database written at schema version 2
+// (before visitors had revisions) is migrated at open, its rows kept
+// (visitors then read at revision 0 and are written unconditionally once).
+func TestMigrateVisitorRevisions(t *testing.T) {
 	s := open(t, Options{})
 	schema := s.opts.Schema
 	ctx := t.Context()
-	// Back to version 2 (version 1 and the cluster tables): the column of
-	// version 3 gone, a visitor row as versions 1 and 2 wrote it.
+	// Back to version 2: the column of version 3 gone, a visitor row as
+	// version 2 wrote it.
 	for _, q := range []string{
 		`ALTER TABLE visitors DROP COLUMN rev`,
 		`UPDATE chatgate_schema SET version = 2`,
@@ -176,7 +176,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	s.Close()
 	s, err := Open(ctx, pgtest.URL(t), Options{Schema: schema})
 	if err != nil {
-		t.Fatalf("Open after version 1: %v", err)
+		t.Fatalf("Open after version 2: %v", err)
 	}
 	defer s.Close()
 	v, err := s.Visitor(ctx, "old")
@@ -185,7 +185,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	b := &store.Batch{Visitors: []model.Visitor{v}}
 	if err := s.Commit(ctx, b); err != nil || b.Visitors[0].Rev != 1 {
-		t.Fatalf("write of a version-1 visitor = %v, revision %d; want nil, 1", err, b.Visitors[0].Rev)
+		t.Fatalf("write of a version-2 visitor = %v, revision %d; want nil, 1", err, b.Visitors[0].Rev)
 	}
 	var ver int
 	if err := s.pool.QueryRow(ctx, `SELECT version FROM chatgate_schema`).Scan(&ver); err != nil || ver != SchemaVersion() {
