@@ -35,7 +35,7 @@ func newCluster(opened *openedStore, node string, leaseTTL time.Duration, router
 	clog := log.With().Str("part", "cluster").Logger()
 	leases := postgres.NewLeases(pool, node, leaseTTL, clog)
 	return &cluster{
-		hub: hub.NewCluster(bus, postgres.NewBroker(pool, clog), pg, node, func(err error) {
+		hub: hub.NewCluster(bus, postgres.NewBroker(pool, node, clog), pg, node, func(err error) {
 			clog.Warn().Err(err).Msg("cluster: catch up")
 		}),
 		coord:  postgres.NewCoordinator(pool, node, leaseTTL, router, clog),
@@ -70,8 +70,8 @@ func (c *cluster) exclusive() func(ctx context.Context, name string, fn func(ctx
 
 // run runs the broker and the presence loop until ctx ends; kick is the
 // desk's (an agent became available). reload, if set, re-reads what this
-// node keeps in memory from the store's meta (the webhooks registered
-// through any node's Configuration API) every second.
+// node keeps in memory from the store's meta (the properties and webhooks
+// registered through any node's Configuration API) every second.
 func (c *cluster) run(ctx context.Context, wg *sync.WaitGroup, kick func(), reload func(context.Context) error, log zerolog.Logger) {
 	if c == nil {
 		return

@@ -151,7 +151,7 @@ func clusterConfig(t *testing.T, extra string) string {
 	t.Helper()
 	cfg := "license:\n  id: \"" + testLicence + "\"\n  organization_id: " + durabilityOrg + "\nstore:\n  lease_ttl: 3s\n" +
 		"livechat:\n  v2:\n    poll_timeout: 1h\nlog:\n  level: info\n" +
-		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: " + agentToken + "\n    password: " + agentPassword + "\n" + extra
+		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    admin: true\n    token: " + agentToken + "\n    password: " + agentPassword + "\n" + extra
 	p := filepath.Join(t.TempDir(), "chatgate.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -708,7 +708,7 @@ func TestClusterWebhooksSurviveKill(t *testing.T) {
 	}
 	t.Setenv("SSL_CERT_FILE", pemPath) // the nodes trust the receiver
 	store := clusterStore(t)
-	cfg := clusterConfig(t, "")
+	cfg := clusterConfig(t, "webhooks:\n  allow_private_networks: true\n")
 	nodes := []*node{startNode(t, "w0", cfg, store), startNode(t, "w1", cfg, store)}
 	client := &http.Client{Timeout: 5 * time.Second}
 	ag := dialAgent(t, nodes[0].addr)

@@ -349,9 +349,16 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer stopRun()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = dk.Run(runCtx) })
-	var reload func(context.Context) error
-	if wh != nil {
-		reload = wh.Load
+	// Settings another node may change through its Configuration API:
+	// registered properties and webhooks.
+	reload := func(ctx context.Context) error {
+		if err := props.Load(ctx); err != nil {
+			return err
+		}
+		if wh != nil {
+			return wh.Load(ctx)
+		}
+		return nil
 	}
 	cl.run(runCtx, &wg, dk.Kick, reload, log)
 	surfCtx, stopSurfaces := context.WithCancel(context.Background())

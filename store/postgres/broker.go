@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -39,11 +40,15 @@ type Broker struct {
 	q    chan *hub.Wire
 	// channel is set by Run (it depends on the schema).
 	channel string
+	// self is how this node's own pointers begin (hub.Wire encodes the
+	// node first): the listener drops them without decoding.
+	self string
 }
 
-// NewBroker returns a broker over pool's database.
-func NewBroker(pool *pgxpool.Pool, log zerolog.Logger) *Broker {
-	return &Broker{pool: pool, log: log, q: make(chan *hub.Wire, 8192)}
+// NewBroker returns the broker of node over pool's database.
+func NewBroker(pool *pgxpool.Pool, node string, log zerolog.Logger) *Broker {
+	self, _ := json.Marshal(map[string]string{"n": node})
+	return &Broker{pool: pool, log: log, q: make(chan *hub.Wire, 8192), self: strings.TrimSuffix(string(self), "}") + ","}
 }
 
 // Publish queues w for the other nodes. It waits at most a second for room
@@ -195,6 +200,9 @@ func (b *Broker) receive(ctx context.Context, conn *pgx.Conn, h hub.BrokerHandle
 			return err
 		}
 		payload := n.Payload
+		if strings.HasPrefix(payload, b.self) {
+			continue // this node's own pointer, delivered here already
+		}
 		if strings.HasPrefix(payload, "@") {
 			id, err := strconv.ParseInt(payload[1:], 10, 64)
 			if err != nil {

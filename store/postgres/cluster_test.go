@@ -33,7 +33,7 @@ func newClusterNode(t *testing.T, st *Store, name string, agents []model.Agent) 
 	n := &clusterNode{st: st, router: routing.New(agents, true), bus: hub.NewBus()}
 	log := zerolog.Nop()
 	n.coord = NewCoordinator(st.Pool(), name, 2*time.Second, n.router, log)
-	cl := hub.NewCluster(n.bus, NewBroker(st.Pool(), log), st, name, func(err error) { t.Errorf("%s: %v", name, err) })
+	cl := hub.NewCluster(n.bus, NewBroker(st.Pool(), name, log), st, name, func(err error) { t.Errorf("%s: %v", name, err) })
 	n.desk = desk.New(desk.Options{Store: st, Router: n.router, Bus: n.bus, Logger: log, Coordinator: n.coord})
 	if err := n.desk.Load(t.Context()); err != nil {
 		t.Fatal(err)
@@ -286,5 +286,24 @@ VALUES ('job', 'dead', now() + interval '1 second')`); err != nil {
 	wg.Wait()
 	if maxRunning.Load() != 1 {
 		t.Fatalf("%d holders at once", maxRunning.Load())
+	}
+}
+
+// TestBrokerRecognisesOwnPointers: the listener drops this node's own
+// pointers by their first bytes, so the encoding must begin with the node.
+func TestBrokerRecognisesOwnPointers(t *testing.T) {
+	for _, node := range []string{"a", "node-1", `we"ird`} {
+		b := NewBroker(nil, node, zerolog.Nop())
+		own, err := hub.MarshalWire(&hub.Wire{Node: node, N: 7, Conv: "c1", From: 1, To: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := hub.MarshalWire(&hub.Wire{Node: node + "x", N: 7, Conv: "c1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(own), b.self) || strings.HasPrefix(string(other), b.self) {
+			t.Fatalf("node %q: prefix %q, own %s, other %s", node, b.self, own, other)
+		}
 	}
 }
