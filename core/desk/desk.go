@@ -283,7 +283,10 @@ func convKey(id model.ConvID) string { return "c:" + string(id) }
 
 // maxStaleRetries bounds how often onConv runs a command again because
 // another writer changed its conversation between read and commit.
-const maxStaleRetries = 16
+// Two nodes posting into one hot conversation back to back collide often
+// (on a loaded machine the loser may lose many rounds running), so the
+// bound is generous and the pause after a loss grows with the losses.
+const maxStaleRetries = 64
 
 // onConv runs fn on the conversation's actor, which serializes the
 // commands of this desk. Another desk on the same database (another node)
@@ -321,7 +324,7 @@ func (d *Desk) onActor(ctx context.Context, key string, fn func(ctx context.Cont
 			if attempt > 2 {
 				// Two nodes in lockstep on one conversation: step
 				// aside for a moment rather than collide again.
-				t := time.NewTimer(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond))))
+				t := time.NewTimer(time.Duration(rand.Int64N(int64(min(attempt, 20)) * int64(time.Millisecond))))
 				select {
 				case <-ctx.Done():
 					t.Stop()
