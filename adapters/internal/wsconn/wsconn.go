@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -109,8 +110,10 @@ const writerLinger = 2 * time.Second
 // Conn is one websocket session. Send, Close, Done, Err and Wait are safe
 // for concurrent use; Read must be called from one goroutine at a time.
 type Conn struct {
-	ws   *websocket.Conn
-	opts Options
+	ws *websocket.Conn
+	// drained, once set, is closed when startDrain's reader is done.
+	drained atomic.Pointer[chan struct{}]
+	opts    Options
 
 	send    chan []byte
 	closing chan struct{} // closed by the first Close
@@ -218,6 +221,7 @@ func (c *Conn) Read(ctx context.Context) ([]byte, error) {
 	case c.isClosing():
 		return nil, fmt.Errorf("%w: %w", ErrClosed, c.Err())
 	case errors.Is(err, websocket.ErrReadLimit):
+		c.startDrain()
 		return nil, fmt.Errorf("%w: limit %d bytes", ErrTooBig, c.opts.ReadLimit)
 	case isTimeout(err):
 		return nil, ErrReadTimeout
@@ -334,11 +338,39 @@ func (c *Conn) writer() {
 	}
 }
 
+// drainLinger bounds how long a socket closed for a too-large message
+// reads and discards what its peer still sends.
+const drainLinger = 2 * time.Second
+
+// startDrain, called by the reader after a message over ReadLimit (gorilla
+// has sent close 1009), reads and discards the rest of what the peer sends
+// for up to drainLinger, and finish waits for it before closing the
+// socket: closing a TCP socket with unread data sends RST, and the peer,
+// still writing its big message, then sees 1006 (abnormal closure)
+// instead of our 1009. The reader reads no more after an error, so the
+// drain is the only reader.
+func (c *Conn) startDrain() {
+	done := make(chan struct{})
+	nc := c.ws.UnderlyingConn()
+	_ = nc.SetReadDeadline(time.Now().Add(drainLinger))
+	c.drained.Store(&done)
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(io.Discard, nc)
+	}()
+}
+
 // finish flushes (for a graceful Close), sends the close frame and closes
 // the socket; the session is done.
 func (c *Conn) finish() {
 	c.pingTimer.Stop()
 	c.shutdown()
+	if d := c.drained.Load(); d != nil {
+		select {
+		case <-*d:
+		case <-time.After(drainLinger + time.Second):
+		}
+	}
 	c.ws.Close()
 	c.wmu.Lock()
 	c.finished = true
