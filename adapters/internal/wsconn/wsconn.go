@@ -115,7 +115,10 @@ type Conn struct {
 	drained atomic.Pointer[chan struct{}]
 	opts    Options
 
-	send    chan []byte
+	send chan []byte
+	// room is signalled (without blocking) after each frame written, for
+	// WaitRoom.
+	room    chan struct{}
 	closing chan struct{} // closed by the first Close
 	done    chan struct{} // closed once the writer is gone and the socket closed
 
@@ -142,6 +145,7 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 	c := &Conn{
 		ws: ws, opts: opts,
 		send:    make(chan []byte, opts.SendQueue),
+		room:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -250,6 +254,42 @@ func (c *Conn) Send(msg []byte) error {
 	}
 }
 
+// WaitRoom blocks until the send queue has room for n more frames, so that
+// a session answering requests can apply backpressure (stop taking work,
+// and so stop reading, while its client does not read) instead of
+// overflowing the queue. It fails with ErrClosed once the session closes,
+// with ctx's error, and, when nothing is written for WriteTimeout, closes
+// the session as a slow consumer (ErrSlow), as Send would.
+func (c *Conn) WaitRoom(ctx context.Context, n int) error {
+	n = min(n, cap(c.send))
+	var stall *time.Timer
+	for {
+		if c.isClosing() {
+			return ErrClosed
+		}
+		if cap(c.send)-len(c.send) >= n {
+			if stall != nil {
+				stall.Stop()
+			}
+			return nil
+		}
+		if stall == nil {
+			stall = time.NewTimer(c.opts.WriteTimeout)
+			defer stall.Stop()
+		}
+		select {
+		case <-c.room:
+		case <-c.closing:
+			return ErrClosed
+		case <-ctx.Done():
+			return fmt.Errorf("wsconn wait room: %w", ctx.Err())
+		case <-stall.C:
+			c.end(ReasonSlow, false)
+			return ErrSlow
+		}
+	}
+}
+
 // Close ends the session: frames already queued are still written (within
 // WriteTimeout), then a close frame carrying r, then the socket is closed.
 // Only the first call counts; later calls do nothing. It does not wait;
@@ -322,6 +362,10 @@ func (c *Conn) writer() {
 		case msg := <-c.send:
 			if err := c.write(msg); err != nil {
 				c.end(fmt.Errorf("wsconn write: %w", err), false)
+			}
+			select {
+			case c.room <- struct{}{}:
+			default:
 			}
 			continue
 		case <-c.closing:
