@@ -383,6 +383,9 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
         'webhooks:',
         '  min_backoff: 1h',
         '  max_backoff: 1h',
+        // The receiver is on 127.0.0.1: refused without this switch
+        // (docs/security.md, webhooks).
+        '  allow_private_networks: true',
       ].join('\n') });
       // An agent on the upstream desk, so that it takes the relayed chat.
       const { Agent } = require('../lib/agent');
