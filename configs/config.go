@@ -54,10 +54,13 @@ type Config struct {
 	Store struct {
 		// URL, if set, selects PostgreSQL (postgres://...) instead of
 		// the bbolt file at Path: several nodes share one database.
-		URL            string `yaml:"url"`
-		Path           string `yaml:"path"`
-		FilesDir       string `yaml:"files_dir"`
-		MaxUploadBytes int64  `yaml:"max_upload_bytes"`
+		URL string `yaml:"url"`
+		// LeaseTTL is how long a node's leases (agent sessions, relay
+		// connectors, the v2 idle sweeper) outlive it (PostgreSQL only).
+		LeaseTTL       time.Duration `yaml:"lease_ttl"`
+		Path           string        `yaml:"path"`
+		FilesDir       string        `yaml:"files_dir"`
+		MaxUploadBytes int64         `yaml:"max_upload_bytes"`
 		// Per-visitor upload quota and the grace period of unreferenced
 		// uploads (store/files.Limits).
 		VisitorUploadBytes int64         `yaml:"visitor_upload_bytes"`
@@ -68,7 +71,18 @@ type Config struct {
 		Enabled   bool   `yaml:"enabled"`
 		WidgetDir string `yaml:"widget_dir"`
 		PublicURL string `yaml:"public_url"`
+		// OfflineEmail receives offline messages of departments without
+		// an email of their own (needs smtp).
+		OfflineEmail string `yaml:"offline_email"`
+		// QueueMessage and QueueWaitPerChat shape queueInfo (the waiting
+		// message; the estimated wait is spot × QueueWaitPerChat, 0 = none).
+		QueueMessage     string        `yaml:"queue_message"`
+		QueueWaitPerChat time.Duration `yaml:"queue_wait_per_chat"`
+		// CustomFields are the livechat custom field definitions.
+		CustomFields []CustomField `yaml:"custom_fields"`
 	} `yaml:"rocketchat"`
+	// SMTP sends e-mail (transcripts, offline messages); empty host: none.
+	SMTP    SMTP `yaml:"smtp"`
 	License struct {
 		ID             string `yaml:"id"`
 		OrganizationID string `yaml:"organization_id"`
@@ -147,6 +161,40 @@ type RateLimits struct {
 type Department struct {
 	ID   string `yaml:"id"`
 	Name string `yaml:"name"`
+	// Email receives the department's offline messages (needs smtp).
+	Email string `yaml:"email"`
+}
+
+// SMTP is the mail server e-mail goes through (core/mail).
+type SMTP struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	From     string `yaml:"from"`
+	// TLS is none, starttls or tls.
+	TLS         string        `yaml:"tls"`
+	Timeout     time.Duration `yaml:"timeout"`
+	MaxAttempts int           `yaml:"max_attempts"`
+}
+
+// Enabled reports whether e-mail is configured.
+func (s *SMTP) Enabled() bool { return s.Host != "" }
+
+// CustomField is a livechat custom field definition (Rocket.Chat's
+// livechat custom fields; adapters/rocketchat custom_fields.go).
+type CustomField struct {
+	ID           string `yaml:"id"`
+	Label        string `yaml:"label"`
+	Scope        string `yaml:"scope"`      // visitor or room
+	Visibility   string `yaml:"visibility"` // visible or hidden
+	Type         string `yaml:"type"`       // input or select
+	Options      string `yaml:"options"`    // comma-separated, for select
+	Regexp       string `yaml:"regexp"`
+	Required     bool   `yaml:"required"`
+	DefaultValue string `yaml:"default_value"`
+	Public       bool   `yaml:"public"`
+	Searchable   bool   `yaml:"searchable"`
 }
 
 // Agent is a configured agent and its credentials.
@@ -233,6 +281,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	str("CHATGATE_FILES_DIR", &c.Store.FilesDir)
 	str("CHATGATE_WIDGET_DIR", &c.RocketChat.WidgetDir)
 	str("CHATGATE_PUBLIC_URL", &c.RocketChat.PublicURL)
+	str("CHATGATE_SMTP_PASSWORD", &c.SMTP.Password)
 	if err := dur("CHATGATE_SHUTDOWN_TIMEOUT", &c.Server.ShutdownTimeout); err != nil {
 		return err
 	}
@@ -240,6 +289,17 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		return err
 	}
 	c.Relay.applyEnv(str)
+	for i := range c.RocketChat.CustomFields {
+		f := &c.RocketChat.CustomFields[i]
+		for _, d := range []struct {
+			dst *string
+			def string
+		}{{&f.Scope, "visitor"}, {&f.Visibility, "visible"}, {&f.Type, "input"}} {
+			if *d.dst == "" {
+				*d.dst = d.def
+			}
+		}
+	}
 	return applyAgentEnv(c, getenv)
 }
 
@@ -350,6 +410,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, "webhooks.concurrency must be >= 1")
 		}
 	}
+	if c.Store.LeaseTTL != 0 && c.Store.LeaseTTL < time.Second {
+		errs = append(errs, "store.lease_ttl must be at least 1s (or 0 for the default 15s)")
+	}
 	if c.Server.ReadTimeout < 0 || c.Store.VisitorUploadBytes < 0 || c.Store.VisitorUploadFiles < 0 || c.Store.UnreferencedGrace < 0 ||
 		c.RateLimits.ConnectionsPerAddress < 0 {
 		errs = append(errs, "server.read_timeout, store.visitor_upload_*, store.unreferenced_grace and rate_limits.connections_per_address must be >= 0")
@@ -394,6 +457,28 @@ func (c *Config) Validate() error {
 		errs = append(errs, err.Error())
 	}
 	errs = append(errs, c.Relay.validate(depts)...)
+	if c.SMTP.Enabled() {
+		mc := c.MailConfig()
+		if err := mc.Validate(); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	for i, d := range c.Departments {
+		if d.Email != "" {
+			if err := validAddress(d.Email); err != nil {
+				errs = append(errs, fmt.Sprintf("departments[%d].email: %v", i, err))
+			}
+		}
+	}
+	if a := c.RocketChat.OfflineEmail; a != "" {
+		if err := validAddress(a); err != nil {
+			errs = append(errs, fmt.Sprintf("rocketchat.offline_email: %v", err))
+		}
+	}
+	if c.RocketChat.QueueWaitPerChat < 0 {
+		errs = append(errs, "rocketchat.queue_wait_per_chat must be >= 0")
+	}
+	errs = append(errs, validateCustomFields(c.RocketChat.CustomFields)...)
 	errs = append(errs, validateForms(c.LiveChat.Forms, depts)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))

@@ -68,6 +68,10 @@ func (c *Config) PropertyDefs() ([]desk.PropDef, error) {
 			out = append(out, d)
 		}
 	}
+	if _, taken := c.Properties[CustomFieldNamespace]; taken && len(customFieldPropDefs(c.RocketChat.CustomFields)) > 0 {
+		return nil, fmt.Errorf("properties.%s: the namespace holds rocketchat.custom_fields of scope room", CustomFieldNamespace)
+	}
+	out = append(out, customFieldPropDefs(c.RocketChat.CustomFields)...)
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Namespace != out[j].Namespace {
 			return out[i].Namespace < out[j].Namespace

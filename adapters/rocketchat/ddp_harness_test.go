@@ -59,9 +59,10 @@ func newDDPEnv(t testing.TB, mod func(*Surface)) *ddpEnv {
 	}
 	d := desk.New(desk.Options{Store: st, Router: routing.New(ddpAgents, true), Bus: hub.NewBus(),
 		Actors: hub.NewActors(16), Limits: desk.Limits{MaxText: ddpTestMaxText}, Logger: zerolog.Nop(),
-		Departs: []model.Department{{ID: "sales", Name: "Sales"}, {ID: "empty", Name: "Nobody"}}})
+		Departs: []model.Department{{ID: "sales", Name: "Sales"}, {ID: "empty", Name: "Nobody"}}, Properties: testProperties(t, st)})
 	env := &ddpEnv{t: t, d: d, st: st}
-	env.s = New(d, Config{MaxFrame: ddpTestMaxFrame, OnConnections: func(n int) { env.conns.Add(int64(n)) }}, zerolog.Nop())
+	env.s = New(d, Config{MaxFrame: ddpTestMaxFrame, OnConnections: func(n int) { env.conns.Add(int64(n)) },
+		CustomFields: testCustomFields, RoomFieldNamespace: testFieldNS}, zerolog.Nop())
 	if mod != nil {
 		mod(env.s)
 	}

@@ -326,6 +326,7 @@ func (ss *ddpSession) mGetInitialData(ctx context.Context, p ddpParams) (any, er
 		"emailFieldRegistrationForm":  settings["emailFieldRegistrationForm"],
 		"registrationFormMessage":     msgs["registrationFormMessage"],
 		"showConnecting":              settings["showConnecting"] == true,
+		"customFields":                ss.s.publicFields(),
 	}
 	v, err := ss.s.visitorByToken(ctx, token)
 	if err != nil {
@@ -654,10 +655,7 @@ func (ss *ddpSession) mSetCustomField(ctx context.Context, p ddpParams) (any, er
 	if err != nil {
 		return nil, err
 	}
-	if key == "" || reservedField(key) {
-		return nil, errInvalidField
-	}
-	if _, err := ss.s.setFields(ctx, v, []customField{{key: key, value: value, overwrite: overwrite}}); err != nil {
+	if _, err := ss.s.setCustomFields(ctx, v, []customField{{key: key, value: value, overwrite: overwrite}}); err != nil {
 		return nil, err
 	}
 	return true, nil

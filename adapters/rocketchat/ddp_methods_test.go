@@ -209,6 +209,7 @@ func TestDDPVisitorMethods(t *testing.T) {
 	}
 	c.fails("invalid-token", "livechat:setCustomField", "who", "k", "v")
 	c.fails("invalid-custom-field", "livechat:setCustomField", "tok-M", "_rc.secret", "v")
+	c.fails("invalid-custom-field", "livechat:setCustomField", "tok-M", "undefined", "v")
 	c.fails(400, "livechat:setCustomField", "tok-M", "k", 1)
 
 	// Next agent: amy, while the visitor has no open room.

@@ -36,18 +36,6 @@ func paging(c *gin.Context) (int, int) {
 	return max(offset, 0), min(count, 100)
 }
 
-// restCustomFieldList is GET livechat/custom-fields: chatgate has no
-// custom-field definitions, so the list is empty.
-func (s *Surface) restCustomFieldList(c *gin.Context, _ *restReq) (map[string]any, error) {
-	offset, _ := paging(c)
-	return map[string]any{"customFields": []any{}, "count": 0, "offset": offset, "total": 0}, nil
-}
-
-// restCustomFieldGet is GET livechat/custom-fields/:_id.
-func (s *Surface) restCustomFieldGet(c *gin.Context, _ *restReq) (map[string]any, error) {
-	return map[string]any{"customField": nil}, nil
-}
-
 // restAgentMessages is POST livechat/messages (§5.22.3): messages sent as a
 // visitor, in its open room or a new one.
 func (s *Surface) restAgentMessages(c *gin.Context, r *restReq) (map[string]any, error) {

@@ -71,8 +71,9 @@ func newRH(t testing.TB) *rh {
 	}
 	d := desk.New(desk.Options{Store: st, Router: routing.New(restAgents, true), Bus: hub.NewBus(),
 		Actors: hub.NewActors(16), Limits: desk.Limits{MaxText: restMaxText}, Logger: zerolog.Nop(),
-		Departs: []model.Department{{ID: "sup", Name: "Support"}, {ID: "sales", Name: "Sales"}}})
-	cfg := Config{Files: fs, Login: restLoginFunc, MaxBody: 8 << 10, WidgetDir: filepath.Join(tmp, "widget")}
+		Departs: []model.Department{{ID: "sup", Name: "Support"}, {ID: "sales", Name: "Sales"}}, Properties: testProperties(t, st)})
+	cfg := Config{Files: fs, Login: restLoginFunc, MaxBody: 8 << 10, WidgetDir: filepath.Join(tmp, "widget"),
+		CustomFields: testCustomFields, RoomFieldNamespace: testFieldNS}
 	s := New(d, cfg, zerolog.Nop())
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -367,8 +368,8 @@ func TestVisitorRegister(t *testing.T) {
 		{"bad department", map[string]any{"visitor": map[string]any{"token": "t9", "department": "nope"}},
 			map[string]any{"success": false, "error": "The provided department is invalid [error-invalid-department]",
 				"errorType": "error-invalid-department", "details": map[string]any{"method": "registerGuest"}}},
-		{"reserved field", map[string]any{"visitor": map[string]any{"token": "t9",
-			"customFields": []any{map[string]any{"key": "_rc.contactManager", "value": "x"}}}}, errA("invalid-custom-field")},
+		{"custom field against its regexp", map[string]any{"visitor": map[string]any{"token": "t9",
+			"customFields": []any{map[string]any{"key": "customerId", "value": "nope"}}}}, errA("Invalid value for customerId field")},
 	}
 	for _, tc := range cases {
 		code, m, _ := h.do("POST", "/api/v1/livechat/visitor", tc.body, nil)
@@ -1226,14 +1227,7 @@ func TestAgentRoutes(t *testing.T) {
 	code, m, _ = h.do("GET", "/api/v1/omnichannel/contact.search", nil, ann)
 	wantErr(t, "search without params", code, m, 400, errB("error-invalid-params"))
 
-	// Custom field definitions: none.
-	m = h.ok("GET", "/api/v1/livechat/custom-fields", nil, ann)
-	if !equalJSON(m["customFields"], []any{}) || m["total"] != float64(0) {
-		t.Errorf("custom-fields %v", m)
-	}
-	if m = h.ok("GET", "/api/v1/livechat/custom-fields/plan", nil, ann); m["customField"] != nil {
-		t.Errorf("custom-fields/:_id %v", m)
-	}
+	// Custom field definitions: TestCustomFieldRoutes.
 }
 
 // --- plumbing ---------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 		"settings": map[string]any{
 			"registrationForm": true, "allowSwitchingDepartments": true, "nameFieldRegistrationForm": true,
 			"emailFieldRegistrationForm": true, "displayOfflineForm": true, "videoCall": false,
-			"fileUpload": s.cfg.Files != nil, "language": "", "transcript": false, "historyMonitorType": "url",
+			"fileUpload": s.cfg.Files != nil, "language": "", "transcript": s.cfg.Mail != nil, "historyMonitorType": "url",
 			"forceAcceptDataProcessingConsent": false, "showConnecting": false, "agentHiddenInfo": false,
 			"clearLocalStorageWhenChatEnded": false, "limitTextLength": limit,
 		},
@@ -91,17 +91,18 @@ func (s *Surface) restConfig(c *gin.Context, _ *restReq) (map[string]any, error)
 		},
 		"messages": map[string]any{
 			"offlineMessage": "", "offlineSuccessMessage": "", "offlineUnavailableMessage": "",
-			"conversationFinishedMessage": "", "conversationFinishedText": "", "transcriptMessage": "",
+			"conversationFinishedMessage": "", "conversationFinishedText": "", "transcriptMessage": transcriptPromptIf(s.cfg.Mail != nil),
 			"registrationFormMessage": "", "dataProcessingConsentText": "",
 		},
 		"survey": map[string]any{
 			"items":  []any{"satisfaction", "agentKnowledge", "agentResposiveness", "agentFriendliness"},
 			"values": []any{"1", "2", "3", "4", "5"},
 		},
-		"triggers":    []any{},
-		"departments": depts,
-		"resources":   map[string]any{"sound": s.widgetServerURL(c.Request) + s.soundURL(), "emojis": []any{}},
-		"online":      s.online(model.DeptID(c.Query("department"))),
+		"triggers":     []any{},
+		"departments":  depts,
+		"customFields": s.publicFields(),
+		"resources":    map[string]any{"sound": s.widgetServerURL(c.Request) + s.soundURL(), "emojis": []any{}},
+		"online":       s.online(model.DeptID(c.Query("department"))),
 	}
 	if token != "" {
 		v, err := s.visitorByToken(ctx, token)
@@ -263,11 +264,21 @@ func (s *Surface) saveVisitor(ctx context.Context, in visitorInput) (model.Visit
 		}
 		dept = dp.ID
 	}
+	// Rocket.Chat's registerGuest (visitor.ts, checked) keeps only keys
+	// of defined visitor-scope fields and skips the others silently; a
+	// defined field's value must match its regexp.
+	kept := in.fields[:0:0]
 	for _, f := range in.fields {
-		if reservedField(f.key) {
-			return model.Visitor{}, errInvalidField
+		def, err := s.checkField(f.key, f.value)
+		if errors.Is(err, errInvalidField) || (err == nil && def.Scope == "room") {
+			continue
 		}
+		if err != nil {
+			return model.Visitor{}, err
+		}
+		kept = append(kept, f)
 	}
+	in.fields = kept
 	for _, p := range []string{in.name, in.email, in.phone, in.username} {
 		if len(p) > 1024 || !utf8.ValidString(p) {
 			return model.Visitor{}, errSavingVisitor
@@ -428,10 +439,7 @@ func (s *Surface) restCustomField(c *gin.Context, r *restReq) (map[string]any, e
 	if err != nil {
 		return nil, err
 	}
-	if key == "" || reservedField(key) {
-		return nil, errInvalidField
-	}
-	if _, err := s.setFields(c.Request.Context(), v, []customField{{key: key, value: value, overwrite: ow}}); err != nil {
+	if _, err := s.setCustomFields(c.Request.Context(), v, []customField{{key: key, value: value, overwrite: ow}}); err != nil {
 		return nil, err
 	}
 	return map[string]any{"field": map[string]any{"key": key, "value": value, "overwrite": ow}}, nil
@@ -455,12 +463,7 @@ func (s *Surface) restCustomFields(c *gin.Context, r *restReq) (map[string]any, 
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range fields {
-		if f.key == "" || reservedField(f.key) {
-			return nil, errInvalidField
-		}
-	}
-	if _, err := s.setFields(c.Request.Context(), v, fields); err != nil {
+	if _, err := s.setCustomFields(c.Request.Context(), v, fields); err != nil {
 		return nil, err
 	}
 	out := []any{}
@@ -468,26 +471,6 @@ func (s *Surface) restCustomFields(c *gin.Context, r *restReq) (map[string]any, 
 		out = append(out, map[string]any{"Key": f.key, "value": f.value, "overwrite": f.overwrite})
 	}
 	return map[string]any{"fields": out}, nil
-}
-
-// setFields writes custom fields on the visitor; overwrite:false keeps an
-// existing value.
-func (s *Surface) setFields(ctx context.Context, v model.Visitor, fields []customField) (model.Visitor, error) {
-	upd := map[string]string{}
-	for _, f := range fields {
-		if !f.overwrite && v.Fields[f.key] != "" {
-			continue
-		}
-		upd[f.key] = f.value
-	}
-	if len(upd) == 0 {
-		return v, nil
-	}
-	nv, err := s.d.UpdateVisitor(ctx, v.ID, desk.VisitorUpdate{Fields: upd})
-	if errors.Is(err, desk.ErrInvalid) {
-		return model.Visitor{}, &rcError{Code: "invalid-custom-field", Reason: "Invalid custom field"}
-	}
-	return nv, err
 }
 
 // restAgentInfo is GET livechat/agent.info/:rid/:token (§5.13).
@@ -538,7 +521,8 @@ func (s *Surface) restAgentNext(c *gin.Context, _ *restReq) (map[string]any, err
 // Offline messages are kept as conversations: a visitor per e-mail address
 // (mapping kind "offline"), a conversation holding the message as a
 // "ticket" form and the text, closed at once, so agents find them in the
-// history. chatgate sends no e-mail.
+// history. With SMTP configured the message is also e-mailed to the
+// department's address, else the default one (email.go).
 const kindOffline = "offline"
 
 // restOfflineMessage is POST livechat/offline.message (§5.17).
@@ -602,6 +586,15 @@ func (s *Surface) restOfflineMessage(c *gin.Context, r *restReq) (map[string]any
 		}
 		return nil, err
 	}
+	if to := s.offlineRecipient(deptID); s.cfg.Mail != nil && to != "" {
+		deptName := ""
+		if dp, ok := s.d.Department(deptID); ok {
+			deptName = dp.Name
+		}
+		if err := s.queueMail(ctx, "offline", conv.ID, offlineMail(to, name, email, deptName, msg)); err != nil {
+			return nil, err
+		}
+	}
 	return map[string]any{"message": "Livechat offline message sent"}, nil
 }
 
@@ -610,8 +603,9 @@ func jsonString(s string) []byte {
 	return b
 }
 
-// restTranscript is POST livechat/transcript (§5.19). chatgate sends no
-// e-mail, so a valid request gets Rocket.Chat's failure body (config
+// restTranscript is POST livechat/transcript (§5.19): the transcript of
+// the token's room is e-mailed to the given address (email.go). Without
+// SMTP configured a valid request gets Rocket.Chat's failure body (config
 // reports transcript:false, so the widget does not ask).
 func (s *Surface) restTranscript(c *gin.Context, r *restReq) (map[string]any, error) {
 	var token, rid, email string
@@ -625,11 +619,25 @@ func (s *Surface) restTranscript(c *gin.Context, r *restReq) (map[string]any, er
 		}
 		*f.dst = v
 	}
-	if _, _, err := s.visitorRoom(c.Request.Context(), token, rid); err != nil {
+	ctx := c.Request.Context()
+	v, conv, err := s.visitorRoom(ctx, token, rid)
+	if err != nil {
 		if errors.Is(err, errInvalidToken) || errors.Is(err, errInvalidRoom) {
 			return nil, errInvalidRoomLong
 		}
 		return nil, err
 	}
-	return nil, &failC{body: map[string]any{"message": "Error sending Omnichannel transcript"}}
+	failed := &failC{body: map[string]any{"message": "Error sending Omnichannel transcript"}}
+	email = strings.TrimSpace(email)
+	if s.cfg.Mail == nil || !validEmail(strings.ToLower(email)) {
+		return nil, failed
+	}
+	m, err := s.transcriptMail(ctx, conv, v, email)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.queueMail(ctx, "transcript", conv.ID, m); err != nil {
+		return nil, err
+	}
+	return map[string]any{"message": "Omnichannel transcript sent"}, nil
 }

@@ -58,6 +58,18 @@ type Config struct {
 	// when > 0, makes queueInfo estimate the wait as spot × it.
 	QueueMessage     string
 	QueueWaitPerChat time.Duration
+	// Mail, if set, sends livechat/transcript e-mails and forwards
+	// offline messages (email.go); nil: both answer as without e-mail.
+	Mail Mailer
+	// OfflineEmail is the default address of offline messages
+	// (Livechat_offline_email); DepartmentEmails a department's own.
+	OfflineEmail     string
+	DepartmentEmails map[model.DeptID]string
+	// CustomFields are the livechat custom field definitions;
+	// RoomFieldNamespace the property namespace of room-scope values
+	// (declared as thread properties by the configuration).
+	CustomFields       []CustomField
+	RoomFieldNamespace string
 	// OnConnections, if set, is told of DDP connections opening (+1) and
 	// closing (-1), for metrics.
 	OnConnections func(delta int)
@@ -76,6 +88,8 @@ type Surface struct {
 	cfg Config
 	log zerolog.Logger
 
+	fields map[string]*fieldDef // custom field definitions by id
+
 	rest   restState
 	ddp    ddpState
 	widget widgetState
@@ -92,7 +106,15 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = 64 << 10
 	}
+	if cfg.RoomFieldNamespace == "" {
+		cfg.RoomFieldNamespace = "rocketchat_custom_fields"
+	}
 	s := &Surface{d: d, cfg: cfg, log: log.With().Str("surface", System).Logger()}
+	if err := s.initFields(); err != nil {
+		// The configuration validates regexps first; a definition that
+		// still fails is dropped rather than panicking.
+		s.log.Error().Err(err).Msg("custom field definitions")
+	}
 	s.initREST()
 	s.initDDP()
 	s.initWidget()

@@ -477,6 +477,9 @@ func (s *Surface) renderRoom(c *model.Conversation, v *model.Visitor, token stri
 		usersCount++
 	}
 	m["usersCount"] = usersCount
+	if data := s.roomFields(c); len(data) > 0 {
+		m["livechatData"] = data
+	}
 	if !c.Active() {
 		m["closedAt"] = c.ClosedAt
 		if c.ClosedBy != nil {

@@ -26,6 +26,7 @@ import (
 	"chatgate/configs"
 	"chatgate/core/desk"
 	"chatgate/core/hub"
+	"chatgate/core/mail"
 	"chatgate/core/model"
 	"chatgate/core/relay"
 	"chatgate/core/routing"
@@ -136,6 +137,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		departs = append(departs, model.Department{ID: model.DeptID(d.ID), Name: d.Name})
 	}
 	bus := hub.NewBus()
+	cl := newCluster(opened, nodeID, cfg.Store.LeaseTTL, router, bus, log)
 	propDefs, err := cfg.PropertyDefs()
 	if err != nil {
 		return err
@@ -162,7 +164,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			OrganizationID: cfg.License.OrganizationID, Authenticate: creds.byToken,
 			Agent: router.Agent, QueuePosition: router.Position, Bus: bus,
 			Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, MinBackoff: w.MinBackoff, MaxBackoff: w.MaxBackoff,
-			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props,
+			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props, Exclusive: cl.exclusive(),
 			OnDelivery: func(action, outcome string) { deliveries.WithLabelValues(action, outcome).Inc() },
 			AllowHTTP:  w.AllowHTTP, AllowPrivateNetworks: w.AllowPrivateNetworks, CAFile: w.CAFile,
 		}, log)
@@ -177,6 +179,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		Store: st, Router: router, Bus: bus, Actors: hub.NewActors(256),
 		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes, Starts: gd.starts, Messages: gd.messages}, Logger: log, Departs: departs,
 		OnEvents: func(n int) { m.events.Add(float64(n)) }, Properties: props,
+		Coordinator: cl.coordinator(),
 	}
 	if wh != nil {
 		dopts.Outbox = wh.Outbox
@@ -184,7 +187,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	// Relay: routes decide at start which conversations an external desk
 	// serves; the hook writes their outbox rows with the events.
-	rs, err := newRelay(cfg, m, log)
+	rs, err := newRelay(cfg, m, cl.exclusive(), log)
 	if err != nil {
 		return err
 	}
@@ -209,6 +212,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if cfg.LiveChat.V2.Enabled {
 		surfaces = append(surfaces, visitorv2.New(dk, visitorv2.Config{
 			LicenceID: cfg.License.ID, PollTimeout: cfg.LiveChat.V2.PollTimeout, MaxBody: cfg.Server.MaxBodyBytes,
+			Polls: cl.v2Polls(),
 		}, log))
 	}
 	// Uploaded files: the Rocket.Chat surface serves /file-upload/...;
@@ -233,17 +237,42 @@ func serve(ctx context.Context, o serveOptions) error {
 			Uploads: gd.uploads, NewCustomers: gd.newCustomers}, log))
 	}
 
+	// E-mail: the sender delivers the outbox's e-mail rows (it runs with
+	// the surfaces); without smtp.host nothing owes e-mail.
+	var mailer *mail.Sender
+	if cfg.SMTP.Enabled() {
+		if mailer, err = mail.NewSender(st, cfg.MailConfig(), log); err != nil {
+			return err
+		}
+	}
 	trusted, err := parseTrusted(cfg.Server.TrustedProxies)
 	if err != nil {
 		return err
 	}
 	if cfg.RocketChat.Enabled {
-		surfaces = append(surfaces, rocketchat.New(dk, rocketchat.Config{
+		rcfg := rocketchat.Config{
 			PublicURL: cfg.RocketChat.PublicURL, WidgetDir: cfg.RocketChat.WidgetDir, Files: fs,
 			Login: creds.byPassword, MaxBody: cfg.Server.MaxBodyBytes, MaxFrame: cfg.Limits.MaxFrameBytes,
 			OnConnections: m.connGauge("rocketchat.ddp"),
-			Uploads:       gd.uploads, NewVisitors: gd.newCustomers, TrustForwarded: trusted.contains,
-		}, log))
+			QueueMessage:  cfg.RocketChat.QueueMessage, QueueWaitPerChat: cfg.RocketChat.QueueWaitPerChat,
+			OfflineEmail: cfg.RocketChat.OfflineEmail, DepartmentEmails: map[model.DeptID]string{},
+			RoomFieldNamespace: configs.CustomFieldNamespace,
+			Uploads:            gd.uploads, NewVisitors: gd.newCustomers, TrustForwarded: trusted.contains,
+		}
+		if mailer != nil {
+			rcfg.Mail = mailer
+		}
+		for _, d := range cfg.Departments {
+			if d.Email != "" {
+				rcfg.DepartmentEmails[model.DeptID(d.ID)] = d.Email
+			}
+		}
+		for _, f := range cfg.RocketChat.CustomFields {
+			rcfg.CustomFields = append(rcfg.CustomFields, rocketchat.CustomField{ID: f.ID, Label: f.Label, Scope: f.Scope,
+				Visibility: f.Visibility, Type: f.Type, Options: f.Options, Regexp: f.Regexp, DefaultValue: f.DefaultValue,
+				Required: f.Required, Public: f.Public, Searchable: f.Searchable})
+		}
+		surfaces = append(surfaces, rocketchat.New(dk, rcfg, log))
 	}
 
 	surfaces = append(surfaces, newConsole(cfg, creds, router, &opsSource{cfg: cfg, router: router, desk: dk, relay: rs, hooks: wh, m: m,
@@ -320,6 +349,11 @@ func serve(ctx context.Context, o serveOptions) error {
 	defer stopRun()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = dk.Run(runCtx) })
+	var reload func(context.Context) error
+	if wh != nil {
+		reload = wh.Load
+	}
+	cl.run(runCtx, &wg, dk.Kick, reload, log)
 	surfCtx, stopSurfaces := context.WithCancel(context.Background())
 	defer stopSurfaces()
 	var swg sync.WaitGroup
@@ -332,6 +366,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	if rs != nil {
 		swg.Go(func() { _ = rs.Run(surfCtx) })
+	}
+	if mailer != nil {
+		swg.Go(func() { _ = mailer.Run(surfCtx) })
 	}
 	swg.Go(func() { sweepFiles(surfCtx, fs, log) })
 	serveErr := make(chan error, 1)

@@ -68,7 +68,11 @@ func TestDispatcherKeepsQueueOrder(t *testing.T) {
 			got[c] = append(got[c], string(r.Payload))
 			mu.Unlock()
 			if err := st.OutboxDelivered(ctx, r); err != nil {
-				t.Error(err)
+				// A commit that outlives the test's last poll may report
+				// the dispatcher's cancellation although it was written.
+				if ctx.Err() == nil {
+					t.Error(err)
+				}
 				return
 			}
 		}
@@ -79,7 +83,7 @@ func TestDispatcherKeepsQueueOrder(t *testing.T) {
 		defer close(done)
 		Dispatcher{Store: st, Prefix: "mine/", Concurrency: 4, PerQueue: 7, PollInterval: 5 * time.Millisecond, Deliver: deliver}.Run(ctx)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // a hang guard, not a timing assertion
 	for {
 		rows, err := st.OutboxDue(t.Context(), "mine/", time.Now().Add(time.Hour), 0, 0)
 		if err != nil {

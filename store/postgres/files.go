@@ -29,6 +29,9 @@ func (s *Store) GetBlob(ctx context.Context, id string) (meta, body []byte, err 
 	if err := s.readCtx(); err != nil {
 		return nil, nil, err
 	}
+	if !textOK(id) {
+		return nil, nil, store.ErrNotFound
+	}
 	err = s.pool.QueryRow(ctx, `SELECT meta, body FROM files WHERE id = $1`, id).Scan(&meta, &body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, store.ErrNotFound

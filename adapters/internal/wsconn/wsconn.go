@@ -360,7 +360,7 @@ func (c *Conn) writer() {
 		linger.Reset(writerLinger)
 		select {
 		case msg := <-c.send:
-			if err := c.write(msg); err != nil {
+			if err := c.writeQueued(msg); err != nil {
 				c.end(fmt.Errorf("wsconn write: %w", err), false)
 			}
 			select {
@@ -420,6 +420,30 @@ func (c *Conn) finish() {
 	c.finished = true
 	c.wmu.Unlock()
 	close(c.done)
+}
+
+// writeQueued writes msg and, on a socket from Upgrade, the frames queued
+// behind it (up to maxBatch) in one write.
+func (c *Conn) writeQueued(msg []byte) error {
+	bc, ok := c.ws.NetConn().(*batchConn)
+	if !ok {
+		return c.write(msg)
+	}
+	bc.begin()
+	err := c.write(msg)
+	for n := 1; err == nil && n < maxBatch; n++ {
+		select {
+		case msg = <-c.send:
+			err = c.write(msg)
+			continue
+		default:
+		}
+		break
+	}
+	if ferr := bc.flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 func (c *Conn) write(msg []byte) error {

@@ -92,6 +92,11 @@ const (
 // Config configures the service. Zero durations and counts take the
 // defaults named.
 type Config struct {
+	// Exclusive, if set (several nodes), runs the delivery worker only
+	// while this node holds the lease name, so that one node at a time
+	// delivers (in order, per conversation) and another takes over when
+	// it dies. Nil: this node delivers.
+	Exclusive func(ctx context.Context, name string, fn func(ctx context.Context))
 	// OrganizationID is sent as the envelope's organization_id.
 	OrganizationID string
 	// Authenticate maps an agent bearer token (without "Bearer ") to an

@@ -46,14 +46,21 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.Bus != nil {
 		wg.Go(func() { s.follow(ctx) })
 	}
-	outbox.Dispatcher{
-		Store: s.st, Prefix: targetPrefix, Concurrency: s.cfg.Concurrency, PerQueue: perQueue,
-		PollInterval: s.cfg.PollInterval, Now: s.cfg.Now, Kick: s.kick,
-		Deliver: s.deliverQueue,
-		OnReadError: func(err error) {
-			s.log.Warn().Err(err).Msg("webhooks: read due deliveries")
-		},
-	}.Run(ctx)
+	deliver := func(ctx context.Context) {
+		outbox.Dispatcher{
+			Store: s.st, Prefix: targetPrefix, Concurrency: s.cfg.Concurrency, PerQueue: perQueue,
+			PollInterval: s.cfg.PollInterval, Now: s.cfg.Now, Kick: s.kick,
+			Deliver: s.deliverQueue,
+			OnReadError: func(err error) {
+				s.log.Warn().Err(err).Msg("webhooks: read due deliveries")
+			},
+		}.Run(ctx)
+	}
+	if s.cfg.Exclusive != nil {
+		s.cfg.Exclusive(ctx, "webhooks", deliver)
+	} else {
+		deliver(ctx)
+	}
 	wg.Wait()
 	return nil
 }
