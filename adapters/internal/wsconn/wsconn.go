@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -160,7 +161,11 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 		}
 		return err
 	})
-	c.pingTimer = time.AfterFunc(opts.PingInterval, c.ping)
+	// Armed only once c.pingTimer is set: with a short interval the first
+	// tick could otherwise run (and read the field) before AfterFunc
+	// returned.
+	c.pingTimer = time.AfterFunc(time.Duration(math.MaxInt64), c.ping)
+	c.pingTimer.Reset(opts.PingInterval)
 	return c
 }
 
