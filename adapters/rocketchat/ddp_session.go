@@ -351,6 +351,15 @@ func (ss *ddpSession) worker(ctx context.Context) {
 			ss.workMu.Unlock()
 			return
 		case m := <-ss.work:
+			// Backpressure: a frame runs only when its answers fit in the
+			// send queue. While the client does not read, the worker
+			// waits, the work queue fills, the reader stops reading, and
+			// TCP holds the client back; a client pipelining many methods
+			// is answered, not dropped as a slow consumer.
+			// On error the session is closing: the frame still runs (its
+			// answers are dropped), so that the queue drains and a reader
+			// blocked on it is released, as before.
+			_ = ss.conn.WaitRoom(ctx, ddpSendQueue/2)
 			ss.run1(ctx, m)
 			continue
 		default:

@@ -60,7 +60,9 @@ type Options struct {
 	//
 	// visitors are the visitor records the same batch writes (a start that
 	// sets chat properties): the store still holds their old state.
-	Outbox func(c model.Conversation, visitors []model.Visitor, events []model.Event, updated []model.Event) []store.OutboxRow
+	// created tells whether the batch creates the conversation (a start,
+	// with or without events).
+	Outbox func(c model.Conversation, created bool, visitors []model.Visitor, events []model.Event, updated []model.Event) []store.OutboxRow
 	// NoticeOutbox, if set, is asked for the deliveries a change without
 	// events owes (property, member, tag and seen-marker changes; see
 	// outbox.go), under the same rules as Outbox.
@@ -95,7 +97,7 @@ type Desk struct {
 	departs map[model.DeptID]model.Department
 	onEv    func(int)
 	onStale func()
-	outbox  func(model.Conversation, []model.Visitor, []model.Event, []model.Event) []store.OutboxRow
+	outbox  func(model.Conversation, bool, []model.Visitor, []model.Event, []model.Event) []store.OutboxRow
 	nOutbox func(hub.Notice) []store.OutboxRow
 	kick    chan struct{}
 	props   *Properties
@@ -413,11 +415,19 @@ func (d *Desk) commit(ctx context.Context, b *store.Batch, c model.Conversation,
 
 // commitWith is commit, told whether the batch creates the conversation.
 func (d *Desk) commitWith(ctx context.Context, b *store.Batch, c model.Conversation, created bool, evs []model.Event, origin string) error {
+	return d.commitCreated(ctx, b, c, created, created, evs, origin)
+}
+
+// commitCreated is commitWith where the outbox (webhooks: incoming_chat)
+// and the relay hook may be told apart: a conversation created closed
+// (StartInactive: an offline message) is new to webhooks, and no live
+// conversation for a relay to open upstream.
+func (d *Desk) commitCreated(ctx context.Context, b *store.Batch, c model.Conversation, created, relayCreated bool, evs []model.Event, origin string) error {
 	if d.outbox != nil {
-		b.Outbox = append(b.Outbox, d.outbox(c, b.Visitors, evs, b.Updates)...)
+		b.Outbox = append(b.Outbox, d.outbox(c, created, b.Visitors, evs, b.Updates)...)
 	}
 	if d.relay != nil && (c.Owner != "" || len(c.Mirrors) > 0) {
-		d.relay(b, c, created, evs)
+		d.relay(b, c, relayCreated, evs)
 	}
 	// Not cancelled with the caller: a store may write a batch yet report
 	// the caller's ctx.Err() (store/bolt does once the batch is queued),
@@ -429,7 +439,7 @@ func (d *Desk) commitWith(ctx context.Context, b *store.Batch, c model.Conversat
 		d.onEv(len(evs))
 	}
 	d.logLifecycle(c, created, evs)
-	d.bus.Publish(hub.Notice{Conv: c, Events: evs, Updated: b.Updates, Origin: origin})
+	d.bus.Publish(hub.Notice{Conv: c, Created: created, Events: evs, Updated: b.Updates, Origin: origin})
 	return nil
 }
 

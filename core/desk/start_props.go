@@ -123,7 +123,7 @@ func (d *Desk) StartInactive(ctx context.Context, req StartRequest) (model.Conve
 			}
 			b.Maps = append(b.Maps, m)
 		}
-		return d.commit(ctx, b, conv, evs, req.Session)
+		return d.commitCreated(ctx, b, conv, true, false, evs, req.Session)
 	})
 	return conv, evs, err
 }

@@ -29,8 +29,13 @@ type Typing struct {
 // indicator) as it fans out. Conv is the conversation after the change;
 // Events are the events the change appended, in order.
 type Notice struct {
-	Conv   model.Conversation
-	Events []model.Event
+	Conv model.Conversation
+	// Created: this change created the conversation (a start, with or
+	// without events). Sessions tell a new thread by it, not by "the
+	// first event has seq 1", which also holds for the first message of a
+	// thread started without events.
+	Created bool
+	Events  []model.Event
 	// Updated are existing events changed in place (edited, deleted).
 	Updated []model.Event
 	Typing  *Typing

@@ -221,7 +221,9 @@ type Agent struct {
 // MaySee is the one rule of which conversations an agent may reach (the
 // agent actions, and the customer tokens an agent may obtain): the agent
 // serves it or was added to it, may take it from its department's queue,
-// or follows it.
+// follows it, or it is an archive of the agent's departments no agent ever
+// served (an offline message, a chat its visitor left while queued; a
+// relayed one stays the upstream desk's).
 func (a *Agent) MaySee(c Conversation) bool {
 	if c.HasMember(a.ID) || c.FollowedBy(a.ID) {
 		return true
@@ -229,7 +231,13 @@ func (a *Agent) MaySee(c Conversation) bool {
 	if c.Agent != "" {
 		return c.Agent == a.ID
 	}
-	return c.State == StateQueued && a.Serves(c.Department)
+	switch c.State {
+	case StateQueued:
+		return a.Serves(c.Department)
+	case StateClosed:
+		return c.Owner == "" && a.Serves(c.Department)
+	}
+	return false
 }
 
 // Serves reports whether the agent takes conversations of department d. An

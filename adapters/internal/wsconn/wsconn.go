@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -110,10 +111,15 @@ const writerLinger = 2 * time.Second
 // Conn is one websocket session. Send, Close, Done, Err and Wait are safe
 // for concurrent use; Read must be called from one goroutine at a time.
 type Conn struct {
-	ws   *websocket.Conn
-	opts Options
+	ws *websocket.Conn
+	// drained, once set, is closed when startDrain's reader is done.
+	drained atomic.Pointer[chan struct{}]
+	opts    Options
 
-	send    chan []byte
+	send chan []byte
+	// room is signalled (without blocking) after each frame written, for
+	// WaitRoom.
+	room    chan struct{}
 	closing chan struct{} // closed by the first Close
 	done    chan struct{} // closed once the writer is gone and the socket closed
 
@@ -140,6 +146,7 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 	c := &Conn{
 		ws: ws, opts: opts,
 		send:    make(chan []byte, opts.SendQueue),
+		room:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -223,6 +230,7 @@ func (c *Conn) Read(ctx context.Context) ([]byte, error) {
 	case c.isClosing():
 		return nil, fmt.Errorf("%w: %w", ErrClosed, c.Err())
 	case errors.Is(err, websocket.ErrReadLimit):
+		c.startDrain()
 		return nil, fmt.Errorf("%w: limit %d bytes", ErrTooBig, c.opts.ReadLimit)
 	case isTimeout(err):
 		return nil, ErrReadTimeout
@@ -248,6 +256,42 @@ func (c *Conn) Send(msg []byte) error {
 	default:
 		c.end(ReasonSlow, false)
 		return ErrSlow
+	}
+}
+
+// WaitRoom blocks until the send queue has room for n more frames, so that
+// a session answering requests can apply backpressure (stop taking work,
+// and so stop reading, while its client does not read) instead of
+// overflowing the queue. It fails with ErrClosed once the session closes,
+// with ctx's error, and, when nothing is written for WriteTimeout, closes
+// the session as a slow consumer (ErrSlow), as Send would.
+func (c *Conn) WaitRoom(ctx context.Context, n int) error {
+	n = min(n, cap(c.send))
+	var stall *time.Timer
+	for {
+		if c.isClosing() {
+			return ErrClosed
+		}
+		if cap(c.send)-len(c.send) >= n {
+			if stall != nil {
+				stall.Stop()
+			}
+			return nil
+		}
+		if stall == nil {
+			stall = time.NewTimer(c.opts.WriteTimeout)
+			defer stall.Stop()
+		}
+		select {
+		case <-c.room:
+		case <-c.closing:
+			return ErrClosed
+		case <-ctx.Done():
+			return fmt.Errorf("wsconn wait room: %w", ctx.Err())
+		case <-stall.C:
+			c.end(ReasonSlow, false)
+			return ErrSlow
+		}
 	}
 }
 
@@ -324,6 +368,10 @@ func (c *Conn) writer() {
 			if err := c.writeQueued(msg); err != nil {
 				c.end(fmt.Errorf("wsconn write: %w", err), false)
 			}
+			select {
+			case c.room <- struct{}{}:
+			default:
+			}
 			continue
 		case <-c.closing:
 			continue
@@ -339,11 +387,39 @@ func (c *Conn) writer() {
 	}
 }
 
+// drainLinger bounds how long a socket closed for a too-large message
+// reads and discards what its peer still sends.
+const drainLinger = 2 * time.Second
+
+// startDrain, called by the reader after a message over ReadLimit (gorilla
+// has sent close 1009), reads and discards the rest of what the peer sends
+// for up to drainLinger, and finish waits for it before closing the
+// socket: closing a TCP socket with unread data sends RST, and the peer,
+// still writing its big message, then sees 1006 (abnormal closure)
+// instead of our 1009. The reader reads no more after an error, so the
+// drain is the only reader.
+func (c *Conn) startDrain() {
+	done := make(chan struct{})
+	nc := c.ws.UnderlyingConn()
+	_ = nc.SetReadDeadline(time.Now().Add(drainLinger))
+	c.drained.Store(&done)
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(io.Discard, nc)
+	}()
+}
+
 // finish flushes (for a graceful Close), sends the close frame and closes
 // the socket; the session is done.
 func (c *Conn) finish() {
 	c.pingTimer.Stop()
 	c.shutdown()
+	if d := c.drained.Load(); d != nil {
+		select {
+		case <-*d:
+		case <-time.After(drainLinger + time.Second):
+		}
+	}
 	c.ws.Close()
 	c.wmu.Lock()
 	c.finished = true

@@ -133,3 +133,18 @@ func TestHardFrameCap(t *testing.T) {
 		t.Fatalf("close = %v, want 1009", err)
 	}
 }
+
+// TestHardFrameCapLoggedIn (issue 16, also seen): the same after login,
+// where frames go through the request pipeline: 1009, not an abrupt 1006.
+func TestHardFrameCapLoggedIn(t *testing.T) {
+	for _, size := range []int{hardFrameCap + 1, 4 * hardFrameCap} {
+		h := newHarness(t, nil)
+		c := h.dial(t, "/v3.5/agent/rtm/ws")
+		c.login("tok-alice")
+		_ = c.TrySendRaw(req("big", "ping", map[string]any{"junk": strings.Repeat("z", size)}))
+		var ce *websocket.CloseError
+		if err := c.CloseErr(); !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+			t.Fatalf("%d bytes: close = %v, want 1009", size, err)
+		}
+	}
+}

@@ -138,7 +138,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		return nil
 	}
 	rest := n.Events
-	started := (len(n.Events) == 0 && conv.LastSeq == 0) || (len(n.Events) > 0 && n.Events[0].Seq == 1)
+	started := n.Created
 	// A thread started inactive (start_chat active:false) is told like a
 	// queued one, with incoming_chat holding all of it; so is a thread the
 	// agent was added to from its start (start_chat chat.users).

@@ -126,9 +126,9 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		return nil
 	}
 	rest := n.Events
-	// A thread starts with its first event, or without any (an inactive
-	// start with no events; other changes without events returned above).
-	started := (len(n.Events) > 0 && n.Events[0].Seq == 1) || (len(n.Events) == 0 && len(n.Updated) == 0 && conv.LastSeq == 0)
+	// The change that created the thread, with its first events or
+	// without any (told by the desk: see hub.Notice.Created).
+	started := n.Created
 	if started {
 		d, err := c.s.src.Load(ctx, conv, wire.LoadOptions{UpTo: conv.LastSeq, Neighbour: c.mine})
 		if err != nil {

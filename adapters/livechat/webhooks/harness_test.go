@@ -131,8 +131,8 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 		t.Fatal(err)
 	}
 	dopts := desk.Options{Store: st, Router: g.router, Bus: g.bus, Actors: hub.NewActors(64), Logger: zerolog.Nop(),
-		Outbox: func(c model.Conversation, vs []model.Visitor, evs, upd []model.Event) []store.OutboxRow {
-			rows := g.svc.Outbox(c, vs, evs, upd)
+		Outbox: func(c model.Conversation, created bool, vs []model.Visitor, evs, upd []model.Event) []store.OutboxRow {
+			rows := g.svc.Outbox(c, created, vs, evs, upd)
 			g.mu.Lock()
 			g.rows = append(g.rows, rows...)
 			g.mu.Unlock()

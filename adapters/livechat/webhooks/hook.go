@@ -54,7 +54,7 @@ type item struct {
 //   - Each updated event (edited or deleted) fires event_updated.
 //   - A change that closes the thread fires chat_deactivated, after the
 //     incoming_event of its closing system message.
-func (s *Service) Outbox(c model.Conversation, pending []model.Visitor, events []model.Event, updated []model.Event) []store.OutboxRow {
+func (s *Service) Outbox(c model.Conversation, created bool, pending []model.Visitor, events []model.Event, updated []model.Event) []store.OutboxRow {
 	reg := s.reg.Load()
 	if len(reg.list) == 0 {
 		return nil
@@ -72,8 +72,12 @@ func (s *Service) Outbox(c model.Conversation, pending []model.Visitor, events [
 		}
 		items = append(items, item{action: action, payload: b, author: author})
 	}
-	started := (len(events) == 0 && c.LastSeq == 0) || (len(events) > 0 && events[0].Seq == 1)
-	if started {
+	// The commit that creates the conversation fires incoming_chat (with
+	// its first events, if any); every later one incoming_event. (Told by
+	// the desk: "the first event has seq 1" also held for the first
+	// message of a chat started without events, which then fired
+	// incoming_chat a second time and no incoming_event.)
+	if created {
 		if len(reg.byAction[IncomingChat]) > 0 {
 			add(IncomingChat, incomingChat{Chat: wire.RenderChat(s.chatData(c, pending, events), wire.ForAgent)}, nil)
 		}

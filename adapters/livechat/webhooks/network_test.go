@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"chatgate/core/desk"
 )
 
 // TestPrivateAddresses: the ranges refused without
@@ -104,5 +106,31 @@ func TestFailedAttemptLogged(t *testing.T) {
 	}
 	if s := logs.String(); strings.Contains(s, secretKey) || strings.Contains(s, "q-secret") {
 		t.Errorf("log shows a secret:\n%s", s)
+	}
+}
+
+// TestStartWithoutEvents (issue 16, also seen): a chat started without
+// events fires incoming_chat once; its first message fires incoming_event
+// (it used to fire incoming_chat again, the first event having seq 1).
+func TestStartWithoutEvents(t *testing.T) {
+	g := newGateway(t, gwOptions{})
+	rc := newReceiver(t, always(http.StatusOK))
+	g.register(IncomingChat, rc.srv.URL, nil)
+	g.register(IncomingEvent, rc.srv.URL, nil)
+	v := g.visitor("vera")
+	c, _, err := g.d.Start(t.Context(), desk.StartRequest{Visitor: v.ID, Origin: "test", Author: vAuthor(v)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.post(c.ID, vAuthor(v), "first")
+	g.post(c.ID, vAuthor(v), "second")
+	var got []string
+	for _, r := range g.produced() {
+		var b rowBody
+		_ = json.Unmarshal(r.Payload, &b)
+		got = append(got, b.Action)
+	}
+	if want := []string{IncomingChat, IncomingEvent, IncomingEvent}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("deliveries %v, want %v", got, want)
 	}
 }

@@ -118,6 +118,13 @@ func (c *Client) SendRaw(b []byte) {
 	}
 }
 
+// TrySendRaw writes one text frame as is and returns the write error: a
+// server that refuses a big frame may close the socket while it is
+// still being written.
+func (c *Client) TrySendRaw(b []byte) error {
+	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
 // Send sends a request and returns its request_id.
 func (c *Client) Send(action string, payload any) string {
 	c.T.Helper()
