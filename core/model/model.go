@@ -207,8 +207,25 @@ type Agent struct {
 	// MaxChats caps the open conversations routing gives the agent; 0 means
 	// no cap.
 	MaxChats int `json:"max_chats,omitempty"`
-	// Admin agents open the operator view (/console/ops).
+	// Admin marks an administrator: the operator view (/console/ops),
+	// the Configuration API (webhooks, property registration) and
+	// customer tokens for any customer are theirs alone
+	// (docs/security.md).
 	Admin bool `json:"admin,omitempty"`
+}
+
+// MaySee is the one rule of which conversations an agent may reach (the
+// agent actions, and the customer tokens an agent may obtain): the agent
+// serves it or was added to it, may take it from its department's queue,
+// or follows it.
+func (a *Agent) MaySee(c Conversation) bool {
+	if c.HasMember(a.ID) || c.FollowedBy(a.ID) {
+		return true
+	}
+	if c.Agent != "" {
+		return c.Agent == a.ID
+	}
+	return c.State == StateQueued && a.Serves(c.Department)
 }
 
 // Serves reports whether the agent takes conversations of department d. An

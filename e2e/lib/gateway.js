@@ -101,7 +101,7 @@ function configYAML(dir, tls, opts = {}) {
     `    password: ${AGENT.password}`,
     ...(opts.admin ? ['    admin: true'] : []),
     ...more,
-    ...(opts.extra ? [opts.extra] : []),
+    ...(opts.extraYAML ? [opts.extraYAML] : []),
     '',
   ].join('\n');
 }
@@ -157,10 +157,11 @@ async function waitReady(url, child, deadline, ca) {
  * HTTPS and WSS only; url is then https://127.0.0.1:<port>. Clients must
  * trust tls.pem: pass it as `ca` where the client lets you, or call
  * trustCertificate(pem) (below) for clients that take no TLS options
- * (lc-sdk-js). NODE_EXTRA_CA_CERTS would also do, but Node reads it only
+ * (lc-sdk-js). opts.agents adds agents ({id, name, token, password,
+ * admin}); opts.admin makes the test agent an admin (operator view).
+ * opts.extraYAML is appended to the test config (top-level
+ * keys other than log, server, rocketchat, store and agents). NODE_EXTRA_CA_CERTS would also do, but Node reads it only
  * at start-up, before this file could have made the certificate.
- * opts.extra (YAML) is appended to the test config: top-level keys other
- * than log, server, rocketchat, store and agents (opts.agents adds agents).
  */
 async function startGateway(name, opts = {}) {
   installGuards();

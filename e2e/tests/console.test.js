@@ -107,11 +107,17 @@ test('console: two visitors, answers, a private note, a file, a transfer, a clos
       await smith.chat('Vera Widget.*Rocket.Chat widget').waitFor({ timeout: WAIT });
       await smith.chat('Victor Vtwo.*LiveChat v2 widget').waitFor({ timeout: WAIT });
       await eventually(async () => /^\(\d+\) chatgate console$/.test(await smithB.page.title()), WAIT, 'unread count in the title');
+      // Screen readers hear it too (a polite status region).
+      await smithB.page.getByRole('status').filter({ hasText: /^New (chat|message)/ }).waitFor({ state: 'attached', timeout: WAIT });
       await smithB.shot('announced');
     });
     await step('the agent answers each; the visitors see the answers', async () => {
       await smith.open('Vera Widget');
       await smith.messages().getByText('Hello from the Rocket.Chat widget').waitFor({ timeout: WAIT });
+      // Typing in the console shows the widget's typing dots.
+      await smith.composer().pressSequentially('Hi Vera');
+      await rc.frame.locator('[class*="typing-dots"]').first().waitFor({ state: 'visible', timeout: WAIT });
+      await visitorB.shot('widget-sees-agent-typing');
       await smith.send('Hi Vera, Agent Smith here.');
       await smith.open('Victor Vtwo');
       await smith.send('Hi Victor, how can I help?');
@@ -372,7 +378,7 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
   const pending = () => page.getByRole('table', { name: 'Pending deliveries' });
   try {
     await step('start a gateway relaying to the upstream desk, webhooks retried only by hand (1 h backoff)', async () => {
-      front = await startGateway('console-ops-front', { admin: true, extra: [
+      front = await startGateway('console-ops-front', { admin: true, extraYAML: [
         'relay:',
         '  min_backoff: 100ms',
         '  max_backoff: 1s',

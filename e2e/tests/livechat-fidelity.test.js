@@ -70,7 +70,7 @@ function pushWaiter(rtm, action) {
 }
 
 test('customer-sdk and lc-sdk-js over TLS: filled_form, recipients agents, chat_transferred', async (t) => {
-  const gw = await startGateway('livechat-fidelity', { tls: true, extra: EXTRA });
+  const gw = await startGateway('livechat-fidelity', { tls: true, extraYAML: EXTRA });
   t.after(() => gw.stop());
   trustCertificate(gw.tls.pem);
 

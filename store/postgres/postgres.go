@@ -51,6 +51,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -258,6 +259,9 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 		if c.ID == "" || c.Visitor == "" {
 			return nil, errors.New("store: conversation without id or visitor")
 		}
+		if !textOK(string(c.ID), string(c.Visitor)) {
+			return nil, errBadKey
+		}
 		data, err := json.Marshal(c)
 		if err != nil {
 			return nil, fmt.Errorf("encode conversation: %w", err)
@@ -277,6 +281,9 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 		if v.ID == "" {
 			return nil, errors.New("store: visitor without id")
 		}
+		if !textOK(string(v.ID)) {
+			return nil, errBadKey
+		}
 		data, err := json.Marshal(v)
 		if err != nil {
 			return nil, fmt.Errorf("encode visitor: %w", err)
@@ -289,8 +296,11 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 	}{{b.Events, sqlEventIns}, {b.Updates, sqlEventUpd}} {
 		for i := range set.evs {
 			e := &set.evs[i]
-			if e.Conv == "" || e.Seq == 0 {
+			if e.Conv == "" || e.Seq == 0 || e.Seq > 1<<63-1 {
 				return nil, errors.New("store: event without conversation or seq")
+			}
+			if !textOK(string(e.Conv)) {
+				return nil, errBadKey
 			}
 			data, err := json.Marshal(e)
 			if err != nil {
@@ -303,6 +313,9 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 		if m.Foreign == "" || m.Core == "" || m.System == "" || m.Kind == "" {
 			return nil, errors.New("store: incomplete mapping")
 		}
+		if !textOK(m.System, m.Tenant, m.Kind, m.Foreign, m.Core) {
+			return nil, errBadKey
+		}
 		q.Queue(sqlMapPut, m.System, m.Tenant, m.Kind, m.Foreign, m.Core)
 		q.Queue(sqlMapRevPut, m.System, m.Tenant, m.Kind, m.Core, m.Foreign)
 	}
@@ -310,11 +323,17 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 		if id.System == "" || id.Key == "" {
 			return nil, errors.New("store: incomplete idempotency key")
 		}
+		if !textOK(id.System, id.Key, string(id.Conv)) || id.Seq > 1<<63-1 {
+			return nil, errBadKey
+		}
 		q.Queue(sqlIdemIns, id.System, id.Key, string(id.Conv), int64(id.Seq))
 	}
 	for k, v := range b.Meta {
 		if k == "" || k == "schema" {
 			return nil, fmt.Errorf("store: meta key %q is reserved", k)
+		}
+		if !textOK(k) {
+			return nil, errBadKey
 		}
 		if v == nil {
 			v = []byte{}
@@ -329,6 +348,21 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 	return q, nil
 }
 
+// textOK reports whether every key can be a PostgreSQL text value: valid
+// UTF-8 without NUL bytes. Keys come from clients (a v2 VISITOR_ID, a
+// custom_id); one that is not is refused on write (a clear error, nothing
+// written) and not found on read, never a server error.
+func textOK(keys ...string) bool {
+	for _, k := range keys {
+		if !utf8.ValidString(k) || strings.IndexByte(k, 0) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+var errBadKey = errors.New("store: id is not valid UTF-8 or contains a NUL byte")
+
 // --- reads -----------------------------------------------------------------
 
 // readCtx bounds a read by the store's state: after Close, ErrClosed.
@@ -342,12 +376,19 @@ func (s *Store) readCtx() error {
 }
 
 // one reads a single bytea column of one row; ErrNotFound when none.
-func (s *Store) one(ctx context.Context, sql string, args ...any) ([]byte, error) {
+func (s *Store) one(ctx context.Context, sql string, args ...string) ([]byte, error) {
 	if err := s.readCtx(); err != nil {
 		return nil, err
 	}
+	if !textOK(args...) {
+		return nil, store.ErrNotFound
+	}
+	anys := make([]any, len(args))
+	for i, a := range args {
+		anys[i] = a
+	}
 	var v []byte
-	err := s.pool.QueryRow(ctx, sql, args...).Scan(&v)
+	err := s.pool.QueryRow(ctx, sql, anys...).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -361,6 +402,9 @@ func (s *Store) one(ctx context.Context, sql string, args ...any) ([]byte, error
 func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conversation, error) {
 	if err := s.readCtx(); err != nil {
 		return model.Conversation{}, err
+	}
+	if !textOK(string(id)) {
+		return model.Conversation{}, store.ErrNotFound
 	}
 	var (
 		data []byte
@@ -406,7 +450,7 @@ func (s *Store) Events(ctx context.Context, conv model.ConvID, from uint64, limi
 	if from == 0 {
 		from = 1
 	}
-	if from > 1<<63-1 {
+	if from > 1<<63-1 || !textOK(string(conv)) {
 		return nil, nil
 	}
 	lim := int64(limit)
@@ -439,6 +483,9 @@ func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]
 	if err := s.readCtx(); err != nil {
 		return nil, err
 	}
+	if !textOK(string(v)) {
+		return nil, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT id FROM convs WHERE visitor = $1 ORDER BY id`, string(v))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -469,8 +516,17 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 		if err := s.readCtx(); err != nil {
 			return err
 		}
-		rows, err := s.pool.Query(ctx, `SELECT id, rev, data FROM convs WHERE $1 OR id > $2 ORDER BY id LIMIT $3`,
-			first, after, convPage)
+		// Two forms rather than "$1 OR id > $2", which would keep the
+		// planner from the primary key's range scan.
+		var (
+			rows pgx.Rows
+			err  error
+		)
+		if first {
+			rows, err = s.pool.Query(ctx, `SELECT id, rev, data FROM convs ORDER BY id LIMIT $1`, convPage)
+		} else {
+			rows, err = s.pool.Query(ctx, `SELECT id, rev, data FROM convs WHERE id > $1 ORDER BY id LIMIT $2`, after, convPage)
+		}
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
@@ -509,14 +565,14 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 
 // Resolve implements store.Store.
 func (s *Store) Resolve(ctx context.Context, k store.MapKey) (string, error) {
-	v, err := s.one(ctx, `SELECT core::bytea FROM maps WHERE system = $1 AND tenant = $2 AND kind = $3 AND foreign_id = $4`,
+	v, err := s.one(ctx, `SELECT core FROM maps WHERE system = $1 AND tenant = $2 AND kind = $3 AND foreign_id = $4`,
 		k.System, k.Tenant, k.Kind, k.Foreign)
 	return string(v), err
 }
 
 // Reverse implements store.Store.
 func (s *Store) Reverse(ctx context.Context, system, tenant, kind, core string) (string, error) {
-	v, err := s.one(ctx, `SELECT foreign_id::bytea FROM maps_rev WHERE system = $1 AND tenant = $2 AND kind = $3 AND core = $4`,
+	v, err := s.one(ctx, `SELECT foreign_id FROM maps_rev WHERE system = $1 AND tenant = $2 AND kind = $3 AND core = $4`,
 		system, tenant, kind, core)
 	return string(v), err
 }
@@ -525,6 +581,9 @@ func (s *Store) Reverse(ctx context.Context, system, tenant, kind, core string) 
 func (s *Store) Idempotent(ctx context.Context, system, key string) (store.Idem, error) {
 	if err := s.readCtx(); err != nil {
 		return store.Idem{}, err
+	}
+	if !textOK(system, key) {
+		return store.Idem{}, store.ErrNotFound
 	}
 	var (
 		conv string

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"chatgate/core/model"
 	"chatgate/store"
 	"chatgate/store/postgres/pgtest"
 	"chatgate/store/storetest"
@@ -110,6 +111,46 @@ func TestMigrationsNumbered(t *testing.T) {
 	for i, m := range migrations {
 		if m.version != i+1 {
 			t.Errorf("migration %d has version %d, want %d", i, m.version, i+1)
+		}
+	}
+}
+
+// TestKeysPostgresCannotStore: ids PostgreSQL text cannot hold (a NUL byte,
+// invalid UTF-8; clients choose some ids) are refused on write with a clear
+// error, nothing of the batch written, and are simply not found on read.
+func TestKeysPostgresCannotStore(t *testing.T) {
+	s := open(t, Options{})
+	defer s.Close()
+	ctx := t.Context()
+	for _, bad := range []string{"nul\x00byte", "bad\xffutf8"} {
+		v := model.Visitor{ID: "bystander-" + model.VisitorID(model.NewID())}
+		batches := map[string]*store.Batch{
+			"visitor":  {Visitors: []model.Visitor{{ID: model.VisitorID(bad)}}},
+			"mapping":  {Maps: []store.Mapping{{MapKey: store.MapKey{System: "s", Kind: "k", Foreign: bad}, Core: "c"}}},
+			"idem key": {Idems: []store.Idem{{System: "s", Key: bad, Conv: "c", Seq: 1}}},
+			"meta key": {Meta: map[string][]byte{bad: []byte("x")}},
+			"outbox":   {Outbox: []store.OutboxRow{{ID: "r", Target: "T", Conv: model.ConvID(bad)}}},
+		}
+		for name, b := range batches {
+			b.Visitors = append(b.Visitors, v)
+			if err := s.Commit(ctx, b); err == nil || errors.Is(err, store.ErrConflict) {
+				t.Errorf("%s %q: Commit = %v, want a plain refusal", name, bad, err)
+			}
+			if _, err := s.Visitor(ctx, v.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s %q: the batch's bystander visitor was written (%v)", name, bad, err)
+			}
+		}
+		if _, err := s.Resolve(ctx, store.MapKey{System: "s", Kind: "k", Foreign: bad}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Resolve(%q) = %v, want ErrNotFound", bad, err)
+		}
+		if _, err := s.Conversation(ctx, model.ConvID(bad)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Conversation(%q) = %v, want ErrNotFound", bad, err)
+		}
+		if _, err := s.Idempotent(ctx, "s", bad); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Idempotent(%q) = %v, want ErrNotFound", bad, err)
+		}
+		if evs, err := s.Events(ctx, model.ConvID(bad), 0, 0); err != nil || len(evs) != 0 {
+			t.Errorf("Events(%q) = %v, %v", bad, evs, err)
 		}
 	}
 }

@@ -114,6 +114,7 @@ BEGIN
 END
 $$;
 `},
+	{2, clusterSchema}, // cluster_schema.go
 }
 
 // SchemaVersion is the newest schema version this build writes and reads.

@@ -254,3 +254,47 @@ func testRevisionHammer(t *testing.T, open func(t *testing.T) store.Store) {
 	retries := HammerOne(t, []store.Store{s}, 3, 12, 25)
 	t.Logf("%d stale retries", retries)
 }
+
+// testOddKeys: client-chosen ids with characters that a SQL or escape layer
+// could mangle round-trip as they are, in every keyed record.
+func testOddKeys(t *testing.T, open func(t *testing.T) store.Store) {
+	s := fresh(t, open)
+	ctx := t.Context()
+	for i, id := range []string{`back\slash`, `\\x41`, `quote'"`, "percent%_", "ünï 𝄞", "sp ace", "semi;--", `{"json":1}`} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			mk := store.MapKey{System: "sys" + id, Tenant: "t" + id, Kind: "k" + id, Foreign: id}
+			v := newVisitor("odd")
+			v.ID = model.VisitorID("v" + id)
+			c := newConv(v.ID)
+			c.ID = model.ConvID("c" + id)
+			c.LastSeq = 1
+			commit(t, s, &store.Batch{
+				Visitors: []model.Visitor{v}, Convs: []model.Conversation{c}, Events: []model.Event{newEvent(c.ID, 1)},
+				Maps:  []store.Mapping{{MapKey: mk, Core: "core" + id}},
+				Idems: []store.Idem{{System: "sys" + id, Key: id, Conv: c.ID, Seq: 1}},
+				Meta:  map[string][]byte{"meta" + id: []byte(id)},
+			})
+			if got, err := s.Resolve(ctx, mk); err != nil || got != "core"+id {
+				t.Errorf("Resolve = %q, %v", got, err)
+			}
+			if got, err := s.Reverse(ctx, mk.System, mk.Tenant, mk.Kind, "core"+id); err != nil || got != id {
+				t.Errorf("Reverse = %q, %v", got, err)
+			}
+			if got, err := s.Idempotent(ctx, "sys"+id, id); err != nil || got.Conv != c.ID {
+				t.Errorf("Idempotent = %+v, %v", got, err)
+			}
+			if got, err := s.Meta(ctx, "meta"+id); err != nil || string(got) != id {
+				t.Errorf("Meta = %q, %v", got, err)
+			}
+			if got, err := s.Visitor(ctx, v.ID); err != nil || got.ID != v.ID {
+				t.Errorf("Visitor = %q, %v", got.ID, err)
+			}
+			if ids, err := s.VisitorConversations(ctx, v.ID); err != nil || !slices.Equal(ids, []model.ConvID{c.ID}) {
+				t.Errorf("VisitorConversations = %v, %v", ids, err)
+			}
+			if evs, err := s.Events(ctx, c.ID, 0, 0); err != nil || len(evs) != 1 || evs[0].Conv != c.ID {
+				t.Errorf("Events = %v, %v", evs, err)
+			}
+		})
+	}
+}

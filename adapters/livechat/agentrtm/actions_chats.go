@@ -126,7 +126,7 @@ type SendEventResponse struct {
 // eventSide is the agent side of send_event: system_message and
 // agents-only events allowed, file events only with upload_file URLs.
 func (c *agentView) eventSide(ctx context.Context) wire.EventSide {
-	return wire.EventSide{Aud: wire.ForAgent, File: func(e *wire.EventIn) (*model.File, error) { return wire.UploadedFile(ctx, c.s.cfg.Files, e.URL) },
+	return wire.EventSide{Aud: wire.ForAgent, File: func(e *wire.EventIn) (*model.File, error) { return c.fileOf(ctx, e.URL) },
 		FormType: c.s.cfg.Forms.TypeOf}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"chatgate/core/model"
 	"chatgate/core/routing"
 	"chatgate/store"
+	"chatgate/store/files"
 )
 
 // pushTo sends a push caused by the current request to one connection: on
@@ -734,4 +736,27 @@ func logout(_ context.Context, c *caller, _ *wire.Request) (any, error) {
 		o.bye("agent_logged_out_remotely")
 	}
 	return nil, nil
+}
+
+// ---- file events ----
+
+// fileOf checks a file event's url: it must be a URL upload_file returned
+// (path /file-upload/<id>/<name> of a stored file). Name, type and size
+// come from the store.
+func (c *agentView) fileOf(ctx context.Context, raw string) (*model.File, error) {
+	bad := wire.Errorf(wire.Validation, "event.url must be a URL returned by upload_file")
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" || c.s.cfg.Files == nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, bad
+	}
+	id, ok := files.IDFromURL(raw)
+	if !ok {
+		return nil, bad
+	}
+	// Claimed: referenced by an event from now on, so never swept.
+	f, err := c.s.cfg.Files.Claim(ctx, id)
+	if err != nil {
+		return nil, bad
+	}
+	return &model.File{Name: f.Name, URL: raw, ContentType: f.ContentType, Size: f.Size}, nil
 }
