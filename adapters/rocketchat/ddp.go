@@ -154,7 +154,7 @@ func (s *Surface) runDDP(ctx context.Context) error {
 
 func (s *Surface) serveDDP(sockjs bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		ws, err := s.ddp.upgrader.Upgrade(c.Writer, c.Request, nil)
+		ws, err := wsconn.Upgrade(&s.ddp.upgrader, c.Writer, c.Request, nil)
 		if err != nil {
 			return // the upgrader has answered with an HTTP error
 		}

@@ -28,6 +28,11 @@ type actorShard struct {
 }
 
 type actor struct {
+	// mbox holds the jobs queued behind the running one. It is made by
+	// the first job that has to queue (guarded by the shard's mu; read
+	// without it only after that): most commands find their key idle and
+	// run alone, and a mailbox of 256 jobs is 8 KiB to allocate and
+	// collect per command.
 	mbox chan job
 	refs int // jobs queued or running, guarded by the shard's mu
 }
@@ -64,7 +69,7 @@ func (a *Actors) Do(ctx context.Context, key string, fn func(context.Context) er
 		// fresh goroutine per command cost its start and the growth of
 		// its stack (JSON encoding runs deep) on every message. Jobs
 		// queued meanwhile wait in the mailbox as usual.
-		act = &actor{mbox: make(chan job, a.mailbox), refs: 1}
+		act = &actor{refs: 1}
 		sh.m[key] = act
 		sh.mu.Unlock()
 		var err error
@@ -84,6 +89,9 @@ func (a *Actors) Do(ctx context.Context, key string, fn func(context.Context) er
 		return err
 	}
 	act.refs++
+	if act.mbox == nil {
+		act.mbox = make(chan job, a.mailbox)
+	}
 	sh.mu.Unlock()
 
 	j := job{ctx: ctx, fn: fn, errc: make(chan error, 1)}

@@ -48,9 +48,13 @@ func queued(a *Actors, key string) int {
 		sh := &a.shards[i]
 		sh.mu.Lock()
 		act := sh.m[key]
-		sh.mu.Unlock()
+		n := -1
 		if act != nil {
-			return len(act.mbox)
+			n = len(act.mbox) // made under mu by the first job to queue
+		}
+		sh.mu.Unlock()
+		if n >= 0 {
+			return n
 		}
 	}
 	return -1

@@ -179,6 +179,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	for i := range b.Convs {
 		b.Convs[i].Rev = o.convs[i].rev
 	}
+	for i := range b.Visitors {
+		b.Visitors[i].Rev = o.visitors[i].rev
+	}
 	return nil
 }
 
@@ -321,6 +324,59 @@ type ops struct {
 	// convs are the conversation records to write, checked against
 	// their expected revision (see convPut), in batch order.
 	convs []convPut
+	// restore, if set, is an import's records (see Restore); apply
+	// writes those absent and counts the rest.
+	restore *restoreOp
+	// visitors are the visitor records to write, under the same check.
+	visitors []visitorPut
+}
+
+// visitorPut is a visitor record to write: its JSON with its revision
+// spliced in as the last member (`,"rev":N}`; see visitorRecord).
+type visitorPut struct {
+	key    []byte
+	val    []byte
+	expect uint64 // the revision the writer read (0: write whatever is stored)
+	rev    uint64 // the revision written, set by check
+}
+
+// withMember splices `"<tag>":n` into the JSON object body as its last
+// member.
+func withMember(body []byte, tag string, n uint64) []byte {
+	out := make([]byte, 0, len(body)+len(tag)+24)
+	out = append(out, body[:len(body)-1]...)
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, '"')
+	out = append(out, tag...)
+	out = append(out, `":`...)
+	out = strconv.AppendUint(out, n, 10)
+	return append(out, '}')
+}
+
+// visitorRecord splits a stored visitor into its JSON (a copy) and its
+// revision (0 for a record written before visitors had one).
+func visitorRecord(v []byte) ([]byte, uint64) {
+	if len(v) < 2 || v[len(v)-1] != '}' {
+		return v, 0
+	}
+	end, rev, ok := lastMember(v, len(v)-1, "rev")
+	if !ok {
+		return v, 0
+	}
+	return append(v[:end:end], '}'), rev
+}
+
+// decodeVisitor decodes a stored visitor and its revision.
+func decodeVisitor(_ *bbolt.Tx, _, v []byte) (model.Visitor, error) {
+	body, rev := visitorRecord(v)
+	var rec model.Visitor
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return rec, fmt.Errorf("decode %s: %w", bVisitors, err)
+	}
+	rec.Rev = rev
+	return rec, nil
 }
 
 // convPut is a conversation record to write. Its stored value is body
@@ -337,32 +393,28 @@ type convPut struct {
 	message bool
 
 	// Set by check and apply, inside the transaction.
-	rev     uint64 // the revision after this commit
-	seq     uint64 // the LastSeq a reader will see after this commit
-	same    bool   // the record was left as it was
-	curBody []byte // the stored body, nil for a new record
-	curRev  uint64 // the stored revision, before this commit
-	curSeq  uint64 // the stored LastSeq, before this commit
+	rev    uint64       // the revision after this commit
+	seq    uint64       // the LastSeq a reader will see after this commit
+	same   bool         // the record was left as it was
+	exists bool         // a record was stored
+	cur    storedRecord // the stored record, before this commit
 }
 
 func encode(b *store.Batch) (ops, error) {
 	var o ops
-	put := func(bucket, key []byte, v any) error {
-		val, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("encode %s: %w", bucket, err)
-		}
-		o.puts = append(o.puts, kv{bucket: bucket, key: key, val: val})
-		return nil
-	}
 	for i := range b.Visitors {
 		v := &b.Visitors[i]
 		if v.ID == "" {
 			return o, errors.New("store: visitor without id")
 		}
-		if err := put(bVisitors, []byte(v.ID), v); err != nil {
-			return o, err
+		val, err := json.Marshal(v)
+		if err != nil {
+			return o, fmt.Errorf("encode %s: %w", bVisitors, err)
 		}
+		if len(v.ID) > bbolt.MaxKeySize || len(val)+32 > bbolt.MaxValueSize {
+			return o, fmt.Errorf("store: key or value size out of range in %s", bVisitors)
+		}
+		o.visitors = append(o.visitors, visitorPut{key: []byte(v.ID), val: val, expect: v.Rev})
 	}
 	for i := range b.Convs {
 		c := &b.Convs[i]
@@ -447,18 +499,29 @@ func (o *ops) check(tx *bbolt.Tx) error {
 	// rather than of the event seqs it collides with.
 	for i := range o.convs {
 		p := &o.convs[i]
-		p.curBody, p.curRev, p.curSeq = nil, 0, 0
+		p.exists, p.cur = false, storedRecord{}
 		if v := tx.Bucket(bConvs).Get(p.key); v != nil {
 			st, err := storedConv(tx, p.key, v)
 			if err != nil {
 				return err
 			}
-			p.curBody, p.curRev, p.curSeq = st.body, st.rev, st.lastSeq
+			p.exists, p.cur = true, st
 		}
-		if p.expect != 0 && p.expect != p.curRev {
-			return fmt.Errorf("%w: conversation %s is at revision %d, not %d", store.ErrStale, p.key, p.curRev, p.expect)
+		if p.expect != 0 && p.expect != p.cur.rev {
+			return fmt.Errorf("%w: conversation %s is at revision %d, not %d", store.ErrStale, p.key, p.cur.rev, p.expect)
 		}
-		p.rev = p.curRev + 1
+		p.rev = p.cur.rev + 1
+	}
+	for i := range o.visitors {
+		p := &o.visitors[i]
+		var cur uint64
+		if v := tx.Bucket(bVisitors).Get(p.key); v != nil {
+			_, cur = visitorRecord(v)
+		}
+		if p.expect != 0 && p.expect != cur {
+			return fmt.Errorf("%w: visitor %s is at revision %d, not %d", store.ErrStale, p.key, cur, p.expect)
+		}
+		p.rev = cur + 1
 	}
 	for _, m := range o.outboxMuts {
 		if err := m.check(tx); err != nil {
@@ -508,19 +571,25 @@ func (o *ops) check(tx *bbolt.Tx) error {
 
 func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 	n := 0
+	for _, p := range o.visitors {
+		if err := tx.Bucket(bVisitors).Put(p.key, withMember(p.val, "rev", p.rev)); err != nil {
+			return 0, fmt.Errorf("put %s: %w", bVisitors, err)
+		}
+		n++
+	}
 	for i := range o.convs {
 		p := &o.convs[i]
 		// A message to a conversation that changed in nothing else: the
 		// record stays, and its event (the next seq) moves the LastSeq
 		// and revision readers see by one each (see storedConv).
-		p.same = p.message && p.curBody != nil && p.lastSeq == p.curSeq+1 && bytes.Equal(p.curBody, p.body)
+		p.same = p.message && p.exists && p.lastSeq == p.cur.lastSeq+1 && p.cur.sameBody(p.body)
 		if p.same {
 			p.seq = p.lastSeq
 			continue
 		}
 		// The seq the record is written at covers every event stored
 		// or written with it, so that its revision reads exactly rev.
-		p.seq = max(p.lastSeq, p.curSeq)
+		p.seq = max(p.lastSeq, p.cur.lastSeq)
 		for _, e := range o.puts {
 			if bytes.Equal(e.bucket, bEvents) && len(e.key) == len(p.key)+9 && bytes.HasPrefix(e.key, p.key) && e.key[len(p.key)] == 0 {
 				p.seq = max(p.seq, binary.BigEndian.Uint64(e.key[len(p.key)+1:]))
@@ -556,6 +625,13 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 	}
 	for _, m := range o.outboxMuts {
 		k, err := m.apply(tx)
+		if err != nil {
+			return 0, err
+		}
+		n += k
+	}
+	if o.restore != nil {
+		k, err := o.restore.apply(tx)
 		if err != nil {
 			return 0, err
 		}
@@ -664,43 +740,49 @@ func withRev(body []byte, rev, seq uint64) []byte {
 	return append(out, '}')
 }
 
-// cutMember cuts a last member `"<tag>":<digits>` off the JSON object v
-// and returns v without it and its number. It is recognised only as the
-// very last member, where the object's own closing brace follows its
-// digits: a property value that merely contains the tag ends in two
-// braces.
-func cutMember(v []byte, tag string) ([]byte, uint64, bool) {
-	if len(v) < len(tag)+5 || v[len(v)-1] != '}' {
-		return v, 0, false
-	}
-	i := len(v) - 2
+// lastMember finds a last member `"<tag>":<digits>` of a JSON object
+// whose members end at v[end] (its closing brace, or the separator of a
+// member found before), and returns where the members end without it,
+// and its number. It is recognised only as the very last member, where
+// the object's own closing brace follows its digits: a property value
+// that merely contains the tag ends in two braces. It copies nothing.
+func lastMember(v []byte, end int, tag string) (int, uint64, bool) {
+	i := end - 1
 	for i >= 0 && v[i] >= '0' && v[i] <= '9' {
 		i--
 	}
 	t := `"` + tag + `":`
-	if i == len(v)-2 || i+1 < len(t) || string(v[i+1-len(t):i+1]) != t {
-		return v, 0, false
+	if i == end-1 || i+1 < len(t) || string(v[i+1-len(t):i+1]) != t {
+		return end, 0, false
 	}
-	n, err := strconv.ParseUint(string(v[i+1:len(v)-1]), 10, 64)
+	num, err := strconv.ParseUint(string(v[i+1:end]), 10, 64)
 	if err != nil {
-		return v, 0, false
+		return end, 0, false
 	}
-	j := i + 1 - len(t) - 1 // the separator before the member
-	switch {
+	switch j := i + 1 - len(t) - 1; { // the separator before the member
 	case j >= 0 && v[j] == ',':
-		return append(v[:j:j], '}'), n, true
+		return j, num, true
 	case j >= 0 && v[j] == '{':
-		return append(v[:j+1:j+1], '}'), n, true
+		return j + 1, num, true
 	}
-	return v, 0, false
+	return end, 0, false
 }
 
 // storedRecord is a conversation record as stored, with what it reads as.
 type storedRecord struct {
-	body    []byte // the JSON without rev and rev_seq
+	raw     []byte // the stored value (valid in its transaction)
+	end     int    // raw[:end]+"}" is its JSON without rev and rev_seq
 	rev     uint64 // the revision a reader sees
 	lastSeq uint64 // the LastSeq a reader sees
-	seq     uint64 // the LastSeq the body's record stands for
+	seq     uint64 // the LastSeq the record's JSON stands for
+}
+
+// body returns a copy of the record's JSON without rev and rev_seq.
+func (r *storedRecord) body() []byte { return append(r.raw[:r.end:r.end], '}') }
+
+// sameBody reports whether the record's JSON is body.
+func (r *storedRecord) sameBody(body []byte) bool {
+	return len(body) == r.end+1 && bytes.Equal(r.raw[:r.end], body[:r.end])
 }
 
 // storedConv reads the stored form of conversation key (see withRev and
@@ -714,18 +796,22 @@ type storedRecord struct {
 // Records of version 1 files (no rev: revision 0) and of builds that
 // wrote `"rev":N` alone take rev_seq from their last_seq.
 func storedConv(tx *bbolt.Tx, key, v []byte) (storedRecord, error) {
-	body, seq, hasSeq := cutMember(v, "rev_seq")
-	body, rev, _ := cutMember(body, "rev")
+	if len(v) < 2 || v[len(v)-1] != '}' {
+		return storedRecord{}, fmt.Errorf("decode %s %q: not a JSON object", bConvs, key)
+	}
+	end, seq, hasSeq := lastMember(v, len(v)-1, "rev_seq")
+	end, rev, _ := lastMember(v, end, "rev")
+	r := storedRecord{raw: v, end: end, rev: rev}
 	if !hasSeq {
 		var c struct {
 			LastSeq uint64 `json:"last_seq"`
 		}
-		if err := json.Unmarshal(body, &c); err != nil {
+		if err := json.Unmarshal(r.body(), &c); err != nil {
 			return storedRecord{}, fmt.Errorf("decode %s %q: %w", bConvs, key, err)
 		}
 		seq = c.LastSeq
 	}
-	r := storedRecord{body: body, rev: rev, lastSeq: seq, seq: seq}
+	r.seq, r.lastSeq = seq, seq
 	if tail := lastSeq(tx, model.ConvID(key)); tail > seq {
 		r.lastSeq, r.rev = tail, rev+(tail-seq)
 	}
@@ -739,7 +825,7 @@ func decodeConv(tx *bbolt.Tx, key, v []byte) (model.Conversation, error) {
 	if err != nil {
 		return c, err
 	}
-	if err := json.Unmarshal(r.body, &c); err != nil {
+	if err := json.Unmarshal(r.body(), &c); err != nil {
 		return c, fmt.Errorf("decode %s %q: %w", bConvs, key, err)
 	}
 	c.LastSeq, c.Rev = r.lastSeq, r.rev
@@ -792,7 +878,15 @@ func decodeJSON[T any](_ *bbolt.Tx, _, v []byte) (T, error) {
 // Visitor implements store.Store.
 func (s *Store) Visitor(_ context.Context, id model.VisitorID) (model.Visitor, error) {
 	var v model.Visitor
-	err := s.get(bVisitors, []byte(id), &v)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		raw := tx.Bucket(bVisitors).Get([]byte(id))
+		if raw == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		v, err = decodeVisitor(tx, []byte(id), raw)
+		return err
+	})
 	return v, err
 }
 
@@ -853,7 +947,7 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 // Visitors implements store.VisitorLister, as Conversations scans: every
 // visitor, whether or not it has conversations.
 func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
-	return scan(ctx, s, bVisitors, "visitor", decodeJSON[model.Visitor], fn)
+	return scan(ctx, s, bVisitors, "visitor", decodeVisitor, fn)
 }
 
 // scan calls fn for every record of bucket (read with decode, in the read

@@ -188,3 +188,32 @@ func TestEventRecordLeavesOutKey(t *testing.T) {
 		t.Errorf("decoded %+v, %v; want %+v", back, err, e)
 	}
 }
+
+// TestStoredRecordMembers: the revision members are found only as the
+// record's own last members, never inside a property value.
+func TestStoredRecordMembers(t *testing.T) {
+	for _, tc := range []struct {
+		stored, body string
+		rev, seq     uint64
+		hasSeq       bool
+	}{
+		{`{"a":1,"rev":3,"rev_seq":7}`, `{"a":1}`, 3, 7, true},
+		{`{"a":"x","rev":4}`, `{"a":"x"}`, 4, 0, false},
+		{`{"rev":2,"rev_seq":0}`, `{}`, 2, 0, true},
+		{`{"p":{"rev":5}}`, `{"p":{"rev":5}}`, 0, 0, false},
+		{`{"p":{"rev_seq":5}}`, `{"p":{"rev_seq":5}}`, 0, 0, false},
+		{`{"a":1}`, `{"a":1}`, 0, 0, false},
+		{`{"xrev":9}`, `{"xrev":9}`, 0, 0, false},
+	} {
+		v := []byte(tc.stored)
+		end, seq, hasSeq := lastMember(v, len(v)-1, "rev_seq")
+		end, rev, _ := lastMember(v, end, "rev")
+		r := storedRecord{raw: v, end: end}
+		if string(r.body()) != tc.body || rev != tc.rev || seq != tc.seq || hasSeq != tc.hasSeq {
+			t.Errorf("%s: body %s rev %d seq %d (%v); want %s %d %d (%v)", tc.stored, r.body(), rev, seq, hasSeq, tc.body, tc.rev, tc.seq, tc.hasSeq)
+		}
+		if !r.sameBody([]byte(tc.body)) {
+			t.Errorf("%s: sameBody(%s) = false", tc.stored, tc.body)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -153,7 +154,11 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 		}
 		return err
 	})
-	c.pingTimer = time.AfterFunc(opts.PingInterval, c.ping)
+	// Armed only once c.pingTimer is set: with a short interval the first
+	// tick could otherwise run (and read the field) before AfterFunc
+	// returned.
+	c.pingTimer = time.AfterFunc(time.Duration(math.MaxInt64), c.ping)
+	c.pingTimer.Reset(opts.PingInterval)
 	return c
 }
 
@@ -316,7 +321,7 @@ func (c *Conn) writer() {
 		linger.Reset(writerLinger)
 		select {
 		case msg := <-c.send:
-			if err := c.write(msg); err != nil {
+			if err := c.writeQueued(msg); err != nil {
 				c.end(fmt.Errorf("wsconn write: %w", err), false)
 			}
 			continue
@@ -344,6 +349,30 @@ func (c *Conn) finish() {
 	c.finished = true
 	c.wmu.Unlock()
 	close(c.done)
+}
+
+// writeQueued writes msg and, on a socket from Upgrade, the frames queued
+// behind it (up to maxBatch) in one write.
+func (c *Conn) writeQueued(msg []byte) error {
+	bc, ok := c.ws.NetConn().(*batchConn)
+	if !ok {
+		return c.write(msg)
+	}
+	bc.begin()
+	err := c.write(msg)
+	for n := 1; err == nil && n < maxBatch; n++ {
+		select {
+		case msg = <-c.send:
+			err = c.write(msg)
+			continue
+		default:
+		}
+		break
+	}
+	if ferr := bc.flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 func (c *Conn) write(msg []byte) error {

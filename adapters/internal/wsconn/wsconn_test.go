@@ -22,7 +22,7 @@ func pair(t *testing.T, opts Options) (*Conn, *websocket.Conn) {
 	got := make(chan *Conn, 1)
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		ws, err := Upgrade(&websocket.Upgrader{}, w, r, nil)
 		if err != nil {
 			t.Errorf("upgrade: %v", err)
 			return

@@ -81,7 +81,7 @@ func (r *Sessions) Run(ctx context.Context) error {
 // with ("" accepts it), for checks of the URL such as the organization.
 func (r *Sessions) Serve(w http.ResponseWriter, req *http.Request, version string,
 	newClient func(send func([]byte) error, bye func(string)) Client, refuse func(*http.Request) string) {
-	ws, err := r.upgrader.Upgrade(w, req, nil)
+	ws, err := wsconn.Upgrade(&r.upgrader, w, req, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}

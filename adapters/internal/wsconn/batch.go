@@ -1,0 +1,92 @@
+package wsconn
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/gorilla/websocket"
+)
+
+// maxBatch bounds how many queued frames the writer sends in one write.
+const maxBatch = 64
+
+// Upgrade is up.Upgrade with the socket wrapped so that a Conn's writer
+// can send the frames it finds queued together in one write(2) instead of
+// one each: a request's response and the push it causes, or the pushes of
+// several chats to one agent, leave in one system call. Sessions of
+// sockets upgraded otherwise write a frame at a time.
+func Upgrade(up *websocket.Upgrader, w http.ResponseWriter, r *http.Request, h http.Header) (*websocket.Conn, error) {
+	return up.Upgrade(hijacker{w}, r, h)
+}
+
+// hijacker hands gorilla the hijacked socket wrapped in a batchConn.
+type hijacker struct{ http.ResponseWriter }
+
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("wsconn: response does not implement http.Hijacker")
+	}
+	c, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &batchConn{Conn: c}, brw, nil
+}
+
+// batchConn collects what is written to it while a batch is open and
+// writes it at once when the batch is flushed; otherwise it writes
+// through. gorilla serialises its writers (the session's writer and
+// control frames from other goroutines) around each frame; a control frame
+// written during a batch joins it, in order.
+type batchConn struct {
+	net.Conn
+	mu  sync.Mutex
+	buf *[]byte // the open batch; nil when none
+}
+
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.buf != nil {
+		*b.buf = append(*b.buf, p...)
+		b.mu.Unlock()
+		return len(p), nil
+	}
+	b.mu.Unlock()
+	return b.Conn.Write(p)
+}
+
+// begin opens a batch.
+func (b *batchConn) begin() {
+	b.mu.Lock()
+	if b.buf == nil {
+		b.buf = batchBufs.Get().(*[]byte)
+	}
+	b.mu.Unlock()
+}
+
+// flush closes the batch and writes it (within the write deadline last
+// set on the socket).
+func (b *batchConn) flush() error {
+	b.mu.Lock()
+	buf := b.buf
+	b.buf = nil
+	b.mu.Unlock()
+	if buf == nil {
+		return nil
+	}
+	var err error
+	if len(*buf) > 0 {
+		_, err = b.Conn.Write(*buf)
+	}
+	if cap(*buf) <= 64<<10 { // an outsized batch is not kept for idle sessions
+		*buf = (*buf)[:0]
+		batchBufs.Put(buf)
+	}
+	return err
+}
