@@ -187,3 +187,36 @@ test('customer-sdk and lc-sdk-js over TLS: filled_form, recipients agents, chat_
     assert.equal(p.requesterId, gw.agent.id);
   });
 });
+
+// Issue 11, item 5, in the agent console: a Rocket.Chat offline message
+// left while no agent was connected is among the archives of the agent
+// who logs in afterwards, with its ticket form and message.
+test('console: an offline message left with no agent connected is in the archives', async (t) => {
+  const { openBrowser, consolePage, WAIT } = require('../lib/console');
+  const { WireLog } = require('../lib/artifacts');
+  const gw = await startGateway('livechat-offline-console');
+  t.after(() => gw.stop());
+  const r = await fetch(gw.url + '/api/v1/livechat/offline.message', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'Olga Offline', email: 'olga@example.invalid', message: 'Please call me back about my invoice' }),
+  });
+  assert.equal(r.status, 200, await r.text());
+
+  const wire = new WireLog('livechat-offline-console');
+  const b = await openBrowser('livechat-offline-console', wire);
+  t.after(async () => { await b.close(); wire.save(); });
+  const c = consolePage(b.page);
+  try {
+    await c.loginPassword(gw.url, gw.agent.username, gw.agent.password);
+    await c.chat('Olga Offline').waitFor({ timeout: WAIT });
+    await c.open('Olga Offline');
+    const log = c.messages();
+    await log.getByText('Please call me back about my invoice', { exact: true }).first().waitFor({ timeout: WAIT });
+    await log.getByText('Form: ticket').waitFor({ timeout: WAIT });
+    await log.getByText('olga@example.invalid').waitFor({ timeout: WAIT });
+    await b.shot('offline-message');
+  } catch (e) {
+    await b.shot('FAILED').catch(() => {});
+    throw e;
+  }
+});

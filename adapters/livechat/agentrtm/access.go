@@ -10,19 +10,27 @@ import (
 	"chatgate/store"
 )
 
-// canSee reports whether the agent may see a conversation: it serves it,
-// it is queued in a department the agent serves, or the agent follows it.
+// canSee reports whether the agent may see a conversation: the one rule
+// of model.Agent.MaySee (it serves it, may take it from the queue, or
+// follows it), plus the unserved archives of its departments.
 func (c *agentView) canSee(conv model.Conversation) bool {
-	return c.agent.MaySee(conv)
+	return c.agent.MaySee(conv) || c.unservedArchive(conv)
+}
+
+// unservedArchive reports whether conv is an archive of the agent's
+// departments that no agent ever served (an offline message, a chat its
+// visitor left while queued): every agent of the department reads those,
+// as LiveChat shows a group's archives to the group's agents. Archives
+// another agent served stay that agent's, relayed ones the upstream
+// desk's. Reading is all: the customer tokens an agent may obtain still
+// follow MaySee alone.
+func (c *agentView) unservedArchive(conv model.Conversation) bool {
+	return conv.State == model.StateClosed && conv.Agent == "" && conv.Owner == "" && c.agent.Serves(conv.Department)
 }
 
 // serves is canSee without following: the agent serves the conversation
-// (or was added to it), may take it from the queue, or it is an archive
-// of its departments that no agent ever served (an offline message, a
-// chat its visitor left while queued): every agent of the department
-// sees those, as LiveChat shows a group's archives to the group's agents.
-// Archives another agent served stay that agent's; relayed ones stay
-// the upstream desk's.
+// (or was added to it), may take it from the queue, or it is an unserved
+// archive of its departments.
 func (c *agentView) serves(conv model.Conversation) bool {
 	if conv.HasMember(c.agent.ID) {
 		return true
@@ -30,14 +38,7 @@ func (c *agentView) serves(conv model.Conversation) bool {
 	if conv.Agent != "" {
 		return conv.Agent == c.agent.ID
 	}
-	switch conv.State {
-	case model.StateQueued:
-		return c.agent.Serves(conv.Department)
-	case model.StateClosed:
-		// A relayed conversation was the upstream desk's, not this one's.
-		return conv.Owner == "" && c.agent.Serves(conv.Department)
-	}
-	return false
+	return (conv.State == model.StateQueued && c.agent.Serves(conv.Department)) || c.unservedArchive(conv)
 }
 
 // errChatNotFound answers every chat the agent may not see, existing or

@@ -315,10 +315,16 @@ func (c *client) mine(model.Conversation) bool { return true }
 const maxStartEvents = 20
 
 // eventSide is the customer side of send_event: events visible to all,
-// no system messages, file events only with upload_file URLs (as agents).
-func (s *Surface) eventSide(ctx context.Context) wire.EventSide {
+// no system messages; a file event's url is then checked by ownFile (an
+// upload_file URL of this customer's own upload).
+func (s *Surface) eventSide() wire.EventSide {
 	return wire.EventSide{Aud: wire.ForCustomer, FormType: s.cfg.Forms.TypeOf,
-		File: func(e *wire.EventIn) (*model.File, error) { return wire.UploadedFile(ctx, s.cfg.Files, e.URL) }}
+		File: func(e *wire.EventIn) (*model.File, error) {
+			if e.URL == "" {
+				return nil, wire.Errorf(wire.Validation, "event.url is required")
+			}
+			return &model.File{URL: e.URL}, nil
+		}}
 }
 
 type threadRequest struct {
@@ -417,7 +423,7 @@ func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest
 				return model.Conversation{}, nil, wire.Errorf(wire.Validation, "at most %d events", maxStartEvents)
 			}
 			for i := range chat.Thread.Events {
-				d, err := chat.Thread.Events[i].Draft(c.s.eventSide(ctx))
+				d, err := chat.Thread.Events[i].Draft(c.s.eventSide())
 				if err == nil {
 					err = c.ownFile(ctx, &d)
 				}
@@ -475,7 +481,7 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if p.Event == nil {
 		return nil, wire.Errorf(wire.Validation, "event is required")
 	}
-	draft, err := p.Event.Draft(c.s.eventSide(ctx))
+	draft, err := p.Event.Draft(c.s.eventSide())
 	if err == nil {
 		err = c.ownFile(ctx, &draft)
 	}

@@ -2,15 +2,11 @@ package wire
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"net/url"
-	"strings"
 	"unicode/utf8"
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
-	"chatgate/store/files"
 )
 
 // Limits of an incoming event's parts that the desk's text limit does not
@@ -240,29 +236,4 @@ func (e *EventIn) rich() (json.RawMessage, error) {
 func isObject(raw json.RawMessage) bool {
 	b := bytes.TrimSpace(raw)
 	return len(b) > 0 && b[0] == '{'
-}
-
-// UploadedFile is a file event's body when its url is one upload_file
-// returned (…/file-upload/<id>/<name> of a stored upload; any host, as
-// the public URL may differ from the request's): LiveChat takes file
-// events only for its own CDN, and chatgate keeps the rule on both APIs,
-// so that a file event never points anywhere a client chose. Name, type
-// and size come from the stored upload, not the client.
-func UploadedFile(ctx context.Context, fs *files.Store, raw string) (*model.File, error) {
-	bad := Errorf(Validation, "event.url must be a URL returned by upload_file")
-	u, err := url.Parse(raw)
-	if err != nil || raw == "" || fs == nil {
-		return nil, bad
-	}
-	rest, ok := strings.CutPrefix(u.Path, files.URLPrefix)
-	id, _, ok2 := strings.Cut(rest, "/")
-	if !ok || !ok2 {
-		return nil, bad
-	}
-	f, fh, err := fs.Get(ctx, id)
-	if err != nil {
-		return nil, bad
-	}
-	_ = fh.Close()
-	return &model.File{Name: f.Name, URL: raw, ContentType: f.ContentType, Size: f.Size}, nil
 }

@@ -471,9 +471,22 @@ function eventNode(c, e) {
     case 'filled_form': {
       const dl = el('dl', { class: 'form' });
       for (const f of e.fields || []) {
-        dl.append(el('dt', {}, f.label || f.id || ''), el('dd', {}, answerText(f.answer)));
+        // v3.x fields carry answer/answers, the seed's value or checked
+        // options; its title and information fields are layout only.
+        const a = fieldAnswer(f);
+        if (a === null) continue;
+        dl.append(el('dt', {}, f.label || f.name || f.id || ''), el('dd', {}, a));
       }
       body.append(el('div', {}, `Form: ${e.form_type || e.form_id || ''}`), dl);
+      break;
+    }
+    case 'rich_message': {
+      const list = el('ul', { class: 'rich' });
+      for (const x of e.elements || []) {
+        const buttons = (x && x.buttons || []).map((b) => (b && b.text ? `[${b.text}]` : '')).filter(Boolean);
+        list.append(el('li', {}, [x && x.title, x && x.subtitle, ...buttons].filter(Boolean).join(' ')));
+      }
+      body.append(el('div', {}, `Rich message (${e.template_id || ''})`), list);
       break;
     }
     case 'custom':
@@ -484,6 +497,16 @@ function eventNode(c, e) {
   }
   if (e.properties && Object.keys(e.properties).length) body.append(propsNode(e.properties));
   return el('li', { class: cls, 'data-event-id': e.id }, head, body);
+}
+
+// fieldAnswer is a filled form field's answer as text, null for a field
+// without one.
+function fieldAnswer(f) {
+  for (const a of [f.answer, f.answers, f.value]) {
+    if (a !== undefined && a !== null) return answerText(a);
+  }
+  if (Array.isArray(f.options)) return f.options.filter((o) => o && o.checked).map((o) => o.label).join(', ');
+  return null;
 }
 
 function answerText(a) {
