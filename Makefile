@@ -13,7 +13,8 @@ FUZZ_TARGETS := \
 	./adapters/livechat/customer:FuzzDecodeFrame \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush \
-	./adapters/livechat/wire:FuzzEventIn
+	./adapters/livechat/wire:FuzzEventIn \
+	./migrate:FuzzImport
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg docker clean widget e2e
 

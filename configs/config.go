@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"chatgate/core/ratelimit"
 )
 
 // Example is the documented default configuration.
@@ -33,18 +35,37 @@ type Config struct {
 		// PprofAddr, if set, serves net/http/pprof on that address (keep it
 		// on loopback): for profiling a running gateway.
 		PprofAddr string `yaml:"pprof_addr"`
+		// ReadTimeout bounds reading one request, headers and body
+		// (websockets are hijacked and have their own timeouts).
+		ReadTimeout time.Duration `yaml:"read_timeout"`
+		// TrustedProxies are the addresses (IPs or CIDRs) whose
+		// X-Forwarded-For and X-Forwarded-Proto are believed; none by
+		// default.
+		TrustedProxies []string `yaml:"trusted_proxies"`
+		// MetricsAddr, if set, serves /metrics (and pprof, when
+		// pprof_addr is empty) on that address only, not on Addr.
+		MetricsAddr string `yaml:"metrics_addr"`
 	} `yaml:"server"`
-	Log struct {
+	RateLimits RateLimits `yaml:"rate_limits"`
+	Log        struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
 	} `yaml:"log"`
 	Store struct {
 		// URL, if set, selects PostgreSQL (postgres://...) instead of
 		// the bbolt file at Path: several nodes share one database.
-		URL            string `yaml:"url"`
-		Path           string `yaml:"path"`
-		FilesDir       string `yaml:"files_dir"`
-		MaxUploadBytes int64  `yaml:"max_upload_bytes"`
+		URL string `yaml:"url"`
+		// LeaseTTL is how long a node's leases (agent sessions, relay
+		// connectors, the v2 idle sweeper) outlive it (PostgreSQL only).
+		LeaseTTL       time.Duration `yaml:"lease_ttl"`
+		Path           string        `yaml:"path"`
+		FilesDir       string        `yaml:"files_dir"`
+		MaxUploadBytes int64         `yaml:"max_upload_bytes"`
+		// Per-visitor upload quota and the grace period of unreferenced
+		// uploads (store/files.Limits).
+		VisitorUploadBytes int64         `yaml:"visitor_upload_bytes"`
+		VisitorUploadFiles int           `yaml:"visitor_upload_files"`
+		UnreferencedGrace  time.Duration `yaml:"unreferenced_grace"`
 	} `yaml:"store"`
 	RocketChat struct {
 		Enabled   bool   `yaml:"enabled"`
@@ -81,10 +102,12 @@ type Config struct {
 			PingTimeout  time.Duration `yaml:"ping_timeout"`
 		} `yaml:"agent_rtm"`
 		Customer struct {
-			Enabled      bool          `yaml:"enabled"`
-			TokenTTL     time.Duration `yaml:"token_ttl"`
-			LoginTimeout time.Duration `yaml:"login_timeout"`
-			PingTimeout  time.Duration `yaml:"ping_timeout"`
+			Enabled        bool          `yaml:"enabled"`
+			AllowedOrigins []string      `yaml:"allowed_origins"`
+			ClientIDs      []string      `yaml:"client_ids"`
+			TokenTTL       time.Duration `yaml:"token_ttl"`
+			LoginTimeout   time.Duration `yaml:"login_timeout"`
+			PingTimeout    time.Duration `yaml:"ping_timeout"`
 		} `yaml:"customer"`
 		// Forms are the pre-chat, post-chat and ticket forms groups ask
 		// (Customer Chat API get_form; forms.go).
@@ -112,6 +135,26 @@ type Webhooks struct {
 	MaxBackoff  time.Duration `yaml:"max_backoff"`
 	MaxAge      time.Duration `yaml:"max_age"`
 	Concurrency int           `yaml:"concurrency"`
+	// AllowHTTP accepts http:// receivers; AllowPrivateNetworks lets
+	// deliveries reach loopback, private and link-local addresses; CAFile
+	// is a PEM bundle trusted for https receivers. See docs/security.md.
+	AllowHTTP            bool   `yaml:"allow_http"`
+	AllowPrivateNetworks bool   `yaml:"allow_private_networks"`
+	CAFile               string `yaml:"ca_file"`
+}
+
+// RateLimits are the per-address and per-visitor limits (core/ratelimit,
+// docs/security.md).
+type RateLimits struct {
+	// Exempt addresses (IPs or CIDRs) no rate limit or connection cap
+	// applies to.
+	Exempt                []string       `yaml:"exempt"`
+	ConnectionsPerAddress int            `yaml:"connections_per_address"`
+	FailedLogins          ratelimit.Rule `yaml:"failed_logins"`
+	Starts                ratelimit.Rule `yaml:"starts"`
+	Messages              ratelimit.Rule `yaml:"messages"`
+	Uploads               ratelimit.Rule `yaml:"uploads"`
+	NewCustomers          ratelimit.Rule `yaml:"new_customers"`
 }
 
 // Department is a configured department.
@@ -165,7 +208,9 @@ type Agent struct {
 	Password    string   `yaml:"password"`
 	Departments []string `yaml:"departments"`
 	MaxChats    int      `yaml:"max_chats"`
-	// Admin opens the operator view (/console/ops) and its JSON.
+	// Admin: the agent administers the gateway: the operator view
+	// (/console/ops), the Configuration API, customer tokens for any
+	// customer. See docs/security.md.
 	Admin bool `yaml:"admin"`
 }
 
@@ -226,6 +271,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	str("CHATGATE_TLS_CERT_FILE", &c.Server.TLSCertFile)
 	str("CHATGATE_TLS_KEY_FILE", &c.Server.TLSKeyFile)
 	str("CHATGATE_PPROF_ADDR", &c.Server.PprofAddr)
+	str("CHATGATE_METRICS_ADDR", &c.Server.MetricsAddr)
 	str("CHATGATE_DATA", &c.Store.Path)
 	str("CHATGATE_STORE", &c.Store.URL)
 	str("CHATGATE_LOG_LEVEL", &c.Log.Level)
@@ -362,6 +408,19 @@ func (c *Config) Validate() error {
 			errs = append(errs, "webhooks.max_age must be >= 0")
 		case w.Concurrency < 1:
 			errs = append(errs, "webhooks.concurrency must be >= 1")
+		}
+	}
+	if c.Store.LeaseTTL != 0 && c.Store.LeaseTTL < time.Second {
+		errs = append(errs, "store.lease_ttl must be at least 1s (or 0 for the default 15s)")
+	}
+	if c.Server.ReadTimeout < 0 || c.Store.VisitorUploadBytes < 0 || c.Store.VisitorUploadFiles < 0 || c.Store.UnreferencedGrace < 0 ||
+		c.RateLimits.ConnectionsPerAddress < 0 {
+		errs = append(errs, "server.read_timeout, store.visitor_upload_*, store.unreferenced_grace and rate_limits.connections_per_address must be >= 0")
+	}
+	for name, r := range map[string]ratelimit.Rule{"failed_logins": c.RateLimits.FailedLogins, "starts": c.RateLimits.Starts,
+		"messages": c.RateLimits.Messages, "uploads": c.RateLimits.Uploads, "new_customers": c.RateLimits.NewCustomers} {
+		if r.Burst < 0 || r.PerMinute < 0 || r.Burst > 0 && r.PerMinute == 0 {
+			errs = append(errs, "rate_limits."+name+": burst and per_minute must be >= 0, per_minute > 0 when burst is set")
 		}
 	}
 	if c.Store.MaxUploadBytes <= 0 {

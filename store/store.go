@@ -22,7 +22,7 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrNewerSchema: the data file was written by a newer chatgate.
 	ErrNewerSchema = errors.New("store: data file has a newer schema version")
-	// ErrStale: the batch writes a conversation read at a revision that is
+	// ErrStale: the batch writes a conversation (or visitor) read at a revision that is
 	// no longer the stored one (another writer, e.g. another node, changed
 	// it since); nothing of the batch was written. The caller reads the
 	// conversation again and rebuilds the batch. Distinct from ErrConflict,
@@ -61,13 +61,15 @@ type Idem struct {
 // Batch is everything one command writes. It commits atomically: all of it
 // or, on error, none of it.
 type Batch struct {
+	// Visitors are written whole, under the same revision rule as Convs.
 	Visitors []model.Visitor
 	// Convs are written whole. A conversation's Rev makes its write
 	// conditional (optimistic concurrency): Rev r > 0 commits only while
 	// the stored record is still at revision r, else the whole batch fails
 	// with ErrStale. Rev 0 writes unconditionally (a new conversation, an
 	// import). Either way the stored record's revision becomes one more
-	// than it was (1 for a new one); reads return it in Rev.
+	// than it was (1 for a new one); reads return it in Rev, and a
+	// successful Commit writes it back into the batch's records.
 	Convs []model.Conversation
 	// Events are new; an event whose (conv, seq) exists is a conflict.
 	Events []model.Event
@@ -198,6 +200,117 @@ type Store interface {
 	// target) in (Target, Conv, Seq) order, up to limit (<= 0: all).
 	OutboxExhausted(ctx context.Context, target string, limit int) ([]OutboxRow, error)
 
+	// Snapshot runs fn with a consistent read-only view of the whole
+	// store (export): one read transaction, so that fn sees every record
+	// as of one instant whatever is committed meanwhile. fn must not
+	// commit to the same store (a bbolt writer may wait for the view to
+	// end), and should not take long on a store that is serving.
+	Snapshot(ctx context.Context, fn func(Reader) error) error
+	// Restore writes records exactly as a Reader gave them (import), in
+	// one atomic commit, record by record: a record whose key is absent
+	// is written; one present with the same content is left alone
+	// (Same); one present with other content keeps the store's version
+	// (Kept), except meta values, which the restored one replaces
+	// (Replaced). Mappings follow Commit's rule: a foreign id bound to
+	// another core id is kept as it is (Kept), never rebound. So
+	// restoring the same records twice changes nothing.
+	Restore(ctx context.Context, r *Restore) (RestoreResult, error)
+
 	// Close flushes queued commits and releases the store.
 	Close() error
+}
+
+// Reader reads every record of a store inside a Snapshot. Each iterator
+// calls fn record by record, in key order, and stops at the first error fn
+// returns (which it returns). Records handed to fn are the caller's.
+type Reader interface {
+	Visitor(id model.VisitorID) (model.Visitor, error)
+	Conversation(id model.ConvID) (model.Conversation, error)
+	VisitorConversations(id model.VisitorID) ([]model.ConvID, error)
+	Visitors(fn func(model.Visitor) error) error
+	Conversations(fn func(model.Conversation) error) error
+	// Events iterates one conversation's events in seq order.
+	Events(conv model.ConvID, fn func(model.Event) error) error
+	// Mappings iterates every mapping; latest is true when the mapping
+	// is also the reverse binding of its core id (Reverse answers it).
+	Mappings(fn func(m Mapping, latest bool) error) error
+	Idems(fn func(Idem) error) error
+	// Meta iterates every named value (the schema version excepted).
+	Meta(fn func(key string, val []byte) error) error
+	// Outbox iterates pending rows, then exhausted ones, each in
+	// (Target, Conv, Seq) order, with their stored Seq and State.
+	Outbox(fn func(OutboxRow) error) error
+}
+
+// RestoreMapping is a mapping to restore and whether it is the reverse
+// binding of its core id.
+type RestoreMapping struct {
+	Mapping
+	Latest bool
+}
+
+// MetaValue is one named value to restore.
+type MetaValue struct {
+	Key   string
+	Value []byte
+}
+
+// Restore is a set of records to write as they are (see Store.Restore).
+type Restore struct {
+	Visitors []model.Visitor
+	Convs    []model.Conversation
+	Events   []model.Event
+	Maps     []RestoreMapping
+	Idems    []Idem
+	Meta     []MetaValue
+	// Outbox rows keep their Seq and State; the store's own sequence moves
+	// past the largest restored Seq so that new rows still sort last.
+	Outbox []OutboxRow
+	// DryRun counts what Restore would do and writes nothing.
+	DryRun bool
+}
+
+// Len is the number of records in r.
+func (r *Restore) Len() int {
+	return len(r.Visitors) + len(r.Convs) + len(r.Events) + len(r.Maps) + len(r.Idems) + len(r.Meta) + len(r.Outbox)
+}
+
+// Reset empties r, keeping its slices' capacity.
+func (r *Restore) Reset() {
+	r.Visitors, r.Convs, r.Events, r.Maps = r.Visitors[:0], r.Convs[:0], r.Events[:0], r.Maps[:0]
+	r.Idems, r.Meta, r.Outbox = r.Idems[:0], r.Meta[:0], r.Outbox[:0]
+}
+
+// Record kinds, as Restore counts them and as the export format names them.
+const (
+	RecVisitor      = "visitor"
+	RecConversation = "conversation"
+	RecEvent        = "event"
+	RecMapping      = "mapping"
+	RecIdem         = "idem"
+	RecMeta         = "meta"
+	RecOutbox       = "outbox"
+)
+
+// RestoreCount is what Restore did with the records of one kind.
+type RestoreCount struct {
+	Written  int `json:"written"`
+	Same     int `json:"same"`
+	Kept     int `json:"kept,omitempty"`
+	Replaced int `json:"replaced,omitempty"`
+}
+
+// RestoreResult counts, per record kind (Rec* constants), what Restore did.
+type RestoreResult map[string]RestoreCount
+
+// Add adds o's counts to r.
+func (r RestoreResult) Add(o RestoreResult) {
+	for k, c := range o {
+		x := r[k]
+		x.Written += c.Written
+		x.Same += c.Same
+		x.Kept += c.Kept
+		x.Replaced += c.Replaced
+		r[k] = x
+	}
 }

@@ -323,17 +323,21 @@ func (s *Surface) restFail(c *gin.Context, sh shape, err error) {
 				"message": "Match failed [400]", "errorType": "Meteor.Error"},
 			"errorType": "Match.Error", "success": false})
 	case errors.As(err, &rc):
+		status := http.StatusBadRequest
+		if rc.Code == errTooManyRequests.Code {
+			status = http.StatusTooManyRequests
+		}
 		if sh == shapeA {
 			body := map[string]any{"success": false, "error": rc.Error(), "errorType": rc.Code}
 			if rc.Details != nil {
 				body["details"] = rc.Details
 			}
-			restJSON(c, http.StatusBadRequest, body)
+			restJSON(c, status, body)
 			return
 		}
 		body := rc.meteor()
 		body["success"] = false
-		restJSON(c, http.StatusBadRequest, body)
+		restJSON(c, status, body)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		restJSON(c, http.StatusServiceUnavailable, map[string]any{"success": false, "error": "Request cancelled"})
 	default:
@@ -346,6 +350,10 @@ func (s *Surface) internal(c *gin.Context, err error) {
 	s.log.Error().Err(err).Str("path", c.Request.URL.Path).Msg("rocketchat request failed")
 	restJSON(c, http.StatusInternalServerError, map[string]any{"success": false, "error": "Internal error occured"})
 }
+
+// errTooManyRequests is Rocket.Chat's rate limiter refusal (its DDP and
+// REST rate limiters answer error-too-many-requests).
+var errTooManyRequests = &rcError{Code: "error-too-many-requests", Reason: "Error, too many requests. Please slow down."}
 
 // deskErr translates a desk error into the Rocket.Chat error a visitor
 // route answers; other errors pass through (internal).
@@ -365,6 +373,8 @@ func deskErr(err error) error {
 		// Banned through the LiveChat agent API: refused like any action
 		// Rocket.Chat does not allow the visitor.
 		return &rcError{Code: "error-not-allowed", Reason: "Visitor is banned"}
+	case errors.Is(err, desk.ErrRateLimited):
+		return errTooManyRequests
 	}
 	return err
 }

@@ -27,6 +27,12 @@ func FuzzRESTRequest(f *testing.F) {
 		{"DELETE", "/api/v1/livechat/visitor/../../x", "application/json", "[]"},
 		{"POST", "/api/v1/login", "application/json", `{"user":"cid","password":123}`},
 		{"POST", "/api/v1/livechat/upload/" + rid, "multipart/form-data; boundary=x", "--x\r\n\r\n--x--"},
+		{"POST", "/api/v1/livechat/visitor/department.transfer", "application/json", `{"token":"tok-fuzz","rid":"` + rid + `","department":{"$ne":1}}`},
+		{"POST", "/api/v1/livechat/custom.field", "application/json", `{"token":"tok-fuzz","key":"customerId","value":"(((","overwrite":true}`},
+		{"POST", "/api/v1/livechat/custom.fields", "application/json", `{"token":"tok-fuzz","customFields":[{"key":"orderRef","value":"ORD-1","overwrite":false}]}`},
+		{"POST", "/api/v1/livechat/transcript", "application/json", `{"token":"tok-fuzz","rid":"` + rid + `","email":"a@b"}`},
+		{"GET", "/api/v1/livechat/room?token=tok-fuzz&rid=a%2Fb", "", ""},
+		{"GET", "/api/v1/livechat/custom-fields?offset=-5&count=999999&text=%5B", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.ctype, []byte(s.body))

@@ -23,6 +23,7 @@ import (
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/core/ratelimit"
 	"chatgate/store/files"
 )
 
@@ -347,6 +348,9 @@ func (s *Surface) restUpload(c *gin.Context, _ *restReq) (map[string]any, error)
 	if s.cfg.Files == nil {
 		return nil, uploadFailure("error-file-upload-disabled", nil)
 	}
+	if !ratelimit.Exempt(ctx) && !s.cfg.Uploads.Allow(string(v.ID)) {
+		return nil, errTooManyRequests
+	}
 	maxSize := s.cfg.Files.MaxSize()
 	tooBig := uploadFailure("error-size-not-allowed", map[string]any{"sizeAllowed": humanSize(maxSize)})
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxSize+1<<20)
@@ -386,11 +390,13 @@ func (s *Surface) restUpload(c *gin.Context, _ *restReq) (map[string]any, error)
 			} else {
 				ctype = ""
 			}
-			f, err := s.cfg.Files.Put(ctx, name, ctype, part)
+			f, err := s.cfg.Files.PutPending(ctx, string(v.ID), name, ctype, part)
 			part.Close()
 			switch {
 			case errors.Is(err, files.ErrTooLarge), errors.As(err, &mbe):
 				return nil, tooBig
+			case errors.Is(err, files.ErrQuota):
+				return nil, uploadFailure("error-file-upload-quota", nil)
 			case err != nil:
 				return nil, err
 			}
@@ -423,6 +429,11 @@ func (s *Surface) restUpload(c *gin.Context, _ *restReq) (map[string]any, error)
 			}
 			fh.Close()
 		}
+	}
+	// Referenced by the message posted below: claimed first, so that the
+	// sweep of unreferenced uploads never takes a sent file.
+	if _, err := s.cfg.Files.Claim(ctx, stored.ID); err != nil {
+		return nil, err
 	}
 	description = truncateUTF8(description, s.d.Limits().MaxText)
 	ev, err := s.postVisitorMessage(ctx, v, conv, "", "", &desk.Draft{Kind: model.KindFile, File: mf, Text: description})

@@ -15,6 +15,7 @@ import (
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/core/ratelimit"
 	"chatgate/core/routing"
 	"chatgate/store"
 )
@@ -286,6 +287,13 @@ func (s *Surface) saveVisitor(ctx context.Context, in visitorInput) (model.Visit
 	key, err := s.registrationKey(ctx, in.token)
 	if err != nil {
 		return model.Visitor{}, err
+	}
+	if addr := ratelimit.AddrFrom(ctx); addr != "" {
+		// A new visitor is bounded per client address: each is kept.
+		_, err := s.d.Store().Resolve(ctx, key)
+		if errors.Is(err, store.ErrNotFound) && !s.cfg.NewVisitors.Allow(addr) {
+			return model.Visitor{}, errTooManyRequests
+		}
 	}
 	v, err := s.d.EnsureVisitor(ctx, key, model.Visitor{Name: in.name, Email: in.email})
 	if err != nil {

@@ -13,6 +13,7 @@ package rocketchat
 
 import (
 	"context"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/core/ratelimit"
 	"chatgate/store/files"
 )
 
@@ -71,6 +73,13 @@ type Config struct {
 	// OnConnections, if set, is told of DDP connections opening (+1) and
 	// closing (-1), for metrics.
 	OnConnections func(delta int)
+	// Uploads limits uploads per visitor; NewVisitors the visitors
+	// registered per client address (ratelimit.AddrFrom). Nil: no limit.
+	Uploads, NewVisitors *ratelimit.Keyed
+	// TrustForwarded reports whether a request came from a trusted proxy
+	// (server.trusted_proxies), whose X-Forwarded-Proto is believed; nil
+	// believes none.
+	TrustForwarded func(*http.Request) bool
 }
 
 // Surface is the Rocket.Chat livechat face.

@@ -68,8 +68,9 @@ func (s *Surface) soundURL() string { return widgetSoundPath }
 
 // widgetServerURL is the base URL widgets use to reach chatgate, without a
 // trailing slash: Config.PublicURL, else the scheme and Host of the
-// request (https when the request came over TLS or a proxy says so in
-// X-Forwarded-Proto). It is what /livechat injects as SERVER_URL.
+// request (https when the request came over TLS or a trusted proxy, see
+// Config.TrustForwarded, says so in X-Forwarded-Proto). It is what
+// /livechat injects as SERVER_URL, and the base of upload URLs.
 func (s *Surface) widgetServerURL(r *http.Request) string {
 	if u := strings.TrimRight(s.cfg.PublicURL, "/"); u != "" {
 		return u
@@ -78,7 +79,7 @@ func (s *Surface) widgetServerURL(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); p != "" {
+	if p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); p != "" && s.cfg.TrustForwarded != nil && s.cfg.TrustForwarded(r) {
 		switch p = strings.ToLower(strings.TrimSpace(p)); p {
 		case "http", "https":
 			scheme = p

@@ -152,7 +152,12 @@ func (w *widgetServer) rawGet(t *testing.T, target string) int {
 }
 
 func TestWidgetPage(t *testing.T) {
-	w := newWidgetServer(t, true, nil)
+	// Only requests from 127.0.0.1 carrying X-Trusted are "from a trusted
+	// proxy" here; the others' X-Forwarded-Proto is ignored (issue 16,
+	// Medium 5: server.trusted_proxies).
+	w := newWidgetServer(t, true, func(c *Config) {
+		c.TrustForwarded = func(r *http.Request) bool { return r.Header.Get("X-Trusted") == "1" }
+	})
 	host := strings.TrimPrefix(w.srv.URL, "http://")
 	cases := []struct {
 		name, target string
@@ -161,8 +166,9 @@ func TestWidgetPage(t *testing.T) {
 	}{
 		{"derived from the request", "/livechat", nil, "http://" + host},
 		{"query string allowed", "/livechat?mode=popout", nil, "http://" + host},
-		{"proxy says https", "/livechat", map[string]string{"X-Forwarded-Proto": "https"}, "https://" + host},
-		{"bogus forwarded proto ignored", "/livechat", map[string]string{"X-Forwarded-Proto": "javascript"}, "http://" + host},
+		{"trusted proxy says https", "/livechat", map[string]string{"X-Forwarded-Proto": "https", "X-Trusted": "1"}, "https://" + host},
+		{"untrusted peer says https: ignored", "/livechat", map[string]string{"X-Forwarded-Proto": "https"}, "http://" + host},
+		{"bogus forwarded proto ignored", "/livechat", map[string]string{"X-Forwarded-Proto": "javascript", "X-Trusted": "1"}, "http://" + host},
 		{"other host name", "/livechat", map[string]string{"Host": "chat.example.com:8443"}, "http://chat.example.com:8443"},
 	}
 	for _, tc := range cases {

@@ -148,6 +148,7 @@ func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// The demo agent is the only one, so it administers too.
 	agents = []model.Agent{{ID: demoAgentID, Username: demoAgentUsername, Name: "Demo Agent", JobTitle: "Support Agent", Admin: true}}
 	creds = credentials{{id: demoAgentID, username: demoAgentUsername, token: tok, password: pass}}
 	fmt.Fprintf(stderr, "\nchatgate demo agent (no agents configured):\n  id:       %s\n  username: %s\n  token:    %s\n  password: %s\n"+
@@ -160,19 +161,39 @@ func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, 
 }
 
 // demoSecret returns the named secret from the store, generating and
-// committing it the first time.
+// committing it the first time. Several nodes may start on one empty
+// database at once: the secret is bound as a mapping, which never rebinds,
+// so that a node that loses the race reads the winner's and every node
+// agrees. (Data files of earlier versions keep theirs in meta.)
 func demoSecret(ctx context.Context, st store.Store, key string) ([]byte, error) {
 	v, err := st.Meta(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		s, serr := model.Secret(24)
-		if serr != nil {
-			return nil, serr
-		}
-		v = []byte(s)
-		err = st.Commit(ctx, &store.Batch{Meta: map[string][]byte{key: v}})
+	if err == nil {
+		return v, nil
 	}
-	if err != nil {
+	if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("demo agent secret: %w", err)
 	}
-	return v, nil
+	mk := store.MapKey{System: "chatgate", Kind: "secret", Foreign: key}
+	for range 2 {
+		got, err := st.Resolve(ctx, mk)
+		if err == nil {
+			return []byte(got), nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("demo agent secret: %w", err)
+		}
+		s, err := model.Secret(24)
+		if err != nil {
+			return nil, err
+		}
+		err = st.Commit(ctx, &store.Batch{Maps: []store.Mapping{{MapKey: mk, Core: s}}})
+		if err == nil {
+			return []byte(s), nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return nil, fmt.Errorf("demo agent secret: %w", err)
+		}
+		// Another node bound it first: read theirs.
+	}
+	return nil, fmt.Errorf("demo agent secret: %w", store.ErrConflict)
 }

@@ -34,8 +34,16 @@ const (
 	// B's chats (department 1, served by Jane) are none of his business.
 	otherAgentToken    = "other-agent-token-carl-0123456789"
 	otherAgentPassword = "other-agent-password"
-	authzOrg           = "org-authz"
-	authzSecret        = "secret-B" // in every piece of visitor B's data; no refusal may show it
+	// Ada administers (admin: true) and serves only department 2: the
+	// Configuration API and customer tokens for anyone are hers; Jane and
+	// Carl are not administrators.
+	adminAgentToken = "admin-agent-token-ada-0123456789"
+	// foreignOrigin is a web site that is none of the gateway's; shopOrigin
+	// is the one allowed in livechat.customer.allowed_origins.
+	foreignOrigin = "https://evil.example"
+	shopOrigin    = "https://shop.example"
+	authzOrg      = "org-authz"
+	authzSecret   = "secret-B" // in every piece of visitor B's data; no refusal may show it
 )
 
 // authzKind is how a row's request travels.
@@ -78,6 +86,7 @@ type authzResult struct {
 	status int
 	raw    []byte
 	m      map[string]any
+	header http.Header // HTTP rows only
 }
 
 type authzWant func(r authzResult) error
@@ -245,6 +254,7 @@ type authzFixture struct {
 	carlUser, carlToken          string // Rocket.Chat login of the other agent
 	// LiveChat customer
 	ctA, ctB, chatA, chatB, threadB, eventB, ctExpired string
+	ctNoChat                                           string // a customer token whose customer never started a chat
 	fileURL                                            string
 }
 
@@ -278,7 +288,7 @@ func (c authzClient) do(method, u string, hdr map[string]string, body, ctype str
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	r := authzResult{status: resp.StatusCode, raw: raw}
+	r := authzResult{status: resp.StatusCode, raw: raw, header: resp.Header}
 	_ = json.Unmarshal(raw, &r.m)
 	return r
 }
@@ -319,6 +329,9 @@ func authzConfig(t *testing.T, extra string) string {
 	t.Helper()
 	cfg := "license:\n  id: \"" + testLicence + "\"\n  organization_id: " + authzOrg + "\n" +
 		"log:\n  level: error\n" +
+		// Hundreds of refused credentials from 127.0.0.1: the matrix is
+		// about authorization; the limits have their own tests.
+		"rate_limits:\n  exempt: [\"127.0.0.1\", \"::1\"]\n" +
 		"livechat:\n  v2:\n    poll_timeout: 1h\n" + extra +
 		"properties:\n  rating:\n    score:\n      type: int\n      access:\n" +
 		"        chat: {customer: [read, write], agent: [read, write]}\n" +
@@ -326,7 +339,8 @@ func authzConfig(t *testing.T, extra string) string {
 		"        event: {customer: [read, write], agent: [read, write]}\n" +
 		"departments:\n  - id: \"0\"\n    name: General\n  - id: \"1\"\n    name: Support\n  - id: \"2\"\n    name: Sales\n" +
 		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: " + agentToken + "\n    password: " + agentPassword + "\n" +
-		"  - id: carl@example.com\n    name: Carl\n    token: " + otherAgentToken + "\n    password: " + otherAgentPassword + "\n    departments: [\"2\"]\n"
+		"  - id: carl@example.com\n    name: Carl\n    token: " + otherAgentToken + "\n    password: " + otherAgentPassword + "\n    departments: [\"2\"]\n" +
+		"  - id: ada@example.com\n    name: Ada\n    token: " + adminAgentToken + "\n    departments: [\"2\"]\n    admin: true\n"
 	p := filepath.Join(t.TempDir(), "chatgate.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -407,6 +421,7 @@ func newAuthzFixture(t *testing.T, c authzClient, base, expiredBase string) *aut
 	}
 	f.ctA, f.chatA = token(base)
 	f.ctB, f.chatB = token(base)
+	f.ctNoChat, _ = token(base)
 	start := func(tok, text string) map[string]any {
 		return c.must("POST", base+"/v3.5/customer/action/start_chat?organization_id="+authzOrg, map[string]string{"Authorization": "Bearer " + tok},
 			jsonBody(map[string]any{"chat": map[string]any{"access": map[string]any{"group_ids": []int{1}},
@@ -756,7 +771,6 @@ func (f *authzFixture) rows() []authzRow {
 
 	// LiveChat customer: RTM without login, with forged, expired and agent
 	// tokens; the Web API likewise; A against B's chat.
-	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
 	custWeb := func(action, probe string, hdr map[string]string, payload any, want authzWant) authzRow {
 		return authzRow{covers: []string{keyCustWeb, "livechat.customer action " + action}, probe: probe, method: "POST",
 			path: "/v3.5/customer/action/" + action + "?organization_id=" + authzOrg, hdr: hdr, body: jsonBody(payload), want: want}
@@ -843,6 +857,28 @@ func (f *authzFixture) rows() []authzRow {
 				return nil
 			}},
 	)
+	// Issue 16, Medium 5 and 6: files. A customer without a chat cannot
+	// upload; a file event names only the sender's own upload (B's file,
+	// javascript: and data: URLs are refused).
+	upNoChat, upNoChatType := multipartFile("x.txt", "x")
+	add(authzRow{covers: []string{keyCustWeb, "livechat.customer action upload_file"}, probe: "customer without a chat", method: "POST",
+		path: "/v3.5/customer/action/upload_file?organization_id=" + authzOrg, hdr: bearer(f.ctNoChat), body: upNoChat, ctype: upNoChatType,
+		want: lcWeb(422, "chat_inactive")})
+	for _, u := range []struct{ probe, url string }{
+		{"A sends B's upload as a file event", f.fileURL},
+		{"A sends a javascript: URL as a file", "javascript:alert(document.cookie)"},
+		{"A sends a data: URL as a file", "data:text/html,<script>alert(1)</script>"},
+	} {
+		add(custWeb("send_event", u.probe, bearer(f.ctA), map[string]any{"chat_id": f.chatA, "event": map[string]any{"type": "file", "url": u.url, "name": "x"}},
+			lcWeb(400, "validation")))
+	}
+	// Issue 16, Low 9: a v2 start for B's visitor id without B's
+	// secured_session_id does not end B's chat (checked again at the end).
+	add(authzRow{covers: []string{keyV2Start}, probe: "B's visitor id without B's secured_session_id", method: "POST", path: "/visitors/" + f.v2B + "/chat/start",
+		hdr: v2hdr, body: url.Values{"licence_id": {testLicence}, "welcome_message": {"x"}}.Encode(), ctype: formCT, want: v2Err(400)},
+		authzRow{covers: []string{keyV2Start}, probe: "B's visitor id with A's secured_session_id", method: "POST", path: "/visitors/" + f.v2B + "/chat/start",
+			hdr: v2hdr, body: url.Values{"licence_id": {testLicence}, "welcome_message": {"x"}, "secured_session_id": {f.sidA}}.Encode(), ctype: formCT, want: v2Err(400)})
+
 	// A's token listing chats sees its own only (no refusal: the secret
 	// check below proves B's chat is absent).
 	add(custWeb("list_chats", "A lists chats (B's absent)", bearer(f.ctA), map[string]any{}, status(200)),
@@ -864,6 +900,26 @@ func (f *authzFixture) rows() []authzRow {
 				return nil
 			}),
 		tok("wrong organization", nil, `{"grant_type":"cookie","organization_id":"other"}`, lcToken(400, "identity_exception")),
+		// Issue 16, High 1: an agent gets a token only for a customer it
+		// may reach (or as an administrator).
+		tok("agent_token grant, other department's agent for B", bearer(otherAgentToken), jsonBody(map[string]any{"grant_type": "agent_token", "entity_id": f.chatB}), lcToken(401, "identity_exception")),
+		tok("agent_token grant, other department's agent for A", bearer(otherAgentToken), jsonBody(map[string]any{"grant_type": "agent_token", "entity_id": f.chatA}), lcToken(401, "identity_exception")),
+		tok("agent_token grant, B's serving agent (allowed)", bearer(f.agentToken), jsonBody(map[string]any{"grant_type": "agent_token", "entity_id": f.chatB}), status(200)),
+		tok("agent_token grant, administrator (allowed)", bearer(adminAgentToken), jsonBody(map[string]any{"grant_type": "agent_token", "entity_id": f.chatB}), status(200)),
+		tok("agent_token grant, new customer (allowed)", bearer(otherAgentToken), `{"grant_type":"agent_token"}`, status(200)),
+		// Issue 16, High 3: a foreign web site cannot turn the visitor's
+		// cookies into a token, nor read any answer.
+		tok("cookie grant from a foreign origin", map[string]string{"Origin": foreignOrigin}, `{"grant_type":"cookie"}`, noCORS(lcToken(403, "identity_exception"))),
+		tok("cookie grant from an allowed origin", map[string]string{"Origin": shopOrigin}, `{"grant_type":"cookie"}`, withCORS(shopOrigin, status(200))),
+		tok("unknown client_id", nil, `{"grant_type":"cookie","client_id":"other-client"}`, lcToken(400, "identity_exception")),
+		authzRow{covers: []string{"OPTIONS /v2/customer/token"}, probe: "CORS preflight from a foreign origin", method: "OPTIONS", path: "/v2/customer/token",
+			hdr: map[string]string{"Origin": foreignOrigin, "Access-Control-Request-Method": "POST"}, want: noCORS(status(204))},
+		authzRow{covers: []string{"OPTIONS /v3.x/customer/action/:action"}, probe: "CORS preflight from a foreign origin", method: "OPTIONS", path: "/v3.5/customer/action/list_threads",
+			hdr: map[string]string{"Origin": foreignOrigin, "Access-Control-Request-Method": "POST"}, want: noCORS(status(204))},
+		authzRow{covers: []string{"OPTIONS /v3.x/customer/action/:action"}, probe: "CORS preflight from an allowed origin", method: "OPTIONS", path: "/v3.5/customer/action/list_threads",
+			hdr: map[string]string{"Origin": shopOrigin, "Access-Control-Request-Method": "POST"}, want: withCORS(shopOrigin, status(204))},
+		custWeb("list_threads", "B's own token from a foreign origin: no CORS", map[string]string{"Authorization": "Bearer " + f.ctB, "Origin": foreignOrigin},
+			map[string]any{"chat_id": f.chatA}, noCORS(lcWeb(404, "not_found"))),
 	)
 
 	// LiveChat agent RTM and Web API: every action without credentials,
@@ -962,8 +1018,15 @@ func (f *authzFixture) rows() []authzRow {
 	for _, a := range configActions {
 		add(conf(a, "no Authorization", nil, lcWeb(401, "authentication")),
 			conf(a, "forged token", bearer(forgedBearer), lcWeb(401, "authentication")),
-			conf(a, "customer token", bearer(f.ctA), lcWeb(401, "authentication")))
+			conf(a, "customer token", bearer(f.ctA), lcWeb(401, "authentication")),
+			// Issue 16, High 2: the Configuration API is administrators'.
+			conf(a, "agent, not an administrator", bearer(f.agentToken), lcWeb(403, "authorization")),
+			conf(a, "other department's agent, not an administrator", bearer(otherAgentToken), lcWeb(403, "authorization")))
 	}
+	adminList := conf("list_webhooks", "administrator (allowed)", bearer(adminAgentToken), status(200))
+	adminList.body = `{"owner_client_id":"authz"}`
+	add(adminList,
+		authzRow{covers: []string{keyConfGET}, probe: "agent, not an administrator", method: "GET", path: "/v3.5/configuration/action/list_webhook_failures", hdr: bearer(f.agentToken), want: lcWeb(403, "authorization")})
 	add(conf("list_webhook_names", "public (static list)", nil, status(200)),
 		authzRow{covers: []string{keyConfGET}, probe: "no Authorization", method: "GET", path: "/v3.5/configuration/action/list_webhook_failures", want: lcWeb(401, "authentication")},
 		authzRow{covers: []string{keyConfGET}, probe: "forged token", method: "GET", path: "/v3.5/configuration/action/list_webhook_failures", hdr: bearer(forgedBearer), want: lcWeb(401, "authentication")})
@@ -1058,6 +1121,26 @@ func (f *authzFixture) rows() []authzRow {
 		add(row)
 	}
 	return rows
+}
+
+// noCORS: no credentialed CORS grant for the request's origin, besides want.
+func noCORS(want authzWant) authzWant {
+	return func(r authzResult) error {
+		if o := r.header.Get("Access-Control-Allow-Origin"); o != "" && o != "*" || r.header.Get("Access-Control-Allow-Credentials") != "" {
+			return fmt.Errorf("CORS granted to a foreign origin: %v", r.header)
+		}
+		return want(r)
+	}
+}
+
+// withCORS: a credentialed CORS grant for origin, besides want.
+func withCORS(origin string, want authzWant) authzWant {
+	return func(r authzResult) error {
+		if r.header.Get("Access-Control-Allow-Origin") != origin || r.header.Get("Access-Control-Allow-Credentials") != "true" {
+			return fmt.Errorf("want CORS for %s, got %v", origin, r.header)
+		}
+		return want(r)
+	}
 }
 
 // rcAsUnknown: a Rocket.Chat agent read answering as for an unknown
@@ -1230,7 +1313,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	inv := &authzInventory{}
 	// A relay connector (to a port nobody listens on) for department 1,
 	// which the fixture does not use: it mounts the relay view.
-	g := startAuthzGateway(t, authzConfig(t, "relay:\n  connectors:\n    - {name: rc, kind: rocketchat, url: \"http://127.0.0.1:9\"}\n  routes:\n    - {department: \"1\", upstream: rc}\n"), inv)
+	g := startAuthzGateway(t, authzConfig(t, "  customer:\n    allowed_origins: [\""+shopOrigin+"\"]\n    client_ids: [\"\", \"authz-client\"]\n"+"relay:\n  connectors:\n    - {name: rc, kind: rocketchat, url: \"http://127.0.0.1:9\"}\n  routes:\n    - {department: \"1\", upstream: rc}\n"), inv)
 	short := startAuthzGateway(t, authzConfig(t, "  customer:\n    token_ttl: 1s\n"), nil)
 	c := authzClient{t: t, http: &http.Client{Timeout: 15 * time.Second}}
 	f := newAuthzFixture(t, c, "http://"+g.addr, "http://"+short.addr)

@@ -30,7 +30,14 @@ import (
 )
 
 type benchOptions struct {
-	Target         string
+	Target string
+	// Targets are the nodes visitors spread over (round-robin by
+	// visitor), from a comma-separated --target; Target is the first.
+	Targets []string
+	// AgentTarget is where agents connect (--agent-target; default
+	// Target): with several nodes, agents on one node and visitors on
+	// others make every message cross nodes.
+	AgentTarget    string
 	VisitorSurface string
 	Agents         int
 	Visitors       int
@@ -68,7 +75,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	var tokens string
 	fs := flag.NewFlagSet("chatgate bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.Target, "target", "", "base URL of a running chatgate (empty: start one in this process on 127.0.0.1:0)")
+	fs.StringVar(&o.Target, "target", "", "base URL of a running chatgate, or comma-separated URLs of several nodes of one deployment that visitors spread over (empty: start one in this process on 127.0.0.1:0)")
+	fs.StringVar(&o.AgentTarget, "agent-target", "", "base URL the agents connect to (default: the first --target)")
 	fs.StringVar(&o.VisitorSurface, "visitor-surface", "v2", "visitor protocol: v2 (LiveChat REST v2), rocketchat (REST + DDP) or customer (LiveChat customer RTM)")
 	fs.IntVar(&o.Agents, "agents", 4, "agent RTM sessions")
 	fs.IntVar(&o.Visitors, "visitors", 100, "visitors, one conversation each")
@@ -113,7 +121,16 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	if o.Target != "" && len(o.AgentTokens) == 0 && o.Capacity == 0 {
 		return o, errors.New("--target needs --agent-token")
 	}
-	o.Target = strings.TrimRight(o.Target, "/")
+	for _, u := range strings.Split(o.Target, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			o.Targets = append(o.Targets, u)
+		}
+	}
+	o.Target = ""
+	if len(o.Targets) > 0 {
+		o.Target = o.Targets[0]
+	}
+	o.AgentTarget = strings.TrimRight(o.AgentTarget, "/")
 	return o, nil
 }
 
@@ -224,7 +241,11 @@ func startBenchGateway(ctx context.Context, agents int) (*benchGateway, error) {
 		return nil, err
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "log:\n  level: error\n  format: json\nlicense:\n  id: %q\n  organization_id: %q\nlivechat:\n  v2:\n    poll_timeout: 1h\nagents:\n", benchLicence, benchOrgID)
+	// Hundreds of visitors from 127.0.0.1: the per-address limits and
+	// caps (rate_limits) are off for the bench's own gateway.
+	fmt.Fprintf(&cfg, "log:\n  level: error\n  format: json\nlicense:\n  id: %q\n  organization_id: %q\nlivechat:\n  v2:\n    poll_timeout: 1h\n"+
+		"rate_limits:\n  connections_per_address: 0\n  failed_logins: {burst: 0}\n  starts: {burst: 0}\n  messages: {burst: 0}\n"+
+		"  uploads: {burst: 0}\n  new_customers: {burst: 0}\nagents:\n", benchLicence, benchOrgID)
 	g := &benchGateway{dir: dir, done: make(chan error, 1)}
 	for i := range max(agents, 1) {
 		tok := "bench-agent-" + randHex(16)
@@ -324,11 +345,61 @@ func newBenchHTTPClient(conns int) *http.Client {
 	}}
 }
 
+// visitorTarget is the node visitor i talks to.
+func (o *benchOptions) visitorTarget(i int) string {
+	if len(o.Targets) == 0 {
+		return o.Target
+	}
+	return o.Targets[i%len(o.Targets)]
+}
+
+// agentTarget is the node the agents connect to.
+func (o *benchOptions) agentTarget() string {
+	if o.AgentTarget != "" {
+		return o.AgentTarget
+	}
+	return o.Target
+}
+
 func wsBase(target string) string {
 	if rest, ok := strings.CutPrefix(target, "https://"); ok {
 		return "wss://" + rest
 	}
 	return "ws://" + strings.TrimPrefix(target, "http://")
+}
+
+// waitAgentsOnline waits, when agents and visitors are on different nodes,
+// until every visitor node sees an agent online (presence crosses nodes
+// within about a second; the Rocket.Chat widget refuses a room before).
+func waitAgentsOnline(ctx context.Context, r *benchRun, o benchOptions) error {
+	for _, t := range o.Targets {
+		if t == o.agentTarget() {
+			continue
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var cfg struct {
+				Config struct {
+					Online bool `json:"online"`
+				} `json:"config"`
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, t+"/api/v1/livechat/config", nil)
+			if err != nil {
+				return err
+			}
+			if doJSON(r.client, req, &cfg) == nil && cfg.Config.Online {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s never saw the agents of %s online", t, o.agentTarget())
+			}
+			sleepCtx(ctx, 100*time.Millisecond)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
 }
 
 // benchVisitor is one visitor on some surface.
@@ -354,7 +425,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 		}
 	}()
 	for i := range o.Agents {
-		a, err := dialBenchAgent(lctx, wsBase(o.Target), o.AgentTokens[i%len(o.AgentTokens)])
+		a, err := dialBenchAgent(lctx, wsBase(o.agentTarget()), o.AgentTokens[i%len(o.AgentTokens)])
 		if err != nil {
 			return fmt.Errorf("agent %d: %w", i, err)
 		}
@@ -363,6 +434,9 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	var agentWG sync.WaitGroup
 	for _, a := range agents {
 		agentWG.Go(func() { a.run(lctx, r) })
+	}
+	if err := waitAgentsOnline(lctx, r, o); err != nil {
+		return err
 	}
 
 	// Visitors: set up with bounded parallelism; a visitor that cannot

@@ -289,11 +289,11 @@ func runCapacity(ctx context.Context, o benchOptions) (*capacityReport, error) {
 	}, true)
 	c.DDPRSS = settle()
 	c.RTMOpen = openMany(func() (*websocket.Conn, error) {
-		tok, _, err := customerToken(hctx, r)
+		tok, _, err := customerToken(hctx, r, o.Target)
 		if err != nil {
 			return nil, err
 		}
-		return dialCustomer(hctx, r, tok)
+		return dialCustomer(hctx, r, o.Target, tok)
 	}, false)
 	c.RTMRSS = settle()
 	if c.RSSBase > 0 && c.DDPOpen > 0 {

@@ -28,7 +28,7 @@ type v2Visitor struct {
 }
 
 func newV2Visitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error) {
-	v := &v2Visitor{idx: i, r: r, base: r.o.Target + "/visitors/bench-" + randHex(8) + "/chat/"}
+	v := &v2Visitor{idx: i, r: r, base: r.o.visitorTarget(i) + "/visitors/bench-" + randHex(8) + "/chat/"}
 	var out struct {
 		SID string `json:"secured_session_id"`
 	}
@@ -179,7 +179,7 @@ type rcVisitor struct {
 
 func newRCVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error) {
 	v := &rcVisitor{idx: i, token: randHex(16)}
-	api := r.o.Target + "/api/v1/livechat/"
+	api := r.o.visitorTarget(i) + "/api/v1/livechat/"
 	if err := postJSON(ctx, r.client, api+"visitor", map[string]any{"visitor": map[string]any{"token": v.token, "name": "Bench Visitor " + strconv.Itoa(i)}}, nil); err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func newRCVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error)
 	if v.rid = room.Room.ID; v.rid == "" {
 		return nil, errors.New("livechat/room: no room id")
 	}
-	conn, _, err := benchDialer.DialContext(ctx, wsBase(r.o.Target)+"/websocket", nil)
+	conn, _, err := benchDialer.DialContext(ctx, wsBase(r.o.visitorTarget(i))+"/websocket", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +299,7 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 			}
 		}
 	}()
-	url := r.o.Target + "/api/v1/livechat/message"
+	url := r.o.visitorTarget(v.idx) + "/api/v1/livechat/message"
 	var n int64
 	for ctx.Err() == nil {
 		if !pace(ctx) {
@@ -344,12 +344,12 @@ type customerVisitor struct {
 }
 
 // customerToken gets a fresh customer's access token (cookie grant).
-func customerToken(ctx context.Context, r *benchRun) (token, id string, err error) {
+func customerToken(ctx context.Context, r *benchRun, base string) (token, id string, err error) {
 	var tok struct {
 		AccessToken string `json:"access_token"`
 		EntityID    string `json:"entity_id"`
 	}
-	err = postJSON(ctx, r.client, r.o.Target+"/v2/customer/token", map[string]any{"grant_type": "cookie", "response_type": "token",
+	err = postJSON(ctx, r.client, base+"/v2/customer/token", map[string]any{"grant_type": "cookie", "response_type": "token",
 		"client_id": "chatgate-bench", "organization_id": r.o.OrganizationID}, &tok)
 	if err == nil && tok.AccessToken == "" {
 		err = errors.New("customer token: no access_token")
@@ -357,8 +357,8 @@ func customerToken(ctx context.Context, r *benchRun) (token, id string, err erro
 	return tok.AccessToken, tok.EntityID, err
 }
 
-func dialCustomer(ctx context.Context, r *benchRun, token string) (*websocket.Conn, error) {
-	conn, _, err := benchDialer.DialContext(ctx, wsBase(r.o.Target)+"/v3.5/customer/rtm/ws?organization_id="+url.QueryEscape(r.o.OrganizationID), nil)
+func dialCustomer(ctx context.Context, r *benchRun, base, token string) (*websocket.Conn, error) {
+	conn, _, err := benchDialer.DialContext(ctx, wsBase(base)+"/v3.5/customer/rtm/ws?organization_id="+url.QueryEscape(r.o.OrganizationID), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -370,11 +370,11 @@ func dialCustomer(ctx context.Context, r *benchRun, token string) (*websocket.Co
 }
 
 func newCustomerVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error) {
-	token, id, err := customerToken(ctx, r)
+	token, id, err := customerToken(ctx, r, r.o.visitorTarget(i))
 	if err != nil {
 		return nil, err
 	}
-	conn, err := dialCustomer(ctx, r, token)
+	conn, err := dialCustomer(ctx, r, r.o.visitorTarget(i), token)
 	if err != nil {
 		return nil, err
 	}

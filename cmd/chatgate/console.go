@@ -13,6 +13,7 @@ import (
 	"chatgate/adapters/livechat/wire"
 	"chatgate/configs"
 	"chatgate/core/desk"
+	"chatgate/core/mail"
 	"chatgate/core/model"
 	"chatgate/core/relay"
 	"chatgate/core/routing"
@@ -42,10 +43,18 @@ type opsView struct {
 	Node          string                          `json:"node"`
 	Relay         map[string]relay.ConnectorState `json:"relay"`
 	Webhooks      opsWebhooks                     `json:"webhooks"`
+	Email         opsEmail                        `json:"email"`
 	Queues        []opsQueue                      `json:"queues"`
 	Agents        []opsAgent                      `json:"agents"`
 	Conversations opsConversations                `json:"conversations"`
 	Store         opsStore                        `json:"store"`
+}
+
+// opsEmail is the e-mail outbox (transcripts, offline messages).
+type opsEmail struct {
+	Enabled   bool          `json:"enabled"`
+	Pending   []mail.Status `json:"pending"`
+	Exhausted []mail.Status `json:"exhausted"`
 }
 
 type opsWebhooks struct {
@@ -122,6 +131,14 @@ func (o *opsSource) view(ctx context.Context) (any, error) {
 			f[i].Payload, f[i].AdditionalData = nil, nil // the view needs no visitor content
 		}
 		v.Webhooks.Exhausted = f
+	}
+	v.Email = opsEmail{Enabled: o.cfg.SMTP.Enabled(), Pending: []mail.Status{}, Exhausted: []mail.Status{}}
+	var err error
+	if v.Email.Pending, err = mail.Pending(ctx, o.desk.Store(), opsListLimit); err != nil {
+		return nil, err
+	}
+	if v.Email.Exhausted, err = mail.Exhausted(ctx, o.desk.Store(), opsListLimit); err != nil {
+		return nil, err
 	}
 	byDept := o.router.QueuedByDept()
 	names := map[model.DeptID]string{}

@@ -232,6 +232,18 @@ func TestKill9Durability(t *testing.T) {
 		t.Errorf("refused during load: %v", err)
 	}
 	c := startChild(t, cfg, data)
+	total := checkV2Sessions(t, client, "http://"+c.addr, "kv", sessions, acked)
+	rcTotal, lcTotal, retries := checkIDWriters(t, client, "http://"+c.addr, rcs, lcs)
+	t.Logf("%d rounds of SIGKILL; acknowledged messages, all present exactly once: LiveChat v2 %d, Rocket.Chat REST %d (history in order), LiveChat customer RTM %d (event ids unique); %d sends retried with the same id after a kill",
+		rounds, total, rcTotal, lcTotal, retries)
+}
+
+// checkV2Sessions reads every v2 session's whole history through base and
+// checks that message ids are dense and every acknowledged text is there
+// exactly once (and nothing else from the visitor); it returns how many
+// were acknowledged. Visitor i's id is prefix+i.
+func checkV2Sessions(t *testing.T, client *http.Client, base, prefix string, sessions []string, acked [][]string) int {
+	t.Helper()
 	total := 0
 	for i, sid := range sessions {
 		type event struct {
@@ -242,7 +254,7 @@ func TestKill9Durability(t *testing.T) {
 		var all []event
 		for {
 			q := url.Values{"licence_id": {testLicence}, "secured_session_id": {sid}, "last_message_id": {fmt.Sprint(len(all) + 1)}}
-			resp, err := client.Get("http://" + c.addr + fmt.Sprintf("/visitors/kv%d/chat/get_pending_messages?", i) + q.Encode())
+			resp, err := client.Get(base + fmt.Sprintf("/visitors/%s%d/chat/get_pending_messages?", prefix, i) + q.Encode())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,9 +271,8 @@ func TestKill9Durability(t *testing.T) {
 			}
 			all = append(all, page.Events...)
 		}
-		m := struct{ Events []event }{all}
 		count := map[string]int{}
-		for j, e := range m.Events {
+		for j, e := range all {
 			if e.ID != uint64(j+1) {
 				t.Fatalf("visitor %d: message ids not dense at %d: %d", i, j, e.ID)
 			}
@@ -284,15 +295,20 @@ func TestKill9Durability(t *testing.T) {
 	if total == 0 {
 		t.Fatal("no message was acknowledged: the test proved nothing")
 	}
+	return total
+}
 
-	base := "http://" + c.addr
+// checkIDWriters reads the Rocket.Chat rooms (as the agent) and customer
+// threads through base and checks each writer's ids; it returns the
+// acknowledged counts and the retried sends.
+func checkIDWriters(t *testing.T, client *http.Client, base string, rcs []*rcWriter, lcs []*lcWriter) (rcTotal, lcTotal, retries int) {
+	t.Helper()
 	login, err := rcJSON(client, "POST", base+"/api/v1/login", nil, map[string]any{"user": "jane@example.com", "password": agentPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ld, _ := login["data"].(map[string]any)
 	hdr := map[string]string{"X-User-Id": fmt.Sprint(ld["userId"]), "X-Auth-Token": fmt.Sprint(ld["authToken"])}
-	rcTotal, lcTotal, retries := 0, 0, 0
 	for _, w := range rcs {
 		ids, err := w.stored(client, base, hdr)
 		if err != nil {
@@ -318,6 +334,5 @@ func TestKill9Durability(t *testing.T) {
 	if rcTotal == 0 || lcTotal == 0 {
 		t.Fatalf("acknowledged: Rocket.Chat %d, customer %d: a surface proved nothing", rcTotal, lcTotal)
 	}
-	t.Logf("%d rounds of SIGKILL; acknowledged messages, all present exactly once: LiveChat v2 %d, Rocket.Chat REST %d (history in order), LiveChat customer RTM %d (event ids unique); %d sends retried with the same id after a kill",
-		rounds, total, rcTotal, lcTotal, retries)
+	return rcTotal, lcTotal, retries
 }

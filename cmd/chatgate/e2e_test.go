@@ -62,13 +62,23 @@ func writeConfig(t *testing.T, withAgent bool) string {
 // the gateway does not come up.
 func startGateway(t *testing.T, configPath, dataPath string) *gateway {
 	t.Helper()
+	return startGatewayWith(t, configPath, serveOptions{DataPath: dataPath})
+}
+
+// startGatewayWith is startGateway with more serve options (an empty
+// DataPath is a temporary file).
+func startGatewayWith(t *testing.T, configPath string, o serveOptions) *gateway {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &gateway{stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	up := make(chan string, 1)
-	go func() {
-		g.done <- serve(ctx, serveOptions{ConfigPath: configPath, DataPath: dataPath, Addr: "127.0.0.1:0",
-			Stderr: g.stderr, Getenv: func(string) string { return "" }, Listening: func(a string) { up <- a }})
-	}()
+	o.ConfigPath, o.Addr, o.Stderr = configPath, "127.0.0.1:0", g.stderr
+	o.Getenv = func(string) string { return "" }
+	o.Listening = func(a string) { up <- a }
+	if o.DataPath == "" {
+		o.DataPath = filepath.Join(t.TempDir(), "data.db")
+	}
+	go func() { g.done <- serve(ctx, o) }()
 	select {
 	case g.addr = <-up:
 	case err := <-g.done:

@@ -2,7 +2,9 @@ package main
 
 import (
 	"io"
+	stdlog "log"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -26,4 +28,18 @@ func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// httpErrorLog routes net/http's own error log (TLS handshake errors,
+// panics in hijacked connections, accept errors) through zerolog, so
+// that with log.format json every line on stderr is JSON.
+func httpErrorLog(log zerolog.Logger) *stdlog.Logger {
+	return stdlog.New(httpLogWriter{log}, "", 0)
+}
+
+type httpLogWriter struct{ log zerolog.Logger }
+
+func (w httpLogWriter) Write(p []byte) (int, error) {
+	w.log.Warn().Str("source", "http.server").Msg(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -42,8 +42,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 		return serve(ctx, opts)
 	case "bench":
 		return runBenchCommand(ctx, args, stderr)
+	case "export":
+		return runExport(ctx, args, os.Stdout, stderr, getenv)
+	case "import":
+		return runImport(ctx, args, os.Stdin, os.Stdout, stderr, getenv)
+	case "backfill":
+		return runBackfill(ctx, args, os.Stdout, stderr, getenv)
 	default:
-		return fmt.Errorf("unknown action %q (known: serve, bench)", action)
+		return fmt.Errorf("unknown action %q (known: serve, bench, export, import, backfill)", action)
 	}
 }
 

@@ -24,7 +24,8 @@ import (
 
 // newRelay builds the connectors and the relay service of the config, or
 // nil when no connector is configured.
-func newRelay(cfg *configs.Config, m *metrics, log zerolog.Logger) (*relay.Service, error) {
+// exclusive, if set (several nodes), runs each connector under a lease.
+func newRelay(cfg *configs.Config, m *metrics, exclusive func(context.Context, string, func(context.Context)), log zerolog.Logger) (*relay.Service, error) {
 	rc := cfg.Relay
 	if len(rc.Connectors) == 0 {
 		return nil, nil
@@ -80,6 +81,7 @@ func newRelay(cfg *configs.Config, m *metrics, log zerolog.Logger) (*relay.Servi
 		Concurrency: rc.Concurrency,
 		OnDelivery:  func(conn, outcome string) { deliveries.WithLabelValues(conn, outcome).Inc() },
 		OnInbound:   func(conn, outcome string) { inbound.WithLabelValues(conn, outcome).Inc() },
+		Exclusive:   exclusive,
 	}, conns, log)
 	if err != nil {
 		return nil, err

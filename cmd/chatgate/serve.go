@@ -53,6 +53,9 @@ type serveOptions struct {
 	// Listening, if set, is told the bound address once the server accepts
 	// connections (tests listen on 127.0.0.1:0).
 	Listening func(addr string)
+	// MetricsListening, if set, is told server.metrics_addr's bound
+	// address.
+	MetricsListening func(addr string)
 	// Routes, if set, is told every gin route and, per surface name, what
 	// the surfaces dispatch below them (see dispatcher), before serving.
 	Routes func(gin.RoutesInfo, map[string][]string)
@@ -125,11 +128,16 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	router := routing.New(agents, cfg.Routing.DefaultStatus == string(routing.Accepting))
 	m = newMetrics(router, nodeID)
+	gd, err := newGuard(cfg.RateLimits, m)
+	if err != nil {
+		return err
+	}
 	departs := make([]model.Department, 0, len(cfg.Departments))
 	for _, d := range cfg.Departments {
 		departs = append(departs, model.Department{ID: model.DeptID(d.ID), Name: d.Name})
 	}
 	bus := hub.NewBus()
+	cl := newCluster(opened, nodeID, cfg.Store.LeaseTTL, router, bus, log)
 	propDefs, err := cfg.PropertyDefs()
 	if err != nil {
 		return err
@@ -152,21 +160,26 @@ func serve(ctx context.Context, o serveOptions) error {
 			Help: "Webhook delivery attempts by action and outcome (delivered, retry, exhausted).",
 		}, []string{"action", "outcome"})
 		m.reg.MustRegister(deliveries)
-		wh = webhooks.New(st, webhooks.Config{
+		wh, err = webhooks.New(st, webhooks.Config{
 			OrganizationID: cfg.License.OrganizationID, Authenticate: creds.byToken,
 			Agent: router.Agent, QueuePosition: router.Position, Bus: bus,
 			Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, MinBackoff: w.MinBackoff, MaxBackoff: w.MaxBackoff,
-			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props,
+			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props, Exclusive: cl.exclusive(),
 			OnDelivery: func(action, outcome string) { deliveries.WithLabelValues(action, outcome).Inc() },
+			AllowHTTP:  w.AllowHTTP, AllowPrivateNetworks: w.AllowPrivateNetworks, CAFile: w.CAFile,
 		}, log)
+		if err != nil {
+			return err
+		}
 		if err := wh.Load(ctx); err != nil {
 			return err
 		}
 	}
 	dopts := desk.Options{
 		Store: st, Router: router, Bus: bus, Actors: hub.NewActors(256),
-		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes}, Logger: log, Departs: departs,
+		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes, Starts: gd.starts, Messages: gd.messages}, Logger: log, Departs: departs,
 		OnEvents: func(n int) { m.events.Add(float64(n)) }, Properties: props,
+		Coordinator: cl.coordinator(),
 	}
 	if wh != nil {
 		dopts.Outbox = wh.Outbox
@@ -174,7 +187,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	// Relay: routes decide at start which conversations an external desk
 	// serves; the hook writes their outbox rows with the events.
-	rs, err := newRelay(cfg, m, log)
+	rs, err := newRelay(cfg, m, cl.exclusive(), log)
 	if err != nil {
 		return err
 	}
@@ -199,23 +212,29 @@ func serve(ctx context.Context, o serveOptions) error {
 	if cfg.LiveChat.V2.Enabled {
 		surfaces = append(surfaces, visitorv2.New(dk, visitorv2.Config{
 			LicenceID: cfg.License.ID, PollTimeout: cfg.LiveChat.V2.PollTimeout, MaxBody: cfg.Server.MaxBodyBytes,
+			Polls: cl.v2Polls(),
 		}, log))
 	}
 	// Uploaded files: the Rocket.Chat surface serves /file-upload/...;
 	// the agent Web API's upload_file stores there too.
 	fs := opened.Files
+	fs.SetLimits(files.Limits{OwnerBytes: cfg.Store.VisitorUploadBytes, OwnerFiles: cfg.Store.VisitorUploadFiles,
+		Grace: cfg.Store.UnreferencedGrace})
 	if cfg.LiveChat.AgentRTM.Enabled {
 		surfaces = append(surfaces, agentrtm.New(dk, agentrtm.Config{
 			LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID, Forms: forms,
 			Authenticate: creds.byToken,
 			LoginTimeout: cfg.LiveChat.AgentRTM.LoginTimeout, PingTimeout: cfg.LiveChat.AgentRTM.PingTimeout,
 			MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.agent.rtm"), Files: fs,
+			Logins: gd.logins, PublicURL: cfg.RocketChat.PublicURL,
 		}, log))
 	}
 	if lc := cfg.LiveChat.Customer; lc.Enabled {
 		surfaces = append(surfaces, customer.New(dk, customer.Config{LicenseID: cfg.License.ID, OrganizationID: cfg.License.OrganizationID, Forms: forms,
-			AgentToken: creds.byToken, TokenTTL: lc.TokenTTL, Files: fs, PublicURL: cfg.RocketChat.PublicURL, LoginTimeout: lc.LoginTimeout,
-			PingTimeout: lc.PingTimeout, MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.customer.rtm")}, log))
+			AgentToken: creds.byToken, TokenTTL: lc.TokenTTL, AllowedOrigins: lc.AllowedOrigins, ClientIDs: lc.ClientIDs, Files: fs,
+			PublicURL: cfg.RocketChat.PublicURL, LoginTimeout: lc.LoginTimeout,
+			PingTimeout: lc.PingTimeout, MaxFrame: cfg.Limits.MaxFrameBytes, OnConnections: m.connGauge("livechat.customer.rtm"),
+			Uploads: gd.uploads, NewCustomers: gd.newCustomers}, log))
 	}
 
 	// E-mail: the sender delivers the outbox's e-mail rows (it runs with
@@ -226,6 +245,10 @@ func serve(ctx context.Context, o serveOptions) error {
 			return err
 		}
 	}
+	trusted, err := parseTrusted(cfg.Server.TrustedProxies)
+	if err != nil {
+		return err
+	}
 	if cfg.RocketChat.Enabled {
 		rcfg := rocketchat.Config{
 			PublicURL: cfg.RocketChat.PublicURL, WidgetDir: cfg.RocketChat.WidgetDir, Files: fs,
@@ -234,6 +257,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			QueueMessage:  cfg.RocketChat.QueueMessage, QueueWaitPerChat: cfg.RocketChat.QueueWaitPerChat,
 			OfflineEmail: cfg.RocketChat.OfflineEmail, DepartmentEmails: map[model.DeptID]string{},
 			RoomFieldNamespace: configs.CustomFieldNamespace,
+			Uploads:            gd.uploads, NewVisitors: gd.newCustomers, TrustForwarded: trusted.contains,
 		}
 		if mailer != nil {
 			rcfg.Mail = mailer
@@ -255,8 +279,12 @@ func serve(ctx context.Context, o serveOptions) error {
 		kind: opened.Kind, node: nodeID}, log))
 
 	var ready atomic.Bool
-	engine := newEngine(log, m, bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10}, &ready, rs,
-		readyInfo{Node: nodeID, Store: opened.Kind})
+	engine, err := newEngine(log, m, engineOptions{limits: bodyLimits{normal: cfg.Server.MaxBodyBytes, upload: cfg.Store.MaxUploadBytes + 64<<10},
+		ready: &ready, relay: rs, guard: gd, trustedProxies: cfg.Server.TrustedProxies, metricsElsewhere: cfg.Server.MetricsAddr != "",
+		info: readyInfo{Node: nodeID, Store: opened.Kind}})
+	if err != nil {
+		return err
+	}
 	if rs != nil {
 		mountRelayView(engine, st, creds.byToken)
 	}
@@ -288,20 +316,44 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	srv := &http.Server{Handler: engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: 64 << 10}
+		MaxHeaderBytes: 64 << 10, ErrorLog: httpErrorLog(log),
+		// Bounds reading a request, headers and body (a trickled body
+		// holds a goroutine otherwise); hijacked websockets set their own
+		// deadlines.
+		ReadTimeout: cfg.Server.ReadTimeout}
 
-	if cfg.Server.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.Server.PprofAddr, log)
+	if pa, ma := cfg.Server.PprofAddr, cfg.Server.MetricsAddr; pa != "" && pa == ma {
+		stop, err := serveInternal(pa, m, true, log, o.MetricsListening)
 		if err != nil {
 			return err
 		}
-		defer stopPprof()
+		defer stop()
+	} else {
+		if pa != "" {
+			stopPprof, err := servePprof(pa, log)
+			if err != nil {
+				return err
+			}
+			defer stopPprof()
+		}
+		if ma != "" {
+			stopMetrics, err := serveMetrics(ma, m, log, o.MetricsListening)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
+		}
 	}
 
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = dk.Run(runCtx) })
+	var reload func(context.Context) error
+	if wh != nil {
+		reload = wh.Load
+	}
+	cl.run(runCtx, &wg, dk.Kick, reload, log)
 	surfCtx, stopSurfaces := context.WithCancel(context.Background())
 	defer stopSurfaces()
 	var swg sync.WaitGroup
@@ -318,6 +370,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if mailer != nil {
 		swg.Go(func() { _ = mailer.Run(surfCtx) })
 	}
+	swg.Go(func() { sweepFiles(surfCtx, fs, log) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	ready.Store(true)
@@ -392,11 +445,31 @@ type readyInfo struct {
 	Store string // bolt or postgres
 }
 
-func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.Bool, rs *relay.Service, info readyInfo) *gin.Engine {
+type engineOptions struct {
+	limits         bodyLimits
+	ready          *atomic.Bool
+	relay          *relay.Service
+	info           readyInfo
+	guard          *guard
+	trustedProxies []string
+	// metricsElsewhere: /metrics is on server.metrics_addr, not here.
+	metricsElsewhere bool
+}
+
+func newEngine(log zerolog.Logger, m *metrics, o engineOptions) (*gin.Engine, error) {
+	limits, ready, rs, info := o.limits, o.ready, o.relay, o.info
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
+	// Forwarded headers are believed from the configured proxies only
+	// (gin trusts every peer by default).
+	if err := e.SetTrustedProxies(o.trustedProxies); err != nil {
+		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	if o.guard != nil {
+		e.Use(o.guard.middleware)
+	}
 	e.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
 		log.Error().Interface("panic", err).Str("route", c.FullPath()).Msg("handler panicked")
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal server error"})
@@ -425,10 +498,12 @@ func newEngine(log zerolog.Logger, m *metrics, limits bodyLimits, ready *atomic.
 		}
 		c.JSON(http.StatusOK, body)
 	})
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	if !o.metricsElsewhere {
+		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})))
+	}
 	e.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, gin.H{"error": "not found"}) })
 	e.NoMethod(func(c *gin.Context) { c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method not allowed"}) })
-	return e
+	return e, nil
 }
 
 // bodyLimits caps request bodies: uploads may carry a file of up to

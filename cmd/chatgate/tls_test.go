@@ -62,7 +62,7 @@ func writeTestCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool)
 func TestTLSServesHTTPSAndWSSOnly(t *testing.T) {
 	certFile, keyFile, pool := writeTestCert(t)
 	p := writeConfig(t, true)
-	extra := "server:\n  tls_cert_file: " + certFile + "\n  tls_key_file: " + keyFile + "\n"
+	extra := "server:\n  tls_cert_file: " + certFile + "\n  tls_key_file: " + keyFile + "\nlog:\n  format: json\n"
 	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -130,5 +130,27 @@ func TestTLSServesHTTPSAndWSSOnly(t *testing.T) {
 	if ws2, _, err := websocket.DefaultDialer.Dial("ws://"+g.addr+"/v3.5/agent/rtm/ws", nil); err == nil {
 		ws2.Close()
 		t.Fatal("plain ws accepted")
+	}
+
+	// A broken handshake makes net/http log an error: with log.format
+	// json it is a JSON line too, like every other (issue 11 item 4).
+	raw, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = raw.Write([]byte("\x16\x03\x01\x00\x02\x01\x00junk"))
+	_, _ = io.Copy(io.Discard, raw)
+	raw.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(g.stderr.String(), "TLS handshake error") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS handshake error logged:\n%s", g.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(g.stderr.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %s", line)
+		}
 	}
 }

@@ -5,6 +5,7 @@
 package desk
 
 import (
+	"chatgate/core/ratelimit"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,11 @@ import (
 type Limits struct {
 	// MaxText is the largest message text in bytes.
 	MaxText int
+	// Starts limits the conversations visitors start, per client address
+	// (ratelimit.AddrFrom of the request's context; none without one).
+	// Messages limits the events visitors post, per visitor. Nil: no
+	// limit. Refusals are ErrRateLimited.
+	Starts, Messages *ratelimit.Keyed
 }
 
 // Options configure a Desk.
@@ -71,12 +77,16 @@ type Options struct {
 	// conversation with an Owner or Mirrors. created is true for the
 	// batch that creates the conversation.
 	Relay func(b *store.Batch, c model.Conversation, created bool, events []model.Event)
+	// Coordinator, if set, shares routing with other nodes (several
+	// nodes on one store); nil on one node.
+	Coordinator routing.Coordinator
 }
 
 // Desk executes commands on conversations.
 type Desk struct {
 	st      store.Store
 	router  *routing.Router
+	coord   routing.Coordinator
 	bus     *hub.Bus
 	actors  *hub.Actors
 	limits  Limits
@@ -98,7 +108,7 @@ type Desk struct {
 
 // New returns a desk; call Load before serving and Run for queue routing.
 func New(o Options) *Desk {
-	d := &Desk{st: o.Store, router: o.Router, bus: o.Bus, actors: o.Actors, limits: o.Limits,
+	d := &Desk{st: o.Store, router: o.Router, coord: o.Coordinator, bus: o.Bus, actors: o.Actors, limits: o.Limits,
 		log: o.Logger, now: o.Now, onEv: o.OnEvents, onStale: o.OnStale, outbox: o.Outbox, nOutbox: o.NoticeOutbox, kick: make(chan struct{}, 1),
 		departs: make(map[model.DeptID]model.Department), props: o.Properties,
 		route: o.Route, relay: o.Relay}
@@ -213,11 +223,20 @@ func (d *Desk) drainQueue(ctx context.Context) {
 	// available during the pass kicks a new one, which starts again from
 	// the oldest (FIFO per department).
 	blocked := make(map[model.DeptID]bool)
+	if d.coord != nil {
+		// Other nodes' queued conversations count too: read the queue.
+		if err := d.coord.Route(ctx, true, func(context.Context) error { return nil }); err != nil {
+			if ctx.Err() == nil {
+				d.log.Error().Err(err).Msg("read the deployment's queue")
+			}
+			return
+		}
+	}
 	for _, id := range d.router.Queued() {
 		if ctx.Err() != nil {
 			return
 		}
-		err := d.onConv(ctx, id, func(ctx context.Context) error {
+		err := d.onConv(ctx, id, d.routed(func(ctx context.Context) error {
 			c, err := d.st.Conversation(ctx, id)
 			if errors.Is(err, store.ErrNotFound) {
 				// Queued by a Start whose commit is still in flight (or
@@ -244,11 +263,20 @@ func (d *Desk) drainQueue(ctx context.Context) {
 				return err
 			}
 			return nil
-		})
+		}))
 		if err != nil && ctx.Err() == nil {
 			d.log.Error().Err(err).Str("conv", string(id)).Msg("assign queued conversation")
 		}
 	}
+}
+
+// routed wraps fn, which picks an agent and commits, so that it runs under
+// the deployment's routing lock when there are several nodes.
+func (d *Desk) routed(fn func(ctx context.Context) error) func(ctx context.Context) error {
+	if d.coord == nil {
+		return fn
+	}
+	return func(ctx context.Context) error { return d.coord.Route(ctx, false, fn) }
 }
 
 func convKey(id model.ConvID) string { return "c:" + string(id) }
@@ -270,7 +298,18 @@ const maxStaleRetries = 16
 // conversation written without pause by other nodes) the error is
 // returned.
 func (d *Desk) onConv(ctx context.Context, id model.ConvID, fn func(ctx context.Context) error) error {
-	return d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+	return d.onActor(ctx, convKey(id), fn)
+}
+
+// onVisitor is onConv for commands on a visitor's actor: they write the
+// visitor record (seen markers, profile, ban, chat properties) read at a
+// revision, and run again when another node wrote it first.
+func (d *Desk) onVisitor(ctx context.Context, id model.VisitorID, fn func(ctx context.Context) error) error {
+	return d.onActor(ctx, visitorKey(id), fn)
+}
+
+func (d *Desk) onActor(ctx context.Context, key string, fn func(ctx context.Context) error) error {
+	return d.actors.Do(ctx, key, func(ctx context.Context) error {
 		for attempt := 1; ; attempt++ {
 			err := fn(ctx)
 			if !errors.Is(err, store.ErrStale) || attempt > maxStaleRetries || ctx.Err() != nil {
@@ -459,7 +498,7 @@ func (d *Desk) EnsureVisitor(ctx context.Context, key store.MapKey, profile mode
 		switch {
 		case err == nil:
 			var v model.Visitor
-			err := d.actors.Do(ctx, visitorKey(model.VisitorID(id)), func(ctx context.Context) error {
+			err := d.onVisitor(ctx, model.VisitorID(id), func(ctx context.Context) error {
 				var err error
 				v, err = d.st.Visitor(ctx, model.VisitorID(id))
 				if err != nil {
@@ -583,11 +622,14 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 	if err := d.checkStart(&req); err != nil {
 		return model.Conversation{}, nil, err
 	}
+	if addr := ratelimit.AddrFrom(ctx); req.Author.Kind == model.AuthorVisitor && addr != "" && !d.limits.Starts.Allow(addr) {
+		return model.Conversation{}, nil, ErrRateLimited
+	}
 	var (
 		conv model.Conversation
 		evs  []model.Event
 	)
-	err := d.actors.Do(ctx, visitorKey(req.Visitor), func(ctx context.Context) error {
+	err := d.onVisitor(ctx, req.Visitor, d.routed(func(ctx context.Context) error {
 		v, open, err := d.startingVisitor(ctx, &req)
 		if errors.Is(err, ErrVisitorBusy) {
 			conv = open
@@ -652,7 +694,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 			d.Kick()
 		}
 		return nil
-	})
+	}))
 	return conv, evs, err
 }
 
@@ -717,6 +759,9 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		if e, ok, err := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv, req.Author); ok || err != nil {
 			return e, ok, err
 		}
+	}
+	if req.Author.Kind == model.AuthorVisitor && !ratelimit.Exempt(ctx) && !d.limits.Messages.Allow(req.Author.ID) {
+		return model.Event{}, false, ErrRateLimited
 	}
 	var ev model.Event
 	err := d.onConv(ctx, req.Conv, func(ctx context.Context) error {
@@ -940,7 +985,7 @@ func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID,
 	if _, ok := d.departs[dept]; !ok && dept != "" {
 		return fmt.Errorf("%w: unknown department %q", ErrInvalid, dept)
 	}
-	err := d.onConv(ctx, id, func(ctx context.Context) error {
+	err := d.onConv(ctx, id, d.routed(func(ctx context.Context) error {
 		c, err := d.st.Conversation(ctx, id)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", id, errNotFound(err))
@@ -991,7 +1036,7 @@ func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID,
 			d.router.Release(prev)
 		}
 		return nil
-	})
+	}))
 	if err == nil {
 		d.Kick()
 	}
@@ -1024,6 +1069,9 @@ func (d *Desk) AgentConnected(id model.AgentID, up bool) {
 	if up {
 		delta = 1
 	}
+	if d.coord != nil {
+		d.coord.AgentConnected(id, up)
+	}
 	if d.router.Connect(id, delta) {
 		d.Kick()
 	}
@@ -1031,6 +1079,9 @@ func (d *Desk) AgentConnected(id model.AgentID, up bool) {
 
 // SetAccepting sets an agent's routing status.
 func (d *Desk) SetAccepting(id model.AgentID, accepting bool) {
+	if d.coord != nil {
+		d.coord.SetAccepting(id, accepting)
+	}
 	if d.router.SetAccepting(id, accepting) {
 		d.Kick()
 	}
@@ -1070,7 +1121,7 @@ func (d *Desk) UpdateVisitor(ctx context.Context, id model.VisitorID, upd Visito
 		}
 	}
 	var v model.Visitor
-	err := d.actors.Do(ctx, visitorKey(id), func(ctx context.Context) error {
+	err := d.onVisitor(ctx, id, func(ctx context.Context) error {
 		var err error
 		v, err = d.st.Visitor(ctx, id)
 		if err != nil {

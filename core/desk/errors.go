@@ -19,6 +19,9 @@ var (
 	ErrVisitorBusy = errors.New("visitor already has an open conversation")
 	// ErrBanned: the visitor is banned.
 	ErrBanned = errors.New("visitor is banned")
+	// ErrRateLimited: a rate limit (Limits.Starts, Limits.Messages, or a
+	// surface's own) refused the command; try again later.
+	ErrRateLimited = errors.New("rate limited")
 	// ErrAgentUnavailable: the target agent cannot take the conversation.
 	ErrAgentUnavailable = errors.New("agent unavailable")
 )

@@ -198,6 +198,9 @@ type Bus struct {
 	shards [shardCount]busShard
 	deskMu sync.RWMutex
 	desk   map[*Sub]struct{}
+	// cluster, when set (several nodes), sequences and relays what
+	// Publish is given; nil on one node.
+	cluster atomic.Pointer[Cluster]
 }
 
 type busShard struct {
@@ -221,12 +224,15 @@ func NewBus() *Bus {
 
 func (b *Bus) shard(id model.ConvID) *busShard { return b.shardOf(string(id)) }
 
-func (b *Bus) shardOf(id string) *busShard {
+func (b *Bus) shardOf(id string) *busShard { return &b.shards[fnv(id)%shardCount] }
+
+// fnv is FNV-1a of s.
+func fnv(s string) uint32 {
 	var h uint32 = 2166136261
-	for i := 0; i < len(id); i++ {
-		h = (h ^ uint32(id[i])) * 16777619
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
 	}
-	return &b.shards[h%shardCount]
+	return h
 }
 
 // SubscribeConv follows one conversation with a queue of size notices.
@@ -300,9 +306,19 @@ func newSub(size int, drop func(*Sub)) *Sub {
 	return &Sub{c: make(chan *Notice, size), done: make(chan struct{}), drop: drop}
 }
 
-// Publish delivers n to its conversation's subscribers and the desk's. It
-// never blocks: a subscriber whose queue is full is cut off with ErrSlow.
+// Publish delivers n to its conversation's subscribers and the desk's, on
+// every node of the deployment when a Cluster is attached. It never blocks:
+// a subscriber whose queue is full is cut off with ErrSlow.
 func (b *Bus) Publish(n Notice) {
+	if c := b.cluster.Load(); c != nil {
+		c.local(n)
+		return
+	}
+	b.deliver(n)
+}
+
+// deliver hands n to this node's subscribers.
+func (b *Bus) deliver(n Notice) {
 	var slow []*Sub
 	// One copy, shared by every subscriber: queues hold pointers (a
 	// Notice is ~450 bytes, and every session holds a queue).

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/mail"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -270,6 +271,54 @@ func (s *Sender) send(ctx context.Context, id string, m Message) error {
 		return fmt.Errorf("smtp %s:%d: %w", s.cfg.Host, s.cfg.Port, err)
 	}
 	return nil
+}
+
+// Status is one e-mail row as operators see it: no recipient or content.
+type Status struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Attempts  int       `json:"attempts"`
+	NextAt    time.Time `json:"next_at"` // the next attempt, or when it was given up
+	LastError string    `json:"last_error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Kinds of e-mail rows (Row's kind), for listings.
+var Kinds = []string{"transcript", "offline"}
+
+// Pending lists up to limit e-mail rows waiting for delivery (due or
+// retrying), and Exhausted those given up, newest last.
+func Pending(ctx context.Context, st store.Store, limit int) ([]Status, error) {
+	rows, err := st.OutboxDue(ctx, TargetPrefix, time.Now().Add(100*365*24*time.Hour), limit, 0)
+	if err != nil {
+		return nil, err
+	}
+	return statuses(rows, limit), nil
+}
+
+// Exhausted lists up to limit given-up e-mail rows of every kind.
+func Exhausted(ctx context.Context, st store.Store, limit int) ([]Status, error) {
+	var all []store.OutboxRow
+	for _, k := range Kinds {
+		rows, err := st.OutboxExhausted(ctx, TargetPrefix+k, limit)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, rows...)
+	}
+	return statuses(all, limit), nil
+}
+
+func statuses(rows []store.OutboxRow, limit int) []Status {
+	out := []Status{}
+	for _, r := range rows {
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		out = append(out, Status{ID: r.ID, Kind: strings.TrimPrefix(r.Target, TargetPrefix), Attempts: r.Attempts,
+			NextAt: r.NextAt, LastError: r.LastError, CreatedAt: r.CreatedAt})
+	}
+	return out
 }
 
 func clip(s string) string {

@@ -131,6 +131,13 @@ func TestSenderGivesUp(t *testing.T) {
 	if strings.Contains(dead[0].LastError, "wrong-password") {
 		t.Errorf("the password is in the recorded error: %s", dead[0].LastError)
 	}
+	// The operator view's listings.
+	if x, err := Exhausted(context.Background(), st, 10); err != nil || len(x) != 1 || x[0].Kind != "offline" || x[0].Attempts != 2 {
+		t.Errorf("Exhausted %+v %v", x, err)
+	}
+	if p, err := Pending(context.Background(), st, 10); err != nil || len(p) != 0 {
+		t.Errorf("Pending %+v %v", p, err)
+	}
 	if len(srv.Mails()) != 0 {
 		t.Errorf("mail accepted with wrong credentials")
 	}

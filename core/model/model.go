@@ -189,6 +189,10 @@ type Visitor struct {
 	// events (LiveChat's events_seen_up_to). It lives on the visitor
 	// because a LiveChat chat is the visitor's container of threads.
 	SeenUpTo map[string]time.Time `json:"seen_up_to,omitempty"`
+	// Rev is the store's revision of this record, as read; a write with
+	// Rev > 0 commits only if nobody wrote the record in between (see
+	// Conversation.Rev). Kept by the store, not in the record's JSON.
+	Rev uint64 `json:"-"`
 }
 
 // Banned reports whether the visitor is banned at now.
@@ -207,8 +211,25 @@ type Agent struct {
 	// MaxChats caps the open conversations routing gives the agent; 0 means
 	// no cap.
 	MaxChats int `json:"max_chats,omitempty"`
-	// Admin agents open the operator view (/console/ops).
+	// Admin marks an administrator: the operator view (/console/ops),
+	// the Configuration API (webhooks, property registration) and
+	// customer tokens for any customer are theirs alone
+	// (docs/security.md).
 	Admin bool `json:"admin,omitempty"`
+}
+
+// MaySee is the one rule of which conversations an agent may reach (the
+// agent actions, and the customer tokens an agent may obtain): the agent
+// serves it or was added to it, may take it from its department's queue,
+// or follows it.
+func (a *Agent) MaySee(c Conversation) bool {
+	if c.HasMember(a.ID) || c.FollowedBy(a.ID) {
+		return true
+	}
+	if c.Agent != "" {
+		return c.Agent == a.ID
+	}
+	return c.State == StateQueued && a.Serves(c.Department)
 }
 
 // Serves reports whether the agent takes conversations of department d. An

@@ -38,6 +38,12 @@ type Config struct {
 	// visitor).
 	OnInbound func(connector, outcome string)
 	Now       func() time.Time
+	// Exclusive, if set (several nodes), runs a connector only while this
+	// node holds the lease name, so that each upstream session (and its
+	// delivery loop) lives on one node of the deployment at a time and
+	// another node takes it over when the holder dies. fn's context ends
+	// when the lease is lost. Nil: every connector runs here.
+	Exclusive func(ctx context.Context, name string, fn func(ctx context.Context))
 }
 
 // Service owns the connectors: it routes new conversations, writes their
@@ -239,12 +245,21 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, n := range s.order {
 		c := s.conns[n]
 		sink := s.sinks[n]
-		wg.Go(func() {
-			if err := c.Run(ctx, sink); err != nil && ctx.Err() == nil {
-				s.log.Error().Err(err).Str("connector", n).Msg("relay connector stopped")
-			}
-		})
-		wg.Go(func() { s.deliverLoop(ctx, n) })
+		run := func(ctx context.Context) {
+			var cwg sync.WaitGroup
+			cwg.Go(func() {
+				if err := c.Run(ctx, sink); err != nil && ctx.Err() == nil {
+					s.log.Error().Err(err).Str("connector", n).Msg("relay connector stopped")
+				}
+			})
+			cwg.Go(func() { s.deliverLoop(ctx, n) })
+			cwg.Wait()
+		}
+		if s.cfg.Exclusive != nil {
+			wg.Go(func() { s.cfg.Exclusive(ctx, "relay."+n, run) })
+		} else {
+			wg.Go(func() { run(ctx) })
+		}
 	}
 	wg.Go(func() { s.follow(ctx) })
 	wg.Wait()

@@ -5,6 +5,7 @@
 package routing
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"sync"
@@ -12,6 +13,20 @@ import (
 
 	"chatgate/core/model"
 )
+
+// Coordinator shares routing with the other nodes of a deployment (nil on
+// one node, where the Router's memory is the whole truth).
+type Coordinator interface {
+	// Route runs fn holding the deployment-wide routing lock, with the
+	// router's open counts (and, if queue, its queue) refreshed from the
+	// store first, so that the Pick and commit inside fn cannot race
+	// another node's.
+	Route(ctx context.Context, queue bool, fn func(ctx context.Context) error) error
+	// AgentConnected and SetAccepting share a local agent session's
+	// change with the other nodes.
+	AgentConnected(id model.AgentID, up bool)
+	SetAccepting(id model.AgentID, accepting bool)
+}
 
 // Status is an agent's routing status, named as LiveChat names them.
 type Status string
@@ -24,7 +39,8 @@ const (
 
 type agentState struct {
 	agent     model.Agent
-	sessions  int  // connected sessions; 0 = offline
+	sessions  int  // connected sessions on this node
+	remote    int  // live sessions on other nodes (Coordinator)
 	accepting bool // the agent's chosen status while online
 	open      int  // open conversations served (including reservations)
 	lastPick  time.Time
@@ -125,7 +141,7 @@ func (r *Router) Status(id model.AgentID) Status {
 	defer r.mu.Unlock()
 	st, ok := r.agents[id]
 	switch {
-	case !ok || st.sessions == 0:
+	case !ok || st.sessions+st.remote == 0:
 		return Offline
 	case st.accepting:
 		return Accepting
@@ -145,7 +161,69 @@ func (r *Router) Open(id model.AgentID) int {
 }
 
 func (st *agentState) available() bool {
-	return st.sessions > 0 && st.accepting && (st.agent.MaxChats == 0 || st.open < st.agent.MaxChats)
+	return st.sessions+st.remote > 0 && st.accepting && (st.agent.MaxChats == 0 || st.open < st.agent.MaxChats)
+}
+
+// SetRemote replaces the agents' session counts on other nodes (agents
+// absent from remote have none) and reports whether an agent became
+// available.
+func (r *Router) SetRemote(remote map[model.AgentID]int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	became := false
+	for id, st := range r.agents {
+		was := st.available()
+		st.remote = remote[id]
+		became = became || (!was && st.available())
+	}
+	return became
+}
+
+// SetStatuses applies the agents' chosen statuses as another node set them
+// and reports whether an agent became available.
+func (r *Router) SetStatuses(accepting map[model.AgentID]bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	became := false
+	for id, acc := range accepting {
+		if st, ok := r.agents[id]; ok {
+			was := st.available()
+			st.accepting = acc
+			became = became || (!was && st.available())
+		}
+	}
+	return became
+}
+
+// SetOpen replaces the open conversation counts with the store's (agents
+// absent from open serve none): under the deployment's routing lock every
+// node's commits are visible, so these are the counts Pick must use.
+func (r *Router) SetOpen(open map[model.AgentID]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, st := range r.agents {
+		st.open = open[id]
+	}
+}
+
+// Entry is one queued conversation.
+type Entry struct {
+	Conv model.ConvID
+	Dept model.DeptID
+	At   time.Time
+}
+
+// SetQueue replaces the queue with the store's (any order; it is sorted
+// oldest first, ties kept in the given order).
+func (r *Router) SetQueue(entries []Entry) {
+	q := make([]queued, len(entries))
+	for i, e := range entries {
+		q[i] = queued{conv: e.Conv, dept: e.Dept, at: e.At}
+	}
+	sort.SliceStable(q, func(i, j int) bool { return q[i].at.Before(q[j].at) })
+	r.mu.Lock()
+	r.queue = q
+	r.mu.Unlock()
 }
 
 // Pick chooses and reserves an agent for a conversation of dept: among the

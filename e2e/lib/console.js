@@ -15,7 +15,7 @@ async function openBrowser(prefix, wire) {
     ...b,
     async shot(label, page = b.page) {
       const p = artifactPath(`${prefix}-${String(++n).padStart(2, '0')}-${label}.png`);
-      await page.screenshot({ path: p, animations: 'disabled' });
+      await page.screenshot({ path: p, animations: 'disabled', fullPage: true });
       if (wire) wire.add('SHOT', p);
       return p;
     },

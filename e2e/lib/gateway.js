@@ -72,6 +72,10 @@ function widgetDir() {
   return process.env.WIDGET_DIR || path.join(ROOT, 'web', 'livechat');
 }
 
+// opts.departments ([{id, name}]) replaces the default department list,
+// opts.agentDepartments lists the departments the agent serves (default:
+// all), opts.rocketchat adds lines to the rocketchat section and
+// opts.smtp ({host, port, from}) configures e-mail (tls: none).
 function configYAML(dir, tls, opts = {}) {
   const more = (opts.agents || []).flatMap((a) => [
     `  - id: ${a.id}`,
@@ -90,8 +94,11 @@ function configYAML(dir, tls, opts = {}) {
     'rocketchat:',
     '  enabled: true',
     `  widget_dir: ${JSON.stringify(widgetDir())}`,
+    ...(opts.rocketchat || []).map((l) => '  ' + l),
     'store:',
     `  files_dir: ${JSON.stringify(path.join(dir, 'files'))}`,
+    ...(opts.departments ? ['departments:', ...opts.departments.map((d) => `  - {id: ${JSON.stringify(d.id)}, name: ${JSON.stringify(d.name)}}`)] : []),
+    ...(opts.smtp ? ['smtp:', `  host: ${opts.smtp.host}`, `  port: ${opts.smtp.port}`, `  from: ${JSON.stringify(opts.smtp.from)}`, '  tls: none'] : []),
     'agents:',
     `  - id: ${AGENT.id}`,
     `    name: ${AGENT.name}`,
@@ -99,9 +106,9 @@ function configYAML(dir, tls, opts = {}) {
     `    username: ${AGENT.username}`,
     `    token: ${AGENT.token}`,
     `    password: ${AGENT.password}`,
+    ...(opts.agentDepartments ? [`    departments: ${JSON.stringify(opts.agentDepartments)}`] : []),
     ...(opts.admin ? ['    admin: true'] : []),
     ...more,
-    ...(opts.extra ? [opts.extra] : []),
     ...(opts.extraYAML ? [opts.extraYAML] : []),
     '',
   ].join('\n');
@@ -158,7 +165,9 @@ async function waitReady(url, child, deadline, ca) {
  * HTTPS and WSS only; url is then https://127.0.0.1:<port>. Clients must
  * trust tls.pem: pass it as `ca` where the client lets you, or call
  * trustCertificate(pem) (below) for clients that take no TLS options
- * (lc-sdk-js). opts.extraYAML is appended to the test config (top-level
+ * (lc-sdk-js). opts.agents adds agents ({id, name, token, password,
+ * admin}); opts.admin makes the test agent an admin (operator view).
+ * opts.extraYAML is appended to the test config (top-level
  * keys other than log, server, rocketchat, store and agents). NODE_EXTRA_CA_CERTS would also do, but Node reads it only
  * at start-up, before this file could have made the certificate.
  */

@@ -314,3 +314,65 @@ test('widget: a fresh visitor sees "Chat finished" when the agent closes the cha
     await run.close();
   }
 });
+
+test('widget: the serving agent stops accepting chats; the reloaded visitor sees the conversation, not the offline form', async (t) => {
+  const wire = new WireLog('widget-agent-not-accepting');
+  const agent = await Agent.connect(gw.url, gw.agent.token, wire);
+  const run = await openRun('agent-not-accepting', wire);
+  const step = stepper(t, (name, e) => { wire.add('FAILED', `${name}: ${e.message}`); return run.shot('FAILED'); });
+  const text = 'Hello, please stay with me';
+  const reply = 'I am here, but I take no new chats now.';
+  let chatId;
+  try {
+    await step('open the widget, send a message, the agent replies', async () => {
+      await run.load();
+      await run.visible(run.bubble());
+      await run.bubble().click();
+      await run.registerIfAsked();
+      await run.type(text);
+      const h = run.historyCount();
+      await run.send();
+      await run.visible(run.ownMessage(text));
+      await run.settled(h, 1);
+      const got = await agent.waitVisitorText(text);
+      chatId = got.chatId;
+      await agent.sendMessage(chatId, reply);
+      await run.visible(run.messageText(reply));
+      await run.shot('chatting');
+    });
+    await step('the agent switches to not_accepting_chats: nobody takes new chats', async () => {
+      wire.phase('not accepting');
+      await agent.call('set_routing_status', { status: 'not_accepting_chats' });
+      const cfg = await (await fetch(gw.url + '/api/v1/livechat/config')).json();
+      assert.equal(cfg.config.online, false, 'a new visitor would get the offline form');
+    });
+    await step('reload: the widget shows the conversation and the composer, not "Leave a message"', async () => {
+      wire.phase('reload');
+      const h = run.historyCount();
+      await run.page.reload();
+      await run.page.waitForSelector('#rocketchat-iframe', { timeout: WAIT });
+      await run.ensureOpen();
+      await run.visible(run.ownMessage(text));
+      await run.visible(run.messageText(reply));
+      await run.settled(h, 2);
+      assert.equal(await run.frame.getByText('Leave a message').count(), 0, 'offline form shown');
+      await run.visible(run.composer());
+      await run.shot('reloaded-conversation');
+    });
+    await step('the conversation goes on: a new message reaches the agent', async () => {
+      await run.type('Still here');
+      await run.send();
+      await run.visible(run.ownMessage('Still here'));
+      const got = await agent.waitVisitorText('Still here');
+      assert.equal(got.chatId, chatId, 'same chat');
+      await run.shot('sent-after-reload');
+    });
+  } finally {
+    // The gateway is shared by this file's tests: accept chats again.
+    await agent.call('set_routing_status', { status: 'accepting_chats' }).catch(() => {});
+    wire.add('ERRORS', JSON.stringify(run.errors));
+    wire.save();
+    agent.close();
+    await run.close();
+  }
+});

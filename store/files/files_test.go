@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"chatgate/store/postgres"
 	"chatgate/store/postgres/pgtest"
@@ -85,5 +86,67 @@ func testPutGet(t *testing.T, s *Store) {
 		if _, _, err := s.Get(t.Context(), id); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Get(%q) = %v, want ErrNotFound", id, err)
 		}
+	}
+}
+
+// TestQuotaClaimSweep: per-owner quotas (files and bytes), Claim keeping a
+// file from the sweep, Sweep removing pending files past the grace only,
+// and the usage surviving a reopen.
+func TestQuotaClaimSweep(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) { testQuotaClaimSweep(t, open(t)) })
+	}
+}
+
+func testQuotaClaimSweep(t *testing.T, s *Store) {
+	s.SetLimits(Limits{OwnerBytes: 10, OwnerFiles: 3, Grace: time.Hour})
+	ctx := context.Background()
+	put := func(owner, body string) (File, error) {
+		return s.PutPending(ctx, owner, "f.txt", "text/plain", strings.NewReader(body))
+	}
+	a1, err := put("a", "12345")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := put("a", "12345")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put("a", "1"); !errors.Is(err, ErrQuota) {
+		t.Fatalf("over the byte quota: %v", err)
+	}
+	if _, err := put("b", "1234567890"); err != nil {
+		t.Fatalf("another owner: %v", err)
+	}
+	if n, b := s.Usage("a"); n != 2 || b != 10 {
+		t.Fatalf("usage a = %d files %d bytes", n, b)
+	}
+	if _, err := s.Claim(ctx, a1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Sweep(ctx, time.Now().Add(30*time.Minute)); err != nil || n != 0 {
+		t.Fatalf("sweep inside the grace removed %d, %v", n, err)
+	}
+	if n, err := s.Sweep(ctx, time.Now().Add(2*time.Hour)); err != nil || n != 2 { // a2 and b's
+		t.Fatalf("sweep after the grace removed %d, %v", n, err)
+	}
+	if _, _, err := s.Get(ctx, a2.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unclaimed file kept: %v", err)
+	}
+	if _, fh, err := s.Get(ctx, a1.ID); err != nil {
+		t.Fatalf("claimed file swept: %v", err)
+	} else {
+		fh.Close()
+	}
+	// Space freed by the sweep is the owner's again; reopening recounts.
+	s2 := OpenBlobs(s.blobs, 1024)
+	if s.blobs == nil {
+		var err error
+		if s2, err = Open(s.dir, 1024); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, b := s2.Usage("a"); n != 1 || b != 5 {
+		t.Fatalf("usage after reopen = %d files %d bytes", n, b)
 	}
 }

@@ -3,6 +3,7 @@ package files
 import (
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -60,3 +61,22 @@ func (s *Store) Serve(w http.ResponseWriter, r *http.Request, id string) error {
 	http.ServeContent(w, r, "", meta.CreatedAt, f)
 	return nil
 }
+
+// IDFromURL returns the file id of a URL (absolute or a path) under
+// URLPrefix: "<anything>/file-upload/<id>/<name>".
+func IDFromURL(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(u.Path, URLPrefix)
+	id, _, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 || !idRe.MatchString(id) {
+		return "", false
+	}
+	return id, true
+}
+
+// Path is the URL path of a stored file, to prefix with the public base
+// URL.
+func Path(f File) string { return URLPrefix + f.ID + "/" + url.PathEscape(f.Name) }

@@ -29,6 +29,9 @@ func (s *Store) GetBlob(ctx context.Context, id string) (meta, body []byte, err 
 	if err := s.readCtx(); err != nil {
 		return nil, nil, err
 	}
+	if !textOK(id) {
+		return nil, nil, store.ErrNotFound
+	}
 	err = s.pool.QueryRow(ctx, `SELECT meta, body FROM files WHERE id = $1`, id).Scan(&meta, &body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, store.ErrNotFound
@@ -37,4 +40,42 @@ func (s *Store) GetBlob(ctx context.Context, id string) (meta, body []byte, err 
 		return nil, nil, fmt.Errorf("postgres: %w", err)
 	}
 	return meta, body, nil
+}
+
+// EachBlobMeta calls fn with every stored file's metadata
+// (store/files.BlobKeeper: quotas and the sweep of unreferenced uploads).
+func (s *Store) EachBlobMeta(ctx context.Context, fn func(meta []byte)) error {
+	if err := s.readCtx(); err != nil {
+		return err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT meta FROM files`)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var meta []byte
+		if err := rows.Scan(&meta); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		fn(meta)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
+}
+
+// SetBlobMeta replaces a stored file's metadata (a claimed upload).
+func (s *Store) SetBlobMeta(ctx context.Context, id string, meta []byte) error {
+	q := &work{}
+	q.Queue(`UPDATE files SET meta = $2 WHERE id = $1`, id, meta)
+	return s.run(ctx, q)
+}
+
+// DeleteBlob removes a stored file (an upload no event references).
+func (s *Store) DeleteBlob(ctx context.Context, id string) error {
+	q := &work{}
+	q.Queue(`DELETE FROM files WHERE id = $1`, id)
+	return s.run(ctx, q)
 }

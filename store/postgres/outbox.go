@@ -80,6 +80,9 @@ func queueOutboxIns(q *work, r *store.OutboxRow) error {
 	if len(r.Target) > maxOutboxID || len(r.Conv) > maxOutboxID || len(r.ID) > maxOutboxID {
 		return fmt.Errorf("store: outbox id, target or conversation longer than %d bytes", maxOutboxID)
 	}
+	if !textOK(r.Target, string(r.Conv), r.ID) {
+		return errBadKey
+	}
 	if len(r.Payload) > maxPayload {
 		return fmt.Errorf("store: outbox payload of %d bytes is too large", len(r.Payload))
 	}
@@ -124,7 +127,7 @@ const (
 func (s *Store) mutate(ctx context.Context, kind mutKind, rows ...store.OutboxRow) error {
 	q := &work{}
 	for _, r := range rows {
-		if r.ID == "" || r.Target == "" || r.Conv == "" || r.Seq == 0 || r.Seq > 1<<63-1 {
+		if r.ID == "" || r.Target == "" || r.Conv == "" || r.Seq == 0 || r.Seq > 1<<63-1 || !textOK(r.ID, r.Target, string(r.Conv)) {
 			return fmt.Errorf("outbox row %q: %w", r.ID, store.ErrNotFound)
 		}
 		if len(r.LastError) > 4096 {
@@ -189,11 +192,17 @@ ORDER BY h.due_ns, h.target, h.conv, r.seq`
 
 // OutboxDue implements store.Store.
 func (s *Store) OutboxDue(ctx context.Context, prefix string, now time.Time, queues, perQueue int) ([]store.OutboxRow, error) {
+	if !textOK(prefix) {
+		return nil, nil
+	}
 	return s.rows(ctx, sqlOutboxDue, prefix, dueNS(now), int64(queues), int64(perQueue))
 }
 
 // OutboxExhausted implements store.Store.
 func (s *Store) OutboxExhausted(ctx context.Context, target string, limit int) ([]store.OutboxRow, error) {
+	if !textOK(target) {
+		return nil, nil
+	}
 	return s.rows(ctx, `SELECT seq, meta, payload FROM outbox_dead WHERE $1 = '' OR target = $1 ORDER BY target, conv, seq
 LIMIT CASE WHEN $2::bigint <= 0 THEN NULL ELSE $2::bigint END`, target, int64(limit))
 }

@@ -51,6 +51,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -211,9 +212,14 @@ ON CONFLICT (id) DO UPDATE SET visitor = EXCLUDED.visitor, rev = convs.rev + 1, 
 	sqlConvCAS = `WITH u AS (UPDATE convs SET visitor = $2, rev = rev + 1, data = $3 WHERE id = $1 AND rev = $4 RETURNING rev)
 SELECT (SELECT rev FROM u) FROM (SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGST1',
 	'conversation ' || $1 || ' is no longer at revision ' || $4::bigint)) AS c`
-	sqlVisitorPut = `INSERT INTO visitors (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data`
-	sqlEventIns   = `INSERT INTO events (conv, seq, data) VALUES ($1, $2, $3)`
-	sqlEventUpd   = `WITH u AS (UPDATE events SET data = $3 WHERE conv = $1 AND seq = $2 RETURNING 1)
+	sqlVisitorPut = `INSERT INTO visitors (id, rev, data) VALUES ($1, 1, $2)
+ON CONFLICT (id) DO UPDATE SET rev = visitors.rev + 1, data = EXCLUDED.data RETURNING rev`
+	// $1 id, $2 data, $3 expected rev.
+	sqlVisitorCAS = `WITH u AS (UPDATE visitors SET rev = rev + 1, data = $2 WHERE id = $1 AND rev = $3 RETURNING rev)
+SELECT (SELECT rev FROM u) FROM (SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGST1',
+	'visitor ' || $1 || ' is no longer at revision ' || $3::bigint)) AS c`
+	sqlEventIns = `INSERT INTO events (conv, seq, data) VALUES ($1, $2, $3)`
+	sqlEventUpd = `WITH u AS (UPDATE events SET data = $3 WHERE conv = $1 AND seq = $2 RETURNING 1)
 SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGCF1', 'event to update does not exist')`
 	// A mapping is written when absent and left alone when it holds the
 	// same core id (DO UPDATE ... WHERE locks and rereads the committed
@@ -233,8 +239,8 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if b.Empty() {
 		return nil
 	}
-	revs := make([]int64, len(b.Convs))
-	q, err := encode(b, revs)
+	revs, vrevs := make([]int64, len(b.Convs)), make([]int64, len(b.Visitors))
+	q, err := encode(b, revs, vrevs)
 	if err != nil {
 		return err
 	}
@@ -244,6 +250,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	for i := range b.Convs {
 		b.Convs[i].Rev = uint64(revs[i])
 	}
+	for i := range b.Visitors {
+		b.Visitors[i].Rev = uint64(vrevs[i])
+	}
 	return nil
 }
 
@@ -251,12 +260,15 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 // conversations are stored at land in revs when the batch runs.
 // Conversations come first: their row locks order two writers of one
 // conversation before anything else of theirs is written.
-func encode(b *store.Batch, revs []int64) (*work, error) {
+func encode(b *store.Batch, revs, vrevs []int64) (*work, error) {
 	q := &work{}
 	for i := range b.Convs {
 		c := &b.Convs[i]
 		if c.ID == "" || c.Visitor == "" {
 			return nil, errors.New("store: conversation without id or visitor")
+		}
+		if !textOK(string(c.ID), string(c.Visitor)) {
+			return nil, errBadKey
 		}
 		data, err := json.Marshal(c)
 		if err != nil {
@@ -277,11 +289,19 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 		if v.ID == "" {
 			return nil, errors.New("store: visitor without id")
 		}
+		if !textOK(string(v.ID)) {
+			return nil, errBadKey
+		}
 		data, err := json.Marshal(v)
 		if err != nil {
 			return nil, fmt.Errorf("encode visitor: %w", err)
 		}
-		q.Queue(sqlVisitorPut, string(v.ID), data)
+		scan := func(row pgx.Row) error { return row.Scan(&vrevs[i]) }
+		if v.Rev == 0 {
+			q.QueueRow(sqlVisitorPut, scan, string(v.ID), data)
+		} else {
+			q.QueueRow(sqlVisitorCAS, scan, string(v.ID), data, int64(v.Rev))
+		}
 	}
 	for _, set := range []struct {
 		evs []model.Event
@@ -289,8 +309,11 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 	}{{b.Events, sqlEventIns}, {b.Updates, sqlEventUpd}} {
 		for i := range set.evs {
 			e := &set.evs[i]
-			if e.Conv == "" || e.Seq == 0 {
+			if e.Conv == "" || e.Seq == 0 || e.Seq > 1<<63-1 {
 				return nil, errors.New("store: event without conversation or seq")
+			}
+			if !textOK(string(e.Conv)) {
+				return nil, errBadKey
 			}
 			data, err := json.Marshal(e)
 			if err != nil {
@@ -303,6 +326,9 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 		if m.Foreign == "" || m.Core == "" || m.System == "" || m.Kind == "" {
 			return nil, errors.New("store: incomplete mapping")
 		}
+		if !textOK(m.System, m.Tenant, m.Kind, m.Foreign, m.Core) {
+			return nil, errBadKey
+		}
 		q.Queue(sqlMapPut, m.System, m.Tenant, m.Kind, m.Foreign, m.Core)
 		q.Queue(sqlMapRevPut, m.System, m.Tenant, m.Kind, m.Core, m.Foreign)
 	}
@@ -310,11 +336,17 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 		if id.System == "" || id.Key == "" {
 			return nil, errors.New("store: incomplete idempotency key")
 		}
+		if !textOK(id.System, id.Key, string(id.Conv)) || id.Seq > 1<<63-1 {
+			return nil, errBadKey
+		}
 		q.Queue(sqlIdemIns, id.System, id.Key, string(id.Conv), int64(id.Seq))
 	}
 	for k, v := range b.Meta {
 		if k == "" || k == "schema" {
 			return nil, fmt.Errorf("store: meta key %q is reserved", k)
+		}
+		if !textOK(k) {
+			return nil, errBadKey
 		}
 		if v == nil {
 			v = []byte{}
@@ -329,6 +361,21 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 	return q, nil
 }
 
+// textOK reports whether every key can be a PostgreSQL text value: valid
+// UTF-8 without NUL bytes. Keys come from clients (a v2 VISITOR_ID, a
+// custom_id); one that is not is refused on write (a clear error, nothing
+// written) and not found on read, never a server error.
+func textOK(keys ...string) bool {
+	for _, k := range keys {
+		if !utf8.ValidString(k) || strings.IndexByte(k, 0) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+var errBadKey = errors.New("store: id is not valid UTF-8 or contains a NUL byte")
+
 // --- reads -----------------------------------------------------------------
 
 // readCtx bounds a read by the store's state: after Close, ErrClosed.
@@ -342,12 +389,19 @@ func (s *Store) readCtx() error {
 }
 
 // one reads a single bytea column of one row; ErrNotFound when none.
-func (s *Store) one(ctx context.Context, sql string, args ...any) ([]byte, error) {
+func (s *Store) one(ctx context.Context, sql string, args ...string) ([]byte, error) {
 	if err := s.readCtx(); err != nil {
 		return nil, err
 	}
+	if !textOK(args...) {
+		return nil, store.ErrNotFound
+	}
+	anys := make([]any, len(args))
+	for i, a := range args {
+		anys[i] = a
+	}
 	var v []byte
-	err := s.pool.QueryRow(ctx, sql, args...).Scan(&v)
+	err := s.pool.QueryRow(ctx, sql, anys...).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -361,6 +415,9 @@ func (s *Store) one(ctx context.Context, sql string, args ...any) ([]byte, error
 func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conversation, error) {
 	if err := s.readCtx(); err != nil {
 		return model.Conversation{}, err
+	}
+	if !textOK(string(id)) {
+		return model.Conversation{}, store.ErrNotFound
 	}
 	var (
 		data []byte
@@ -388,13 +445,27 @@ func decodeConv(data []byte, rev int64) (model.Conversation, error) {
 // Visitor implements store.Store.
 func (s *Store) Visitor(ctx context.Context, id model.VisitorID) (model.Visitor, error) {
 	var v model.Visitor
-	data, err := s.one(ctx, `SELECT data FROM visitors WHERE id = $1`, string(id))
-	if err != nil {
+	if err := s.readCtx(); err != nil {
 		return v, err
+	}
+	if !textOK(string(id)) {
+		return v, store.ErrNotFound
+	}
+	var (
+		data []byte
+		rev  int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT data, rev FROM visitors WHERE id = $1`, string(id)).Scan(&data, &rev)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, store.ErrNotFound
+	}
+	if err != nil {
+		return v, fmt.Errorf("postgres: %w", err)
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return v, fmt.Errorf("decode visitor: %w", err)
 	}
+	v.Rev = uint64(rev)
 	return v, nil
 }
 
@@ -406,7 +477,7 @@ func (s *Store) Events(ctx context.Context, conv model.ConvID, from uint64, limi
 	if from == 0 {
 		from = 1
 	}
-	if from > 1<<63-1 {
+	if from > 1<<63-1 || !textOK(string(conv)) {
 		return nil, nil
 	}
 	lim := int64(limit)
@@ -439,6 +510,9 @@ func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]
 	if err := s.readCtx(); err != nil {
 		return nil, err
 	}
+	if !textOK(string(v)) {
+		return nil, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT id FROM convs WHERE visitor = $1 ORDER BY id`, string(v))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -457,35 +531,63 @@ func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]
 	return out, nil
 }
 
-// convPage is how many conversations Conversations reads per query.
+// convPage is how many records Conversations and Visitors read per query.
 const convPage = 256
 
 // Conversations implements store.Store: keyset pages, with fn called
 // outside any query so that it may use the store. Not one snapshot.
 func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) bool) error {
+	return scan(ctx, s, "convs", "rev", "conversation", decodeConv, fn)
+}
+
+// Visitors implements store.VisitorLister: every visitor, in keyset pages
+// as Conversations.
+func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
+	return scan(ctx, s, "visitors", "rev", "visitor",
+		func(data []byte, rev int64) (model.Visitor, error) {
+			var v model.Visitor
+			err := json.Unmarshal(data, &v)
+			v.Rev = uint64(rev)
+			return v, err
+		}, fn)
+}
+
+// scan reads table (its id, revCol and data columns; table and revCol are
+// constants of this file) page by page in id order, decoding each row and
+// calling fn outside the query, until fn returns false or the rows run out.
+func scan[T any](ctx context.Context, s *Store, table, revCol, what string, decode func(data []byte, rev int64) (T, error), fn func(T) bool) error {
 	after := ""
 	first := true
 	for {
 		if err := s.readCtx(); err != nil {
 			return err
 		}
-		rows, err := s.pool.Query(ctx, `SELECT id, rev, data FROM convs WHERE $1 OR id > $2 ORDER BY id LIMIT $3`,
-			first, after, convPage)
+		// Two forms rather than "$1 OR id > $2", which would keep the
+		// planner from the primary key's range scan.
+		var (
+			rows pgx.Rows
+			err  error
+		)
+		if first {
+			rows, err = s.pool.Query(ctx, `SELECT id, `+revCol+`, data FROM `+table+` ORDER BY id LIMIT $1`, convPage)
+		} else {
+			rows, err = s.pool.Query(ctx, `SELECT id, `+revCol+`, data FROM `+table+` WHERE id > $1 ORDER BY id LIMIT $2`, after, convPage)
+		}
 		if err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
-		var page []model.Conversation
+		var page []T
 		var (
 			id   string
 			rev  int64
 			data []byte
 		)
 		_, err = pgx.ForEachRow(rows, []any{&id, &rev, &data}, func() error {
-			c, err := decodeConv(data, rev)
+			rec, err := decode(data, rev)
 			if err != nil {
-				return fmt.Errorf("conversation %q: %w", id, err)
+				return fmt.Errorf("%s %q: %w", what, id, err)
 			}
-			page = append(page, c)
+			page = append(page, rec)
 			after = id
 			return nil
 		})
@@ -493,8 +595,8 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 			return fmt.Errorf("postgres: %w", err)
 		}
 		first = false
-		for _, c := range page {
-			if !fn(c) {
+		for _, rec := range page {
+			if !fn(rec) {
 				return nil
 			}
 		}
@@ -509,14 +611,14 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 
 // Resolve implements store.Store.
 func (s *Store) Resolve(ctx context.Context, k store.MapKey) (string, error) {
-	v, err := s.one(ctx, `SELECT core::bytea FROM maps WHERE system = $1 AND tenant = $2 AND kind = $3 AND foreign_id = $4`,
+	v, err := s.one(ctx, `SELECT core FROM maps WHERE system = $1 AND tenant = $2 AND kind = $3 AND foreign_id = $4`,
 		k.System, k.Tenant, k.Kind, k.Foreign)
 	return string(v), err
 }
 
 // Reverse implements store.Store.
 func (s *Store) Reverse(ctx context.Context, system, tenant, kind, core string) (string, error) {
-	v, err := s.one(ctx, `SELECT foreign_id::bytea FROM maps_rev WHERE system = $1 AND tenant = $2 AND kind = $3 AND core = $4`,
+	v, err := s.one(ctx, `SELECT foreign_id FROM maps_rev WHERE system = $1 AND tenant = $2 AND kind = $3 AND core = $4`,
 		system, tenant, kind, core)
 	return string(v), err
 }
@@ -525,6 +627,9 @@ func (s *Store) Reverse(ctx context.Context, system, tenant, kind, core string) 
 func (s *Store) Idempotent(ctx context.Context, system, key string) (store.Idem, error) {
 	if err := s.readCtx(); err != nil {
 		return store.Idem{}, err
+	}
+	if !textOK(system, key) {
+		return store.Idem{}, store.ErrNotFound
 	}
 	var (
 		conv string
@@ -546,3 +651,5 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 }
 
 var _ store.Store = (*Store)(nil)
+
+var _ store.VisitorLister = (*Store)(nil)

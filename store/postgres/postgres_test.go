@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"chatgate/core/model"
 	"chatgate/store"
 	"chatgate/store/postgres/pgtest"
 	"chatgate/store/storetest"
@@ -111,5 +112,83 @@ func TestMigrationsNumbered(t *testing.T) {
 		if m.version != i+1 {
 			t.Errorf("migration %d has version %d, want %d", i, m.version, i+1)
 		}
+	}
+}
+
+// TestKeysPostgresCannotStore: ids PostgreSQL text cannot hold (a NUL byte,
+// invalid UTF-8; clients choose some ids) are refused on write with a clear
+// error, nothing of the batch written, and are simply not found on read.
+func TestKeysPostgresCannotStore(t *testing.T) {
+	s := open(t, Options{})
+	defer s.Close()
+	ctx := t.Context()
+	for _, bad := range []string{"nul\x00byte", "bad\xffutf8"} {
+		v := model.Visitor{ID: "bystander-" + model.VisitorID(model.NewID())}
+		batches := map[string]*store.Batch{
+			"visitor":  {Visitors: []model.Visitor{{ID: model.VisitorID(bad)}}},
+			"mapping":  {Maps: []store.Mapping{{MapKey: store.MapKey{System: "s", Kind: "k", Foreign: bad}, Core: "c"}}},
+			"idem key": {Idems: []store.Idem{{System: "s", Key: bad, Conv: "c", Seq: 1}}},
+			"meta key": {Meta: map[string][]byte{bad: []byte("x")}},
+			"outbox":   {Outbox: []store.OutboxRow{{ID: "r", Target: "T", Conv: model.ConvID(bad)}}},
+		}
+		for name, b := range batches {
+			b.Visitors = append(b.Visitors, v)
+			if err := s.Commit(ctx, b); err == nil || errors.Is(err, store.ErrConflict) {
+				t.Errorf("%s %q: Commit = %v, want a plain refusal", name, bad, err)
+			}
+			if _, err := s.Visitor(ctx, v.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s %q: the batch's bystander visitor was written (%v)", name, bad, err)
+			}
+		}
+		if _, err := s.Resolve(ctx, store.MapKey{System: "s", Kind: "k", Foreign: bad}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Resolve(%q) = %v, want ErrNotFound", bad, err)
+		}
+		if _, err := s.Conversation(ctx, model.ConvID(bad)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Conversation(%q) = %v, want ErrNotFound", bad, err)
+		}
+		if _, err := s.Idempotent(ctx, "s", bad); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Idempotent(%q) = %v, want ErrNotFound", bad, err)
+		}
+		if evs, err := s.Events(ctx, model.ConvID(bad), 0, 0); err != nil || len(evs) != 0 {
+			t.Errorf("Events(%q) = %v, %v", bad, evs, err)
+		}
+	}
+}
+
+// TestMigrateVisitorRevisions: a database written at schema version 2
+// (before visitors had revisions) is migrated at open, its rows kept
+// (visitors then read at revision 0 and are written unconditionally once).
+func TestMigrateVisitorRevisions(t *testing.T) {
+	s := open(t, Options{})
+	schema := s.opts.Schema
+	ctx := t.Context()
+	// Back to version 2: the column of version 3 gone, a visitor row as
+	// version 2 wrote it.
+	for _, q := range []string{
+		`ALTER TABLE visitors DROP COLUMN rev`,
+		`UPDATE chatgate_schema SET version = 2`,
+		`INSERT INTO visitors (id, data) VALUES ('old', '{"id":"old","name":"Old"}')`,
+	} {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s, err := Open(ctx, pgtest.URL(t), Options{Schema: schema})
+	if err != nil {
+		t.Fatalf("Open after version 2: %v", err)
+	}
+	defer s.Close()
+	v, err := s.Visitor(ctx, "old")
+	if err != nil || v.Name != "Old" || v.Rev != 0 {
+		t.Fatalf("Visitor(old) = %+v, %v; want Old at revision 0", v, err)
+	}
+	b := &store.Batch{Visitors: []model.Visitor{v}}
+	if err := s.Commit(ctx, b); err != nil || b.Visitors[0].Rev != 1 {
+		t.Fatalf("write of a version-2 visitor = %v, revision %d; want nil, 1", err, b.Visitors[0].Rev)
+	}
+	var ver int
+	if err := s.pool.QueryRow(ctx, `SELECT version FROM chatgate_schema`).Scan(&ver); err != nil || ver != SchemaVersion() {
+		t.Errorf("schema version %d, %v; want %d", ver, err, SchemaVersion())
 	}
 }

@@ -254,3 +254,93 @@ func testRevisionHammer(t *testing.T, open func(t *testing.T) store.Store) {
 	retries := HammerOne(t, []store.Store{s}, 3, 12, 25)
 	t.Logf("%d stale retries", retries)
 }
+
+// testOddKeys: client-chosen ids with characters that a SQL or escape layer
+// could mangle round-trip as they are, in every keyed record.
+func testOddKeys(t *testing.T, open func(t *testing.T) store.Store) {
+	s := fresh(t, open)
+	ctx := t.Context()
+	for i, id := range []string{`back\slash`, `\\x41`, `quote'"`, "percent%_", "ünï 𝄞", "sp ace", "semi;--", `{"json":1}`} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			mk := store.MapKey{System: "sys" + id, Tenant: "t" + id, Kind: "k" + id, Foreign: id}
+			v := newVisitor("odd")
+			v.ID = model.VisitorID("v" + id)
+			c := newConv(v.ID)
+			c.ID = model.ConvID("c" + id)
+			c.LastSeq = 1
+			commit(t, s, &store.Batch{
+				Visitors: []model.Visitor{v}, Convs: []model.Conversation{c}, Events: []model.Event{newEvent(c.ID, 1)},
+				Maps:  []store.Mapping{{MapKey: mk, Core: "core" + id}},
+				Idems: []store.Idem{{System: "sys" + id, Key: id, Conv: c.ID, Seq: 1}},
+				Meta:  map[string][]byte{"meta" + id: []byte(id)},
+			})
+			if got, err := s.Resolve(ctx, mk); err != nil || got != "core"+id {
+				t.Errorf("Resolve = %q, %v", got, err)
+			}
+			if got, err := s.Reverse(ctx, mk.System, mk.Tenant, mk.Kind, "core"+id); err != nil || got != id {
+				t.Errorf("Reverse = %q, %v", got, err)
+			}
+			if got, err := s.Idempotent(ctx, "sys"+id, id); err != nil || got.Conv != c.ID {
+				t.Errorf("Idempotent = %+v, %v", got, err)
+			}
+			if got, err := s.Meta(ctx, "meta"+id); err != nil || string(got) != id {
+				t.Errorf("Meta = %q, %v", got, err)
+			}
+			if got, err := s.Visitor(ctx, v.ID); err != nil || got.ID != v.ID {
+				t.Errorf("Visitor = %q, %v", got.ID, err)
+			}
+			if ids, err := s.VisitorConversations(ctx, v.ID); err != nil || !slices.Equal(ids, []model.ConvID{c.ID}) {
+				t.Errorf("VisitorConversations = %v, %v", ids, err)
+			}
+			if evs, err := s.Events(ctx, c.ID, 0, 0); err != nil || len(evs) != 1 || evs[0].Conv != c.ID {
+				t.Errorf("Events = %v, %v", evs, err)
+			}
+		})
+	}
+}
+
+// testVisitorRevisions: visitor records follow the conversations' revision
+// rule.
+func testVisitorRevisions(t *testing.T, open func(t *testing.T) store.Store) {
+	s := fresh(t, open)
+	ctx := t.Context()
+	v := newVisitor("vrev")
+	b := &store.Batch{Visitors: []model.Visitor{v}}
+	commit(t, s, b)
+	if b.Visitors[0].Rev != 1 {
+		t.Fatalf("batch revision after the first commit = %d, want 1", b.Visitors[0].Rev)
+	}
+	read := func() model.Visitor {
+		t.Helper()
+		got, err := s.Visitor(ctx, v.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	cur := read()
+	if cur.Rev != 1 {
+		t.Fatalf("Visitor().Rev = %d, want 1", cur.Rev)
+	}
+	cur.Name = "second"
+	commit(t, s, &store.Batch{Visitors: []model.Visitor{cur}})
+	stale := cur // Rev 1
+	stale.Name = "stale"
+	c := newConv(v.ID)
+	err := s.Commit(ctx, &store.Batch{Visitors: []model.Visitor{stale}, Convs: []model.Conversation{c}})
+	if !errors.Is(err, store.ErrStale) {
+		t.Fatalf("stale visitor write = %v, want store.ErrStale", err)
+	}
+	if got := read(); got.Name != "second" || got.Rev != 2 {
+		t.Errorf("after a stale write: name %q rev %d, want second at 2", got.Name, got.Rev)
+	}
+	if _, err := s.Conversation(ctx, c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the stale batch's conversation was written: %v", err)
+	}
+	blind := stale
+	blind.Rev = 0
+	commit(t, s, &store.Batch{Visitors: []model.Visitor{blind}})
+	if got := read(); got.Name != "stale" || got.Rev != 3 {
+		t.Errorf("after an unconditional write: name %q rev %d, want stale at 3", got.Name, got.Rev)
+	}
+}

@@ -74,9 +74,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OutboxInvalid", testOutboxInvalid},
 		{"OutboxConcurrent", testOutboxConcurrent},
 		{"OutboxAfterClose", testOutboxAfterClose},
+		{"SnapshotRestore", testSnapshotRestore},
+		{"SnapshotConsistent", testSnapshotConsistent},
+		{"RestoreInvalid", testRestoreInvalid},
 		{"Revisions", testRevisions},
 		{"RevisionRace", testRevisionRace},
 		{"RevisionHammer", testRevisionHammer},
+		{"OddKeys", testOddKeys},
+		{"VisitorRevisions", testVisitorRevisions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

@@ -13,7 +13,7 @@ import (
 // canSee reports whether the agent may see a conversation: it serves it,
 // it is queued in a department the agent serves, or the agent follows it.
 func (c *agentView) canSee(conv model.Conversation) bool {
-	return c.serves(conv) || conv.FollowedBy(c.agent.ID)
+	return c.agent.MaySee(conv)
 }
 
 // serves is canSee without following: the agent serves the conversation

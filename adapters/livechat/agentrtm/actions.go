@@ -1,6 +1,7 @@
 package agentrtm
 
 import (
+	"chatgate/core/ratelimit"
 	"context"
 	"strings"
 
@@ -116,8 +117,17 @@ func login(ctx context.Context, k *caller, req *wire.Request) (any, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || c.s.cfg.Authenticate == nil {
 		return nil, wire.Errorf(wire.Authentication, "Invalid access token")
 	}
+	// Failed logins are throttled per client address (HTTP 401s are
+	// counted by the gateway's middleware; frames here).
+	addr := ratelimit.AddrFrom(ctx)
+	if addr != "" && c.s.cfg.Logins.Blocked(addr) {
+		return nil, wire.Errorf(wire.TooManyRequests, "Too many failed logins: try again later")
+	}
 	id, ok := c.s.cfg.Authenticate(token)
 	if !ok {
+		if addr != "" {
+			c.s.cfg.Logins.Allow(addr)
+		}
 		return nil, wire.Errorf(wire.Authentication, "Invalid access token")
 	}
 	agent, ok := c.s.d.Router().Agent(id)

@@ -18,6 +18,7 @@ import (
 	"chatgate/core/model"
 	"chatgate/core/routing"
 	"chatgate/store"
+	"chatgate/store/files"
 )
 
 // pushTo sends a push caused by the current request to one connection: on
@@ -745,18 +746,17 @@ func logout(_ context.Context, c *caller, _ *wire.Request) (any, error) {
 func (c *agentView) fileOf(ctx context.Context, raw string) (*model.File, error) {
 	bad := wire.Errorf(wire.Validation, "event.url must be a URL returned by upload_file")
 	u, err := url.Parse(raw)
-	if err != nil || raw == "" || c.s.cfg.Files == nil {
+	if err != nil || raw == "" || c.s.cfg.Files == nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, bad
 	}
-	rest, ok := strings.CutPrefix(u.Path, "/file-upload/")
-	id, _, ok2 := strings.Cut(rest, "/")
-	if !ok || !ok2 {
+	id, ok := files.IDFromURL(raw)
+	if !ok {
 		return nil, bad
 	}
-	f, fh, err := c.s.cfg.Files.Get(ctx, id)
+	// Claimed: referenced by an event from now on, so never swept.
+	f, err := c.s.cfg.Files.Claim(ctx, id)
 	if err != nil {
 		return nil, bad
 	}
-	_ = fh.Close()
 	return &model.File{Name: f.Name, URL: raw, ContentType: f.ContentType, Size: f.Size}, nil
 }

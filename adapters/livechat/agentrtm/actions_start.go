@@ -17,6 +17,11 @@ const maxStartEvents = 20
 type startUser struct {
 	ID   string `json:"id"`
 	Type string `json:"type"`
+	// Visibility (or the seed's recipients) "agents" would hide the user
+	// from the customer: start_chat cannot honour it, so it is refused
+	// rather than shown (add_user_to_chat can).
+	Visibility string `json:"visibility"`
+	Recipients string `json:"recipients"`
 }
 
 type startChatRequest struct {
@@ -99,6 +104,12 @@ func (c *caller) startThread(ctx context.Context, req *wire.Request, resume bool
 	customer := ""
 	var members []model.AgentID
 	for _, u := range p.Chat.Users {
+		if vis, err := wire.ParseVisibility(u.Visibility, u.Recipients); err != nil {
+			return model.Conversation{}, nil, err
+		} else if vis == model.VisibleAgents {
+			return model.Conversation{}, nil, wire.Errorf(wire.Validation,
+				"chat.users[].visibility agents is not supported in start_chat: add the agent with add_user_to_chat")
+		}
 		switch {
 		case u.Type == "customer" && customer == "" && u.ID != "":
 			customer = u.ID

@@ -2,6 +2,7 @@ package agentrtm
 
 import (
 	"chatgate/adapters/livechat/wire"
+	"chatgate/core/ratelimit"
 	"time"
 
 	"chatgate/core/model"
@@ -46,6 +47,12 @@ type Config struct {
 	// Files stores Web API upload_file uploads (nil: uploads refused).
 	// Its MaxSize is the upload limit.
 	Files *files.Store
+	// Logins throttles failed RTM logins per client address
+	// (ratelimit.AddrFrom of the upgrade request); nil: no throttle.
+	Logins *ratelimit.Keyed
+	// PublicURL, if set, is the base of the URLs upload_file returns
+	// (else the request's scheme and Host).
+	PublicURL string
 	// OnConnections, if set, is told +1/-1 as sockets open and close (for
 	// a Prometheus gauge).
 	OnConnections func(delta int)

@@ -108,6 +108,8 @@ func TestSendEventModel(t *testing.T) {
 		{name: "form without fields", event: json.RawMessage(`{"type":"filled_form","form_id":"f","fields":[]}`), errType: "validation"},
 		{name: "form field without type", event: json.RawMessage(`{"type":"filled_form","fields":[{"label":"x","value":"y"}]}`), errType: "validation"},
 		{name: "rich bad template", event: json.RawMessage(`{"type":"rich_message","template_id":"carousel","elements":[{}]}`), errType: "validation"},
+		{name: "rich null element", event: json.RawMessage(`{"type":"rich_message","template_id":"cards","elements":[null]}`), errType: "validation"},
+		{name: "rich null button", event: json.RawMessage(`{"type":"rich_message","template_id":"cards","elements":[{"buttons":[null]}]}`), errType: "validation"},
 		{name: "rich no elements", event: json.RawMessage(`{"type":"rich_message","template_id":"cards","elements":[]}`), errType: "validation"},
 		{name: "file not uploaded", event: json.RawMessage(`{"type":"file","url":"https://example.org/x.png"}`), errType: "validation"},
 		{name: "annotation", event: json.RawMessage(`{"type":"annotation","text":"x"}`), errType: "validation"},
@@ -166,5 +168,30 @@ func TestTypingRecipientsAgents(t *testing.T) {
 	n := <-sub.C()
 	if n.Typing == nil || n.Typing.On {
 		t.Fatalf("first published notice: %+v", n.Typing)
+	}
+}
+
+// TestStartChatHiddenUserRefused: start_chat cannot add an agent hidden
+// from the customer, so chat.users[].visibility (or recipients) "agents"
+// is refused instead of adding the agent visibly.
+func TestStartChatHiddenUserRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	a := h.dial(t, "/v3.5/agent/rtm/ws")
+	a.login("tok-alice")
+	tom, conv := h.startChat(t, "Tom", "")
+	a.Push("incoming_chat")
+	if _, err := h.d.Close(context.Background(), conv.ID, model.Author{Kind: model.AuthorAgent, ID: string(alice)}, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []map[string]any{
+		{"id": string(bob), "type": "agent", "visibility": "agents"},
+		{"id": string(bob), "type": "agent", "recipients": "agents"},
+		{"id": string(bob), "type": "agent", "recipients": "nobody"},
+	} {
+		f := a.Call("start_chat", map[string]any{"chat": map[string]any{"users": []any{
+			map[string]any{"id": string(tom.ID), "type": "customer"}, u}}})
+		if f.Success || f.ErrType() != "validation" {
+			t.Fatalf("start_chat with %v: %s", u, f.Payload)
+		}
 	}
 }

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"chatgate/adapters/livechat/rtmconn"
 	"chatgate/adapters/livechat/wire"
+	"chatgate/core/model"
 	"chatgate/store/files"
 )
 
@@ -80,7 +80,7 @@ func (s *Surface) serveWeb(version string) gin.HandlerFunc {
 			}
 		}
 		if action == "upload_file" {
-			s.uploadFile(g)
+			s.uploadFile(g, view.agent.ID)
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(g.Request.Body, int64(s.cfg.MaxFrame)+1))
@@ -130,7 +130,11 @@ type UploadResponse struct {
 // uploadFile stores the multipart field "file" in the files store and
 // answers its URL, /file-upload/<id>/<escaped name> on the host the
 // request came to (the Rocket.Chat surface serves that path).
-func (s *Surface) uploadFile(g *gin.Context) {
+//
+// The file is the agent's ("agent:<id>") and pending until a file event
+// references it (store.unreferenced_grace); the URL's base is PublicURL
+// when set.
+func (s *Surface) uploadFile(g *gin.Context, agent model.AgentID) {
 	if s.cfg.Files == nil {
 		webFail(g, wire.Errorf(wire.Validation, "File uploads are disabled"))
 		return
@@ -159,7 +163,7 @@ func (s *Surface) uploadFile(g *gin.Context) {
 		if name == "" {
 			name = "file"
 		}
-		f, err := s.cfg.Files.Put(g.Request.Context(), name, part.Header.Get("Content-Type"), part)
+		f, err := s.cfg.Files.PutPending(g.Request.Context(), "agent:"+string(agent), name, part.Header.Get("Content-Type"), part)
 		_ = part.Close()
 		var mbe *http.MaxBytesError
 		switch {
@@ -171,11 +175,15 @@ func (s *Surface) uploadFile(g *gin.Context) {
 			webFail(g, wire.NewError(wire.Internal))
 			return
 		}
-		scheme := "http"
-		if g.Request.TLS != nil {
-			scheme = "https"
+		base := strings.TrimSuffix(s.cfg.PublicURL, "/")
+		if base == "" {
+			scheme := "http"
+			if g.Request.TLS != nil {
+				scheme = "https"
+			}
+			base = scheme + "://" + g.Request.Host
 		}
-		u := scheme + "://" + g.Request.Host + "/file-upload/" + f.ID + "/" + url.PathEscape(f.Name)
+		u := base + files.Path(f)
 		g.Header("Cache-Control", "no-store")
 		g.JSON(http.StatusOK, UploadResponse{URL: u})
 		return

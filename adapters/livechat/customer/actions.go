@@ -315,15 +315,10 @@ func (c *client) mine(model.Conversation) bool { return true }
 const maxStartEvents = 20
 
 // eventSide is the customer side of send_event: events visible to all,
-// no system messages, file events as upload_file describes them.
-func (s *Surface) eventSide() wire.EventSide {
+// no system messages, file events only with upload_file URLs (as agents).
+func (s *Surface) eventSide(ctx context.Context) wire.EventSide {
 	return wire.EventSide{Aud: wire.ForCustomer, FormType: s.cfg.Forms.TypeOf,
-		File: func(e *wire.EventIn) (*model.File, error) {
-			if e.URL == "" {
-				return nil, wire.Errorf(wire.Validation, "event.url is required")
-			}
-			return &model.File{URL: e.URL, Name: e.Name, ContentType: e.ContentType, Size: e.Size}, nil
-		}}
+		File: func(e *wire.EventIn) (*model.File, error) { return wire.UploadedFile(ctx, s.cfg.Files, e.URL) }}
 }
 
 type threadRequest struct {
@@ -422,7 +417,10 @@ func (c *client) start(ctx context.Context, req *wire.Request, chat *chatRequest
 				return model.Conversation{}, nil, wire.Errorf(wire.Validation, "at most %d events", maxStartEvents)
 			}
 			for i := range chat.Thread.Events {
-				d, err := chat.Thread.Events[i].Draft(c.s.eventSide())
+				d, err := chat.Thread.Events[i].Draft(c.s.eventSide(ctx))
+				if err == nil {
+					err = c.ownFile(ctx, &d)
+				}
 				if err != nil {
 					return model.Conversation{}, nil, err
 				}
@@ -477,7 +475,10 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if p.Event == nil {
 		return nil, wire.Errorf(wire.Validation, "event is required")
 	}
-	draft, err := p.Event.Draft(c.s.eventSide())
+	draft, err := p.Event.Draft(c.s.eventSide(ctx))
+	if err == nil {
+		err = c.ownFile(ctx, &draft)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -497,7 +498,9 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	}
 	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.Origin(req.RequestID)}
 	if draft.ClientKey != "" {
-		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"\x00"+draft.ClientKey
+		// "/" separates: the customer id (a ULID) never holds one, and
+		// PostgreSQL text cannot hold the NUL byte used before.
+		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"/"+draft.ClientKey
 	}
 	ev, replayed, err := post(ctx, pr)
 	if err != nil {

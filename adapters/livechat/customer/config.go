@@ -2,6 +2,7 @@ package customer
 
 import (
 	"chatgate/adapters/livechat/wire"
+	"chatgate/core/ratelimit"
 	"time"
 
 	"chatgate/core/model"
@@ -20,6 +21,14 @@ type Config struct {
 	// AgentToken maps an agent bearer token to a configured agent: the
 	// agent_token grant of POST /v2/customer/token. Nil disables that grant.
 	AgentToken func(token string) (model.AgentID, bool)
+	// AllowedOrigins are the browser origins (besides the gateway's own and
+	// PublicURL's) granted credentialed CORS on the token endpoint and the
+	// Web API: "https://shop.example.com", "https://*.example.com", or "*"
+	// for any (unsafe on TLS: see cors.go). Default none.
+	AllowedOrigins []string
+	// ClientIDs, if not empty, are the only client_id values the token
+	// endpoint accepts.
+	ClientIDs []string
 	// TokenTTL is the lifetime of customer access tokens (default 8h, as
 	// LiveChat's expires_in 28800).
 	TokenTTL time.Duration
@@ -41,6 +50,10 @@ type Config struct {
 	MaxFrame int
 	// SendQueue bounds one socket's outgoing frames (default 128).
 	SendQueue int
+	// Uploads limits upload_file per customer; NewCustomers limits the
+	// customers cookie grants create, per client address
+	// (ratelimit.AddrFrom). Nil: no limit.
+	Uploads, NewCustomers *ratelimit.Keyed
 	// OnConnections, if set, is told +1/-1 as sockets open and close.
 	OnConnections func(delta int)
 	// Now is the clock for token expiry (default the desk's clock).

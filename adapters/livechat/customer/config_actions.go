@@ -425,7 +425,7 @@ func (s *Surface) listGroupProperties(q url.Values) (any, error) {
 func (s *Surface) serveGet(version string) gin.HandlerFunc {
 	actions := s.getActions()
 	return func(g *gin.Context) {
-		cors(g)
+		publicCORS(g)
 		q := g.Request.URL.Query()
 		if q.Get("organization_id") == "" && q.Get("license_id") == "" {
 			webFail(g, wire.Errorf(wire.Validation, "organization_id is required"))

@@ -1,9 +1,12 @@
 package customer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"mime/multipart"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -117,6 +120,7 @@ func TestCustomerEventModel(t *testing.T) {
 		{"visibility agents", `{"type":"message","text":"x","visibility":"agents"}`, "validation"},
 		{"recipients unknown", `{"type":"message","text":"x","recipients":"nobody"}`, "validation"},
 		{"system_message", `{"type":"system_message","system_message_type":"x","text":"x"}`, "validation"},
+		{"file not uploaded", `{"type":"file","url":"https://evil.example/x.png","name":"x.png"}`, "validation"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := c.Call("send_event", json.RawMessage(`{"chat_id":"`+string(me)+`","event":`+tc.event+`}`))
@@ -131,6 +135,47 @@ func TestCustomerEventModel(t *testing.T) {
 				t.Fatalf("want %s, got %s", tc.errType, r.Payload)
 			}
 		})
+	}
+}
+
+// TestCustomerFileEvent: a customer's file event names an upload_file URL;
+// name, type and size come from the upload, not the client.
+func TestCustomerFileEvent(t *testing.T) {
+	h := newHarness(t, nil)
+	h.d.AgentConnected(alice, true)
+	c, me, tok := h.customer(t)
+	if r := c.Call("start_chat", startPayload("hello")); !r.Success {
+		t.Fatalf("start_chat: %s", r.Payload)
+	}
+	c.Push("incoming_chat")
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	fw, _ := w.CreateFormFile("file", "note.txt")
+	_, _ = fw.Write([]byte("hello"))
+	_ = w.Close()
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/v3.5/customer/action/upload_file?organization_id=org-1", &buf)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up struct {
+		URL string `json:"url"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&up)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("upload_file: %d %v", resp.StatusCode, err)
+	}
+	r := c.Call("send_event", map[string]any{"chat_id": string(me), "event": map[string]any{"type": "file", "url": up.URL, "name": "lies.exe", "size": 1}})
+	if !r.Success {
+		t.Fatalf("send_event file: %s", r.Payload)
+	}
+	var ie IncomingEvent
+	mustUnmarshal(t, c.Push("incoming_event").Payload, &ie)
+	if ie.Event.Type != "file" || ie.Event.URL != up.URL || ie.Event.Name != "note.txt" || ie.Event.Size != 5 {
+		t.Fatalf("file event: %+v", ie.Event)
 	}
 }
 

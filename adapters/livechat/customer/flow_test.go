@@ -365,6 +365,13 @@ func TestTokenEndpoint(t *testing.T) {
 		t.Fatalf("authenticate from store: %v %s", err, id)
 	}
 
+	// A customer alice minted herself: she may re-issue its tokens (the
+	// relay connectors do); first she may not reach (issue 16, High 1).
+	_, mintedBody, _ := h.post(t, "/v2/customer/token", "tok-alice", `{"grant_type":"agent_token"}`, nil)
+	var minted TokenResponse
+	if err := json.Unmarshal(mintedBody, &minted); err != nil || minted.EntityID == "" {
+		t.Fatalf("mint: %s", mintedBody)
+	}
 	cases := []struct {
 		name, bearer, body string
 		status             int
@@ -378,7 +385,8 @@ func TestTokenEndpoint(t *testing.T) {
 		{"agent grant bad token", "nope", `{"grant_type":"agent_token"}`, 401, `identity_exception`},
 		{"agent grant unknown entity", "tok-alice", `{"grant_type":"agent_token","entity_id":"nobody"}`, 401, `identity_exception`},
 		{"agent grant new customer", "tok-alice", `{"grant_type":"agent_token"}`, 200, `"token_type":"Bearer"`},
-		{"agent grant existing", "tok-alice", `{"grant_type":"agent_token","entity_id":"` + first.EntityID + `"}`, 200, `"entity_id":"` + first.EntityID + `"`},
+		{"agent grant, a customer the agent may not reach", "tok-alice", `{"grant_type":"agent_token","entity_id":"` + first.EntityID + `"}`, 401, `identity_exception`},
+		{"agent grant, a customer the agent minted", "tok-alice", `{"grant_type":"agent_token","entity_id":"` + minted.EntityID + `"}`, 200, `"entity_id":"` + minted.EntityID + `"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

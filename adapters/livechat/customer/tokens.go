@@ -16,7 +16,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/core/ratelimit"
 	"chatgate/store"
 )
 
@@ -39,13 +41,15 @@ import (
 //
 // so a forged or guessed __lc_cid without its secret only makes a new
 // customer. Customers minted by the agent_token grant without entity_id are
-// keyed by Kind "agent_issued" and a random id.
+// keyed by Kind "agent_issued" and a random id, and their minting agent is
+// kept under Kind "agent_issuer", Foreign <visitor id> (see mayActFor).
 const (
 	mapSystem        = "livechat.customer"
 	kindToken        = "token"
 	kindTokenExpiry  = "token_expiry"
 	kindCookie       = "cookie"
 	kindAgentIssued  = "agent_issued"
+	kindAgentIssuer  = "agent_issuer"
 	cookieID         = "__lc_cid"
 	cookieSecret     = "__lc_cst"
 	cookieMaxAge     = 2 * 365 * 24 * 3600
@@ -145,27 +149,6 @@ func tokenFail(g *gin.Context, status int, kind, msg string) {
 	g.JSON(status, gin.H{kind: msg})
 }
 
-// cors lets customer apps on any origin call the token endpoint and the
-// Web API, with credentials (the cookie grant needs them): the Origin is
-// echoed, as LiveChat's accounts service does for widgets on any site.
-func cors(g *gin.Context) {
-	if o := g.GetHeader("Origin"); o != "" {
-		h := g.Writer.Header()
-		h.Set("Access-Control-Allow-Origin", o)
-		h.Set("Access-Control-Allow-Credentials", "true")
-		h.Set("Vary", "Origin")
-	}
-}
-
-func (s *Surface) preflight(g *gin.Context) {
-	cors(g)
-	h := g.Writer.Header()
-	h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-API-Version, X-Region")
-	h.Set("Access-Control-Max-Age", "600")
-	g.Status(http.StatusNoContent)
-}
-
 // serveToken is POST /v2/customer/token. Grants:
 //
 //   - cookie: the browser's __lc_cid/__lc_cst cookies name its customer;
@@ -178,7 +161,7 @@ func (s *Surface) preflight(g *gin.Context) {
 // unsupported grants (400) and server errors (500); {"identity_exception":
 // "..."} for a refused identity (401: bad agent token, unknown entity_id).
 func (s *Surface) serveToken(g *gin.Context) {
-	cors(g)
+	originOK := s.cors(g)
 	ctx := g.Request.Context()
 	var p tokenRequest
 	body, err := io.ReadAll(io.LimitReader(g.Request.Body, maxTokenBodySize+1))
@@ -196,9 +179,19 @@ func (s *Surface) serveToken(g *gin.Context) {
 		tokenFail(g, http.StatusBadRequest, "identity_exception", "invalid organization_id")
 		return
 	}
+	if !s.clientAllowed(p.ClientID) {
+		tokenFail(g, http.StatusBadRequest, "identity_exception", "invalid client_id")
+		return
+	}
 	var v model.VisitorID
 	switch p.GrantType {
 	case "cookie":
+		if !originOK {
+			// A page on another site must not turn the visitor's
+			// cookies into a token (docs/security.md, CORS).
+			tokenFail(g, http.StatusForbidden, "identity_exception", "origin not allowed")
+			return
+		}
 		v, err = s.cookieCustomer(g)
 	case "agent_token":
 		v, err = s.agentIssued(g, p.EntityID)
@@ -207,6 +200,10 @@ func (s *Surface) serveToken(g *gin.Context) {
 		return
 	default:
 		tokenFail(g, http.StatusBadRequest, "oauth_exception", "unsupported_grant_type")
+		return
+	}
+	if errors.Is(err, desk.ErrRateLimited) {
+		tokenFail(g, http.StatusTooManyRequests, "oauth_exception", "too_many_requests")
 		return
 	}
 	var ie identityError
@@ -237,6 +234,11 @@ func (s *Surface) cookieCustomer(g *gin.Context) (model.VisitorID, error) {
 	cid, _ := g.Cookie(cookieID)
 	cst, _ := g.Cookie(cookieSecret)
 	if !validCookie(cid) || !validCookie(cst) {
+		// A new customer: bounded per client address, since each one is
+		// kept (issue 16, Low 8).
+		if addr := ratelimit.AddrFrom(g.Request.Context()); addr != "" && !s.cfg.NewCustomers.Allow(addr) {
+			return "", desk.ErrRateLimited
+		}
 		var err error
 		if cid, err = model.Secret(16); err != nil {
 			return "", err
@@ -274,7 +276,8 @@ func (s *Surface) agentIssued(g *gin.Context, entity string) (model.VisitorID, e
 	if !ok || !strings.EqualFold(scheme, "Bearer") || s.cfg.AgentToken == nil {
 		return "", identityError("invalid agent token")
 	}
-	if _, ok := s.cfg.AgentToken(strings.TrimSpace(tok)); !ok {
+	agentID, ok := s.cfg.AgentToken(strings.TrimSpace(tok))
+	if !ok {
 		return "", identityError("invalid agent token")
 	}
 	ctx := g.Request.Context()
@@ -283,12 +286,78 @@ func (s *Surface) agentIssued(g *gin.Context, entity string) (model.VisitorID, e
 		if errors.Is(err, store.ErrNotFound) {
 			return "", identityError("entity not found")
 		}
-		return v.ID, err
+		if err != nil {
+			return "", err
+		}
+		may, err := s.mayActFor(ctx, agentID, v.ID)
+		if err != nil {
+			return "", err
+		}
+		if !may {
+			// The same answer as for an unknown customer: which ids exist
+			// is no business of an agent who may not act for them.
+			return "", identityError("entity not found")
+		}
+		return v.ID, nil
 	}
 	key, err := model.Secret(16)
 	if err != nil {
 		return "", err
 	}
 	v, err := s.d.EnsureVisitor(ctx, s.tokenKey(kindAgentIssued, key), model.Visitor{})
-	return v.ID, err
+	if err != nil {
+		return "", err
+	}
+	// Who minted the customer may re-issue its tokens later (the relay
+	// connectors do when a token expires), whatever conversations it has.
+	err = s.d.Store().Commit(ctx, &store.Batch{Maps: []store.Mapping{
+		{MapKey: s.tokenKey(kindAgentIssuer, string(v.ID)), Core: string(agentID)},
+	}})
+	if err != nil {
+		return "", fmt.Errorf("store token issuer: %w", err)
+	}
+	return v.ID, nil
+}
+
+// mayActFor reports whether an agent may obtain a token for customer v
+// (issue 16: any agent could otherwise read and write as any visitor): an
+// administrator may; an agent may for a customer it minted itself, or one
+// with a conversation the agent may reach under the rule of the agent
+// actions (model.Agent.MaySee: it serves it, was added, may take it from
+// its department's queue, or follows it).
+func (s *Surface) mayActFor(ctx context.Context, id model.AgentID, v model.VisitorID) (bool, error) {
+	agent, ok := s.d.Router().Agent(id)
+	if !ok {
+		return false, nil
+	}
+	if agent.Admin {
+		return true, nil
+	}
+	issuer, err := s.d.Store().Resolve(ctx, s.tokenKey(kindAgentIssuer, string(v)))
+	switch {
+	case err == nil && issuer == string(id):
+		return true, nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return false, err
+	}
+	convs, err := s.d.Store().VisitorConversations(ctx, v)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, cid := range convs {
+		c, err := s.d.Store().Conversation(ctx, cid)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if agent.MaySee(c) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

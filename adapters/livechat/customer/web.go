@@ -7,13 +7,15 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"chatgate/adapters/livechat/rtmconn"
 	"chatgate/adapters/livechat/wire"
+	"chatgate/core/model"
+	"chatgate/core/ratelimit"
+	"chatgate/store"
 	"chatgate/store/files"
 )
 
@@ -27,7 +29,7 @@ func webFail(g *gin.Context, e *wire.Error) {
 // {"error":{"type","message"}}.
 func (s *Surface) serveAction(version string) gin.HandlerFunc {
 	return func(g *gin.Context) {
-		cors(g)
+		s.cors(g)
 		q := g.Request.URL.Query()
 		if q.Get("organization_id") == "" && q.Get("license_id") == "" {
 			webFail(g, wire.Errorf(wire.Validation, "organization_id is required"))
@@ -58,7 +60,7 @@ func (s *Surface) serveAction(version string) gin.HandlerFunc {
 		c.loggedIn.Store(true)
 		action := g.Param("action")
 		if action == "upload_file" {
-			s.uploadFile(g)
+			s.uploadFile(g, id)
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(g.Request.Body, int64(s.cfg.MaxFrame)+1))
@@ -120,9 +122,27 @@ type UploadResponse struct {
 // uploadFile stores multipart field "file" (at most Files.MaxSize()
 // bytes) and answers {"url"} under /file-upload/<id>/<name>, the URL shape
 // the Rocket.Chat surface serves stored files at.
-func (s *Surface) uploadFile(g *gin.Context) {
+//
+// Only a customer with an active chat may upload (issue 16, Medium 6), at
+// most Uploads' rate, within the per-customer quota (limit_reached); the
+// file stays pending until a file event of this customer references it,
+// and is removed after store.unreferenced_grace otherwise.
+func (s *Surface) uploadFile(g *gin.Context, me model.VisitorID) {
 	if s.cfg.Files == nil {
 		webFail(g, wire.Errorf(wire.ServiceUnavailable, "Uploads are disabled"))
+		return
+	}
+	if _, active, err := s.d.OpenConversation(g.Request.Context(), me); err != nil || !active {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Error().Err(err).Msg("customer upload")
+			webFail(g, wire.NewError(wire.Internal))
+			return
+		}
+		webFail(g, wire.Errorf(wire.ChatInactive, "Uploads need an active chat"))
+		return
+	}
+	if !ratelimit.Exempt(g.Request.Context()) && !s.cfg.Uploads.Allow(string(me)) {
+		webFail(g, wire.Errorf(wire.TooManyRequests, "Too many uploads: try again later"))
 		return
 	}
 	g.Request.Body = http.MaxBytesReader(g.Writer, g.Request.Body, s.cfg.Files.MaxSize()+1<<20)
@@ -150,19 +170,22 @@ func (s *Surface) uploadFile(g *gin.Context) {
 			_ = part.Close()
 			continue
 		}
-		f, err := s.cfg.Files.Put(g.Request.Context(), part.FileName(), part.Header.Get("Content-Type"), part)
+		f, err := s.cfg.Files.PutPending(g.Request.Context(), string(me), part.FileName(), part.Header.Get("Content-Type"), part)
 		_ = part.Close()
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.Is(err, files.ErrTooLarge), errors.As(err, &mbe):
 			webFail(g, tooLarge(s.cfg.Files.MaxSize()))
 			return
+		case errors.Is(err, files.ErrQuota):
+			webFail(g, wire.Errorf(wire.LimitReached, "Upload quota of this customer reached"))
+			return
 		case err != nil:
 			s.log.Error().Err(err).Msg("customer upload")
 			webFail(g, wire.NewError(wire.Internal))
 			return
 		}
-		g.JSON(http.StatusOK, UploadResponse{URL: s.baseURL(g) + "/file-upload/" + f.ID + "/" + url.PathEscape(f.Name)})
+		g.JSON(http.StatusOK, UploadResponse{URL: s.baseURL(g) + files.Path(f)})
 		return
 	}
 }

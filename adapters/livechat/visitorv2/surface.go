@@ -55,6 +55,26 @@ type Config struct {
 	SweepEvery time.Duration
 	// MaxBody caps request bodies in bytes (default 64 KiB).
 	MaxBody int64
+	// Polls, if set, shares the last poll times with the other nodes of
+	// a deployment (a poll may land on any node); nil on one node.
+	Polls Polls
+}
+
+// Polls shares when each v2 chat was last polled between the nodes of a
+// deployment, and lets one node at a time close the idle ones, so that
+// the poll timeout closes a chat once whichever nodes its polls reached
+// (and a second close would fail the conversation's optimistic check
+// anyway, answered ErrInactive).
+type Polls interface {
+	// Record stores the newest poll time of each chat.
+	Record(ctx context.Context, seen map[model.ConvID]time.Time) error
+	// Idle lists chats whose newest recorded poll is before t.
+	Idle(ctx context.Context, before time.Time) ([]model.ConvID, error)
+	// Forget drops chats (closed).
+	Forget(ctx context.Context, ids []model.ConvID) error
+	// Exclusive runs fn while this node holds the lease name, until ctx
+	// ends (fn's context ends when the lease is lost).
+	Exclusive(ctx context.Context, name string, fn func(ctx context.Context))
 }
 
 // Surface is the v2 visitor API.
@@ -65,6 +85,8 @@ type Surface struct {
 
 	mu       sync.Mutex
 	lastSeen map[model.ConvID]time.Time // open v2 chats and their last request
+	// dirty are the chats polled since the last Record (Polls only).
+	dirty map[model.ConvID]time.Time
 }
 
 // New returns the surface.
@@ -79,7 +101,7 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 		cfg.MaxBody = 64 << 10
 	}
 	return &Surface{d: d, cfg: cfg, log: log.With().Str("surface", "livechat.v2").Logger(),
-		lastSeen: make(map[model.ConvID]time.Time)}
+		lastSeen: make(map[model.ConvID]time.Time), dirty: make(map[model.ConvID]time.Time)}
 }
 
 // Name implements the gateway's Surface.
@@ -107,6 +129,9 @@ func (s *Surface) Run(ctx context.Context) error {
 	if err != nil && ctx.Err() == nil {
 		s.log.Error().Err(err).Msg("load open v2 chats")
 	}
+	if s.cfg.Polls != nil {
+		return s.runShared(ctx)
+	}
 	t := time.NewTicker(s.cfg.SweepEvery)
 	defer t.Stop()
 	for {
@@ -122,13 +147,125 @@ func (s *Surface) Run(ctx context.Context) error {
 func (s *Surface) touch(id model.ConvID, at time.Time) {
 	s.mu.Lock()
 	s.lastSeen[id] = at
+	if s.cfg.Polls != nil {
+		s.dirty[id] = at
+	}
 	s.mu.Unlock()
 }
 
 func (s *Surface) forget(id model.ConvID) {
 	s.mu.Lock()
 	delete(s.lastSeen, id)
+	delete(s.dirty, id)
 	s.mu.Unlock()
+}
+
+// recordEvery is how often a node writes its chats' poll times to Polls:
+// a poll costs no write, and a poll time is at most this stale elsewhere.
+func (s *Surface) recordEvery() time.Duration {
+	return min(max(s.cfg.PollTimeout/10, 100*time.Millisecond), 2*time.Second)
+}
+
+// runShared is Run with several nodes: this node records its chats' poll
+// times every recordEvery, and whichever node holds the sweeper lease
+// closes the chats idle everywhere.
+func (s *Surface) runShared(ctx context.Context) error {
+	go s.cfg.Polls.Exclusive(ctx, System+".sweeper", func(ctx context.Context) {
+		t := time.NewTicker(s.cfg.SweepEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				s.sweepShared(ctx, now)
+			}
+		}
+	})
+	t := time.NewTicker(s.recordEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.record(context.WithoutCancel(ctx))
+			return nil
+		case <-t.C:
+			s.record(ctx)
+		}
+	}
+}
+
+// record writes the poll times seen here since the last call.
+func (s *Surface) record(ctx context.Context) {
+	s.mu.Lock()
+	seen := s.dirty
+	if len(seen) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.dirty = make(map[model.ConvID]time.Time)
+	s.mu.Unlock()
+	if err := s.cfg.Polls.Record(ctx, seen); err != nil {
+		s.mu.Lock()
+		for id, at := range seen {
+			if cur, ok := s.dirty[id]; !ok || cur.Before(at) {
+				s.dirty[id] = at
+			}
+		}
+		s.mu.Unlock()
+		if ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("record v2 poll times")
+		}
+	}
+}
+
+// sweepShared closes the chats whose newest poll, on any node, is older
+// than the timeout.
+func (s *Surface) sweepShared(ctx context.Context, now time.Time) {
+	idle, err := s.cfg.Polls.Idle(ctx, now.Add(-s.cfg.PollTimeout))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("list idle v2 chats")
+		}
+		return
+	}
+	var gone []model.ConvID
+	for _, id := range idle {
+		s.mu.Lock()
+		at, ok := s.lastSeen[id]
+		s.mu.Unlock()
+		if ok && now.Sub(at) <= s.cfg.PollTimeout {
+			continue // polled here since; recorded soon
+		}
+		if s.closeIdle(ctx, id) {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) > 0 {
+		if err := s.cfg.Polls.Forget(ctx, gone); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("forget closed v2 chats")
+		}
+	}
+}
+
+// closeIdle closes a chat whose visitor stopped polling; it reports
+// whether the chat is now closed (or gone).
+func (s *Surface) closeIdle(ctx context.Context, id model.ConvID) bool {
+	c, err := s.d.Store().Conversation(ctx, id)
+	if err != nil {
+		s.forget(id)
+		return errors.Is(err, store.ErrNotFound)
+	}
+	by := model.Author{Kind: model.AuthorVisitor, ID: string(c.Visitor)}
+	_, err = s.d.Close(ctx, id, by, "visitor left: no poll for "+s.cfg.PollTimeout.String(), "")
+	if err == nil || errors.Is(err, desk.ErrInactive) {
+		s.forget(id)
+		return true
+	}
+	if ctx.Err() == nil {
+		s.log.Error().Err(err).Str("conv", string(id)).Msg("close idle chat")
+	}
+	return false
 }
 
 func (s *Surface) sweep(ctx context.Context, now time.Time) {
@@ -141,20 +278,7 @@ func (s *Surface) sweep(ctx context.Context, now time.Time) {
 	}
 	s.mu.Unlock()
 	for _, id := range idle {
-		c, err := s.d.Store().Conversation(ctx, id)
-		if err != nil {
-			s.forget(id)
-			continue
-		}
-		by := model.Author{Kind: model.AuthorVisitor, ID: string(c.Visitor)}
-		_, err = s.d.Close(ctx, id, by, "visitor left: no poll for "+s.cfg.PollTimeout.String(), "")
-		if err == nil || errors.Is(err, desk.ErrInactive) {
-			s.forget(id)
-			continue
-		}
-		if ctx.Err() == nil {
-			s.log.Error().Err(err).Str("conv", string(id)).Msg("close idle chat")
-		}
+		s.closeIdle(ctx, id)
 	}
 }
 
@@ -205,6 +329,8 @@ func (s *Surface) deskError(c *gin.Context, err error) {
 		s.fail(c, http.StatusNotFound, "Chat not found")
 	case errors.Is(err, desk.ErrBanned):
 		s.fail(c, http.StatusForbidden, "Visitor is banned")
+	case errors.Is(err, desk.ErrRateLimited):
+		s.fail(c, http.StatusTooManyRequests, "Too many requests")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		s.fail(c, http.StatusServiceUnavailable, "Request cancelled")
 	default:
@@ -362,7 +488,19 @@ func (s *Surface) start(c *gin.Context) {
 	conv, _, err := s.d.Start(ctx, req)
 	if errors.Is(err, desk.ErrVisitorBusy) {
 		// v2 has one chat per visitor: starting again ends the previous one,
-		// as the visitor leaving it.
+		// as the visitor leaving it; but only for the visitor holding that
+		// chat's secured_session_id, or anyone knowing (or guessing) a
+		// visitor id could end its chat (issue 16, Low 9).
+		held := r.get("secured_session_id")
+		cur, rerr := s.d.Store().Resolve(ctx, store.MapKey{System: System, Tenant: s.cfg.LicenceID, Kind: kindSession, Foreign: held})
+		if held == "" || rerr != nil || cur != string(conv.ID) {
+			if rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+				s.deskError(c, rerr)
+				return
+			}
+			s.fail(c, http.StatusBadRequest, "Chat already active: send its secured_session_id to end it and start a new one")
+			return
+		}
 		by := model.Author{Kind: model.AuthorVisitor, ID: string(v.ID), Name: v.Name}
 		if _, cerr := s.d.Close(ctx, conv.ID, by, "visitor started a new chat", ""); cerr != nil && !errors.Is(cerr, desk.ErrInactive) {
 			s.deskError(c, cerr)
@@ -376,6 +514,11 @@ func (s *Surface) start(c *gin.Context) {
 		return
 	}
 	s.touch(conv.ID, time.Now())
+	if s.cfg.Polls != nil {
+		// Recorded at once: a chat this node started and never recorded
+		// (the node dies within recordEvery) would never be swept.
+		s.record(ctx)
+	}
 	s.reply(c, http.StatusOK, gin.H{"secured_session_id": sid, "banned": false})
 }
 

@@ -96,15 +96,22 @@ const form = "application/x-www-form-urlencoded"
 
 func (h *harness) start(visitor string) string {
 	h.t.Helper()
-	code, m := h.call("POST", "/visitors/"+visitor+"/chat/start", form, "licence_id="+lic+"&welcome_message=Hi&name=Vic", nil)
+	return h.restart(visitor, "")
+}
+
+// restart starts a chat sending sid as the current chat's
+// secured_session_id ("" for none).
+func (h *harness) restart(visitor, sid string) string {
+	h.t.Helper()
+	code, m := h.call("POST", "/visitors/"+visitor+"/chat/start", form, "licence_id="+lic+"&welcome_message=Hi&name=Vic&secured_session_id="+sid, nil)
 	if code != 200 {
 		h.t.Fatalf("start: %d %v", code, m)
 	}
-	sid, _ := m["secured_session_id"].(string)
-	if len(sid) < 32 || m["banned"] != false {
+	got, _ := m["secured_session_id"].(string)
+	if len(got) < 32 || m["banned"] != false {
 		h.t.Fatalf("start answer %v", m)
 	}
-	return sid
+	return got
 }
 
 func (h *harness) poll(visitor, sid, last string) []map[string]any {
@@ -232,7 +239,19 @@ func TestPollTimeoutClosesChat(t *testing.T) {
 func TestRestartClosesPreviousChat(t *testing.T) {
 	h := newHarness(t, time.Hour)
 	sid1 := h.start("v4")
-	sid2 := h.start("v4")
+	// Issue 16, Low 9: without the open chat's secured_session_id (none,
+	// forged, or another chat's) a start does not end it.
+	other := h.start("v5")
+	for _, bad := range []string{"", strings.Repeat("0", 32), other} {
+		code, m := h.call("POST", "/visitors/v4/chat/start", form, "licence_id="+lic+"&welcome_message=Hi&secured_session_id="+bad, nil)
+		if code != 400 || m["error"] == nil {
+			t.Fatalf("start with session %q: %d %v", bad, code, m)
+		}
+	}
+	if evs := h.poll("v4", sid1, ""); evs[len(evs)-1]["type"] == "chat_closed" {
+		t.Fatalf("chat ended by a start without its session: %v", evs)
+	}
+	sid2 := h.restart("v4", sid1)
 	if sid1 == sid2 {
 		t.Fatal("same session id twice")
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -47,7 +46,8 @@ const limitReached = wire.LimitReached
 //	GET  /v3.{4,5,6}/configuration/action/list_webhook_failures?webhook_id=&limit=
 //
 // Every action but list_webhook_names needs "Authorization: Bearer <agent
-// token>". Errors are the Web API's {"error":{"type","message"}} with
+// token>" of an administrator (model.Agent.Admin; others get
+// authorization 403). Errors are the Web API's {"error":{"type","message"}} with
 // validation 400, authentication 401, not_found 404, limit_reached 400,
 // entity_too_large 413, service_unavailable 503, internal 500.
 func (s *Service) Mount(r gin.IRouter) {
@@ -143,7 +143,21 @@ func (s *Service) authenticate(c *gin.Context) (model.AgentID, bool) {
 		s.fail(c, wire.Errorf(wire.Authentication, "Invalid access token"))
 		return "", false
 	}
+	// Webhooks are licence-wide (every department's chats, agents-only
+	// events included) and properties set the access rules of everyone's
+	// data: the Configuration API is an administrator's (issue 16, High 2).
+	if a, found := s.agent(id); !found || !a.Admin {
+		s.fail(c, wire.Errorf(wire.Authorization, "The Configuration API is for administrators (agents with admin: true)"))
+		return "", false
+	}
 	return id, true
+}
+
+func (s *Service) agent(id model.AgentID) (model.Agent, bool) {
+	if s.cfg.Agent == nil {
+		return model.Agent{}, false
+	}
+	return s.cfg.Agent(id)
 }
 
 func (s *Service) fail(c *gin.Context, err error) {
@@ -220,7 +234,7 @@ func (s *Service) validate(req *registerRequest) (Webhook, error) {
 	case len(req.SecretKey) > maxSecret || !utf8.ValidString(req.SecretKey):
 		return w, invalid("secret_key is too long or not UTF-8")
 	}
-	if err := validURL(req.URL, s.cfg.AllowLoopbackHTTP); err != nil {
+	if err := validURL(req.URL, s.cfg.AllowHTTP, s.cfg.AllowPrivateNetworks); err != nil {
 		return w, err
 	}
 	switch {
@@ -257,7 +271,11 @@ func (s *Service) validate(req *registerRequest) (Webhook, error) {
 	return w, nil
 }
 
-func validURL(raw string, allowLoopbackHTTP bool) error {
+// validURL checks a webhook URL at registration: https (or http with
+// allowHTTP), and no IP literal or localhost in a private range without
+// allowPrivate (names are checked again at every connection: network.go).
+// Refusals name the switch that would allow the URL.
+func validURL(raw string, allowHTTP, allowPrivate bool) error {
 	if raw == "" {
 		return invalid("url is required")
 	}
@@ -271,21 +289,16 @@ func validURL(raw string, allowLoopbackHTTP bool) error {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !allowLoopbackHTTP || !isLoopback(u.Hostname()) {
-			return invalid("url must use https")
+		if !allowHTTP {
+			return invalid("url must use https (http:// receivers need webhooks.allow_http: true in the gateway's configuration)")
 		}
 	default:
 		return invalid("url must use https")
 	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
+	if !allowPrivate && literalPrivate(strings.ToLower(u.Hostname())) {
+		return invalid("url points to a loopback, private or link-local address (allowed only with webhooks.allow_private_networks: true)")
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return nil
 }
 
 // validFilters parses filters strictly: a filter chatgate does not know

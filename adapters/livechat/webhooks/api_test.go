@@ -63,7 +63,6 @@ func TestRegisterValidation(t *testing.T) {
 		{"url without host", with("url", "https:///path"), 400, "validation", "absolute"},
 		{"url not parseable", with("url", "https://exa mple.com/%zz"), 400, "validation", "absolute"},
 		{"url ftp", with("url", "ftp://example.com/x"), 400, "validation", "https"},
-		{"url http not loopback", with("url", "http://example.com/x"), 400, "validation", "https"},
 		{"owner_client_id missing", with("owner_client_id", nil), 400, "validation", "owner_client_id is required"},
 		{"type missing", with("type", nil), 400, "validation", "type is required"},
 		{"type unknown", with("type", "global"), 400, "validation", "license or bot"},
@@ -121,12 +120,42 @@ func TestRegisterValidation(t *testing.T) {
 	}
 }
 
-func TestLoopbackHTTPRefusedOutsideTests(t *testing.T) {
-	g := newGateway(t, gwOptions{})
-	g.svc.cfg.AllowLoopbackHTTP = false
-	status, b := g.call("3.5", "register_webhook", annToken, map[string]any{"action": "incoming_event", "secret_key": "k",
-		"url": "http://127.0.0.1:9/hook", "owner_client_id": ownerID, "type": "license"})
-	wantError(t, status, b, 400, "validation", "https")
+// TestReceiverSwitches: webhooks.allow_http and
+// webhooks.allow_private_networks, each fail-closed, refusals naming the
+// switch (issue 11 item 4, issue 16 Medium 4).
+func TestReceiverSwitches(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		allowHTTP, allowPriv bool
+		url                  string
+		want                 string // "" = registered; else part of the validation message
+	}{
+		{"http refused by default", false, false, "http://hooks.example.com/h", "webhooks.allow_http"},
+		{"http allowed", true, false, "http://hooks.example.com/h", ""},
+		{"loopback http needs both", true, false, "http://127.0.0.1:9/h", "webhooks.allow_private_networks"},
+		{"loopback http without allow_http", false, true, "http://127.0.0.1:9/h", "webhooks.allow_http"},
+		{"loopback http with both", true, true, "http://127.0.0.1:9/h", ""},
+		{"localhost https", false, false, "https://localhost/h", "webhooks.allow_private_networks"},
+		{"metadata", false, false, "https://169.254.169.254/latest", "webhooks.allow_private_networks"},
+		{"private v4", false, false, "https://10.1.2.3/h", "webhooks.allow_private_networks"},
+		{"mapped v6 loopback", false, false, "https://[::ffff:127.0.0.1]/h", "webhooks.allow_private_networks"},
+		{"unique local v6", false, false, "https://[fd00::1]/h", "webhooks.allow_private_networks"},
+		{"private allowed", false, true, "https://10.1.2.3/h", ""},
+		{"public https", false, false, "https://hooks.example.com/h", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGateway(t, gwOptions{strict: true, cfg: Config{AllowHTTP: tc.allowHTTP, AllowPrivateNetworks: tc.allowPriv}})
+			status, b := g.call("3.5", "register_webhook", annToken, map[string]any{"action": "incoming_event", "secret_key": "k",
+				"url": tc.url, "owner_client_id": ownerID, "type": "license"})
+			if tc.want == "" {
+				if status != 200 {
+					t.Fatalf("want registered, got %d %s", status, b)
+				}
+				return
+			}
+			wantError(t, status, b, 400, "validation", tc.want)
+		})
+	}
 }
 
 func TestAuthentication(t *testing.T) {
@@ -158,11 +187,22 @@ func TestAuthentication(t *testing.T) {
 			wantError(t, status, b, 401, "authentication", "")
 		})
 	}
+	// A valid agent token of a non-administrator (issue 16, High 2): every
+	// action that needs a token is refused, before anything is read.
+	for _, action := range []string{"register_webhook", "list_webhooks", "unregister_webhook", "list_webhook_failures",
+		"register_property", "unregister_property", "list_properties"} {
+		status, b := g.call("3.5", action, benToken, map[string]any{"owner_client_id": ownerID})
+		wantError(t, status, b, 403, "authorization", "administrators")
+	}
+	req, _ := http.NewRequest(http.MethodGet, g.api.URL+"/v3.5/configuration/action/list_webhook_failures", nil)
+	req.Header.Set("Authorization", "Bearer "+benToken)
+	status, b := do(t, req)
+	wantError(t, status, b, 403, "authorization", "administrators")
 	if status, b := g.call("3.5", "list_webhooks", annToken, body); status != 200 || string(b) != "[]" {
 		t.Errorf("list_webhooks with a token = %d %s", status, b)
 	}
 	// list_webhook_names needs no token (§3.1).
-	status, b := g.call("3.6", "list_webhook_names", "", nil)
+	status, b = g.call("3.6", "list_webhook_names", "", nil)
 	if status != 200 || !strings.Contains(string(b), `"action":"incoming_chat"`) {
 		t.Errorf("list_webhook_names = %d %s", status, b)
 	}
@@ -220,7 +260,10 @@ func TestRegisterListUnregister(t *testing.T) {
 	}
 
 	// Registrations are durable: a service loading the same store sees them.
-	s2 := New(g.st, Config{}, zerolog.Nop())
+	s2, err := New(g.st, Config{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s2.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}

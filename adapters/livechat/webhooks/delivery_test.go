@@ -264,7 +264,7 @@ func TestPerChatOrder(t *testing.T) {
 }
 
 func TestBackoffSchedule(t *testing.T) {
-	s := New(nil, Config{MinBackoff: time.Second, MaxBackoff: 30 * time.Second, Rand: func() float64 { return 1 }}, zeroLog())
+	s := mustNew(t, Config{MinBackoff: time.Second, MaxBackoff: 30 * time.Second, Rand: func() float64 { return 1 }})
 	var got []time.Duration
 	for n := 1; n <= 7; n++ {
 		got = append(got, s.Backoff(n))
@@ -284,7 +284,7 @@ func TestBackoffSchedule(t *testing.T) {
 	if d := s.Backoff(1); d != 750*time.Millisecond {
 		t.Errorf("backoff(1) with jitter in the middle = %v, want 750ms", d)
 	}
-	if d := New(nil, Config{}, zeroLog()).Backoff(100); d < defaultMaxBackoff/2 || d > defaultMaxBackoff {
+	if d := mustNew(t, Config{}).Backoff(100); d < defaultMaxBackoff/2 || d > defaultMaxBackoff {
 		t.Errorf("default backoff(100) = %v", d)
 	}
 }
@@ -522,4 +522,13 @@ func TestReceiverClosed(t *testing.T) {
 		t.Fatalf("pending = %+v", p)
 	}
 	t.Logf("last error: %s", p[0].LastError)
+}
+
+func mustNew(t *testing.T, cfg Config) *Service {
+	t.Helper()
+	s, err := New(nil, cfg, zeroLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

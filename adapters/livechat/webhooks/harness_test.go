@@ -30,11 +30,13 @@ const failAfter = 20 * time.Second
 const (
 	orgID     = "org-1"
 	annToken  = "tok-ann-0123456789"
+	benToken  = "tok-ben-0123456789" // not an administrator
 	ownerID   = "client-1"
 	secretKey = "s3cr3t"
 )
 
-var ann = model.Agent{ID: "ann@example.com", Name: "Ann"}
+// ann administers (the Configuration API is administrators' only).
+var ann = model.Agent{ID: "ann@example.com", Name: "Ann", Admin: true}
 
 // ben is a second agent, never online: routing gives chats to ann only;
 // ben is added to chats with add_user_to_chat.
@@ -71,11 +73,20 @@ type gwOptions struct {
 	path  string // reuse a data file (a restart)
 	cfg   Config // Now, Authenticate, Agent, OrganizationID are filled if empty
 	clock *clock
+	// strict keeps webhooks.allow_http and allow_private_networks off
+	// (as cfg says); by default tests allow both, for receivers on
+	// 127.0.0.1.
+	strict bool
+	// log, if set, receives the service's log (JSON lines).
+	log io.Writer
 }
 
 func authenticate(tok string) (model.AgentID, bool) {
-	if tok == annToken {
+	switch tok {
+	case annToken:
 		return ann.ID, true
+	case benToken:
+		return ben.ID, true
 	}
 	return "", false
 }
@@ -104,8 +115,18 @@ func newGateway(t *testing.T, o gwOptions) *gateway {
 	if o.clock != nil {
 		cfg.Now = o.clock.Now
 	}
-	cfg.AllowLoopbackHTTP = true
-	g.svc = New(st, cfg, zerolog.Nop())
+	if !o.strict {
+		cfg.AllowHTTP, cfg.AllowPrivateNetworks = true, true
+	}
+	lg := zerolog.Nop()
+	if o.log != nil {
+		lg = zerolog.New(o.log)
+	}
+	svc, err := New(st, cfg, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.svc = svc
 	if err := g.svc.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,7 @@ type (
 	incomingChat struct {
 		Chat wire.Chat `json:"chat"`
 	}
-	incomingEvent struct {
-		ChatID   string     `json:"chat_id"`
-		ThreadID string     `json:"thread_id"`
-		Event    wire.Event `json:"event"`
-	}
+	incomingEvent   = wire.IncomingEvent
 	chatDeactivated struct {
 		ChatID   string `json:"chat_id"`
 		ThreadID string `json:"thread_id"`
@@ -55,7 +51,7 @@ type item struct {
 //     no event yet) fires incoming_chat, whose thread carries the change's
 //     events; those events fire no incoming_event of their own.
 //   - Otherwise each appended event fires incoming_event, in order.
-//   - Each updated, not deleted, message fires event_updated.
+//   - Each updated event (edited or deleted) fires event_updated.
 //   - A change that closes the thread fires chat_deactivated, after the
 //     incoming_event of its closing system message.
 func (s *Service) Outbox(c model.Conversation, pending []model.Visitor, events []model.Event, updated []model.Event) []store.OutboxRow {
@@ -87,11 +83,12 @@ func (s *Service) Outbox(c model.Conversation, pending []model.Visitor, events [
 			add(IncomingEvent, incomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForAgent, s.cfg.Properties)}, &e.Author)
 		}
 	}
-	for i := range updated {
-		e := &updated[i]
-		if e.Kind == model.KindMessage && !e.Deleted {
-			add(EventUpdated, incomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForAgent, s.cfg.Properties)}, &e.Author)
-		}
+	// The same event_updated as the agent and customer APIs (one rule for
+	// all three, wire.UpdatedEvents): every edit and deletion, a deleted
+	// event without its content. Agents see every event, so the list
+	// matches updated one to one (the author is the filter's).
+	for i, u := range wire.UpdatedEvents(c, updated, wire.ForAgent, s.cfg.Properties) {
+		add(EventUpdated, u, &updated[i].Author)
 	}
 	if c.State == model.StateClosed && closes(events) {
 		p := chatDeactivated{ChatID: chatID, ThreadID: threadID}

@@ -47,3 +47,30 @@ func TestOfflineArchiveWebhooks(t *testing.T) {
 		t.Fatalf("actions = %v, want %v", actions, want)
 	}
 }
+
+// TestEventUpdatedOnDelete: webhooks follow the agent and customer APIs'
+// rule for event_updated (wire.UpdatedEvents): an edit and a deletion each
+// fire it, the deleted event without its text.
+func TestEventUpdatedOnDelete(t *testing.T) {
+	g := newGateway(t, gwOptions{})
+	rc := newReceiver(t, always(http.StatusOK))
+	g.register(EventUpdated, rc.srv.URL, nil)
+	v := g.visitor("vic")
+	c := g.start(v, "hello")
+	ctx := context.Background()
+	if _, err := g.d.EditEvent(ctx, c.ID, 1, vAuthor(v), "hello again", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.d.DeleteEvent(ctx, c.ID, 1, vAuthor(v), ""); err != nil {
+		t.Fatal(err)
+	}
+	g.deliverDue()
+	got := rc.ok()
+	if len(got) != 2 || !bytes.Contains(got[0].Raw, []byte(`"text":"hello again"`)) || bytes.Contains(got[1].Raw, []byte(`"text":`)) {
+		var raws []string
+		for _, d := range got {
+			raws = append(raws, string(d.Raw))
+		}
+		t.Fatalf("event_updated deliveries: %q", raws)
+	}
+}

@@ -25,8 +25,25 @@ func TestRestartDeliversEverythingInOrder(t *testing.T) {
 	cfg := Config{MinBackoff: 2 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxAttempts: 1 << 30,
 		PollInterval: 5 * time.Millisecond, Concurrency: 3, Timeout: 5 * time.Second}
 
+	// The receiver is http://127.0.0.1:…: refused without the switches
+	// (webhooks.allow_http, then webhooks.allow_private_networks), each
+	// refusal naming its switch.
+	for _, c := range []struct {
+		http, private bool
+		want          string
+	}{{false, false, "webhooks.allow_http"}, {false, true, "webhooks.allow_http"}, {true, false, "webhooks.allow_private_networks"}} {
+		strict := cfg
+		strict.AllowHTTP, strict.AllowPrivateNetworks = c.http, c.private
+		g0 := newGateway(t, gwOptions{strict: true, cfg: strict})
+		status, b := g0.call("3.5", "register_webhook", annToken, map[string]any{"action": IncomingEvent, "secret_key": "k",
+			"url": rc.srv.URL + "/app", "owner_client_id": ownerID, "type": "license"})
+		wantError(t, status, b, 400, "validation", c.want)
+		g0.close()
+	}
+	cfg.AllowHTTP, cfg.AllowPrivateNetworks = true, true
+
 	// --- first life: the receiver answers 503 to everything.
-	g1 := newGateway(t, gwOptions{path: path, cfg: cfg})
+	g1 := newGateway(t, gwOptions{path: path, cfg: cfg, strict: true})
 	hooks := map[string]string{} // webhook id → action
 	for _, a := range []string{IncomingChat, IncomingEvent, ChatDeactivated} {
 		hooks[g1.register(a, rc.srv.URL+"/app", nil)] = a
@@ -75,7 +92,7 @@ func TestRestartDeliversEverythingInOrder(t *testing.T) {
 	produced := g1.produced()
 
 	// --- second life on the same data file; the receiver comes up.
-	g2 := newGateway(t, gwOptions{path: path, cfg: cfg})
+	g2 := newGateway(t, gwOptions{path: path, cfg: cfg, strict: true})
 	if n := len(g2.svc.Webhooks()); n != 4 {
 		t.Fatalf("%d webhooks after restart, want 4", n)
 	}

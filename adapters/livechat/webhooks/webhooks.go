@@ -92,6 +92,11 @@ const (
 // Config configures the service. Zero durations and counts take the
 // defaults named.
 type Config struct {
+	// Exclusive, if set (several nodes), runs the delivery worker only
+	// while this node holds the lease name, so that one node at a time
+	// delivers (in order, per conversation) and another takes over when
+	// it dies. Nil: this node delivers.
+	Exclusive func(ctx context.Context, name string, fn func(ctx context.Context))
 	// OrganizationID is sent as the envelope's organization_id.
 	OrganizationID string
 	// Authenticate maps an agent bearer token (without "Bearer ") to an
@@ -129,17 +134,25 @@ type Config struct {
 	// webhook action (for a Prometheus counter).
 	OnDelivery func(action, outcome string)
 
-	// Client sends the deliveries (default: a client that does not follow
-	// redirects). Its Timeout is not used; Timeout is.
+	// Client sends the deliveries (default: newClient: no redirects, no
+	// proxy, the private address check, CAFile). Its Timeout is not
+	// used; Timeout is.
 	Client *http.Client
 	// Now is the clock (default time.Now); tests inject one.
 	Now func() time.Time
 	// Rand returns a number in [0, 1) for backoff jitter (default
 	// math/rand/v2).
 	Rand func() float64
-	// AllowLoopbackHTTP accepts http:// URLs on loopback hosts (tests
-	// only); otherwise webhook URLs must be https.
-	AllowLoopbackHTTP bool
+	// AllowHTTP accepts http:// webhook URLs (webhooks.allow_http);
+	// otherwise they must be https.
+	AllowHTTP bool
+	// AllowPrivateNetworks lets deliveries connect to loopback, private
+	// and link-local addresses (webhooks.allow_private_networks); see
+	// network.go.
+	AllowPrivateNetworks bool
+	// CAFile is a PEM bundle trusted for https receivers besides the
+	// system's roots (webhooks.ca_file). Used only when Client is nil.
+	CAFile string
 	// Properties is the property configuration that register_property,
 	// unregister_property and list_properties manage (normally the
 	// desk's); nil answers those actions "not configured".
@@ -188,13 +201,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
-	}
-	if c.Client == nil {
-		c.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
-			// A webhook answering with a redirect has not taken the
-			// delivery; following it would POST elsewhere than registered.
-			return http.ErrUseLastResponse
-		}}
 	}
 	return c
 }
@@ -287,10 +293,18 @@ type Service struct {
 }
 
 // New returns a service over st. Call Load before the desk commits.
-func New(st store.Store, cfg Config, log zerolog.Logger) *Service {
-	s := &Service{st: st, cfg: cfg.withDefaults(), log: log, kick: make(chan struct{}, 1)}
+func New(st store.Store, cfg Config, log zerolog.Logger) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Client == nil {
+		c, err := newClient(cfg.AllowPrivateNetworks, cfg.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Client = c
+	}
+	s := &Service{st: st, cfg: cfg, log: log, kick: make(chan struct{}, 1)}
 	s.reg.Store(newRegistry(nil))
-	return s
+	return s, nil
 }
 
 // Name implements the gateway's surface interface.

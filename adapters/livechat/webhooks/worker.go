@@ -46,14 +46,21 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.Bus != nil {
 		wg.Go(func() { s.follow(ctx) })
 	}
-	outbox.Dispatcher{
-		Store: s.st, Prefix: targetPrefix, Concurrency: s.cfg.Concurrency, PerQueue: perQueue,
-		PollInterval: s.cfg.PollInterval, Now: s.cfg.Now, Kick: s.kick,
-		Deliver: s.deliverQueue,
-		OnReadError: func(err error) {
-			s.log.Warn().Err(err).Msg("webhooks: read due deliveries")
-		},
-	}.Run(ctx)
+	deliver := func(ctx context.Context) {
+		outbox.Dispatcher{
+			Store: s.st, Prefix: targetPrefix, Concurrency: s.cfg.Concurrency, PerQueue: perQueue,
+			PollInterval: s.cfg.PollInterval, Now: s.cfg.Now, Kick: s.kick,
+			Deliver: s.deliverQueue,
+			OnReadError: func(err error) {
+				s.log.Warn().Err(err).Msg("webhooks: read due deliveries")
+			},
+		}.Run(ctx)
+	}
+	if s.cfg.Exclusive != nil {
+		s.cfg.Exclusive(ctx, "webhooks", deliver)
+	} else {
+		deliver(ctx)
+	}
 	wg.Wait()
 	return nil
 }
@@ -160,8 +167,12 @@ func (s *Service) deliver(ctx context.Context, r store.OutboxRow) bool {
 		s.log.Warn().Err(err).Str("delivery", r.ID).Msg("webhooks: record failed attempt")
 		return false
 	}
-	s.log.Info().Str("delivery", r.ID).Str("webhook", r.Target).Int("attempts", r.Attempts).
-		Time("next", r.NextAt).Str("error", r.LastError).Msg("webhook delivery failed")
+	// One warn line per failed attempt, for the operator: receiver
+	// (without credentials or query), what failed, attempt, next retry and
+	// webhook id; never the secret_key.
+	s.log.Warn().Str("webhook_id", w.ID).Str("action", body.Action).Str("receiver", redactURL(w.URL)).
+		Str("delivery", r.ID).Str("error", r.LastError).Int("attempt", r.Attempts).Time("next_retry", r.NextAt).
+		Msg("webhook delivery failed")
 	s.report(body.Action, OutcomeRetry)
 	return false
 }
@@ -246,4 +257,14 @@ func clip(s string) string {
 		s = strings.ToValidUTF8(s[:maxLastError], "")
 	}
 	return s
+}
+
+// redactURL is a receiver URL fit for logs: scheme, host and path, without
+// user info, query or fragment (which may carry credentials).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }

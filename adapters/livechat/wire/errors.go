@@ -99,6 +99,7 @@ func Errorf(t ErrorType, format string, args ...any) *Error {
 //	desk.ErrVisitorBusy                 → validation ("Chat is already active")
 //	desk.ErrAgentUnavailable            → agent_offline
 //	desk.ErrBanned                      → customer_banned
+//	desk.ErrRateLimited                 → too_many_requests (429)
 //	context.DeadlineExceeded            → request_timeout
 //	context.Canceled, store.ErrClosed   → service_unavailable
 //	anything else                       → internal (details only in logs)
@@ -126,6 +127,8 @@ func FromError(err error) (*Error, bool) {
 		return Errorf(Validation, "Chat is already active"), false
 	case errors.Is(err, desk.ErrBanned):
 		return NewError(CustomerBanned), false
+	case errors.Is(err, desk.ErrRateLimited):
+		return Errorf(TooManyRequests, "Too many requests: slow down and try again later"), false
 	case errors.Is(err, desk.ErrAgentUnavailable):
 		return NewError(AgentOffline), false
 	case errors.Is(err, context.DeadlineExceeded):

@@ -2,11 +2,15 @@ package wire
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net/url"
+	"strings"
 	"unicode/utf8"
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/store/files"
 )
 
 // Limits of an incoming event's parts that the desk's text limit does not
@@ -33,11 +37,8 @@ type EventIn struct {
 	Properties map[string]map[string]json.RawMessage `json:"properties"`
 	// custom
 	Content json.RawMessage `json:"content"`
-	// file
-	URL         string `json:"url"`
-	Name        string `json:"name"`
-	ContentType string `json:"content_type"`
-	Size        int64  `json:"size"`
+	// file (name, content_type and size come from the upload)
+	URL string `json:"url"`
 	// system_message
 	SystemMessageType string            `json:"system_message_type"`
 	TextVars          map[string]string `json:"text_vars"`
@@ -204,15 +205,26 @@ func (e *EventIn) rich() (json.RawMessage, error) {
 	default:
 		return nil, Errorf(Validation, "event.template_id must be cards, sticker or quick_replies")
 	}
-	var els []struct {
-		Buttons []json.RawMessage `json:"buttons"`
-	}
-	if len(bytes.TrimSpace(e.Elements)) == 0 || json.Unmarshal(e.Elements, &els) != nil || len(els) == 0 || len(els) > maxRichElements {
+	// Every element and button must be an object: customer-sdk reads
+	// their fields without checking and would crash on a null.
+	var els []json.RawMessage
+	if json.Unmarshal(e.Elements, &els) != nil || len(els) == 0 || len(els) > maxRichElements {
 		return nil, Errorf(Validation, "event.elements must be 1 to %d objects", maxRichElements)
 	}
-	for i, el := range els {
+	for i, raw := range els {
+		var el struct {
+			Buttons []json.RawMessage `json:"buttons"`
+		}
+		if !isObject(raw) || json.Unmarshal(raw, &el) != nil {
+			return nil, Errorf(Validation, "event.elements[%d] must be an object", i)
+		}
 		if len(el.Buttons) > maxRichButtons {
 			return nil, Errorf(Validation, "event.elements[%d] has more than %d buttons", i, maxRichButtons)
+		}
+		for j, b := range el.Buttons {
+			if !isObject(b) {
+				return nil, Errorf(Validation, "event.elements[%d].buttons[%d] must be an object", i, j)
+			}
 		}
 	}
 	body, err := json.Marshal(struct {
@@ -223,4 +235,34 @@ func (e *EventIn) rich() (json.RawMessage, error) {
 		return nil, Errorf(Validation, "event.elements: %v", err)
 	}
 	return body, nil
+}
+
+func isObject(raw json.RawMessage) bool {
+	b := bytes.TrimSpace(raw)
+	return len(b) > 0 && b[0] == '{'
+}
+
+// UploadedFile is a file event's body when its url is one upload_file
+// returned (…/file-upload/<id>/<name> of a stored upload; any host, as
+// the public URL may differ from the request's): LiveChat takes file
+// events only for its own CDN, and chatgate keeps the rule on both APIs,
+// so that a file event never points anywhere a client chose. Name, type
+// and size come from the stored upload, not the client.
+func UploadedFile(ctx context.Context, fs *files.Store, raw string) (*model.File, error) {
+	bad := Errorf(Validation, "event.url must be a URL returned by upload_file")
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" || fs == nil {
+		return nil, bad
+	}
+	rest, ok := strings.CutPrefix(u.Path, files.URLPrefix)
+	id, _, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 {
+		return nil, bad
+	}
+	f, fh, err := fs.Get(ctx, id)
+	if err != nil {
+		return nil, bad
+	}
+	_ = fh.Close()
+	return &model.File{Name: f.Name, URL: raw, ContentType: f.ContentType, Size: f.Size}, nil
 }

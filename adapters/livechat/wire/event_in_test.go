@@ -45,7 +45,7 @@ func fuzzSides() []EventSide {
 		if e.URL == "" {
 			return nil, Errorf(Validation, "event.url is required")
 		}
-		return &model.File{URL: e.URL, Name: e.Name}, nil
+		return &model.File{URL: e.URL}, nil
 	}
 	return []EventSide{{Aud: ForAgent, File: file}, {Aud: ForCustomer, File: file, FormType: func(string) string { return "prechat" }}}
 }

@@ -321,8 +321,7 @@ function announce(title, body) {
   if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
     try { new Notification(title, { body: String(body).slice(0, 140), tag: 'chatgate' }); } catch { /* ignore */ }
   }
-  const live = $('connection');
-  live.dataset.announce = title;
+  $('announcer').textContent = `${title}: ${String(body).slice(0, 140)}`;
 }
 
 $('notify-button').addEventListener('click', async () => {

@@ -31,6 +31,12 @@ function draw(v) {
   rows('hook-rows', w.registered || [], (h) => [h.action, h.url, h.id], 'None registered.');
   rows('pending-rows', w.pending || [], (p) => [p.action, String(p.attempts), when(p.next_at), p.last_error || ''], 'Nothing waiting.');
   rows('exhausted-rows', w.exhausted || [], (p) => [p.action, String(p.attempts), when(p.exhausted_at), p.last_error || ''], 'None.');
+  const m = v.email || {};
+  $('mail-summary').textContent = m.enabled
+    ? `Transcripts and offline messages: ${(m.pending || []).length} waiting, ${(m.exhausted || []).length} given up.`
+    : 'E-mail is not configured (smtp.host).';
+  rows('mail-rows', [...(m.pending || []).map((p) => ['waiting', p]), ...(m.exhausted || []).map((p) => ['given up', p])],
+    ([state, p]) => [p.kind, state, String(p.attempts), when(p.next_at), p.last_error || ''], 'Nothing waiting.');
   const c = v.conversations || {};
   $('conv-summary').textContent = `${c.queued || 0} queued, ${c.open || 0} open with agents here.`;
   rows('queue-rows', v.queues || [], (q) => [q.name ? `${q.name} (${q.department})` : q.department, String(q.queued)], 'No departments.');

@@ -1,0 +1,941 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+
+	"chatgate/adapters/livechat/webhooks"
+	"chatgate/store/postgres/pgtest"
+)
+
+// TestServeClusterChild is one node of the multi-node tests: a gateway on
+// PostgreSQL, started as its own process so that a test can kill -9 it. It
+// runs only when such a test starts it.
+func TestServeClusterChild(t *testing.T) {
+	cfg := os.Getenv("CHATGATE_CLUSTER_CHILD_CONFIG")
+	if cfg == "" {
+		t.Skip("started by the multi-node tests only")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+		cancel()
+	}()
+	err := serve(ctx, serveOptions{ConfigPath: cfg, StoreURL: os.Getenv("CHATGATE_CLUSTER_CHILD_STORE"),
+		NodeID: os.Getenv("CHATGATE_CLUSTER_CHILD_NODE"), Addr: "127.0.0.1:0",
+		Stderr: os.Stderr, Getenv: func(string) string { return "" },
+		Listening: func(a string) { fmt.Printf("LISTENING %s\n", a) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// node is one gateway process of a multi-node test.
+type node struct {
+	name string
+	cmd  *exec.Cmd
+	addr string
+	log  *os.File
+}
+
+// clusterStore returns a store URL for a fresh schema on the test server
+// (the test is skipped without CHATGATE_TEST_PG).
+func clusterStore(t *testing.T) string {
+	t.Helper()
+	base := pgtest.URL(t)
+	schema := pgtest.Schema(t, base)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s: %v", pgtest.Env, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// startNode starts a gateway process on store; its log goes to a file in
+// the test's directory, shown when the test fails.
+func startNode(t *testing.T, name, cfg, store string) *node {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeClusterChild$", "-test.v=false")
+	cmd.Env = append(os.Environ(), "CHATGATE_CLUSTER_CHILD_CONFIG="+cfg, "CHATGATE_CLUSTER_CHILD_STORE="+store,
+		"CHATGATE_CLUSTER_CHILD_NODE="+name)
+	cmd.Stderr = logf
+	if _, err := cmd.StdinPipe(); err != nil { // closed when the test process exits
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{name: name, cmd: cmd, log: logf}
+	t.Cleanup(func() {
+		n.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("--- %s log (last 4 KiB) ---\n%s", name, tail(b, 4096))
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "LISTENING "); ok {
+				lines <- a
+			}
+		}
+		close(lines)
+	}()
+	select {
+	case a, ok := <-lines:
+		if !ok {
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("node %s exited before listening:\n%s", name, tail(b, 4096))
+		}
+		n.addr = a
+	case <-time.After(60 * time.Second):
+		t.Fatalf("node %s did not listen in time", name)
+	}
+	return n
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// kill ends the node with SIGKILL: no goodbye, no lease released.
+func (n *node) kill() {
+	if n.cmd.ProcessState != nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	_ = n.cmd.Wait()
+}
+
+// clusterConfig is a gateway config with one agent and short leases.
+func clusterConfig(t *testing.T, extra string) string {
+	t.Helper()
+	cfg := "license:\n  id: \"" + testLicence + "\"\n  organization_id: " + durabilityOrg + "\nstore:\n  lease_ttl: 3s\n" +
+		"livechat:\n  v2:\n    poll_timeout: 1h\nlog:\n  level: info\n" +
+		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: " + agentToken + "\n    password: " + agentPassword + "\n" + extra
+	p := filepath.Join(t.TempDir(), "chatgate.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestClusterV2VisitorSurvivesNodeKill is the must-show of several nodes: two
+// gateway processes on one PostgreSQL database; a v2 visitor started on
+// node A is served by an agent logged in on node B (every message both
+// ways crosses nodes); after kill -9 of node A the same v2 session goes on
+// through node B with its history intact.
+func TestClusterV2VisitorSurvivesNodeKill(t *testing.T) {
+	store := clusterStore(t)
+	cfg := clusterConfig(t, "")
+	a := startNode(t, "node-a", cfg, store)
+	b := startNode(t, "node-b", cfg, store)
+
+	ag := dialAgent(t, b.addr)
+	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+
+	v := &visitor{t: t, base: "http://" + a.addr, id: "cluster-visitor-1"}
+	v.start()
+	// The chat reaches the agent on the other node (routed there at once
+	// if node A already knew the agent online, else from the queue when it
+	// learns).
+	inc := ag.next("push", "incoming_chat")
+	chat := inc["payload"].(map[string]any)["chat"].(map[string]any)
+	chatID := chat["id"].(string)
+
+	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "Hello from node B"}})
+	waitV2Text(t, v, "Hello from node B")
+
+	sent := []string{"one", "two", "three"}
+	for _, m := range sent {
+		v.send(m)
+	}
+	agentReceives(t, ag, sent)
+
+	// Node A dies; the visitor's next requests land on node B.
+	a.kill()
+	v.base = "http://" + b.addr
+	evs := v.poll()
+	var texts []string
+	for _, e := range evs {
+		if e["type"] == "message" {
+			texts = append(texts, e["text"].(string))
+		}
+	}
+	want := []string{"Welcome!", "Hello from node B", "one", "two", "three"}
+	if strings.Join(texts, "|") != strings.Join(want, "|") {
+		t.Fatalf("history through node B: %q, want %q", texts, want)
+	}
+	v.send("four")
+	agentReceives(t, ag, []string{"four"})
+	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "still here"}})
+	waitV2Text(t, v, "still here")
+}
+
+// waitV2Text polls until the visitor has seen a message with text.
+func waitV2Text(t *testing.T, v *visitor, text string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, e := range v.poll() {
+			if e["type"] == "message" && e["text"] == text {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("visitor never saw %q", text)
+}
+
+// agentReceives waits for the visitor's messages, in order, as agent RTM
+// incoming_event pushes.
+func agentReceives(t *testing.T, ag *agent, want []string) {
+	t.Helper()
+	for _, w := range want {
+		for {
+			p := ag.next("push", "incoming_event")["payload"].(map[string]any)
+			ev := p["event"].(map[string]any)
+			if ev["type"] != "message" || ev["author_id"] == "jane@example.com" {
+				continue
+			}
+			if ev["text"] != w {
+				t.Fatalf("agent got %q, want %q", ev["text"], w)
+			}
+			break
+		}
+	}
+}
+
+// v2Post sends one v2 form request.
+func v2Post(client *http.Client, base, vid, action string, form url.Values) (map[string]any, error) {
+	form.Set("licence_id", testLicence)
+	req, _ := http.NewRequest(http.MethodPost, base+"/visitors/"+vid+"/chat/"+action, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-API-Version", "2")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s: %d %v: %w", action, resp.StatusCode, m, errRefused)
+	}
+	return m, nil
+}
+
+// TestClusterKill9 runs a three-node deployment under load on every visitor
+// surface (LiveChat v2 REST, Rocket.Chat REST, LiveChat customer RTM) and
+// SIGKILLs a random node 20 times, restarting it each time. Every writer
+// sends each round through a node that survives it... or not: writers pick
+// any node, and a writer on the killed node carries on through another one
+// in the next round (v2 sessions and customer tokens work on any node; a
+// send the kill interrupted is retried with the same id). In the end every
+// acknowledged message is present exactly once and in order, read through
+// a node that was never the one it was sent to. Then the node of the only
+// agent is killed: once its lease expires the agent is offline and a new
+// chat is queued, not routed to it.
+func TestClusterKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills nodes of a deployment 20 times")
+	}
+	store := clusterStore(t)
+	cfg := clusterConfig(t, "")
+	nodes := make([]*node, 3)
+	for i := range nodes {
+		nodes[i] = startNode(t, fmt.Sprintf("n%d", i), cfg, store)
+	}
+	const (
+		rounds    = 20
+		visitors  = 3
+		rcWriters = 2
+		lcWriters = 2
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	// An agent online (on node 0), so that Rocket.Chat rooms open.
+	ag := dialAgent(t, nodes[0].addr)
+	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	for _, n := range nodes {
+		waitAgentOnline(t, client, n)
+	}
+	rcs := make([]*rcWriter, rcWriters)
+	for i := range rcs {
+		rcs[i] = &rcWriter{idWriter: idWriter{name: fmt.Sprintf("rc%d", i)}, token: fmt.Sprintf("cluster-rc-visitor-token-%d", i)}
+		if err := rcs[i].setup(client, "http://"+nodes[i%3].addr); err != nil {
+			t.Fatalf("%s setup: %v", rcs[i].name, err)
+		}
+	}
+	lcs := make([]*lcWriter, lcWriters)
+	for i := range lcs {
+		lcs[i] = &lcWriter{idWriter: idWriter{name: fmt.Sprintf("lc%d", i)}}
+		if err := lcs[i].setup(client, "http://"+nodes[(i+1)%3].addr); err != nil {
+			t.Fatalf("%s setup: %v", lcs[i].name, err)
+		}
+	}
+	sessions := make([]string, visitors)
+	acked := make([][]string, visitors)
+	for i := range sessions {
+		m, err := v2Post(client, "http://"+nodes[(i+2)%3].addr, fmt.Sprintf("cv%d", i), "start", url.Values{"welcome_message": {"hi"}})
+		if err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		sessions[i] = m["secured_session_id"].(string)
+	}
+
+	var errMu sync.Mutex
+	var loadErrs []error
+	fail := func(name string, err error) {
+		errMu.Lock()
+		loadErrs = append(loadErrs, fmt.Errorf("%s: %w", name, err))
+		errMu.Unlock()
+	}
+	next := 0
+	var mu sync.Mutex
+	for round := 0; round < rounds; round++ {
+		victim := rand.IntN(len(nodes))
+		pick := func() string { return "http://" + nodes[rand.IntN(len(nodes))].addr }
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := 0; i < visitors; i++ {
+			base := pick()
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					mu.Lock()
+					next++
+					text := fmt.Sprintf("m%d", next)
+					mu.Unlock()
+					_, err := v2Post(client, base, fmt.Sprintf("cv%d", i), "send_message", url.Values{"secured_session_id": {sessions[i]}, "message": {text}})
+					if errors.Is(err, errRefused) {
+						fail(fmt.Sprintf("v2 visitor %d", i), err)
+						return
+					}
+					if err != nil {
+						return // killed mid-request: not acknowledged
+					}
+					mu.Lock()
+					acked[i] = append(acked[i], text)
+					mu.Unlock()
+				}
+			})
+		}
+		for _, w := range rcs {
+			base := pick()
+			wg.Go(func() {
+				if err := w.send(client, base, stop); err != nil {
+					fail(w.name, err)
+				}
+			})
+		}
+		for _, w := range lcs {
+			base := pick()
+			wg.Go(func() {
+				if err := w.send(base, stop); err != nil {
+					fail(w.name, err)
+				}
+			})
+		}
+		time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+		nodes[victim].kill()
+		time.Sleep(50 * time.Millisecond) // the survivors' writers go on a little
+		close(stop)
+		wg.Wait()
+		nodes[victim] = startNode(t, fmt.Sprintf("n%d-r%d", victim, round), cfg, store)
+	}
+	for _, err := range loadErrs {
+		t.Errorf("refused during load: %v", err)
+	}
+	// Read everything back through a node chosen at random.
+	base := "http://" + nodes[rand.IntN(len(nodes))].addr
+	total := checkV2Sessions(t, client, base, "cv", sessions, acked)
+	rcTotal, lcTotal, retries := checkIDWriters(t, client, base, rcs, lcs)
+	t.Logf("%d SIGKILLs of random nodes of 3; acknowledged messages, all present exactly once and in order: LiveChat v2 %d, Rocket.Chat REST %d, LiveChat customer RTM %d; %d sends retried with the same id",
+		rounds, total, rcTotal, lcTotal, retries)
+
+	// The only agent's node dies: after the lease, no chat goes to her.
+	ag2 := dialAgent(t, nodes[1].addr)
+	ag2.call("login", map[string]any{"token": "Bearer " + agentToken})
+	ag.conn.Close()
+	time.Sleep(200 * time.Millisecond)
+	nodes[1].kill()
+	time.Sleep(3*time.Second + 2*time.Second) // lease_ttl 3s, plus a presence poll and slack
+	m, err := v2Post(client, "http://"+nodes[2].addr, "after-kill", "start", url.Values{"welcome_message": {"anyone?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &visitor{t: t, base: "http://" + nodes[0].addr, id: "after-kill", sid: m["secured_session_id"].(string)}
+	time.Sleep(time.Second)
+	for _, e := range v.poll() {
+		if e["type"] == "agent_details" {
+			t.Fatalf("a chat started after the agent's node died and its lease expired was routed to her: %v", e)
+		}
+	}
+}
+
+// ddpConn is a bare DDP client (a Rocket.Chat widget's websocket).
+type ddpConn struct {
+	t      *testing.T
+	conn   *websocket.Conn
+	frames chan map[string]any
+	n      int
+}
+
+func dialDDP(t *testing.T, addr string) *ddpConn {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &ddpConn{t: t, conn: conn, frames: make(chan map[string]any, 512)}
+	go func() {
+		defer close(c.frames)
+		for {
+			var m map[string]any
+			if err := conn.ReadJSON(&m); err != nil {
+				return
+			}
+			if m["msg"] == "ping" {
+				_ = conn.WriteJSON(map[string]any{"msg": "pong"})
+				continue
+			}
+			c.frames <- m
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	c.send(map[string]any{"msg": "connect", "version": "1", "support": []string{"1"}})
+	c.next(func(m map[string]any) bool { return m["msg"] == "connected" })
+	return c
+}
+
+func (c *ddpConn) send(m map[string]any) {
+	c.t.Helper()
+	if err := c.conn.WriteJSON(m); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *ddpConn) next(ok func(map[string]any) bool) map[string]any {
+	c.t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case m, open := <-c.frames:
+			if !open {
+				c.t.Fatal("DDP socket closed")
+			}
+			if ok(m) {
+				return m
+			}
+		case <-timeout:
+			c.t.Fatal("no matching DDP frame")
+		}
+	}
+}
+
+// sub subscribes to a visitor stream and waits for ready.
+func (c *ddpConn) sub(name, event, token string) {
+	c.t.Helper()
+	c.n++
+	id := fmt.Sprintf("s%d", c.n)
+	c.send(map[string]any{"msg": "sub", "id": id, "name": name,
+		"params": []any{event, map[string]any{"useCollection": false, "args": []any{map[string]any{"visitorToken": token}}}}})
+	c.next(func(m map[string]any) bool {
+		subs, _ := m["subs"].([]any)
+		return m["msg"] == "ready" && len(subs) == 1 && subs[0] == id
+	})
+}
+
+// streamArgs waits for a stream frame of name and event whose args satisfy ok.
+func (c *ddpConn) streamArgs(name, event string, ok func(args []any) bool) {
+	c.t.Helper()
+	c.next(func(m map[string]any) bool {
+		f, _ := m["fields"].(map[string]any)
+		args, _ := f["args"].([]any)
+		return m["msg"] == "changed" && m["collection"] == name && f["eventName"] == event && ok(args)
+	})
+}
+
+// waitAgentOnline waits until node n sees an agent online (presence crosses
+// nodes within about a second), as the Rocket.Chat widget's config says.
+func waitAgentOnline(t *testing.T, client *http.Client, n *node) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		m, err := rcJSON(client, "GET", "http://"+n.addr+"/api/v1/livechat/config", nil, nil)
+		if err == nil {
+			if c, _ := m["config"].(map[string]any); c["online"] == true {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("node %s never saw an agent online", n.name)
+}
+
+// pushOf waits for an agent push of action whose payload satisfies ok.
+func pushOf(ag *agent, action string, ok func(p map[string]any) bool) map[string]any {
+	ag.t.Helper()
+	for {
+		p, _ := ag.next("push", action)["payload"].(map[string]any)
+		if ok(p) {
+			return p
+		}
+	}
+}
+
+func eventText(p map[string]any) string {
+	ev, _ := p["event"].(map[string]any)
+	s, _ := ev["text"].(string)
+	return s
+}
+
+// TestClusterSurfacesAcrossNodes: visitors on node A (a Rocket.Chat widget
+// over REST and DDP, a LiveChat customer over RTM), their agent on node B:
+// every message both ways, typing both ways, a transfer to an agent logged
+// in on node A, and the close, each crossing nodes. (The v2 visitor's
+// crossing is TestClusterV2VisitorSurvivesNodeKill.)
+func TestClusterSurfacesAcrossNodes(t *testing.T) {
+	store := clusterStore(t)
+	cfg := clusterConfig(t, "  - id: john@example.com\n    name: John Roe\n    token: "+agentToken+"-john\n    password: "+agentPassword+"\n")
+	a := startNode(t, "node-a", cfg, store)
+	b := startNode(t, "node-b", cfg, store)
+	jane := dialAgent(t, b.addr)
+	jane.call("login", map[string]any{"token": "Bearer " + agentToken})
+	client := &http.Client{Timeout: 5 * time.Second}
+	waitAgentOnline(t, client, a)
+
+	t.Run("rocketchat", func(t *testing.T) {
+		baseA := "http://" + a.addr
+		w := &rcWriter{idWriter: idWriter{name: "rcx"}, token: "cluster-rc-surface-token"}
+		if err := w.setup(client, baseA); err != nil {
+			t.Fatal(err)
+		}
+		inc := pushOf(jane, "incoming_chat", func(map[string]any) bool { return true })
+		chatID := inc["chat"].(map[string]any)["id"].(string)
+		d := dialDDP(t, a.addr)
+		d.sub("stream-room-messages", w.rid, w.token)
+		d.sub("stream-notify-room", w.rid+"/typing", w.token)
+
+		// Visitor -> agent, over REST on A.
+		for _, m := range []string{"rc one", "rc two"} {
+			if _, err := rcJSON(client, "POST", baseA+"/api/v1/livechat/message", nil, map[string]any{"token": w.token, "rid": w.rid, "msg": m}); err != nil {
+				t.Fatal(err)
+			}
+			pushOf(jane, "incoming_event", func(p map[string]any) bool { return eventText(p) == m })
+		}
+		// Agent -> visitor, pushed over DDP on A.
+		jane.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "rc reply"}})
+		d.streamArgs("stream-room-messages", w.rid, func(args []any) bool {
+			m, _ := args[0].(map[string]any)
+			return m["msg"] == "rc reply"
+		})
+		// Typing both ways.
+		jane.call("send_typing_indicator", map[string]any{"chat_id": chatID, "is_typing": true})
+		d.streamArgs("stream-notify-room", w.rid+"/typing", func(args []any) bool { return len(args) >= 2 && args[1] == true })
+		d.send(map[string]any{"msg": "method", "id": "m1", "method": "stream-notify-room",
+			"params": []any{w.rid + "/typing", "guest", true, map[string]any{"token": w.token}}})
+		pushOf(jane, "incoming_typing_indicator", func(p map[string]any) bool {
+			ti, _ := p["typing_indicator"].(map[string]any)
+			return ti["is_typing"] == true
+		})
+		// The agent closes on B; the widget is told on A.
+		jane.call("deactivate_chat", map[string]any{"id": chatID})
+		d.streamArgs("stream-room-messages", w.rid, func(args []any) bool {
+			m, _ := args[0].(map[string]any)
+			return m["t"] == "livechat-close"
+		})
+	})
+
+	t.Run("customer", func(t *testing.T) {
+		baseA := "http://" + a.addr
+		tok, err := rcJSON(client, "POST", baseA+"/v2/customer/token", nil, map[string]any{"grant_type": "cookie"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cust := dialRTM(t, "ws://"+a.addr+"/v3.5/customer/rtm/ws?organization_id="+durabilityOrg)
+		cust.call(nil, "login", map[string]any{"token": "Bearer " + tok["access_token"].(string)})
+		var started struct {
+			ChatID string `json:"chat_id"`
+		}
+		if err := json.Unmarshal(cust.call(nil, "start_chat", map[string]any{}), &started); err != nil {
+			t.Fatal(err)
+		}
+		pushOf(jane, "incoming_chat", func(p map[string]any) bool { return p["chat"].(map[string]any)["id"] == started.ChatID })
+		push := func(action string, ok func(p map[string]any) bool) {
+			t.Helper()
+			cust.next(nil, func(f visFrame) bool {
+				if f.Type != "push" || f.Action != action {
+					return false
+				}
+				var p map[string]any
+				_ = json.Unmarshal(f.Payload, &p)
+				return ok(p)
+			})
+		}
+		for _, m := range []string{"lc one", "lc two"} {
+			cust.call(nil, "send_event", map[string]any{"chat_id": started.ChatID, "event": map[string]any{"type": "message", "text": m}})
+			pushOf(jane, "incoming_event", func(p map[string]any) bool { return eventText(p) == m })
+		}
+		jane.call("send_event", map[string]any{"chat_id": started.ChatID, "event": map[string]any{"type": "message", "text": "lc reply"}})
+		push("incoming_event", func(p map[string]any) bool { return eventText(p) == "lc reply" })
+		// Typing and sneak peek both ways.
+		jane.call("send_typing_indicator", map[string]any{"chat_id": started.ChatID, "is_typing": true})
+		push("incoming_typing_indicator", func(p map[string]any) bool {
+			ti, _ := p["typing_indicator"].(map[string]any)
+			return ti["is_typing"] == true
+		})
+		cust.call(nil, "send_sneak_peek", map[string]any{"chat_id": started.ChatID, "sneak_peek_text": "I am wri"})
+		pushOf(jane, "incoming_sneak_peek", func(p map[string]any) bool {
+			sp, _ := p["sneak_peek"].(map[string]any)
+			return sp["text"] == "I am wri"
+		})
+		// Transfer to john, logged in on node A.
+		john := dialAgent(t, a.addr)
+		john.call("login", map[string]any{"token": "Bearer " + agentToken + "-john"})
+		jane.call("transfer_chat", map[string]any{"id": started.ChatID, "target": map[string]any{"type": "agent", "ids": []string{"john@example.com"}}})
+		pushOf(john, "incoming_chat", func(p map[string]any) bool { return p["chat"].(map[string]any)["id"] == started.ChatID })
+		john.call("send_event", map[string]any{"chat_id": started.ChatID, "event": map[string]any{"type": "message", "text": "john here"}})
+		push("incoming_event", func(p map[string]any) bool { return eventText(p) == "john here" })
+		// John closes on A; the customer (A) and jane (B, a past agent of
+		// the chat) are told.
+		john.call("deactivate_chat", map[string]any{"id": started.ChatID})
+		push("chat_deactivated", func(p map[string]any) bool { return p["chat_id"] == started.ChatID })
+	})
+}
+
+// hookReceiver is an https webhook receiver recording deliveries.
+type hookReceiver struct {
+	mu  sync.Mutex
+	got []hookDelivery
+}
+
+type hookDelivery struct {
+	id, chat, text string
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Action  string `json:"action"`
+		Payload struct {
+			ChatID string `json:"chat_id"`
+			Event  struct {
+				Text string `json:"text"`
+			} `json:"event"`
+		} `json:"payload"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if body.Action == "incoming_event" {
+		h.mu.Lock()
+		h.got = append(h.got, hookDelivery{id: r.Header.Get(webhooks.HeaderDeliveryID), chat: body.Payload.ChatID, text: body.Payload.Event.Text})
+		h.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *hookReceiver) deliveries() []hookDelivery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hookDelivery(nil), h.got...)
+}
+
+// TestClusterWebhooksSurviveKill: two nodes deliver one deployment's
+// webhooks, one node at a time (the webhooks lease). Messages are sent
+// through both nodes while the delivering node is killed with SIGKILL
+// (twice); the other node takes the deliveries over when the lease expires:
+// every acknowledged message's incoming_event arrives, per chat in message
+// order, under one delivery id (a delivery the killed node had sent but
+// not yet marked done may arrive again with the same id, which receivers
+// deduplicate on; never a second id for one event).
+func TestClusterWebhooksSurviveKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the delivering node")
+	}
+	recv := &hookReceiver{}
+	ts := httptest.NewTLSServer(recv)
+	defer ts.Close()
+	pemPath := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(pemPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSL_CERT_FILE", pemPath) // the nodes trust the receiver
+	store := clusterStore(t)
+	cfg := clusterConfig(t, "")
+	nodes := []*node{startNode(t, "w0", cfg, store), startNode(t, "w1", cfg, store)}
+	client := &http.Client{Timeout: 5 * time.Second}
+	ag := dialAgent(t, nodes[0].addr)
+	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	code, body := httpJSON(t, http.MethodPost, "http://"+nodes[0].addr+"/v3.5/configuration/action/register_webhook",
+		map[string]any{"action": "incoming_event", "url": ts.URL + "/hook", "secret_key": "s3cret", "owner_client_id": "cluster-test", "type": "license"},
+		map[string]string{"Authorization": "Bearer " + agentToken})
+	if code != 200 {
+		t.Fatalf("register_webhook: %d %s", code, body)
+	}
+	time.Sleep(1500 * time.Millisecond) // both nodes have read the registration
+
+	const visitors = 2
+	sessions := make([]string, visitors)
+	for i := range sessions {
+		m, err := v2Post(client, "http://"+nodes[i].addr, fmt.Sprintf("wh%d", i), "start", url.Values{"welcome_message": {"hi"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[i] = m["secured_session_id"].(string)
+	}
+	acked := make([][]string, visitors)
+	n := 0
+	for round := 0; round < 3; round++ {
+		for k := 0; k < 30; k++ {
+			for i := range sessions {
+				n++
+				text := fmt.Sprintf("w%d-%d", i, n)
+				// Through either node: whichever is up.
+				for _, nd := range []*node{nodes[(k+i)%2], nodes[(k+i+1)%2]} {
+					if _, err := v2Post(client, "http://"+nd.addr, fmt.Sprintf("wh%d", i), "send_message",
+						url.Values{"secured_session_id": {sessions[i]}, "message": {text}}); err == nil {
+						acked[i] = append(acked[i], text)
+						break
+					}
+				}
+			}
+		}
+		if round < 2 {
+			// Kill the node holding the webhooks lease, mid-stream.
+			victim := leaseHolder(t, store, "webhooks", nodes)
+			nodes[victim].kill()
+			nodes[victim] = startNode(t, fmt.Sprintf("w%d-r%d", victim, round), cfg, store)
+		}
+	}
+	want := 0
+	for _, a := range acked {
+		want += len(a)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ids := map[string]string{}
+		for _, d := range recv.deliveries() {
+			ids[d.text] = d.id
+		}
+		if len(ids) >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered", len(ids), want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := recv.deliveries()
+	idOf := map[string]string{}
+	firstAt := map[string]int{}
+	resent := 0
+	for i, d := range got {
+		if prev, ok := idOf[d.text]; ok {
+			if prev != d.id {
+				t.Fatalf("event %q delivered under two ids: %s and %s", d.text, prev, d.id)
+			}
+			resent++
+			continue
+		}
+		idOf[d.text] = d.id
+		firstAt[d.text] = i
+	}
+	for v, texts := range acked {
+		for j := 1; j < len(texts); j++ {
+			if firstAt[texts[j]] < firstAt[texts[j-1]] {
+				t.Fatalf("visitor %d: %q delivered before %q", v, texts[j], texts[j-1])
+			}
+		}
+	}
+	t.Logf("%d events, each delivered under one id and in order per chat across 2 kills of the delivering node; %d re-sent with the same id", want, resent)
+}
+
+// leaseHolder returns the index of the live node holding lease name,
+// waiting for one to hold it.
+func leaseHolder(t *testing.T, store, name string, nodes []*node) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for {
+		var holder string
+		err := conn.QueryRow(ctx, `SELECT node FROM cluster_leases WHERE name = $1 AND expires_at > now()`, name).Scan(&holder)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatalf("lease %s: %v", name, err)
+		}
+		for i, n := range nodes {
+			if n.name == holder {
+				return i
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no live node took lease %s (held by %q)", name, holder)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TestClusterRelayConnectorTakeover: two front nodes on PostgreSQL relay
+// their visitors' conversation into an upstream desk (a Rocket.Chat
+// connector); the node driving the connector (its lease) is killed with
+// SIGKILL three times while the visitor writes through both nodes and the
+// desk's agent answers. The other node takes the connector over: upstream
+// holds every acknowledged message exactly once and in order, in one room
+// (never doubled), and the visitor gets every answer once, in order.
+func TestClusterRelayConnectorTakeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the node driving a connector")
+	}
+	store := clusterStore(t)
+	desk := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "desk.db"), "127.0.0.1:0")
+	ag := deskAgent(t, desk.addr)
+	cfg := writeFile(t, "front-cluster.yaml", "license:\n  id: \""+testLicence+"\"\nlivechat:\n  v2:\n    poll_timeout: 1h\n"+
+		"store:\n  lease_ttl: 3s\nlog:\n  level: info\n"+
+		"agents:\n  - id: sam@example.com\n    name: Sam Support\n    token: front-agent-token-0123456789\n"+
+		"relay:\n  min_backoff: 100ms\n  max_backoff: 1s\n"+rcRelay("rc", desk.addr)+"  routes:\n    - upstream: rc\n")
+	nodes := []*node{startNode(t, "f0", cfg, store), startNode(t, "f1", cfg, store)}
+
+	v := &visitor{t: t, base: "http://" + nodes[0].addr, id: "cluster-relay-visitor"}
+	v.start()
+	v.send("m00000")
+	inc := ag.next("push", "incoming_chat")
+	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	acked := []string{"m00000"}
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			text := fmt.Sprintf("m%05d", i)
+			mu.Lock()
+			sv := &visitor{t: t, base: "http://" + nodes[i%2].addr, id: v.id, sid: v.sid}
+			mu.Unlock()
+			if sv.trySend(text) {
+				acked = append(acked, text)
+			} else {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}()
+	var answers []string
+	answerer := make(chan struct{})
+	go func() {
+		defer close(answerer)
+		for j := 0; ; j++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			text := fmt.Sprintf("a%05d", j)
+			ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": text}})
+			answers = append(answers, text)
+		}
+	}()
+	for k := 0; k < 3; k++ {
+		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
+		victim := leaseHolder(t, store, "relay.rc", nodes)
+		nodes[victim].kill()
+		n := startNode(t, fmt.Sprintf("f%d-r%d", victim, k), cfg, store)
+		mu.Lock()
+		nodes[victim] = n
+		mu.Unlock()
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	<-senderDone
+	<-answerer
+	t.Logf("%d messages acknowledged, %d answers, 3 kills of the connector's node", len(acked), len(answers))
+
+	var texts []string
+	waitFor(t, "every acknowledged message upstream", 60*time.Second, func() bool {
+		texts, _ = customerTexts(ag, chatID)
+		n := countEach(texts)
+		for _, a := range acked {
+			if n[a] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for s, n := range countEach(texts) {
+		if n != 1 {
+			t.Errorf("upstream has %q %d times", s, n)
+		}
+	}
+	if !slices.IsSorted(texts) {
+		t.Errorf("upstream order broken: %v", texts)
+	}
+	var got []string
+	v.base = "http://" + nodes[0].addr
+	waitFor(t, "every answer at the visitor", 60*time.Second, func() bool {
+		got = agentTexts(v.tryPoll())
+		return len(got) >= len(answers)+1
+	})
+	if want := append([]string{"Welcome!"}, answers...); !slices.Equal(got, want) {
+		t.Errorf("visitor got answers %v, want %v", got, want)
+	}
+	chats := ag.call("list_chats", map[string]any{})
+	if n := len(chats["chats_summary"].([]any)); n != 1 {
+		t.Errorf("the desk has %d chats, want 1 (the conversation was doubled upstream)", n)
+	}
+}

@@ -1,0 +1,255 @@
+package hub
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"chatgate/core/model"
+)
+
+// memSource is a store holding one conversation's events.
+type memSource struct {
+	mu   sync.Mutex
+	conv model.Conversation
+	evs  []model.Event
+}
+
+func (m *memSource) commit(text ...string) []model.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []model.Event
+	for _, t := range text {
+		m.conv.LastSeq++
+		e := model.Event{Conv: m.conv.ID, Seq: m.conv.LastSeq, Kind: model.KindMessage, Text: t}
+		m.evs = append(m.evs, e)
+		out = append(out, e)
+	}
+	return out
+}
+
+func (m *memSource) Conversation(context.Context, model.ConvID) (model.Conversation, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.conv, nil
+}
+
+func (m *memSource) Events(_ context.Context, _ model.ConvID, from uint64, limit int) ([]model.Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []model.Event
+	for _, e := range m.evs {
+		if e.Seq >= from && (limit <= 0 || len(out) < limit) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// capture is a broker that keeps what its node publishes, for the test to
+// hand to other nodes in any order.
+type capture struct {
+	mu  sync.Mutex
+	out []*Wire
+}
+
+func (c *capture) Publish(w *Wire) {
+	c.mu.Lock()
+	c.out = append(c.out, w)
+	c.mu.Unlock()
+}
+
+func (c *capture) Run(ctx context.Context, _ BrokerHandler) error { <-ctx.Done(); return nil }
+
+func (c *capture) take() []*Wire {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.out
+	c.out = nil
+	return out
+}
+
+type node struct {
+	bus *Bus
+	cl  *Cluster
+	br  *capture
+	sub *Sub
+}
+
+func newNode(t *testing.T, name string, src Source) *node {
+	t.Helper()
+	n := &node{bus: NewBus(), br: &capture{}}
+	n.cl = NewCluster(n.bus, n.br, src, name, func(err error) { t.Errorf("%s: %v", name, err) })
+	n.sub = n.bus.SubscribeConv("c1", 64)
+	return n
+}
+
+// seqs drains a subscription: the event sequences and typing texts seen.
+func (n *node) seqs() (evs []uint64, typing []string) {
+	for {
+		select {
+		case nt := <-n.sub.C():
+			for _, e := range nt.Events {
+				evs = append(evs, e.Seq)
+			}
+			if nt.Typing != nil {
+				typing = append(typing, nt.Typing.Text)
+			}
+		default:
+			return evs, typing
+		}
+	}
+}
+
+func TestClusterDeliversEachEventOnceInOrder(t *testing.T) {
+	slim := func(ws []*Wire) []*Wire {
+		for _, w := range ws {
+			w.Slim()
+		}
+		return ws
+	}
+	tests := []struct {
+		name string
+		// run commits on a and b and moves pointers; want is what b's
+		// session must have seen, in order.
+		run  func(src *memSource, a, b *node)
+		want []uint64
+	}{{
+		name: "in order, inline",
+		run: func(src *memSource, a, b *node) {
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("1", "2")})
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("3")})
+			for _, w := range a.br.take() {
+				b.cl.Receive(context.Background(), w)
+			}
+		},
+		want: []uint64{1, 2, 3},
+	}, {
+		name: "pointers swapped: the gap is read from the store, the late one dropped",
+		run: func(src *memSource, a, b *node) {
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("1")})
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("2")})
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("3")})
+			ws := a.br.take()
+			b.cl.Receive(context.Background(), ws[0])
+			b.cl.Receive(context.Background(), ws[2])
+			b.cl.Receive(context.Background(), ws[1])
+		},
+		want: []uint64{1, 2, 3},
+	}, {
+		name: "slim pointers are read from the store",
+		run: func(src *memSource, a, b *node) {
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("1", "2")})
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("3")})
+			for _, w := range slim(a.br.take()) {
+				b.cl.Receive(context.Background(), w)
+			}
+		},
+		want: []uint64{1, 2, 3},
+	}, {
+		name: "a local commit ahead of another node's pointer fills the gap first",
+		run: func(src *memSource, a, b *node) {
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("1")})
+			for _, w := range a.br.take() {
+				b.cl.Receive(context.Background(), w)
+			}
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("2")})
+			b.bus.Publish(Notice{Conv: src.conv, Events: src.commit("3")})
+			for _, w := range a.br.take() {
+				b.cl.Receive(context.Background(), w)
+			}
+		},
+		want: []uint64{1, 2, 3},
+	}, {
+		name: "lost pointers are caught up by Resync",
+		run: func(src *memSource, a, b *node) {
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("1")})
+			for _, w := range a.br.take() {
+				b.cl.Receive(context.Background(), w)
+			}
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("2", "3")})
+			a.br.take() // lost
+			b.cl.Resync(context.Background())
+			b.cl.Resync(context.Background())
+		},
+		want: []uint64{1, 2, 3},
+	}, {
+		name: "own pointers are ignored",
+		run: func(src *memSource, a, b *node) {
+			b.bus.Publish(Notice{Conv: src.conv, Events: src.commit("1")})
+			for _, w := range b.br.take() {
+				b.cl.Receive(context.Background(), w)
+			}
+		},
+		want: []uint64{1},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &memSource{conv: model.Conversation{ID: "c1", Visitor: "v1", State: model.StateOpen}}
+			a, b := newNode(t, "a", src), newNode(t, "b", src)
+			tc.run(src, a, b)
+			got, _ := b.seqs()
+			if !equalSeqs(got, tc.want) {
+				t.Fatalf("node b saw %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func equalSeqs(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestClusterCarriesNoticesWithoutEvents(t *testing.T) {
+	src := &memSource{conv: model.Conversation{ID: "c1", Visitor: "v1", State: model.StateOpen, Tags: []string{"vip"}}}
+	a, b := newNode(t, "a", src), newNode(t, "b", src)
+	vsub := b.bus.SubscribeVisitor("v9", 8)
+	a.bus.Publish(Notice{Conv: src.conv, Typing: &Typing{Author: model.Author{Kind: model.AuthorVisitor, ID: "v1"}, On: true, Text: "hel"}})
+	a.bus.Publish(Notice{Conv: src.conv, Tag: &TagChange{Tag: "vip", Added: true}})
+	a.bus.Publish(Notice{Conv: model.Conversation{Visitor: "v9"}, Ban: &BanChange{Visitor: "v9", Days: 1}})
+	for _, w := range a.br.take() {
+		w.Slim()
+		b2, err := MarshalWire(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w2, err := UnmarshalWire(b2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.cl.Receive(context.Background(), w2)
+	}
+	var kinds []string
+	for len(kinds) < 2 {
+		select {
+		case n := <-b.sub.C():
+			switch {
+			case n.Typing != nil && n.Typing.Text == "hel":
+				kinds = append(kinds, "typing")
+			case n.Tag != nil && n.Tag.Tag == "vip" && len(n.Conv.Tags) == 1:
+				kinds = append(kinds, "tag")
+			default:
+				t.Fatalf("unexpected notice %+v", n)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("got %v", kinds)
+		}
+	}
+	select {
+	case n := <-vsub.C():
+		if n.Ban == nil || n.Ban.Visitor != "v9" {
+			t.Fatalf("ban notice %+v", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ban notice")
+	}
+}

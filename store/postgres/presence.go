@@ -1,0 +1,322 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"chatgate/core/model"
+	"chatgate/core/routing"
+)
+
+// routeLock is the advisory lock every routing decision takes (one per
+// schema, as the migration lock).
+const routeLock = `hashtext('chatgate.route.' || current_schema())`
+
+// presencePoll is how often a node reads the other nodes' agent sessions,
+// statuses and queue: an agent who logs in on one node is online on the
+// others within about this long.
+const presencePoll = time.Second
+
+// Coordinator is the routing.Coordinator on PostgreSQL.
+//
+// Agent sessions: each node writes one row per agent with sessions on it
+// (agent, node, count, expires_at), renewed every renew period with a lease
+// of ttl; an agent is online while any row of it is live. A node killed
+// with kill -9 stops renewing: its agents go offline for the deployment
+// when their rows expire (ttl, judged by the database's clock) and routing
+// gives them nothing from then on.
+//
+// Statuses: an agent's chosen status (accepting or not) is one row per
+// agent, last writer wins, read by every node every presencePoll.
+//
+// Routing: every Pick and the commit that follows run holding one
+// PostgreSQL advisory lock, with the open counts (and the queue, when
+// draining it) read from conv_routing, a table a trigger on convs keeps.
+// So two nodes never give one chat to two agents nor an agent more than
+// max_chats, and queue order is the deployment's, oldest first per
+// department.
+type Coordinator struct {
+	pool   *pgxpool.Pool
+	node   string
+	ttl    time.Duration
+	router *routing.Router
+	log    zerolog.Logger
+
+	// routeMu lets one goroutine per node wait for the advisory lock
+	// (holding a pooled connection); the others wait here without one.
+	routeMu sync.Mutex
+
+	mu      sync.Mutex
+	local   map[model.AgentID]int
+	dirty   bool
+	pending map[model.AgentID]bool
+	wake    chan struct{}
+}
+
+// NewCoordinator returns the coordinator of node over pool's database;
+// ttl <= 0 means LeaseTTL.
+func NewCoordinator(pool *pgxpool.Pool, node string, ttl time.Duration, router *routing.Router, log zerolog.Logger) *Coordinator {
+	if ttl <= 0 {
+		ttl = LeaseTTL
+	}
+	return &Coordinator{pool: pool, node: node, ttl: ttl, router: router, log: log,
+		local: make(map[model.AgentID]int), pending: make(map[model.AgentID]bool), wake: make(chan struct{}, 1)}
+}
+
+// Route implements routing.Coordinator.
+func (c *Coordinator) Route(ctx context.Context, queue bool, fn func(ctx context.Context) error) error {
+	c.routeMu.Lock()
+	defer c.routeMu.Unlock()
+	conn, err := c.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("routing lock: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+routeLock+`)`); err != nil {
+		return fmt.Errorf("routing lock: %w", err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+routeLock+`)`); err != nil {
+			// The session still holds the lock: close it, which
+			// releases it, rather than give it back to the pool.
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if err := c.refresh(ctx, conn.Conn(), queue); err != nil {
+		return err
+	}
+	return fn(ctx)
+}
+
+// refresh reads the open counts (and the queue) into the router.
+func (c *Coordinator) refresh(ctx context.Context, conn *pgx.Conn, queue bool) error {
+	rows, err := conn.Query(ctx, `SELECT agent, count(*) FROM conv_routing WHERE state = 'open' AND agent <> '' GROUP BY agent`)
+	if err != nil {
+		return fmt.Errorf("read open counts: %w", err)
+	}
+	open := make(map[model.AgentID]int)
+	for rows.Next() {
+		var a string
+		var n int
+		if err := rows.Scan(&a, &n); err != nil {
+			rows.Close()
+			return fmt.Errorf("read open counts: %w", err)
+		}
+		open[model.AgentID(a)] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read open counts: %w", err)
+	}
+	c.router.SetOpen(open)
+	if queue {
+		return c.readQueue(ctx, conn)
+	}
+	return nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (c *Coordinator) readQueue(ctx context.Context, q querier) error {
+	rows, err := q.Query(ctx, `SELECT id, department, created_at FROM conv_routing
+WHERE state = 'queued' AND owner = '' ORDER BY created_at, id`)
+	if err != nil {
+		return fmt.Errorf("read queue: %w", err)
+	}
+	var entries []routing.Entry
+	for rows.Next() {
+		var id, dept string
+		var at time.Time
+		if err := rows.Scan(&id, &dept, &at); err != nil {
+			rows.Close()
+			return fmt.Errorf("read queue: %w", err)
+		}
+		entries = append(entries, routing.Entry{Conv: model.ConvID(id), Dept: model.DeptID(dept), At: at})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read queue: %w", err)
+	}
+	c.router.SetQueue(entries)
+	return nil
+}
+
+// AgentConnected implements routing.Coordinator.
+func (c *Coordinator) AgentConnected(id model.AgentID, up bool) {
+	c.mu.Lock()
+	if up {
+		c.local[id]++
+	} else if c.local[id] > 0 {
+		c.local[id]--
+	}
+	c.dirty = true
+	c.mu.Unlock()
+	c.poke()
+}
+
+// SetAccepting implements routing.Coordinator.
+func (c *Coordinator) SetAccepting(id model.AgentID, accepting bool) {
+	c.mu.Lock()
+	c.pending[id] = accepting
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *Coordinator) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run keeps this node's agent sessions leased and the router fed with the
+// other nodes' until ctx ends; kick is told when an agent may have become
+// available (the desk then drains the queue). On return this node's
+// sessions are removed, so that its agents go offline at once.
+func (c *Coordinator) Run(ctx context.Context, kick func()) error {
+	poll := time.NewTicker(presencePoll)
+	defer poll.Stop()
+	renewEvery := c.ttl / 3
+	lastRenew := time.Time{}
+	for {
+		renew := time.Since(lastRenew) >= renewEvery
+		if err := c.sync(ctx, renew, kick); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			c.log.Warn().Err(err).Msg("cluster: presence")
+		} else if renew {
+			lastRenew = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+		case <-poll.C:
+			continue
+		case <-c.wake:
+			continue
+		}
+		break
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := c.pool.Exec(cctx, `DELETE FROM agent_sessions WHERE node = $1`, c.node); err != nil {
+		c.log.Warn().Err(err).Msg("cluster: remove this node's agent sessions")
+	}
+	return nil
+}
+
+// sync writes what changed here (statuses, sessions; all sessions when
+// renew) and reads everyone's.
+func (c *Coordinator) sync(ctx context.Context, renew bool, kick func()) error {
+	c.mu.Lock()
+	status := make(map[model.AgentID]bool, len(c.pending))
+	for id, acc := range c.pending {
+		status[id] = acc
+	}
+	var sessions map[model.AgentID]int
+	if renew || c.dirty {
+		sessions = make(map[model.AgentID]int, len(c.local))
+		for id, n := range c.local {
+			sessions[id] = n
+			if n == 0 {
+				delete(c.local, id)
+			}
+		}
+		c.dirty = false
+	}
+	c.mu.Unlock()
+
+	b := &pgx.Batch{}
+	for id, acc := range status {
+		b.Queue(`INSERT INTO agent_status (agent, accepting, at) VALUES ($1, $2, now())
+ON CONFLICT (agent) DO UPDATE SET accepting = EXCLUDED.accepting, at = EXCLUDED.at`, string(id), acc)
+	}
+	for id, n := range sessions {
+		if n == 0 {
+			b.Queue(`DELETE FROM agent_sessions WHERE agent = $1 AND node = $2`, string(id), c.node)
+			continue
+		}
+		b.Queue(`INSERT INTO agent_sessions (agent, node, sessions, expires_at)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+ON CONFLICT (agent, node) DO UPDATE SET sessions = EXCLUDED.sessions, expires_at = EXCLUDED.expires_at`,
+			string(id), c.node, n, c.ttl.Seconds())
+	}
+	if b.Len() > 0 {
+		if err := c.pool.SendBatch(ctx, b).Close(); err != nil {
+			c.mu.Lock()
+			c.dirty = c.dirty || sessions != nil
+			c.mu.Unlock()
+			return fmt.Errorf("write agent presence: %w", err)
+		}
+		c.mu.Lock()
+		for id, acc := range status {
+			if cur, ok := c.pending[id]; ok && cur == acc {
+				delete(c.pending, id)
+			}
+		}
+		c.mu.Unlock()
+	}
+
+	remote := make(map[model.AgentID]int)
+	rows, err := c.pool.Query(ctx, `SELECT agent, sum(sessions)::int FROM agent_sessions
+WHERE node <> $1 AND expires_at > now() GROUP BY agent`, c.node)
+	if err != nil {
+		return fmt.Errorf("read agent presence: %w", err)
+	}
+	for rows.Next() {
+		var a string
+		var n int
+		if err := rows.Scan(&a, &n); err != nil {
+			rows.Close()
+			return fmt.Errorf("read agent presence: %w", err)
+		}
+		remote[model.AgentID(a)] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read agent presence: %w", err)
+	}
+	accepting := make(map[model.AgentID]bool)
+	rows, err = c.pool.Query(ctx, `SELECT agent, accepting FROM agent_status`)
+	if err != nil {
+		return fmt.Errorf("read agent statuses: %w", err)
+	}
+	for rows.Next() {
+		var a string
+		var acc bool
+		if err := rows.Scan(&a, &acc); err != nil {
+			rows.Close()
+			return fmt.Errorf("read agent statuses: %w", err)
+		}
+		accepting[model.AgentID(a)] = acc
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read agent statuses: %w", err)
+	}
+	// A status set here since the write above is newer than what was
+	// read: keep it.
+	c.mu.Lock()
+	for id := range c.pending {
+		delete(accepting, id)
+	}
+	c.mu.Unlock()
+	became := c.router.SetRemote(remote)
+	became = c.router.SetStatuses(accepting) || became
+	// Queue positions shown to visitors count other nodes' conversations.
+	if err := c.readQueue(ctx, c.pool); err != nil {
+		return err
+	}
+	if became && kick != nil {
+		kick()
+	}
+	return nil
+}
