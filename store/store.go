@@ -22,7 +22,7 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrNewerSchema: the data file was written by a newer chatgate.
 	ErrNewerSchema = errors.New("store: data file has a newer schema version")
-	// ErrStale: the batch writes a conversation read at a revision that is
+	// ErrStale: the batch writes a conversation (or visitor) read at a revision that is
 	// no longer the stored one (another writer, e.g. another node, changed
 	// it since); nothing of the batch was written. The caller reads the
 	// conversation again and rebuilds the batch. Distinct from ErrConflict,
@@ -61,13 +61,15 @@ type Idem struct {
 // Batch is everything one command writes. It commits atomically: all of it
 // or, on error, none of it.
 type Batch struct {
+	// Visitors are written whole, under the same revision rule as Convs.
 	Visitors []model.Visitor
 	// Convs are written whole. A conversation's Rev makes its write
 	// conditional (optimistic concurrency): Rev r > 0 commits only while
 	// the stored record is still at revision r, else the whole batch fails
 	// with ErrStale. Rev 0 writes unconditionally (a new conversation, an
 	// import). Either way the stored record's revision becomes one more
-	// than it was (1 for a new one); reads return it in Rev.
+	// than it was (1 for a new one); reads return it in Rev, and a
+	// successful Commit writes it back into the batch's records.
 	Convs []model.Conversation
 	// Events are new; an event whose (conv, seq) exists is a conflict.
 	Events []model.Event

@@ -31,7 +31,7 @@ func (d *Desk) Ban(ctx context.Context, id model.VisitorID, days int, by model.A
 		return model.Visitor{}, ErrForbidden
 	}
 	var v model.Visitor
-	err := d.actors.Do(ctx, visitorKey(id), func(ctx context.Context) error {
+	err := d.onVisitor(ctx, id, func(ctx context.Context) error {
 		var err error
 		v, err = d.st.Visitor(ctx, id)
 		if err != nil {

@@ -298,7 +298,18 @@ const maxStaleRetries = 16
 // conversation written without pause by other nodes) the error is
 // returned.
 func (d *Desk) onConv(ctx context.Context, id model.ConvID, fn func(ctx context.Context) error) error {
-	return d.actors.Do(ctx, convKey(id), func(ctx context.Context) error {
+	return d.onActor(ctx, convKey(id), fn)
+}
+
+// onVisitor is onConv for commands on a visitor's actor: they write the
+// visitor record (seen markers, profile, ban, chat properties) read at a
+// revision, and run again when another node wrote it first.
+func (d *Desk) onVisitor(ctx context.Context, id model.VisitorID, fn func(ctx context.Context) error) error {
+	return d.onActor(ctx, visitorKey(id), fn)
+}
+
+func (d *Desk) onActor(ctx context.Context, key string, fn func(ctx context.Context) error) error {
+	return d.actors.Do(ctx, key, func(ctx context.Context) error {
 		for attempt := 1; ; attempt++ {
 			err := fn(ctx)
 			if !errors.Is(err, store.ErrStale) || attempt > maxStaleRetries || ctx.Err() != nil {
@@ -487,7 +498,7 @@ func (d *Desk) EnsureVisitor(ctx context.Context, key store.MapKey, profile mode
 		switch {
 		case err == nil:
 			var v model.Visitor
-			err := d.actors.Do(ctx, visitorKey(model.VisitorID(id)), func(ctx context.Context) error {
+			err := d.onVisitor(ctx, model.VisitorID(id), func(ctx context.Context) error {
 				var err error
 				v, err = d.st.Visitor(ctx, model.VisitorID(id))
 				if err != nil {
@@ -618,7 +629,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		conv model.Conversation
 		evs  []model.Event
 	)
-	err := d.actors.Do(ctx, visitorKey(req.Visitor), d.routed(func(ctx context.Context) error {
+	err := d.onVisitor(ctx, req.Visitor, d.routed(func(ctx context.Context) error {
 		v, open, err := d.startingVisitor(ctx, &req)
 		if errors.Is(err, ErrVisitorBusy) {
 			conv = open
@@ -1110,7 +1121,7 @@ func (d *Desk) UpdateVisitor(ctx context.Context, id model.VisitorID, upd Visito
 		}
 	}
 	var v model.Visitor
-	err := d.actors.Do(ctx, visitorKey(id), func(ctx context.Context) error {
+	err := d.onVisitor(ctx, id, func(ctx context.Context) error {
 		var err error
 		v, err = d.st.Visitor(ctx, id)
 		if err != nil {

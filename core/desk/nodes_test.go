@@ -26,9 +26,23 @@ type interloper struct {
 	store.Store
 	armed atomic.Int32 // commits still to cut in front of
 	wrote atomic.Int32
+	// armedVisitor: cut in front of checked visitor writes instead,
+	// setting custom field "other-node" on the visitor.
+	armedVisitor atomic.Int32
 }
 
 func (s *interloper) Commit(ctx context.Context, b *store.Batch) error {
+	if len(b.Visitors) == 1 && b.Visitors[0].Rev > 0 && s.armedVisitor.Add(-1) >= 0 {
+		v, err := s.Store.Visitor(ctx, b.Visitors[0].ID)
+		if err != nil {
+			return err
+		}
+		v.Fields = map[string]string{"other-node": fmt.Sprint(s.wrote.Load())}
+		if err := s.Store.Commit(ctx, &store.Batch{Visitors: []model.Visitor{v}}); err != nil {
+			return fmt.Errorf("interloper: %w", err)
+		}
+		s.wrote.Add(1)
+	}
 	if len(b.Convs) == 1 && b.Convs[0].Rev > 0 && s.armed.Add(-1) >= 0 {
 		c, err := s.Store.Conversation(ctx, b.Convs[0].ID)
 		if err != nil {
@@ -96,6 +110,33 @@ func TestStaleRetry(t *testing.T) {
 	idem, err := e.bolt.Idempotent(ctx, "test", "k1")
 	if err != nil || evs[idem.Seq-1].Text == "" {
 		t.Errorf("idempotency key k1 = %+v, %v", idem, err)
+	}
+}
+
+// TestVisitorStaleRetry: a visitor command whose visitor another node wrote
+// in between runs again and keeps both changes (no lost update).
+func TestVisitorStaleRetry(t *testing.T) {
+	e := newEnv(t, config{})
+	il := &interloper{Store: e.bolt}
+	var stale atomic.Int32
+	e.d = New(Options{Store: il, Router: e.router, Bus: e.bus, Actors: hub.NewActors(64), Logger: zerolog.Nop(),
+		Departs: departments, OnStale: func() { stale.Add(1) }})
+	v := e.visitor("vera")
+	il.armedVisitor.Store(1)
+	name := "Vera Renamed"
+	got, err := e.d.UpdateVisitor(t.Context(), v.ID, VisitorUpdate{Name: &name})
+	if err != nil {
+		t.Fatalf("UpdateVisitor with a concurrent writer: %v", err)
+	}
+	stored, err := e.bolt.Visitor(t.Context(), v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Name != name || stored.Fields["other-node"] == "" || got.Fields["other-node"] == "" {
+		t.Errorf("stored visitor %+v: want both the rename and the other node's field", stored)
+	}
+	if stale.Load() != 1 {
+		t.Errorf("OnStale called %d times, want 1", stale.Load())
 	}
 }
 

@@ -692,7 +692,7 @@ func compactJSON(v json.RawMessage) json.RawMessage {
 func (d *Desk) changeProps(ctx context.Context, t PropTarget, by model.Author, u PropsUpdate, session string) error {
 	switch t.Location {
 	case LocChat:
-		return d.actors.Do(ctx, visitorKey(t.Visitor), func(ctx context.Context) error {
+		return d.onVisitor(ctx, t.Visitor, func(ctx context.Context) error {
 			v, err := d.st.Visitor(ctx, t.Visitor)
 			if err != nil {
 				return fmt.Errorf("visitor %s: %w", t.Visitor, errNotFound(err))

@@ -37,7 +37,7 @@ func (d *Desk) MarkSeen(ctx context.Context, visitor model.VisitorID, by model.A
 	}
 	upTo = upTo.UTC().Truncate(time.Microsecond)
 	var stored time.Time
-	err := d.actors.Do(ctx, visitorKey(visitor), func(ctx context.Context) error {
+	err := d.onVisitor(ctx, visitor, func(ctx context.Context) error {
 		v, err := d.st.Visitor(ctx, visitor)
 		if err != nil {
 			return fmt.Errorf("visitor %s: %w", visitor, errNotFound(err))

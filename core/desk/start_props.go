@@ -90,7 +90,7 @@ func (d *Desk) StartInactive(ctx context.Context, req StartRequest) (model.Conve
 		conv model.Conversation
 		evs  []model.Event
 	)
-	err := d.actors.Do(ctx, visitorKey(req.Visitor), func(ctx context.Context) error {
+	err := d.onVisitor(ctx, req.Visitor, func(ctx context.Context) error {
 		v, open, err := d.startingVisitor(ctx, &req)
 		if errors.Is(err, ErrVisitorBusy) {
 			conv = open

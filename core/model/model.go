@@ -189,6 +189,10 @@ type Visitor struct {
 	// events (LiveChat's events_seen_up_to). It lives on the visitor
 	// because a LiveChat chat is the visitor's container of threads.
 	SeenUpTo map[string]time.Time `json:"seen_up_to,omitempty"`
+	// Rev is the store's revision of this record, as read; a write with
+	// Rev > 0 commits only if nobody wrote the record in between (see
+	// Conversation.Rev). Kept by the store, not in the record's JSON.
+	Rev uint64 `json:"-"`
 }
 
 // Banned reports whether the visitor is banned at now.

@@ -18,8 +18,9 @@ const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR
 
 let gw;
 before(async () => {
-  // Rocket.Chat accepts only defined custom fields: the XSS test's "company".
-  gw = await startGateway('console', { admin: true, agents: [JONES], rocketchat: ['custom_fields: [{id: company, label: Company}]'] });
+  // A Rocket.Chat custom field (only defined keys are kept, as Rocket.Chat does).
+  gw = await startGateway('console', { admin: true, agents: [JONES],
+    rocketchat: ['custom_fields:', '  - {id: company, label: Company}'] });
 });
 after(async () => {
   if (gw) await gw.stop();
@@ -367,9 +368,20 @@ test('console: markup and script from visitors on every surface are shown as tex
 
 // The operator view: a second chatgate plays the upstream Rocket.Chat desk
 // of a relay connector; it goes down and comes back. A webhook whose
-// receiver does not answer fails and is retried with the retry button.
+// receiver answers 500 fails; once the receiver is fixed the retry button
+// delivers it without waiting out the backoff.
 test('operator view: a relay connector goes down and comes back; a failed webhook is retried', async (t) => {
   const wire = new WireLog('console-ops');
+  // The webhook receiver: 500 until fixed, then 200.
+  const received = [];
+  let fixed = false;
+  const receiver = require('node:http').createServer((req, res) => {
+    req.resume();
+    received.push({ attempt: req.headers['x-webhook-attempt'] || '', status: fixed ? 200 : 500 });
+    res.writeHead(fixed ? 200 : 500).end();
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  const hookURL = `http://127.0.0.1:${receiver.address().port}/hook`;
   const upstream = await startGateway('console-ops-upstream');
   let front;
   const b = await openBrowser('console-ops', wire);
@@ -390,17 +402,19 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
         'webhooks:',
         '  min_backoff: 1h',
         '  max_backoff: 1h',
+        '  allow_http: true',
+        '  allow_private_networks: true',
       ].join('\n') });
       // An agent on the upstream desk, so that it takes the relayed chat.
       const { Agent } = require('../lib/agent');
       const deskAgent = await Agent.connect(upstream.url, upstream.agent.token, wire);
       t.after(() => deskAgent.close());
     });
-    await step('a webhook to a receiver that does not answer, and a visitor chat that triggers it', async () => {
+    await step('a webhook to a receiver that answers 500, and a visitor chat that triggers it', async () => {
       const r = await fetch(front.url + '/v3.5/configuration/action/register_webhook', {
         method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + front.agent.token },
-        body: JSON.stringify({ action: 'incoming_chat', secret_key: 'e2e-secret-key', url: 'https://127.0.0.1:9/hook',
-          owner_client_id: 'e2e-ops', type: 'license', description: 'nobody listens here' }) });
+        body: JSON.stringify({ action: 'incoming_chat', secret_key: 'e2e-secret-key', url: hookURL,
+          owner_client_id: 'e2e-ops', type: 'license', description: 'fails until fixed' }) });
       assert.ok(r.ok, `register_webhook: ${r.status} ${await r.text()}`);
       const s = await fetch(`${front.url}/visitors/ops-visitor/chat/start`, { method: 'POST', headers: { 'X-API-Version': '2' },
         body: new URLSearchParams({ licence_id: '100000', welcome_message: 'Hi', name: 'Olga Ops' }) });
@@ -411,7 +425,8 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
       await page.getByRole('link', { name: 'Operator view' }).click();
       await relayRow().getByText('connected', { exact: true }).waitFor({ timeout: WAIT });
       await pending().getByRole('row', { name: /incoming_chat/ }).waitFor({ timeout: WAIT });
-      await page.getByRole('table', { name: 'Registered' }).getByText('https://127.0.0.1:9/hook').waitFor({ timeout: WAIT });
+      await page.getByRole('table', { name: 'Registered' }).getByText(hookURL).waitFor({ timeout: WAIT });
+      await pending().getByRole('row', { name: /HTTP 500/ }).waitFor({ timeout: WAIT });
       await page.getByRole('table', { name: 'Active conversations by source' }).getByText('livechat.v2 → desk-rc').waitFor({ timeout: WAIT });
       await b.shot('ops-healthy');
     });
@@ -425,12 +440,14 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
       await relayRow().getByText('connected', { exact: true }).waitFor({ timeout: 30000 });
       await b.shot('ops-relay-back');
     });
-    await step('the retry button makes the failed webhook delivery go again now', async () => {
+    await step('the receiver is fixed; the retry button delivers the failed webhook now, not in an hour', async () => {
       const row = pending().getByRole('row', { name: /incoming_chat/ });
       await row.getByRole('cell', { name: '1', exact: true }).waitFor({ timeout: WAIT });
       await b.shot('ops-webhook-failed');
+      fixed = true;
       await page.getByRole('button', { name: 'Retry waiting deliveries now' }).click();
-      await row.getByRole('cell', { name: '2', exact: true }).waitFor({ timeout: WAIT });
+      await pending().getByText('Nothing waiting.').waitFor({ timeout: WAIT });
+      assert.deepEqual(received.map((r) => `${r.attempt}:${r.status}`), ['1:500', '2:200']);
       await b.shot('ops-webhook-retried');
     });
     await step('a non-admin token is refused', async () => {
@@ -443,5 +460,6 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
     await b.close();
     if (front) await front.stop();
     await upstream.stop();
+    await new Promise((r) => receiver.close(r));
   }
 });

@@ -179,6 +179,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	for i := range b.Convs {
 		b.Convs[i].Rev = o.convs[i].rev
 	}
+	for i := range b.Visitors {
+		b.Visitors[i].Rev = o.visitors[i].rev
+	}
 	return nil
 }
 
@@ -324,6 +327,56 @@ type ops struct {
 	// restore, if set, is an import's records (see Restore); apply
 	// writes those absent and counts the rest.
 	restore *restoreOp
+	// visitors are the visitor records to write, under the same check.
+	visitors []visitorPut
+}
+
+// visitorPut is a visitor record to write: its JSON with its revision
+// spliced in as the last member (`,"rev":N}`; see visitorRecord).
+type visitorPut struct {
+	key    []byte
+	val    []byte
+	expect uint64 // the revision the writer read (0: write whatever is stored)
+	rev    uint64 // the revision written, set by check
+}
+
+// withMember splices `"<tag>":n` into the JSON object body as its last
+// member.
+func withMember(body []byte, tag string, n uint64) []byte {
+	out := make([]byte, 0, len(body)+len(tag)+24)
+	out = append(out, body[:len(body)-1]...)
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, '"')
+	out = append(out, tag...)
+	out = append(out, `":`...)
+	out = strconv.AppendUint(out, n, 10)
+	return append(out, '}')
+}
+
+// visitorRecord splits a stored visitor into its JSON (a copy) and its
+// revision (0 for a record written before visitors had one).
+func visitorRecord(v []byte) ([]byte, uint64) {
+	if len(v) < 2 || v[len(v)-1] != '}' {
+		return v, 0
+	}
+	end, rev, ok := lastMember(v, len(v)-1, "rev")
+	if !ok {
+		return v, 0
+	}
+	return append(v[:end:end], '}'), rev
+}
+
+// decodeVisitor decodes a stored visitor and its revision.
+func decodeVisitor(_ *bbolt.Tx, _, v []byte) (model.Visitor, error) {
+	body, rev := visitorRecord(v)
+	var rec model.Visitor
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return rec, fmt.Errorf("decode %s: %w", bVisitors, err)
+	}
+	rec.Rev = rev
+	return rec, nil
 }
 
 // convPut is a conversation record to write. Its stored value is body
@@ -349,22 +402,19 @@ type convPut struct {
 
 func encode(b *store.Batch) (ops, error) {
 	var o ops
-	put := func(bucket, key []byte, v any) error {
-		val, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("encode %s: %w", bucket, err)
-		}
-		o.puts = append(o.puts, kv{bucket: bucket, key: key, val: val})
-		return nil
-	}
 	for i := range b.Visitors {
 		v := &b.Visitors[i]
 		if v.ID == "" {
 			return o, errors.New("store: visitor without id")
 		}
-		if err := put(bVisitors, []byte(v.ID), v); err != nil {
-			return o, err
+		val, err := json.Marshal(v)
+		if err != nil {
+			return o, fmt.Errorf("encode %s: %w", bVisitors, err)
 		}
+		if len(v.ID) > bbolt.MaxKeySize || len(val)+32 > bbolt.MaxValueSize {
+			return o, fmt.Errorf("store: key or value size out of range in %s", bVisitors)
+		}
+		o.visitors = append(o.visitors, visitorPut{key: []byte(v.ID), val: val, expect: v.Rev})
 	}
 	for i := range b.Convs {
 		c := &b.Convs[i]
@@ -462,6 +512,17 @@ func (o *ops) check(tx *bbolt.Tx) error {
 		}
 		p.rev = p.cur.rev + 1
 	}
+	for i := range o.visitors {
+		p := &o.visitors[i]
+		var cur uint64
+		if v := tx.Bucket(bVisitors).Get(p.key); v != nil {
+			_, cur = visitorRecord(v)
+		}
+		if p.expect != 0 && p.expect != cur {
+			return fmt.Errorf("%w: visitor %s is at revision %d, not %d", store.ErrStale, p.key, cur, p.expect)
+		}
+		p.rev = cur + 1
+	}
 	for _, m := range o.outboxMuts {
 		if err := m.check(tx); err != nil {
 			return err
@@ -510,6 +571,12 @@ func (o *ops) check(tx *bbolt.Tx) error {
 
 func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 	n := 0
+	for _, p := range o.visitors {
+		if err := tx.Bucket(bVisitors).Put(p.key, withMember(p.val, "rev", p.rev)); err != nil {
+			return 0, fmt.Errorf("put %s: %w", bVisitors, err)
+		}
+		n++
+	}
 	for i := range o.convs {
 		p := &o.convs[i]
 		// A message to a conversation that changed in nothing else: the
@@ -811,7 +878,15 @@ func decodeJSON[T any](_ *bbolt.Tx, _, v []byte) (T, error) {
 // Visitor implements store.Store.
 func (s *Store) Visitor(_ context.Context, id model.VisitorID) (model.Visitor, error) {
 	var v model.Visitor
-	err := s.get(bVisitors, []byte(id), &v)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		raw := tx.Bucket(bVisitors).Get([]byte(id))
+		if raw == nil {
+			return store.ErrNotFound
+		}
+		var err error
+		v, err = decodeVisitor(tx, []byte(id), raw)
+		return err
+	})
 	return v, err
 }
 
@@ -872,7 +947,7 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 // Visitors implements store.VisitorLister, as Conversations scans: every
 // visitor, whether or not it has conversations.
 func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
-	return scan(ctx, s, bVisitors, "visitor", decodeJSON[model.Visitor], fn)
+	return scan(ctx, s, bVisitors, "visitor", decodeVisitor, fn)
 }
 
 // scan calls fn for every record of bucket (read with decode, in the read

@@ -396,6 +396,16 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, error) {
 				same = st.sameBody(r.val) && st.lastSeq == r.lastSeq
 			}
 		}
+		if bytes.Equal(r.bucket, bVisitors) {
+			// Visitors are stored with their revision too (see
+			// visitorRecord): the same JSON at any revision is the same
+			// record; a restored one starts at revision 1.
+			val = withMember(r.val, "rev", 1)
+			if old != nil {
+				body, _ := visitorRecord(old)
+				same = bytes.Equal(body, r.val)
+			}
+		}
 		switch {
 		case same:
 			c.Same++

@@ -551,6 +551,8 @@ func (s *Store) Restore(ctx context.Context, f File, sha string, r io.Reader) (b
 		return false, fmt.Errorf("files: %s: %w", f.ID, ErrTooLarge)
 	}
 	f.Name = cleanName(f.Name)
+	// An exported file is one an event shows: it is claimed, never swept.
+	f.Pending = false
 	meta, err := json.Marshal(f)
 	if err != nil {
 		return false, err

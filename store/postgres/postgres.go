@@ -212,9 +212,14 @@ ON CONFLICT (id) DO UPDATE SET visitor = EXCLUDED.visitor, rev = convs.rev + 1, 
 	sqlConvCAS = `WITH u AS (UPDATE convs SET visitor = $2, rev = rev + 1, data = $3 WHERE id = $1 AND rev = $4 RETURNING rev)
 SELECT (SELECT rev FROM u) FROM (SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGST1',
 	'conversation ' || $1 || ' is no longer at revision ' || $4::bigint)) AS c`
-	sqlVisitorPut = `INSERT INTO visitors (id, data) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data`
-	sqlEventIns   = `INSERT INTO events (conv, seq, data) VALUES ($1, $2, $3)`
-	sqlEventUpd   = `WITH u AS (UPDATE events SET data = $3 WHERE conv = $1 AND seq = $2 RETURNING 1)
+	sqlVisitorPut = `INSERT INTO visitors (id, rev, data) VALUES ($1, 1, $2)
+ON CONFLICT (id) DO UPDATE SET rev = visitors.rev + 1, data = EXCLUDED.data RETURNING rev`
+	// $1 id, $2 data, $3 expected rev.
+	sqlVisitorCAS = `WITH u AS (UPDATE visitors SET rev = rev + 1, data = $2 WHERE id = $1 AND rev = $3 RETURNING rev)
+SELECT (SELECT rev FROM u) FROM (SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGST1',
+	'visitor ' || $1 || ' is no longer at revision ' || $3::bigint)) AS c`
+	sqlEventIns = `INSERT INTO events (conv, seq, data) VALUES ($1, $2, $3)`
+	sqlEventUpd = `WITH u AS (UPDATE events SET data = $3 WHERE conv = $1 AND seq = $2 RETURNING 1)
 SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGCF1', 'event to update does not exist')`
 	// A mapping is written when absent and left alone when it holds the
 	// same core id (DO UPDATE ... WHERE locks and rereads the committed
@@ -234,8 +239,8 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if b.Empty() {
 		return nil
 	}
-	revs := make([]int64, len(b.Convs))
-	q, err := encode(b, revs)
+	revs, vrevs := make([]int64, len(b.Convs)), make([]int64, len(b.Visitors))
+	q, err := encode(b, revs, vrevs)
 	if err != nil {
 		return err
 	}
@@ -245,6 +250,9 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	for i := range b.Convs {
 		b.Convs[i].Rev = uint64(revs[i])
 	}
+	for i := range b.Visitors {
+		b.Visitors[i].Rev = uint64(vrevs[i])
+	}
 	return nil
 }
 
@@ -252,7 +260,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 // conversations are stored at land in revs when the batch runs.
 // Conversations come first: their row locks order two writers of one
 // conversation before anything else of theirs is written.
-func encode(b *store.Batch, revs []int64) (*work, error) {
+func encode(b *store.Batch, revs, vrevs []int64) (*work, error) {
 	q := &work{}
 	for i := range b.Convs {
 		c := &b.Convs[i]
@@ -288,7 +296,12 @@ func encode(b *store.Batch, revs []int64) (*work, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode visitor: %w", err)
 		}
-		q.Queue(sqlVisitorPut, string(v.ID), data)
+		scan := func(row pgx.Row) error { return row.Scan(&vrevs[i]) }
+		if v.Rev == 0 {
+			q.QueueRow(sqlVisitorPut, scan, string(v.ID), data)
+		} else {
+			q.QueueRow(sqlVisitorCAS, scan, string(v.ID), data, int64(v.Rev))
+		}
 	}
 	for _, set := range []struct {
 		evs []model.Event
@@ -432,13 +445,27 @@ func decodeConv(data []byte, rev int64) (model.Conversation, error) {
 // Visitor implements store.Store.
 func (s *Store) Visitor(ctx context.Context, id model.VisitorID) (model.Visitor, error) {
 	var v model.Visitor
-	data, err := s.one(ctx, `SELECT data FROM visitors WHERE id = $1`, string(id))
-	if err != nil {
+	if err := s.readCtx(); err != nil {
 		return v, err
+	}
+	if !textOK(string(id)) {
+		return v, store.ErrNotFound
+	}
+	var (
+		data []byte
+		rev  int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT data, rev FROM visitors WHERE id = $1`, string(id)).Scan(&data, &rev)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, store.ErrNotFound
+	}
+	if err != nil {
+		return v, fmt.Errorf("postgres: %w", err)
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return v, fmt.Errorf("decode visitor: %w", err)
 	}
+	v.Rev = uint64(rev)
 	return v, nil
 }
 
@@ -516,10 +543,11 @@ func (s *Store) Conversations(ctx context.Context, fn func(model.Conversation) b
 // Visitors implements store.VisitorLister: every visitor, in keyset pages
 // as Conversations.
 func (s *Store) Visitors(ctx context.Context, fn func(model.Visitor) bool) error {
-	return scan(ctx, s, "visitors", "0::bigint", "visitor",
-		func(data []byte, _ int64) (model.Visitor, error) {
+	return scan(ctx, s, "visitors", "rev", "visitor",
+		func(data []byte, rev int64) (model.Visitor, error) {
 			var v model.Visitor
 			err := json.Unmarshal(data, &v)
+			v.Rev = uint64(rev)
 			return v, err
 		}, fn)
 }
@@ -623,3 +651,5 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 }
 
 var _ store.Store = (*Store)(nil)
+
+var _ store.VisitorLister = (*Store)(nil)

@@ -154,3 +154,41 @@ func TestKeysPostgresCannotStore(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateVisitorRevisions: a database written at schema version 2
+// (before visitors had revisions) is migrated at open, its rows kept
+// (visitors then read at revision 0 and are written unconditionally once).
+func TestMigrateVisitorRevisions(t *testing.T) {
+	s := open(t, Options{})
+	schema := s.opts.Schema
+	ctx := t.Context()
+	// Back to version 2: the column of version 3 gone, a visitor row as
+	// version 2 wrote it.
+	for _, q := range []string{
+		`ALTER TABLE visitors DROP COLUMN rev`,
+		`UPDATE chatgate_schema SET version = 2`,
+		`INSERT INTO visitors (id, data) VALUES ('old', '{"id":"old","name":"Old"}')`,
+	} {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s, err := Open(ctx, pgtest.URL(t), Options{Schema: schema})
+	if err != nil {
+		t.Fatalf("Open after version 2: %v", err)
+	}
+	defer s.Close()
+	v, err := s.Visitor(ctx, "old")
+	if err != nil || v.Name != "Old" || v.Rev != 0 {
+		t.Fatalf("Visitor(old) = %+v, %v; want Old at revision 0", v, err)
+	}
+	b := &store.Batch{Visitors: []model.Visitor{v}}
+	if err := s.Commit(ctx, b); err != nil || b.Visitors[0].Rev != 1 {
+		t.Fatalf("write of a version-2 visitor = %v, revision %d; want nil, 1", err, b.Visitors[0].Rev)
+	}
+	var ver int
+	if err := s.pool.QueryRow(ctx, `SELECT version FROM chatgate_schema`).Scan(&ver); err != nil || ver != SchemaVersion() {
+		t.Errorf("schema version %d, %v; want %d", ver, err, SchemaVersion())
+	}
+}

@@ -115,6 +115,13 @@ END
 $$;
 `},
 	{2, clusterSchema}, // cluster_schema.go
+	// Visitors get the conversations' optimistic concurrency: two nodes
+	// writing one visitor (seen markers, profile, chat properties) no
+	// longer lose one another's change. Rows written before read as
+	// revision 0 (written unconditionally once, then checked).
+	{3, `
+ALTER TABLE visitors ADD COLUMN rev bigint NOT NULL DEFAULT 0;
+`},
 }
 
 // SchemaVersion is the newest schema version this build writes and reads.

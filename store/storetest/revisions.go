@@ -298,3 +298,49 @@ func testOddKeys(t *testing.T, open func(t *testing.T) store.Store) {
 		})
 	}
 }
+
+// testVisitorRevisions: visitor records follow the conversations' revision
+// rule.
+func testVisitorRevisions(t *testing.T, open func(t *testing.T) store.Store) {
+	s := fresh(t, open)
+	ctx := t.Context()
+	v := newVisitor("vrev")
+	b := &store.Batch{Visitors: []model.Visitor{v}}
+	commit(t, s, b)
+	if b.Visitors[0].Rev != 1 {
+		t.Fatalf("batch revision after the first commit = %d, want 1", b.Visitors[0].Rev)
+	}
+	read := func() model.Visitor {
+		t.Helper()
+		got, err := s.Visitor(ctx, v.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	cur := read()
+	if cur.Rev != 1 {
+		t.Fatalf("Visitor().Rev = %d, want 1", cur.Rev)
+	}
+	cur.Name = "second"
+	commit(t, s, &store.Batch{Visitors: []model.Visitor{cur}})
+	stale := cur // Rev 1
+	stale.Name = "stale"
+	c := newConv(v.ID)
+	err := s.Commit(ctx, &store.Batch{Visitors: []model.Visitor{stale}, Convs: []model.Conversation{c}})
+	if !errors.Is(err, store.ErrStale) {
+		t.Fatalf("stale visitor write = %v, want store.ErrStale", err)
+	}
+	if got := read(); got.Name != "second" || got.Rev != 2 {
+		t.Errorf("after a stale write: name %q rev %d, want second at 2", got.Name, got.Rev)
+	}
+	if _, err := s.Conversation(ctx, c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the stale batch's conversation was written: %v", err)
+	}
+	blind := stale
+	blind.Rev = 0
+	commit(t, s, &store.Batch{Visitors: []model.Visitor{blind}})
+	if got := read(); got.Name != "stale" || got.Rev != 3 {
+		t.Errorf("after an unconditional write: name %q rev %d, want stale at 3", got.Name, got.Rev)
+	}
+}

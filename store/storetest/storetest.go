@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevisionRace", testRevisionRace},
 		{"RevisionHammer", testRevisionHammer},
 		{"OddKeys", testOddKeys},
+		{"VisitorRevisions", testVisitorRevisions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -153,7 +154,11 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 		}
 		return err
 	})
-	c.pingTimer = time.AfterFunc(opts.PingInterval, c.ping)
+	// Armed only once c.pingTimer is set: with a short interval the first
+	// tick could otherwise run (and read the field) before AfterFunc
+	// returned.
+	c.pingTimer = time.AfterFunc(time.Duration(math.MaxInt64), c.ping)
+	c.pingTimer.Reset(opts.PingInterval)
 	return c
 }
 
