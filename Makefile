@@ -14,7 +14,7 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush \
 	./adapters/livechat/wire:FuzzEventIn \
-	./migrate:FuzzImport
+	./store/dump:FuzzImport
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg docker clean widget e2e
 

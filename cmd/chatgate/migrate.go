@@ -20,8 +20,8 @@ import (
 
 	"chatgate/configs"
 	"chatgate/core/model"
-	"chatgate/migrate"
 	"chatgate/store"
+	"chatgate/store/dump"
 )
 
 // storeFlags choose the store as serve does: the config file, then
@@ -193,7 +193,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	var f migrate.Filters
+	var f dump.Filters
 	var err error
 	if f.Since, err = parseTime(since); err != nil {
 		return fmt.Errorf("--since %w", err)
@@ -215,8 +215,8 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return err
 	}
 	p := newProgress(stderr, noProgress, -1, false, "export")
-	sum, err := migrate.Export(ctx, opened.Store, opened.Files, w, migrate.ExportOptions{Filters: f, FilesDir: filesDir,
-		Source: migrate.Source{Store: opened.Kind, Schema: store.SchemaVersion}, Progress: p.add})
+	sum, err := dump.Export(ctx, opened.Store, opened.Files, w, dump.ExportOptions{Filters: f, FilesDir: filesDir,
+		Source: dump.Source{Store: opened.Kind, Schema: store.SchemaVersion}, Progress: p.add})
 	p.done()
 	if cerr := closeOut(); err == nil {
 		err = cerr
@@ -255,7 +255,7 @@ func openOut(out string, stdout, stderr io.Writer) (io.Writer, io.Writer, func()
 }
 
 func countsText(c map[string]int) string {
-	order := []string{store.RecVisitor, store.RecConversation, store.RecEvent, migrate.RecFile, store.RecMapping, store.RecIdem, store.RecMeta, store.RecOutbox}
+	order := []string{store.RecVisitor, store.RecConversation, store.RecEvent, dump.RecFile, store.RecMapping, store.RecIdem, store.RecMeta, store.RecOutbox}
 	parts := make([]string, 0, len(order))
 	for _, k := range order {
 		if n, ok := c[k]; ok {
@@ -365,7 +365,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	defer st.Close()
 	var p *progress
-	opts := migrate.ImportOptions{FilesDir: o.filesDir, BatchSize: o.batch, DryRun: o.dryRun}
+	opts := dump.ImportOptions{FilesDir: o.filesDir, BatchSize: o.batch, DryRun: o.dryRun}
 	if size > 0 {
 		p = newProgress(stderr, o.noProgress, size, true, "import")
 		in = countingReader{r: in, p: p}
@@ -373,7 +373,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		p = newProgress(stderr, o.noProgress, -1, false, "import")
 		opts.Progress = p.add
 	}
-	sum, err := migrate.Import(ctx, st.Store, st.Files, in, opts)
+	sum, err := dump.Import(ctx, st.Store, st.Files, in, opts)
 	p.done()
 	if err != nil {
 		// What was committed stays; a second run completes it.
@@ -389,7 +389,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	return nil
 }
 
-func printImportSummary(w io.Writer, sum *migrate.ImportSummary, jsonOut bool) error {
+func printImportSummary(w io.Writer, sum *dump.ImportSummary, jsonOut bool) error {
 	if jsonOut {
 		return json.NewEncoder(w).Encode(sum)
 	}

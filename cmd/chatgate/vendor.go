@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"io"
 
+	lcimport "chatgate/adapters/livechat/importer"
+	"chatgate/adapters/rocketchat/backfill"
+	rcimport "chatgate/adapters/rocketchat/importer"
 	"chatgate/configs"
 	"chatgate/core/model"
-	"chatgate/migrate/backfill"
-	"chatgate/migrate/lcimport"
-	"chatgate/migrate/rcimport"
 )
 
 // sourceFlags are the vendor source's address and credentials.

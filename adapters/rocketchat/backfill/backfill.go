@@ -27,9 +27,9 @@ import (
 	"strings"
 	"time"
 
+	"chatgate/adapters/internal/httpsource"
 	"chatgate/core/model"
 	"chatgate/core/relay"
-	"chatgate/migrate/source"
 	"chatgate/store"
 )
 
@@ -76,7 +76,7 @@ func progressKey(conn string, v model.VisitorID) string {
 
 type backfiller struct {
 	o   Options
-	c   *source.Client
+	c   *httpsource.Client
 	st  store.Store
 	sum Summary
 }
@@ -90,7 +90,7 @@ func RocketChat(ctx context.Context, st store.Store, o Options) (Summary, error)
 	if o.RPS == 0 {
 		o.RPS = 10
 	}
-	b := &backfiller{o: o, c: source.New(o.URL, o.RPS), st: st}
+	b := &backfiller{o: o, c: httpsource.New(o.URL, o.RPS), st: st}
 	b.sum.DryRun = o.DryRun
 	err := b.run(ctx)
 	b.sum.Requests = b.c.Requests()
@@ -260,7 +260,7 @@ func (b *backfiller) present(ctx context.Context, token string) (map[string]bool
 		} `json:"rooms"`
 	}
 	err := b.c.JSON(ctx, "GET", "/api/v1/livechat/visitor/"+url.PathEscape(token)+"/room", nil, &rooms)
-	if err != nil && !source.IsStatus(err, 400) && !source.IsStatus(err, 404) {
+	if err != nil && !httpsource.IsStatus(err, 400) && !httpsource.IsStatus(err, 404) {
 		return nil, fmt.Errorf("visitor rooms: %w", err)
 	}
 	for _, r := range rooms.Rooms {

@@ -1,7 +1,7 @@
 // Package source is the HTTP plumbing the vendor importers share: a JSON
 // client that keeps to a request rate, backs off on 429 (honouring
 // Retry-After) and on 5xx, and bounds what it reads.
-package source
+package httpsource
 
 import (
 	"bytes"

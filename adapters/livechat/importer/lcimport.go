@@ -12,7 +12,7 @@
 // (import/livechat/<host>/thread/<id> in meta); archived threads are over,
 // so a thread once imported is skipped: a stopped import resumes, a second
 // run changes nothing.
-package lcimport
+package importer
 
 import (
 	"context"
@@ -27,9 +27,9 @@ import (
 	"strings"
 	"time"
 
+	"chatgate/adapters/internal/httpsource"
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/model"
-	"chatgate/migrate/source"
 	"chatgate/store"
 	"chatgate/store/files"
 )
@@ -87,7 +87,7 @@ const (
 
 type importer struct {
 	o   Options
-	c   *source.Client
+	c   *httpsource.Client
 	st  store.Store
 	fs  *files.Store
 	sum Summary
@@ -108,7 +108,7 @@ func Import(ctx context.Context, st store.Store, fs *files.Store, o Options) (Su
 	if err != nil || u.Host == "" {
 		return Summary{}, fmt.Errorf("--url %q: not an absolute URL", o.URL)
 	}
-	im := &importer{o: o, c: source.New(o.URL, o.RPS), st: st, fs: fs, src: u.Host}
+	im := &importer{o: o, c: httpsource.New(o.URL, o.RPS), st: st, fs: fs, src: u.Host}
 	switch {
 	case o.Token != "":
 		im.c.Header.Set("Authorization", "Bearer "+o.Token)

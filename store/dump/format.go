@@ -2,7 +2,7 @@
 // NDJSON (the export format, see docs/migration.md): Export streams a
 // consistent snapshot, Import restores one in large idempotent batches.
 // Both run in constant memory whatever the size of the store.
-package migrate
+package dump
 
 import (
 	"time"

@@ -18,7 +18,7 @@
 // messages imported), and a run skips rooms that are closed and complete
 // and, in others, messages already imported: running it again changes
 // nothing, and an open room gets only its new messages.
-package rcimport
+package importer
 
 import (
 	"context"
@@ -34,9 +34,9 @@ import (
 	"strings"
 	"time"
 
+	"chatgate/adapters/internal/httpsource"
 	"chatgate/adapters/rocketchat"
 	"chatgate/core/model"
-	"chatgate/migrate/source"
 	"chatgate/store"
 	"chatgate/store/files"
 )
@@ -93,7 +93,7 @@ const ProgressKeyPrefix = "import/rocketchat/"
 
 type importer struct {
 	o   Options
-	c   *source.Client
+	c   *httpsource.Client
 	st  store.Store
 	fs  *files.Store
 	sum Summary
@@ -116,7 +116,7 @@ func Import(ctx context.Context, st store.Store, fs *files.Store, o Options) (Su
 	if err != nil || u.Host == "" {
 		return Summary{}, fmt.Errorf("--url %q: not an absolute URL", o.URL)
 	}
-	im := &importer{o: o, c: source.New(o.URL, o.RPS), st: st, fs: fs, src: u.Host}
+	im := &importer{o: o, c: httpsource.New(o.URL, o.RPS), st: st, fs: fs, src: u.Host}
 	im.sum.DryRun = o.DryRun
 	err = im.run(ctx)
 	im.sum.Requests = im.c.Requests()
@@ -451,7 +451,7 @@ func (im *importer) visitor(ctx context.Context, r *room, b *store.Batch) (model
 		} `json:"visitor"`
 	}
 	if r.V.Token != "" {
-		if err := im.c.JSON(ctx, "GET", "/api/v1/livechat/visitor/"+url.PathEscape(r.V.Token), nil, &info); err != nil && !source.IsStatus(err, 400) && !source.IsStatus(err, 404) {
+		if err := im.c.JSON(ctx, "GET", "/api/v1/livechat/visitor/"+url.PathEscape(r.V.Token), nil, &info); err != nil && !httpsource.IsStatus(err, 400) && !httpsource.IsStatus(err, 404) {
 			return "", fmt.Errorf("livechat/visitor: %w", err)
 		}
 	}
