@@ -65,16 +65,9 @@ func runVendorImport(ctx context.Context, o *importOptions) error {
 		return runLiveChatImport(ctx, o, st, agents)
 	}
 	p := newProgress(o.stderr, o.noProgress, -1, false, "rooms")
-	last := 0
 	sum, err := rcimport.Import(ctx, st.Store, st.Files, rcimport.Options{URL: o.source.url, User: o.source.user, Password: o.source.password,
 		UserID: o.source.userID, AuthToken: o.source.authToken, RPS: o.source.rps, Agents: agents, DryRun: o.dryRun,
-		Progress: func(done, total int) {
-			if p.bar != nil && total > 0 && p.bar.GetMax64() != int64(total) {
-				p.bar.ChangeMax(total)
-			}
-			p.add(done - last)
-			last = done
-		}})
+		Progress: progressFunc(p)})
 	p.done()
 	if o.jsonOut {
 		if jerr := json.NewEncoder(o.stdout).Encode(sum); jerr != nil && err == nil {
