@@ -30,29 +30,6 @@ import (
 	"chatgate/store/postgres/pgtest"
 )
 
-// TestServeClusterChild is one node of the multi-node tests: a gateway on
-// PostgreSQL, started as its own process so that a test can kill -9 it. It
-// runs only when such a test starts it.
-func TestServeClusterChild(t *testing.T) {
-	cfg := os.Getenv("CHATGATE_CLUSTER_CHILD_CONFIG")
-	if cfg == "" {
-		t.Skip("started by the multi-node tests only")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
-		cancel()
-	}()
-	err := serve(ctx, serveOptions{ConfigPath: cfg, StoreURL: os.Getenv("CHATGATE_CLUSTER_CHILD_STORE"),
-		NodeID: os.Getenv("CHATGATE_CLUSTER_CHILD_NODE"), Addr: "127.0.0.1:0",
-		Stderr: os.Stderr, Getenv: func(string) string { return "" },
-		Listening: func(a string) { fmt.Printf("LISTENING %s\n", a) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // node is one gateway process of a multi-node test.
 type node struct {
 	name string
@@ -85,9 +62,9 @@ func startNode(t *testing.T, name, cfg, store string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeClusterChild$", "-test.v=false")
-	cmd.Env = append(os.Environ(), "CHATGATE_CLUSTER_CHILD_CONFIG="+cfg, "CHATGATE_CLUSTER_CHILD_STORE="+store,
-		"CHATGATE_CLUSTER_CHILD_NODE="+name)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$", "-test.v=false")
+	cmd.Env = append(os.Environ(), "CHATGATE_KILL_CHILD_CONFIG="+cfg, "CHATGATE_KILL_CHILD_STORE="+store,
+		"CHATGATE_KILL_CHILD_NODE="+name)
 	cmd.Stderr = logf
 	if _, err := cmd.StdinPipe(); err != nil { // closed when the test process exits
 		t.Fatal(err)

@@ -20,12 +20,14 @@ import (
 	"time"
 )
 
-// TestServeChild is the gateway process TestKill9Durability kills. It runs
-// only when that test starts it.
+// TestServeChild is the gateway process the kill -9 tests kill: one node on
+// bbolt for TestKill9Durability (CHATGATE_KILL_CHILD_DATA), or one node of a
+// PostgreSQL deployment for the multi-node tests (_STORE, _NODE). It runs
+// only when such a test starts it.
 func TestServeChild(t *testing.T) {
 	cfg := os.Getenv("CHATGATE_KILL_CHILD_CONFIG")
 	if cfg == "" {
-		t.Skip("started by TestKill9Durability only")
+		t.Skip("started by the kill -9 tests only")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -34,7 +36,8 @@ func TestServeChild(t *testing.T) {
 		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 		cancel()
 	}()
-	err := serve(ctx, serveOptions{ConfigPath: cfg, DataPath: os.Getenv("CHATGATE_KILL_CHILD_DATA"), Addr: "127.0.0.1:0",
+	err := serve(ctx, serveOptions{ConfigPath: cfg, DataPath: os.Getenv("CHATGATE_KILL_CHILD_DATA"),
+		StoreURL: os.Getenv("CHATGATE_KILL_CHILD_STORE"), NodeID: os.Getenv("CHATGATE_KILL_CHILD_NODE"), Addr: "127.0.0.1:0",
 		Stderr: os.Stderr, Getenv: func(string) string { return "" },
 		Listening: func(a string) { fmt.Printf("LISTENING %s\n", a) }})
 	if err != nil {
