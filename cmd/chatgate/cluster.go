@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"chatgate/adapters/livechat/visitorv2"
+	pgcluster "chatgate/core/cluster"
 	"chatgate/core/hub"
 	"chatgate/core/routing"
 	"chatgate/store/postgres"
@@ -19,7 +20,7 @@ import (
 // node at a time does (v2 idle sweep, relay connectors). nil on bbolt.
 type cluster struct {
 	hub    *hub.Cluster
-	coord  *postgres.Coordinator
+	coord  *pgcluster.Coordinator
 	leases *postgres.Leases
 	polls  *postgres.Polls
 }
@@ -35,10 +36,10 @@ func newCluster(opened *openedStore, node string, leaseTTL time.Duration, router
 	clog := log.With().Str("part", "cluster").Logger()
 	leases := postgres.NewLeases(pool, node, leaseTTL, clog)
 	return &cluster{
-		hub: hub.NewCluster(bus, postgres.NewBroker(pool, node, clog), pg, node, func(err error) {
+		hub: hub.NewCluster(bus, pgcluster.NewBroker(pool, node, clog), pg, node, func(err error) {
 			clog.Warn().Err(err).Msg("cluster: catch up")
 		}),
-		coord:  postgres.NewCoordinator(pool, node, leaseTTL, router, clog),
+		coord:  pgcluster.NewCoordinator(pool, node, leaseTTL, router, clog),
 		leases: leases,
 		polls:  postgres.NewPolls(pool, leases),
 	}

@@ -1,4 +1,10 @@
-package postgres
+// Package cluster holds the PostgreSQL side of running several nodes that
+// needs the core's types: the hub.Broker on LISTEN/NOTIFY (broker.go) and
+// the routing.Coordinator over shared presence, statuses and the queue
+// (presence.go). The tables they use are created by store/postgres's
+// migrations, which stay free of core packages above core/model (the house
+// rule for store/); this package talks to them through the store's pool.
+package cluster
 
 import (
 	"context"

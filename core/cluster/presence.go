@@ -1,4 +1,4 @@
-package postgres
+package cluster
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"chatgate/core/model"
 	"chatgate/core/routing"
+	"chatgate/store/postgres"
 )
 
 // routeLock is the advisory lock every routing decision takes (one per
@@ -60,10 +61,10 @@ type Coordinator struct {
 }
 
 // NewCoordinator returns the coordinator of node over pool's database;
-// ttl <= 0 means LeaseTTL.
+// ttl <= 0 means postgres.LeaseTTL.
 func NewCoordinator(pool *pgxpool.Pool, node string, ttl time.Duration, router *routing.Router, log zerolog.Logger) *Coordinator {
 	if ttl <= 0 {
-		ttl = LeaseTTL
+		ttl = postgres.LeaseTTL
 	}
 	return &Coordinator{pool: pool, node: node, ttl: ttl, router: router, log: log,
 		local: make(map[model.AgentID]int), pending: make(map[model.AgentID]bool), wake: make(chan struct{}, 1)}

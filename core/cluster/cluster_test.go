@@ -1,4 +1,4 @@
-package postgres
+package cluster
 
 import (
 	"context"
@@ -16,19 +16,21 @@ import (
 	"chatgate/core/model"
 	"chatgate/core/routing"
 	"chatgate/store"
+	"chatgate/store/postgres"
+	"chatgate/store/postgres/pgtest"
 )
 
 // clusterNode is one node's desk and cluster parts over its own store
 // instance on a shared schema.
 type clusterNode struct {
-	st     *Store
+	st     *postgres.Store
 	router *routing.Router
 	coord  *Coordinator
 	bus    *hub.Bus
 	desk   *desk.Desk
 }
 
-func newClusterNode(t *testing.T, st *Store, name string, agents []model.Agent) *clusterNode {
+func newClusterNode(t *testing.T, st *postgres.Store, name string, agents []model.Agent) *clusterNode {
 	t.Helper()
 	n := &clusterNode{st: st, router: routing.New(agents, true), bus: hub.NewBus()}
 	log := zerolog.Nop()
@@ -239,56 +241,6 @@ func TestBrokerCrossesNodes(t *testing.T) {
 
 // TestLeaseTakenOverWhenHolderStops: one holder at a time; a lease whose
 // holder stopped renewing is taken when it expires.
-func TestLeaseTakenOverWhenHolderStops(t *testing.T) {
-	sa, sb := twoNodes(t)
-	if _, err := sa.Pool().Exec(t.Context(), `INSERT INTO cluster_leases (name, node, expires_at)
-VALUES ('job', 'dead', now() + interval '1 second')`); err != nil {
-		t.Fatal(err)
-	}
-	var running atomic.Int32
-	var maxRunning atomic.Int32
-	var runs atomic.Int32
-	job := func(ctx context.Context) {
-		n := running.Add(1)
-		runs.Add(1)
-		if n > maxRunning.Load() {
-			maxRunning.Store(n)
-		}
-		<-ctx.Done()
-		running.Add(-1)
-	}
-	ctxA, stopA := context.WithCancel(context.Background())
-	ctxB, stopB := context.WithCancel(context.Background())
-	defer stopB()
-	la := NewLeases(sa.Pool(), "a", time.Second, zerolog.Nop())
-	lb := NewLeases(sb.Pool(), "b", time.Second, zerolog.Nop())
-	var wg sync.WaitGroup
-	wg.Go(func() { la.Hold(ctxA, "job", job) })
-	wg.Go(func() { lb.Hold(ctxB, "job", job) })
-	waitFor(t, "a node to take the expired lease", func() bool { return runs.Load() == 1 })
-	time.Sleep(1500 * time.Millisecond)
-	if runs.Load() != 1 || maxRunning.Load() != 1 {
-		t.Fatalf("%d runs, %d at once; want one", runs.Load(), maxRunning.Load())
-	}
-	// The holder (whichever) stops: the other takes over.
-	var holder string
-	if err := sa.Pool().QueryRow(t.Context(), `SELECT node FROM cluster_leases WHERE name = 'job'`).Scan(&holder); err != nil {
-		t.Fatal(err)
-	}
-	if holder == "a" {
-		stopA()
-	} else {
-		stopB()
-	}
-	waitFor(t, "the other node to take over", func() bool { return runs.Load() == 2 })
-	stopA()
-	stopB()
-	wg.Wait()
-	if maxRunning.Load() != 1 {
-		t.Fatalf("%d holders at once", maxRunning.Load())
-	}
-}
-
 // TestBrokerRecognisesOwnPointers: the listener drops this node's own
 // pointers by their first bytes, so the encoding must begin with the node.
 func TestBrokerRecognisesOwnPointers(t *testing.T) {
@@ -306,4 +258,21 @@ func TestBrokerRecognisesOwnPointers(t *testing.T) {
 			t.Fatalf("node %q: prefix %q, own %s, other %s", node, b.self, own, other)
 		}
 	}
+}
+
+// twoNodes opens two stores on one schema: two nodes on one database.
+func twoNodes(t *testing.T) (*postgres.Store, *postgres.Store) {
+	t.Helper()
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url)
+	var out [2]*postgres.Store
+	for i := range out {
+		s, err := postgres.Open(t.Context(), url, postgres.Options{Schema: schema})
+		if err != nil {
+			t.Fatalf("Open node %d: %v", i, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		out[i] = s
+	}
+	return out[0], out[1]
 }
