@@ -853,21 +853,7 @@ func TestClusterRelayConnectorTakeover(t *testing.T) {
 			}
 		}
 	}()
-	var answers []string
-	answerer := make(chan struct{})
-	go func() {
-		defer close(answerer)
-		for j := 0; ; j++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			text := fmt.Sprintf("a%05d", j)
-			ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": text}})
-			answers = append(answers, text)
-		}
-	}()
+	answered := answerEvery(ag, chatID, stop)
 	for k := 0; k < 3; k++ {
 		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
 		victim := leaseHolder(t, store, "relay.rc", nodes)
@@ -880,7 +866,7 @@ func TestClusterRelayConnectorTakeover(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	<-senderDone
-	<-answerer
+	answers := answered()
 	t.Logf("%d messages acknowledged, %d answers, 3 kills of the connector's node", len(acked), len(answers))
 
 	var texts []string

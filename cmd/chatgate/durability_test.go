@@ -134,23 +134,7 @@ func TestKill9Durability(t *testing.T) {
 	var loadErrs []error
 	client := &http.Client{Timeout: 5 * time.Second}
 	post := func(base, vid, action string, form url.Values) (map[string]any, error) {
-		form.Set("licence_id", testLicence)
-		req, _ := http.NewRequest(http.MethodPost, base+"/visitors/"+vid+"/chat/"+action, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-API-Version", "2")
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != 200 {
-			return nil, fmt.Errorf("%s: %d %v", action, resp.StatusCode, m)
-		}
-		return m, nil
+		return v2Post(client, base, vid, action, form)
 	}
 
 	sessions := make([]string, visitors)

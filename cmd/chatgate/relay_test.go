@@ -399,21 +399,7 @@ func TestRelayFrontKill9(t *testing.T) {
 			}
 		}
 	}()
-	var answers []string
-	answerer := make(chan struct{})
-	go func() {
-		defer close(answerer)
-		for j := 0; ; j++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			text := fmt.Sprintf("a%05d", j)
-			ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": text}})
-			answers = append(answers, text)
-		}
-	}()
+	answered := answerEvery(ag, chatID, stop)
 	for k := 0; k < 5; k++ {
 		time.Sleep(time.Duration(200+rand.IntN(600)) * time.Millisecond)
 		front = front.restart()
@@ -421,7 +407,7 @@ func TestRelayFrontKill9(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	<-senderDone
-	<-answerer
+	answers := answered()
 	t.Logf("%d messages acknowledged of %d sent, %d answers, 5 kills", len(acked), sent, len(answers))
 
 	// Upstream: every acknowledged message exactly once, none twice, in order.
@@ -643,4 +629,29 @@ func TestRelayRocketChatVisitorIntoRocketChatDesk(t *testing.T) {
 	// The visitor closes the room: the desk's chat is deactivated.
 	rcCall(t, http.MethodPost, api+"room.close", map[string]any{"rid": rid, "token": token})
 	ag.next("push", "chat_deactivated")
+}
+
+// answerEvery has ag answer in chatID every 50 ms ("a00000", "a00001", …)
+// until stop closes; the returned function waits for the answerer to end
+// and returns what it sent, in order.
+func answerEvery(ag *agent, chatID string, stop <-chan struct{}) func() []string {
+	var answers []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for j := 0; ; j++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			text := fmt.Sprintf("a%05d", j)
+			ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": text}})
+			answers = append(answers, text)
+		}
+	}()
+	return func() []string {
+		<-done
+		return answers
+	}
 }
