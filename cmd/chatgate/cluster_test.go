@@ -512,120 +512,6 @@ func eventText(p map[string]any) string {
 	return s
 }
 
-// TestClusterSurfacesAcrossNodes: visitors on node A (a Rocket.Chat widget
-// over REST and DDP, a LiveChat customer over RTM), their agent on node B:
-// every message both ways, typing both ways, a transfer to an agent logged
-// in on node A, and the close, each crossing nodes. (The v2 visitor's
-// crossing is TestClusterV2VisitorSurvivesNodeKill.)
-func TestClusterSurfacesAcrossNodes(t *testing.T) {
-	store := clusterStore(t)
-	cfg := clusterConfig(t, "  - id: john@example.com\n    name: John Roe\n    token: "+agentToken+"-john\n    password: "+agentPassword+"\n")
-	a := startNode(t, "node-a", cfg, store)
-	b := startNode(t, "node-b", cfg, store)
-	jane := dialAgent(t, b.addr)
-	jane.call("login", map[string]any{"token": "Bearer " + agentToken})
-	client := &http.Client{Timeout: 5 * time.Second}
-	waitAgentOnline(t, client, a)
-
-	t.Run("rocketchat", func(t *testing.T) {
-		baseA := "http://" + a.addr
-		w := &rcWriter{idWriter: idWriter{name: "rcx"}, token: "cluster-rc-surface-token"}
-		if err := w.setup(client, baseA); err != nil {
-			t.Fatal(err)
-		}
-		inc := pushOf(jane, "incoming_chat", func(map[string]any) bool { return true })
-		chatID := inc["chat"].(map[string]any)["id"].(string)
-		d := dialDDP(t, a.addr)
-		d.sub("stream-room-messages", w.rid, w.token)
-		d.sub("stream-notify-room", w.rid+"/typing", w.token)
-
-		// Visitor -> agent, over REST on A.
-		for _, m := range []string{"rc one", "rc two"} {
-			if _, err := rcJSON(client, "POST", baseA+"/api/v1/livechat/message", nil, map[string]any{"token": w.token, "rid": w.rid, "msg": m}); err != nil {
-				t.Fatal(err)
-			}
-			pushOf(jane, "incoming_event", func(p map[string]any) bool { return eventText(p) == m })
-		}
-		// Agent -> visitor, pushed over DDP on A.
-		jane.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "rc reply"}})
-		d.streamArgs("stream-room-messages", w.rid, func(args []any) bool {
-			m, _ := args[0].(map[string]any)
-			return m["msg"] == "rc reply"
-		})
-		// Typing both ways.
-		jane.call("send_typing_indicator", map[string]any{"chat_id": chatID, "is_typing": true})
-		d.streamArgs("stream-notify-room", w.rid+"/typing", func(args []any) bool { return len(args) >= 2 && args[1] == true })
-		d.send(map[string]any{"msg": "method", "id": "m1", "method": "stream-notify-room",
-			"params": []any{w.rid + "/typing", "guest", true, map[string]any{"token": w.token}}})
-		pushOf(jane, "incoming_typing_indicator", func(p map[string]any) bool {
-			ti, _ := p["typing_indicator"].(map[string]any)
-			return ti["is_typing"] == true
-		})
-		// The agent closes on B; the widget is told on A.
-		jane.call("deactivate_chat", map[string]any{"id": chatID})
-		d.streamArgs("stream-room-messages", w.rid, func(args []any) bool {
-			m, _ := args[0].(map[string]any)
-			return m["t"] == "livechat-close"
-		})
-	})
-
-	t.Run("customer", func(t *testing.T) {
-		baseA := "http://" + a.addr
-		tok, err := rcJSON(client, "POST", baseA+"/v2/customer/token", nil, map[string]any{"grant_type": "cookie"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cust := dialRTM(t, "ws://"+a.addr+"/v3.5/customer/rtm/ws?organization_id="+durabilityOrg)
-		cust.call(nil, "login", map[string]any{"token": "Bearer " + tok["access_token"].(string)})
-		var started struct {
-			ChatID string `json:"chat_id"`
-		}
-		if err := json.Unmarshal(cust.call(nil, "start_chat", map[string]any{}), &started); err != nil {
-			t.Fatal(err)
-		}
-		pushOf(jane, "incoming_chat", func(p map[string]any) bool { return p["chat"].(map[string]any)["id"] == started.ChatID })
-		push := func(action string, ok func(p map[string]any) bool) {
-			t.Helper()
-			cust.next(nil, func(f visFrame) bool {
-				if f.Type != "push" || f.Action != action {
-					return false
-				}
-				var p map[string]any
-				_ = json.Unmarshal(f.Payload, &p)
-				return ok(p)
-			})
-		}
-		for _, m := range []string{"lc one", "lc two"} {
-			cust.call(nil, "send_event", map[string]any{"chat_id": started.ChatID, "event": map[string]any{"type": "message", "text": m}})
-			pushOf(jane, "incoming_event", func(p map[string]any) bool { return eventText(p) == m })
-		}
-		jane.call("send_event", map[string]any{"chat_id": started.ChatID, "event": map[string]any{"type": "message", "text": "lc reply"}})
-		push("incoming_event", func(p map[string]any) bool { return eventText(p) == "lc reply" })
-		// Typing and sneak peek both ways.
-		jane.call("send_typing_indicator", map[string]any{"chat_id": started.ChatID, "is_typing": true})
-		push("incoming_typing_indicator", func(p map[string]any) bool {
-			ti, _ := p["typing_indicator"].(map[string]any)
-			return ti["is_typing"] == true
-		})
-		cust.call(nil, "send_sneak_peek", map[string]any{"chat_id": started.ChatID, "sneak_peek_text": "I am wri"})
-		pushOf(jane, "incoming_sneak_peek", func(p map[string]any) bool {
-			sp, _ := p["sneak_peek"].(map[string]any)
-			return sp["text"] == "I am wri"
-		})
-		// Transfer to john, logged in on node A.
-		john := dialAgent(t, a.addr)
-		john.call("login", map[string]any{"token": "Bearer " + agentToken + "-john"})
-		jane.call("transfer_chat", map[string]any{"id": started.ChatID, "target": map[string]any{"type": "agent", "ids": []string{"john@example.com"}}})
-		pushOf(john, "incoming_chat", func(p map[string]any) bool { return p["chat"].(map[string]any)["id"] == started.ChatID })
-		john.call("send_event", map[string]any{"chat_id": started.ChatID, "event": map[string]any{"type": "message", "text": "john here"}})
-		push("incoming_event", func(p map[string]any) bool { return eventText(p) == "john here" })
-		// John closes on A; the customer (A) and jane (B, a past agent of
-		// the chat) are told.
-		john.call("deactivate_chat", map[string]any{"id": started.ChatID})
-		push("chat_deactivated", func(p map[string]any) bool { return p["chat_id"] == started.ChatID })
-	})
-}
-
 // hookReceiver is an https webhook receiver recording deliveries.
 type hookReceiver struct {
 	mu  sync.Mutex
@@ -805,23 +691,37 @@ func leaseHolder(t *testing.T, store, name string, nodes []*node) int {
 }
 
 // TestClusterRelayConnectorTakeover: two front nodes on PostgreSQL relay
-// their visitors' conversation into an upstream desk (a Rocket.Chat
-// connector); the node driving the connector (its lease) is killed with
-// SIGKILL three times while the visitor writes through both nodes and the
-// desk's agent answers. The other node takes the connector over: upstream
-// holds every acknowledged message exactly once and in order, in one room
+// their visitor's conversation into an upstream desk (another chatgate
+// process playing the desk), once through a Rocket.Chat connector and once
+// through a LiveChat (customer RTM) connector. The node driving the
+// connector (its lease, relay.<connector>) is killed with SIGKILL three
+// times while the visitor writes through both nodes and the desk's agent
+// answers. The other node takes the connector over: upstream holds every
+// acknowledged message exactly once and in order, in one room and thread
 // (never doubled), and the visitor gets every answer once, in order.
 func TestClusterRelayConnectorTakeover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills the node driving a connector")
 	}
+	for _, tc := range []struct {
+		name, connector string
+		relay           func(deskAddr string) string // the front's relay section
+	}{
+		{"rocketchat", "rc", func(addr string) string { return rcRelay("rc", addr) + "  routes:\n    - upstream: rc\n" }},
+		{"livechat", "lc", func(addr string) string { return lcRelay("lc", addr) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { clusterRelayTakeover(t, tc.connector, tc.relay) })
+	}
+}
+
+func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr string) string) {
 	store := clusterStore(t)
 	desk := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "desk.db"), "127.0.0.1:0")
 	ag := deskAgent(t, desk.addr)
 	cfg := writeFile(t, "front-cluster.yaml", "license:\n  id: \""+testLicence+"\"\nlivechat:\n  v2:\n    poll_timeout: 1h\n"+
 		"store:\n  lease_ttl: 3s\nlog:\n  level: info\n"+
 		"agents:\n  - id: sam@example.com\n    name: Sam Support\n    token: front-agent-token-0123456789\n"+
-		"relay:\n  min_backoff: 100ms\n  max_backoff: 1s\n"+rcRelay("rc", desk.addr)+"  routes:\n    - upstream: rc\n")
+		"relay:\n  min_backoff: 100ms\n  max_backoff: 1s\n"+relay(desk.addr))
 	nodes := []*node{startNode(t, "f0", cfg, store), startNode(t, "f1", cfg, store)}
 
 	v := &visitor{t: t, base: "http://" + nodes[0].addr, id: "cluster-relay-visitor"}
@@ -829,6 +729,11 @@ func TestClusterRelayConnectorTakeover(t *testing.T) {
 	v.send("m00000")
 	inc := ag.next("push", "incoming_chat")
 	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+	var before []map[string]any
+	waitFor(t, "the conversation bound upstream", 15*time.Second, func() bool {
+		before = relayed(t, nodes[0].addr)
+		return len(before) == 1 && upstreamRoom(before[0], connector) != ""
+	})
 
 	var mu sync.Mutex
 	stop := make(chan struct{})
@@ -856,7 +761,7 @@ func TestClusterRelayConnectorTakeover(t *testing.T) {
 	answered := answerEvery(ag, chatID, stop)
 	for k := 0; k < 3; k++ {
 		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
-		victim := leaseHolder(t, store, "relay.rc", nodes)
+		victim := leaseHolder(t, store, "relay."+connector, nodes)
 		nodes[victim].kill()
 		n := startNode(t, fmt.Sprintf("f%d-r%d", victim, k), cfg, store)
 		mu.Lock()
@@ -867,7 +772,7 @@ func TestClusterRelayConnectorTakeover(t *testing.T) {
 	close(stop)
 	<-senderDone
 	answers := answered()
-	t.Logf("%d messages acknowledged, %d answers, 3 kills of the connector's node", len(acked), len(answers))
+	t.Logf("%s connector: %d messages acknowledged, %d answers, 3 kills of the connector's node", connector, len(acked), len(answers))
 
 	var texts []string
 	waitFor(t, "every acknowledged message upstream", 60*time.Second, func() bool {
@@ -900,5 +805,13 @@ func TestClusterRelayConnectorTakeover(t *testing.T) {
 	chats := ag.call("list_chats", map[string]any{})
 	if n := len(chats["chats_summary"].([]any)); n != 1 {
 		t.Errorf("the desk has %d chats, want 1 (the conversation was doubled upstream)", n)
+	}
+	// Taken over, never re-bound: the same upstream room (and, for
+	// LiveChat, thread) as before the kills.
+	after := relayed(t, nodes[1].addr)
+	for _, kind := range []string{"room", "thread"} {
+		if len(after) != 1 || upstreamID(after[0], connector, kind) != upstreamID(before[0], connector, kind) {
+			t.Errorf("upstream %s changed across the takeovers: before %v, after %v", kind, before, after)
+		}
 	}
 }

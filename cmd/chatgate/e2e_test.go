@@ -199,18 +199,25 @@ func dialAgent(t *testing.T, addr string) *agent {
 // next returns the next frame matching type and action.
 func (a *agent) next(typ, action string) map[string]any {
 	a.t.Helper()
+	return a.nextWhere(typ+" "+action, func(f map[string]any) bool { return f["type"] == typ && f["action"] == action })
+}
+
+// nextWhere returns the next frame satisfying ok (what names it in a
+// failure).
+func (a *agent) nextWhere(what string, ok func(f map[string]any) bool) map[string]any {
+	a.t.Helper()
 	timeout := time.After(15 * time.Second)
 	for {
 		select {
-		case f, ok := <-a.frames:
-			if !ok {
-				a.t.Fatalf("socket closed waiting for %s %s", typ, action)
+		case f, open := <-a.frames:
+			if !open {
+				a.t.Fatalf("socket closed waiting for %s", what)
 			}
-			if f["type"] == typ && f["action"] == action {
+			if ok(f) {
 				return f
 			}
 		case <-timeout:
-			a.t.Fatalf("no %s %s", typ, action)
+			a.t.Fatalf("no %s", what)
 		}
 	}
 }
