@@ -90,7 +90,10 @@ func WireOf(node string, n *Notice) *Wire {
 	for _, e := range n.Updated {
 		w.Updated = append(w.Updated, e.Seq)
 	}
-	if n.Typing != nil || n.Props != nil || n.Tag != nil || n.Follow != nil || n.Ban != nil ||
+	// Created crosses too: a start without an origin (a Rocket.Chat REST
+	// room, a v2 start) that left the chat queued reached other nodes'
+	// agents as bare events, never as incoming_chat, without it.
+	if n.Created || n.Typing != nil || n.Props != nil || n.Tag != nil || n.Follow != nil || n.Ban != nil ||
 		n.Member != nil || n.Seen != nil || n.Origin != "" {
 		rest := *n
 		rest.Conv, rest.Events, rest.Updated = model.Conversation{}, nil, nil

@@ -253,3 +253,45 @@ func TestClusterCarriesNoticesWithoutEvents(t *testing.T) {
 		t.Fatal("no ban notice")
 	}
 }
+
+// TestClusterCarriesCreated: a start crosses nodes as a start (Created),
+// with or without an origin and with or without the inline copy; surfaces
+// tell a new chat by it (a queued start is an agent's incoming_chat).
+func TestClusterCarriesCreated(t *testing.T) {
+	for _, tc := range []struct {
+		name, origin string
+		slim         bool
+	}{
+		{"no origin", "", false},
+		{"no origin, slim", "", true},
+		{"origin", "session-1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &memSource{conv: model.Conversation{ID: "c1", Visitor: "v1", State: model.StateQueued}}
+			a, b := newNode(t, "a", src), newNode(t, "b", src)
+			a.bus.Publish(Notice{Conv: src.conv, Created: true, Events: src.commit("hello"), Origin: tc.origin})
+			for _, w := range a.br.take() {
+				if tc.slim {
+					w.Slim()
+				}
+				raw, err := MarshalWire(w)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w2, err := UnmarshalWire(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.cl.Receive(context.Background(), w2)
+			}
+			select {
+			case n := <-b.sub.C():
+				if !n.Created || len(n.Events) != 1 {
+					t.Fatalf("node b got Created=%v with %d events, want a start with 1", n.Created, len(n.Events))
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("nothing crossed")
+			}
+		})
+	}
+}
