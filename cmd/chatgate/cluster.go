@@ -35,11 +35,14 @@ func newCluster(opened *openedStore, node string, leaseTTL time.Duration, router
 	pool := pg.Pool()
 	clog := log.With().Str("part", "cluster").Logger()
 	leases := postgres.NewLeases(pool, node, leaseTTL, clog)
+	broker := pgcluster.NewBroker(pool, node, clog)
+	coord := pgcluster.NewCoordinator(pool, node, leaseTTL, router, clog)
+	broker.OnPresence(coord.Poke) // presence changes cross at once, not at the next poll
 	return &cluster{
-		hub: hub.NewCluster(bus, pgcluster.NewBroker(pool, node, clog), pg, node, func(err error) {
+		hub: hub.NewCluster(bus, broker, pg, node, func(err error) {
 			clog.Warn().Err(err).Msg("cluster: catch up")
 		}),
-		coord:  pgcluster.NewCoordinator(pool, node, leaseTTL, router, clog),
+		coord:  coord,
 		leases: leases,
 		polls:  postgres.NewPolls(pool, leases),
 	}

@@ -49,13 +49,22 @@ type Broker struct {
 	// self is how this node's own pointers begin (hub.Wire encodes the
 	// node first): the listener drops them without decoding.
 	self string
+	// presence, if set, is called on another node's presence
+	// notification (see Coordinator); selfPresence is this node's own.
+	presence     func()
+	selfPresence string
 }
 
 // NewBroker returns the broker of node over pool's database.
 func NewBroker(pool *pgxpool.Pool, node string, log zerolog.Logger) *Broker {
 	self, _ := json.Marshal(map[string]string{"n": node})
-	return &Broker{pool: pool, log: log, q: make(chan *hub.Wire, 8192), self: strings.TrimSuffix(string(self), "}") + ","}
+	return &Broker{pool: pool, log: log, q: make(chan *hub.Wire, 8192), self: strings.TrimSuffix(string(self), "}") + ",",
+		selfPresence: presencePrefix + node}
 }
+
+// OnPresence sets fn to be called when another node announces a presence
+// change (Coordinator.Poke); call it before Run.
+func (b *Broker) OnPresence(fn func()) { b.presence = fn }
 
 // Publish queues w for the other nodes. It waits at most a second for room
 // (PostgreSQL is then slower than the commits it notifies); a pointer that
@@ -208,6 +217,12 @@ func (b *Broker) receive(ctx context.Context, conn *pgx.Conn, h hub.BrokerHandle
 		payload := n.Payload
 		if strings.HasPrefix(payload, b.self) {
 			continue // this node's own pointer, delivered here already
+		}
+		if strings.HasPrefix(payload, presencePrefix) {
+			if b.presence != nil && payload != b.selfPresence {
+				b.presence()
+			}
+			continue
 		}
 		if strings.HasPrefix(payload, "@") {
 			id, err := strconv.ParseInt(payload[1:], 10, 64)

@@ -32,10 +32,20 @@ type clusterNode struct {
 
 func newClusterNode(t *testing.T, st *postgres.Store, name string, agents []model.Agent) *clusterNode {
 	t.Helper()
+	return newClusterNodePolling(t, st, name, agents, presencePoll)
+}
+
+// newClusterNodePolling is newClusterNode whose presence loop re-reads the
+// tables every poll besides when told (wired as serve wires it).
+func newClusterNodePolling(t *testing.T, st *postgres.Store, name string, agents []model.Agent, poll time.Duration) *clusterNode {
+	t.Helper()
 	n := &clusterNode{st: st, router: routing.New(agents, true), bus: hub.NewBus()}
 	log := zerolog.Nop()
 	n.coord = NewCoordinator(st.Pool(), name, 2*time.Second, n.router, log)
-	cl := hub.NewCluster(n.bus, NewBroker(st.Pool(), name, log), st, name, func(err error) { t.Errorf("%s: %v", name, err) })
+	n.coord.poll = poll
+	br := NewBroker(st.Pool(), name, log)
+	br.OnPresence(n.coord.Poke)
+	cl := hub.NewCluster(n.bus, br, st, name, func(err error) { t.Errorf("%s: %v", name, err) })
 	n.desk = desk.New(desk.Options{Store: st, Router: n.router, Bus: n.bus, Logger: log, Coordinator: n.coord})
 	if err := n.desk.Load(t.Context()); err != nil {
 		t.Fatal(err)
@@ -177,6 +187,41 @@ VALUES ('jane', 'dead', 1, now() + interval '1.5 seconds')`); err != nil {
 	if c.State != model.StateQueued || c.Agent != "" {
 		t.Fatalf("chat started after the lease expired: %s to %q, want queued", c.State, c.Agent)
 	}
+}
+
+// TestPresencePushedAcrossNodes: with the presence poll made an hour long,
+// only the presence notification can carry a change: an agent connecting
+// on node A, changing her status there and leaving are seen by node B's
+// router (and a chat queued on B while she was away is hers once she is
+// back).
+func TestPresencePushedAcrossNodes(t *testing.T) {
+	sa, sb := twoNodes(t)
+	agents := []model.Agent{{ID: "jane", Name: "Jane"}}
+	a := newClusterNodePolling(t, sa, "a", agents, time.Hour)
+	b := newClusterNodePolling(t, sb, "b", agents, time.Hour)
+	time.Sleep(200 * time.Millisecond) // both listening
+	c := b.start(t, 1)
+	if c.State != model.StateQueued {
+		t.Fatalf("chat started with nobody online: %s, want queued", c.State)
+	}
+	// Each change's delay as node b saw it (logged, not asserted).
+	var took []string
+	seen := func(what string, change func(), want routing.Status) {
+		t.Helper()
+		at := time.Now()
+		change()
+		waitFor(t, "node b to see jane "+what, func() bool { return b.router.Status("jane") == want })
+		took = append(took, fmt.Sprintf("%s %v", what, time.Since(at).Round(time.Millisecond)))
+	}
+	seen("online", func() { a.desk.AgentConnected("jane", true) }, routing.Accepting)
+	waitFor(t, "the queued chat routed to jane", func() bool {
+		got, err := sb.Conversation(t.Context(), c.ID)
+		return err == nil && got.State == model.StateOpen && got.Agent == "jane"
+	})
+	seen("not accepting", func() { a.desk.SetAccepting("jane", false) }, routing.NotAccepting)
+	seen("accepting", func() { a.desk.SetAccepting("jane", true) }, routing.Accepting)
+	seen("offline", func() { a.desk.AgentConnected("jane", false) }, routing.Offline)
+	t.Logf("presence changes seen on the other node without polling after: %s", strings.Join(took, ", "))
 }
 
 // TestBrokerCrossesNodes: notices committed on node A reach a session on

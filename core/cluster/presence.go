@@ -20,9 +20,15 @@ import (
 const routeLock = `hashtext('chatgate.route.' || current_schema())`
 
 // presencePoll is how often a node reads the other nodes' agent sessions,
-// statuses and queue: an agent who logs in on one node is online on the
-// others within about this long.
+// statuses and queue even when nothing told it of a change: the fallback
+// for a presence notification lost while its listener reconnected, and
+// how a dead node's expired leases are noticed.
 const presencePoll = time.Second
+
+// presencePrefix begins a presence notification on the deployment's
+// channel ("p:" and the node that wrote): it carries no data, only "read
+// the presence tables now". Hub pointers begin with "{" or "@".
+const presencePrefix = "p:"
 
 // Coordinator is the routing.Coordinator on PostgreSQL.
 //
@@ -34,7 +40,17 @@ const presencePoll = time.Second
 // gives them nothing from then on.
 //
 // Statuses: an agent's chosen status (accepting or not) is one row per
-// agent, last writer wins, read by every node every presencePoll.
+// agent, last writer wins.
+//
+// Propagation: a node that wrote a status or a session change (an agent's
+// first socket here, its last one gone) notifies the others on the
+// broker's channel in the same round trip; each re-reads the tables at
+// once (Poke, wired by the broker's OnPresence), so routing elsewhere sees
+// the change within a notification and three reads, typically a few
+// milliseconds. Every node also re-reads every presencePoll whatever it
+// was told: that bounds a lost notification's delay to presencePoll, and
+// is how an expired lease (a node killed without goodbye) is noticed:
+// within ttl + presencePoll of the dead node's last renewal.
 //
 // Routing: every Pick and the commit that follows run holding one
 // PostgreSQL advisory lock, with the open counts (and the queue, when
@@ -48,6 +64,9 @@ type Coordinator struct {
 	ttl    time.Duration
 	router *routing.Router
 	log    zerolog.Logger
+	// poll is presencePoll (tests lengthen it to show that notifications
+	// alone carry a change).
+	poll time.Duration
 
 	// routeMu lets one goroutine per node wait for the advisory lock
 	// (holding a pooled connection); the others wait here without one.
@@ -66,7 +85,7 @@ func NewCoordinator(pool *pgxpool.Pool, node string, ttl time.Duration, router *
 	if ttl <= 0 {
 		ttl = postgres.LeaseTTL
 	}
-	return &Coordinator{pool: pool, node: node, ttl: ttl, router: router, log: log,
+	return &Coordinator{pool: pool, node: node, ttl: ttl, router: router, log: log, poll: presencePoll,
 		local: make(map[model.AgentID]int), pending: make(map[model.AgentID]bool), wake: make(chan struct{}, 1)}
 }
 
@@ -171,6 +190,10 @@ func (c *Coordinator) SetAccepting(id model.AgentID, accepting bool) {
 	c.poke()
 }
 
+// Poke makes the presence loop re-read the other nodes' sessions and
+// statuses now (another node announced a change).
+func (c *Coordinator) Poke() { c.poke() }
+
 func (c *Coordinator) poke() {
 	select {
 	case c.wake <- struct{}{}:
@@ -183,7 +206,7 @@ func (c *Coordinator) poke() {
 // available (the desk then drains the queue). On return this node's
 // sessions are removed, so that its agents go offline at once.
 func (c *Coordinator) Run(ctx context.Context, kick func()) error {
-	poll := time.NewTicker(presencePoll)
+	poll := time.NewTicker(c.poll)
 	defer poll.Stop()
 	renewEvery := c.ttl / 3
 	lastRenew := time.Time{}
@@ -223,6 +246,7 @@ func (c *Coordinator) sync(ctx context.Context, renew bool, kick func()) error {
 		status[id] = acc
 	}
 	var sessions map[model.AgentID]int
+	changed := c.dirty // sessions came or went here since the last write
 	if renew || c.dirty {
 		sessions = make(map[model.AgentID]int, len(c.local))
 		for id, n := range c.local {
@@ -249,6 +273,12 @@ ON CONFLICT (agent) DO UPDATE SET accepting = EXCLUDED.accepting, at = EXCLUDED.
 VALUES ($1, $2, $3, now() + make_interval(secs => $4))
 ON CONFLICT (agent, node) DO UPDATE SET sessions = EXCLUDED.sessions, expires_at = EXCLUDED.expires_at`,
 			string(id), c.node, n, c.ttl.Seconds())
+	}
+	if len(status) > 0 || changed {
+		// A change the other nodes should see now, not at their next
+		// poll (a renewal changes nothing they see). Delivered when
+		// the batch's implicit transaction commits, after the writes.
+		b.Queue(`SELECT pg_notify($1 || current_schema(), $2)`, channelPrefix, presencePrefix+c.node)
 	}
 	if b.Len() > 0 {
 		if err := c.pool.SendBatch(ctx, b).Close(); err != nil {
