@@ -320,7 +320,7 @@ func TestDDPCloseAndAgentNotices(t *testing.T) {
 
 	// Transfer while no agent is available: agent gone, queued.
 	env.d.AgentConnected("amy@x", false)
-	if err := env.d.Transfer(context.Background(), conv.ID, "empty", visitorAuthor(v)); err != nil {
+	if err := env.d.Transfer(context.Background(), conv.ID, "empty", visitorAuthor(v), ""); err != nil {
 		t.Fatal(err)
 	}
 	// One cleared agentData per subscription. (queueData may follow: the

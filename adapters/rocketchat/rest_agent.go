@@ -148,7 +148,7 @@ func (s *Surface) restRoomForward(c *gin.Context, r *restReq) (map[string]any, e
 		if !target.Serves(conv.Department) {
 			return nil, newErr("error-user-not-belong-to-department", "The selected user does not belong to this department")
 		}
-		if err := s.d.Assign(ctx, conv.ID, target.ID, by); err != nil {
+		if err := s.d.Assign(ctx, conv.ID, target.ID, by, ""); err != nil {
 			return nil, forwardErr(err)
 		}
 	case deptID != "":
@@ -159,7 +159,7 @@ func (s *Surface) restRoomForward(c *gin.Context, r *restReq) (map[string]any, e
 		if dp.ID == conv.Department {
 			return nil, errSameDepartment
 		}
-		if err := s.d.Transfer(ctx, conv.ID, dp.ID, by); err != nil {
+		if err := s.d.Transfer(ctx, conv.ID, dp.ID, by, ""); err != nil {
 			return nil, forwardErr(err)
 		}
 	default:

@@ -186,7 +186,7 @@ func (s *Surface) visitorTransfer(ctx context.Context, v model.Visitor, conv mod
 	if dp.ID == conv.Department {
 		return errSameDepartment
 	}
-	if err := s.d.Transfer(ctx, conv.ID, dp.ID, visitorAuthor(v)); err != nil {
+	if err := s.d.Transfer(ctx, conv.ID, dp.ID, visitorAuthor(v), ""); err != nil {
 		return deskErr(err)
 	}
 	if _, err := s.d.UpdateVisitor(ctx, v.ID, desk.VisitorUpdate{Department: &dp.ID}); err != nil {

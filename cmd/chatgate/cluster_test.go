@@ -381,13 +381,22 @@ func TestClusterKill9(t *testing.T) {
 	ag.conn.Close()
 	time.Sleep(200 * time.Millisecond)
 	nodes[1].kill()
-	time.Sleep(3*time.Second + 2*time.Second) // lease_ttl 3s, plus a presence poll and slack
+	killed := time.Now()
+	// Offline on the survivors once the lease (3 s) expired: a killed
+	// node sends no goodbye, the others' presence poll finds the lease
+	// gone.
+	waitFor(t, "the killed node's agent offline on the survivors", 15*time.Second, func() bool {
+		return routingStatuses(t, nodes[0].addr)["jane@example.com"] == "offline" &&
+			routingStatuses(t, nodes[2].addr)["jane@example.com"] == "offline"
+	})
+	t.Logf("the killed node's agent was offline everywhere %v after the kill (lease_ttl 3s)", time.Since(killed).Round(100*time.Millisecond))
+	// Routing happens within the start: a chat given to her would show
+	// her agent_details at once.
 	m, err := v2Post(client, "http://"+nodes[2].addr, "after-kill", "start", url.Values{"welcome_message": {"anyone?"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := &visitor{t: t, base: "http://" + nodes[0].addr, id: "after-kill", sid: m["secured_session_id"].(string)}
-	time.Sleep(time.Second)
 	for _, e := range v.poll() {
 		if e["type"] == "agent_details" {
 			t.Fatalf("a chat started after the agent's node died and its lease expired was routed to her: %v", e)

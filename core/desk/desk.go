@@ -260,7 +260,7 @@ func (d *Desk) drainQueue(ctx context.Context) {
 				blocked[c.Department] = true
 				return nil
 			}
-			if err := d.assignLocked(ctx, &c, agent, nil); err != nil {
+			if err := d.assignLocked(ctx, &c, agent, nil, ""); err != nil {
 				d.router.Release(agent)
 				return err
 			}
@@ -937,8 +937,10 @@ func (d *Desk) mayAct(c model.Conversation, by model.Author) error {
 }
 
 // Assign gives a queued (or another agent's) conversation to agent, even
-// when routing would not pick it (manual assignment).
-func (d *Desk) Assign(ctx context.Context, id model.ConvID, agent model.AgentID, by model.Author) error {
+// when routing would not pick it (manual assignment). session tags the
+// notice (hub.Notice.Origin), so that the requesting connection's pushes
+// of it follow its response.
+func (d *Desk) Assign(ctx context.Context, id model.ConvID, agent model.AgentID, by model.Author, session string) error {
 	if _, ok := d.router.Agent(agent); !ok {
 		return fmt.Errorf("agent %s: %w", agent, ErrNotFound)
 	}
@@ -954,7 +956,7 @@ func (d *Desk) Assign(ctx context.Context, id model.ConvID, agent model.AgentID,
 			return nil
 		}
 		d.router.Reserve(agent)
-		if err := d.assignLocked(ctx, &c, agent, &by); err != nil {
+		if err := d.assignLocked(ctx, &c, agent, &by, session); err != nil {
 			d.router.Release(agent)
 			return err
 		}
@@ -970,7 +972,7 @@ func (d *Desk) Assign(ctx context.Context, id model.ConvID, agent model.AgentID,
 
 // assignLocked runs on the conversation's actor with agent already
 // reserved. A conversation that had another agent becomes a transfer.
-func (d *Desk) assignLocked(ctx context.Context, c *model.Conversation, agent model.AgentID, by *model.Author) error {
+func (d *Desk) assignLocked(ctx context.Context, c *model.Conversation, agent model.AgentID, by *model.Author, session string) error {
 	now := d.Now()
 	prev := c.Agent
 	var evs []model.Event
@@ -982,7 +984,7 @@ func (d *Desk) assignLocked(ctx context.Context, c *model.Conversation, agent mo
 		evs = append(evs, d.event(c, model.System, sysDraft(model.SysTransferred, "Chat transferred", vars), now))
 	}
 	d.setAgent(c, agent, now, &evs)
-	if err := d.commit(ctx, &store.Batch{Convs: []model.Conversation{*c}, Events: evs}, *c, evs, ""); err != nil {
+	if err := d.commit(ctx, &store.Batch{Convs: []model.Conversation{*c}, Events: evs}, *c, evs, session); err != nil {
 		return err
 	}
 	if prev != "" {
@@ -994,7 +996,8 @@ func (d *Desk) assignLocked(ctx context.Context, c *model.Conversation, agent mo
 
 // Transfer moves a conversation to another department: routing picks an
 // agent there, or the conversation waits in that department's queue.
-func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID, by model.Author) error {
+// session tags the notice as Assign's does.
+func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID, by model.Author, session string) error {
 	if _, ok := d.departs[dept]; !ok && dept != "" {
 		return fmt.Errorf("%w: unknown department %q", ErrInvalid, dept)
 	}
@@ -1035,7 +1038,7 @@ func (d *Desk) Transfer(ctx context.Context, id model.ConvID, dept model.DeptID,
 		if !picked {
 			d.router.Enqueue(c.ID, dept, now)
 		}
-		if err := d.commit(ctx, &store.Batch{Convs: []model.Conversation{c}, Events: evs}, c, evs, ""); err != nil {
+		if err := d.commit(ctx, &store.Batch{Convs: []model.Conversation{c}, Events: evs}, c, evs, session); err != nil {
 			if picked && agent != prev {
 				d.router.Release(agent)
 			}

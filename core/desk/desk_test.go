@@ -761,10 +761,10 @@ func TestNoticesOnlyAfterCommit(t *testing.T) {
 			t.Fatalf("notice Origin = %q, want the posting session", n.Origin)
 		}
 	}
-	if err := e.d.Assign(ctx, c.ID, "cat", model.System); err != nil {
+	if err := e.d.Assign(ctx, c.ID, "cat", model.System, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.d.Transfer(ctx, c.ID, "support", model.System); err != nil {
+	if err := e.d.Transfer(ctx, c.ID, "support", model.System, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.d.Close(ctx, c.ID, model.System, "", ""); err != nil {

@@ -86,7 +86,7 @@ func TestStaleRetry(t *testing.T) {
 			return err
 		}},
 		{"tag", func() error { _, err := e.d.TagThread(ctx, c.ID, agentAuthor("ann"), "vip", true, ""); return err }},
-		{"assign", func() error { return e.d.Assign(ctx, c.ID, "dan", agentAuthor("ann")) }},
+		{"assign", func() error { return e.d.Assign(ctx, c.ID, "dan", agentAuthor("ann"), "") }},
 		{"close", func() error { _, err := e.d.Close(ctx, c.ID, visitorAuthor(v), "", ""); return err }},
 	}
 	for _, st := range steps {

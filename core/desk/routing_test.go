@@ -20,7 +20,7 @@ func TestTransfer(t *testing.T) {
 		if c.Agent != "ann" {
 			t.Fatalf("agent = %s", c.Agent)
 		}
-		if err := e.d.Transfer(context.Background(), c.ID, "support", agentAuthor("ann")); err != nil {
+		if err := e.d.Transfer(context.Background(), c.ID, "support", agentAuthor("ann"), ""); err != nil {
 			t.Fatal(err)
 		}
 		got := e.conv(c.ID)
@@ -44,7 +44,7 @@ func TestTransfer(t *testing.T) {
 		e.run()
 		e.online("ann")
 		c, _ := e.start(e.visitor("vera"), "sales")
-		if err := e.d.Transfer(context.Background(), c.ID, "support", agentAuthor("ann")); err != nil {
+		if err := e.d.Transfer(context.Background(), c.ID, "support", agentAuthor("ann"), ""); err != nil {
 			t.Fatal(err)
 		}
 		got := e.conv(c.ID)
@@ -70,7 +70,7 @@ func TestTransfer(t *testing.T) {
 		e := newEnv(t, config{agents: []model.Agent{dan, ann}})
 		e.online("dan")
 		c, _ := e.start(e.visitor("vera"), "sales")
-		if err := e.d.Transfer(context.Background(), c.ID, "support", agentAuthor("dan")); err != nil {
+		if err := e.d.Transfer(context.Background(), c.ID, "support", agentAuthor("dan"), ""); err != nil {
 			t.Fatal(err)
 		}
 		got := e.conv(c.ID)
@@ -90,7 +90,7 @@ func TestTransfer(t *testing.T) {
 		if e.router.Position(s1.ID) != 1 || e.router.Position(s2.ID) != 2 || e.router.Position(p1.ID) != 1 {
 			t.Fatal("positions before transfer")
 		}
-		if err := e.d.Transfer(ctx, s1.ID, "support", model.System); err != nil {
+		if err := e.d.Transfer(ctx, s1.ID, "support", model.System, ""); err != nil {
 			t.Fatal(err)
 		}
 		// s1 now waits behind p1 in support; s2 leads sales.
@@ -122,7 +122,7 @@ func TestTransfer(t *testing.T) {
 			{"agent not serving it", "support", agentAuthor("cat"), ErrForbidden},
 		}
 		for _, tc := range tests {
-			if err := e.d.Transfer(ctx, c.ID, tc.dept, tc.by); !errors.Is(err, tc.want) {
+			if err := e.d.Transfer(ctx, c.ID, tc.dept, tc.by, ""); !errors.Is(err, tc.want) {
 				t.Errorf("%s: Transfer = %v, want %v", tc.name, err, tc.want)
 			}
 		}
@@ -133,10 +133,10 @@ func TestTransfer(t *testing.T) {
 		if _, err := e.d.Close(ctx, c.ID, visitorAuthor(v), "", ""); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.d.Transfer(ctx, c.ID, "support", visitorAuthor(v)); !errors.Is(err, ErrInactive) {
+		if err := e.d.Transfer(ctx, c.ID, "support", visitorAuthor(v), ""); !errors.Is(err, ErrInactive) {
 			t.Fatalf("Transfer closed = %v, want ErrInactive", err)
 		}
-		if err := e.d.Transfer(ctx, "nope", "support", visitorAuthor(v)); !errors.Is(err, ErrNotFound) {
+		if err := e.d.Transfer(ctx, "nope", "support", visitorAuthor(v), ""); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Transfer unknown = %v, want ErrNotFound", err)
 		}
 	})
@@ -152,7 +152,7 @@ func TestAssign(t *testing.T) {
 	sub := e.bus.SubscribeConv(c.ID, 8)
 	defer sub.Close()
 	// cat is offline: a manual assignment does not care.
-	if err := e.d.Assign(ctx, c.ID, "cat", admin); err != nil {
+	if err := e.d.Assign(ctx, c.ID, "cat", admin, ""); err != nil {
 		t.Fatal(err)
 	}
 	got := e.conv(c.ID)
@@ -174,7 +174,7 @@ func TestAssign(t *testing.T) {
 	e.wantOpen(map[model.AgentID]int{"ann": 0, "cat": 1})
 
 	// Assigning to the serving agent changes nothing.
-	if err := e.d.Assign(ctx, c.ID, "cat", admin); err != nil {
+	if err := e.d.Assign(ctx, c.ID, "cat", admin, ""); err != nil {
 		t.Fatal(err)
 	}
 	if e.conv(c.ID).LastSeq != got.LastSeq {
@@ -185,7 +185,7 @@ func TestAssign(t *testing.T) {
 	// A queued conversation: only "joined", and it leaves the queue.
 	q, _ := e.start(e.visitor("quinn"), "support")
 	e.wantQueued(q.ID)
-	if err := e.d.Assign(ctx, q.ID, "bob", model.System); err != nil {
+	if err := e.d.Assign(ctx, q.ID, "bob", model.System, ""); err != nil {
 		t.Fatal(err)
 	}
 	if log := e.checkLog(q.ID); !slices.Equal(kinds(log), []string{"system_message/agent_joined"}) {
@@ -194,16 +194,16 @@ func TestAssign(t *testing.T) {
 	e.wantQueued()
 	e.wantOpen(map[model.AgentID]int{"bob": 1})
 
-	if err := e.d.Assign(ctx, c.ID, "mallory", admin); !errors.Is(err, ErrNotFound) {
+	if err := e.d.Assign(ctx, c.ID, "mallory", admin, ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Assign to unknown agent = %v, want ErrNotFound", err)
 	}
-	if err := e.d.Assign(ctx, "nope", "ann", admin); !errors.Is(err, ErrNotFound) {
+	if err := e.d.Assign(ctx, "nope", "ann", admin, ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Assign unknown conversation = %v, want ErrNotFound", err)
 	}
 	if _, err := e.d.Close(ctx, c.ID, model.System, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.d.Assign(ctx, c.ID, "ann", admin); !errors.Is(err, ErrInactive) {
+	if err := e.d.Assign(ctx, c.ID, "ann", admin, ""); !errors.Is(err, ErrInactive) {
 		t.Fatalf("Assign closed = %v, want ErrInactive", err)
 	}
 	e.wantOpen(map[model.AgentID]int{"ann": 0, "cat": 0, "bob": 1})
@@ -222,7 +222,7 @@ func TestAssignAwayFreesAgentForQueue(t *testing.T) {
 	}
 	sub := e.bus.SubscribeConv(c2.ID, 8)
 	defer sub.Close()
-	if err := e.d.Assign(context.Background(), c1.ID, "cat", model.System); err != nil {
+	if err := e.d.Assign(context.Background(), c1.ID, "cat", model.System, ""); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, sub, "queued conversation assigned to the freed agent", assignedTo(c2.ID, "ann"))
@@ -314,7 +314,7 @@ func TestLoadRebuildsRouter(t *testing.T) {
 	}
 	// A conversation transferred away from ann: counted for cat now.
 	moved, _ := first.start(first.visitor("f"), "sales")
-	if err := first.d.Assign(ctx, moved.ID, "cat", model.System); err != nil {
+	if err := first.d.Assign(ctx, moved.ID, "cat", model.System, ""); err != nil {
 		t.Fatal(err)
 	}
 	if open1.Agent != "ann" || open2.Agent != "ann" || q1.State != model.StateQueued || q2.State != model.StateQueued {

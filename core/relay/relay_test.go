@@ -187,7 +187,7 @@ func TestRoutes(t *testing.T) {
 	if !errors.Is(err, desk.ErrForbidden) {
 		t.Fatalf("embedded agent writing in a relayed conversation: %v, want forbidden", err)
 	}
-	if err := e.d.Transfer(t.Context(), relayed.ID, "", vAuthor(v)); !errors.Is(err, desk.ErrInvalid) {
+	if err := e.d.Transfer(t.Context(), relayed.ID, "", vAuthor(v), ""); !errors.Is(err, desk.ErrInvalid) {
 		t.Fatalf("transfer of a relayed conversation: %v, want invalid", err)
 	}
 }

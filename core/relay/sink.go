@@ -141,7 +141,7 @@ func (k *Sink) AgentJoined(ctx context.Context, conv model.ConvID, a Agent) erro
 	if c.Agent == id {
 		return nil
 	}
-	err = k.s.desk.Assign(ctx, conv, id, model.Author{Kind: model.AuthorSystem, ID: System(k.name)})
+	err = k.s.desk.Assign(ctx, conv, id, model.Author{Kind: model.AuthorSystem, ID: System(k.name)}, "")
 	if errors.Is(err, desk.ErrInactive) {
 		return nil
 	}

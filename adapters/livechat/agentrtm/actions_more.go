@@ -103,7 +103,7 @@ func transferChat(ctx context.Context, c *caller, req *wire.Request) (any, error
 		if !ok {
 			return nil, wire.Errorf(wire.NotFound, "Group not found")
 		}
-		return nil, c.s.d.Transfer(ctx, conv.ID, dept, c.author())
+		return nil, c.s.d.Transfer(ctx, conv.ID, dept, c.author(), c.origin)
 	case "agent":
 		var id string
 		if err := json.Unmarshal(p.Target.IDs[0], &id); err != nil || id == "" {
@@ -112,7 +112,7 @@ func transferChat(ctx context.Context, c *caller, req *wire.Request) (any, error
 		if _, ok := c.s.d.Router().Agent(model.AgentID(id)); !ok {
 			return nil, wire.Errorf(wire.NotFound, "Agent not found")
 		}
-		return nil, c.s.d.Assign(ctx, conv.ID, model.AgentID(id), c.author())
+		return nil, c.s.d.Assign(ctx, conv.ID, model.AgentID(id), c.author(), c.origin)
 	default:
 		return nil, wire.Errorf(wire.Validation, "target.type must be group or agent")
 	}

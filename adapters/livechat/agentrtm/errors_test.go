@@ -35,7 +35,7 @@ func TestErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	ola, olaConv := h.startChat(t, "Ola", "")
-	if err := h.d.Assign(ctx, olaConv.ID, bob, model.System); err != nil {
+	if err := h.d.Assign(ctx, olaConv.ID, bob, model.System, ""); err != nil {
 		t.Fatal(err)
 	}
 	if tomConv.Agent != alice || unaConv.Agent != alice {

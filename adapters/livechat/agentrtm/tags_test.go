@@ -20,7 +20,7 @@ func TestTagActionsRefused(t *testing.T) {
 	tom, tomConv := h.startChat(t, "Tom", "")
 	// Ola's chat went to bob: alice may not see it.
 	ola, olaConv := h.startChat(t, "Ola", "")
-	if err := h.d.Assign(ctx, olaConv.ID, bob, model.System); err != nil {
+	if err := h.d.Assign(ctx, olaConv.ID, bob, model.System, ""); err != nil {
 		t.Fatal(err)
 	}
 	chat, thread := string(tom.ID), string(tomConv.ID)

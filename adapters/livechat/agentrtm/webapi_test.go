@@ -247,12 +247,25 @@ func TestMoreAgentActions(t *testing.T) {
 	if r := a.Call("transfer_chat", map[string]any{"id": tom.ID, "target": map[string]any{"type": "agent", "ids": []any{"nobody@x"}}}); r.ErrType() != "not_found" {
 		t.Fatalf("transfer to unknown agent: %s", r.Payload)
 	}
+	a.Backlog = nil
 	r = a.Call("transfer_chat", map[string]any{"id": tom.ID, "target": map[string]any{"type": "agent", "ids": []any{string(bob)}}})
 	if !r.Success {
 		t.Fatalf("transfer: %s", r.Payload)
 	}
+	// The push the request caused follows its response and carries its
+	// request_id (it came first, untagged, when the desk's transfer did
+	// not carry the connection's origin; seen across nodes).
+	for _, f := range a.Backlog {
+		if f.Action == "chat_transferred" {
+			t.Fatalf("chat_transferred before the transfer_chat response: %s", f.Payload)
+		}
+	}
 	var ct ChatTransferred
-	mustUnmarshal(t, a.Push("chat_transferred").Payload, &ct)
+	pushed := a.Push("chat_transferred")
+	if pushed.RID() != r.RID() {
+		t.Fatalf("chat_transferred request_id %q, want the transfer's %q", pushed.RID(), r.RID())
+	}
+	mustUnmarshal(t, pushed.Payload, &ct)
 	if ct.ChatID != string(tom.ID) || ct.RequesterID != string(alice) || len(ct.TransferredTo.AgentIDs) != 1 || ct.TransferredTo.AgentIDs[0] != string(bob) {
 		t.Fatalf("chat_transferred: %+v", ct)
 	}

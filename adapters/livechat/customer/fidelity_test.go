@@ -196,7 +196,7 @@ func TestChatTransferredReachesCustomer(t *testing.T) {
 		t.Fatalf("conversations: %v %v", ids, err)
 	}
 	h.d.AgentConnected(carol, true)
-	if err := h.d.Transfer(context.Background(), ids[0], "sales", model.Author{Kind: model.AuthorAgent, ID: string(alice)}); err != nil {
+	if err := h.d.Transfer(context.Background(), ids[0], "sales", model.Author{Kind: model.AuthorAgent, ID: string(alice)}, ""); err != nil {
 		t.Fatal(err)
 	}
 	var sawSystem bool
