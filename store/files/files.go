@@ -79,13 +79,21 @@ type Blobs interface {
 // nodes: its files' metadata, metadata updates and deletion. A Blobs
 // without it gets quotas counted by this node since it started, and no
 // sweep (Claim is then a no-op).
+//
+// Updates and deletions are conditional on the metadata the caller read:
+// every node sweeps, and another node may claim a file between this
+// node's read and its delete (or sweep it between a claim's read and its
+// write); a plain delete or write would then lose a file an event
+// references. This node's mutex cannot order other nodes.
 type BlobKeeper interface {
 	// EachBlobMeta calls fn with every file's metadata.
 	EachBlobMeta(ctx context.Context, fn func(meta []byte)) error
-	// SetBlobMeta replaces a file's metadata.
-	SetBlobMeta(ctx context.Context, id string, meta []byte) error
-	// DeleteBlob removes a file; a missing one is no error.
-	DeleteBlob(ctx context.Context, id string) error
+	// SwapBlobMeta replaces a file's metadata if it is still old, and
+	// reports whether it did (false: changed or removed meanwhile).
+	SwapBlobMeta(ctx context.Context, id string, old, meta []byte) (bool, error)
+	// DeleteBlobIf removes a file if its metadata is still old, and
+	// reports whether it did.
+	DeleteBlobIf(ctx context.Context, id string, old []byte) (bool, error)
 }
 
 // Store is a directory of files, or a database's blobs.
@@ -326,18 +334,25 @@ func (s *Store) meta(ctx context.Context, id string) (File, error) {
 	if s.blobs == nil {
 		return s.diskMeta(id)
 	}
+	f, _, err := s.blobMeta(ctx, id)
+	return f, err
+}
+
+// blobMeta reads a stored file's metadata, decoded and as stored (for a
+// conditional update).
+func (s *Store) blobMeta(ctx context.Context, id string) (File, []byte, error) {
 	meta, _, err := s.blobs.GetBlob(ctx, id)
 	if errors.Is(err, ErrNotFound) || errors.Is(err, store.ErrNotFound) {
-		return File{}, ErrNotFound
+		return File{}, nil, ErrNotFound
 	}
 	if err != nil {
-		return File{}, fmt.Errorf("files: %w", err)
+		return File{}, nil, fmt.Errorf("files: %w", err)
 	}
 	var f File
 	if err := json.Unmarshal(meta, &f); err != nil {
-		return File{}, fmt.Errorf("files: metadata of %s: %w", id, err)
+		return File{}, nil, fmt.Errorf("files: metadata of %s: %w", id, err)
 	}
-	return f, nil
+	return f, meta, nil
 }
 
 func (s *Store) diskMeta(id string) (File, error) {
@@ -364,7 +379,10 @@ func (s *Store) Claim(ctx context.Context, id string) (File, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, err := s.meta(ctx, id)
+	if s.blobs != nil {
+		return s.claimBlob(ctx, id)
+	}
+	f, err := s.diskMeta(id)
 	if err != nil || !f.Pending {
 		return f, err
 	}
@@ -373,18 +391,42 @@ func (s *Store) Claim(ctx context.Context, id string) (File, error) {
 	if err != nil {
 		return File{}, err
 	}
-	if s.blobs != nil {
-		if k, ok := s.blobs.(BlobKeeper); ok {
-			if err := k.SetBlobMeta(ctx, id, b); err != nil {
-				return File{}, fmt.Errorf("files: %w", err)
-			}
-		}
-		return f, nil
-	}
 	if err := writeSynced(filepath.Join(s.dir, id+".json"), b); err != nil {
 		return File{}, err
 	}
 	return f, nil
+}
+
+// claimBlob is Claim on a Blobs: the write is conditional on the metadata
+// read (another node may sweep or claim the file in between), read again
+// when it changed. A file swept meanwhile is ErrNotFound, never claimed
+// silently.
+func (s *Store) claimBlob(ctx context.Context, id string) (File, error) {
+	for attempt := 0; ; attempt++ {
+		f, old, err := s.blobMeta(ctx, id)
+		if err != nil || !f.Pending {
+			return f, err
+		}
+		f.Pending = false
+		k, ok := s.blobs.(BlobKeeper)
+		if !ok {
+			return f, nil
+		}
+		b, err := json.Marshal(f)
+		if err != nil {
+			return File{}, err
+		}
+		swapped, err := k.SwapBlobMeta(ctx, id, old, b)
+		if err != nil {
+			return File{}, fmt.Errorf("files: %w", err)
+		}
+		if swapped {
+			return f, nil
+		}
+		if attempt == 3 {
+			return File{}, fmt.Errorf("files: claim %s: its metadata keeps changing", id)
+		}
+	}
 }
 
 // Sweep removes the pending files older than Limits.Grace (none when Grace
@@ -425,19 +467,26 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 func (s *Store) remove(ctx context.Context, id string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, err := s.meta(ctx, id)
-	if err != nil || !cur.Pending {
-		return false, nil
-	}
 	if s.blobs != nil {
 		k, ok := s.blobs.(BlobKeeper)
 		if !ok {
 			return false, nil
 		}
-		if err := k.DeleteBlob(ctx, id); err != nil {
+		cur, old, err := s.blobMeta(ctx, id)
+		if err != nil || !cur.Pending {
+			return false, nil
+		}
+		// Only if still pending as read: claimed meanwhile on another
+		// node, it stays.
+		removed, err := k.DeleteBlobIf(ctx, id, old)
+		if err != nil {
 			return false, fmt.Errorf("files: sweep: %w", err)
 		}
-		return true, nil
+		return removed, nil
+	}
+	cur, err := s.diskMeta(id)
+	if err != nil || !cur.Pending {
+		return false, nil
 	}
 	for _, p := range []string{filepath.Join(s.dir, id), filepath.Join(s.dir, id+".json")} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,5 +149,76 @@ func testQuotaClaimSweep(t *testing.T, s *Store) {
 	}
 	if n, b := s2.Usage("a"); n != 1 || b != 5 {
 		t.Fatalf("usage after reopen = %d files %d bytes", n, b)
+	}
+}
+
+// racyBlobs is a node's view of shared blobs where, once, another node
+// acts right after this node read a file's metadata (between its read and
+// its write).
+type racyBlobs struct {
+	*postgres.Store
+	once  sync.Once
+	other func()
+}
+
+func (r *racyBlobs) GetBlob(ctx context.Context, id string) ([]byte, []byte, error) {
+	meta, body, err := r.Store.GetBlob(ctx, id)
+	r.once.Do(r.other)
+	return meta, body, err
+}
+
+// TestClaimAndSweepAcrossNodes: two nodes share one database's files and
+// both sweep. A file claimed on node B between node A's sweep reading it
+// as pending and deleting it stays (an event references it); a file swept
+// on node B between node A's claim reading it and writing the claim is
+// not found by the claim, never claimed silently while gone.
+func TestClaimAndSweepAcrossNodes(t *testing.T) {
+	url := pgtest.URL(t)
+	pg, err := postgres.Open(t.Context(), url, postgres.Options{Schema: pgtest.Schema(t, url)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	ctx := context.Background()
+	grace := Limits{Grace: time.Hour}
+	later := time.Now().Add(2 * time.Hour)
+	b := OpenBlobs(pg, 1024)
+	b.SetLimits(grace)
+	node := func(other func()) *Store {
+		s := OpenBlobs(&racyBlobs{Store: pg, other: other}, 1024)
+		s.SetLimits(grace)
+		return s
+	}
+	put := func() File {
+		f, err := b.PutPending(ctx, "v", "f.txt", "text/plain", strings.NewReader("body"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+
+	f := put()
+	a := node(func() {
+		if _, err := b.Claim(ctx, f.ID); err != nil {
+			t.Errorf("claim on b: %v", err)
+		}
+	})
+	if n, err := a.Sweep(ctx, later); err != nil || n != 0 {
+		t.Fatalf("a swept %d (%v), want 0: b claimed the file meanwhile", n, err)
+	}
+	if _, fh, err := b.Get(ctx, f.ID); err != nil {
+		t.Fatalf("a file claimed on b while a swept is gone: %v", err)
+	} else {
+		fh.Close()
+	}
+
+	g := put()
+	a = node(func() {
+		if n, err := b.Sweep(ctx, later); err != nil || n != 1 {
+			t.Errorf("b swept %d (%v), want 1", n, err)
+		}
+	})
+	if _, err := a.Claim(ctx, g.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("claim of a file b swept meanwhile: %v, want ErrNotFound", err)
 	}
 }

@@ -66,16 +66,29 @@ func (s *Store) EachBlobMeta(ctx context.Context, fn func(meta []byte)) error {
 	return nil
 }
 
-// SetBlobMeta replaces a stored file's metadata (a claimed upload).
-func (s *Store) SetBlobMeta(ctx context.Context, id string, meta []byte) error {
-	q := &work{}
-	q.Queue(`UPDATE files SET meta = $2 WHERE id = $1`, id, meta)
-	return s.run(ctx, q)
+// SwapBlobMeta replaces a stored file's metadata (a claimed upload) if it
+// is still old; false when another node changed or removed it meanwhile.
+func (s *Store) SwapBlobMeta(ctx context.Context, id string, old, meta []byte) (bool, error) {
+	return s.blobChanged(ctx, `WITH c AS (UPDATE files SET meta = $3 WHERE id = $1 AND meta = $2 RETURNING 1)
+SELECT count(*) FROM c`, id, old, meta)
 }
 
-// DeleteBlob removes a stored file (an upload no event references).
-func (s *Store) DeleteBlob(ctx context.Context, id string) error {
+// DeleteBlobIf removes a stored file (an upload no event references) if
+// its metadata is still old; false when another node changed (claimed)
+// or removed it meanwhile.
+func (s *Store) DeleteBlobIf(ctx context.Context, id string, old []byte) (bool, error) {
+	return s.blobChanged(ctx, `WITH c AS (DELETE FROM files WHERE id = $1 AND meta = $2 RETURNING 1)
+SELECT count(*) FROM c`, id, old)
+}
+
+// blobChanged commits one conditional statement that counts the rows it
+// changed.
+func (s *Store) blobChanged(ctx context.Context, sql string, args ...any) (bool, error) {
+	var n int64
 	q := &work{}
-	q.Queue(`DELETE FROM files WHERE id = $1`, id)
-	return s.run(ctx, q)
+	q.QueueRow(sql, func(r pgx.Row) error { return r.Scan(&n) }, args...)
+	if err := s.run(ctx, q); err != nil {
+		return false, err
+	}
+	return n == 1, nil
 }
