@@ -64,7 +64,10 @@ func TestClusterV2IdleCloseOnce(t *testing.T) {
 				}
 				for _, e := range v.tryPoll() {
 					if e["type"] == "chat_closed" && polling[i].Load() {
-						closedEarly <- v.id
+						select {
+						case closedEarly <- v.id:
+						default: // told already
+						}
 					}
 				}
 			}
