@@ -715,15 +715,18 @@ func TestClusterRelayConnectorTakeover(t *testing.T) {
 	for _, tc := range []struct {
 		name, connector string
 		relay           func(deskAddr string) string // the front's relay section
+		// ids is what binds the conversation upstream: a Rocket.Chat
+		// room; a LiveChat chat ("room") and thread.
+		ids []string
 	}{
-		{"rocketchat", "rc", func(addr string) string { return rcRelay("rc", addr) + "  routes:\n    - upstream: rc\n" }},
-		{"livechat", "lc", func(addr string) string { return lcRelay("lc", addr) }},
+		{"rocketchat", "rc", func(addr string) string { return rcRelay("rc", addr) + "  routes:\n    - upstream: rc\n" }, []string{"room"}},
+		{"livechat", "lc", func(addr string) string { return lcRelay("lc", addr) }, []string{"room", "thread"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { clusterRelayTakeover(t, tc.connector, tc.relay) })
+		t.Run(tc.name, func(t *testing.T) { clusterRelayTakeover(t, tc.connector, tc.relay, tc.ids) })
 	}
 }
 
-func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr string) string) {
+func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr string) string, ids []string) {
 	store := clusterStore(t)
 	desk := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "desk.db"), "127.0.0.1:0")
 	ag := deskAgent(t, desk.addr)
@@ -741,7 +744,15 @@ func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr st
 	var before []map[string]any
 	waitFor(t, "the conversation bound upstream", 15*time.Second, func() bool {
 		before = relayed(t, nodes[0].addr)
-		return len(before) == 1 && upstreamRoom(before[0], connector) != ""
+		if len(before) != 1 {
+			return false
+		}
+		for _, kind := range ids {
+			if upstreamID(before[0], connector, kind) == "" {
+				return false
+			}
+		}
+		return true
 	})
 
 	var mu sync.Mutex
@@ -818,7 +829,7 @@ func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr st
 	// Taken over, never re-bound: the same upstream room (and, for
 	// LiveChat, thread) as before the kills.
 	after := relayed(t, nodes[1].addr)
-	for _, kind := range []string{"room", "thread"} {
+	for _, kind := range ids {
 		if len(after) != 1 || upstreamID(after[0], connector, kind) != upstreamID(before[0], connector, kind) {
 			t.Errorf("upstream %s changed across the takeovers: before %v, after %v", kind, before, after)
 		}
