@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -255,6 +256,36 @@ func TestConnectorAdoptsAndRecovers(t *testing.T) {
 	eventually(t, "a message after the restart", func() bool {
 		return equalTexts(f.customerTexts(), []string{"one"}, []string{"two", "three"})
 	})
+}
+
+// TestConnectorResyncKeepsUpstreamOrder: answers given while the gateway
+// was down are found by the resync after the restart; an answer pushed
+// live while the connector applies that resync (right after the get_chat
+// response) must not overtake them: the visitor gets every answer in
+// LiveChat's order. (Before the fix the push was applied as it came,
+// concurrently with the resync's events: usually among the first of them.)
+func TestConnectorResyncKeepsUpstreamOrder(t *testing.T) {
+	f := newFakeLiveChat(t)
+	path := filepath.Join(t.TempDir(), "gw.db")
+	h := startHarness(t, f, path)
+	c := h.start("sam", "one")
+	eventually(t, "the first message upstream", func() bool { return equalTexts(f.customerTexts(), []string{"one"}) })
+	chat := h.chatOf(c)
+	h.stop()
+	var want []string
+	for i := range 30 {
+		want = append(want, fmt.Sprintf("while you were down %02d", i))
+		f.agentSays(chat, want[i], true)
+	}
+	f.mu.Lock()
+	f.afterGetChat = func() { f.agentSays(chat, "said during the resync", false) }
+	f.mu.Unlock()
+	h = startHarness(t, f, path)
+	want = append(want, "said during the resync")
+	eventually(t, "both answers", func() bool { return len(h.agentTexts(c)) >= len(want) })
+	if got := h.agentTexts(c); !slices.Equal(got, want) {
+		t.Fatalf("answers at the visitor %q, want %q (LiveChat's order)", got, want)
+	}
 }
 
 // TestConnectorAsMirror: in shadow mode the LiveChat chat gets a copy of

@@ -34,6 +34,9 @@ type fakeLiveChat struct {
 	refuse    map[string]bool // next such action refused (validation)
 	socks     map[*fakeSock]bool
 	banned    map[string]bool // customers refused at login
+	// afterGetChat, if set, runs once right after the next get_chat is
+	// answered (e.g. an agent writing while the connector applies it).
+	afterGetChat func()
 }
 
 type fakeChat struct {
@@ -153,6 +156,15 @@ func (f *fakeLiveChat) rtm(w http.ResponseWriter, r *http.Request) {
 			s.send(resp)
 			for _, p := range pushes {
 				f.push(p.customer, p.action, p.payload)
+			}
+			if req.Action == "get_chat" {
+				f.mu.Lock()
+				hook := f.afterGetChat
+				f.afterGetChat = nil
+				f.mu.Unlock()
+				if hook != nil {
+					hook()
+				}
 			}
 		}
 	}

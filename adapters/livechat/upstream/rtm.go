@@ -169,6 +169,13 @@ type follower struct {
 	agents  map[string]relay.Agent
 	// custom holds the custom_ids of our events seen in the thread.
 	custom map[string]bool
+	// syncing: a resync is under way, so the reader holds pushes (held,
+	// in arrival order) for after it. Applied at once, a push could
+	// overtake the events the resync is about to apply (those missed
+	// while the socket was down): the visitor would see answers out of
+	// order (seen on a relay connector taken over by another node).
+	syncing bool
+	held    []rtmFrame
 }
 
 // followerFor returns the conversation's follower, starting it if needed.
@@ -371,6 +378,7 @@ func (f *follower) session(ctx context.Context) error {
 		<-sctx.Done()
 		_ = ws.Close() // unblocks the reader on shutdown
 	}()
+	f.hold() // until the first resync has applied what was missed
 	readErr := make(chan error, 1)
 	go func() { readErr <- f.read(sctx, conn) }()
 	defer func() {
@@ -412,6 +420,7 @@ func (f *follower) session(ctx context.Context) error {
 	if err := f.resync(sctx, conn); err != nil {
 		return err
 	}
+	f.release(sctx)
 	f.synced(true, gen)
 	c.log.Debug().Str("conv", string(f.conv)).Msg("livechat customer socket up")
 
@@ -426,15 +435,64 @@ func (f *follower) session(ctx context.Context) error {
 			return err
 		case <-f.kick:
 			gen := f.generation()
+			f.hold()
 			if err := f.resync(sctx, conn); err != nil {
 				return err
 			}
+			f.release(sctx)
 			f.synced(false, gen)
 		case <-ping.C:
 			if err := conn.call(sctx, "ping", nil, nil); err != nil {
 				return fmt.Errorf("ping: %w", err)
 			}
 		}
+	}
+}
+
+// hold makes the reader keep pushes for release (a resync starts).
+func (f *follower) hold() {
+	f.mu.Lock()
+	f.syncing, f.held = true, nil
+	f.mu.Unlock()
+}
+
+// holding keeps fr for release when a resync is under way.
+func (f *follower) holding(fr rtmFrame) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.syncing {
+		f.held = append(f.held, fr)
+	}
+	return f.syncing
+}
+
+// release applies the pushes held during a resync, in arrival order (those
+// the resync applied already are dropped by their event ids), then lets
+// the reader apply pushes itself again.
+func (f *follower) release(ctx context.Context) {
+	for {
+		f.mu.Lock()
+		held := f.held
+		f.held = nil
+		if len(held) == 0 {
+			f.syncing = false
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+		for _, fr := range held {
+			f.applyPush(ctx, fr)
+		}
+	}
+}
+
+// applyPush applies a push; one that fails is left to a resync.
+func (f *follower) applyPush(ctx context.Context, fr rtmFrame) {
+	if err := f.push(ctx, fr); err != nil && ctx.Err() == nil {
+		// Not lost: the next resync applies it.
+		f.c.setError(err)
+		f.c.log.Warn().Err(err).Str("conv", string(f.conv)).Str("push", fr.Action).Msg("apply livechat push")
+		f.resyncSoon()
 	}
 }
 
@@ -522,11 +580,8 @@ func (f *follower) read(ctx context.Context, conn *rtm) error {
 		case "response":
 			conn.answer(fr)
 		case "push":
-			if err := f.push(ctx, fr); err != nil && ctx.Err() == nil {
-				// Not lost: the next resync applies it.
-				c.setError(err)
-				c.log.Warn().Err(err).Str("conv", string(f.conv)).Str("push", fr.Action).Msg("apply livechat push")
-				f.resyncSoon()
+			if !f.holding(fr) {
+				f.applyPush(ctx, fr)
 			}
 		}
 	}
