@@ -148,7 +148,7 @@ func login(ctx context.Context, k *caller, req *wire.Request) (any, error) {
 	// between is missed (at worst it is both in the summary and pushed).
 	c.sub = c.s.d.Bus().SubscribeDesk(c.s.cfg.deskQueue())
 	c.loggedIn.Store(true)
-	c.s.register(c)
+	c.s.clients.Add(c.agent.ID, c)
 	c.s.log.Info().Str("agent", string(agent.ID)).Msg("agent session connected")
 	c.s.d.AgentConnected(agent.ID, true)
 
@@ -207,7 +207,7 @@ func setRoutingStatus(_ context.Context, c *caller, req *wire.Request) (any, err
 	}
 	c.s.d.SetAccepting(c.agent.ID, accepting)
 	payload := map[string]string{"agent_id": string(c.agent.ID), "status": p.Status}
-	for _, o := range c.s.clientsOf(c.agent.ID) {
+	for _, o := range c.s.clients.Of(c.agent.ID) {
 		if o == c.conn {
 			c.after(func() { o.push(req.RequestID, "routing_status_set", payload) })
 			continue

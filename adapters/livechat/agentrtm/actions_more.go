@@ -42,19 +42,6 @@ func (c *caller) requestID() string {
 	return rid
 }
 
-// allClients returns every logged-in RTM connection.
-func (s *Surface) allClients() []*client {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*client
-	for _, m := range s.byAgent {
-		for c := range m {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // deptOfGroup maps a LiveChat group id back to a configured department
 // (group 0 is the default department "").
 func (s *Surface) deptOfGroup(id int) (model.DeptID, bool) {
@@ -531,7 +518,7 @@ func updateCustomer(ctx context.Context, c *caller, req *wire.Request) (any, err
 		push.SessionFields = p.SessionFields
 	}
 	latest, err := c.latestThread(ctx, p.ID)
-	for _, o := range c.s.allClients() {
+	for _, o := range c.s.clients.All() {
 		if o == c.conn || (err == nil && o.canSee(latest)) || o.agent.ID == c.agent.ID {
 			c.pushTo(o, "customer_updated", push)
 		}
@@ -714,7 +701,7 @@ func multicast(_ context.Context, c *caller, req *wire.Request) (any, error) {
 		depts = append(depts, d)
 	}
 	push := IncomingMulticast{AuthorID: string(c.agent.ID), Content: p.Content, Type: p.Type}
-	for _, o := range c.s.allClients() {
+	for _, o := range c.s.clients.All() {
 		if all || slices.Contains(ra.IDs, string(o.agent.ID)) || slices.ContainsFunc(depts, o.agent.Serves) {
 			c.pushTo(o, "incoming_multicast", push)
 		}
@@ -728,7 +715,7 @@ func multicast(_ context.Context, c *caller, req *wire.Request) (any, error) {
 // (agent_disconnected, reason agent_logged_out_remotely) after the
 // response. Tokens come from configuration and stay valid.
 func logout(_ context.Context, c *caller, _ *wire.Request) (any, error) {
-	for _, o := range c.s.clientsOf(c.agent.ID) {
+	for _, o := range c.s.clients.Of(c.agent.ID) {
 		if o == c.conn {
 			c.after(func() { o.bye("agent_logged_out_remotely") })
 			continue

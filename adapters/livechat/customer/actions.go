@@ -175,7 +175,7 @@ func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	}
 	c.sub = c.s.d.Bus().SubscribeVisitor(c.me, c.s.cfg.visitorQueue())
 	c.loggedIn.Store(true)
-	c.s.register(c)
+	c.s.clients.Add(c.me, c)
 	c.s.log.Info().Str("customer", string(c.me)).Msg("customer session connected")
 
 	v, err := c.s.d.Store().Visitor(ctx, id)
@@ -610,7 +610,7 @@ func updateCustomer(ctx context.Context, c *client, req *wire.Request) (any, err
 	if p.SessionFields != nil {
 		changed["session_fields"] = profile(&v).SessionFields
 	}
-	for _, o := range c.s.clientsOf(c.me) {
+	for _, o := range c.s.clients.Of(c.me) {
 		if o == c {
 			c.AfterResponse(func() { c.push(req.RequestID, "customer_updated", changed) })
 			continue

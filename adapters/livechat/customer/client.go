@@ -147,7 +147,7 @@ func (c *client) logout() {
 		return
 	}
 	c.s.log.Info().Str("customer", string(c.me)).Msg("customer session left")
-	c.s.unregister(c)
+	c.s.clients.Remove(c.me, c)
 	if c.sub != nil {
 		c.sub.Close()
 	}

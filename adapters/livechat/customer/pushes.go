@@ -10,17 +10,10 @@ import (
 
 // Push payloads (§2.6).
 type (
-	IncomingChat struct {
-		RequesterID string    `json:"requester_id,omitempty"`
-		Chat        wire.Chat `json:"chat"`
-	}
+	IncomingChat    = wire.IncomingChat
 	IncomingEvent   = wire.IncomingEvent
-	ChatDeactivated struct {
-		ChatID   string `json:"chat_id"`
-		ThreadID string `json:"thread_id"`
-		UserID   string `json:"user_id,omitempty"`
-	}
-	UserAdded struct {
+	ChatDeactivated = wire.ChatDeactivated
+	UserAdded       struct {
 		ChatID   string    `json:"chat_id"`
 		ThreadID string    `json:"thread_id"`
 		User     wire.User `json:"user"`
