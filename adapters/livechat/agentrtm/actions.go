@@ -21,7 +21,7 @@ func (s *Surface) table() wire.Table[*caller] {
 		"list_chats":               {Handle: listChats},
 		"get_chat":                 {Handle: getChat},
 		"send_event":               {Handle: sendEvent},
-		"deactivate_chat":          {Handle: deactivateChat},
+		"deactivate_chat":          {Handle: wire.DeactivateChat[*caller]},
 		"send_typing_indicator":    {Handle: sendTypingIndicator},
 		"transfer_chat":            {Handle: transferChat},
 		"list_threads":             {Handle: listThreads},
@@ -30,7 +30,7 @@ func (s *Surface) table() wire.Table[*caller] {
 		"update_customer":          {Handle: updateCustomer},
 		"list_routing_statuses":    {Handle: listRoutingStatuses},
 		"list_agents_for_transfer": {Handle: listAgentsForTransfer},
-		"mark_events_as_seen":      {Handle: markEventsAsSeen},
+		"mark_events_as_seen":      {Handle: wire.MarkEventsAsSeen[*caller]},
 		"multicast":                {Handle: multicast},
 		"logout":                   {Handle: logout},
 		"tag_thread":               {Handle: tagThread},
@@ -43,7 +43,7 @@ func (s *Surface) table() wire.Table[*caller] {
 		"add_user_to_chat":         {Handle: addUserToChat},
 		"remove_user_from_chat":    {Handle: removeUserFromChat},
 	}
-	addPropsActions(t)
+	wire.AddPropsActions(t)
 	return t
 }
 

@@ -599,40 +599,8 @@ func listAgentsForTransfer(ctx context.Context, c *caller, req *wire.Request) (a
 
 // ---- mark_events_as_seen ----
 
-type markSeenRequest struct {
-	ChatID   string `json:"chat_id"`
-	SeenUpTo string `json:"seen_up_to"`
-}
-
 // EventsMarkedAsSeen is the events_marked_as_seen push.
-type EventsMarkedAsSeen struct {
-	UserID   string `json:"user_id"`
-	ChatID   string `json:"chat_id"`
-	SeenUpTo string `json:"seen_up_to"`
-}
-
-// markEventsAsSeen stores the agent's "seen up to" marker on the chat
-// (desk.MarkSeen: durable, forward only); get_chat and list_chats then
-// show it as the agent's events_seen_up_to, and events_marked_as_seen goes
-// to the agents who see the chat and to the customer (onSeen).
-func markEventsAsSeen(ctx context.Context, c *caller, req *wire.Request) (any, error) {
-	var p markSeenRequest
-	if err := wire.DecodePayload(req, &p); err != nil {
-		return nil, err
-	}
-	if p.ChatID == "" {
-		return nil, wire.Errorf(wire.Validation, "chat_id is required")
-	}
-	t, err := time.Parse(time.RFC3339Nano, p.SeenUpTo)
-	if err != nil {
-		return nil, wire.Errorf(wire.Validation, "seen_up_to must be an RFC 3339 time")
-	}
-	if _, err := c.latestThread(ctx, p.ChatID); err != nil {
-		return nil, err
-	}
-	_, err = c.s.d.MarkSeen(ctx, model.VisitorID(p.ChatID), c.author(), t, c.origin)
-	return nil, err
-}
+type EventsMarkedAsSeen = wire.EventsMarkedAsSeen
 
 // onSeen pushes events_marked_as_seen for a chat the agent sees (or its
 // own marker, to all of its connections).

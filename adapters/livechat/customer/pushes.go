@@ -25,12 +25,8 @@ type (
 		UserID   string `json:"user_id"`
 		Reason   string `json:"reason"`
 	}
-	EventsMarkedAsSeen struct {
-		UserID   string `json:"user_id"`
-		ChatID   string `json:"chat_id"`
-		SeenUpTo string `json:"seen_up_to"`
-	}
-	TypingIndicator struct {
+	EventsMarkedAsSeen = wire.EventsMarkedAsSeen
+	TypingIndicator    struct {
 		AuthorID   string `json:"author_id"`
 		Recipients string `json:"recipients"`
 		Timestamp  int64  `json:"timestamp"`
