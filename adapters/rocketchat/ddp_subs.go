@@ -408,9 +408,10 @@ func (s *Surface) feedSaw(f *ddpFeed, c model.Conversation) {
 // when a queued room's position moved (other rooms leaving the queue
 // publish nothing on this room) and visitorData when the room's visitor
 // record changed (an agent updated the customer, the visitor registered
-// again, the room's visitor was changed: Rocket.Chat emits it then; the
-// desk publishes no notice for visitor records, and a poll of the store
-// sees changes made on any node).
+// again: Rocket.Chat emits it then; the desk publishes no notice for
+// visitor records, and a poll of the store sees changes made on any
+// node). When the room is given to another visitor, the subscriptions of
+// the previous one end instead (dropMoved).
 func (ss *ddpSession) poll(f *ddpFeed) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
