@@ -37,9 +37,10 @@ var ErrWrongVisitor = errors.New("the conversation belongs to another visitor")
 // these.
 func (d *Desk) ChangeVisitor(ctx context.Context, id model.ConvID, from, to model.VisitorID, by model.Author) (model.Conversation, error) {
 	var conv model.Conversation
-	// The new visitor's actor, as Start's: no start for to runs between
-	// the check of its conversations and the commit (on this node).
-	err := d.onVisitor(ctx, to, func(ctx context.Context) error {
+	// The new visitor's actor and the deployment's routing lock, as
+	// Start's: no start for to runs between the check of its
+	// conversations and the commit, on this node or another.
+	err := d.onVisitor(ctx, to, d.routed(func(ctx context.Context) error {
 		if _, err := d.st.Visitor(ctx, to); err != nil {
 			return fmt.Errorf("visitor %s: %w", to, errNotFound(err))
 		}
@@ -75,7 +76,7 @@ func (d *Desk) ChangeVisitor(ctx context.Context, id model.ConvID, from, to mode
 			d.bus.Publish(hub.Notice{Conv: conv, PrevVisitor: from})
 			return nil
 		})
-	})
+	}))
 	return conv, err
 }
 
