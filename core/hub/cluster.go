@@ -94,7 +94,7 @@ func WireOf(node string, n *Notice) *Wire {
 	// room, a v2 start) that left the chat queued reached other nodes'
 	// agents as bare events, never as incoming_chat, without it.
 	if n.Created || n.Typing != nil || n.Props != nil || n.Tag != nil || n.Follow != nil || n.Ban != nil ||
-		n.Member != nil || n.Seen != nil || n.Origin != "" {
+		n.Member != nil || n.Seen != nil || n.PrevVisitor != "" || n.Origin != "" {
 		rest := *n
 		rest.Conv, rest.Events, rest.Updated = model.Conversation{}, nil, nil
 		w.Rest = &rest
