@@ -66,6 +66,10 @@ type Config struct {
 		VisitorUploadBytes int64         `yaml:"visitor_upload_bytes"`
 		VisitorUploadFiles int           `yaml:"visitor_upload_files"`
 		UnreferencedGrace  time.Duration `yaml:"unreferenced_grace"`
+		// AnonymousVisitorTTL: visitors that never had a conversation
+		// and have been idle this long are deleted with their tokens
+		// (store.Store.ForgetIdleVisitors); 0 keeps them.
+		AnonymousVisitorTTL time.Duration `yaml:"anonymous_visitor_ttl"`
 	} `yaml:"store"`
 	RocketChat struct {
 		Enabled   bool   `yaml:"enabled"`
@@ -413,9 +417,9 @@ func (c *Config) Validate() error {
 	if c.Store.LeaseTTL != 0 && c.Store.LeaseTTL < time.Second {
 		errs = append(errs, "store.lease_ttl must be at least 1s (or 0 for the default 15s)")
 	}
-	if c.Server.ReadTimeout < 0 || c.Store.VisitorUploadBytes < 0 || c.Store.VisitorUploadFiles < 0 || c.Store.UnreferencedGrace < 0 ||
+	if c.Server.ReadTimeout < 0 || c.Store.VisitorUploadBytes < 0 || c.Store.VisitorUploadFiles < 0 || c.Store.UnreferencedGrace < 0 || c.Store.AnonymousVisitorTTL < 0 ||
 		c.RateLimits.ConnectionsPerAddress < 0 {
-		errs = append(errs, "server.read_timeout, store.visitor_upload_*, store.unreferenced_grace and rate_limits.connections_per_address must be >= 0")
+		errs = append(errs, "server.read_timeout, store.visitor_upload_*, store.unreferenced_grace, store.anonymous_visitor_ttl and rate_limits.connections_per_address must be >= 0")
 	}
 	for name, r := range map[string]ratelimit.Rule{"failed_logins": c.RateLimits.FailedLogins, "starts": c.RateLimits.Starts,
 		"messages": c.RateLimits.Messages, "uploads": c.RateLimits.Uploads, "new_customers": c.RateLimits.NewCustomers} {

@@ -378,6 +378,16 @@ func serve(ctx context.Context, o serveOptions) error {
 		swg.Go(func() { _ = mailer.Run(surfCtx) })
 	}
 	swg.Go(func() { sweepFiles(surfCtx, fs, log) })
+	swg.Go(func() {
+		sweep := func(ctx context.Context) {
+			sweepVisitors(ctx, st, cfg.Store.AnonymousVisitorTTL, func(n int) { m.forgotten.Add(float64(n)) }, log)
+		}
+		if hold := cl.exclusive(); hold != nil && cfg.Store.AnonymousVisitorTTL > 0 {
+			hold(surfCtx, "store.visitor-expiry", sweep)
+			return
+		}
+		sweep(surfCtx)
+	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	ready.Store(true)
