@@ -379,6 +379,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	swg.Go(func() { sweepFiles(surfCtx, fs, log) })
 	swg.Go(func() {
+		props.RunDrops(surfCtx, func(err error) { log.Warn().Err(err).Msg("properties: drop the values of an unregistered property") })
+	})
+	swg.Go(func() {
 		sweep := func(ctx context.Context) {
 			sweepVisitors(ctx, st, cfg.Store.AnonymousVisitorTTL, func(n int) { m.forgotten.Add(float64(n)) }, log)
 		}
