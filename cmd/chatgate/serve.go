@@ -167,6 +167,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props, Exclusive: cl.exclusive(),
 			OnDelivery: func(action, outcome string) { deliveries.WithLabelValues(action, outcome).Inc() },
 			AllowHTTP:  w.AllowHTTP, AllowPrivateNetworks: w.AllowPrivateNetworks, CAFile: w.CAFile,
+			ConfigToken: w.ConfigToken,
 		}, log)
 		if err != nil {
 			return err
