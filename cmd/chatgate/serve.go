@@ -138,6 +138,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	bus := hub.NewBus()
 	cl := newCluster(opened, nodeID, cfg.Store.LeaseTTL, router, bus, log)
+	cl.share(gd.logins)
 	propDefs, err := cfg.PropertyDefs()
 	if err != nil {
 		return err
