@@ -529,6 +529,12 @@ func (d *Desk) EnsureVisitor(ctx context.Context, key store.MapKey, profile mode
 				}
 				return d.st.Commit(ctx, &store.Batch{Visitors: []model.Visitor{v}})
 			})
+			if errors.Is(err, store.ErrNotFound) {
+				// Deleted as an idle anonymous visitor between the two
+				// reads (store.Store.ForgetIdleVisitors), its mapping
+				// with it: the next attempt makes a new one.
+				continue
+			}
 			return v, err
 		case !errors.Is(err, store.ErrNotFound):
 			return model.Visitor{}, fmt.Errorf("resolve visitor: %w", err)
