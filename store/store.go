@@ -196,6 +196,14 @@ type Store interface {
 	// its queue becomes the head. ErrNotFound when there is no such
 	// pending row.
 	OutboxExhaust(ctx context.Context, r OutboxRow) error
+	// OutboxRevive puts exhausted rows back into their queues, each at
+	// its own Seq, pending again with r's Attempts, NextAt and LastError,
+	// in one commit (an operator who fixed a receiver revives what was
+	// given up on). A revived row sorts before the rows still queued
+	// behind where it was, so it becomes its queue's head again when they
+	// are still there. ErrNotFound, and nothing changed, when one is not
+	// such an exhausted row.
+	OutboxRevive(ctx context.Context, rows ...OutboxRow) error
 	// OutboxExhausted lists exhausted rows of target ("" means every
 	// target) in (Target, Conv, Seq) order, up to limit (<= 0: all).
 	OutboxExhausted(ctx context.Context, target string, limit int) ([]OutboxRow, error)

@@ -1063,10 +1063,11 @@ func (f *authzFixture) rows() []authzRow {
 	for _, p := range []struct{ key, method, path string }{
 		{"GET /console/api/ops", "GET", "/console/api/ops"},
 		{"POST /console/api/ops/retry_webhooks", "POST", "/console/api/ops/retry_webhooks"},
+		{"POST /console/api/ops/revive_webhooks", "POST", "/console/api/ops/revive_webhooks"},
 	} {
 		refused := func(code int) authzWant {
 			return func(r authzResult) error {
-				if r.status != code || r.m["error"] == nil || strings.Contains(string(r.raw), "agents\"") || strings.Contains(string(r.raw), "retried") {
+				if r.status != code || r.m["error"] == nil || strings.Contains(string(r.raw), "agents\"") || strings.Contains(string(r.raw), "retried") || strings.Contains(string(r.raw), "revived") {
 					return fmt.Errorf("want %d {\"error\":…}, got %d %.200s", code, r.status, r.raw)
 				}
 				return nil

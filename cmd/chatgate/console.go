@@ -192,6 +192,7 @@ func newConsole(cfg *configs.Config, creds credentials, router *routing.Router, 
 	}
 	if ops.hooks != nil {
 		cc.RetryWebhooks = ops.hooks.RetryNow
+		cc.ReviveWebhooks = ops.hooks.Revive
 	}
 	return console.New(cc, log)
 }

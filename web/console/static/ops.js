@@ -28,6 +28,7 @@ function draw(v) {
     ? `${(w.registered || []).length} registered, ${(w.pending || []).length} pending, ${(w.exhausted || []).length} given up.`
     : 'Webhooks are disabled.';
   $('retry-button').hidden = !w.enabled;
+  $('revive-button').hidden = !w.enabled || !(w.exhausted || []).length;
   rows('hook-rows', w.registered || [], (h) => [h.action, h.url, h.id], 'None registered.');
   rows('pending-rows', w.pending || [], (p) => [p.action, String(p.attempts), when(p.next_at), p.last_error || ''], 'Nothing waiting.');
   rows('exhausted-rows', w.exhausted || [], (p) => [p.action, String(p.attempts), when(p.exhausted_at), p.last_error || ''], 'None.');
@@ -87,17 +88,24 @@ $('ops-login').addEventListener('submit', (e) => {
   begin();
 });
 
-$('retry-button').addEventListener('click', async () => {
+// webhookAction posts one of the operator's webhook actions and says how
+// many deliveries it moved.
+async function webhookAction(path, key, said) {
   try {
-    const r = await fetch('/console/api/ops/retry_webhooks', { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    const r = await fetch(path, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
     const j = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(j.error || `HTTP ${r.status}`);
-    $('ops-updated').textContent = `Retrying ${j.retried} deliveries now`;
+    $('ops-updated').textContent = said(j[key]);
     setTimeout(load, 500);
   } catch (e) {
     $('ops-error').textContent = `Retry failed: ${e.message}`;
   }
-});
+}
+
+$('retry-button').addEventListener('click', () => webhookAction('/console/api/ops/retry_webhooks', 'retried',
+  (n) => `Retrying ${n} deliveries now`));
+$('revive-button').addEventListener('click', () => webhookAction('/console/api/ops/revive_webhooks', 'revived',
+  (n) => `Retrying ${n} given-up deliveries now, in order`));
 
 if (token) begin();
 else $('ops-login').hidden = false;
