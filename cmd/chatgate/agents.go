@@ -179,7 +179,8 @@ func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, 
 			depts = append(depts, model.DeptID(d))
 		}
 		agents = append(agents, model.Agent{ID: model.AgentID(a.ID), Username: a.Username, Name: a.Name,
-			JobTitle: a.JobTitle, Avatar: a.Avatar, Departments: depts, MaxChats: a.MaxChats, Admin: a.Admin})
+			JobTitle: a.JobTitle, Avatar: a.Avatar, Departments: depts, MaxChats: a.MaxChats, Admin: a.Admin,
+			Supervisor: a.Role == configs.RoleSupervisor})
 		list = append(list, credential{id: model.AgentID(a.ID), username: a.Username, token: []byte(a.Token),
 			password: []byte(a.Password), hashed: isBcrypt(a.Password)})
 	}

@@ -53,12 +53,18 @@ func newCore(t testing.TB, maxText int) *core {
 // path, after the first one's test ended, is a restart.
 func newCoreAt(t testing.TB, path string, maxText int) *core {
 	t.Helper()
+	return newCoreWith(t, path, maxText, testAgents())
+}
+
+// newCoreWith is newCoreAt with other agents.
+func newCoreWith(t testing.TB, path string, maxText int, agents []model.Agent) *core {
+	t.Helper()
 	st, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	d := desk.New(desk.Options{
-		Store: st, Router: routing.New(testAgents(), true), Bus: hub.NewBus(), Actors: hub.NewActors(256),
+		Store: st, Router: routing.New(agents, true), Bus: hub.NewBus(), Actors: hub.NewActors(256),
 		Limits: desk.Limits{MaxText: maxText}, Logger: zerolog.Nop(),
 		Departs: []model.Department{{ID: "sales", Name: "Sales"}, {ID: "support", Name: "Support"}},
 	})
