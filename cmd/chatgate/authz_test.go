@@ -264,8 +264,8 @@ type authzFixture struct {
 	// servedB is a v2 chat of department 0 (its visitor is named
 	// servedSecret) on the agent API, which Jane serves.
 	servedB, servedThreadB string
-	ctNoChat                                           string // a customer token whose customer never started a chat
-	fileURL                                            string
+	ctNoChat               string // a customer token whose customer never started a chat
+	fileURL                string
 }
 
 type authzClient struct {
