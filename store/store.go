@@ -139,6 +139,23 @@ type OutboxRow struct {
 	State OutboxState `json:"state"`
 }
 
+// SourceCount is how many active (queued or open) conversations started on
+// one origin and are relayed to one owner ("" when served here).
+type SourceCount struct {
+	Origin string
+	Owner  string
+	Active int
+}
+
+// ActiveCounter is an optional ability of a Store, found by type
+// assertion: ActiveBySource counts the store's active conversations by
+// origin and owner. A store that several nodes share (PostgreSQL) answers
+// for the whole deployment, where each node's own count sees only its own
+// commits.
+type ActiveCounter interface {
+	ActiveBySource(ctx context.Context) ([]SourceCount, error)
+}
+
 // VisitorLister is an optional ability of a Store, found by type
 // assertion: Visitors calls fn for every visitor (with conversations or
 // not) until fn returns false; fn may use the store. Without it, callers

@@ -41,7 +41,12 @@ function draw(v) {
   const c = v.conversations || {};
   $('conv-summary').textContent = `${c.queued || 0} queued, ${c.open || 0} open with agents here.`;
   rows('queue-rows', v.queues || [], (q) => [q.name ? `${q.name} (${q.department})` : q.department, String(q.queued)], 'No departments.');
-  rows('source-rows', Object.entries(c.by_source || {}).sort(), ([k, n]) => [k, String(n)], 'No active conversations.');
+  // On PostgreSQL the deployment's counts (every node) come from the
+  // store; this node's own count stands beside them.
+  const all = c.by_source_all;
+  $('source-all-col').hidden = !all;
+  const keys = [...new Set([...Object.keys(c.by_source || {}), ...Object.keys(all || {})])].sort();
+  rows('source-rows', keys, (k) => [k, ...(all ? [String(all[k] || 0)] : []), String((c.by_source || {})[k] || 0)], 'No active conversations.');
   rows('agent-rows', v.agents || [], (a) => [`${a.name} (${a.id})`, a.status.replace(/_/g, ' '), String(a.open), a.max_chats ? String(a.max_chats) : 'no limit'], 'No agents.');
   const dl = $('store-details');
   clear(dl);
