@@ -364,8 +364,10 @@ function render() {
   renderList();
   if (selected && chats.has(selected)) renderChat(chats.get(selected));
   else {
+    // No chat open (or it left this console): nor its visitor's details.
     $('chat-view').hidden = true;
     $('empty').hidden = false;
+    for (const id of ['visitor-details', 'visitor-pages', 'visitor-history']) clear($(id));
   }
 }
 
