@@ -123,6 +123,16 @@ func TestSupervisorSeesOthersChats(t *testing.T) {
 		t.Fatalf("supervisor's incoming_event for %s", ev.ChatID)
 	}
 
+	// Watching is not serving: the supervisor may not write into the chat
+	// until it takes it over.
+	for action, p := range map[string]map[string]any{
+		"send_event":      {"chat_id": tom, "event": map[string]any{"type": "message", "text": "sup"}},
+		"deactivate_chat": {"id": tom},
+	} {
+		if r := s.Call(action, p); r.Success || r.ErrType() != "authorization" {
+			t.Fatalf("supervisor's %s before taking over: %s", action, r.Payload)
+		}
+	}
 	// The plain agent cannot take the chat over; the supervisor can.
 	take := map[string]any{"id": tom, "target": map[string]any{"type": "agent", "ids": []string{string(ned)}}}
 	if r := n.Call("transfer_chat", take); r.Success || r.ErrType() != "not_found" {
