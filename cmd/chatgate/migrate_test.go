@@ -471,6 +471,27 @@ func TestImportFromRocketChat(t *testing.T) {
 	sameHistory(t, "import from Rocket.Chat", got, want)
 }
 
+// earlierConversation is a visitor's conversation with the embedded desk
+// of the gateway on data, before any relay: the visitor writes twice, the
+// agent leaves an agents-only note, the visitor closes. It returns the
+// visitor (its gateway stopped).
+func earlierConversation(t *testing.T, data string) *visitor {
+	t.Helper()
+	g := startGateway(t, writeConfig(t, true), data)
+	ag := deskAgent(t, g.addr)
+	v := &visitor{t: t, base: "http://" + g.addr, id: "backfill-visitor"}
+	v.start()
+	v.send("my order 42 never arrived")
+	chat := ag.next("push", "incoming_chat")["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+	ag.call("send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "message", "text": "note: check the warehouse", "visibility": "agents"}})
+	v.send("it was a blue teapot")
+	if code, m := v.do(http.MethodPost, "close", url.Values{"secured_session_id": {v.sid}}); code != 200 {
+		t.Fatalf("close: %d %v", code, m)
+	}
+	g.stop()
+	return v
+}
+
 // TestBackfillIntoRocketChatDesk: a visitor of the front gateway chatted
 // before the relay was configured; its next conversation is relayed into a
 // gateway playing the upstream Rocket.Chat desk. `chatgate backfill --to
@@ -483,22 +504,11 @@ func TestBackfillIntoRocketChatDesk(t *testing.T) {
 	desk := startProc(t, deskCfg, filepath.Join(t.TempDir(), "desk.db"), "127.0.0.1:0")
 	deskAgent(t, desk.addr)
 	frontData := filepath.Join(t.TempDir(), "front.db")
-
-	// Before the relay: the embedded desk served the visitor.
-	plain := writeConfig(t, true)
-	g := startGateway(t, plain, frontData)
-	v := &visitor{t: t, base: "http://" + g.addr, id: "backfill-visitor"}
-	v.start()
-	v.send("my order 42 never arrived")
-	v.send("it was a blue teapot")
-	if code, m := v.do(http.MethodPost, "close", url.Values{"secured_session_id": {v.sid}}); code != 200 {
-		t.Fatalf("close: %d %v", code, m)
-	}
-	g.stop()
+	v := earlierConversation(t, frontData)
 
 	// With the relay: the next conversation goes to the desk.
 	relayCfg := frontConfig(t, rcRelay("rc", desk.addr)+"  routes:\n    - upstream: rc\n")
-	g = startGateway(t, relayCfg, frontData)
+	g := startGateway(t, relayCfg, frontData)
 	v.base = "http://" + g.addr
 	v.start()
 	v.send("hello again")
@@ -558,6 +568,11 @@ func TestBackfillIntoRocketChatDesk(t *testing.T) {
 	}
 	if count["my order 42 never arrived"] != 1 || count["it was a blue teapot"] != 1 || count["Welcome!"] != 1 {
 		t.Fatalf("upstream room after two backfills: %q", got)
+	}
+	for _, s := range got {
+		if strings.Contains(s, "check the warehouse") {
+			t.Fatalf("an agents-only note went into the visitor's room: %q", s)
+		}
 	}
 }
 

@@ -278,7 +278,7 @@ func line(h *backfill.History, e *model.Event) (string, bool) {
 	if e.Visibility == model.VisibleAgents {
 		who += " (agents only)"
 	}
-	l := fmt.Sprintf("[%s] %s: %s", e.At.UTC().Format(time.DateTime), who, strings.ReplaceAll(text, "\n", "\n    "))
+	l := fmt.Sprintf("[%s] %s: %s", e.At.UTC().Format(time.DateTime+" UTC"), who, strings.ReplaceAll(text, "\n", "\n    "))
 	if len(l) > maxLine {
 		cut := maxLine
 		for cut > 0 && !utf8.RuneStart(l[cut]) {
