@@ -125,6 +125,26 @@ func rcHistory(t *testing.T, base, token string) map[string]any {
 	return out
 }
 
+// migration is a source gateway seeded by a test: serving on src with its
+// agent logged in on the agent RTM, and dst, a fresh target data file.
+type migration struct {
+	cfg, src, dst string
+	g             *gateway
+	base          string
+	ag            *agent
+}
+
+// newMigration starts the source gateway of a migration test on cfg.
+func newMigration(t *testing.T, cfg string) *migration {
+	t.Helper()
+	dir := t.TempDir()
+	m := &migration{cfg: cfg, src: filepath.Join(dir, "source.db"), dst: filepath.Join(dir, "target.db")}
+	m.g = startGateway(t, cfg, m.src)
+	m.base = "http://" + m.g.addr
+	m.ag = deskAgent(t, m.g.addr)
+	return m
+}
+
 // TestExportImportProcesses: a gateway seeded through its public APIs (a
 // LiveChat v2 visitor, a Rocket.Chat visitor with client ids and an
 // uploaded file, an agent answering on the RTM) is stopped; `chatgate
@@ -133,13 +153,8 @@ func rcHistory(t *testing.T, base, token string) map[string]any {
 // and visitor routes, the v2 visitor's session still works, and the
 // export of the new store is identical to the first.
 func TestExportImportProcesses(t *testing.T) {
-	cfg := writeConfig(t, true)
-	dir := t.TempDir()
-	src, dst := filepath.Join(dir, "old.db"), filepath.Join(dir, "new.db")
-	g := startGateway(t, cfg, src)
-	base := "http://" + g.addr
-	ag := dialAgent(t, g.addr)
-	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	m := newMigration(t, writeConfig(t, true))
+	cfg, src, dst, g, base := m.cfg, m.src, m.dst, m.g, m.base
 
 	v := &visitor{t: t, base: base, id: "migrate-v2-visitor"}
 	v.start()
@@ -409,13 +424,8 @@ func sameHistory(t *testing.T, what string, got, want map[string]any) {
 // the same rooms and messages to the agent and to the visitor (by its old
 // token), and the third run changes nothing.
 func TestImportFromRocketChat(t *testing.T) {
-	cfg := seedConfig(t)
-	dir := t.TempDir()
-	srcData, dst := filepath.Join(dir, "source.db"), filepath.Join(dir, "target.db")
-	g := startGateway(t, cfg, srcData)
-	base := "http://" + g.addr
-	ag := dialAgent(t, g.addr)
-	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	m := newMigration(t, seedConfig(t))
+	cfg, dst, g, base := m.cfg, m.dst, m.g, m.base
 	token := seedRocketChat(t, base)
 	for i := range 6 {
 		v := &visitor{t: t, base: base, id: fmt.Sprintf("more-v2-visitor-%d", i)}
@@ -588,14 +598,10 @@ func TestStoreMoveBoltPostgresBolt(t *testing.T) {
 		sep = "&"
 	}
 	pgURL := pg + sep + "search_path=" + schema
-	cfg := seedConfig(t)
-	dir := t.TempDir()
-	src, dst := filepath.Join(dir, "old.db"), filepath.Join(dir, "new.db")
-	g := startGateway(t, cfg, src)
-	ag := dialAgent(t, g.addr)
-	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
-	seedRocketChat(t, "http://"+g.addr)
-	g.stop()
+	m := newMigration(t, seedConfig(t))
+	cfg, src, dst := m.cfg, m.src, m.dst
+	seedRocketChat(t, m.base)
+	m.g.stop()
 
 	dump1 := chatgateRun(t, nil, "export", "--config", cfg, "--data", src)
 	chatgateRun(t, dump1, "import", "--config", cfg, "--store", pgURL)
@@ -654,13 +660,8 @@ func lcArchive(t *testing.T, base string) map[string]any {
 // agent Web API shows the same archived chats and threads (ids, events,
 // authors, times, visibility), and the second run changes nothing.
 func TestImportFromLiveChat(t *testing.T) {
-	cfg := writeConfig(t, true)
-	dir := t.TempDir()
-	srcData, dst := filepath.Join(dir, "source.db"), filepath.Join(dir, "target.db")
-	g := startGateway(t, cfg, srcData)
-	base := "http://" + g.addr
-	ag := dialAgent(t, g.addr)
-	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	m := newMigration(t, writeConfig(t, true))
+	cfg, dst, g, base, ag := m.cfg, m.dst, m.g, m.base, m.ag
 	for i := range 3 {
 		v := &visitor{t: t, base: base, id: fmt.Sprintf("lc-source-visitor-%d", i)}
 		v.start()
