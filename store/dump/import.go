@@ -37,7 +37,9 @@ const maxFailures = 100
 type ImportOptions struct {
 	// FilesDir holds the bodies of an export written with files "dir".
 	FilesDir string
-	// BatchSize is the records per commit (default 20,000).
+	// BatchSize is the records per commit (default 5,000: measured on 1M
+	// events against 2,000, 10,000, 20,000 and 100,000, it was the fastest;
+	// smaller batches commit while the next is decoded and hold less).
 	BatchSize int
 	// DryRun counts what would change and writes nothing.
 	DryRun bool
@@ -116,7 +118,7 @@ type importer struct {
 func Import(ctx context.Context, st store.Store, fs *files.Store, r io.Reader, o ImportOptions) (ImportSummary, error) {
 	start := time.Now()
 	if o.BatchSize <= 0 {
-		o.BatchSize = 20000
+		o.BatchSize = 5000
 	}
 	im := &importer{ctx: ctx, st: st, fs: fs, o: o, batch: &store.Restore{DryRun: o.DryRun},
 		work: make(chan *store.Restore, 1), free: make(chan *store.Restore, 1), done: make(chan struct{}),
