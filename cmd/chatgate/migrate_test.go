@@ -5,9 +5,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -648,43 +650,169 @@ func lcArchive(t *testing.T, base string) map[string]any {
 	for _, c := range chats {
 		id := fmt.Sprint(c.(map[string]any)["id"])
 		th := agentWebCall(t, base, "list_threads", map[string]any{"chat_id": id, "sort_order": "asc"})
+		for _, x := range th["threads"].([]any) {
+			for _, e := range x.(map[string]any)["events"].([]any) {
+				if ev := e.(map[string]any); ev["type"] == "file" {
+					// A file's URL names the gateway that stores it: the
+					// body it serves is what must come through.
+					ev["url"] = fileBody(t, base, fmt.Sprint(ev["url"]))
+				}
+			}
+		}
 		out[id] = th["threads"]
 	}
 	return out
 }
 
+// fileBody is the SHA-256 of what a file URL (absolute, or relative to
+// base) serves.
+func fileBody(t *testing.T, base, u string) string {
+	t.Helper()
+	if strings.HasPrefix(u, "/") {
+		u = base + u
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, resp.Body); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
+	}
+	return fmt.Sprintf("sha256:%x", h.Sum(nil))
+}
+
+// firstDiff names the first place where two decoded JSON values differ.
+func firstDiff(path string, want, got any) string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			break
+		}
+		keys := slices.Sorted(maps.Keys(w))
+		for k := range g {
+			if _, ok := w[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		for _, k := range keys {
+			if d := firstDiff(path+"."+k, w[k], g[k]); d != "" {
+				return d
+			}
+		}
+		return ""
+	case []any:
+		g, ok := got.([]any)
+		if !ok {
+			break
+		}
+		for i := range max(len(w), len(g)) {
+			var wi, gi any
+			if i < len(w) {
+				wi = w[i]
+			}
+			if i < len(g) {
+				gi = g[i]
+			}
+			if d := firstDiff(fmt.Sprintf("%s[%d]", path, i), wi, gi); d != "" {
+				return d
+			}
+		}
+		return ""
+	}
+	wb, _ := json.Marshal(want)
+	gb, _ := json.Marshal(got)
+	if bytes.Equal(wb, gb) {
+		return ""
+	}
+	return fmt.Sprintf("%s: want %s, got %s", path, wb, gb)
+}
+
+// bobToken is the second agent's token of TestImportFromLiveChat's source.
+const bobToken = "bob-agent-token-0123456789"
+
 // TestImportFromLiveChat: a chatgate seeded through its public APIs (LiveChat
-// v2 visitors answered by an agent on the RTM, an agents-only note, closes)
-// plays the LiveChat Agent Chat API; `chatgate import --from livechat`
+// v2 visitors answered by an agent on the RTM, with event and thread
+// properties, a tag, a post-chat filled_form, agents-only notes, a transfer
+// to another agent and back, closes; and the Rocket.Chat seed's room with
+// a file, an edit, a deletion and a page visit) plays the LiveChat Agent
+// Chat API; `chatgate import --from livechat`
 // (a process) pulls it into a new data file, twice. The new gateway's
 // agent Web API shows the same archived chats and threads (ids, events,
 // authors, times, visibility), and the second run changes nothing.
 func TestImportFromLiveChat(t *testing.T) {
-	m := newMigration(t, writeConfig(t, true))
-	cfg, dst, g, base, ag := m.cfg, m.dst, m.g, m.base, m.ag
+	cfg := writeFile(t, "lcsource.yaml", "license:\n  id: \""+testLicence+"\"\nlivechat:\n  v2:\n    poll_timeout: 1h\n"+
+		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: "+agentToken+"\n"+
+		"  - id: bob@example.com\n    name: Bob Moss\n    token: "+bobToken+"\n"+
+		"rocketchat:\n  custom_fields:\n    - {id: plan, label: Plan}\n"+
+		"properties:\n  routing:\n    tier:\n      type: string\n      access:\n        thread:\n          agent: [read, write]\n"+
+		"  ev:\n    flag:\n      type: bool\n      access:\n        event:\n          agent: [read, write]\n")
+	m := newMigration(t, cfg)
+	dst, g, base, ag := m.dst, m.g, m.base, m.ag
+	bob := dialAgent(t, g.addr)
+	bob.call("login", map[string]any{"token": "Bearer " + bobToken})
+	// Bob takes no new chats: Jane gets every one, Bob only the transfer.
+	bob.call("set_routing_status", map[string]any{"status": "not_accepting_chats"})
+	msg := func(text string) map[string]any { return map[string]any{"type": "message", "text": text} }
 	for i := range 3 {
 		v := &visitor{t: t, base: base, id: fmt.Sprintf("lc-source-visitor-%d", i)}
 		v.start()
 		v.send(fmt.Sprintf("question %d", i))
 		inc := ag.next("push", "incoming_chat")
-		chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
-		ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": fmt.Sprintf("answer %d", i)}})
-		ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "note for agents", "visibility": "agents"}})
+		chat := inc["payload"].(map[string]any)["chat"].(map[string]any)
+		chatID, threadID := chat["id"].(string), chat["thread"].(map[string]any)["id"].(string)
+		answer := msg(fmt.Sprintf("answer %d", i))
+		answer["properties"] = map[string]any{"ev": map[string]any{"flag": true}}
+		ag.call("send_event", map[string]any{"chat_id": chatID, "event": answer})
+		note := msg("note for agents")
+		note["visibility"] = "agents"
+		ag.call("send_event", map[string]any{"chat_id": chatID, "event": note})
+		switch i {
+		case 0: // properties and tags of the thread; a post-chat form
+			ag.call("update_thread_properties", map[string]any{"chat_id": chatID, "thread_id": threadID,
+				"properties": map[string]any{"routing": map[string]any{"tier": "gold"}}})
+			ag.call("tag_thread", map[string]any{"chat_id": chatID, "thread_id": threadID, "tag": "billing"})
+			ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "filled_form",
+				"form_id": "postchat-1", "form_type": "postchat", "fields": []any{
+					map[string]any{"type": "text", "id": "1", "label": "Comment", "answer": "quick and kind"}}}})
+		case 1: // transfers: to another agent, who answers, and back (an
+			// agent's archives show the chats it serves)
+			ag.call("transfer_chat", map[string]any{"id": chatID, "target": map[string]any{"type": "agent", "ids": []string{"bob@example.com"}}})
+			bob.call("send_event", map[string]any{"chat_id": chatID, "event": msg("Bob here, taking over")})
+			bob.call("transfer_chat", map[string]any{"id": chatID, "target": map[string]any{"type": "agent", "ids": []string{"jane@example.com"}}})
+		}
 		ag.call("deactivate_chat", map[string]any{"id": chatID})
 	}
+	// Files, edits, deletions, a page visit and a closed room of the
+	// Rocket.Chat surface are threads of the LiveChat surface too.
+	seedRocketChat(t, base)
 	want := lcArchive(t, base)
-	if len(want) != 3 {
+	threads := 0
+	for _, th := range want {
+		threads += len(th.([]any))
+	}
+	if len(want) != 4 {
 		t.Fatalf("source archives: %v", want)
+	}
+	seeded, _ := json.Marshal(want)
+	for _, w := range []string{`"type":"filled_form"`, `"form_type":"postchat"`, `"tier":"gold"`, `"tags":["billing"]`,
+		`"properties":{"ev":{"flag":true}}`, `"visibility":"agents"`, `"system_message_type":"chat_transferred"`,
+		`Bob here, taking over`, `"type":"file"`, `"text":"rc seed-1, edited"`} {
+		if !bytes.Contains(seeded, []byte(w)) {
+			t.Fatalf("the seeding lacks %s: %s", w, seeded)
+		}
 	}
 
 	args := []string{"import", "--config", cfg, "--data", dst, "--from", "livechat", "--url", base, "--auth-token", agentToken, "--json"}
 	out := chatgateRun(t, nil, args...)
-	if !bytes.Contains(out, []byte(`"conversations_imported":3`)) || !bytes.Contains(out, []byte(`"failed":0`)) {
-		t.Fatalf("import: %s", out)
+	if !bytes.Contains(out, fmt.Appendf(nil, `"conversations_imported":%d`, threads)) || !bytes.Contains(out, []byte(`"failed":0`)) {
+		t.Fatalf("import of %d threads: %s", threads, out)
 	}
 	first := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst)
 	out = chatgateRun(t, nil, args...)
-	if !bytes.Contains(out, []byte(`"conversations_imported":0`)) || !bytes.Contains(out, []byte(`"conversations_skipped":3`)) {
+	if !bytes.Contains(out, []byte(`"conversations_imported":0`)) || !bytes.Contains(out, fmt.Appendf(nil, `"conversations_skipped":%d`, threads)) {
 		t.Fatalf("second import: %s", out)
 	}
 	if again := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst); !bytes.Equal(withoutHeader(t, again), withoutHeader(t, first)) {
@@ -697,6 +825,6 @@ func TestImportFromLiveChat(t *testing.T) {
 	g1, _ := json.Marshal(got)
 	w1, _ := json.Marshal(want)
 	if !bytes.Equal(g1, w1) {
-		t.Fatalf("archives differ after the import:\nwant %s\ngot  %s", w1, g1)
+		t.Fatalf("archives differ after the import: %s", firstDiff("", want, got))
 	}
 }
