@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 
+	"chatgate/adapters/backfill"
 	lcbackfill "chatgate/adapters/livechat/backfill"
 	lcimport "chatgate/adapters/livechat/importer"
 	rcbackfill "chatgate/adapters/rocketchat/backfill"
@@ -208,22 +209,22 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if src.url == "" {
 		src.url = conn.URL
 	}
-	p := newProgress(stderr, noProgress, -1, false, "visitors")
-	var sum rcbackfill.Summary // = lcbackfill.Summary
+	var desk backfill.Desk
 	switch conn.Kind {
 	case "rocketchat":
-		sum, err = rcbackfill.RocketChat(ctx, st.Store, rcbackfill.Options{Connector: to, URL: src.url, User: src.user, Password: src.password,
-			UserID: src.userID, AuthToken: src.authToken, RPS: src.rps, DryRun: dryRun, Progress: p.add})
+		desk = rcbackfill.New(rcbackfill.Options{URL: src.url, User: src.user, Password: src.password,
+			UserID: src.userID, AuthToken: src.authToken, RPS: src.rps})
 	case "livechat":
 		token := src.authToken
 		if token == "" && src.basic == "" {
 			token = conn.AgentToken
 		}
-		sum, err = lcbackfill.LiveChat(ctx, st.Store, lcbackfill.Options{Connector: to, URL: src.url, Version: conn.APIVersion,
-			Token: token, Basic: src.basic, RPS: src.rps, DryRun: dryRun, Progress: p.add})
+		desk = lcbackfill.New(lcbackfill.Options{URL: src.url, Version: conn.APIVersion, Token: token, Basic: src.basic, RPS: src.rps})
 	default:
-		err = fmt.Errorf("--to %q: no backfill into a %s desk", to, conn.Kind)
+		return fmt.Errorf("--to %q: no backfill into a %s desk", to, conn.Kind)
 	}
+	p := newProgress(stderr, noProgress, -1, false, "visitors")
+	sum, err := backfill.Run(ctx, st.Store, desk, backfill.Options{Connector: to, DryRun: dryRun, Progress: p.add})
 	p.done()
 	if jsonOut {
 		if jerr := json.NewEncoder(stdout).Encode(sum); jerr != nil && err == nil {

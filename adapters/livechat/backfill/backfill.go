@@ -39,11 +39,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"chatgate/adapters/internal/backfill"
+	"chatgate/adapters/backfill"
 	"chatgate/adapters/internal/httpsource"
 	"chatgate/core/model"
 	"chatgate/core/relay"
-	"chatgate/store"
 )
 
 // MaxText is the most text a transcript holds: LiveChat's message text
@@ -54,10 +53,8 @@ const MaxText = 16000
 // out the rest of the transcript.
 const maxLine = 2000
 
-// Options configure a LiveChat backfill.
+// Options configure the desk.
 type Options struct {
-	// Connector is the relay connector's name.
-	Connector string
 	// URL is the Agent Chat API host (the connector's url:
 	// https://api.livechatinc.com, or a chatgate playing the desk).
 	URL string
@@ -67,29 +64,19 @@ type Options struct {
 	// "<account id>:<personal access token>" credentials.
 	Token, Basic string
 	RPS          float64
-	DryRun       bool
-	// Progress, if set, is told of every visitor handled.
-	Progress func(n int)
 }
-
-// Summary says what a backfill did (the same for every desk).
-type Summary = backfill.Summary
 
 type desk struct {
 	o Options
 	c *httpsource.Client
 }
 
-// LiveChat runs a backfill into a LiveChat upstream.
-func LiveChat(ctx context.Context, st store.Store, o Options) (Summary, error) {
+// New returns the desk of a LiveChat upstream, for backfill.Run.
+func New(o Options) backfill.Desk {
 	if o.Version == "" {
 		o.Version = "3.5"
 	}
-	if o.RPS == 0 {
-		o.RPS = 10
-	}
-	d := &desk{o: o, c: httpsource.New(o.URL, o.RPS)}
-	return backfill.Run(ctx, st, d, backfill.Options{Connector: o.Connector, DryRun: o.DryRun, Progress: o.Progress})
+	return &desk{o: o, c: httpsource.New(o.URL, backfill.RPS(o.RPS))}
 }
 
 // Requests implements backfill.Desk.

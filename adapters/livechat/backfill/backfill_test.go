@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"chatgate/adapters/internal/backfill"
+	"chatgate/adapters/backfill"
 	"chatgate/core/model"
 )
 

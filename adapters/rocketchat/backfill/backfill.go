@@ -16,7 +16,7 @@
 // every message whose mark is already there is skipped. Agents-only events
 // are never sent: the route posts as the visitor, who would see them. The
 // rest (which visitors, their earlier conversations, the progress record)
-// is adapters/internal/backfill's.
+// is adapters/backfill's.
 package backfill
 
 import (
@@ -28,30 +28,21 @@ import (
 	"strings"
 	"time"
 
-	"chatgate/adapters/internal/backfill"
+	"chatgate/adapters/backfill"
 	"chatgate/adapters/internal/httpsource"
 	"chatgate/core/model"
-	"chatgate/store"
 )
 
-// Options configure a backfill.
+// Options configure the desk.
 type Options struct {
-	// Connector is the relay connector's name.
-	Connector string
 	// URL is the upstream Rocket.Chat's base URL (the connector's).
 	URL string
 	// Agent credentials on the upstream desk.
 	User, Password, UserID, AuthToken string
 	RPS                               float64
 	// Chunk is the messages per POST (default 50).
-	Chunk  int
-	DryRun bool
-	// Progress, if set, is told of every visitor handled.
-	Progress func(n int)
+	Chunk int
 }
-
-// Summary says what a backfill did (the same for every desk).
-type Summary = backfill.Summary
 
 // desk posts histories into one Rocket.Chat.
 type desk struct {
@@ -59,16 +50,12 @@ type desk struct {
 	c *httpsource.Client
 }
 
-// RocketChat runs a backfill into a Rocket.Chat upstream.
-func RocketChat(ctx context.Context, st store.Store, o Options) (Summary, error) {
+// New returns the desk of a Rocket.Chat upstream, for backfill.Run.
+func New(o Options) backfill.Desk {
 	if o.Chunk <= 0 {
 		o.Chunk = 50
 	}
-	if o.RPS == 0 {
-		o.RPS = 10
-	}
-	d := &desk{o: o, c: httpsource.New(o.URL, o.RPS)}
-	return backfill.Run(ctx, st, d, backfill.Options{Connector: o.Connector, DryRun: o.DryRun, Progress: o.Progress})
+	return &desk{o: o, c: httpsource.New(o.URL, backfill.RPS(o.RPS))}
 }
 
 // Requests implements backfill.Desk.

@@ -75,6 +75,14 @@ type Desk interface {
 	Requests() int64
 }
 
+// RPS is a desk's request rate: 10 a second unless set.
+func RPS(rps float64) float64 {
+	if rps == 0 {
+		return 10
+	}
+	return rps
+}
+
 // Summary says what a backfill did.
 type Summary struct {
 	Visitors        int       `json:"visitors"`
