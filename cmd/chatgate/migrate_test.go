@@ -420,7 +420,10 @@ func sameHistory(t *testing.T, what string, got, want map[string]any) {
 }
 
 // TestImportFromRocketChat: a chatgate seeded through its public APIs
-// plays the Rocket.Chat server; `chatgate import --from rocketchat`
+// (the Rocket.Chat seed's room with a file, an edit, a deletion, a page
+// visit and a custom field; the same visitor's second room answered by an
+// agent on the LiveChat agent RTM, with an agents-only note the visitor's
+// history leaves out; v2 visitors' chats) plays the Rocket.Chat server; `chatgate import --from rocketchat`
 // (a process) pulls it into a new data file, once killed with SIGKILL
 // midway and run again, then a third time. A gateway on the new file shows
 // the same rooms and messages to the agent and to the visitor (by its old
@@ -429,12 +432,44 @@ func TestImportFromRocketChat(t *testing.T) {
 	m := newMigration(t, seedConfig(t))
 	cfg, dst, g, base := m.cfg, m.dst, m.g, m.base
 	token := seedRocketChat(t, base)
+	// The seed visitor comes back: the agent (on the LiveChat agent RTM,
+	// the same desk) answers, leaves an agents-only note, tags and closes
+	// the room. The visitor's own history must keep leaving the note out.
+	client := &http.Client{Timeout: 10 * time.Second}
+	w := &rcWriter{idWriter: idWriter{name: "Rita"}, token: token}
+	if err := w.setup(client, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rcJSON(client, "POST", base+"/api/v1/livechat/message", nil, map[string]any{"token": token, "rid": w.rid, "msg": "back with a question", "_id": "back-1"}); err != nil {
+		t.Fatal(err)
+	}
+	var chatID string
+	for chatID == "" {
+		c := m.ag.next("push", "incoming_chat")["payload"].(map[string]any)["chat"].(map[string]any)
+		if c["thread"].(map[string]any)["id"] == w.rid {
+			chatID = c["id"].(string)
+		}
+	}
+	m.ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "Jane answering on the RTM"}})
+	m.ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "agents only: VIP", "visibility": "agents"}})
+	m.ag.call("deactivate_chat", map[string]any{"id": chatID})
 	for i := range 6 {
 		v := &visitor{t: t, base: base, id: fmt.Sprintf("more-v2-visitor-%d", i)}
 		v.start()
 		v.send(fmt.Sprintf("visitor %d here", i))
 	}
 	want := rcHistory(t, base, token)
+	seeded, _ := json.Marshal(want)
+	for _, x := range []string{"Jane answering on the RTM", "agents only: VIP", "rc seed-1, edited", "notes.txt"} {
+		if !bytes.Contains(seeded, []byte(x)) {
+			t.Fatalf("the seeding lacks %q: %s", x, seeded)
+		}
+	}
+	for k, msgs := range want {
+		if vb, _ := json.Marshal(msgs); strings.HasPrefix(k, "visitor:") && bytes.Contains(vb, []byte("agents only: VIP")) {
+			t.Fatalf("the visitor's own history shows the agents-only note: %s", vb)
+		}
+	}
 
 	args := []string{"import", "--config", cfg, "--data", dst, "--from", "rocketchat", "--url", base,
 		"--user", "jane@example.com", "--password", agentPassword, "--json"}
@@ -470,7 +505,7 @@ func TestImportFromRocketChat(t *testing.T) {
 	}
 	first := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst)
 	decode(chatgateRun(t, nil, args...))
-	if sum.Imported != 0 || sum.Events != 0 || sum.Skipped != 8 {
+	if sum.Imported != 0 || sum.Events != 0 || sum.Skipped != 9 { // 2 Rocket.Chat rooms, 7 v2 chats
 		t.Errorf("third run imported: %+v", sum)
 	}
 	if again := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst); !bytes.Equal(withoutHeader(t, again), withoutHeader(t, first)) {
