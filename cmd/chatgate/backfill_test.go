@@ -16,9 +16,10 @@ import (
 
 // TestBackfillIntoLiveChatDesk: a visitor of the front gateway chatted with
 // its embedded desk before the relay was configured; its next conversation
-// is relayed into a gateway playing the upstream LiveChat desk. `chatgate
-// backfill --to lc` (a process) adds the earlier conversation there as one
-// agents-only transcript message in the visitor's chat; the desk's agent,
+// is relayed into a gateway playing the upstream LiveChat desk, whose agent
+// closes it. `chatgate backfill --to lc` (a process) adds the earlier
+// conversation there as one agents-only transcript message in the
+// visitor's chat (its archived last thread: attach_to_last_thread); the desk's agent,
 // on its RTM socket, sees it once after a second run and after a run on a
 // copy of the store taken before the first (a backfill killed between
 // its send and its record): the transcript already upstream is found and
@@ -38,6 +39,13 @@ func TestBackfillIntoLiveChatDesk(t *testing.T) {
 	waitFor(t, "the live message upstream", 15*time.Second, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Contains(texts, "hello again")
+	})
+	// The desk's agent closes the chat: the transcript goes into its last
+	// (archived) thread, with attach_to_last_thread.
+	ag.call("deactivate_chat", map[string]any{"id": chatID})
+	waitFor(t, "the close at the visitor", 15*time.Second, func() bool {
+		evs := v.poll()
+		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
 	})
 	g.stop()
 
