@@ -173,22 +173,7 @@ func TestExportImportProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	fw, _ := mw.CreateFormFile("file", "notes.txt")
-	io.WriteString(fw, strings.Repeat("file body ", 100))
-	mw.Close()
-	req, _ := http.NewRequest("POST", base+"/api/v1/livechat/upload/"+w.rid, &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("X-Visitor-Token", w.token)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("upload: %d", resp.StatusCode)
-	}
+	rcUpload(t, client, base, w)
 	before := rcHistory(t, base, w.token)
 	g.stop()
 
@@ -339,6 +324,28 @@ func TestImportKilledAndRerun(t *testing.T) {
 	}
 }
 
+// rcUpload uploads notes.txt (1,000 bytes) into the writer's room as its
+// Rocket.Chat visitor (livechat/upload).
+func rcUpload(t *testing.T, client *http.Client, base string, w *rcWriter) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", "notes.txt")
+	io.WriteString(fw, strings.Repeat("file body ", 100))
+	mw.Close()
+	req, _ := http.NewRequest("POST", base+"/api/v1/livechat/upload/"+w.rid, &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("X-Visitor-Token", w.token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	}
+}
+
 // seedConfig is writeConfig's gateway with the Rocket.Chat custom field
 // seedRocketChat sets.
 func seedConfig(t *testing.T) string {
@@ -381,22 +388,7 @@ func seedRocketChat(t *testing.T, base string) string {
 		"pageInfo": map[string]any{"change": "url", "title": "Pricing", "location": map[string]any{"href": "https://shop.example/pricing"}}})
 	call("PUT", "livechat/message/seed-1", map[string]any{"token": w.token, "rid": w.rid, "msg": "rc seed-1, edited"})
 	call("DELETE", "livechat/message/seed-2", map[string]any{"token": w.token, "rid": w.rid})
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	fw, _ := mw.CreateFormFile("file", "notes.txt")
-	io.WriteString(fw, strings.Repeat("file body ", 100))
-	mw.Close()
-	req, _ := http.NewRequest("POST", base+"/api/v1/livechat/upload/"+w.rid, &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("X-Visitor-Token", w.token)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("upload: %d", resp.StatusCode)
-	}
+	rcUpload(t, client, base, w)
 	call("POST", "livechat/room.close", map[string]any{"token": w.token, "rid": w.rid})
 
 	v := &visitor{t: t, base: base, id: "seed-v2-visitor"}

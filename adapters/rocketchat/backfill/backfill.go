@@ -21,7 +21,6 @@ package backfill
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -63,26 +62,7 @@ func (d *desk) Requests() int64 { return d.c.Requests() }
 
 // Login implements backfill.Desk.
 func (d *desk) Login(ctx context.Context) error {
-	if d.o.AuthToken != "" {
-		d.c.Header.Set("X-User-Id", d.o.UserID)
-		d.c.Header.Set("X-Auth-Token", d.o.AuthToken)
-		return nil
-	}
-	if d.o.User == "" || d.o.Password == "" {
-		return errors.New("upstream agent credentials: give --user and --password, or --user-id and --auth-token")
-	}
-	var out struct {
-		Data struct {
-			UserID    string `json:"userId"`
-			AuthToken string `json:"authToken"`
-		} `json:"data"`
-	}
-	if err := d.c.JSON(ctx, "POST", "/api/v1/login", map[string]string{"user": d.o.User, "password": d.o.Password}, &out); err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	d.c.Header.Set("X-User-Id", out.Data.UserID)
-	d.c.Header.Set("X-Auth-Token", out.Data.AuthToken)
-	return nil
+	return d.c.RocketChatLogin(ctx, "upstream agent credentials", d.o.User, d.o.Password, d.o.UserID, d.o.AuthToken)
 }
 
 // item is one message to send.
