@@ -150,6 +150,17 @@ type rtm struct{ *rtmtest.Client }
 
 const waitLimit = rtmtest.WaitLimit
 
+// aliceServesTom logs alice in on the agent RTM and starts Tom's chat,
+// which she serves; her incoming_chat push is read.
+func (h *harness) aliceServesTom(t *testing.T) (*rtm, model.Visitor, model.Conversation) {
+	t.Helper()
+	a := h.dial(t, "/v3.5/agent/rtm/ws")
+	a.login("tok-alice")
+	tom, conv := h.startChat(t, "Tom", "")
+	a.Push("incoming_chat")
+	return a, tom, conv
+}
+
 func (h *harness) dial(t *testing.T, path string) *rtm {
 	t.Helper()
 	return h.dialWith(t, path, nil)
