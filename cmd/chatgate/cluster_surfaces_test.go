@@ -244,15 +244,18 @@ func routingStatuses(t *testing.T, addr string) map[string]string {
 
 // TestClusterSurfacesAcrossNodes: a visitor on each surface (LiveChat v2
 // REST, Rocket.Chat REST+DDP, LiveChat customer RTM) on node A, its agent
-// (jane) on node B, a second agent (john, not accepting chats, so routing
+// (amy) on node B, a second agent (john, not accepting chats, so routing
 // never picks him) on node C. For each surface, every step crosses nodes:
-// messages both ways, typing both ways (v2 has none), jane transfers the
+// messages both ways, typing both ways (v2 has none), amy transfers the
 // chat to john (the visitor is told, john gets it and answers, the
-// visitor's next message reaches john and not jane), john transfers it
-// back, and jane closes it.
+// visitor's next message reaches john and not amy), john transfers it
+// back, and amy closes it.
 func TestClusterSurfacesAcrossNodes(t *testing.T) {
 	store := clusterStore(t)
-	cfg := clusterConfig(t, "  - id: john@example.com\n    name: John Roe\n    token: "+agentToken+"-john\n    password: "+agentPassword+"\n")
+	// Neither amy nor john is an admin (an admin may see every chat, so
+	// "the old agent gets nothing more" would not hold for one).
+	cfg := clusterConfig(t, "  - id: john@example.com\n    name: John Roe\n    token: "+agentToken+"-john\n    password: "+agentPassword+"\n"+
+		"  - id: amy@example.com\n    name: Amy Poe\n    token: "+agentToken+"-amy\n    password: "+agentPassword+"\n")
 	a := startNode(t, "node-a", cfg, store)
 	b := startNode(t, "node-b", cfg, store)
 	c := startNode(t, "node-c", cfg, store)
@@ -260,11 +263,11 @@ func TestClusterSurfacesAcrossNodes(t *testing.T) {
 	john := dialAgent(t, c.addr)
 	john.call("login", map[string]any{"token": "Bearer " + agentToken + "-john"})
 	john.call("set_routing_status", map[string]any{"status": "not_accepting_chats"})
-	jane := dialAgent(t, b.addr)
-	jane.call("login", map[string]any{"token": "Bearer " + agentToken})
-	waitFor(t, "node A to see jane accepting and john not", 15*time.Second, func() bool {
+	amy := dialAgent(t, b.addr)
+	amy.call("login", map[string]any{"token": "Bearer " + agentToken + "-amy"})
+	waitFor(t, "node A to see amy accepting and john not", 15*time.Second, func() bool {
 		st := routingStatuses(t, a.addr)
-		return st["jane@example.com"] == "accepting_chats" && st["john@example.com"] == "not_accepting_chats"
+		return st["amy@example.com"] == "accepting_chats" && st["john@example.com"] == "not_accepting_chats"
 	})
 
 	for _, tc := range []struct {
@@ -276,10 +279,10 @@ func TestClusterSurfacesAcrossNodes(t *testing.T) {
 		{"customer", &customerCross{client: client, addr: a.addr}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			jane.t, john.t = t, t
+			amy.t, john.t = t, t
 			v := tc.v
 			v.start(t)
-			chatID := pushOf(jane, "incoming_chat", v.ours)["chat"].(map[string]any)["id"].(string)
+			chatID := pushOf(amy, "incoming_chat", v.ours)["chat"].(map[string]any)["id"].(string)
 			say := func(ag *agent, text string) {
 				t.Helper()
 				ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": text}})
@@ -289,27 +292,27 @@ func TestClusterSurfacesAcrossNodes(t *testing.T) {
 				pushOf(ag, "incoming_event", func(p map[string]any) bool { return p["chat_id"] == chatID && eventText(p) == text })
 			}
 
-			// Messages both ways: visitor (A) -> jane (B) -> visitor.
+			// Messages both ways: visitor (A) -> amy (B) -> visitor.
 			for _, m := range []string{tc.name + " one", tc.name + " two"} {
 				v.send(t, m)
-				heard(jane, m)
+				heard(amy, m)
 			}
-			say(jane, tc.name+" reply")
+			say(amy, tc.name+" reply")
 			v.seeAgentText(t, tc.name+" reply")
 
 			// Typing both ways.
-			jane.call("send_typing_indicator", map[string]any{"chat_id": chatID, "is_typing": true})
+			amy.call("send_typing_indicator", map[string]any{"chat_id": chatID, "is_typing": true})
 			if !v.seeTyping(t) {
 				t.Logf("%s: no agent typing on this surface", tc.name)
 			}
-			if !v.typeTo(t, jane) {
+			if !v.typeTo(t, amy) {
 				t.Logf("%s: no visitor typing on this surface", tc.name)
 			}
 
-			// Jane (B) transfers to john (C): the visitor (A) is told,
-			// jane is told, john gets the chat with its history.
-			jane.call("transfer_chat", map[string]any{"id": chatID, "target": map[string]any{"type": "agent", "ids": []string{"john@example.com"}}})
-			pushOf(jane, "chat_transferred", func(p map[string]any) bool { return p["chat_id"] == chatID })
+			// Amy (B) transfers to john (C): the visitor (A) is told,
+			// amy is told, john gets the chat with its history.
+			amy.call("transfer_chat", map[string]any{"id": chatID, "target": map[string]any{"type": "agent", "ids": []string{"john@example.com"}}})
+			pushOf(amy, "chat_transferred", func(p map[string]any) bool { return p["chat_id"] == chatID })
 			pushOf(john, "incoming_chat", func(p map[string]any) bool { return p["chat"].(map[string]any)["id"] == chatID })
 			v.seeTransfer(t, "john@example.com", "John Roe")
 			say(john, tc.name+" john here")
@@ -319,26 +322,26 @@ func TestClusterSurfacesAcrossNodes(t *testing.T) {
 			heard(john, after)
 
 			// John transfers it back. Node B delivers a conversation's
-			// changes to jane in sequence order, so any push of the
+			// changes to amy in sequence order, so any push of the
 			// message sent while the chat was john's would come before
 			// her incoming_chat: none may.
-			john.call("transfer_chat", map[string]any{"id": chatID, "target": map[string]any{"type": "agent", "ids": []string{"jane@example.com"}}})
+			john.call("transfer_chat", map[string]any{"id": chatID, "target": map[string]any{"type": "agent", "ids": []string{"amy@example.com"}}})
 			for {
-				f := jane.nextWhere("a push", func(f map[string]any) bool { return f["type"] == "push" })
+				f := amy.nextWhere("a push", func(f map[string]any) bool { return f["type"] == "push" })
 				p, _ := f["payload"].(map[string]any)
 				if f["action"] == "incoming_event" && p["chat_id"] == chatID {
-					t.Fatalf("jane got %q after the chat was transferred away from her", eventText(p))
+					t.Fatalf("amy got %q after the chat was transferred away from her", eventText(p))
 				}
 				if chat, _ := p["chat"].(map[string]any); f["action"] == "incoming_chat" && chat["id"] == chatID {
 					break
 				}
 			}
-			v.seeTransfer(t, "jane@example.com", "Jane Doe")
-			say(jane, tc.name+" jane again")
-			v.seeAgentText(t, tc.name+" jane again")
+			v.seeTransfer(t, "amy@example.com", "Amy Poe")
+			say(amy, tc.name+" amy again")
+			v.seeAgentText(t, tc.name+" amy again")
 
-			// Jane closes on B; the visitor on A is told.
-			jane.call("deactivate_chat", map[string]any{"id": chatID})
+			// Amy closes on B; the visitor on A is told.
+			amy.call("deactivate_chat", map[string]any{"id": chatID})
 			v.seeClosed(t)
 		})
 	}
