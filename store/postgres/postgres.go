@@ -106,6 +106,11 @@ type Store struct {
 	// mu guards closed against sends on reqs during Close.
 	mu     sync.RWMutex
 	closed bool
+
+	// Per-node caches (cache.go; the package doc says how each stays
+	// true).
+	convs *recCache
+	maps  *mapCache
 }
 
 // Open connects to the database at url (postgres://...), migrates its schema
@@ -151,7 +156,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize)}
+	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize), convs: newRecCache(), maps: newMapCache()}
 	for range opts.Writers {
 		s.writers.Go(s.writer)
 	}
@@ -245,10 +250,20 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		return err
 	}
 	if err := s.run(ctx, q); err != nil {
+		// Stale: a cached copy (or the caller's) is behind; any other
+		// failure may leave the outcome unknown. Either way the copies
+		// of what the batch wrote are forgotten.
+		for i := range b.Convs {
+			s.convs.drop(string(b.Convs[i].ID))
+		}
 		return err
 	}
 	for i := range b.Convs {
 		b.Convs[i].Rev = uint64(revs[i])
+		s.convs.put(string(b.Convs[i].ID), q.convData[i], revs[i])
+	}
+	for _, m := range b.Maps {
+		s.maps.put(m.MapKey, m.Core)
 	}
 	for i := range b.Visitors {
 		b.Visitors[i].Rev = uint64(vrevs[i])
@@ -274,6 +289,7 @@ func encode(b *store.Batch, revs, vrevs []int64) (*work, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode conversation: %w", err)
 		}
+		q.convData = append(q.convData, data)
 		scan := func(row pgx.Row) error { return row.Scan(&revs[i]) }
 		if c.Rev == 0 {
 			q.QueueRow(sqlConvPut, scan, string(c.ID), string(c.Visitor), data)
@@ -411,7 +427,9 @@ func (s *Store) one(ctx context.Context, sql string, args ...string) ([]byte, er
 	return v, nil
 }
 
-// Conversation implements store.Store.
+// Conversation implements store.Store. Under store.MayBeStale it may
+// answer from this node's cache; every read of the database refreshes the
+// cache.
 func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conversation, error) {
 	if err := s.readCtx(); err != nil {
 		return model.Conversation{}, err
@@ -419,10 +437,16 @@ func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conver
 	if !textOK(string(id)) {
 		return model.Conversation{}, store.ErrNotFound
 	}
+	if store.StaleOK(ctx) {
+		if r, ok := s.convs.get(string(id)); ok {
+			return decodeConv(r.data, r.rev)
+		}
+	}
 	var (
 		data []byte
 		rev  int64
 	)
+	ticket := s.convs.ticket(string(id))
 	err := s.pool.QueryRow(ctx, `SELECT data, rev FROM convs WHERE id = $1`, string(id)).Scan(&data, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return model.Conversation{}, store.ErrNotFound
@@ -430,6 +454,7 @@ func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conver
 	if err != nil {
 		return model.Conversation{}, fmt.Errorf("postgres: %w", err)
 	}
+	s.convs.fill(string(id), data, rev, ticket)
 	return decodeConv(data, rev)
 }
 
@@ -609,10 +634,20 @@ func scan[T any](ctx context.Context, s *Store, table, revCol, what string, deco
 	}
 }
 
-// Resolve implements store.Store.
+// Resolve implements store.Store. A mapping once bound never changes, so
+// what Resolve found is kept for good (cache.go).
 func (s *Store) Resolve(ctx context.Context, k store.MapKey) (string, error) {
+	if err := s.readCtx(); err != nil {
+		return "", err
+	}
+	if core, ok := s.maps.get(k); ok {
+		return core, nil
+	}
 	v, err := s.one(ctx, `SELECT core FROM maps WHERE system = $1 AND tenant = $2 AND kind = $3 AND foreign_id = $4`,
 		k.System, k.Tenant, k.Kind, k.Foreign)
+	if err == nil {
+		s.maps.put(k, string(v))
+	}
 	return string(v), err
 }
 

@@ -1,0 +1,210 @@
+package postgres
+
+import (
+	"encoding/json"
+	"sync"
+
+	"chatgate/core/model"
+	"chatgate/store"
+)
+
+// Per-node caches (see "Caches" in the package doc for how each stays
+// true). Records are kept as the JSON the store wrote or read, with their
+// revision: a hit decodes a fresh copy, so that a caller changing what it
+// got (the desk appends to a conversation's members, sets its props) never
+// changes the cache.
+
+// cacheShards spreads the caches' locks; cacheShardMax bounds each shard
+// (records and mappings counted apart), so a node keeps at most
+// cacheShards*cacheShardMax of each.
+const (
+	cacheShards   = 64
+	cacheShardMax = 1024
+)
+
+// recCache caches conversation or visitor records by id.
+type recCache struct {
+	shards [cacheShards]recShard
+}
+
+type recShard struct {
+	mu sync.Mutex
+	m  map[string]cachedRec
+	// epoch moves at every drop: a fill that began before a drop of its
+	// shard is not stored (it may have read the record before the change
+	// the drop was for).
+	epoch uint64
+}
+
+type cachedRec struct {
+	data []byte
+	rev  int64
+}
+
+func newRecCache() *recCache {
+	c := &recCache{}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]cachedRec)
+	}
+	return c
+}
+
+func (c *recCache) shard(id string) *recShard { return &c.shards[fnv32(id)%cacheShards] }
+
+// get returns the cached record of id.
+func (c *recCache) get(id string) (cachedRec, bool) {
+	sh := c.shard(id)
+	sh.mu.Lock()
+	r, ok := sh.m[id]
+	sh.mu.Unlock()
+	return r, ok
+}
+
+// ticket is taken before a read from the database and given to fill.
+func (c *recCache) ticket(id string) uint64 {
+	sh := c.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.epoch
+}
+
+// fill stores what a read found, unless the shard saw a drop since the
+// read's ticket or the cache already holds a later revision.
+func (c *recCache) fill(id string, data []byte, rev int64, ticket uint64) {
+	sh := c.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.epoch != ticket {
+		return
+	}
+	c.putLocked(sh, id, data, rev)
+}
+
+// put stores a record this node committed at rev (or another node's,
+// carried by its notice), unless a later revision is cached.
+func (c *recCache) put(id string, data []byte, rev int64) {
+	sh := c.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c.putLocked(sh, id, data, rev)
+}
+
+func (c *recCache) putLocked(sh *recShard, id string, data []byte, rev int64) {
+	if cur, ok := sh.m[id]; ok && cur.rev > rev {
+		return
+	}
+	if _, ok := sh.m[id]; !ok && len(sh.m) >= cacheShardMax {
+		for k := range sh.m { // an arbitrary victim (Go's map order)
+			delete(sh.m, k)
+			break
+		}
+	}
+	sh.m[id] = cachedRec{data: data, rev: rev}
+}
+
+// drop forgets id (another node wrote it, or a commit found it stale).
+func (c *recCache) drop(id string) {
+	sh := c.shard(id)
+	sh.mu.Lock()
+	delete(sh.m, id)
+	sh.epoch++
+	sh.mu.Unlock()
+}
+
+// reset forgets everything.
+func (c *recCache) reset() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.epoch++
+		sh.mu.Unlock()
+	}
+}
+
+// mapCache caches forward mappings (foreign id → core id): bound once,
+// never rebound nor deleted, so an entry never goes stale. Only found
+// mappings are kept (an absent one may be bound by the next commit).
+type mapCache struct {
+	shards [cacheShards]mapShard
+}
+
+type mapShard struct {
+	mu sync.Mutex
+	m  map[store.MapKey]string
+}
+
+func newMapCache() *mapCache {
+	c := &mapCache{}
+	for i := range c.shards {
+		c.shards[i].m = make(map[store.MapKey]string)
+	}
+	return c
+}
+
+func (c *mapCache) shard(k store.MapKey) *mapShard {
+	return &c.shards[fnv32(k.Foreign, k.Kind, k.Tenant, k.System)%cacheShards]
+}
+
+func (c *mapCache) get(k store.MapKey) (string, bool) {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	v, ok := sh.m[k]
+	sh.mu.Unlock()
+	return v, ok
+}
+
+func (c *mapCache) put(k store.MapKey, core string) {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.m[k]; !ok && len(sh.m) >= cacheShardMax {
+		for old := range sh.m {
+			delete(sh.m, old)
+			break
+		}
+	}
+	sh.m[k] = core
+}
+
+// fnv32 hashes strings (FNV-1a) to pick a shard.
+func fnv32(ss ...string) uint32 {
+	h := uint32(2166136261)
+	for _, s := range ss {
+		for i := 0; i < len(s); i++ {
+			h ^= uint32(s[i])
+			h *= 16777619
+		}
+		h ^= 0xff
+		h *= 16777619
+	}
+	return h
+}
+
+// Committed tells the store of a conversation another node committed, at
+// c.Rev (from that node's notice, hub.Cache): the copy replaces an older
+// cached one, so that this node's next command on it needs no read.
+func (s *Store) Committed(c model.Conversation) {
+	if c.ID == "" || c.Rev == 0 {
+		return
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		s.convs.drop(string(c.ID))
+		return
+	}
+	s.convs.put(string(c.ID), data, int64(c.Rev))
+}
+
+// Changed tells the store that another node changed conv without saying
+// how (hub.Cache): its cached copy is forgotten.
+func (s *Store) Changed(conv model.ConvID) {
+	if conv != "" {
+		s.convs.drop(string(conv))
+	}
+}
+
+// Forget drops every cached record (hub.Cache): the node may have missed
+// notices (its listener reconnected), so no copy is trusted any more.
+// Mappings stay: they never change.
+func (s *Store) Forget() { s.convs.reset() }
