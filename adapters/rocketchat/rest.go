@@ -29,6 +29,9 @@ type restState struct {
 	wire     wireState
 	presence sync.Map // model.VisitorID -> visitor.status ("online", "away" ...)
 	roomIDs  sync.Map // model.ConvID -> the room _id clients see (room_ids.go)
+	// plainRooms: room ids that are a conversation's own id and no
+	// client's alias (room_ids.go, resolveRoom).
+	plainRooms sync.Map
 	// widgetRooms: model.ConvID -> whether the widget started it.
 	widgetRooms sync.Map
 	routes      []*restRoute

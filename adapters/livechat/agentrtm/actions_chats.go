@@ -1,6 +1,7 @@
 package agentrtm
 
 import (
+	"chatgate/store"
 	"context"
 	"encoding/json"
 
@@ -148,7 +149,13 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	conv, err := c.latestThread(ctx, p.ChatID)
+	// The thread may come from this node's cache (store.MayBeStale): the
+	// desk's Post checks the agent and the thread again when it commits,
+	// and a refusal is only made on a fresh read.
+	conv, err := c.latestThread(store.MayBeStale(ctx), p.ChatID)
+	if err != nil || !conv.Active() {
+		conv, err = c.latestThread(ctx, p.ChatID)
+	}
 	if err != nil {
 		return nil, err
 	}

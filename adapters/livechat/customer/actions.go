@@ -488,7 +488,14 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	conv, err := c.latestThread(ctx, p.ChatID)
+	// The thread may come from this node's cache (store.MayBeStale): the
+	// desk's Post checks the customer and the thread again when it
+	// commits; a refusal, or attaching to an inactive thread, is only
+	// decided on a fresh read.
+	conv, err := c.latestThread(store.MayBeStale(ctx), p.ChatID)
+	if err != nil || !conv.Active() {
+		conv, err = c.latestThread(ctx, p.ChatID)
+	}
 	if err != nil {
 		return nil, err
 	}
