@@ -814,17 +814,23 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		}
 		now := d.Now()
 		var evs []model.Event
+		var expect []store.Expect
 		reserved := model.AgentID("")
 		switch req.Author.Kind {
 		case model.AuthorVisitor:
 			if req.Author.ID != string(c.Visitor) {
 				return refuse(ErrForbidden)
 			}
-			if v, err := d.st.Visitor(ctx, c.Visitor); err != nil {
+			// The ban check relies on the visitor as read: the commit
+			// holds it to that revision (store.Batch.Expect).
+			v, err := d.st.Visitor(rctx, c.Visitor)
+			if err != nil {
 				return fmt.Errorf("visitor %s: %w", c.Visitor, err)
-			} else if v.Banned(now) {
-				return ErrBanned
 			}
+			if v.Banned(now) {
+				return refuse(ErrBanned)
+			}
+			expect = append(expect, store.Expect{Visitor: v.ID, Rev: v.Rev})
 		case model.AuthorAgent:
 			agent := model.AgentID(req.Author.ID)
 			a, ok := d.router.Agent(agent)
@@ -846,7 +852,7 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		}
 		ev = d.event(&c, req.Author, req.Draft, now)
 		evs = append(evs, ev)
-		b := &store.Batch{Convs: []model.Conversation{c}, Events: evs}
+		b := &store.Batch{Convs: []model.Conversation{c}, Events: evs, Expect: expect}
 		if req.IdemKey != "" {
 			b.Idems = []store.Idem{{System: req.IdemSystem, Key: req.IdemKey, Conv: c.ID, Seq: ev.Seq}}
 		}

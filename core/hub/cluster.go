@@ -54,9 +54,9 @@ type Cache interface {
 	// Committed gives the conversation as another node committed it,
 	// at c.Rev.
 	Committed(c model.Conversation)
-	// Changed says that another node changed conv in a way the notice
-	// does not carry whole.
-	Changed(conv model.ConvID)
+	// Changed says that another node changed conv or its visitor (either
+	// may be empty) in a way the notice does not carry whole.
+	Changed(conv model.ConvID, visitor model.VisitorID)
 	// Forget drops every copy.
 	Forget()
 }
@@ -285,18 +285,19 @@ func (c *Cluster) Receive(ctx context.Context, w *Wire) {
 
 // observe keeps the source's cache true before w is delivered: a notice
 // with events carries its conversation as committed, anything else only
-// says the conversation changed. Typing indicators change nothing stored.
+// says the conversation or its visitor changed (a ban names only the
+// visitor). Typing indicators change nothing stored.
 func (c *Cluster) observe(w *Wire) {
-	if c.cache == nil || w.Conv == "" || w.ephemeral() {
+	if c.cache == nil || w.ephemeral() {
 		return
 	}
-	if w.Inline != nil && w.Inline.Rev > 0 && w.Inline.Conv.ID == w.Conv {
+	if w.Inline != nil && w.Inline.Rev > 0 && w.Conv != "" && w.Inline.Conv.ID == w.Conv {
 		cv := w.Inline.Conv
 		cv.Rev = w.Inline.Rev
 		c.cache.Committed(cv)
 		return
 	}
-	c.cache.Changed(w.Conv)
+	c.cache.Changed(w.Conv, w.Visitor)
 }
 
 // deliver publishes on the local bus, in sequence order, what a notice of

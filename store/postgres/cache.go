@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 
 	"chatgate/core/model"
 	"chatgate/store"
@@ -25,6 +26,7 @@ const (
 // recCache caches conversation or visitor records by id.
 type recCache struct {
 	shards [cacheShards]recShard
+	hits   atomic.Uint64
 }
 
 type recShard struct {
@@ -57,6 +59,9 @@ func (c *recCache) get(id string) (cachedRec, bool) {
 	sh.mu.Lock()
 	r, ok := sh.m[id]
 	sh.mu.Unlock()
+	if ok {
+		c.hits.Add(1)
+	}
 	return r, ok
 }
 
@@ -127,6 +132,7 @@ func (c *recCache) reset() {
 // mappings are kept (an absent one may be bound by the next commit).
 type mapCache struct {
 	shards [cacheShards]mapShard
+	hits   atomic.Uint64
 }
 
 type mapShard struct {
@@ -151,6 +157,9 @@ func (c *mapCache) get(k store.MapKey) (string, bool) {
 	sh.mu.Lock()
 	v, ok := sh.m[k]
 	sh.mu.Unlock()
+	if ok {
+		c.hits.Add(1)
+	}
 	return v, ok
 }
 
@@ -196,15 +205,32 @@ func (s *Store) Committed(c model.Conversation) {
 	s.convs.put(string(c.ID), data, int64(c.Rev))
 }
 
-// Changed tells the store that another node changed conv without saying
-// how (hub.Cache): its cached copy is forgotten.
-func (s *Store) Changed(conv model.ConvID) {
+// Changed tells the store that another node changed conv or visitor (or
+// both) without saying how (hub.Cache): their cached copies are forgotten.
+func (s *Store) Changed(conv model.ConvID, visitor model.VisitorID) {
 	if conv != "" {
 		s.convs.drop(string(conv))
+	}
+	if visitor != "" {
+		s.visitors.drop(string(visitor))
 	}
 }
 
 // Forget drops every cached record (hub.Cache): the node may have missed
 // notices (its listener reconnected), so no copy is trusted any more.
 // Mappings stay: they never change.
-func (s *Store) Forget() { s.convs.reset() }
+func (s *Store) Forget() {
+	s.convs.reset()
+	s.visitors.reset()
+}
+
+// CacheStats counts the reads the caches answered since Open.
+type CacheStats struct {
+	Conversations, Visitors, Mappings uint64
+}
+
+// CacheStats returns how many reads the caches answered (for metrics and
+// tests).
+func (s *Store) CacheStats() CacheStats {
+	return CacheStats{Conversations: s.convs.hits.Load(), Visitors: s.visitors.hits.Load(), Mappings: s.maps.hits.Load()}
+}

@@ -52,6 +52,8 @@ type work struct {
 	// convData is the JSON of the batch's conversations, in order (for
 	// the cache once committed).
 	convData [][]byte
+	// visitorData is the same for the batch's visitors.
+	visitorData [][]byte
 }
 
 // Queue adds a statement whose result is not read.

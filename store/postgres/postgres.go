@@ -109,8 +109,9 @@ type Store struct {
 
 	// Per-node caches (cache.go; the package doc says how each stays
 	// true).
-	convs *recCache
-	maps  *mapCache
+	convs    *recCache
+	visitors *recCache
+	maps     *mapCache
 }
 
 // Open connects to the database at url (postgres://...), migrates its schema
@@ -156,7 +157,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize), convs: newRecCache(), maps: newMapCache()}
+	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize), convs: newRecCache(), visitors: newRecCache(), maps: newMapCache()}
 	for range opts.Writers {
 		s.writers.Go(s.writer)
 	}
@@ -223,6 +224,9 @@ ON CONFLICT (id) DO UPDATE SET rev = visitors.rev + 1, data = EXCLUDED.data RETU
 	sqlVisitorCAS = `WITH u AS (UPDATE visitors SET rev = rev + 1, data = $2 WHERE id = $1 AND rev = $3 RETURNING rev)
 SELECT (SELECT rev FROM u) FROM (SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGST1',
 	'visitor ' || $1 || ' is no longer at revision ' || $3::bigint)) AS c`
+	// $1 id, $2 expected rev (Batch.Expect).
+	sqlVisitorExpect = `SELECT chatgate_check(EXISTS (SELECT 1 FROM visitors WHERE id = $1 AND rev = $2), 'CGST1',
+	'visitor ' || $1 || ' is no longer at revision ' || $2::bigint)`
 	sqlEventIns = `INSERT INTO events (conv, seq, data) VALUES ($1, $2, $3)`
 	sqlEventUpd = `WITH u AS (UPDATE events SET data = $3 WHERE conv = $1 AND seq = $2 RETURNING 1)
 SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGCF1', 'event to update does not exist')`
@@ -256,6 +260,12 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		for i := range b.Convs {
 			s.convs.drop(string(b.Convs[i].ID))
 		}
+		for i := range b.Visitors {
+			s.visitors.drop(string(b.Visitors[i].ID))
+		}
+		for _, e := range b.Expect {
+			s.visitors.drop(string(e.Visitor))
+		}
 		return err
 	}
 	for i := range b.Convs {
@@ -267,6 +277,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	}
 	for i := range b.Visitors {
 		b.Visitors[i].Rev = uint64(vrevs[i])
+		s.visitors.put(string(b.Visitors[i].ID), q.visitorData[i], vrevs[i])
 	}
 	return nil
 }
@@ -318,6 +329,16 @@ func encode(b *store.Batch, revs, vrevs []int64) (*work, error) {
 		} else {
 			q.QueueRow(sqlVisitorCAS, scan, string(v.ID), data, int64(v.Rev))
 		}
+		q.visitorData = append(q.visitorData, data)
+	}
+	for _, e := range b.Expect {
+		if e.Rev == 0 {
+			continue
+		}
+		if !textOK(string(e.Visitor)) || e.Rev > 1<<63-1 {
+			return nil, errBadKey
+		}
+		q.Queue(sqlVisitorExpect, string(e.Visitor), int64(e.Rev))
 	}
 	for _, set := range []struct {
 		evs []model.Event
@@ -467,26 +488,37 @@ func decodeConv(data []byte, rev int64) (model.Conversation, error) {
 	return c, nil
 }
 
-// Visitor implements store.Store.
+// Visitor implements store.Store; the cache as for Conversation.
 func (s *Store) Visitor(ctx context.Context, id model.VisitorID) (model.Visitor, error) {
-	var v model.Visitor
 	if err := s.readCtx(); err != nil {
-		return v, err
+		return model.Visitor{}, err
 	}
 	if !textOK(string(id)) {
-		return v, store.ErrNotFound
+		return model.Visitor{}, store.ErrNotFound
+	}
+	if store.StaleOK(ctx) {
+		if r, ok := s.visitors.get(string(id)); ok {
+			return decodeVisitor(r.data, r.rev)
+		}
 	}
 	var (
 		data []byte
 		rev  int64
 	)
+	ticket := s.visitors.ticket(string(id))
 	err := s.pool.QueryRow(ctx, `SELECT data, rev FROM visitors WHERE id = $1`, string(id)).Scan(&data, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return v, store.ErrNotFound
+		return model.Visitor{}, store.ErrNotFound
 	}
 	if err != nil {
-		return v, fmt.Errorf("postgres: %w", err)
+		return model.Visitor{}, fmt.Errorf("postgres: %w", err)
 	}
+	s.visitors.fill(string(id), data, rev, ticket)
+	return decodeVisitor(data, rev)
+}
+
+func decodeVisitor(data []byte, rev int64) (model.Visitor, error) {
+	var v model.Visitor
 	if err := json.Unmarshal(data, &v); err != nil {
 		return v, fmt.Errorf("decode visitor: %w", err)
 	}

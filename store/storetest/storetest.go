@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevisionHammer", testRevisionHammer},
 		{"OddKeys", testOddKeys},
 		{"VisitorRevisions", testVisitorRevisions},
+		{"Expect", testExpect},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
