@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -203,6 +204,7 @@ func (s *Store) Committed(c model.Conversation) {
 		return
 	}
 	s.convs.put(string(c.ID), data, int64(c.Rev))
+	s.threads.saw(string(c.Visitor), string(c.ID))
 }
 
 // Changed tells the store that another node changed conv or visitor (or
@@ -213,6 +215,7 @@ func (s *Store) Changed(conv model.ConvID, visitor model.VisitorID) {
 	}
 	if visitor != "" {
 		s.visitors.drop(string(visitor))
+		s.threads.saw(string(visitor), string(conv))
 	}
 }
 
@@ -222,15 +225,103 @@ func (s *Store) Changed(conv model.ConvID, visitor model.VisitorID) {
 func (s *Store) Forget() {
 	s.convs.reset()
 	s.visitors.reset()
+	s.threads.reset()
 }
 
 // CacheStats counts the reads the caches answered since Open.
 type CacheStats struct {
-	Conversations, Visitors, Mappings uint64
+	Conversations, Visitors, Mappings, Threads uint64
 }
 
 // CacheStats returns how many reads the caches answered (for metrics and
 // tests).
 func (s *Store) CacheStats() CacheStats {
-	return CacheStats{Conversations: s.convs.hits.Load(), Visitors: s.visitors.hits.Load(), Mappings: s.maps.hits.Load()}
+	return CacheStats{Conversations: s.convs.hits.Load(), Visitors: s.visitors.hits.Load(), Mappings: s.maps.hits.Load(), Threads: s.threads.hits.Load()}
+}
+
+// listCache caches each visitor's conversation ids (VisitorConversations),
+// oldest first. A list only ever grows (a conversation is never deleted),
+// so a cached list is stale exactly when it lacks a conversation of its
+// visitor: whoever learns of a conversation the list lacks (this node's
+// commit, another node's notice) drops the list.
+type listCache struct {
+	shards [cacheShards]listShard
+	hits   atomic.Uint64
+}
+
+type listShard struct {
+	mu    sync.Mutex
+	m     map[string][]string
+	epoch uint64
+}
+
+func newListCache() *listCache {
+	c := &listCache{}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string][]string)
+	}
+	return c
+}
+
+func (c *listCache) shard(id string) *listShard { return &c.shards[fnv32(id)%cacheShards] }
+
+func (c *listCache) get(visitor string) ([]string, bool) {
+	sh := c.shard(visitor)
+	sh.mu.Lock()
+	ids, ok := sh.m[visitor]
+	sh.mu.Unlock()
+	if ok {
+		c.hits.Add(1)
+	}
+	return ids, ok // never changed in place: a new list replaces it
+}
+
+func (c *listCache) ticket(visitor string) uint64 {
+	sh := c.shard(visitor)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.epoch
+}
+
+// fill stores what a read found, unless the shard saw a drop since the
+// read's ticket.
+func (c *listCache) fill(visitor string, ids []string, ticket uint64) {
+	sh := c.shard(visitor)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.epoch != ticket {
+		return
+	}
+	if _, ok := sh.m[visitor]; !ok && len(sh.m) >= cacheShardMax {
+		for k := range sh.m {
+			delete(sh.m, k)
+			break
+		}
+	}
+	sh.m[visitor] = ids
+}
+
+// saw drops visitor's list unless it holds conv.
+func (c *listCache) saw(visitor, conv string) {
+	if visitor == "" || conv == "" {
+		return
+	}
+	sh := c.shard(visitor)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if ids, ok := sh.m[visitor]; ok && slices.Contains(ids, conv) {
+		return
+	}
+	delete(sh.m, visitor)
+	sh.epoch++
+}
+
+func (c *listCache) reset() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.epoch++
+		sh.mu.Unlock()
+	}
 }

@@ -111,6 +111,7 @@ type Store struct {
 	// true).
 	convs    *recCache
 	visitors *recCache
+	threads  *listCache
 	maps     *mapCache
 }
 
@@ -157,7 +158,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize), convs: newRecCache(), visitors: newRecCache(), maps: newMapCache()}
+	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize), convs: newRecCache(), visitors: newRecCache(), threads: newListCache(), maps: newMapCache()}
 	for range opts.Writers {
 		s.writers.Go(s.writer)
 	}
@@ -259,6 +260,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		// of what the batch wrote are forgotten.
 		for i := range b.Convs {
 			s.convs.drop(string(b.Convs[i].ID))
+			s.threads.saw(string(b.Convs[i].Visitor), string(b.Convs[i].ID))
 		}
 		for i := range b.Visitors {
 			s.visitors.drop(string(b.Visitors[i].ID))
@@ -271,6 +273,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	for i := range b.Convs {
 		b.Convs[i].Rev = uint64(revs[i])
 		s.convs.put(string(b.Convs[i].ID), q.convData[i], revs[i])
+		s.threads.saw(string(b.Convs[i].Visitor), string(b.Convs[i].ID))
 	}
 	for _, m := range b.Maps {
 		s.maps.put(m.MapKey, m.Core)
@@ -562,7 +565,8 @@ LIMIT CASE WHEN $3::bigint < 0 THEN NULL ELSE $3::bigint END`, string(conv), int
 	return out, nil
 }
 
-// VisitorConversations implements store.Store.
+// VisitorConversations implements store.Store; under store.MayBeStale the
+// list may come from this node's cache (cache.go, listCache).
 func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]model.ConvID, error) {
 	if err := s.readCtx(); err != nil {
 		return nil, err
@@ -570,13 +574,23 @@ func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]
 	if !textOK(string(v)) {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id FROM convs WHERE visitor = $1 ORDER BY id`, string(v))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+	ids, ok := []string(nil), false
+	if store.StaleOK(ctx) {
+		ids, ok = s.threads.get(string(v))
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+	if !ok {
+		ticket := s.threads.ticket(string(v))
+		rows, err := s.pool.Query(ctx, `SELECT id FROM convs WHERE visitor = $1 ORDER BY id`, string(v))
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		if len(ids) > 0 {
+			s.threads.fill(string(v), ids, ticket)
+		}
 	}
 	out := make([]model.ConvID, 0, len(ids))
 	for _, id := range ids {

@@ -4,6 +4,7 @@ import (
 	"chatgate/store"
 	"context"
 	"encoding/json"
+	"errors"
 
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/desk"
@@ -162,8 +163,16 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if !conv.Active() {
 		return nil, wire.NewError(wire.ChatInactive)
 	}
-	ev, _, err := c.s.d.Post(ctx, desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft,
-		Session: c.origin})
+	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.origin}
+	ev, _, err := c.s.d.Post(ctx, pr)
+	if errors.Is(err, desk.ErrInactive) {
+		// The thread list may have been a cached one that lacks a
+		// newer thread started through another node: ask again fresh.
+		if fresh, ferr := c.latestThread(ctx, p.ChatID); ferr == nil && fresh.ID != conv.ID && fresh.Active() {
+			pr.Conv = fresh.ID
+			ev, _, err = c.s.d.Post(ctx, pr)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
