@@ -111,7 +111,7 @@ func WireOf(node string, n *Notice) *Wire {
 		w.Updated = append(w.Updated, e.Seq)
 	}
 	if n.Typing != nil || n.Props != nil || n.Tag != nil || n.Follow != nil || n.Ban != nil ||
-		n.Member != nil || n.Seen != nil || n.Origin != "" {
+		n.Member != nil || n.Seen != nil || n.PrevVisitor != "" || n.Origin != "" {
 		rest := *n
 		rest.Conv, rest.Events, rest.Updated = model.Conversation{}, nil, nil
 		w.Rest = &rest
@@ -216,6 +216,11 @@ func (c *Cluster) shard(id model.ConvID) *seqShard {
 // local delivers a notice committed on this node and publishes it.
 func (c *Cluster) local(n Notice) {
 	ctx := context.Background()
+	if c.cache != nil && n.PrevVisitor != "" {
+		// This node's own commit moved the conversation away from that
+		// visitor: its cached thread list still names it.
+		c.cache.Changed("", n.PrevVisitor)
+	}
 	c.deliver(ctx, n.Conv.ID, func(uint64) (Notice, error) { return n, nil })
 	c.mu.Lock()
 	c.seq++
@@ -290,6 +295,10 @@ func (c *Cluster) Receive(ctx context.Context, w *Wire) {
 func (c *Cluster) observe(w *Wire) {
 	if c.cache == nil || w.ephemeral() {
 		return
+	}
+	if w.Rest != nil && w.Rest.PrevVisitor != "" {
+		// The conversation left that visitor (desk.ChangeVisitor).
+		c.cache.Changed("", w.Rest.PrevVisitor)
 	}
 	if w.Inline != nil && w.Inline.Rev > 0 && w.Conv != "" && w.Inline.Conv.ID == w.Conv {
 		cv := w.Inline.Conv

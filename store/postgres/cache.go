@@ -240,10 +240,12 @@ func (s *Store) CacheStats() CacheStats {
 }
 
 // listCache caches each visitor's conversation ids (VisitorConversations),
-// oldest first. A list only ever grows (a conversation is never deleted),
-// so a cached list is stale exactly when it lacks a conversation of its
-// visitor: whoever learns of a conversation the list lacks (this node's
-// commit, another node's notice) drops the list.
+// oldest first. A list grows when a conversation is started and loses one
+// only when desk.ChangeVisitor moves it to another visitor: whoever learns
+// of a conversation the list lacks (this node's commit, another node's
+// notice) drops the list, and a move drops the previous visitor's list
+// (its notice names PrevVisitor; hub.Cluster calls Changed for this
+// node's own moves and the other nodes').
 type listCache struct {
 	shards [cacheShards]listShard
 	hits   atomic.Uint64

@@ -33,13 +33,46 @@
 //
 // # Caches
 //
-// There are none. The bbolt store caches conversations and mappings
-// because decoding from its file was its hottest cost; here another node
-// may write any conversation at any time, so a conversation cache would
-// need validation on every read (a round trip anyway). Mappings never
-// change once bound and could be cached forever, but a Resolve is a
-// primary-key lookup and stays one; adding that cache is safe should
-// profiles ask for it.
+// Each node keeps copies of what its hot paths read (cache.go), because
+// on several nodes a read is a round trip and a relayed message used to
+// cost seven of them. How each copy stays true:
+//
+//   - Mappings (Resolve): bound once, never rebound nor deleted (no
+//     statement of this package deletes from maps), so a found mapping is
+//     kept for good; a missing one is never cached (the next commit may
+//     bind it). Reverse is not cached: maps_rev keeps the latest binding
+//     and may change.
+//   - Conversations, visitors and each visitor's thread list
+//     (Conversation, Visitor, VisitorConversations) are kept with their
+//     revision and served from the cache ONLY under store.MayBeStale: to
+//     readers whose decisions are checked by their own commit (the desk's
+//     Post writes the conversation back under the revision it read and
+//     names the visitor in Batch.Expect; the send paths of the surfaces
+//     only feed Post). A copy that is behind fails that commit with
+//     store.ErrStale; the failed batch's copies are then dropped, so the
+//     retry reads the database. A refusal made on a copy is made again on
+//     a plain read before it is answered. Every other read (history,
+//     access to a chat, polls, listings) goes to the database, so no
+//     staleness can widen what a client sees.
+//   - What keeps copies fresh (so that the check above seldom fails):
+//     this node's commits replace them with what was committed, at its
+//     new revision; another node's notice replaces a conversation with
+//     the copy it carries (hub.Inline, at its revision) or drops it and
+//     its visitor (hub.Cache, called before the notice is delivered, so a
+//     session told of a change finds it when it reads); a thread list is
+//     dropped as soon as this node learns of a conversation of its
+//     visitor that it lacks, or of a conversation moved away from its
+//     visitor (a notice's PrevVisitor, this node's own included). A
+//     list that still names a moved conversation in between leads a send
+//     to a conversation whose copy or fresh read names another visitor:
+//     refused, then resolved again on a fresh read. A read that began before such a drop does
+//     not store what it read (per-shard epochs).
+//   - After the listener reconnects (notices may have been lost), Forget
+//     drops every conversation, visitor and thread list. Restore drops
+//     them too. Mappings stay (they never change).
+//
+// Each cache holds at most 64 × 1024 entries per kind (an arbitrary entry
+// makes room); CacheStats counts the reads they answered.
 package postgres
 
 import (

@@ -165,9 +165,10 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	}
 	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.origin}
 	ev, _, err := c.s.d.Post(ctx, pr)
-	if errors.Is(err, desk.ErrInactive) {
+	if errors.Is(err, desk.ErrInactive) || errors.Is(err, desk.ErrForbidden) {
 		// The thread list may have been a cached one that lacks a
-		// newer thread started through another node: ask again fresh.
+		// newer thread started through another node, or still names a
+		// thread moved to another customer: ask again fresh.
 		if fresh, ferr := c.latestThread(ctx, p.ChatID); ferr == nil && fresh.ID != conv.ID && fresh.Active() {
 			pr.Conv = fresh.ID
 			ev, _, err = c.s.d.Post(ctx, pr)

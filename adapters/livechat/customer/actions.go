@@ -516,9 +516,10 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"/"+draft.ClientKey
 	}
 	ev, replayed, err := post(ctx, pr)
-	if errors.Is(err, desk.ErrInactive) {
+	if errors.Is(err, desk.ErrInactive) || errors.Is(err, desk.ErrForbidden) {
 		// The thread list may have been a cached one that lacks a
-		// newer thread started through another node: ask again fresh.
+		// newer thread started through another node, or still names a
+		// thread moved to another customer: ask again fresh.
 		if fresh, ferr := c.latestThread(ctx, p.ChatID); ferr == nil && fresh.ID != conv.ID && fresh.Active() {
 			pr.Conv = fresh.ID
 			ev, replayed, err = c.s.d.Post(ctx, pr)
