@@ -128,12 +128,19 @@ func (c *recCache) reset() {
 	}
 }
 
-// mapCache caches forward mappings (foreign id → core id): bound once,
-// never rebound nor deleted, so an entry never goes stale. Only found
-// mappings are kept (an absent one may be bound by the next commit).
+// mapCache caches forward mappings (foreign id → core id): bound once and
+// never rebound. Only found mappings are kept (an absent one may be bound
+// by the next commit). The one deletion is ForgetIdleVisitors' (a visitor
+// without conversations and its mappings): this node's forget empties the
+// cache, and on any node a read that finds a visitor or conversation gone
+// drops the cached mappings naming it (dropCore), so that the caller's
+// next Resolve reads the database.
 type mapCache struct {
 	shards [cacheShards]mapShard
 	hits   atomic.Uint64
+
+	mu    sync.Mutex
+	cores map[string][]store.MapKey // core id -> cached keys naming it
 }
 
 type mapShard struct {
@@ -142,7 +149,7 @@ type mapShard struct {
 }
 
 func newMapCache() *mapCache {
-	c := &mapCache{}
+	c := &mapCache{cores: make(map[string][]store.MapKey)}
 	for i := range c.shards {
 		c.shards[i].m = make(map[store.MapKey]string)
 	}
@@ -165,6 +172,14 @@ func (c *mapCache) get(k store.MapKey) (string, bool) {
 }
 
 func (c *mapCache) put(k store.MapKey, core string) {
+	c.mu.Lock()
+	if len(c.cores) >= cacheShards*cacheShardMax {
+		c.mu.Unlock()
+		c.reset()
+		c.mu.Lock()
+	}
+	c.cores[core] = append(c.cores[core], k)
+	c.mu.Unlock()
 	sh := c.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -175,6 +190,35 @@ func (c *mapCache) put(k store.MapKey, core string) {
 		}
 	}
 	sh.m[k] = core
+}
+
+// dropCore forgets the cached mappings naming core (it was found gone).
+func (c *mapCache) dropCore(core string) {
+	c.mu.Lock()
+	keys := c.cores[core]
+	delete(c.cores, core)
+	c.mu.Unlock()
+	for _, k := range keys {
+		sh := c.shard(k)
+		sh.mu.Lock()
+		if sh.m[k] == core {
+			delete(sh.m, k)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// reset forgets every mapping.
+func (c *mapCache) reset() {
+	c.mu.Lock()
+	clear(c.cores)
+	c.mu.Unlock()
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.mu.Unlock()
+	}
 }
 
 // fnv32 hashes strings (FNV-1a) to pick a shard.

@@ -140,3 +140,35 @@ func mustJSON(t *testing.T, c model.Conversation) []byte {
 	}
 	return data
 }
+
+// TestForgottenVisitorsMappings: another node forgets an idle visitor and
+// its mapping; this node's cached mapping leads to a visitor not found,
+// which drops the mapping, so the next Resolve finds nothing (and the
+// forgetting node's own cache is emptied at once).
+func TestForgottenVisitorsMappings(t *testing.T) {
+	a, b := twoNodes(t)
+	ctx := t.Context()
+	v := model.Visitor{ID: model.VisitorID(model.NewID()), CreatedAt: time.Now().Add(-time.Hour).UTC()}
+	k := store.MapKey{System: "test", Kind: "visitor", Foreign: "token-1"}
+	if err := a.Commit(ctx, &store.Batch{Visitors: []model.Visitor{v}, Maps: []store.Mapping{{MapKey: k, Core: string(v.ID)}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Store{a, b} {
+		if core, err := s.Resolve(ctx, k); err != nil || core != string(v.ID) {
+			t.Fatalf("Resolve = %q, %v", core, err)
+		}
+	}
+	gone, err := b.ForgetIdleVisitors(ctx, time.Now(), 0)
+	if err != nil || !slices.Contains(gone, v.ID) {
+		t.Fatalf("ForgetIdleVisitors = %v, %v", gone, err)
+	}
+	if _, err := b.Resolve(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the forgetting node still resolves the mapping: %v", err)
+	}
+	if _, err := a.Visitor(ctx, v.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Visitor of a forgotten visitor = %v", err)
+	}
+	if _, err := a.Resolve(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after finding the visitor gone, the other node still resolves its mapping: %v", err)
+	}
+}

@@ -37,11 +37,15 @@
 // on several nodes a read is a round trip and a relayed message used to
 // cost seven of them. How each copy stays true:
 //
-//   - Mappings (Resolve): bound once, never rebound nor deleted (no
-//     statement of this package deletes from maps), so a found mapping is
-//     kept for good; a missing one is never cached (the next commit may
-//     bind it). Reverse is not cached: maps_rev keeps the latest binding
-//     and may change.
+//   - Mappings (Resolve): bound once, never rebound, so a found mapping is
+//     kept; a missing one is never cached (the next commit may bind it).
+//     The one deletion, ForgetIdleVisitors (an idle visitor without
+//     conversations and its mappings), empties this node's mapping cache;
+//     on the other nodes a cached mapping of a forgotten visitor leads to
+//     a visitor that is not found, and that fresh read drops every cached
+//     mapping naming it, so the caller's next Resolve reads the database
+//     (desk.EnsureVisitor retries exactly so). Reverse is not cached:
+//     maps_rev keeps the latest binding and may change.
 //   - Conversations, visitors and each visitor's thread list
 //     (Conversation, Visitor, VisitorConversations) are kept with their
 //     revision and served from the cache ONLY under store.MayBeStale: to
@@ -506,6 +510,7 @@ func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conver
 	ticket := s.convs.ticket(string(id))
 	err := s.pool.QueryRow(ctx, `SELECT data, rev FROM convs WHERE id = $1`, string(id)).Scan(&data, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
+		s.maps.dropCore(string(id))
 		return model.Conversation{}, store.ErrNotFound
 	}
 	if err != nil {
@@ -544,6 +549,8 @@ func (s *Store) Visitor(ctx context.Context, id model.VisitorID) (model.Visitor,
 	ticket := s.visitors.ticket(string(id))
 	err := s.pool.QueryRow(ctx, `SELECT data, rev FROM visitors WHERE id = $1`, string(id)).Scan(&data, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
+		s.maps.dropCore(string(id))
+		s.visitors.drop(string(id))
 		return model.Visitor{}, store.ErrNotFound
 	}
 	if err != nil {
