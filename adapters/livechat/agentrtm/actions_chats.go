@@ -118,6 +118,9 @@ func getChat(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 type sendEventRequest struct {
 	ChatID string        `json:"chat_id"`
 	Event  *wire.EventIn `json:"event"`
+	// AttachToLastThread adds the event to an inactive chat's last thread
+	// instead of failing with chat_inactive (ignored for active chats).
+	AttachToLastThread bool `json:"attach_to_last_thread"`
 }
 
 // SendEventResponse is send_event's payload.
@@ -132,7 +135,8 @@ func (c *agentView) eventSide(ctx context.Context) wire.EventSide {
 		FormType: c.s.cfg.Forms.TypeOf}
 }
 
-// sendEvent posts an event to the chat's active thread. The requesting
+// sendEvent posts an event to the chat's active thread (or, with
+// attach_to_last_thread, to an inactive chat's last thread). The requesting
 // connection gets both the response and the incoming_event push tagged
 // with its request_id (§2.2); they may arrive in either order.
 func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
@@ -160,11 +164,15 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	post := c.s.d.Post
 	if !conv.Active() {
-		return nil, wire.NewError(wire.ChatInactive)
+		if !p.AttachToLastThread {
+			return nil, wire.NewError(wire.ChatInactive)
+		}
+		post = c.s.d.Attach
 	}
 	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.origin}
-	ev, _, err := c.s.d.Post(ctx, pr)
+	ev, _, err := post(ctx, pr)
 	if errors.Is(err, desk.ErrInactive) || errors.Is(err, desk.ErrForbidden) {
 		// The thread list may have been a cached one that lacks a
 		// newer thread started through another node, or still names a
