@@ -59,7 +59,11 @@ type benchOptions struct {
 	// CPUProfile, if set, is where the CPU profile of the load phase goes.
 	// In-process it covers the gateway and the load generator together,
 	// which is what tells whether the generator is the bottleneck.
-	CPUProfile     string
+	CPUProfile string
+	// MemProfile, if set, is where the allocation profile (allocs) goes
+	// after the load phase: what the load allocated is what the collector
+	// then has to reclaim.
+	MemProfile     string
 	Stdout, Stderr io.Writer
 	// progress forces the progress line on (tests leave it off).
 	progress bool
@@ -92,6 +96,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.NoBaselines, "no-baselines", false, "skip the echo, raw durable echo, in-store echo and gin baselines")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file (go tool pprof)")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (allocs) after the load phase to this file (go tool pprof -sample_index=alloc_space)")
 	fs.IntVar(&o.Capacity, "capacity", 0, "capacity mode: hold this many idle DDP and customer RTM sessions and report memory per connection (no load phase)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -177,6 +182,9 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	if err := runProfiled(o.CPUProfile, func() error { return runLoad(ctx, o, rep) }); err != nil {
 		return nil, err
 	}
+	if err := writeAllocProfile(o.MemProfile); err != nil {
+		return nil, err
+	}
 	if o.VisitorSurface == "v2" && ctx.Err() == nil {
 		rep.V2PollsPerSec = runV2PollPhase(ctx, o)
 	}
@@ -222,6 +230,25 @@ func runProfiled(path string, f func() error) error {
 	}
 	defer pprof.StopCPUProfile()
 	return f()
+}
+
+// writeAllocProfile writes the allocation profile to path when it is set.
+func writeAllocProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
+		out.Close()
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	return nil
 }
 
 // benchGateway is a gateway run by the bench in this process.
