@@ -60,8 +60,17 @@ func (r *recorder) serve(_ context.Context, frame []byte) error {
 }
 
 func TestPipelineKeepsOrderPerKey(t *testing.T) {
+	t.Run("goroutines", func(t *testing.T) { testPipelineOrder(t, nil) })
+	t.Run("workers", func(t *testing.T) {
+		w := newWorkers()
+		defer w.release()
+		testPipelineOrder(t, w.Go)
+	})
+}
+
+func testPipelineOrder(t *testing.T, goFn func(func())) {
 	r := &recorder{served: map[string][]string{}}
-	p := newPipeline(8, keyOf, r.serve, func() { t.Error("fail called") })
+	p := newPipeline(8, keyOf, r.serve, func() { t.Error("fail called") }, goFn)
 	ctx := context.Background()
 	const keys, per = 5, 200
 	var want []string
@@ -103,7 +112,7 @@ func TestPipelineKeepsOrderPerKey(t *testing.T) {
 
 func TestPipelineBoundsInFlight(t *testing.T) {
 	r := &recorder{served: map[string][]string{}, hold: make(chan struct{})}
-	p := newPipeline(4, keyOf, r.serve, func() {})
+	p := newPipeline(4, keyOf, r.serve, func() {}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Four distinct keys take the four slots and block in serve.
@@ -135,7 +144,7 @@ func TestPipelineBoundsInFlight(t *testing.T) {
 
 func TestPipelineSubmitEndsWithContext(t *testing.T) {
 	r := &recorder{served: map[string][]string{}, hold: make(chan struct{})}
-	p := newPipeline(1, keyOf, r.serve, func() {})
+	p := newPipeline(1, keyOf, r.serve, func() {}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := p.submit(ctx, "a", []byte("a/0")); err != nil {
 		t.Fatal(err)
@@ -150,7 +159,7 @@ func TestPipelineSubmitEndsWithContext(t *testing.T) {
 
 func TestPipelineFailOnBrokenSocket(t *testing.T) {
 	var failed atomic.Int32
-	p := newPipeline(4, keyOf, func(context.Context, []byte) error { return fmt.Errorf("gone") }, func() { failed.Add(1) })
+	p := newPipeline(4, keyOf, func(context.Context, []byte) error { return fmt.Errorf("gone") }, func() { failed.Add(1) }, nil)
 	for i := range 3 {
 		f := []byte(fmt.Sprintf("k%d/0", i))
 		if err := p.submit(context.Background(), keyOf(f), f); err != nil {

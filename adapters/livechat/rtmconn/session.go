@@ -63,11 +63,13 @@ type Session struct {
 	kind    Kind
 	conn    *wsconn.Conn
 	version string
+	goFn    func(func()) // runs request and drain goroutines (see workers)
 }
 
 // NewSession wraps conn; version is the connection's API version.
-func NewSession(conn *wsconn.Conn, kind Kind, version string) *Session {
-	return &Session{kind: kind, conn: conn, version: version}
+// goFn (nil: plain goroutines) runs its request and push-drain tasks.
+func NewSession(conn *wsconn.Conn, kind Kind, version string, goFn func(func())) *Session {
+	return &Session{kind: kind, conn: conn, version: version, goFn: goFn}
 }
 
 // Disconnect tells the client why (§2.2: the *_disconnected push, then
@@ -142,7 +144,7 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 			var pump func(context.Context)
 			pump, stop = c.Started()
 			if p, ok := c.(Pusher); ok {
-				drain = startDrainer(ctx, p, &pumps)
+				drain = startDrainer(ctx, p, &pumps, ss.goFn)
 			} else if pump != nil {
 				pumps.Add(1)
 				go func() {
@@ -151,7 +153,7 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 				}()
 			}
 			if k, ok := c.(Keyed); ok && ss.kind.InFlight > 1 {
-				pl = newPipeline(ss.kind.InFlight, k.OrderKey, c.Serve, func() { broken.Store(true); cancel() })
+				pl = newPipeline(ss.kind.InFlight, k.OrderKey, c.Serve, func() { broken.Store(true); cancel() }, ss.goFn)
 			}
 		}
 	}
