@@ -21,7 +21,7 @@ func (s *Surface) table() wire.Table[*caller] {
 		"list_chats":               {Handle: listChats},
 		"get_chat":                 {Handle: getChat},
 		"send_event":               {Handle: sendEvent},
-		"deactivate_chat":          {Handle: deactivateChat},
+		"deactivate_chat":          {Handle: wire.DeactivateChat[*caller]},
 		"send_typing_indicator":    {Handle: sendTypingIndicator},
 		"transfer_chat":            {Handle: transferChat},
 		"list_threads":             {Handle: listThreads},
@@ -30,7 +30,7 @@ func (s *Surface) table() wire.Table[*caller] {
 		"update_customer":          {Handle: updateCustomer},
 		"list_routing_statuses":    {Handle: listRoutingStatuses},
 		"list_agents_for_transfer": {Handle: listAgentsForTransfer},
-		"mark_events_as_seen":      {Handle: markEventsAsSeen},
+		"mark_events_as_seen":      {Handle: wire.MarkEventsAsSeen[*caller]},
 		"multicast":                {Handle: multicast},
 		"logout":                   {Handle: logout},
 		"tag_thread":               {Handle: tagThread},
@@ -43,7 +43,7 @@ func (s *Surface) table() wire.Table[*caller] {
 		"add_user_to_chat":         {Handle: addUserToChat},
 		"remove_user_from_chat":    {Handle: removeUserFromChat},
 	}
-	addPropsActions(t)
+	wire.AddPropsActions(t)
 	return t
 }
 
@@ -148,7 +148,7 @@ func login(ctx context.Context, k *caller, req *wire.Request) (any, error) {
 	// between is missed (at worst it is both in the summary and pushed).
 	c.sub = c.s.d.Bus().SubscribeDesk(c.s.cfg.deskQueue())
 	c.loggedIn.Store(true)
-	c.s.register(c)
+	c.s.clients.Add(c.agent.ID, c)
 	c.s.log.Info().Str("agent", string(agent.ID)).Msg("agent session connected")
 	c.s.d.AgentConnected(agent.ID, true)
 
@@ -207,7 +207,7 @@ func setRoutingStatus(_ context.Context, c *caller, req *wire.Request) (any, err
 	}
 	c.s.d.SetAccepting(c.agent.ID, accepting)
 	payload := map[string]string{"agent_id": string(c.agent.ID), "status": p.Status}
-	for _, o := range c.s.clientsOf(c.agent.ID) {
+	for _, o := range c.s.clients.Of(c.agent.ID) {
 		if o == c.conn {
 			c.after(func() { o.push(req.RequestID, "routing_status_set", payload) })
 			continue

@@ -163,33 +163,6 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	return SendEventResponse{EventID: wire.EventID(ev.Conv, ev.Seq)}, nil
 }
 
-type deactivateChatRequest struct {
-	ID string `json:"id"`
-	// ignore_requester_presence is accepted and ignored.
-}
-
-// deactivateChat closes the chat's active thread with the agent as author.
-func deactivateChat(ctx context.Context, c *caller, req *wire.Request) (any, error) {
-	var p deactivateChatRequest
-	if err := wire.DecodePayload(req, &p); err != nil {
-		return nil, err
-	}
-	if p.ID == "" {
-		return nil, wire.Errorf(wire.Validation, "id is required")
-	}
-	conv, err := c.latestThread(ctx, p.ID)
-	if err != nil {
-		return nil, err
-	}
-	if !conv.Active() {
-		return nil, wire.NewError(wire.ChatInactive)
-	}
-	if _, err := c.s.d.Close(ctx, conv.ID, c.author(), "", c.origin); err != nil {
-		return nil, err
-	}
-	return nil, nil
-}
-
 type typingIndicatorRequest struct {
 	ChatID     string `json:"chat_id"`
 	Visibility string `json:"visibility"`

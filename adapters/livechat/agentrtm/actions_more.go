@@ -42,19 +42,6 @@ func (c *caller) requestID() string {
 	return rid
 }
 
-// allClients returns every logged-in RTM connection.
-func (s *Surface) allClients() []*client {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*client
-	for _, m := range s.byAgent {
-		for c := range m {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // deptOfGroup maps a LiveChat group id back to a configured department
 // (group 0 is the default department "").
 func (s *Surface) deptOfGroup(id int) (model.DeptID, bool) {
@@ -531,7 +518,7 @@ func updateCustomer(ctx context.Context, c *caller, req *wire.Request) (any, err
 		push.SessionFields = p.SessionFields
 	}
 	latest, err := c.latestThread(ctx, p.ID)
-	for _, o := range c.s.allClients() {
+	for _, o := range c.s.clients.All() {
 		if o == c.conn || (err == nil && o.canSee(latest)) || o.agent.ID == c.agent.ID {
 			c.pushTo(o, "customer_updated", push)
 		}
@@ -612,40 +599,8 @@ func listAgentsForTransfer(ctx context.Context, c *caller, req *wire.Request) (a
 
 // ---- mark_events_as_seen ----
 
-type markSeenRequest struct {
-	ChatID   string `json:"chat_id"`
-	SeenUpTo string `json:"seen_up_to"`
-}
-
 // EventsMarkedAsSeen is the events_marked_as_seen push.
-type EventsMarkedAsSeen struct {
-	UserID   string `json:"user_id"`
-	ChatID   string `json:"chat_id"`
-	SeenUpTo string `json:"seen_up_to"`
-}
-
-// markEventsAsSeen stores the agent's "seen up to" marker on the chat
-// (desk.MarkSeen: durable, forward only); get_chat and list_chats then
-// show it as the agent's events_seen_up_to, and events_marked_as_seen goes
-// to the agents who see the chat and to the customer (onSeen).
-func markEventsAsSeen(ctx context.Context, c *caller, req *wire.Request) (any, error) {
-	var p markSeenRequest
-	if err := wire.DecodePayload(req, &p); err != nil {
-		return nil, err
-	}
-	if p.ChatID == "" {
-		return nil, wire.Errorf(wire.Validation, "chat_id is required")
-	}
-	t, err := time.Parse(time.RFC3339Nano, p.SeenUpTo)
-	if err != nil {
-		return nil, wire.Errorf(wire.Validation, "seen_up_to must be an RFC 3339 time")
-	}
-	if _, err := c.latestThread(ctx, p.ChatID); err != nil {
-		return nil, err
-	}
-	_, err = c.s.d.MarkSeen(ctx, model.VisitorID(p.ChatID), c.author(), t, c.origin)
-	return nil, err
-}
+type EventsMarkedAsSeen = wire.EventsMarkedAsSeen
 
 // onSeen pushes events_marked_as_seen for a chat the agent sees (or its
 // own marker, to all of its connections).
@@ -714,7 +669,7 @@ func multicast(_ context.Context, c *caller, req *wire.Request) (any, error) {
 		depts = append(depts, d)
 	}
 	push := IncomingMulticast{AuthorID: string(c.agent.ID), Content: p.Content, Type: p.Type}
-	for _, o := range c.s.allClients() {
+	for _, o := range c.s.clients.All() {
 		if all || slices.Contains(ra.IDs, string(o.agent.ID)) || slices.ContainsFunc(depts, o.agent.Serves) {
 			c.pushTo(o, "incoming_multicast", push)
 		}
@@ -728,7 +683,7 @@ func multicast(_ context.Context, c *caller, req *wire.Request) (any, error) {
 // (agent_disconnected, reason agent_logged_out_remotely) after the
 // response. Tokens come from configuration and stay valid.
 func logout(_ context.Context, c *caller, _ *wire.Request) (any, error) {
-	for _, o := range c.s.clientsOf(c.agent.ID) {
+	for _, o := range c.s.clients.Of(c.agent.ID) {
 		if o == c.conn {
 			c.after(func() { o.bye("agent_logged_out_remotely") })
 			continue

@@ -1,7 +1,10 @@
 package agentrtm
 
 import (
+	"context"
+
 	"chatgate/adapters/livechat/wire"
+	"chatgate/core/desk"
 	"chatgate/core/model"
 )
 
@@ -32,6 +35,21 @@ type caller struct {
 	// queued; Web API: right away, as nothing else is sent on the request).
 	after func(f func())
 }
+
+// The wire.Actor methods let the actions both APIs share run as the agent,
+// under the agent's access rule (access.go).
+
+func (c *caller) LatestThread(ctx context.Context, chatID string) (model.Conversation, error) {
+	return c.latestThread(ctx, chatID)
+}
+
+func (c *caller) Thread(ctx context.Context, chatID string, id model.ConvID) (model.Conversation, error) {
+	return c.thread(ctx, chatID, id)
+}
+
+func (c *caller) Author() model.Author          { return c.author() }
+func (c *caller) OriginOf(*wire.Request) string { return c.origin }
+func (c *caller) Desk() *desk.Desk              { return c.s.d }
 
 // errRTMOnly answers an RTM-only action (login, ping) called over the Web
 // API.

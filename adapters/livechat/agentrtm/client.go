@@ -153,7 +153,7 @@ func (c *client) logout() {
 		return
 	}
 	c.s.log.Info().Str("agent", string(c.agent.ID)).Msg("agent session left")
-	c.s.unregister(c)
+	c.s.clients.Remove(c.agent.ID, c)
 	c.sub.Close()
 	c.s.d.AgentConnected(c.agent.ID, false)
 }

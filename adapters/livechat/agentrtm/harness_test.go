@@ -109,10 +109,7 @@ type harness struct {
 	srv    *httptest.Server
 	stop   func() // stops the surface (idempotent); waits for Run
 	conns  sync.WaitGroup
-	counts struct {
-		sync.Mutex
-		n int
-	}
+	counts rtmtest.Counter
 }
 
 func newHarness(t testing.TB, mod func(*Config)) *harness {
@@ -126,46 +123,19 @@ func newHarnessOn(t testing.TB, co *core, mod func(*Config)) *harness {
 	h := &harness{core: co}
 	cfg := Config{
 		LicenseID: "1520", OrganizationID: "org-1",
-		Authenticate: func(tok string) (model.AgentID, bool) { id, ok := testTokens[tok]; return id, ok },
-		MaxFrame:     8 << 10,
-		OnConnections: func(d int) {
-			h.counts.Lock()
-			h.counts.n += d
-			h.counts.Unlock()
-		},
+		Authenticate:  func(tok string) (model.AgentID, bool) { id, ok := testTokens[tok]; return id, ok },
+		MaxFrame:      8 << 10,
+		OnConnections: h.counts.Add,
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
 	h.surf = New(h.d, cfg, zerolog.Nop())
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- h.surf.Run(ctx) }()
-	var once sync.Once
-	h.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-runDone; err != nil {
-				t.Errorf("run: %v", err)
-			}
-		})
-	}
-	r := gin.New()
-	h.surf.Mount(r)
-	h.srv = httptest.NewServer(r)
-	// Cleanups run last-in first-out: the surface stops (closing every
-	// session) before the server, then the desk and store (registered in
-	// newCore) stop.
-	t.Cleanup(h.srv.Close)
-	t.Cleanup(h.stop)
+	h.srv, h.stop = rtmtest.Serve(t, h.surf)
 	return h
 }
 
-func (h *harness) connections() int {
-	h.counts.Lock()
-	defer h.counts.Unlock()
-	return h.counts.n
-}
+func (h *harness) connections() int { return h.counts.N() }
 
 // frame is any server frame; rtm a test socket (adapters/livechat/internal/rtmtest).
 type frame = rtmtest.Frame

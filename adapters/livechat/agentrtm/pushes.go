@@ -11,16 +11,9 @@ import (
 
 // Push payloads (§2.8).
 type (
-	IncomingChat struct {
-		RequesterID string    `json:"requester_id,omitempty"`
-		Chat        wire.Chat `json:"chat"`
-	}
+	IncomingChat    = wire.IncomingChat
 	IncomingEvent   = wire.IncomingEvent
-	ChatDeactivated struct {
-		ChatID   string `json:"chat_id"`
-		ThreadID string `json:"thread_id"`
-		UserID   string `json:"user_id,omitempty"`
-	}
+	ChatDeactivated = wire.ChatDeactivated
 	TypingIndicator struct {
 		AuthorID   string `json:"author_id"`
 		Visibility string `json:"visibility"`

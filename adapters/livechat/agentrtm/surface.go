@@ -35,7 +35,6 @@ package agentrtm
 import (
 	"context"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -62,9 +61,8 @@ type Surface struct {
 	actions  wire.Table[*caller]
 	sessions *rtmconn.Sessions
 	created  time.Time
-
-	mu      sync.Mutex
-	byAgent map[model.AgentID]map[*client]struct{}
+	// clients finds an agent's logged-in connections on this node.
+	clients rtmconn.Registry[model.AgentID, *client]
 }
 
 // New returns the surface; Mount its routes, then Run it.
@@ -72,9 +70,7 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	s := &Surface{
 		d: d, cfg: cfg.withDefaults(), log: log.With().Str("surface", "livechat.agent.rtm").Logger(),
 		created: d.Now(),
-		byAgent: make(map[model.AgentID]map[*client]struct{}),
-		src: wire.Source{Store: d.Store(), Agent: d.Router().Agent, QueuePosition: d.Router().Position,
-			Now: d.Now, Props: d.Properties()},
+		src:     wire.SourceOf(d),
 	}
 	s.sessions = rtmconn.NewSessions("agentrtm", rtmconn.Kind{
 		Name: "agent rtm", Disconnected: "agent_disconnected", Shutdown: reasonByServer,
@@ -94,13 +90,7 @@ func (s *Surface) Name() string { return "livechat.agent.rtm" }
 // Dispatched lists what the surface dispatches below its gin routes, as
 // "action <name>" (RTM and Web API share the table; upload_file is Web
 // only). Tests check every entry against their authorization matrix.
-func (s *Surface) Dispatched() []string {
-	out := []string{"action upload_file"}
-	for _, n := range s.actions.Names() {
-		out = append(out, "action "+n)
-	}
-	return out
-}
+func (s *Surface) Dispatched() []string { return s.actions.Dispatched("upload_file") }
 
 // Mount registers GET /v3.{4,5,6}/agent/rtm/ws. The organization_id query
 // parameter is optional (lc-sdk-js omits it for agents).
@@ -128,39 +118,4 @@ func (s *Surface) serveWS(version string) gin.HandlerFunc {
 				return ""
 			})
 	}
-}
-
-// register makes a logged-in client reachable for pushes addressed to its
-// agent (routing_status_set).
-func (s *Surface) register(c *client) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.byAgent[c.agent.ID]
-	if m == nil {
-		m = make(map[*client]struct{})
-		s.byAgent[c.agent.ID] = m
-	}
-	m[c] = struct{}{}
-}
-
-func (s *Surface) unregister(c *client) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if m := s.byAgent[c.agent.ID]; m != nil {
-		delete(m, c)
-		if len(m) == 0 {
-			delete(s.byAgent, c.agent.ID)
-		}
-	}
-}
-
-// clientsOf returns the logged-in clients of an agent.
-func (s *Surface) clientsOf(id model.AgentID) []*client {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*client, 0, len(s.byAgent[id]))
-	for c := range s.byAgent[id] {
-		out = append(out, c)
-	}
-	return out
 }

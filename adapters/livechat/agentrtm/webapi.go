@@ -123,69 +123,30 @@ func (s *Surface) serveWeb(version string) gin.HandlerFunc {
 }
 
 // UploadResponse is upload_file's payload.
-type UploadResponse struct {
-	URL string `json:"url"`
-}
+type UploadResponse = wire.UploadResponse
 
 // uploadFile stores the multipart field "file" in the files store and
-// answers its URL, /file-upload/<id>/<escaped name> on the host the
-// request came to (the Rocket.Chat surface serves that path).
+// answers its URL, /file-upload/<id>/<escaped name> (the Rocket.Chat
+// surface serves that path) under PublicURL or the request's host.
 //
 // The file is the agent's ("agent:<id>") and pending until a file event
-// references it (store.unreferenced_grace); the URL's base is PublicURL
-// when set.
+// references it (store.unreferenced_grace).
 func (s *Surface) uploadFile(g *gin.Context, agent model.AgentID) {
 	if s.cfg.Files == nil {
 		webFail(g, wire.Errorf(wire.Validation, "File uploads are disabled"))
 		return
 	}
-	mr, err := g.Request.MultipartReader()
-	if err != nil {
-		webFail(g, wire.Errorf(wire.Validation, "Wrong format of request: multipart/form-data with a file field expected"))
+	f, err := wire.ReadUpload(g.Request.Context(), g.Writer, g.Request, s.cfg.Files, "agent:"+string(agent))
+	var we *wire.Error
+	switch {
+	case errors.As(err, &we):
+		webFail(g, we)
+		return
+	case err != nil:
+		s.log.Error().Err(err).Msg("agent upload failed")
+		webFail(g, wire.NewError(wire.Internal))
 		return
 	}
-	for {
-		part, err := mr.NextPart()
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				webFail(g, wire.Errorf(wire.EntityTooLarge, "Upload limit exceeded (%d bytes).", s.cfg.Files.MaxSize()))
-				return
-			}
-			webFail(g, wire.Errorf(wire.Validation, "file is required"))
-			return
-		}
-		if part.FormName() != "file" {
-			_ = part.Close()
-			continue
-		}
-		name := part.FileName()
-		if name == "" {
-			name = "file"
-		}
-		f, err := s.cfg.Files.PutPending(g.Request.Context(), "agent:"+string(agent), name, part.Header.Get("Content-Type"), part)
-		_ = part.Close()
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.Is(err, files.ErrTooLarge), errors.As(err, &mbe):
-			webFail(g, wire.Errorf(wire.EntityTooLarge, "Upload limit exceeded (%d bytes).", s.cfg.Files.MaxSize()))
-			return
-		case err != nil:
-			s.log.Error().Err(err).Msg("agent upload failed")
-			webFail(g, wire.NewError(wire.Internal))
-			return
-		}
-		base := strings.TrimSuffix(s.cfg.PublicURL, "/")
-		if base == "" {
-			scheme := "http"
-			if g.Request.TLS != nil {
-				scheme = "https"
-			}
-			base = scheme + "://" + g.Request.Host
-		}
-		u := base + files.Path(f)
-		g.Header("Cache-Control", "no-store")
-		g.JSON(http.StatusOK, UploadResponse{URL: u})
-		return
-	}
+	g.Header("Cache-Control", "no-store")
+	g.JSON(http.StatusOK, UploadResponse{URL: wire.BaseURL(s.cfg.PublicURL, g.Request) + files.Path(f)})
 }

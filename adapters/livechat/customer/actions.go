@@ -26,12 +26,12 @@ func (s *Surface) table() wire.Table[*client] {
 		"get_chat":                    {Handle: getChat},
 		"list_chats":                  {Handle: listChats},
 		"list_threads":                {Handle: listThreads},
-		"deactivate_chat":             {Handle: deactivateChat},
+		"deactivate_chat":             {Handle: wire.DeactivateChat[*client]},
 		"update_customer":             {Handle: updateCustomer},
 		"set_customer_session_fields": {Handle: setSessionFields},
 		"get_customer":                {Handle: getCustomer},
 		"send_sneak_peek":             {Handle: sendSneakPeek},
-		"mark_events_as_seen":         {Handle: markEventsAsSeen},
+		"mark_events_as_seen":         {Handle: wire.MarkEventsAsSeen[*client]},
 		"list_group_statuses":         {Handle: listGroupStatuses},
 		"get_form":                    {Handle: getForm},
 		"accept_greeting":             {Handle: acceptGreeting},
@@ -39,7 +39,7 @@ func (s *Surface) table() wire.Table[*client] {
 		"get_predicted_agent":         {Handle: getPredictedAgent},
 		"check_goals":                 {Handle: checkGoals},
 	}
-	addPropsActions(t)
+	wire.AddPropsActions(t)
 	return t
 }
 
@@ -175,7 +175,7 @@ func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	}
 	c.sub = c.s.d.Bus().SubscribeVisitor(c.me, c.s.cfg.visitorQueue())
 	c.loggedIn.Store(true)
-	c.s.register(c)
+	c.s.clients.Add(c.me, c)
 	c.s.log.Info().Str("customer", string(c.me)).Msg("customer session connected")
 
 	v, err := c.s.d.Store().Visitor(ctx, id)
@@ -551,31 +551,6 @@ func getChat(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	return wire.RenderChat(&d, wire.ForCustomer), nil
 }
 
-type deactivateChatRequest struct {
-	ID string `json:"id"`
-}
-
-func deactivateChat(ctx context.Context, c *client, req *wire.Request) (any, error) {
-	var p deactivateChatRequest
-	if err := wire.DecodePayload(req, &p); err != nil {
-		return nil, err
-	}
-	if p.ID == "" {
-		return nil, wire.Errorf(wire.Validation, "id is required")
-	}
-	conv, err := c.latestThread(ctx, p.ID)
-	if err != nil {
-		return nil, err
-	}
-	if !conv.Active() {
-		return nil, wire.NewError(wire.ChatInactive)
-	}
-	if _, err := c.s.d.Close(ctx, conv.ID, c.author(), "", c.Origin(req.RequestID)); err != nil {
-		return nil, err
-	}
-	return nil, nil
-}
-
 // --- customer -----------------------------------------------------------
 
 // updateCustomer changes name, email, session_fields (avatar accepted,
@@ -610,7 +585,7 @@ func updateCustomer(ctx context.Context, c *client, req *wire.Request) (any, err
 	if p.SessionFields != nil {
 		changed["session_fields"] = profile(&v).SessionFields
 	}
-	for _, o := range c.s.clientsOf(c.me) {
+	for _, o := range c.s.clients.Of(c.me) {
 		if o == c {
 			c.AfterResponse(func() { c.push(req.RequestID, "customer_updated", changed) })
 			continue
@@ -676,34 +651,6 @@ func sendSneakPeek(ctx context.Context, c *client, req *wire.Request) (any, erro
 	}
 	text := *p.SneakPeekText
 	return nil, c.s.d.Typing(ctx, conv.ID, c.author(), text != "", text, c.Origin(req.RequestID))
-}
-
-type markSeenRequest struct {
-	ChatID   string `json:"chat_id"`
-	SeenUpTo string `json:"seen_up_to"`
-}
-
-// markEventsAsSeen stores the customer's "seen up to" marker on its chat
-// (desk.MarkSeen: durable, forward only), shown afterwards as the
-// customer's events_seen_up_to; events_marked_as_seen follows the response
-// (onNotice) and reaches the agents who see the chat.
-func markEventsAsSeen(ctx context.Context, c *client, req *wire.Request) (any, error) {
-	var p markSeenRequest
-	if err := wire.DecodePayload(req, &p); err != nil {
-		return nil, err
-	}
-	if p.ChatID == "" || p.SeenUpTo == "" {
-		return nil, wire.Errorf(wire.Validation, "chat_id and seen_up_to are required")
-	}
-	t, err := parseTime(p.SeenUpTo)
-	if err != nil {
-		return nil, wire.Errorf(wire.Validation, "seen_up_to must be an RFC 3339 date")
-	}
-	if _, err := c.threads(ctx, p.ChatID); err != nil {
-		return nil, err
-	}
-	_, err = c.s.d.MarkSeen(ctx, c.me, c.author(), t, c.Origin(req.RequestID))
-	return nil, err
 }
 
 // unreadWindow bounds the latest events hasUnread looks at.

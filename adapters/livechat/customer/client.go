@@ -8,6 +8,7 @@ import (
 
 	"chatgate/adapters/livechat/rtmconn"
 	"chatgate/adapters/livechat/wire"
+	"chatgate/core/desk"
 	"chatgate/core/hub"
 	"chatgate/core/model"
 )
@@ -142,12 +143,27 @@ func (c *client) author() model.Author {
 	return model.Author{Kind: model.AuthorVisitor, ID: string(c.me)}
 }
 
+// The wire.Actor methods let the actions both APIs share run as the
+// customer, who reaches only its own chat (threads, thread).
+
+func (c *client) LatestThread(ctx context.Context, chatID string) (model.Conversation, error) {
+	return c.latestThread(ctx, chatID)
+}
+
+func (c *client) Thread(ctx context.Context, chatID string, id model.ConvID) (model.Conversation, error) {
+	return c.thread(ctx, chatID, id)
+}
+
+func (c *client) Author() model.Author              { return c.author() }
+func (c *client) OriginOf(req *wire.Request) string { return c.Origin(req.RequestID) }
+func (c *client) Desk() *desk.Desk                  { return c.s.d }
+
 func (c *client) logout() {
 	if !c.loggedIn.CompareAndSwap(true, false) {
 		return
 	}
 	c.s.log.Info().Str("customer", string(c.me)).Msg("customer session left")
-	c.s.unregister(c)
+	c.s.clients.Remove(c.me, c)
 	if c.sub != nil {
 		c.sub.Close()
 	}

@@ -10,17 +10,10 @@ import (
 
 // Push payloads (§2.6).
 type (
-	IncomingChat struct {
-		RequesterID string    `json:"requester_id,omitempty"`
-		Chat        wire.Chat `json:"chat"`
-	}
+	IncomingChat    = wire.IncomingChat
 	IncomingEvent   = wire.IncomingEvent
-	ChatDeactivated struct {
-		ChatID   string `json:"chat_id"`
-		ThreadID string `json:"thread_id"`
-		UserID   string `json:"user_id,omitempty"`
-	}
-	UserAdded struct {
+	ChatDeactivated = wire.ChatDeactivated
+	UserAdded       struct {
 		ChatID   string    `json:"chat_id"`
 		ThreadID string    `json:"thread_id"`
 		User     wire.User `json:"user"`
@@ -32,12 +25,8 @@ type (
 		UserID   string `json:"user_id"`
 		Reason   string `json:"reason"`
 	}
-	EventsMarkedAsSeen struct {
-		UserID   string `json:"user_id"`
-		ChatID   string `json:"chat_id"`
-		SeenUpTo string `json:"seen_up_to"`
-	}
-	TypingIndicator struct {
+	EventsMarkedAsSeen = wire.EventsMarkedAsSeen
+	TypingIndicator    struct {
 		AuthorID   string `json:"author_id"`
 		Recipients string `json:"recipients"`
 		Timestamp  int64  `json:"timestamp"`

@@ -20,7 +20,6 @@ package customer
 import (
 	"context"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -43,18 +42,15 @@ type Surface struct {
 	src      wire.Source
 	actions  wire.Table[*client]
 	sessions *rtmconn.Sessions
-
-	mu         sync.Mutex
-	byCustomer map[model.VisitorID]map[*client]struct{}
+	// clients finds a customer's logged-in connections on this node.
+	clients rtmconn.Registry[model.VisitorID, *client]
 }
 
 // New returns the surface; Mount its routes, then Run it.
 func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	s := &Surface{
 		d: d, cfg: cfg.withDefaults(), log: log.With().Str("surface", "livechat.customer").Logger(),
-		byCustomer: make(map[model.VisitorID]map[*client]struct{}),
-		src: wire.Source{Store: d.Store(), Agent: d.Router().Agent, QueuePosition: d.Router().Position,
-			Now: d.Now, Props: d.Properties()},
+		src: wire.SourceOf(d),
 	}
 	if s.cfg.Now == nil {
 		s.cfg.Now = d.Now
@@ -74,13 +70,7 @@ func (s *Surface) Name() string { return "livechat.customer" }
 // Dispatched lists what the surface dispatches below its gin routes, as
 // "action <name>" (RTM and Web API share the table; upload_file is Web
 // only). Tests check every entry against their authorization matrix.
-func (s *Surface) Dispatched() []string {
-	out := []string{"action upload_file"}
-	for _, n := range s.actions.Names() {
-		out = append(out, "action "+n)
-	}
-	return out
-}
+func (s *Surface) Dispatched() []string { return s.actions.Dispatched("upload_file") }
 
 // Mount registers the token endpoint, GET /v3.{4,5,6}/customer/rtm/ws,
 // POST /v3.{4,5,6}/customer/action/:action (OPTIONS too, for CORS) and GET
@@ -124,38 +114,6 @@ func (s *Surface) serveWS(version string) gin.HandlerFunc {
 				return ""
 			})
 	}
-}
-
-func (s *Surface) register(c *client) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.byCustomer[c.me]
-	if m == nil {
-		m = make(map[*client]struct{})
-		s.byCustomer[c.me] = m
-	}
-	m[c] = struct{}{}
-}
-
-func (s *Surface) unregister(c *client) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if m := s.byCustomer[c.me]; m != nil {
-		delete(m, c)
-		if len(m) == 0 {
-			delete(s.byCustomer, c.me)
-		}
-	}
-}
-
-func (s *Surface) clientsOf(id model.VisitorID) []*client {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*client, 0, len(s.byCustomer[id]))
-	for c := range s.byCustomer[id] {
-		out = append(out, c)
-	}
-	return out
 }
 
 // now is the surface clock.

@@ -115,9 +115,7 @@ func (s *Surface) serveAction(version string) gin.HandlerFunc {
 }
 
 // UploadResponse is upload_file's payload.
-type UploadResponse struct {
-	URL string `json:"url"`
-}
+type UploadResponse = wire.UploadResponse
 
 // uploadFile stores multipart field "file" (at most Files.MaxSize()
 // bytes) and answers {"url"} under /file-upload/<id>/<name>, the URL shape
@@ -145,65 +143,21 @@ func (s *Surface) uploadFile(g *gin.Context, me model.VisitorID) {
 		webFail(g, wire.Errorf(wire.TooManyRequests, "Too many uploads: try again later"))
 		return
 	}
-	g.Request.Body = http.MaxBytesReader(g.Writer, g.Request.Body, s.cfg.Files.MaxSize()+1<<20)
-	mr, err := g.Request.MultipartReader()
-	if err != nil {
-		webFail(g, wire.Errorf(wire.Validation, "multipart/form-data with a file field is required"))
+	f, err := wire.ReadUpload(g.Request.Context(), g.Writer, g.Request, s.cfg.Files, string(me))
+	var we *wire.Error
+	switch {
+	case errors.As(err, &we):
+		webFail(g, we)
+		return
+	case err != nil:
+		s.log.Error().Err(err).Msg("customer upload")
+		webFail(g, wire.NewError(wire.Internal))
 		return
 	}
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			webFail(g, wire.Errorf(wire.Validation, "file is required"))
-			return
-		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				webFail(g, tooLarge(s.cfg.Files.MaxSize()))
-				return
-			}
-			webFail(g, wire.Errorf(wire.Validation, "Invalid multipart body"))
-			return
-		}
-		if part.FormName() != "file" {
-			_ = part.Close()
-			continue
-		}
-		f, err := s.cfg.Files.PutPending(g.Request.Context(), string(me), part.FileName(), part.Header.Get("Content-Type"), part)
-		_ = part.Close()
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.Is(err, files.ErrTooLarge), errors.As(err, &mbe):
-			webFail(g, tooLarge(s.cfg.Files.MaxSize()))
-			return
-		case errors.Is(err, files.ErrQuota):
-			webFail(g, wire.Errorf(wire.LimitReached, "Upload quota of this customer reached"))
-			return
-		case err != nil:
-			s.log.Error().Err(err).Msg("customer upload")
-			webFail(g, wire.NewError(wire.Internal))
-			return
-		}
-		g.JSON(http.StatusOK, UploadResponse{URL: s.baseURL(g) + files.Path(f)})
-		return
-	}
+	g.JSON(http.StatusOK, UploadResponse{URL: s.baseURL(g) + files.Path(f)})
 }
 
-func tooLarge(n int64) *wire.Error {
-	return wire.Errorf(wire.EntityTooLarge, "Upload limit exceeded (%d bytes).", n)
-}
-
-func (s *Surface) baseURL(g *gin.Context) string {
-	if s.cfg.PublicURL != "" {
-		return strings.TrimSuffix(s.cfg.PublicURL, "/")
-	}
-	scheme := "http"
-	if g.Request.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + g.Request.Host
-}
+func (s *Surface) baseURL(g *gin.Context) string { return wire.BaseURL(s.cfg.PublicURL, g.Request) }
 
 func contextWithTimeout(g *gin.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(g.Request.Context(), requestTimeout)

@@ -34,6 +34,21 @@ func (t Table[C]) Names() []string {
 	return out
 }
 
+// Dispatched lists the table's actions as "action <name>", with extra
+// (actions served outside the table, such as the Web API's upload_file)
+// first: surfaces report it so that the authorization matrix tests check
+// every entry.
+func (t Table[C]) Dispatched(extra ...string) []string {
+	out := make([]string, 0, len(extra)+len(t))
+	for _, n := range extra {
+		out = append(out, "action "+n)
+	}
+	for _, n := range t.Names() {
+		out = append(out, "action "+n)
+	}
+	return out
+}
+
 // Dispatch runs req's handler and turns its outcome into a response. An
 // unknown action is a validation error ("Unsupported action"): §2.9 has no
 // dedicated type, and validation is what clients treat as "do not retry".

@@ -8,6 +8,21 @@ import (
 // Pushes both APIs send alike (§2.6, §2.8). Building them here keeps the
 // agent and customer surfaces (and webhooks) from drifting apart.
 
+// IncomingChat is the incoming_chat push: a new thread as its receiver
+// sees it, with the requester that caused it when there is one.
+type IncomingChat struct {
+	RequesterID string `json:"requester_id,omitempty"`
+	Chat        Chat   `json:"chat"`
+}
+
+// ChatDeactivated is the chat_deactivated push; UserID names who closed
+// the thread when it was a user.
+type ChatDeactivated struct {
+	ChatID   string `json:"chat_id"`
+	ThreadID string `json:"thread_id"`
+	UserID   string `json:"user_id,omitempty"`
+}
+
 // IncomingEvent is the incoming_event and event_updated push.
 type IncomingEvent struct {
 	ChatID   string `json:"chat_id"`

@@ -21,6 +21,12 @@ type Source struct {
 	Props *desk.Properties
 }
 
+// SourceOf is the Source reading d's store, router and properties.
+func SourceOf(d *desk.Desk) Source {
+	return Source{Store: d.Store(), Agent: d.Router().Agent, QueuePosition: d.Router().Position,
+		Now: d.Now, Props: d.Properties()}
+}
+
 // LoadOptions choose which events Load reads.
 type LoadOptions struct {
 	// UpTo is the last sequence number to include; 0 means all.
