@@ -505,6 +505,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 
 	// The load phase.
 	cpu0 := readCPU(o.PID)
+	io0, ioOK := readSyscalls(o.PID)
 	start := time.Now()
 	pctx, pcancel := context.WithTimeout(lctx, o.Duration)
 	defer pcancel()
@@ -527,6 +528,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	<-pctx.Done()
 	elapsed := time.Since(start)
 	cpu := readCPU(o.PID) - cpu0
+	io1, io1OK := readSyscalls(o.PID)
 	rep.ServerRSSBytes = readRSS(o.PID)
 	// A visitor or agent stuck on a gateway that stopped answering must
 	// not hang the run: it is reported, and the run goes on.
@@ -557,6 +559,10 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	if cpu0 > 0 {
 		rep.CPUSec = cpu.Seconds()
 		rep.CPUMicrosPerRelayed = cpuPer(cpu, rep.Relayed)
+	}
+	if ioOK && io1OK && rep.Relayed > 0 {
+		rep.ReadsPerRelayed = float64(io1.reads-io0.reads) / float64(rep.Relayed)
+		rep.WritesPerRelayed = float64(io1.writes-io0.writes) / float64(rep.Relayed)
 	}
 	rep.VisitorToAgent = summarize(v2a)
 	rep.AgentToVisitor = summarize(back)
@@ -648,6 +654,40 @@ func readCPU(pid int) time.Duration {
 		return 0
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// syscalls counts a process's read and write system calls.
+type syscalls struct{ reads, writes int64 }
+
+// readSyscalls returns the read and write system calls (sockets, files)
+// a process has made so far (Linux /proc/<pid>/io), false when unknown.
+func readSyscalls(pid int) (syscalls, bool) {
+	if pid <= 0 {
+		return syscalls{}, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return syscalls{}, false
+	}
+	var n syscalls
+	found := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		x, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "syscr":
+			n.reads, found = x, found+1
+		case "syscw":
+			n.writes, found = x, found+1
+		}
+	}
+	return n, found == 2
 }
 
 // cpuPer returns the microseconds of CPU per item, 0 when unknown.

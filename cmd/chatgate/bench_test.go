@@ -29,7 +29,8 @@ func TestBenchInProcess(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Errors != 0 || rep.VisitorToAgent.Count == 0 || rep.AgentToVisitor.Count == 0 || rep.RelayedPerSec <= 0 {
+			if rep.Errors != 0 || rep.VisitorToAgent.Count == 0 || rep.AgentToVisitor.Count == 0 || rep.RelayedPerSec <= 0 ||
+				rep.WritesPerRelayed <= 0 || rep.ReadsPerRelayed <= 0 {
 				t.Fatalf("report: relayed %d (v→a %d, a→v %d), errors %d %v", rep.Relayed,
 					rep.VisitorToAgent.Count, rep.AgentToVisitor.Count, rep.Errors, rep.ErrorSamples)
 			}
