@@ -27,7 +27,6 @@ type drainer struct {
 	handle func(context.Context, *hub.Notice)
 	ended  func(error)
 	wg     *sync.WaitGroup // the session's: Run waits for a running drain
-	goFn   func(func())    // starts a drain's goroutine
 
 	mu      sync.Mutex
 	running bool // a drain goroutine is running (or about to)
@@ -35,11 +34,8 @@ type drainer struct {
 	over    bool // ended was called
 }
 
-func startDrainer(ctx context.Context, p Pusher, wg *sync.WaitGroup, goFn func(func())) *drainer {
-	if goFn == nil {
-		goFn = func(f func()) { go f() }
-	}
-	d := &drainer{ctx: ctx, wg: wg, goFn: goFn}
+func startDrainer(ctx context.Context, p Pusher, wg *sync.WaitGroup) *drainer {
+	d := &drainer{ctx: ctx, wg: wg}
 	d.sub, d.handle, d.ended = p.Pushes()
 	d.sub.SetWake(d.wake) // also wakes for what was queued before
 	d.wake()
@@ -55,7 +51,7 @@ func (d *drainer) wake() {
 	}
 	d.running = true
 	d.wg.Add(1)
-	d.goFn(d.drain)
+	go d.drain()
 }
 
 // drain hands over queued notices until none is left, then exits. A

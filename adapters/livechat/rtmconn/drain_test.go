@@ -40,7 +40,7 @@ func TestDrainerOnDemand(t *testing.T) {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	d := startDrainer(ctx, p, &wg, nil)
+	d := startDrainer(ctx, p, &wg)
 	idle := func() {
 		t.Helper()
 		done := make(chan struct{})

@@ -31,8 +31,7 @@ type Keyed interface {
 type pipeline struct {
 	key   func([]byte) string
 	serve func(context.Context, []byte) error
-	fail  func()       // called once a request finds the socket gone
-	goFn  func(func()) // starts a request's goroutine
+	fail  func() // called once a request finds the socket gone
 	slots chan struct{}
 	busy  sync.WaitGroup // requests in flight
 
@@ -40,11 +39,8 @@ type pipeline struct {
 	tails map[string]chan struct{} // per key, closed when its last request is answered
 }
 
-func newPipeline(max int, key func([]byte) string, serve func(context.Context, []byte) error, fail func(), goFn func(func())) *pipeline {
-	if goFn == nil {
-		goFn = func(f func()) { go f() }
-	}
-	return &pipeline{key: key, serve: serve, fail: fail, goFn: goFn, slots: make(chan struct{}, max), tails: make(map[string]chan struct{})}
+func newPipeline(max int, key func([]byte) string, serve func(context.Context, []byte) error, fail func()) *pipeline {
+	return &pipeline{key: key, serve: serve, fail: fail, slots: make(chan struct{}, max), tails: make(map[string]chan struct{})}
 }
 
 // submit serves frame under key; it returns once the request is started
@@ -66,7 +62,7 @@ func (p *pipeline) submit(ctx context.Context, key string, frame []byte) error {
 	p.tails[key] = done
 	p.mu.Unlock()
 	p.busy.Add(1)
-	p.goFn(func() {
+	go func() {
 		defer p.busy.Done()
 		if prev != nil {
 			<-prev // the previous request of this key: ends within its timeout
@@ -81,7 +77,7 @@ func (p *pipeline) submit(ctx context.Context, key string, frame []byte) error {
 		p.mu.Unlock()
 		close(done)
 		<-p.slots
-	})
+	}()
 	return nil
 }
 

@@ -60,17 +60,8 @@ func (r *recorder) serve(_ context.Context, frame []byte) error {
 }
 
 func TestPipelineKeepsOrderPerKey(t *testing.T) {
-	t.Run("goroutines", func(t *testing.T) { testPipelineOrder(t, nil) })
-	t.Run("workers", func(t *testing.T) {
-		w := newWorkers()
-		defer w.release()
-		testPipelineOrder(t, w.Go)
-	})
-}
-
-func testPipelineOrder(t *testing.T, goFn func(func())) {
 	r := &recorder{served: map[string][]string{}}
-	p := newPipeline(8, keyOf, r.serve, func() { t.Error("fail called") }, goFn)
+	p := newPipeline(8, keyOf, r.serve, func() { t.Error("fail called") })
 	ctx := context.Background()
 	const keys, per = 5, 200
 	var want []string
@@ -112,7 +103,7 @@ func testPipelineOrder(t *testing.T, goFn func(func())) {
 
 func TestPipelineBoundsInFlight(t *testing.T) {
 	r := &recorder{served: map[string][]string{}, hold: make(chan struct{})}
-	p := newPipeline(4, keyOf, r.serve, func() {}, nil)
+	p := newPipeline(4, keyOf, r.serve, func() {})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Four distinct keys take the four slots and block in serve.
@@ -144,7 +135,7 @@ func TestPipelineBoundsInFlight(t *testing.T) {
 
 func TestPipelineSubmitEndsWithContext(t *testing.T) {
 	r := &recorder{served: map[string][]string{}, hold: make(chan struct{})}
-	p := newPipeline(1, keyOf, r.serve, func() {}, nil)
+	p := newPipeline(1, keyOf, r.serve, func() {})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := p.submit(ctx, "a", []byte("a/0")); err != nil {
 		t.Fatal(err)
@@ -159,7 +150,7 @@ func TestPipelineSubmitEndsWithContext(t *testing.T) {
 
 func TestPipelineFailOnBrokenSocket(t *testing.T) {
 	var failed atomic.Int32
-	p := newPipeline(4, keyOf, func(context.Context, []byte) error { return fmt.Errorf("gone") }, func() { failed.Add(1) }, nil)
+	p := newPipeline(4, keyOf, func(context.Context, []byte) error { return fmt.Errorf("gone") }, func() { failed.Add(1) })
 	for i := range 3 {
 		f := []byte(fmt.Sprintf("k%d/0", i))
 		if err := p.submit(context.Background(), keyOf(f), f); err != nil {

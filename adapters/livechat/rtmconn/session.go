@@ -63,13 +63,11 @@ type Session struct {
 	kind    Kind
 	conn    *wsconn.Conn
 	version string
-	goFn    func(func()) // runs request and drain goroutines (see workers)
 }
 
 // NewSession wraps conn; version is the connection's API version.
-// goFn (nil: plain goroutines) runs its request and push-drain tasks.
-func NewSession(conn *wsconn.Conn, kind Kind, version string, goFn func(func())) *Session {
-	return &Session{kind: kind, conn: conn, version: version, goFn: goFn}
+func NewSession(conn *wsconn.Conn, kind Kind, version string) *Session {
+	return &Session{kind: kind, conn: conn, version: version}
 }
 
 // Disconnect tells the client why (§2.2: the *_disconnected push, then
@@ -144,7 +142,7 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 			var pump func(context.Context)
 			pump, stop = c.Started()
 			if p, ok := c.(Pusher); ok {
-				drain = startDrainer(ctx, p, &pumps, ss.goFn)
+				drain = startDrainer(ctx, p, &pumps)
 			} else if pump != nil {
 				pumps.Add(1)
 				go func() {
@@ -153,7 +151,7 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 				}()
 			}
 			if k, ok := c.(Keyed); ok && ss.kind.InFlight > 1 {
-				pl = newPipeline(ss.kind.InFlight, k.OrderKey, c.Serve, func() { broken.Store(true); cancel() }, ss.goFn)
+				pl = newPipeline(ss.kind.InFlight, k.OrderKey, c.Serve, func() { broken.Store(true); cancel() })
 			}
 		}
 	}

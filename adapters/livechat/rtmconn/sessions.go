@@ -22,7 +22,6 @@ type Sessions struct {
 	upgrader websocket.Upgrader
 	opts     wsconn.Options
 	onConns  func(delta int) // may be nil
-	workers  workers
 
 	mu      sync.Mutex
 	stopped bool
@@ -36,7 +35,7 @@ type Sessions struct {
 // told of every socket accepted (+1) and ended (-1).
 func NewSessions(name string, kind Kind, log zerolog.Logger, opts wsconn.Options, onConns func(int)) *Sessions {
 	return &Sessions{
-		kind: kind, name: name, log: log, opts: opts, onConns: onConns, workers: newWorkers(),
+		kind: kind, name: name, log: log, opts: opts, onConns: onConns,
 		live: make(map[*Session]struct{}),
 		// Apps and widgets run on their own origins, and the socket
 		// carries no ambient credential (the token comes in the login
@@ -73,7 +72,6 @@ func (r *Sessions) Run(ctx context.Context) error {
 		ss.Disconnect(r.kind.Shutdown)
 	}
 	r.wg.Wait()
-	r.workers.release()
 	return nil
 }
 
@@ -88,7 +86,7 @@ func (r *Sessions) Serve(w http.ResponseWriter, req *http.Request, version strin
 		return // the upgrader has answered with an HTTP error
 	}
 	conn := wsconn.New(ws, r.opts)
-	ss := NewSession(conn, r.kind, version, r.workers.Go)
+	ss := NewSession(conn, r.kind, version)
 	c := newClient(conn.Send, ss.Disconnect)
 	if !r.track(ss) {
 		ss.Disconnect(r.kind.Shutdown)
