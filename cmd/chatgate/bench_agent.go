@@ -61,8 +61,9 @@ func rtmWorth(b []byte, textPrefix string, actions ...string) bool {
 }
 
 // decodeRTMPush decodes a frame rtmWorth let through: an incoming_event
-// push (ok), or anything else with the failure it reports (err) or
-// neither.
+// push comes back as p (one pass); anything else as f, the envelope with
+// its raw payload (a failed response, a chat's end); err if it is not
+// JSON.
 func decodeRTMPush(b []byte) (p *rtmEventPayload, f rtmFrame, err error) {
 	if !bytes.Contains(b, []byte(`"success":false`)) {
 		var ef rtmEventFrame
