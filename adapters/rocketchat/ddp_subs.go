@@ -61,6 +61,10 @@ type ddpSub struct {
 	// alias is the room id the client used when it is a legacy alias of
 	// conv (messages then carry it as their rid).
 	alias string
+	// visitor is the visitor whose token opened the subscription: when
+	// the room is given to another visitor (livechat/room.visitor) the
+	// subscription ends (see dropMoved).
+	visitor model.VisitorID
 }
 
 // ddpFeed is a session's bus subscription to one room, shared by all its
@@ -171,7 +175,7 @@ func (ss *ddpSession) authorize(ctx context.Context, id, name string, params []a
 		return nil, false, none, errDDPNotAllowed
 	}
 	convID, aliased := ss.s.resolveRoom(ctx, rid)
-	_, conv, err := ss.s.visitorRoom(ctx, token, string(convID))
+	v, conv, err := ss.s.visitorRoom(ctx, token, string(convID))
 	if err != nil {
 		if ddpClientError(err) {
 			return nil, false, none, errDDPNotAllowed
@@ -179,7 +183,7 @@ func (ss *ddpSession) authorize(ctx context.Context, id, name string, params []a
 		return nil, false, none, err
 	}
 	if sub.kind != subSilent {
-		sub.conv = conv.ID
+		sub.conv, sub.visitor = conv.ID, v.ID
 	}
 	if aliased {
 		sub.alias = rid
@@ -318,6 +322,7 @@ func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 		}
 	}()
 	ss.mu.Lock()
+	ss.dropMoved(f, n.Conv.Visitor)
 	subs := make([]*ddpSub, 0, len(f.subs))
 	for sub := range f.subs {
 		subs = append(subs, sub)
@@ -349,6 +354,35 @@ func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 	}
 }
 
+// dropMoved ends, with nosub error-not-allowed, the subscriptions of f
+// opened by a visitor the room no longer belongs to (an agent gave it to
+// another visitor: livechat/room.visitor), before anything of the notice
+// that says so is sent: the previous visitor's token no longer opens the
+// room, so its open subscriptions must not go on showing it, nor hand it
+// the new visitor's record. Rocket.Chat keeps them and broadcasts
+// visitorData with the new visitor to every subscriber of the room,
+// the previous visitor's widget included; chatgate refuses that, as it
+// would show one visitor's data to another (docs/rocketchat.md). Called
+// with ss.mu held; the feed closes when no subscription is left. (The
+// subscription id stays in the worker's ss.subs, which only the worker
+// touches: a later unsub of it answers nosub as for any id.)
+func (ss *ddpSession) dropMoved(f *ddpFeed, visitor model.VisitorID) {
+	if visitor == "" {
+		return
+	}
+	for sub := range f.subs {
+		if sub.visitor == "" || sub.visitor == visitor {
+			continue
+		}
+		delete(f.subs, sub)
+		ss.send(ddp.NoSub(sub.id, errDDPNotAllowed))
+	}
+	if len(f.subs) == 0 {
+		f.bus.Close()
+		delete(ss.feeds, f.conv)
+	}
+}
+
 // feedSaw records a room's state as a notice (or the subscription) showed
 // it. A new serving agent's presence is taken as known (agentData carries
 // it).
@@ -374,9 +408,10 @@ func (s *Surface) feedSaw(f *ddpFeed, c model.Conversation) {
 // when a queued room's position moved (other rooms leaving the queue
 // publish nothing on this room) and visitorData when the room's visitor
 // record changed (an agent updated the customer, the visitor registered
-// again, the room's visitor was changed: Rocket.Chat emits it then; the
-// desk publishes no notice for visitor records, and a poll of the store
-// sees changes made on any node).
+// again: Rocket.Chat emits it then; the desk publishes no notice for
+// visitor records, and a poll of the store sees changes made on any
+// node). When the room is given to another visitor, the subscriptions of
+// the previous one end instead (dropMoved).
 func (ss *ddpSession) poll(f *ddpFeed) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()

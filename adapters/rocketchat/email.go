@@ -10,11 +10,14 @@ package rocketchat
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"html"
 	"strings"
 	"time"
 
+	"chatgate/core/desk"
 	"chatgate/core/mail"
 	"chatgate/core/model"
 	"chatgate/store"
@@ -43,16 +46,70 @@ func (s *Surface) queueMail(ctx context.Context, kind string, conv model.ConvID,
 	return nil
 }
 
+// idemTranscript is the idempotency system of transcript requests.
+const idemTranscript = System + ".transcript"
+
+// sendTranscript owes the transcript of conv to the address to, and
+// records it in the room as Rocket.Chat's sendTranscript does: a system
+// message t "livechat_transcript_history" (u rocket.cat, requestData
+// type "visitor", for a request by the visitor's token), which every
+// surface shows as a system event (model.SysTranscript). The e-mail's
+// outbox row, the message and an idempotency key are one commit.
+//
+// The key is derived from the request: the room, the address (lower
+// case) and the last event of the room the transcript covers, its own
+// transcript records left out. A request retried after a lost answer
+// therefore finds its key and sends nothing more, while a request after a
+// new message, or to another address, sends a new e-mail. (Rocket.Chat
+// sends one e-mail per request; it has no retry of its own to guard.)
+func (s *Surface) sendTranscript(ctx context.Context, conv model.Conversation, v model.Visitor, to string) error {
+	evs, err := s.d.Store().Events(ctx, conv.ID, 1, 0)
+	if err != nil {
+		return fmt.Errorf("transcript of %s: %w", conv.ID, err)
+	}
+	var last uint64
+	for i := range evs {
+		if evs[i].Kind != model.KindSystem || evs[i].Subtype != model.SysTranscript {
+			last = evs[i].Seq
+		}
+	}
+	m := s.transcriptMail(ctx, evs, v, to)
+	row, err := mail.Row(model.NewID(), "transcript", conv.ID, m, s.d.Now())
+	if err != nil {
+		return err
+	}
+	guest := v.Name
+	if guest == "" {
+		guest = s.username(ctx, v.ID)
+	}
+	_, replayed, err := s.d.Post(ctx, desk.PostRequest{Conv: conv.ID, Author: model.System, AfterClose: true,
+		Draft: desk.Draft{Kind: model.KindSystem, Subtype: model.SysTranscript,
+			Text: "Chat transcript sent: " + guest + " requested the chat transcript",
+			Vars: map[string]string{"by_kind": string(model.AuthorVisitor), "visitor_id": string(v.ID), "visitor_name": v.Name}},
+		IdemSystem: idemTranscript, IdemKey: transcriptKey(conv.ID, to, last), Outbox: []store.OutboxRow{row}})
+	if err != nil {
+		return fmt.Errorf("queue transcript e-mail: %w", err)
+	}
+	if !replayed {
+		s.cfg.Mail.Kick()
+	}
+	return nil
+}
+
+// transcriptKey is the idempotency key of a transcript request (a hash,
+// so the address is not kept in the idempotency table).
+func transcriptKey(conv model.ConvID, to string, last uint64) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d", conv, strings.ToLower(to), last)))
+	return hex.EncodeToString(h[:])
+}
+
 // transcriptMail renders a room's transcript as Rocket.Chat's
 // Livechat.sendTranscript does: the messages the visitor saw, oldest
 // first, each with its author and time; system messages (navigation,
-// started, closed, transfers, commands) and deleted messages are left
-// out. Times are UTC (chatgate has no visitor time zone).
-func (s *Surface) transcriptMail(ctx context.Context, conv model.Conversation, v model.Visitor, to string) (mail.Message, error) {
-	evs, err := s.d.Store().Events(ctx, conv.ID, 1, 0)
-	if err != nil {
-		return mail.Message{}, fmt.Errorf("transcript of %s: %w", conv.ID, err)
-	}
+// started, closed, transfers, commands, transcript records) and deleted
+// messages are left out. Times are UTC (chatgate has no visitor time
+// zone).
+func (s *Surface) transcriptMail(ctx context.Context, evs []model.Event, v model.Visitor, to string) mail.Message {
 	var text, htm strings.Builder
 	for i := range evs {
 		e := &evs[i]
@@ -62,10 +119,10 @@ func (s *Surface) transcriptMail(ctx context.Context, conv model.Conversation, v
 		name := e.Author.Name
 		switch e.Author.Kind {
 		case model.AuthorVisitor:
-			if v.Name != "" {
+			if e.Author.ID == string(v.ID) && v.Name != "" {
 				name = v.Name
 			} else if name == "" {
-				name = s.username(ctx, v.ID)
+				name = s.username(ctx, model.VisitorID(e.Author.ID))
 			}
 		case model.AuthorAgent:
 			if a, ok := s.d.Router().Agent(model.AgentID(e.Author.ID)); ok {
@@ -85,7 +142,7 @@ func (s *Surface) transcriptMail(ctx context.Context, conv model.Conversation, v
 			strings.ReplaceAll(html.EscapeString(body), "\n", "<br>"))
 	}
 	return mail.Message{To: []string{to}, Subject: transcriptSubject, Text: text.String(),
-		HTML: "<div>" + htm.String() + "</div>"}, nil
+		HTML: "<div>" + htm.String() + "</div>"}
 }
 
 // offlineMail is the e-mail of an offline message, as Rocket.Chat's

@@ -2,6 +2,7 @@ package rocketchat
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -193,4 +194,132 @@ func TestEmailWithoutSMTP(t *testing.T) {
 // deskPost is an agent's message.
 func deskPost(conv model.ConvID, agent model.AgentID, text string) desk.PostRequest {
 	return desk.PostRequest{Conv: conv, Author: model.Author{Kind: model.AuthorAgent, ID: string(agent)}, Draft: desk.Draft{Text: text}}
+}
+
+// quietMailer is a Mailer whose sender is not running: the e-mails a
+// request owes stay in the outbox, where a test counts them.
+type quietMailer struct{}
+
+func (quietMailer) Kick() {}
+
+// owedTranscripts counts the transcript e-mails waiting in h's outbox.
+func owedTranscripts(t *testing.T, h *rh) []cmail.Message {
+	t.Helper()
+	rows, err := h.st.OutboxDue(context.Background(), cmail.TargetPrefix+"transcript", time.Now().Add(time.Hour), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]cmail.Message, 0, len(rows))
+	for _, r := range rows {
+		var m cmail.Message
+		if err := json.Unmarshal(r.Payload, &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// transcriptHistory returns the livechat_transcript_history messages of
+// the room as the visitor's history shows them.
+func transcriptHistory(h *rh, token, rid string) []map[string]any {
+	var out []map[string]any
+	for _, m := range h.history(token, rid) {
+		if m["t"] == "livechat_transcript_history" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestTranscriptRetryIdempotent: the same livechat/transcript request
+// retried (the client lost the first answer) owes one e-mail, not two;
+// its key is the room, the address and the last event the transcript
+// covers, so a request to another address, or after a new message, owes
+// a new one.
+func TestTranscriptRetryIdempotent(t *testing.T) {
+	h := newRH(t)
+	h.online("ann@x")
+	h.s.cfg.Mail = quietMailer{}
+	h.visitor("tok-rt", "Rita")
+	rid := h.room("tok-rt")
+	h.send("tok-rt", rid, "first question")
+	req := map[string]any{"token": "tok-rt", "rid": rid, "email": "rita@example.com"}
+	for i := 0; i < 3; i++ {
+		if m := h.ok("POST", "/api/v1/livechat/transcript", req, nil); m["message"] != "Omnichannel transcript sent" {
+			t.Fatalf("attempt %d: %v", i, m)
+		}
+	}
+	if got := owedTranscripts(t, h); len(got) != 1 {
+		t.Fatalf("%d e-mails owed after a request and two retries, want 1", len(got))
+	}
+	if n := len(transcriptHistory(h, "tok-rt", rid)); n != 1 {
+		t.Errorf("%d transcript history messages, want 1", n)
+	}
+	// Another address (the case of the address does not count).
+	h.ok("POST", "/api/v1/livechat/transcript", map[string]any{"token": "tok-rt", "rid": rid, "email": "boss@example.com"}, nil)
+	h.ok("POST", "/api/v1/livechat/transcript", map[string]any{"token": "tok-rt", "rid": rid, "email": "RITA@example.com"}, nil)
+	if got := owedTranscripts(t, h); len(got) != 2 {
+		t.Fatalf("%d e-mails owed after another address, want 2", len(got))
+	}
+	// After a new message the same address gets the longer transcript.
+	h.send("tok-rt", rid, "second question")
+	h.ok("POST", "/api/v1/livechat/transcript", req, nil)
+	got := owedTranscripts(t, h)
+	if len(got) != 3 || !strings.Contains(got[2].Text, "second question") {
+		t.Fatalf("after a new message: %d e-mails owed, last %+v", len(got), got[len(got)-1])
+	}
+}
+
+// TestTranscriptHistoryMessage: as Rocket.Chat's sendTranscript
+// (apps/meteor/app/livechat/server/lib/sendTranscript.ts), a transcript
+// request by the visitor adds a system message t
+// "livechat_transcript_history", msg "", from rocket.cat, with requestData
+// {type: "visitor", visitor, user: rocket.cat}, also in a room already
+// closed; it reaches the room's stream, and the transcript itself leaves
+// it out. The visitor's token is not in requestData (chatgate: a room's
+// visitor may change).
+func TestTranscriptHistoryMessage(t *testing.T) {
+	h := newRH(t)
+	h.online("ann@x")
+	h.s.cfg.Mail = quietMailer{}
+	h.visitor("tok-th", "Theo")
+	rid := h.room("tok-th")
+	h.send("tok-th", rid, "hello")
+	c := dialDDP(t, h.srv.URL, "/websocket")
+	c.connect()
+	c.mustSub(streamRoomMessages, rid, "tok-th")
+	h.ok("POST", "/api/v1/livechat/transcript", map[string]any{"token": "tok-th", "rid": rid, "email": "theo@example.com"}, nil)
+	f := c.changed(streamRoomMessages)
+	_, args := ddpStreamArgs(t, f)
+	if m := args[0].(map[string]any); m["t"] != "livechat_transcript_history" {
+		t.Errorf("stream frame %s", f.raw)
+	}
+	hist := transcriptHistory(h, "tok-th", rid)
+	if len(hist) != 1 {
+		t.Fatalf("history has %d transcript messages", len(hist))
+	}
+	m := hist[0]
+	vid := h.ok("GET", "/api/v1/livechat/visitor/tok-th", nil, nil)["visitor"].(map[string]any)["_id"]
+	u, _ := m["u"].(map[string]any)
+	rd, _ := m["requestData"].(map[string]any)
+	vis, _ := rd["visitor"].(map[string]any)
+	user, _ := rd["user"].(map[string]any)
+	if m["msg"] != "" || u["_id"] != "rocket.cat" || rd["type"] != "visitor" || vis["_id"] != vid || vis["name"] != "Theo" ||
+		user["username"] != "rocket.cat" || m["groupable"] != false {
+		t.Errorf("transcript history message %v", m)
+	}
+	if _, ok := vis["token"]; ok {
+		t.Errorf("requestData carries the visitor's token: %v", vis)
+	}
+	// In a closed room too; and a later transcript leaves the record out.
+	h.ok("POST", "/api/v1/livechat/room.close", map[string]any{"rid": rid, "token": "tok-th"}, nil)
+	h.ok("POST", "/api/v1/livechat/transcript", map[string]any{"token": "tok-th", "rid": rid, "email": "other@example.com"}, nil)
+	if n := len(transcriptHistory(h, "tok-th", rid)); n != 2 {
+		t.Errorf("closed room: %d transcript messages, want 2", n)
+	}
+	owed := owedTranscripts(t, h)
+	if len(owed) != 2 || strings.Contains(owed[1].Text, "transcript") || !strings.Contains(owed[1].Text, "hello") {
+		t.Errorf("second transcript %+v", owed)
+	}
 }

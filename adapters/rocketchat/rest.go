@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
@@ -28,9 +29,12 @@ import (
 type restState struct {
 	wire     wireState
 	presence sync.Map // model.VisitorID -> visitor.status ("online", "away" ...)
-	roomIDs  sync.Map // model.ConvID -> the room _id clients see (room_ids.go)
-	// widgetRooms: model.ConvID -> whether the widget started it.
-	widgetRooms sync.Map
+	// roomIDs: model.ConvID -> the room _id clients see; widgetRooms:
+	// model.ConvID -> whether the widget started it (room_ids.go). Both
+	// bounded LRUs: entries of conversations nobody reads any more fall
+	// out, and are read back from the store if asked again.
+	roomIDs     *lru.Cache[model.ConvID, string]
+	widgetRooms *lru.Cache[model.ConvID, bool]
 	routes      []*restRoute
 }
 
@@ -62,6 +66,7 @@ type restReq struct {
 }
 
 func (s *Surface) initREST() {
+	s.rest.roomIDs, s.rest.widgetRooms = newRoomCaches(roomCacheSize)
 	A, B := shapeA, shapeB
 	add := func(method, path string, agent bool, sh shape, h restHandler) {
 		s.rest.routes = append(s.rest.routes, &restRoute{method: method, segs: strings.Split(path, "/"), agent: agent, shape: sh, h: h})

@@ -180,9 +180,22 @@ func forwardErr(err error) error {
 	return deskErr(err)
 }
 
-// restRoomVisitor is PUT livechat/room.visitor (§5.22.5). The core cannot
-// move a room to another visitor: with a different newVisitorId it answers
-// error-not-allowed after the checks.
+// restRoomVisitor is PUT livechat/room.visitor (§5.22.5): gives a room to
+// another visitor. As Rocket.Chat (apps/meteor/app/livechat/imports/
+// server/rest/rooms.ts and Livechat.changeRoomVisitor): body {rid,
+// oldVisitorId, newVisitorId}; an agent who may access the room (here:
+// serving it, or of its department; Rocket.Chat's view-l-room
+// permission and canAccessRoom); invalid-visitor for an unknown new
+// visitor, invalid-room for an unknown room, invalid-room-visitor when
+// oldVisitorId is not the room's visitor; the answer is {room} after the
+// change. Afterwards the new visitor's token opens the room and the old
+// one's does not; the old visitor's open DDP subscriptions of the room
+// end (ddp_subs.go dropMoved).
+//
+// chatgate keeps one open room per visitor, so it refuses, with
+// error-not-allowed and a reason, a change Rocket.Chat would make: an
+// open room to a visitor who has an open room (or a newer one), a closed
+// room that would hide the new visitor's open one (desk.ChangeVisitor).
 func (s *Surface) restRoomVisitor(c *gin.Context, r *restReq) (map[string]any, error) {
 	in, err := bodyStrings(r.body, "rid", "oldVisitorId", "newVisitorId")
 	if err != nil {
@@ -207,13 +220,27 @@ func (s *Surface) restRoomVisitor(c *gin.Context, r *restReq) (map[string]any, e
 		return nil, errUnauthorized
 	}
 	if string(conv.Visitor) != in[1] {
-		return nil, newErr("invalid-room-visitor", "")
+		return nil, errInvalidRoomVisitor
 	}
-	if nv.ID != conv.Visitor {
-		return nil, newErr("error-not-allowed", "Changing the visitor of a room is not supported")
+	conv, err = s.d.ChangeVisitor(ctx, conv.ID, conv.Visitor, nv.ID, model.Author{Kind: model.AuthorAgent, ID: string(r.agent.ID), Name: r.agent.Name})
+	switch {
+	case errors.Is(err, desk.ErrWrongVisitor):
+		return nil, errInvalidRoomVisitor
+	case errors.Is(err, desk.ErrVisitorBusy):
+		return nil, newErr("error-not-allowed", "The visitor already has an open room")
+	case errors.Is(err, desk.ErrInvalid):
+		return nil, newErr("error-not-allowed", "The visitor has a newer room")
+	case errors.Is(err, desk.ErrForbidden):
+		return nil, errUnauthorized
+	case errors.Is(err, desk.ErrNotFound):
+		return nil, errInvalidRoom
+	case err != nil:
+		return nil, err
 	}
 	return map[string]any{"room": s.renderRoom(&conv, &nv, "")}, nil
 }
+
+var errInvalidRoomVisitor = newErr("invalid-room-visitor", "")
 
 // restTransferHistory is GET livechat/transfer.history/:rid (§5.22.6).
 func (s *Surface) restTransferHistory(c *gin.Context, r *restReq) (map[string]any, error) {

@@ -1174,14 +1174,16 @@ func TestAgentRoutes(t *testing.T) {
 	if m["room"].(map[string]any)["_id"] != rid {
 		t.Errorf("room.visitor %v", m)
 	}
-	code, m, _ = h.do("PUT", "/api/v1/livechat/room.visitor", map[string]any{"rid": rid, "oldVisitorId": vid, "newVisitorId": other}, cid)
-	wantErr(t, "room.visitor change", code, m, 400, map[string]any{"success": false, "error": "error-not-allowed"})
 	code, m, _ = h.do("PUT", "/api/v1/livechat/room.visitor", map[string]any{"rid": rid, "oldVisitorId": other, "newVisitorId": vid}, cid)
 	wantErr(t, "room.visitor wrong old", code, m, 400, errB("invalid-room-visitor"))
 	code, m, _ = h.do("PUT", "/api/v1/livechat/room.visitor", map[string]any{"rid": rid, "oldVisitorId": vid, "newVisitorId": "nope"}, cid)
 	wantErr(t, "room.visitor unknown visitor", code, m, 400, errB("invalid-visitor"))
 	code, m, _ = h.do("PUT", "/api/v1/livechat/room.visitor", map[string]any{"rid": "nope", "oldVisitorId": vid, "newVisitorId": vid}, cid)
 	wantErr(t, "room.visitor unknown room", code, m, 400, errB("invalid-room"))
+	m = h.ok("PUT", "/api/v1/livechat/room.visitor", map[string]any{"rid": rid, "oldVisitorId": vid, "newVisitorId": other}, cid)
+	if r := m["room"].(map[string]any); r["_id"] != rid || r["v"].(map[string]any)["_id"] != other {
+		t.Errorf("room.visitor change %v", m)
+	}
 
 	// Contacts.
 	m = h.ok("POST", "/api/v1/omnichannel/contact", map[string]any{"token": "tok-c", "name": "Carl", "email": "carl@example.com",

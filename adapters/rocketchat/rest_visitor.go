@@ -632,12 +632,8 @@ func (s *Surface) restTranscript(c *gin.Context, r *restReq) (map[string]any, er
 	if s.cfg.Mail == nil || !validEmail(strings.ToLower(email)) {
 		return nil, failed
 	}
-	m, err := s.transcriptMail(ctx, conv, v, email)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.queueMail(ctx, "transcript", conv.ID, m); err != nil {
-		return nil, err
+	if err := s.sendTranscript(ctx, conv, v, email); err != nil {
+		return nil, deskErr(err)
 	}
 	return map[string]any{"message": "Omnichannel transcript sent"}, nil
 }

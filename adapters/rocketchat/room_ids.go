@@ -20,6 +20,8 @@ import (
 	"errors"
 	"net/http"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"chatgate/core/model"
 	"chatgate/store"
 )
@@ -81,13 +83,39 @@ func (s *Surface) roomTaken(ctx context.Context, rid string) (bool, error) {
 	return false, nil
 }
 
+// roomCacheSize bounds each of the room caches (roomIDs, widgetRooms):
+// about 100 bytes an entry, so a few MiB each however many conversations
+// the node has served. Evicted entries are read back from the store.
+const roomCacheSize = 1 << 15
+
+// newRoomCaches makes the bounded caches of roomID and widgetRoom, of
+// size entries each (size > 0).
+func newRoomCaches(size int) (*lru.Cache[model.ConvID, string], *lru.Cache[model.ConvID, bool]) {
+	ids, err := lru.New[model.ConvID, string](size)
+	if err != nil {
+		panic(err) // only for a size <= 0, which no caller passes
+	}
+	widget, err := lru.New[model.ConvID, bool](size)
+	if err != nil {
+		panic(err)
+	}
+	return ids, widget
+}
+
 // roomID is the _id clients see for a conversation: the id its client
-// chose, else the conversation id. Both answers are cached: an alias is
-// committed with its conversation or never, so once a conversation is
-// readable its answer never changes (on any node).
+// chose, else the conversation id.
+//
+// Its answer is cached (a bounded LRU, so memory does not grow with every
+// conversation ever served), and the cache stays true with several nodes
+// on one store: the KindRoomID mapping is committed in the same batch as
+// the conversation or never, and a mapping is never rebound or deleted.
+// Whichever node created the conversation, once any node can read the
+// conversation id (the only way a caller gets one) the store's answer is
+// final, so a cached answer can never go stale and no invalidation is
+// needed when another node writes.
 func (s *Surface) roomID(ctx context.Context, id model.ConvID) string {
-	if v, ok := s.rest.roomIDs.Load(id); ok {
-		return v.(string)
+	if v, ok := s.rest.roomIDs.Get(id); ok {
+		return v
 	}
 	rid, err := s.d.Store().Reverse(ctx, System, s.cfg.Tenant, KindRoomID, string(id))
 	switch {
@@ -98,7 +126,7 @@ func (s *Surface) roomID(ctx context.Context, id model.ConvID) string {
 		// Not cached: a store failure is not an answer.
 		return string(id)
 	}
-	s.rest.roomIDs.Store(id, rid)
+	s.rest.roomIDs.Add(id, rid)
 	return rid
 }
 
@@ -131,16 +159,18 @@ func isWidget(h http.Header) bool {
 }
 
 // widgetRoom reports whether the widget started conversation id; cached
-// like roomID (the mark is committed with the start or never).
+// like roomID, and for the same reason true on every node: the mark is
+// committed with the start or never, so its absence once the
+// conversation exists is final too.
 func (s *Surface) widgetRoom(ctx context.Context, id model.ConvID) bool {
-	if v, ok := s.rest.widgetRooms.Load(id); ok {
-		return v.(bool)
+	if v, ok := s.rest.widgetRooms.Get(id); ok {
+		return v
 	}
 	_, err := s.d.Store().Reverse(ctx, System, s.cfg.Tenant, kindWidgetRoom, string(id))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return false
 	}
-	s.rest.widgetRooms.Store(id, err == nil)
+	s.rest.widgetRooms.Add(id, err == nil)
 	return err == nil
 }
 

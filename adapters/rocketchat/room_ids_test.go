@@ -82,3 +82,36 @@ func TestClientChosenRoomID(t *testing.T) {
 	code, m, _ = h.do("GET", "/api/v1/livechat/room?token=tok-rest&rid=AnotherFreshId123", nil, nil)
 	wantErr(t, "second room", code, m, 400, errA("invalid-room"))
 }
+
+// TestRoomCachesBounded: the caches of client room ids and widget marks
+// hold at most their size, however many conversations the node serves,
+// and a conversation that fell out still answers its client-chosen id and
+// widget mark (read back from the store).
+func TestRoomCachesBounded(t *testing.T) {
+	h := newRH(t)
+	h.online("ann@x")
+	h.s.rest.roomIDs, h.s.rest.widgetRooms = newRoomCaches(2)
+	rids := []string{"BoundedRoomAaaaa1", "BoundedRoomBbbbb2", "BoundedRoomCcccc3"}
+	for i, rid := range rids {
+		tok := "tok-bounded-" + rid
+		h.visitor(tok, "V")
+		got := h.ok("GET", "/api/v1/livechat/room?token="+tok+"&rid="+rid, nil, map[string]string{"Cookie": "rc_is_widget=t"})
+		if got["room"].(map[string]any)["_id"] != rid {
+			t.Fatalf("room %d: %v", i, got)
+		}
+	}
+	if n := h.s.rest.roomIDs.Len(); n > 2 {
+		t.Errorf("roomIDs holds %d entries, bound 2", n)
+	}
+	if n := h.s.rest.widgetRooms.Len(); n > 2 {
+		t.Errorf("widgetRooms holds %d entries, bound 2", n)
+	}
+	// The first room was evicted; its answers come back from the store.
+	room := h.ok("GET", "/api/v1/livechat/room?token=tok-bounded-"+rids[0], nil, nil)["room"].(map[string]any)
+	if room["_id"] != rids[0] {
+		t.Errorf("evicted room _id = %v, want %s", room["_id"], rids[0])
+	}
+	if src, _ := room["source"].(map[string]any); src["type"] != "widget" {
+		t.Errorf("evicted room source = %v, want widget", room["source"])
+	}
+}

@@ -525,7 +525,8 @@ func (s *Surface) roomSource(ctx context.Context, c *model.Conversation) map[str
 // not produced); close -> t "livechat-close" (msg = the reason, or "Closed by
 // visitor" / "Closed by agent"; u = the closer; this starts the widget's
 // close flow); transfer -> t "livechat_transfer_history" with transferData
-// (§4.7); welcome -> a plain message from the serving agent, or rocket.cat.
+// (§4.7); transcript e-mailed -> t "livechat_transcript_history" with
+// requestData; welcome -> a plain message from the serving agent, or rocket.cat.
 // A deleted message is t "rm" with an empty msg.
 func (s *Surface) renderMessage(e *model.Event) map[string]any {
 	if e == nil || !e.VisibleToVisitor() {
@@ -590,6 +591,19 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 			}
 			m["msg"] = e.Text
 			m["mentions"], m["channels"] = []any{}, []any{}
+		case model.SysTranscript:
+			// As Rocket.Chat's sendTranscript records a visitor's request
+			// (requestData type "visitor", user rocket.cat). The visitor's
+			// token is left out of requestData: the room's visitor may
+			// change (room.visitor) and the room's next visitor must not
+			// read the previous one's token.
+			cat := map[string]any{"_id": rocketCat["_id"], "username": rocketCat["username"]}
+			vis := map[string]any{"_id": e.Vars["visitor_id"], "username": s.username(ctx, model.VisitorID(e.Vars["visitor_id"]))}
+			if n := e.Vars["visitor_name"]; n != "" {
+				vis["name"] = n
+			}
+			m["t"], m["msg"], m["u"] = "livechat_transcript_history", "", cat
+			m["requestData"] = map[string]any{"type": "visitor", "visitor": vis, "user": copyMap(rocketCat)}
 		case model.SysQueued:
 			return nil
 		default:

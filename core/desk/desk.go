@@ -757,6 +757,13 @@ type PostRequest struct {
 	// Maps are committed with the event; an empty Core means the new
 	// event's id (a connector binding an upstream message id).
 	Maps []store.Mapping
+	// Outbox are deliveries committed with the event (an e-mail the event
+	// records), so that they exist exactly when it does.
+	Outbox []store.OutboxRow
+	// AfterClose lets a system author append to a closed conversation: a
+	// record about it (a transcript sent), as Rocket.Chat saves such
+	// system messages in closed rooms. Ignored for other authors.
+	AfterClose bool
 }
 
 // Post appends an event. It returns the event and whether it already
@@ -782,7 +789,7 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", req.Conv, errNotFound(err))
 		}
-		if !c.Active() {
+		if !c.Active() && !(req.AfterClose && req.Author.Kind == model.AuthorSystem) {
 			return ErrInactive
 		}
 		now := d.Now()
@@ -823,6 +830,7 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		if req.IdemKey != "" {
 			b.Idems = []store.Idem{{System: req.IdemSystem, Key: req.IdemKey, Conv: c.ID, Seq: ev.Seq}}
 		}
+		b.Outbox = append(b.Outbox, req.Outbox...)
 		for _, m := range req.Maps {
 			if m.Core == "" {
 				m.Core = ev.ID

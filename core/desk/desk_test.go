@@ -803,3 +803,39 @@ func TestReplayRefusesAnotherAuthor(t *testing.T) {
 		t.Fatalf("start for another visitor: %v, want ErrForbidden", err)
 	}
 }
+
+// TestPostAfterCloseWithOutbox: a system record about a closed
+// conversation (Rocket.Chat's transcript history message) is appended with
+// AfterClose, together with the outbox row it owes; no other author may
+// use AfterClose to write into a closed conversation.
+func TestPostAfterCloseWithOutbox(t *testing.T) {
+	e := newEnv(t, config{})
+	e.online("ann")
+	ctx := context.Background()
+	v := e.visitor("vera")
+	c, _ := e.start(v, "sales")
+	if _, err := e.d.Close(ctx, c.ID, visitorAuthor(v), "", ""); err != nil {
+		t.Fatal(err)
+	}
+	row := store.OutboxRow{ID: "mail-1", Target: "mail:test", Conv: c.ID, Payload: []byte("{}")}
+	for _, by := range []model.Author{visitorAuthor(v), agentAuthor("ann")} {
+		if _, _, err := e.d.Post(ctx, PostRequest{Conv: c.ID, Author: by, AfterClose: true, Draft: Draft{Text: "late"}}); !errors.Is(err, ErrInactive) {
+			t.Errorf("%s posting AfterClose = %v, want ErrInactive", by.Kind, err)
+		}
+	}
+	if _, _, err := e.d.Post(ctx, PostRequest{Conv: c.ID, Author: model.System, Draft: sysDraft("note", "n", nil)}); !errors.Is(err, ErrInactive) {
+		t.Errorf("system post without AfterClose = %v, want ErrInactive", err)
+	}
+	ev, _, err := e.d.Post(ctx, PostRequest{Conv: c.ID, Author: model.System, AfterClose: true,
+		Draft: sysDraft("note", "transcript sent", nil), Outbox: []store.OutboxRow{row}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.conv(c.ID); got.State != model.StateClosed || got.LastSeq != ev.Seq {
+		t.Errorf("conversation after = %+v, event seq %d", got, ev.Seq)
+	}
+	due, err := e.bolt.OutboxDue(ctx, "mail:", time.Now().Add(time.Hour), 0, 0)
+	if err != nil || len(due) != 1 || due[0].ID != "mail-1" {
+		t.Errorf("outbox = %+v, %v; want the row committed with the event", due, err)
+	}
+}

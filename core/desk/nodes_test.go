@@ -69,7 +69,7 @@ func TestStaleRetry(t *testing.T) {
 	e.d = New(Options{Store: il, Router: e.router, Bus: e.bus, Actors: hub.NewActors(64), Logger: zerolog.Nop(),
 		Departs: departments, OnStale: func() { stale.Add(1) }})
 	e.online("ann", "dan")
-	v := e.visitor("vera")
+	v, w := e.visitor("vera"), e.visitor("walt")
 	c, _ := e.start(v, "sales")
 	ctx := t.Context()
 	steps := []struct {
@@ -87,7 +87,8 @@ func TestStaleRetry(t *testing.T) {
 		}},
 		{"tag", func() error { _, err := e.d.TagThread(ctx, c.ID, agentAuthor("ann"), "vip", true, ""); return err }},
 		{"assign", func() error { return e.d.Assign(ctx, c.ID, "dan", agentAuthor("ann")) }},
-		{"close", func() error { _, err := e.d.Close(ctx, c.ID, visitorAuthor(v), "", ""); return err }},
+		{"change visitor", func() error { _, err := e.d.ChangeVisitor(ctx, c.ID, v.ID, w.ID, agentAuthor("dan")); return err }},
+		{"close", func() error { _, err := e.d.Close(ctx, c.ID, visitorAuthor(w), "", ""); return err }},
 	}
 	for _, st := range steps {
 		before := il.wrote.Load()
@@ -103,8 +104,8 @@ func TestStaleRetry(t *testing.T) {
 		t.Errorf("OnStale called %d times, want %d (one per step)", got, len(steps))
 	}
 	evs := e.checkLog(c.ID)
-	if got := e.conv(c.ID); got.State != model.StateClosed || got.Agent != "dan" || !slices.Contains(got.Tags, "vip") {
-		t.Errorf("conversation after the steps: state %s agent %s tags %v", got.State, got.Agent, got.Tags)
+	if got := e.conv(c.ID); got.State != model.StateClosed || got.Agent != "dan" || !slices.Contains(got.Tags, "vip") || got.Visitor != w.ID {
+		t.Errorf("conversation after the steps: state %s agent %s tags %v visitor %s", got.State, got.Agent, got.Tags, got.Visitor)
 	}
 	// The visitor's message exists once, under its key.
 	idem, err := e.bolt.Idempotent(ctx, "test", "k1")

@@ -60,6 +60,11 @@ type Notice struct {
 	// Seen, if set, is a chat user's "seen up to" marker moving (Conv is
 	// the chat's newest conversation); Events and Updated are then empty.
 	Seen *SeenChange
+	// PrevVisitor, if set, is the visitor the conversation belonged to
+	// before this change gave it to Conv.Visitor (desk.ChangeVisitor);
+	// Events and Updated are then empty. Sessions that followed the
+	// conversation for that visitor must stop: it is no longer theirs.
+	PrevVisitor model.VisitorID
 	// Origin is an opaque tag of the session that caused the change, so
 	// that a surface can recognise its own requests (e.g. to echo a
 	// request_id on the push that answers it).

@@ -91,7 +91,7 @@ func WireOf(node string, n *Notice) *Wire {
 		w.Updated = append(w.Updated, e.Seq)
 	}
 	if n.Typing != nil || n.Props != nil || n.Tag != nil || n.Follow != nil || n.Ban != nil ||
-		n.Member != nil || n.Seen != nil || n.Origin != "" {
+		n.Member != nil || n.Seen != nil || n.PrevVisitor != "" || n.Origin != "" {
 		rest := *n
 		rest.Conv, rest.Events, rest.Updated = model.Conversation{}, nil, nil
 		w.Rest = &rest

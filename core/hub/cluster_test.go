@@ -216,6 +216,8 @@ func TestClusterCarriesNoticesWithoutEvents(t *testing.T) {
 	a.bus.Publish(Notice{Conv: src.conv, Typing: &Typing{Author: model.Author{Kind: model.AuthorVisitor, ID: "v1"}, On: true, Text: "hel"}})
 	a.bus.Publish(Notice{Conv: src.conv, Tag: &TagChange{Tag: "vip", Added: true}})
 	a.bus.Publish(Notice{Conv: model.Conversation{Visitor: "v9"}, Ban: &BanChange{Visitor: "v9", Days: 1}})
+	// A conversation given to another visitor (desk.ChangeVisitor).
+	a.bus.Publish(Notice{Conv: src.conv, PrevVisitor: "v0"})
 	for _, w := range a.br.take() {
 		w.Slim()
 		b2, err := MarshalWire(w)
@@ -229,7 +231,7 @@ func TestClusterCarriesNoticesWithoutEvents(t *testing.T) {
 		b.cl.Receive(context.Background(), w2)
 	}
 	var kinds []string
-	for len(kinds) < 2 {
+	for len(kinds) < 3 {
 		select {
 		case n := <-b.sub.C():
 			switch {
@@ -237,6 +239,8 @@ func TestClusterCarriesNoticesWithoutEvents(t *testing.T) {
 				kinds = append(kinds, "typing")
 			case n.Tag != nil && n.Tag.Tag == "vip" && len(n.Conv.Tags) == 1:
 				kinds = append(kinds, "tag")
+			case n.PrevVisitor == "v0" && n.Conv.Visitor == "v1":
+				kinds = append(kinds, "visitor changed")
 			default:
 				t.Fatalf("unexpected notice %+v", n)
 			}

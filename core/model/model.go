@@ -95,6 +95,9 @@ const (
 	SysAssigned    = "agent_joined"
 	SysTransferred = "chat_transferred"
 	SysClosed      = "chat_closed"
+	// SysTranscript records that a transcript of the conversation was
+	// e-mailed on request (Rocket.Chat's livechat_transcript_history).
+	SysTranscript = "transcript_sent"
 )
 
 // File is the body of a KindFile event.

@@ -595,6 +595,16 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 				p.seq = max(p.seq, binary.BigEndian.Uint64(e.key[len(p.key)+1:]))
 			}
 		}
+		if p.exists {
+			// A conversation written with another visitor than the stored
+			// one moves to that visitor's index (livechat/room.visitor):
+			// the old visitor's entry goes, the new one is in o.puts.
+			k, err := p.unindexMoved(tx)
+			if err != nil {
+				return 0, err
+			}
+			n += k
+		}
 		if err := tx.Bucket(bConvs).Put(p.key, withRev(p.body, p.rev, p.seq)); err != nil {
 			return 0, fmt.Errorf("put %s: %w", bConvs, err)
 		}
@@ -638,6 +648,38 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 		n += k
 	}
 	return n, nil
+}
+
+// unindexMoved deletes the stored record's visitor_convs entry when p
+// writes the conversation under another visitor. The JSON of a
+// conversation starts with its id and visitor (encoding/json keeps the
+// struct's field order), so the common case (same visitor) is one prefix
+// comparison; anything else decodes the stored visitor.
+func (p *convPut) unindexMoved(tx *bbolt.Tx) (int, error) {
+	if i := bytes.Index(p.body, []byte(`,"visitor":`)); i > 0 {
+		val := p.body[i+len(`,"visitor":"`):]
+		if j := bytes.IndexByte(val, '"'); j >= 0 && bytes.IndexByte(val[:j], '\\') < 0 {
+			if prefix := p.body[:i+len(`,"visitor":"`)+j+1]; bytes.HasPrefix(p.cur.raw, prefix) {
+				return 0, nil
+			}
+		}
+	}
+	var old, cur struct {
+		Visitor model.VisitorID `json:"visitor"`
+	}
+	if err := json.Unmarshal(p.cur.body(), &old); err != nil {
+		return 0, fmt.Errorf("decode %s: %w", bConvs, err)
+	}
+	if err := json.Unmarshal(p.body, &cur); err != nil {
+		return 0, fmt.Errorf("decode %s: %w", bConvs, err)
+	}
+	if old.Visitor == cur.Visitor || old.Visitor == "" {
+		return 0, nil
+	}
+	if err := tx.Bucket(bVConvs).Delete(join([]byte(old.Visitor), p.key)); err != nil {
+		return 0, fmt.Errorf("delete %s: %w", bVConvs, err)
+	}
+	return 1, nil
 }
 
 // join builds a composite key: parts separated by a 0 byte. None of the

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Visitors", testVisitors},
 		{"Conversations", testConversations},
 		{"VisitorConversations", testVisitorConversations},
+		{"ConversationChangesVisitor", testConversationChangesVisitor},
 		{"EventsRoundTrip", testEventsRoundTrip},
 		{"EventsRange", testEventsRange},
 		{"EventsPrefixConversations", testEventsPrefix},
@@ -322,6 +323,86 @@ func testVisitorConversations(t *testing.T, open func(t *testing.T) store.Store)
 			}
 		})
 	}
+}
+
+// testConversationChangesVisitor: a conversation written with another
+// Visitor than the stored one (Rocket.Chat's livechat/room.visitor) moves
+// from the old visitor's VisitorConversations to the new one's, in the
+// same commit as the rest of the batch, in the listing's order (oldest
+// first), also as a snapshot reads it; a write with the same visitor, or
+// a message, leaves the index as it is; a stale write moves nothing.
+func testConversationChangesVisitor(t *testing.T, open func(t *testing.T) store.Store) {
+	s := fresh(t, open)
+	ctx := t.Context()
+	ann, bob := newVisitor("ann"), newVisitor("bob")
+	commit(t, s, &store.Batch{Visitors: []model.Visitor{ann, bob}})
+	bobOld := newConv(bob.ID)
+	moved := newConv(ann.ID)
+	annOther := newConv(ann.ID)
+	bobNew := newConv(bob.ID)
+	for _, c := range []model.Conversation{bobOld, moved, annOther, bobNew} {
+		commit(t, s, &store.Batch{Convs: []model.Conversation{c}})
+	}
+	want := func(what string, v model.VisitorID, ids ...model.ConvID) {
+		t.Helper()
+		got, err := s.VisitorConversations(ctx, v)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if !slices.Equal(got, ids) {
+			t.Errorf("%s: VisitorConversations(%s) = %v, want %v", what, v, got, ids)
+		}
+		err = s.Snapshot(ctx, func(r store.Reader) error {
+			got, err := r.VisitorConversations(v)
+			if err == nil && !slices.Equal(got, ids) {
+				t.Errorf("%s: snapshot VisitorConversations(%s) = %v, want %v", what, v, got, ids)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: snapshot: %v", what, err)
+		}
+	}
+	cur, err := s.Conversation(ctx, moved.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A write with the same visitor (and a message) keeps the index.
+	cur.State = model.StateOpen
+	cur.LastSeq = 1
+	commit(t, s, &store.Batch{Convs: []model.Conversation{cur}, Events: []model.Event{newEvent(cur.ID, 1)}})
+	want("same visitor", ann.ID, moved.ID, annOther.ID)
+	if cur, err = s.Conversation(ctx, moved.ID); err != nil || cur.Rev < 2 {
+		t.Fatalf("conversation %+v, %v", cur, err)
+	}
+
+	// A stale write moves nothing.
+	stale := cur
+	stale.Rev--
+	stale.Visitor = bob.ID
+	if err := s.Commit(ctx, &store.Batch{Convs: []model.Conversation{stale}}); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("stale move = %v, want ErrStale", err)
+	}
+	want("stale move, ann", ann.ID, moved.ID, annOther.ID)
+	want("stale move, bob", bob.ID, bobOld.ID, bobNew.ID)
+
+	cur.Visitor = bob.ID
+	commit(t, s, &store.Batch{Convs: []model.Conversation{cur}})
+	want("moved, ann", ann.ID, annOther.ID)
+	want("moved, bob", bob.ID, bobOld.ID, moved.ID, bobNew.ID)
+	got, err := s.Conversation(ctx, moved.ID)
+	if err != nil || got.Visitor != bob.ID || got.LastSeq != 1 {
+		t.Errorf("moved conversation = %+v, %v", got, err)
+	}
+	// And back, then a message: still one entry each.
+	got.Visitor = ann.ID
+	b := &store.Batch{Convs: []model.Conversation{got}}
+	commit(t, s, b)
+	got = b.Convs[0]
+	got.LastSeq = 2
+	commit(t, s, &store.Batch{Convs: []model.Conversation{got}, Events: []model.Event{newEvent(got.ID, 2)}})
+	want("moved back, ann", ann.ID, moved.ID, annOther.ID)
+	want("moved back, bob", bob.ID, bobOld.ID, bobNew.ID)
 }
 
 // --- events ----------------------------------------------------------------

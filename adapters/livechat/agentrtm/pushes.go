@@ -95,6 +95,9 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 	if n.Seen != nil {
 		return c.onSeen(ctx, n)
 	}
+	if n.PrevVisitor != "" {
+		return c.onVisitorChanged(ctx, n)
+	}
 	tr := wire.TransferIn(n.Events)
 	if !c.relevant(conv) {
 		// The agent a chat was transferred away from is told so.
@@ -175,6 +178,32 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		}
 		c.push(rid, "chat_deactivated", p)
 	}
+	return nil
+}
+
+// onVisitorChanged tells the agent that a thread moved to another
+// customer (Rocket.Chat's livechat/room.visitor; desk.ChangeVisitor). A
+// LiveChat chat is its customer's (chat_id is the customer id), so the
+// thread leaves the previous customer's chat and joins the new one's;
+// LiveChat has no push for that, so an active thread is told as it
+// would be: chat_deactivated for the old chat, then incoming_chat for
+// the new chat with the thread. A closed thread is only seen by reading
+// (list_archives, get_chat show the new customer).
+func (c *client) onVisitorChanged(ctx context.Context, n hub.Notice) error {
+	conv := n.Conv
+	if !conv.Active() || !c.canSee(conv) {
+		return nil
+	}
+	num, rid, mine := c.RequestOf(n.Origin)
+	if mine {
+		c.AwaitResponse(ctx, num)
+	}
+	c.push(rid, "chat_deactivated", ChatDeactivated{ChatID: string(n.PrevVisitor), ThreadID: string(conv.ID)})
+	d, err := c.s.src.Load(ctx, conv, wire.LoadOptions{UpTo: conv.LastSeq, Neighbour: c.canSee})
+	if err != nil {
+		return err
+	}
+	c.push(rid, "incoming_chat", IncomingChat{Chat: c.chatView(&d)})
 	return nil
 }
 
