@@ -19,7 +19,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -435,14 +434,6 @@ func (c *Conn) writeQueued(msg []byte) error {
 	if !ok {
 		return c.write(msg)
 	}
-	// Let the goroutines that were made runnable with this frame queue
-	// theirs before the batch is taken: a response is queued by the
-	// request's goroutine, and the pushes it caused by the session's push
-	// drain, released by that very response (rtmconn.Order); without the
-	// yield the writer, woken by the response, wrote it alone and the
-	// push a moment later, one write(2) each (and one read(2) each on the
-	// client). It costs a trip through the scheduler, not a timer.
-	runtime.Gosched()
 	bc.begin()
 	err := c.write(msg)
 	for n := 1; err == nil && n < maxBatch; n++ {
