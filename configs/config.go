@@ -66,6 +66,10 @@ type Config struct {
 		VisitorUploadBytes int64         `yaml:"visitor_upload_bytes"`
 		VisitorUploadFiles int           `yaml:"visitor_upload_files"`
 		UnreferencedGrace  time.Duration `yaml:"unreferenced_grace"`
+		// AnonymousVisitorTTL: visitors that never had a conversation
+		// and have been idle this long are deleted with their tokens
+		// (store.Store.ForgetIdleVisitors); 0 keeps them.
+		AnonymousVisitorTTL time.Duration `yaml:"anonymous_visitor_ttl"`
 	} `yaml:"store"`
 	RocketChat struct {
 		Enabled   bool   `yaml:"enabled"`
@@ -141,6 +145,11 @@ type Webhooks struct {
 	AllowHTTP            bool   `yaml:"allow_http"`
 	AllowPrivateNetworks bool   `yaml:"allow_private_networks"`
 	CAFile               string `yaml:"ca_file"`
+	// ConfigToken, if set, is a bearer token for the Configuration API
+	// alone (webhooks, property registration), besides administrators'
+	// agent tokens: for a deployment tool that should not hold an agent
+	// identity. At least 32 characters. CHATGATE_CONFIG_TOKEN.
+	ConfigToken string `yaml:"config_token"`
 }
 
 // RateLimits are the per-address and per-visitor limits (core/ratelimit,
@@ -272,6 +281,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	str("CHATGATE_TLS_KEY_FILE", &c.Server.TLSKeyFile)
 	str("CHATGATE_PPROF_ADDR", &c.Server.PprofAddr)
 	str("CHATGATE_METRICS_ADDR", &c.Server.MetricsAddr)
+	str("CHATGATE_CONFIG_TOKEN", &c.Webhooks.ConfigToken)
 	str("CHATGATE_DATA", &c.Store.Path)
 	str("CHATGATE_STORE", &c.Store.URL)
 	str("CHATGATE_LOG_LEVEL", &c.Log.Level)
@@ -413,9 +423,12 @@ func (c *Config) Validate() error {
 	if c.Store.LeaseTTL != 0 && c.Store.LeaseTTL < time.Second {
 		errs = append(errs, "store.lease_ttl must be at least 1s (or 0 for the default 15s)")
 	}
-	if c.Server.ReadTimeout < 0 || c.Store.VisitorUploadBytes < 0 || c.Store.VisitorUploadFiles < 0 || c.Store.UnreferencedGrace < 0 ||
+	if t := c.Webhooks.ConfigToken; t != "" && (len(t) < 32 || strings.TrimSpace(t) != t || strings.ContainsAny(t, " \t\r\n")) {
+		errs = append(errs, "webhooks.config_token must be at least 32 characters without spaces (generate one: openssl rand -hex 32)")
+	}
+	if c.Server.ReadTimeout < 0 || c.Store.VisitorUploadBytes < 0 || c.Store.VisitorUploadFiles < 0 || c.Store.UnreferencedGrace < 0 || c.Store.AnonymousVisitorTTL < 0 ||
 		c.RateLimits.ConnectionsPerAddress < 0 {
-		errs = append(errs, "server.read_timeout, store.visitor_upload_*, store.unreferenced_grace and rate_limits.connections_per_address must be >= 0")
+		errs = append(errs, "server.read_timeout, store.visitor_upload_*, store.unreferenced_grace, store.anonymous_visitor_ttl and rate_limits.connections_per_address must be >= 0")
 	}
 	for name, r := range map[string]ratelimit.Rule{"failed_logins": c.RateLimits.FailedLogins, "starts": c.RateLimits.Starts,
 		"messages": c.RateLimits.Messages, "uploads": c.RateLimits.Uploads, "new_customers": c.RateLimits.NewCustomers} {

@@ -200,6 +200,19 @@ type Store interface {
 	// target) in (Target, Conv, Seq) order, up to limit (<= 0: all).
 	OutboxExhausted(ctx context.Context, target string, limit int) ([]OutboxRow, error)
 
+	// ForgetIdleVisitors deletes up to limit (<= 0: no limit) anonymous
+	// visitors that were never used: visitors without any conversation
+	// whose LastActive is before cutoff. With each goes every mapping
+	// that names it (its Core or its Foreign is the visitor's id, both
+	// directions) and every mapping about the same foreign id as one of
+	// those (same System, Tenant and Foreign, another Kind: e.g. a
+	// customer token's expiry beside the token), so that no token,
+	// cookie or foreign id of it opens anything any more. Nothing that
+	// belongs to a conversation is touched. The check and the deletion
+	// are one transaction: a visitor that gets a conversation or is
+	// written meanwhile is kept. It returns the ids deleted.
+	ForgetIdleVisitors(ctx context.Context, cutoff time.Time, limit int) ([]model.VisitorID, error)
+
 	// Snapshot runs fn with a consistent read-only view of the whole
 	// store (export): one read transaction, so that fn sees every record
 	// as of one instant whatever is committed meanwhile. fn must not

@@ -5,11 +5,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"chatgate/adapters/livechat/visitorv2"
 	pgcluster "chatgate/core/cluster"
 	"chatgate/core/hub"
+	"chatgate/core/ratelimit"
 	"chatgate/core/routing"
 	"chatgate/store/postgres"
 )
@@ -23,6 +25,22 @@ type cluster struct {
 	coord  *pgcluster.Coordinator
 	leases *postgres.Leases
 	polls  *postgres.Polls
+	pool   *pgxpool.Pool
+	log    zerolog.Logger
+	// throttles are the limits made deployment-wide (share).
+	throttles []*pgcluster.Throttle
+}
+
+// share makes limit k count across the deployment (the failed-login
+// lockout: per node, N nodes would give a guesser N times the budget).
+// Nothing on one node.
+func (c *cluster) share(k *ratelimit.Keyed) {
+	if c == nil || k == nil || !k.Rule().Enabled() {
+		return
+	}
+	t := pgcluster.NewThrottle(c.pool, k.Name(), k.Rule(), c.log)
+	k.Share(t)
+	c.throttles = append(c.throttles, t)
 }
 
 // newCluster returns the node's cluster parts when the store is
@@ -42,6 +60,8 @@ func newCluster(opened *openedStore, node string, leaseTTL time.Duration, router
 		coord:  pgcluster.NewCoordinator(pool, node, leaseTTL, router, clog),
 		leases: leases,
 		polls:  postgres.NewPolls(pool, leases),
+		pool:   pool,
+		log:    clog,
 	}
 }
 
@@ -79,6 +99,9 @@ func (c *cluster) run(ctx context.Context, wg *sync.WaitGroup, kick func(), relo
 	}
 	wg.Go(func() { _ = c.hub.Run(ctx) })
 	wg.Go(func() { _ = c.coord.Run(ctx, kick) })
+	for _, t := range c.throttles {
+		wg.Go(func() { t.Run(ctx) })
+	}
 	if reload != nil {
 		wg.Go(func() {
 			t := time.NewTicker(time.Second)

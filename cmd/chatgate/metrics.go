@@ -24,6 +24,7 @@ type metrics struct {
 	commitTime  prometheus.Histogram
 	commitErrs  prometheus.Counter
 	httpReqs    *prometheus.CounterVec
+	forgotten   prometheus.Counter
 	// lastCommitNS and commits feed the operator view.
 	lastCommitNS atomic.Int64
 	commits      atomic.Int64
@@ -41,6 +42,10 @@ func newMetrics(router *routing.Router, node string) *metrics {
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "chatgate_connections", Help: "Open client connections (websocket sessions) by surface.",
 		}, []string{"surface"}),
+		forgotten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatgate_anonymous_visitors_expired_total",
+			Help: "Anonymous visitors (never in a conversation) deleted after store.anonymous_visitor_ttl of inactivity.",
+		}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatgate_events_committed_total", Help: "Conversation events committed to the store.",
 		}),
@@ -68,7 +73,7 @@ func newMetrics(router *routing.Router, node string) *metrics {
 	}, []string{"node"})
 	nodeInfo.WithLabelValues(node).Set(1)
 	m.reg.MustRegister(nodeInfo)
-	m.reg.MustRegister(m.connections, m.events, m.batchSize, m.batchKeys, m.commitTime, m.commitErrs, m.httpReqs,
+	m.reg.MustRegister(m.connections, m.events, m.batchSize, m.batchKeys, m.commitTime, m.commitErrs, m.httpReqs, m.forgotten,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&conversationCollector{router: router, desc: prometheus.NewDesc("chatgate_conversations",
 			"Conversations by state (queued, open).", []string{"state"}, nil)})

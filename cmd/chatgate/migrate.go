@@ -366,6 +366,9 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	defer st.Close()
 	var p *progress
 	opts := dump.ImportOptions{FilesDir: o.filesDir, BatchSize: o.batch, DryRun: o.dryRun}
+	if ttl := st.cfg.Store.AnonymousVisitorTTL; ttl > 0 {
+		opts.ForgetIdleBefore = time.Now().Add(-ttl)
+	}
 	if size > 0 {
 		p = newProgress(stderr, o.noProgress, size, true, "import")
 		in = countingReader{r: in, p: p}
@@ -404,6 +407,9 @@ func printImportSummary(w io.Writer, sum *dump.ImportSummary, jsonOut bool) erro
 	}
 	if s := restoreText(sum.Counts, func(c store.RestoreCount) int { return c.Replaced }); s != "nothing" {
 		fmt.Fprintf(w, "replaced: %s\n", s)
+	}
+	if sum.ExpiredVisitors > 0 {
+		fmt.Fprintf(w, "idle anonymous visitors deleted (store.anonymous_visitor_ttl): %d\n", sum.ExpiredVisitors)
 	}
 	fmt.Fprintf(w, "failed: %d\n", sum.Failed)
 	for _, f := range sum.Failures {

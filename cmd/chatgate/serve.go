@@ -138,6 +138,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	bus := hub.NewBus()
 	cl := newCluster(opened, nodeID, cfg.Store.LeaseTTL, router, bus, log)
+	cl.share(gd.logins)
 	propDefs, err := cfg.PropertyDefs()
 	if err != nil {
 		return err
@@ -167,6 +168,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			MaxAge: w.MaxAge, Concurrency: w.Concurrency, Properties: props, Exclusive: cl.exclusive(),
 			OnDelivery: func(action, outcome string) { deliveries.WithLabelValues(action, outcome).Inc() },
 			AllowHTTP:  w.AllowHTTP, AllowPrivateNetworks: w.AllowPrivateNetworks, CAFile: w.CAFile,
+			ConfigToken: w.ConfigToken,
 		}, log)
 		if err != nil {
 			return err
@@ -378,6 +380,19 @@ func serve(ctx context.Context, o serveOptions) error {
 		swg.Go(func() { _ = mailer.Run(surfCtx) })
 	}
 	swg.Go(func() { sweepFiles(surfCtx, fs, log) })
+	swg.Go(func() {
+		props.RunDrops(surfCtx, func(err error) { log.Warn().Err(err).Msg("properties: drop the values of an unregistered property") })
+	})
+	swg.Go(func() {
+		sweep := func(ctx context.Context) {
+			sweepVisitors(ctx, st, cfg.Store.AnonymousVisitorTTL, func(n int) { m.forgotten.Add(float64(n)) }, log)
+		}
+		if hold := cl.exclusive(); hold != nil && cfg.Store.AnonymousVisitorTTL > 0 {
+			hold(surfCtx, "store.visitor-expiry", sweep)
+			return
+		}
+		sweep(surfCtx)
+	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	ready.Store(true)

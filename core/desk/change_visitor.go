@@ -62,8 +62,17 @@ func (d *Desk) ChangeVisitor(ctx context.Context, id model.ConvID, from, to mode
 			if err := d.mayReceive(ctx, c, to); err != nil {
 				return err
 			}
+			// Read here, so that a retry after a stale write reads it
+			// again.
+			tv, err := d.st.Visitor(ctx, to)
+			if err != nil {
+				return fmt.Errorf("visitor %s: %w", to, errNotFound(err))
+			}
 			c.Visitor = to
-			b := &store.Batch{Convs: []model.Conversation{c}}
+			// to is written too, unchanged, under its revision check, as
+			// Start does: the change and the expiry of an idle anonymous
+			// visitor (store.Store.ForgetIdleVisitors) exclude one another.
+			b := &store.Batch{Convs: []model.Conversation{c}, Visitors: []model.Visitor{tv}}
 			if d.outbox != nil {
 				b.Outbox = append(b.Outbox, d.outbox(c, false, nil, nil, nil)...)
 			}

@@ -529,6 +529,12 @@ func (d *Desk) EnsureVisitor(ctx context.Context, key store.MapKey, profile mode
 				}
 				return d.st.Commit(ctx, &store.Batch{Visitors: []model.Visitor{v}})
 			})
+			if errors.Is(err, store.ErrNotFound) {
+				// Deleted as an idle anonymous visitor between the two
+				// reads (store.Store.ForgetIdleVisitors), its mapping
+				// with it: the next attempt makes a new one.
+				continue
+			}
 			return v, err
 		case !errors.Is(err, store.ErrNotFound):
 			return model.Visitor{}, fmt.Errorf("resolve visitor: %w", err)
@@ -656,7 +662,7 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		if d.route != nil && req.Agent == "" {
 			conv.Owner, conv.Mirrors = d.route(req.Department)
 		}
-		chatProps := d.applyStartExtras(&v, &conv, &req, now)
+		d.applyStartExtras(&v, &conv, &req, now)
 		agent, picked := req.Agent, req.Agent != ""
 		if picked {
 			d.router.Reserve(agent)
@@ -679,9 +685,11 @@ func (d *Desk) Start(ctx context.Context, req StartRequest) (model.Conversation,
 		// in the embedded queue.
 		queue := !picked && conv.Owner == ""
 		b := &store.Batch{Convs: []model.Conversation{conv}, Events: evs}
-		if chatProps {
-			b.Visitors = append(b.Visitors, v)
-		}
+		// The visitor is written with every start, under its revision
+		// check, even when unchanged: so the start and the expiry of an
+		// idle anonymous visitor (store.Store.ForgetIdleVisitors) exclude
+		// one another, whichever commits first.
+		b.Visitors = append(b.Visitors, v)
 		for _, m := range req.Maps {
 			if m.Core == "" {
 				m.Core = string(conv.ID)

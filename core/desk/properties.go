@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -269,7 +270,18 @@ func sameJSON(a, b json.RawMessage) bool {
 // through the Configuration API (a JSON array of PropDef).
 const PropsMetaKey = "core.properties"
 
+// PropsDroppingMetaKey is the store meta value listing the properties
+// unregistered whose stored values are still being deleted (a JSON array
+// of {"namespace","name"}); see Properties.Unregister.
+const PropsDroppingMetaKey = "core.properties.dropping"
+
 type propKey struct{ ns, name string }
+
+// propName is a propKey as stored in PropsDroppingMetaKey.
+type propName struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
 
 // Properties is the property configuration: the declarations from the
 // configuration file (fixed) and those registered at run time (kept in
@@ -280,18 +292,28 @@ type Properties struct {
 	mu         sync.RWMutex
 	static     map[propKey]PropDef
 	registered map[propKey]PropDef
+	// dropping are unregistered properties whose values are still
+	// stored; the same name cannot be registered again until they are
+	// gone (see Unregister, RunDrops).
+	dropping map[propKey]struct{}
+	// wake tells RunDrops of a new unregistration.
+	wake chan struct{}
 }
 
 // Errors of the registry (wrapping ErrInvalid / ErrNotFound).
 var (
 	// ErrPropExists: register_property of a property already declared.
 	ErrPropExists = fmt.Errorf("%w: property already exists", ErrInvalid)
+	// ErrPropDropping: register_property of a name unregistered so
+	// recently that its old values are still being deleted.
+	ErrPropDropping = fmt.Errorf("%w: the values of this property's previous registration are still being deleted; try again shortly", ErrInvalid)
 )
 
 // NewProperties returns a registry with defs from configuration; call
 // Load to read the registered ones (Desk.Load does).
 func NewProperties(st store.Store, defs []PropDef) (*Properties, error) {
-	p := &Properties{st: st, static: make(map[propKey]PropDef), registered: make(map[propKey]PropDef)}
+	p := &Properties{st: st, static: make(map[propKey]PropDef), registered: make(map[propKey]PropDef),
+		dropping: make(map[propKey]struct{}), wake: make(chan struct{}, 1)}
 	for _, d := range defs {
 		if err := d.Validate(); err != nil {
 			return nil, err
@@ -310,16 +332,13 @@ func (p *Properties) Load(ctx context.Context) error {
 	if p.st == nil {
 		return nil
 	}
-	b, err := p.st.Meta(ctx, PropsMetaKey)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("properties: %w", err)
-	}
 	var list []PropDef
-	if err := json.Unmarshal(b, &list); err != nil {
-		return fmt.Errorf("properties: decode %s: %w", PropsMetaKey, err)
+	if err := p.metaJSON(ctx, PropsMetaKey, &list); err != nil {
+		return err
+	}
+	var dropping []propName
+	if err := p.metaJSON(ctx, PropsDroppingMetaKey, &dropping); err != nil {
+		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -327,7 +346,36 @@ func (p *Properties) Load(ctx context.Context) error {
 	for _, d := range list {
 		p.registered[propKey{d.Namespace, d.Name}] = d
 	}
+	p.dropping = make(map[propKey]struct{}, len(dropping))
+	for _, n := range dropping {
+		p.dropping[propKey{n.Namespace, n.Name}] = struct{}{}
+	}
+	if len(p.dropping) > 0 {
+		p.poke()
+	}
 	return nil
+}
+
+// metaJSON decodes the meta value key into v; an absent value leaves v.
+func (p *Properties) metaJSON(ctx context.Context, key string, v any) error {
+	b, err := p.st.Meta(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("properties: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("properties: decode %s: %w", key, err)
+	}
+	return nil
+}
+
+func (p *Properties) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Register declares a property at run time and stores it durably.
@@ -345,21 +393,30 @@ func (p *Properties) Register(ctx context.Context, d PropDef) error {
 	if _, ok := p.registered[k]; ok {
 		return ErrPropExists
 	}
+	if _, ok := p.dropping[k]; ok {
+		return ErrPropDropping
+	}
 	next := make(map[propKey]PropDef, len(p.registered)+1)
 	for kk, v := range p.registered {
 		next[kk] = v
 	}
 	next[k] = d
-	if err := p.save(ctx, next); err != nil {
+	if err := p.save(ctx, next, p.dropping); err != nil {
 		return err
 	}
 	p.registered = next
 	return nil
 }
 
-// Unregister removes a property registered at run time. Values already
-// set stay stored but are no longer shown nor writable. Properties from
-// the configuration file cannot be unregistered (ErrForbidden).
+// Unregister removes a property registered at run time. Its values are
+// at once no longer shown nor writable, and are deleted from every chat,
+// thread and event by RunDrops (issue 16: values left stored would
+// reappear, under new access rules, if the name were registered again);
+// until that is done, registering the name again is refused
+// (ErrPropDropping). The unregistration and the drop still owed are one
+// commit, so a gateway stopped meanwhile resumes the drop at its next
+// start. Properties from the configuration file cannot be unregistered
+// (ErrForbidden).
 func (p *Properties) Unregister(ctx context.Context, ns, name string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -376,14 +433,18 @@ func (p *Properties) Unregister(ctx context.Context, ns, name string) error {
 			next[kk] = v
 		}
 	}
-	if err := p.save(ctx, next); err != nil {
+	dropping := maps.Clone(p.dropping)
+	dropping[k] = struct{}{}
+	if err := p.save(ctx, next, dropping); err != nil {
 		return err
 	}
-	p.registered = next
+	p.registered, p.dropping = next, dropping
+	p.poke()
 	return nil
 }
 
-func (p *Properties) save(ctx context.Context, m map[propKey]PropDef) error {
+// save stores the registered properties and the drops owed, in one commit.
+func (p *Properties) save(ctx context.Context, m map[propKey]PropDef, dropping map[propKey]struct{}) error {
 	if p.st == nil {
 		return nil
 	}
@@ -396,7 +457,18 @@ func (p *Properties) save(ctx context.Context, m map[propKey]PropDef) error {
 	if err != nil {
 		return err
 	}
-	return p.st.Commit(context.WithoutCancel(ctx), &store.Batch{Meta: map[string][]byte{PropsMetaKey: b}})
+	names := make([]propName, 0, len(dropping))
+	for k := range dropping {
+		names = append(names, propName{k.ns, k.name})
+	}
+	sort.Slice(names, func(i, j int) bool {
+		return names[i].Namespace < names[j].Namespace || names[i].Namespace == names[j].Namespace && names[i].Name < names[j].Name
+	})
+	d, err := json.Marshal(names)
+	if err != nil {
+		return err
+	}
+	return p.st.Commit(context.WithoutCancel(ctx), &store.Batch{Meta: map[string][]byte{PropsMetaKey: b, PropsDroppingMetaKey: d}})
 }
 
 func sortDefs(list []PropDef) {

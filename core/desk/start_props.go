@@ -54,23 +54,20 @@ func startMembers(req *StartRequest) []model.AgentID {
 }
 
 // applyStartExtras merges a start's initial properties into the visitor's
-// chat and the new conversation and sets its members; it reports whether
-// the visitor changed (and must be committed with the start).
-func (d *Desk) applyStartExtras(v *model.Visitor, c *model.Conversation, req *StartRequest, now time.Time) bool {
+// chat and the new conversation and sets its members.
+func (d *Desk) applyStartExtras(v *model.Visitor, c *model.Conversation, req *StartRequest, now time.Time) {
 	c.Members = startMembers(req)
 	if len(req.ThreadProps) > 0 {
 		c.Props, _ = PropsUpdate{Set: req.ThreadProps}.apply(c.Props)
 	}
 	if len(req.ChatProps) == 0 {
-		return false
+		return
 	}
 	var eff PropsUpdate
 	v.Props, eff = PropsUpdate{Set: req.ChatProps}.apply(v.Props)
-	if eff.Set == nil {
-		return false
+	if eff.Set != nil {
+		v.UpdatedAt = now
 	}
-	v.UpdatedAt = now
-	return true
 }
 
 // StartInactive opens a conversation that is closed from the start: it
@@ -105,7 +102,7 @@ func (d *Desk) StartInactive(ctx context.Context, req StartRequest) (model.Conve
 		if req.Agent != "" {
 			conv.Agent, conv.AssignedAt = req.Agent, now
 		}
-		chatProps := d.applyStartExtras(&v, &conv, &req, now)
+		d.applyStartExtras(&v, &conv, &req, now)
 		for _, dr := range req.Events {
 			author := req.Author
 			if dr.Kind == model.KindSystem {
@@ -114,9 +111,11 @@ func (d *Desk) StartInactive(ctx context.Context, req StartRequest) (model.Conve
 			evs = append(evs, d.event(&conv, author, dr, now))
 		}
 		b := &store.Batch{Convs: []model.Conversation{conv}, Events: evs}
-		if chatProps {
-			b.Visitors = append(b.Visitors, v)
-		}
+		// The visitor is written with every start, under its revision
+		// check, even when unchanged: so the start and the expiry of an
+		// idle anonymous visitor (store.Store.ForgetIdleVisitors) exclude
+		// one another, whichever commits first.
+		b.Visitors = append(b.Visitors, v)
 		for _, m := range req.Maps {
 			if m.Core == "" {
 				m.Core = string(conv.ID)

@@ -201,6 +201,27 @@ type Visitor struct {
 // Banned reports whether the visitor is banned at now.
 func (v *Visitor) Banned(now time.Time) bool { return now.Before(v.BannedUntil) }
 
+// LastActive is the latest time the visitor record shows anything of the
+// visitor: its creation, its last change, the end of a ban (a banned
+// visitor is kept until the ban is over, so that deleting it cannot lift
+// the ban early) and the newest seen marker. The store's expiry of
+// anonymous visitors (store.Store.ForgetIdleVisitors) measures idleness
+// from it.
+func (v *Visitor) LastActive() time.Time {
+	t := v.CreatedAt
+	for _, x := range []time.Time{v.UpdatedAt, v.BannedUntil} {
+		if x.After(t) {
+			t = x
+		}
+	}
+	for _, x := range v.SeenUpTo {
+		if x.After(t) {
+			t = x
+		}
+	}
+	return t
+}
+
 // Agent is a person on the desk side. Agents come from configuration.
 type Agent struct {
 	ID AgentID `json:"id"`

@@ -38,6 +38,7 @@ type Keyed struct {
 	rule     Rule
 	onRefuse func(name string)
 	now      func() time.Time
+	shared   Shared
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -47,6 +48,30 @@ type bucket struct {
 	lim  *rate.Limiter
 	seen time.Time
 }
+
+// Shared is a deployment-wide view of one limit (several nodes on one
+// database): Note records that key took a token on this node, Blocked
+// reports whether key's deployment-wide bucket is empty. Both must be
+// cheap (no round trip): an implementation records and refreshes in the
+// background, so the shared view lags by its refresh period.
+type Shared interface {
+	Note(key string)
+	Blocked(key string) bool
+}
+
+// Share makes k deployment-wide as well: every token taken is noted in s,
+// and Blocked also reports keys s says are blocked. Call before use.
+func (k *Keyed) Share(s Shared) {
+	if k != nil {
+		k.shared = s
+	}
+}
+
+// Name is the limit's name (its metrics label).
+func (k *Keyed) Name() string { return k.name }
+
+// Rule is the limit's rule.
+func (k *Keyed) Rule() Rule { return k.rule }
 
 // New returns the limit name (a metrics label) with rule; onRefuse, if
 // set, is told every refusal.
@@ -73,6 +98,9 @@ func (k *Keyed) Allow(key string) bool {
 	b.seen = now
 	ok := b.lim.AllowN(now, 1)
 	k.mu.Unlock()
+	if k.shared != nil {
+		k.shared.Note(key)
+	}
 	if !ok && k.onRefuse != nil {
 		k.onRefuse(k.name)
 	}
@@ -90,6 +118,9 @@ func (k *Keyed) Blocked(key string) bool {
 	b := k.buckets[key]
 	blocked := b != nil && b.lim.TokensAt(now) < 1
 	k.mu.Unlock()
+	if !blocked && k.shared != nil {
+		blocked = k.shared.Blocked(key)
+	}
 	if blocked && k.onRefuse != nil {
 		k.onRefuse(k.name)
 	}

@@ -268,6 +268,9 @@ func (s *Store) commitGroup(group []*request) {
 		for i, r := range group {
 			if errs[i] == nil {
 				s.convs.stored(&r.ops)
+				if f := r.ops.forget; f != nil && len(f.mapsGone) > 0 {
+					s.maps.drop(f.mapsGone)
+				}
 			}
 		}
 	}
@@ -329,6 +332,8 @@ type ops struct {
 	restore *restoreOp
 	// visitors are the visitor records to write, under the same check.
 	visitors []visitorPut
+	// forget, if set, deletes idle anonymous visitors (see forgetOp).
+	forget *forgetOp
 }
 
 // visitorPut is a visitor record to write: its JSON with its revision
@@ -635,6 +640,13 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 	}
 	for _, m := range o.outboxMuts {
 		k, err := m.apply(tx)
+		if err != nil {
+			return 0, err
+		}
+		n += k
+	}
+	if o.forget != nil {
+		k, err := o.forget.apply(tx)
 		if err != nil {
 			return 0, err
 		}
@@ -1054,9 +1066,10 @@ func (s *Store) Resolve(_ context.Context, k store.MapKey) (string, error) {
 	if v, ok := s.maps.get(string(key)); ok {
 		return v, nil
 	}
+	epoch := s.maps.epoch()
 	v, err := s.raw(bMaps, key)
 	if err == nil {
-		s.maps.put(string(key), string(v))
+		s.maps.put(epoch, string(key), string(v))
 	}
 	return string(v), err
 }

@@ -83,7 +83,7 @@ func TestConversationCache(t *testing.T) {
 func TestMapCacheGenerations(t *testing.T) {
 	c := newMapCache()
 	for i := range mapCacheSize + 10 {
-		c.put(strconv.Itoa(i), "v")
+		c.put(0, strconv.Itoa(i), "v")
 	}
 	if len(c.cur) != 10 || len(c.prev) != mapCacheSize {
 		t.Fatalf("generations: cur %d prev %d", len(c.cur), len(c.prev))

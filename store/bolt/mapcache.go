@@ -7,9 +7,12 @@ import "sync"
 const mapCacheSize = 1 << 16
 
 // mapCache remembers Resolve answers. A mapping, once written, never
-// changes (commits check "same or absent") and is never deleted, so a
-// cached answer can never be stale and readers may fill the cache
-// themselves, in any order. Only found mappings are kept: an absent one
+// changes (commits check "same or absent"), so readers may fill the cache
+// themselves, in any order. Mappings are deleted only with an idle
+// anonymous visitor (ForgetIdleVisitors): the writer drops their keys
+// before anyone hears of the commit, and bumps the cache's epoch, so that
+// a reader that read a deleted mapping before the commit does not put it
+// back afterwards (put takes the epoch read before the reader's read). Only found mappings are kept: an absent one
 // may appear at any commit. Every v2 poll resolves two mappings; this
 // spares it two bbolt read transactions.
 //
@@ -20,6 +23,7 @@ const mapCacheSize = 1 << 16
 type mapCache struct {
 	mu        sync.Mutex
 	cur, prev map[string]string
+	gen       uint64 // bumped by drop
 }
 
 func newMapCache() *mapCache {
@@ -39,9 +43,31 @@ func (c *mapCache) get(key string) (string, bool) {
 	return v, ok
 }
 
-func (c *mapCache) put(key, val string) {
+// epoch is the cache's deletion epoch, to take before reading a mapping
+// that will be put.
+func (c *mapCache) epoch() uint64 {
 	c.mu.Lock()
-	c.putLocked(key, val)
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put caches a mapping read at epoch e, unless mappings were deleted since.
+func (c *mapCache) put(e uint64, key, val string) {
+	c.mu.Lock()
+	if e == c.gen {
+		c.putLocked(key, val)
+	}
+	c.mu.Unlock()
+}
+
+// drop forgets deleted mappings.
+func (c *mapCache) drop(keys []string) {
+	c.mu.Lock()
+	c.gen++
+	for _, k := range keys {
+		delete(c.cur, k)
+		delete(c.prev, k)
+	}
 	c.mu.Unlock()
 }
 

@@ -36,6 +36,11 @@ type ImportOptions struct {
 	DryRun bool
 	// Progress, if set, is told of every record read.
 	Progress func(n int)
+	// ForgetIdleBefore, if set, deletes after a complete import the
+	// anonymous visitors idle since before it (store.Store
+	// .ForgetIdleVisitors): an export made before the gateway expired
+	// them must not bring them (and their tokens) back.
+	ForgetIdleBefore time.Time
 }
 
 // Failure is a record that was not imported, and why.
@@ -60,8 +65,11 @@ type ImportSummary struct {
 	Failures []Failure `json:"failures,omitempty"`
 	// Complete is true when the stream's end line was read (a cut stream
 	// imports what it has, and says so).
-	Complete        bool    `json:"complete"`
-	DryRun          bool    `json:"dry_run,omitempty"`
+	Complete bool `json:"complete"`
+	DryRun   bool `json:"dry_run,omitempty"`
+	// ExpiredVisitors counts the idle anonymous visitors deleted after
+	// the import (ImportOptions.ForgetIdleBefore).
+	ExpiredVisitors int     `json:"expired_visitors,omitempty"`
 	Seconds         float64 `json:"seconds"`
 	EventsPerSecond float64 `json:"events_per_second"`
 }
@@ -137,6 +145,20 @@ func Import(ctx context.Context, st store.Store, fs *files.Store, r io.Reader, o
 	<-im.done
 	if err == nil {
 		err = im.commitErr()
+	}
+	if err == nil && im.sum.Complete && !o.DryRun && !o.ForgetIdleBefore.IsZero() {
+		// Only after the whole stream: a visitor's conversations may
+		// come in a later batch than the visitor.
+		for {
+			gone, ferr := st.ForgetIdleVisitors(ctx, o.ForgetIdleBefore, 1000)
+			im.sum.ExpiredVisitors += len(gone)
+			if ferr != nil {
+				err = fmt.Errorf("expire idle anonymous visitors: %w", ferr)
+			}
+			if ferr != nil || len(gone) < 1000 {
+				break
+			}
+		}
 	}
 	im.sum.Counts = im.total
 	im.sum.Seconds = time.Since(start).Seconds()

@@ -328,3 +328,45 @@ func firstDiff(a, b []byte) string {
 	}
 	return "(same)"
 }
+
+// TestImportDoesNotResurrectExpiredVisitors: an export taken before the
+// gateway deleted an idle anonymous visitor brings neither the visitor
+// nor its token back when imported with ForgetIdleBefore (what `chatgate
+// import` sets from store.anonymous_visitor_ttl); without it, it would.
+func TestImportDoesNotResurrectExpiredVisitors(t *testing.T) {
+	src := openEnv(t)
+	seed(t, src, 2, 3)
+	anon := model.Visitor{ID: "anon-1", CreatedAt: t0}
+	tokKey := store.MapKey{System: "livechat.customer", Tenant: "org", Kind: "token", Foreign: "h1"}
+	if err := src.st.Commit(t.Context(), &store.Batch{Visitors: []model.Visitor{anon},
+		Maps: []store.Mapping{{MapKey: tokKey, Core: string(anon.ID)}}}); err != nil {
+		t.Fatal(err)
+	}
+	stream := export(t, src, ExportOptions{})
+	cutoff := t0.Add(24 * time.Hour)
+	for _, tc := range []struct {
+		name    string
+		forget  time.Time
+		present bool
+	}{{"without expiry", time.Time{}, true}, {"with expiry", cutoff, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := openEnv(t)
+			sum, err := Import(t.Context(), dst.st, dst.fs, bytes.NewReader(stream), ImportOptions{ForgetIdleBefore: tc.forget})
+			if err != nil || !sum.Complete {
+				t.Fatalf("import: %v %+v", err, sum)
+			}
+			_, verr := dst.st.Visitor(t.Context(), anon.ID)
+			_, merr := dst.st.Resolve(t.Context(), tokKey)
+			if got := verr == nil && merr == nil; got != tc.present {
+				t.Fatalf("anonymous visitor present = %v (visitor %v, token %v), want %v", got, verr, merr, tc.present)
+			}
+			if !tc.present && (verr == nil || merr == nil || sum.ExpiredVisitors != 1) {
+				t.Fatalf("visitor %v, token %v, expired %d", verr, merr, sum.ExpiredVisitors)
+			}
+			// Visitors with conversations stay, however old.
+			if _, err := dst.st.Visitor(t.Context(), "v000"); err != nil {
+				t.Fatalf("visitor with a conversation: %v", err)
+			}
+		})
+	}
+}

@@ -162,10 +162,11 @@ func TestMigrateVisitorRevisions(t *testing.T) {
 	s := open(t, Options{})
 	schema := s.opts.Schema
 	ctx := t.Context()
-	// Back to version 2: the column of version 3 gone, a visitor row as
-	// version 2 wrote it.
+	// Back to version 2: the column of version 3 and the table of
+	// version 4 gone, a visitor row as version 2 wrote it.
 	for _, q := range []string{
 		`ALTER TABLE visitors DROP COLUMN rev`,
+		`DROP TABLE cluster_throttle`,
 		`UPDATE chatgate_schema SET version = 2`,
 		`INSERT INTO visitors (id, data) VALUES ('old', '{"id":"old","name":"Old"}')`,
 	} {

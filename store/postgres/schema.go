@@ -122,6 +122,18 @@ $$;
 	{3, `
 ALTER TABLE visitors ADD COLUMN rev bigint NOT NULL DEFAULT 0;
 `},
+	// Deployment-wide rate limits (core/cluster.Throttle): one token
+	// bucket per (limit, key), shared by every node, so that a limit such
+	// as the failed-login lockout is not multiplied by the node count.
+	{4, `
+CREATE TABLE cluster_throttle (
+	name   text COLLATE "C" NOT NULL,
+	key    text COLLATE "C" NOT NULL,
+	tokens double precision NOT NULL,
+	at     timestamptz NOT NULL,
+	PRIMARY KEY (name, key)
+);
+`},
 }
 
 // SchemaVersion is the newest schema version this build writes and reads.

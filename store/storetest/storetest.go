@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevisionHammer", testRevisionHammer},
 		{"OddKeys", testOddKeys},
 		{"VisitorRevisions", testVisitorRevisions},
+		{"ForgetIdleVisitors", testForgetIdleVisitors},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"os"
@@ -224,13 +223,17 @@ func (c *Conn) Read(ctx context.Context) ([]byte, error) {
 	if err == nil {
 		return msg, nil
 	}
+	if errors.Is(err, websocket.ErrReadLimit) {
+		// Whatever else is closing the session: the peer is still
+		// writing the rest of the message (see startDrain).
+		c.startDrain()
+	}
 	switch {
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("wsconn read: %w", ctx.Err())
 	case c.isClosing():
 		return nil, fmt.Errorf("%w: %w", ErrClosed, c.Err())
 	case errors.Is(err, websocket.ErrReadLimit):
-		c.startDrain()
 		return nil, fmt.Errorf("%w: limit %d bytes", ErrTooBig, c.opts.ReadLimit)
 	case isTimeout(err):
 		return nil, ErrReadTimeout
@@ -365,7 +368,15 @@ func (c *Conn) writer() {
 		linger.Reset(writerLinger)
 		select {
 		case msg := <-c.send:
-			if err := c.writeQueued(msg); err != nil {
+			// ErrCloseSent: gorilla's reader has just sent a close frame
+			// itself (a message over ReadLimit: 1009; a protocol error),
+			// and Read is about to report why. Ending the session here,
+			// as for a broken socket, raced Read: the session closed
+			// without draining the peer's big message, and the peer,
+			// still writing it, got a reset instead of the 1009 (issue 16,
+			// seen only while pushes were going out). The frame is
+			// dropped; the session ends through Read.
+			if err := c.writeQueued(msg); err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 				c.end(fmt.Errorf("wsconn write: %w", err), false)
 			}
 			select {
@@ -387,25 +398,42 @@ func (c *Conn) writer() {
 	}
 }
 
-// drainLinger bounds how long a socket closed for a too-large message
-// reads and discards what its peer still sends.
-const drainLinger = 2 * time.Second
+// The drain after a too-large message (startDrain) reads on while the
+// peer keeps sending: it stops after drainIdle without a byte, after
+// drainMaxBytes, or after drainMax in all, whichever comes first. A fixed
+// window was not enough: a client writing several MiB while the machine
+// was busy (pushes streaming to it) was still writing when the window
+// closed, and got the reset the drain exists to avoid.
+const (
+	drainIdle     = 2 * time.Second
+	drainMax      = 30 * time.Second
+	drainMaxBytes = 64 << 20
+)
 
 // startDrain, called by the reader after a message over ReadLimit (gorilla
 // has sent close 1009), reads and discards the rest of what the peer sends
-// for up to drainLinger, and finish waits for it before closing the
-// socket: closing a TCP socket with unread data sends RST, and the peer,
-// still writing its big message, then sees 1006 (abnormal closure)
-// instead of our 1009. The reader reads no more after an error, so the
-// drain is the only reader.
+// (see drainIdle), and finish waits for it before closing the socket:
+// closing a TCP socket with unread data sends RST, and the peer, still
+// writing its big message, then sees a reset (clients that give up on a
+// write error report 1006, abnormal closure) instead of reading our 1009.
+// The reader reads no more after an error, so the drain is the only
+// reader.
 func (c *Conn) startDrain() {
 	done := make(chan struct{})
 	nc := c.ws.UnderlyingConn()
-	_ = nc.SetReadDeadline(time.Now().Add(drainLinger))
 	c.drained.Store(&done)
 	go func() {
 		defer close(done)
-		_, _ = io.Copy(io.Discard, nc)
+		buf := make([]byte, 32<<10)
+		start, total := time.Now(), 0
+		for total < drainMaxBytes && time.Since(start) < drainMax {
+			_ = nc.SetReadDeadline(time.Now().Add(drainIdle))
+			n, err := nc.Read(buf)
+			total += n
+			if err != nil {
+				return
+			}
+		}
 	}()
 }
 
@@ -417,7 +445,7 @@ func (c *Conn) finish() {
 	if d := c.drained.Load(); d != nil {
 		select {
 		case <-*d:
-		case <-time.After(drainLinger + time.Second):
+		case <-time.After(drainMax + time.Second):
 		}
 	}
 	c.ws.Close()

@@ -272,3 +272,37 @@ func TestRegisterListUnregister(t *testing.T) {
 		t.Fatalf("reloaded webhooks = %+v", ws)
 	}
 }
+
+// TestConfigToken (issue 16 item 2, "or a separate configuration token"):
+// webhooks.config_token opens every Configuration API action; a token
+// that differs in one character, or is a prefix of it, does not; the
+// token is not written to the log. (That it opens nothing outside the
+// Configuration API: TestAuthorizationMatrix's config-token rows.)
+func TestConfigToken(t *testing.T) {
+	const tok = "cfg-0123456789abcdef0123456789abcdef"
+	var logBuf syncBuf
+	g := newGateway(t, gwOptions{cfg: Config{ConfigToken: tok}, log: &logBuf})
+	g.svc.cfg.Properties = g.d.Properties()
+	body := map[string]any{"owner_client_id": ownerID}
+	for _, action := range []string{"list_webhooks", "list_properties"} {
+		if status, b := g.call("3.5", action, tok, body); status != 200 {
+			t.Errorf("%s with the configuration token = %d %s", action, status, b)
+		}
+	}
+	status, b := g.call("3.5", "register_property", tok, map[string]any{"owner_client_id": ownerID, "name": "p", "type": "string",
+		"access": map[string]any{"chat": map[string]any{"agent": []string{"read"}}}})
+	if status != 200 {
+		t.Errorf("register_property with the configuration token = %d %s", status, b)
+	}
+	for _, bad := range []string{tok[:len(tok)-1] + "X", tok[:len(tok)-1], tok + "0"} {
+		status, b := g.call("3.5", "list_webhooks", bad, body)
+		wantError(t, status, b, 401, "authentication", "")
+	}
+	// Without the setting, the same token is just unknown.
+	g2 := newGateway(t, gwOptions{})
+	status, b = g2.call("3.5", "list_webhooks", tok, body)
+	wantError(t, status, b, 401, "authentication", "")
+	if strings.Contains(logBuf.String(), tok) {
+		t.Errorf("configuration token logged:\n%s", logBuf.String())
+	}
+}

@@ -61,6 +61,8 @@ func propErr(err error) error {
 	switch {
 	case errors.Is(err, desk.ErrPropExists):
 		return wire.Errorf(alreadyExists, "Property already exists")
+	case errors.Is(err, desk.ErrPropDropping):
+		return wire.Errorf(wire.Validation, "The values of this property's previous registration are still being deleted; try again shortly")
 	case errors.Is(err, desk.ErrNotFound):
 		return wire.Errorf(wire.NotFound, "Property not found")
 	case errors.Is(err, desk.ErrForbidden):

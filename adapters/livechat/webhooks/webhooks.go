@@ -103,6 +103,9 @@ type Config struct {
 	// agent; the Configuration API refuses requests it does not accept.
 	// Nil refuses every request.
 	Authenticate func(token string) (model.AgentID, bool)
+	// ConfigToken, if set, is a bearer token that opens the
+	// Configuration API (and nothing else) as ConfigTokenAgent.
+	ConfigToken string
 	// Agent looks up a configured agent, to render a chat's serving agent.
 	Agent func(model.AgentID) (model.Agent, bool)
 	// QueuePosition, if set, gives a queued conversation's position for
