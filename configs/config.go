@@ -206,6 +206,12 @@ type CustomField struct {
 	Searchable   bool   `yaml:"searchable"`
 }
 
+// The agent roles (Agent.Role).
+const (
+	RoleAgent      = "agent"
+	RoleSupervisor = "supervisor"
+)
+
 // Agent is a configured agent and its credentials.
 type Agent struct {
 	ID          string   `yaml:"id"`
@@ -221,6 +227,10 @@ type Agent struct {
 	// (/console/ops), the Configuration API, customer tokens for any
 	// customer. See docs/security.md.
 	Admin bool `yaml:"admin"`
+	// Role: "agent" (the default) or "supervisor": a supervisor sees the
+	// other agents' chats of its departments (list_chats, get_chat,
+	// pushes) and may take them over or join them. Admins supervise too.
+	Role string `yaml:"role"`
 }
 
 // Load returns the embedded defaults, overlaid with the YAML file at path
@@ -317,7 +327,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 // agent for each further N whose _ID is set (N counts from 0 without
 // gaps), so that a container needs no config file for its agents:
 // _ID, _NAME, _USERNAME, _TOKEN, _PASSWORD, _DEPARTMENTS (comma-separated
-// ids), _MAX_CHATS, _ADMIN (true/false).
+// ids), _MAX_CHATS, _ADMIN (true/false), _ROLE (agent/supervisor).
 func applyAgentEnv(c *Config, getenv func(string) string) error {
 	for i := 0; ; i++ {
 		pre := "CHATGATE_AGENT_" + strconv.Itoa(i) + "_"
@@ -359,6 +369,9 @@ func applyAgentEnv(c *Config, getenv func(string) string) error {
 				return fmt.Errorf("%sADMIN: want true or false, got %q", pre, v)
 			}
 			a.Admin = b
+		}
+		if v := getenv(pre + "ROLE"); v != "" {
+			a.Role = v
 		}
 		if created && a.Name == "" {
 			a.Name = a.ID
@@ -453,6 +466,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Sprintf("agents[%d] (%s): token repeated", i, a.ID))
 		}
 		tokens[a.Token] = true
+		if a.Role != "" && a.Role != RoleAgent && a.Role != RoleSupervisor {
+			errs = append(errs, fmt.Sprintf("agents[%d] (%s): role %q must be %s or %s", i, a.ID, a.Role, RoleAgent, RoleSupervisor))
+		}
 		if a.Username == "" || usernames[a.Username] {
 			errs = append(errs, fmt.Sprintf("agents[%d] (%s): username %q is empty or repeated", i, a.ID, a.Username))
 		}

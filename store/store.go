@@ -139,6 +139,23 @@ type OutboxRow struct {
 	State OutboxState `json:"state"`
 }
 
+// SourceCount is how many active (queued or open) conversations started on
+// one origin and are relayed to one owner ("" when served here).
+type SourceCount struct {
+	Origin string
+	Owner  string
+	Active int
+}
+
+// ActiveCounter is an optional ability of a Store, found by type
+// assertion: ActiveBySource counts the store's active conversations by
+// origin and owner. A store that several nodes share (PostgreSQL) answers
+// for the whole deployment, where each node's own count sees only its own
+// commits.
+type ActiveCounter interface {
+	ActiveBySource(ctx context.Context) ([]SourceCount, error)
+}
+
 // VisitorLister is an optional ability of a Store, found by type
 // assertion: Visitors calls fn for every visitor (with conversations or
 // not) until fn returns false; fn may use the store. Without it, callers
@@ -196,6 +213,14 @@ type Store interface {
 	// its queue becomes the head. ErrNotFound when there is no such
 	// pending row.
 	OutboxExhaust(ctx context.Context, r OutboxRow) error
+	// OutboxRevive puts exhausted rows back into their queues, each at
+	// its own Seq, pending again with r's Attempts, NextAt and LastError,
+	// in one commit (an operator who fixed a receiver revives what was
+	// given up on). A revived row sorts before the rows still queued
+	// behind where it was, so it becomes its queue's head again when they
+	// are still there. ErrNotFound, and nothing changed, when one is not
+	// such an exhausted row.
+	OutboxRevive(ctx context.Context, rows ...OutboxRow) error
 	// OutboxExhausted lists exhausted rows of target ("" means every
 	// target) in (Target, Conv, Seq) order, up to limit (<= 0: all).
 	OutboxExhausted(ctx context.Context, target string, limit int) ([]OutboxRow, error)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -44,26 +46,59 @@ func isBcrypt(p string) bool {
 	return err == nil
 }
 
-func (c *credential) passwordOK(password string) bool {
-	switch {
-	case len(c.password) == 0:
-		return false
-	case c.hashed:
-		return bcrypt.CompareHashAndPassword(c.password, []byte(password)) == nil
-	default:
-		return subtle.ConstantTimeCompare(c.password, []byte(password)) == 1
-	}
+// plainOK compares a plain configured password in constant time.
+func (c *credential) plainOK(password string) bool {
+	return !c.hashed && len(c.password) > 0 && subtle.ConstantTimeCompare(c.password, []byte(password)) == 1
 }
 
 // credentials authenticates agents by bearer token (LiveChat RTM) or by
-// username-or-id and password (Rocket.Chat login). Every comparison runs
-// against every agent in constant time, so timing tells nothing about
-// which secret or prefix matched.
-type credentials []credential
+// username-or-id and password (Rocket.Chat login, the console). Every
+// comparison runs against every agent in constant time, so timing tells
+// nothing about which secret or prefix matched; and when any password is a
+// bcrypt hash, every password check runs exactly one bcrypt comparison
+// (the named agent's hash, or a dummy hash of the same cost for an unknown
+// user or one with a plain password), so that a wrong user name does not
+// answer faster than a wrong password.
+type credentials struct {
+	list []credential
+	// dummy is a bcrypt hash of a random secret at the highest cost
+	// configured; nil when no password is hashed.
+	dummy []byte
+	// compareHash is bcrypt.CompareHashAndPassword (tests count calls).
+	compareHash func(hash, password []byte) error
+}
+
+// newCredentials prepares the dummy hash the password check compares
+// against when no hashed password belongs to the named user.
+func newCredentials(list []credential) (credentials, error) {
+	cs := credentials{list: list, compareHash: bcrypt.CompareHashAndPassword}
+	cost := 0
+	for _, c := range list {
+		if !c.hashed {
+			continue
+		}
+		if n, err := bcrypt.Cost(c.password); err == nil && n > cost {
+			cost = n
+		}
+	}
+	if cost == 0 {
+		return cs, nil
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return cs, fmt.Errorf("dummy password: %w", err)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(secret)), cost)
+	if err != nil {
+		return cs, fmt.Errorf("dummy password hash: %w", err)
+	}
+	cs.dummy = h
+	return cs, nil
+}
 
 func (cs credentials) byToken(token string) (model.AgentID, bool) {
 	var found model.AgentID
-	for _, c := range cs {
+	for _, c := range cs.list {
 		if subtle.ConstantTimeCompare(c.token, []byte(token)) == 1 {
 			found = c.id
 		}
@@ -73,17 +108,33 @@ func (cs credentials) byToken(token string) (model.AgentID, bool) {
 
 func (cs credentials) byPassword(user, password string) (model.AgentID, bool) {
 	var found model.AgentID
-	for i := range cs {
-		c := &cs[i]
+	var hash []byte // the one bcrypt hash this check compares against
+	var hashOwner model.AgentID
+	for i := range cs.list {
+		c := &cs.list[i]
 		nameOK := strings.EqualFold(user, c.username) || strings.EqualFold(user, string(c.id))
-		// A bcrypt hash is only checked for the named agent (each check
-		// costs tens of milliseconds); plain passwords are compared for
-		// every agent.
-		if c.hashed && !nameOK {
+		if c.hashed {
+			// A bcrypt check costs tens of milliseconds: only the named
+			// agent's hash is checked, once, below.
+			if nameOK && hash == nil {
+				hash, hashOwner = c.password, c.id
+			}
 			continue
 		}
-		if passOK := c.passwordOK(password); nameOK && passOK {
+		if passOK := c.plainOK(password); nameOK && passOK {
 			found = c.id
+		}
+	}
+	if hash == nil {
+		hash = cs.dummy
+	}
+	if hash != nil {
+		compare := cs.compareHash
+		if compare == nil {
+			compare = bcrypt.CompareHashAndPassword
+		}
+		if compare(hash, []byte(password)) == nil && hashOwner != "" {
+			found = hashOwner
 		}
 	}
 	return found, found != ""
@@ -92,7 +143,7 @@ func (cs credentials) byPassword(user, password string) (model.AgentID, bool) {
 // tokenOf returns an agent's bearer token: the console's password login
 // hands it to the browser, which then logs in to the agent RTM with it.
 func (cs credentials) tokenOf(id model.AgentID) (string, bool) {
-	for _, c := range cs {
+	for _, c := range cs.list {
 		if c.id == id {
 			return string(c.token), true
 		}
@@ -121,36 +172,38 @@ func loopback(addr string) bool {
 // secret in it.
 func agentsFromConfig(ctx context.Context, cfg *configs.Config, st store.Store, stderr io.Writer, demo bool, log zerolog.Logger) ([]model.Agent, credentials, error) {
 	var agents []model.Agent
-	var creds credentials
+	var list []credential
 	for _, a := range cfg.Agents {
 		depts := make([]model.DeptID, 0, len(a.Departments))
 		for _, d := range a.Departments {
 			depts = append(depts, model.DeptID(d))
 		}
 		agents = append(agents, model.Agent{ID: model.AgentID(a.ID), Username: a.Username, Name: a.Name,
-			JobTitle: a.JobTitle, Avatar: a.Avatar, Departments: depts, MaxChats: a.MaxChats, Admin: a.Admin})
-		creds = append(creds, credential{id: model.AgentID(a.ID), username: a.Username, token: []byte(a.Token),
+			JobTitle: a.JobTitle, Avatar: a.Avatar, Departments: depts, MaxChats: a.MaxChats, Admin: a.Admin,
+			Supervisor: a.Role == configs.RoleSupervisor})
+		list = append(list, credential{id: model.AgentID(a.ID), username: a.Username, token: []byte(a.Token),
 			password: []byte(a.Password), hashed: isBcrypt(a.Password)})
 	}
 	if len(agents) > 0 {
-		return agents, creds, nil
+		creds, err := newCredentials(list)
+		return agents, creds, err
 	}
 	if !demo && !loopback(cfg.Server.Addr) {
 		log.Warn().Str("addr", cfg.Server.Addr).Msg("no agents configured and not on loopback, so no demo agent: no agent can log in. " +
 			"Add agents under agents: in the config file or with CHATGATE_AGENT_0_ID and CHATGATE_AGENT_0_TOKEN (see docs/console.md), or start with --demo")
-		return nil, nil, nil
+		return nil, credentials{}, nil
 	}
 	tok, err := demoSecret(ctx, st, demoAgentTokenKey)
 	if err != nil {
-		return nil, nil, err
+		return nil, credentials{}, err
 	}
 	pass, err := demoSecret(ctx, st, demoAgentPasswordKey)
 	if err != nil {
-		return nil, nil, err
+		return nil, credentials{}, err
 	}
 	// The demo agent is the only one, so it administers too.
 	agents = []model.Agent{{ID: demoAgentID, Username: demoAgentUsername, Name: "Demo Agent", JobTitle: "Support Agent", Admin: true}}
-	creds = credentials{{id: demoAgentID, username: demoAgentUsername, token: tok, password: pass}}
+	creds := credentials{list: []credential{{id: demoAgentID, username: demoAgentUsername, token: tok, password: pass}}}
 	fmt.Fprintf(stderr, "\nchatgate demo agent (no agents configured):\n  id:       %s\n  username: %s\n  token:    %s\n  password: %s\n"+
 		"  Open http://%s/ (console: /console, log in as %s with the password above)\n"+
 		"  LiveChat agent RTM: ws://%s/v3.5/agent/rtm/ws  then {\"action\":\"login\",\"payload\":{\"token\":\"Bearer <token>\"}}\n"+

@@ -59,7 +59,7 @@ func TestDemoAgentOnlyOnLoopback(t *testing.T) {
 				if !agents[0].Admin {
 					t.Error("the demo agent is not an admin (no operator view for the newcomer)")
 				}
-				if !strings.Contains(stderr.String(), string(creds[0].token)) {
+				if !strings.Contains(stderr.String(), string(creds.list[0].token)) {
 					t.Error("demo token not printed to stderr")
 				}
 				return
@@ -86,9 +86,12 @@ func TestPasswordsBcrypt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := credentials{
+	creds, err := newCredentials([]credential{
 		{id: "ann@example.com", username: "ann", token: []byte("ann-token"), password: h, hashed: isBcrypt(string(h))},
 		{id: "bob@example.com", username: "bob", token: []byte("bob-token"), password: []byte("bob-plain-pw")},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	cases := []struct {
 		user, pass string
@@ -111,6 +114,70 @@ func TestPasswordsBcrypt(t *testing.T) {
 	}
 	if tok, ok := creds.tokenOf("bob@example.com"); !ok || tok != "bob-token" {
 		t.Errorf("tokenOf = %q, %v", tok, ok)
+	}
+}
+
+// TestPasswordCheckRunsOneHashWhoeverAsks: with a bcrypt hash configured,
+// every password check runs exactly one bcrypt comparison, whether the
+// user exists with a hash, exists with a plain password or does not exist
+// at all (against a dummy hash of the configured cost), so that a wrong
+// user name costs as long as a wrong password. Counted, not timed.
+func TestPasswordCheckRunsOneHashWhoeverAsks(t *testing.T) {
+	h, err := bcrypt.GenerateFromPassword([]byte("ann-secret-pw"), bcrypt.MinCost+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := []credential{
+		{id: "ann@example.com", username: "ann", token: []byte("ann-token"), password: h, hashed: true},
+		{id: "bob@example.com", username: "bob", token: []byte("bob-token"), password: []byte("bob-plain-pw")},
+	}
+	creds, err := newCredentials(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost, err := bcrypt.Cost(creds.dummy); err != nil || cost != bcrypt.MinCost+1 {
+		t.Fatalf("dummy hash cost = %d, %v; want the configured %d", cost, err, bcrypt.MinCost+1)
+	}
+	var hashed [][]byte
+	creds.compareHash = func(hash, pw []byte) error {
+		hashed = append(hashed, hash)
+		return bcrypt.CompareHashAndPassword(hash, pw)
+	}
+	cases := []struct {
+		name, user, pass string
+		want             string
+		dummy            bool // the comparison ran against the dummy hash
+	}{
+		{"unknown user", "nobody", "whatever", "", true},
+		{"unknown user, a real password", "nobody", "ann-secret-pw", "", true},
+		{"hashed user, wrong password", "ann", "wrong", "", false},
+		{"hashed user, right password", "ann", "ann-secret-pw", "ann@example.com", false},
+		{"plain user, wrong password", "bob", "wrong", "", true},
+		{"plain user, right password", "bob", "bob-plain-pw", "bob@example.com", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			hashed = nil
+			id, ok := creds.byPassword(tc.user, tc.pass)
+			if string(id) != tc.want || ok != (tc.want != "") {
+				t.Errorf("byPassword = %q, %v; want %q", id, ok, tc.want)
+			}
+			if len(hashed) != 1 {
+				t.Fatalf("%d bcrypt comparisons, want exactly 1", len(hashed))
+			}
+			if got := string(hashed[0]) == string(creds.dummy); got != tc.dummy {
+				t.Errorf("compared against the dummy hash: %v, want %v", got, tc.dummy)
+			}
+		})
+	}
+	// Without any hashed password there is no dummy and no bcrypt at all.
+	plain, err := newCredentials(list[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.compareHash = func(hash, pw []byte) error { t.Error("bcrypt ran with no hashed password configured"); return nil }
+	if _, ok := plain.byPassword("nobody", "x"); ok || plain.dummy != nil {
+		t.Errorf("plain-only credentials: ok=%v dummy=%q", ok, plain.dummy)
 	}
 }
 

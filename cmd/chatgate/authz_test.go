@@ -38,6 +38,13 @@ const (
 	// Configuration API and customer tokens for anyone are hers; Jane and
 	// Carl are not administrators.
 	adminAgentToken = "admin-agent-token-ada-0123456789"
+	// sameDeptAgentToken is a plain agent of B's department; supervisorToken
+	// a supervisor of it (role: supervisor).
+	sameDeptAgentToken = "same-dept-agent-token-nina-0123456789"
+	supervisorToken    = "supervisor-token-sam-0123456789"
+	// servedSecret names the visitor of a chat Jane serves in department
+	// 0: no answer to nina (a plain agent of department 0) may show it.
+	servedSecret = "served-S"
 	// foreignOrigin is a web site that is none of the gateway's; shopOrigin
 	// is the one allowed in livechat.customer.allowed_origins.
 	foreignOrigin = "https://evil.example"
@@ -254,8 +261,11 @@ type authzFixture struct {
 	carlUser, carlToken          string // Rocket.Chat login of the other agent
 	// LiveChat customer
 	ctA, ctB, chatA, chatB, threadB, eventB, ctExpired string
-	ctNoChat                                           string // a customer token whose customer never started a chat
-	fileURL                                            string
+	// servedB is a v2 chat of department 0 (its visitor is named
+	// servedSecret) on the agent API, which Jane serves.
+	servedB, servedThreadB string
+	ctNoChat               string // a customer token whose customer never started a chat
+	fileURL                string
 }
 
 type authzClient struct {
@@ -340,7 +350,11 @@ func authzConfig(t *testing.T, extra string) string {
 		"departments:\n  - id: \"0\"\n    name: General\n  - id: \"1\"\n    name: Support\n  - id: \"2\"\n    name: Sales\n" +
 		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: " + agentToken + "\n    password: " + agentPassword + "\n" +
 		"  - id: carl@example.com\n    name: Carl\n    token: " + otherAgentToken + "\n    password: " + otherAgentPassword + "\n    departments: [\"2\"]\n" +
-		"  - id: ada@example.com\n    name: Ada\n    token: " + adminAgentToken + "\n    departments: [\"2\"]\n    admin: true\n"
+		"  - id: ada@example.com\n    name: Ada\n    token: " + adminAgentToken + "\n    departments: [\"2\"]\n    admin: true\n" +
+		// Two agents of department 0 who serve none of its chats: a
+		// plain agent and a supervisor.
+		"  - id: nina@example.com\n    name: Nina\n    token: " + sameDeptAgentToken + "\n    departments: [\"0\"]\n" +
+		"  - id: sam@example.com\n    name: Sam\n    token: " + supervisorToken + "\n    departments: [\"0\"]\n    role: supervisor\n"
 	p := filepath.Join(t.TempDir(), "chatgate.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -390,6 +404,19 @@ func newAuthzFixture(t *testing.T, c authzClient, base, expiredBase string) *aut
 	f.sidA = v2(f.v2A, "start", url.Values{"welcome_message": {"hi A"}})["secured_session_id"].(string)
 	f.sidB = v2(f.v2B, "start", url.Values{"welcome_message": {"hi " + authzSecret}, "name": {authzSecret}, "group": {"1"}})["secured_session_id"].(string)
 	v2(f.v2B, "send_message", url.Values{"secured_session_id": {f.sidB}, "message": {authzSecret + " v2"}})
+	// A chat of department 0 that Jane serves (department 1 is relayed):
+	// the rows of a plain agent and a supervisor of department 0 aim at it.
+	v2("v2-visitor-s", "start", url.Values{"welcome_message": {"hi"}, "name": {servedSecret}, "group": {"0"}})
+	for _, s := range ag.call("list_chats", map[string]any{"limit": 100})["chats_summary"].([]any) {
+		sm := s.(map[string]any)
+		last, _ := sm["last_thread_summary"].(map[string]any)
+		if strings.Contains(fmt.Sprint(sm["users"]), servedSecret) && last != nil && last["queue"] == nil {
+			f.servedB, f.servedThreadB = sm["id"].(string), last["id"].(string)
+		}
+	}
+	if f.servedB == "" {
+		t.Fatalf("fixture: Jane does not serve the chat of department 0: %v", ag.call("list_chats", map[string]any{"limit": 100}))
+	}
 
 	// Rocket.Chat: two visitors with a room each; B's message has a client id.
 	f.tokA, f.tokB = "rc-token-visitor-a-0001", "rc-token-visitor-b-0002"
@@ -993,6 +1020,51 @@ func (f *authzFixture) rows() []authzRow {
 		row.body = jsonBody(a.payload)
 		add(row)
 	}
+	// Other agents' chats are for supervisors: a plain agent of department
+	// 0 gets not_found for the chat Jane serves there, and its list_chats
+	// and list_archives leave it out; a supervisor of department 0 reads it.
+	nina := bearer(sameDeptAgentToken)
+	served := map[string]any{"chat_id": f.servedB, "thread_id": f.servedThreadB}
+	hidden := func(want authzWant) authzWant {
+		return func(r authzResult) error {
+			if strings.Contains(string(r.raw), servedSecret) || strings.Contains(string(r.raw), f.servedB) {
+				return fmt.Errorf("answer shows the other agent's chat: %.300s", r.raw)
+			}
+			return want(r)
+		}
+	}
+	for _, a := range []struct {
+		name    string
+		payload map[string]any
+		want    authzWant
+	}{
+		{"get_chat", served, lcWeb(404, "not_found")},
+		{"list_threads", map[string]any{"chat_id": f.servedB}, lcWeb(404, "not_found")},
+		{"send_event", map[string]any{"chat_id": f.servedB, "event": map[string]any{"type": "message", "text": "intrude"}}, lcWeb(404, "not_found")},
+		{"deactivate_chat", map[string]any{"id": f.servedB}, lcWeb(404, "not_found")},
+		{"transfer_chat", map[string]any{"id": f.servedB, "target": map[string]any{"type": "agent", "ids": []any{"nina@example.com"}}}, lcWeb(404, "not_found")},
+		{"add_user_to_chat", map[string]any{"chat_id": f.servedB, "user_id": "nina@example.com", "user_type": "agent", "visibility": "agents"}, lcWeb(404, "not_found")},
+		{"list_chats", map[string]any{}, status(200)},
+		{"list_archives", map[string]any{}, status(200)},
+	} {
+		row := agentWeb(a.name, "same-department agent, not a supervisor, on another agent's chat", nina, hidden(a.want))
+		row.body = jsonBody(a.payload)
+		add(row)
+	}
+	seesIt := func(r authzResult) error {
+		if r.status != 200 || !strings.Contains(string(r.raw), servedSecret) {
+			return fmt.Errorf("want 200 with the other agent's chat, got %d %.200s", r.status, r.raw)
+		}
+		return nil
+	}
+	for _, a := range []struct {
+		name    string
+		payload map[string]any
+	}{{"get_chat", served}, {"list_chats", map[string]any{}}} {
+		row := agentWeb(a.name, "supervisor of the department, on another agent's chat (allowed)", bearer(supervisorToken), seesIt)
+		row.body = jsonBody(a.payload)
+		add(row)
+	}
 	agentLogin := func(probe, tok string) authzRow {
 		return authzRow{covers: []string{keyAgentWS, "livechat.agent.rtm action login"}, probe: probe, kind: viaAgentRTM,
 			action: "login", payload: map[string]any{"token": tok}, want: rtmErr("authentication")}
@@ -1063,10 +1135,11 @@ func (f *authzFixture) rows() []authzRow {
 	for _, p := range []struct{ key, method, path string }{
 		{"GET /console/api/ops", "GET", "/console/api/ops"},
 		{"POST /console/api/ops/retry_webhooks", "POST", "/console/api/ops/retry_webhooks"},
+		{"POST /console/api/ops/revive_webhooks", "POST", "/console/api/ops/revive_webhooks"},
 	} {
 		refused := func(code int) authzWant {
 			return func(r authzResult) error {
-				if r.status != code || r.m["error"] == nil || strings.Contains(string(r.raw), "agents\"") || strings.Contains(string(r.raw), "retried") {
+				if r.status != code || r.m["error"] == nil || strings.Contains(string(r.raw), "agents\"") || strings.Contains(string(r.raw), "retried") || strings.Contains(string(r.raw), "revived") {
 					return fmt.Errorf("want %d {\"error\":…}, got %d %.200s", code, r.status, r.raw)
 				}
 				return nil

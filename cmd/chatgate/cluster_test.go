@@ -624,6 +624,33 @@ func TestClusterSurfacesAcrossNodes(t *testing.T) {
 		john.call("deactivate_chat", map[string]any{"id": started.ChatID})
 		push("chat_deactivated", func(p map[string]any) bool { return p["chat_id"] == started.ChatID })
 	})
+
+	// The operator view on B counts a chat started on A: deployment-wide
+	// from the store (by_source_all), not in B's own count (by_source).
+	t.Run("operator view counts every node", func(t *testing.T) {
+		if _, err := v2Post(client, "http://"+a.addr, "cluster-ops-visitor", "start", url.Values{"welcome_message": {"hi"}}); err != nil {
+			t.Fatal(err)
+		}
+		var ops struct {
+			Conversations struct {
+				BySource    map[string]int `json:"by_source"`
+				BySourceAll map[string]int `json:"by_source_all"`
+			} `json:"conversations"`
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+b.addr+"/console/api/ops", nil)
+		req.Header.Set("Authorization", "Bearer "+agentToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&ops); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("ops view: %d %v", resp.StatusCode, err)
+		}
+		if c := ops.Conversations; c.BySourceAll["livechat.v2"] < 1 || c.BySource["livechat.v2"] != 0 {
+			t.Fatalf("node B: by_source_all %v (want livechat.v2 >= 1), by_source %v (want no livechat.v2)", c.BySourceAll, c.BySource)
+		}
+	})
 }
 
 // hookReceiver is an https webhook receiver recording deliveries.

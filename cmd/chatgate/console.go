@@ -17,6 +17,7 @@ import (
 	"chatgate/core/model"
 	"chatgate/core/relay"
 	"chatgate/core/routing"
+	"chatgate/store"
 	"chatgate/web/console"
 )
 
@@ -24,7 +25,8 @@ import (
 // keeps: the relay connectors' states (as /readyz), the webhook outbox,
 // the router (as the chatgate_conversations metric), the desk's active
 // conversations by source (counted by this node: at start from the store,
-// then by its own commits), and the store's last commit (as the
+// then by its own commits; on a shared store also the whole deployment's,
+// read from it), and the store's last commit (as the
 // chatgate_store_commit_seconds metric; bolt only).
 type opsSource struct {
 	cfg    *configs.Config
@@ -89,9 +91,14 @@ type opsAgent struct {
 }
 
 type opsConversations struct {
-	Queued   int            `json:"queued"`
-	Open     int            `json:"open"`
+	Queued int `json:"queued"`
+	Open   int `json:"open"`
+	// BySource is this node's count (its own commits since start).
 	BySource map[string]int `json:"by_source"`
+	// BySourceAll is the whole deployment's, read from a store that
+	// several nodes share (PostgreSQL); absent on bbolt, where this node
+	// is the deployment.
+	BySourceAll map[string]int `json:"by_source_all,omitempty"`
 }
 
 type opsStore struct {
@@ -160,6 +167,16 @@ func (o *opsSource) view(ctx context.Context) (any, error) {
 	sort.Slice(v.Agents, func(i, j int) bool { return v.Agents[i].ID < v.Agents[j].ID })
 	v.Conversations.Queued = len(o.router.Queued())
 	v.Conversations.BySource = o.desk.ActiveBySource()
+	if ac, ok := o.desk.Store().(store.ActiveCounter); ok {
+		counts, err := ac.ActiveBySource(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v.Conversations.BySourceAll = make(map[string]int, len(counts))
+		for _, c := range counts {
+			v.Conversations.BySourceAll[desk.SourceKey(c.Origin, c.Owner)] += c.Active
+		}
+	}
 	v.Store = opsStore{Backend: o.kind, FilesDir: o.cfg.Store.FilesDir}
 	if o.kind == "bolt" {
 		v.Store.Path = o.cfg.Store.Path
@@ -192,6 +209,7 @@ func newConsole(cfg *configs.Config, creds credentials, router *routing.Router, 
 	}
 	if ops.hooks != nil {
 		cc.RetryWebhooks = ops.hooks.RetryNow
+		cc.ReviveWebhooks = ops.hooks.Revive
 	}
 	return console.New(cc, log)
 }

@@ -328,7 +328,7 @@ func runImport(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.Usage = func() { fmt.Fprint(stderr, importUsage); fs.PrintDefaults() }
 	o.sf.register(fs)
 	fs.StringVar(&o.filesDir, "files-dir", "", "directory of file bodies of an export written with --files-dir")
-	fs.IntVar(&o.batch, "batch", 20000, "records per commit")
+	fs.IntVar(&o.batch, "batch", 5000, "records per commit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "count what would change; write nothing")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as JSON")
 	fs.BoolVar(&o.noProgress, "no-progress", false, "no progress bar, even on a terminal")

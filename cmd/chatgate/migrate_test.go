@@ -5,9 +5,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -125,6 +127,26 @@ func rcHistory(t *testing.T, base, token string) map[string]any {
 	return out
 }
 
+// migration is a source gateway seeded by a test: serving on src with its
+// agent logged in on the agent RTM, and dst, a fresh target data file.
+type migration struct {
+	cfg, src, dst string
+	g             *gateway
+	base          string
+	ag            *agent
+}
+
+// newMigration starts the source gateway of a migration test on cfg.
+func newMigration(t *testing.T, cfg string) *migration {
+	t.Helper()
+	dir := t.TempDir()
+	m := &migration{cfg: cfg, src: filepath.Join(dir, "source.db"), dst: filepath.Join(dir, "target.db")}
+	m.g = startGateway(t, cfg, m.src)
+	m.base = "http://" + m.g.addr
+	m.ag = deskAgent(t, m.g.addr)
+	return m
+}
+
 // TestExportImportProcesses: a gateway seeded through its public APIs (a
 // LiveChat v2 visitor, a Rocket.Chat visitor with client ids and an
 // uploaded file, an agent answering on the RTM) is stopped; `chatgate
@@ -133,13 +155,8 @@ func rcHistory(t *testing.T, base, token string) map[string]any {
 // and visitor routes, the v2 visitor's session still works, and the
 // export of the new store is identical to the first.
 func TestExportImportProcesses(t *testing.T) {
-	cfg := writeConfig(t, true)
-	dir := t.TempDir()
-	src, dst := filepath.Join(dir, "old.db"), filepath.Join(dir, "new.db")
-	g := startGateway(t, cfg, src)
-	base := "http://" + g.addr
-	ag := dialAgent(t, g.addr)
-	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	m := newMigration(t, writeConfig(t, true))
+	cfg, src, dst, g, base := m.cfg, m.src, m.dst, m.g, m.base
 
 	v := &visitor{t: t, base: base, id: "migrate-v2-visitor"}
 	v.start()
@@ -156,22 +173,7 @@ func TestExportImportProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	fw, _ := mw.CreateFormFile("file", "notes.txt")
-	io.WriteString(fw, strings.Repeat("file body ", 100))
-	mw.Close()
-	req, _ := http.NewRequest("POST", base+"/api/v1/livechat/upload/"+w.rid, &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("X-Visitor-Token", w.token)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("upload: %d", resp.StatusCode)
-	}
+	rcUpload(t, client, base, w)
 	before := rcHistory(t, base, w.token)
 	g.stop()
 
@@ -322,6 +324,28 @@ func TestImportKilledAndRerun(t *testing.T) {
 	}
 }
 
+// rcUpload uploads notes.txt (1,000 bytes) into the writer's room as its
+// Rocket.Chat visitor (livechat/upload).
+func rcUpload(t *testing.T, client *http.Client, base string, w *rcWriter) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", "notes.txt")
+	io.WriteString(fw, strings.Repeat("file body ", 100))
+	mw.Close()
+	req, _ := http.NewRequest("POST", base+"/api/v1/livechat/upload/"+w.rid, &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("X-Visitor-Token", w.token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	}
+}
+
 // seedConfig is writeConfig's gateway with the Rocket.Chat custom field
 // seedRocketChat sets.
 func seedConfig(t *testing.T) string {
@@ -364,22 +388,7 @@ func seedRocketChat(t *testing.T, base string) string {
 		"pageInfo": map[string]any{"change": "url", "title": "Pricing", "location": map[string]any{"href": "https://shop.example/pricing"}}})
 	call("PUT", "livechat/message/seed-1", map[string]any{"token": w.token, "rid": w.rid, "msg": "rc seed-1, edited"})
 	call("DELETE", "livechat/message/seed-2", map[string]any{"token": w.token, "rid": w.rid})
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	fw, _ := mw.CreateFormFile("file", "notes.txt")
-	io.WriteString(fw, strings.Repeat("file body ", 100))
-	mw.Close()
-	req, _ := http.NewRequest("POST", base+"/api/v1/livechat/upload/"+w.rid, &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("X-Visitor-Token", w.token)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("upload: %d", resp.StatusCode)
-	}
+	rcUpload(t, client, base, w)
 	call("POST", "livechat/room.close", map[string]any{"token": w.token, "rid": w.rid})
 
 	v := &visitor{t: t, base: base, id: "seed-v2-visitor"}
@@ -403,26 +412,56 @@ func sameHistory(t *testing.T, what string, got, want map[string]any) {
 }
 
 // TestImportFromRocketChat: a chatgate seeded through its public APIs
-// plays the Rocket.Chat server; `chatgate import --from rocketchat`
+// (the Rocket.Chat seed's room with a file, an edit, a deletion, a page
+// visit and a custom field; the same visitor's second room answered by an
+// agent on the LiveChat agent RTM, with an agents-only note the visitor's
+// history leaves out; v2 visitors' chats) plays the Rocket.Chat server; `chatgate import --from rocketchat`
 // (a process) pulls it into a new data file, once killed with SIGKILL
 // midway and run again, then a third time. A gateway on the new file shows
 // the same rooms and messages to the agent and to the visitor (by its old
 // token), and the third run changes nothing.
 func TestImportFromRocketChat(t *testing.T) {
-	cfg := seedConfig(t)
-	dir := t.TempDir()
-	srcData, dst := filepath.Join(dir, "source.db"), filepath.Join(dir, "target.db")
-	g := startGateway(t, cfg, srcData)
-	base := "http://" + g.addr
-	ag := dialAgent(t, g.addr)
-	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	m := newMigration(t, seedConfig(t))
+	cfg, dst, g, base := m.cfg, m.dst, m.g, m.base
 	token := seedRocketChat(t, base)
+	// The seed visitor comes back: the agent (on the LiveChat agent RTM,
+	// the same desk) answers, leaves an agents-only note, tags and closes
+	// the room. The visitor's own history must keep leaving the note out.
+	client := &http.Client{Timeout: 10 * time.Second}
+	w := &rcWriter{idWriter: idWriter{name: "Rita"}, token: token}
+	if err := w.setup(client, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rcJSON(client, "POST", base+"/api/v1/livechat/message", nil, map[string]any{"token": token, "rid": w.rid, "msg": "back with a question", "_id": "back-1"}); err != nil {
+		t.Fatal(err)
+	}
+	var chatID string
+	for chatID == "" {
+		c := m.ag.next("push", "incoming_chat")["payload"].(map[string]any)["chat"].(map[string]any)
+		if c["thread"].(map[string]any)["id"] == w.rid {
+			chatID = c["id"].(string)
+		}
+	}
+	m.ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "Jane answering on the RTM"}})
+	m.ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "agents only: VIP", "visibility": "agents"}})
+	m.ag.call("deactivate_chat", map[string]any{"id": chatID})
 	for i := range 6 {
 		v := &visitor{t: t, base: base, id: fmt.Sprintf("more-v2-visitor-%d", i)}
 		v.start()
 		v.send(fmt.Sprintf("visitor %d here", i))
 	}
 	want := rcHistory(t, base, token)
+	seeded, _ := json.Marshal(want)
+	for _, x := range []string{"Jane answering on the RTM", "agents only: VIP", "rc seed-1, edited", "notes.txt"} {
+		if !bytes.Contains(seeded, []byte(x)) {
+			t.Fatalf("the seeding lacks %q: %s", x, seeded)
+		}
+	}
+	for k, msgs := range want {
+		if vb, _ := json.Marshal(msgs); strings.HasPrefix(k, "visitor:") && bytes.Contains(vb, []byte("agents only: VIP")) {
+			t.Fatalf("the visitor's own history shows the agents-only note: %s", vb)
+		}
+	}
 
 	args := []string{"import", "--config", cfg, "--data", dst, "--from", "rocketchat", "--url", base,
 		"--user", "jane@example.com", "--password", agentPassword, "--json"}
@@ -458,7 +497,7 @@ func TestImportFromRocketChat(t *testing.T) {
 	}
 	first := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst)
 	decode(chatgateRun(t, nil, args...))
-	if sum.Imported != 0 || sum.Events != 0 || sum.Skipped != 8 {
+	if sum.Imported != 0 || sum.Events != 0 || sum.Skipped != 9 { // 2 Rocket.Chat rooms, 7 v2 chats
 		t.Errorf("third run imported: %+v", sum)
 	}
 	if again := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst); !bytes.Equal(withoutHeader(t, again), withoutHeader(t, first)) {
@@ -469,6 +508,27 @@ func TestImportFromRocketChat(t *testing.T) {
 	g2 := startGateway(t, cfg, dst)
 	got := rcHistory(t, "http://"+g2.addr, token)
 	sameHistory(t, "import from Rocket.Chat", got, want)
+}
+
+// earlierConversation is a visitor's conversation with the embedded desk
+// of the gateway on data, before any relay: the visitor writes twice, the
+// agent leaves an agents-only note, the visitor closes. It returns the
+// visitor (its gateway stopped).
+func earlierConversation(t *testing.T, data string) *visitor {
+	t.Helper()
+	g := startGateway(t, writeConfig(t, true), data)
+	ag := deskAgent(t, g.addr)
+	v := &visitor{t: t, base: "http://" + g.addr, id: "backfill-visitor"}
+	v.start()
+	v.send("my order 42 never arrived")
+	chat := ag.next("push", "incoming_chat")["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
+	ag.call("send_event", map[string]any{"chat_id": chat, "event": map[string]any{"type": "message", "text": "note: check the warehouse", "visibility": "agents"}})
+	v.send("it was a blue teapot")
+	if code, m := v.do(http.MethodPost, "close", url.Values{"secured_session_id": {v.sid}}); code != 200 {
+		t.Fatalf("close: %d %v", code, m)
+	}
+	g.stop()
+	return v
 }
 
 // TestBackfillIntoRocketChatDesk: a visitor of the front gateway chatted
@@ -483,22 +543,11 @@ func TestBackfillIntoRocketChatDesk(t *testing.T) {
 	desk := startProc(t, deskCfg, filepath.Join(t.TempDir(), "desk.db"), "127.0.0.1:0")
 	deskAgent(t, desk.addr)
 	frontData := filepath.Join(t.TempDir(), "front.db")
-
-	// Before the relay: the embedded desk served the visitor.
-	plain := writeConfig(t, true)
-	g := startGateway(t, plain, frontData)
-	v := &visitor{t: t, base: "http://" + g.addr, id: "backfill-visitor"}
-	v.start()
-	v.send("my order 42 never arrived")
-	v.send("it was a blue teapot")
-	if code, m := v.do(http.MethodPost, "close", url.Values{"secured_session_id": {v.sid}}); code != 200 {
-		t.Fatalf("close: %d %v", code, m)
-	}
-	g.stop()
+	v := earlierConversation(t, frontData)
 
 	// With the relay: the next conversation goes to the desk.
 	relayCfg := frontConfig(t, rcRelay("rc", desk.addr)+"  routes:\n    - upstream: rc\n")
-	g = startGateway(t, relayCfg, frontData)
+	g := startGateway(t, relayCfg, frontData)
 	v.base = "http://" + g.addr
 	v.start()
 	v.send("hello again")
@@ -559,6 +608,11 @@ func TestBackfillIntoRocketChatDesk(t *testing.T) {
 	if count["my order 42 never arrived"] != 1 || count["it was a blue teapot"] != 1 || count["Welcome!"] != 1 {
 		t.Fatalf("upstream room after two backfills: %q", got)
 	}
+	for _, s := range got {
+		if strings.Contains(s, "check the warehouse") {
+			t.Fatalf("an agents-only note went into the visitor's room: %q", s)
+		}
+	}
 }
 
 // TestStoreMoveBoltPostgresBolt: the documented way between stores,
@@ -573,14 +627,10 @@ func TestStoreMoveBoltPostgresBolt(t *testing.T) {
 		sep = "&"
 	}
 	pgURL := pg + sep + "search_path=" + schema
-	cfg := seedConfig(t)
-	dir := t.TempDir()
-	src, dst := filepath.Join(dir, "old.db"), filepath.Join(dir, "new.db")
-	g := startGateway(t, cfg, src)
-	ag := dialAgent(t, g.addr)
-	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
-	seedRocketChat(t, "http://"+g.addr)
-	g.stop()
+	m := newMigration(t, seedConfig(t))
+	cfg, src, dst := m.cfg, m.src, m.dst
+	seedRocketChat(t, m.base)
+	m.g.stop()
 
 	dump1 := chatgateRun(t, nil, "export", "--config", cfg, "--data", src)
 	chatgateRun(t, dump1, "import", "--config", cfg, "--store", pgURL)
@@ -627,48 +677,169 @@ func lcArchive(t *testing.T, base string) map[string]any {
 	for _, c := range chats {
 		id := fmt.Sprint(c.(map[string]any)["id"])
 		th := agentWebCall(t, base, "list_threads", map[string]any{"chat_id": id, "sort_order": "asc"})
+		for _, x := range th["threads"].([]any) {
+			for _, e := range x.(map[string]any)["events"].([]any) {
+				if ev := e.(map[string]any); ev["type"] == "file" {
+					// A file's URL names the gateway that stores it: the
+					// body it serves is what must come through.
+					ev["url"] = fileBody(t, base, fmt.Sprint(ev["url"]))
+				}
+			}
+		}
 		out[id] = th["threads"]
 	}
 	return out
 }
 
+// fileBody is the SHA-256 of what a file URL (absolute, or relative to
+// base) serves.
+func fileBody(t *testing.T, base, u string) string {
+	t.Helper()
+	if strings.HasPrefix(u, "/") {
+		u = base + u
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, resp.Body); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
+	}
+	return fmt.Sprintf("sha256:%x", h.Sum(nil))
+}
+
+// firstDiff names the first place where two decoded JSON values differ.
+func firstDiff(path string, want, got any) string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			break
+		}
+		keys := slices.Sorted(maps.Keys(w))
+		for k := range g {
+			if _, ok := w[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		for _, k := range keys {
+			if d := firstDiff(path+"."+k, w[k], g[k]); d != "" {
+				return d
+			}
+		}
+		return ""
+	case []any:
+		g, ok := got.([]any)
+		if !ok {
+			break
+		}
+		for i := range max(len(w), len(g)) {
+			var wi, gi any
+			if i < len(w) {
+				wi = w[i]
+			}
+			if i < len(g) {
+				gi = g[i]
+			}
+			if d := firstDiff(fmt.Sprintf("%s[%d]", path, i), wi, gi); d != "" {
+				return d
+			}
+		}
+		return ""
+	}
+	wb, _ := json.Marshal(want)
+	gb, _ := json.Marshal(got)
+	if bytes.Equal(wb, gb) {
+		return ""
+	}
+	return fmt.Sprintf("%s: want %s, got %s", path, wb, gb)
+}
+
+// bobToken is the second agent's token of TestImportFromLiveChat's source.
+const bobToken = "bob-agent-token-0123456789"
+
 // TestImportFromLiveChat: a chatgate seeded through its public APIs (LiveChat
-// v2 visitors answered by an agent on the RTM, an agents-only note, closes)
-// plays the LiveChat Agent Chat API; `chatgate import --from livechat`
+// v2 visitors answered by an agent on the RTM, with event and thread
+// properties, a tag, a post-chat filled_form, agents-only notes, a transfer
+// to another agent and back, closes; and the Rocket.Chat seed's room with
+// a file, an edit, a deletion and a page visit) plays the LiveChat Agent
+// Chat API; `chatgate import --from livechat`
 // (a process) pulls it into a new data file, twice. The new gateway's
 // agent Web API shows the same archived chats and threads (ids, events,
 // authors, times, visibility), and the second run changes nothing.
 func TestImportFromLiveChat(t *testing.T) {
-	cfg := writeConfig(t, true)
-	dir := t.TempDir()
-	srcData, dst := filepath.Join(dir, "source.db"), filepath.Join(dir, "target.db")
-	g := startGateway(t, cfg, srcData)
-	base := "http://" + g.addr
-	ag := dialAgent(t, g.addr)
-	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
+	cfg := writeFile(t, "lcsource.yaml", "license:\n  id: \""+testLicence+"\"\nlivechat:\n  v2:\n    poll_timeout: 1h\n"+
+		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: "+agentToken+"\n"+
+		"  - id: bob@example.com\n    name: Bob Moss\n    token: "+bobToken+"\n"+
+		"rocketchat:\n  custom_fields:\n    - {id: plan, label: Plan}\n"+
+		"properties:\n  routing:\n    tier:\n      type: string\n      access:\n        thread:\n          agent: [read, write]\n"+
+		"  ev:\n    flag:\n      type: bool\n      access:\n        event:\n          agent: [read, write]\n")
+	m := newMigration(t, cfg)
+	dst, g, base, ag := m.dst, m.g, m.base, m.ag
+	bob := dialAgent(t, g.addr)
+	bob.call("login", map[string]any{"token": "Bearer " + bobToken})
+	// Bob takes no new chats: Jane gets every one, Bob only the transfer.
+	bob.call("set_routing_status", map[string]any{"status": "not_accepting_chats"})
+	msg := func(text string) map[string]any { return map[string]any{"type": "message", "text": text} }
 	for i := range 3 {
 		v := &visitor{t: t, base: base, id: fmt.Sprintf("lc-source-visitor-%d", i)}
 		v.start()
 		v.send(fmt.Sprintf("question %d", i))
 		inc := ag.next("push", "incoming_chat")
-		chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
-		ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": fmt.Sprintf("answer %d", i)}})
-		ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "note for agents", "visibility": "agents"}})
+		chat := inc["payload"].(map[string]any)["chat"].(map[string]any)
+		chatID, threadID := chat["id"].(string), chat["thread"].(map[string]any)["id"].(string)
+		answer := msg(fmt.Sprintf("answer %d", i))
+		answer["properties"] = map[string]any{"ev": map[string]any{"flag": true}}
+		ag.call("send_event", map[string]any{"chat_id": chatID, "event": answer})
+		note := msg("note for agents")
+		note["visibility"] = "agents"
+		ag.call("send_event", map[string]any{"chat_id": chatID, "event": note})
+		switch i {
+		case 0: // properties and tags of the thread; a post-chat form
+			ag.call("update_thread_properties", map[string]any{"chat_id": chatID, "thread_id": threadID,
+				"properties": map[string]any{"routing": map[string]any{"tier": "gold"}}})
+			ag.call("tag_thread", map[string]any{"chat_id": chatID, "thread_id": threadID, "tag": "billing"})
+			ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "filled_form",
+				"form_id": "postchat-1", "form_type": "postchat", "fields": []any{
+					map[string]any{"type": "text", "id": "1", "label": "Comment", "answer": "quick and kind"}}}})
+		case 1: // transfers: to another agent, who answers, and back (an
+			// agent's archives show the chats it serves)
+			ag.call("transfer_chat", map[string]any{"id": chatID, "target": map[string]any{"type": "agent", "ids": []string{"bob@example.com"}}})
+			bob.call("send_event", map[string]any{"chat_id": chatID, "event": msg("Bob here, taking over")})
+			bob.call("transfer_chat", map[string]any{"id": chatID, "target": map[string]any{"type": "agent", "ids": []string{"jane@example.com"}}})
+		}
 		ag.call("deactivate_chat", map[string]any{"id": chatID})
 	}
+	// Files, edits, deletions, a page visit and a closed room of the
+	// Rocket.Chat surface are threads of the LiveChat surface too.
+	seedRocketChat(t, base)
 	want := lcArchive(t, base)
-	if len(want) != 3 {
+	threads := 0
+	for _, th := range want {
+		threads += len(th.([]any))
+	}
+	if len(want) != 4 {
 		t.Fatalf("source archives: %v", want)
+	}
+	seeded, _ := json.Marshal(want)
+	for _, w := range []string{`"type":"filled_form"`, `"form_type":"postchat"`, `"tier":"gold"`, `"tags":["billing"]`,
+		`"properties":{"ev":{"flag":true}}`, `"visibility":"agents"`, `"system_message_type":"chat_transferred"`,
+		`Bob here, taking over`, `"type":"file"`, `"text":"rc seed-1, edited"`} {
+		if !bytes.Contains(seeded, []byte(w)) {
+			t.Fatalf("the seeding lacks %s: %s", w, seeded)
+		}
 	}
 
 	args := []string{"import", "--config", cfg, "--data", dst, "--from", "livechat", "--url", base, "--auth-token", agentToken, "--json"}
 	out := chatgateRun(t, nil, args...)
-	if !bytes.Contains(out, []byte(`"conversations_imported":3`)) || !bytes.Contains(out, []byte(`"failed":0`)) {
-		t.Fatalf("import: %s", out)
+	if !bytes.Contains(out, fmt.Appendf(nil, `"conversations_imported":%d`, threads)) || !bytes.Contains(out, []byte(`"failed":0`)) {
+		t.Fatalf("import of %d threads: %s", threads, out)
 	}
 	first := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst)
 	out = chatgateRun(t, nil, args...)
-	if !bytes.Contains(out, []byte(`"conversations_imported":0`)) || !bytes.Contains(out, []byte(`"conversations_skipped":3`)) {
+	if !bytes.Contains(out, []byte(`"conversations_imported":0`)) || !bytes.Contains(out, fmt.Appendf(nil, `"conversations_skipped":%d`, threads)) {
 		t.Fatalf("second import: %s", out)
 	}
 	if again := chatgateRun(t, nil, "export", "--config", cfg, "--data", dst); !bytes.Equal(withoutHeader(t, again), withoutHeader(t, first)) {
@@ -681,6 +852,6 @@ func TestImportFromLiveChat(t *testing.T) {
 	g1, _ := json.Marshal(got)
 	w1, _ := json.Marshal(want)
 	if !bytes.Equal(g1, w1) {
-		t.Fatalf("archives differ after the import:\nwant %s\ngot  %s", w1, g1)
+		t.Fatalf("archives differ after the import: %s", firstDiff("", want, got))
 	}
 }

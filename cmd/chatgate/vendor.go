@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 
+	"chatgate/adapters/backfill"
+	lcbackfill "chatgate/adapters/livechat/backfill"
 	lcimport "chatgate/adapters/livechat/importer"
-	"chatgate/adapters/rocketchat/backfill"
+	rcbackfill "chatgate/adapters/rocketchat/backfill"
 	rcimport "chatgate/adapters/rocketchat/importer"
 	"chatgate/configs"
 	"chatgate/core/model"
@@ -134,18 +136,28 @@ func runLiveChatImport(ctx context.Context, o *importOptions, st *cmdStore, agen
 	return nil
 }
 
-const backfillUsage = `Usage: chatgate backfill --to CONNECTOR --user U --password P [flags]
+const backfillUsage = `Usage: chatgate backfill --to CONNECTOR [credentials] [flags]
 
 Sends the history of relayed visitors into the upstream desk of relay
 connector CONNECTOR, so that its agents see the visitor's earlier
-conversations (those the connector did not carry). Rocket.Chat: posted with
-POST livechat/messages under the visitor's upstream token, as an agent of
-that desk (--user/--password or --user-id/--auth-token); each message is
-marked "[imported · time · author]" and ends with a line
-"chatgate:<conversation>/<seq>", and a message whose mark is already
-upstream is not sent again, so the backfill can be stopped and run again.
-Agents-only events are never sent (the route posts as the visitor). See
-docs/migration.md. With bbolt, run it while serve is stopped.
+conversations (those the connector did not carry).
+
+Rocket.Chat: posted with POST livechat/messages under the visitor's upstream
+token, as an agent of that desk (--user/--password or
+--user-id/--auth-token); each message is marked "[imported · time · author]"
+and ends with a line "chatgate:<conversation>/<seq>", and a message whose
+mark is already upstream is not sent again. Agents-only events are never
+sent (the route posts as the visitor).
+
+LiveChat: LiveChat cannot write past events, so the earlier conversations go
+up as ONE agents-only transcript message (send_event of the Agent Chat API,
+attach_to_last_thread) in the chat the visitor's first relayed conversation
+opened, ending with a line "chatgate:transcript/<visitor>"; a transcript
+already in that chat is not sent again. Credentials: the connector's
+agent_token as Bearer, or --auth-token, or --basic ACCOUNT_ID:PAT.
+
+Either can be stopped and run again: a visitor done is recorded in the
+store. See docs/migration.md. With bbolt, run it while serve is stopped.
 
 Flags:
 `
@@ -194,15 +206,25 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if conn == nil {
 		return fmt.Errorf("--to %q: no such relay connector in the configuration", to)
 	}
-	if conn.Kind != "rocketchat" {
-		return fmt.Errorf("--to %q: backfill into a %s desk is not built yet (Rocket.Chat only; see docs/migration.md)", to, conn.Kind)
-	}
 	if src.url == "" {
 		src.url = conn.URL
 	}
+	var desk backfill.Desk
+	switch conn.Kind {
+	case "rocketchat":
+		desk = rcbackfill.New(rcbackfill.Options{URL: src.url, User: src.user, Password: src.password,
+			UserID: src.userID, AuthToken: src.authToken, RPS: src.rps})
+	case "livechat":
+		token := src.authToken
+		if token == "" && src.basic == "" {
+			token = conn.AgentToken
+		}
+		desk = lcbackfill.New(lcbackfill.Options{URL: src.url, Version: conn.APIVersion, Token: token, Basic: src.basic, RPS: src.rps})
+	default:
+		return fmt.Errorf("--to %q: no backfill into a %s desk", to, conn.Kind)
+	}
 	p := newProgress(stderr, noProgress, -1, false, "visitors")
-	sum, err := backfill.RocketChat(ctx, st.Store, backfill.Options{Connector: to, URL: src.url, User: src.user, Password: src.password,
-		UserID: src.userID, AuthToken: src.authToken, RPS: src.rps, DryRun: dryRun, Progress: p.add})
+	sum, err := backfill.Run(ctx, st.Store, desk, backfill.Options{Connector: to, DryRun: dryRun, Progress: p.add})
 	p.done()
 	if jsonOut {
 		if jerr := json.NewEncoder(stdout).Encode(sum); jerr != nil && err == nil {

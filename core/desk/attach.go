@@ -9,15 +9,17 @@ import (
 	"chatgate/store"
 )
 
-// Attach appends a visitor's event to its conversation even when that
-// conversation is closed, without reopening or routing it: LiveChat's
-// send_event with attach_to_last_thread on an inactive chat (§2.5), which
-// adds the event to the last thread. Only the conversation's own visitor
-// may attach (ErrForbidden otherwise), not while banned (ErrBanned).
-// IdemSystem and IdemKey make it idempotent as in Post. An active
+// Attach appends an event to a conversation even when that conversation
+// is closed, without reopening or routing it: LiveChat's send_event with
+// attach_to_last_thread on an inactive chat (§2.5; the Agent Chat API has
+// the same flag, lc-sdk-js agent sendEvent: "adds event to last inactive
+// thread"), which adds the event to the last thread. A visitor may attach
+// only to its own conversations (ErrForbidden otherwise), not while banned
+// (ErrBanned); an agent's access is its surface's to check first (as for
+// Post). IdemSystem and IdemKey make it idempotent as in Post. An active
 // conversation is simply posted to (Post).
 func (d *Desk) Attach(ctx context.Context, req PostRequest) (model.Event, bool, error) {
-	if req.Author.Kind != model.AuthorVisitor {
+	if req.Author.Kind != model.AuthorVisitor && req.Author.Kind != model.AuthorAgent {
 		return model.Event{}, false, ErrForbidden
 	}
 	if err := d.validate(&req.Draft); err != nil {
@@ -40,7 +42,7 @@ func (d *Desk) Attach(ctx context.Context, req PostRequest) (model.Event, bool, 
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", req.Conv, errNotFound(err))
 		}
-		if req.Author.ID != string(c.Visitor) {
+		if req.Author.Kind == model.AuthorVisitor && req.Author.ID != string(c.Visitor) {
 			return ErrForbidden
 		}
 		if c.Active() {
@@ -50,7 +52,7 @@ func (d *Desk) Attach(ctx context.Context, req PostRequest) (model.Event, bool, 
 		now := d.Now()
 		if v, err := d.st.Visitor(ctx, c.Visitor); err != nil {
 			return fmt.Errorf("visitor %s: %w", c.Visitor, err)
-		} else if v.Banned(now) {
+		} else if req.Author.Kind == model.AuthorVisitor && v.Banned(now) {
 			return ErrBanned
 		}
 		ev = d.event(&c, req.Author, req.Draft, now)

@@ -22,7 +22,6 @@ func TestAttach(t *testing.T) {
 		by   model.Author
 		want error
 	}{
-		{"an agent", agentAuthor(ann.ID), ErrForbidden},
 		{"another visitor", visitorAuthor(w), ErrForbidden},
 		{"the system", model.System, ErrForbidden},
 	}
@@ -39,7 +38,13 @@ func TestAttach(t *testing.T) {
 	if err != nil || !replayed || again.Seq != ev.Seq {
 		t.Fatalf("retry: %+v %v %v", again, replayed, err)
 	}
-	if got := e.conv(c.ID); got.State != model.StateClosed || got.LastSeq != ev.Seq {
+	// An agent attaches too (its surface checks its access first): the
+	// Agent Chat API's send_event has attach_to_last_thread as well.
+	note, _, err := e.d.Attach(ctx, PostRequest{Conv: c.ID, Author: agentAuthor(ann.ID), Draft: Draft{Text: "transcript", Visibility: model.VisibleAgents}})
+	if err != nil || note.Seq != ev.Seq+1 || note.Visibility != model.VisibleAgents {
+		t.Fatalf("an agent's attach: %+v %v", note, err)
+	}
+	if got := e.conv(c.ID); got.State != model.StateClosed || got.LastSeq != note.Seq {
 		t.Fatalf("conversation after attach %+v", got)
 	}
 	e.checkLog(c.ID)

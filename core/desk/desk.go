@@ -444,11 +444,17 @@ func (d *Desk) commitCreated(ctx context.Context, b *store.Batch, c model.Conver
 }
 
 // countActive moves the count of active conversations of c's source.
-func (d *Desk) countActive(c model.Conversation, delta int) {
-	key := c.Origin
-	if c.Owner != "" {
-		key += " → " + c.Owner
+// SourceKey names where a conversation came from in ActiveBySource: the
+// origin surface, and " → <connector>" when relayed.
+func SourceKey(origin, owner string) string {
+	if owner != "" {
+		return origin + " → " + owner
 	}
+	return origin
+}
+
+func (d *Desk) countActive(c model.Conversation, delta int) {
+	key := SourceKey(c.Origin, c.Owner)
 	d.activeMu.Lock()
 	defer d.activeMu.Unlock()
 	if d.active == nil {

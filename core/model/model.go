@@ -240,6 +240,19 @@ type Agent struct {
 	// customer tokens for any customer are theirs alone
 	// (docs/security.md).
 	Admin bool `json:"admin,omitempty"`
+	// Supervisor marks an agent who watches the other agents' chats of
+	// its departments (Supervises); admins supervise too.
+	Supervisor bool `json:"supervisor,omitempty"`
+}
+
+// Supervises reports whether the agent may see (and take over or join) a
+// conversation of one of its departments served by another agent: only
+// supervisors and admins may, as LiveChat gives a group's chats to the
+// agents with access to the group (chats--access) and its agent app shows
+// other agents' chats to supervisors. Customer tokens an agent may obtain
+// still follow MaySee alone.
+func (a *Agent) Supervises(c Conversation) bool {
+	return (a.Supervisor || a.Admin) && a.Serves(c.Department)
 }
 
 // MaySee is the one rule of which conversations an agent may reach (the

@@ -11,6 +11,7 @@ const { startGateway } = require('../lib/gateway');
 const { WireLog } = require('../lib/artifacts');
 const { stepper, eventually } = require('../lib/steps');
 const { openBrowser, consolePage, WAIT } = require('../lib/console');
+const { connectCustomer } = require('../lib/customer');
 
 const JONES = Object.freeze({ id: 'jones@example.com', name: 'Agent Jones', token: 'e2e-jones-token-0123456789abcdef', password: 'e2e-jones-password' });
 // A 2x2 red PNG.
@@ -164,7 +165,7 @@ test('console: two visitors, answers, a private note, a file, a transfer, a clos
       await jones.loginToken(gw.url, JONES.token);
       await jonesB.shot('jones-logged-in');
     });
-    await step('Smith transfers the widget chat to Jones; it moves to Jones\'s console', async () => {
+    await step('Smith transfers the widget chat to Jones; it moves to Jones\'s console and, Smith being an admin (a supervisor), under his Others\' chats', async () => {
       await smith.open('Vera Widget');
       await smithB.page.getByRole('toolbar', { name: 'Chat actions' }).getByRole('button', { name: 'Transfer' }).click();
       const dlg = smithB.page.getByRole('dialog', { name: 'Transfer chat' });
@@ -172,7 +173,8 @@ test('console: two visitors, answers, a private note, a file, a transfer, a clos
       await smithB.shot('transfer-dialog');
       await dlg.getByRole('button', { name: 'Transfer' }).click();
       await jones.chat('Vera Widget').waitFor({ timeout: WAIT });
-      await eventually(async () => (await smith.chat('Vera Widget').count()) === 0, WAIT, 'the chat leaves Smith\'s list');
+      await eventually(async () => (await smith.list('My chats').getByRole('button', { name: /Vera Widget/ }).count()) === 0, WAIT, 'the chat leaves Smith\'s chats');
+      await smith.list('Others\' chats').getByRole('button', { name: /Vera Widget/ }).waitFor({ timeout: WAIT });
       await jones.open('Vera Widget');
       await jones.messages().getByText('Hello from the Rocket.Chat widget').waitFor({ timeout: WAIT });
       await jonesB.shot('jones-has-the-chat');
@@ -194,7 +196,8 @@ test('console: two visitors, answers, a private note, a file, a transfer, a clos
       await smithB.page.reload();
       await smith.connected();
       await smith.list('Closed').getByRole('button', { name: /Victor Vtwo/ }).waitFor({ timeout: WAIT });
-      assert.equal(await smith.chat('Vera Widget').count(), 0, 'transferred chat back in Smith\'s list');
+      assert.equal(await smith.list('My chats').getByRole('button', { name: /Vera Widget/ }).count(), 0, 'transferred chat back in Smith\'s chats');
+      await smith.list('Others\' chats').getByRole('button', { name: /Vera Widget/ }).waitFor({ timeout: WAIT });
       await smith.open('Victor Vtwo');
       await smith.messages().getByText('Hi Victor, how can I help?').waitFor({ timeout: WAIT });
       await smith.messages().getByText('PRIVATE: this visitor asked twice').waitFor({ timeout: WAIT });
@@ -231,6 +234,25 @@ test('console: two visitors, answers, a private note, a file, a transfer, a clos
       await smith.messages().getByText('Anyone there after the restart?').waitFor({ timeout: WAIT });
       await smithB.shot('new-chat-after-restart');
     });
+    await step('Smith, an admin, watches Jones\'s chat read-only under Others\' chats and takes it over', async () => {
+      await smith.list('Others\' chats').getByRole('button', { name: /Vera Widget/ }).click();
+      await smithB.page.getByRole('heading', { level: 2, name: 'Vera Widget' }).waitFor({ timeout: WAIT });
+      await smithB.page.getByText('Served by Agent Jones').waitFor({ timeout: WAIT });
+      await smithB.page.getByText('Another agent serves this chat').waitFor({ timeout: WAIT });
+      await smith.messages().getByText('A public line after the note').waitFor({ timeout: WAIT });
+      assert.equal(await smith.composer().isVisible(), false, 'composer shown on another agent\'s chat');
+      const bar = smithB.page.getByRole('toolbar', { name: 'Chat actions' });
+      assert.equal(await bar.getByRole('button', { name: 'Close chat' }).isVisible(), false, 'close offered on another agent\'s chat');
+      await smithB.shot('supervisor-watches');
+      await bar.getByRole('button', { name: 'Take over' }).click();
+      const dlg = smithB.page.getByRole('dialog', { name: 'Take over this chat?' });
+      await dlg.getByRole('button', { name: 'Take over' }).click();
+      await smith.list('My chats').getByRole('button', { name: /Vera Widget/ }).waitFor({ timeout: WAIT });
+      await smith.composer().waitFor({ state: 'visible', timeout: WAIT });
+      await eventually(async () => (await jones.chat('Vera Widget').count()) === 0, WAIT, 'the chat leaves Jones\'s console');
+      await smithB.shot('supervisor-took-over');
+      await jonesB.shot('jones-after-take-over');
+    });
     await step('log out', async () => {
       await smithB.page.getByRole('button', { name: 'Log out' }).click();
       await smithB.page.getByText('Logged out.').waitFor({ timeout: WAIT });
@@ -247,6 +269,58 @@ test('console: two visitors, answers, a private note, a file, a transfer, a clos
     await smithB.close();
     await jonesB.close();
     await visitorB.close();
+  }
+});
+
+// A pre-chat form filled in a LiveChat customer app (customer-sdk's
+// startChat with a filled_form event, as the LiveChat widget sends its
+// pre-chat survey) reaches the console with every answer readable, as text.
+test('console: a pre-chat form from a customer-sdk visitor is shown with its answers, as text', async (t) => {
+  const wire = new WireLog('console-form');
+  const b = await openBrowser('console-form', wire);
+  const smith = consolePage(b.page);
+  const step = stepper(t, (name, e) => { wire.add('FAILED', `${name}: ${e.message}`); return b.shot('FAILED'); });
+  const markup = '<b>bold</b><img src=x onerror="window.__xss=1">';
+  try {
+    await step('Smith logs in', async () => {
+      await smith.loginPassword(gw.url, gw.agent.username, gw.agent.password);
+    });
+    await step('a customer-sdk visitor starts a chat with a filled pre-chat form', async () => {
+      const { sdk } = await connectCustomer(t, gw, { clientId: 'e2e-form' });
+      await sdk.updateCustomer({ name: 'Fiona Form', email: 'fiona@example.org' });
+      await sdk.startChat({ chat: { thread: { events: [
+        { type: 'filled_form', form_id: 'prechat-e2e', form_type: 'prechat', fields: [
+          { type: 'name', id: 'f-name', label: 'Your name:', answer: 'Fiona Form' },
+          { type: 'email', id: 'f-email', label: 'E-mail:', answer: 'fiona@example.org' },
+          { type: 'radio', id: 'f-topic', label: 'Topic', answer: { id: '2', label: 'Billing' } },
+          { type: 'checkbox', id: 'f-prod', label: 'Products', answers: [{ id: 'a', label: 'Widget' }, { id: 'b', label: 'Desk' }] },
+          { type: 'textarea', id: 'f-q', label: 'Your question', answer: `Why is ${markup} here?` },
+        ] },
+        { type: 'message', text: 'I filled in the form' },
+      ] } } });
+    });
+    await step('the console announces the chat and shows the form\'s answers readably', async () => {
+      await smith.chat('Fiona Form').first().waitFor({ timeout: WAIT });
+      await smith.open('Fiona Form');
+      const log = smith.messages();
+      await log.getByText('I filled in the form').waitFor({ timeout: WAIT });
+      // customer-sdk 4.0.2 sends the fields only (no form_id or form_type).
+      await log.getByText('Filled form', { exact: true }).waitFor({ timeout: WAIT });
+      await log.getByText('Filled form', { exact: true }).scrollIntoViewIfNeeded();
+      const form = log;
+      for (const [label, answer] of [['Your name:', 'Fiona Form'], ['E-mail:', 'fiona@example.org'], ['Topic', 'Billing'],
+        ['Products', 'Widget, Desk'], ['Your question', `Why is ${markup} here?`]]) {
+        await form.getByRole('term').filter({ hasText: label }).waitFor({ timeout: WAIT });
+        await form.getByRole('definition').filter({ hasText: answer }).first().waitFor({ timeout: WAIT });
+      }
+      assert.equal(await form.locator('b, img').count(), 0, 'form answer parsed as HTML');
+      assert.equal(await b.page.evaluate(() => window.__xss), undefined, 'script from a form answer ran');
+      await b.shot('form');
+    });
+  } finally {
+    wire.add('ERRORS', JSON.stringify(b.errors));
+    wire.save();
+    await b.close();
   }
 });
 
@@ -382,6 +456,21 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
   });
   await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
   const hookURL = `http://127.0.0.1:${receiver.address().port}/hook`;
+  // The second receiver (incoming_event): records each event's text.
+  const received2 = [];
+  let fixed2 = false;
+  const receiver2 = require('node:http').createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      let text = '';
+      try { text = JSON.parse(Buffer.concat(chunks).toString()).payload.event.text || ''; } catch { /* not JSON */ }
+      received2.push({ text, status: fixed2 ? 200 : 500 });
+      res.writeHead(fixed2 ? 200 : 500).end();
+    });
+  });
+  await new Promise((r) => receiver2.listen(0, '127.0.0.1', r));
+  const hook2URL = `http://127.0.0.1:${receiver2.address().port}/hook2`;
   const upstream = await startGateway('console-ops-upstream');
   let front;
   const b = await openBrowser('console-ops', wire);
@@ -402,6 +491,7 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
         'webhooks:',
         '  min_backoff: 1h',
         '  max_backoff: 1h',
+        '  max_attempts: 2',
         '  allow_http: true',
         '  allow_private_networks: true',
       ].join('\n') });
@@ -450,6 +540,49 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
       assert.deepEqual(received.map((r) => `${r.attempt}:${r.status}`), ['1:500', '2:200']);
       await b.shot('ops-webhook-retried');
     });
+    await step('deliveries given up on while the receiver fails are revived by the operator and delivered in order', async () => {
+      // A second receiver that fails until fixed; two attempts exhaust a
+      // delivery (webhooks.max_attempts on this gateway is 2), and "Retry
+      // waiting deliveries now" makes the second attempt without the 1 h
+      // wait: each press gives up on the failing head and tries the next.
+      fixed2 = false;
+      const r = await fetch(front.url + '/v3.5/configuration/action/register_webhook', {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + front.agent.token },
+        body: JSON.stringify({ action: 'incoming_event', secret_key: 'e2e-secret-key-2', url: hook2URL,
+          owner_client_id: 'e2e-ops', type: 'license', description: 'exhausted until fixed' }) });
+      assert.ok(r.ok, `register_webhook: ${r.status} ${await r.text()}`);
+      const vid = 'ops-revive-visitor';
+      const s = await fetch(`${front.url}/visitors/${vid}/chat/start`, { method: 'POST', headers: { 'X-API-Version': '2' },
+        body: new URLSearchParams({ licence_id: '100000', welcome_message: 'Hi', name: 'Rex Revive' }) });
+      const { secured_session_id: sid } = await s.json();
+      for (const m of ['first', 'second', 'third']) {
+        const sm = await fetch(`${front.url}/visitors/${vid}/chat/send_message`, { method: 'POST', headers: { 'X-API-Version': '2' },
+          body: new URLSearchParams({ licence_id: '100000', secured_session_id: sid, message: `revive ${m}` }) });
+        assert.ok(sm.ok);
+      }
+      const exhausted = page.getByRole('table', { name: 'Given up (exhausted)' });
+      const revived = () => received2.filter((x) => x.status === 200 && x.text.startsWith('revive ')).map((x) => x.text);
+      const failed = () => new Set(received2.filter((x) => x.text.startsWith('revive ')).map((x) => x.text)).size;
+      // The chat's first delivery fails and holds back the others (order).
+      await eventually(async () => failed() >= 1, WAIT, 'the first delivery failed');
+      await pending().getByRole('row', { name: /incoming_event.*HTTP 500/ }).first().waitFor({ timeout: WAIT });
+      await eventually(async () => {
+        if ((await exhausted.getByRole('row', { name: /incoming_event/ }).count()) >= 3 &&
+          (await pending().getByRole('row', { name: /incoming_event/ }).count()) === 0) return true;
+        await page.getByRole('button', { name: 'Retry waiting deliveries now' }).click();
+        await new Promise((r) => setTimeout(r, 1000));
+        return false;
+      }, 40000, 'every incoming_event delivery given up');
+      assert.equal(failed(), 3, 'each message\'s delivery was tried');
+      assert.deepEqual(revived(), [], 'delivered before the receiver was fixed');
+      await b.shot('ops-webhook-exhausted');
+      fixed2 = true;
+      await page.getByRole('button', { name: 'Retry given-up deliveries' }).click();
+      await exhausted.getByText('None.').waitFor({ timeout: WAIT });
+      await eventually(async () => revived().length === 3, WAIT, 'three revived deliveries');
+      assert.deepEqual(revived(), ['revive first', 'revive second', 'revive third']);
+      await b.shot('ops-webhook-revived');
+    });
     await step('a non-admin token is refused', async () => {
       const r = await fetch(front.url + '/console/api/ops', { headers: { Authorization: 'Bearer not-a-token-at-all-000000' } });
       assert.equal(r.status, 401);
@@ -461,5 +594,6 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
     if (front) await front.stop();
     await upstream.stop();
     await new Promise((r) => receiver.close(r));
+    await new Promise((r) => receiver2.close(r));
   }
 });

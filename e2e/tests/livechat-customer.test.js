@@ -9,64 +9,19 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const WS = require('ws');
 const { startGateway } = require('../lib/gateway');
 const { Agent } = require('../lib/agent');
-
-const ORG = '3d5a7f0e-0c1b-4f2a-9b8e-chatgate0001'; // configs/chatgate.example.yaml
-
-function waitFor(emitter, name, pred = () => true, timeoutMs = 15000) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ${name} within ${timeoutMs} ms`)), timeoutMs);
-    const h = (p) => {
-      if (!pred(p)) return;
-      clearTimeout(t);
-      emitter.off(name, h);
-      resolve(p);
-    };
-    emitter.on(name, h);
-  });
-}
+const { waitFor, connectCustomer } = require('../lib/customer');
 
 test('customer-sdk 4.0.2: login, startChat, sendEvent, agent reply, listChats, deactivateChat', async (t) => {
   const gw = await startGateway('livechat-customer');
   t.after(() => gw.stop());
-  const wsBase = gw.url.replace(/^http/, 'ws');
-
-  const saved = { WebSocket: globalThis.WebSocket, Image: globalThis.Image };
-  globalThis.WebSocket = class extends WS {
-    constructor(url, ...a) {
-      const u = new URL(url);
-      super(wsBase + u.pathname + u.search, ...a);
-    }
-  };
-  globalThis.Image = class { set src(_) {} };
-  t.after(() => Object.assign(globalThis, saved));
-
-  // A token from the gateway's accounts-style endpoint.
-  const res = await fetch(gw.url + '/v2/customer/token', {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ response_type: 'token', grant_type: 'cookie', client_id: 'e2e', organization_id: ORG }),
-  });
-  assert.equal(res.status, 200);
-  const tok = await res.json();
-  assert.equal(tok.token_type, 'Bearer');
-  assert.match(res.headers.get('set-cookie') || '', /__lc_cid=/);
-  const token = { accessToken: tok.access_token, entityId: tok.entity_id, expiresIn: tok.expires_in * 1000,
-    tokenType: 'Bearer', creationDate: Date.now(), organizationId: ORG };
-
   const agent = await Agent.connect(gw.url, gw.agent.token);
   t.after(() => agent.close());
 
-  const CustomerSDK = require('@livechat/customer-sdk');
-  const sdk = CustomerSDK.init({
-    organizationId: ORG, clientId: 'e2e',
-    identityProvider: () => ({ getToken: async () => token, getFreshToken: async () => token,
-      hasToken: async () => true, invalidate: async () => {} }),
-  });
-  t.after(() => sdk.destroy());
-
-  const connected = await waitFor(sdk, 'connected');
+  const { sdk, tok, res, connected } = await connectCustomer(t, gw);
+  assert.equal(tok.token_type, 'Bearer');
+  assert.match(res.headers.get('set-cookie') || '', /__lc_cid=/);
   assert.equal(connected.customer.id, tok.entity_id);
   assert.equal(connected.availability, 'online');
 

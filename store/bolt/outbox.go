@@ -179,6 +179,7 @@ const (
 	mutDelivered mutKind = iota
 	mutRetry
 	mutExhaust
+	mutRevive
 )
 
 // outboxMut changes one pending row. check finds and decodes the stored
@@ -193,7 +194,11 @@ type outboxMut struct {
 }
 
 func (m *outboxMut) check(tx *bbolt.Tx) error {
-	v := tx.Bucket(bOutbox).Get(m.key)
+	bucket := bOutbox
+	if m.kind == mutRevive {
+		bucket = bOutboxDead
+	}
+	v := tx.Bucket(bucket).Get(m.key)
 	if v == nil {
 		return fmt.Errorf("outbox row %s: %w", m.r.ID, store.ErrNotFound)
 	}
@@ -209,6 +214,9 @@ func (m *outboxMut) check(tx *bbolt.Tx) error {
 }
 
 func (m *outboxMut) apply(tx *bbolt.Tx) (int, error) {
+	if m.kind == mutRevive {
+		return m.revive(tx)
+	}
 	b, due := tx.Bucket(bOutbox), tx.Bucket(bOutboxDue)
 	prefix := queuePrefix(m.stored.Target, m.stored.Conv)
 	head := isHead(b.Cursor(), prefix, m.key)
@@ -264,6 +272,47 @@ func (m *outboxMut) apply(tx *bbolt.Tx) (int, error) {
 	return n, nil
 }
 
+// revive moves an exhausted row back into its queue at its own seq; when
+// it sorts first, it replaces the old head in outbox_due.
+func (m *outboxMut) revive(tx *bbolt.Tx) (int, error) {
+	b, due := tx.Bucket(bOutbox), tx.Bucket(bOutboxDue)
+	prefix := queuePrefix(m.stored.Target, m.stored.Conv)
+	var oldDue []byte
+	if k, v := b.Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
+		head, err := decodeRow(v)
+		if err != nil {
+			return 0, err
+		}
+		oldDue = dueKey(head.NextAt, k)
+	}
+	next := m.stored
+	next.Attempts, next.NextAt, next.LastError, next.State = m.r.Attempts, m.r.NextAt, m.r.LastError, store.OutboxPending
+	val, err := encodeRow(&next, payloadOf(m.val))
+	if err != nil {
+		return 0, err
+	}
+	if err := b.Put(m.key, val); err != nil {
+		return 0, fmt.Errorf("put outbox: %w", err)
+	}
+	if err := tx.Bucket(bOutboxDead).Delete(m.key); err != nil {
+		return 0, fmt.Errorf("delete outbox_dead: %w", err)
+	}
+	n := 2
+	if !isHead(b.Cursor(), prefix, m.key) {
+		return n, nil
+	}
+	if oldDue != nil {
+		if err := due.Delete(oldDue); err != nil {
+			return 0, fmt.Errorf("delete outbox_due: %w", err)
+		}
+		n++
+	}
+	if err := due.Put(dueKey(next.NextAt, m.key), []byte{}); err != nil {
+		return 0, fmt.Errorf("put outbox_due: %w", err)
+	}
+	return n + 1, nil
+}
+
 func (s *Store) mutate(ctx context.Context, kind mutKind, rows ...store.OutboxRow) error {
 	var o ops
 	for _, r := range rows {
@@ -294,6 +343,11 @@ func (s *Store) OutboxRetry(ctx context.Context, r store.OutboxRow) error {
 // OutboxExhaust implements store.Store.
 func (s *Store) OutboxExhaust(ctx context.Context, r store.OutboxRow) error {
 	return s.mutate(ctx, mutExhaust, r)
+}
+
+// OutboxRevive implements store.Store.
+func (s *Store) OutboxRevive(ctx context.Context, rows ...store.OutboxRow) error {
+	return s.mutate(ctx, mutRevive, rows...)
 }
 
 // OutboxDue implements store.Store. It reads only the due heads of

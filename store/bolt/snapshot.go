@@ -364,6 +364,16 @@ func encodeRestore(in *store.Restore) (*restoreOp, error) {
 func (op *restoreOp) apply(tx *bbolt.Tx) (int, error) {
 	res := store.RestoreResult{}
 	n := 0
+	if !op.dry {
+		// An export lists visitors, conversations and events in key
+		// order, so an import appends: pages filled nearly full rather
+		// than split in half (bbolt's default for any insert) make half
+		// the pages to allocate, write and fsync. The setting lasts for
+		// this transaction.
+		for _, b := range [][]byte{bVisitors, bConvs, bEvents} {
+			tx.Bucket(b).FillPercent = 0.9
+		}
+	}
 	put := func(bucket, key, val []byte) error {
 		if op.dry {
 			return nil

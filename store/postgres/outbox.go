@@ -112,6 +112,13 @@ SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGNF1', 'outbox row ' || $4)`
 	sqlOutboxExhaust = `WITH d AS (DELETE FROM outbox WHERE target = $1 AND conv = $2 AND seq = $3 AND id = $4 RETURNING target, conv, seq, payload),
 i AS (INSERT INTO outbox_dead (target, conv, seq, meta, payload) SELECT target, conv, seq, $5, payload FROM d RETURNING 1)
 SELECT chatgate_check(EXISTS (SELECT 1 FROM i), 'CGNF1', 'outbox row ' || $4)`
+	// Reviving moves an exhausted row back into its queue at its own seq
+	// (under the queue's lock, as an append), pending with its new meta.
+	sqlOutboxRevive = `WITH l AS (SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 0))),
+d AS (DELETE FROM outbox_dead WHERE target = $1 AND conv = $2 AND seq = $3
+	AND convert_from(meta, 'UTF8')::jsonb->>'id' = $4 AND EXISTS (SELECT 1 FROM l) RETURNING target, conv, seq, payload),
+i AS (INSERT INTO outbox (target, conv, seq, id, due_ns, meta, payload) SELECT target, conv, seq, $4, $6, $5, payload FROM d RETURNING 1)
+SELECT chatgate_check(EXISTS (SELECT 1 FROM i), 'CGNF1', 'outbox row ' || $4)`
 )
 
 type mutKind int
@@ -120,6 +127,7 @@ const (
 	mutDelivered mutKind = iota
 	mutRetry
 	mutExhaust
+	mutRevive
 )
 
 // mutate changes pending rows in one transaction: all of them, or none
@@ -137,7 +145,7 @@ func (s *Store) mutate(ctx context.Context, kind mutKind, rows ...store.OutboxRo
 		switch kind {
 		case mutDelivered:
 			q.Queue(sqlOutboxDel, key...)
-		case mutRetry, mutExhaust:
+		case mutRetry, mutExhaust, mutRevive:
 			// The stored row's own fields stay; the attempt's change.
 			r.State = store.OutboxPending
 			if kind == mutExhaust {
@@ -147,9 +155,12 @@ func (s *Store) mutate(ctx context.Context, kind mutKind, rows ...store.OutboxRo
 			if err != nil {
 				return err
 			}
-			if kind == mutRetry {
+			switch kind {
+			case mutRetry:
 				q.Queue(sqlOutboxRetry, append(key, meta, dueNS(r.NextAt))...)
-			} else {
+			case mutRevive:
+				q.Queue(sqlOutboxRevive, append(key, meta, dueNS(r.NextAt))...)
+			default:
 				q.Queue(sqlOutboxExhaust, append(key, meta)...)
 			}
 		}
@@ -173,6 +184,11 @@ func (s *Store) OutboxRetry(ctx context.Context, r store.OutboxRow) error {
 // OutboxExhaust implements store.Store.
 func (s *Store) OutboxExhaust(ctx context.Context, r store.OutboxRow) error {
 	return s.mutate(ctx, mutExhaust, r)
+}
+
+// OutboxRevive implements store.Store.
+func (s *Store) OutboxRevive(ctx context.Context, rows ...store.OutboxRow) error {
+	return s.mutate(ctx, mutRevive, rows...)
 }
 
 // sqlOutboxDue finds the due queue heads (the lowest seq of each queue),

@@ -346,6 +346,67 @@ func testOutboxExhaust(t *testing.T, open func(t *testing.T) store.Store) {
 	wantTags(t, "exhausted rows are kept", ex, "r1", "r3")
 }
 
+// testOutboxRevive: revived rows go back into their queues at their own
+// seq, ahead of the rows still queued behind them, pending again with the
+// caller's attempts; a row that is not exhausted (or a wrong id) is not
+// found and the whole call changes nothing.
+func testOutboxRevive(t *testing.T, open func(t *testing.T) store.Store) {
+	s := fresh(t, open)
+	ctx := t.Context()
+	c, d := model.ConvID(model.NewID()), model.ConvID(model.NewID())
+	commit(t, s, &store.Batch{Outbox: []store.OutboxRow{newRow("T1", c, "r1"), newRow("T1", c, "r2"), newRow("T1", c, "r3"),
+		newRow("T1", d, "d1"), newRow("T1", d, "d2")}})
+	rows := due(t, s, t0, 0, 0)
+	qc, qd := queueOf(t, rows, "T1", c), queueOf(t, rows, "T1", d)
+	exhaust := func(r store.OutboxRow) {
+		r.Attempts, r.NextAt, r.LastError = 9, t0.Add(time.Hour), "gave up: HTTP 500"
+		mark(t, "OutboxExhaust("+tag(r)+")", s.OutboxExhaust(ctx, r))
+	}
+	exhaust(qc[0])
+	exhaust(qd[0])
+	exhaust(qd[1])
+	wantTags(t, "c after exhausting r1", queueOf(t, due(t, s, t0, 0, 0), "T1", c), "r2", "r3")
+	ex, err := s.OutboxExhausted(ctx, "T1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTag := map[string]store.OutboxRow{}
+	for _, r := range ex {
+		r.Attempts, r.NextAt, r.LastError = 0, t0, "revived"
+		byTag[tag(r)] = r
+	}
+	// A pending row, or a wrong id, is not found, and nothing moves.
+	wrong := byTag["d1"]
+	wrong.ID = model.NewID()
+	for name, bad := range map[string]store.OutboxRow{"pending row": qc[1], "wrong id": wrong} {
+		if err := s.OutboxRevive(ctx, byTag["r1"], bad); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("OutboxRevive(r1, %s) = %v, want store.ErrNotFound", name, err)
+		}
+	}
+	if ex, _ := s.OutboxExhausted(ctx, "", 0); len(ex) != 3 {
+		t.Errorf("after refused revives, exhausted = %v, want r1 d1 d2", tags(ex))
+	}
+
+	mark(t, "OutboxRevive", s.OutboxRevive(ctx, byTag["r1"], byTag["d1"], byTag["d2"]))
+	rows = due(t, s, t0, 0, 0)
+	wantTags(t, "c after reviving r1 (head again)", queueOf(t, rows, "T1", c), "r1", "r2", "r3")
+	wantTags(t, "d after reviving both", queueOf(t, rows, "T1", d), "d1", "d2")
+	head := queueOf(t, rows, "T1", c)[0]
+	if head.State != store.OutboxPending || head.Attempts != 0 || head.LastError != "revived" || head.ID != byTag["r1"].ID {
+		t.Errorf("revived row = %+v", head)
+	}
+	if ex, _ := s.OutboxExhausted(ctx, "", 0); len(ex) != 0 {
+		t.Errorf("exhausted after revive = %v", tags(ex))
+	}
+	// Reviving twice: the row is pending now, not exhausted.
+	if err := s.OutboxRevive(ctx, byTag["r1"]); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second OutboxRevive = %v, want store.ErrNotFound", err)
+	}
+	// A revived head that is delivered hands over to the next row.
+	mark(t, "OutboxDelivered(r1)", s.OutboxDelivered(ctx, head))
+	wantTags(t, "c after delivering r1", queueOf(t, due(t, s, t0, 0, 0), "T1", c), "r2", "r3")
+}
+
 func testOutboxLimits(t *testing.T, open func(t *testing.T) store.Store) {
 	s := fresh(t, open)
 	var b store.Batch

@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OutboxHeadBlocksQueue", testOutboxHeadBlocks},
 		{"OutboxDelivered", testOutboxDelivered},
 		{"OutboxExhaust", testOutboxExhaust},
+		{"OutboxRevive", testOutboxRevive},
 		{"OutboxLimits", testOutboxLimits},
 		{"OutboxNotFound", testOutboxNotFound},
 		{"OutboxInvalid", testOutboxInvalid},

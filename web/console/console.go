@@ -60,6 +60,9 @@ type Config struct {
 	// RetryWebhooks makes waiting webhook deliveries due now; nil when
 	// webhooks are off.
 	RetryWebhooks func(ctx context.Context) (int, error)
+	// ReviveWebhooks brings exhausted webhook deliveries back into their
+	// queues, due now; nil when webhooks are off.
+	ReviveWebhooks func(ctx context.Context) (int, error)
 	// Departments for the transfer dialog.
 	Departments []Department
 	// LicenceID is the LiveChat v2 licence the demo widget uses.
@@ -116,7 +119,8 @@ const (
 )
 
 // Mount registers the pages, the static files, POST /console/api/login and
-// the admin-only GET /console/api/ops and POST /console/api/ops/retry_webhooks.
+// the admin-only GET /console/api/ops, POST /console/api/ops/retry_webhooks
+// and POST /console/api/ops/revive_webhooks.
 func (c *Console) Mount(r gin.IRouter) {
 	r.GET("/", c.page("static/index.html", CSP))
 	r.GET("/console", c.serveConsole)
@@ -132,6 +136,7 @@ func (c *Console) Mount(r gin.IRouter) {
 	r.POST("/console/api/login", append(login, c.serveLogin)...)
 	r.GET("/console/api/ops", c.admin, c.serveOps)
 	r.POST("/console/api/ops/retry_webhooks", c.admin, c.serveRetry)
+	r.POST("/console/api/ops/revive_webhooks", c.admin, c.serveRevive)
 }
 
 func headers(g *gin.Context, csp string) {
@@ -335,17 +340,27 @@ func (c *Console) serveOps(g *gin.Context) {
 	g.JSON(http.StatusOK, v)
 }
 
+// serveRetry makes waiting webhook deliveries due now: {"retried": n}.
 func (c *Console) serveRetry(g *gin.Context) {
-	if c.cfg.RetryWebhooks == nil {
+	c.webhookAction(g, c.cfg.RetryWebhooks, "retried", "webhook deliveries retried by an operator")
+}
+
+// serveRevive brings exhausted webhook deliveries back: {"revived": n}.
+func (c *Console) serveRevive(g *gin.Context) {
+	c.webhookAction(g, c.cfg.ReviveWebhooks, "revived", "exhausted webhook deliveries revived by an operator")
+}
+
+func (c *Console) webhookAction(g *gin.Context, do func(context.Context) (int, error), key, msg string) {
+	if do == nil {
 		g.JSON(http.StatusNotFound, gin.H{"error": "webhooks are disabled"})
 		return
 	}
-	n, err := c.cfg.RetryWebhooks(g.Request.Context())
+	n, err := do(g.Request.Context())
 	if err != nil {
-		c.log.Error().Err(err).Msg("retry webhooks")
+		c.log.Error().Err(err).Str("action", key).Msg("webhook deliveries")
 		g.JSON(http.StatusInternalServerError, gin.H{"error": "internal server error"})
 		return
 	}
-	c.log.Info().Int("deliveries", n).Msg("webhook deliveries retried by an operator")
-	g.JSON(http.StatusOK, gin.H{"retried": n})
+	c.log.Info().Int("deliveries", n).Msg(msg)
+	g.JSON(http.StatusOK, gin.H{key: n})
 }

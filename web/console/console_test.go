@@ -25,6 +25,7 @@ func newTestConsole(t *testing.T, cfg Config) *gin.Engine {
 	cfg.Agent = func(id model.AgentID) (model.Agent, bool) { a, ok := agents[id]; return a, ok }
 	cfg.Ops = func(context.Context) (any, error) { return map[string]int{"agents": 2}, nil }
 	cfg.RetryWebhooks = func(context.Context) (int, error) { return 3, nil }
+	cfg.ReviveWebhooks = func(context.Context) (int, error) { return 2, nil }
 	cfg.Departments = []Department{{ID: "0", Name: `Gen"eral<b>`, Group: 0}}
 	cfg.LicenceID = "100000"
 	e := gin.New()
@@ -142,6 +143,9 @@ func TestAdminRoutes(t *testing.T) {
 		{"GET", "/console/api/ops", "ann-token-0123456789", http.StatusOK, `"agents":2`},
 		{"POST", "/console/api/ops/retry_webhooks", "bob-token-0123456789", http.StatusForbidden, "error"},
 		{"POST", "/console/api/ops/retry_webhooks", "ann-token-0123456789", http.StatusOK, `"retried":3`},
+		{"POST", "/console/api/ops/revive_webhooks", "", http.StatusUnauthorized, "error"},
+		{"POST", "/console/api/ops/revive_webhooks", "bob-token-0123456789", http.StatusForbidden, "error"},
+		{"POST", "/console/api/ops/revive_webhooks", "ann-token-0123456789", http.StatusOK, `"revived":2`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.path+" "+tc.token, func(t *testing.T) {

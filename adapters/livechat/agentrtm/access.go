@@ -12,9 +12,14 @@ import (
 
 // canSee reports whether the agent may see a conversation: the one rule
 // of model.Agent.MaySee (it serves it, may take it from the queue, or
-// follows it), plus the unserved archives of its departments.
+// follows it), plus the unserved archives of its departments, plus, for
+// supervisors and admins, every conversation of their departments
+// (model.Agent.Supervises): list_chats, get_chat and the pushes show them
+// other agents' chats, and they may take them over (transfer_chat) or join
+// them (add_user_to_chat); writing into one (send_event, deactivate_chat)
+// still needs serving it: the desk refuses others with authorization.
 func (c *agentView) canSee(conv model.Conversation) bool {
-	return c.agent.MaySee(conv) || c.unservedArchive(conv)
+	return c.agent.MaySee(conv) || c.unservedArchive(conv) || c.agent.Supervises(conv)
 }
 
 // unservedArchive reports whether conv is an archive of the agent's

@@ -116,6 +116,9 @@ func getChat(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 type sendEventRequest struct {
 	ChatID string        `json:"chat_id"`
 	Event  *wire.EventIn `json:"event"`
+	// AttachToLastThread adds the event to an inactive chat's last thread
+	// instead of failing with chat_inactive (ignored for active chats).
+	AttachToLastThread bool `json:"attach_to_last_thread"`
 }
 
 // SendEventResponse is send_event's payload.
@@ -130,7 +133,8 @@ func (c *agentView) eventSide(ctx context.Context) wire.EventSide {
 		FormType: c.s.cfg.Forms.TypeOf}
 }
 
-// sendEvent posts an event to the chat's active thread. The requesting
+// sendEvent posts an event to the chat's active thread (or, with
+// attach_to_last_thread, to an inactive chat's last thread). The requesting
 // connection gets both the response and the incoming_event push tagged
 // with its request_id (§2.2); they may arrive in either order.
 func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
@@ -152,10 +156,14 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	post := c.s.d.Post
 	if !conv.Active() {
-		return nil, wire.NewError(wire.ChatInactive)
+		if !p.AttachToLastThread {
+			return nil, wire.NewError(wire.ChatInactive)
+		}
+		post = c.s.d.Attach
 	}
-	ev, _, err := c.s.d.Post(ctx, desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft,
+	ev, _, err := post(ctx, desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft,
 		Session: c.origin})
 	if err != nil {
 		return nil, err

@@ -15,10 +15,7 @@ import (
 func TestEventUpdatedReachesAgents(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
-	a := h.dial(t, "/v3.5/agent/rtm/ws")
-	a.login("tok-alice")
-	tom, conv := h.startChat(t, "Tom", "")
-	a.Push("incoming_chat")
+	a, tom, conv := h.aliceServesTom(t)
 	by := model.Author{Kind: model.AuthorVisitor, ID: string(tom.ID), Name: "Tom"}
 	if _, err := h.d.EditEvent(ctx, conv.ID, 1, by, "hello, edited", ""); err != nil {
 		t.Fatal(err)
@@ -44,10 +41,7 @@ func TestEventUpdatedReachesAgents(t *testing.T) {
 // disagreeing value is refused, never widened.
 func TestSendEventModel(t *testing.T) {
 	h := newHarness(t, nil)
-	a := h.dial(t, "/v3.5/agent/rtm/ws")
-	a.login("tok-alice")
-	tom, _ := h.startChat(t, "Tom", "")
-	a.Push("incoming_chat")
+	a, tom, _ := h.aliceServesTom(t)
 	chat := string(tom.ID)
 	form := json.RawMessage(`{"type":"filled_form","form_id":"f1","fields":[` +
 		`{"type":"text","name":"name","label":"Your name:","required":true,"value":"John Doe"},` +
@@ -149,10 +143,7 @@ func TestSendEventModel(t *testing.T) {
 // it); an unknown value is refused.
 func TestTypingRecipientsAgents(t *testing.T) {
 	h := newHarness(t, nil)
-	a := h.dial(t, "/v3.5/agent/rtm/ws")
-	a.login("tok-alice")
-	tom, conv := h.startChat(t, "Tom", "")
-	a.Push("incoming_chat")
+	a, tom, conv := h.aliceServesTom(t)
 	sub := h.d.Bus().SubscribeConv(conv.ID, 16)
 	defer sub.Close()
 	if f := a.Call("send_typing_indicator", map[string]any{"chat_id": string(tom.ID), "is_typing": true, "recipients": "agents"}); !f.Success {
@@ -176,10 +167,7 @@ func TestTypingRecipientsAgents(t *testing.T) {
 // is refused instead of adding the agent visibly.
 func TestStartChatHiddenUserRefused(t *testing.T) {
 	h := newHarness(t, nil)
-	a := h.dial(t, "/v3.5/agent/rtm/ws")
-	a.login("tok-alice")
-	tom, conv := h.startChat(t, "Tom", "")
-	a.Push("incoming_chat")
+	a, tom, conv := h.aliceServesTom(t)
 	if _, err := h.d.Close(context.Background(), conv.ID, model.Author{Kind: model.AuthorAgent, ID: string(alice)}, "", ""); err != nil {
 		t.Fatal(err)
 	}

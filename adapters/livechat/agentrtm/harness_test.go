@@ -53,12 +53,18 @@ func newCore(t testing.TB, maxText int) *core {
 // path, after the first one's test ended, is a restart.
 func newCoreAt(t testing.TB, path string, maxText int) *core {
 	t.Helper()
+	return newCoreWith(t, path, maxText, testAgents())
+}
+
+// newCoreWith is newCoreAt with other agents.
+func newCoreWith(t testing.TB, path string, maxText int, agents []model.Agent) *core {
+	t.Helper()
 	st, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	d := desk.New(desk.Options{
-		Store: st, Router: routing.New(testAgents(), true), Bus: hub.NewBus(), Actors: hub.NewActors(256),
+		Store: st, Router: routing.New(agents, true), Bus: hub.NewBus(), Actors: hub.NewActors(256),
 		Limits: desk.Limits{MaxText: maxText}, Logger: zerolog.Nop(),
 		Departs: []model.Department{{ID: "sales", Name: "Sales"}, {ID: "support", Name: "Support"}},
 	})
@@ -143,6 +149,17 @@ type frame = rtmtest.Frame
 type rtm struct{ *rtmtest.Client }
 
 const waitLimit = rtmtest.WaitLimit
+
+// aliceServesTom logs alice in on the agent RTM and starts Tom's chat,
+// which she serves; her incoming_chat push is read.
+func (h *harness) aliceServesTom(t *testing.T) (*rtm, model.Visitor, model.Conversation) {
+	t.Helper()
+	a := h.dial(t, "/v3.5/agent/rtm/ws")
+	a.login("tok-alice")
+	tom, conv := h.startChat(t, "Tom", "")
+	a.Push("incoming_chat")
+	return a, tom, conv
+}
 
 func (h *harness) dial(t *testing.T, path string) *rtm {
 	t.Helper()

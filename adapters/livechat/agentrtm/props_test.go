@@ -41,10 +41,7 @@ func registerTestProps(t *testing.T, d *desk.Desk) {
 func TestPropertyActionsRefused(t *testing.T) {
 	h := newHarness(t, nil)
 	registerTestProps(t, h.d)
-	a := h.dial(t, "/v3.5/agent/rtm/ws")
-	a.login("tok-alice")
-	tom, conv := h.startChat(t, "Tom", "")
-	a.Push("incoming_chat")
+	a, tom, conv := h.aliceServesTom(t)
 	chat, thread, event := string(tom.ID), string(conv.ID), wire.EventID(conv.ID, 1)
 	tests := []struct {
 		name, action, body, want string
@@ -90,10 +87,7 @@ func TestPropertyPushesAndReads(t *testing.T) {
 	h := newHarness(t, nil)
 	registerTestProps(t, h.d)
 	ctx := context.Background()
-	a := h.dial(t, "/v3.5/agent/rtm/ws")
-	a.login("tok-alice")
-	tom, conv := h.startChat(t, "Tom", "")
-	a.Push("incoming_chat")
+	a, tom, conv := h.aliceServesTom(t)
 	chat := string(tom.ID)
 	cust := model.Author{Kind: model.AuthorVisitor, ID: chat}
 	chatT := desk.PropTarget{Location: desk.LocChat, Visitor: tom.ID}

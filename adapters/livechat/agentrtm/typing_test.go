@@ -15,10 +15,7 @@ import (
 func TestSendTypingIndicator(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
-	a := h.dial(t, "/v3.5/agent/rtm/ws")
-	a.login("tok-alice")
-	tom, conv := h.startChat(t, "Tom", "")
-	a.Push("incoming_chat")
+	a, tom, conv := h.aliceServesTom(t)
 	una, unaConv := h.startChat(t, "Una", "")
 	a.Push("incoming_chat")
 	if _, err := h.d.Close(ctx, unaConv.ID, model.Author{Kind: model.AuthorVisitor, ID: string(una.ID)}, "", ""); err != nil {

@@ -54,10 +54,7 @@ func withFiles(t *testing.T, max int64) func(*Config) {
 
 func TestWebAPIStatusesAndSharedHandlers(t *testing.T) {
 	h := newHarness(t, withFiles(t, 64))
-	a := h.dial(t, "/v3.5/agent/rtm/ws")
-	a.login("tok-alice")
-	tom, _ := h.startChat(t, "Tom", "")
-	a.Push("incoming_chat")
+	a, tom, _ := h.aliceServesTom(t)
 
 	cases := []struct {
 		name, token, action, body string
@@ -159,10 +156,7 @@ func TestWebAPIStatusesAndSharedHandlers(t *testing.T) {
 
 func TestMoreAgentActions(t *testing.T) {
 	h := newHarness(t, nil)
-	a := h.dial(t, "/v3.5/agent/rtm/ws")
-	a.login("tok-alice")
-	tom, conv := h.startChat(t, "Tom", "")
-	a.Push("incoming_chat")
+	a, tom, conv := h.aliceServesTom(t)
 	b := h.dial(t, "/v3.5/agent/rtm/ws")
 	b.login("tok-bob")
 

@@ -103,12 +103,7 @@ func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
 // whichever name the narrowing uses.
 func TestCustomerEventModel(t *testing.T) {
 	h := newHarness(t, nil)
-	h.d.AgentConnected(alice, true)
-	c, me, _ := h.customer(t)
-	if r := c.Call("start_chat", startPayload("hello")); !r.Success {
-		t.Fatalf("start_chat: %s", r.Payload)
-	}
-	c.Push("incoming_chat")
+	c, me, _ := h.chatting(t)
 	for _, tc := range []struct {
 		name, event, errType string
 	}{
@@ -142,12 +137,7 @@ func TestCustomerEventModel(t *testing.T) {
 // name, type and size come from the upload, not the client.
 func TestCustomerFileEvent(t *testing.T) {
 	h := newHarness(t, nil)
-	h.d.AgentConnected(alice, true)
-	c, me, tok := h.customer(t)
-	if r := c.Call("start_chat", startPayload("hello")); !r.Success {
-		t.Fatalf("start_chat: %s", r.Payload)
-	}
-	c.Push("incoming_chat")
+	c, me, tok := h.chatting(t)
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
 	fw, _ := w.CreateFormFile("file", "note.txt")
@@ -185,12 +175,7 @@ func TestCustomerFileEvent(t *testing.T) {
 // after the transfer's system message.
 func TestChatTransferredReachesCustomer(t *testing.T) {
 	h := newHarness(t, nil)
-	h.d.AgentConnected(alice, true)
-	c, me, _ := h.customer(t)
-	if r := c.Call("start_chat", startPayload("hello")); !r.Success {
-		t.Fatalf("start_chat: %s", r.Payload)
-	}
-	c.Push("incoming_chat")
+	c, me, _ := h.chatting(t)
 	ids, err := h.st.VisitorConversations(context.Background(), me)
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("conversations: %v %v", ids, err)

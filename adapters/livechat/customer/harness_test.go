@@ -241,6 +241,19 @@ func (h *harness) post(t *testing.T, path, bearer, body string, cookies []*http.
 
 const rtmPath = "/v3.5/customer/rtm/ws?organization_id=org-1"
 
+// chatting is a customer (as customer returns it) whose chat, started
+// with "hello", an online alice serves; its incoming_chat is read.
+func (h *harness) chatting(t *testing.T) (*rtm, model.VisitorID, string) {
+	t.Helper()
+	h.d.AgentConnected(alice, true)
+	c, me, tok := h.customer(t)
+	if r := c.Call("start_chat", startPayload("hello")); !r.Success {
+		t.Fatalf("start_chat: %s", r.Payload)
+	}
+	c.Push("incoming_chat")
+	return c, me, tok
+}
+
 // customer dials and logs in a fresh customer.
 func (h *harness) customer(t *testing.T) (*rtm, model.VisitorID, string) {
 	t.Helper()

@@ -52,7 +52,8 @@ func (s *Service) PendingDeliveries(ctx context.Context, limit int) ([]Pending, 
 // RetryNow makes every waiting queue head due now (its attempts and last
 // error kept) and wakes the worker: an operator who fixed the receiver
 // need not wait out the backoff. It returns how many heads it moved.
-// Exhausted deliveries stay where they are (list_webhook_failures).
+// Exhausted deliveries stay where they are (list_webhook_failures; Revive
+// brings them back).
 func (s *Service) RetryNow(ctx context.Context) (int, error) {
 	now := s.cfg.Now().UTC()
 	rows, err := s.st.OutboxDue(ctx, targetPrefix, now.Add(far), 0, 1)
@@ -72,6 +73,45 @@ func (s *Service) RetryNow(ctx context.Context) (int, error) {
 	}
 	s.Kick()
 	return n, nil
+}
+
+// maxRevive bounds how many exhausted deliveries one Revive brings back
+// (one commit); an operator clicks again for more.
+const maxRevive = 1000
+
+// Revive puts exhausted webhook deliveries (up to maxRevive) back into
+// their queues, due now with their attempts reset, in one commit, and
+// wakes the worker. Each keeps its place in its queue (store.OutboxRevive),
+// so a chat's revived deliveries go out in the order they happened, before
+// any of the chat's rows still waiting behind them. A revived delivery
+// whose webhook is gone, or that is older than MaxAge, is given up on again
+// at its next attempt. It returns how many it revived.
+func (s *Service) Revive(ctx context.Context) (int, error) {
+	rows, err := s.st.OutboxExhausted(ctx, "", 0)
+	if err != nil {
+		return 0, fmt.Errorf("exhausted deliveries: %w", err)
+	}
+	now := s.cfg.Now().UTC()
+	var revive []store.OutboxRow
+	for _, r := range rows {
+		if !isWebhookTarget(r.Target) {
+			continue // another deliverer's (a relay connector's)
+		}
+		if len(revive) == maxRevive {
+			break
+		}
+		r.Attempts, r.NextAt = 0, now
+		r.LastError = clip("revived by an operator; before: " + r.LastError)
+		revive = append(revive, r)
+	}
+	if len(revive) == 0 {
+		return 0, nil
+	}
+	if err := s.st.OutboxRevive(ctx, revive...); err != nil {
+		return 0, fmt.Errorf("revive deliveries: %w", err)
+	}
+	s.Kick()
+	return len(revive), nil
 }
 
 // isNotFound: the row was delivered or exhausted meanwhile.

@@ -32,6 +32,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -261,6 +262,16 @@ func (w *Webhook) dest() string { return destID(w.OwnerClientID, w.URL) }
 // targetPrefix starts every webhook outbox target (destID): the worker
 // reads only these, leaving other deliverers' rows (relay connectors) alone.
 const targetPrefix = "d"
+
+// isWebhookTarget reports whether an outbox target is a webhook
+// destination (destID's shape), not another deliverer's.
+func isWebhookTarget(t string) bool {
+	if len(t) != len(targetPrefix)+32 || !strings.HasPrefix(t, targetPrefix) {
+		return false
+	}
+	_, err := hex.DecodeString(t[len(targetPrefix):])
+	return err == nil
+}
 
 func destID(owner, url string) string {
 	h := sha256.Sum256([]byte(owner + "\x00" + url))

@@ -14,148 +14,55 @@
 // idempotent and resumable even when it was killed between a post and the
 // record of it: before posting, the visitor's upstream rooms are read and
 // every message whose mark is already there is skipped. Agents-only events
-// are never sent: the route posts as the visitor, who would see them.
+// are never sent: the route posts as the visitor, who would see them. The
+// rest (which visitors, their earlier conversations, the progress record)
+// is adapters/backfill's.
 package backfill
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
 	"time"
 
+	"chatgate/adapters/backfill"
 	"chatgate/adapters/internal/httpsource"
 	"chatgate/core/model"
-	"chatgate/core/relay"
-	"chatgate/store"
 )
 
-// Options configure a backfill.
+// Options configure the desk.
 type Options struct {
-	// Connector is the relay connector's name.
-	Connector string
 	// URL is the upstream Rocket.Chat's base URL (the connector's).
 	URL string
 	// Agent credentials on the upstream desk.
 	User, Password, UserID, AuthToken string
 	RPS                               float64
 	// Chunk is the messages per POST (default 50).
-	Chunk  int
-	DryRun bool
-	// Progress, if set, is told of every visitor handled.
-	Progress func(n int)
+	Chunk int
 }
 
-// Summary says what a backfill did.
-type Summary struct {
-	Visitors        int       `json:"visitors"`
-	VisitorsDone    int       `json:"visitors_backfilled"`
-	VisitorsSkipped int       `json:"visitors_skipped"`
-	Messages        int       `json:"messages_sent"`
-	MessagesPresent int       `json:"messages_skipped"`
-	Failed          int       `json:"failed"`
-	Failures        []Failure `json:"failures,omitempty"`
-	Requests        int64     `json:"requests"`
-	DryRun          bool      `json:"dry_run,omitempty"`
-	Seconds         float64   `json:"seconds"`
+// desk posts histories into one Rocket.Chat.
+type desk struct {
+	o Options
+	c *httpsource.Client
 }
 
-// Failure is a visitor not backfilled, and why.
-type Failure struct {
-	Visitor string `json:"visitor"`
-	Reason  string `json:"reason"`
-}
-
-// progressKey is the meta key recording that a visitor was backfilled.
-func progressKey(conn string, v model.VisitorID) string {
-	return "backfill/" + conn + "/visitor/" + string(v)
-}
-
-type backfiller struct {
-	o   Options
-	c   *httpsource.Client
-	st  store.Store
-	sum Summary
-}
-
-// RocketChat runs a backfill into a Rocket.Chat upstream.
-func RocketChat(ctx context.Context, st store.Store, o Options) (Summary, error) {
-	start := time.Now()
+// New returns the desk of a Rocket.Chat upstream, for backfill.Run.
+func New(o Options) backfill.Desk {
 	if o.Chunk <= 0 {
 		o.Chunk = 50
 	}
-	if o.RPS == 0 {
-		o.RPS = 10
-	}
-	b := &backfiller{o: o, c: httpsource.New(o.URL, o.RPS), st: st}
-	b.sum.DryRun = o.DryRun
-	err := b.run(ctx)
-	b.sum.Requests = b.c.Requests()
-	b.sum.Seconds = time.Since(start).Seconds()
-	return b.sum, err
+	return &desk{o: o, c: httpsource.New(o.URL, backfill.RPS(o.RPS))}
 }
 
-func (b *backfiller) login(ctx context.Context) error {
-	if b.o.AuthToken != "" {
-		b.c.Header.Set("X-User-Id", b.o.UserID)
-		b.c.Header.Set("X-Auth-Token", b.o.AuthToken)
-		return nil
-	}
-	if b.o.User == "" || b.o.Password == "" {
-		return errors.New("upstream agent credentials: give --user and --password, or --user-id and --auth-token")
-	}
-	var out struct {
-		Data struct {
-			UserID    string `json:"userId"`
-			AuthToken string `json:"authToken"`
-		} `json:"data"`
-	}
-	if err := b.c.JSON(ctx, "POST", "/api/v1/login", map[string]string{"user": b.o.User, "password": b.o.Password}, &out); err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	b.c.Header.Set("X-User-Id", out.Data.UserID)
-	b.c.Header.Set("X-Auth-Token", out.Data.AuthToken)
-	return nil
-}
+// Requests implements backfill.Desk.
+func (d *desk) Requests() int64 { return d.c.Requests() }
 
-func (b *backfiller) run(ctx context.Context) error {
-	if err := b.login(ctx); err != nil {
-		return err
-	}
-	system := relay.System(b.o.Connector)
-	// The visitors whose conversations the connector carries; the set
-	// grows with them (not with events).
-	seen := map[model.VisitorID]bool{}
-	var visitors []model.VisitorID
-	err := b.st.Conversations(ctx, func(c model.Conversation) bool {
-		if c.Owner == b.o.Connector && !seen[c.Visitor] {
-			seen[c.Visitor] = true
-			visitors = append(visitors, c.Visitor)
-		}
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	for _, v := range visitors {
-		b.sum.Visitors++
-		if err := b.visitor(ctx, system, v); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			b.sum.Failed++
-			if len(b.sum.Failures) < 100 {
-				b.sum.Failures = append(b.sum.Failures, Failure{Visitor: string(v), Reason: err.Error()})
-			}
-		}
-		if b.o.Progress != nil {
-			b.o.Progress(1)
-		}
-	}
-	return nil
+// Login implements backfill.Desk.
+func (d *desk) Login(ctx context.Context) error {
+	return d.c.RocketChatLogin(ctx, "upstream agent credentials", d.o.User, d.o.Password, d.o.UserID, d.o.AuthToken)
 }
 
 // item is one message to send.
@@ -163,103 +70,67 @@ type item struct {
 	mark, text string
 }
 
-func (b *backfiller) visitor(ctx context.Context, system string, v model.VisitorID) error {
-	key := progressKey(b.o.Connector, v)
-	if _, err := b.st.Meta(ctx, key); err == nil {
-		b.sum.VisitorsSkipped++
-		return nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	token, err := b.st.Reverse(ctx, system, "", relay.KindVisitor, string(v))
-	if errors.Is(err, store.ErrNotFound) {
-		b.sum.VisitorsSkipped++ // never reached the upstream desk
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	convs, err := b.st.VisitorConversations(ctx, v)
-	if err != nil {
-		return err
-	}
+// Send implements backfill.Desk: the visitor-visible events of the earlier
+// conversations, one message each, those whose mark is upstream left out.
+func (d *desk) Send(ctx context.Context, h *backfill.History, dryRun bool) (backfill.Result, error) {
+	var res backfill.Result
 	var items []item
-	for _, id := range convs {
-		c, err := b.st.Conversation(ctx, id)
-		if err != nil {
-			return err
-		}
-		if c.Owner == b.o.Connector {
-			continue
-		}
-		evs, err := b.st.Events(ctx, id, 1, 0)
-		if err != nil {
-			return err
-		}
-		for i := range evs {
-			if it, ok := render(&evs[i]); ok {
+	for _, c := range h.Earlier {
+		for i := range c.Events {
+			if it, ok := render(&c.Events[i]); ok {
 				items = append(items, it)
 			}
 		}
 	}
-	vis, err := b.st.Visitor(ctx, v)
+	token := h.Upstream
+	present, err := d.present(ctx, token)
 	if err != nil {
-		return err
-	}
-	present, err := b.present(ctx, token)
-	if err != nil {
-		return err
+		return res, err
 	}
 	var todo []item
 	for _, it := range items {
 		if present[it.mark] {
-			b.sum.MessagesPresent++
+			res.Present++
 		} else {
 			todo = append(todo, it)
 		}
 	}
-	if b.o.DryRun {
-		b.sum.Messages += len(todo)
-		b.sum.VisitorsDone++
-		return nil
+	if dryRun {
+		res.Sent = len(todo)
+		return res, nil
 	}
-	name := vis.Name
+	name := h.Visitor.Name
 	if name == "" {
 		name = "Visitor"
 	}
 	for len(todo) > 0 {
-		n := min(len(todo), b.o.Chunk)
+		n := min(len(todo), d.o.Chunk)
 		msgs := make([]map[string]string, n)
 		for i := range n {
 			msgs[i] = map[string]string{"msg": todo[i].text}
 		}
 		body := map[string]any{"visitor": map[string]any{"token": token, "name": name}, "messages": msgs}
-		if err := b.c.JSON(ctx, "POST", "/api/v1/livechat/messages", body, nil); err != nil {
-			return fmt.Errorf("livechat/messages: %w", err)
+		if err := d.c.JSON(ctx, "POST", "/api/v1/livechat/messages", body, nil); err != nil {
+			return res, fmt.Errorf("livechat/messages: %w", err)
 		}
-		b.sum.Messages += n
+		res.Sent += n
 		todo = todo[n:]
 	}
-	done, _ := json.Marshal(map[string]any{"at": time.Now().UTC(), "messages": len(items)})
-	if err := b.st.Commit(ctx, &store.Batch{Meta: map[string][]byte{key: done}}); err != nil {
-		return err
-	}
-	b.sum.VisitorsDone++
-	return nil
+	return res, nil
 }
 
 var markRe = regexp.MustCompile(`(?m)^chatgate:[^\s/]+/[0-9]+$`)
 
 // present returns the marks of the messages already in the visitor's
 // upstream rooms.
-func (b *backfiller) present(ctx context.Context, token string) (map[string]bool, error) {
+func (d *desk) present(ctx context.Context, token string) (map[string]bool, error) {
 	out := map[string]bool{}
 	var rooms struct {
 		Rooms []struct {
 			ID string `json:"_id"`
 		} `json:"rooms"`
 	}
-	err := b.c.JSON(ctx, "GET", "/api/v1/livechat/visitor/"+url.PathEscape(token)+"/room", nil, &rooms)
+	err := d.c.JSON(ctx, "GET", "/api/v1/livechat/visitor/"+url.PathEscape(token)+"/room", nil, &rooms)
 	if err != nil && !httpsource.IsStatus(err, 400) && !httpsource.IsStatus(err, 404) {
 		return nil, fmt.Errorf("visitor rooms: %w", err)
 	}
@@ -276,7 +147,7 @@ func (b *backfiller) present(ctx context.Context, token string) (map[string]bool
 					TS  time.Time `json:"ts"`
 				} `json:"messages"`
 			}
-			if err := b.c.JSON(ctx, "GET", "/api/v1/livechat/messages.history/"+url.PathEscape(r.ID)+"?"+q.Encode(), nil, &h); err != nil {
+			if err := d.c.JSON(ctx, "GET", "/api/v1/livechat/messages.history/"+url.PathEscape(r.ID)+"?"+q.Encode(), nil, &h); err != nil {
 				return nil, fmt.Errorf("room history: %w", err)
 			}
 			for _, m := range h.Messages {

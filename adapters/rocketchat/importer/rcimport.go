@@ -132,30 +132,7 @@ func (im *importer) fail(room string, err error) {
 }
 
 func (im *importer) login(ctx context.Context) error {
-	if im.o.AuthToken != "" {
-		im.c.Header.Set("X-User-Id", im.o.UserID)
-		im.c.Header.Set("X-Auth-Token", im.o.AuthToken)
-		return nil
-	}
-	if im.o.User == "" || im.o.Password == "" {
-		return errors.New("Rocket.Chat credentials: give --user and --password, or --user-id and --auth-token")
-	}
-	var out struct {
-		Status string `json:"status"`
-		Data   struct {
-			UserID    string `json:"userId"`
-			AuthToken string `json:"authToken"`
-		} `json:"data"`
-	}
-	if err := im.c.JSON(ctx, "POST", "/api/v1/login", map[string]string{"user": im.o.User, "password": im.o.Password}, &out); err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	if out.Data.AuthToken == "" {
-		return errors.New("login: no auth token in the answer")
-	}
-	im.c.Header.Set("X-User-Id", out.Data.UserID)
-	im.c.Header.Set("X-Auth-Token", out.Data.AuthToken)
-	return nil
+	return im.c.RocketChatLogin(ctx, "Rocket.Chat credentials", im.o.User, im.o.Password, im.o.UserID, im.o.AuthToken)
 }
 
 // room is what livechat/rooms says of a room.

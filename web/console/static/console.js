@@ -104,8 +104,15 @@ function customerOf(c) {
   return c.users.find((u) => u.type === 'customer') || { name: '', id: '' };
 }
 
-function agentOf(c) {
-  return c.users.find((u) => u.type === 'agent');
+// isMine: I am among the chat's agents. An active chat served by others
+// reaches this console only when I supervise its department (supervisors
+// and admins: the agent API lists other agents' chats to them alone).
+function isMine(c) {
+  return !!me && c.users.some((u) => u.type === 'agent' && u.id === me.id);
+}
+
+function servingAgents(c) {
+  return c.users.filter((u) => u.type === 'agent').map((u) => u.name || u.id).join(', ') || 'nobody';
 }
 
 function threadInto(c, users, thread, fresh) {
@@ -129,7 +136,7 @@ function addEvent(c, e, fresh) {
   c.events.set(e.id, e);
   if (e.created_at > c.lastAt) c.lastAt = e.created_at;
   const fromCustomer = e.author_id && e.author_id === customerOf(c).id;
-  if (fresh && fromCustomer && (selected !== c.id || document.hidden)) {
+  if (fresh && fromCustomer && (c.queued || isMine(c)) && (selected !== c.id || document.hidden)) {
     c.unread++;
     announce(`New message from ${customerOf(c).name || 'a visitor'}`, e.text || e.name || '');
   }
@@ -142,7 +149,6 @@ async function resync(login) {
   showRouting(me.routing_status);
   const admin = me.permission === 'administrator' || me.permission === 'owner';
   $('ops-link').hidden = !admin;
-  $('others-section').hidden = !admin;
   const seen = new Set();
   for (const s of login.chats_summary || []) {
     seen.add(s.id);
@@ -154,7 +160,6 @@ async function resync(login) {
     if (!seen.has(c.id) && c.active) await loadChat(c.id, c.threadId, false);
   }
   await loadArchives(false);
-  if (admin) loadOthers();
   render();
   if (selected && chats.has(selected)) openChat(selected);
 }
@@ -187,20 +192,6 @@ async function loadArchives(show) {
   } catch (err) {
     if (show) $('archives-button').textContent = `Archived chats: ${err.message}`;
   }
-}
-
-async function loadOthers() {
-  const list = $('others-list');
-  try {
-    const r = await fetch('/console/api/ops', { headers: { Authorization: 'Bearer ' + token } });
-    if (!r.ok) return;
-    const ops = await r.json();
-    clear(list);
-    for (const a of ops.agents || []) {
-      if (a.id === me.id) continue;
-      list.append(el('li', {}, `${a.name}: ${a.open} open, ${a.status.replace(/_/g, ' ')}`));
-    }
-  } catch { /* the operator view says more */ }
 }
 
 $('archives-button').addEventListener('click', async () => {
@@ -373,20 +364,28 @@ function render() {
   renderList();
   if (selected && chats.has(selected)) renderChat(chats.get(selected));
   else {
+    // No chat open (or it left this console): nor its visitor's details.
     $('chat-view').hidden = true;
     $('empty').hidden = false;
+    for (const id of ['visitor-details', 'visitor-pages', 'visitor-history']) clear($(id));
   }
 }
 
 function renderList() {
-  const groups = { queued: [], mine: [], closed: [] };
+  const groups = { queued: [], mine: [], others: [], closed: [] };
   unseenTotal = 0;
   for (const c of chats.values()) {
-    unseenTotal += c.unread;
     if (!c.active) groups.closed.push(c);
     else if (c.queued) groups.queued.push(c);
-    else groups.mine.push(c);
+    else if (isMine(c)) groups.mine.push(c);
+    else {
+      groups.others.push(c);
+      c.unread = 0; // others' chats are watched, not answered: no unread count
+      continue;
+    }
+    unseenTotal += c.unread;
   }
+  $('others-section').hidden = groups.others.length === 0;
   for (const [name, list] of Object.entries(groups)) {
     list.sort((a, b) => (b.lastAt > a.lastAt ? 1 : -1));
     const ul = $(`${name}-list`);
@@ -477,7 +476,8 @@ function eventNode(c, e) {
         if (a === null) continue;
         dl.append(el('dt', {}, f.label || f.name || f.id || ''), el('dd', {}, a));
       }
-      body.append(el('div', {}, `Form: ${e.form_type || e.form_id || ''}`), dl);
+      const kind = e.form_type || e.form_id;
+      body.append(el('div', { class: 'form-title' }, kind ? `Filled form: ${kind}` : 'Filled form'), dl);
       break;
     }
     case 'rich_message': {
@@ -533,8 +533,9 @@ function renderChat(c) {
   const cust = customerOf(c);
   $('chat-title').textContent = cust.name || 'Visitor';
   $('chat-source').textContent = sourceText(c);
-  const agent = agentOf(c);
-  $('chat-state').textContent = !c.active ? 'Closed' : c.queued ? 'Queued' : `Served by ${agent ? agent.name : 'nobody'}`;
+  const others = c.active && !c.queued && !isMine(c);
+  $('chat-state').textContent = !c.active ? 'Closed' : c.queued ? 'Queued' : `Served by ${servingAgents(c)}`;
+  $('watching').hidden = !others;
   const ol = $('messages');
   const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
   const key = `${c.id} ${c.threadId}`;
@@ -551,14 +552,15 @@ function renderChat(c) {
   for (const e of want) if (!have.has(e.id)) ol.append(eventNode(c, e));
   if (atBottom || want.length !== have.size) ol.scrollTop = ol.scrollHeight;
   $('typing').textContent = c.typing ? `${cust.name || 'The visitor'} is typing${c.peek ? `: ${c.peek}` : '…'}` : '';
-  const mine = c.active && !c.queued && agent && agent.id === me.id;
-  $('take-button').hidden = !(c.active && c.queued);
-  $('transfer-button').hidden = !c.active;
-  $('close-button').hidden = !c.active;
-  $('tag-button').hidden = !c.active && !c.archived;
-  $('composer').hidden = !c.active || c.queued;
+  // Another agent's chat is read-only here; Take over makes it mine.
+  $('take-button').hidden = !(c.active && (c.queued || others));
+  $('take-button').textContent = others ? 'Take over' : 'Take chat';
+  $('transfer-button').hidden = !c.active || others;
+  $('close-button').hidden = !c.active || others;
+  $('ban-button').hidden = others;
+  $('tag-button').hidden = (!c.active && !c.archived) || others;
+  $('composer').hidden = !c.active || c.queued || others;
   $('tag-button').textContent = c.tags.length ? `Tag (${c.tags.join(', ')})` : 'Tag';
-  if (!mine && !c.queued) $('composer').hidden = !c.active;
 }
 
 async function loadVisitor(c) {
@@ -676,8 +678,14 @@ function confirmDialog(title, message, ok, extra) {
 
 $('take-button').addEventListener('click', async () => {
   const c = chats.get(selected);
+  if (!c.queued) {
+    const ok = await confirmDialog('Take over this chat?', `${servingAgents(c)} will no longer serve the chat with ${customerOf(c).name || 'the visitor'}.`, 'Take over');
+    if (!ok) return;
+  }
   try {
     await rtm.call('transfer_chat', { id: c.id, target: { type: 'agent', ids: [me.id] } });
+    await loadChat(c.id, c.threadId, false);
+    render();
   } catch (err) {
     alertError(err);
   }

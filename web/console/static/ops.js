@@ -28,6 +28,7 @@ function draw(v) {
     ? `${(w.registered || []).length} registered, ${(w.pending || []).length} pending, ${(w.exhausted || []).length} given up.`
     : 'Webhooks are disabled.';
   $('retry-button').hidden = !w.enabled;
+  $('revive-button').hidden = !w.enabled || !(w.exhausted || []).length;
   rows('hook-rows', w.registered || [], (h) => [h.action, h.url, h.id], 'None registered.');
   rows('pending-rows', w.pending || [], (p) => [p.action, String(p.attempts), when(p.next_at), p.last_error || ''], 'Nothing waiting.');
   rows('exhausted-rows', w.exhausted || [], (p) => [p.action, String(p.attempts), when(p.exhausted_at), p.last_error || ''], 'None.');
@@ -40,7 +41,12 @@ function draw(v) {
   const c = v.conversations || {};
   $('conv-summary').textContent = `${c.queued || 0} queued, ${c.open || 0} open with agents here.`;
   rows('queue-rows', v.queues || [], (q) => [q.name ? `${q.name} (${q.department})` : q.department, String(q.queued)], 'No departments.');
-  rows('source-rows', Object.entries(c.by_source || {}).sort(), ([k, n]) => [k, String(n)], 'No active conversations.');
+  // On PostgreSQL the deployment's counts (every node) come from the
+  // store; this node's own count stands beside them.
+  const all = c.by_source_all;
+  $('source-all-col').hidden = !all;
+  const keys = [...new Set([...Object.keys(c.by_source || {}), ...Object.keys(all || {})])].sort();
+  rows('source-rows', keys, (k) => [k, ...(all ? [String(all[k] || 0)] : []), String((c.by_source || {})[k] || 0)], 'No active conversations.');
   rows('agent-rows', v.agents || [], (a) => [`${a.name} (${a.id})`, a.status.replace(/_/g, ' '), String(a.open), a.max_chats ? String(a.max_chats) : 'no limit'], 'No agents.');
   const dl = $('store-details');
   clear(dl);
@@ -87,17 +93,24 @@ $('ops-login').addEventListener('submit', (e) => {
   begin();
 });
 
-$('retry-button').addEventListener('click', async () => {
+// webhookAction posts one of the operator's webhook actions and says how
+// many deliveries it moved.
+async function webhookAction(path, key, said) {
   try {
-    const r = await fetch('/console/api/ops/retry_webhooks', { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    const r = await fetch(path, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
     const j = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(j.error || `HTTP ${r.status}`);
-    $('ops-updated').textContent = `Retrying ${j.retried} deliveries now`;
+    $('ops-updated').textContent = said(j[key]);
     setTimeout(load, 500);
   } catch (e) {
     $('ops-error').textContent = `Retry failed: ${e.message}`;
   }
-});
+}
+
+$('retry-button').addEventListener('click', () => webhookAction('/console/api/ops/retry_webhooks', 'retried',
+  (n) => `Retrying ${n} deliveries now`));
+$('revive-button').addEventListener('click', () => webhookAction('/console/api/ops/revive_webhooks', 'revived',
+  (n) => `Retrying ${n} given-up deliveries now, in order`));
 
 if (token) begin();
 else $('ops-login').hidden = false;
