@@ -16,7 +16,7 @@ FUZZ_TARGETS := \
 	./adapters/livechat/wire:FuzzEventIn \
 	./store/dump:FuzzImport
 
-.PHONY: all build run test vet unit pg-test fuzz bench bench-pg docker clean widget e2e
+.PHONY: all build run test vet unit pg-test fuzz bench bench-pg bench-report docker clean widget e2e
 
 all: build
 
@@ -64,6 +64,11 @@ bench:
 
 # Commit throughput on PostgreSQL (a throwaway cluster unless
 # CHATGATE_TEST_PG is set); see docs/performance.md.
+# `make bench-report`: issue 14's configurations of `chatgate bench`, three
+# runs each, as a table of min/median/max (see .ci/bench-report; needs jq).
+bench-report:
+	.ci/bench-report
+
 bench-pg:
 	@set -e; \
 	if [ -z "$$CHATGATE_TEST_PG" ]; then \

@@ -81,12 +81,24 @@ type Batch struct {
 	Idems []Idem
 	// Meta are small named values (generated secrets, settings).
 	Meta map[string][]byte
+	// Expect are visitors the command read and relied on without writing
+	// them (the desk's ban check when it posts): the batch commits only
+	// while each is still at its Rev, else it fails whole with ErrStale,
+	// as a stale write does. (So such a read may come from a cache:
+	// MayBeStale.) An Expect with Rev 0 checks nothing.
+	Expect []Expect
 	// Outbox are deliveries owed because of this batch (webhooks). They
 	// are written with the rest of the batch or not at all, so that no
 	// committed event lacks its deliveries and no delivery announces an
 	// event that was not committed. The store assigns their Seq and sets
 	// their State to pending.
 	Outbox []OutboxRow
+}
+
+// Expect is a revision a batch relies on (Batch.Expect).
+type Expect struct {
+	Visitor model.VisitorID
+	Rev     uint64
 }
 
 // Empty reports whether the batch writes nothing.

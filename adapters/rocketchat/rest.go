@@ -35,7 +35,10 @@ type restState struct {
 	// out, and are read back from the store if asked again.
 	roomIDs     *lru.Cache[model.ConvID, string]
 	widgetRooms *lru.Cache[model.ConvID, bool]
-	routes      []*restRoute
+	// plainRooms: room ids that are a conversation's own id and no
+	// client's alias (room_ids.go, resolveRoom); bounded as well.
+	plainRooms *lru.Cache[string, struct{}]
+	routes     []*restRoute
 }
 
 // Error shapes of spec §3.3.
@@ -67,6 +70,7 @@ type restReq struct {
 
 func (s *Surface) initREST() {
 	s.rest.roomIDs, s.rest.widgetRooms = newRoomCaches(roomCacheSize)
+	s.rest.plainRooms, _ = lru.New[string, struct{}](roomCacheSize) // size > 0: no error
 	A, B := shapeA, shapeB
 	add := func(method, path string, agent bool, sh shape, h restHandler) {
 		s.rest.routes = append(s.rest.routes, &restRoute{method: method, segs: strings.Split(path, "/"), agent: agent, shape: sh, h: h})

@@ -4,6 +4,7 @@ package rocketchat
 // livechat/upload/:rid.
 
 import (
+	"chatgate/store"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -103,7 +104,13 @@ func (s *Surface) restMessageSend(c *gin.Context, r *restReq) (map[string]any, e
 		return nil, err
 	}
 	ctx := c.Request.Context()
-	v, conv, err := s.visitorRoom(ctx, in[0], in[1])
+	// The room may come from this node's cache (store.MayBeStale): the
+	// desk's Post checks visitor and room again when it commits, and a
+	// refusal is only made on a fresh read.
+	v, conv, err := s.visitorRoom(store.MayBeStale(ctx), in[0], in[1])
+	if err != nil || !conv.Active() {
+		v, conv, err = s.visitorRoom(ctx, in[0], in[1])
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -48,14 +48,27 @@ func validRoomID(rid string) bool {
 // client-chosen id bound to a conversation (KindRoomAlias), else the id as
 // a conversation id. aliased reports the former. An unknown id comes back
 // unchanged.
+//
+// A room id that is a conversation's own id is remembered (plainRooms):
+// such an id never becomes an alias (roomTaken refuses it, and an alias is
+// bound with its conversation or never), so its two lookups, which find
+// nothing on every message of such a room, are made once per node.
 func (s *Surface) resolveRoom(ctx context.Context, rid string) (model.ConvID, bool) {
 	if rid == "" || len(rid) > maxTokenLen {
+		return model.ConvID(rid), false
+	}
+	if s.rest.plainRooms.Contains(rid) {
 		return model.ConvID(rid), false
 	}
 	for _, kind := range []string{KindRoomID, KindRoomAlias} {
 		if id, err := s.d.Store().Resolve(ctx, s.roomKey(kind, rid)); err == nil {
 			return model.ConvID(id), true
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return model.ConvID(rid), false
 		}
+	}
+	if _, err := s.d.Store().Conversation(ctx, model.ConvID(rid)); err == nil {
+		s.rest.plainRooms.Add(rid, struct{}{})
 	}
 	return model.ConvID(rid), false
 }

@@ -59,7 +59,11 @@ type benchOptions struct {
 	// CPUProfile, if set, is where the CPU profile of the load phase goes.
 	// In-process it covers the gateway and the load generator together,
 	// which is what tells whether the generator is the bottleneck.
-	CPUProfile     string
+	CPUProfile string
+	// MemProfile, if set, is where the allocation profile (allocs) goes
+	// after the load phase: what the load allocated is what the collector
+	// then has to reclaim.
+	MemProfile     string
 	Stdout, Stderr io.Writer
 	// progress forces the progress line on (tests leave it off).
 	progress bool
@@ -92,6 +96,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.NoBaselines, "no-baselines", false, "skip the echo, raw durable echo, in-store echo and gin baselines")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file (go tool pprof)")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (allocs) after the load phase to this file (go tool pprof -sample_index=alloc_space)")
 	fs.IntVar(&o.Capacity, "capacity", 0, "capacity mode: hold this many idle DDP and customer RTM sessions and report memory per connection (no load phase)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -177,6 +182,9 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	if err := runProfiled(o.CPUProfile, func() error { return runLoad(ctx, o, rep) }); err != nil {
 		return nil, err
 	}
+	if err := writeAllocProfile(o.MemProfile); err != nil {
+		return nil, err
+	}
 	if o.VisitorSurface == "v2" && ctx.Err() == nil {
 		rep.V2PollsPerSec = runV2PollPhase(ctx, o)
 	}
@@ -222,6 +230,25 @@ func runProfiled(path string, f func() error) error {
 	}
 	defer pprof.StopCPUProfile()
 	return f()
+}
+
+// writeAllocProfile writes the allocation profile to path when it is set.
+func writeAllocProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
+		out.Close()
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	return nil
 }
 
 // benchGateway is a gateway run by the bench in this process.
@@ -478,6 +505,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 
 	// The load phase.
 	cpu0 := readCPU(o.PID)
+	io0, ioOK := readSyscalls(o.PID)
 	start := time.Now()
 	pctx, pcancel := context.WithTimeout(lctx, o.Duration)
 	defer pcancel()
@@ -500,6 +528,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	<-pctx.Done()
 	elapsed := time.Since(start)
 	cpu := readCPU(o.PID) - cpu0
+	io1, io1OK := readSyscalls(o.PID)
 	rep.ServerRSSBytes = readRSS(o.PID)
 	// A visitor or agent stuck on a gateway that stopped answering must
 	// not hang the run: it is reported, and the run goes on.
@@ -530,6 +559,10 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	if cpu0 > 0 {
 		rep.CPUSec = cpu.Seconds()
 		rep.CPUMicrosPerRelayed = cpuPer(cpu, rep.Relayed)
+	}
+	if ioOK && io1OK && rep.Relayed > 0 {
+		rep.ReadsPerRelayed = float64(io1.reads-io0.reads) / float64(rep.Relayed)
+		rep.WritesPerRelayed = float64(io1.writes-io0.writes) / float64(rep.Relayed)
 	}
 	rep.VisitorToAgent = summarize(v2a)
 	rep.AgentToVisitor = summarize(back)
@@ -621,6 +654,40 @@ func readCPU(pid int) time.Duration {
 		return 0
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// syscalls counts a process's read and write system calls.
+type syscalls struct{ reads, writes int64 }
+
+// readSyscalls returns the read and write system calls (sockets, files)
+// a process has made so far (Linux /proc/<pid>/io), false when unknown.
+func readSyscalls(pid int) (syscalls, bool) {
+	if pid <= 0 {
+		return syscalls{}, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return syscalls{}, false
+	}
+	var n syscalls
+	found := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		x, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "syscr":
+			n.reads, found = x, found+1
+		case "syscw":
+			n.writes, found = x, found+1
+		}
+	}
+	return n, found == 2
 }
 
 // cpuPer returns the microseconds of CPU per item, 0 when unknown.

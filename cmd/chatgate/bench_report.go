@@ -64,10 +64,15 @@ type benchReport struct {
 	// phase (the bench's own process in process: the load generator is
 	// then part of it); CPUMicrosPerRelayed is that per relayed message.
 	// Unlike msgs/s it hardly moves with what else runs on the machine.
-	CPUSec              float64  `json:"cpu_s,omitempty"`
-	CPUMicrosPerRelayed float64  `json:"cpu_us_per_relayed,omitempty"`
-	Errors              int64    `json:"errors"`
-	ErrorSamples        []string `json:"error_samples,omitempty"`
+	CPUSec              float64 `json:"cpu_s,omitempty"`
+	CPUMicrosPerRelayed float64 `json:"cpu_us_per_relayed,omitempty"`
+	// ReadsPerRelayed and WritesPerRelayed are the read and write system
+	// calls of that process during the load phase per relayed message
+	// (/proc/<pid>/io: websocket frames, HTTP, and the store's page writes).
+	ReadsPerRelayed  float64  `json:"read_syscalls_per_relayed,omitempty"`
+	WritesPerRelayed float64  `json:"write_syscalls_per_relayed,omitempty"`
+	Errors           int64    `json:"errors"`
+	ErrorSamples     []string `json:"error_samples,omitempty"`
 	// RSS of the gateway process (the bench's own when in process: it then
 	// includes the load generator), 0 when unknown.
 	RSSBeforeBytes int64              `json:"rss_before_bytes"`
@@ -114,6 +119,9 @@ func writeBenchReport(w io.Writer, rep *benchReport, asJSON bool) error {
 			who = "this process: gateway and load generator"
 		}
 		fmt.Fprintf(tw, "CPU\t%.1f s, %.0f µs per relayed message (%s)\n", rep.CPUSec, rep.CPUMicrosPerRelayed, who)
+	}
+	if rep.WritesPerRelayed > 0 {
+		fmt.Fprintf(tw, "system calls\t%.2f reads, %.2f writes per relayed message\n", rep.ReadsPerRelayed, rep.WritesPerRelayed)
 	}
 	fmt.Fprintf(tw, "errors\t%d\n", rep.Errors)
 	for _, s := range rep.ErrorSamples {

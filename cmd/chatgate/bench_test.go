@@ -17,7 +17,7 @@ func TestBenchInProcess(t *testing.T) {
 	for _, surface := range []string{"v2", "rocketchat", "customer"} {
 		t.Run(surface, func(t *testing.T) {
 			args := []string{"--visitor-surface", surface, "--visitors", "4", "--agents", "2", "--duration", "2s",
-				"--baseline-duration", "300ms"}
+				"--baseline-duration", "1s"} // 300 ms saw no echo at all once on a loaded machine
 			if surface != "v2" {
 				args = append(args, "--no-baselines")
 			}
@@ -29,7 +29,8 @@ func TestBenchInProcess(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Errors != 0 || rep.VisitorToAgent.Count == 0 || rep.AgentToVisitor.Count == 0 || rep.RelayedPerSec <= 0 {
+			if rep.Errors != 0 || rep.VisitorToAgent.Count == 0 || rep.AgentToVisitor.Count == 0 || rep.RelayedPerSec <= 0 ||
+				rep.WritesPerRelayed <= 0 || rep.ReadsPerRelayed <= 0 {
 				t.Fatalf("report: relayed %d (v→a %d, a→v %d), errors %d %v", rep.Relayed,
 					rep.VisitorToAgent.Count, rep.AgentToVisitor.Count, rep.Errors, rep.ErrorSamples)
 			}
@@ -114,5 +115,50 @@ func TestBenchFlags(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"bench", "--visitor-surface", "irc"}, io.Discard, func(string) string { return "" }); err == nil {
 		t.Error("run bench with a bad flag: no error")
+	}
+}
+
+// TestRTMWorth: the bench clients skip, undecoded, only frames that cannot
+// matter to them; failures, chat ends and the answers they wait for are
+// decoded, and an incoming_event comes back with its payload in one pass.
+func TestRTMWorth(t *testing.T) {
+	push := func(text, author string) string {
+		return `{"action":"incoming_event","type":"push","payload":{"chat_id":"C1","thread_id":"T1","event":{"id":"e","type":"message","text":"` +
+			text + `","author_id":"` + author + `"}}}`
+	}
+	for _, tc := range []struct {
+		name, frame, prefix string
+		actions             []string
+		worth               bool
+		push                bool // decodes as an incoming_event
+		fails               bool // decodes as a failed response
+	}{
+		{name: "answer", frame: push("ack|1|2|3", "agent"), prefix: "ack", worth: true, push: true},
+		{name: "own echo", frame: push("bench|1|2|3", "visitor"), prefix: "ack"},
+		{name: "own send's response", frame: `{"request_id":"c1","action":"send_event","type":"response","success":true,"payload":{"event":{"id":"e","type":"message","text":"bench|1|2|3"}}}`, prefix: "ack"},
+		{name: "failed response", frame: `{"request_id":"c1","action":"send_event","type":"response","success":false,"payload":{"error":{"type":"validation","message":"no"}}}`, prefix: "ack", worth: true, fails: true},
+		{name: "chat end", frame: `{"action":"chat_deactivated","type":"push","payload":{"chat_id":"C1"}}`, prefix: "ack", actions: []string{"chat_deactivated"}, worth: true},
+		{name: "visitor message to agent", frame: push("bench|1|2|3", "visitor"), prefix: "bench", worth: true, push: true},
+		{name: "agent's own answer", frame: push("ack|1|2|3", "agent"), prefix: "bench"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := []byte(tc.frame)
+			if got := rtmWorth(b, tc.prefix, tc.actions...); got != tc.worth {
+				t.Fatalf("rtmWorth = %v, want %v", got, tc.worth)
+			}
+			if !tc.worth {
+				return
+			}
+			p, f, err := decodeRTMPush(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (p != nil) != tc.push || (tc.push && (p.ChatID != "C1" || p.Event.Text == "" || p.Event.AuthorID == "")) {
+				t.Fatalf("push = %+v, want a push: %v", p, tc.push)
+			}
+			if failed := f.Success != nil && !*f.Success; failed != tc.fails {
+				t.Fatalf("failed = %v, want %v (%+v)", failed, tc.fails, f)
+			}
+		})
 	}
 }

@@ -435,6 +435,13 @@ func (d *Desk) commitCreated(ctx context.Context, b *store.Batch, c model.Conver
 	if err := d.st.Commit(context.WithoutCancel(ctx), b); err != nil {
 		return err
 	}
+	for i := range b.Convs {
+		if b.Convs[i].ID == c.ID {
+			// The notice carries the conversation as committed, with
+			// its new revision (other nodes' caches take it as is).
+			c = b.Convs[i]
+		}
+	}
 	if d.onEv != nil && len(evs) > 0 {
 		d.onEv(len(evs))
 	}
@@ -789,36 +796,62 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 	if err := d.checkDraftProps(req.Author, req.Draft); err != nil {
 		return model.Event{}, false, err
 	}
-	if req.IdemKey != "" {
-		if e, ok, err := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv, req.Author); ok || err != nil {
-			return e, ok, err
-		}
-	}
+	// A repeated idempotency key is found when the commit refuses it
+	// (the key is unique in the store) or the command fails otherwise,
+	// rather than by a read before every post: a retry is rare, a post
+	// is not.
 	if req.Author.Kind == model.AuthorVisitor && !ratelimit.Exempt(ctx) && !d.limits.Messages.Allow(req.Author.ID) {
+		if req.IdemKey != "" {
+			if e, ok, err := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv, req.Author); ok || err != nil {
+				return e, ok, err
+			}
+		}
 		return model.Event{}, false, ErrRateLimited
 	}
 	var ev model.Event
+	// A cached copy of the conversation may do: a decision to write is
+	// written back with c under its revision, so a stale copy fails the
+	// commit (store.ErrStale) and onConv runs this again on a fresh read;
+	// a refusal is only made on a fresh read (refuse).
+	cached := true
+	refuse := func(err error) error {
+		if cached {
+			cached = false
+			return fmt.Errorf("%w: refusal checked on a fresh read", store.ErrStale)
+		}
+		return err
+	}
 	err := d.onConv(ctx, req.Conv, func(ctx context.Context) error {
-		c, err := d.st.Conversation(ctx, req.Conv)
+		rctx := ctx
+		if cached {
+			rctx = store.MayBeStale(ctx)
+		}
+		c, err := d.st.Conversation(rctx, req.Conv)
 		if err != nil {
 			return fmt.Errorf("conversation %s: %w", req.Conv, errNotFound(err))
 		}
 		if !c.Active() && !(req.AfterClose && req.Author.Kind == model.AuthorSystem) {
-			return ErrInactive
+			return refuse(ErrInactive)
 		}
 		now := d.Now()
 		var evs []model.Event
+		var expect []store.Expect
 		reserved := model.AgentID("")
 		switch req.Author.Kind {
 		case model.AuthorVisitor:
 			if req.Author.ID != string(c.Visitor) {
-				return ErrForbidden
+				return refuse(ErrForbidden)
 			}
-			if v, err := d.st.Visitor(ctx, c.Visitor); err != nil {
+			// The ban check relies on the visitor as read: the commit
+			// holds it to that revision (store.Batch.Expect).
+			v, err := d.st.Visitor(rctx, c.Visitor)
+			if err != nil {
 				return fmt.Errorf("visitor %s: %w", c.Visitor, err)
-			} else if v.Banned(now) {
-				return ErrBanned
 			}
+			if v.Banned(now) {
+				return refuse(ErrBanned)
+			}
+			expect = append(expect, store.Expect{Visitor: v.ID, Rev: v.Rev})
 		case model.AuthorAgent:
 			agent := model.AgentID(req.Author.ID)
 			a, ok := d.router.Agent(agent)
@@ -831,7 +864,7 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 				reserved = agent
 				d.setAgent(&c, agent, now, &evs)
 			case c.Agent != agent && !c.HasMember(agent):
-				return ErrForbidden
+				return refuse(ErrForbidden)
 			}
 		case model.AuthorSystem:
 		default:
@@ -840,7 +873,7 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		}
 		ev = d.event(&c, req.Author, req.Draft, now)
 		evs = append(evs, ev)
-		b := &store.Batch{Convs: []model.Conversation{c}, Events: evs}
+		b := &store.Batch{Convs: []model.Conversation{c}, Events: evs, Expect: expect}
 		if req.IdemKey != "" {
 			b.Idems = []store.Idem{{System: req.IdemSystem, Key: req.IdemKey, Conv: c.ID, Seq: ev.Seq}}
 		}
@@ -862,8 +895,11 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		}
 		return nil
 	})
-	if errors.Is(err, store.ErrConflict) && req.IdemKey != "" {
-		// The key was used concurrently on another conversation actor.
+	if err != nil && req.IdemKey != "" {
+		// The key was used before (the commit's conflict), or the post
+		// failed for a reason a first post of the key would not have
+		// met (the conversation closed since): the original event is the
+		// answer either way.
 		if e, ok, rerr := d.replay(ctx, req.IdemSystem, req.IdemKey, req.Conv, req.Author); ok || rerr != nil {
 			return e, ok, rerr
 		}

@@ -268,3 +268,102 @@ func TestTwoDesksOnePostgres(t *testing.T) {
 	}
 	t.Logf("%d stale retries", stale.Load())
 }
+
+// TestCachedCopiesNeverWiden: each node's store keeps copies of the
+// conversations and visitors its posts read (store/postgres, under
+// store.MayBeStale). Another node's ban, close or takeover, of which this
+// node heard nothing (no cluster notices here), must still hold on this
+// node's next post: the post's commit finds its copies stale and the
+// refusal is made on a fresh read.
+func TestCachedCopiesNeverWiden(t *testing.T) {
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url)
+	var (
+		desks  [2]*Desk
+		stores [2]*postgres.Store
+	)
+	for i := range desks {
+		st, err := postgres.Open(t.Context(), url, postgres.Options{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		stores[i] = st
+		desks[i] = New(Options{Store: st, Router: routing.New([]model.Agent{ann, dan}, true), Bus: hub.NewBus(),
+			Actors: hub.NewActors(64), Logger: zerolog.Nop(), Departs: departments})
+	}
+	a, b := desks[0], desks[1]
+	ctx := t.Context()
+	chat := func(name string) (model.Visitor, model.Conversation) {
+		t.Helper()
+		v, err := b.EnsureVisitor(ctx, store.MapKey{System: "test", Kind: "visitor", Foreign: name}, model.Visitor{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := b.Start(ctx, StartRequest{Visitor: v.ID, Department: "sales", Origin: "test", Author: visitorAuthor(v)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, c
+	}
+	post := func(d *Desk, c model.Conversation, by model.Author) error {
+		_, _, err := d.Post(ctx, PostRequest{Conv: c.ID, Author: by, Draft: Draft{Text: "hello"}})
+		return err
+	}
+	// warm posts twice on node a, so that its second post reads copies.
+	warm := func(c model.Conversation, by model.Author) {
+		t.Helper()
+		before := stores[0].CacheStats()
+		for range 2 {
+			if err := post(a, c, by); err != nil {
+				t.Fatalf("post on a: %v", err)
+			}
+		}
+		if after := stores[0].CacheStats(); after.Conversations == before.Conversations {
+			t.Fatalf("node a's second post read no cached conversation (%+v)", after)
+		}
+	}
+
+	t.Run("ban on the other node", func(t *testing.T) {
+		v, c := chat("banned")
+		warm(c, visitorAuthor(v))
+		if _, err := b.Ban(ctx, v.ID, 1, model.Author{Kind: model.AuthorSystem}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := post(a, c, visitorAuthor(v)); !errors.Is(err, ErrBanned) {
+			t.Fatalf("post after a ban on the other node = %v, want ErrBanned", err)
+		}
+	})
+	t.Run("close on the other node", func(t *testing.T) {
+		v, c := chat("closed")
+		warm(c, visitorAuthor(v))
+		if _, err := b.Close(ctx, c.ID, model.Author{Kind: model.AuthorSystem}, "test", ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := post(a, c, visitorAuthor(v)); !errors.Is(err, ErrInactive) {
+			t.Fatalf("post after a close on the other node = %v, want ErrInactive", err)
+		}
+	})
+	t.Run("takeover on the other node", func(t *testing.T) {
+		// ann takes the chat on node a; node b transfers it to support,
+		// which of the two only dan serves, and dan takes it there.
+		_, c := chat("taken")
+		warm(c, agentAuthor("ann"))
+		if err := b.Transfer(ctx, c.ID, "support", model.Author{Kind: model.AuthorSystem}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := post(b, c, agentAuthor("dan")); err != nil {
+			t.Fatalf("dan takes the chat on b: %v", err)
+		}
+		cv, err := stores[1].Conversation(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cv.Agent != "dan" {
+			t.Fatalf("after the transfer the chat is %q's, want dan's", cv.Agent)
+		}
+		if err := post(a, c, agentAuthor("ann")); !errors.Is(err, ErrForbidden) {
+			t.Fatalf("ann's post on a chat node b gave to dan = %v, want ErrForbidden", err)
+		}
+	})
+}

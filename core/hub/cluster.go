@@ -45,6 +45,22 @@ type Source interface {
 	Events(ctx context.Context, conv model.ConvID, from uint64, limit int) ([]model.Event, error)
 }
 
+// Cache is an optional ability of a Source that keeps copies of what it
+// reads (store/postgres): the cluster tells it of every change another node
+// committed before delivering that change here (so that a session told of
+// a change finds it when it reads), and to forget every copy when the
+// broker may have lost pointers (Resync).
+type Cache interface {
+	// Committed gives the conversation as another node committed it,
+	// at c.Rev.
+	Committed(c model.Conversation)
+	// Changed says that another node changed conv or its visitor (either
+	// may be empty) in a way the notice does not carry whole.
+	Changed(conv model.ConvID, visitor model.VisitorID)
+	// Forget drops every copy.
+	Forget()
+}
+
 // Wire is a notice as it crosses nodes: a pointer (the conversation and the
 // sequence range the change appended, the sequences it changed in place),
 // the change's own description when it has no events (typing, properties,
@@ -75,9 +91,13 @@ type Wire struct {
 
 // Inline is a committed notice's state carried with its pointer.
 type Inline struct {
-	Conv    model.Conversation `json:"c"`
-	Events  []model.Event      `json:"e,omitempty"`
-	Updated []model.Event      `json:"u,omitempty"`
+	Conv model.Conversation `json:"c"`
+	// Rev is Conv's revision (model.Conversation.Rev is not in its JSON);
+	// set for notices that carry events, whose Conv is the conversation
+	// exactly as committed at Rev (the desk publishes the committed copy).
+	Rev     uint64        `json:"r,omitempty"`
+	Events  []model.Event `json:"e,omitempty"`
+	Updated []model.Event `json:"u,omitempty"`
 }
 
 // WireOf describes n for other nodes (inline copy included; a broker whose
@@ -100,6 +120,9 @@ func WireOf(node string, n *Notice) *Wire {
 		w.Rest = &rest
 	}
 	w.Inline = &Inline{Conv: n.Conv, Events: n.Events, Updated: n.Updated}
+	if len(n.Events) > 0 || len(n.Updated) > 0 {
+		w.Inline.Rev = n.Conv.Rev
+	}
 	return w
 }
 
@@ -121,6 +144,7 @@ type Cluster struct {
 	bus    *Bus
 	broker Broker
 	src    Source
+	cache  Cache // src's, when it has one
 	node   string
 	onErr  func(error)
 
@@ -150,6 +174,7 @@ const cursorTTL = 10 * time.Minute
 // (the notice is then delivered without the missing events).
 func NewCluster(bus *Bus, broker Broker, src Source, node string, onErr func(error)) *Cluster {
 	c := &Cluster{bus: bus, broker: broker, src: src, node: node, onErr: onErr}
+	c.cache, _ = src.(Cache)
 	for i := range c.shards {
 		c.shards[i].last = make(map[model.ConvID]*cursor)
 	}
@@ -194,6 +219,11 @@ func (c *Cluster) shard(id model.ConvID) *seqShard {
 // local delivers a notice committed on this node and publishes it.
 func (c *Cluster) local(n Notice) {
 	ctx := context.Background()
+	if c.cache != nil && n.PrevVisitor != "" {
+		// This node's own commit moved the conversation away from that
+		// visitor: its cached thread list still names it.
+		c.cache.Changed("", n.PrevVisitor)
+	}
 	c.deliver(ctx, n.Conv.ID, func(uint64) (Notice, error) { return n, nil })
 	c.mu.Lock()
 	c.seq++
@@ -208,6 +238,7 @@ func (c *Cluster) Receive(ctx context.Context, w *Wire) {
 	if w.Node == c.node {
 		return
 	}
+	c.observe(w)
 	rest := Notice{}
 	if w.Rest != nil {
 		rest = *w.Rest
@@ -258,6 +289,27 @@ func (c *Cluster) Receive(ctx context.Context, w *Wire) {
 		}
 		return n, nil
 	})
+}
+
+// observe keeps the source's cache true before w is delivered: a notice
+// with events carries its conversation as committed, anything else only
+// says the conversation or its visitor changed (a ban names only the
+// visitor). Typing indicators change nothing stored.
+func (c *Cluster) observe(w *Wire) {
+	if c.cache == nil || w.ephemeral() {
+		return
+	}
+	if w.Rest != nil && w.Rest.PrevVisitor != "" {
+		// The conversation left that visitor (desk.ChangeVisitor).
+		c.cache.Changed("", w.Rest.PrevVisitor)
+	}
+	if w.Inline != nil && w.Inline.Rev > 0 && w.Conv != "" && w.Inline.Conv.ID == w.Conv {
+		cv := w.Inline.Conv
+		cv.Rev = w.Inline.Rev
+		c.cache.Committed(cv)
+		return
+	}
+	c.cache.Changed(w.Conv, w.Visitor)
 }
 
 // deliver publishes on the local bus, in sequence order, what a notice of
@@ -323,6 +375,9 @@ func (n *Notice) hasChange() bool {
 // Resync catches up, from the store, every conversation this node has
 // delivered recently: called when the broker may have lost pointers.
 func (c *Cluster) Resync(ctx context.Context) {
+	if c.cache != nil {
+		c.cache.Forget()
+	}
 	type pending struct {
 		id  model.ConvID
 		seq uint64

@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -256,6 +258,82 @@ func TestClusterCarriesNoticesWithoutEvents(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no ban notice")
 	}
+}
+
+// cacheSource is a memSource with a cache (hub.Cache) that records what
+// the cluster tells it.
+type cacheSource struct {
+	memSource
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *cacheSource) Committed(cv model.Conversation) {
+	c.record(fmt.Sprintf("committed %s@%d", cv.ID, cv.Rev))
+}
+func (c *cacheSource) Changed(conv model.ConvID, v model.VisitorID) {
+	c.record(fmt.Sprintf("changed %s/%s", conv, v))
+}
+func (c *cacheSource) Forget() { c.record("forget") }
+func (c *cacheSource) record(s string) {
+	c.mu.Lock()
+	c.calls = append(c.calls, s)
+	c.mu.Unlock()
+}
+func (c *cacheSource) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.calls
+	c.calls = nil
+	return out
+}
+
+// TestClusterKeepsCacheTrue: before a notice from another node is
+// delivered, the receiving node's cache hears of it — a notice with events
+// gives the conversation as committed at its revision, any other change
+// (or one whose inline copy did not fit) drops the conversation and its
+// visitor, a move drops the previous visitor too (also for this node's own
+// moves), typing changes nothing, and a resync forgets everything.
+func TestClusterKeepsCacheTrue(t *testing.T) {
+	conv := model.Conversation{ID: "c1", Visitor: "v1", Rev: 7}
+	ev := []model.Event{{Conv: "c1", Seq: 1, Kind: model.KindMessage}}
+	tests := []struct {
+		name string
+		n    Notice
+		slim bool
+		want []string
+	}{
+		{"events", Notice{Conv: conv, Events: ev}, false, []string{"committed c1@7"}},
+		{"events without inline copy", Notice{Conv: conv, Events: ev}, true, []string{"changed c1/v1"}},
+		{"tag", Notice{Conv: conv, Tag: &TagChange{Tag: "x", Added: true}}, false, []string{"changed c1/v1"}},
+		{"ban", Notice{Conv: model.Conversation{Visitor: "v1"}, Ban: &BanChange{Visitor: "v1", Days: 1}}, false, []string{"changed /v1"}},
+		{"moved", Notice{Conv: conv, PrevVisitor: "v0"}, false, []string{"changed /v0", "changed c1/v1"}},
+		{"typing", Notice{Conv: conv, Typing: &Typing{On: true}}, false, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &cacheSource{memSource: memSource{conv: conv}}
+			b := newNode(t, "b", src)
+			w := WireOf("a", &tc.n)
+			if tc.slim {
+				w.Slim()
+			}
+			w.N = 1
+			b.cl.Receive(t.Context(), w)
+			if got := src.take(); !slices.Equal(got, tc.want) {
+				t.Errorf("cache told %q, want %q", got, tc.want)
+			}
+		})
+	}
+	t.Run("own move and resync", func(t *testing.T) {
+		src := &cacheSource{memSource: memSource{conv: conv}}
+		a := newNode(t, "a", src)
+		a.bus.Publish(Notice{Conv: conv, PrevVisitor: "v0"})
+		a.cl.Resync(t.Context())
+		if got, want := src.take(), []string{"changed /v0", "forget"}; !slices.Equal(got, want) {
+			t.Errorf("cache told %q, want %q", got, want)
+		}
+	})
 }
 
 // TestClusterCarriesCreated: a start crosses nodes as a start (Created),

@@ -325,6 +325,8 @@ type ops struct {
 	outbox []outboxIns
 	// outboxMuts are changes of pending outbox rows, applied in order.
 	outboxMuts []*outboxMut
+	// expects are visitor revisions the batch relies on (Batch.Expect).
+	expects []store.Expect
 	// convs are the conversation records to write, checked against
 	// their expected revision (see convPut), in batch order.
 	convs []convPut
@@ -421,6 +423,11 @@ func encode(b *store.Batch) (ops, error) {
 			return o, fmt.Errorf("store: key or value size out of range in %s", bVisitors)
 		}
 		o.visitors = append(o.visitors, visitorPut{key: []byte(v.ID), val: val, expect: v.Rev})
+	}
+	for _, e := range b.Expect {
+		if e.Rev != 0 {
+			o.expects = append(o.expects, e)
+		}
 	}
 	for i := range b.Convs {
 		c := &b.Convs[i]
@@ -528,6 +535,15 @@ func (o *ops) check(tx *bbolt.Tx) error {
 			return fmt.Errorf("%w: visitor %s is at revision %d, not %d", store.ErrStale, p.key, cur, p.expect)
 		}
 		p.rev = cur + 1
+	}
+	for _, e := range o.expects {
+		var cur uint64
+		if v := tx.Bucket(bVisitors).Get([]byte(e.Visitor)); v != nil {
+			_, cur = visitorRecord(v)
+		}
+		if cur != e.Rev {
+			return fmt.Errorf("%w: visitor %s is at revision %d, not %d", store.ErrStale, e.Visitor, cur, e.Rev)
+		}
 	}
 	for _, m := range o.outboxMuts {
 		if err := m.check(tx); err != nil {

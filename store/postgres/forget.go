@@ -72,6 +72,10 @@ WHERE v.id > $1 AND NOT EXISTS (SELECT 1 FROM convs c WHERE c.visitor = v.id) OR
 		return nil, nil
 	}
 	var gone []model.VisitorID
+	// Mappings are deleted below: this node's cached ones go (see
+	// "Caches" in the package doc for the other nodes).
+	defer s.maps.reset()
+	defer s.visitors.reset()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		gone = gone[:0]
 		rows, err := tx.Query(ctx, `DELETE FROM visitors v USING unnest($1::text[], $2::bigint[]) AS c(id, rev)

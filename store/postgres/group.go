@@ -49,6 +49,11 @@ type work struct {
 	stmts []stmt
 	// order is the commit's place in a group (its first conversation id).
 	order string
+	// convData is the JSON of the batch's conversations, in order (for
+	// the cache once committed).
+	convData [][]byte
+	// visitorData is the same for the batch's visitors.
+	visitorData [][]byte
 }
 
 // Queue adds a statement whose result is not read.

@@ -33,13 +33,50 @@
 //
 // # Caches
 //
-// There are none. The bbolt store caches conversations and mappings
-// because decoding from its file was its hottest cost; here another node
-// may write any conversation at any time, so a conversation cache would
-// need validation on every read (a round trip anyway). Mappings never
-// change once bound and could be cached forever, but a Resolve is a
-// primary-key lookup and stays one; adding that cache is safe should
-// profiles ask for it.
+// Each node keeps copies of what its hot paths read (cache.go), because
+// on several nodes a read is a round trip and a relayed message used to
+// cost seven of them. How each copy stays true:
+//
+//   - Mappings (Resolve): bound once, never rebound, so a found mapping is
+//     kept; a missing one is never cached (the next commit may bind it).
+//     The one deletion, ForgetIdleVisitors (an idle visitor without
+//     conversations and its mappings), empties this node's mapping cache;
+//     on the other nodes a cached mapping of a forgotten visitor leads to
+//     a visitor that is not found, and that fresh read drops every cached
+//     mapping naming it, so the caller's next Resolve reads the database
+//     (desk.EnsureVisitor retries exactly so). Reverse is not cached:
+//     maps_rev keeps the latest binding and may change.
+//   - Conversations, visitors and each visitor's thread list
+//     (Conversation, Visitor, VisitorConversations) are kept with their
+//     revision and served from the cache ONLY under store.MayBeStale: to
+//     readers whose decisions are checked by their own commit (the desk's
+//     Post writes the conversation back under the revision it read and
+//     names the visitor in Batch.Expect; the send paths of the surfaces
+//     only feed Post). A copy that is behind fails that commit with
+//     store.ErrStale; the failed batch's copies are then dropped, so the
+//     retry reads the database. A refusal made on a copy is made again on
+//     a plain read before it is answered. Every other read (history,
+//     access to a chat, polls, listings) goes to the database, so no
+//     staleness can widen what a client sees.
+//   - What keeps copies fresh (so that the check above seldom fails):
+//     this node's commits replace them with what was committed, at its
+//     new revision; another node's notice replaces a conversation with
+//     the copy it carries (hub.Inline, at its revision) or drops it and
+//     its visitor (hub.Cache, called before the notice is delivered, so a
+//     session told of a change finds it when it reads); a thread list is
+//     dropped as soon as this node learns of a conversation of its
+//     visitor that it lacks, or of a conversation moved away from its
+//     visitor (a notice's PrevVisitor, this node's own included). A
+//     list that still names a moved conversation in between leads a send
+//     to a conversation whose copy or fresh read names another visitor:
+//     refused, then resolved again on a fresh read. A read that began before such a drop does
+//     not store what it read (per-shard epochs).
+//   - After the listener reconnects (notices may have been lost), Forget
+//     drops every conversation, visitor and thread list. Restore drops
+//     them too. Mappings stay (they never change).
+//
+// Each cache holds at most 64 × 1024 entries per kind (an arbitrary entry
+// makes room); CacheStats counts the reads they answered.
 package postgres
 
 import (
@@ -106,6 +143,13 @@ type Store struct {
 	// mu guards closed against sends on reqs during Close.
 	mu     sync.RWMutex
 	closed bool
+
+	// Per-node caches (cache.go; the package doc says how each stays
+	// true).
+	convs    *recCache
+	visitors *recCache
+	threads  *listCache
+	maps     *mapCache
 }
 
 // Open connects to the database at url (postgres://...), migrates its schema
@@ -151,7 +195,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize)}
+	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize), convs: newRecCache(), visitors: newRecCache(), threads: newListCache(), maps: newMapCache()}
 	for range opts.Writers {
 		s.writers.Go(s.writer)
 	}
@@ -218,6 +262,9 @@ ON CONFLICT (id) DO UPDATE SET rev = visitors.rev + 1, data = EXCLUDED.data RETU
 	sqlVisitorCAS = `WITH u AS (UPDATE visitors SET rev = rev + 1, data = $2 WHERE id = $1 AND rev = $3 RETURNING rev)
 SELECT (SELECT rev FROM u) FROM (SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGST1',
 	'visitor ' || $1 || ' is no longer at revision ' || $3::bigint)) AS c`
+	// $1 id, $2 expected rev (Batch.Expect).
+	sqlVisitorExpect = `SELECT chatgate_check(EXISTS (SELECT 1 FROM visitors WHERE id = $1 AND rev = $2), 'CGST1',
+	'visitor ' || $1 || ' is no longer at revision ' || $2::bigint)`
 	sqlEventIns = `INSERT INTO events (conv, seq, data) VALUES ($1, $2, $3)`
 	sqlEventUpd = `WITH u AS (UPDATE events SET data = $3 WHERE conv = $1 AND seq = $2 RETURNING 1)
 SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGCF1', 'event to update does not exist')`
@@ -245,13 +292,32 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 		return err
 	}
 	if err := s.run(ctx, q); err != nil {
+		// Stale: a cached copy (or the caller's) is behind; any other
+		// failure may leave the outcome unknown. Either way the copies
+		// of what the batch wrote are forgotten.
+		for i := range b.Convs {
+			s.convs.drop(string(b.Convs[i].ID))
+			s.threads.saw(string(b.Convs[i].Visitor), string(b.Convs[i].ID))
+		}
+		for i := range b.Visitors {
+			s.visitors.drop(string(b.Visitors[i].ID))
+		}
+		for _, e := range b.Expect {
+			s.visitors.drop(string(e.Visitor))
+		}
 		return err
 	}
 	for i := range b.Convs {
 		b.Convs[i].Rev = uint64(revs[i])
+		s.convs.put(string(b.Convs[i].ID), q.convData[i], revs[i])
+		s.threads.saw(string(b.Convs[i].Visitor), string(b.Convs[i].ID))
+	}
+	for _, m := range b.Maps {
+		s.maps.put(m.MapKey, m.Core)
 	}
 	for i := range b.Visitors {
 		b.Visitors[i].Rev = uint64(vrevs[i])
+		s.visitors.put(string(b.Visitors[i].ID), q.visitorData[i], vrevs[i])
 	}
 	return nil
 }
@@ -274,6 +340,7 @@ func encode(b *store.Batch, revs, vrevs []int64) (*work, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode conversation: %w", err)
 		}
+		q.convData = append(q.convData, data)
 		scan := func(row pgx.Row) error { return row.Scan(&revs[i]) }
 		if c.Rev == 0 {
 			q.QueueRow(sqlConvPut, scan, string(c.ID), string(c.Visitor), data)
@@ -302,6 +369,16 @@ func encode(b *store.Batch, revs, vrevs []int64) (*work, error) {
 		} else {
 			q.QueueRow(sqlVisitorCAS, scan, string(v.ID), data, int64(v.Rev))
 		}
+		q.visitorData = append(q.visitorData, data)
+	}
+	for _, e := range b.Expect {
+		if e.Rev == 0 {
+			continue
+		}
+		if !textOK(string(e.Visitor)) || e.Rev > 1<<63-1 {
+			return nil, errBadKey
+		}
+		q.Queue(sqlVisitorExpect, string(e.Visitor), int64(e.Rev))
 	}
 	for _, set := range []struct {
 		evs []model.Event
@@ -411,7 +488,9 @@ func (s *Store) one(ctx context.Context, sql string, args ...string) ([]byte, er
 	return v, nil
 }
 
-// Conversation implements store.Store.
+// Conversation implements store.Store. Under store.MayBeStale it may
+// answer from this node's cache; every read of the database refreshes the
+// cache.
 func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conversation, error) {
 	if err := s.readCtx(); err != nil {
 		return model.Conversation{}, err
@@ -419,17 +498,25 @@ func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conver
 	if !textOK(string(id)) {
 		return model.Conversation{}, store.ErrNotFound
 	}
+	if store.StaleOK(ctx) {
+		if r, ok := s.convs.get(string(id)); ok {
+			return decodeConv(r.data, r.rev)
+		}
+	}
 	var (
 		data []byte
 		rev  int64
 	)
+	ticket := s.convs.ticket(string(id))
 	err := s.pool.QueryRow(ctx, `SELECT data, rev FROM convs WHERE id = $1`, string(id)).Scan(&data, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
+		s.maps.dropCore(string(id))
 		return model.Conversation{}, store.ErrNotFound
 	}
 	if err != nil {
 		return model.Conversation{}, fmt.Errorf("postgres: %w", err)
 	}
+	s.convs.fill(string(id), data, rev, ticket)
 	return decodeConv(data, rev)
 }
 
@@ -442,26 +529,39 @@ func decodeConv(data []byte, rev int64) (model.Conversation, error) {
 	return c, nil
 }
 
-// Visitor implements store.Store.
+// Visitor implements store.Store; the cache as for Conversation.
 func (s *Store) Visitor(ctx context.Context, id model.VisitorID) (model.Visitor, error) {
-	var v model.Visitor
 	if err := s.readCtx(); err != nil {
-		return v, err
+		return model.Visitor{}, err
 	}
 	if !textOK(string(id)) {
-		return v, store.ErrNotFound
+		return model.Visitor{}, store.ErrNotFound
+	}
+	if store.StaleOK(ctx) {
+		if r, ok := s.visitors.get(string(id)); ok {
+			return decodeVisitor(r.data, r.rev)
+		}
 	}
 	var (
 		data []byte
 		rev  int64
 	)
+	ticket := s.visitors.ticket(string(id))
 	err := s.pool.QueryRow(ctx, `SELECT data, rev FROM visitors WHERE id = $1`, string(id)).Scan(&data, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return v, store.ErrNotFound
+		s.maps.dropCore(string(id))
+		s.visitors.drop(string(id))
+		return model.Visitor{}, store.ErrNotFound
 	}
 	if err != nil {
-		return v, fmt.Errorf("postgres: %w", err)
+		return model.Visitor{}, fmt.Errorf("postgres: %w", err)
 	}
+	s.visitors.fill(string(id), data, rev, ticket)
+	return decodeVisitor(data, rev)
+}
+
+func decodeVisitor(data []byte, rev int64) (model.Visitor, error) {
+	var v model.Visitor
 	if err := json.Unmarshal(data, &v); err != nil {
 		return v, fmt.Errorf("decode visitor: %w", err)
 	}
@@ -505,7 +605,8 @@ LIMIT CASE WHEN $3::bigint < 0 THEN NULL ELSE $3::bigint END`, string(conv), int
 	return out, nil
 }
 
-// VisitorConversations implements store.Store.
+// VisitorConversations implements store.Store; under store.MayBeStale the
+// list may come from this node's cache (cache.go, listCache).
 func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]model.ConvID, error) {
 	if err := s.readCtx(); err != nil {
 		return nil, err
@@ -513,13 +614,23 @@ func (s *Store) VisitorConversations(ctx context.Context, v model.VisitorID) ([]
 	if !textOK(string(v)) {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id FROM convs WHERE visitor = $1 ORDER BY id`, string(v))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+	ids, ok := []string(nil), false
+	if store.StaleOK(ctx) {
+		ids, ok = s.threads.get(string(v))
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+	if !ok {
+		ticket := s.threads.ticket(string(v))
+		rows, err := s.pool.Query(ctx, `SELECT id FROM convs WHERE visitor = $1 ORDER BY id`, string(v))
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		if len(ids) > 0 {
+			s.threads.fill(string(v), ids, ticket)
+		}
 	}
 	out := make([]model.ConvID, 0, len(ids))
 	for _, id := range ids {
@@ -609,10 +720,20 @@ func scan[T any](ctx context.Context, s *Store, table, revCol, what string, deco
 	}
 }
 
-// Resolve implements store.Store.
+// Resolve implements store.Store. A mapping once bound never changes, so
+// what Resolve found is kept for good (cache.go).
 func (s *Store) Resolve(ctx context.Context, k store.MapKey) (string, error) {
+	if err := s.readCtx(); err != nil {
+		return "", err
+	}
+	if core, ok := s.maps.get(k); ok {
+		return core, nil
+	}
 	v, err := s.one(ctx, `SELECT core FROM maps WHERE system = $1 AND tenant = $2 AND kind = $3 AND foreign_id = $4`,
 		k.System, k.Tenant, k.Kind, k.Foreign)
+	if err == nil {
+		s.maps.put(k, string(v))
+	}
 	return string(v), err
 }
 

@@ -269,6 +269,9 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM i) THEN 0
 // Restore implements store.Store: one transaction, every statement
 // pipelined in one round trip; a dry run rolls it back.
 func (s *Store) Restore(ctx context.Context, in *store.Restore) (store.RestoreResult, error) {
+	// Restore only adds what is absent (nothing cached can be), but the
+	// caches are cheap to refill: forget them rather than reason further.
+	defer s.Forget()
 	q := &pgx.Batch{}
 	var kinds []string
 	add := func(kind, sql string, args ...any) {

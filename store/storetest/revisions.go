@@ -344,3 +344,34 @@ func testVisitorRevisions(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Errorf("after an unconditional write: name %q rev %d, want stale at 3", got.Name, got.Rev)
 	}
 }
+
+// testExpect: a batch that relies on a visitor it does not write
+// (Batch.Expect) commits only while that visitor is at the expected
+// revision; otherwise it fails whole with ErrStale.
+func testExpect(t *testing.T, open func(t *testing.T) store.Store) {
+	s := fresh(t, open)
+	ctx := t.Context()
+	v := newVisitor("vexp")
+	commit(t, s, &store.Batch{Visitors: []model.Visitor{v}})
+	c := newConv(v.ID)
+	commit(t, s, &store.Batch{Convs: []model.Conversation{c}, Expect: []store.Expect{{Visitor: v.ID, Rev: 1}}})
+	// The visitor moves on to revision 2 (a ban on another node).
+	cur, err := s.Visitor(ctx, v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Name = "banned"
+	commit(t, s, &store.Batch{Visitors: []model.Visitor{cur}})
+	c2 := newConv(v.ID)
+	err = s.Commit(ctx, &store.Batch{Convs: []model.Conversation{c2}, Expect: []store.Expect{{Visitor: v.ID, Rev: 1}}})
+	if !errors.Is(err, store.ErrStale) {
+		t.Fatalf("batch expecting an old visitor revision = %v, want store.ErrStale", err)
+	}
+	if _, err := s.Conversation(ctx, c2.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the stale batch's conversation was written: %v", err)
+	}
+	if err := s.Commit(ctx, &store.Batch{Convs: []model.Conversation{c2}, Expect: []store.Expect{{Visitor: "nobody", Rev: 1}}}); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("batch expecting a missing visitor = %v, want store.ErrStale", err)
+	}
+	commit(t, s, &store.Batch{Convs: []model.Conversation{c2}, Expect: []store.Expect{{Visitor: v.ID, Rev: 2}}})
+}

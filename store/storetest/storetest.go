@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevisionHammer", testRevisionHammer},
 		{"OddKeys", testOddKeys},
 		{"VisitorRevisions", testVisitorRevisions},
+		{"Expect", testExpect},
 		{"ForgetIdleVisitors", testForgetIdleVisitors},
 	}
 	for _, tc := range tests {

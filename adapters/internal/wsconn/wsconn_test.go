@@ -125,7 +125,10 @@ func TestCloseIdempotent(t *testing.T) {
 // pongs, which keep the read deadline moving although the client sends no
 // data for many read timeouts.
 func TestPingKeepsAlive(t *testing.T) {
-	c, cli := pair(t, Options{ReadTimeout: 150 * time.Millisecond, PingInterval: 30 * time.Millisecond})
+	// The timeout leaves room for a loaded CI machine (a 150 ms one
+	// failed there when a pong waited for the scheduler); the silence
+	// below still outlasts it.
+	c, cli := pair(t, Options{ReadTimeout: time.Second, PingInterval: 50 * time.Millisecond})
 	var pings atomic.Int32
 	cli.SetPingHandler(func(data string) error {
 		pings.Add(1)
@@ -149,7 +152,7 @@ func TestPingKeepsAlive(t *testing.T) {
 	}()
 	// Stay silent until several pings went by, i.e. well past one
 	// ReadTimeout, then speak.
-	for pings.Load() < 10 {
+	for pings.Load() < 30 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err := cli.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {

@@ -1,8 +1,10 @@
 package agentrtm
 
 import (
+	"chatgate/store"
 	"context"
 	"encoding/json"
+	"errors"
 
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/desk"
@@ -152,7 +154,13 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	conv, err := c.latestThread(ctx, p.ChatID)
+	// The thread may come from this node's cache (store.MayBeStale): the
+	// desk's Post checks the agent and the thread again when it commits,
+	// and a refusal is only made on a fresh read.
+	conv, err := c.latestThread(store.MayBeStale(ctx), p.ChatID)
+	if err != nil || !conv.Active() {
+		conv, err = c.latestThread(ctx, p.ChatID)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +171,17 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 		}
 		post = c.s.d.Attach
 	}
-	ev, _, err := post(ctx, desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft,
-		Session: c.origin})
+	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.origin}
+	ev, _, err := post(ctx, pr)
+	if errors.Is(err, desk.ErrInactive) || errors.Is(err, desk.ErrForbidden) {
+		// The thread list may have been a cached one that lacks a
+		// newer thread started through another node, or still names a
+		// thread moved to another customer: ask again fresh.
+		if fresh, ferr := c.latestThread(ctx, p.ChatID); ferr == nil && fresh.ID != conv.ID && fresh.Active() {
+			pr.Conv = fresh.ID
+			ev, _, err = c.s.d.Post(ctx, pr)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -488,7 +488,14 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	conv, err := c.latestThread(ctx, p.ChatID)
+	// The thread may come from this node's cache (store.MayBeStale): the
+	// desk's Post checks the customer and the thread again when it
+	// commits; a refusal, or attaching to an inactive thread, is only
+	// decided on a fresh read.
+	conv, err := c.latestThread(store.MayBeStale(ctx), p.ChatID)
+	if err != nil || !conv.Active() {
+		conv, err = c.latestThread(ctx, p.ChatID)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -509,6 +516,15 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"/"+draft.ClientKey
 	}
 	ev, replayed, err := post(ctx, pr)
+	if errors.Is(err, desk.ErrInactive) || errors.Is(err, desk.ErrForbidden) {
+		// The thread list may have been a cached one that lacks a
+		// newer thread started through another node, or still names a
+		// thread moved to another customer: ask again fresh.
+		if fresh, ferr := c.latestThread(ctx, p.ChatID); ferr == nil && fresh.ID != conv.ID && fresh.Active() {
+			pr.Conv = fresh.ID
+			ev, replayed, err = c.s.d.Post(ctx, pr)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
