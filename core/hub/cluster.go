@@ -147,6 +147,9 @@ type Cluster struct {
 	cache  Cache // src's, when it has one
 	node   string
 	onErr  func(error)
+	// started bounds deliverRecent: events committed before this node's
+	// cluster existed were never this node's to deliver.
+	started time.Time
 
 	mu  sync.Mutex
 	seq uint64
@@ -173,7 +176,7 @@ const cursorTTL = 10 * time.Minute
 // through the cluster. onErr, if set, is told of store reads that failed
 // (the notice is then delivered without the missing events).
 func NewCluster(bus *Bus, broker Broker, src Source, node string, onErr func(error)) *Cluster {
-	c := &Cluster{bus: bus, broker: broker, src: src, node: node, onErr: onErr}
+	c := &Cluster{bus: bus, broker: broker, src: src, node: node, onErr: onErr, started: time.Now()}
 	c.cache, _ = src.(Cache)
 	for i := range c.shards {
 		c.shards[i].last = make(map[model.ConvID]*cursor)
@@ -351,6 +354,14 @@ func (c *Cluster) deliver(ctx context.Context, conv model.ConvID, get func(from 
 		// Every event was delivered already (an earlier gap fill).
 		return
 	}
+	if len(evs) > 0 && cur.seq == 0 && evs[0].Seq > 1 {
+		// First events of conv on this node: earlier ones committed
+		// elsewhere may still be on their way (this node's own commit
+		// can overtake another node's pointer), and once this cursor
+		// moves past them they would be dropped. Deliver the recent ones
+		// now (found by TestBrokerCrossesNodes with writers on two nodes).
+		c.deliverRecent(ctx, out.Conv, evs[0].Seq)
+	}
 	if len(evs) > 0 && cur.seq > 0 && evs[0].Seq > cur.seq+1 {
 		gap, err := c.src.Events(ctx, conv, cur.seq+1, int(evs[0].Seq-cur.seq-1))
 		if err != nil {
@@ -364,6 +375,38 @@ func (c *Cluster) deliver(ctx context.Context, conv model.ConvID, get func(from 
 		cur.seq = evs[len(evs)-1].Seq
 	}
 	c.bus.deliver(out)
+}
+
+// recentGap bounds what deliverRecent reads.
+const recentGap = 256
+
+// deliverRecent delivers the events of conv before seq first that were
+// committed within cursorTTL and since this node's cluster started: with
+// no cursor here, none of them was delivered on this node (a delivery
+// keeps the cursor at least that long), so they are the ones whose
+// pointers have not arrived yet. Older events were delivered before this
+// node's cursor was pruned, or before this node ran (its sessions read
+// them as history). Called with conv's shard locked.
+func (c *Cluster) deliverRecent(ctx context.Context, conv model.Conversation, first uint64) {
+	from := uint64(1)
+	if first > recentGap {
+		from = first - recentGap
+	}
+	evs, err := c.src.Events(ctx, conv.ID, from, int(first-from))
+	if err != nil {
+		c.report(fmt.Errorf("cluster: read recent events of %s: %w", conv.ID, err))
+		return
+	}
+	since := time.Now().Add(-cursorTTL)
+	if c.started.After(since) {
+		since = c.started
+	}
+	for len(evs) > 0 && evs[0].At.Before(since) {
+		evs = evs[1:]
+	}
+	if len(evs) > 0 {
+		c.bus.deliver(Notice{Conv: conv, Events: evs})
+	}
 }
 
 // hasChange reports whether the notice says something besides its events.

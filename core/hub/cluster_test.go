@@ -24,7 +24,7 @@ func (m *memSource) commit(text ...string) []model.Event {
 	var out []model.Event
 	for _, t := range text {
 		m.conv.LastSeq++
-		e := model.Event{Conv: m.conv.ID, Seq: m.conv.LastSeq, Kind: model.KindMessage, Text: t}
+		e := model.Event{Conv: m.conv.ID, Seq: m.conv.LastSeq, Kind: model.KindMessage, Text: t, At: time.Now()}
 		m.evs = append(m.evs, e)
 		out = append(out, e)
 	}
@@ -164,6 +164,19 @@ func TestClusterDeliversEachEventOnceInOrder(t *testing.T) {
 		},
 		want: []uint64{1, 2, 3},
 	}, {
+		// Found by TestBrokerCrossesNodes (core/cluster) in CI: with no
+		// cursor yet, b's own commit moved it past a's pointers in flight,
+		// which were then dropped as already delivered.
+		name: "a local commit ahead of every pointer of a conversation new here delivers the recent events first",
+		run: func(src *memSource, a, b *node) {
+			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("1", "2")})
+			b.bus.Publish(Notice{Conv: src.conv, Events: src.commit("3")})
+			for _, w := range a.br.take() {
+				b.cl.Receive(context.Background(), w)
+			}
+		},
+		want: []uint64{1, 2, 3},
+	}, {
 		name: "lost pointers are caught up by Resync",
 		run: func(src *memSource, a, b *node) {
 			a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("1")})
@@ -196,6 +209,23 @@ func TestClusterDeliversEachEventOnceInOrder(t *testing.T) {
 				t.Fatalf("node b saw %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestClusterStartedLaterDoesNotReplay: a node whose cluster starts after
+// a conversation's events were committed does not push them as new when
+// its first notice of that conversation arrives (its sessions read them
+// as history).
+func TestClusterStartedLaterDoesNotReplay(t *testing.T) {
+	src := &memSource{conv: model.Conversation{ID: "c1", Visitor: "v1", State: model.StateOpen}}
+	a := newNode(t, "a", src)
+	a.bus.Publish(Notice{Conv: src.conv, Events: src.commit("1", "2")})
+	a.br.take()
+	time.Sleep(time.Millisecond) // the events are older than b's start
+	b := newNode(t, "b", src)
+	b.bus.Publish(Notice{Conv: src.conv, Events: src.commit("3")})
+	if got, _ := b.seqs(); !equalSeqs(got, []uint64{3}) {
+		t.Fatalf("node b saw %v, want [3]", got)
 	}
 }
 
