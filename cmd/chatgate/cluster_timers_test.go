@@ -40,12 +40,21 @@ func TestClusterV2IdleCloseOnce(t *testing.T) {
 	jane := dialAgent(t, o.addr)
 	jane.call("login", map[string]any{"token": "Bearer " + agentToken})
 
+	// A chat started on H before H learnt that jane is online is queued,
+	// then assigned: jane gets incoming_chat for it twice (queued, then
+	// hers), so each start takes the first incoming_chat of a new chat.
+	seen := map[any]bool{}
 	start := func(n *node, id string) (*visitor, string) {
 		v := &visitor{t: t, base: "http://" + n.addr, id: id}
 		v.start()
 		v.base = "http://" + o.addr // every later request through O
-		chat := pushOf(jane, "incoming_chat", func(map[string]any) bool { return true })["chat"].(map[string]any)
-		return v, chat["id"].(string)
+		p := pushOf(jane, "incoming_chat", func(p map[string]any) bool {
+			chat, _ := p["chat"].(map[string]any)
+			return chat != nil && !seen[chat["id"]]
+		})
+		chatID := p["chat"].(map[string]any)["id"].(string)
+		seen[chatID] = true
+		return v, chatID
 	}
 	v1, chat1 := start(h, "idle-1")
 	v2, chat2 := start(o, "idle-2")
