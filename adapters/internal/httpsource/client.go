@@ -1,4 +1,4 @@
-// Package source is the HTTP plumbing the vendor importers share: a JSON
+// Package httpsource is the HTTP plumbing the vendor importers share: a JSON
 // client that keeps to a request rate, backs off on 429 (honouring
 // Retry-After) and on 5xx, and bounds what it reads.
 package httpsource
