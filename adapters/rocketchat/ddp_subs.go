@@ -442,7 +442,7 @@ func (ss *ddpSession) poll(f *ddpFeed) {
 			continue
 		}
 		for _, p := range payloads {
-			b, err := ddp.Changed(sub.stream, "id", ddp.Obj{{Key: "eventName", Value: sub.event}, {Key: "args", Value: []any{p}}})
+			b, err := ddp.StreamChanged(sub.stream, sub.event, []any{p})
 			if err == nil {
 				ss.send(b)
 			}
@@ -571,7 +571,7 @@ func (r *ddpNoticeRender) encode(key ddpFrameKey, sub *ddpSub) [][]byte {
 	}
 	var out [][]byte
 	for _, args := range argsList {
-		b, err := ddp.Changed(sub.stream, "id", ddp.Obj{{Key: "eventName", Value: sub.event}, {Key: "args", Value: args}})
+		b, err := ddp.StreamChanged(sub.stream, sub.event, args)
 		if err != nil {
 			r.s.log.Error().Err(err).Str("stream", sub.stream).Msg("encode stream event")
 			continue

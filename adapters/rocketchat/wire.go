@@ -389,7 +389,8 @@ func (s *Surface) agentUser(id model.AgentID, fallbackName string) map[string]an
 
 // visitorUser is a visitor as a message author {_id, username, name}.
 func (s *Surface) visitorUser(ctx context.Context, id model.VisitorID, name string) map[string]any {
-	m := map[string]any{"_id": string(id), "username": s.username(ctx, id)}
+	m := make(map[string]any, 3)
+	m["_id"], m["username"] = string(id), s.username(ctx, id)
 	if name != "" {
 		m["name"] = name
 	}
@@ -533,7 +534,10 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 		return nil
 	}
 	ctx := context.Background()
-	m := map[string]any{"_id": messageID(e), "rid": s.roomID(context.Background(), e.Conv), "ts": e.At, "_updatedAt": updatedAt(e.At, e.EditedAt)}
+	// Sized for a chat message's keys, so that it does not grow while
+	// filled (every message a room's followers get is rendered here).
+	m := make(map[string]any, messageKeys)
+	m["_id"], m["rid"], m["ts"], m["_updatedAt"] = messageID(e), s.roomID(ctx, e.Conv), e.At, updatedAt(e.At, e.EditedAt)
 	author := func() map[string]any {
 		return s.authorUser(ctx, string(e.Author.Kind), e.Author.ID, e.Author.Name)
 	}
@@ -541,7 +545,7 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 	case model.KindMessage, model.KindFile:
 		m["u"] = author()
 		m["msg"] = e.Text
-		m["mentions"], m["channels"] = []any{}, []any{}
+		m["mentions"], m["channels"] = noneList, noneList
 		if e.Author.Kind == model.AuthorVisitor {
 			if tok := s.visitorToken(ctx, model.VisitorID(e.Author.ID)); tok != "" {
 				m["token"] = tok
@@ -590,7 +594,7 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 				m["u"] = copyMap(rocketCat)
 			}
 			m["msg"] = e.Text
-			m["mentions"], m["channels"] = []any{}, []any{}
+			m["mentions"], m["channels"] = noneList, noneList
 		case model.SysTranscript:
 			// As Rocket.Chat's sendTranscript records a visitor's request
 			// (requestData type "visitor", user rocket.cat). The visitor's
@@ -621,7 +625,7 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 			return nil
 		}
 		m["u"], m["msg"] = author(), e.Form.Summary()
-		m["mentions"], m["channels"] = []any{}, []any{}
+		m["mentions"], m["channels"] = noneList, noneList
 		fields := make([]any, 0, len(e.Form.Fields))
 		for _, fl := range e.Form.Fields {
 			if fl.Answered() {
@@ -637,7 +641,7 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 			return nil
 		}
 		m["u"], m["msg"] = author(), text
-		m["mentions"], m["channels"] = []any{}, []any{}
+		m["mentions"], m["channels"] = noneList, noneList
 	case model.KindAnnotation:
 		if strings.TrimSpace(e.Text) == "" {
 			return nil
@@ -660,6 +664,14 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 	}
 	return m
 }
+
+// messageKeys is the size renderMessage gives a message's map: a
+// visitor's chat message has 12 keys.
+const messageKeys = 16
+
+// noneList is the empty mentions and channels lists of a message; shared
+// (an empty slice: an append cannot write into it).
+var noneList any = []any{}
 
 // messageID is an event's Rocket.Chat _id: the client's own id when it
 // chose one.

@@ -179,7 +179,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		rep.Capacity = c
 		return rep, err
 	}
-	if err := runProfiled(o.CPUProfile, func() error { return runLoad(ctx, o, rep) }); err != nil {
+	if err := runLoad(ctx, o, rep); err != nil {
 		return nil, err
 	}
 	if err := writeAllocProfile(o.MemProfile); err != nil {
@@ -215,21 +215,26 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	return rep, nil
 }
 
-// runProfiled runs f under the CPU profiler when path is set.
-func runProfiled(path string, f func() error) error {
+// startProfile starts the CPU profiler when path is set and returns what
+// stops it. runLoad calls it when the load phase starts, so that the
+// visitors' and agents' setup (logins, room starts, dials) stays out of
+// the profile.
+func startProfile(path string) (stop func(), err error) {
 	if path == "" {
-		return f()
+		return func() {}, nil
 	}
 	out, err := os.Create(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer out.Close()
 	if err := pprof.StartCPUProfile(out); err != nil {
-		return err
+		out.Close()
+		return nil, err
 	}
-	defer pprof.StopCPUProfile()
-	return f()
+	return func() {
+		pprof.StopCPUProfile()
+		out.Close()
+	}, nil
 }
 
 // writeAllocProfile writes the allocation profile to path when it is set.
@@ -504,6 +509,10 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	}
 
 	// The load phase.
+	stopProfile, err := startProfile(o.CPUProfile)
+	if err != nil {
+		return err
+	}
 	cpu0 := readCPU(o.PID)
 	io0, ioOK := readSyscalls(o.PID)
 	start := time.Now()
@@ -528,6 +537,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	<-pctx.Done()
 	elapsed := time.Since(start)
 	cpu := readCPU(o.PID) - cpu0
+	stopProfile()
 	io1, io1OK := readSyscalls(o.PID)
 	rep.ServerRSSBytes = readRSS(o.PID)
 	// A visitor or agent stuck on a gateway that stopped answering must

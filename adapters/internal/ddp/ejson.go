@@ -124,18 +124,28 @@ func fromJSON(v any, depth int) (any, error) {
 func specialKeys(keys []string) bool {
 	switch len(keys) {
 	case 1:
-		switch keys[0] {
-		case "$date", "$binary", "$InfNaN", "$escape":
-			return true
-		}
+		return specialKey(keys[0])
 	case 2:
-		a, b := keys[0], keys[1]
-		if a > b {
-			a, b = b, a
-		}
-		return (a == "$type" && b == "$value") || (a == "$flags" && b == "$regexp")
+		return specialPair(keys[0], keys[1])
 	}
 	return false
+}
+
+// specialKey reports whether a one-key object reads as a special form.
+func specialKey(k string) bool {
+	switch k {
+	case "$date", "$binary", "$InfNaN", "$escape":
+		return true
+	}
+	return false
+}
+
+// specialPair reports whether a two-key object reads as a special form.
+func specialPair(a, b string) bool {
+	if a > b {
+		a, b = b, a
+	}
+	return (a == "$type" && b == "$value") || (a == "$flags" && b == "$regexp")
 }
 
 func fromSpecial(m map[string]any, depth int) (any, bool, error) {
@@ -252,6 +262,9 @@ func decodeBase64(s string) ([]byte, error) {
 // Strings are written without HTML escaping, as JSON.stringify writes them.
 func Marshal(v any) ([]byte, error) {
 	e := encoder{}
+	// A stream frame of one chat message is 400-600 bytes: one
+	// allocation instead of the buffer's doublings from 64.
+	e.buf.Grow(marshalStart)
 	if err := e.value(v, 0); err != nil {
 		return nil, err
 	}
@@ -276,6 +289,13 @@ func ToJSONValue(v any) (any, error) {
 type encoder struct {
 	buf bytes.Buffer
 }
+
+// marshalStart is the buffer Marshal starts with.
+const marshalStart = 512
+
+// stackMembers is how many members of an object are sorted and written
+// from a fixed array on the stack; larger objects allocate.
+const stackMembers = 16
 
 var (
 	timeType    = reflect.TypeFor[time.Time]()
@@ -308,10 +328,10 @@ func (e *encoder) value(v any, depth int) error {
 		e.float(x, 64)
 		return nil
 	case int:
-		e.buf.WriteString(strconv.Itoa(x))
+		e.int(int64(x))
 		return nil
 	case int64:
-		e.buf.WriteString(strconv.FormatInt(x, 10))
+		e.int(x)
 		return nil
 	case time.Time:
 		return e.date(x)
@@ -358,9 +378,15 @@ func (e *encoder) date(t time.Time) error {
 		return fmt.Errorf("%w: time %s outside JavaScript's Date range", ErrMarshal, t)
 	}
 	e.buf.WriteString(`{"$date":`)
-	e.buf.WriteString(strconv.FormatInt(ms, 10))
+	e.int(ms)
 	e.buf.WriteByte('}')
 	return nil
+}
+
+// int writes n in decimal without a temporary string.
+func (e *encoder) int(n int64) {
+	var tmp [20]byte
+	e.buf.Write(strconv.AppendInt(tmp[:0], n, 10))
 }
 
 func (e *encoder) binary(b []byte) {
@@ -427,15 +453,9 @@ type member struct {
 // object writes members in order, escaping the object when its key set
 // would read as a special form.
 func (e *encoder) object(ms []member, depth int) error {
-	if len(ms) == 1 || len(ms) == 2 {
-		keys := make([]string, len(ms))
-		for i, m := range ms {
-			keys[i] = m.key
-		}
-		if specialKeys(keys) {
-			e.buf.Write(escapeBegin)
-			defer e.buf.WriteByte('}')
-		}
+	escaped := len(ms) == 1 && specialKey(ms[0].key) || len(ms) == 2 && specialPair(ms[0].key, ms[1].key)
+	if escaped {
+		e.buf.Write(escapeBegin)
 	}
 	e.buf.WriteByte('{')
 	for i, m := range ms {
@@ -455,13 +475,25 @@ func (e *encoder) object(ms []member, depth int) error {
 		}
 	}
 	e.buf.WriteByte('}')
+	if escaped {
+		e.buf.WriteByte('}')
+	}
 	return nil
 }
 
+// members returns a slice of n members, backed by stack when n fits.
+func members(stack *[stackMembers]member, n int) []member {
+	if n <= len(stack) {
+		return stack[:0:n]
+	}
+	return make([]member, 0, n)
+}
+
 func (e *encoder) obj(o Obj, depth int) error {
-	ms := make([]member, len(o))
-	for i, kv := range o {
-		ms[i] = member{key: kv.Key, val: kv.Value}
+	var stack [stackMembers]member
+	ms := members(&stack, len(o))
+	for _, kv := range o {
+		ms = append(ms, member{key: kv.Key, val: kv.Value})
 	}
 	return e.object(ms, depth)
 }
@@ -471,15 +503,12 @@ func (e *encoder) stringMap(m map[string]any, depth int) error {
 		e.buf.WriteString("null")
 		return nil
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	var stack [stackMembers]member
+	ms := members(&stack, len(m))
+	for k, v := range m {
+		ms = append(ms, member{key: k, val: v})
 	}
-	slices.Sort(keys)
-	ms := make([]member, len(keys))
-	for i, k := range keys {
-		ms[i] = member{key: k, val: m[k]}
-	}
+	sortMembers(ms)
 	return e.object(ms, depth)
 }
 
@@ -619,6 +648,19 @@ func (e *encoder) reflectMap(v reflect.Value, depth int) error {
 		ms[i] = member{key: x.k, rv: x.v}
 	}
 	return e.object(ms, depth)
+}
+
+// sortMembers sorts ms by key (an insertion sort: objects are small).
+func sortMembers(ms []member) {
+	if len(ms) > stackMembers {
+		slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
+		return
+	}
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && ms[j].key < ms[j-1].key; j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
 }
 
 // field is an encodable struct field.

@@ -261,15 +261,52 @@ func ResultError(id string, err *Error) []byte {
 }
 
 // Changed is a data frame: fields of document id in collection changed.
-// Rocket.Chat's streams send {"eventName": …, "args": […]} with id "id".
+// Rocket.Chat's streams send {"eventName": …, "args": […]} with id "id"
+// (StreamChanged writes those without building the object).
 func Changed(collection, id string, fields any) ([]byte, error) {
-	return Marshal(Obj{{"msg", "changed"}, {"collection", collection}, {"id", id}, {"fields", fields}})
+	return dataFrame(`{"msg":"changed","collection":`, collection, id, fields)
 }
 
 // Added is a data frame: document id of collection appeared with fields.
 // Rocket.Chat sends it only for stream subscriptions asking useCollection.
 func Added(collection, id string, fields any) ([]byte, error) {
-	return Marshal(Obj{{"msg", "added"}, {"collection", collection}, {"id", id}, {"fields", fields}})
+	return dataFrame(`{"msg":"added","collection":`, collection, id, fields)
+}
+
+// StreamChanged is the `changed` frame of one Rocket.Chat stream event:
+// Changed(collection, "id", {"eventName": event, "args": args}), written
+// in one pass (every chat message a session follows is one).
+func StreamChanged(collection, event string, args []any) ([]byte, error) {
+	e := encoder{}
+	e.buf.Grow(marshalStart)
+	e.buf.WriteString(`{"msg":"changed","collection":`)
+	writeString(&e.buf, collection)
+	e.buf.WriteString(`,"id":"id","fields":{"eventName":`)
+	writeString(&e.buf, event)
+	e.buf.WriteString(`,"args":`)
+	if err := e.value(args, 2); err != nil {
+		return nil, err
+	}
+	e.buf.WriteString(`}}`)
+	return e.buf.Bytes(), nil
+}
+
+// dataFrame writes {"msg":…,"collection":…,"id":…,"fields":…} as
+// Marshal of that Obj would (four keys are never an EJSON form), without
+// building the Obj.
+func dataFrame(head, collection, id string, fields any) ([]byte, error) {
+	e := encoder{}
+	e.buf.Grow(marshalStart)
+	e.buf.WriteString(head)
+	writeString(&e.buf, collection)
+	e.buf.WriteString(`,"id":`)
+	writeString(&e.buf, id)
+	e.buf.WriteString(`,"fields":`)
+	if err := e.value(fields, 1); err != nil {
+		return nil, err
+	}
+	e.buf.WriteByte('}')
+	return e.buf.Bytes(), nil
 }
 
 // ErrorFrame is a connection-level error (Meteor's sendError); offending,

@@ -3,6 +3,8 @@ package ddp
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -205,4 +207,67 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("re-encoded frame %s does not decode: %v", enc, err)
 		}
 	})
+}
+
+// TestDataFramesAsMarshal: Changed, Added and StreamChanged write their
+// frames directly; the bytes are those of Marshal of the same Obj, for
+// values that need escaping, EJSON forms and more keys than sort on the
+// stack.
+func TestDataFramesAsMarshal(t *testing.T) {
+	wide := map[string]any{}
+	for i := range stackMembers + 5 {
+		wide[fmt.Sprintf("k%02d", (i*7)%(stackMembers+5))] = i
+	}
+	values := []any{
+		nil,
+		"plain",
+		"quote \" backslash \\ <b>&amp;</b> \u2028 \x01 \xff",
+		map[string]any{"ts": t0, "u": map[string]any{"_id": "v1", "username": "guest-1"}, "mentions": []any{}},
+		map[string]any{"$date": "not a date"}, // escaped on the wire
+		map[string]any{"$type": "x", "$value": 1},
+		Obj{{"$binary", "x"}},
+		[]any{[]byte("hi"), math.Inf(1), RegExp{Source: "a+", Flags: "i"}},
+		wide,
+	}
+	for i, v := range values {
+		want, err := Marshal(Obj{{"msg", "changed"}, {"collection", "stream-room-messages"}, {"id", "id"}, {"fields", v}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Changed("stream-room-messages", "id", v); err != nil || string(got) != string(want) {
+			t.Errorf("%d: Changed = %s, %v; want %s", i, got, err, want)
+		}
+		want, _ = Marshal(Obj{{"msg", "added"}, {"collection", "c\"1"}, {"id", "x"}, {"fields", v}})
+		if got, err := Added("c\"1", "x", v); err != nil || string(got) != string(want) {
+			t.Errorf("%d: Added = %s, %v; want %s", i, got, err, want)
+		}
+		args := []any{v, "second"}
+		want, _ = Marshal(Obj{{"msg", "changed"}, {"collection", "stream-notify-room"}, {"id", "id"},
+			{"fields", Obj{{"eventName", "R1/typing"}, {"args", args}}}})
+		if got, err := StreamChanged("stream-notify-room", "R1/typing", args); err != nil || string(got) != string(want) {
+			t.Errorf("%d: StreamChanged = %s, %v; want %s", i, got, err, want)
+		}
+	}
+	if _, err := StreamChanged("c", "e", []any{make(chan int)}); !errors.Is(err, ErrMarshal) {
+		t.Errorf("StreamChanged of a channel: %v", err)
+	}
+}
+
+// TestMarshalSortsKeys: maps are written in key order, on the stack up to
+// stackMembers keys and beyond.
+func TestMarshalSortsKeys(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, stackMembers, stackMembers + 1, 3 * stackMembers} {
+		m := map[string]any{}
+		for i := range n {
+			m[fmt.Sprintf("k%03d", (i*37)%max(n, 1))] = i
+		}
+		got, err := Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(m) // encoding/json sorts map keys too
+		if string(got) != string(want) {
+			t.Errorf("%d keys: %s, want %s", n, got, want)
+		}
+	}
 }

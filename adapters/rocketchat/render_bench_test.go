@@ -1,0 +1,65 @@
+package rocketchat
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"chatgate/core/desk"
+	"chatgate/core/hub"
+	"chatgate/core/model"
+)
+
+// benchMessages returns the environment and a visitor's and an agent's
+// message in one room, as the bench relays them.
+func benchMessages(b *testing.B) (*ddpEnv, model.Event, model.Event) {
+	env := newDDPEnv(b, nil)
+	env.online("amy@x")
+	v := env.visitor("bench-token", "Bench Visitor 1")
+	c := env.room(v)
+	ve, err := env.s.postVisitorMessage(context.Background(), v, c, "", "bench|1|1|1733490000000000000", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ae, _, err := env.d.Post(context.Background(), desk.PostRequest{Conv: c.ID,
+		Author: model.Author{Kind: model.AuthorAgent, ID: "amy@x"}, Draft: desk.Draft{Text: "ack|1|1|1733490000000000000"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return env, ve, ae
+}
+
+// BenchmarkStreamMessageFrame is what one DDP feed does with a notice of
+// one new message: render it and encode its stream-room-messages frame.
+func BenchmarkStreamMessageFrame(b *testing.B) {
+	env, ve, ae := benchMessages(b)
+	sub := &ddpSub{id: "s1", stream: streamRoomMessages, event: string(ve.Conv), kind: subMessages, conv: ve.Conv}
+	for _, tc := range []struct {
+		name string
+		e    model.Event
+	}{{"visitor", ve}, {"agent", ae}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r := ddpNoticeRender{s: env.s, n: hub.Notice{Conv: model.Conversation{ID: tc.e.Conv}, Events: []model.Event{tc.e}},
+					frames: map[ddpFrameKey][][]byte{}}
+				if fr := r.framesFor(sub); len(fr) != 1 {
+					b.Fatalf("%d frames", len(fr))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRESTMessageResponse is the body of POST livechat/message's
+// answer: the sent message rendered for REST.
+func BenchmarkRESTMessageResponse(b *testing.B) {
+	env, ve, _ := benchMessages(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := json.Marshal(isoDates(map[string]any{"message": env.s.renderMessage(&ve), "success": true}))
+		if err != nil || len(out) == 0 {
+			b.Fatal(err)
+		}
+	}
+}
