@@ -136,7 +136,7 @@ func (s *Surface) runDDP(ctx context.Context) error {
 	st.running = true
 	st.mu.Unlock()
 
-	<-ctx.Done()
+	s.pollRooms(ctx) // until ctx ends
 
 	st.mu.Lock()
 	st.stopped = true

@@ -25,8 +25,8 @@ var wsconnFellBehind = wsconn.Reason{Code: websocket.ClosePolicyViolation, Text:
 // connect, ping and pong at once, as Meteor does, and hands method, sub and
 // unsub frames to one worker goroutine, so that they run one at a time in
 // the order sent (a method's writes are ordered, and an unsub never
-// overtakes its sub). Each followed room has a pump goroutine turning the
-// desk's notices into `changed` frames.
+// overtakes its sub). Each followed room's notices become `changed` frames
+// on a goroutine that runs while some are queued (pumpFeed).
 //
 // Unlike the LiveChat agent RTM (package rtmconn), methods are not
 // pipelined: Meteor runs one connection's methods in order unless a method
@@ -62,7 +62,7 @@ type ddpSession struct {
 
 	mu    sync.Mutex // guards feeds, their sub sets, and sends of stream frames
 	feeds map[model.ConvID]*ddpFeed
-	pumps sync.WaitGroup
+	pumps sync.WaitGroup // the feeds' running drains
 }
 
 func (s *Surface) newDDPSession(conn *wsconn.Conn, sockjs bool, r *http.Request) *ddpSession {

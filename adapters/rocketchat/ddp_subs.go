@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"chatgate/adapters/internal/ddp"
+	"chatgate/adapters/internal/subdrain"
 	"chatgate/core/hub"
 	"chatgate/core/model"
 )
@@ -76,6 +77,8 @@ type ddpFeed struct {
 	bus  *hub.Sub
 	conv model.ConvID
 	subs map[*ddpSub]struct{}
+	// drain delivers bus's notices on demand (pumpFeed).
+	drain *subdrain.Drainer
 
 	active bool
 	queued bool
@@ -235,8 +238,7 @@ func (ss *ddpSession) attach(sub *ddpSub, conv model.Conversation, useCollection
 				f.spot = ss.s.d.Router().Position(f.conv)
 			}
 			ss.feeds[sub.conv] = f
-			ss.pumps.Add(1)
-			go ss.pump(f)
+			ss.pumpFeed(f)
 		}
 		f.subs[sub] = struct{}{}
 	}
@@ -284,31 +286,67 @@ func (ss *ddpSession) closeFeeds() {
 	}
 }
 
-// pump turns one room's notices into frames until the feed is closed. A
-// feed the bus cut off (the session fell behind) closes the session: the
-// widget reconnects and reloads the history. Every roomPoll it also looks
-// at what has no notice: agent presence and queue position.
-func (ss *ddpSession) pump(f *ddpFeed) {
-	defer ss.pumps.Done()
-	var tick <-chan time.Time
-	if every := ss.s.ddp.roomPoll; every > 0 {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		tick = t.C
-	}
-	for {
-		select {
-		case <-tick:
-			ss.poll(f)
-		case <-f.bus.Done():
-			if errors.Is(f.bus.Err(), hub.ErrSlow) {
+// pumpFeed turns the room's notices into frames, on a goroutine that runs
+// only while notices are queued (subdrain: no goroutine, and no stack to
+// grow back, per followed room between messages). A feed the bus cut off
+// (the session fell behind) closes the session: the widget reconnects
+// and reloads the history. What has no notice (agent presence, queue
+// position, the visitor record) is looked at by the surface's poller
+// (pollRooms). Called with ss.mu held.
+func (ss *ddpSession) pumpFeed(f *ddpFeed) {
+	f.drain = subdrain.Start(ss.workCtx, f.bus, func(_ context.Context, n *hub.Notice) { ss.deliver(f, *n) },
+		func(err error) {
+			if errors.Is(err, hub.ErrSlow) {
 				ss.log.Warn().Msg("ddp session fell behind the desk")
 				ss.conn.Close(wsconnFellBehind)
 			}
+		}, &ss.pumps)
+}
+
+// pollRooms, every roomPoll until ctx ends, polls the rooms every
+// session follows (poll): one goroutine and one timer for the surface,
+// where each followed room had its own of both.
+func (s *Surface) pollRooms(ctx context.Context) {
+	every := s.ddp.roomPoll
+	if every <= 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var sessions []*ddpSession
+	for {
+		select {
+		case <-ctx.Done():
 			return
-		case n := <-f.bus.C():
-			ss.deliver(f, *n)
+		case <-t.C:
 		}
+		s.ddp.mu.Lock()
+		sessions = sessions[:0]
+		for ss := range s.ddp.sessions {
+			sessions = append(sessions, ss)
+		}
+		s.ddp.mu.Unlock()
+		for _, ss := range sessions {
+			if ctx.Err() != nil {
+				return
+			}
+			ss.pollFeeds()
+		}
+		clear(sessions) // hold no closed session until the next round
+	}
+}
+
+// pollFeeds polls each room the session follows.
+func (ss *ddpSession) pollFeeds() {
+	ss.mu.Lock()
+	feeds := make([]*ddpFeed, 0, len(ss.feeds))
+	for _, f := range ss.feeds {
+		feeds = append(feeds, f)
+	}
+	ss.mu.Unlock()
+	for _, f := range feeds {
+		ss.poll(f)
 	}
 }
 
@@ -415,6 +453,9 @@ func (s *Surface) feedSaw(f *ddpFeed, c model.Conversation) {
 func (ss *ddpSession) poll(f *ddpFeed) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if ss.feeds[f.conv] != f {
+		return // unsubscribed since
+	}
 	var payloads []any
 	if f.visitor != "" {
 		if v, sum, ok := ss.s.visitorRecord(context.Background(), f.visitor); ok && sum != f.visitorSum {

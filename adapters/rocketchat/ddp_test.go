@@ -774,3 +774,35 @@ func TestDDPErrorMapping(t *testing.T) {
 		}
 	}
 }
+
+// TestDDPFellBehindClosesSession: a session whose room feed the bus cut
+// off (more than ddpBusQueue notices waiting) is closed with "fell
+// behind", so that the widget reconnects and reloads, instead of going on
+// with a gap; the notices it did take are delivered first.
+func TestDDPFellBehindClosesSession(t *testing.T) {
+	env := newDDPEnv(t, nil)
+	env.online("amy@x")
+	v := env.visitor("tok-fb", "Fay")
+	conv := env.room(v)
+	c := env.dial(t, "/websocket")
+	c.connect()
+	c.mustSub(streamRoomMessages, string(conv.ID), "tok-fb")
+	env.s.ddp.mu.Lock()
+	var ss *ddpSession
+	for s := range env.s.ddp.sessions {
+		ss = s
+	}
+	env.s.ddp.mu.Unlock()
+	// Delivery waits for the session's lock: hold it while the room's
+	// notices pile up past the queue.
+	ss.mu.Lock()
+	for range ddpBusQueue + 2 {
+		env.d.Bus().Publish(hub.Notice{Conv: conv})
+	}
+	ss.mu.Unlock()
+	err := c.closeErr()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text != "fell behind" {
+		t.Fatalf("close: %v, want 1008 fell behind", err)
+	}
+}

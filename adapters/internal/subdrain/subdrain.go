@@ -1,0 +1,110 @@
+// Package subdrain hands a hub subscription's notices to their handler on
+// demand: a goroutine runs only while notices are queued, instead of one
+// blocked on the subscription for its whole life.
+//
+// A long-lived goroutine per subscription costs twice under load: its
+// stack while idle (8 KiB or more for every followed room of every
+// connection), and, because the collector halves the stacks of idle
+// goroutines, a stack copy back up on nearly every notice once notices
+// per subscription are rarer than collections (1,000 rooms). A drain
+// goroutine starts at the runtime's average stack size and is gone when
+// the queue is empty. (adapters/livechat/rtmconn's drainer is the same
+// pattern for customer sessions.)
+package subdrain
+
+import (
+	"context"
+	"sync"
+
+	"chatgate/core/hub"
+)
+
+// Drainer delivers one subscription's notices on demand, one at a time,
+// in queue order.
+type Drainer struct {
+	ctx    context.Context
+	sub    *hub.Sub
+	handle func(context.Context, *hub.Notice)
+	ended  func(error)
+	wg     *sync.WaitGroup // the owner's: it waits for a running drain
+
+	mu      sync.Mutex
+	running bool // a drain goroutine is running (or about to)
+	stopped bool // the owner is ending: start no more drains
+	over    bool // ended was called
+}
+
+// Start drains sub from now on: handle is called for each notice (not
+// once ctx has ended: those are dropped), and ended once, with the
+// subscription's error, when it ends (closed, or cut off as too slow).
+// Each drain goroutine is counted in wg. Notices queued before Start are
+// delivered too.
+func Start(ctx context.Context, sub *hub.Sub, handle func(context.Context, *hub.Notice), ended func(error), wg *sync.WaitGroup) *Drainer {
+	d := &Drainer{ctx: ctx, sub: sub, handle: handle, ended: ended, wg: wg}
+	sub.SetWake(d.wake) // also wakes for what was queued before
+	d.wake()
+	return d
+}
+
+// wake starts a drain unless one is running; it never blocks (the bus
+// calls it while publishing).
+func (d *Drainer) wake() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running || d.stopped || d.over {
+		return
+	}
+	d.running = true
+	d.wg.Add(1)
+	go d.drain()
+}
+
+// drain hands over queued notices until none is left, then exits. A
+// notice queued after its last look wakes a new drain, unless this one
+// is still marked running: it looks once more under the lock.
+func (d *Drainer) drain() {
+	defer d.wg.Done()
+	for {
+		select {
+		case n := <-d.sub.C():
+			if d.ctx.Err() == nil {
+				d.handle(d.ctx, n)
+			}
+			continue
+		default:
+		}
+		d.mu.Lock()
+		if len(d.sub.C()) > 0 && !d.stopped {
+			d.mu.Unlock()
+			continue
+		}
+		select {
+		case <-d.sub.Done():
+			if !d.over {
+				d.over = true
+				d.mu.Unlock()
+				d.ended(d.sub.Err())
+				d.mu.Lock()
+			}
+		default:
+		}
+		d.running = false
+		d.mu.Unlock()
+		return
+	}
+}
+
+// Stop starts no more drains; the owner's WaitGroup waits for one still
+// running.
+func (d *Drainer) Stop() {
+	d.mu.Lock()
+	d.stopped = true
+	d.mu.Unlock()
+}
+
+// Running reports whether a drain goroutine is running (for tests).
+func (d *Drainer) Running() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.running
+}

@@ -1,0 +1,116 @@
+package subdrain
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"chatgate/core/hub"
+	"chatgate/core/model"
+)
+
+// TestOnDemand: notices are handed over in order, no goroutine is left
+// once the queue is empty, a subscription cut off as too slow is reported
+// once, and nothing is handled once the context has ended.
+func TestOnDemand(t *testing.T) {
+	bus := hub.NewBus()
+	sub := bus.SubscribeConv("c1", 4)
+	var (
+		mu  sync.Mutex
+		got []uint64
+	)
+	ended := make(chan error, 2)
+	publish := func(seq uint64) {
+		bus.Publish(hub.Notice{Conv: model.Conversation{ID: "c1"}, Events: []model.Event{{Conv: "c1", Seq: seq}}})
+	}
+	publish(1) // queued before the drainer starts
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	d := Start(ctx, sub, func(_ context.Context, n *hub.Notice) {
+		mu.Lock()
+		got = append(got, n.Events[0].Seq)
+		mu.Unlock()
+	}, func(err error) { ended <- err }, &wg)
+	idle := func() {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a drain goroutine is still running with nothing queued")
+		}
+	}
+	for seq := uint64(2); seq <= 200; seq++ {
+		publish(seq)
+		if seq%3 == 0 {
+			idle()
+		}
+	}
+	idle()
+	mu.Lock()
+	if len(got) != 200 {
+		t.Fatalf("handled %d notices, want 200", len(got))
+	}
+	for i, seq := range got {
+		if seq != uint64(i+1) {
+			t.Fatalf("notice %d has seq %d: out of order", i, seq)
+		}
+	}
+	mu.Unlock()
+	if d.Running() {
+		t.Fatal("drainer marked running while idle")
+	}
+	// Nobody drains while the queue is filled past its size: cut off.
+	d.Stop()
+	for seq := uint64(201); seq <= 206; seq++ {
+		publish(seq)
+	}
+	d.mu.Lock()
+	d.stopped = false
+	d.mu.Unlock()
+	cancel() // what is still queued is dropped, not handled
+	d.wake()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, hub.ErrSlow) {
+			t.Fatalf("ended with %v, want ErrSlow", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("end of the subscription not reported")
+	}
+	idle()
+	select {
+	case err := <-ended:
+		t.Fatalf("end reported twice (%v)", err)
+	default:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 200 {
+		t.Fatalf("%d notices handled after the context ended", len(got)-200)
+	}
+}
+
+// TestClosedReportsEnd: closing the subscription reports its end once,
+// with ErrUnsubscribed.
+func TestClosedReportsEnd(t *testing.T) {
+	bus := hub.NewBus()
+	sub := bus.SubscribeConv("c1", 4)
+	ended := make(chan error, 2)
+	var wg sync.WaitGroup
+	Start(t.Context(), sub, func(context.Context, *hub.Notice) {}, func(err error) { ended <- err }, &wg)
+	sub.Close()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, hub.ErrUnsubscribed) {
+			t.Fatalf("ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("end not reported")
+	}
+	wg.Wait()
+}
