@@ -10,6 +10,7 @@ FUZZ_TARGETS := \
 	./adapters/internal/ddp:FuzzDecodeFrame \
 	./adapters/rocketchat:FuzzDDPSession \
 	./adapters/rocketchat:FuzzRESTRequest \
+	./adapters/rocketchat:FuzzRESTEncoding \
 	./adapters/livechat/customer:FuzzDecodeFrame \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush \

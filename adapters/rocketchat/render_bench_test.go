@@ -2,7 +2,6 @@ package rocketchat
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
 	"chatgate/core/desk"
@@ -57,7 +56,7 @@ func BenchmarkRESTMessageResponse(b *testing.B) {
 	env, ve, _ := benchMessages(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		out, err := json.Marshal(isoDates(map[string]any{"message": env.s.renderMessage(&ve), "success": true}))
+		out, err := restBody(map[string]any{"message": env.s.renderMessage(&ve), "success": true})
 		if err != nil || len(out) == 0 {
 			b.Fatal(err)
 		}

@@ -16,7 +16,6 @@ package rocketchat
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -157,9 +156,10 @@ func isoDates(v any) any {
 	return v
 }
 
-// restJSON writes v as compact JSON with dates as ISO strings.
+// restJSON writes v as compact JSON with dates as ISO strings (the bytes
+// of json.Marshal(isoDates(v)); see appendREST).
 func restJSON(c *gin.Context, status int, v any) {
-	b, err := json.Marshal(isoDates(v))
+	b, err := restBody(v)
 	if err != nil {
 		status, b = 500, []byte(`{"success":false,"error":"Internal server error"}`)
 	}
