@@ -359,9 +359,13 @@ func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 			ss.log.Error().Interface("panic", r).Str("conv", string(f.conv)).Msg("ddp stream rendering panicked")
 		}
 	}()
+	// A feed has a few subscriptions (the widget holds up to six of a
+	// room): their list and frames live on the stack.
+	var subsArr [8]*ddpSub
+	var outArr [8][][]byte
 	ss.mu.Lock()
 	ss.dropMoved(f, n.Conv.Visitor)
-	subs := make([]*ddpSub, 0, len(f.subs))
+	subs := subsArr[:0]
 	for sub := range f.subs {
 		subs = append(subs, sub)
 	}
@@ -369,12 +373,10 @@ func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 	if len(subs) == 0 {
 		return
 	}
-	r := ddpNoticeRender{s: ss.s, n: n, frames: map[ddpFrameKey][][]byte{}}
-	out := make(map[*ddpSub][][]byte, len(subs))
+	r := ddpNoticeRender{s: ss.s, n: n}
+	out := outArr[:0]
 	for _, sub := range subs {
-		if fr := r.framesFor(sub); len(fr) > 0 {
-			out[sub] = fr
-		}
+		out = append(out, r.framesFor(sub))
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -382,11 +384,11 @@ func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 	if r.sentSpot > 0 {
 		f.spot = r.sentSpot
 	}
-	for _, sub := range subs {
+	for i, sub := range subs {
 		if _, live := f.subs[sub]; !live {
 			continue
 		}
-		for _, b := range out[sub] {
+		for _, b := range out[i] {
 			ss.send(b)
 		}
 	}
@@ -544,7 +546,7 @@ type ddpFrameKey struct {
 type ddpNoticeRender struct {
 	s      *Surface
 	n      hub.Notice
-	frames map[ddpFrameKey][][]byte
+	frames []ddpFrameSet // a few: looked up in order
 
 	messages  []map[string]any
 	rendered  bool
@@ -555,10 +557,18 @@ type ddpNoticeRender struct {
 	sentSpot  int // queue position a queueData of this notice carries
 }
 
+// ddpFrameSet is the frames of one ddpFrameKey.
+type ddpFrameSet struct {
+	key    ddpFrameKey
+	frames [][]byte
+}
+
 func (r *ddpNoticeRender) framesFor(sub *ddpSub) [][]byte {
 	key := ddpFrameKey{kind: sub.kind, event: sub.event, alias: sub.alias}
-	if fr, ok := r.frames[key]; ok {
-		return fr
+	for _, fs := range r.frames {
+		if fs.key == key {
+			return fs.frames
+		}
 	}
 	if sub.kind == subLivechat {
 		// Reads the session's queue position (sentSpot): its own.
@@ -567,7 +577,7 @@ func (r *ddpNoticeRender) framesFor(sub *ddpSub) [][]byte {
 	// The frames of the other streams depend on the notice, the surface
 	// and key alone: every session following the room shares them.
 	fr := r.n.Shared(sharedDDPFrames{s: r.s, key: key}, func() any { return r.encode(key, sub) }).([][]byte)
-	r.frames[key] = fr
+	r.keep(key, fr)
 	return fr
 }
 
@@ -619,8 +629,19 @@ func (r *ddpNoticeRender) encode(key ddpFrameKey, sub *ddpSub) [][]byte {
 		}
 		out = append(out, b)
 	}
-	r.frames[key] = out
+	r.keep(key, out)
 	return out
+}
+
+// keep records the frames of key (once: encode and framesFor may both
+// get them).
+func (r *ddpNoticeRender) keep(key ddpFrameKey, frames [][]byte) {
+	for _, fs := range r.frames {
+		if fs.key == key {
+			return
+		}
+	}
+	r.frames = append(r.frames, ddpFrameSet{key: key, frames: frames})
 }
 
 // renderMessages: new events and edited ones, as a visitor sees them.

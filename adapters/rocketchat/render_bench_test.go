@@ -40,8 +40,7 @@ func BenchmarkStreamMessageFrame(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				r := ddpNoticeRender{s: env.s, n: hub.Notice{Conv: model.Conversation{ID: tc.e.Conv}, Events: []model.Event{tc.e}},
-					frames: map[ddpFrameKey][][]byte{}}
+				r := ddpNoticeRender{s: env.s, n: hub.Notice{Conv: model.Conversation{ID: tc.e.Conv}, Events: []model.Event{tc.e}}}
 				if fr := r.framesFor(sub); len(fr) != 1 {
 					b.Fatalf("%d frames", len(fr))
 				}
