@@ -2,6 +2,7 @@ package rocketchat
 
 import (
 	"context"
+	"syscall"
 	"testing"
 
 	"chatgate/core/desk"
@@ -28,6 +29,24 @@ func benchMessages(b *testing.B) (*ddpEnv, model.Event, model.Event) {
 	return env, ve, ae
 }
 
+// reportCPU reports the process's CPU time per operation (user and
+// system, every goroutine: the collector's work too) as cpu-ns/op: on a
+// machine shared with other work, ns/op is wall time and moves with the
+// load, CPU time much less. Call it after the loop, with the CPU time
+// cpuTime returned before it.
+func reportCPU(b *testing.B, before int64) {
+	b.ReportMetric(float64(cpuTime()-before)/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is the process's user and system CPU time so far, in ns.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
 // BenchmarkStreamMessageFrame is what one DDP feed does with a notice of
 // one new message: render it and encode its stream-room-messages frame.
 func BenchmarkStreamMessageFrame(b *testing.B) {
@@ -39,12 +58,14 @@ func BenchmarkStreamMessageFrame(b *testing.B) {
 	}{{"visitor", ve}, {"agent", ae}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
+			cpu := cpuTime()
 			for b.Loop() {
 				r := ddpNoticeRender{s: env.s, n: hub.Notice{Conv: model.Conversation{ID: tc.e.Conv}, Events: []model.Event{tc.e}}}
 				if fr := r.framesFor(sub); len(fr) != 1 {
 					b.Fatalf("%d frames", len(fr))
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 }
@@ -54,10 +75,12 @@ func BenchmarkStreamMessageFrame(b *testing.B) {
 func BenchmarkRESTMessageResponse(b *testing.B) {
 	env, ve, _ := benchMessages(b)
 	b.ReportAllocs()
+	cpu := cpuTime()
 	for b.Loop() {
 		out, err := restBody(map[string]any{"message": env.s.renderMessage(&ve), "success": true})
 		if err != nil || len(out) == 0 {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu)
 }
