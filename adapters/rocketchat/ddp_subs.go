@@ -77,8 +77,6 @@ type ddpFeed struct {
 	bus  *hub.Sub
 	conv model.ConvID
 	subs map[*ddpSub]struct{}
-	// drain delivers bus's notices on demand (pumpFeed).
-	drain *subdrain.Drainer
 
 	active bool
 	queued bool
@@ -294,7 +292,7 @@ func (ss *ddpSession) closeFeeds() {
 // position, the visitor record) is looked at by the surface's poller
 // (pollRooms). Called with ss.mu held.
 func (ss *ddpSession) pumpFeed(f *ddpFeed) {
-	f.drain = subdrain.Start(ss.workCtx, f.bus, func(_ context.Context, n *hub.Notice) { ss.deliver(f, *n) },
+	subdrain.Start(ss.workCtx, f.bus, func(_ context.Context, n *hub.Notice) { ss.deliver(f, *n) },
 		func(err error) {
 			if errors.Is(err, hub.ErrSlow) {
 				ss.log.Warn().Msg("ddp session fell behind the desk")
