@@ -8,7 +8,6 @@ package visitorv2
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
@@ -87,6 +86,9 @@ type Surface struct {
 	lastSeen map[model.ConvID]time.Time // open v2 chats and their last request
 	// dirty are the chats polled since the last Record (Polls only).
 	dirty map[model.ConvID]time.Time
+
+	// bufs holds the buffers poll answers are encoded into (*[]byte).
+	bufs sync.Pool
 }
 
 // New returns the surface.
@@ -100,8 +102,10 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 10
 	}
-	return &Surface{d: d, cfg: cfg, log: log.With().Str("surface", "livechat.v2").Logger(),
+	s := &Surface{d: d, cfg: cfg, log: log.With().Str("surface", "livechat.v2").Logger(),
 		lastSeen: make(map[model.ConvID]time.Time), dirty: make(map[model.ConvID]time.Time)}
+	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	return s
 }
 
 // Name implements the gateway's Surface.
@@ -287,11 +291,22 @@ func (s *Surface) sweep(ctx context.Context, now time.Time) {
 // fail answers with the REST v2 error body {"error": "..."} (the shape
 // LiveChat's own PHP client parses).
 func (s *Surface) fail(c *gin.Context, status int, msg string) {
-	s.reply(c, status, gin.H{"error": msg})
+	b := append(appendString(append(make([]byte, 0, len(msg)+16), `{"error":`...), msg), '}')
+	s.reply(c, status, b)
 }
 
-// reply writes JSON, or JSONP for GET requests with a valid ?callback=.
-func (s *Surface) reply(c *gin.Context, status int, body any) {
+// Answers that never change, encoded once.
+var (
+	noEvents = []byte(`{"events":[]}`) // most polls
+	success  = []byte(`{"success":true}`)
+	banned   = []byte(`{"banned":true,"secured_session_id":""}`)
+)
+
+const jsonType = "application/json; charset=utf-8"
+
+// reply writes an encoded JSON body, or JSONP for GET requests with a
+// valid ?callback=.
+func (s *Surface) reply(c *gin.Context, status int, body []byte) {
 	var cb string
 	// c.Query parses the query string once more (begin has parsed it
 	// already); most requests have no callback, which the raw query shows
@@ -301,19 +316,11 @@ func (s *Surface) reply(c *gin.Context, status int, body any) {
 		cb = c.Query("callback")
 	}
 	if cb != "" && callbackRe.MatchString(cb) {
-		b, err := json.Marshal(body)
-		if err != nil {
-			c.Status(http.StatusInternalServerError)
-			return
-		}
-		c.Data(status, "application/javascript; charset=utf-8", append(append([]byte(cb+"("), b...), ')', ';'))
+		c.Data(status, "application/javascript; charset=utf-8", append(append([]byte(cb+"("), body...), ')', ';'))
 		return
 	}
-	c.JSON(status, body)
+	c.Data(status, jsonType, body)
 }
-
-// noEvents is the answer of a poll that found nothing, pre-encoded.
-const noEvents = `{"events":[]}`
 
 var callbackRe = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$`)
 
@@ -471,7 +478,7 @@ func (s *Surface) start(c *gin.Context) {
 	}
 	if v.Banned(s.d.Now()) {
 		// v2's own answer for a banned visitor: no session, no chat.
-		s.reply(c, http.StatusOK, gin.H{"secured_session_id": "", "banned": true})
+		s.reply(c, http.StatusOK, banned)
 		return
 	}
 	sid, err := model.Secret(16)
@@ -519,7 +526,7 @@ func (s *Surface) start(c *gin.Context) {
 		// (the node dies within recordEvery) would never be swept.
 		s.record(ctx)
 	}
-	s.reply(c, http.StatusOK, gin.H{"secured_session_id": sid, "banned": false})
+	s.reply(c, http.StatusOK, append(appendString(append(make([]byte, 0, 80), `{"banned":false,"secured_session_id":`...), sid), '}'))
 }
 
 func (s *Surface) pending(c *gin.Context) {
@@ -556,17 +563,28 @@ func (s *Surface) pending(c *gin.Context) {
 			return
 		}
 	}
-	out := make([]map[string]any, 0, len(evs))
-	for i := range evs {
-		if m := s.render(&evs[i]); m != nil {
-			out = append(out, m)
-		}
-	}
-	if len(out) == 0 {
-		s.reply(c, http.StatusOK, json.RawMessage(noEvents)) // most polls: spare encoding a map
+	if len(evs) == 0 {
+		s.reply(c, http.StatusOK, noEvents)
 		return
 	}
-	s.reply(c, http.StatusOK, gin.H{"events": out})
+	bp := s.bufs.Get().(*[]byte)
+	b := append((*bp)[:0], `{"events":[`...)
+	n := 0
+	for i := range evs {
+		if m, ok := s.render(&evs[i]); ok {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = appendEvent(b, &m)
+			n++
+		}
+	}
+	b = append(b, "]}"...)
+	s.reply(c, http.StatusOK, b) // written out before reply returns
+	if cap(b) <= 64<<10 {
+		*bp = b
+		s.bufs.Put(bp)
+	}
 }
 
 func (s *Surface) send(c *gin.Context) {
@@ -594,7 +612,7 @@ func (s *Surface) send(c *gin.Context) {
 		return
 	}
 	s.touch(conv.ID, time.Now())
-	s.reply(c, http.StatusOK, gin.H{"success": true})
+	s.reply(c, http.StatusOK, success)
 }
 
 func (s *Surface) close(c *gin.Context) {
@@ -615,5 +633,5 @@ func (s *Surface) close(c *gin.Context) {
 		return
 	}
 	s.forget(conv.ID)
-	s.reply(c, http.StatusOK, gin.H{"success": true})
+	s.reply(c, http.StatusOK, success)
 }
