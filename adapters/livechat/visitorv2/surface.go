@@ -351,15 +351,17 @@ func (s *Surface) deskError(c *gin.Context, err error) {
 // request is a v2 request's common part: checked version header, licence
 // and visitor id, and its parameters.
 type request struct {
-	visitorID string
-	p         map[string][]string
+	visitorID   string
+	query, body values
 }
 
+// get returns parameter k: its first value in the body if the body has
+// it, else its first value in the query string.
 func (r *request) get(k string) string {
-	if v := r.p[k]; len(v) > 0 {
-		return v[0]
+	if v, ok := r.body.lookup(k); ok {
+		return v
 	}
-	return ""
+	return r.query.Get(k)
 }
 
 // begin parses and checks what every v2 call carries. It answers the error
@@ -376,7 +378,7 @@ func (s *Surface) begin(c *gin.Context) (*request, bool) {
 		s.fail(c, http.StatusBadRequest, "visitor_id must be 1 to 1024 characters")
 		return nil, false
 	}
-	p, err := params(c.Request, s.cfg.MaxBody)
+	q, b, err := params(c.Request, s.cfg.MaxBody)
 	if errors.Is(err, errTooLarge) {
 		s.fail(c, http.StatusRequestEntityTooLarge, "Request body too large")
 		return nil, false
@@ -385,7 +387,7 @@ func (s *Surface) begin(c *gin.Context) (*request, bool) {
 		s.fail(c, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
-	r := &request{visitorID: vid, p: p}
+	r := &request{visitorID: vid, query: q, body: b}
 	lic := r.get("licence_id")
 	if lic == "" {
 		lic = r.get("license_id") // spelling some clients use
