@@ -87,6 +87,9 @@ type Surface struct {
 	// dirty are the chats polled since the last Record (Polls only).
 	dirty map[model.ConvID]time.Time
 
+	smu      sync.RWMutex
+	sessions map[string]sessionRef // by secured_session_id; see session
+
 	// bufs holds the buffers poll answers are encoded into (*[]byte).
 	bufs sync.Pool
 }
@@ -103,7 +106,8 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 		cfg.MaxBody = 64 << 10
 	}
 	s := &Surface{d: d, cfg: cfg, log: log.With().Str("surface", "livechat.v2").Logger(),
-		lastSeen: make(map[model.ConvID]time.Time), dirty: make(map[model.ConvID]time.Time)}
+		lastSeen: make(map[model.ConvID]time.Time), dirty: make(map[model.ConvID]time.Time),
+		sessions: make(map[string]sessionRef)}
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return s
 }
@@ -405,6 +409,14 @@ func (s *Surface) begin(c *gin.Context) (*request, bool) {
 
 // session resolves secured_session_id to the caller's conversation. A
 // session of another visitor id is reported as unknown, never revealed.
+//
+// A session id and a visitor id, once bound to a conversation and a
+// visitor, stay bound while the conversation exists (a mapping is never
+// rebound, and a visitor with a conversation is never forgotten), so what
+// the two lookups found is remembered per session (sessions) and only the
+// conversation is read on later requests: it must still exist and still
+// belong to the same visitor (desk.ChangeVisitor moves conversations:
+// TestRememberedSessionNeverWidens), else the lookups are made again.
 func (s *Surface) session(c *gin.Context, r *request) (model.Conversation, bool) {
 	sid := r.get("secured_session_id")
 	if sid == "" {
@@ -413,6 +425,22 @@ func (s *Surface) session(c *gin.Context, r *request) (model.Conversation, bool)
 	}
 	ctx := c.Request.Context()
 	st := s.d.Store()
+	s.smu.RLock()
+	ref, ok := s.sessions[sid]
+	s.smu.RUnlock()
+	if ok && ref.visitor == r.visitorID {
+		conv, err := st.Conversation(ctx, ref.conv)
+		if err == nil && conv.Visitor == ref.core {
+			return conv, true
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.deskError(c, err)
+			return model.Conversation{}, false
+		}
+		s.smu.Lock()
+		delete(s.sessions, sid)
+		s.smu.Unlock()
+	}
 	convID, err := st.Resolve(ctx, store.MapKey{System: System, Tenant: s.cfg.LicenceID, Kind: kindSession, Foreign: sid})
 	if err == nil {
 		var vid string
@@ -421,6 +449,7 @@ func (s *Surface) session(c *gin.Context, r *request) (model.Conversation, bool)
 			var conv model.Conversation
 			conv, err = st.Conversation(ctx, model.ConvID(convID))
 			if err == nil && string(conv.Visitor) == vid {
+				s.remember(sid, sessionRef{visitor: r.visitorID, conv: conv.ID, core: conv.Visitor})
 				return conv, true
 			}
 		}
@@ -431,6 +460,27 @@ func (s *Surface) session(c *gin.Context, r *request) (model.Conversation, bool)
 	}
 	s.fail(c, http.StatusNotFound, "Chat not found: unknown secured_session_id for this visitor")
 	return model.Conversation{}, false
+}
+
+// sessionRef is what a secured_session_id was found to open.
+type sessionRef struct {
+	visitor string // the VISITOR_ID of the request path
+	conv    model.ConvID
+	core    model.VisitorID // conv's visitor when looked up
+}
+
+// maxSessions bounds the remembered sessions; past it they are all
+// forgotten and looked up again as they come back (closed chats' sessions
+// would otherwise accumulate).
+const maxSessions = 1 << 16
+
+func (s *Surface) remember(sid string, ref sessionRef) {
+	s.smu.Lock()
+	if len(s.sessions) >= maxSessions {
+		clear(s.sessions)
+	}
+	s.sessions[sid] = ref
+	s.smu.Unlock()
 }
 
 // --- handlers ----------------------------------------------------------------
