@@ -44,8 +44,10 @@ func (vs values) lookup(k string) (string, bool) {
 // must be scalars; numbers keep their text. As url.URL.Query did, a query
 // pair that does not decode is left out; a body that does not decode is an
 // error.
-func params(r *http.Request, maxBody int64) (query, body values, err error) {
-	query, _ = parseForm(nil, r.URL.RawQuery)
+//
+// The query's pairs are appended to buf.
+func params(r *http.Request, maxBody int64, buf values) (query, body values, err error) {
+	query, _ = parseForm(buf, r.URL.RawQuery)
 	if r.Body == nil || r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return query, nil, nil
 	}

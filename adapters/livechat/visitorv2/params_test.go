@@ -48,19 +48,19 @@ func TestDecodeBody(t *testing.T) {
 
 func TestParamsBodyLimit(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/x?q=1", bytes.NewReader(bytes.Repeat([]byte("a"), 11)))
-	if _, _, err := params(r, 10); err != errTooLarge {
+	if _, _, err := params(r, 10, nil); err != errTooLarge {
 		t.Fatalf("err = %v, want errTooLarge", err)
 	}
 	r = httptest.NewRequest(http.MethodPost, "/x?a=q", bytes.NewReader([]byte("a=b")))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	q, b, err := params(r, 10)
+	q, b, err := params(r, 10, nil)
 	req := request{query: q, body: b}
 	if err != nil || req.get("a") != "b" {
 		t.Fatalf("body should win over query: %v %v %v", q, b, err)
 	}
 	// A key the body sends empty still wins.
 	r = httptest.NewRequest(http.MethodPost, "/x?a=q&c=3", bytes.NewReader([]byte("a=")))
-	q, b, err = params(r, 10)
+	q, b, err = params(r, 10, nil)
 	req = request{query: q, body: b}
 	if err != nil || req.get("a") != "" || req.get("c") != "3" {
 		t.Fatalf("empty body value: %v %v %v", q, b, err)

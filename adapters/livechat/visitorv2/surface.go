@@ -306,7 +306,9 @@ var (
 	banned   = []byte(`{"banned":true,"secured_session_id":""}`)
 )
 
-const jsonType = "application/json; charset=utf-8"
+// jsonTypeHdr is the Content-Type of JSON answers, shared by all of them
+// (net/http only reads it).
+var jsonTypeHdr = []string{"application/json; charset=utf-8"}
 
 // reply writes an encoded JSON body, or JSONP for GET requests with a
 // valid ?callback=.
@@ -323,7 +325,11 @@ func (s *Surface) reply(c *gin.Context, status int, body []byte) {
 		c.Data(status, "application/javascript; charset=utf-8", append(append([]byte(cb+"("), body...), ')', ';'))
 		return
 	}
-	c.Data(status, jsonType, body)
+	// As c.Data, without a new header value slice per answer.
+	c.Writer.Header()["Content-Type"] = jsonTypeHdr
+	c.Status(status)
+	_, _ = c.Writer.Write(body) // a failed write is the client gone
+
 }
 
 var callbackRe = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$`)
@@ -357,6 +363,7 @@ func (s *Surface) deskError(c *gin.Context, err error) {
 type request struct {
 	visitorID   string
 	query, body values
+	pairs       [6]kv // query's first pairs, allocated with the request
 }
 
 // get returns parameter k: its first value in the body if the body has
@@ -373,7 +380,9 @@ func (r *request) get(k string) string {
 func (s *Surface) begin(c *gin.Context) (*request, bool) {
 	// X-API-Version is documented as required. A JSONP script tag cannot
 	// send headers, so a missing header is tolerated; a wrong one is not.
-	if v := c.GetHeader("X-API-Version"); v != "" && v != "2" {
+	// (Looked up by its canonical key: GetHeader would canonicalize
+	// "X-API-Version" into a new string on every request.)
+	if v := c.Request.Header["X-Api-Version"]; len(v) > 0 && v[0] != "" && v[0] != "2" {
 		s.fail(c, http.StatusBadRequest, "Unsupported X-API-Version: this API is version 2")
 		return nil, false
 	}
@@ -382,7 +391,8 @@ func (s *Surface) begin(c *gin.Context) (*request, bool) {
 		s.fail(c, http.StatusBadRequest, "visitor_id must be 1 to 1024 characters")
 		return nil, false
 	}
-	q, b, err := params(c.Request, s.cfg.MaxBody)
+	r := &request{visitorID: vid}
+	q, b, err := params(c.Request, s.cfg.MaxBody, r.pairs[:0])
 	if errors.Is(err, errTooLarge) {
 		s.fail(c, http.StatusRequestEntityTooLarge, "Request body too large")
 		return nil, false
@@ -391,7 +401,7 @@ func (s *Surface) begin(c *gin.Context) (*request, bool) {
 		s.fail(c, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
-	r := &request{visitorID: vid, query: q, body: b}
+	r.query, r.body = q, b
 	lic := r.get("licence_id")
 	if lic == "" {
 		lic = r.get("license_id") // spelling some clients use
