@@ -112,6 +112,7 @@ func (v *v2Visitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 	defer c.close()
 	v.conn = c
 	for ctx.Err() == nil {
+		sent := false
 		for v.pending < r.o.Window && ctx.Err() == nil {
 			v.next++
 			if err := v.send(benchText("bench", v.idx, v.next)); err != nil {
@@ -121,6 +122,13 @@ func (v *v2Visitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 			}
 			r.sent.Add(1)
 			v.pending++
+			sent = true
+		}
+		if sent {
+			// A poll at once could only bring the visitor's own message
+			// back (its answer needs the agent's round trip): a polling
+			// client polls on its interval, sending or not.
+			sleepCtx(ctx, r.o.PollInterval)
 		}
 		p, err := v.poll(ctx)
 		if err != nil {
