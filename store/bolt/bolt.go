@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	gojson "github.com/goccy/go-json"
 	bbolt "go.etcd.io/bbolt"
 
 	"chatgate/core/model"
@@ -56,12 +55,17 @@ var (
 //     conversation changed in nothing else leaves its record alone (it
 //     was rewritten with every message: bytes and B-tree pages per
 //     commit). An event record may leave out conv and seq, which its key
-//     holds (see eventVal). Version 1 records are read as they are, so
+//     holds (see eventJSON). Version 1 records are read as they are, so
 //     opening a version 1 file only raises the number.
+//   - 3: event records are written in a compact binary format (see
+//     recBinary in eventrec.go); JSON event records of versions 1 and 2
+//     are read as they are (their first byte tells them apart), so opening
+//     an older file only raises the number, which keeps builds that would
+//     take a binary record for corrupt JSON from opening it.
 //
 // It follows store.SchemaVersion 1 (the model's JSON); a change of that
 // must bump this too.
-const fileSchema = 2
+const fileSchema = 3
 
 var _ = [1]struct{}{}[store.SchemaVersion-1] // fileSchema assumes store.SchemaVersion 1
 
@@ -147,9 +151,10 @@ func Open(path string, opts Options) (*Store, error) {
 			return fmt.Errorf("%w: file has %d, this build reads up to %d", store.ErrNewerSchema, n, fileSchema)
 		}
 		if n < fileSchema {
-			// Version 1 records read as they are (see fileSchema); the
-			// new number only keeps older builds, which would take an
-			// elided last_seq for 0, from opening the file.
+			// Older records read as they are (see fileSchema); the new
+			// number only keeps older builds, which would take an elided
+			// last_seq for 0 or a binary event for corrupt JSON, from
+			// opening the file.
 			return meta.Put(schemaKey, []byte(strconv.Itoa(fileSchema)))
 		}
 		return nil
@@ -742,45 +747,6 @@ func onlyEvent(evs []model.Event, conv model.ConvID, seq uint64) bool {
 		}
 	}
 	return found
-}
-
-// eventVal encodes an event record: its JSON without the leading conv and
-// seq members, which the key holds (a third of a short message's record).
-// encoding/json writes struct fields in order, so the JSON of a
-// model.Event starts with exactly {"conv":<conv>,"seq":<seq>, ; should
-// that ever not hold, the full JSON is stored, which reads back the same.
-func eventVal(e *model.Event) ([]byte, error) {
-	val, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	conv, err := json.Marshal(e.Conv)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	prefix := append(append(append([]byte(`{"conv":`), conv...), `,"seq":`...), strconv.FormatUint(e.Seq, 10)...)
-	if rest, ok := bytes.CutPrefix(val, prefix); ok && len(rest) > 1 && rest[0] == ',' {
-		val = append(val[:1], rest[1:]...)
-	}
-	return val, nil
-}
-
-// decodeEvent decodes an event record stored under key k (see eventVal):
-// conv and seq come from the key when the record leaves them out.
-//
-// Events are most of what is read (history pages, exports: more than half
-// of an export's CPU time went to decoding them), so they are decoded by
-// goccy/go-json, which reads encoding/json's output the same way twice as
-// fast; they are still written by encoding/json (omitzero fields).
-func decodeEvent(k, v []byte, e *model.Event) error {
-	if err := gojson.Unmarshal(v, e); err != nil {
-		return fmt.Errorf("decode event: %w", err)
-	}
-	if e.Conv == "" && len(k) > 9 {
-		e.Conv = model.ConvID(k[:len(k)-9])
-		e.Seq = binary.BigEndian.Uint64(k[len(k)-8:])
-	}
-	return nil
 }
 
 // lastSeq returns the seq of conv's newest event in tx, 0 when it has
