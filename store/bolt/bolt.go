@@ -101,6 +101,9 @@ type Store struct {
 	convs *convCache
 	// maps caches found mappings (Resolve); see mapCache.
 	maps *mapCache
+	// touched holds the conversations an earlier request of the group
+	// being written changed (the writer's alone; see ops.check).
+	touched map[model.ConvID]struct{}
 
 	mu     sync.RWMutex // guards closed against concurrent sends on reqs
 	closed bool
@@ -163,7 +166,8 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache()}
+	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache(),
+		touched: make(map[model.ConvID]struct{})}
 	go s.writer()
 	return s, nil
 }
@@ -173,7 +177,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if b.Empty() {
 		return nil
 	}
-	o, err := encode(b)
+	o, err := encode(b, s.convs)
 	if err != nil {
 		return err
 	}
@@ -249,9 +253,10 @@ func (s *Store) commitGroup(group []*request) {
 	start := time.Now()
 	errs := make([]error, len(group))
 	keys := 0
+	clear(s.touched)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for i, r := range group {
-			if err := r.ops.check(tx); err != nil {
+			if err := r.ops.check(tx, s.convs, s.touched); err != nil {
 				errs[i] = err
 				continue
 			}
@@ -262,6 +267,7 @@ func (s *Store) commitGroup(group []*request) {
 				return err
 			}
 			keys += n
+			r.ops.touch(s.touched)
 		}
 		return nil
 	})
@@ -314,6 +320,9 @@ type kv struct {
 	// the same bytes still dirties the page (and the pages above it),
 	// which the commit then writes and fsyncs.
 	unlessSame bool
+	// skip: the writer knows this put (or check) has nothing to do (see
+	// convPut.known).
+	skip bool
 }
 
 // ops is a batch encoded for the writer: checks run first so that a
@@ -395,17 +404,33 @@ func decodeVisitor(_ *bbolt.Tx, _, v []byte) (model.Visitor, error) {
 // convPut is a conversation record to write. Its stored value is body
 // (the JSON of the conversation with LastSeq 0) with the revision and the
 // seq it was written at spliced in as its last members (see storedConv).
+//
+// A message (see message) written on the conversation as the cache holds
+// it, changed in nothing but LastSeq, is the common commit: encode then
+// leaves body nil (the record will not be written: no JSON to make) and
+// sets cachedRev; the writer, finding the cache still at that revision
+// (known), takes the stored state from the cache instead of reading the
+// record and its last event key, and skips the visitor index entry and
+// the event's absence check, which that state already answers.
 type convPut struct {
 	key     []byte
-	body    []byte
-	expect  uint64 // the revision the writer read (0: write whatever is stored)
-	lastSeq uint64 // the conversation's LastSeq
+	body    []byte              // nil until needed when cachedRev is set
+	conv    *model.Conversation // the record (LastSeq 0), to encode body from
+	expect  uint64              // the revision the writer read (0: write whatever is stored)
+	lastSeq uint64              // the conversation's LastSeq
 	// message: the batch appends exactly one event to the conversation,
 	// at lastSeq; if the record's body is unchanged too, it is not
 	// rewritten (see fileSchema).
 	message bool
+	// cachedRev is the revision of the cache entry the conversation equals
+	// in all but LastSeq and Rev, when encode found one (0: none; see
+	// convCache.sameAs).
+	cachedRev uint64
+	vconv     int // index in ops.puts of its visitor index entry
+	evAbsent  int // index in ops.absent of its message's event, or -1
 
 	// Set by check and apply, inside the transaction.
+	known  bool         // cur came from the cache (see cachedRev)
 	rev    uint64       // the revision after this commit
 	seq    uint64       // the LastSeq a reader will see after this commit
 	same   bool         // the record was left as it was
@@ -413,7 +438,9 @@ type convPut struct {
 	cur    storedRecord // the stored record, before this commit
 }
 
-func encode(b *store.Batch) (ops, error) {
+// encode encodes b for the writer; cache is the store's conversation
+// cache (see convPut.cachedRev).
+func encode(b *store.Batch, cache *convCache) (ops, error) {
 	var o ops
 	for i := range b.Visitors {
 		v := &b.Visitors[i]
@@ -443,15 +470,20 @@ func encode(b *store.Batch) (ops, error) {
 		// which changes nothing else, finds the same body stored.
 		rec := *c
 		rec.LastSeq = 0
-		body, err := json.Marshal(&rec)
-		if err != nil {
-			return o, fmt.Errorf("encode %s: %w", bConvs, err)
+		p := convPut{key: []byte(c.ID), expect: c.Rev, lastSeq: c.LastSeq, conv: &rec, evAbsent: -1, vconv: len(o.puts),
+			message: c.LastSeq > 0 && onlyEvent(b.Events, c.ID, c.LastSeq)}
+		if p.message {
+			p.cachedRev = cache.sameAs(c)
 		}
-		if len(c.ID) > bbolt.MaxKeySize || len(body)+64 > bbolt.MaxValueSize {
+		if p.cachedRev == 0 {
+			if err := p.encodeBody(); err != nil {
+				return o, err
+			}
+		}
+		if len(c.ID) > bbolt.MaxKeySize {
 			return o, fmt.Errorf("store: key or value size out of range in %s", bConvs)
 		}
-		o.convs = append(o.convs, convPut{key: []byte(c.ID), body: body, expect: c.Rev, lastSeq: c.LastSeq,
-			message: c.LastSeq > 0 && onlyEvent(b.Events, c.ID, c.LastSeq)})
+		o.convs = append(o.convs, p)
 		o.puts = append(o.puts, kv{bucket: bVConvs, key: join([]byte(c.Visitor), []byte(c.ID)), unlessSame: true})
 	}
 	// New events must not exist yet; updates must exist already.
@@ -465,6 +497,13 @@ func encode(b *store.Batch) (ops, error) {
 				return o, errors.New("store: event without conversation or seq")
 			}
 			k := eventKey(e.Conv, e.Seq)
+			if set.cond == &o.absent {
+				for j := range o.convs {
+					if p := &o.convs[j]; p.message && p.lastSeq == e.Seq && string(p.key) == string(e.Conv) {
+						p.evAbsent = len(o.absent)
+					}
+				}
+			}
 			*set.cond = append(*set.cond, kv{bucket: bEvents, key: k})
 			val, err := eventVal(e)
 			if err != nil {
@@ -512,18 +551,86 @@ func encode(b *store.Batch) (ops, error) {
 	return o, nil
 }
 
-func (o *ops) check(tx *bbolt.Tx) error {
+// touch records in touched the conversations o changes: its records and
+// those its events (new, updated or restored) belong to (see check).
+func (o *ops) touch(touched map[model.ConvID]struct{}) {
+	for i := range o.convs {
+		touched[model.ConvID(o.convs[i].key)] = struct{}{}
+	}
+	o.eventConvs(func(c model.ConvID) { touched[c] = struct{}{} })
+}
+
+// eventConvs calls fn with the conversation of every event o writes (new,
+// updated or restored), once or more each.
+func (o *ops) eventConvs(fn func(model.ConvID)) {
+	for _, p := range o.puts {
+		if bytes.Equal(p.bucket, bEvents) && len(p.key) > 9 {
+			fn(model.ConvID(p.key[:len(p.key)-9]))
+		}
+	}
+	if o.restore != nil {
+		for _, r := range o.restore.recs {
+			if bytes.Equal(r.bucket, bEvents) && len(r.key) > 9 {
+				fn(model.ConvID(r.key[:len(r.key)-9]))
+			}
+		}
+	}
+}
+
+// encodeBody makes p's stored JSON (see convPut).
+func (p *convPut) encodeBody() error {
+	body, err := json.Marshal(p.conv)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", bConvs, err)
+	}
+	if len(body)+64 > bbolt.MaxValueSize {
+		return fmt.Errorf("store: key or value size out of range in %s", bConvs)
+	}
+	p.body = body
+	return nil
+}
+
+// check checks o against tx; cache and touched are the writer's (see
+// convPut.cachedRev): touched names the conversations that requests
+// before o in this transaction changed, which the cache does not show yet.
+func (o *ops) check(tx *bbolt.Tx, cache *convCache, touched map[model.ConvID]struct{}) error {
 	// Revisions first: a writer that built on a stale read hears so
 	// rather than of the event seqs it collides with.
 	for i := range o.convs {
 		p := &o.convs[i]
-		p.exists, p.cur = false, storedRecord{}
-		if v := tx.Bucket(bConvs).Get(p.key); v != nil {
-			st, err := storedConv(tx, p.key, v)
-			if err != nil {
+		p.exists, p.cur, p.known = false, storedRecord{}, false
+		if p.cachedRev != 0 {
+			if _, changed := touched[model.ConvID(p.key)]; !changed {
+				// The cache holds exactly the committed state (its
+				// writer is this goroutine; see convCache).
+				if c := cache.peek(model.ConvID(p.key)); c != nil && c.Rev == p.cachedRev {
+					p.exists, p.known = true, true
+					p.cur = storedRecord{rev: c.Rev, lastSeq: c.LastSeq, seq: c.LastSeq}
+				}
+			}
+		}
+		if p.known {
+			if p.lastSeq == p.cur.lastSeq+1 {
+				// No event lies past the conversation's LastSeq.
+				if p.evAbsent >= 0 {
+					o.absent[p.evAbsent].skip = true
+				}
+				// Its visitor index entry was written with the record.
+				o.puts[p.vconv].skip = true
+			}
+		} else if p.body == nil {
+			if err := p.encodeBody(); err != nil {
 				return err
 			}
-			p.exists, p.cur = true, st
+		}
+		if !p.known {
+			if v := tx.Bucket(bConvs).Get(p.key); v != nil {
+				st, err := storedConv(tx, p.key, v)
+				if err != nil {
+					return err
+				}
+				p.exists, p.cur = true, st
+			}
 		}
 		if p.expect != 0 && p.expect != p.cur.rev {
 			return fmt.Errorf("%w: conversation %s is at revision %d, not %d", store.ErrStale, p.key, p.cur.rev, p.expect)
@@ -561,6 +668,9 @@ func (o *ops) check(tx *bbolt.Tx) error {
 		}
 	}
 	for _, c := range o.absent {
+		if c.skip {
+			continue
+		}
 		if tx.Bucket(c.bucket).Get(c.key) != nil {
 			return fmt.Errorf("%w: %s key exists", store.ErrConflict, c.bucket)
 		}
@@ -609,10 +719,15 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 		// A message to a conversation that changed in nothing else: the
 		// record stays, and its event (the next seq) moves the LastSeq
 		// and revision readers see by one each (see storedConv).
-		p.same = p.message && p.exists && p.lastSeq == p.cur.lastSeq+1 && p.cur.sameBody(p.body)
+		p.same = p.message && p.exists && p.lastSeq == p.cur.lastSeq+1 && (p.known || p.cur.sameBody(p.body))
 		if p.same {
 			p.seq = p.lastSeq
 			continue
+		}
+		if p.body == nil {
+			if err := p.encodeBody(); err != nil {
+				return 0, err
+			}
 		}
 		// The seq the record is written at covers every event stored
 		// or written with it, so that its revision reads exactly rev.
@@ -622,7 +737,8 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 				p.seq = max(p.seq, binary.BigEndian.Uint64(e.key[len(p.key)+1:]))
 			}
 		}
-		if p.exists {
+		if p.exists && !p.known {
+			// (A known record has the visitor the cache shows, p's.)
 			// A conversation written with another visitor than the stored
 			// one moves to that visitor's index (livechat/room.visitor):
 			// the old visitor's entry goes, the new one is in o.puts.
@@ -638,6 +754,9 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 		n++
 	}
 	for _, p := range o.puts {
+		if p.skip {
+			continue
+		}
 		val := p.val
 		if val == nil {
 			val = []byte{}
