@@ -101,9 +101,11 @@ type Store struct {
 	convs *convCache
 	// maps caches found mappings (Resolve); see mapCache.
 	maps *mapCache
-	// touched holds the conversations an earlier request of the group
-	// being written changed (the writer's alone; see ops.check).
-	touched map[model.ConvID]struct{}
+	// visitors caches visitor records; see visitorCache.
+	visitors *visitorCache
+	// touched holds what earlier requests of the group being written
+	// changed (the writer's alone; see ops.check).
+	touched touched
 
 	mu     sync.RWMutex // guards closed against concurrent sends on reqs
 	closed bool
@@ -166,8 +168,8 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache(),
-		touched: make(map[model.ConvID]struct{})}
+	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache(), visitors: newVisitorCache(),
+		touched: touched{convs: make(map[model.ConvID]struct{}), visitors: make(map[model.VisitorID]struct{})}}
 	go s.writer()
 	return s, nil
 }
@@ -253,10 +255,11 @@ func (s *Store) commitGroup(group []*request) {
 	start := time.Now()
 	errs := make([]error, len(group))
 	keys := 0
-	clear(s.touched)
+	clear(s.touched.convs)
+	clear(s.touched.visitors)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for i, r := range group {
-			if err := r.ops.check(tx, s.convs, s.touched); err != nil {
+			if err := r.ops.check(tx, s.convs, s.visitors, &s.touched); err != nil {
 				errs[i] = err
 				continue
 			}
@@ -267,7 +270,7 @@ func (s *Store) commitGroup(group []*request) {
 				return err
 			}
 			keys += n
-			r.ops.touch(s.touched)
+			r.ops.touch(&s.touched)
 		}
 		return nil
 	})
@@ -280,6 +283,7 @@ func (s *Store) commitGroup(group []*request) {
 		for i, r := range group {
 			if errs[i] == nil {
 				s.convs.stored(&r.ops)
+				s.visitors.stored(&r.ops)
 				if f := r.ops.forget; f != nil && len(f.mapsGone) > 0 {
 					s.maps.drop(f.mapsGone)
 				}
@@ -358,6 +362,10 @@ type ops struct {
 type visitorPut struct {
 	key    []byte
 	val    []byte
+	// decoded is val decoded, for the visitor cache: exactly what a read
+	// of the record returns (but its Rev). Decoded by the committer, not
+	// the writer, which every commit waits for.
+	decoded *model.Visitor
 	expect uint64 // the revision the writer read (0: write whatever is stored)
 	rev    uint64 // the revision written, set by check
 }
@@ -454,7 +462,11 @@ func encode(b *store.Batch, cache *convCache) (ops, error) {
 		if len(v.ID) > bbolt.MaxKeySize || len(val)+32 > bbolt.MaxValueSize {
 			return o, fmt.Errorf("store: key or value size out of range in %s", bVisitors)
 		}
-		o.visitors = append(o.visitors, visitorPut{key: []byte(v.ID), val: val, expect: v.Rev})
+		decoded := new(model.Visitor)
+		if json.Unmarshal(val, decoded) != nil {
+			decoded = nil // the cache drops it; reads go to the file
+		}
+		o.visitors = append(o.visitors, visitorPut{key: []byte(v.ID), val: val, expect: v.Rev, decoded: decoded})
 	}
 	for _, e := range b.Expect {
 		if e.Rev != 0 {
@@ -551,13 +563,27 @@ func encode(b *store.Batch, cache *convCache) (ops, error) {
 	return o, nil
 }
 
-// touch records in touched the conversations o changes: its records and
-// those its events (new, updated or restored) belong to (see check).
-func (o *ops) touch(touched map[model.ConvID]struct{}) {
+// touched is what the requests of a group written so far changed, which
+// the caches show only once the group is committed (see check).
+type touched struct {
+	convs    map[model.ConvID]struct{}
+	visitors map[model.VisitorID]struct{}
+	all      bool // an import or a deletion of visitors: trust no cache
+}
+
+// touch records in t what o changes: conversation records and those its
+// events (new, updated or restored) belong to, visitor records.
+func (o *ops) touch(t *touched) {
 	for i := range o.convs {
-		touched[model.ConvID(o.convs[i].key)] = struct{}{}
+		t.convs[model.ConvID(o.convs[i].key)] = struct{}{}
 	}
-	o.eventConvs(func(c model.ConvID) { touched[c] = struct{}{} })
+	o.eventConvs(func(c model.ConvID) { t.convs[c] = struct{}{} })
+	for i := range o.visitors {
+		t.visitors[model.VisitorID(o.visitors[i].key)] = struct{}{}
+	}
+	if o.restore != nil || o.forget != nil {
+		t.all = true
+	}
 }
 
 // eventConvs calls fn with the conversation of every event o writes (new,
@@ -590,17 +616,17 @@ func (p *convPut) encodeBody() error {
 	return nil
 }
 
-// check checks o against tx; cache and touched are the writer's (see
-// convPut.cachedRev): touched names the conversations that requests
-// before o in this transaction changed, which the cache does not show yet.
-func (o *ops) check(tx *bbolt.Tx, cache *convCache, touched map[model.ConvID]struct{}) error {
+// check checks o against tx; the caches and touched are the writer's (see
+// convPut.cachedRev): touched names what requests before o in this
+// transaction changed, which the caches do not show yet.
+func (o *ops) check(tx *bbolt.Tx, cache *convCache, visitors *visitorCache, touched *touched) error {
 	// Revisions first: a writer that built on a stale read hears so
 	// rather than of the event seqs it collides with.
 	for i := range o.convs {
 		p := &o.convs[i]
 		p.exists, p.cur, p.known = false, storedRecord{}, false
 		if p.cachedRev != 0 {
-			if _, changed := touched[model.ConvID(p.key)]; !changed {
+			if _, changed := touched.convs[model.ConvID(p.key)]; !changed && !touched.all {
 				// The cache holds exactly the committed state (its
 				// writer is this goroutine; see convCache).
 				if c := cache.peek(model.ConvID(p.key)); c != nil && c.Rev == p.cachedRev {
@@ -649,9 +675,16 @@ func (o *ops) check(tx *bbolt.Tx, cache *convCache, touched map[model.ConvID]str
 		p.rev = cur + 1
 	}
 	for _, e := range o.expects {
-		var cur uint64
-		if v := tx.Bucket(bVisitors).Get([]byte(e.Visitor)); v != nil {
-			_, cur = visitorRecord(v)
+		// The visitor cache holds exactly the committed revision (its
+		// writer is this goroutine) of what it holds.
+		cur, ok := uint64(0), false
+		if _, changed := touched.visitors[e.Visitor]; !changed && !touched.all {
+			cur, ok = visitors.rev(e.Visitor)
+		}
+		if !ok {
+			if v := tx.Bucket(bVisitors).Get([]byte(e.Visitor)); v != nil {
+				_, cur = visitorRecord(v)
+			}
 		}
 		if cur != e.Rev {
 			return fmt.Errorf("%w: visitor %s is at revision %d, not %d", store.ErrStale, e.Visitor, cur, e.Rev)
@@ -1036,8 +1069,14 @@ func decodeJSON[T any](_ *bbolt.Tx, _, v []byte) (T, error) {
 	return rec, err
 }
 
-// Visitor implements store.Store.
+// Visitor implements store.Store. Answers come from the visitor cache
+// when it holds the visitor, which is then exactly what the file holds
+// (see visitorCache).
 func (s *Store) Visitor(_ context.Context, id model.VisitorID) (model.Visitor, error) {
+	if v, ok := s.visitors.get(id); ok {
+		return v, nil
+	}
+	epoch := s.visitors.epoch()
 	var v model.Visitor
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		raw := tx.Bucket(bVisitors).Get([]byte(id))
@@ -1048,6 +1087,9 @@ func (s *Store) Visitor(_ context.Context, id model.VisitorID) (model.Visitor, e
 		v, err = decodeVisitor(tx, []byte(id), raw)
 		return err
 	})
+	if err == nil {
+		s.visitors.fill(epoch, &v)
+	}
 	return v, err
 }
 
