@@ -71,8 +71,12 @@ var _ = [1]struct{}{}[store.SchemaVersion-1] // fileSchema assumes store.SchemaV
 
 // Stats describes one group commit, for metrics.
 type Stats struct {
-	Requests int           // commits answered by this transaction
-	Keys     int           // keys written
+	Requests int // commits answered by this transaction
+	Keys     int // keys written
+	// Known counts the conversation records whose state the writer took
+	// from the conversation cache rather than the file (see
+	// convPut.known).
+	Known    int
 	Duration time.Duration // time spent in db.Update, fsync included
 	Err      error
 }
@@ -254,9 +258,10 @@ func (s *Store) writer() {
 func (s *Store) commitGroup(group []*request) {
 	start := time.Now()
 	errs := make([]error, len(group))
-	keys := 0
+	keys, known := 0, 0
 	clear(s.touched.convs)
 	clear(s.touched.visitors)
+	s.touched.all = false
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for i, r := range group {
 			if err := r.ops.check(tx, s.convs, s.visitors, &s.touched); err != nil {
@@ -270,12 +275,17 @@ func (s *Store) commitGroup(group []*request) {
 				return err
 			}
 			keys += n
+			for j := range r.ops.convs {
+				if r.ops.convs[j].known {
+					known++
+				}
+			}
 			r.ops.touch(&s.touched)
 		}
 		return nil
 	})
 	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(Stats{Requests: len(group), Keys: keys, Duration: time.Since(start), Err: err})
+		s.opts.OnCommit(Stats{Requests: len(group), Keys: keys, Known: known, Duration: time.Since(start), Err: err})
 	}
 	if err == nil {
 		// Before anyone hears of the commit, so that a committer reads
@@ -360,14 +370,14 @@ type ops struct {
 // visitorPut is a visitor record to write: its JSON with its revision
 // spliced in as the last member (`,"rev":N}`; see visitorRecord).
 type visitorPut struct {
-	key    []byte
-	val    []byte
+	key []byte
+	val []byte
 	// decoded is val decoded, for the visitor cache: exactly what a read
 	// of the record returns (but its Rev). Decoded by the committer, not
 	// the writer, which every commit waits for.
 	decoded *model.Visitor
-	expect uint64 // the revision the writer read (0: write whatever is stored)
-	rev    uint64 // the revision written, set by check
+	expect  uint64 // the revision the writer read (0: write whatever is stored)
+	rev     uint64 // the revision written, set by check
 }
 
 // withMember splices `"<tag>":n` into the JSON object body as its last

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,5 +200,64 @@ func TestCacheFollowsEventsAlone(t *testing.T) {
 	defer s.Close()
 	if fromFile, err := s.Conversation(ctx, conv.ID); err != nil || !reflect.DeepEqual(cached, fromFile) || fromFile.LastSeq != 3 {
 		t.Errorf("from the file %+v, %v; cached %+v", fromFile, err, cached)
+	}
+}
+
+// TestMessageFromCache: a message on a conversation as cached is checked
+// against the cache (Stats.Known), before and after commits that make the
+// writer distrust its caches for their own group (a forget sweep), and
+// not when it was built on an older revision (stale, from the file).
+func TestMessageFromCache(t *testing.T) {
+	var mu sync.Mutex
+	var known []int
+	s := mustOpen(t, tempPath(t), Options{OnCommit: func(st Stats) {
+		mu.Lock()
+		known = append(known, st.Known)
+		mu.Unlock()
+	}})
+	defer s.Close()
+	ctx := t.Context()
+	conv := model.Conversation{ID: model.ConvID(model.NewID()), Visitor: "v", State: model.StateOpen}
+	b := &store.Batch{Convs: []model.Conversation{conv}}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	conv = b.Convs[0]
+	message := func() error {
+		next := conv
+		next.LastSeq++
+		b := &store.Batch{Convs: []model.Conversation{next}, Events: []model.Event{testEvent(conv.ID, next.LastSeq)}}
+		err := s.Commit(ctx, b)
+		if err == nil {
+			conv = b.Convs[0]
+		}
+		return err
+	}
+	if err := message(); err != nil {
+		t.Fatal(err)
+	}
+	idle := model.Visitor{ID: model.VisitorID(model.NewID()), CreatedAt: time.Unix(1600000000, 0).UTC()}
+	if err := s.Commit(ctx, &store.Batch{Visitors: []model.Visitor{idle}}); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := s.ForgetIdleVisitors(ctx, time.Now(), 0); err != nil || len(gone) != 1 {
+		t.Fatalf("ForgetIdleVisitors = %v, %v", gone, err)
+	}
+	if err := message(); err != nil {
+		t.Fatal(err)
+	}
+	stale := conv
+	if err := message(); err != nil {
+		t.Fatal(err)
+	}
+	conv = stale
+	if err := message(); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("message on an older revision = %v, want ErrStale", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// start, message, idle visitor, forget, message, message, stale message
+	if want := []int{0, 1, 0, 0, 1, 1, 0}; !reflect.DeepEqual(known, want) {
+		t.Errorf("known per commit = %v, want %v", known, want)
 	}
 }
