@@ -14,6 +14,7 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush \
 	./adapters/livechat/wire:FuzzEventIn \
+	./adapters/livechat/wire:FuzzUnmarshalMatchesStd \
 	./store/dump:FuzzImport
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg bench-report docker clean widget e2e

@@ -33,6 +33,10 @@ type Request struct {
 	Version string
 	// AuthorID is the legacy bot author (v0.5–3.4 agent API).
 	AuthorID string
+
+	// checked: Payload was cut from a frame already validated as JSON,
+	// so DecodePayload need not scan it again.
+	checked bool
 }
 
 // Response answers one request. RequestID is always present (empty when the
@@ -96,9 +100,10 @@ func DecodeRequest(b []byte) (*Request, *Error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return req, Errorf(Validation, "Wrong format of request: frame is not a JSON object")
 	}
-	if err := json.Unmarshal(trimmed, &raw); err != nil {
+	if err := Unmarshal(trimmed, &raw); err != nil {
 		return req, Errorf(Validation, "Wrong format of request: %s", jsonProblem(err))
 	}
+	req.checked = true
 	// request_id first, so that later failures can still be answered.
 	if err := optString(raw.RequestID, &req.RequestID); err != nil {
 		return req, Errorf(Validation, "request_id must be a string")
@@ -133,18 +138,36 @@ func PeekRequest(b []byte) *Request {
 		Action    any `json:"action"`
 	}
 	req := &Request{}
-	if json.Unmarshal(b, &head) == nil {
+	if Unmarshal(b, &head) == nil {
 		req.RequestID, _ = head.RequestID.(string)
 		req.Action, _ = head.Action.(string)
 	}
 	return req
 }
 
+// optString reads an envelope field already checked to be valid JSON. A
+// plain string (no escapes, valid UTF-8: nearly every request id and
+// action) is taken as is, without a decoder.
 func optString(raw json.RawMessage, dst *string) error {
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil
 	}
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && plainString(raw[1:n-1]) {
+		*dst = string(raw[1 : n-1])
+		return nil
+	}
 	return json.Unmarshal(raw, dst)
+}
+
+// plainString reports whether s, the inside of a JSON string literal,
+// decodes to itself: printable ASCII with no backslash or quote.
+func plainString(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 || c >= 0x7f || c == '\\' || c == '"' {
+			return false
+		}
+	}
+	return true
 }
 
 // DecodePayload unmarshals req's payload into v (a pointer to a struct
@@ -155,7 +178,11 @@ func DecodePayload(req *Request, v any) error {
 	if len(req.Payload) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(req.Payload, v); err != nil {
+	decode := Unmarshal
+	if req.checked {
+		decode = unmarshalValid
+	}
+	if err := decode(req.Payload, v); err != nil {
 		return Errorf(Validation, "Wrong format of request: %s", jsonProblem(err))
 	}
 	return nil
