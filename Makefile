@@ -15,6 +15,7 @@ FUZZ_TARGETS := \
 	./adapters/livechat/upstream:FuzzUpstreamPush \
 	./adapters/livechat/wire:FuzzEventIn \
 	./adapters/livechat/wire:FuzzUnmarshalMatchesStd \
+	./adapters/livechat/wire:FuzzEncodeMatchesStd \
 	./store/dump:FuzzImport
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg bench-report docker clean widget e2e

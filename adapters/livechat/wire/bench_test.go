@@ -33,7 +33,7 @@ var benchPush = NewPush("3.5", "1234567", "incoming_event", IncomingEvent{ChatID
 func BenchmarkEncodePush(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Encode(benchPush); err != nil {
+		if _, err := EncodePush(&benchPush); err != nil {
 			b.Fatal(err)
 		}
 	}

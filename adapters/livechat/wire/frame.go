@@ -223,6 +223,31 @@ func jsonKind(goKind string) string {
 // Encode marshals a frame without HTML escaping (frames are not HTML, and
 // message texts should reach clients byte-for-byte).
 func Encode(frame any) ([]byte, error) {
+	if b, ok := appendFrame(frame); ok {
+		return b, nil
+	}
+	return stdEncode(frame)
+}
+
+// EncodeResponse is Encode for a response, without boxing it.
+func EncodeResponse(r *Response) ([]byte, error) {
+	if b, ok := appendResponse(r); ok {
+		return b, nil
+	}
+	return stdEncode(r)
+}
+
+// EncodePush is Encode for a push, without boxing it.
+func EncodePush(p *Push) ([]byte, error) {
+	if b, ok := appendPush(p); ok {
+		return b, nil
+	}
+	return stdEncode(p)
+}
+
+// stdEncode is Encode through encoding/json, for every frame appendFrame
+// does not render itself.
+func stdEncode(frame any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
