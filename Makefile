@@ -16,6 +16,7 @@ FUZZ_TARGETS := \
 	./adapters/livechat/wire:FuzzEventIn \
 	./adapters/livechat/wire:FuzzUnmarshalMatchesStd \
 	./adapters/livechat/wire:FuzzEncodeMatchesStd \
+	./adapters/livechat/wire:FuzzDecodeRequestPaths \
 	./store/dump:FuzzImport
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg bench-report docker clean widget e2e

@@ -102,3 +102,26 @@ func TestUnmarshalKeepsDefaultsOnRefusal(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeRequestPaths: DecodeRequest's goccy path reads any frame as
+// its encoding/json path does (same request, same error).
+func FuzzDecodeRequestPaths(f *testing.F) {
+	for _, s := range []string{
+		`{"request_id":"1","action":"send_event","payload":{"chat_id":"x"}}`,
+		`{"request_id":1,"action":"ping"}`, `{"action":"ping","payload":[]}`, `{"action":""}`,
+		`{"request_id":"a\u00e9\n","action":"x","version":"3.5","author_id":null,"payload":null}`,
+		`{"Action":"x","ACTION":"y","request_id":"1","request_id":2}`, `{"action":"x"} `, `{"action":"\xff"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, gerr := decodeRequest(data, true)
+		want, werr := decodeRequest(data, false)
+		if !reflect.DeepEqual(gerr, werr) {
+			t.Fatalf("%q: error %v, encoding/json path %v", data, gerr, werr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\n got %#v\nwant %#v", data, got, want)
+		}
+	})
+}
