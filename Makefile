@@ -19,7 +19,8 @@ FUZZ_TARGETS := \
 	./adapters/livechat/wire:FuzzUnmarshalMatchesStd \
 	./adapters/livechat/wire:FuzzEncodeMatchesStd \
 	./adapters/livechat/wire:FuzzDecodeRequestPaths \
-	./store/dump:FuzzImport
+	./store/dump:FuzzImport \
+	./store/bolt:FuzzEventRecord
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg bench-report docker clean widget e2e
 
