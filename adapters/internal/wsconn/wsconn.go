@@ -276,8 +276,10 @@ func (c *Conn) refresh() {
 // session cannot be read any more; the caller should Close it (sending
 // whatever goodbye its protocol wants first: writes still work).
 func (c *Conn) Read(ctx context.Context) ([]byte, error) {
-	stop := context.AfterFunc(ctx, func() { c.Close(ReasonGoingAway) })
-	defer stop()
+	if ctx.Done() != nil { // a context that cannot end needs no watcher
+		stop := context.AfterFunc(ctx, func() { c.Close(ReasonGoingAway) })
+		defer stop()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("wsconn read: %w", err)
 	}
