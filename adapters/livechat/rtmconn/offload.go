@@ -5,15 +5,16 @@ import (
 	"time"
 )
 
-// offloadLinger is how long a request goroutine waits for the
-// connection's next request before it exits. A conversing client's next
-// request usually comes sooner, so a busy connection keeps one goroutine
-// (whose stack has already grown to what serving takes) instead of
-// starting one per request; an idle connection keeps none. It is short
-// because a goroutine that lingers after a login holds its grown stack
-// (16 KiB) meanwhile: thousands of clients logging in within a linger
-// would add up.
-const offloadLinger = 250 * time.Millisecond
+// offloadLinger is how long a request goroutine of a logged-in
+// connection waits for the connection's next request before it exits. A
+// conversing client's next request usually comes sooner (a customer in a
+// busy chat sends every few hundred milliseconds), so a busy connection
+// keeps one goroutine, whose stack has already grown to what serving
+// takes, instead of starting one per request. The login request does not
+// linger: thousands of clients logging in within a linger would each hold
+// a grown stack (8-16 KiB) meanwhile, and that peak stays in the
+// process's RSS.
+const offloadLinger = time.Second
 
 // offload serves one connection's requests, one at a time, on a goroutine
 // other than the socket's reader. The reader of an idle connection is
@@ -21,24 +22,31 @@ const offloadLinger = 250 * time.Millisecond
 // shrinks below the deepest call it made until a garbage collection,
 // which an idle process rarely runs: serving a request (JSON, the desk,
 // the store) on the reader grew every logged-in connection's stack to
-// 8-16 KiB, while blocking in a read needs a fraction of it.
+// 8-16 KiB, while blocking in a read needs 4 KiB.
 type offload struct {
 	serve func(context.Context, []byte) error
-	jobs  chan []byte // unbuffered: a lingering goroutine takes the next frame
+	jobs  chan job // unbuffered: a lingering goroutine takes the next frame
 	errs  chan error
 }
 
-func newOffload(serve func(context.Context, []byte) error) *offload {
-	return &offload{serve: serve, jobs: make(chan []byte), errs: make(chan error, 1)}
+type job struct {
+	frame  []byte
+	linger time.Duration // how long to wait for the next job afterwards
 }
 
-// call serves frame and returns its result. Calls must not overlap (the
+func newOffload(serve func(context.Context, []byte) error) *offload {
+	return &offload{serve: serve, jobs: make(chan job), errs: make(chan error, 1)}
+}
+
+// call serves frame and returns its result; the goroutine that served it
+// then waits up to linger for the next call. Calls must not overlap (the
 // reader makes them, one at a time).
-func (o *offload) call(ctx context.Context, frame []byte) error {
+func (o *offload) call(ctx context.Context, frame []byte, linger time.Duration) error {
+	j := job{frame: frame, linger: linger}
 	select {
-	case o.jobs <- frame:
+	case o.jobs <- j:
 	default:
-		go o.work(ctx, frame)
+		go o.work(ctx, j)
 	}
 	return <-o.errs
 }
@@ -46,20 +54,29 @@ func (o *offload) call(ctx context.Context, frame []byte) error {
 // stop ends a lingering goroutine; call it after the last call returned.
 func (o *offload) stop() { close(o.jobs) }
 
-func (o *offload) work(ctx context.Context, frame []byte) {
-	linger := time.NewTimer(offloadLinger)
-	defer linger.Stop()
+func (o *offload) work(ctx context.Context, j job) {
+	var t *time.Timer
 	for {
-		o.errs <- o.serve(ctx, frame)
-		linger.Reset(offloadLinger)
+		o.errs <- o.serve(ctx, j.frame)
+		if j.linger <= 0 {
+			break
+		}
+		if t == nil {
+			t = time.NewTimer(j.linger)
+		} else {
+			t.Reset(j.linger)
+		}
 		var ok bool
 		select {
-		case frame, ok = <-o.jobs:
-			if !ok {
-				return
+		case j, ok = <-o.jobs:
+			if ok {
+				continue
 			}
-		case <-linger.C:
-			return
+		case <-t.C:
 		}
+		break
+	}
+	if t != nil {
+		t.Stop()
 	}
 }

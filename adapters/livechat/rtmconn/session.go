@@ -162,7 +162,11 @@ func (ss *Session) Run(ctx context.Context, c Client, log func() zerolog.Logger)
 		// before the session's ctx is cancelled, and a request context
 		// under the session's would make it keep a Done channel and a
 		// map of children for as long as the socket is held.
-		if err := off.call(base, frame); err != nil {
+		linger := time.Duration(0) // a login is not followed by another request soon
+		if login == nil {
+			linger = offloadLinger
+		}
+		if err := off.call(base, frame, linger); err != nil {
 			return
 		}
 		if login != nil && c.LoggedIn() {
@@ -185,7 +189,7 @@ func (ss *Session) Run(ctx context.Context, c Client, log func() zerolog.Logger)
 					cancel()
 					ss.conn.Close(wsconn.ReasonGoingAway) // ends the Read
 				})
-				pl.alone = off.call
+				pl.alone = func(ctx context.Context, frame []byte) error { return off.call(ctx, frame, offloadLinger) }
 			}
 		}
 	}
