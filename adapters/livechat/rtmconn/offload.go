@@ -23,6 +23,10 @@ const offloadLinger = time.Second
 // which an idle process rarely runs: serving a request (JSON, the desk,
 // the store) on the reader grew every logged-in connection's stack to
 // 8-16 KiB, while blocking in a read needs 4 KiB.
+//
+// The channels to a lingering goroutine are made at the first request that
+// lingers (one after login): an idle logged-in connection, whose only
+// request was its login, keeps none.
 type offload struct {
 	serve func(context.Context, []byte) error
 	jobs  chan job // unbuffered: a lingering goroutine takes the next frame
@@ -35,13 +39,21 @@ type job struct {
 }
 
 func newOffload(serve func(context.Context, []byte) error) *offload {
-	return &offload{serve: serve, jobs: make(chan job), errs: make(chan error, 1)}
+	return &offload{serve: serve}
 }
 
 // call serves frame and returns its result; the goroutine that served it
 // then waits up to linger for the next call. Calls must not overlap (the
 // reader makes them, one at a time).
 func (o *offload) call(ctx context.Context, frame []byte, linger time.Duration) error {
+	if linger <= 0 && o.jobs == nil {
+		errc := make(chan error, 1)
+		go func() { errc <- o.serve(ctx, frame) }()
+		return <-errc
+	}
+	if o.jobs == nil {
+		o.jobs, o.errs = make(chan job), make(chan error, 1)
+	}
 	j := job{frame: frame, linger: linger}
 	select {
 	case o.jobs <- j:
@@ -52,7 +64,11 @@ func (o *offload) call(ctx context.Context, frame []byte, linger time.Duration) 
 }
 
 // stop ends a lingering goroutine; call it after the last call returned.
-func (o *offload) stop() { close(o.jobs) }
+func (o *offload) stop() {
+	if o.jobs != nil {
+		close(o.jobs)
+	}
+}
 
 func (o *offload) work(ctx context.Context, j job) {
 	var t *time.Timer
