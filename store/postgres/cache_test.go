@@ -172,3 +172,71 @@ func TestForgottenVisitorsMappings(t *testing.T) {
 		t.Fatalf("after finding the visitor gone, the other node still resolves its mapping: %v", err)
 	}
 }
+
+// TestMapCacheListsEachKeyOnce: a mapping resolved or committed again is
+// listed once under its core id (the per-core lists grew by one entry per
+// Resolve before), and dropCore forgets only the keys still naming it.
+func TestMapCacheListsEachKeyOnce(t *testing.T) {
+	k1 := store.MapKey{System: "s", Kind: "visitor", Foreign: "a"}
+	k2 := store.MapKey{System: "s", Kind: "visitor", Foreign: "b"}
+	tests := []struct {
+		name     string
+		puts     []store.MapKey
+		wantKeys int
+	}{
+		{"one key put once", []store.MapKey{k1}, 1},
+		{"one key put three times", []store.MapKey{k1, k1, k1}, 1},
+		{"two keys, each twice", []store.MapKey{k1, k2, k2, k1}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newMapCache()
+			for _, k := range tc.puts {
+				c.put(k, "core-1")
+			}
+			if got := len(c.cores["core-1"]); got != tc.wantKeys {
+				t.Fatalf("core-1 lists %d keys, want %d", got, tc.wantKeys)
+			}
+			c.put(store.MapKey{System: "s", Kind: "visitor", Foreign: "other"}, "core-2")
+			c.dropCore("core-1")
+			for _, k := range tc.puts {
+				if _, ok := c.get(k); ok {
+					t.Fatalf("%v still cached after dropCore", k)
+				}
+			}
+			if _, ok := c.get(store.MapKey{System: "s", Kind: "visitor", Foreign: "other"}); !ok {
+				t.Fatal("dropCore of core-1 dropped core-2's mapping")
+			}
+		})
+	}
+}
+
+// TestListCacheSaw: a visitor's list is dropped when a conversation it
+// lacks is seen, kept when it holds it, and a read that began before the
+// drop does not store its list.
+func TestListCacheSaw(t *testing.T) {
+	tests := []struct {
+		name     string
+		saw      string
+		wantKept bool
+	}{
+		{"conversation in the list", "c1", true},
+		{"conversation the list lacks", "c3", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newListCache()
+			c.fill("v", []string{"c1", "c2"}, c.ticket("v"))
+			ticket := c.ticket("v")
+			c.saw("v", tc.saw)
+			if _, ok := c.get("v"); ok != tc.wantKept {
+				t.Fatalf("list kept = %v, want %v", ok, tc.wantKept)
+			}
+			c.fill("v", []string{"c1"}, ticket)
+			ids, _ := c.get("v")
+			if tc.wantKept != (len(ids) == 1) {
+				t.Fatalf("fill with a ticket from before saw left %v", ids)
+			}
+		})
+	}
+}
