@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"chatgate/core/model"
 	"chatgate/store"
@@ -51,11 +52,18 @@ func (c *shardedMap[K, V]) init(hash func(K) uint32) {
 func (c *shardedMap[K, V]) shard(k K) *mapShardOf[K, V] { return &c.shards[c.hash(k)%cacheShards] }
 
 // get returns the cached value of k.
-func (c *shardedMap[K, V]) get(k K) (V, bool) {
+func (c *shardedMap[K, V]) get(k K) (V, bool) { return c.getIf(k, nil) }
+
+// getIf returns the cached value of k if use (nil: any) accepts it.
+func (c *shardedMap[K, V]) getIf(k K, use func(V) bool) (V, bool) {
 	sh := c.shard(k)
 	sh.mu.Lock()
 	v, ok := sh.m[k]
 	sh.mu.Unlock()
+	if ok && use != nil && !use(v) {
+		var zero V
+		return zero, false
+	}
 	if ok {
 		c.hits.Add(1)
 	}
@@ -134,6 +142,8 @@ type recCache struct{ shardedMap[string, cachedRec] }
 type cachedRec struct {
 	data []byte
 	rev  int64
+	// at is when the copy was taken (store.RecentCopy bounds its age).
+	at time.Time
 }
 
 func newRecCache() *recCache {
@@ -145,13 +155,13 @@ func newRecCache() *recCache {
 // fill stores what a read found, unless the shard saw a drop since the
 // read's ticket or the cache already holds a later revision.
 func (c *recCache) fill(id string, data []byte, rev int64, ticket uint64) {
-	c.shardedMap.fill(id, cachedRec{data: data, rev: rev}, ticket, func(cur cachedRec) bool { return cur.rev <= rev })
+	c.shardedMap.fill(id, cachedRec{data: data, rev: rev, at: time.Now()}, ticket, func(cur cachedRec) bool { return cur.rev <= rev })
 }
 
 // put stores a record this node committed at rev (or another node's,
 // carried by its notice), unless a later revision is cached.
 func (c *recCache) put(id string, data []byte, rev int64) {
-	c.shardedMap.put(id, cachedRec{data: data, rev: rev}, func(cur cachedRec) bool { return cur.rev <= rev })
+	c.shardedMap.put(id, cachedRec{data: data, rev: rev, at: time.Now()}, func(cur cachedRec) bool { return cur.rev <= rev })
 }
 
 // drop forgets id (another node wrote it, or a commit found it stale).

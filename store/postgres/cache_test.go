@@ -240,3 +240,56 @@ func TestListCacheSaw(t *testing.T) {
 		})
 	}
 }
+
+// TestRecentCopy: under store.RecentCopy a conversation is answered from
+// this node's copy while the copy is younger than maxAge (and the func
+// says so), from the database once it is older (refilling the copy), and
+// never without RecentCopy or MayBeStale. A copy behind another node's
+// commit (its notice lost) is served at most maxAge.
+func TestRecentCopy(t *testing.T) {
+	a, b := twoNodes(t)
+	ctx := t.Context()
+	const age = 300 * time.Millisecond
+	v := model.Visitor{ID: model.VisitorID(model.NewID()), CreatedAt: time.Now().UTC()}
+	c := model.Conversation{ID: model.ConvID(model.NewID()), Visitor: v.ID, State: model.StateOpen, CreatedAt: time.Now().UTC()}
+	if err := a.Commit(ctx, &store.Batch{Visitors: []model.Visitor{v}, Convs: []model.Conversation{c}}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(s *Store, ctx context.Context) (uint64, bool) {
+		t.Helper()
+		rctx, copied := store.RecentCopy(ctx, age)
+		got, err := s.Conversation(rctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Rev, copied()
+	}
+	if rev, copied := read(a, ctx); rev != 1 || !copied {
+		t.Fatalf("a's own commit: revision %d, copied %v; want 1 from the copy", rev, copied)
+	}
+	// b commits; a hears nothing (a lost notice).
+	cb, err := b.Conversation(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb.Origin = "b"
+	if err := b.Commit(ctx, &store.Batch{Convs: []model.Conversation{cb}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Conversation(ctx, c.ID); err != nil || got.Rev != 2 {
+		t.Fatalf("a plain read = revision %d, %v; want 2", got.Rev, err)
+	}
+	// The plain read refilled a's copy at revision 2; make it old again.
+	a.convs.drop(string(c.ID))
+	a.convs.put(string(c.ID), mustJSON(t, c), 1)
+	if rev, copied := read(a, ctx); rev != 1 || !copied {
+		t.Fatalf("young copy behind b's commit: revision %d, copied %v; want 1 from the copy", rev, copied)
+	}
+	time.Sleep(age + 50*time.Millisecond)
+	if rev, copied := read(a, ctx); rev != 2 || copied {
+		t.Fatalf("copy older than maxAge: revision %d, copied %v; want 2 from the database", rev, copied)
+	}
+	if rev, copied := read(a, ctx); rev != 2 || !copied {
+		t.Fatalf("after the refill: revision %d, copied %v; want 2 from the copy", rev, copied)
+	}
+}

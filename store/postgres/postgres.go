@@ -71,6 +71,13 @@
 //     to a conversation whose copy or fresh read names another visitor:
 //     refused, then resolved again on a fresh read. A read that began before such a drop does
 //     not store what it read (per-shard epochs).
+//   - One reader uses a conversation copy without a commit to check it:
+//     a LiveChat v2 poll, under store.RecentCopy, and only to answer "no
+//     events" when the copy (at most its maxAge old, 2 s) is the caller's
+//     conversation and has nothing after the poll's cursor. That shows
+//     nothing, and a copy behind another node's commit answers as the
+//     same poll made a moment earlier would; anything to show is read
+//     from the database. Copies carry the time they were taken for this.
 //   - After the listener reconnects (notices may have been lost), Forget
 //     drops every conversation, visitor and thread list. Restore drops
 //     them too. Mappings stay (they never change).
@@ -630,8 +637,11 @@ func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conver
 	if !textOK(string(id)) {
 		return model.Conversation{}, store.ErrNotFound
 	}
-	if store.StaleOK(ctx) {
-		if r, ok := s.convs.get(string(id)); ok {
+	if stale, age := store.StaleOK(ctx), store.RecentOK(ctx); stale || age > 0 {
+		if r, ok := s.convs.getIf(string(id), func(r cachedRec) bool { return stale || time.Since(r.at) <= age }); ok {
+			if !stale {
+				store.UsedCopy(ctx)
+			}
 			return decodeConv(r.data, r.rev)
 		}
 	}
