@@ -10,8 +10,9 @@
 //
 // So the pacer here keeps Go's rule for large heaps and only raises the
 // headroom of small ones: the collector runs once the heap has grown by
-// max(live heap, MinHeadroom), i.e. GOGC = 100 × max(live, MinHeadroom) /
-// live, re-computed from the live heap the last collection found. A heap
+// max(live, MinHeadroom), i.e. GOGC = 100 × max(live, MinHeadroom) /
+// live, re-computed from what the last collection found ("live" as the
+// collector paces it: the live heap, goroutine stacks and globals). A heap
 // whose live part exceeds MinHeadroom is paced exactly as GOGC=100; a
 // small one spends at most MinHeadroom more memory than it would have.
 //
@@ -33,7 +34,8 @@ const DefaultMinHeadroom = 64 << 20
 // ratio.
 const maxPercent = 1000
 
-// Percent is the GOGC that gives a heap with live bytes live a headroom
+// Percent is the GOGC that gives a heap with live bytes (as the collector
+// paces them: live heap, stacks, globals) a headroom
 // of max(live, minHeadroom): 100 for a large heap, more for a small one,
 // at most maxPercent.
 func Percent(live, minHeadroom uint64) int {
@@ -57,13 +59,22 @@ func Start(minHeadroom uint64, interval time.Duration, getenv func(string) strin
 	if minHeadroom == 0 || getenv != nil && getenv("GOGC") != "" {
 		return func() {}
 	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	// The collector's goal is the live heap plus GOGC% of everything it
+	// scans (live heap, goroutine stacks, globals): the headroom is
+	// reckoned against that sum.
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
 	live := func() uint64 {
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
-			return 0
+		var sum uint64
+		for _, s := range sample {
+			if s.Value.Kind() == metrics.KindUint64 {
+				sum += s.Value.Uint64()
+			}
 		}
-		return sample[0].Value.Uint64()
+		if sample[0].Value.Kind() != metrics.KindUint64 || sample[0].Value.Uint64() == 0 {
+			return 0 // no collection yet: Go's default until there is one
+		}
+		return sum
 	}
 	cur := Percent(live(), minHeadroom)
 	prev := debug.SetGCPercent(cur)
