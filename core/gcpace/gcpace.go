@@ -54,7 +54,9 @@ func Percent(live, minHeadroom uint64) int {
 // looks at the live heap every interval (the value of the last
 // collection) and changes GOGC when the wanted value moved by more than a
 // tenth. It does nothing (stop too) when minHeadroom is 0 or the
-// environment sets GOGC (getenv("GOGC") != "").
+// environment sets GOGC (getenv("GOGC") != ""). GOGC is the process's:
+// gateways started side by side in one process (tests) pace it together,
+// and the last stop restores what its own start found.
 func Start(minHeadroom uint64, interval time.Duration, getenv func(string) string) (stop func()) {
 	if minHeadroom == 0 || getenv != nil && getenv("GOGC") != "" {
 		return func() {}
