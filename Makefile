@@ -6,6 +6,8 @@ FUZZTIME  ?= 5s
 # package:FuzzTarget pairs run by `make fuzz`.
 FUZZ_TARGETS := \
 	./adapters/livechat/visitorv2:FuzzDecodeBody \
+	./adapters/livechat/visitorv2:FuzzParseForm \
+	./adapters/livechat/visitorv2:FuzzAppendEvent \
 	./adapters/livechat/agentrtm:FuzzDecodeFrame \
 	./adapters/internal/ddp:FuzzDecodeFrame \
 	./adapters/rocketchat:FuzzDDPSession \

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -45,15 +48,60 @@ func TestDecodeBody(t *testing.T) {
 
 func TestParamsBodyLimit(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/x?q=1", bytes.NewReader(bytes.Repeat([]byte("a"), 11)))
-	if _, err := params(r, 10); err != errTooLarge {
+	if _, _, err := params(r, 10, nil); err != errTooLarge {
 		t.Fatalf("err = %v, want errTooLarge", err)
 	}
 	r = httptest.NewRequest(http.MethodPost, "/x?a=q", bytes.NewReader([]byte("a=b")))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	v, err := params(r, 10)
-	if err != nil || v.Get("a") != "b" {
-		t.Fatalf("body should win over query: %v %v", v, err)
+	q, b, err := params(r, 10, nil)
+	req := request{query: q, body: b}
+	if err != nil || req.get("a") != "b" {
+		t.Fatalf("body should win over query: %v %v %v", q, b, err)
 	}
+	// A key the body sends empty still wins.
+	r = httptest.NewRequest(http.MethodPost, "/x?a=q&c=3", bytes.NewReader([]byte("a=")))
+	q, b, err = params(r, 10, nil)
+	req = request{query: q, body: b}
+	if err != nil || req.get("a") != "" || req.get("c") != "3" {
+		t.Fatalf("empty body value: %v %v %v", q, b, err)
+	}
+}
+
+func TestParseFormLikeParseQuery(t *testing.T) {
+	for _, s := range []string{
+		"", "a=1&b=x%20y+z", "a=1&a=2", "&&a&=b&c=", "a=%G1&b=2", "a;b=1&c=%zz", "a=%zz&b;=1", "k%3D=v%26",
+		"licence_id=1&secured_session_id=abc&last_message_id=9", strings.Repeat("a&", 10000),
+	} {
+		checkParseForm(t, s)
+	}
+}
+
+// checkParseForm holds parseForm to url.ParseQuery: the same pairs (in
+// order per key) and the same error.
+func checkParseForm(t *testing.T, s string) {
+	t.Helper()
+	want, werr := url.ParseQuery(s)
+	got, gerr := parseForm(nil, s)
+	if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+		t.Fatalf("%q: error %v, url.ParseQuery %v", s, gerr, werr)
+	}
+	g := url.Values{}
+	for _, p := range got {
+		g[p.k] = append(g[p.k], p.v)
+	}
+	if len(want) == 0 && len(g) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(g, want) {
+		t.Fatalf("%q: got %v, url.ParseQuery %v", s, g, want)
+	}
+}
+
+// FuzzParseForm: parseForm decodes any string as url.ParseQuery does.
+func FuzzParseForm(f *testing.F) {
+	f.Add("licence_id=1&message=hi%20there+x")
+	f.Add("a;b=%zz&&=&c")
+	f.Fuzz(checkParseForm)
 }
 
 // FuzzDecodeBody: any bytes under any content type either decode or give

@@ -8,7 +8,6 @@ package visitorv2
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
@@ -87,6 +86,12 @@ type Surface struct {
 	lastSeen map[model.ConvID]time.Time // open v2 chats and their last request
 	// dirty are the chats polled since the last Record (Polls only).
 	dirty map[model.ConvID]time.Time
+
+	smu      sync.RWMutex
+	sessions map[string]sessionRef // by secured_session_id; see session
+
+	// bufs holds the buffers poll answers are encoded into (*[]byte).
+	bufs sync.Pool
 }
 
 // New returns the surface.
@@ -100,8 +105,11 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 10
 	}
-	return &Surface{d: d, cfg: cfg, log: log.With().Str("surface", "livechat.v2").Logger(),
-		lastSeen: make(map[model.ConvID]time.Time), dirty: make(map[model.ConvID]time.Time)}
+	s := &Surface{d: d, cfg: cfg, log: log.With().Str("surface", "livechat.v2").Logger(),
+		lastSeen: make(map[model.ConvID]time.Time), dirty: make(map[model.ConvID]time.Time),
+		sessions: make(map[string]sessionRef)}
+	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	return s
 }
 
 // Name implements the gateway's Surface.
@@ -287,11 +295,24 @@ func (s *Surface) sweep(ctx context.Context, now time.Time) {
 // fail answers with the REST v2 error body {"error": "..."} (the shape
 // LiveChat's own PHP client parses).
 func (s *Surface) fail(c *gin.Context, status int, msg string) {
-	s.reply(c, status, gin.H{"error": msg})
+	b := append(appendString(append(make([]byte, 0, len(msg)+16), `{"error":`...), msg), '}')
+	s.reply(c, status, b)
 }
 
-// reply writes JSON, or JSONP for GET requests with a valid ?callback=.
-func (s *Surface) reply(c *gin.Context, status int, body any) {
+// Answers that never change, encoded once.
+var (
+	noEvents = []byte(`{"events":[]}`) // most polls
+	success  = []byte(`{"success":true}`)
+	banned   = []byte(`{"banned":true,"secured_session_id":""}`)
+)
+
+// jsonTypeHdr is the Content-Type of JSON answers, shared by all of them
+// (net/http only reads it).
+var jsonTypeHdr = []string{"application/json; charset=utf-8"}
+
+// reply writes an encoded JSON body, or JSONP for GET requests with a
+// valid ?callback=.
+func (s *Surface) reply(c *gin.Context, status int, body []byte) {
 	var cb string
 	// c.Query parses the query string once more (begin has parsed it
 	// already); most requests have no callback, which the raw query shows
@@ -301,19 +322,15 @@ func (s *Surface) reply(c *gin.Context, status int, body any) {
 		cb = c.Query("callback")
 	}
 	if cb != "" && callbackRe.MatchString(cb) {
-		b, err := json.Marshal(body)
-		if err != nil {
-			c.Status(http.StatusInternalServerError)
-			return
-		}
-		c.Data(status, "application/javascript; charset=utf-8", append(append([]byte(cb+"("), b...), ')', ';'))
+		c.Data(status, "application/javascript; charset=utf-8", append(append([]byte(cb+"("), body...), ')', ';'))
 		return
 	}
-	c.JSON(status, body)
-}
+	// As c.Data, without a new header value slice per answer.
+	c.Writer.Header()["Content-Type"] = jsonTypeHdr
+	c.Status(status)
+	_, _ = c.Writer.Write(body) // a failed write is the client gone
 
-// noEvents is the answer of a poll that found nothing, pre-encoded.
-const noEvents = `{"events":[]}`
+}
 
 var callbackRe = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$`)
 
@@ -344,15 +361,18 @@ func (s *Surface) deskError(c *gin.Context, err error) {
 // request is a v2 request's common part: checked version header, licence
 // and visitor id, and its parameters.
 type request struct {
-	visitorID string
-	p         map[string][]string
+	visitorID   string
+	query, body values
+	pairs       [6]kv // query's first pairs, allocated with the request
 }
 
+// get returns parameter k: its first value in the body if the body has
+// it, else its first value in the query string.
 func (r *request) get(k string) string {
-	if v := r.p[k]; len(v) > 0 {
-		return v[0]
+	if v, ok := r.body.lookup(k); ok {
+		return v
 	}
-	return ""
+	return r.query.Get(k)
 }
 
 // begin parses and checks what every v2 call carries. It answers the error
@@ -360,7 +380,9 @@ func (r *request) get(k string) string {
 func (s *Surface) begin(c *gin.Context) (*request, bool) {
 	// X-API-Version is documented as required. A JSONP script tag cannot
 	// send headers, so a missing header is tolerated; a wrong one is not.
-	if v := c.GetHeader("X-API-Version"); v != "" && v != "2" {
+	// (Looked up by its canonical key: GetHeader would canonicalize
+	// "X-API-Version" into a new string on every request.)
+	if v := c.Request.Header["X-Api-Version"]; len(v) > 0 && v[0] != "" && v[0] != "2" {
 		s.fail(c, http.StatusBadRequest, "Unsupported X-API-Version: this API is version 2")
 		return nil, false
 	}
@@ -369,7 +391,8 @@ func (s *Surface) begin(c *gin.Context) (*request, bool) {
 		s.fail(c, http.StatusBadRequest, "visitor_id must be 1 to 1024 characters")
 		return nil, false
 	}
-	p, err := params(c.Request, s.cfg.MaxBody)
+	r := &request{visitorID: vid}
+	q, b, err := params(c.Request, s.cfg.MaxBody, r.pairs[:0])
 	if errors.Is(err, errTooLarge) {
 		s.fail(c, http.StatusRequestEntityTooLarge, "Request body too large")
 		return nil, false
@@ -378,7 +401,7 @@ func (s *Surface) begin(c *gin.Context) (*request, bool) {
 		s.fail(c, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
-	r := &request{visitorID: vid, p: p}
+	r.query, r.body = q, b
 	lic := r.get("licence_id")
 	if lic == "" {
 		lic = r.get("license_id") // spelling some clients use
@@ -396,6 +419,14 @@ func (s *Surface) begin(c *gin.Context) (*request, bool) {
 
 // session resolves secured_session_id to the caller's conversation. A
 // session of another visitor id is reported as unknown, never revealed.
+//
+// A session id and a visitor id, once bound to a conversation and a
+// visitor, stay bound while the conversation exists (a mapping is never
+// rebound, and a visitor with a conversation is never forgotten), so what
+// the two lookups found is remembered per session (sessions) and only the
+// conversation is read on later requests: it must still exist and still
+// belong to the same visitor (desk.ChangeVisitor moves conversations:
+// TestRememberedSessionNeverWidens), else the lookups are made again.
 func (s *Surface) session(c *gin.Context, r *request) (model.Conversation, bool) {
 	sid := r.get("secured_session_id")
 	if sid == "" {
@@ -404,6 +435,22 @@ func (s *Surface) session(c *gin.Context, r *request) (model.Conversation, bool)
 	}
 	ctx := c.Request.Context()
 	st := s.d.Store()
+	s.smu.RLock()
+	ref, ok := s.sessions[sid]
+	s.smu.RUnlock()
+	if ok && ref.visitor == r.visitorID {
+		conv, err := st.Conversation(ctx, ref.conv)
+		if err == nil && conv.Visitor == ref.core {
+			return conv, true
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.deskError(c, err)
+			return model.Conversation{}, false
+		}
+		s.smu.Lock()
+		delete(s.sessions, sid)
+		s.smu.Unlock()
+	}
 	convID, err := st.Resolve(ctx, store.MapKey{System: System, Tenant: s.cfg.LicenceID, Kind: kindSession, Foreign: sid})
 	if err == nil {
 		var vid string
@@ -412,6 +459,7 @@ func (s *Surface) session(c *gin.Context, r *request) (model.Conversation, bool)
 			var conv model.Conversation
 			conv, err = st.Conversation(ctx, model.ConvID(convID))
 			if err == nil && string(conv.Visitor) == vid {
+				s.remember(sid, sessionRef{visitor: r.visitorID, conv: conv.ID, core: conv.Visitor})
 				return conv, true
 			}
 		}
@@ -422,6 +470,27 @@ func (s *Surface) session(c *gin.Context, r *request) (model.Conversation, bool)
 	}
 	s.fail(c, http.StatusNotFound, "Chat not found: unknown secured_session_id for this visitor")
 	return model.Conversation{}, false
+}
+
+// sessionRef is what a secured_session_id was found to open.
+type sessionRef struct {
+	visitor string // the VISITOR_ID of the request path
+	conv    model.ConvID
+	core    model.VisitorID // conv's visitor when looked up
+}
+
+// maxSessions bounds the remembered sessions; past it they are all
+// forgotten and looked up again as they come back (closed chats' sessions
+// would otherwise accumulate).
+const maxSessions = 1 << 16
+
+func (s *Surface) remember(sid string, ref sessionRef) {
+	s.smu.Lock()
+	if len(s.sessions) >= maxSessions {
+		clear(s.sessions)
+	}
+	s.sessions[sid] = ref
+	s.smu.Unlock()
 }
 
 // --- handlers ----------------------------------------------------------------
@@ -471,7 +540,7 @@ func (s *Surface) start(c *gin.Context) {
 	}
 	if v.Banned(s.d.Now()) {
 		// v2's own answer for a banned visitor: no session, no chat.
-		s.reply(c, http.StatusOK, gin.H{"secured_session_id": "", "banned": true})
+		s.reply(c, http.StatusOK, banned)
 		return
 	}
 	sid, err := model.Secret(16)
@@ -519,7 +588,7 @@ func (s *Surface) start(c *gin.Context) {
 		// (the node dies within recordEvery) would never be swept.
 		s.record(ctx)
 	}
-	s.reply(c, http.StatusOK, gin.H{"secured_session_id": sid, "banned": false})
+	s.reply(c, http.StatusOK, append(appendString(append(make([]byte, 0, 80), `{"banned":false,"secured_session_id":`...), sid), '}'))
 }
 
 func (s *Surface) pending(c *gin.Context) {
@@ -556,17 +625,28 @@ func (s *Surface) pending(c *gin.Context) {
 			return
 		}
 	}
-	out := make([]map[string]any, 0, len(evs))
-	for i := range evs {
-		if m := s.render(&evs[i]); m != nil {
-			out = append(out, m)
-		}
-	}
-	if len(out) == 0 {
-		s.reply(c, http.StatusOK, json.RawMessage(noEvents)) // most polls: spare encoding a map
+	if len(evs) == 0 {
+		s.reply(c, http.StatusOK, noEvents)
 		return
 	}
-	s.reply(c, http.StatusOK, gin.H{"events": out})
+	bp := s.bufs.Get().(*[]byte)
+	b := append((*bp)[:0], `{"events":[`...)
+	n := 0
+	for i := range evs {
+		if m, ok := s.render(&evs[i]); ok {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = appendEvent(b, &m)
+			n++
+		}
+	}
+	b = append(b, "]}"...)
+	s.reply(c, http.StatusOK, b) // written out before reply returns
+	if cap(b) <= 64<<10 {
+		*bp = b
+		s.bufs.Put(bp)
+	}
 }
 
 func (s *Surface) send(c *gin.Context) {
@@ -594,7 +674,7 @@ func (s *Surface) send(c *gin.Context) {
 		return
 	}
 	s.touch(conv.ID, time.Now())
-	s.reply(c, http.StatusOK, gin.H{"success": true})
+	s.reply(c, http.StatusOK, success)
 }
 
 func (s *Surface) close(c *gin.Context) {
@@ -615,5 +695,5 @@ func (s *Surface) close(c *gin.Context) {
 		return
 	}
 	s.forget(conv.ID)
-	s.reply(c, http.StatusOK, gin.H{"success": true})
+	s.reply(c, http.StatusOK, success)
 }

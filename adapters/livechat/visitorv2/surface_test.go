@@ -393,3 +393,47 @@ func TestBannedVisitor(t *testing.T) {
 		t.Fatalf("open conversation after refused start: %v %v", ok, err)
 	}
 }
+
+// TestRememberedSessionNeverWidens: a session remembered from an earlier
+// request opens its chat only for the visitor id it was found with, and
+// no longer once the chat has moved to another visitor.
+func TestRememberedSessionNeverWidens(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	// w2's chat first and closed: a chat may only move to a visitor
+	// whose conversations are older.
+	sid2 := h.start("w2")
+	if code, m := h.call("POST", "/visitors/w2/chat/close", form, "licence_id="+lic+"&secured_session_id="+sid2, nil); code != 200 {
+		t.Fatalf("close: %d %v", code, m)
+	}
+	sid := h.start("w1")
+	if evs := h.poll("w1", sid, ""); len(evs) == 0 {
+		t.Fatal("no welcome")
+	}
+	path := "/visitors/%s/chat/get_pending_messages?licence_id=" + lic + "&secured_session_id=" + sid
+	if code, m := h.call("GET", strings.Replace(path, "%s", "w2", 1), "", "", nil); code != 404 {
+		t.Fatalf("another visitor id with a remembered session: %d %v", code, m)
+	}
+	ctx := context.Background()
+	st := h.d.Store()
+	convID, err := st.Resolve(ctx, store.MapKey{System: System, Tenant: lic, Kind: kindSession, Foreign: sid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := st.Conversation(ctx, model.ConvID(convID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	to, err := st.Resolve(ctx, store.MapKey{System: System, Tenant: lic, Kind: kindVisitor, Foreign: "w2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.d.ChangeVisitor(ctx, conv.ID, conv.Visitor, model.VisitorID(to), model.Author{Kind: model.AuthorSystem}); err != nil {
+		t.Fatal(err)
+	}
+	if code, m := h.call("GET", strings.Replace(path, "%s", "w1", 1), "", "", nil); code != 404 {
+		t.Fatalf("the chat moved to w2, yet w1's remembered session opens it: %d %v", code, m)
+	}
+	if code, m := h.call("GET", strings.Replace(path, "%s", "w2", 1), "", "", nil); code != 200 {
+		t.Fatalf("the chat's new visitor: %d %v", code, m)
+	}
+}
