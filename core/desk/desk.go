@@ -846,7 +846,7 @@ type postCmd struct {
 
 	batch  store.Batch
 	convs  [1]model.Conversation
-	evs    [2]model.Event
+	evs    [1]model.Event // an agent taking a queued conversation adds one: rare, appended
 	expect [1]store.Expect
 	idems  [1]store.Idem
 }
