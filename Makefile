@@ -16,7 +16,8 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush \
 	./adapters/livechat/wire:FuzzEventIn \
-	./store/dump:FuzzImport
+	./store/dump:FuzzImport \
+	./store/bolt:FuzzEventRecord
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg bench-report docker clean widget e2e
 

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	gojson "github.com/goccy/go-json"
 	bbolt "go.etcd.io/bbolt"
 
 	"chatgate/core/model"
@@ -56,19 +55,28 @@ var (
 //     conversation changed in nothing else leaves its record alone (it
 //     was rewritten with every message: bytes and B-tree pages per
 //     commit). An event record may leave out conv and seq, which its key
-//     holds (see eventVal). Version 1 records are read as they are, so
+//     holds (see eventJSON). Version 1 records are read as they are, so
 //     opening a version 1 file only raises the number.
+//   - 3: event records are written in a compact binary format (see
+//     recBinary in eventrec.go); JSON event records of versions 1 and 2
+//     are read as they are (their first byte tells them apart), so opening
+//     an older file only raises the number, which keeps builds that would
+//     take a binary record for corrupt JSON from opening it.
 //
 // It follows store.SchemaVersion 1 (the model's JSON); a change of that
 // must bump this too.
-const fileSchema = 2
+const fileSchema = 3
 
 var _ = [1]struct{}{}[store.SchemaVersion-1] // fileSchema assumes store.SchemaVersion 1
 
 // Stats describes one group commit, for metrics.
 type Stats struct {
-	Requests int           // commits answered by this transaction
-	Keys     int           // keys written
+	Requests int // commits answered by this transaction
+	Keys     int // keys written
+	// Known counts the conversation records whose state the writer took
+	// from the conversation cache rather than the file (see
+	// convPut.known).
+	Known    int
 	Duration time.Duration // time spent in db.Update, fsync included
 	Err      error
 }
@@ -97,6 +105,11 @@ type Store struct {
 	convs *convCache
 	// maps caches found mappings (Resolve); see mapCache.
 	maps *mapCache
+	// visitors caches visitor records; see visitorCache.
+	visitors *visitorCache
+	// touched holds what earlier requests of the group being written
+	// changed (the writer's alone; see ops.check).
+	touched touched
 
 	mu     sync.RWMutex // guards closed against concurrent sends on reqs
 	closed bool
@@ -147,9 +160,10 @@ func Open(path string, opts Options) (*Store, error) {
 			return fmt.Errorf("%w: file has %d, this build reads up to %d", store.ErrNewerSchema, n, fileSchema)
 		}
 		if n < fileSchema {
-			// Version 1 records read as they are (see fileSchema); the
-			// new number only keeps older builds, which would take an
-			// elided last_seq for 0, from opening the file.
+			// Older records read as they are (see fileSchema); the new
+			// number only keeps older builds, which would take an elided
+			// last_seq for 0 or a binary event for corrupt JSON, from
+			// opening the file.
 			return meta.Put(schemaKey, []byte(strconv.Itoa(fileSchema)))
 		}
 		return nil
@@ -158,7 +172,8 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache()}
+	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache(), visitors: newVisitorCache(),
+		touched: touched{convs: make(map[model.ConvID]struct{}), visitors: make(map[model.VisitorID]struct{})}}
 	go s.writer()
 	return s, nil
 }
@@ -168,7 +183,7 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if b.Empty() {
 		return nil
 	}
-	o, err := encode(b)
+	o, err := encode(b, s.convs)
 	if err != nil {
 		return err
 	}
@@ -243,10 +258,13 @@ func (s *Store) writer() {
 func (s *Store) commitGroup(group []*request) {
 	start := time.Now()
 	errs := make([]error, len(group))
-	keys := 0
+	keys, known := 0, 0
+	clear(s.touched.convs)
+	clear(s.touched.visitors)
+	s.touched.all = false
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for i, r := range group {
-			if err := r.ops.check(tx); err != nil {
+			if err := r.ops.check(tx, s.convs, s.visitors, &s.touched); err != nil {
 				errs[i] = err
 				continue
 			}
@@ -257,11 +275,17 @@ func (s *Store) commitGroup(group []*request) {
 				return err
 			}
 			keys += n
+			for j := range r.ops.convs {
+				if r.ops.convs[j].known {
+					known++
+				}
+			}
+			r.ops.touch(&s.touched)
 		}
 		return nil
 	})
 	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(Stats{Requests: len(group), Keys: keys, Duration: time.Since(start), Err: err})
+		s.opts.OnCommit(Stats{Requests: len(group), Keys: keys, Known: known, Duration: time.Since(start), Err: err})
 	}
 	if err == nil {
 		// Before anyone hears of the commit, so that a committer reads
@@ -269,6 +293,7 @@ func (s *Store) commitGroup(group []*request) {
 		for i, r := range group {
 			if errs[i] == nil {
 				s.convs.stored(&r.ops)
+				s.visitors.stored(&r.ops)
 				if f := r.ops.forget; f != nil && len(f.mapsGone) > 0 {
 					s.maps.drop(f.mapsGone)
 				}
@@ -309,6 +334,9 @@ type kv struct {
 	// the same bytes still dirties the page (and the pages above it),
 	// which the commit then writes and fsyncs.
 	unlessSame bool
+	// skip: the writer knows this put (or check) has nothing to do (see
+	// convPut.known).
+	skip bool
 }
 
 // ops is a batch encoded for the writer: checks run first so that a
@@ -342,10 +370,14 @@ type ops struct {
 // visitorPut is a visitor record to write: its JSON with its revision
 // spliced in as the last member (`,"rev":N}`; see visitorRecord).
 type visitorPut struct {
-	key    []byte
-	val    []byte
-	expect uint64 // the revision the writer read (0: write whatever is stored)
-	rev    uint64 // the revision written, set by check
+	key []byte
+	val []byte
+	// decoded is val decoded, for the visitor cache: exactly what a read
+	// of the record returns (but its Rev). Decoded by the committer, not
+	// the writer, which every commit waits for.
+	decoded *model.Visitor
+	expect  uint64 // the revision the writer read (0: write whatever is stored)
+	rev     uint64 // the revision written, set by check
 }
 
 // withMember splices `"<tag>":n` into the JSON object body as its last
@@ -390,17 +422,33 @@ func decodeVisitor(_ *bbolt.Tx, _, v []byte) (model.Visitor, error) {
 // convPut is a conversation record to write. Its stored value is body
 // (the JSON of the conversation with LastSeq 0) with the revision and the
 // seq it was written at spliced in as its last members (see storedConv).
+//
+// A message (see message) written on the conversation as the cache holds
+// it, changed in nothing but LastSeq, is the common commit: encode then
+// leaves body nil (the record will not be written: no JSON to make) and
+// sets cachedRev; the writer, finding the cache still at that revision
+// (known), takes the stored state from the cache instead of reading the
+// record and its last event key, and skips the visitor index entry and
+// the event's absence check, which that state already answers.
 type convPut struct {
 	key     []byte
-	body    []byte
-	expect  uint64 // the revision the writer read (0: write whatever is stored)
-	lastSeq uint64 // the conversation's LastSeq
+	body    []byte              // nil until needed when cachedRev is set
+	conv    *model.Conversation // the record (LastSeq 0), to encode body from
+	expect  uint64              // the revision the writer read (0: write whatever is stored)
+	lastSeq uint64              // the conversation's LastSeq
 	// message: the batch appends exactly one event to the conversation,
 	// at lastSeq; if the record's body is unchanged too, it is not
 	// rewritten (see fileSchema).
 	message bool
+	// cachedRev is the revision of the cache entry the conversation equals
+	// in all but LastSeq and Rev, when encode found one (0: none; see
+	// convCache.sameAs).
+	cachedRev uint64
+	vconv     int // index in ops.puts of its visitor index entry
+	evAbsent  int // index in ops.absent of its message's event, or -1
 
 	// Set by check and apply, inside the transaction.
+	known  bool         // cur came from the cache (see cachedRev)
 	rev    uint64       // the revision after this commit
 	seq    uint64       // the LastSeq a reader will see after this commit
 	same   bool         // the record was left as it was
@@ -408,7 +456,9 @@ type convPut struct {
 	cur    storedRecord // the stored record, before this commit
 }
 
-func encode(b *store.Batch) (ops, error) {
+// encode encodes b for the writer; cache is the store's conversation
+// cache (see convPut.cachedRev).
+func encode(b *store.Batch, cache *convCache) (ops, error) {
 	var o ops
 	for i := range b.Visitors {
 		v := &b.Visitors[i]
@@ -422,7 +472,11 @@ func encode(b *store.Batch) (ops, error) {
 		if len(v.ID) > bbolt.MaxKeySize || len(val)+32 > bbolt.MaxValueSize {
 			return o, fmt.Errorf("store: key or value size out of range in %s", bVisitors)
 		}
-		o.visitors = append(o.visitors, visitorPut{key: []byte(v.ID), val: val, expect: v.Rev})
+		decoded := new(model.Visitor)
+		if json.Unmarshal(val, decoded) != nil {
+			decoded = nil // the cache drops it; reads go to the file
+		}
+		o.visitors = append(o.visitors, visitorPut{key: []byte(v.ID), val: val, expect: v.Rev, decoded: decoded})
 	}
 	for _, e := range b.Expect {
 		if e.Rev != 0 {
@@ -438,15 +492,20 @@ func encode(b *store.Batch) (ops, error) {
 		// which changes nothing else, finds the same body stored.
 		rec := *c
 		rec.LastSeq = 0
-		body, err := json.Marshal(&rec)
-		if err != nil {
-			return o, fmt.Errorf("encode %s: %w", bConvs, err)
+		p := convPut{key: []byte(c.ID), expect: c.Rev, lastSeq: c.LastSeq, conv: &rec, evAbsent: -1, vconv: len(o.puts),
+			message: c.LastSeq > 0 && onlyEvent(b.Events, c.ID, c.LastSeq)}
+		if p.message {
+			p.cachedRev = cache.sameAs(c)
 		}
-		if len(c.ID) > bbolt.MaxKeySize || len(body)+64 > bbolt.MaxValueSize {
+		if p.cachedRev == 0 {
+			if err := p.encodeBody(); err != nil {
+				return o, err
+			}
+		}
+		if len(c.ID) > bbolt.MaxKeySize {
 			return o, fmt.Errorf("store: key or value size out of range in %s", bConvs)
 		}
-		o.convs = append(o.convs, convPut{key: []byte(c.ID), body: body, expect: c.Rev, lastSeq: c.LastSeq,
-			message: c.LastSeq > 0 && onlyEvent(b.Events, c.ID, c.LastSeq)})
+		o.convs = append(o.convs, p)
 		o.puts = append(o.puts, kv{bucket: bVConvs, key: join([]byte(c.Visitor), []byte(c.ID)), unlessSame: true})
 	}
 	// New events must not exist yet; updates must exist already.
@@ -460,6 +519,13 @@ func encode(b *store.Batch) (ops, error) {
 				return o, errors.New("store: event without conversation or seq")
 			}
 			k := eventKey(e.Conv, e.Seq)
+			if set.cond == &o.absent {
+				for j := range o.convs {
+					if p := &o.convs[j]; p.message && p.lastSeq == e.Seq && string(p.key) == string(e.Conv) {
+						p.evAbsent = len(o.absent)
+					}
+				}
+			}
 			*set.cond = append(*set.cond, kv{bucket: bEvents, key: k})
 			val, err := eventVal(e)
 			if err != nil {
@@ -507,18 +573,100 @@ func encode(b *store.Batch) (ops, error) {
 	return o, nil
 }
 
-func (o *ops) check(tx *bbolt.Tx) error {
+// touched is what the requests of a group written so far changed, which
+// the caches show only once the group is committed (see check).
+type touched struct {
+	convs    map[model.ConvID]struct{}
+	visitors map[model.VisitorID]struct{}
+	all      bool // an import or a deletion of visitors: trust no cache
+}
+
+// touch records in t what o changes: conversation records and those its
+// events (new, updated or restored) belong to, visitor records.
+func (o *ops) touch(t *touched) {
+	for i := range o.convs {
+		t.convs[model.ConvID(o.convs[i].key)] = struct{}{}
+	}
+	o.eventConvs(func(c model.ConvID) { t.convs[c] = struct{}{} })
+	for i := range o.visitors {
+		t.visitors[model.VisitorID(o.visitors[i].key)] = struct{}{}
+	}
+	if o.restore != nil || o.forget != nil {
+		t.all = true
+	}
+}
+
+// eventConvs calls fn with the conversation of every event o writes (new,
+// updated or restored), once or more each.
+func (o *ops) eventConvs(fn func(model.ConvID)) {
+	for _, p := range o.puts {
+		if bytes.Equal(p.bucket, bEvents) && len(p.key) > 9 {
+			fn(model.ConvID(p.key[:len(p.key)-9]))
+		}
+	}
+	if o.restore != nil {
+		for _, r := range o.restore.recs {
+			if bytes.Equal(r.bucket, bEvents) && len(r.key) > 9 {
+				fn(model.ConvID(r.key[:len(r.key)-9]))
+			}
+		}
+	}
+}
+
+// encodeBody makes p's stored JSON (see convPut).
+func (p *convPut) encodeBody() error {
+	body, err := json.Marshal(p.conv)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", bConvs, err)
+	}
+	if len(body)+64 > bbolt.MaxValueSize {
+		return fmt.Errorf("store: key or value size out of range in %s", bConvs)
+	}
+	p.body = body
+	return nil
+}
+
+// check checks o against tx; the caches and touched are the writer's (see
+// convPut.cachedRev): touched names what requests before o in this
+// transaction changed, which the caches do not show yet.
+func (o *ops) check(tx *bbolt.Tx, cache *convCache, visitors *visitorCache, touched *touched) error {
 	// Revisions first: a writer that built on a stale read hears so
 	// rather than of the event seqs it collides with.
 	for i := range o.convs {
 		p := &o.convs[i]
-		p.exists, p.cur = false, storedRecord{}
-		if v := tx.Bucket(bConvs).Get(p.key); v != nil {
-			st, err := storedConv(tx, p.key, v)
-			if err != nil {
+		p.exists, p.cur, p.known = false, storedRecord{}, false
+		if p.cachedRev != 0 {
+			if _, changed := touched.convs[model.ConvID(p.key)]; !changed && !touched.all {
+				// The cache holds exactly the committed state (its
+				// writer is this goroutine; see convCache).
+				if c := cache.peek(model.ConvID(p.key)); c != nil && c.Rev == p.cachedRev {
+					p.exists, p.known = true, true
+					p.cur = storedRecord{rev: c.Rev, lastSeq: c.LastSeq, seq: c.LastSeq}
+				}
+			}
+		}
+		if p.known {
+			if p.lastSeq == p.cur.lastSeq+1 {
+				// No event lies past the conversation's LastSeq.
+				if p.evAbsent >= 0 {
+					o.absent[p.evAbsent].skip = true
+				}
+				// Its visitor index entry was written with the record.
+				o.puts[p.vconv].skip = true
+			}
+		} else if p.body == nil {
+			if err := p.encodeBody(); err != nil {
 				return err
 			}
-			p.exists, p.cur = true, st
+		}
+		if !p.known {
+			if v := tx.Bucket(bConvs).Get(p.key); v != nil {
+				st, err := storedConv(tx, p.key, v)
+				if err != nil {
+					return err
+				}
+				p.exists, p.cur = true, st
+			}
 		}
 		if p.expect != 0 && p.expect != p.cur.rev {
 			return fmt.Errorf("%w: conversation %s is at revision %d, not %d", store.ErrStale, p.key, p.cur.rev, p.expect)
@@ -537,9 +685,16 @@ func (o *ops) check(tx *bbolt.Tx) error {
 		p.rev = cur + 1
 	}
 	for _, e := range o.expects {
-		var cur uint64
-		if v := tx.Bucket(bVisitors).Get([]byte(e.Visitor)); v != nil {
-			_, cur = visitorRecord(v)
+		// The visitor cache holds exactly the committed revision (its
+		// writer is this goroutine) of what it holds.
+		cur, ok := uint64(0), false
+		if _, changed := touched.visitors[e.Visitor]; !changed && !touched.all {
+			cur, ok = visitors.rev(e.Visitor)
+		}
+		if !ok {
+			if v := tx.Bucket(bVisitors).Get([]byte(e.Visitor)); v != nil {
+				_, cur = visitorRecord(v)
+			}
 		}
 		if cur != e.Rev {
 			return fmt.Errorf("%w: visitor %s is at revision %d, not %d", store.ErrStale, e.Visitor, cur, e.Rev)
@@ -556,6 +711,9 @@ func (o *ops) check(tx *bbolt.Tx) error {
 		}
 	}
 	for _, c := range o.absent {
+		if c.skip {
+			continue
+		}
 		if tx.Bucket(c.bucket).Get(c.key) != nil {
 			return fmt.Errorf("%w: %s key exists", store.ErrConflict, c.bucket)
 		}
@@ -604,10 +762,15 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 		// A message to a conversation that changed in nothing else: the
 		// record stays, and its event (the next seq) moves the LastSeq
 		// and revision readers see by one each (see storedConv).
-		p.same = p.message && p.exists && p.lastSeq == p.cur.lastSeq+1 && p.cur.sameBody(p.body)
+		p.same = p.message && p.exists && p.lastSeq == p.cur.lastSeq+1 && (p.known || p.cur.sameBody(p.body))
 		if p.same {
 			p.seq = p.lastSeq
 			continue
+		}
+		if p.body == nil {
+			if err := p.encodeBody(); err != nil {
+				return 0, err
+			}
 		}
 		// The seq the record is written at covers every event stored
 		// or written with it, so that its revision reads exactly rev.
@@ -617,7 +780,8 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 				p.seq = max(p.seq, binary.BigEndian.Uint64(e.key[len(p.key)+1:]))
 			}
 		}
-		if p.exists {
+		if p.exists && !p.known {
+			// (A known record has the visitor the cache shows, p's.)
 			// A conversation written with another visitor than the stored
 			// one moves to that visitor's index (livechat/room.visitor):
 			// the old visitor's entry goes, the new one is in o.puts.
@@ -633,6 +797,9 @@ func (o *ops) apply(tx *bbolt.Tx) (int, error) {
 		n++
 	}
 	for _, p := range o.puts {
+		if p.skip {
+			continue
+		}
 		val := p.val
 		if val == nil {
 			val = []byte{}
@@ -742,45 +909,6 @@ func onlyEvent(evs []model.Event, conv model.ConvID, seq uint64) bool {
 		}
 	}
 	return found
-}
-
-// eventVal encodes an event record: its JSON without the leading conv and
-// seq members, which the key holds (a third of a short message's record).
-// encoding/json writes struct fields in order, so the JSON of a
-// model.Event starts with exactly {"conv":<conv>,"seq":<seq>, ; should
-// that ever not hold, the full JSON is stored, which reads back the same.
-func eventVal(e *model.Event) ([]byte, error) {
-	val, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	conv, err := json.Marshal(e.Conv)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	prefix := append(append(append([]byte(`{"conv":`), conv...), `,"seq":`...), strconv.FormatUint(e.Seq, 10)...)
-	if rest, ok := bytes.CutPrefix(val, prefix); ok && len(rest) > 1 && rest[0] == ',' {
-		val = append(val[:1], rest[1:]...)
-	}
-	return val, nil
-}
-
-// decodeEvent decodes an event record stored under key k (see eventVal):
-// conv and seq come from the key when the record leaves them out.
-//
-// Events are most of what is read (history pages, exports: more than half
-// of an export's CPU time went to decoding them), so they are decoded by
-// goccy/go-json, which reads encoding/json's output the same way twice as
-// fast; they are still written by encoding/json (omitzero fields).
-func decodeEvent(k, v []byte, e *model.Event) error {
-	if err := gojson.Unmarshal(v, e); err != nil {
-		return fmt.Errorf("decode event: %w", err)
-	}
-	if e.Conv == "" && len(k) > 9 {
-		e.Conv = model.ConvID(k[:len(k)-9])
-		e.Seq = binary.BigEndian.Uint64(k[len(k)-8:])
-	}
-	return nil
 }
 
 // lastSeq returns the seq of conv's newest event in tx, 0 when it has
@@ -951,8 +1079,14 @@ func decodeJSON[T any](_ *bbolt.Tx, _, v []byte) (T, error) {
 	return rec, err
 }
 
-// Visitor implements store.Store.
+// Visitor implements store.Store. Answers come from the visitor cache
+// when it holds the visitor, which is then exactly what the file holds
+// (see visitorCache).
 func (s *Store) Visitor(_ context.Context, id model.VisitorID) (model.Visitor, error) {
+	if v, ok := s.visitors.get(id); ok {
+		return v, nil
+	}
+	epoch := s.visitors.epoch()
 	var v model.Visitor
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		raw := tx.Bucket(bVisitors).Get([]byte(id))
@@ -963,6 +1097,9 @@ func (s *Store) Visitor(_ context.Context, id model.VisitorID) (model.Visitor, e
 		v, err = decodeVisitor(tx, []byte(id), raw)
 		return err
 	})
+	if err == nil {
+		s.visitors.fill(epoch, &v)
+	}
 	return v, err
 }
 

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -42,18 +43,87 @@ func (c *convCache) get(id model.ConvID) (model.Conversation, bool) {
 	return cloneConv(p), true
 }
 
+// peek returns the cached conversation itself, which the caller must not
+// modify, or nil.
+func (c *convCache) peek(id model.ConvID) *model.Conversation {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[id]
+}
+
+// sameAs returns the revision of the cache's entry for conv when it is
+// the same as conv in all but LastSeq and Rev, and at conv's revision
+// unless conv is written unconditionally (Rev 0): then the record stored
+// at that revision is the JSON conv would encode to (see
+// convPut.cachedRev). It returns 0 otherwise.
+func (c *convCache) sameAs(conv *model.Conversation) uint64 {
+	p := c.peek(conv.ID)
+	if p == nil || conv.Rev != 0 && conv.Rev != p.Rev || !equalButSeq(p, conv) {
+		return 0
+	}
+	return p.Rev
+}
+
+// equalButSeq reports whether a and b are equal in every field but
+// LastSeq and Rev, the fields a conversation record's JSON leaves out
+// (see storedConv). Times compare as values (zone and monotonic reading
+// included), so a time that merely reads the same counts as a change; nil
+// and empty slices and maps are alike (the JSON omits both).
+// TestEqualButSeqFields fails when model.Conversation gains a field this
+// does not compare.
+func equalButSeq(a, b *model.Conversation) bool {
+	if a.ID != b.ID || a.Visitor != b.Visitor || a.Department != b.Department || a.State != b.State ||
+		a.Agent != b.Agent || a.Origin != b.Origin || a.Owner != b.Owner ||
+		a.CreatedAt != b.CreatedAt || a.AssignedAt != b.AssignedAt || a.ClosedAt != b.ClosedAt {
+		return false
+	}
+	if (a.ClosedBy == nil) != (b.ClosedBy == nil) || a.ClosedBy != nil && *a.ClosedBy != *b.ClosedBy {
+		return false
+	}
+	if !slices.Equal(a.Tags, b.Tags) || !slices.Equal(a.Followers, b.Followers) || !slices.Equal(a.Members, b.Members) ||
+		!slices.Equal(a.Mirrors, b.Mirrors) || !slices.Equal(a.HiddenMembers, b.HiddenMembers) {
+		return false
+	}
+	if len(a.Props) != len(b.Props) {
+		return false
+	}
+	for ns, am := range a.Props {
+		bm, ok := b.Props[ns]
+		if !ok || len(am) != len(bm) {
+			return false
+		}
+		for k, av := range am {
+			bv, ok := bm[k]
+			if !ok || !bytes.Equal(av, bv) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // stored records the conversations of o, which a transaction has just
 // committed. Entries are decoded from the very bytes written, so that a
 // hit returns exactly what reading bbolt would; a record the commit left
 // as it was (a message that changed nothing but LastSeq, see fileSchema)
 // keeps its entry, decoded from those same bytes, with the new LastSeq and
 // revision: no JSON decoding on the message path.
+//
+// A conversation whose events o writes without its record (an event
+// alone, an import) is dropped: a reader of the file derives its LastSeq
+// and revision from its events too (see storedConv), and the writer relies
+// on an entry being exactly what the file reads as (see convPut.known).
 func (c *convCache) stored(o *ops) {
-	if len(o.convs) == 0 {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	o.eventConvs(func(id model.ConvID) {
+		for i := range o.convs {
+			if string(o.convs[i].key) == string(id) {
+				return
+			}
+		}
+		delete(c.m, id)
+	})
 	for i := range o.convs {
 		p := &o.convs[i]
 		id := model.ConvID(p.key)

@@ -3,8 +3,10 @@ package bolt
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,5 +99,165 @@ func TestMapCacheGenerations(t *testing.T) {
 	}
 	if _, ok := c.get("absent"); ok {
 		t.Fatal("absent key found")
+	}
+}
+
+// TestEqualButSeqFields: changing any field of a conversation but LastSeq
+// and Rev makes it differ (so that a field added to model.Conversation
+// and forgotten by equalButSeq fails here rather than leave a changed
+// record unwritten).
+func TestEqualButSeqFields(t *testing.T) {
+	base := model.Conversation{ID: "c", Visitor: "v", State: model.StateOpen, CreatedAt: time.Unix(1, 0).UTC()}
+	ty := reflect.TypeOf(base)
+	for i := range ty.NumField() {
+		f := ty.Field(i)
+		t.Run(f.Name, func(t *testing.T) {
+			changed := base
+			poke(t, reflect.ValueOf(&changed).Elem().Field(i))
+			eq := equalButSeq(&base, &changed)
+			if ignored := f.Name == "LastSeq" || f.Name == "Rev"; eq != ignored {
+				t.Errorf("equalButSeq after changing %s = %v, want %v", f.Name, eq, ignored)
+			}
+		})
+	}
+	// nil and empty are alike (the JSON omits both).
+	empty := base
+	empty.Tags, empty.Props = []string{}, map[string]map[string]json.RawMessage{}
+	if !equalButSeq(&base, &empty) {
+		t.Error("nil and empty slices and maps differ")
+	}
+}
+
+// poke sets v to a value other than its zero value and base's.
+func poke(t *testing.T, v reflect.Value) {
+	t.Helper()
+	switch {
+	case v.Type() == reflect.TypeOf(time.Time{}):
+		v.Set(reflect.ValueOf(time.Unix(99, 0).UTC()))
+	case v.Kind() == reflect.String:
+		v.SetString("poked")
+	case v.Kind() == reflect.Uint64 || v.Kind() == reflect.Uint8:
+		v.SetUint(7)
+	case v.Kind() == reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		poke(t, p.Elem().Field(0))
+		v.Set(p)
+	case v.Kind() == reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 1, 1)
+		poke(t, s.Index(0))
+		v.Set(s)
+	case v.Kind() == reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		poke(t, k)
+		poke(t, e)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	default:
+		t.Fatalf("cannot change a %s: teach equalButSeq and this test", v.Type())
+	}
+}
+
+// TestCacheFollowsEventsAlone: an event committed without its
+// conversation's record moves the conversation's LastSeq and revision for
+// readers of the file; the cache must not keep the older state (a message
+// built on it is stale, and Conversation answers as the file does).
+func TestCacheFollowsEventsAlone(t *testing.T) {
+	path := tempPath(t)
+	s := mustOpen(t, path, Options{})
+	ctx := t.Context()
+	conv := model.Conversation{ID: model.ConvID(model.NewID()), Visitor: "v", State: model.StateOpen, LastSeq: 1}
+	b := &store.Batch{Convs: []model.Conversation{conv}, Events: []model.Event{testEvent(conv.ID, 1)}}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	old := b.Convs[0] // LastSeq 1, Rev 1, as cached
+	if err := s.Commit(ctx, &store.Batch{Events: []model.Event{testEvent(conv.ID, 2)}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Conversation(ctx, conv.ID)
+	if err != nil || got.LastSeq != 2 || got.Rev != 2 {
+		t.Errorf("Conversation = LastSeq %d Rev %d, %v; want 2, 2", got.LastSeq, got.Rev, err)
+	}
+	next := old
+	next.LastSeq = 2
+	err = s.Commit(ctx, &store.Batch{Convs: []model.Conversation{next}, Events: []model.Event{testEvent(conv.ID, 2)}})
+	if !errors.Is(err, store.ErrStale) {
+		t.Errorf("message on the state before the event = %v, want ErrStale", err)
+	}
+	// Built on the current state, the message goes through the cache's
+	// fast path and reads back the same from the cache and the file.
+	got.LastSeq++
+	b = &store.Batch{Convs: []model.Conversation{got}, Events: []model.Event{testEvent(conv.ID, 3)}}
+	if err := s.Commit(ctx, b); err != nil || b.Convs[0].Rev != 3 {
+		t.Fatalf("message = rev %d, %v", b.Convs[0].Rev, err)
+	}
+	cached, _ := s.Conversation(ctx, conv.ID)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, path, Options{})
+	defer s.Close()
+	if fromFile, err := s.Conversation(ctx, conv.ID); err != nil || !reflect.DeepEqual(cached, fromFile) || fromFile.LastSeq != 3 {
+		t.Errorf("from the file %+v, %v; cached %+v", fromFile, err, cached)
+	}
+}
+
+// TestMessageFromCache: a message on a conversation as cached is checked
+// against the cache (Stats.Known), before and after commits that make the
+// writer distrust its caches for their own group (a forget sweep), and
+// not when it was built on an older revision (stale, from the file).
+func TestMessageFromCache(t *testing.T) {
+	var mu sync.Mutex
+	var known []int
+	s := mustOpen(t, tempPath(t), Options{OnCommit: func(st Stats) {
+		mu.Lock()
+		known = append(known, st.Known)
+		mu.Unlock()
+	}})
+	defer s.Close()
+	ctx := t.Context()
+	conv := model.Conversation{ID: model.ConvID(model.NewID()), Visitor: "v", State: model.StateOpen}
+	b := &store.Batch{Convs: []model.Conversation{conv}}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	conv = b.Convs[0]
+	message := func() error {
+		next := conv
+		next.LastSeq++
+		b := &store.Batch{Convs: []model.Conversation{next}, Events: []model.Event{testEvent(conv.ID, next.LastSeq)}}
+		err := s.Commit(ctx, b)
+		if err == nil {
+			conv = b.Convs[0]
+		}
+		return err
+	}
+	if err := message(); err != nil {
+		t.Fatal(err)
+	}
+	idle := model.Visitor{ID: model.VisitorID(model.NewID()), CreatedAt: time.Unix(1600000000, 0).UTC()}
+	if err := s.Commit(ctx, &store.Batch{Visitors: []model.Visitor{idle}}); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := s.ForgetIdleVisitors(ctx, time.Now(), 0); err != nil || len(gone) != 1 {
+		t.Fatalf("ForgetIdleVisitors = %v, %v", gone, err)
+	}
+	if err := message(); err != nil {
+		t.Fatal(err)
+	}
+	stale := conv
+	if err := message(); err != nil {
+		t.Fatal(err)
+	}
+	conv = stale
+	if err := message(); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("message on an older revision = %v, want ErrStale", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// start, message, idle visitor, forget, message, message, stale message
+	if want := []int{0, 1, 0, 0, 1, 1, 0}; !reflect.DeepEqual(known, want) {
+		t.Errorf("known per commit = %v, want %v", known, want)
 	}
 }

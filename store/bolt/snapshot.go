@@ -393,6 +393,11 @@ func (op *restoreOp) apply(tx *bbolt.Tx) (int, error) {
 		old := tx.Bucket(r.bucket).Get(r.key)
 		val := r.val
 		same := old != nil && bytes.Equal(old, val)
+		if old != nil && !same && bytes.Equal(r.bucket, bEvents) {
+			// An event written by an older layout (JSON) is the same
+			// event when it encodes to what is restored.
+			same = sameEvent(r.key, old, val)
+		}
 		if r.conv {
 			// Conversations are stored with their revision and seq (see
 			// withRev): the same body and LastSeq at any revision is the
