@@ -16,6 +16,9 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush \
 	./adapters/livechat/wire:FuzzEventIn \
+	./adapters/livechat/wire:FuzzUnmarshalMatchesStd \
+	./adapters/livechat/wire:FuzzEncodeMatchesStd \
+	./adapters/livechat/wire:FuzzDecodeRequestPaths \
 	./store/dump:FuzzImport \
 	./store/bolt:FuzzEventRecord
 

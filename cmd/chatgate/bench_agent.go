@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"chatgate/adapters/livechat/wire"
 )
 
 // rtmFrame is a LiveChat RTM frame (agent or customer), either way.
@@ -63,15 +65,18 @@ func rtmWorth(b []byte, textPrefix string, actions ...string) bool {
 // decodeRTMPush decodes a frame rtmWorth let through: an incoming_event
 // push comes back as p (one pass); anything else as f, the envelope with
 // its raw payload (a failed response, a chat's end); err if it is not
-// JSON.
+// JSON. It decodes as the gateway decodes its clients' frames
+// (wire.Unmarshal: encoding/json's validity check, goccy's decoder), so
+// that an in-process run does not spend on the load generator's JSON what
+// the gateway no longer spends on its own.
 func decodeRTMPush(b []byte) (p *rtmEventPayload, f rtmFrame, err error) {
 	if !bytes.Contains(b, []byte(`"success":false`)) {
 		var ef rtmEventFrame
-		if json.Unmarshal(b, &ef) == nil && ef.Action == "incoming_event" && ef.Type != "response" {
+		if wire.Unmarshal(b, &ef) == nil && ef.Action == "incoming_event" && ef.Type != "response" {
 			return &ef.Payload, f, nil
 		}
 	}
-	err = json.Unmarshal(b, &f)
+	err = wire.Unmarshal(b, &f)
 	return nil, f, err
 }
 

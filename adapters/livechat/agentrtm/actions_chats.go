@@ -124,9 +124,7 @@ type sendEventRequest struct {
 }
 
 // SendEventResponse is send_event's payload.
-type SendEventResponse struct {
-	EventID string `json:"event_id"`
-}
+type SendEventResponse = wire.SendEventResponse
 
 // eventSide is the agent side of send_event: system_message and
 // agents-only events allowed, file events only with upload_file URLs.

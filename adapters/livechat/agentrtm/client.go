@@ -2,7 +2,6 @@ package agentrtm
 
 import (
 	"context"
-	"encoding/json"
 	"sync/atomic"
 
 	"chatgate/adapters/livechat/rtmconn"
@@ -104,7 +103,7 @@ func (c *client) OrderKey(frame []byte) string {
 			ID     string `json:"id"`
 		} `json:"payload"`
 	}
-	if len(frame) > c.s.cfg.MaxFrame || json.Unmarshal(frame, &f) != nil {
+	if len(frame) > c.s.cfg.MaxFrame || wire.Unmarshal(frame, &f) != nil {
 		return ""
 	}
 	if f.Action == "ping" {
@@ -134,7 +133,8 @@ func (c *client) push(requestID, action string, payload any) {
 	if c.pushes != nil && !c.pushes[action] {
 		return
 	}
-	f, err := wire.Encode(wire.NewPush(c.version, requestID, action, payload))
+	p := wire.NewPush(c.version, requestID, action, payload)
+	f, err := wire.EncodePush(&p)
 	if err != nil {
 		c.logError(err)
 		return

@@ -461,9 +461,7 @@ type sendEventRequest struct {
 }
 
 // SendEventResponse is send_event's payload.
-type SendEventResponse struct {
-	EventID string `json:"event_id"`
-}
+type SendEventResponse = wire.SendEventResponse
 
 // sendEvent posts to the chat's active thread. custom_id makes it
 // idempotent per customer: a retry returns the first event's id (and,

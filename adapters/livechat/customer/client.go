@@ -131,7 +131,8 @@ func (c *client) push(requestID, action string, payload any) {
 	if c.web || (c.pushes != nil && !c.pushes[action]) {
 		return
 	}
-	f, err := wire.Encode(wire.NewPush(c.version, requestID, action, payload))
+	p := wire.NewPush(c.version, requestID, action, payload)
+	f, err := wire.EncodePush(&p)
 	if err != nil {
 		c.logError(err)
 		return

@@ -34,7 +34,7 @@ func Handle(ctx context.Context, frame []byte, l Limits, dispatch func(context.C
 		resp = dispatch(rctx, req)
 		cancel()
 	}
-	b, err := wire.Encode(resp)
+	b, err := wire.EncodeResponse(&resp)
 	if err != nil {
 		logErr(err)
 		b, _ = wire.Encode(wire.Fail(&wire.Request{RequestID: resp.RequestID, Action: resp.Action}, wire.NewError(wire.Internal)))

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Frame types.
@@ -33,6 +34,10 @@ type Request struct {
 	Version string
 	// AuthorID is the legacy bot author (v0.5–3.4 agent API).
 	AuthorID string
+
+	// checked: Payload was cut from a frame already validated as JSON,
+	// so DecodePayload need not scan it again.
+	checked bool
 }
 
 // Response answers one request. RequestID is always present (empty when the
@@ -83,8 +88,67 @@ type errorPayload struct {
 // DecodeRequest parses a client frame. It never panics. On failure it
 // returns a validation error and a Request carrying whatever request_id and
 // action could still be read, so that the error response can echo them.
-func DecodeRequest(b []byte) (*Request, *Error) {
+func DecodeRequest(b []byte) (*Request, *Error) { return decodeRequest(b, true) }
+
+// decodeRequest is DecodeRequest; fast false skips goccy (for
+// FuzzDecodeRequestPaths, which checks that both paths agree).
+func decodeRequest(b []byte, fast bool) (*Request, *Error) {
 	req := &Request{}
+	trimmed := bytes.TrimSpace(b)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return req, Errorf(Validation, "Wrong format of request: frame is not a JSON object")
+	}
+	if err := validJSON(trimmed); err != nil {
+		return req, Errorf(Validation, "Wrong format of request: %s", jsonProblem(err))
+	}
+	req.checked = true
+	// Nearly every frame has string fields: goccy decodes them in one
+	// pass. Anything else (a field of another type, a frame goccy refuses
+	// or one that is not UTF-8) takes the field-by-field path below, which
+	// says which field is wrong.
+	var strs struct {
+		RequestID string          `json:"request_id"`
+		Action    string          `json:"action"`
+		Payload   json.RawMessage `json:"payload"`
+		Version   string          `json:"version"`
+		AuthorID  string          `json:"author_id"`
+	}
+	var payload json.RawMessage
+	if fast && utf8.Valid(trimmed) && fastUnmarshal(trimmed, &strs) == nil {
+		req.RequestID, req.Action = strs.RequestID, strs.Action
+		if req.Action == "" {
+			return req, Errorf(Validation, "action is required")
+		}
+		req.Version, req.AuthorID = strs.Version, strs.AuthorID
+		payload = strs.Payload
+	} else {
+		var werr *Error
+		if payload, werr = decodeEnvelope(trimmed, req); werr != nil {
+			return req, werr
+		}
+	}
+	if p := bytes.TrimSpace(payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
+		if p[0] != '{' {
+			return req, Errorf(Validation, "payload must be an object")
+		}
+		req.Payload = p
+	}
+	return req, nil
+}
+
+// validJSON is encoding/json's verdict on b, with its SyntaxError.
+func validJSON(b []byte) error {
+	if json.Valid(b) {
+		return nil
+	}
+	var v struct{}
+	return json.Unmarshal(b, &v)
+}
+
+// decodeEnvelope reads the envelope of valid JSON b field by field into
+// req, naming the first field of the wrong type, and returns the raw
+// payload.
+func decodeEnvelope(b []byte, req *Request) (json.RawMessage, *Error) {
 	var raw struct {
 		RequestID json.RawMessage `json:"request_id"`
 		Action    json.RawMessage `json:"action"`
@@ -92,36 +156,26 @@ func DecodeRequest(b []byte) (*Request, *Error) {
 		Version   json.RawMessage `json:"version"`
 		AuthorID  json.RawMessage `json:"author_id"`
 	}
-	trimmed := bytes.TrimSpace(b)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return req, Errorf(Validation, "Wrong format of request: frame is not a JSON object")
-	}
-	if err := json.Unmarshal(trimmed, &raw); err != nil {
-		return req, Errorf(Validation, "Wrong format of request: %s", jsonProblem(err))
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, Errorf(Validation, "Wrong format of request: %s", jsonProblem(err))
 	}
 	// request_id first, so that later failures can still be answered.
 	if err := optString(raw.RequestID, &req.RequestID); err != nil {
-		return req, Errorf(Validation, "request_id must be a string")
+		return nil, Errorf(Validation, "request_id must be a string")
 	}
 	if err := optString(raw.Action, &req.Action); err != nil {
-		return req, Errorf(Validation, "action must be a string")
+		return nil, Errorf(Validation, "action must be a string")
 	}
 	if req.Action == "" {
-		return req, Errorf(Validation, "action is required")
+		return nil, Errorf(Validation, "action is required")
 	}
 	if err := optString(raw.Version, &req.Version); err != nil {
-		return req, Errorf(Validation, "version must be a string")
+		return nil, Errorf(Validation, "version must be a string")
 	}
 	if err := optString(raw.AuthorID, &req.AuthorID); err != nil {
-		return req, Errorf(Validation, "author_id must be a string")
+		return nil, Errorf(Validation, "author_id must be a string")
 	}
-	if p := bytes.TrimSpace(raw.Payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
-		if p[0] != '{' {
-			return req, Errorf(Validation, "payload must be an object")
-		}
-		req.Payload = p
-	}
-	return req, nil
+	return raw.Payload, nil
 }
 
 // PeekRequest extracts request_id and action from a frame too large to be
@@ -133,18 +187,36 @@ func PeekRequest(b []byte) *Request {
 		Action    any `json:"action"`
 	}
 	req := &Request{}
-	if json.Unmarshal(b, &head) == nil {
+	if Unmarshal(b, &head) == nil {
 		req.RequestID, _ = head.RequestID.(string)
 		req.Action, _ = head.Action.(string)
 	}
 	return req
 }
 
+// optString reads an envelope field already checked to be valid JSON. A
+// plain string (no escapes, valid UTF-8: nearly every request id and
+// action) is taken as is, without a decoder.
 func optString(raw json.RawMessage, dst *string) error {
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil
 	}
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && plainString(raw[1:n-1]) {
+		*dst = string(raw[1 : n-1])
+		return nil
+	}
 	return json.Unmarshal(raw, dst)
+}
+
+// plainString reports whether s, the inside of a JSON string literal,
+// decodes to itself: printable ASCII with no backslash or quote.
+func plainString(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 || c >= 0x7f || c == '\\' || c == '"' {
+			return false
+		}
+	}
+	return true
 }
 
 // DecodePayload unmarshals req's payload into v (a pointer to a struct
@@ -155,7 +227,11 @@ func DecodePayload(req *Request, v any) error {
 	if len(req.Payload) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(req.Payload, v); err != nil {
+	decode := Unmarshal
+	if req.checked {
+		decode = unmarshalValid
+	}
+	if err := decode(req.Payload, v); err != nil {
 		return Errorf(Validation, "Wrong format of request: %s", jsonProblem(err))
 	}
 	return nil
@@ -196,6 +272,31 @@ func jsonKind(goKind string) string {
 // Encode marshals a frame without HTML escaping (frames are not HTML, and
 // message texts should reach clients byte-for-byte).
 func Encode(frame any) ([]byte, error) {
+	if b, ok := appendFrame(frame); ok {
+		return b, nil
+	}
+	return stdEncode(frame)
+}
+
+// EncodeResponse is Encode for a response, without boxing it.
+func EncodeResponse(r *Response) ([]byte, error) {
+	if b, ok := appendResponse(r); ok {
+		return b, nil
+	}
+	return stdEncode(r)
+}
+
+// EncodePush is Encode for a push, without boxing it.
+func EncodePush(p *Push) ([]byte, error) {
+	if b, ok := appendPush(p); ok {
+		return b, nil
+	}
+	return stdEncode(p)
+}
+
+// stdEncode is Encode through encoding/json, for every frame appendFrame
+// does not render itself.
+func stdEncode(frame any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
