@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
 
 type staleOKKey struct{}
 
@@ -24,4 +28,44 @@ func MayBeStale(ctx context.Context) context.Context {
 func StaleOK(ctx context.Context) bool {
 	ok, _ := ctx.Value(staleOKKey{}).(bool)
 	return ok
+}
+
+type recentKey struct{}
+
+type recent struct {
+	maxAge time.Duration
+	used   atomic.Bool
+}
+
+// RecentCopy returns a context under which Conversation may be answered
+// from a copy a node's cache took within maxAge (store/postgres on several
+// nodes; kept true by this node's commits and the other nodes' notices),
+// and a func that reports whether a read under it was so answered. It is
+// for one reader only: a poll that, finding no event after the client's
+// cursor in the copy, answers "nothing new". That answer shows nothing of
+// the conversation, and a copy behind another node's commit answers as the
+// same poll made a moment earlier would (the client asks again from the
+// same cursor); maxAge bounds how long a lost notice can hide an event.
+// Anything the poll would show, and every access decision, is decided on a
+// read without it (when the func says a copy answered). Stores without a
+// cache ignore it.
+func RecentCopy(ctx context.Context, maxAge time.Duration) (context.Context, func() bool) {
+	r := &recent{maxAge: maxAge}
+	return context.WithValue(ctx, recentKey{}, r), r.used.Load
+}
+
+// RecentOK returns RecentCopy's maxAge (0 without it).
+func RecentOK(ctx context.Context) time.Duration {
+	if r, ok := ctx.Value(recentKey{}).(*recent); ok {
+		return r.maxAge
+	}
+	return 0
+}
+
+// UsedCopy is called by a store that answered a read under RecentCopy
+// from a copy.
+func UsedCopy(ctx context.Context) {
+	if r, ok := ctx.Value(recentKey{}).(*recent); ok {
+		r.used.Store(true)
+	}
 }

@@ -321,3 +321,41 @@ func twoNodes(t *testing.T) (*postgres.Store, *postgres.Store) {
 	}
 	return out[0], out[1]
 }
+
+// TestRouteSeesAgentJustConnected: once an agent's login (AgentConnected)
+// or status change (SetAccepting) on node A has returned, and so has been
+// answered to the agent's client, a chat started on node B is routed as
+// one node would route it: to the agent just connected, not to the queue
+// (queued first, the chat reached the agent twice: incoming_chat queued,
+// then incoming_chat assigned), and never to an agent who just stopped
+// accepting. The presence poll is an hour, so nothing but the login's own
+// write and B's read under the routing lock can carry it in time.
+func TestRouteSeesAgentJustConnected(t *testing.T) {
+	sa, sb := twoNodes(t)
+	var agents []model.Agent
+	for i := range 4 {
+		agents = append(agents, model.Agent{ID: model.AgentID(fmt.Sprintf("agent%d", i)), Name: "Agent", MaxChats: 1})
+	}
+	a := newClusterNodePolling(t, sa, "a", agents, time.Hour)
+	b := newClusterNodePolling(t, sb, "b", agents, time.Hour)
+	// Each agent takes one chat (max_chats 1): the next start can only
+	// go to the agent connected just before it.
+	for i, ag := range agents[:3] {
+		a.desk.AgentConnected(ag.ID, true)
+		if c := b.start(t, i); c.State != model.StateOpen || c.Agent != ag.ID {
+			t.Fatalf("chat %d started on b right after %s connected on a: %s to %q", i, ag.ID, c.State, c.Agent)
+		}
+	}
+	last := agents[3].ID
+	a.desk.AgentConnected(last, true)
+	a.desk.SetAccepting(last, false)
+	c := b.start(t, 3)
+	if c.State != model.StateQueued {
+		t.Fatalf("chat started on b right after %s stopped accepting on a: %s to %q, want queued", last, c.State, c.Agent)
+	}
+	a.desk.SetAccepting(last, true)
+	waitFor(t, "the queued chat to go to "+string(last), func() bool {
+		got, _ := sa.Conversation(t.Context(), c.ID)
+		return got.State == model.StateOpen && got.Agent == last
+	})
+}

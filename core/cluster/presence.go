@@ -77,7 +77,21 @@ type Coordinator struct {
 	dirty   bool
 	pending map[model.AgentID]bool
 	wake    chan struct{}
+	// asked numbers the local changes (an agent's session up, a status);
+	// written is the last of them the presence loop has committed, and
+	// wrote is closed (and replaced) at each commit: a login or status
+	// change waits for its write (awaitWrite). running is whether Run's
+	// loop is there to write.
+	asked, written uint64
+	wrote          chan struct{}
+	running        bool
+	// kick is Run's: told when an agent became available.
+	kick func()
 }
+
+// writeWait bounds how long a local change waits for its presence write
+// (PostgreSQL unreachable: the change is still written by a later sync).
+const writeWait = 2 * time.Second
 
 // NewCoordinator returns the coordinator of node over pool's database;
 // ttl <= 0 means postgres.LeaseTTL.
@@ -86,7 +100,8 @@ func NewCoordinator(pool *pgxpool.Pool, node string, ttl time.Duration, router *
 		ttl = postgres.LeaseTTL
 	}
 	return &Coordinator{pool: pool, node: node, ttl: ttl, router: router, log: log, poll: presencePoll,
-		local: make(map[model.AgentID]int), pending: make(map[model.AgentID]bool), wake: make(chan struct{}, 1)}
+		local: make(map[model.AgentID]int), pending: make(map[model.AgentID]bool), wake: make(chan struct{}, 1),
+		wrote: make(chan struct{})}
 }
 
 // Route implements routing.Coordinator.
@@ -114,8 +129,17 @@ func (c *Coordinator) Route(ctx context.Context, queue bool, fn func(ctx context
 	return fn(ctx)
 }
 
-// refresh reads the open counts (and the queue) into the router.
+// refresh reads the open counts, the other nodes' agent sessions and the
+// statuses (and the queue) into the router. Presence is read here too, not
+// only by the presence loop: a chat started on this node right after an
+// agent logged in on another must find the agent online (its login waited
+// for its session row, awaitWrite), not wait for the notification; routing
+// it to the queue first made the agent get incoming_chat twice, queued and
+// then assigned (TestRouteSeesAgentJustConnected).
 func (c *Coordinator) refresh(ctx context.Context, conn *pgx.Conn, queue bool) error {
+	if err := c.readPresence(ctx, conn); err != nil {
+		return err
+	}
 	rows, err := conn.Query(ctx, `SELECT agent, count(*) FROM conv_routing WHERE state = 'open' AND agent <> '' GROUP BY agent`)
 	if err != nil {
 		return fmt.Errorf("read open counts: %w", err)
@@ -178,16 +202,60 @@ func (c *Coordinator) AgentConnected(id model.AgentID, up bool) {
 		c.local[id]--
 	}
 	c.dirty = true
+	c.asked++
+	n := c.asked
 	c.mu.Unlock()
 	c.poke()
+	if up {
+		// The agent's client is answered after this: by then every
+		// node's next routing decision finds the agent online. Going
+		// down is not waited for (nothing is answered).
+		c.awaitWrite(n)
+	}
 }
 
-// SetAccepting implements routing.Coordinator.
+// SetAccepting implements routing.Coordinator: it returns once the status
+// is written (or after writeWait), so that the agent's client, answered
+// next, is routed to (or not) by every node from then on.
 func (c *Coordinator) SetAccepting(id model.AgentID, accepting bool) {
 	c.mu.Lock()
 	c.pending[id] = accepting
+	c.asked++
+	n := c.asked
 	c.mu.Unlock()
 	c.poke()
+	c.awaitWrite(n)
+}
+
+// awaitWrite waits until the presence loop has committed local change n,
+// at most writeWait, and not at all when the loop is not running.
+func (c *Coordinator) awaitWrite(n uint64) {
+	t := time.NewTimer(writeWait)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		done, wrote := !c.running || c.written >= n, c.wrote
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-wrote:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// wroteUpTo records that local changes up to n are committed.
+func (c *Coordinator) wroteUpTo(n uint64) {
+	c.mu.Lock()
+	if n > c.written {
+		c.written = n
+	}
+	close(c.wrote)
+	c.wrote = make(chan struct{})
+	c.mu.Unlock()
 }
 
 // Poke makes the presence loop re-read the other nodes' sessions and
@@ -206,6 +274,16 @@ func (c *Coordinator) poke() {
 // available (the desk then drains the queue). On return this node's
 // sessions are removed, so that its agents go offline at once.
 func (c *Coordinator) Run(ctx context.Context, kick func()) error {
+	c.mu.Lock()
+	c.running = true
+	c.kick = kick
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.running = false
+		c.mu.Unlock()
+		c.wroteUpTo(0) // wake waiters: nobody writes any more
+	}()
 	poll := time.NewTicker(c.poll)
 	defer poll.Stop()
 	renewEvery := c.ttl / 3
@@ -237,10 +315,79 @@ func (c *Coordinator) Run(ctx context.Context, kick func()) error {
 	return nil
 }
 
+// readPresence reads the other nodes' live agent sessions and every
+// agent's status into the router (statuses set here and not yet written
+// are kept).
+func (c *Coordinator) readPresence(ctx context.Context, q querier) error {
+	became, err := c.applyPresence(ctx, q)
+	if became {
+		c.mu.Lock()
+		kick := c.kick
+		c.mu.Unlock()
+		if kick != nil {
+			kick() // the presence loop will not see this change again
+		}
+	}
+	return err
+}
+
+// applyPresence is readPresence reporting whether an agent became
+// available.
+func (c *Coordinator) applyPresence(ctx context.Context, q querier) (bool, error) {
+	remote := make(map[model.AgentID]int)
+	rows, err := q.Query(ctx, `SELECT agent, sum(sessions)::int FROM agent_sessions
+WHERE node <> $1 AND expires_at > now() GROUP BY agent`, c.node)
+	if err != nil {
+		return false, fmt.Errorf("read agent presence: %w", err)
+	}
+	for rows.Next() {
+		var a string
+		var n int
+		if err := rows.Scan(&a, &n); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("read agent presence: %w", err)
+		}
+		remote[model.AgentID(a)] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("read agent presence: %w", err)
+	}
+	accepting := make(map[model.AgentID]bool)
+	rows, err = q.Query(ctx, `SELECT agent, accepting FROM agent_status`)
+	if err != nil {
+		return false, fmt.Errorf("read agent statuses: %w", err)
+	}
+	for rows.Next() {
+		var a string
+		var acc bool
+		if err := rows.Scan(&a, &acc); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("read agent statuses: %w", err)
+		}
+		accepting[model.AgentID(a)] = acc
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("read agent statuses: %w", err)
+	}
+	// A status set here since the write above is newer than what was
+	// read: keep it.
+	c.mu.Lock()
+	for id := range c.pending {
+		delete(accepting, id)
+	}
+	c.mu.Unlock()
+	became := c.router.SetRemote(remote)
+	became = c.router.SetStatuses(accepting) || became
+	return became, nil
+}
+
 // sync writes what changed here (statuses, sessions; all sessions when
 // renew) and reads everyone's.
 func (c *Coordinator) sync(ctx context.Context, renew bool, kick func()) error {
 	c.mu.Lock()
+	asked := c.asked
 	status := make(map[model.AgentID]bool, len(c.pending))
 	for id, acc := range c.pending {
 		status[id] = acc
@@ -296,52 +443,11 @@ ON CONFLICT (agent, node) DO UPDATE SET sessions = EXCLUDED.sessions, expires_at
 		c.mu.Unlock()
 	}
 
-	remote := make(map[model.AgentID]int)
-	rows, err := c.pool.Query(ctx, `SELECT agent, sum(sessions)::int FROM agent_sessions
-WHERE node <> $1 AND expires_at > now() GROUP BY agent`, c.node)
+	c.wroteUpTo(asked)
+	became, err := c.applyPresence(ctx, c.pool)
 	if err != nil {
-		return fmt.Errorf("read agent presence: %w", err)
+		return err
 	}
-	for rows.Next() {
-		var a string
-		var n int
-		if err := rows.Scan(&a, &n); err != nil {
-			rows.Close()
-			return fmt.Errorf("read agent presence: %w", err)
-		}
-		remote[model.AgentID(a)] = n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read agent presence: %w", err)
-	}
-	accepting := make(map[model.AgentID]bool)
-	rows, err = c.pool.Query(ctx, `SELECT agent, accepting FROM agent_status`)
-	if err != nil {
-		return fmt.Errorf("read agent statuses: %w", err)
-	}
-	for rows.Next() {
-		var a string
-		var acc bool
-		if err := rows.Scan(&a, &acc); err != nil {
-			rows.Close()
-			return fmt.Errorf("read agent statuses: %w", err)
-		}
-		accepting[model.AgentID(a)] = acc
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read agent statuses: %w", err)
-	}
-	// A status set here since the write above is newer than what was
-	// read: keep it.
-	c.mu.Lock()
-	for id := range c.pending {
-		delete(accepting, id)
-	}
-	c.mu.Unlock()
-	became := c.router.SetRemote(remote)
-	became = c.router.SetStatuses(accepting) || became
 	// Queue positions shown to visitors count other nodes' conversations.
 	if err := c.readQueue(ctx, c.pool); err != nil {
 		return err

@@ -196,3 +196,20 @@ func Exempt(ctx context.Context) bool {
 	b, _ := ctx.Value(exemptKey{}).(bool)
 	return b
 }
+
+// Detach returns a context that never ends and carries ctx's client
+// address and exemption only, for a websocket session that outlives its
+// upgrade request. context.WithoutCancel would do too, but it keeps the
+// whole request context reachable for as long as the socket is held
+// (net/http's two cancel contexts with their channels and child maps, the
+// local address, the router's values): about a kilobyte per idle socket.
+func Detach(ctx context.Context) context.Context {
+	out := context.Background()
+	if a := AddrFrom(ctx); a != "" {
+		out = WithAddr(out, a)
+	}
+	if Exempt(ctx) {
+		out = WithExempt(out)
+	}
+	return out
+}

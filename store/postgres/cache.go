@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"chatgate/core/model"
 	"chatgate/store"
@@ -24,101 +25,108 @@ const (
 	cacheShardMax = 1024
 )
 
-// recCache caches conversation or visitor records by id.
-type recCache struct {
-	shards [cacheShards]recShard
+// shardedMap is the bounded, sharded map under every cache here: get
+// counts hits; each shard's epoch moves at every drop, so that a fill that
+// began before a drop of its shard is not stored (it may have read the
+// record before the change the drop was for); a full shard makes room by
+// dropping an arbitrary entry (Go's map order).
+type shardedMap[K comparable, V any] struct {
+	shards [cacheShards]mapShardOf[K, V]
+	hash   func(K) uint32
 	hits   atomic.Uint64
 }
 
-type recShard struct {
-	mu sync.Mutex
-	m  map[string]cachedRec
-	// epoch moves at every drop: a fill that began before a drop of its
-	// shard is not stored (it may have read the record before the change
-	// the drop was for).
+type mapShardOf[K comparable, V any] struct {
+	mu    sync.Mutex
+	m     map[K]V
 	epoch uint64
 }
 
-type cachedRec struct {
-	data []byte
-	rev  int64
-}
-
-func newRecCache() *recCache {
-	c := &recCache{}
+func (c *shardedMap[K, V]) init(hash func(K) uint32) {
+	c.hash = hash
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]cachedRec)
+		c.shards[i].m = make(map[K]V)
 	}
-	return c
 }
 
-func (c *recCache) shard(id string) *recShard { return &c.shards[fnv32(id)%cacheShards] }
+func (c *shardedMap[K, V]) shard(k K) *mapShardOf[K, V] { return &c.shards[c.hash(k)%cacheShards] }
 
-// get returns the cached record of id.
-func (c *recCache) get(id string) (cachedRec, bool) {
-	sh := c.shard(id)
+// get returns the cached value of k.
+func (c *shardedMap[K, V]) get(k K) (V, bool) { return c.getIf(k, nil) }
+
+// getIf returns the cached value of k if use (nil: any) accepts it.
+func (c *shardedMap[K, V]) getIf(k K, use func(V) bool) (V, bool) {
+	sh := c.shard(k)
 	sh.mu.Lock()
-	r, ok := sh.m[id]
+	v, ok := sh.m[k]
 	sh.mu.Unlock()
+	if ok && use != nil && !use(v) {
+		var zero V
+		return zero, false
+	}
 	if ok {
 		c.hits.Add(1)
 	}
-	return r, ok
+	return v, ok
 }
 
 // ticket is taken before a read from the database and given to fill.
-func (c *recCache) ticket(id string) uint64 {
-	sh := c.shard(id)
+func (c *shardedMap[K, V]) ticket(k K) uint64 {
+	sh := c.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	return sh.epoch
 }
 
-// fill stores what a read found, unless the shard saw a drop since the
-// read's ticket or the cache already holds a later revision.
-func (c *recCache) fill(id string, data []byte, rev int64, ticket uint64) {
-	sh := c.shard(id)
+// put stores v at k unless keep (given the cached value, if any) says
+// the cached value wins (nil: v always wins).
+func (c *shardedMap[K, V]) put(k K, v V, keep func(cur V) bool) {
+	sh := c.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.epoch != ticket {
-		return
-	}
-	c.putLocked(sh, id, data, rev)
+	sh.putLocked(k, v, keep)
 }
 
-// put stores a record this node committed at rev (or another node's,
-// carried by its notice), unless a later revision is cached.
-func (c *recCache) put(id string, data []byte, rev int64) {
-	sh := c.shard(id)
+// fill is put for what a read found: nothing is stored if the shard saw
+// a drop since the read's ticket.
+func (c *shardedMap[K, V]) fill(k K, v V, ticket uint64, keep func(cur V) bool) {
+	sh := c.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	c.putLocked(sh, id, data, rev)
+	if sh.epoch == ticket {
+		sh.putLocked(k, v, keep)
+	}
 }
 
-func (c *recCache) putLocked(sh *recShard, id string, data []byte, rev int64) {
-	if cur, ok := sh.m[id]; ok && cur.rev > rev {
+func (sh *mapShardOf[K, V]) putLocked(k K, v V, keep func(cur V) bool) {
+	cur, had := sh.m[k]
+	if had && keep != nil && !keep(cur) {
 		return
 	}
-	if _, ok := sh.m[id]; !ok && len(sh.m) >= cacheShardMax {
-		for k := range sh.m { // an arbitrary victim (Go's map order)
-			delete(sh.m, k)
+	if !had && len(sh.m) >= cacheShardMax {
+		for old := range sh.m {
+			delete(sh.m, old)
 			break
 		}
 	}
-	sh.m[id] = cachedRec{data: data, rev: rev}
+	sh.m[k] = v
 }
 
-// drop forgets id (another node wrote it, or a commit found it stale).
-func (c *recCache) drop(id string) {
-	sh := c.shard(id)
+// dropIf forgets k, unless its cached value fails match (nil matches
+// all); the shard's epoch moves unless a cached value was kept.
+func (c *shardedMap[K, V]) dropIf(k K, match func(V) bool) {
+	sh := c.shard(k)
 	sh.mu.Lock()
-	delete(sh.m, id)
+	defer sh.mu.Unlock()
+	if v, ok := sh.m[k]; ok && match != nil && !match(v) {
+		return
+	}
+	delete(sh.m, k)
 	sh.epoch++
-	sh.mu.Unlock()
 }
 
 // reset forgets everything.
-func (c *recCache) reset() {
+func (c *shardedMap[K, V]) reset() {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
@@ -128,6 +136,37 @@ func (c *recCache) reset() {
 	}
 }
 
+// recCache caches conversation or visitor records by id.
+type recCache struct{ shardedMap[string, cachedRec] }
+
+type cachedRec struct {
+	data []byte
+	rev  int64
+	// at is when the copy was taken (store.RecentCopy bounds its age).
+	at time.Time
+}
+
+func newRecCache() *recCache {
+	c := &recCache{}
+	c.init(func(id string) uint32 { return fnv32(id) })
+	return c
+}
+
+// fill stores what a read found, unless the shard saw a drop since the
+// read's ticket or the cache already holds a later revision.
+func (c *recCache) fill(id string, data []byte, rev int64, ticket uint64) {
+	c.shardedMap.fill(id, cachedRec{data: data, rev: rev, at: time.Now()}, ticket, func(cur cachedRec) bool { return cur.rev <= rev })
+}
+
+// put stores a record this node committed at rev (or another node's,
+// carried by its notice), unless a later revision is cached.
+func (c *recCache) put(id string, data []byte, rev int64) {
+	c.shardedMap.put(id, cachedRec{data: data, rev: rev, at: time.Now()}, func(cur cachedRec) bool { return cur.rev <= rev })
+}
+
+// drop forgets id (another node wrote it, or a commit found it stale).
+func (c *recCache) drop(id string) { c.dropIf(id, nil) }
+
 // mapCache caches forward mappings (foreign id → core id): bound once and
 // never rebound. Only found mappings are kept (an absent one may be bound
 // by the next commit). The one deletion is ForgetIdleVisitors' (a visitor
@@ -136,60 +175,33 @@ func (c *recCache) reset() {
 // drops the cached mappings naming it (dropCore), so that the caller's
 // next Resolve reads the database.
 type mapCache struct {
-	shards [cacheShards]mapShard
-	hits   atomic.Uint64
+	shardedMap[store.MapKey, string]
 
-	mu    sync.Mutex
-	cores map[string][]store.MapKey // core id -> cached keys naming it
-}
-
-type mapShard struct {
 	mu sync.Mutex
-	m  map[store.MapKey]string
+	// cores lists, per core id, the keys cached for it, each once (a key
+	// put again, by another Resolve or commit of the same mapping, is
+	// not listed twice).
+	cores map[string][]store.MapKey
 }
 
 func newMapCache() *mapCache {
 	c := &mapCache{cores: make(map[string][]store.MapKey)}
-	for i := range c.shards {
-		c.shards[i].m = make(map[store.MapKey]string)
-	}
+	c.init(func(k store.MapKey) uint32 { return fnv32(k.Foreign, k.Kind, k.Tenant, k.System) })
 	return c
-}
-
-func (c *mapCache) shard(k store.MapKey) *mapShard {
-	return &c.shards[fnv32(k.Foreign, k.Kind, k.Tenant, k.System)%cacheShards]
-}
-
-func (c *mapCache) get(k store.MapKey) (string, bool) {
-	sh := c.shard(k)
-	sh.mu.Lock()
-	v, ok := sh.m[k]
-	sh.mu.Unlock()
-	if ok {
-		c.hits.Add(1)
-	}
-	return v, ok
 }
 
 func (c *mapCache) put(k store.MapKey, core string) {
 	c.mu.Lock()
-	if len(c.cores) >= cacheShards*cacheShardMax {
+	if _, ok := c.cores[core]; !ok && len(c.cores) >= cacheShards*cacheShardMax {
 		c.mu.Unlock()
 		c.reset()
 		c.mu.Lock()
 	}
-	c.cores[core] = append(c.cores[core], k)
-	c.mu.Unlock()
-	sh := c.shard(k)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if _, ok := sh.m[k]; !ok && len(sh.m) >= cacheShardMax {
-		for old := range sh.m {
-			delete(sh.m, old)
-			break
-		}
+	if keys := c.cores[core]; !slices.Contains(keys, k) {
+		c.cores[core] = append(keys, k)
 	}
-	sh.m[k] = core
+	c.mu.Unlock()
+	c.shardedMap.put(k, core, nil)
 }
 
 // dropCore forgets the cached mappings naming core (it was found gone).
@@ -199,12 +211,7 @@ func (c *mapCache) dropCore(core string) {
 	delete(c.cores, core)
 	c.mu.Unlock()
 	for _, k := range keys {
-		sh := c.shard(k)
-		sh.mu.Lock()
-		if sh.m[k] == core {
-			delete(sh.m, k)
-		}
-		sh.mu.Unlock()
+		c.dropIf(k, func(v string) bool { return v == core })
 	}
 }
 
@@ -213,12 +220,7 @@ func (c *mapCache) reset() {
 	c.mu.Lock()
 	clear(c.cores)
 	c.mu.Unlock()
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		clear(sh.m)
-		sh.mu.Unlock()
-	}
+	c.shardedMap.reset()
 }
 
 // fnv32 hashes strings (FNV-1a) to pick a shard.
@@ -289,62 +291,20 @@ func (s *Store) CacheStats() CacheStats {
 // of a conversation the list lacks (this node's commit, another node's
 // notice) drops the list, and a move drops the previous visitor's list
 // (its notice names PrevVisitor; hub.Cluster calls Changed for this
-// node's own moves and the other nodes').
-type listCache struct {
-	shards [cacheShards]listShard
-	hits   atomic.Uint64
-}
-
-type listShard struct {
-	mu    sync.Mutex
-	m     map[string][]string
-	epoch uint64
-}
+// node's own moves and the other nodes'). Lists are never changed in
+// place: a new list replaces one.
+type listCache struct{ shardedMap[string, []string] }
 
 func newListCache() *listCache {
 	c := &listCache{}
-	for i := range c.shards {
-		c.shards[i].m = make(map[string][]string)
-	}
+	c.init(func(id string) uint32 { return fnv32(id) })
 	return c
-}
-
-func (c *listCache) shard(id string) *listShard { return &c.shards[fnv32(id)%cacheShards] }
-
-func (c *listCache) get(visitor string) ([]string, bool) {
-	sh := c.shard(visitor)
-	sh.mu.Lock()
-	ids, ok := sh.m[visitor]
-	sh.mu.Unlock()
-	if ok {
-		c.hits.Add(1)
-	}
-	return ids, ok // never changed in place: a new list replaces it
-}
-
-func (c *listCache) ticket(visitor string) uint64 {
-	sh := c.shard(visitor)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.epoch
 }
 
 // fill stores what a read found, unless the shard saw a drop since the
 // read's ticket.
 func (c *listCache) fill(visitor string, ids []string, ticket uint64) {
-	sh := c.shard(visitor)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.epoch != ticket {
-		return
-	}
-	if _, ok := sh.m[visitor]; !ok && len(sh.m) >= cacheShardMax {
-		for k := range sh.m {
-			delete(sh.m, k)
-			break
-		}
-	}
-	sh.m[visitor] = ids
+	c.shardedMap.fill(visitor, ids, ticket, nil)
 }
 
 // saw drops visitor's list unless it holds conv.
@@ -352,22 +312,5 @@ func (c *listCache) saw(visitor, conv string) {
 	if visitor == "" || conv == "" {
 		return
 	}
-	sh := c.shard(visitor)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if ids, ok := sh.m[visitor]; ok && slices.Contains(ids, conv) {
-		return
-	}
-	delete(sh.m, visitor)
-	sh.epoch++
-}
-
-func (c *listCache) reset() {
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		clear(sh.m)
-		sh.epoch++
-		sh.mu.Unlock()
-	}
+	c.dropIf(visitor, func(ids []string) bool { return !slices.Contains(ids, conv) })
 }

@@ -172,3 +172,124 @@ func TestForgottenVisitorsMappings(t *testing.T) {
 		t.Fatalf("after finding the visitor gone, the other node still resolves its mapping: %v", err)
 	}
 }
+
+// TestMapCacheListsEachKeyOnce: a mapping resolved or committed again is
+// listed once under its core id (the per-core lists grew by one entry per
+// Resolve before), and dropCore forgets only the keys still naming it.
+func TestMapCacheListsEachKeyOnce(t *testing.T) {
+	k1 := store.MapKey{System: "s", Kind: "visitor", Foreign: "a"}
+	k2 := store.MapKey{System: "s", Kind: "visitor", Foreign: "b"}
+	tests := []struct {
+		name     string
+		puts     []store.MapKey
+		wantKeys int
+	}{
+		{"one key put once", []store.MapKey{k1}, 1},
+		{"one key put three times", []store.MapKey{k1, k1, k1}, 1},
+		{"two keys, each twice", []store.MapKey{k1, k2, k2, k1}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newMapCache()
+			for _, k := range tc.puts {
+				c.put(k, "core-1")
+			}
+			if got := len(c.cores["core-1"]); got != tc.wantKeys {
+				t.Fatalf("core-1 lists %d keys, want %d", got, tc.wantKeys)
+			}
+			c.put(store.MapKey{System: "s", Kind: "visitor", Foreign: "other"}, "core-2")
+			c.dropCore("core-1")
+			for _, k := range tc.puts {
+				if _, ok := c.get(k); ok {
+					t.Fatalf("%v still cached after dropCore", k)
+				}
+			}
+			if _, ok := c.get(store.MapKey{System: "s", Kind: "visitor", Foreign: "other"}); !ok {
+				t.Fatal("dropCore of core-1 dropped core-2's mapping")
+			}
+		})
+	}
+}
+
+// TestListCacheSaw: a visitor's list is dropped when a conversation it
+// lacks is seen, kept when it holds it, and a read that began before the
+// drop does not store its list.
+func TestListCacheSaw(t *testing.T) {
+	tests := []struct {
+		name     string
+		saw      string
+		wantKept bool
+	}{
+		{"conversation in the list", "c1", true},
+		{"conversation the list lacks", "c3", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newListCache()
+			c.fill("v", []string{"c1", "c2"}, c.ticket("v"))
+			ticket := c.ticket("v")
+			c.saw("v", tc.saw)
+			if _, ok := c.get("v"); ok != tc.wantKept {
+				t.Fatalf("list kept = %v, want %v", ok, tc.wantKept)
+			}
+			c.fill("v", []string{"c1"}, ticket)
+			ids, _ := c.get("v")
+			if tc.wantKept != (len(ids) == 1) {
+				t.Fatalf("fill with a ticket from before saw left %v", ids)
+			}
+		})
+	}
+}
+
+// TestRecentCopy: under store.RecentCopy a conversation is answered from
+// this node's copy while the copy is younger than maxAge (and the func
+// says so), from the database once it is older (refilling the copy), and
+// never without RecentCopy or MayBeStale. A copy behind another node's
+// commit (its notice lost) is served at most maxAge.
+func TestRecentCopy(t *testing.T) {
+	a, b := twoNodes(t)
+	ctx := t.Context()
+	const age = 300 * time.Millisecond
+	v := model.Visitor{ID: model.VisitorID(model.NewID()), CreatedAt: time.Now().UTC()}
+	c := model.Conversation{ID: model.ConvID(model.NewID()), Visitor: v.ID, State: model.StateOpen, CreatedAt: time.Now().UTC()}
+	if err := a.Commit(ctx, &store.Batch{Visitors: []model.Visitor{v}, Convs: []model.Conversation{c}}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(s *Store, ctx context.Context) (uint64, bool) {
+		t.Helper()
+		rctx, copied := store.RecentCopy(ctx, age)
+		got, err := s.Conversation(rctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Rev, copied()
+	}
+	if rev, copied := read(a, ctx); rev != 1 || !copied {
+		t.Fatalf("a's own commit: revision %d, copied %v; want 1 from the copy", rev, copied)
+	}
+	// b commits; a hears nothing (a lost notice).
+	cb, err := b.Conversation(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb.Origin = "b"
+	if err := b.Commit(ctx, &store.Batch{Convs: []model.Conversation{cb}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Conversation(ctx, c.ID); err != nil || got.Rev != 2 {
+		t.Fatalf("a plain read = revision %d, %v; want 2", got.Rev, err)
+	}
+	// The plain read refilled a's copy at revision 2; make it old again.
+	a.convs.drop(string(c.ID))
+	a.convs.put(string(c.ID), mustJSON(t, c), 1)
+	if rev, copied := read(a, ctx); rev != 1 || !copied {
+		t.Fatalf("young copy behind b's commit: revision %d, copied %v; want 1 from the copy", rev, copied)
+	}
+	time.Sleep(age + 50*time.Millisecond)
+	if rev, copied := read(a, ctx); rev != 2 || copied {
+		t.Fatalf("copy older than maxAge: revision %d, copied %v; want 2 from the database", rev, copied)
+	}
+	if rev, copied := read(a, ctx); rev != 2 || !copied {
+		t.Fatalf("after the refill: revision %d, copied %v; want 2 from the copy", rev, copied)
+	}
+}

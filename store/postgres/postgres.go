@@ -71,6 +71,13 @@
 //     to a conversation whose copy or fresh read names another visitor:
 //     refused, then resolved again on a fresh read. A read that began before such a drop does
 //     not store what it read (per-shard epochs).
+//   - One reader uses a conversation copy without a commit to check it:
+//     a LiveChat v2 poll, under store.RecentCopy, and only to answer "no
+//     events" when the copy (at most its maxAge old, 2 s) is the caller's
+//     conversation and has nothing after the poll's cursor. That shows
+//     nothing, and a copy behind another node's commit answers as the
+//     same poll made a moment earlier would; anything to show is read
+//     from the database. Copies carry the time they were taken for this.
 //   - After the listener reconnects (notices may have been lost), Forget
 //     drops every conversation, visitor and thread list. Restore drops
 //     them too. Mappings stay (they never change).
@@ -279,6 +286,26 @@ SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGCF1', 'mapping bound to anoth
 ON CONFLICT (system, tenant, kind, core) DO UPDATE SET foreign_id = EXCLUDED.foreign_id`
 	sqlIdemIns = `INSERT INTO idems (system, key, conv, seq) VALUES ($1, $2, $3, $4)`
 	sqlMetaPut = `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
+
+	// sqlPost is a commit's conversation CAS, its appended events, its
+	// idempotency keys and its visitor checks (Batch.Expect) as ONE
+	// statement: the shape of every message posted to an open
+	// conversation, which as four statements cost the server four
+	// executions. The rules are the separate statements': the events and
+	// keys are inserted only through u's row (FROM u), so a stale writer
+	// writes nothing and is told ErrStale, never a conflict on the events
+	// it would append; a key already present fails with unique_violation.
+	// $1 id, $2 visitor, $3 data, $4 expected rev, $5/$6 events' seq and
+	// data, $7..$10 keys' system, key, conv, seq, $11/$12 expected
+	// visitors' ids and revisions.
+	sqlPost = `WITH u AS (UPDATE convs SET visitor = $2, rev = rev + 1, data = $3 WHERE id = $1 AND rev = $4 RETURNING rev),
+e AS (INSERT INTO events (conv, seq, data) SELECT $1, t.seq, t.data FROM u, unnest($5::bigint[], $6::bytea[]) AS t(seq, data)),
+i AS (INSERT INTO idems (system, key, conv, seq) SELECT t.sys, t.k, t.c, t.q FROM u, unnest($7::text[], $8::text[], $9::text[], $10::bigint[]) AS t(sys, k, c, q))
+SELECT (SELECT rev FROM u) FROM (SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGST1',
+	'conversation ' || $1 || ' is no longer at revision ' || $4::bigint),
+	chatgate_check(NOT EXISTS (SELECT 1 FROM unnest($11::text[], $12::bigint[]) AS x(id, rev)
+		WHERE NOT EXISTS (SELECT 1 FROM visitors v WHERE v.id = x.id AND v.rev = x.rev)), 'CGST1',
+	'a visitor the command read is no longer at its revision')) AS c`
 )
 
 // Commit implements store.Store.
@@ -328,6 +355,12 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 // conversation before anything else of theirs is written.
 func encode(b *store.Batch, revs, vrevs []int64) (*work, error) {
 	q := &work{}
+	if postShaped(b) {
+		if err := encodePost(q, b, revs); err != nil {
+			return nil, err
+		}
+		return encodeRest(q, b, false)
+	}
 	for i := range b.Convs {
 		c := &b.Convs[i]
 		if c.ID == "" || c.Visitor == "" {
@@ -380,24 +413,130 @@ func encode(b *store.Batch, revs, vrevs []int64) (*work, error) {
 		}
 		q.Queue(sqlVisitorExpect, string(e.Visitor), int64(e.Rev))
 	}
-	for _, set := range []struct {
-		evs []model.Event
-		sql string
-	}{{b.Events, sqlEventIns}, {b.Updates, sqlEventUpd}} {
-		for i := range set.evs {
-			e := &set.evs[i]
-			if e.Conv == "" || e.Seq == 0 || e.Seq > 1<<63-1 {
-				return nil, errors.New("store: event without conversation or seq")
-			}
-			if !textOK(string(e.Conv)) {
-				return nil, errBadKey
-			}
-			data, err := json.Marshal(e)
-			if err != nil {
-				return nil, fmt.Errorf("encode event: %w", err)
-			}
-			q.Queue(set.sql, string(e.Conv), int64(e.Seq), data)
+	return encodeRest(q, b, true)
+}
+
+// checkEvent checks an event's keys.
+func checkEvent(e *model.Event) error {
+	if e.Conv == "" || e.Seq == 0 || e.Seq > 1<<63-1 {
+		return errors.New("store: event without conversation or seq")
+	}
+	if !textOK(string(e.Conv)) {
+		return errBadKey
+	}
+	return nil
+}
+
+// checkIdem checks an idempotency key.
+func checkIdem(id store.Idem) error {
+	if id.System == "" || id.Key == "" {
+		return errors.New("store: incomplete idempotency key")
+	}
+	if !textOK(id.System, id.Key, string(id.Conv)) || id.Seq > 1<<63-1 {
+		return errBadKey
+	}
+	return nil
+}
+
+// queueEvents queues one sql ($1 conv, $2 seq, $3 data) per event.
+func queueEvents(q *work, evs []model.Event, sql string) error {
+	for i := range evs {
+		e := &evs[i]
+		if err := checkEvent(e); err != nil {
+			return err
 		}
+		data, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		q.Queue(sql, string(e.Conv), int64(e.Seq), data)
+	}
+	return nil
+}
+
+// postShaped reports whether b is a post's commit, encoded by encodePost:
+// one conversation written at the revision it was read, no visitor
+// written, every appended event that conversation's.
+func postShaped(b *store.Batch) bool {
+	if len(b.Convs) != 1 || b.Convs[0].Rev == 0 || len(b.Visitors) > 0 {
+		return false
+	}
+	for i := range b.Events {
+		if b.Events[i].Conv != b.Convs[0].ID {
+			return false
+		}
+	}
+	return true
+}
+
+// encodePost queues b's one conversation (written at the revision it was
+// read), its appended events of that conversation, its idempotency keys
+// and its Expect checks as the single statement sqlPost.
+func encodePost(q *work, b *store.Batch, revs []int64) error {
+	c := &b.Convs[0]
+	if c.ID == "" || c.Visitor == "" {
+		return errors.New("store: conversation without id or visitor")
+	}
+	if !textOK(string(c.ID), string(c.Visitor)) || c.Rev > 1<<63-1 {
+		return errBadKey
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode conversation: %w", err)
+	}
+	q.convData = append(q.convData, data)
+	q.order = string(c.ID)
+	seqs, evData := make([]int64, 0, len(b.Events)), make([][]byte, 0, len(b.Events))
+	for i := range b.Events {
+		e := &b.Events[i]
+		if err := checkEvent(e); err != nil {
+			return err
+		}
+		d, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		seqs, evData = append(seqs, int64(e.Seq)), append(evData, d)
+	}
+	n := len(b.Idems)
+	sys, keys, convs, iseqs := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]int64, 0, n)
+	for _, id := range b.Idems {
+		if err := checkIdem(id); err != nil {
+			return err
+		}
+		sys, keys, convs, iseqs = append(sys, id.System), append(keys, id.Key), append(convs, string(id.Conv)), append(iseqs, int64(id.Seq))
+	}
+	var vids []string
+	var vrevs []int64
+	for _, e := range b.Expect {
+		if e.Rev == 0 {
+			continue
+		}
+		if !textOK(string(e.Visitor)) || e.Rev > 1<<63-1 {
+			return errBadKey
+		}
+		vids, vrevs = append(vids, string(e.Visitor)), append(vrevs, int64(e.Rev))
+	}
+	if vids == nil {
+		vids, vrevs = []string{}, []int64{}
+	}
+	q.QueueRow(sqlPost, func(row pgx.Row) error { return row.Scan(&revs[0]) },
+		string(c.ID), string(c.Visitor), data, int64(c.Rev), seqs, evData, sys, keys, convs, iseqs, vids, vrevs)
+	return nil
+}
+
+// encodeRest queues what follows a batch's conversations, visitors and
+// checks: its events (appended ones unless encodePost took them), edits,
+// mappings, idempotency keys (idem, unless encodePost took them), meta and
+// outbox rows.
+func encodeRest(q *work, b *store.Batch, all bool) (*work, error) {
+	if all {
+		if err := queueEvents(q, b.Events, sqlEventIns); err != nil {
+			return nil, err
+		}
+	}
+	if err := queueEvents(q, b.Updates, sqlEventUpd); err != nil {
+		return nil, err
 	}
 	for _, m := range b.Maps {
 		if m.Foreign == "" || m.Core == "" || m.System == "" || m.Kind == "" {
@@ -410,11 +549,11 @@ func encode(b *store.Batch, revs, vrevs []int64) (*work, error) {
 		q.Queue(sqlMapRevPut, m.System, m.Tenant, m.Kind, m.Core, m.Foreign)
 	}
 	for _, id := range b.Idems {
-		if id.System == "" || id.Key == "" {
-			return nil, errors.New("store: incomplete idempotency key")
+		if !all {
+			break
 		}
-		if !textOK(id.System, id.Key, string(id.Conv)) || id.Seq > 1<<63-1 {
-			return nil, errBadKey
+		if err := checkIdem(id); err != nil {
+			return nil, err
 		}
 		q.Queue(sqlIdemIns, id.System, id.Key, string(id.Conv), int64(id.Seq))
 	}
@@ -498,8 +637,11 @@ func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conver
 	if !textOK(string(id)) {
 		return model.Conversation{}, store.ErrNotFound
 	}
-	if store.StaleOK(ctx) {
-		if r, ok := s.convs.get(string(id)); ok {
+	if stale, age := store.StaleOK(ctx), store.RecentOK(ctx); stale || age > 0 {
+		if r, ok := s.convs.getIf(string(id), func(r cachedRec) bool { return stale || time.Since(r.at) <= age }); ok {
+			if !stale {
+				store.UsedCopy(ctx)
+			}
 			return decodeConv(r.data, r.rev)
 		}
 	}

@@ -115,9 +115,10 @@ type Conn struct {
 	drained atomic.Pointer[chan struct{}]
 	opts    Options
 
-	send chan []byte
-	// room is signalled (without blocking) after each frame written, for
+	// ready is signalled (without blocking) when a frame is queued for a
+	// writer that is already running; room after each frame written, for
 	// WaitRoom.
+	ready   chan struct{}
 	room    chan struct{}
 	closing chan struct{} // closed by the first Close
 	done    chan struct{} // closed once the writer is gone and the socket closed
@@ -130,9 +131,16 @@ type Conn struct {
 
 	// The writer goroutine runs only while there is something to write
 	// (or the session to close): an idle session holds no goroutine for
-	// writing. wmu guards writing (a writer runs) and finished (the
-	// socket is closed). Keep-alive pings come from a timer.
+	// writing. wmu guards the send queue, writing (a writer runs) and
+	// finished (the socket is closed). Keep-alive pings come from a timer.
+	//
+	// The queue (queue[head:], at most opts.SendQueue frames) is a slice
+	// that grows as frames wait and is dropped when the writer exits: a
+	// channel of SendQueue slots cost every held socket 3 KiB (128 slice
+	// headers) whether or not anything ever waited in it.
 	wmu       sync.Mutex
+	queue     [][]byte
+	head      int
 	writing   bool
 	finished  bool
 	pingTimer *time.Timer
@@ -144,7 +152,7 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 	opts = opts.withDefaults()
 	c := &Conn{
 		ws: ws, opts: opts,
-		send:    make(chan []byte, opts.SendQueue),
+		ready:   make(chan struct{}, 1),
 		room:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -184,13 +192,68 @@ func (c *Conn) ping() {
 // kick starts a writer unless one runs or the session is over.
 func (c *Conn) kick() {
 	c.wmu.Lock()
-	if c.writing || c.finished {
-		c.wmu.Unlock()
-		return
+	start := c.startLocked()
+	c.wmu.Unlock()
+	if start {
+		go c.writer()
+	}
+}
+
+// startLocked marks a writer as running and reports whether the caller
+// must start it (none runs and the session is not over); a running
+// writer is woken instead. c.wmu is held.
+func (c *Conn) startLocked() bool {
+	if c.finished {
+		return false
+	}
+	if c.writing {
+		select {
+		case c.ready <- struct{}{}:
+		default:
+		}
+		return false
 	}
 	c.writing = true
-	c.wmu.Unlock()
-	go c.writer()
+	return true
+}
+
+// push queues msg unless the queue holds opts.SendQueue frames already.
+// c.wmu is held.
+func (c *Conn) pushLocked(msg []byte) bool {
+	if len(c.queue)-c.head >= c.opts.SendQueue {
+		return false
+	}
+	if len(c.queue) == cap(c.queue) && c.head > 0 {
+		// Reuse the room of frames already written before growing.
+		n := copy(c.queue, c.queue[c.head:])
+		clear(c.queue[n:])
+		c.queue, c.head = c.queue[:n], 0
+	}
+	c.queue = append(c.queue, msg)
+	return true
+}
+
+// pop takes the oldest queued frame, if any.
+func (c *Conn) pop() ([]byte, bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.head == len(c.queue) {
+		return nil, false
+	}
+	msg := c.queue[c.head]
+	c.queue[c.head] = nil
+	c.head++
+	if c.head == len(c.queue) {
+		c.queue, c.head = c.queue[:0], 0
+	}
+	return msg, true
+}
+
+// queued is how many frames wait for the writer.
+func (c *Conn) queued() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return len(c.queue) - c.head
 }
 
 // SetReadTimeout changes how long the peer may stay silent from now on.
@@ -213,8 +276,10 @@ func (c *Conn) refresh() {
 // session cannot be read any more; the caller should Close it (sending
 // whatever goodbye its protocol wants first: writes still work).
 func (c *Conn) Read(ctx context.Context) ([]byte, error) {
-	stop := context.AfterFunc(ctx, func() { c.Close(ReasonGoingAway) })
-	defer stop()
+	if ctx.Done() != nil { // a context that cannot end needs no watcher
+		stop := context.AfterFunc(ctx, func() { c.Close(ReasonGoingAway) })
+		defer stop()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("wsconn read: %w", err)
 	}
@@ -250,16 +315,22 @@ func (c *Conn) Send(msg []byte) error {
 	if c.isClosing() {
 		return ErrClosed
 	}
-	select {
-	case c.send <- msg:
-		c.kick()
-		return nil
-	case <-c.closing:
+	c.wmu.Lock()
+	if c.isClosing() {
+		c.wmu.Unlock()
 		return ErrClosed
-	default:
+	}
+	if !c.pushLocked(msg) {
+		c.wmu.Unlock()
 		c.end(ReasonSlow, false)
 		return ErrSlow
 	}
+	start := c.startLocked()
+	c.wmu.Unlock()
+	if start {
+		go c.writer()
+	}
+	return nil
 }
 
 // WaitRoom blocks until the send queue has room for n more frames, so that
@@ -269,13 +340,13 @@ func (c *Conn) Send(msg []byte) error {
 // with ctx's error, and, when nothing is written for WriteTimeout, closes
 // the session as a slow consumer (ErrSlow), as Send would.
 func (c *Conn) WaitRoom(ctx context.Context, n int) error {
-	n = min(n, cap(c.send))
+	n = min(n, c.opts.SendQueue)
 	var stall *time.Timer
 	for {
 		if c.isClosing() {
 			return ErrClosed
 		}
-		if cap(c.send)-len(c.send) >= n {
+		if c.opts.SendQueue-c.queued() >= n {
 			if stall != nil {
 				stall.Stop()
 			}
@@ -359,15 +430,11 @@ func (c *Conn) writer() {
 	for {
 		// Closing wins over pending work, so that a slow consumer's queue
 		// is dropped rather than written.
-		select {
-		case <-c.closing:
+		if c.isClosing() {
 			c.finish()
 			return
-		default:
 		}
-		linger.Reset(writerLinger)
-		select {
-		case msg := <-c.send:
+		if msg, ok := c.pop(); ok {
 			// ErrCloseSent: gorilla's reader has just sent a close frame
 			// itself (a message over ReadLimit: 1009; a protocol error),
 			// and Read is about to report why. Ending the session here,
@@ -384,13 +451,19 @@ func (c *Conn) writer() {
 			default:
 			}
 			continue
+		}
+		linger.Reset(writerLinger)
+		select {
+		case <-c.ready:
+			continue
 		case <-c.closing:
 			continue
 		case <-linger.C:
 		}
 		c.wmu.Lock()
-		if len(c.send) == 0 && !c.isClosing() {
+		if len(c.queue) == c.head && !c.isClosing() {
 			c.writing = false
+			c.queue, c.head = nil, 0 // an idle session keeps no queue
 			c.wmu.Unlock()
 			return
 		}
@@ -465,13 +538,11 @@ func (c *Conn) writeQueued(msg []byte) error {
 	bc.begin()
 	err := c.write(msg)
 	for n := 1; err == nil && n < maxBatch; n++ {
-		select {
-		case msg = <-c.send:
-			err = c.write(msg)
-			continue
-		default:
+		next, ok := c.pop()
+		if !ok {
+			break
 		}
-		break
+		err = c.write(next)
 	}
 	if ferr := bc.flush(); err == nil {
 		err = ferr
@@ -490,15 +561,9 @@ func (c *Conn) shutdown() {
 	deadline := time.Now().Add(c.opts.WriteTimeout)
 	_ = c.ws.SetWriteDeadline(deadline)
 	if c.flush {
-	drain:
-		for {
-			select {
-			case msg := <-c.send:
-				if c.ws.WriteMessage(websocket.TextMessage, msg) != nil {
-					return
-				}
-			default:
-				break drain
+		for msg, ok := c.pop(); ok; msg, ok = c.pop() {
+			if c.ws.WriteMessage(websocket.TextMessage, msg) != nil {
+				return
 			}
 		}
 	}

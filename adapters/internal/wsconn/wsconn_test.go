@@ -3,8 +3,10 @@ package wsconn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -221,5 +223,89 @@ func TestReadHonoursContext(t *testing.T) {
 	<-c.Done()
 	if c.Err() != ReasonGoingAway {
 		t.Fatalf("Err = %v", c.Err())
+	}
+}
+
+// TestQueueCostsNothingUpFront: a socket's send queue grows with what
+// waits in it, so that a held, idle socket does not pay for its bound (a
+// channel of SendQueue slots cost every socket 24 bytes a slot).
+func TestQueueCostsNothingUpFront(t *testing.T) {
+	const bound = 1 << 16 // 1.5 MiB as a channel of slices
+	got := make(chan uint64, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := Upgrade(&websocket.Upgrader{}, w, r, nil)
+		if err != nil {
+			t.Errorf("upgrade: %v", err)
+			return
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c := New(ws, Options{SendQueue: bound})
+		runtime.ReadMemStats(&after)
+		got <- after.TotalAlloc - before.TotalAlloc
+		c.Close(ReasonNormal)
+		_ = c.Wait(context.Background())
+	}))
+	defer srv.Close()
+	cli, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer cli.Close()
+	if n := <-got; n > 64<<10 {
+		t.Fatalf("New allocated %d bytes with SendQueue %d; the queue should grow on demand", n, bound)
+	}
+}
+
+// TestQueueOrderAndBound drives the queue directly: frames leave in the
+// order queued across growth and the reuse of written slots, and a full
+// queue refuses the next frame.
+func TestQueueOrderAndBound(t *testing.T) {
+	tests := []struct {
+		name  string
+		bound int
+		ops   string // p: push the next frame, o: pop and check it
+	}{
+		{"fill then drain", 4, "ppppoooo"},
+		{"interleaved", 3, "pppopopooo"},
+		{"reuse written slots", 4, "ppppooppoooo"},
+		{"refuse when full", 2, "pp!oopo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Conn{opts: Options{SendQueue: tt.bound}}
+			next, want := 0, 0
+			for i, op := range tt.ops {
+				switch op {
+				case 'p':
+					c.wmu.Lock()
+					ok := c.pushLocked(fmt.Appendf(nil, "%d", next))
+					c.wmu.Unlock()
+					if !ok {
+						t.Fatalf("op %d: push %d refused below the bound", i, next)
+					}
+					next++
+				case '!':
+					c.wmu.Lock()
+					ok := c.pushLocked([]byte("over"))
+					c.wmu.Unlock()
+					if ok {
+						t.Fatalf("op %d: push accepted over the bound %d", i, tt.bound)
+					}
+				case 'o':
+					msg, ok := c.pop()
+					if !ok || string(msg) != fmt.Sprint(want) {
+						t.Fatalf("op %d: pop = %q, %v; want %d", i, msg, ok, want)
+					}
+					want++
+				}
+				if q := c.queued(); q > tt.bound || cap(c.queue) > 2*tt.bound {
+					t.Fatalf("op %d: %d queued, capacity %d, bound %d", i, q, cap(c.queue), tt.bound)
+				}
+			}
+			if _, ok := c.pop(); ok {
+				t.Fatal("queue not empty at the end")
+			}
+		})
 	}
 }

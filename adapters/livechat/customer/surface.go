@@ -58,6 +58,10 @@ func New(d *desk.Desk, cfg Config, log zerolog.Logger) *Surface {
 	s.sessions = rtmconn.NewSessions("customer", rtmconn.Kind{
 		Name: "customer rtm", Disconnected: "customer_disconnected", Shutdown: reasonShutdown,
 		LoginTimeout: s.cfg.LoginTimeout,
+		// A request frame at a time, most under 512 bytes (a message, a
+		// sneak peek, a ping); login with a customer profile may be
+		// larger and takes a read(2) more.
+		ReadBuffer: 512,
 	}, s.log, wsconn.Options{SendQueue: s.cfg.SendQueue, ReadTimeout: s.cfg.PingTimeout,
 		ReadLimit: s.cfg.readLimit()}, s.cfg.OnConnections)
 	s.actions = s.table()

@@ -33,6 +33,9 @@ type Keyed interface {
 type pipeline struct {
 	key   func([]byte) string
 	serve func(context.Context, []byte) error
+	// alone, if set, serves the unkeyed requests instead of serve (the
+	// session hands them to its request goroutine, see offload).
+	alone func(context.Context, []byte) error
 	fail  func() // called once a request finds the socket gone
 	slots chan struct{}
 	busy  sync.WaitGroup // requests in flight
@@ -73,6 +76,9 @@ func newPipeline(max int, key func([]byte) string, serve func(context.Context, [
 func (p *pipeline) submit(ctx context.Context, key string, frame []byte) error {
 	if key == "" {
 		p.busy.Wait() // in-flight requests end within the request timeout
+		if p.alone != nil {
+			return p.alone(ctx, frame)
+		}
 		return p.serve(ctx, frame)
 	}
 	select {

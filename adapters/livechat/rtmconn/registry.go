@@ -1,29 +1,33 @@
 package rtmconn
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Registry finds a surface's logged-in clients by whom they act for (an
 // agent id, a customer id), so that pushes addressed to a person rather
 // than to a conversation (routing_status_set, customer_updated) reach
 // every session of that person on this node. The zero value is ready.
+//
+// A person's clients are a slice, not a set: nearly everyone has one
+// connection (a visitor's widget, an agent's app), and a map per person
+// cost each held connection about 200 bytes where a slice costs 8.
 type Registry[K comparable, C comparable] struct {
 	mu sync.Mutex
-	by map[K]map[C]struct{}
+	by map[K][]C
 }
 
-// Add makes c reachable under k.
+// Add makes c reachable under k; adding it again changes nothing.
 func (r *Registry[K, C]) Add(k K, c C) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.by == nil {
-		r.by = make(map[K]map[C]struct{})
+		r.by = make(map[K][]C)
 	}
-	m := r.by[k]
-	if m == nil {
-		m = make(map[C]struct{})
-		r.by[k] = m
+	if cs := r.by[k]; !slices.Contains(cs, c) {
+		r.by[k] = append(cs, c)
 	}
-	m[c] = struct{}{}
 }
 
 // Remove forgets c under k; a key left without clients is dropped, so the
@@ -31,23 +35,23 @@ func (r *Registry[K, C]) Add(k K, c C) {
 func (r *Registry[K, C]) Remove(k K, c C) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if m := r.by[k]; m != nil {
-		delete(m, c)
-		if len(m) == 0 {
-			delete(r.by, k)
-		}
+	cs := r.by[k]
+	i := slices.Index(cs, c)
+	if i < 0 {
+		return
 	}
+	if len(cs) == 1 {
+		delete(r.by, k)
+		return
+	}
+	r.by[k] = slices.Delete(cs, i, i+1) // Of hands out copies only
 }
 
 // Of returns k's clients, a copy the caller may use unlocked.
 func (r *Registry[K, C]) Of(k K) []C {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]C, 0, len(r.by[k]))
-	for c := range r.by[k] {
-		out = append(out, c)
-	}
-	return out
+	return slices.Clone(r.by[k])
 }
 
 // All returns every client of every key.
@@ -55,10 +59,8 @@ func (r *Registry[K, C]) All() []C {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []C
-	for _, m := range r.by {
-		for c := range m {
-			out = append(out, c)
-		}
+	for _, cs := range r.by {
+		out = append(out, cs...)
 	}
 	return out
 }

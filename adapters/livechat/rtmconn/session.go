@@ -34,6 +34,12 @@ type Kind struct {
 	// InFlight bounds the requests of one logged-in connection served at
 	// once when its Client is Keyed; 0 or 1 serves them one at a time.
 	InFlight int
+	// ReadBuffer is the size of each socket's read buffer (default
+	// 1024), which a socket keeps for as long as it is open. Frames
+	// larger than it are read straight into the message; a smaller one
+	// costs a read(2) more for such frames and saves memory per held
+	// socket: customers send a small frame at a time, agents batches.
+	ReadBuffer int
 }
 
 // Client is one connection's protocol state as a Session drives it.
@@ -87,15 +93,25 @@ func (ss *Session) Disconnect(reason string) {
 	ss.conn.Close(wsconn.Reason{Code: code, Text: reason})
 }
 
-// Run serves the socket for c until it closes or ctx ends.
-func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
+// Run serves the socket for c until it closes or ctx ends. log names the
+// connection; it is called only when something is logged, so that a held
+// socket does not keep a logger of its own (zerolog's context buffer).
+//
+// The goroutine that runs Run is the socket's reader for the life of the
+// connection, and does nothing else: requests are served on another
+// goroutine (see offload), so that an idle connection's reader keeps the
+// small stack reading takes.
+func (ss *Session) Run(ctx context.Context, c Client, log func() zerolog.Logger) {
+	base := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	var pumps sync.WaitGroup
 	var stop func()
 	var pl *pipeline
 	var broken atomic.Bool // a pipelined request found the socket gone
 	var drain *drainer
+	off := newOffload(c.Serve)
 	defer func() {
+		off.stop()
 		if pl != nil {
 			pl.wait() // before Logout: requests in flight still act as the agent
 		}
@@ -110,18 +126,26 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 		pumps.Wait()
 		ss.conn.Close(wsconn.ReasonNormal)
 		<-ss.conn.Done() // bounded by the write timeout
-		log.Debug().Err(ss.conn.Err()).Msg(ss.kind.Name + " session closed")
+		if l := log(); l.GetLevel() <= zerolog.DebugLevel {
+			l.Debug().Err(ss.conn.Err()).Msg(ss.kind.Name + " session closed")
+		}
 	}()
 	login := time.AfterFunc(ss.kind.LoginTimeout, func() {
 		if !c.LoggedIn() {
 			ss.conn.Close(wsconn.Reason{Code: websocket.ClosePolicyViolation, Text: "login timeout"})
 		}
 	})
-	defer login.Stop()
+	defer func() {
+		if login != nil {
+			login.Stop()
+		}
+	}()
 
-	pumping := false
 	for {
-		frame, err := ss.conn.Read(ctx)
+		// Read watches base, which only its owner cancels: the session's
+		// own ctx ends when Run returns, or through fail below, which
+		// closes the socket itself.
+		frame, err := ss.conn.Read(base)
 		if err != nil {
 			if !broken.Load() {
 				ss.readFailed(c, err, log)
@@ -134,11 +158,20 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 			}
 			continue
 		}
-		if err := c.Serve(ctx, frame); err != nil {
+		// Requests served one at a time run under base: they are over
+		// before the session's ctx is cancelled, and a request context
+		// under the session's would make it keep a Done channel and a
+		// map of children for as long as the socket is held.
+		linger := time.Duration(0) // a login is not followed by another request soon
+		if login == nil {
+			linger = offloadLinger
+		}
+		if err := off.call(base, frame, linger); err != nil {
 			return
 		}
-		if !pumping && c.LoggedIn() {
-			pumping = true
+		if login != nil && c.LoggedIn() {
+			login.Stop()
+			login = nil
 			var pump func(context.Context)
 			pump, stop = c.Started()
 			if p, ok := c.(Pusher); ok {
@@ -151,13 +184,18 @@ func (ss *Session) Run(ctx context.Context, c Client, log zerolog.Logger) {
 				}()
 			}
 			if k, ok := c.(Keyed); ok && ss.kind.InFlight > 1 {
-				pl = newPipeline(ss.kind.InFlight, k.OrderKey, c.Serve, func() { broken.Store(true); cancel() })
+				pl = newPipeline(ss.kind.InFlight, k.OrderKey, c.Serve, func() {
+					broken.Store(true)
+					cancel()
+					ss.conn.Close(wsconn.ReasonGoingAway) // ends the Read
+				})
+				pl.alone = func(ctx context.Context, frame []byte) error { return off.call(ctx, frame, offloadLinger) }
 			}
 		}
 	}
 }
 
-func (ss *Session) readFailed(c Client, err error, log zerolog.Logger) {
+func (ss *Session) readFailed(c Client, err error, log func() zerolog.Logger) {
 	switch {
 	case errors.Is(err, wsconn.ErrReadTimeout):
 		if c.LoggedIn() {
@@ -170,5 +208,7 @@ func (ss *Session) readFailed(c Client, err error, log zerolog.Logger) {
 	default:
 		ss.conn.Close(wsconn.ReasonNormal)
 	}
-	log.Debug().Err(err).Msg(ss.kind.Name + " read ended")
+	if l := log(); l.GetLevel() <= zerolog.DebugLevel {
+		l.Debug().Err(err).Msg(ss.kind.Name + " read ended")
+	}
 }

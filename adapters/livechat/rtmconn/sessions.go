@@ -1,6 +1,7 @@
 package rtmconn
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"chatgate/adapters/internal/wsconn"
+	"chatgate/core/ratelimit"
 )
 
 // Sessions is a surface's registry of live sessions: it serves websocket
@@ -43,7 +45,7 @@ func NewSessions(name string, kind Kind, log zerolog.Logger, opts wsconn.Options
 		// Held connections are mostly idle: a small read buffer, and a
 		// write buffer borrowed from a pool only while writing.
 		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true },
-			ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{}},
+			ReadBufferSize: cmp.Or(kind.ReadBuffer, 1024), WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{}},
 	}
 }
 
@@ -101,13 +103,19 @@ func (r *Sessions) Serve(w http.ResponseWriter, req *http.Request, version strin
 			return
 		}
 	}
-	log := r.log.With().Str("conn", c.ID()).Str("remote", conn.RemoteAddr().String()).Logger()
+	// The connection's logger is made when something is logged: a held
+	// socket would otherwise keep zerolog's context buffer (500 bytes).
+	log := func() zerolog.Logger {
+		return r.log.With().Str("conn", c.ID()).Str("remote", conn.RemoteAddr().String()).Logger()
+	}
 	// The session runs on a goroutine of its own and the HTTP handler
 	// returns: the handler's stack, grown deep by the router and the
 	// upgrade, is not held for the life of an idle socket. The request's
-	// context ends with the handler, so the session keeps its values only;
-	// shutdown reaches it through Disconnect (tracked above).
-	ctx := context.WithoutCancel(req.Context())
+	// context ends with the handler, so the session keeps the request's
+	// rate-limit values only (ratelimit.Detach: the request context
+	// itself would stay reachable, a kilobyte a socket); shutdown
+	// reaches it through Disconnect (tracked above).
+	ctx := ratelimit.Detach(req.Context())
 	go func() {
 		defer r.untrack(ss)
 		ss.Run(ctx, c, log)

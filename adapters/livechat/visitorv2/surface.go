@@ -493,6 +493,68 @@ func (s *Surface) remember(sid string, ref sessionRef) {
 	s.smu.Unlock()
 }
 
+// pollCopyAge is how old a node's copy of a conversation may be for a poll
+// to answer "nothing new" from it (store.RecentCopy): on several nodes the
+// copy follows every commit through the other nodes' notices, so this only
+// bounds how long a lost notice could hold an event back.
+const pollCopyAge = 2 * time.Second
+
+// quietPoll answers a poll that finds nothing new from the node's copies
+// (mappings, and the conversation at most pollCopyAge old) without a
+// round trip to a shared store, and reports whether it answered. It
+// answers only "no events" and only when the copy is the caller's
+// conversation with nothing after last_message_id: that shows nothing,
+// and a copy behind another node's commit answers as the same poll made
+// a moment earlier would. Otherwise, when what it read was read fresh (a
+// store without copies: bbolt), it returns that conversation, the
+// caller's, for the poll to go on with (fresh); else the poll reads again
+// (session), so that what it shows and who may see it are decided fresh.
+func (s *Surface) quietPoll(c *gin.Context, r *request) (conv model.Conversation, quiet, fresh bool) {
+	sid, cursor := r.get("secured_session_id"), r.get("last_message_id")
+	if sid == "" || cursor == "" {
+		return conv, false, false
+	}
+	from, err := strconv.ParseUint(cursor, 10, 64)
+	if err != nil {
+		return conv, false, false
+	}
+	ctx := c.Request.Context()
+	st := s.d.Store()
+	// The ids the session was found to open (remembered by session, or
+	// looked up: mappings are never rebound).
+	s.smu.RLock()
+	ref, ok := s.sessions[sid]
+	s.smu.RUnlock()
+	looked := !ok || ref.visitor != r.visitorID
+	if looked {
+		convID, err := st.Resolve(ctx, store.MapKey{System: System, Tenant: s.cfg.LicenceID, Kind: kindSession, Foreign: sid})
+		if err != nil {
+			return conv, false, false
+		}
+		vid, err := st.Resolve(ctx, store.MapKey{System: System, Tenant: s.cfg.LicenceID, Kind: kindVisitor, Foreign: r.visitorID})
+		if err != nil {
+			return conv, false, false
+		}
+		ref = sessionRef{visitor: r.visitorID, conv: model.ConvID(convID), core: model.VisitorID(vid)}
+	}
+	rctx, copied := store.RecentCopy(ctx, pollCopyAge)
+	conv, err = st.Conversation(rctx, ref.conv)
+	if err != nil || conv.Visitor != ref.core {
+		return model.Conversation{}, false, false
+	}
+	if looked {
+		s.remember(sid, ref)
+	}
+	if conv.LastSeq >= max(from, 1) {
+		return conv, false, !copied()
+	}
+	if conv.Active() {
+		s.touch(conv.ID, time.Now())
+	}
+	s.reply(c, http.StatusOK, noEvents)
+	return conv, true, false
+}
+
 // --- handlers ----------------------------------------------------------------
 
 func (s *Surface) start(c *gin.Context) {
@@ -596,9 +658,15 @@ func (s *Surface) pending(c *gin.Context) {
 	if !ok {
 		return
 	}
-	conv, ok := s.session(c, r)
-	if !ok {
+	conv, quiet, fresh := s.quietPoll(c, r)
+	if quiet {
 		return
+	}
+	if !fresh {
+		var ok bool
+		if conv, ok = s.session(c, r); !ok {
+			return
+		}
 	}
 	from := uint64(1)
 	if v := r.get("last_message_id"); v != "" {

@@ -36,9 +36,20 @@ type harness struct {
 
 func newHarness(t testing.TB, poll time.Duration) *harness {
 	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "v2.db"), bolt.Options{NoSync: true})
+	return newHarnessOn(t, poll, nil)
+}
+
+// newHarnessOn is newHarness whose desk uses wrap(the bbolt store) when
+// wrap is set.
+func newHarnessOn(t testing.TB, poll time.Duration, wrap func(store.Store) store.Store) *harness {
+	t.Helper()
+	bst, err := bolt.Open(filepath.Join(t.TempDir(), "v2.db"), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var st store.Store = bst
+	if wrap != nil {
+		st = wrap(bst)
 	}
 	agents := []model.Agent{{ID: "a@x", Name: "Ann", JobTitle: "Support", Avatar: "cdn/ann.png"}}
 	r := routing.New(agents, true)

@@ -1,0 +1,132 @@
+package rtmconn
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"chatgate/adapters/internal/wsconn"
+)
+
+// goid is the calling goroutine's number, from its stack header.
+func goid() uint64 {
+	var buf [64]byte
+	b := bytes.TrimPrefix(buf[:runtime.Stack(buf[:], false)], []byte("goroutine "))
+	n, _ := strconv.ParseUint(string(b[:bytes.IndexByte(b, ' ')]), 10, 64)
+	return n
+}
+
+// deep uses about n bytes of stack.
+//
+//go:noinline
+func deep(n int) byte {
+	var pad [512]byte
+	pad[n%512] = byte(n)
+	if n <= 512 {
+		return pad[0]
+	}
+	return deep(n-512) + pad[n%512]
+}
+
+// stackClient logs in on its first frame and records, per frame, the
+// goroutine that served it; serving takes a deep stack, as a login
+// (JSON, the desk, the store) does.
+type stackClient struct {
+	send     func([]byte) error
+	loggedIn atomic.Bool
+	mu       sync.Mutex
+	servers  []uint64
+}
+
+func (c *stackClient) ID() string { return "test" }
+func (c *stackClient) Serve(_ context.Context, frame []byte) error {
+	deep(64 << 10)
+	c.mu.Lock()
+	c.servers = append(c.servers, goid())
+	c.mu.Unlock()
+	c.loggedIn.Store(true)
+	return c.send(frame)
+}
+func (c *stackClient) LoggedIn() bool                           { return c.loggedIn.Load() }
+func (c *stackClient) Started() (func(context.Context), func()) { return nil, nil }
+func (c *stackClient) Logout()                                  {}
+
+// TestRequestsLeaveTheReader: requests are served on a goroutine other
+// than the socket's reader, so that an idle connection's reader keeps
+// the small stack a blocked read needs instead of the deepest request's;
+// answers still come one at a time, in order.
+func TestRequestsLeaveTheReader(t *testing.T) {
+	reg := NewSessions("test", Kind{Name: "test", Disconnected: "bye", Shutdown: "down", LoginTimeout: time.Minute},
+		zerolog.Nop(), wsconn.Options{}, nil)
+	var clients []*stackClient
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reg.Serve(w, r, "3.5", func(send func([]byte) error, _ func(string)) Client {
+			c := &stackClient{send: send}
+			mu.Lock()
+			clients = append(clients, c)
+			mu.Unlock()
+			return c
+		}, nil)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	runDone := make(chan error, 1)
+	go func() { runDone <- reg.Run(ctx) }()
+	defer func() { cancel(); <-runDone }()
+
+	const sessions = 50
+	var conns []*websocket.Conn
+	for range sessions {
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for i := range 3 {
+			want := "frame " + strconv.Itoa(i)
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(want)); err != nil {
+				t.Fatal(err)
+			}
+			if _, got, err := conn.ReadMessage(); err != nil || string(got) != want {
+				t.Fatalf("answer %q, %v; want %q", got, err, want)
+			}
+		}
+		conns = append(conns, conn)
+	}
+	// Every reader is now blocked in a read. Their goroutines are the
+	// ones whose stacks hold rtmconn's Run.
+	readers := map[uint64]bool{}
+	buf := make([]byte, 4<<20)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "rtmconn.(*Session).Run(") && strings.Contains(g, "wsconn.(*Conn).Read(") {
+			n, _ := strconv.ParseUint(strings.Fields(g)[1], 10, 64)
+			readers[n] = true
+		}
+	}
+	if len(readers) != sessions {
+		t.Fatalf("%d readers blocked in a read, want %d", len(readers), sessions)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range clients {
+		c.mu.Lock()
+		for _, g := range c.servers {
+			if readers[g] {
+				t.Fatalf("a request was served on its socket's reader (goroutine %d)", g)
+			}
+		}
+		c.mu.Unlock()
+	}
+}

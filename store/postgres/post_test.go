@@ -1,0 +1,115 @@
+package postgres
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"chatgate/core/model"
+	"chatgate/store"
+)
+
+// TestPostStatement: a post's commit (one conversation at the revision
+// read, its events, idempotency keys and visitor checks) is one statement
+// (sqlPost) that keeps each rule of the statements it replaces: a stale
+// conversation or visitor fails with ErrStale and a repeated key with
+// ErrConflict, writing nothing; a batch of another shape takes the
+// statements one by one.
+func TestPostStatement(t *testing.T) {
+	var stmts atomic.Int64
+	s := open(t, Options{OnCommit: func(st Stats) {
+		if st.Err == nil {
+			stmts.Store(int64(st.Statements))
+		}
+	}})
+	ctx := t.Context()
+	now := time.Now().UTC()
+	v := model.Visitor{ID: model.VisitorID(model.NewID()), CreatedAt: now}
+	c := model.Conversation{ID: model.ConvID(model.NewID()), Visitor: v.ID, State: model.StateOpen, CreatedAt: now}
+	other := model.Conversation{ID: model.ConvID(model.NewID()), Visitor: v.ID, State: model.StateOpen, CreatedAt: now}
+	if err := s.Commit(ctx, &store.Batch{Visitors: []model.Visitor{v}, Convs: []model.Conversation{c, other}}); err != nil {
+		t.Fatal(err)
+	}
+	msg := func(conv model.ConvID, seq uint64) model.Event {
+		return model.Event{ID: model.NewID(), Conv: conv, Seq: seq, Kind: model.KindMessage, Text: "hi", At: now}
+	}
+	// post builds the commit of message seq read at revision rev.
+	post := func(rev, seq uint64, key string, expect uint64) *store.Batch {
+		cv := c
+		cv.Rev, cv.LastSeq = rev, seq
+		return &store.Batch{Convs: []model.Conversation{cv}, Events: []model.Event{msg(c.ID, seq)},
+			Idems:  []store.Idem{{System: "test", Key: key, Conv: c.ID, Seq: seq}},
+			Expect: []store.Expect{{Visitor: v.ID, Rev: expect}}}
+	}
+	tests := []struct {
+		name      string
+		batch     *store.Batch
+		want      error
+		wantRev   uint64 // the conversation's revision after
+		wantEvs   int    // its events after
+		wantStmts int64  // statements of the last successful commit
+	}{
+		{"post", post(1, 1, "k1", 1), nil, 2, 1, 1},
+		{"two events", func() *store.Batch {
+			b := post(2, 2, "k2", 1)
+			b.Events = append(b.Events, msg(c.ID, 3))
+			return b
+		}(), nil, 3, 3, 1},
+		{"stale conversation", post(1, 4, "k3", 1), store.ErrStale, 3, 3, 1},
+		{"stale visitor", post(3, 4, "k3", 7), store.ErrStale, 3, 3, 1},
+		{"repeated key", post(3, 4, "k1", 1), store.ErrConflict, 3, 3, 1},
+		{"event taken", func() *store.Batch {
+			b := post(3, 3, "k4", 1) // seq 3 exists: the rule of (conv, seq)
+			return b
+		}(), store.ErrConflict, 3, 3, 1},
+		{"no key, no check", func() *store.Batch {
+			b := post(3, 4, "", 0)
+			b.Idems, b.Expect = nil, nil
+			return b
+		}(), nil, 4, 4, 1},
+		{"an event of another conversation: one statement each", func() *store.Batch {
+			b := post(4, 5, "k5", 1)
+			b.Events = append(b.Events, msg(other.ID, 1))
+			return b
+		}(), nil, 5, 5, 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Commit(ctx, tc.batch)
+			if (tc.want == nil) != (err == nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("Commit = %v, want %v", err, tc.want)
+			}
+			got, err := s.Conversation(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := s.Events(ctx, c.ID, 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Rev != tc.wantRev || len(evs) != tc.wantEvs {
+				t.Fatalf("after: revision %d with %d events, want %d with %d", got.Rev, len(evs), tc.wantRev, tc.wantEvs)
+			}
+			for i, e := range evs {
+				if e.Seq != uint64(i+1) {
+					t.Fatalf("event %d has seq %d", i, e.Seq)
+				}
+			}
+			if n := stmts.Load(); n != tc.wantStmts {
+				t.Fatalf("last commit ran %d statements, want %d", n, tc.wantStmts)
+			}
+			if tc.want == nil && tc.batch.Convs[0].Rev != tc.wantRev {
+				t.Fatalf("Commit set Rev %d, want %d", tc.batch.Convs[0].Rev, tc.wantRev)
+			}
+		})
+	}
+	for _, key := range []string{"k1", "k2", "k5"} {
+		if _, err := s.Idempotent(ctx, "test", key); err != nil {
+			t.Fatalf("key %s: %v", key, err)
+		}
+	}
+	if _, err := s.Idempotent(ctx, "test", "k3"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("key of a failed commit: %v", err)
+	}
+}
