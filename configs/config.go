@@ -45,6 +45,10 @@ type Config struct {
 		// MetricsAddr, if set, serves /metrics (and pprof, when
 		// pprof_addr is empty) on that address only, not on Addr.
 		MetricsAddr string `yaml:"metrics_addr"`
+		// GCMinHeadroom is the least the heap may grow between garbage
+		// collections, in bytes (core/gcpace); 0 leaves Go's GOGC
+		// default. GOGC in the environment wins.
+		GCMinHeadroom int64 `yaml:"gc_min_headroom"`
 	} `yaml:"server"`
 	RateLimits RateLimits `yaml:"rate_limits"`
 	Log        struct {
@@ -438,6 +442,9 @@ func (c *Config) Validate() error {
 	}
 	if t := c.Webhooks.ConfigToken; t != "" && (len(t) < 32 || strings.TrimSpace(t) != t || strings.ContainsAny(t, " \t\r\n")) {
 		errs = append(errs, "webhooks.config_token must be at least 32 characters without spaces (generate one: openssl rand -hex 32)")
+	}
+	if c.Server.GCMinHeadroom < 0 {
+		errs = append(errs, "server.gc_min_headroom must be >= 0 (0: Go's own GOGC default)")
 	}
 	if c.Server.ReadTimeout < 0 || c.Store.VisitorUploadBytes < 0 || c.Store.VisitorUploadFiles < 0 || c.Store.UnreferencedGrace < 0 || c.Store.AnonymousVisitorTTL < 0 ||
 		c.RateLimits.ConnectionsPerAddress < 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 	"chatgate/adapters/rocketchat"
 	"chatgate/configs"
 	"chatgate/core/desk"
+	"chatgate/core/gcpace"
 	"chatgate/core/hub"
 	"chatgate/core/mail"
 	"chatgate/core/model"
@@ -104,6 +106,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	// Every line says which node wrote it.
 	log = log.With().Str("node", nodeID).Logger()
+	// The collector's pacing is the process's: GOGC as the runtime read
+	// it from the real environment wins over server.gc_min_headroom.
+	defer gcpace.Start(uint64(cfg.Server.GCMinHeadroom), time.Second, os.Getenv)()
 
 	var m *metrics
 	opened, err := openStore(ctx, cfg, func(s bolt.Stats) {

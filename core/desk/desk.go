@@ -281,7 +281,7 @@ func (d *Desk) routed(fn func(ctx context.Context) error) func(ctx context.Conte
 	return func(ctx context.Context) error { return d.coord.Route(ctx, false, fn) }
 }
 
-func convKey(id model.ConvID) string { return "c:" + string(id) }
+func convKey(id model.ConvID) hub.Key { return hub.Key{Space: "c", ID: string(id)} }
 
 // maxStaleRetries bounds how often onConv runs a command again because
 // another writer changed its conversation between read and commit.
@@ -313,31 +313,37 @@ func (d *Desk) onVisitor(ctx context.Context, id model.VisitorID, fn func(ctx co
 	return d.onActor(ctx, visitorKey(id), fn)
 }
 
-func (d *Desk) onActor(ctx context.Context, key string, fn func(ctx context.Context) error) error {
-	return d.actors.Do(ctx, key, func(ctx context.Context) error {
-		for attempt := 1; ; attempt++ {
-			err := fn(ctx)
-			if !errors.Is(err, store.ErrStale) || attempt > maxStaleRetries || ctx.Err() != nil {
+func (d *Desk) onActor(ctx context.Context, key hub.Key, fn func(ctx context.Context) error) error {
+	return d.actors.Run(ctx, key, hub.FuncJob(func(ctx context.Context) error { return d.retryStale(ctx, fn) }))
+}
+
+// retryStale runs fn, and again on store.ErrStale (see onConv). fn does
+// not escape, so a command may pass its own method value without
+// allocating.
+func (d *Desk) retryStale(ctx context.Context, fn func(ctx context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if !errors.Is(err, store.ErrStale) || attempt > maxStaleRetries || ctx.Err() != nil {
+			return err
+		}
+		if d.onStale != nil {
+			d.onStale()
+		}
+		if attempt > 2 {
+			// Two nodes in lockstep on one conversation: step
+			// aside for a moment rather than collide again.
+			t := time.NewTimer(time.Duration(rand.Int64N(int64(min(attempt, 20)) * int64(time.Millisecond))))
+			select {
+			case <-ctx.Done():
+				t.Stop()
 				return err
-			}
-			if d.onStale != nil {
-				d.onStale()
-			}
-			if attempt > 2 {
-				// Two nodes in lockstep on one conversation: step
-				// aside for a moment rather than collide again.
-				t := time.NewTimer(time.Duration(rand.Int64N(int64(min(attempt, 20)) * int64(time.Millisecond))))
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return err
-				case <-t.C:
-				}
+			case <-t.C:
 			}
 		}
-	})
+	}
 }
-func visitorKey(id model.VisitorID) string { return "v:" + string(id) }
+
+func visitorKey(id model.VisitorID) hub.Key { return hub.Key{Space: "v", ID: string(id)} }
 
 // Draft is an event as a command proposes it; the desk fills in id, seq,
 // author and time.
@@ -808,93 +814,9 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		}
 		return model.Event{}, false, ErrRateLimited
 	}
-	var ev model.Event
-	// A cached copy of the conversation may do: a decision to write is
-	// written back with c under its revision, so a stale copy fails the
-	// commit (store.ErrStale) and onConv runs this again on a fresh read;
-	// a refusal is only made on a fresh read (refuse).
-	cached := true
-	refuse := func(err error) error {
-		if cached {
-			cached = false
-			return fmt.Errorf("%w: refusal checked on a fresh read", store.ErrStale)
-		}
-		return err
-	}
-	err := d.onConv(ctx, req.Conv, func(ctx context.Context) error {
-		rctx := ctx
-		if cached {
-			rctx = store.MayBeStale(ctx)
-		}
-		c, err := d.st.Conversation(rctx, req.Conv)
-		if err != nil {
-			return fmt.Errorf("conversation %s: %w", req.Conv, errNotFound(err))
-		}
-		if !c.Active() && !(req.AfterClose && req.Author.Kind == model.AuthorSystem) {
-			return refuse(ErrInactive)
-		}
-		now := d.Now()
-		var evs []model.Event
-		var expect []store.Expect
-		reserved := model.AgentID("")
-		switch req.Author.Kind {
-		case model.AuthorVisitor:
-			if req.Author.ID != string(c.Visitor) {
-				return refuse(ErrForbidden)
-			}
-			// The ban check relies on the visitor as read: the commit
-			// holds it to that revision (store.Batch.Expect).
-			v, err := d.st.Visitor(rctx, c.Visitor)
-			if err != nil {
-				return fmt.Errorf("visitor %s: %w", c.Visitor, err)
-			}
-			if v.Banned(now) {
-				return refuse(ErrBanned)
-			}
-			expect = append(expect, store.Expect{Visitor: v.ID, Rev: v.Rev})
-		case model.AuthorAgent:
-			agent := model.AgentID(req.Author.ID)
-			a, ok := d.router.Agent(agent)
-			switch {
-			case !ok:
-				return ErrForbidden
-			case c.State == model.StateQueued && a.Serves(c.Department) && c.Owner == "":
-				// An agent answering a queued conversation takes it.
-				d.router.Reserve(agent)
-				reserved = agent
-				d.setAgent(&c, agent, now, &evs)
-			case c.Agent != agent && !c.HasMember(agent):
-				return refuse(ErrForbidden)
-			}
-		case model.AuthorSystem:
-		default:
-			// As mayAct: an author of no known kind may not write.
-			return ErrForbidden
-		}
-		ev = d.event(&c, req.Author, req.Draft, now)
-		evs = append(evs, ev)
-		b := &store.Batch{Convs: []model.Conversation{c}, Events: evs, Expect: expect}
-		if req.IdemKey != "" {
-			b.Idems = []store.Idem{{System: req.IdemSystem, Key: req.IdemKey, Conv: c.ID, Seq: ev.Seq}}
-		}
-		b.Outbox = append(b.Outbox, req.Outbox...)
-		for _, m := range req.Maps {
-			if m.Core == "" {
-				m.Core = ev.ID
-			}
-			b.Maps = append(b.Maps, m)
-		}
-		if err := d.commit(ctx, b, c, evs, req.Session); err != nil {
-			if reserved != "" {
-				d.router.Release(reserved)
-			}
-			return err
-		}
-		if reserved != "" {
-			d.router.Dequeue(c.ID)
-		}
-		return nil
-	})
+	p := &postCmd{d: d, req: req, cached: true}
+	err := d.actors.Run(ctx, convKey(req.Conv), p)
+	ev := p.ev
 	if err != nil && req.IdemKey != "" {
 		// The key was used before (the commit's conflict), or the post
 		// failed for a reason a first post of the key would not have
@@ -905,6 +827,118 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		}
 	}
 	return ev, false, err
+}
+
+// postCmd is one Post on its conversation's actor: the request, what the
+// attempt decided, and room for the batch, so that a message costs one
+// allocation here rather than one per closure, slice and batch. It is
+// never reused: the notice it publishes keeps its events.
+type postCmd struct {
+	d   *Desk
+	req PostRequest
+	ev  model.Event
+	// cached: the attempt may read a cached copy of the conversation. A
+	// decision to write is written back with c under its revision, so a
+	// stale copy fails the commit (store.ErrStale) and the command runs
+	// again on a fresh read; a refusal is only made on a fresh read
+	// (refuse).
+	cached bool
+
+	batch  store.Batch
+	convs  [1]model.Conversation
+	evs    [1]model.Event // an agent taking a queued conversation adds one: rare, appended
+	expect [1]store.Expect
+	idems  [1]store.Idem
+}
+
+// Run runs attempts of the command (see onConv).
+func (p *postCmd) Run(ctx context.Context) error { return p.d.retryStale(ctx, p.attempt) }
+
+func (p *postCmd) refuse(err error) error {
+	if p.cached {
+		p.cached = false
+		return fmt.Errorf("%w: refusal checked on a fresh read", store.ErrStale)
+	}
+	return err
+}
+
+func (p *postCmd) attempt(ctx context.Context) error {
+	d, req := p.d, &p.req
+	rctx := ctx
+	if p.cached {
+		rctx = store.MayBeStale(ctx)
+	}
+	c, err := d.st.Conversation(rctx, req.Conv)
+	if err != nil {
+		return fmt.Errorf("conversation %s: %w", req.Conv, errNotFound(err))
+	}
+	if !c.Active() && !(req.AfterClose && req.Author.Kind == model.AuthorSystem) {
+		return p.refuse(ErrInactive)
+	}
+	now := d.Now()
+	evs := p.evs[:0]
+	expect := p.expect[:0]
+	reserved := model.AgentID("")
+	switch req.Author.Kind {
+	case model.AuthorVisitor:
+		if req.Author.ID != string(c.Visitor) {
+			return p.refuse(ErrForbidden)
+		}
+		// The ban check relies on the visitor as read: the commit
+		// holds it to that revision (store.Batch.Expect).
+		v, err := d.st.Visitor(rctx, c.Visitor)
+		if err != nil {
+			return fmt.Errorf("visitor %s: %w", c.Visitor, err)
+		}
+		if v.Banned(now) {
+			return p.refuse(ErrBanned)
+		}
+		expect = append(expect, store.Expect{Visitor: v.ID, Rev: v.Rev})
+	case model.AuthorAgent:
+		agent := model.AgentID(req.Author.ID)
+		a, ok := d.router.Agent(agent)
+		switch {
+		case !ok:
+			return ErrForbidden
+		case c.State == model.StateQueued && a.Serves(c.Department) && c.Owner == "":
+			// An agent answering a queued conversation takes it.
+			d.router.Reserve(agent)
+			reserved = agent
+			d.setAgent(&c, agent, now, &evs)
+		case c.Agent != agent && !c.HasMember(agent):
+			return p.refuse(ErrForbidden)
+		}
+	case model.AuthorSystem:
+	default:
+		// As mayAct: an author of no known kind may not write.
+		return ErrForbidden
+	}
+	p.ev = d.event(&c, req.Author, req.Draft, now)
+	evs = append(evs, p.ev)
+	p.convs[0] = c
+	p.batch = store.Batch{Convs: p.convs[:], Events: evs, Expect: expect}
+	b := &p.batch
+	if req.IdemKey != "" {
+		p.idems[0] = store.Idem{System: req.IdemSystem, Key: req.IdemKey, Conv: c.ID, Seq: p.ev.Seq}
+		b.Idems = p.idems[:]
+	}
+	b.Outbox = append(b.Outbox, req.Outbox...)
+	for _, m := range req.Maps {
+		if m.Core == "" {
+			m.Core = p.ev.ID
+		}
+		b.Maps = append(b.Maps, m)
+	}
+	if err := d.commit(ctx, b, c, evs, req.Session); err != nil {
+		if reserved != "" {
+			d.router.Release(reserved)
+		}
+		return err
+	}
+	if reserved != "" {
+		d.router.Dequeue(c.ID)
+	}
+	return nil
 }
 
 // replay returns the event an idempotency key produced, if any. A key that

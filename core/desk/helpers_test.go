@@ -56,7 +56,7 @@ type config struct {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	path   string
 	bolt   *bolt.Store
 	router *routing.Router
@@ -86,7 +86,7 @@ func (h hookStore) Conversation(ctx context.Context, id model.ConvID) (model.Con
 	return h.Store.Conversation(ctx, id)
 }
 
-func newEnv(t *testing.T, cfg config) *env {
+func newEnv(t testing.TB, cfg config) *env {
 	t.Helper()
 	path := cfg.path
 	if path == "" {

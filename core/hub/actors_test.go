@@ -47,7 +47,7 @@ func queued(a *Actors, key string) int {
 	for i := range a.shards {
 		sh := &a.shards[i]
 		sh.mu.Lock()
-		act := sh.m[key]
+		act := sh.m[Key{ID: key}]
 		n := -1
 		if act != nil {
 			n = len(act.mbox) // made under mu by the first job to queue
@@ -384,10 +384,11 @@ func TestActorsInlineThenQueued(t *testing.T) {
 
 // queued reports how many jobs wait in key's mailbox .
 func (a *Actors) queued(key string) int {
-	sh := &a.shards[maphash.String(a.seed, key)%shardCount]
+	k := Key{ID: key}
+	sh := &a.shards[maphash.Comparable(a.seed, k)%shardCount]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if act := sh.m[key]; act != nil {
+	if act := sh.m[k]; act != nil {
 		return len(act.mbox)
 	}
 	return 0

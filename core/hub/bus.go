@@ -327,13 +327,21 @@ func (b *Bus) Publish(n Notice) {
 	b.deliver(n)
 }
 
+// published is a delivered notice and the memo its subscribers share.
+type published struct {
+	n    Notice
+	memo sync.Map
+}
+
 // deliver hands n to this node's subscribers.
 func (b *Bus) deliver(n Notice) {
 	var slow []*Sub
 	// One copy, shared by every subscriber: queues hold pointers (a
-	// Notice is ~450 bytes, and every session holds a queue).
-	np := &n
-	np.shared = new(sync.Map)
+	// Notice is ~450 bytes, and every session holds a queue). The copy
+	// and its memo are one allocation.
+	p := &published{n: n}
+	np := &p.n
+	np.shared = &p.memo
 	offer := func(s *Sub) {
 		select {
 		case <-s.done:

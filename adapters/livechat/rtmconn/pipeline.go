@@ -3,6 +3,8 @@ package rtmconn
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Keyed is a Client whose requests may be pipelined: several requests of
@@ -40,10 +42,32 @@ type pipeline struct {
 
 	mu    sync.Mutex
 	tails map[string]chan struct{} // per key, closed when its last request is answered
+
+	// work hands a request to a worker that finished its last one and
+	// lingers (unbuffered: only a worker waiting takes it). A request
+	// started a goroutine of its own, and growing that fresh goroutine's
+	// stack (JSON runs deep) was the largest share of runtime.newstack
+	// in the gateway's profile; a lingering worker keeps its stack.
+	work    chan task
+	started atomic.Int64 // workers started, for tests
 }
 
+// task is one keyed request handed to a worker.
+type task struct {
+	ctx        context.Context
+	key        string
+	frame      []byte
+	prev, done chan struct{}
+}
+
+// workerLinger is how long a worker with nothing to do waits for the
+// next request of its connection before it exits: an agent answering
+// chats keeps its workers, an idle connection holds none.
+const workerLinger = 2 * time.Second
+
 func newPipeline(max int, key func([]byte) string, serve func(context.Context, []byte) error, fail func()) *pipeline {
-	return &pipeline{key: key, serve: serve, fail: fail, slots: make(chan struct{}, max), tails: make(map[string]chan struct{})}
+	return &pipeline{key: key, serve: serve, fail: fail, slots: make(chan struct{}, max), tails: make(map[string]chan struct{}),
+		work: make(chan task)}
 }
 
 // submit serves frame under key; it returns once the request is started
@@ -68,23 +92,49 @@ func (p *pipeline) submit(ctx context.Context, key string, frame []byte) error {
 	p.tails[key] = done
 	p.mu.Unlock()
 	p.busy.Add(1)
-	go func() {
-		defer p.busy.Done()
-		if prev != nil {
-			<-prev // the previous request of this key: ends within its timeout
-		}
-		if err := p.serve(ctx, frame); err != nil {
-			p.fail()
-		}
-		p.mu.Lock()
-		if p.tails[key] == done {
-			delete(p.tails, key)
-		}
-		p.mu.Unlock()
-		close(done)
-		<-p.slots
-	}()
+	t := task{ctx: ctx, key: key, frame: frame, prev: prev, done: done}
+	select {
+	case p.work <- t:
+	default:
+		p.started.Add(1)
+		go p.worker(t)
+	}
 	return nil
+}
+
+// worker serves t, then the requests handed to it while it lingers.
+func (p *pipeline) worker(t task) {
+	linger := time.NewTimer(workerLinger)
+	defer linger.Stop()
+	for {
+		p.run(t)
+		linger.Reset(workerLinger)
+		select {
+		case t = <-p.work:
+		case <-linger.C:
+			return
+		case <-t.ctx.Done(): // the session is ending
+			return
+		}
+	}
+}
+
+// run serves one keyed request after the previous request of its key.
+func (p *pipeline) run(t task) {
+	defer p.busy.Done()
+	if t.prev != nil {
+		<-t.prev // the previous request of this key: ends within its timeout
+	}
+	if err := p.serve(t.ctx, t.frame); err != nil {
+		p.fail()
+	}
+	p.mu.Lock()
+	if p.tails[t.key] == t.done {
+		delete(p.tails, t.key)
+	}
+	p.mu.Unlock()
+	close(t.done)
+	<-p.slots
 }
 
 // wait returns once every request submitted has been answered.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // keyOf reads test frames "key/n": "" key for frames without a slash.
@@ -199,4 +200,39 @@ func TestOrderOutOfOrderAnswers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	o.AwaitResponse(ctx, o.Begin().n) // an ended ctx releases the wait
+}
+
+// TestPipelineKeepsWorkers: requests that come one after the other are
+// served by the worker that served the previous one, instead of a fresh
+// goroutine each (whose stack grows again every time), and that worker
+// exits with the session's context.
+func TestPipelineKeepsWorkers(t *testing.T) {
+	r := &recorder{served: map[string][]string{}}
+	p := newPipeline(4, keyOf, r.serve, func() { t.Error("fail called") })
+	ctx, cancel := context.WithCancel(context.Background())
+	before := runtime.NumGoroutine()
+	for i := range 100 {
+		f := []byte(fmt.Sprintf("k%d/%d", i%3, i))
+		if err := p.submit(ctx, keyOf(f), f); err != nil {
+			t.Fatal(err)
+		}
+		p.wait()
+		// Let the worker get back to waiting for work (on a loaded
+		// machine it may not have, and the next request then starts a
+		// worker of its own: the bound below allows for that).
+		for range 10 {
+			runtime.Gosched()
+		}
+	}
+	if n := p.started.Load(); n >= 50 {
+		t.Fatalf("%d workers started for 100 requests one after the other: a goroutine per request", n)
+	}
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after the session's context ended, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
