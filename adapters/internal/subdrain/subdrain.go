@@ -8,8 +8,8 @@
 // goroutines, a stack copy back up on nearly every notice once notices
 // per subscription are rarer than collections (1,000 rooms). A drain
 // goroutine starts at the runtime's average stack size and is gone when
-// the queue is empty. (adapters/livechat/rtmconn's drainer is the same
-// pattern for customer sessions.)
+// the queue is empty. The Rocket.Chat DDP room feeds and the LiveChat
+// RTM sessions' pushes (adapters/livechat/rtmconn) both drain this way.
 package subdrain
 
 import (

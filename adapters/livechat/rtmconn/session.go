@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"chatgate/adapters/internal/subdrain"
 	"chatgate/adapters/internal/wsconn"
 	"chatgate/adapters/livechat/wire"
 )
@@ -108,7 +109,7 @@ func (ss *Session) Run(ctx context.Context, c Client, log func() zerolog.Logger)
 	var stop func()
 	var pl *pipeline
 	var broken atomic.Bool // a pipelined request found the socket gone
-	var drain *drainer
+	var drain *subdrain.Drainer
 	off := newOffload(c.Serve)
 	defer func() {
 		off.stop()
@@ -121,7 +122,7 @@ func (ss *Session) Run(ctx context.Context, c Client, log func() zerolog.Logger)
 		c.Logout()
 		cancel()
 		if drain != nil {
-			drain.stop()
+			drain.Stop()
 		}
 		pumps.Wait()
 		ss.conn.Close(wsconn.ReasonNormal)
