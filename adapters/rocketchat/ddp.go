@@ -29,6 +29,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"chatgate/adapters/internal/wsconn"
+	"chatgate/core/ratelimit"
 )
 
 // Defaults of the DDP side.
@@ -173,8 +174,10 @@ func (s *Surface) serveDDP(sockjs bool) gin.HandlerFunc {
 		// returns: the handler's stack, grown deep by the router and the
 		// upgrade, is not held for the life of an idle socket. The
 		// request's context ends with the handler; shutdown reaches the
-		// session through runDDP (tracked above).
-		ctx := context.WithoutCancel(c.Request.Context())
+		// session through runDDP (tracked above). Detach keeps only the
+		// client address and exemption the rate limits read, not the
+		// whole request context (about a kilobyte per idle socket).
+		ctx := ratelimit.Detach(c.Request.Context())
 		go func() {
 			defer s.untrackDDP(ss)
 			ss.run(ctx)
