@@ -10,6 +10,7 @@ FUZZ_TARGETS := \
 	./adapters/livechat/visitorv2:FuzzAppendEvent \
 	./adapters/livechat/agentrtm:FuzzDecodeFrame \
 	./adapters/internal/ddp:FuzzDecodeFrame \
+	./adapters/internal/jsonstr:FuzzAppend \
 	./adapters/rocketchat:FuzzDDPSession \
 	./adapters/rocketchat:FuzzRESTRequest \
 	./adapters/rocketchat:FuzzRESTEncoding \
@@ -63,7 +64,7 @@ fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg; \
+		GO="$(GO)" .ci/fuzz $$pkg $$fn $(FUZZTIME); \
 	done
 
 bench:
