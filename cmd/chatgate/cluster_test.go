@@ -270,7 +270,7 @@ func TestClusterKill9(t *testing.T) {
 		rcWriters = 2
 		lcWriters = 2
 	)
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: killTimeout}
 	// An agent online (on node 0), so that Rocket.Chat rooms open.
 	ag := dialAgent(t, nodes[0].addr)
 	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
@@ -301,68 +301,49 @@ func TestClusterKill9(t *testing.T) {
 		sessions[i] = m["secured_session_id"].(string)
 	}
 
-	var errMu sync.Mutex
 	var loadErrs []error
-	fail := func(name string, err error) {
-		errMu.Lock()
-		loadErrs = append(loadErrs, fmt.Errorf("%s: %w", name, err))
-		errMu.Unlock()
-	}
 	next := 0
 	var mu sync.Mutex
+	nextText := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		next++
+		return fmt.Sprintf("m%d", next)
+	}
 	for round := 0; round < rounds; round++ {
 		victim := rand.IntN(len(nodes))
 		pick := func() string { return "http://" + nodes[rand.IntN(len(nodes))].addr }
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
+		r := newKillRound()
 		for i := 0; i < visitors; i++ {
 			base := pick()
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					mu.Lock()
-					next++
-					text := fmt.Sprintf("m%d", next)
-					mu.Unlock()
-					_, err := v2Post(client, base, fmt.Sprintf("cv%d", i), "send_message", url.Values{"secured_session_id": {sessions[i]}, "message": {text}})
-					if errors.Is(err, errRefused) {
-						fail(fmt.Sprintf("v2 visitor %d", i), err)
-						return
-					}
-					if err != nil {
-						return // killed mid-request: not acknowledged
-					}
-					mu.Lock()
-					acked[i] = append(acked[i], text)
-					mu.Unlock()
-				}
-			})
+			v := &v2Sender{vid: fmt.Sprintf("cv%d", i), sid: sessions[i], next: nextText, mu: &mu, acked: &acked[i], onAck: r.acked(surfaceV2)}
+			r.run(fmt.Sprintf("v2 visitor %d", i), func(stop <-chan struct{}) error { return v.send(client, base, stop) })
 		}
 		for _, w := range rcs {
 			base := pick()
-			wg.Go(func() {
-				if err := w.send(client, base, stop); err != nil {
-					fail(w.name, err)
-				}
-			})
+			w.onAck = r.acked(surfaceRC)
+			r.run(w.name, func(stop <-chan struct{}) error { return w.send(client, base, stop) })
 		}
 		for _, w := range lcs {
 			base := pick()
-			wg.Go(func() {
-				if err := w.send(base, stop); err != nil {
-					fail(w.name, err)
-				}
-			})
+			w.onAck = r.acked(surfaceCustomer)
+			r.run(w.name, func(stop <-chan struct{}) error { return w.send(base, stop) })
 		}
-		time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+		// As in TestKill9Durability: every other round the kill waits
+		// for every surface's first acknowledged message of the round.
+		var late error
+		if round%2 == 1 {
+			late = r.awaitEverySurface(2 * time.Minute)
+		}
+		if late == nil {
+			time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+		}
 		nodes[victim].kill()
 		time.Sleep(50 * time.Millisecond) // the survivors' writers go on a little
-		close(stop)
-		wg.Wait()
+		loadErrs = append(loadErrs, r.end()...)
+		if late != nil {
+			t.Fatalf("round %d: %v (refused: %v)", round, late, loadErrs)
+		}
 		nodes[victim] = startNode(t, fmt.Sprintf("n%d-r%d", victim, round), cfg, store)
 	}
 	for _, err := range loadErrs {
