@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -469,7 +470,7 @@ func readyz(t *testing.T, addr string) map[string]any {
 // the desk in order once it is back, and the conversation goes on.
 func TestRelayUpstreamDown(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits 30 s with the upstream desk down")
+		t.Skip("keeps the upstream desk down through ten failed deliveries")
 	}
 	desk := startProc(t, deskConfig(t), filepath.Join(t.TempDir(), "desk.db"), freeAddr(t))
 	ag := deskAgent(t, desk.addr)
@@ -496,7 +497,13 @@ func TestRelayUpstreamDown(t *testing.T) {
 		rc := readyz(t, front.addr)["relay"].(map[string]any)["rc"].(map[string]any)
 		return rc["connected"] == false && rc["queued"].(float64) >= 5
 	})
-	time.Sleep(30 * time.Second)
+	// A long outage: the desk stays down until the front has failed its
+	// delivery ten times, the last ones at the longest backoff
+	// (min_backoff 100ms doubles to max_backoff 1s by the fifth), about
+	// 8 s; the queue must come through all of them whole and in order.
+	waitFor(t, "ten failed deliveries", 2*time.Minute, func() bool {
+		return metric(t, front.addr, `chatgate_relay_deliveries_total{connector="rc",outcome="retry"}`) >= 10
+	})
 
 	desk = startProc(t, desk.cfg, desk.data, desk.addr)
 	ag = deskAgent(t, desk.addr)
@@ -546,14 +553,8 @@ func TestRelayShadowMode(t *testing.T) {
 	})
 	// The front has seen the shadow's answer (and set it aside) ...
 	waitFor(t, "the shadow's answer seen and ignored", 15*time.Second, func() bool {
-		resp, err := http.Get("http://" + front.addr + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
 		// Counted per arrival: a resync may see it again.
-		return strings.Contains(string(b), `chatgate_relay_inbound_total{connector="shadow",outcome="ignored"} `)
+		return metric(t, front.addr, `chatgate_relay_inbound_total{connector="shadow",outcome="ignored"}`) >= 1
 	})
 	// ... and it never reached the visitor.
 	if got := agentTexts(v.tryPoll()); !slices.Equal(got, []string{"Welcome!", "primary says hi"}) {
@@ -570,6 +571,31 @@ func TestRelayShadowMode(t *testing.T) {
 		evs := v.tryPoll()
 		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
 	})
+}
+
+// metric is the value of one series (name{labels}, as /metrics writes it)
+// on the gateway at addr; 0 when it is not there (yet).
+func metric(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", series, line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
 
 // rcCall makes a Rocket.Chat REST call on a gateway and returns the body.
