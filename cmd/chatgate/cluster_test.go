@@ -191,7 +191,7 @@ func TestClusterV2VisitorSurvivesNodeKill(t *testing.T) {
 // waitV2Text polls until the visitor has seen a message with text.
 func waitV2Text(t *testing.T, v *visitor, text string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for time.Now().Before(deadline) {
 		for _, e := range v.poll() {
 			if e["type"] == "message" && e["text"] == text {
@@ -366,7 +366,7 @@ func TestClusterKill9(t *testing.T) {
 	// Offline on the survivors once the lease (3 s) expired: a killed
 	// node sends no goodbye, the others' presence poll finds the lease
 	// gone.
-	waitFor(t, "the killed node's agent offline on the survivors", 15*time.Second, func() bool {
+	waitFor(t, "the killed node's agent offline on the survivors", waitLimit, func() bool {
 		return routingStatuses(t, nodes[0].addr)["jane@example.com"] == "offline" &&
 			routingStatuses(t, nodes[2].addr)["jane@example.com"] == "offline"
 	})
@@ -429,7 +429,7 @@ func (c *ddpConn) send(m map[string]any) {
 
 func (c *ddpConn) next(ok func(map[string]any) bool) map[string]any {
 	c.t.Helper()
-	timeout := time.After(15 * time.Second)
+	timeout := time.After(waitLimit)
 	for {
 		select {
 		case m, open := <-c.frames:
@@ -472,7 +472,7 @@ func (c *ddpConn) streamArgs(name, event string, ok func(args []any) bool) {
 // nodes within about a second), as the Rocket.Chat widget's config says.
 func waitAgentOnline(t *testing.T, client *http.Client, n *node) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for time.Now().Before(deadline) {
 		m, err := rcJSON(client, "GET", "http://"+n.addr+"/api/v1/livechat/config", nil, nil)
 		if err == nil {
@@ -723,7 +723,7 @@ func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr st
 	inc := ag.next("push", "incoming_chat")
 	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
 	var before []map[string]any
-	waitFor(t, "the conversation bound upstream", 15*time.Second, func() bool {
+	waitFor(t, "the conversation bound upstream", waitLimit, func() bool {
 		before = relayed(t, nodes[0].addr)
 		if len(before) != 1 {
 			return false
@@ -776,7 +776,7 @@ func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr st
 	t.Logf("%s connector: %d messages acknowledged, %d answers, 3 kills of the connector's node", connector, len(acked), len(answers))
 
 	var texts []string
-	waitFor(t, "every acknowledged message upstream", 60*time.Second, func() bool {
+	waitFor(t, "every acknowledged message upstream", waitLimit, func() bool {
 		texts, _ = customerTexts(ag, chatID)
 		n := countEach(texts)
 		for _, a := range acked {
@@ -796,7 +796,7 @@ func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr st
 	}
 	var got []string
 	v.base = "http://" + nodes[0].addr
-	waitFor(t, "every answer at the visitor", 60*time.Second, func() bool {
+	waitFor(t, "every answer at the visitor", waitLimit, func() bool {
 		got = agentTexts(v.tryPoll())
 		return len(got) >= len(answers)+1
 	})

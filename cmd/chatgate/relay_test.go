@@ -258,20 +258,20 @@ func TestRelayV2VisitorIntoRocketChatDesk(t *testing.T) {
 	v.send("hello upstream")
 	inc := ag.next("push", "incoming_chat")
 	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
-	waitFor(t, "the visitor's message upstream", 15*time.Second, func() bool {
+	waitFor(t, "the visitor's message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"hello upstream"})
 	})
 
 	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "Hi, Jane here"}})
 	var evs []map[string]any
-	waitFor(t, "the agent's answer at the visitor", 15*time.Second, func() bool {
+	waitFor(t, "the agent's answer at the visitor", waitLimit, func() bool {
 		evs = v.poll()
 		// The welcome message is the front gateway's own.
 		return slices.Equal(agentTexts(evs), []string{"Welcome!", "Hi, Jane here"})
 	})
 	v.send("thanks")
-	waitFor(t, "the second message upstream", 15*time.Second, func() bool {
+	waitFor(t, "the second message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"hello upstream", "thanks"})
 	})
@@ -284,7 +284,7 @@ func TestRelayV2VisitorIntoRocketChatDesk(t *testing.T) {
 
 	// The agent closes upstream: the visitor's chat ends.
 	ag.call("deactivate_chat", map[string]any{"id": chatID})
-	waitFor(t, "the close at the visitor", 15*time.Second, func() bool {
+	waitFor(t, "the close at the visitor", waitLimit, func() bool {
 		evs = v.poll()
 		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
 	})
@@ -369,7 +369,7 @@ func TestRelayFrontKill9(t *testing.T) {
 	inc := ag.next("push", "incoming_chat")
 	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
 	room := ""
-	waitFor(t, "the upstream room", 15*time.Second, func() bool {
+	waitFor(t, "the upstream room", waitLimit, func() bool {
 		if convs := relayed(t, front.addr); len(convs) == 1 {
 			room = upstreamRoom(convs[0], "rc")
 		}
@@ -413,7 +413,7 @@ func TestRelayFrontKill9(t *testing.T) {
 
 	// Upstream: every acknowledged message exactly once, none twice, in order.
 	var texts []string
-	waitFor(t, "every acknowledged message upstream", 60*time.Second, func() bool {
+	waitFor(t, "every acknowledged message upstream", waitLimit, func() bool {
 		texts, _ = customerTexts(ag, chatID)
 		n := countEach(texts)
 		for _, a := range acked {
@@ -433,7 +433,7 @@ func TestRelayFrontKill9(t *testing.T) {
 	}
 	// Visitor: every acknowledged answer exactly once, in order.
 	var got []string
-	waitFor(t, "every answer at the visitor", 60*time.Second, func() bool {
+	waitFor(t, "every answer at the visitor", waitLimit, func() bool {
 		got = agentTexts(v.tryPoll())
 		return len(got) >= len(answers)+1
 	})
@@ -481,7 +481,7 @@ func TestRelayUpstreamDown(t *testing.T) {
 	v.send("before")
 	inc := ag.next("push", "incoming_chat")
 	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
-	waitFor(t, "the first message upstream", 15*time.Second, func() bool {
+	waitFor(t, "the first message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"before"})
 	})
@@ -493,7 +493,7 @@ func TestRelayUpstreamDown(t *testing.T) {
 		v.send(text) // acknowledged: committed by the front
 		want = append(want, text)
 	}
-	waitFor(t, "the connector to see the desk gone", 15*time.Second, func() bool {
+	waitFor(t, "the connector to see the desk gone", waitLimit, func() bool {
 		rc := readyz(t, front.addr)["relay"].(map[string]any)["rc"].(map[string]any)
 		return rc["connected"] == false && rc["queued"].(float64) >= 5
 	})
@@ -507,15 +507,15 @@ func TestRelayUpstreamDown(t *testing.T) {
 
 	desk = startProc(t, desk.cfg, desk.data, desk.addr)
 	ag = deskAgent(t, desk.addr)
-	waitFor(t, "the queued messages upstream", 30*time.Second, func() bool {
+	waitFor(t, "the queued messages upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, want)
 	})
 	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "back again"}})
-	waitFor(t, "the answer after the outage", 30*time.Second, func() bool {
+	waitFor(t, "the answer after the outage", waitLimit, func() bool {
 		return slices.Equal(agentTexts(v.tryPoll()), []string{"Welcome!", "back again"})
 	})
-	waitFor(t, "the connector reconnected and drained", 15*time.Second, func() bool {
+	waitFor(t, "the connector reconnected and drained", waitLimit, func() bool {
 		rc := readyz(t, front.addr)["relay"].(map[string]any)["rc"].(map[string]any)
 		return rc["connected"] == true && rc["queued"].(float64) == 0 && rc["reconnects"].(float64) >= 1
 	})
@@ -544,15 +544,15 @@ func TestRelayShadowMode(t *testing.T) {
 
 	sa.call("send_event", map[string]any{"chat_id": sChat, "event": map[string]any{"type": "message", "text": "shadow says hi"}})
 	pa.call("send_event", map[string]any{"chat_id": pChat, "event": map[string]any{"type": "message", "text": "primary says hi"}})
-	waitFor(t, "the primary's answer at the visitor", 15*time.Second, func() bool {
+	waitFor(t, "the primary's answer at the visitor", waitLimit, func() bool {
 		return slices.Contains(agentTexts(v.tryPoll()), "primary says hi")
 	})
-	waitFor(t, "the mirror copy with the primary's answer", 15*time.Second, func() bool {
+	waitFor(t, "the mirror copy with the primary's answer", waitLimit, func() bool {
 		texts, _ := customerTexts(sa, sChat)
 		return slices.Equal(texts, []string{"hello both", "[Jane Doe] primary says hi"})
 	})
 	// The front has seen the shadow's answer (and set it aside) ...
-	waitFor(t, "the shadow's answer seen and ignored", 15*time.Second, func() bool {
+	waitFor(t, "the shadow's answer seen and ignored", waitLimit, func() bool {
 		// Counted per arrival: a resync may see it again.
 		return metric(t, front.addr, `chatgate_relay_inbound_total{connector="shadow",outcome="ignored"}`) >= 1
 	})
@@ -567,7 +567,7 @@ func TestRelayShadowMode(t *testing.T) {
 	// The primary closes: the visitor's chat ends and the mirror's too.
 	pa.call("deactivate_chat", map[string]any{"id": pChat})
 	sa.next("push", "chat_deactivated")
-	waitFor(t, "the close at the visitor", 15*time.Second, func() bool {
+	waitFor(t, "the close at the visitor", waitLimit, func() bool {
 		evs := v.tryPoll()
 		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
 	})
@@ -637,12 +637,12 @@ func TestRelayRocketChatVisitorIntoRocketChatDesk(t *testing.T) {
 
 	inc := ag.next("push", "incoming_chat")
 	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
-	waitFor(t, "the widget's message upstream", 15*time.Second, func() bool {
+	waitFor(t, "the widget's message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"hi from the widget"})
 	})
 	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "hello Wanda"}})
-	waitFor(t, "the answer in the widget's history", 15*time.Second, func() bool {
+	waitFor(t, "the answer in the widget's history", waitLimit, func() bool {
 		h := rcCall(t, http.MethodGet, api+"messages.history/"+rid+"?token="+token, nil)
 		for _, m := range h["messages"].([]any) {
 			msg := m.(map[string]any)
