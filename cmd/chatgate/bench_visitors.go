@@ -222,12 +222,26 @@ type rcVisitor struct {
 
 func newRCVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error) {
 	v := &rcVisitor{idx: i, token: randHex(16)}
-	api := r.o.visitorTarget(i) + "/api/v1/livechat/"
-	if err := postJSON(ctx, r.client, api+"visitor", map[string]any{"visitor": map[string]any{"token": v.token, "name": "Bench Visitor " + strconv.Itoa(i)}}, nil); err != nil {
+	// The widget registers and finds its room over the connection it then
+	// sends on (a keep-alive connection that has served no request yet
+	// would be closed by the server's ReadHeaderTimeout while the other
+	// visitors are set up); it is closed with ctx if the load phase never
+	// starts, by the load phase otherwise.
+	hc, err := newHTTPConn(ctx, r.o.visitorTarget(i)+"/api/v1/livechat/", "", "application/json")
+	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"room?token="+url.QueryEscape(v.token), nil)
+	reg, err := json.Marshal(map[string]any{"visitor": map[string]any{"token": v.token, "name": "Bench Visitor " + strconv.Itoa(i)}})
 	if err != nil {
+		return nil, err
+	}
+	if _, err := hc.do(http.MethodPost, "visitor", string(reg)); err != nil {
+		hc.close()
+		return nil, err
+	}
+	body, err := hc.do(http.MethodGet, "room?token="+url.QueryEscape(v.token), "")
+	if err != nil {
+		hc.close()
 		return nil, err
 	}
 	var room struct {
@@ -235,30 +249,25 @@ func newRCVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error)
 			ID string `json:"_id"`
 		} `json:"room"`
 	}
-	if err := doJSON(r.client, req, &room); err != nil {
-		return nil, err
+	if err := json.Unmarshal(body, &room); err != nil {
+		hc.close()
+		return nil, fmt.Errorf("livechat/room: %w", err)
 	}
 	if v.rid = room.Room.ID; v.rid == "" {
+		hc.close()
 		return nil, errors.New("livechat/room: no room id")
 	}
 	conn, _, err := benchDialer.DialContext(ctx, wsBase(r.o.visitorTarget(i))+"/websocket", nil)
 	if err != nil {
+		hc.close()
 		return nil, err
 	}
-	v.conn = conn
 	if err := ddpSetup(conn, v.token, v.rid); err != nil {
 		conn.Close()
+		hc.close()
 		return nil, err
 	}
-	// The widget's REST connection is open before its visitor types; it
-	// is closed with ctx if the load phase never starts.
-	if v.http, err = newHTTPConn(ctx, api, "", "application/json"); err == nil {
-		err = v.http.dial()
-	}
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
+	v.conn, v.http = conn, hc
 	return v, nil
 }
 
