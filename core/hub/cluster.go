@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"sync"
 	"time"
-	"unicode/utf8"
-
-	gojson "github.com/goccy/go-json"
 
 	"chatgate/core/model"
+	"chatgate/internal/jsondec"
 )
 
 // Broker carries notices between the nodes of one deployment, as
@@ -498,31 +496,12 @@ func MarshalWire(w *Wire) ([]byte, error) { return json.Marshal(w) }
 
 // UnmarshalWire decodes a pointer a broker received, as encoding/json
 // would (same result, same refusals: FuzzUnmarshalWire). Every node
-// decodes every other node's pointers, so this runs once per relayed
-// message on each receiving node: encoding/json's scanner decides what is
-// valid (goccy alone accepts some invalid JSON), then goccy/go-json
-// (already the store's and the RTM surfaces' decoder) decodes it in a
-// fraction of encoding/json's time. Input that is not valid UTF-8 (where
-// the two differ) and anything goccy refuses are decoded by encoding/json.
+// decodes every other node's pointers, once per relayed message, so it
+// uses jsondec (goccy/go-json after encoding/json's validity scan).
 func UnmarshalWire(b []byte) (*Wire, error) {
 	var w Wire
-	if json.Valid(b) && utf8.Valid(b) && fastUnmarshal(b, &w) == nil {
-		return &w, nil
-	}
-	w = Wire{}
-	if err := json.Unmarshal(b, &w); err != nil {
+	if err := jsondec.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("hub: bad wire notice: %w", err)
 	}
 	return &w, nil
-}
-
-// fastUnmarshal is goccy's Unmarshal, a panic on hostile input taken as a
-// refusal.
-func fastUnmarshal(b []byte, w *Wire) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("goccy/go-json: %v", r)
-		}
-	}()
-	return gojson.Unmarshal(b, w)
 }
