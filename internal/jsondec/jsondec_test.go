@@ -42,3 +42,33 @@ func TestUnmarshalMatchesStd(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkConversation: a conversation record as the PostgreSQL store
+// reads it back from its cache for every command (docs/performance.md,
+// round 5), by encoding/json and by Unmarshal.
+func BenchmarkConversation(b *testing.B) {
+	at := time.Date(2026, 12, 6, 16, 14, 17, 412962000, time.UTC)
+	rec, err := json.Marshal(model.Conversation{ID: "01M9624YA4HKW3SJYVKMV2CDFV", Visitor: "01M9624XTV452WJ8AS5A4GDVQN",
+		State: model.StateOpen, Agent: "agent2@bench.local", Origin: "livechat.customer", CreatedAt: at, AssignedAt: at, LastSeq: 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var c model.Conversation
+			if err := json.Unmarshal(rec, &c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("jsondec", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var c model.Conversation
+			if err := Unmarshal(rec, &c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
