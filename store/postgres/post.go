@@ -8,7 +8,7 @@ import (
 // A post's statement comes in shapes (postSQL): no, one or several
 // events, idempotency keys and visitor checks. A message is nearly always
 // one event, no key or one, one visitor check or none; as arrays (the one
-// general statement sqlPost was) every post had the gateway encode seven
+// general statement of round 4 was) every post had the gateway encode seven
 // arrays, most of them empty, and the server plan and start two unnest
 // scans and a check for nothing. Each shape is its own prepared statement
 // (at most 27 per connection) and keeps the general statement's rules:

@@ -12,7 +12,7 @@ import (
 
 // TestPostStatement: a post's commit (one conversation at the revision
 // read, its events, idempotency keys and visitor checks) is one statement
-// (sqlPost) that keeps each rule of the statements it replaces: a stale
+// (postSQL, of the batch's shape) that keeps each rule of the statements it replaces: a stale
 // conversation or visitor fails with ErrStale and a repeated key with
 // ErrConflict, writing nothing; a batch of another shape takes the
 // statements one by one.
