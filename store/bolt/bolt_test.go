@@ -335,3 +335,58 @@ func TestOpenFileWithoutFreelist(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestOnCommitWaitAndWrite holds the writer after its first transaction
+// (OnCommit runs in the writer) while a second commit queues, and checks
+// the second transaction reports at least that hold as its queue wait,
+// and that every transaction reports the time bbolt spent writing (pages,
+// meta page, fsyncs) within its duration. Lower bounds only: no timing
+// assertion can fail on a slow machine.
+func TestOnCommitWaitAndWrite(t *testing.T) {
+	const hold = 20 * time.Millisecond
+	var mu sync.Mutex
+	var stats []Stats
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	s := mustOpen(t, tempPath(t), Options{OnCommit: func(st Stats) {
+		mu.Lock()
+		stats = append(stats, st)
+		mu.Unlock()
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}})
+	defer s.Close()
+	ctx := t.Context()
+	c := model.ConvID(model.NewID())
+	first := make(chan error, 1)
+	go func() { first <- s.Commit(ctx, &store.Batch{Events: []model.Event{testEvent(c, 1)}}) }()
+	<-entered // the writer is held after the first transaction
+	second := make(chan error, 1)
+	go func() { second <- s.Commit(ctx, &store.Batch{Events: []model.Event{testEvent(c, 2)}}) }()
+	for len(s.reqs) < 1 {
+		runtime.Gosched()
+	}
+	time.Sleep(hold)
+	close(release)
+	for _, ch := range []chan error{first, second} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stats) != 2 {
+		t.Fatalf("OnCommit called %d times, want 2: %+v", len(stats), stats)
+	}
+	if w := stats[1].Wait; w < hold {
+		t.Errorf("second transaction: Wait = %v, want at least the %v the writer was held", w, hold)
+	}
+	for i, st := range stats {
+		if st.Write <= 0 || st.Write > st.Duration {
+			t.Errorf("transaction %d: Write = %v, want in (0, Duration %v]", i, st.Write, st.Duration)
+		}
+	}
+}
