@@ -151,7 +151,10 @@ type rawPut struct {
 var rawBucket = []byte("echo")
 
 func openRawEcho(path string) (*rawEcho, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second, FreelistType: bbolt.FreelistMapType})
+	// Mapped as chatgate's store maps its file (bolt.InitialMmapSize): a
+	// growing file is then not remapped, in either.
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second, FreelistType: bbolt.FreelistMapType,
+		InitialMmapSize: bolt.InitialMmapSize})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -388,5 +389,56 @@ func TestOnCommitWaitAndWrite(t *testing.T) {
 		if st.Write <= 0 || st.Write > st.Duration {
 			t.Errorf("transaction %d: Write = %v, want in (0, Duration %v]", i, st.Write, st.Duration)
 		}
+	}
+}
+
+// TestGrowingFileDoesNotWaitForReaders holds a read transaction open
+// while commits grow a new file to several MiB: bbolt remaps a file that
+// outgrows its mapping only after every read transaction has ended, so
+// with the mapping of a small file each commit that outgrew it would
+// wait for the reader (here: for ever). With InitialMmapSize the file
+// grows without a remap and the commits go through.
+func TestGrowingFileDoesNotWaitForReaders(t *testing.T) {
+	s := mustOpen(t, tempPath(t), Options{NoSync: true})
+	defer s.Close()
+	rtx, err := s.db.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// 8 MB of events in 40 commits (an old reader keeps bbolt from
+		// reusing pages, so each commit writes a longer free list: few
+		// large commits keep that short).
+		text := strings.Repeat("x", 4000)
+		c := model.ConvID(model.NewID())
+		seq := uint64(0)
+		for range 40 {
+			b := &store.Batch{}
+			for range 50 {
+				seq++
+				e := testEvent(c, seq)
+				e.Text = text
+				b.Events = append(b.Events, e)
+			}
+			if err := s.Commit(t.Context(), b); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		_ = rtx.Rollback() // lets the commits finish so that Close returns
+		<-done
+		t.Fatal("commits growing the file waited for an open read transaction (a remap)")
+	}
+	if err := rtx.Rollback(); err != nil {
+		t.Fatal(err)
 	}
 }
