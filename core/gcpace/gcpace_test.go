@@ -93,9 +93,6 @@ func TestStart(t *testing.T) {
 	}
 }
 
-// sink keeps the allocations of TestStartBusy from being optimised away.
-var sink []byte
-
 // TestStartBusy: with a floor of one byte the pacer alone would leave
 // GOGC at 100; a program allocating far more per second than its live
 // heap gets a higher GOGC from the busy headroom.
@@ -111,7 +108,7 @@ func TestStartBusy(t *testing.T) {
 			t.Fatalf("GOGC still %d after allocating for 20 s", gcPercent())
 		}
 		for range 1000 {
-			sink = make([]byte, 64<<10)
+			runtime.KeepAlive(make([]byte, 128<<10)) // over 64 KiB: on the heap
 		}
 	}
 }
