@@ -17,8 +17,8 @@
 // small one spends at most MinHeadroom more memory than it would have.
 //
 // A busy gateway with a small live heap allocates its headroom quickly:
-// at 5,000 relayed messages/s the 64 MiB floor was collected two or three
-// times a second, and every collection takes a quarter of the CPU for its
+// at 5,000 relayed messages/s the 64 MiB floor was collected about twice
+// a second, and every collection takes a quarter of the CPU for its
 // marking and makes allocating goroutines assist it, which, on a 2-core
 // machine, delays the messages in flight meanwhile (the open-loop p99 of
 // docs/performance.md, "Round 5: open-loop latency"). So the headroom
