@@ -114,3 +114,71 @@ func TestClosedReportsEnd(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestLinger: with a linger, the drain that emptied the queue stays for
+// the next notice (the owner's WaitGroup never drops to zero between
+// bursts: one goroutine handles them all), and exits at once on Stop;
+// notices stay in order throughout.
+func TestLinger(t *testing.T) {
+	bus := hub.NewBus()
+	sub := bus.SubscribeConv("c1", 8)
+	var wg sync.WaitGroup
+	handled := make(chan uint64, 8)
+	d := StartLinger(t.Context(), sub, func(_ context.Context, n *hub.Notice) {
+		handled <- n.Events[0].Seq
+	}, func(error) {}, &wg, time.Hour)
+	publish := func(seq uint64) {
+		bus.Publish(hub.Notice{Conv: model.Conversation{ID: "c1"}, Events: []model.Event{{Conv: "c1", Seq: seq}}})
+	}
+	for seq := uint64(1); seq <= 5; seq++ {
+		publish(seq)
+		if got := <-handled; got != seq {
+			t.Fatalf("handled %d, want %d", got, seq)
+		}
+		if !d.Running() {
+			t.Fatalf("after notice %d: no drain lingers", seq)
+		}
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("the lingering drain exited before Stop")
+	case <-time.After(50 * time.Millisecond):
+	}
+	d.Stop()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lingering drain outlived Stop")
+	}
+}
+
+// TestLingerEnds: a drain lingers no longer than asked, and the next
+// notice after it exited starts a new one.
+func TestLingerEnds(t *testing.T) {
+	bus := hub.NewBus()
+	sub := bus.SubscribeConv("c1", 8)
+	var wg sync.WaitGroup
+	handled := make(chan uint64, 8)
+	d := StartLinger(t.Context(), sub, func(_ context.Context, n *hub.Notice) {
+		handled <- n.Events[0].Seq
+	}, func(error) {}, &wg, time.Millisecond)
+	defer d.Stop()
+	for seq := uint64(1); seq <= 3; seq++ {
+		bus.Publish(hub.Notice{Conv: model.Conversation{ID: "c1"}, Events: []model.Event{{Conv: "c1", Seq: seq}}})
+		if got := <-handled; got != seq {
+			t.Fatalf("handled %d, want %d", got, seq)
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the drain lingered past its linger")
+		}
+		if d.Running() {
+			t.Fatal("drainer marked running after its drain exited")
+		}
+	}
+}

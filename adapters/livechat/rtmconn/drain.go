@@ -23,7 +23,12 @@ type Pusher interface {
 
 // startDrainer delivers p's pushes on demand (adapters/internal/subdrain:
 // a goroutine only while notices are queued, in order, one at a time).
+// The drain goroutine lingers as a request goroutine does (offloadLinger):
+// a conversing connection gets pushes every few hundred milliseconds or
+// sooner, and a drain started per burst grew its fresh stack again on
+// every push (rendering an event runs deep); see docs/performance.md,
+// "Round 5: the customer path".
 func startDrainer(ctx context.Context, p Pusher, wg *sync.WaitGroup) *subdrain.Drainer {
 	sub, handle, ended := p.Pushes()
-	return subdrain.Start(ctx, sub, handle, ended, wg)
+	return subdrain.StartLinger(ctx, sub, handle, ended, wg, offloadLinger)
 }
