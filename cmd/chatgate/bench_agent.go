@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"chatgate/adapters/livechat/rtmconn"
 	"chatgate/adapters/livechat/wire"
 )
 
@@ -141,10 +142,14 @@ type benchAgent struct {
 	once sync.Once
 }
 
+// benchAgentBatch bounds how many queued answers a bench agent writes in
+// one system call.
+const benchAgentBatch = 64
+
 var benchDialer = &websocket.Dialer{HandshakeTimeout: 15 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096}
 
 func dialBenchAgent(ctx context.Context, base, token string) (*benchAgent, error) {
-	conn, _, err := benchDialer.DialContext(ctx, base+"/v3.5/agent/rtm/ws", nil)
+	conn, _, err := rtmconn.DialBatched(ctx, benchDialer, base+"/v3.5/agent/rtm/ws", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +181,7 @@ func (a *benchAgent) run(ctx context.Context, r *benchRun) {
 	wg.Go(func() { // the one writer; pings keep the session alive
 		ping := time.NewTicker(15 * time.Second)
 		defer ping.Stop()
+		batch := make([][]byte, 0, benchAgentBatch)
 		for {
 			var b []byte
 			select {
@@ -185,7 +191,19 @@ func (a *benchAgent) run(ctx context.Context, r *benchRun) {
 			case <-ping.C:
 				b = []byte(`{"request_id":"ping","action":"ping"}`)
 			}
-			if err := a.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+			// The answers already queued behind b leave with it, in one
+			// write(2): nothing waits for a batch to fill.
+			batch = append(batch[:0], b)
+		more:
+			for len(batch) < benchAgentBatch {
+				select {
+				case b = <-a.out:
+					batch = append(batch, b)
+				default:
+					break more
+				}
+			}
+			if err := rtmconn.WriteBatch(a.conn, batch); err != nil {
 				r.fail(wctx, fmt.Errorf("agent %s write: %w", a.id, err))
 				a.close()
 				return
