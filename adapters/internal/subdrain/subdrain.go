@@ -29,7 +29,7 @@ type Drainer struct {
 	ended  func(error)
 	wg     *sync.WaitGroup // the owner's: it waits for a running drain
 	linger time.Duration   // how long an idle drain waits for the next notice
-	kick   chan struct{}   // wakes a lingering drain (capacity 1); nil without linger
+	kick   chan struct{}   // wakes a lingering drain (capacity 1); made by the first drain that lingers
 
 	mu      sync.Mutex
 	running bool // a drain goroutine is running (or about to)
@@ -57,9 +57,6 @@ func Start(ctx context.Context, sub *hub.Sub, handle func(context.Context, *hub.
 // still holds no goroutine once its last drain's linger is over.
 func StartLinger(ctx context.Context, sub *hub.Sub, handle func(context.Context, *hub.Notice), ended func(error), wg *sync.WaitGroup, linger time.Duration) *Drainer {
 	d := &Drainer{ctx: ctx, sub: sub, handle: handle, ended: ended, wg: wg, linger: linger}
-	if linger > 0 {
-		d.kick = make(chan struct{}, 1)
-	}
 	sub.SetWake(d.wake) // also wakes for what was queued before
 	d.wake()
 	return d
@@ -83,7 +80,8 @@ func (d *Drainer) wake() {
 }
 
 // kickLocked wakes a lingering drain without blocking: the channel holds
-// one kick, and one is enough to make it look at the queue again.
+// one kick, and one is enough to make it look at the queue again. Call it
+// with d.mu held.
 func (d *Drainer) kickLocked() {
 	if d.kick != nil {
 		select {
@@ -132,6 +130,10 @@ func (d *Drainer) drain() {
 		default:
 		}
 		if d.linger > 0 && !d.stopped && !d.over && !lingered && d.ctx.Err() == nil {
+			if d.kick == nil { // not before: an idle subscription keeps no channel
+				d.kick = make(chan struct{}, 1)
+			}
+			kick := d.kick
 			d.mu.Unlock()
 			if t == nil {
 				t = time.NewTimer(d.linger)
@@ -139,7 +141,7 @@ func (d *Drainer) drain() {
 				t.Reset(d.linger)
 			}
 			select {
-			case <-d.kick:
+			case <-kick:
 			case <-d.sub.Done():
 			case <-d.ctx.Done():
 			case <-t.C:
