@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,5 +181,60 @@ func TestLingerEnds(t *testing.T) {
 		if d.Running() {
 			t.Fatal("drainer marked running after its drain exited")
 		}
+	}
+}
+
+// deep uses about n KiB of stack, as rendering and encoding a push does.
+//
+//go:noinline
+func deep(n int) byte {
+	var pad [1024]byte
+	pad[n%1024] = byte(n)
+	if n <= 1 {
+		return pad[0]
+	}
+	return deep(n-1) + pad[n%1024]
+}
+
+// cpuTime is the CPU (user and system) this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkDrain: one notice at a time (a conversing session's pushes),
+// each handled by a handler that needs 16 KiB of stack. Without a linger
+// every notice starts a drain goroutine whose stack grows again; with one,
+// the same goroutine handles them all.
+func BenchmarkDrain(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		linger time.Duration
+	}{{"linger=0", 0}, {"linger=1s", time.Second}} {
+		b.Run(bc.name, func(b *testing.B) {
+			bus := hub.NewBus()
+			sub := bus.SubscribeConv("c1", 4)
+			var wg sync.WaitGroup
+			handled := make(chan struct{})
+			d := StartLinger(b.Context(), sub, func(context.Context, *hub.Notice) {
+				deep(16)
+				handled <- struct{}{}
+			}, func(error) {}, &wg, bc.linger)
+			n := hub.Notice{Conv: model.Conversation{ID: "c1"}, Events: []model.Event{{Conv: "c1", Seq: 1}}}
+			b.ReportAllocs()
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				bus.Publish(n)
+				<-handled
+			}
+			// CPU, not wall time: on a loaded machine a fresh goroutine
+			// also waits to be scheduled.
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			d.Stop()
+			wg.Wait()
+		})
 	}
 }
