@@ -28,6 +28,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
 
+	"chatgate/adapters/internal/subdrain"
 	"chatgate/adapters/internal/wsconn"
 	"chatgate/core/ratelimit"
 )
@@ -88,7 +89,17 @@ type ddpState struct {
 	// bound counts the connections bound to each visitor token by
 	// livechat:setUpConnection (presence: online while any is open).
 	bound map[string]int
+	// drains runs every session's room feeds on lingering goroutines
+	// (subdrain.Pool): a fresh goroutine per drain grew its stack on
+	// nearly every message once rooms outnumber messages per collection.
+	drains *subdrain.Pool
 }
+
+// ddpDrainLinger is how long a feed-draining goroutine waits for the next
+// drain: long enough to carry its grown stack from one message to the
+// next under load, short enough that a burst's extra goroutines are soon
+// gone.
+const ddpDrainLinger = time.Second
 
 func (s *Surface) initDDP() {
 	s.ddp.upgrader = websocket.Upgrader{
@@ -106,6 +117,7 @@ func (s *Surface) initDDP() {
 	s.ddp.roomPoll = ddpRoomPoll
 	s.ddp.sessions = make(map[*ddpSession]struct{})
 	s.ddp.bound = make(map[string]int)
+	s.ddp.drains = subdrain.NewPool(ddpDrainLinger)
 }
 
 func (s *Surface) mountDDP(r gin.IRouter) {
@@ -150,6 +162,7 @@ func (s *Surface) runDDP(ctx context.Context) error {
 		ss.conn.Close(wsconn.ReasonGoingAway)
 	}
 	st.wg.Wait()
+	st.drains.Close()
 	return nil
 }
 

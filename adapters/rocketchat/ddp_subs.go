@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"chatgate/adapters/internal/ddp"
-	"chatgate/adapters/internal/subdrain"
 	"chatgate/core/hub"
 	"chatgate/core/model"
 )
@@ -286,13 +285,14 @@ func (ss *ddpSession) closeFeeds() {
 
 // pumpFeed turns the room's notices into frames, on a goroutine that runs
 // only while notices are queued (subdrain: no goroutine, and no stack to
-// grow back, per followed room between messages). A feed the bus cut off
+// grow back, per followed room between messages; the surface's pool of
+// lingering drain goroutines runs them). A feed the bus cut off
 // (the session fell behind) closes the session: the widget reconnects
 // and reloads the history. What has no notice (agent presence, queue
 // position, the visitor record) is looked at by the surface's poller
 // (pollRooms). Called with ss.mu held.
 func (ss *ddpSession) pumpFeed(f *ddpFeed) {
-	subdrain.Start(ss.workCtx, f.bus, func(_ context.Context, n *hub.Notice) { ss.deliver(f, *n) },
+	ss.s.ddp.drains.Start(ss.workCtx, f.bus, func(_ context.Context, n *hub.Notice) { ss.deliver(f, *n) },
 		func(err error) {
 			if errors.Is(err, hub.ErrSlow) {
 				ss.log.Warn().Msg("ddp session fell behind the desk")

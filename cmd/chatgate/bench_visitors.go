@@ -30,7 +30,7 @@ type v2Visitor struct {
 	// keep-alive connection (the load loop); else they go through the
 	// run's shared http.Client (start, and the idle-poll phase that is
 	// held against gin's hello-world measured with an http.Client).
-	conn *v2Conn
+	conn *httpConn
 }
 
 func newV2Visitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error) {
@@ -215,18 +215,33 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 type rcVisitor struct {
 	idx        int
 	token, rid string
-	conn       *websocket.Conn
+	conn       *websocket.Conn // DDP
+	http       *httpConn       // REST sends of the load phase, dialled at set-up
 	once       sync.Once
 }
 
 func newRCVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error) {
 	v := &rcVisitor{idx: i, token: randHex(16)}
-	api := r.o.visitorTarget(i) + "/api/v1/livechat/"
-	if err := postJSON(ctx, r.client, api+"visitor", map[string]any{"visitor": map[string]any{"token": v.token, "name": "Bench Visitor " + strconv.Itoa(i)}}, nil); err != nil {
+	// The widget registers and finds its room over the connection it then
+	// sends on (a keep-alive connection that has served no request yet
+	// would be closed by the server's ReadHeaderTimeout while the other
+	// visitors are set up); it is closed with ctx if the load phase never
+	// starts, by the load phase otherwise.
+	hc, err := newHTTPConn(ctx, r.o.visitorTarget(i)+"/api/v1/livechat/", "", "application/json")
+	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"room?token="+url.QueryEscape(v.token), nil)
+	reg, err := json.Marshal(map[string]any{"visitor": map[string]any{"token": v.token, "name": "Bench Visitor " + strconv.Itoa(i)}})
 	if err != nil {
+		return nil, err
+	}
+	if _, err := hc.do(http.MethodPost, "visitor", string(reg)); err != nil {
+		hc.close()
+		return nil, err
+	}
+	body, err := hc.do(http.MethodGet, "room?token="+url.QueryEscape(v.token), "")
+	if err != nil {
+		hc.close()
 		return nil, err
 	}
 	var room struct {
@@ -234,21 +249,25 @@ func newRCVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error)
 			ID string `json:"_id"`
 		} `json:"room"`
 	}
-	if err := doJSON(r.client, req, &room); err != nil {
-		return nil, err
+	if err := json.Unmarshal(body, &room); err != nil {
+		hc.close()
+		return nil, fmt.Errorf("livechat/room: %w", err)
 	}
 	if v.rid = room.Room.ID; v.rid == "" {
+		hc.close()
 		return nil, errors.New("livechat/room: no room id")
 	}
 	conn, _, err := benchDialer.DialContext(ctx, wsBase(r.o.visitorTarget(i))+"/websocket", nil)
 	if err != nil {
+		hc.close()
 		return nil, err
 	}
-	v.conn = conn
 	if err := ddpSetup(conn, v.token, v.rid); err != nil {
 		conn.Close()
+		hc.close()
 		return nil, err
 	}
+	v.conn, v.http = conn, hc
 	return v, nil
 }
 
@@ -308,8 +327,9 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 	done := make(chan struct{})
 	go func() { // reader: agent replies arrive on stream-room-messages
 		defer close(done)
+		var buf bytes.Buffer // reused: frames are not kept
 		for {
-			_, b, err := v.conn.ReadMessage()
+			b, err := readFrame(v.conn, &buf)
 			if err != nil {
 				r.fail(ctx, fmt.Errorf("ddp read: %w", err))
 				return
@@ -347,7 +367,9 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 			}
 		}
 	}()
-	url := r.o.visitorTarget(v.idx) + "/api/v1/livechat/message"
+	hc := v.http
+	hc.use(ctx)
+	defer hc.close()
 	var n int64
 	for ctx.Err() == nil {
 		if !pace(ctx) {
@@ -359,13 +381,7 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 			continue
 		}
 		n++
-		var resp struct {
-			Success bool `json:"success"`
-		}
-		err := postJSON(ctx, r.client, url, map[string]any{"token": v.token, "rid": v.rid, "msg": benchText("bench", v.idx, n)}, &resp)
-		if err == nil && !resp.Success {
-			err = errors.New("success false")
-		}
+		err := v.send(hc, benchText("bench", v.idx, n))
 		if err != nil {
 			r.fail(ctx, fmt.Errorf("livechat/message: %w", err))
 			<-slots
@@ -380,6 +396,56 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 }
 
 func (v *rcVisitor) close() { v.once.Do(func() { v.conn.Close() }) }
+
+// rcSend is the body of POST livechat/message as the widget sends it.
+type rcSend struct {
+	Token string `json:"token"`
+	RID   string `json:"rid"`
+	Msg   string `json:"msg"`
+}
+
+// rcSendOK is the end of a successful livechat/message answer as chatgate
+// writes it (members in key order, as encoding/json: "message" then
+// "success"). An answer that does not end so is decoded in full.
+const rcSendOK = `,"success":true}`
+
+// send posts one visitor message over the visitor's own connection and
+// checks that the answer says success.
+func (v *rcVisitor) send(hc *httpConn, text string) error {
+	body, err := json.Marshal(rcSend{Token: v.token, RID: v.rid, Msg: text})
+	if err != nil {
+		return err
+	}
+	out, err := hc.do(http.MethodPost, "message", string(body))
+	if err != nil || bytes.HasSuffix(out, []byte(rcSendOK)) {
+		return err
+	}
+	var resp struct {
+		Success bool `json:"success"`
+	}
+	if err := json.Unmarshal(out, &resp); err != nil {
+		return fmt.Errorf("livechat/message: %w", err)
+	}
+	if !resp.Success {
+		return fmt.Errorf("success false: %.200s", out)
+	}
+	return nil
+}
+
+// readFrame reads the next websocket message into buf (reset first) and
+// returns its bytes, valid until the next call: a reader that keeps
+// nothing of a frame need not allocate one per frame as ReadMessage does.
+func readFrame(conn *websocket.Conn, buf *bytes.Buffer) ([]byte, error) {
+	_, rd, err := conn.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(rd); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
 
 // --- LiveChat customer RTM ------------------------------------------------------
 

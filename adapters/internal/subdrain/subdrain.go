@@ -10,10 +10,19 @@
 // goroutine starts at the runtime's average stack size and is gone when
 // the queue is empty. The Rocket.Chat DDP room feeds and the LiveChat
 // RTM sessions' pushes (adapters/livechat/rtmconn) both drain this way.
+//
+// A fresh goroutine per drain still grows its stack on every drain (the
+// rendering under a handler runs deep): with one notice per room between
+// two collections, that stack growth was a quarter of the DDP feeds' CPU.
+// A Pool runs drains on goroutines that linger after their drain for the
+// next one, of any subscription, so that a busy gateway's drains run on
+// a few goroutines whose stacks are already grown; a pool that sees no
+// drain for its linger holds no goroutine.
 package subdrain
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,13 +32,12 @@ import (
 // Drainer delivers one subscription's notices on demand, one at a time,
 // in queue order.
 type Drainer struct {
+	pool   *Pool // nil: a goroutine of its own per drain
 	ctx    context.Context
 	sub    *hub.Sub
 	handle func(context.Context, *hub.Notice)
 	ended  func(error)
 	wg     *sync.WaitGroup // the owner's: it waits for a running drain
-	linger time.Duration   // how long an idle drain waits for the next notice
-	kick   chan struct{}   // wakes a lingering drain (capacity 1); made by the first drain that lingers
 
 	mu      sync.Mutex
 	running bool // a drain goroutine is running (or about to)
@@ -43,74 +51,42 @@ type Drainer struct {
 // Each drain goroutine is counted in wg. Notices queued before Start are
 // delivered too.
 func Start(ctx context.Context, sub *hub.Sub, handle func(context.Context, *hub.Notice), ended func(error), wg *sync.WaitGroup) *Drainer {
-	return StartLinger(ctx, sub, handle, ended, wg, 0)
+	return (*Pool)(nil).Start(ctx, sub, handle, ended, wg)
 }
 
-// StartLinger is Start, but a drain goroutine whose queue ran empty waits
-// up to linger for the next notice before it exits. For a subscription
-// whose notices come in a steady stream (a conversing LiveChat customer's
-// session gets one every few hundred milliseconds or sooner), that keeps
-// one goroutine, whose stack has already grown to what handling a notice
-// takes, instead of starting one per burst and growing its stack again
-// (runtime.newstack was 3-5 % of an in-process customer RTM profile, the
-// goroutine starts in hub.Publish another 2-3 %). An idle subscription
-// still holds no goroutine once its last drain's linger is over.
-func StartLinger(ctx context.Context, sub *hub.Sub, handle func(context.Context, *hub.Notice), ended func(error), wg *sync.WaitGroup, linger time.Duration) *Drainer {
-	d := &Drainer{ctx: ctx, sub: sub, handle: handle, ended: ended, wg: wg, linger: linger}
+// Start is subdrain.Start with drains run by p (a nil p starts a
+// goroutine per drain).
+func (p *Pool) Start(ctx context.Context, sub *hub.Sub, handle func(context.Context, *hub.Notice), ended func(error), wg *sync.WaitGroup) *Drainer {
+	d := &Drainer{pool: p, ctx: ctx, sub: sub, handle: handle, ended: ended, wg: wg}
 	sub.SetWake(d.wake) // also wakes for what was queued before
 	d.wake()
 	return d
 }
 
-// wake starts a drain unless one is running (a lingering one is kicked);
-// it never blocks (the bus calls it while publishing).
+// wake starts a drain unless one is running; it never blocks (the bus
+// calls it while publishing).
 func (d *Drainer) wake() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.stopped || d.over {
-		return
-	}
-	if d.running {
-		d.kickLocked()
+	if d.running || d.stopped || d.over {
 		return
 	}
 	d.running = true
 	d.wg.Add(1)
-	go d.drain()
+	d.pool.run(d)
 }
 
-// kickLocked wakes a lingering drain without blocking: the channel holds
-// one kick, and one is enough to make it look at the queue again. Call it
-// with d.mu held.
-func (d *Drainer) kickLocked() {
-	if d.kick != nil {
-		select {
-		case d.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// drain hands over queued notices until none is left, then lingers (if
-// asked) and exits. A notice queued after its last look wakes a new
-// drain, unless this one is still marked running: it looks once more
-// under the lock, and a lingering one is kicked by wake.
+// drain hands over queued notices until none is left, then exits. A
+// notice queued after its last look wakes a new drain, unless this one
+// is still marked running: it looks once more under the lock.
 func (d *Drainer) drain() {
 	defer d.wg.Done()
-	var t *time.Timer
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
-	lingered := false // the last wait for a kick timed out
 	for {
 		select {
 		case n := <-d.sub.C():
 			if d.ctx.Err() == nil {
 				d.handle(d.ctx, n)
 			}
-			lingered = false
 			continue
 		default:
 		}
@@ -129,26 +105,6 @@ func (d *Drainer) drain() {
 			}
 		default:
 		}
-		if d.linger > 0 && !d.stopped && !d.over && !lingered && d.ctx.Err() == nil {
-			if d.kick == nil { // not before: an idle subscription keeps no channel
-				d.kick = make(chan struct{}, 1)
-			}
-			kick := d.kick
-			d.mu.Unlock()
-			if t == nil {
-				t = time.NewTimer(d.linger)
-			} else {
-				t.Reset(d.linger)
-			}
-			select {
-			case <-kick:
-			case <-d.sub.Done():
-			case <-d.ctx.Done():
-			case <-t.C:
-				lingered = true
-			}
-			continue
-		}
 		d.running = false
 		d.mu.Unlock()
 		return
@@ -160,7 +116,6 @@ func (d *Drainer) drain() {
 func (d *Drainer) Stop() {
 	d.mu.Lock()
 	d.stopped = true
-	d.kickLocked() // a lingering drain exits now
 	d.mu.Unlock()
 }
 
@@ -169,4 +124,115 @@ func (d *Drainer) Running() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.running
+}
+
+// Pool runs drains on goroutines that, once their drain is over, wait up
+// to a linger for the next drain of any Drainer the pool started. The
+// most recently idle goroutine takes the next drain (its stack is the
+// likeliest to be grown still); one idle for a whole linger exits. When
+// no goroutine is idle a new one starts: a drain never waits for another
+// subscription's drain. Order per subscription is the Drainer's (one
+// drain at a time), not the pool's.
+type Pool struct {
+	linger time.Duration
+	mu     sync.Mutex
+	idle   []*worker // LIFO
+	closed bool
+}
+
+type worker struct {
+	next chan *Drainer // buffered 1: whoever takes the worker off idle sends it one drain, or closes it
+}
+
+// NewPool returns a pool whose goroutines linger for linger after a drain.
+func NewPool(linger time.Duration) *Pool { return &Pool{linger: linger} }
+
+// Close ends the idle goroutines; drains started afterwards run on
+// goroutines of their own, which do not linger.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, w := range p.idle {
+		close(w.next)
+	}
+	p.idle = nil
+}
+
+// Idle is the number of goroutines waiting for a drain (for tests).
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// run hands d's drain to an idle goroutine, or starts one; it never
+// blocks (wake runs while the bus publishes).
+func (p *Pool) run(d *Drainer) {
+	if p == nil {
+		go d.drain()
+		return
+	}
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		w.next <- d // buffered, and only this call sends to w: never blocks
+		return
+	}
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		go d.drain()
+		return
+	}
+	go p.work(&worker{next: make(chan *Drainer, 1)}, d)
+}
+
+// work drains d, then the drains handed to it while it lingers.
+func (p *Pool) work(w *worker, d *Drainer) {
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		d.drain()
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
+		p.idle = append(p.idle, w)
+		p.mu.Unlock()
+		if t == nil {
+			t = time.NewTimer(p.linger)
+		} else {
+			t.Reset(p.linger)
+		}
+		var ok bool
+		select {
+		case d, ok = <-w.next:
+			if !ok {
+				return // Close
+			}
+			continue
+		case <-t.C:
+		}
+		p.mu.Lock()
+		if i := slices.Index(p.idle, w); i >= 0 {
+			p.idle = slices.Delete(p.idle, i, i+1)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		// Taken off idle as the linger ran out: a drain (or Close) is on
+		// its way.
+		if d, ok = <-w.next; !ok {
+			return
+		}
+	}
 }

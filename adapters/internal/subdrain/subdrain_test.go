@@ -1,10 +1,12 @@
 package subdrain
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"runtime"
+	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -12,10 +14,24 @@ import (
 	"chatgate/core/model"
 )
 
-// TestOnDemand: notices are handed over in order, no goroutine is left
-// once the queue is empty, a subscription cut off as too slow is reported
-// once, and nothing is handled once the context has ended.
+// pools are the ways a Drainer runs its drains: a goroutine per drain,
+// and a Pool's lingering goroutines.
+func pools(t *testing.T) map[string]*Pool {
+	p := NewPool(time.Minute)
+	t.Cleanup(p.Close)
+	return map[string]*Pool{"goroutine per drain": nil, "pool": p}
+}
+
+// TestOnDemand: notices are handed over in order, no drain is left
+// running once the queue is empty, a subscription cut off as too slow is
+// reported once, and nothing is handled once the context has ended.
 func TestOnDemand(t *testing.T) {
+	for name, p := range pools(t) {
+		t.Run(name, func(t *testing.T) { testOnDemand(t, p) })
+	}
+}
+
+func testOnDemand(t *testing.T, p *Pool) {
 	bus := hub.NewBus()
 	sub := bus.SubscribeConv("c1", 4)
 	var (
@@ -30,7 +46,7 @@ func TestOnDemand(t *testing.T) {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	d := Start(ctx, sub, func(_ context.Context, n *hub.Notice) {
+	d := p.Start(ctx, sub, func(_ context.Context, n *hub.Notice) {
 		mu.Lock()
 		got = append(got, n.Events[0].Seq)
 		mu.Unlock()
@@ -99,11 +115,17 @@ func TestOnDemand(t *testing.T) {
 // TestClosedReportsEnd: closing the subscription reports its end once,
 // with ErrUnsubscribed.
 func TestClosedReportsEnd(t *testing.T) {
+	for name, p := range pools(t) {
+		t.Run(name, func(t *testing.T) { testClosedReportsEnd(t, p) })
+	}
+}
+
+func testClosedReportsEnd(t *testing.T, p *Pool) {
 	bus := hub.NewBus()
 	sub := bus.SubscribeConv("c1", 4)
 	ended := make(chan error, 2)
 	var wg sync.WaitGroup
-	Start(t.Context(), sub, func(context.Context, *hub.Notice) {}, func(err error) { ended <- err }, &wg)
+	p.Start(t.Context(), sub, func(context.Context, *hub.Notice) {}, func(err error) { ended <- err }, &wg)
 	sub.Close()
 	select {
 	case err := <-ended:
@@ -116,125 +138,107 @@ func TestClosedReportsEnd(t *testing.T) {
 	wg.Wait()
 }
 
-// TestLinger: with a linger, the drain that emptied the queue stays for
-// the next notice (the owner's WaitGroup never drops to zero between
-// bursts: one goroutine handles them all), and exits at once on Stop;
-// notices stay in order throughout.
-func TestLinger(t *testing.T) {
+// TestPoolReusesGoroutines: many subscriptions drained through one pool
+// each get their notices in order and once; the drains run on lingering
+// goroutines (a drain that finds one idle starts none), which exit after
+// the linger or at Close; a pool closed still drains, without lingering.
+func TestPoolReusesGoroutines(t *testing.T) {
+	const subs, per = 50, 40
+	p := NewPool(time.Minute)
 	bus := hub.NewBus()
-	sub := bus.SubscribeConv("c1", 8)
-	var wg sync.WaitGroup
-	handled := make(chan uint64, 8)
-	d := StartLinger(t.Context(), sub, func(_ context.Context, n *hub.Notice) {
-		handled <- n.Events[0].Seq
-	}, func(error) {}, &wg, time.Hour)
-	publish := func(seq uint64) {
-		bus.Publish(hub.Notice{Conv: model.Conversation{ID: "c1"}, Events: []model.Event{{Conv: "c1", Seq: seq}}})
+	var (
+		mu      sync.Mutex
+		got     = map[model.ConvID][]uint64{}
+		wg      sync.WaitGroup
+		started = map[uint64]bool{} // goroutine ids that ran a drain
+	)
+	for i := range subs {
+		conv := model.ConvID("c" + strconv.Itoa(i))
+		sub := bus.SubscribeConv(conv, per+1)
+		p.Start(t.Context(), sub, func(_ context.Context, n *hub.Notice) {
+			mu.Lock()
+			got[conv] = append(got[conv], n.Events[0].Seq)
+			started[goid()] = true
+			mu.Unlock()
+		}, func(error) {}, &wg)
 	}
-	for seq := uint64(1); seq <= 5; seq++ {
-		publish(seq)
-		if got := <-handled; got != seq {
-			t.Fatalf("handled %d, want %d", got, seq)
+	for seq := uint64(1); seq <= per; seq++ {
+		for i := range subs {
+			conv := model.ConvID("c" + strconv.Itoa(i))
+			bus.Publish(hub.Notice{Conv: model.Conversation{ID: conv}, Events: []model.Event{{Conv: conv, Seq: seq}}})
 		}
-		if !d.Running() {
-			t.Fatalf("after notice %d: no drain lingers", seq)
-		}
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		t.Fatal("the lingering drain exited before Stop")
-	case <-time.After(50 * time.Millisecond):
-	}
-	d.Stop()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a lingering drain outlived Stop")
-	}
-}
-
-// TestLingerEnds: a drain lingers no longer than asked, and the next
-// notice after it exited starts a new one.
-func TestLingerEnds(t *testing.T) {
-	bus := hub.NewBus()
-	sub := bus.SubscribeConv("c1", 8)
-	var wg sync.WaitGroup
-	handled := make(chan uint64, 8)
-	d := StartLinger(t.Context(), sub, func(_ context.Context, n *hub.Notice) {
-		handled <- n.Events[0].Seq
-	}, func(error) {}, &wg, time.Millisecond)
-	defer d.Stop()
-	for seq := uint64(1); seq <= 3; seq++ {
-		bus.Publish(hub.Notice{Conv: model.Conversation{ID: "c1"}, Events: []model.Event{{Conv: "c1", Seq: seq}}})
-		if got := <-handled; got != seq {
-			t.Fatalf("handled %d, want %d", got, seq)
-		}
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the drain lingered past its linger")
-		}
-		if d.Running() {
-			t.Fatal("drainer marked running after its drain exited")
-		}
-	}
-}
-
-// deep uses about n KiB of stack, as rendering and encoding a push does.
-//
-//go:noinline
-func deep(n int) byte {
-	var pad [1024]byte
-	pad[n%1024] = byte(n)
-	if n <= 1 {
-		return pad[0]
-	}
-	return deep(n-1) + pad[n%1024]
-}
-
-// cpuTime is the CPU (user and system) this process has used.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// BenchmarkDrain: one notice at a time (a conversing session's pushes),
-// each handled by a handler that needs 16 KiB of stack. Without a linger
-// every notice starts a drain goroutine whose stack grows again; with one,
-// the same goroutine handles them all.
-func BenchmarkDrain(b *testing.B) {
-	for _, bc := range []struct {
-		name   string
-		linger time.Duration
-	}{{"linger=0", 0}, {"linger=1s", time.Second}} {
-		b.Run(bc.name, func(b *testing.B) {
-			bus := hub.NewBus()
-			sub := bus.SubscribeConv("c1", 4)
-			var wg sync.WaitGroup
-			handled := make(chan struct{})
-			d := StartLinger(b.Context(), sub, func(context.Context, *hub.Notice) {
-				deep(16)
-				handled <- struct{}{}
-			}, func(error) {}, &wg, bc.linger)
-			n := hub.Notice{Conv: model.Conversation{ID: "c1"}, Events: []model.Event{{Conv: "c1", Seq: 1}}}
-			b.ReportAllocs()
-			cpu0 := cpuTime(b)
-			for b.Loop() {
-				bus.Publish(n)
-				<-handled
-			}
-			// CPU, not wall time: on a loaded machine a fresh goroutine
-			// also waits to be scheduled.
-			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
-			d.Stop()
+		if seq%4 == 0 {
 			wg.Wait()
-		})
+		}
 	}
+	wg.Wait()
+	mu.Lock()
+	for i := range subs {
+		conv := model.ConvID("c" + strconv.Itoa(i))
+		if len(got[conv]) != per {
+			t.Fatalf("%s: %d notices handled, want %d", conv, len(got[conv]), per)
+		}
+		for j, seq := range got[conv] {
+			if seq != uint64(j+1) {
+				t.Fatalf("%s: notice %d has seq %d: out of order", conv, j, seq)
+			}
+		}
+	}
+	// At least 500 drains (every subscription is drained at least once
+	// per wg.Wait); without the pool each ran on a goroutine of its own.
+	// With it, about one goroutine per drain running at once (a goroutine
+	// between its drain and going idle is not yet there to be reused).
+	if n := len(started); n > 2*subs {
+		t.Errorf("%d goroutines ran drains for %d subscriptions: idle ones were not reused", n, subs)
+	}
+	mu.Unlock()
+	if p.Idle() == 0 {
+		t.Fatal("no goroutine lingers after the drains")
+	}
+
+	// A short linger: idle goroutines exit by themselves.
+	short := NewPool(10 * time.Millisecond)
+	sub := bus.SubscribeConv("short", 4)
+	short.Start(t.Context(), sub, func(context.Context, *hub.Notice) {}, func(error) {}, &wg)
+	bus.Publish(hub.Notice{Conv: model.Conversation{ID: "short"}, Events: []model.Event{{Conv: "short", Seq: 1}}})
+	wg.Wait()
+	waitFor(t, func() bool { return short.Idle() == 0 })
+
+	// Close: idle goroutines end; later drains still run.
+	p.Close()
+	if p.Idle() != 0 {
+		t.Fatal("idle goroutines left after Close")
+	}
+	conv := model.ConvID("c0")
+	bus.Publish(hub.Notice{Conv: model.Conversation{ID: conv}, Events: []model.Event{{Conv: conv, Seq: per + 1}}})
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if n := len(got[conv]); n != per+1 {
+		t.Fatalf("after Close: %d notices handled, want %d", n, per+1)
+	}
+	if p.Idle() != 0 {
+		t.Fatal("a goroutine lingers in a closed pool")
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// goid is the running goroutine's id, parsed from its stack header
+// ("goroutine N [running]:").
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	id, _ := strconv.ParseUint(string(b[:bytes.IndexByte(b, ' ')]), 10, 64)
+	return id
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,5 +50,48 @@ func TestV2Conn(t *testing.T) {
 		if (err != nil) != tc.wantErr || (!tc.wantErr && strings.TrimSpace(string(got)) != tc.want) {
 			t.Fatalf("%s %s: %q, %v; want %q (error %v)", tc.method, tc.tail, got, err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+// TestRCVisitorSend: the Rocket.Chat load client posts livechat/message
+// as the widget does (a JSON body with token, rid and msg) over its own
+// connection, and only an answer that says success counts as sent.
+func TestRCVisitorSend(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in rcSend
+		if r.URL.Path != "/api/v1/livechat/message" || r.Header.Get("Content-Type") != "application/json" ||
+			json.NewDecoder(r.Body).Decode(&in) != nil || in.Token != "tok" || in.RID != "room" {
+			http.Error(w, `{"success":false}`, http.StatusBadRequest)
+			return
+		}
+		switch in.Msg {
+		case "ok":
+			_, _ = w.Write([]byte(`{"message":{"msg":"ok"},"success":true}`))
+		case "spaced": // valid, but not as chatgate writes it: decoded
+			_, _ = w.Write([]byte(`{"success": true, "message": {}}`))
+		case "false":
+			_, _ = w.Write([]byte(`{"message":{},"success":false}`))
+		case "garbage":
+			_, _ = w.Write([]byte(`not json`))
+		}
+	}))
+	defer srv.Close()
+	hc, err := newHTTPConn(context.Background(), srv.URL+"/api/v1/livechat/", "", "application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.close()
+	v := &rcVisitor{token: "tok", rid: "room"}
+	for _, tc := range []struct {
+		msg     string
+		wantErr bool
+	}{{"ok", false}, {"spaced", false}, {"false", true}, {"garbage", true}, {"ok", false}} {
+		if err := v.send(hc, tc.msg); (err != nil) != tc.wantErr {
+			t.Errorf("send %q: %v, want error %v", tc.msg, err, tc.wantErr)
+		}
+	}
+	bad := &rcVisitor{token: "other", rid: "room"}
+	if err := bad.send(hc, "ok"); err == nil {
+		t.Error("a 400 answer counted as sent")
 	}
 }
