@@ -14,7 +14,7 @@ import (
 // its last (each waits for the agent's answer), so most requests started a
 // fresh goroutine whose stack grew again through the desk and the store
 // (runtime.newstack 18 % of an in-process customer 1,000 x 32 profile,
-// 13 % at 5 s; the session's push drain lingers as long, see drain.go).
+// 13 % at 5 s, measured with the push drain lingering as long).
 // What a linger costs is a goroutine (its stack shrunk by each collection)
 // for 5 s after a conversing client's last request. The login request does not
 // linger: thousands of clients logging in within a linger would each hold
