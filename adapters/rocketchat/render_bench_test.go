@@ -1,9 +1,16 @@
 package rocketchat
 
 import (
+	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 
 	"chatgate/core/desk"
 	"chatgate/core/hub"
@@ -80,6 +87,35 @@ func BenchmarkRESTMessageResponse(b *testing.B) {
 		out, err := restBody(map[string]any{"message": env.s.renderMessage(&ve), "success": true})
 		if err != nil || len(out) == 0 {
 			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
+}
+
+// BenchmarkRESTMessageSend is POST livechat/message through the surface's
+// router, as the widget sends it: body, visitor and room checks, the
+// desk's Post (bbolt without fsync), the answer. The network and the
+// gateway's own middlewares are left out.
+func BenchmarkRESTMessageSend(b *testing.B) {
+	env := newDDPEnv(b, nil)
+	env.online("amy@x")
+	v := env.visitor("bench-token", "Bench Visitor 1")
+	c := env.room(v)
+	rid := env.s.roomID(context.Background(), c.ID)
+	e := gin.New()
+	env.s.Mount(e)
+	b.ReportAllocs()
+	cpu := cpuTime()
+	n := 0
+	for b.Loop() {
+		n++
+		body := `{"token":"bench-token","rid":"` + rid + `","msg":"bench|1|` + strconv.Itoa(n) + `|1733490000000000000"}`
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/livechat/message", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, req)
+		if w.Code != http.StatusOK || !bytes.HasSuffix(w.Body.Bytes(), []byte(`,"success":true}`)) {
+			b.Fatalf("%d %s", w.Code, w.Body.Bytes())
 		}
 	}
 	reportCPU(b, cpu)
