@@ -189,11 +189,19 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 		rep.V2PollsPerSec = runV2PollPhase(ctx, o)
 	}
 	if !o.NoBaselines && ctx.Err() == nil {
-		b, err := runBaselines(ctx, o.Visitors, o.Window, o.BaselineDuration)
+		// An open-loop run's floor: the echoes open-loop at the relayed
+		// rate offered (each relayed message is one durable commit and
+		// one websocket message each way), so that its latencies can be
+		// held against theirs; throughput ratios mean nothing there.
+		b, err := runBaselines(ctx, o.Visitors, o.Window, 2*o.Rate, o.BaselineDuration)
 		if err != nil {
 			return nil, fmt.Errorf("baselines: %w", err)
 		}
 		rep.Baselines = b
+		if o.Rate > 0 {
+			rep.Interrupted = ctx.Err() != nil
+			return rep, nil
+		}
 		rep.Ratios = map[string]float64{}
 		if b.EchoMsgsPerSec > 0 {
 			rep.Ratios["relayed_vs_echo"] = rep.RelayedPerSec / b.EchoMsgsPerSec
@@ -513,6 +521,9 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	if err != nil {
 		return err
 	}
+	// The stages are those of the node the agents use.
+	stagesAt := o.agentTarget()
+	metrics0 := scrapeMetrics(lctx, r.client, stagesAt)
 	cpu0 := readCPU(o.PID)
 	io0, ioOK := readSyscalls(o.PID)
 	start := time.Now()
@@ -540,6 +551,7 @@ func runLoad(ctx context.Context, o benchOptions, rep *benchReport) error {
 	stopProfile()
 	io1, io1OK := readSyscalls(o.PID)
 	rep.ServerRSSBytes = readRSS(o.PID)
+	rep.Stages = diffStages(metrics0, scrapeMetrics(lctx, r.client, stagesAt))
 	// A visitor or agent stuck on a gateway that stopped answering must
 	// not hang the run: it is reported, and the run goes on.
 	if !waitBounded(&vwg, 30*time.Second) {
@@ -765,14 +777,21 @@ func doJSON(c *http.Client, req *http.Request, out any) error {
 
 // pacer returns what a visitor calls before each send: in closed loop
 // (no --rate) nothing; in open loop it waits for the visitor's next slot
-// of the schedule (visitors spread over one interval) and reports false
-// when ctx ends. A visitor behind schedule sends at once, catching up.
+// of the schedule (see openLoopPacer).
 func (r *benchRun) pacer(idx int) func(ctx context.Context) bool {
 	if r.o.Rate <= 0 {
 		return func(ctx context.Context) bool { return ctx.Err() == nil }
 	}
-	interval := time.Duration(float64(r.o.Visitors) / r.o.Rate * float64(time.Second))
-	next := time.Now().Add(interval * time.Duration(idx) / time.Duration(r.o.Visitors))
+	return openLoopPacer(r.o.Rate, r.o.Visitors, idx)
+}
+
+// openLoopPacer paces client idx of n that together send rate messages/s:
+// each waits for its next slot of the schedule (the clients spread over
+// one interval) and reports false when ctx ends. A client behind
+// schedule sends at once, catching up.
+func openLoopPacer(rate float64, n, idx int) func(ctx context.Context) bool {
+	interval := time.Duration(float64(n) / rate * float64(time.Second))
+	next := time.Now().Add(interval * time.Duration(idx) / time.Duration(n))
 	return func(ctx context.Context) bool {
 		sleepCtx(ctx, time.Until(next))
 		next = next.Add(interval)

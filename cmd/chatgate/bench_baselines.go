@@ -29,6 +29,12 @@ import (
 type benchBaselines struct {
 	DurationSec float64 `json:"duration_s"`
 	Clients     int     `json:"clients"`
+	// OpenLoopRate, when set, is the messages/s the clients of every
+	// baseline offered on schedule (open loop, as the visitors of a
+	// --rate run): the latencies are then the floor of that run's, at
+	// the same rate of websocket messages and durable commits; the gin
+	// baseline is not run.
+	OpenLoopRate float64 `json:"open_loop_rate,omitempty"`
 	// EchoMsgsPerSec: messages a gorilla/websocket echo server on loopback
 	// sends back per second (clients × window in flight).
 	EchoMsgsPerSec float64        `json:"echo_msgs_per_s"`
@@ -56,10 +62,13 @@ type benchBaselines struct {
 	GinReqPerSec float64 `json:"gin_hello_req_per_s"`
 }
 
-func runBaselines(ctx context.Context, clients, window int, d time.Duration) (*benchBaselines, error) {
-	b := &benchBaselines{DurationSec: d.Seconds(), Clients: clients}
+// runBaselines runs the baselines with `clients` clients, each keeping
+// `window` messages in flight, or, with rate > 0, open-loop at rate
+// messages/s in all.
+func runBaselines(ctx context.Context, clients, window int, rate float64, d time.Duration) (*benchBaselines, error) {
+	b := &benchBaselines{DurationSec: d.Seconds(), Clients: clients, OpenLoopRate: rate}
 	var err error
-	if b.EchoMsgsPerSec, b.EchoLatency, b.EchoCPUMicros, err = runEcho(ctx, clients, window, d, nil); err != nil {
+	if b.EchoMsgsPerSec, b.EchoLatency, b.EchoCPUMicros, err = runEcho(ctx, clients, window, rate, d, nil); err != nil {
 		return nil, fmt.Errorf("echo: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "chatgate-bench-bolt-")
@@ -72,7 +81,7 @@ func runBaselines(ctx context.Context, clients, window int, d time.Duration) (*b
 	if err != nil {
 		return nil, err
 	}
-	b.RawDurableEchoMsgsPerSec, b.RawDurableEchoLatency, b.RawDurableEchoCPUMicros, err = runEcho(ctx, clients, window, d, raw.committer)
+	b.RawDurableEchoMsgsPerSec, b.RawDurableEchoLatency, b.RawDurableEchoCPUMicros, err = runEcho(ctx, clients, window, rate, d, raw.committer)
 	if cerr := raw.close(); err == nil {
 		err = cerr
 	}
@@ -84,12 +93,15 @@ func runBaselines(ctx context.Context, clients, window int, d time.Duration) (*b
 	if err != nil {
 		return nil, err
 	}
-	b.BoltEchoMsgsPerSec, b.BoltEchoLatency, b.BoltEchoCPUMicros, err = runEcho(ctx, clients, window, d, storeCommitter(st))
+	b.BoltEchoMsgsPerSec, b.BoltEchoLatency, b.BoltEchoCPUMicros, err = runEcho(ctx, clients, window, rate, d, storeCommitter(st))
 	if cerr := st.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bbolt echo: %w", err)
+	}
+	if rate > 0 {
+		return b, nil
 	}
 	if b.GinReqPerSec, err = runGinHello(ctx, clients, d); err != nil {
 		return nil, fmt.Errorf("gin: %w", err)
@@ -139,7 +151,10 @@ type rawPut struct {
 var rawBucket = []byte("echo")
 
 func openRawEcho(path string) (*rawEcho, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second, FreelistType: bbolt.FreelistMapType})
+	// Mapped as chatgate's store maps its file (bolt.InitialMmapSize): a
+	// growing file is then not remapped, in either.
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second, FreelistType: bbolt.FreelistMapType,
+		InitialMmapSize: bolt.InitialMmapSize})
 	if err != nil {
 		return nil, err
 	}
@@ -230,10 +245,12 @@ func serveLoopback(h http.Handler) (addr string, stop func(), err error) {
 
 // runEcho runs a websocket echo server (recording each message durably
 // with a committer of newCommit first, when set) and `clients` clients
-// keeping `window` messages in flight each, for d. It returns echoed
-// messages/s, their round-trip latency and the CPU µs per message of this
-// process (server and clients).
-func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommit committer) (float64, latencySummary, float64, error) {
+// keeping `window` messages in flight each, for d; with rate > 0 the
+// clients are open-loop instead: together they send rate messages/s on
+// schedule (as the bench's visitors do with --rate), whatever the
+// answers. It returns echoed messages/s, their round-trip latency and
+// the CPU µs per message of this process (server and clients).
+func runEcho(ctx context.Context, clients, window int, rate float64, d time.Duration, newCommit committer) (float64, latencySummary, float64, error) {
 	up := websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}
 	var handlers sync.WaitGroup
 	var commitErr atomic.Pointer[error]
@@ -292,7 +309,7 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommi
 	}
 	cpu0 := readCPU(os.Getpid())
 	start := time.Now()
-	var wg sync.WaitGroup
+	var wg, senders sync.WaitGroup
 	for i, c := range conns {
 		wg.Go(func() {
 			defer c.Close()
@@ -303,7 +320,20 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommi
 				n++
 				return c.WriteMessage(websocket.TextMessage, []byte(benchText("bench", i, n)))
 			}
-			for range window {
+			inFlight := window
+			if rate > 0 {
+				// Open loop: a sender on schedule, this goroutine reads.
+				inFlight = 0
+				pace := openLoopPacer(rate, clients, i)
+				senders.Go(func() {
+					for pace(ectx) {
+						if err := send(); err != nil {
+							return // the reader reports a broken connection
+						}
+					}
+				})
+			}
+			for range inFlight {
 				if err := send(); err != nil {
 					errs <- err
 					return
@@ -321,6 +351,9 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommi
 					lats[i] = append(lats[i], time.Since(sent))
 				}
 				count.Add(1)
+				if rate > 0 {
+					continue
+				}
 				if err := send(); err != nil {
 					if ectx.Err() == nil {
 						errs <- err
@@ -331,6 +364,7 @@ func runEcho(ctx context.Context, clients, window int, d time.Duration, newCommi
 		})
 	}
 	wg.Wait()
+	senders.Wait() // each stops at the end of ectx or at its closed socket
 	elapsed := time.Since(start)
 	cpu := readCPU(os.Getpid()) - cpu0
 	close(errs)

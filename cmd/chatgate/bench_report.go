@@ -73,6 +73,9 @@ type benchReport struct {
 	WritesPerRelayed float64  `json:"write_syscalls_per_relayed,omitempty"`
 	Errors           int64    `json:"errors"`
 	ErrorSamples     []string `json:"error_samples,omitempty"`
+	// Stages is where the load phase's latency went inside the gateway
+	// (store queue and commit, scheduler, GC), from its /metrics.
+	Stages *benchStages `json:"stages,omitempty"`
 	// RSS of the gateway process (the bench's own when in process: it then
 	// includes the load generator), 0 when unknown.
 	RSSBeforeBytes int64              `json:"rss_before_bytes"`
@@ -123,6 +126,9 @@ func writeBenchReport(w io.Writer, rep *benchReport, asJSON bool) error {
 	if rep.WritesPerRelayed > 0 {
 		fmt.Fprintf(tw, "system calls\t%.2f reads, %.2f writes per relayed message\n", rep.ReadsPerRelayed, rep.WritesPerRelayed)
 	}
+	if rep.Stages != nil {
+		fmt.Fprintf(tw, "stages\t%s\n", rep.Stages)
+	}
 	fmt.Fprintf(tw, "errors\t%d\n", rep.Errors)
 	for _, s := range rep.ErrorSamples {
 		fmt.Fprintf(tw, "  error\t%s\n", s)
@@ -140,6 +146,11 @@ func writeBenchReport(w io.Writer, rep *benchReport, asJSON bool) error {
 		lat("raw durable echo round trip", b.RawDurableEchoLatency)
 		lat("in-store echo round trip", b.BoltEchoLatency)
 		fmt.Fprintln(tw)
+		if b.OpenLoopRate > 0 {
+			fmt.Fprintf(tw, "baselines\topen loop at %s msgs/s offered (%d clients, %.0fs each): the floor of this run's latencies\n",
+				human(b.OpenLoopRate), b.Clients, b.DurationSec)
+			return tw.Flush()
+		}
 		fmt.Fprintf(tw, "baseline (%d clients, %.0fs each)\trate\tCPU/msg\tchatgate ratio\n", b.Clients, b.DurationSec)
 		fmt.Fprintf(tw, "raw durable echo (bbolt direct)\t%s msgs/s\t%.0f µs\t%.3f (relayed/s ÷ raw durable echo: the headline)\n",
 			human(b.RawDurableEchoMsgsPerSec), b.RawDurableEchoCPUMicros, rep.Ratios["relayed_vs_raw_durable_echo"])

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // TestBenchInProcess runs the bench briefly against an in-process gateway
@@ -44,6 +50,13 @@ func TestBenchInProcess(t *testing.T) {
 			}
 			if back.Relayed != rep.Relayed || back.VisitorSurface != surface || !back.InProcess {
 				t.Fatalf("JSON report lost fields: %s", js.Bytes())
+			}
+			// The stages come from the gateway's /metrics: every relayed
+			// message was committed, so there were commits, each with a
+			// write and a queue wait observed.
+			if st := back.Stages; st == nil || st.Commits <= 0 || st.RequestsPerCommit < 1 || st.StoreCommit == nil ||
+				st.StoreWait == nil || st.StoreWrite == nil || st.Scheduler == nil || st.StoreWrite.MeanMs > st.StoreCommit.MeanMs {
+				t.Fatalf("stages missing: %s", js.Bytes())
 			}
 			if surface == "v2" {
 				b := back.Baselines
@@ -160,5 +173,102 @@ func TestRTMWorth(t *testing.T) {
 				t.Fatalf("failed = %v, want %v (%+v)", failed, tc.fails, f)
 			}
 		})
+	}
+}
+
+// TestBenchOpenLoopFloor: an open-loop run with baselines runs the echoes
+// open loop at the relayed rate offered (twice the visitor rate), which
+// the report says, and computes no throughput ratios.
+func TestBenchOpenLoopFloor(t *testing.T) {
+	o, err := parseBenchFlags([]string{"--visitor-surface", "customer", "--visitors", "4", "--agents", "1", "--rate", "100",
+		"--duration", "2s", "--baseline-duration", "1s"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runBench(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := rep.Baselines
+	if rep.Errors != 0 || rep.VisitorToAgent.Count == 0 || b == nil || b.OpenLoopRate != 200 || rep.Ratios != nil || b.GinReqPerSec != 0 {
+		t.Fatalf("report: errors %d %v, v→a %d, baselines %+v, ratios %v", rep.Errors, rep.ErrorSamples, rep.VisitorToAgent.Count, b, rep.Ratios)
+	}
+	// Open loop: at most what the schedule offers (200 in 1 s, a few
+	// more when a client catches up; a closed loop of 4 clients on
+	// loopback echoes thousands a second), and something echoed.
+	for name, l := range map[string]latencySummary{"echo": b.EchoLatency, "raw durable echo": b.RawDurableEchoLatency, "in-store echo": b.BoltEchoLatency} {
+		if l.Count < 1 || l.Count > 300 {
+			t.Errorf("%s: %d round trips in 1 s at 200/s offered", name, l.Count)
+		}
+	}
+	var table bytes.Buffer
+	if err := writeBenchReport(&table, rep, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "open loop at 200 msgs/s offered") {
+		t.Fatalf("table:\n%s", table.String())
+	}
+}
+
+func TestHistQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	for _, tc := range []struct {
+		name   string
+		bounds []float64
+		cum    []uint64
+		q      float64
+		want   float64
+	}{
+		{"empty", []float64{1, 2, inf}, []uint64{0, 0, 0}, 0.99, 0},
+		{"middle of the first bucket", []float64{1, 2, inf}, []uint64{10, 10, 10}, 0.5, 0.5},
+		{"inside the second bucket", []float64{1, 2, inf}, []uint64{50, 100, 100}, 0.99, 1.98},
+		{"above the last bound", []float64{1, 2, inf}, []uint64{0, 0, 10}, 0.5, 2},
+	} {
+		h := &hist{bounds: tc.bounds, cum: tc.cum, count: tc.cum[len(tc.cum)-1]}
+		if got := h.quantile(tc.q); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: quantile(%v) = %v, want %v", tc.name, tc.q, got, tc.want)
+		}
+	}
+}
+
+// TestDiffStages takes the load phase's stages from two scrapes: only what
+// was observed between them counts.
+func TestDiffStages(t *testing.T) {
+	parse := func(text string) map[string]*dto.MetricFamily {
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		f, err := p.TextToMetricFamilies(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	scrape := func(commits, fast, sum, batch float64, gcs int, pause float64) map[string]*dto.MetricFamily {
+		return parse(fmt.Sprintf(`# TYPE chatgate_store_commit_seconds histogram
+chatgate_store_commit_seconds_bucket{le="0.001"} %[2]v
+chatgate_store_commit_seconds_bucket{le="0.002"} %[1]v
+chatgate_store_commit_seconds_bucket{le="+Inf"} %[1]v
+chatgate_store_commit_seconds_sum %[3]v
+chatgate_store_commit_seconds_count %[1]v
+# TYPE chatgate_store_commit_batch_requests histogram
+chatgate_store_commit_batch_requests_bucket{le="+Inf"} %[1]v
+chatgate_store_commit_batch_requests_sum %[4]v
+chatgate_store_commit_batch_requests_count %[1]v
+# TYPE go_gc_duration_seconds summary
+go_gc_duration_seconds_sum %[6]v
+go_gc_duration_seconds_count %[5]v
+`, commits, fast, sum, batch, gcs, pause))
+	}
+	// Before: 100 fast commits; during the load: 100 more, all between
+	// 1 and 2 ms, 10 requests each; 3 collections, 1.5 ms of pauses.
+	st := diffStages(scrape(100, 100, 0.05, 100, 2, 0.001), scrape(200, 100, 0.2, 1100, 5, 0.0025))
+	if st == nil || st.Commits != 100 || st.RequestsPerCommit != 10 || st.StoreCommit == nil || st.GCCycles != 3 ||
+		math.Abs(st.GCPauseMs-1.5) > 1e-9 || st.StoreWait != nil {
+		t.Fatalf("stages = %+v", st)
+	}
+	if c := st.StoreCommit; c.Count != 100 || math.Abs(c.MeanMs-1.5) > 1e-9 || math.Abs(c.P50Ms-1.5) > 1e-9 || math.Abs(c.P99Ms-1.99) > 1e-9 {
+		t.Fatalf("commit stage = %+v", c)
+	}
+	if diffStages(nil, scrape(1, 1, 0, 1, 0, 0)) != nil {
+		t.Fatal("stages without a scrape before the load")
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,8 @@ type metrics struct {
 	batchSize   prometheus.Histogram
 	batchKeys   prometheus.Histogram
 	commitTime  prometheus.Histogram
+	commitWait  prometheus.Histogram
+	commitWrite prometheus.Histogram
 	commitErrs  prometheus.Counter
 	httpReqs    *prometheus.CounterVec
 	forgotten   prometheus.Counter
@@ -61,6 +64,16 @@ func newMetrics(router *routing.Router, node string) *metrics {
 			Name: "chatgate_store_commit_seconds", Help: "Duration of one group-commit transaction, fsync included.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 		}),
+		commitWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "chatgate_store_commit_wait_seconds",
+			Help:    "How long the oldest commit of a group-commit transaction waited in the queue before the transaction started (bbolt; a commit's latency is this plus chatgate_store_commit_seconds at worst).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+		}),
+		commitWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "chatgate_store_commit_write_seconds",
+			Help:    "Part of one group-commit transaction spent writing pages and the meta page to the file, both fsyncs included (bbolt).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+		}),
 		commitErrs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatgate_store_commit_errors_total", Help: "Group-commit transactions that failed.",
 		}),
@@ -73,8 +86,15 @@ func newMetrics(router *routing.Router, node string) *metrics {
 	}, []string{"node"})
 	nodeInfo.WithLabelValues(node).Set(1)
 	m.reg.MustRegister(nodeInfo)
-	m.reg.MustRegister(m.connections, m.events, m.batchSize, m.batchKeys, m.commitTime, m.commitErrs, m.httpReqs, m.forgotten,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	m.reg.MustRegister(m.connections, m.events, m.batchSize, m.batchKeys, m.commitTime, m.commitWait, m.commitWrite, m.commitErrs, m.httpReqs, m.forgotten,
+		// Besides the default series: the scheduler's latency histogram
+		// (go_sched_latencies_seconds: how long runnable goroutines
+		// waited for a CPU) and the collector's CPU by class
+		// (go_cpu_classes_gc_*: mark workers, assists taken from
+		// allocating goroutines, pauses). On a small machine both are
+		// stages of every message's latency (`chatgate bench` reports them).
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{
+			Matcher: regexp.MustCompile(`^/sched/latencies:seconds$|^/cpu/classes/gc/`)})), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&conversationCollector{router: router, desc: prometheus.NewDesc("chatgate_conversations",
 			"Conversations by state (queued, open).", []string{"state"}, nil)})
 	return m
@@ -103,6 +123,10 @@ func (m *metrics) onCommit(s bolt.Stats) {
 	m.batchSize.Observe(float64(s.Requests))
 	m.batchKeys.Observe(float64(s.Keys))
 	m.commitTime.Observe(s.Duration.Seconds())
+	if s.Wait > 0 || s.Write > 0 { // bbolt; PostgreSQL reports neither
+		m.commitWait.Observe(s.Wait.Seconds())
+		m.commitWrite.Observe(s.Write.Seconds())
+	}
 	m.lastCommitNS.Store(int64(s.Duration))
 	m.commits.Add(1)
 	if s.Err != nil {

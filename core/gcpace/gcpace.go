@@ -16,6 +16,18 @@
 // whose live part exceeds MinHeadroom is paced exactly as GOGC=100; a
 // small one spends at most MinHeadroom more memory than it would have.
 //
+// A busy gateway with a small live heap allocates its headroom quickly:
+// at 5,000 relayed messages/s the 64 MiB floor was collected about twice
+// a second, and every collection takes a quarter of the CPU for its
+// marking and makes allocating goroutines assist it, which, on a 2-core
+// machine, delays the messages in flight meanwhile (the open-loop p99 of
+// docs/performance.md, "Round 5: open-loop latency"). So the headroom
+// also follows the allocation rate: at least what the program allocated
+// in the last BusyInterval (measured over the pacer's interval), at most
+// MaxBusyHeadroom. A gateway at rest or holding idle connections
+// allocates little and keeps the floor; a heap whose live part exceeds
+// the busy headroom is paced as GOGC=100 whatever the rate.
+//
 // GOGC set in the environment wins: the pacer is then not started.
 package gcpace
 
@@ -29,31 +41,54 @@ import (
 // DefaultMinHeadroom is the headroom chatgate gives a small heap.
 const DefaultMinHeadroom = 64 << 20
 
-// maxPercent bounds the GOGC the pacer sets: a nearly empty heap (a
+// maxPercent bounds the GOGC the floor alone sets: a nearly empty heap (a
 // gateway at rest) gets a large headroom in bytes, never an unbounded
-// ratio.
+// ratio. The busy headroom is bounded in bytes instead (MaxBusyHeadroom).
 const maxPercent = 1000
+
+// BusyInterval is how long a busy program's allocations should take to
+// fill its headroom: it is collected about this often at most (unless
+// its live heap or MaxBusyHeadroom says otherwise).
+const BusyInterval = time.Second
+
+// MaxBusyHeadroom bounds the headroom the allocation rate gives: the most
+// memory a busy gateway spends, beyond its live heap, on collecting less
+// often.
+const MaxBusyHeadroom = 256 << 20
 
 // Percent is the GOGC that gives a heap with live bytes (as the collector
 // paces them: live heap, stacks, globals) a headroom
 // of max(live, minHeadroom): 100 for a large heap, more for a small one,
 // at most maxPercent.
 func Percent(live, minHeadroom uint64) int {
-	if live == 0 || minHeadroom <= live {
+	return BusyPercent(live, minHeadroom, 0)
+}
+
+// BusyPercent is Percent for a program that allocated allocRate bytes/s
+// lately: the headroom is at least min(allocRate × BusyInterval,
+// MaxBusyHeadroom), so that a busy program with a small live heap is
+// collected about once a BusyInterval rather than as often as its
+// allocations fill the floor.
+func BusyPercent(live, minHeadroom, allocRate uint64) int {
+	if live == 0 {
 		return 100
 	}
-	p := minHeadroom * 100 / live
-	if p > maxPercent {
-		return maxPercent
+	p := uint64(100)
+	if minHeadroom > live {
+		p = min(minHeadroom*100/live, maxPercent)
+	}
+	busy := min(allocRate*uint64(BusyInterval/time.Millisecond)/1000, MaxBusyHeadroom)
+	if busy > live {
+		p = max(p, busy*100/live)
 	}
 	return int(p)
 }
 
 // Start paces the collector until stop is called, which restores the GOGC
 // found at the start. It sets GOGC for the current live heap at once, then
-// looks at the live heap every interval (the value of the last
-// collection) and changes GOGC when the wanted value moved by more than a
-// tenth. It does nothing (stop too) when minHeadroom is 0 or the
+// looks at the live heap (the value of the last collection) and the
+// allocation rate every interval and changes GOGC (BusyPercent) when the
+// wanted value moved by more than a tenth. It does nothing (stop too) when minHeadroom is 0 or the
 // environment sets GOGC (getenv("GOGC") != ""). GOGC is the process's:
 // gateways started side by side in one process (tests) pace it together,
 // and the last stop restores what its own start found.
@@ -63,22 +98,35 @@ func Start(minHeadroom uint64, interval time.Duration, getenv func(string) strin
 	}
 	// The collector's goal is the live heap plus GOGC% of everything it
 	// scans (live heap, goroutine stacks, globals): the headroom is
-	// reckoned against that sum.
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
-	live := func() uint64 {
-		metrics.Read(sample)
-		var sum uint64
-		for _, s := range sample {
-			if s.Value.Kind() == metrics.KindUint64 {
-				sum += s.Value.Uint64()
-			}
+	// reckoned against that sum. The last sample, the bytes allocated
+	// since the start, gives the allocation rate.
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"},
+		{Name: "/gc/heap/allocs:bytes"}}
+	uintOf := func(s metrics.Sample) uint64 {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return 0
 		}
-		if sample[0].Value.Kind() != metrics.KindUint64 || sample[0].Value.Uint64() == 0 {
-			return 0 // no collection yet: Go's default until there is one
-		}
-		return sum
+		return s.Value.Uint64()
 	}
-	cur := Percent(live(), minHeadroom)
+	var lastAllocs uint64
+	lastAt := time.Now()
+	// read returns the live bytes as the collector paces them (0 before
+	// the first collection: Go's default until there is one) and the
+	// bytes allocated per second since the previous read.
+	read := func() (live, rate uint64) {
+		metrics.Read(sample)
+		if uintOf(sample[0]) != 0 {
+			live = uintOf(sample[0]) + uintOf(sample[1]) + uintOf(sample[2])
+		}
+		allocs, now := uintOf(sample[3]), time.Now()
+		if d := now.Sub(lastAt); lastAllocs != 0 && allocs > lastAllocs && d > 0 {
+			rate = uint64(float64(allocs-lastAllocs) / d.Seconds())
+		}
+		lastAllocs, lastAt = allocs, now
+		return live, rate
+	}
+	live, rate := read()
+	cur := BusyPercent(live, minHeadroom, rate)
 	prev := debug.SetGCPercent(cur)
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -91,7 +139,8 @@ func Start(minHeadroom uint64, interval time.Duration, getenv func(string) strin
 				return
 			case <-t.C:
 			}
-			want := Percent(live(), minHeadroom)
+			live, rate := read()
+			want := BusyPercent(live, minHeadroom, rate)
 			if d := want - cur; d*10 > cur || -d*10 > cur {
 				debug.SetGCPercent(want)
 				cur = want

@@ -27,6 +27,27 @@ func TestPercent(t *testing.T) {
 	}
 }
 
+func TestBusyPercent(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name               string
+		live, floor, alloc uint64
+		want               int
+	}{
+		{"at rest: the floor", 20 * mib, 64 * mib, 1 * mib, 320},
+		{"unknown live heap: Go's default", 0, 64 * mib, 500 * mib, 100},
+		{"busy small heap: a second of allocations", 20 * mib, 64 * mib, 160 * mib, 800},
+		{"busy, rate below the floor: the floor", 20 * mib, 64 * mib, 40 * mib, 320},
+		{"busy nearly empty heap: bounded in bytes, not by maxPercent", 4 * mib, 64 * mib, 100 * mib, 2500},
+		{"very busy: at most MaxBusyHeadroom", 16 * mib, 64 * mib, 4096 * mib, MaxBusyHeadroom * 100 / (16 * mib)},
+		{"large live heap: GOGC=100 whatever the rate", 600 * mib, 64 * mib, 4096 * mib, 100},
+	} {
+		if got := BusyPercent(tc.live, tc.floor, tc.alloc); got != tc.want {
+			t.Errorf("%s: BusyPercent(%d, %d, %d) = %d, want %d", tc.name, tc.live, tc.floor, tc.alloc, got, tc.want)
+		}
+	}
+}
+
 // gcPercent reads GOGC (SetGCPercent is the only reader).
 func gcPercent() int {
 	p := debug.SetGCPercent(100)
@@ -69,5 +90,25 @@ func TestStart(t *testing.T) {
 			t.Errorf("%s: GOGC = %d, want 100 (untouched)", name, got)
 		}
 		stop()
+	}
+}
+
+// TestStartBusy: with a floor of one byte the pacer alone would leave
+// GOGC at 100; a program allocating far more per second than its live
+// heap gets a higher GOGC from the busy headroom.
+func TestStartBusy(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	runtime.GC() // the live heap is known
+	stop := Start(1, 20*time.Millisecond, func(string) string { return "" })
+	defer stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for gcPercent() <= 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC still %d after allocating for 20 s", gcPercent())
+		}
+		for range 1000 {
+			runtime.KeepAlive(make([]byte, 128<<10)) // over 64 KiB: on the heap
+		}
 	}
 }

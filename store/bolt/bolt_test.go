@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -333,5 +334,111 @@ func TestOpenFileWithoutFreelist(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Close()
+	}
+}
+
+// TestOnCommitWaitAndWrite holds the writer after its first transaction
+// (OnCommit runs in the writer) while a second commit queues, and checks
+// the second transaction reports at least that hold as its queue wait,
+// and that every transaction reports the time bbolt spent writing (pages,
+// meta page, fsyncs) within its duration. Lower bounds only: no timing
+// assertion can fail on a slow machine.
+func TestOnCommitWaitAndWrite(t *testing.T) {
+	const hold = 20 * time.Millisecond
+	var mu sync.Mutex
+	var stats []Stats
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	s := mustOpen(t, tempPath(t), Options{OnCommit: func(st Stats) {
+		mu.Lock()
+		stats = append(stats, st)
+		mu.Unlock()
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}})
+	defer s.Close()
+	ctx := t.Context()
+	c := model.ConvID(model.NewID())
+	first := make(chan error, 1)
+	go func() { first <- s.Commit(ctx, &store.Batch{Events: []model.Event{testEvent(c, 1)}}) }()
+	<-entered // the writer is held after the first transaction
+	second := make(chan error, 1)
+	go func() { second <- s.Commit(ctx, &store.Batch{Events: []model.Event{testEvent(c, 2)}}) }()
+	for len(s.reqs) < 1 {
+		runtime.Gosched()
+	}
+	time.Sleep(hold)
+	close(release)
+	for _, ch := range []chan error{first, second} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stats) != 2 {
+		t.Fatalf("OnCommit called %d times, want 2: %+v", len(stats), stats)
+	}
+	if w := stats[1].Wait; w < hold {
+		t.Errorf("second transaction: Wait = %v, want at least the %v the writer was held", w, hold)
+	}
+	for i, st := range stats {
+		if st.Write <= 0 || st.Write > st.Duration {
+			t.Errorf("transaction %d: Write = %v, want in (0, Duration %v]", i, st.Write, st.Duration)
+		}
+	}
+}
+
+// TestGrowingFileDoesNotWaitForReaders holds a read transaction open
+// while commits grow a new file to several MiB: bbolt remaps a file that
+// outgrows its mapping only after every read transaction has ended, so
+// with the mapping of a small file each commit that outgrew it would
+// wait for the reader (here: for ever). With InitialMmapSize the file
+// grows without a remap and the commits go through.
+func TestGrowingFileDoesNotWaitForReaders(t *testing.T) {
+	s := mustOpen(t, tempPath(t), Options{NoSync: true})
+	defer s.Close()
+	rtx, err := s.db.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// 8 MB of events in 40 commits (an old reader keeps bbolt from
+		// reusing pages, so each commit writes a longer free list: few
+		// large commits keep that short).
+		text := strings.Repeat("x", 4000)
+		c := model.ConvID(model.NewID())
+		seq := uint64(0)
+		for range 40 {
+			b := &store.Batch{}
+			for range 50 {
+				seq++
+				e := testEvent(c, seq)
+				e.Text = text
+				b.Events = append(b.Events, e)
+			}
+			if err := s.Commit(t.Context(), b); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		_ = rtx.Rollback() // lets the commits finish so that Close returns
+		<-done
+		t.Fatal("commits growing the file waited for an open read transaction (a remap)")
+	}
+	if err := rtx.Rollback(); err != nil {
+		t.Fatal(err)
 	}
 }
