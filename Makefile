@@ -22,7 +22,8 @@ FUZZ_TARGETS := \
 	./adapters/livechat/wire:FuzzEncodeMatchesStd \
 	./adapters/livechat/wire:FuzzDecodeRequestPaths \
 	./store/dump:FuzzImport \
-	./store/bolt:FuzzEventRecord
+	./store/bolt:FuzzEventRecord \
+	./core/hub:FuzzUnmarshalWire
 
 .PHONY: all build run test vet unit pg-test fuzz bench bench-pg bench-report docker clean widget e2e
 

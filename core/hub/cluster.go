@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"chatgate/core/model"
+	"chatgate/internal/jsondec"
 )
 
 // Broker carries notices between the nodes of one deployment, as
@@ -83,10 +84,43 @@ type Wire struct {
 	To      uint64   `json:"t,omitempty"`
 	Updated []uint64 `json:"u,omitempty"`
 	// Rest is the notice without Conv, Events and Updated.
-	Rest *Notice `json:"r,omitempty"`
+	Rest *Rest `json:"r,omitempty"`
 	// Inline, when present, is the notice's conversation and events
 	// (Events, then Updated) as committed.
 	Inline *Inline `json:"x,omitempty"`
+}
+
+// Rest is what a notice says besides its conversation and events, as it
+// crosses nodes. Its members keep the names Notice's fields had on the
+// wire before (when Rest was a whole Notice), so that nodes of two
+// versions read each other's pointers during a rolling deploy; what is
+// empty is left out (a relayed message carries only its Origin, which
+// took 60 bytes instead of 330).
+type Rest struct {
+	Created     bool            `json:"Created,omitempty"`
+	Typing      *Typing         `json:"Typing,omitempty"`
+	Props       *PropsChange    `json:"Props,omitempty"`
+	Tag         *TagChange      `json:"Tag,omitempty"`
+	Follow      *FollowChange   `json:"Follow,omitempty"`
+	Ban         *BanChange      `json:"Ban,omitempty"`
+	Member      *MemberChange   `json:"Member,omitempty"`
+	Seen        *SeenChange     `json:"Seen,omitempty"`
+	PrevVisitor model.VisitorID `json:"PrevVisitor,omitempty"`
+	Origin      string          `json:"Origin,omitempty"`
+}
+
+func restOf(n *Notice) *Rest {
+	return &Rest{Created: n.Created, Typing: n.Typing, Props: n.Props, Tag: n.Tag, Follow: n.Follow, Ban: n.Ban,
+		Member: n.Member, Seen: n.Seen, PrevVisitor: n.PrevVisitor, Origin: n.Origin}
+}
+
+// notice is the Notice r describes, without conversation or events.
+func (r *Rest) notice() Notice {
+	if r == nil {
+		return Notice{}
+	}
+	return Notice{Created: r.Created, Typing: r.Typing, Props: r.Props, Tag: r.Tag, Follow: r.Follow, Ban: r.Ban,
+		Member: r.Member, Seen: r.Seen, PrevVisitor: r.PrevVisitor, Origin: r.Origin}
 }
 
 // Inline is a committed notice's state carried with its pointer.
@@ -115,9 +149,7 @@ func WireOf(node string, n *Notice) *Wire {
 	// agents as bare events, never as incoming_chat, without it.
 	if n.Created || n.Typing != nil || n.Props != nil || n.Tag != nil || n.Follow != nil || n.Ban != nil ||
 		n.Member != nil || n.Seen != nil || n.PrevVisitor != "" || n.Origin != "" {
-		rest := *n
-		rest.Conv, rest.Events, rest.Updated = model.Conversation{}, nil, nil
-		w.Rest = &rest
+		w.Rest = restOf(n)
 	}
 	w.Inline = &Inline{Conv: n.Conv, Events: n.Events, Updated: n.Updated}
 	if len(n.Events) > 0 || len(n.Updated) > 0 {
@@ -242,10 +274,7 @@ func (c *Cluster) Receive(ctx context.Context, w *Wire) {
 		return
 	}
 	c.observe(w)
-	rest := Notice{}
-	if w.Rest != nil {
-		rest = *w.Rest
-	}
+	rest := w.Rest.notice()
 	if w.Conv == "" {
 		// A ban: no conversation, nothing stored to read.
 		rest.Conv = model.Conversation{Visitor: w.Visitor}
@@ -458,13 +487,20 @@ func (c *Cluster) report(err error) {
 	}
 }
 
-// MarshalWire encodes a pointer for a broker.
+// MarshalWire encodes a pointer for a broker (JSON: brokers such as
+// PostgreSQL's NOTIFY carry text). encoding/json, not goccy: goccy
+// ignores omitzero (and would write every zero time out) and may copy a
+// string that is not valid UTF-8, which PostgreSQL refuses in a
+// notification.
 func MarshalWire(w *Wire) ([]byte, error) { return json.Marshal(w) }
 
-// UnmarshalWire decodes a pointer a broker received.
+// UnmarshalWire decodes a pointer a broker received, as encoding/json
+// would (same result, same refusals: FuzzUnmarshalWire). Every node
+// decodes every other node's pointers, once per relayed message, so it
+// uses jsondec (goccy/go-json after encoding/json's validity scan).
 func UnmarshalWire(b []byte) (*Wire, error) {
 	var w Wire
-	if err := json.Unmarshal(b, &w); err != nil {
+	if err := jsondec.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("hub: bad wire notice: %w", err)
 	}
 	return &w, nil

@@ -12,7 +12,7 @@ import (
 
 // TestPostStatement: a post's commit (one conversation at the revision
 // read, its events, idempotency keys and visitor checks) is one statement
-// (sqlPost) that keeps each rule of the statements it replaces: a stale
+// (postSQL, of the batch's shape) that keeps each rule of the statements it replaces: a stale
 // conversation or visitor fails with ErrStale and a repeated key with
 // ErrConflict, writing nothing; a batch of another shape takes the
 // statements one by one.
@@ -68,11 +68,32 @@ func TestPostStatement(t *testing.T) {
 			b.Idems, b.Expect = nil, nil
 			return b
 		}(), nil, 4, 4, 1},
+		{"two keys, two checks", func() *store.Batch {
+			b := post(4, 5, "k6", 1)
+			b.Idems = append(b.Idems, store.Idem{System: "test", Key: "k7", Conv: c.ID, Seq: 5})
+			b.Expect = append(b.Expect, store.Expect{Visitor: v.ID, Rev: 1})
+			return b
+		}(), nil, 5, 5, 1},
+		{"stale visitor among two checks", func() *store.Batch {
+			b := post(5, 6, "k8", 1)
+			b.Expect = append(b.Expect, store.Expect{Visitor: v.ID, Rev: 9})
+			return b
+		}(), store.ErrStale, 5, 5, 1},
+		{"repeated key among two", func() *store.Batch {
+			b := post(5, 6, "k8", 1)
+			b.Idems = append(b.Idems, store.Idem{System: "test", Key: "k7", Conv: c.ID, Seq: 6})
+			return b
+		}(), store.ErrConflict, 5, 5, 1},
+		{"no event, a key", func() *store.Batch {
+			b := post(5, 5, "k9", 0)
+			b.Events, b.Expect = nil, nil
+			return b
+		}(), nil, 6, 5, 1},
 		{"an event of another conversation: one statement each", func() *store.Batch {
-			b := post(4, 5, "k5", 1)
+			b := post(6, 6, "k5", 1)
 			b.Events = append(b.Events, msg(other.ID, 1))
 			return b
-		}(), nil, 5, 5, 5},
+		}(), nil, 7, 6, 5},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,12 +125,41 @@ func TestPostStatement(t *testing.T) {
 			}
 		})
 	}
-	for _, key := range []string{"k1", "k2", "k5"} {
+	for _, key := range []string{"k1", "k2", "k5", "k6", "k7", "k9"} {
 		if _, err := s.Idempotent(ctx, "test", key); err != nil {
 			t.Fatalf("key %s: %v", key, err)
 		}
 	}
-	if _, err := s.Idempotent(ctx, "test", "k3"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("key of a failed commit: %v", err)
+	for _, key := range []string{"k3", "k8"} {
+		if _, err := s.Idempotent(ctx, "test", key); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("key %s of a failed commit: %v", key, err)
+		}
+	}
+}
+
+// TestPostShapes: the server accepts the statement of every shape of post
+// (none, one or several events, keys and visitor checks), and each shape
+// has its own.
+func TestPostShapes(t *testing.T) {
+	s := open(t, Options{})
+	conn, err := s.pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	seen := map[string]bool{}
+	for e := range 3 {
+		for k := range 3 {
+			for c := range 3 {
+				sql := postSQL(e, k, c)
+				if seen[sql] {
+					t.Fatalf("shape %d/%d/%d shares its statement", e, k, c)
+				}
+				seen[sql] = true
+				if _, err := conn.Conn().Prepare(t.Context(), "", sql); err != nil {
+					t.Fatalf("shape %d/%d/%d: %v\n%s", e, k, c, err, sql)
+				}
+			}
+		}
 	}
 }

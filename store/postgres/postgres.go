@@ -102,6 +102,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"chatgate/core/model"
+	"chatgate/internal/jsondec"
 	"chatgate/store"
 )
 
@@ -286,26 +287,6 @@ SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGCF1', 'mapping bound to anoth
 ON CONFLICT (system, tenant, kind, core) DO UPDATE SET foreign_id = EXCLUDED.foreign_id`
 	sqlIdemIns = `INSERT INTO idems (system, key, conv, seq) VALUES ($1, $2, $3, $4)`
 	sqlMetaPut = `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
-
-	// sqlPost is a commit's conversation CAS, its appended events, its
-	// idempotency keys and its visitor checks (Batch.Expect) as ONE
-	// statement: the shape of every message posted to an open
-	// conversation, which as four statements cost the server four
-	// executions. The rules are the separate statements': the events and
-	// keys are inserted only through u's row (FROM u), so a stale writer
-	// writes nothing and is told ErrStale, never a conflict on the events
-	// it would append; a key already present fails with unique_violation.
-	// $1 id, $2 visitor, $3 data, $4 expected rev, $5/$6 events' seq and
-	// data, $7..$10 keys' system, key, conv, seq, $11/$12 expected
-	// visitors' ids and revisions.
-	sqlPost = `WITH u AS (UPDATE convs SET visitor = $2, rev = rev + 1, data = $3 WHERE id = $1 AND rev = $4 RETURNING rev),
-e AS (INSERT INTO events (conv, seq, data) SELECT $1, t.seq, t.data FROM u, unnest($5::bigint[], $6::bytea[]) AS t(seq, data)),
-i AS (INSERT INTO idems (system, key, conv, seq) SELECT t.sys, t.k, t.c, t.q FROM u, unnest($7::text[], $8::text[], $9::text[], $10::bigint[]) AS t(sys, k, c, q))
-SELECT (SELECT rev FROM u) FROM (SELECT chatgate_check(EXISTS (SELECT 1 FROM u), 'CGST1',
-	'conversation ' || $1 || ' is no longer at revision ' || $4::bigint),
-	chatgate_check(NOT EXISTS (SELECT 1 FROM unnest($11::text[], $12::bigint[]) AS x(id, rev)
-		WHERE NOT EXISTS (SELECT 1 FROM visitors v WHERE v.id = x.id AND v.rev = x.rev)), 'CGST1',
-	'a visitor the command read is no longer at its revision')) AS c`
 )
 
 // Commit implements store.Store.
@@ -471,7 +452,7 @@ func postShaped(b *store.Batch) bool {
 
 // encodePost queues b's one conversation (written at the revision it was
 // read), its appended events of that conversation, its idempotency keys
-// and its Expect checks as the single statement sqlPost.
+// and its Expect checks as one statement (postSQL, of the batch's shape).
 func encodePost(q *work, b *store.Batch, revs []int64) error {
 	c := &b.Convs[0]
 	if c.ID == "" || c.Visitor == "" {
@@ -486,6 +467,8 @@ func encodePost(q *work, b *store.Batch, revs []int64) error {
 	}
 	q.convData = append(q.convData, data)
 	q.order = string(c.ID)
+	args := make([]any, 4, 4+2+4+2)
+	args[0], args[1], args[2], args[3] = string(c.ID), string(c.Visitor), data, int64(c.Rev)
 	seqs, evData := make([]int64, 0, len(b.Events)), make([][]byte, 0, len(b.Events))
 	for i := range b.Events {
 		e := &b.Events[i]
@@ -498,6 +481,11 @@ func encodePost(q *work, b *store.Batch, revs []int64) error {
 		}
 		seqs, evData = append(seqs, int64(e.Seq)), append(evData, d)
 	}
+	if len(seqs) == 1 {
+		args = append(args, seqs[0], evData[0])
+	} else if len(seqs) > 1 {
+		args = append(args, seqs, evData)
+	}
 	n := len(b.Idems)
 	sys, keys, convs, iseqs := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]int64, 0, n)
 	for _, id := range b.Idems {
@@ -505,6 +493,11 @@ func encodePost(q *work, b *store.Batch, revs []int64) error {
 			return err
 		}
 		sys, keys, convs, iseqs = append(sys, id.System), append(keys, id.Key), append(convs, string(id.Conv)), append(iseqs, int64(id.Seq))
+	}
+	if n == 1 {
+		args = append(args, sys[0], keys[0], convs[0], iseqs[0])
+	} else if n > 1 {
+		args = append(args, sys, keys, convs, iseqs)
 	}
 	var vids []string
 	var vrevs []int64
@@ -517,11 +510,12 @@ func encodePost(q *work, b *store.Batch, revs []int64) error {
 		}
 		vids, vrevs = append(vids, string(e.Visitor)), append(vrevs, int64(e.Rev))
 	}
-	if vids == nil {
-		vids, vrevs = []string{}, []int64{}
+	if len(vids) == 1 {
+		args = append(args, vids[0], vrevs[0])
+	} else if len(vids) > 1 {
+		args = append(args, vids, vrevs)
 	}
-	q.QueueRow(sqlPost, func(row pgx.Row) error { return row.Scan(&revs[0]) },
-		string(c.ID), string(c.Visitor), data, int64(c.Rev), seqs, evData, sys, keys, convs, iseqs, vids, vrevs)
+	q.QueueRow(postSQL(len(seqs), n, len(vids)), func(row pgx.Row) error { return row.Scan(&revs[0]) }, args...)
 	return nil
 }
 
@@ -662,9 +656,11 @@ func (s *Store) Conversation(ctx context.Context, id model.ConvID) (model.Conver
 	return decodeConv(data, rev)
 }
 
+// decodeConv decodes a conversation record (jsondec: every command on a
+// cached conversation decodes its copy, so this is once per message).
 func decodeConv(data []byte, rev int64) (model.Conversation, error) {
 	var c model.Conversation
-	if err := json.Unmarshal(data, &c); err != nil {
+	if err := jsondec.Unmarshal(data, &c); err != nil {
 		return c, fmt.Errorf("decode conversation: %w", err)
 	}
 	c.Rev = uint64(rev)
@@ -704,7 +700,7 @@ func (s *Store) Visitor(ctx context.Context, id model.VisitorID) (model.Visitor,
 
 func decodeVisitor(data []byte, rev int64) (model.Visitor, error) {
 	var v model.Visitor
-	if err := json.Unmarshal(data, &v); err != nil {
+	if err := jsondec.Unmarshal(data, &v); err != nil {
 		return v, fmt.Errorf("decode visitor: %w", err)
 	}
 	v.Rev = uint64(rev)
@@ -735,7 +731,7 @@ LIMIT CASE WHEN $3::bigint < 0 THEN NULL ELSE $3::bigint END`, string(conv), int
 	var data []byte
 	_, err = pgx.ForEachRow(rows, []any{&data}, func() error {
 		var e model.Event
-		if err := json.Unmarshal(data, &e); err != nil {
+		if err := jsondec.Unmarshal(data, &e); err != nil {
 			return fmt.Errorf("decode event: %w", err)
 		}
 		out = append(out, e)

@@ -1,9 +1,11 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -531,4 +533,56 @@ func mustNew(t *testing.T, cfg Config) *Service {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestNoKicksWithoutWebhooks: with no webhook registered, published
+// changes do not wake the dispatcher (each wake-up reads the store's
+// outbox: a statement per message on PostgreSQL); with one, every change
+// does.
+func TestNoKicksWithoutWebhooks(t *testing.T) {
+	g := newGateway(t, gwOptions{cfg: Config{PollInterval: time.Hour}})
+	last := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, req *http.Request) {
+		if b, _ := io.ReadAll(req.Body); bytes.Contains(b, []byte(`"last"`)) {
+			once.Do(func() { close(last) })
+		}
+	}))
+	t.Cleanup(srv.Close)
+	stop := g.run()
+	defer stop()
+	v := g.visitor("v")
+	// awaitKicks waits until follow has kicked n times in all (so that it
+	// has read every change published before the last of them).
+	awaitKicks := func(n uint64) {
+		t.Helper()
+		deadline := time.Now().Add(failAfter)
+		for g.svc.noticeKicks.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d kicks, want %d", g.svc.noticeKicks.Load(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	id := g.register(IncomingEvent, srv.URL, nil)
+	c := g.start(v, "hi") // follow is subscribed once this change kicks
+	awaitKicks(1)
+	if status, b := g.call("3.5", "unregister_webhook", annToken, map[string]any{"id": id, "owner_client_id": ownerID}); status != http.StatusOK {
+		t.Fatalf("unregister_webhook = %d %s", status, b)
+	}
+	for i := range 20 {
+		g.post(c.ID, vAuthor(v), fmt.Sprint("m", i))
+	}
+	g.register(IncomingEvent, srv.URL, nil)
+	g.post(c.ID, vAuthor(v), "last")
+	// Delivered only through a kick (the poll is an hour away): follow
+	// has read every change by then.
+	select {
+	case <-last:
+	case <-time.After(failAfter):
+		t.Fatal(`"last" not delivered`)
+	}
+	if n := g.svc.noticeKicks.Load(); n != 2 {
+		t.Fatalf("%d kicks for 20 changes without a webhook and 2 with one, want 2", n)
+	}
 }

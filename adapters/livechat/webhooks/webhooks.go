@@ -304,6 +304,8 @@ type Service struct {
 	mu   sync.Mutex // serialises registry changes (read, change, commit)
 	reg  atomic.Pointer[registry]
 	kick chan struct{}
+	// noticeKicks counts the kicks follow gave for published changes.
+	noticeKicks atomic.Uint64
 }
 
 // New returns a service over st. Call Load before the desk commits.
