@@ -515,8 +515,9 @@ func (v *customerVisitor) loop(ctx context.Context, r *benchRun) []time.Duration
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		rd := frameReader{conn: v.conn}
 		for {
-			_, b, err := v.conn.ReadMessage()
+			b, err := rd.next()
 			if err != nil {
 				r.fail(ctx, fmt.Errorf("customer read: %w", err))
 				return

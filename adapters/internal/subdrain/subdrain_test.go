@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,4 +242,65 @@ func goid() uint64 {
 	b = bytes.TrimPrefix(b, []byte("goroutine "))
 	id, _ := strconv.ParseUint(string(b[:bytes.IndexByte(b, ' ')]), 10, 64)
 	return id
+}
+
+// deepStack uses about n KiB of stack, as rendering and encoding a push
+// does.
+//
+//go:noinline
+func deepStack(n int) byte {
+	var pad [1024]byte
+	pad[n%1024] = byte(n)
+	if n <= 1 {
+		return pad[0]
+	}
+	return deepStack(n-1) + pad[n%1024]
+}
+
+// cpuTime is the CPU (user and system) this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkDrain: one notice at a time (a conversing session's pushes),
+// each handled by a handler that needs 16 KiB of stack. With a goroutine
+// per drain every notice starts one whose stack grows again; a pool's
+// lingering goroutine handles them all. It reports CPU per notice, not
+// only wall time: on a loaded machine a fresh goroutine also waits to be
+// scheduled.
+func BenchmarkDrain(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		linger time.Duration // 0: no pool
+	}{{"goroutine-per-drain", 0}, {"pool", time.Second}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var pool *Pool
+			if bc.linger > 0 {
+				pool = NewPool(bc.linger)
+				defer pool.Close()
+			}
+			bus := hub.NewBus()
+			sub := bus.SubscribeConv("c1", 4)
+			var wg sync.WaitGroup
+			handled := make(chan struct{})
+			d := pool.Start(b.Context(), sub, func(context.Context, *hub.Notice) {
+				deepStack(16)
+				handled <- struct{}{}
+			}, func(error) {}, &wg)
+			n := hub.Notice{Conv: model.Conversation{ID: "c1"}, Events: []model.Event{{Conv: "c1", Seq: 1}}}
+			b.ReportAllocs()
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				bus.Publish(n)
+				<-handled
+			}
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+			d.Stop()
+			wg.Wait()
+		})
+	}
 }

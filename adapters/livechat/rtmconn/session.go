@@ -70,6 +70,7 @@ type Session struct {
 	kind    Kind
 	conn    *wsconn.Conn
 	version string
+	drains  *subdrain.Pool // runs the pushes' drains; nil: a goroutine per drain
 }
 
 // NewSession wraps conn; version is the connection's API version.
@@ -176,7 +177,7 @@ func (ss *Session) Run(ctx context.Context, c Client, log func() zerolog.Logger)
 			var pump func(context.Context)
 			pump, stop = c.Started()
 			if p, ok := c.(Pusher); ok {
-				drain = startDrainer(ctx, p, &pumps)
+				drain = startDrainer(ctx, p, &pumps, ss.drains)
 			} else if pump != nil {
 				pumps.Add(1)
 				go func() {

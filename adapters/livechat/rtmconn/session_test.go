@@ -17,6 +17,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"chatgate/adapters/internal/wsconn"
+	"chatgate/core/hub"
+	"chatgate/core/model"
 )
 
 // goid is the calling goroutine's number, from its stack header.
@@ -128,5 +130,77 @@ func TestRequestsLeaveTheReader(t *testing.T) {
 			}
 		}
 		c.mu.Unlock()
+	}
+}
+
+// pushClient is a stackClient whose pushes come from one hub
+// subscription; handle records the goroutine that handled each.
+type pushClient struct {
+	stackClient
+	sub     *hub.Sub
+	handled chan uint64
+}
+
+func (c *pushClient) Pushes() (*hub.Sub, func(context.Context, *hub.Notice), func(error)) {
+	return c.sub, func(context.Context, *hub.Notice) {
+		deep(16 << 10) // rendering a push runs deep
+		c.handled <- goid()
+	}, func(error) {}
+}
+
+// TestPushesDrainOnThePool: the pushes of a registry's sessions are
+// drained by its pool's lingering goroutines, not by a fresh goroutine
+// per burst (whose stack grew again on every push): notices published one
+// at a time to many sessions are handled by a handful of goroutines.
+func TestPushesDrainOnThePool(t *testing.T) {
+	bus := hub.NewBus()
+	reg := NewSessions("test", Kind{Name: "test", Disconnected: "bye", Shutdown: "down", LoginTimeout: time.Minute},
+		zerolog.Nop(), wsconn.Options{}, nil)
+	handled := make(chan uint64, 1)
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reg.Serve(w, r, "3.5", func(send func([]byte) error, _ func(string)) Client {
+			id := model.ConvID("c" + strconv.FormatInt(n.Add(1), 10))
+			return &pushClient{stackClient: stackClient{send: send}, sub: bus.SubscribeConv(id, 8), handled: handled}
+		}, nil)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	runDone := make(chan error, 1)
+	go func() { runDone <- reg.Run(ctx) }()
+	defer func() { cancel(); <-runDone }()
+
+	const sessions, rounds = 10, 5
+	for range sessions {
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := conn.WriteMessage(websocket.TextMessage, []byte("login")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := conn.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goroutines := map[uint64]bool{}
+	for r := range rounds {
+		for i := 1; i <= sessions; i++ {
+			id := model.ConvID("c" + strconv.Itoa(i))
+			bus.Publish(hub.Notice{Conv: model.Conversation{ID: id}, Events: []model.Event{{Conv: id, Seq: uint64(r + 1)}}})
+			select {
+			case g := <-handled:
+				goroutines[g] = true
+			case <-time.After(10 * time.Second):
+				t.Fatalf("notice %d of session %d not handled", r+1, i)
+			}
+		}
+	}
+	// One notice at a time: the goroutine that handled the last is idle
+	// in the pool when the next is published (a fresh goroutine per drain
+	// gives sessions*rounds of them).
+	if len(goroutines) > 3 {
+		t.Fatalf("%d notices were handled by %d goroutines, want a few pooled ones", sessions*rounds, len(goroutines))
 	}
 }

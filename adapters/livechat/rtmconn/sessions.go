@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"chatgate/adapters/internal/subdrain"
 	"chatgate/adapters/internal/wsconn"
 	"chatgate/core/ratelimit"
 )
@@ -24,6 +25,10 @@ type Sessions struct {
 	upgrader websocket.Upgrader
 	opts     wsconn.Options
 	onConns  func(delta int) // may be nil
+	// drains runs every session's push drains (subdrain.Pool): a busy
+	// surface's drains run on a few goroutines whose stacks have grown,
+	// instead of a fresh one per burst of pushes. Closed by Run.
+	drains *subdrain.Pool
 
 	mu      sync.Mutex
 	stopped bool
@@ -38,7 +43,7 @@ type Sessions struct {
 func NewSessions(name string, kind Kind, log zerolog.Logger, opts wsconn.Options, onConns func(int)) *Sessions {
 	return &Sessions{
 		kind: kind, name: name, log: log, opts: opts, onConns: onConns,
-		live: make(map[*Session]struct{}),
+		live: make(map[*Session]struct{}), drains: subdrain.NewPool(drainLinger),
 		// Apps and widgets run on their own origins, and the socket
 		// carries no ambient credential (the token comes in the login
 		// frame), so a cross-site page gains nothing by opening one.
@@ -74,6 +79,7 @@ func (r *Sessions) Run(ctx context.Context) error {
 		ss.Disconnect(r.kind.Shutdown)
 	}
 	r.wg.Wait()
+	r.drains.Close()
 	return nil
 }
 
@@ -89,6 +95,7 @@ func (r *Sessions) Serve(w http.ResponseWriter, req *http.Request, version strin
 	}
 	conn := wsconn.New(ws, r.opts)
 	ss := NewSession(conn, r.kind, version)
+	ss.drains = r.drains
 	c := newClient(conn.Send, ss.Disconnect)
 	if !r.track(ss) {
 		ss.Disconnect(r.kind.Shutdown)
