@@ -39,7 +39,10 @@ func (s *Surface) visitorByToken(ctx context.Context, token string) (model.Visit
 	if erased(v) {
 		return model.Visitor{}, errInvalidToken
 	}
-	s.rest.wire.token.LoadOrStore(v.ID, token)
+	// Known already on every send after the first: a Load boxes nothing.
+	if t, ok := s.rest.wire.token.Load(v.ID); !ok || t.(string) != token {
+		s.rest.wire.token.LoadOrStore(v.ID, token)
+	}
 	return v, nil
 }
 

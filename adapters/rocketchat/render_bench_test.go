@@ -1,9 +1,16 @@
 package rocketchat
 
 import (
+	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 
 	"chatgate/core/desk"
 	"chatgate/core/hub"
@@ -12,7 +19,7 @@ import (
 
 // benchMessages returns the environment and a visitor's and an agent's
 // message in one room, as the bench relays them.
-func benchMessages(b *testing.B) (*ddpEnv, model.Event, model.Event) {
+func benchMessages(b testing.TB) (*ddpEnv, model.Event, model.Event) {
 	env := newDDPEnv(b, nil)
 	env.online("amy@x")
 	v := env.visitor("bench-token", "Bench Visitor 1")
@@ -83,4 +90,50 @@ func BenchmarkRESTMessageResponse(b *testing.B) {
 		}
 	}
 	reportCPU(b, cpu)
+}
+
+// BenchmarkRESTMessageSend is POST livechat/message through the surface's
+// router, as the widget sends it: body, visitor and room checks, the
+// desk's Post (bbolt without fsync), the answer. The network and the
+// gateway's own middlewares are left out.
+func BenchmarkRESTMessageSend(b *testing.B) {
+	env := newDDPEnv(b, nil)
+	env.online("amy@x")
+	v := env.visitor("bench-token", "Bench Visitor 1")
+	c := env.room(v)
+	rid := env.s.roomID(context.Background(), c.ID)
+	e := gin.New()
+	env.s.Mount(e)
+	b.ReportAllocs()
+	cpu := cpuTime()
+	n := 0
+	for b.Loop() {
+		n++
+		body := `{"token":"bench-token","rid":"` + rid + `","msg":"bench|1|` + strconv.Itoa(n) + `|1733490000000000000"}`
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/livechat/message", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, req)
+		if w.Code != http.StatusOK || !bytes.HasSuffix(w.Body.Bytes(), []byte(`,"success":true}`)) {
+			b.Fatalf("%d %s", w.Code, w.Body.Bytes())
+		}
+	}
+	reportCPU(b, cpu)
+}
+
+// TestAgentMessageKeys: an agent's plain chat message renders to at most
+// agentMessageKeys keys (renderMessage sizes its map by it: one more key
+// and the map grows while filled), a visitor's to at most messageKeys.
+func TestAgentMessageKeys(t *testing.T) {
+	env, ve, ae := benchMessages(t)
+	for _, tc := range []struct {
+		name string
+		e    model.Event
+		max  int
+	}{{"agent", ae, agentMessageKeys}, {"visitor", ve, messageKeys}} {
+		m := env.s.renderMessage(&tc.e)
+		if len(m) == 0 || len(m) > tc.max {
+			t.Errorf("%s message: %d keys %v, want 1..%d", tc.name, len(m), m, tc.max)
+		}
+	}
 }

@@ -7,6 +7,7 @@ package rocketchat
 // rather than the gateway's generic bodies.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -254,7 +255,7 @@ func (s *Surface) bindBody(c *gin.Context) (map[string]any, bool) {
 		restJSON(c, http.StatusBadRequest, map[string]any{"success": false, "error": "Could not read the request body"})
 		return nil, false
 	}
-	if strings.TrimSpace(string(b)) == "" {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return map[string]any{}, true
 	}
 	if c.ContentType() == "application/x-www-form-urlencoded" {

@@ -33,14 +33,19 @@ const meteorChars = "23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz"
 
 // randomID returns a 17-character Meteor-style id.
 func randomID() string {
-	b := make([]byte, 17)
-	if _, err := rand.Read(b); err != nil {
+	var b [17]byte
+	fillRandomID(&b)
+	return string(b[:])
+}
+
+// fillRandomID fills b with random Meteor-style characters.
+func fillRandomID(b *[17]byte) {
+	if _, err := rand.Read(b[:]); err != nil {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
 	for i := range b {
 		b[i] = meteorChars[int(b[i])%len(meteorChars)]
 	}
-	return string(b)
 }
 
 // newMessageID returns a 17-character Meteor-style id for a message whose
@@ -52,13 +57,14 @@ func randomID() string {
 // (one more B-tree page written and fsync'd per message). Message ids are
 // shown to everyone in the room; they are not secrets.
 func newMessageID() string {
-	b := []byte(randomID())
+	var b [17]byte // one allocation: the string
+	fillRandomID(&b)
 	ms := uint64(time.Now().UnixMilli())
 	for i := 7; i >= 0; i-- {
 		b[i] = meteorChars[ms%uint64(len(meteorChars))]
 		ms /= uint64(len(meteorChars))
 	}
-	return string(b)
+	return string(b[:])
 }
 
 // maxMessageID bounds client-chosen message ids.

@@ -535,8 +535,14 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 	}
 	ctx := context.Background()
 	// Sized for a chat message's keys, so that it does not grow while
-	// filled (every message a room's followers get is rendered here).
-	m := make(map[string]any, messageKeys)
+	// filled (every message a room's followers get is rendered here). An
+	// agent's plain message has 8: a map of up to 8 is a single group,
+	// without the table (and its allocations) a larger hint makes.
+	size := messageKeys
+	if e.Kind == model.KindMessage && e.Author.Kind == model.AuthorAgent && e.EditedAt.IsZero() {
+		size = agentMessageKeys
+	}
+	m := make(map[string]any, size)
 	m["_id"], m["rid"], m["ts"], m["_updatedAt"] = messageID(e), s.roomID(ctx, e.Conv), e.At, updatedAt(e.At, e.EditedAt)
 	author := func() map[string]any {
 		return s.authorUser(ctx, string(e.Author.Kind), e.Author.ID, e.Author.Name)
@@ -666,8 +672,13 @@ func (s *Surface) renderMessage(e *model.Event) map[string]any {
 }
 
 // messageKeys is the size renderMessage gives a message's map: a
-// visitor's chat message has 12 keys.
-const messageKeys = 16
+// visitor's chat message has 12 keys. agentMessageKeys is an agent's
+// plain (not edited) chat message's: _id, rid, ts, _updatedAt, u, msg,
+// mentions, channels (TestAgentMessageKeys).
+const (
+	messageKeys      = 16
+	agentMessageKeys = 8
+)
 
 // noneList is the empty mentions and channels lists of a message; shared
 // (an empty slice: an append cannot write into it).
