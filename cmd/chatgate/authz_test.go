@@ -472,7 +472,7 @@ func newAuthzFixture(t *testing.T, c authzClient, base, expiredBase string) *aut
 	// An expired customer token: the second gateway's tokens live one
 	// second; wait until it refuses this one.
 	f.ctExpired, _ = token(expiredBase)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		r := c.do("POST", expiredBase+"/v3.5/customer/action/get_customer?organization_id="+authzOrg, map[string]string{"Authorization": "Bearer " + f.ctExpired}, "{}", "")
 		if r.status == 401 {

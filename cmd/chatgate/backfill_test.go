@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestBackfillIntoLiveChatDesk: a visitor of the front gateway chatted with
@@ -36,14 +35,14 @@ func TestBackfillIntoLiveChatDesk(t *testing.T) {
 	v.start()
 	v.send("hello again")
 	chatID := ag.next("push", "incoming_chat")["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
-	waitFor(t, "the live message upstream", 15*time.Second, func() bool {
+	waitFor(t, "the live message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Contains(texts, "hello again")
 	})
 	// The desk's agent closes the chat: the transcript goes into its last
 	// (archived) thread, with attach_to_last_thread.
 	ag.call("deactivate_chat", map[string]any{"id": chatID})
-	waitFor(t, "the close at the visitor", 15*time.Second, func() bool {
+	waitFor(t, "the close at the visitor", waitLimit, func() bool {
 		evs := v.poll()
 		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
 	})

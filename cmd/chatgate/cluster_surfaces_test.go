@@ -52,7 +52,7 @@ func (c *v2Cross) seeTransfer(t *testing.T, _, name string) {
 	c.v.t = t
 	// The new agent's agent_details (the newest one), as LiveChat v2
 	// shows an assignment.
-	waitFor(t, "agent_details of "+name, 15*time.Second, func() bool {
+	waitFor(t, "agent_details of "+name, waitLimit, func() bool {
 		var last any
 		for _, e := range c.v.poll() {
 			if a, _ := e["agent"].(map[string]any); e["type"] == "agent_details" {
@@ -64,7 +64,7 @@ func (c *v2Cross) seeTransfer(t *testing.T, _, name string) {
 }
 func (c *v2Cross) seeClosed(t *testing.T) {
 	c.v.t = t
-	waitFor(t, "chat_closed", 15*time.Second, func() bool {
+	waitFor(t, "chat_closed", waitLimit, func() bool {
 		evs := c.v.poll()
 		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
 	})
@@ -265,7 +265,7 @@ func TestClusterSurfacesAcrossNodes(t *testing.T) {
 	john.call("set_routing_status", map[string]any{"status": "not_accepting_chats"})
 	amy := dialAgent(t, b.addr)
 	amy.call("login", map[string]any{"token": "Bearer " + agentToken + "-amy"})
-	waitFor(t, "node A to see amy accepting and john not", 15*time.Second, func() bool {
+	waitFor(t, "node A to see amy accepting and john not", waitLimit, func() bool {
 		st := routingStatuses(t, a.addr)
 		return st["amy@example.com"] == "accepting_chats" && st["john@example.com"] == "not_accepting_chats"
 	})

@@ -191,7 +191,7 @@ func TestClusterV2VisitorSurvivesNodeKill(t *testing.T) {
 // waitV2Text polls until the visitor has seen a message with text.
 func waitV2Text(t *testing.T, v *visitor, text string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for time.Now().Before(deadline) {
 		for _, e := range v.poll() {
 			if e["type"] == "message" && e["text"] == text {
@@ -270,7 +270,7 @@ func TestClusterKill9(t *testing.T) {
 		rcWriters = 2
 		lcWriters = 2
 	)
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: killTimeout}
 	// An agent online (on node 0), so that Rocket.Chat rooms open.
 	ag := dialAgent(t, nodes[0].addr)
 	ag.call("login", map[string]any{"token": "Bearer " + agentToken})
@@ -301,68 +301,49 @@ func TestClusterKill9(t *testing.T) {
 		sessions[i] = m["secured_session_id"].(string)
 	}
 
-	var errMu sync.Mutex
 	var loadErrs []error
-	fail := func(name string, err error) {
-		errMu.Lock()
-		loadErrs = append(loadErrs, fmt.Errorf("%s: %w", name, err))
-		errMu.Unlock()
-	}
 	next := 0
 	var mu sync.Mutex
+	nextText := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		next++
+		return fmt.Sprintf("m%d", next)
+	}
 	for round := 0; round < rounds; round++ {
 		victim := rand.IntN(len(nodes))
 		pick := func() string { return "http://" + nodes[rand.IntN(len(nodes))].addr }
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
+		r := newKillRound()
 		for i := 0; i < visitors; i++ {
 			base := pick()
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					mu.Lock()
-					next++
-					text := fmt.Sprintf("m%d", next)
-					mu.Unlock()
-					_, err := v2Post(client, base, fmt.Sprintf("cv%d", i), "send_message", url.Values{"secured_session_id": {sessions[i]}, "message": {text}})
-					if errors.Is(err, errRefused) {
-						fail(fmt.Sprintf("v2 visitor %d", i), err)
-						return
-					}
-					if err != nil {
-						return // killed mid-request: not acknowledged
-					}
-					mu.Lock()
-					acked[i] = append(acked[i], text)
-					mu.Unlock()
-				}
-			})
+			v := &v2Sender{vid: fmt.Sprintf("cv%d", i), sid: sessions[i], next: nextText, mu: &mu, acked: &acked[i], onAck: r.acked(surfaceV2)}
+			r.run(fmt.Sprintf("v2 visitor %d", i), func(stop <-chan struct{}) error { return v.send(client, base, stop) })
 		}
 		for _, w := range rcs {
 			base := pick()
-			wg.Go(func() {
-				if err := w.send(client, base, stop); err != nil {
-					fail(w.name, err)
-				}
-			})
+			w.onAck = r.acked(surfaceRC)
+			r.run(w.name, func(stop <-chan struct{}) error { return w.send(client, base, stop) })
 		}
 		for _, w := range lcs {
 			base := pick()
-			wg.Go(func() {
-				if err := w.send(base, stop); err != nil {
-					fail(w.name, err)
-				}
-			})
+			w.onAck = r.acked(surfaceCustomer)
+			r.run(w.name, func(stop <-chan struct{}) error { return w.send(base, stop) })
 		}
-		time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+		// As in TestKill9Durability: every other round the kill waits
+		// for every surface's first acknowledged message of the round.
+		var late error
+		if round%2 == 1 {
+			late = r.awaitEverySurface(2 * time.Minute)
+		}
+		if late == nil {
+			time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+		}
 		nodes[victim].kill()
 		time.Sleep(50 * time.Millisecond) // the survivors' writers go on a little
-		close(stop)
-		wg.Wait()
+		loadErrs = append(loadErrs, r.end()...)
+		if late != nil {
+			t.Fatalf("round %d: %v (refused: %v)", round, late, loadErrs)
+		}
 		nodes[victim] = startNode(t, fmt.Sprintf("n%d-r%d", victim, round), cfg, store)
 	}
 	for _, err := range loadErrs {
@@ -385,7 +366,7 @@ func TestClusterKill9(t *testing.T) {
 	// Offline on the survivors once the lease (3 s) expired: a killed
 	// node sends no goodbye, the others' presence poll finds the lease
 	// gone.
-	waitFor(t, "the killed node's agent offline on the survivors", 15*time.Second, func() bool {
+	waitFor(t, "the killed node's agent offline on the survivors", waitLimit, func() bool {
 		return routingStatuses(t, nodes[0].addr)["jane@example.com"] == "offline" &&
 			routingStatuses(t, nodes[2].addr)["jane@example.com"] == "offline"
 	})
@@ -448,7 +429,7 @@ func (c *ddpConn) send(m map[string]any) {
 
 func (c *ddpConn) next(ok func(map[string]any) bool) map[string]any {
 	c.t.Helper()
-	timeout := time.After(15 * time.Second)
+	timeout := time.After(waitLimit)
 	for {
 		select {
 		case m, open := <-c.frames:
@@ -491,7 +472,7 @@ func (c *ddpConn) streamArgs(name, event string, ok func(args []any) bool) {
 // nodes within about a second), as the Rocket.Chat widget's config says.
 func waitAgentOnline(t *testing.T, client *http.Client, n *node) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for time.Now().Before(deadline) {
 		m, err := rcJSON(client, "GET", "http://"+n.addr+"/api/v1/livechat/config", nil, nil)
 		if err == nil {
@@ -742,7 +723,7 @@ func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr st
 	inc := ag.next("push", "incoming_chat")
 	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
 	var before []map[string]any
-	waitFor(t, "the conversation bound upstream", 15*time.Second, func() bool {
+	waitFor(t, "the conversation bound upstream", waitLimit, func() bool {
 		before = relayed(t, nodes[0].addr)
 		if len(before) != 1 {
 			return false
@@ -795,7 +776,7 @@ func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr st
 	t.Logf("%s connector: %d messages acknowledged, %d answers, 3 kills of the connector's node", connector, len(acked), len(answers))
 
 	var texts []string
-	waitFor(t, "every acknowledged message upstream", 60*time.Second, func() bool {
+	waitFor(t, "every acknowledged message upstream", waitLimit, func() bool {
 		texts, _ = customerTexts(ag, chatID)
 		n := countEach(texts)
 		for _, a := range acked {
@@ -815,7 +796,7 @@ func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr st
 	}
 	var got []string
 	v.base = "http://" + nodes[0].addr
-	waitFor(t, "every answer at the visitor", 60*time.Second, func() bool {
+	waitFor(t, "every answer at the visitor", waitLimit, func() bool {
 		got = agentTexts(v.tryPoll())
 		return len(got) >= len(answers)+1
 	})

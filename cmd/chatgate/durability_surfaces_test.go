@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -29,6 +30,8 @@ type idWriter struct {
 	acked   []string
 	pending string
 	retries int // sends of an id a kill left unacknowledged
+	// onAck, if set, is called at every acknowledgement (killRound.acked).
+	onAck func()
 }
 
 // next is the id to send: the pending one again, else a new one.
@@ -45,6 +48,9 @@ func (w *idWriter) next() string {
 func (w *idWriter) ack(id string) {
 	w.acked = append(w.acked, id)
 	w.pending = ""
+	if w.onAck != nil {
+		w.onAck()
+	}
 }
 
 // check compares the stored ids (in stored order) with what was
@@ -78,6 +84,146 @@ func (w *idWriter) check(stored []string) error {
 // errRefused is a protocol answer other than success: a test failure, not
 // a kill.
 var errRefused = errors.New("refused")
+
+// killTimeout bounds one request of the kill tests' writers. A kill ends
+// the requests in flight at once (the kernel resets the sockets); this only
+// bounds a request a loaded machine is slow to answer, which the writer
+// then sends again.
+const killTimeout = 30 * time.Second
+
+// retryPause is a writer's pause after a transport error before it sends
+// again: the gateway was killed (and the round's stop follows at once) or,
+// on a loaded machine, a request timed out. It reports whether the round
+// goes on.
+func retryPause(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return false
+	case <-time.After(20 * time.Millisecond):
+		return true
+	}
+}
+
+// --- one round of load -------------------------------------------------------------
+
+// Surfaces of the kill tests' writers, as killRound names them.
+const (
+	surfaceV2       = "LiveChat v2"
+	surfaceRC       = "Rocket.Chat REST"
+	surfaceCustomer = "LiveChat customer RTM"
+)
+
+// killRound is one round of a kill test's load: its writers send until
+// stop closes, and it knows when each surface had its first message of the
+// round acknowledged.
+type killRound struct {
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	first   map[string]*latch
+	refused *latch
+	mu      sync.Mutex
+	errs    []error
+}
+
+// latch is closed once, by the first fire.
+type latch struct {
+	once sync.Once
+	c    chan struct{}
+}
+
+func newLatch() *latch { return &latch{c: make(chan struct{})} }
+func (s *latch) fire() { s.once.Do(func() { close(s.c) }) }
+
+func newKillRound() *killRound {
+	r := &killRound{stop: make(chan struct{}), refused: newLatch(), first: map[string]*latch{}}
+	for _, s := range []string{surfaceV2, surfaceRC, surfaceCustomer} {
+		r.first[s] = newLatch()
+	}
+	return r
+}
+
+// acked is the callback a writer of surface calls at each acknowledgement.
+func (r *killRound) acked(surface string) func() { return r.first[surface].fire }
+
+// run runs one writer until it returns; an error (a refusal) is kept for
+// errors.
+func (r *killRound) run(name string, writer func(stop <-chan struct{}) error) {
+	r.wg.Go(func() {
+		if err := writer(r.stop); err != nil {
+			r.mu.Lock()
+			r.errs = append(r.errs, fmt.Errorf("%s: %w", name, err))
+			r.mu.Unlock()
+			r.refused.fire()
+		}
+	})
+}
+
+// awaitEverySurface waits until every surface had a message acknowledged
+// in this round, or a writer was refused (the test fails on that later),
+// for at most within. On a loaded machine dialling and logging in can take
+// longer than a kill test's random delay before the kill, and a surface
+// whose writers never get an acknowledgement proves nothing.
+func (r *killRound) awaitEverySurface(within time.Duration) error {
+	deadline := time.After(within)
+	for _, s := range []string{surfaceV2, surfaceRC, surfaceCustomer} {
+		select {
+		case <-r.first[s].c:
+		case <-r.refused.c:
+			return nil
+		case <-deadline:
+			return fmt.Errorf("no %s message acknowledged in %v", s, within)
+		}
+	}
+	return nil
+}
+
+// end stops the writers and waits for them; it returns their refusals.
+func (r *killRound) end() []error {
+	close(r.stop)
+	r.wg.Wait()
+	return r.errs
+}
+
+// --- LiveChat v2 -------------------------------------------------------------------
+
+// v2Sender is a LiveChat v2 visitor of a kill test (id vid, session sid):
+// it sends new texts (from next) until the round stops, and appends each
+// acknowledged one to acked.
+type v2Sender struct {
+	vid, sid string
+	next     func() string
+	mu       *sync.Mutex // guards acked
+	acked    *[]string
+	onAck    func()
+}
+
+// send sends through base until stop closes. A transport error (the kill,
+// or a timeout on a loaded machine) leaves that text unacknowledged and the
+// visitor goes on with a new one; a refusal is returned.
+func (v *v2Sender) send(client *http.Client, base string, stop <-chan struct{}) error {
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		text := v.next()
+		_, err := v2Post(client, base, v.vid, "send_message", url.Values{"secured_session_id": {v.sid}, "message": {text}})
+		if errors.Is(err, errRefused) {
+			return err
+		}
+		if err != nil {
+			if !retryPause(stop) {
+				return nil
+			}
+			continue
+		}
+		v.mu.Lock()
+		*v.acked = append(*v.acked, text)
+		v.mu.Unlock()
+		v.onAck()
+	}
+}
 
 // --- Rocket.Chat REST ---------------------------------------------------------------
 
@@ -156,7 +302,12 @@ func (w *rcWriter) send(client *http.Client, base string, stop <-chan struct{}) 
 			return err
 		}
 		if err != nil {
-			return nil // killed mid-request: stays pending
+			// Killed mid-request or timed out: the id stays pending and
+			// is sent again.
+			if !retryPause(stop) {
+				return nil
+			}
+			continue
 		}
 		if msg, _ := m["message"].(map[string]any); msg["_id"] != id {
 			return fmt.Errorf("livechat/message %s answered %v", id, m)
@@ -219,12 +370,12 @@ func dialKillCustomer(base, token string) (*lcConn, error) {
 func (c *lcConn) call(action string, payload any) (map[string]any, error) {
 	c.n++
 	rid := fmt.Sprintf("r%d", c.n)
-	_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = c.conn.SetWriteDeadline(time.Now().Add(killTimeout))
 	if err := c.conn.WriteJSON(map[string]any{"request_id": rid, "action": action, "payload": payload}); err != nil {
 		return nil, fmt.Errorf("%s: write: %w", action, err)
 	}
 	for {
-		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = c.conn.SetReadDeadline(time.Now().Add(killTimeout))
 		_, b, err := c.conn.ReadMessage()
 		if err != nil {
 			return nil, fmt.Errorf("%s: read: %w", action, err)
@@ -273,13 +424,27 @@ func (w *lcWriter) setup(client *http.Client, base string) error {
 	return nil
 }
 
+// send sends until stop closes, one connection after another: a
+// transport error (the kill, or a timeout on a loaded machine) leaves the
+// id pending, and the writer dials again and sends it again; a refusal is
+// returned.
 func (w *lcWriter) send(base string, stop <-chan struct{}) error {
-	c, err := dialKillCustomer(base, w.token)
-	if errors.Is(err, errRefused) {
-		return err
+	for {
+		err := w.sendOn(base, stop)
+		if errors.Is(err, errRefused) {
+			return err
+		}
+		if err == nil || !retryPause(stop) {
+			return nil
+		}
 	}
+}
+
+// sendOn sends on one connection until stop closes (nil) or it fails.
+func (w *lcWriter) sendOn(base string, stop <-chan struct{}) error {
+	c, err := dialKillCustomer(base, w.token)
 	if err != nil {
-		return nil // killed before login
+		return err
 	}
 	defer c.conn.Close()
 	for {
@@ -290,14 +455,11 @@ func (w *lcWriter) send(base string, stop <-chan struct{}) error {
 		}
 		id := w.next()
 		p, err := c.call("send_event", map[string]any{"chat_id": w.chatID, "event": map[string]any{"type": "message", "text": id, "custom_id": id}})
-		if errors.Is(err, errRefused) {
+		if err != nil {
 			return err
 		}
-		if err != nil {
-			return nil // killed mid-request: stays pending
-		}
 		if eid, _ := p["event_id"].(string); !strings.HasPrefix(eid, w.threadID+"_") {
-			return fmt.Errorf("send_event %s answered %v", id, p)
+			return fmt.Errorf("send_event %s answered %v: %w", id, p, errRefused)
 		}
 		w.ack(id)
 	}

@@ -111,7 +111,10 @@ func TestKill9Durability(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
+	// Its visitors all come from 127.0.0.1 and send as fast as they can:
+	// no rate limit cuts the load short (a 429 fails the test).
 	if err := os.WriteFile(cfg, []byte("license:\n  id: \""+testLicence+"\"\n  organization_id: "+durabilityOrg+"\nlivechat:\n  v2:\n    poll_timeout: 1h\nlog:\n  level: error\n"+
+		"rate_limits:\n  exempt: [\"127.0.0.1\"]\n"+
 		"agents:\n  - id: jane@example.com\n    name: Jane Doe\n    token: "+agentToken+"\n    password: "+agentPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +133,8 @@ func TestKill9Durability(t *testing.T) {
 	for i := range lcs {
 		lcs[i] = &lcWriter{idWriter: idWriter{name: fmt.Sprintf("lc%d", i)}}
 	}
-	var errMu sync.Mutex
 	var loadErrs []error
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: killTimeout}
 	post := func(base, vid, action string, form url.Values) (map[string]any, error) {
 		return v2Post(client, base, vid, action, form)
 	}
@@ -141,6 +143,12 @@ func TestKill9Durability(t *testing.T) {
 	acked := make([][]string, visitors)
 	var mu sync.Mutex
 	next := 0
+	nextText := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		next++
+		return fmt.Sprintf("m%d", next)
+	}
 	for round := 0; round < rounds; round++ {
 		c := startChild(t, cfg, data)
 		base := "http://" + c.addr
@@ -168,51 +176,36 @@ func TestKill9Durability(t *testing.T) {
 				sessions[i] = m["secured_session_id"].(string)
 			}
 		}
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
+		r := newKillRound()
 		for i := 0; i < visitors; i++ {
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					mu.Lock()
-					next++
-					text := fmt.Sprintf("m%d", next)
-					mu.Unlock()
-					if _, err := post(base, fmt.Sprintf("kv%d", i), "send_message", url.Values{"secured_session_id": {sessions[i]}, "message": {text}}); err != nil {
-						return // killed mid-request: not acknowledged
-					}
-					mu.Lock()
-					acked[i] = append(acked[i], text)
-					mu.Unlock()
-				}
-			})
+			v := &v2Sender{vid: fmt.Sprintf("kv%d", i), sid: sessions[i], next: nextText, mu: &mu, acked: &acked[i], onAck: r.acked(surfaceV2)}
+			r.run(v.vid, func(stop <-chan struct{}) error { return v.send(client, base, stop) })
 		}
 		for _, w := range rcs {
-			wg.Go(func() {
-				if err := w.send(client, base, stop); err != nil {
-					errMu.Lock()
-					loadErrs = append(loadErrs, fmt.Errorf("%s: %w", w.name, err))
-					errMu.Unlock()
-				}
-			})
+			w.onAck = r.acked(surfaceRC)
+			r.run(w.name, func(stop <-chan struct{}) error { return w.send(client, base, stop) })
 		}
 		for _, w := range lcs {
-			wg.Go(func() {
-				if err := w.send(base, stop); err != nil {
-					errMu.Lock()
-					loadErrs = append(loadErrs, fmt.Errorf("%s: %w", w.name, err))
-					errMu.Unlock()
-				}
-			})
+			w.onAck = r.acked(surfaceCustomer)
+			r.run(w.name, func(stop <-chan struct{}) error { return w.send(base, stop) })
 		}
-		time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
+		// Every other round the kill comes only after every surface had a
+		// message acknowledged in the round (so that on a loaded machine,
+		// where logging in may take longer than the delay, each surface
+		// still proves something); the others kill at any moment, logins
+		// and handshakes included.
+		var late error
+		if round%2 == 1 {
+			late = r.awaitEverySurface(2 * time.Minute)
+		}
+		if late == nil {
+			time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
+		}
 		c.kill()
-		close(stop)
-		wg.Wait()
+		loadErrs = append(loadErrs, r.end()...)
+		if late != nil {
+			t.Fatalf("round %d: %v (refused: %v)", round, late, loadErrs)
+		}
 	}
 
 	for _, err := range loadErrs {

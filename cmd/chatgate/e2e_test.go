@@ -25,6 +25,14 @@ const (
 	agentPassword = "test-agent-password"
 )
 
+// waitLimit bounds every wait of these tests for something that must
+// happen (a frame, a push, a state seen through the API, a process
+// listening). It only guards against a hung test, nothing asserts how fast
+// anything is: generous, because CI's 2 cores may be loaded many times over
+// (the race detector, the other packages' tests, the processes of the
+// multi-process tests).
+const waitLimit = 2 * time.Minute
+
 // gateway is one in-process chatgate on 127.0.0.1 for a test.
 type gateway struct {
 	addr   string
@@ -206,7 +214,7 @@ func (a *agent) next(typ, action string) map[string]any {
 // failure).
 func (a *agent) nextWhere(what string, ok func(f map[string]any) bool) map[string]any {
 	a.t.Helper()
-	timeout := time.After(15 * time.Second)
+	timeout := time.After(waitLimit)
 	for {
 		select {
 		case f, open := <-a.frames:

@@ -47,7 +47,7 @@ func TestAnonymousVisitorExpiry(t *testing.T) {
 	}
 	// Idle for longer than the TTL: the sweeper (every second here)
 	// deletes the anonymous ones.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for getCustomer(anon).status == 200 || getCustomer(minted).status == 200 {
 		if time.Now().After(deadline) {
 			t.Fatalf("anonymous customers never expired\n%s", g.stderr)

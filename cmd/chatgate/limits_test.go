@@ -165,7 +165,7 @@ func TestConnectionCap(t *testing.T) {
 		}
 	}
 	open[0].Close()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		conn, _, err := websocket.DefaultDialer.Dial(ws+"/v3.5/agent/rtm/ws", nil)
 		if err == nil {

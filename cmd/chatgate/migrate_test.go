@@ -556,7 +556,7 @@ func TestBackfillIntoRocketChatDesk(t *testing.T) {
 	v.start()
 	v.send("hello again")
 	var rid string
-	waitFor(t, "the relayed room", 15*time.Second, func() bool {
+	waitFor(t, "the relayed room", waitLimit, func() bool {
 		for _, c := range relayed(t, g.addr) {
 			if r := upstreamRoom(c, "rc"); r != "" {
 				rid = r
@@ -584,7 +584,7 @@ func TestBackfillIntoRocketChatDesk(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, "the live message upstream", 15*time.Second, func() bool { return slices.Contains(texts(), "hello again") })
+	waitFor(t, "the live message upstream", waitLimit, func() bool { return slices.Contains(texts(), "hello again") })
 	g.stop()
 
 	args := []string{"backfill", "--config", relayCfg, "--data", frontData, "--to", "rc", "--user", "jane@example.com", "--password", agentPassword, "--json"}

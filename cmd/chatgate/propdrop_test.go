@@ -64,7 +64,7 @@ func TestUnregisteredPropertyNotBack(t *testing.T) {
 	if r := cfgAction("unregister_property", `{"owner_client_id":"app","name":"note"}`); r.status != 200 {
 		t.Fatalf("unregister_property: %d %s", r.status, r.raw)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		r := cfgAction("register_property", def)
 		if r.status == 200 {

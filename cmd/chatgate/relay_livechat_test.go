@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // lcRelay is a relay section with one LiveChat connector into the desk
@@ -59,7 +58,7 @@ func TestRelayV2VisitorIntoLiveChatDesk(t *testing.T) {
 	inc := ag.next("push", "incoming_chat")
 	chat := inc["payload"].(map[string]any)["chat"].(map[string]any)
 	chatID := chat["id"].(string)
-	waitFor(t, "the visitor's message upstream", 15*time.Second, func() bool {
+	waitFor(t, "the visitor's message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"hello upstream"})
 	})
@@ -72,17 +71,17 @@ func TestRelayV2VisitorIntoLiveChatDesk(t *testing.T) {
 
 	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "Hi, Jane here"}})
 	var evs []map[string]any
-	waitFor(t, "the agent's answer at the visitor", 15*time.Second, func() bool {
+	waitFor(t, "the agent's answer at the visitor", waitLimit, func() bool {
 		evs = v.poll()
 		return slices.Equal(agentTexts(evs), []string{"Welcome!", "Hi, Jane here"})
 	})
 	v.send("thanks")
-	waitFor(t, "the second message upstream", 15*time.Second, func() bool {
+	waitFor(t, "the second message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"hello upstream", "thanks"})
 	})
 
-	waitFor(t, "the connector reporting its socket up", 15*time.Second, func() bool {
+	waitFor(t, "the connector reporting its socket up", waitLimit, func() bool {
 		return connectorStatus(t, front.addr, "lc")["connected"] == true
 	})
 
@@ -94,7 +93,7 @@ func TestRelayV2VisitorIntoLiveChatDesk(t *testing.T) {
 
 	// The agent closes upstream: the visitor's chat ends.
 	ag.call("deactivate_chat", map[string]any{"id": chatID})
-	waitFor(t, "the close at the visitor", 15*time.Second, func() bool {
+	waitFor(t, "the close at the visitor", waitLimit, func() bool {
 		evs = v.poll()
 		return len(evs) > 0 && evs[len(evs)-1]["type"] == "chat_closed"
 	})
@@ -103,7 +102,7 @@ func TestRelayV2VisitorIntoLiveChatDesk(t *testing.T) {
 	// with a new thread.
 	v.start()
 	v.send("back again")
-	waitFor(t, "the returning visitor's message upstream", 15*time.Second, func() bool {
+	waitFor(t, "the returning visitor's message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"back again"})
 	})
@@ -129,12 +128,12 @@ func TestRelayLiveChatSurvivesKill9(t *testing.T) {
 	v.send("one")
 	inc := ag.next("push", "incoming_chat")
 	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
-	waitFor(t, "the first message upstream", 15*time.Second, func() bool {
+	waitFor(t, "the first message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"one"})
 	})
 	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "answer one"}})
-	waitFor(t, "the first answer at the visitor", 15*time.Second, func() bool {
+	waitFor(t, "the first answer at the visitor", waitLimit, func() bool {
 		return slices.Equal(agentTexts(v.poll()), []string{"Welcome!", "answer one"})
 	})
 	before := relayed(t, front.addr)
@@ -153,7 +152,7 @@ func TestRelayLiveChatSurvivesKill9(t *testing.T) {
 	front = front.restart()
 
 	v.send("three")
-	waitFor(t, "every message upstream", 20*time.Second, func() bool {
+	waitFor(t, "every message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Contains(texts, "three")
 	})
@@ -161,7 +160,7 @@ func TestRelayLiveChatSurvivesKill9(t *testing.T) {
 	if !slices.Equal(texts, []string{"one", "two", "three"}) {
 		t.Fatalf("upstream customer messages %q, want one, two, three once each", texts)
 	}
-	waitFor(t, "the answer written during the outage at the visitor", 20*time.Second, func() bool {
+	waitFor(t, "the answer written during the outage at the visitor", waitLimit, func() bool {
 		return slices.Contains(agentTexts(v.poll()), "while you were away")
 	})
 	if got := agentTexts(v.poll()); !slices.Equal(got, []string{"Welcome!", "answer one", "while you were away"}) {
@@ -187,7 +186,7 @@ func TestRelayLiveChatFollowsADeskRestart(t *testing.T) {
 	v.send("one")
 	inc := ag.next("push", "incoming_chat")
 	chatID := inc["payload"].(map[string]any)["chat"].(map[string]any)["id"].(string)
-	waitFor(t, "the first message upstream", 15*time.Second, func() bool {
+	waitFor(t, "the first message upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"one"})
 	})
@@ -196,15 +195,15 @@ func TestRelayLiveChatFollowsADeskRestart(t *testing.T) {
 	v.send("two") // the desk is down: delivered after its restart
 	desk = desk.restart()
 	ag = deskAgent(t, desk.addr)
-	waitFor(t, "the message sent during the outage upstream", 20*time.Second, func() bool {
+	waitFor(t, "the message sent during the outage upstream", waitLimit, func() bool {
 		texts, _ := customerTexts(ag, chatID)
 		return slices.Equal(texts, []string{"one", "two"})
 	})
 	ag.call("send_event", map[string]any{"chat_id": chatID, "event": map[string]any{"type": "message", "text": "back online"}})
-	waitFor(t, "the agent's answer after the restart at the visitor", 20*time.Second, func() bool {
+	waitFor(t, "the agent's answer after the restart at the visitor", waitLimit, func() bool {
 		return slices.Equal(agentTexts(v.poll()), []string{"Welcome!", "back online"})
 	})
-	waitFor(t, "the connector reporting the reconnect", 15*time.Second, func() bool {
+	waitFor(t, "the connector reporting the reconnect", waitLimit, func() bool {
 		st := connectorStatus(t, front.addr, "lc")
 		n, _ := st["reconnects"].(float64)
 		return st["connected"] == true && n >= 1

@@ -141,7 +141,7 @@ func TestTLSServesHTTPSAndWSSOnly(t *testing.T) {
 	_, _ = raw.Write([]byte("\x16\x03\x01\x00\x02\x01\x00junk"))
 	_, _ = io.Copy(io.Discard, raw)
 	raw.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for !strings.Contains(g.stderr.String(), "TLS handshake error") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no TLS handshake error logged:\n%s", g.stderr)

@@ -59,7 +59,7 @@ type visFrame struct {
 // (and the match) goes to seen.
 func (c *rtmConn) next(seen func([]byte), ok func(visFrame) bool) visFrame {
 	c.t.Helper()
-	timeout := time.After(15 * time.Second)
+	timeout := time.After(waitLimit)
 	for {
 		select {
 		case b, open := <-c.frames:

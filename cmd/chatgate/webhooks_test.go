@@ -65,7 +65,7 @@ func (r *loopbackReceiver) setUp() { r.mu.Lock(); r.up = true; r.mu.Unlock() }
 // waitUntil polls cond (a failure timeout, not a speed assertion).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -4,6 +4,7 @@
 // request_id, pushes kept in order so a test can wait for one.
 
 const WebSocket = require('ws');
+const { WAIT } = require('./steps');
 
 class Agent {
   constructor(ws, wire) {
@@ -67,7 +68,7 @@ class Agent {
   }
 
   /** Sends a request; resolves with the response frame (success or not). */
-  request(action, payload, timeoutMs = 10000) {
+  request(action, payload, timeoutMs = WAIT) {
     if (this.closed) return Promise.reject(new Error('agent socket closed'));
     const rid = `e2e-${++this.seq}`;
     const frame = JSON.stringify(payload === undefined ? { request_id: rid, action } : { request_id: rid, action, payload });
@@ -93,7 +94,7 @@ class Agent {
    * Resolves with the first push (already received, or arriving within
    * timeoutMs) for which pred(push) is true.
    */
-  waitPush(pred, timeoutMs = 15000, what = 'push') {
+  waitPush(pred, timeoutMs = WAIT, what = 'push') {
     const seen = this.pushes.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
@@ -112,7 +113,7 @@ class Agent {
    * incoming_chat (the thread's first events) or an incoming_event push.
    * Resolves with {chatId, threadId, event}.
    */
-  async waitVisitorText(text, timeoutMs = 15000) {
+  async waitVisitorText(text, timeoutMs = WAIT) {
     const find = (p) => {
       if (p.action === 'incoming_event' && p.payload.event && p.payload.event.text === text) {
         return { chatId: p.payload.chat_id, threadId: p.payload.thread_id, event: p.payload.event };

@@ -5,7 +5,7 @@
 const { launch } = require('./browser');
 const { artifactPath } = require('./artifacts');
 
-const WAIT = 15000;
+const { WAIT } = require('./steps');
 
 /** Opens a fresh Chromium profile; shot(label) writes <prefix>-NN-label.png. */
 async function openBrowser(prefix, wire) {

@@ -9,10 +9,11 @@
 
 const assert = require('node:assert/strict');
 const WS = require('ws');
+const { WAIT } = require('./steps');
 
 const ORG = '3d5a7f0e-0c1b-4f2a-9b8e-chatgate0001'; // configs/chatgate.example.yaml
 
-function waitFor(emitter, name, pred = () => true, timeoutMs = 15000) {
+function waitFor(emitter, name, pred = () => true, timeoutMs = WAIT) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no ${name} within ${timeoutMs} ms`)), timeoutMs);
     const h = (p) => {

@@ -10,6 +10,7 @@ const { spawn, execFileSync } = require('node:child_process');
 const https = require('node:https');
 const fs = require('node:fs');
 const os = require('node:os');
+const { WAIT } = require('./steps');
 const path = require('node:path');
 const { artifactPath } = require('./artifacts');
 
@@ -223,7 +224,7 @@ async function startGateway(name, opts = {}) {
   };
 
   const waitServing = async (from) => {
-    const deadline = Date.now() + 20000;
+    const deadline = Date.now() + WAIT;
     let addr = '';
     while (!addr && Date.now() < deadline) {
       const text = logText.slice(from);

@@ -23,6 +23,16 @@ function stepper(t, onFail) {
   };
 }
 
+/**
+ * WAIT is how long any one expectation of the end-to-end tests (a frame, a
+ * response, an element on a page) may take before the test fails. It only
+ * bounds a hung test, nothing asserts how fast anything is: generous,
+ * because CI's 2 cores may be loaded many times over (with 15 s, steps of
+ * the console test took 28 s at load 30 and whole files ran past the
+ * per-test limit).
+ */
+const WAIT = 60000;
+
 /** Polls fn until it returns a truthy value or timeoutMs passes. */
 async function eventually(fn, timeoutMs, what) {
   const deadline = Date.now() + timeoutMs;
@@ -39,4 +49,4 @@ async function eventually(fn, timeoutMs, what) {
   }
 }
 
-module.exports = { stepper, eventually };
+module.exports = { stepper, eventually, WAIT };

@@ -522,12 +522,12 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
     });
     await step('the upstream desk goes down: the connector shows disconnected with its error', async () => {
       await upstream.kill();
-      await relayRow().getByText('disconnected', { exact: true }).waitFor({ timeout: 20000 });
+      await relayRow().getByText('disconnected', { exact: true }).waitFor({ timeout: WAIT });
       await b.shot('ops-relay-down');
     });
     await step('the upstream desk comes back: connected again, a reconnect counted', async () => {
       await upstream.start();
-      await relayRow().getByText('connected', { exact: true }).waitFor({ timeout: 30000 });
+      await relayRow().getByText('connected', { exact: true }).waitFor({ timeout: WAIT });
       await b.shot('ops-relay-back');
     });
     await step('the receiver is fixed; the retry button delivers the failed webhook now, not in an hour', async () => {
@@ -572,7 +572,7 @@ test('operator view: a relay connector goes down and comes back; a failed webhoo
         await page.getByRole('button', { name: 'Retry waiting deliveries now' }).click();
         await new Promise((r) => setTimeout(r, 1000));
         return false;
-      }, 40000, 'every incoming_event delivery given up');
+      }, 2 * WAIT, 'every incoming_event delivery given up');
       assert.equal(failed(), 3, 'each message\'s delivery was tried');
       assert.deepEqual(revived(), [], 'delivered before the receiver was fixed');
       await b.shot('ops-webhook-exhausted');

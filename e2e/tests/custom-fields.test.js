@@ -16,9 +16,8 @@ const { Agent } = require('@livechat/lc-sdk-js');
 const LivechatClient = require('@rocket.chat/sdk/lib/clients/Livechat').default;
 
 const { startGateway, trustCertificate } = require('../lib/gateway');
-const { stepper, eventually } = require('../lib/steps');
+const { stepper, eventually, WAIT } = require('../lib/steps');
 
-const WAIT = 15000;
 const silent = { debug() {}, info() {}, warning() {}, warn() {}, error() {} };
 
 let gw;

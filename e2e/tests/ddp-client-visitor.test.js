@@ -18,10 +18,9 @@ const { LivechatClientImpl } = require('@rocket.chat/ddp-client');
 const { startGateway } = require('../lib/gateway');
 const { Agent } = require('../lib/agent');
 const { WireLog } = require('../lib/artifacts');
-const { stepper, eventually } = require('../lib/steps');
+const { stepper, eventually, WAIT } = require('../lib/steps');
 const { SMTPSink, decodeQP } = require('../lib/smtp');
 
-const WAIT = 15000;
 
 let gw;
 let smtp;

@@ -14,7 +14,7 @@ const { Agent } = require('@livechat/lc-sdk-js');
 
 const { startGateway, trustCertificate } = require('../lib/gateway');
 
-const WAIT = 15000;
+const { WAIT } = require('../lib/steps');
 
 let gw;
 let apiUrl; // host:port, as lc-sdk-js takes it

@@ -18,7 +18,7 @@ const { Agent } = require('@livechat/lc-sdk-js');
 const { startGateway, trustCertificate } = require('../lib/gateway');
 
 const ORG = '3d5a7f0e-0c1b-4f2a-9b8e-chatgate0001'; // configs/chatgate.example.yaml
-const WAIT = 15000;
+const { WAIT } = require('../lib/steps');
 const SECRET = 'AGENTS-ONLY-E2E-NOTE';
 
 const EXTRA = [

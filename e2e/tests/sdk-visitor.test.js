@@ -13,9 +13,8 @@ const LivechatClient = require('@rocket.chat/sdk/lib/clients/Livechat').default;
 const { startGateway } = require('../lib/gateway');
 const { Agent } = require('../lib/agent');
 const { WireLog } = require('../lib/artifacts');
-const { stepper, eventually } = require('../lib/steps');
+const { stepper, eventually, WAIT } = require('../lib/steps');
 
-const WAIT = 15000;
 
 let gw;
 before(async () => { gw = await startGateway('sdk-visitor'); });

@@ -17,9 +17,7 @@ const { startGateway } = require('../lib/gateway');
 const { Agent } = require('../lib/agent');
 const { launch } = require('../lib/browser');
 const { artifactPath, WireLog } = require('../lib/artifacts');
-const { stepper } = require('../lib/steps');
-
-const WAIT = 15000; // per UI expectation
+const { stepper, WAIT } = require('../lib/steps');
 
 let gw;
 let host; // http server of the host page

@@ -317,6 +317,14 @@ func TestLoginAndConnection(t *testing.T) {
 	tok, _ := h.token(t)
 	live := h.dial(t, "/v3.6/customer/rtm/ws?organization_id=org-1")
 	live.login(tok)
+	// The session arms its expiry timer (from the clock) right after it
+	// has served login, before it reads the next request: the ping's
+	// answer shows the timer armed with the token's remaining 8 hours.
+	// Advanced before, the clock would make the session end at once with
+	// access_token_expired, which is right too but not what this checks.
+	if r := live.Call("ping", nil); !r.Success {
+		t.Fatalf("ping %s", r.Payload)
+	}
 	h.clock.advance(8*time.Hour + time.Second)
 	if r := live.Call("get_customer", nil); r.ErrType() != "authentication" {
 		t.Fatalf("expired token in session %s", r.Payload)
