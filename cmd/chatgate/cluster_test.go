@@ -329,15 +329,7 @@ func TestClusterKill9(t *testing.T) {
 			w.onAck = r.acked(surfaceCustomer)
 			r.run(w.name, func(stop <-chan struct{}) error { return w.send(base, stop) })
 		}
-		// As in TestKill9Durability: every other round the kill waits
-		// for every surface's first acknowledged message of the round.
-		var late error
-		if round%2 == 1 {
-			late = r.awaitEverySurface(2 * time.Minute)
-		}
-		if late == nil {
-			time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
-		}
+		late := r.beforeKill(round, 100*time.Millisecond, 400*time.Millisecond)
 		nodes[victim].kill()
 		time.Sleep(50 * time.Millisecond) // the survivors' writers go on a little
 		loadErrs = append(loadErrs, r.end()...)

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -174,6 +175,21 @@ func (r *killRound) awaitEverySurface(within time.Duration) error {
 			return fmt.Errorf("no %s message acknowledged in %v", s, within)
 		}
 	}
+	return nil
+}
+
+// beforeKill decides when round's kill comes: in every other round only
+// after every surface had a message acknowledged (awaitEverySurface, at
+// most waitLimit), then, as in the other rounds, after a random delay of
+// least plus up to spread, so that logins and handshakes are killed too.
+// It returns awaitEverySurface's error; the kill then comes at once.
+func (r *killRound) beforeKill(round int, least, spread time.Duration) error {
+	if round%2 == 1 {
+		if err := r.awaitEverySurface(waitLimit); err != nil {
+			return err
+		}
+	}
+	time.Sleep(least + time.Duration(rand.Int64N(int64(spread))))
 	return nil
 }
 

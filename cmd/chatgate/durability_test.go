@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -189,18 +188,10 @@ func TestKill9Durability(t *testing.T) {
 			w.onAck = r.acked(surfaceCustomer)
 			r.run(w.name, func(stop <-chan struct{}) error { return w.send(base, stop) })
 		}
-		// Every other round the kill comes only after every surface had a
-		// message acknowledged in the round (so that on a loaded machine,
-		// where logging in may take longer than the delay, each surface
-		// still proves something); the others kill at any moment, logins
-		// and handshakes included.
-		var late error
-		if round%2 == 1 {
-			late = r.awaitEverySurface(2 * time.Minute)
-		}
-		if late == nil {
-			time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
-		}
+		// On a loaded machine logging in may take longer than the delay:
+		// beforeKill makes every other round wait until each surface
+		// proved something.
+		late := r.beforeKill(round, 50*time.Millisecond, 250*time.Millisecond)
 		c.kill()
 		loadErrs = append(loadErrs, r.end()...)
 		if late != nil {
