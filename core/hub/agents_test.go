@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"chatgate/core/model"
@@ -80,6 +82,62 @@ func TestAgentIndexOffers(t *testing.T) {
 			if n := b.Subscribers(); n != 0 {
 				t.Errorf("%d subscribers after closing all", n)
 			}
+		})
+	}
+}
+
+// BenchmarkFanOutToAgents publishes messages of conversations served by
+// one of 32 agents, each agent session drained by its own goroutine that
+// checks whether the notice is its agent's (as package agentrtm's pump
+// does), and waits for every pump to be done: every session subscribed
+// to the whole desk (before the agent index) against by agent.
+func BenchmarkFanOutToAgents(b *testing.B) {
+	const agents = 32
+	for _, mode := range []string{"desk", "index"} {
+		b.Run(mode, func(b *testing.B) {
+			bus := NewBus()
+			ids := make([]model.AgentID, agents)
+			var pending sync.WaitGroup
+			done := make(chan struct{})
+			defer close(done)
+			for i := range ids {
+				ids[i] = model.AgentID(fmt.Sprintf("agent-%d", i))
+				var s *Sub
+				if mode == "desk" {
+					s = bus.SubscribeDesk(1 << 16)
+				} else {
+					s = bus.SubscribeAgent(model.Agent{ID: ids[i]}, 1<<16)
+				}
+				go func(me model.AgentID) {
+					kept := 0
+					for {
+						select {
+						case <-done:
+							return
+						case n := <-s.C():
+							if n.Conv.Agent == me {
+								kept++
+							}
+							pending.Done()
+						}
+					}
+				}(ids[i])
+			}
+			convs := make([]model.Conversation, 1000)
+			for i := range convs {
+				convs[i] = model.Conversation{ID: model.ConvID(fmt.Sprintf("conv-%d", i)), Visitor: model.VisitorID(fmt.Sprintf("v-%d", i)),
+					State: model.StateOpen, Agent: ids[i%agents]}
+			}
+			per := 1
+			if mode == "desk" {
+				per = agents
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				pending.Add(per)
+				bus.Publish(Notice{Conv: convs[i%len(convs)], Events: []model.Event{{Kind: model.KindMessage}}})
+			}
+			pending.Wait()
 		})
 	}
 }
