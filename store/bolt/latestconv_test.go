@@ -110,3 +110,46 @@ func TestLatestCacheFill(t *testing.T) {
 		t.Errorf("after forgetting visitors: %q still cached", id)
 	}
 }
+
+// BenchmarkLatestConversation: a visitor's newest conversation (what
+// LiveChat's send_event reads per message), listed and read as before
+// the latest cache, and from it.
+func BenchmarkLatestConversation(b *testing.B) {
+	s, err := Open(tempPath(b), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := b.Context()
+	now := time.Unix(1700000000, 0).UTC()
+	vs := make([]model.VisitorID, 1000)
+	for i := range vs {
+		vs[i] = model.VisitorID(model.NewID())
+		batch := &store.Batch{Visitors: []model.Visitor{{ID: vs[i], CreatedAt: now}},
+			Convs: []model.Conversation{{ID: model.ConvID(model.NewID()), Visitor: vs[i], State: model.StateOpen, CreatedAt: now}}}
+		if err := s.Commit(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("list", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			v := vs[i%len(vs)]
+			ids, err := s.VisitorConversations(ctx, v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Conversation(ctx, ids[len(ids)-1]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cache", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, err := s.LatestConversation(ctx, vs[i%len(vs)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
