@@ -136,30 +136,33 @@ type request struct {
 }
 
 // inlineOps is room for the common batch, one message on one
-// conversation: its conversation record, its visitor index entry and
-// event put, the event's absence check and their keys. encode uses it as
+// conversation: the visitor revision it relies on, its conversation
+// record, its visitor index entry and event put, the event's absence
+// check and their keys. encode uses it as
 // the first backing arrays of ops, so that such a batch costs one
 // allocation for all of them (besides the event record) instead of one
 // each; every allocation on the message path is work for the collector,
 // whose collections shrink the stacks of waiting goroutines, which the
 // next message grows back (docs/performance.md, "Round 6").
 type inlineOps struct {
-	convs  [1]convPut
-	puts   [2]kv
-	absent [1]kv
-	rec    model.Conversation
-	keys   [128]byte
+	expects [1]store.Expect
+	convs   [1]convPut
+	puts    [2]kv
+	absent  [1]kv
+	rec     model.Conversation
+	keys    [128]byte
+	used    int // of keys
 }
 
 // key returns a buffer of length 0 and capacity n, carved from in.keys
 // while there is room (the kv keys of one request live as long as the
 // request), allocated otherwise.
-func (in *inlineOps) key(used *int, n int) []byte {
-	if in == nil || *used+n > len(in.keys) {
+func (in *inlineOps) key(n int) []byte {
+	if in == nil || in.used+n > len(in.keys) {
 		return make([]byte, 0, n)
 	}
-	b := in.keys[*used : *used : *used+n]
-	*used += n
+	b := in.keys[in.used : in.used : in.used+n]
+	in.used += n
 	return b
 }
 
@@ -532,9 +535,8 @@ type convPut struct {
 // encodeRest, a call of its own, so that their locals do not deepen
 // every message's stack.
 func encode(o *ops, in *inlineOps, b *store.Batch, cache *convCache) error {
-	used := 0
 	if in != nil {
-		o.convs, o.puts, o.absent = in.convs[:0], in.puts[:0], in.absent[:0]
+		o.convs, o.puts, o.absent, o.expects = in.convs[:0], in.puts[:0], in.absent[:0], in.expects[:0]
 	}
 	if len(b.Visitors) > 0 {
 		if err := encodeVisitors(o, b); err != nil {
@@ -553,13 +555,15 @@ func encode(o *ops, in *inlineOps, b *store.Batch, cache *convCache) error {
 		}
 		// The body leaves LastSeq out (see storedConv), so that a message,
 		// which changes nothing else, finds the same body stored.
-		rec := new(model.Conversation)
+		var rec *model.Conversation
 		if in != nil && i == 0 {
 			rec = &in.rec
+		} else {
+			rec = new(model.Conversation)
 		}
 		*rec = *c
 		rec.LastSeq = 0
-		p := convPut{key: append(in.key(&used, len(c.ID)), c.ID...), expect: c.Rev, lastSeq: c.LastSeq, conv: rec, evAbsent: -1, vconv: len(o.puts),
+		p := convPut{key: append(in.key(len(c.ID)), c.ID...), expect: c.Rev, lastSeq: c.LastSeq, conv: rec, evAbsent: -1, vconv: len(o.puts),
 			message: c.LastSeq > 0 && onlyEvent(b.Events, c.ID, c.LastSeq)}
 		if p.message {
 			p.cachedRev = cache.sameAs(c)
@@ -573,14 +577,14 @@ func encode(o *ops, in *inlineOps, b *store.Batch, cache *convCache) error {
 			return fmt.Errorf("store: key or value size out of range in %s", bConvs)
 		}
 		o.convs = append(o.convs, p)
-		vk := in.key(&used, len(c.Visitor)+len(c.ID)+2)
+		vk := in.key(len(c.Visitor) + len(c.ID) + 2)
 		vk = append(append(append(append(vk, c.Visitor...), 0), c.ID...), 0)
 		o.puts = append(o.puts, kv{bucket: bVConvs, key: vk, unlessSame: true})
 	}
 	// New events must not exist yet; updates must exist already.
 	for i := range b.Events {
 		e := &b.Events[i]
-		k, err := encodeEvent(o, e, in.key(&used, len(e.Conv)+9))
+		k, err := encodeEvent(o, e, in.key(len(e.Conv)+9))
 		if err != nil {
 			return err
 		}
