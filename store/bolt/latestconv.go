@@ -99,7 +99,7 @@ func (c *latestCache) stored(o *ops) {
 	}
 	for i := range o.convs {
 		p := &o.convs[i]
-		v, id := p.conv.Visitor, model.ConvID(p.key)
+		v, id := p.conv.Visitor, p.conv.ID
 		cur, ok := c.m[v]
 		switch {
 		case !ok:

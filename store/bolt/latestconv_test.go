@@ -90,18 +90,18 @@ func TestLatestConversation(t *testing.T) {
 func TestLatestCacheFill(t *testing.T) {
 	c := newLatestCache()
 	e := c.epoch()
-	c.stored(&ops{convs: []convPut{{key: []byte("02"), conv: &model.Conversation{Visitor: "v"}}}})
+	c.stored(&ops{convs: []convPut{{key: []byte("02"), conv: &model.Conversation{ID: "02", Visitor: "v"}}}})
 	c.fill(e, "v", "01")
 	if id, ok := c.get("v"); ok {
 		t.Errorf("a read from before a commit was cached: %q", id)
 	}
 	c.fill(c.epoch(), "v", "02")
-	c.stored(&ops{convs: []convPut{{key: []byte("03"), conv: &model.Conversation{Visitor: "v"}}}})
+	c.stored(&ops{convs: []convPut{{key: []byte("03"), conv: &model.Conversation{ID: "03", Visitor: "v"}}}})
 	if id, _ := c.get("v"); id != "03" {
 		t.Errorf("after a newer commit: %q, want 03", id)
 	}
 	c.fill(c.epoch(), "v", "02")
-	c.stored(&ops{convs: []convPut{{key: []byte("01"), conv: &model.Conversation{Visitor: "v"}}}})
+	c.stored(&ops{convs: []convPut{{key: []byte("01"), conv: &model.Conversation{ID: "01", Visitor: "v"}}}})
 	if id, _ := c.get("v"); id != "03" {
 		t.Errorf("after an older conversation's commit or a read: %q, want 03", id)
 	}
