@@ -54,6 +54,10 @@ type work struct {
 	convData [][]byte
 	// visitorData is the same for the batch's visitors.
 	visitorData [][]byte
+	// rider marks statements that are no commit of the store's but ride
+	// in a group's transaction (Notify): they are not counted as a
+	// commit in Stats.
+	rider bool
 }
 
 // Queue adds a statement whose result is not read.
@@ -171,8 +175,11 @@ func (s *Store) send(reqs []*request) (failed int, err error) {
 	defer cancel()
 	start := time.Now()
 	b := &pgx.Batch{}
-	n := 0
+	n, commits := 0, 0
 	for _, r := range reqs {
+		if !r.w.rider {
+			commits++
+		}
 		for _, st := range r.w.stmts {
 			b.Queue(st.sql, st.args...)
 			n++
@@ -197,8 +204,8 @@ read:
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(Stats{Requests: len(reqs), Statements: n, Duration: time.Since(start), Err: err})
+	if s.opts.OnCommit != nil && commits > 0 {
+		s.opts.OnCommit(Stats{Requests: commits, Statements: n, Duration: time.Since(start), Err: err})
 	}
 	if err == nil {
 		failed = -1
