@@ -71,9 +71,7 @@ func TestNotifyRidesGroup(t *testing.T) {
 			n++
 			p = append(p, fmt.Sprintf("p%d", n))
 		}
-		w := &work{rider: true}
-		w.Queue(notifySQL, channel, p)
-		return &request{w: w, errc: make(chan error, 1)}, p
+		return &request{w: notifyWork(channel, p), errc: make(chan error, 1)}, p
 	}
 	type step struct {
 		name    string
@@ -139,14 +137,23 @@ func TestNotifyRidesGroup(t *testing.T) {
 			t.Fatalf("%s: notified %v, want %v", st.name, recv, want)
 		}
 	}
-	// Store.Notify itself: delivered, in order.
-	if err := s.Notify(ctx, channel, []string{"x1", "x2"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"x1", "x2"} {
-		nt, err := listener.Conn().WaitForNotification(ctx)
-		if err != nil || nt.Payload != want {
-			t.Fatalf("Notify: got %v, %v; want %s", nt, err, want)
+	// Store.Notify itself: delivered, in order, whatever the payloads
+	// hold (joined into one parameter, or an array when they cannot be).
+	for _, payloads := range [][]string{
+		{"x1", "x2"},
+		{"one"},
+		{"x3", "", "x4"},
+		{"a" + notifySep + "b", "c"},
+		{`{"n":"a","c":""}`},
+	} {
+		if err := s.Notify(ctx, channel, payloads); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range payloads {
+			nt, err := listener.Conn().WaitForNotification(ctx)
+			if err != nil || nt.Payload != want {
+				t.Fatalf("Notify(%q): got %v, %v; want %q", payloads, nt, err, want)
+			}
 		}
 	}
 }
