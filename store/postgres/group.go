@@ -36,6 +36,12 @@ import (
 // Within a group, commits are ordered by the first conversation they
 // write, so that two nodes' groups lock conversation rows in the same order
 // and do not deadlock on them.
+//
+// A group may also carry riders: statements that are no commit of the
+// store's but share its transaction (Notify's pg_notify, which would
+// otherwise cost a transaction and a WAL flush of its own). A rider is
+// handled like a commit above (resent with the group, told the outcome)
+// but not counted as one in Stats.
 
 // stmt is one statement of a commit; scan, if set, reads its row.
 type stmt struct {
