@@ -546,7 +546,7 @@ type ddpNoticeRender struct {
 	n      hub.Notice
 	frames []ddpFrameSet // a few: looked up in order
 
-	messages  []map[string]any
+	messages  []*message
 	rendered  bool
 	livechat  []any
 	lcDone    bool
@@ -592,8 +592,7 @@ func (r *ddpNoticeRender) encode(key ddpFrameKey, sub *ddpSub) [][]byte {
 	case subMessages:
 		for _, m := range r.renderMessages() {
 			if sub.alias != "" {
-				m = copyMap(m)
-				m["rid"] = sub.alias
+				m = m.withRid(sub.alias)
 			}
 			argsList = append(argsList, []any{m})
 		}
@@ -645,7 +644,7 @@ func (r *ddpNoticeRender) keep(key ddpFrameKey, frames [][]byte) {
 // renderMessages: new events and edited ones, as a visitor sees them.
 // Deletions go to <rid>/deleteMessage instead (Rocket.Chat's default,
 // Message_ShowDeletedStatus off).
-func (r *ddpNoticeRender) renderMessages() []map[string]any {
+func (r *ddpNoticeRender) renderMessages() []*message {
 	if r.rendered {
 		return r.messages
 	}
