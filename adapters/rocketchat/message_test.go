@@ -115,7 +115,7 @@ func (ms messageSetup) messageEvent(kind, sub, who, flags uint8, text, name, ct 
 
 // compareMessage checks that the direct writer and the map path give the
 // same bytes for e, in every form a message is sent in: a stream frame
-// (also under a room alias), the DDP method's result, a REST answer (also
+// (as the feeds write it, and under a room alias), the DDP method's result, a REST answer (also
 // with fileUpload, and as upload's whole answer) and encoding/json.
 func compareMessage(t *testing.T, s *Surface, e *model.Event) {
 	t.Helper()
@@ -135,6 +135,8 @@ func compareMessage(t *testing.T, s *Surface, e *model.Event) {
 	a, errA := ddp.StreamChanged(streamRoomMessages, string(e.Conv), []any{direct})
 	b, errB := ddp.StreamChanged(streamRoomMessages, string(e.Conv), []any{old})
 	same("stream frame", a, b, errA, errB)
+	a, errA = ddp.StreamChangedArg(streamRoomMessages, string(e.Conv), direct)
+	same("stream frame (StreamChangedArg)", a, b, errA, errB)
 
 	aliased := copyMap(old)
 	aliased["rid"] = "alias-rid"
