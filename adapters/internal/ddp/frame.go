@@ -308,9 +308,10 @@ func StreamChangedArg(collection, event string, arg Appender) ([]byte, error) {
 	return append(dst, `]}}`...), nil
 }
 
-// streamArgStart is the buffer of a frame of one chat message: a
-// visitor's is 600-800 bytes, so 1 KiB is one allocation where 512 grew.
-const streamArgStart = 1024
+// streamArgStart is the buffer of a frame of one chat message: a plain
+// visitor's or agent's message is 350-450 bytes (the bench's), so one
+// allocation; a longer one grows it.
+const streamArgStart = 512
 
 // dataFrame writes {"msg":…,"collection":…,"id":…,"fields":…} as
 // Marshal of that Obj would (four keys are never an EJSON form), without
