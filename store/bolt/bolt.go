@@ -130,6 +130,40 @@ type request struct {
 	errc chan error
 	// queued is when the request entered the queue (for Stats.Wait).
 	queued time.Time
+	// inline holds what a Post's batch encodes to (see inlineOps), in
+	// the request's own allocation.
+	inline inlineOps
+}
+
+// inlineOps is room for the common batch, one message on one
+// conversation: the visitor revision it relies on, its conversation
+// record, its visitor index entry and event put, the event's absence
+// check and their keys. encode uses it as
+// the first backing arrays of ops, so that such a batch costs one
+// allocation for all of them (besides the event record) instead of one
+// each; every allocation on the message path is work for the collector,
+// whose collections shrink the stacks of waiting goroutines, which the
+// next message grows back (docs/performance.md, "Round 6").
+type inlineOps struct {
+	expects [1]store.Expect
+	convs   [1]convPut
+	puts    [2]kv
+	absent  [1]kv
+	rec     model.Conversation
+	keys    [128]byte
+	used    int // of keys
+}
+
+// key returns a buffer of length 0 and capacity n, carved from in.keys
+// while there is room (the kv keys of one request live as long as the
+// request), allocated otherwise.
+func (in *inlineOps) key(n int) []byte {
+	if in == nil || in.used+n > len(in.keys) {
+		return make([]byte, 0, n)
+	}
+	b := in.keys[in.used : in.used : in.used+n]
+	in.used += n
+	return b
 }
 
 // InitialMmapSize is the least address space the data file is mapped
@@ -212,27 +246,31 @@ func (s *Store) Commit(ctx context.Context, b *store.Batch) error {
 	if b.Empty() {
 		return nil
 	}
-	o, err := encode(b, s.convs)
-	if err != nil {
+	r := new(request)
+	if err := encode(&r.ops, &r.inline, b, s.convs); err != nil {
 		return err
 	}
-	if err := s.submit(ctx, o); err != nil {
+	if err := s.submitRequest(ctx, r); err != nil {
 		return err
 	}
-	// The writer set o.convs[i].rev before answering (o shares its
-	// backing arrays with the request it queued).
+	// The writer set r.ops.convs[i].rev before answering.
 	for i := range b.Convs {
-		b.Convs[i].Rev = o.convs[i].rev
+		b.Convs[i].Rev = r.ops.convs[i].rev
 	}
 	for i := range b.Visitors {
-		b.Visitors[i].Rev = o.visitors[i].rev
+		b.Visitors[i].Rev = r.ops.visitors[i].rev
 	}
 	return nil
 }
 
 // submit queues o for the writer and waits for its outcome.
 func (s *Store) submit(ctx context.Context, o ops) error {
-	r := &request{ops: o, errc: make(chan error, 1), queued: time.Now()}
+	return s.submitRequest(ctx, &request{ops: o})
+}
+
+// submitRequest queues r for the writer and waits for its outcome.
+func (s *Store) submitRequest(ctx context.Context, r *request) error {
+	r.errc, r.queued = make(chan error, 1), time.Now()
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -489,27 +527,21 @@ type convPut struct {
 	cur    storedRecord // the stored record, before this commit
 }
 
-// encode encodes b for the writer; cache is the store's conversation
-// cache (see convPut.cachedRev).
-func encode(b *store.Batch, cache *convCache) (ops, error) {
-	var o ops
-	for i := range b.Visitors {
-		v := &b.Visitors[i]
-		if v.ID == "" {
-			return o, errors.New("store: visitor without id")
+// encode encodes b for the writer into o; cache is the store's
+// conversation cache (see convPut.cachedRev). in, if not nil, gives the
+// first backing arrays (see inlineOps). It runs on the committer's
+// goroutine, under the caller's stack (the desk's Post, the adapters'
+// request handling): the rare parts of a batch are encoded by
+// encodeRest, a call of its own, so that their locals do not deepen
+// every message's stack.
+func encode(o *ops, in *inlineOps, b *store.Batch, cache *convCache) error {
+	if in != nil {
+		o.convs, o.puts, o.absent, o.expects = in.convs[:0], in.puts[:0], in.absent[:0], in.expects[:0]
+	}
+	if len(b.Visitors) > 0 {
+		if err := encodeVisitors(o, b); err != nil {
+			return err
 		}
-		val, err := json.Marshal(v)
-		if err != nil {
-			return o, fmt.Errorf("encode %s: %w", bVisitors, err)
-		}
-		if len(v.ID) > bbolt.MaxKeySize || len(val)+32 > bbolt.MaxValueSize {
-			return o, fmt.Errorf("store: key or value size out of range in %s", bVisitors)
-		}
-		decoded := new(model.Visitor)
-		if json.Unmarshal(val, decoded) != nil {
-			decoded = nil // the cache drops it; reads go to the file
-		}
-		o.visitors = append(o.visitors, visitorPut{key: []byte(v.ID), val: val, expect: v.Rev, decoded: decoded})
 	}
 	for _, e := range b.Expect {
 		if e.Rev != 0 {
@@ -519,57 +551,117 @@ func encode(b *store.Batch, cache *convCache) (ops, error) {
 	for i := range b.Convs {
 		c := &b.Convs[i]
 		if c.ID == "" || c.Visitor == "" {
-			return o, errors.New("store: conversation without id or visitor")
+			return errors.New("store: conversation without id or visitor")
 		}
 		// The body leaves LastSeq out (see storedConv), so that a message,
 		// which changes nothing else, finds the same body stored.
-		rec := *c
+		var rec *model.Conversation
+		if in != nil && i == 0 {
+			rec = &in.rec
+		} else {
+			rec = new(model.Conversation)
+		}
+		*rec = *c
 		rec.LastSeq = 0
-		p := convPut{key: []byte(c.ID), expect: c.Rev, lastSeq: c.LastSeq, conv: &rec, evAbsent: -1, vconv: len(o.puts),
+		p := convPut{key: append(in.key(len(c.ID)), c.ID...), expect: c.Rev, lastSeq: c.LastSeq, conv: rec, evAbsent: -1, vconv: len(o.puts),
 			message: c.LastSeq > 0 && onlyEvent(b.Events, c.ID, c.LastSeq)}
 		if p.message {
 			p.cachedRev = cache.sameAs(c)
 		}
 		if p.cachedRev == 0 {
 			if err := p.encodeBody(); err != nil {
-				return o, err
+				return err
 			}
 		}
 		if len(c.ID) > bbolt.MaxKeySize {
-			return o, fmt.Errorf("store: key or value size out of range in %s", bConvs)
+			return fmt.Errorf("store: key or value size out of range in %s", bConvs)
 		}
 		o.convs = append(o.convs, p)
-		o.puts = append(o.puts, kv{bucket: bVConvs, key: join([]byte(c.Visitor), []byte(c.ID)), unlessSame: true})
+		vk := in.key(len(c.Visitor) + len(c.ID) + 2)
+		vk = append(append(append(append(vk, c.Visitor...), 0), c.ID...), 0)
+		o.puts = append(o.puts, kv{bucket: bVConvs, key: vk, unlessSame: true})
 	}
 	// New events must not exist yet; updates must exist already.
-	for _, set := range []struct {
-		evs  []model.Event
-		cond *[]kv
-	}{{b.Events, &o.absent}, {b.Updates, &o.present}} {
-		for i := range set.evs {
-			e := &set.evs[i]
-			if e.Conv == "" || e.Seq == 0 {
-				return o, errors.New("store: event without conversation or seq")
+	for i := range b.Events {
+		e := &b.Events[i]
+		k, err := encodeEvent(o, e, in.key(len(e.Conv)+9))
+		if err != nil {
+			return err
+		}
+		for j := range o.convs {
+			if p := &o.convs[j]; p.message && p.lastSeq == e.Seq && string(p.key) == string(e.Conv) {
+				p.evAbsent = len(o.absent)
 			}
-			k := eventKey(e.Conv, e.Seq)
-			if set.cond == &o.absent {
-				for j := range o.convs {
-					if p := &o.convs[j]; p.message && p.lastSeq == e.Seq && string(p.key) == string(e.Conv) {
-						p.evAbsent = len(o.absent)
-					}
-				}
-			}
-			*set.cond = append(*set.cond, kv{bucket: bEvents, key: k})
-			val, err := eventVal(e)
-			if err != nil {
-				return o, err
-			}
-			o.puts = append(o.puts, kv{bucket: bEvents, key: k, val: val})
+		}
+		o.absent = append(o.absent, kv{bucket: bEvents, key: k})
+	}
+	for i := range b.Updates {
+		k, err := encodeEvent(o, &b.Updates[i], nil)
+		if err != nil {
+			return err
+		}
+		o.present = append(o.present, kv{bucket: bEvents, key: k})
+	}
+	if len(b.Maps) > 0 || len(b.Idems) > 0 || len(b.Meta) > 0 || len(b.Outbox) > 0 {
+		if err := encodeRest(o, b); err != nil {
+			return err
 		}
 	}
+	for _, p := range o.puts {
+		if len(p.key) == 0 || len(p.key) > bbolt.MaxKeySize || len(p.val) > bbolt.MaxValueSize {
+			return fmt.Errorf("store: key or value size out of range in %s", p.bucket)
+		}
+	}
+	return nil
+}
+
+// encodeEvent appends e's put to o.puts and returns its key, built in
+// key (allocated when nil).
+func encodeEvent(o *ops, e *model.Event, key []byte) ([]byte, error) {
+	if e.Conv == "" || e.Seq == 0 {
+		return nil, errors.New("store: event without conversation or seq")
+	}
+	if key == nil {
+		key = make([]byte, 0, len(e.Conv)+9)
+	}
+	k := binary.BigEndian.AppendUint64(append(append(key, e.Conv...), 0), e.Seq)
+	val, err := eventVal(e)
+	if err != nil {
+		return nil, err
+	}
+	o.puts = append(o.puts, kv{bucket: bEvents, key: k, val: val})
+	return k, nil
+}
+
+// encodeVisitors encodes b's visitor records into o.
+func encodeVisitors(o *ops, b *store.Batch) error {
+	for i := range b.Visitors {
+		v := &b.Visitors[i]
+		if v.ID == "" {
+			return errors.New("store: visitor without id")
+		}
+		val, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", bVisitors, err)
+		}
+		if len(v.ID) > bbolt.MaxKeySize || len(val)+32 > bbolt.MaxValueSize {
+			return fmt.Errorf("store: key or value size out of range in %s", bVisitors)
+		}
+		decoded := new(model.Visitor)
+		if json.Unmarshal(val, decoded) != nil {
+			decoded = nil // the cache drops it; reads go to the file
+		}
+		o.visitors = append(o.visitors, visitorPut{key: []byte(v.ID), val: val, expect: v.Rev, decoded: decoded})
+	}
+	return nil
+}
+
+// encodeRest encodes what a message's batch rarely has: mappings,
+// idempotency keys, meta entries and outbox rows.
+func encodeRest(o *ops, b *store.Batch) error {
 	for _, m := range b.Maps {
 		if m.Foreign == "" || m.Core == "" || m.System == "" || m.Kind == "" {
-			return o, errors.New("store: incomplete mapping")
+			return errors.New("store: incomplete mapping")
 		}
 		fk := join([]byte(m.System), []byte(m.Tenant), []byte(m.Kind), []byte(m.Foreign))
 		o.sameOrAbsent = append(o.sameOrAbsent, kv{bucket: bMaps, key: fk, val: []byte(m.Core)})
@@ -578,7 +670,7 @@ func encode(b *store.Batch, cache *convCache) (ops, error) {
 	}
 	for _, id := range b.Idems {
 		if id.System == "" || id.Key == "" {
-			return o, errors.New("store: incomplete idempotency key")
+			return errors.New("store: incomplete idempotency key")
 		}
 		k := join([]byte(id.System), []byte(id.Key))
 		val := append(join([]byte(id.Conv)), binary.BigEndian.AppendUint64(nil, id.Seq)...)
@@ -587,23 +679,18 @@ func encode(b *store.Batch, cache *convCache) (ops, error) {
 	}
 	for k, v := range b.Meta {
 		if k == "" || k == string(schemaKey) {
-			return o, fmt.Errorf("store: meta key %q is reserved", k)
+			return fmt.Errorf("store: meta key %q is reserved", k)
 		}
 		o.puts = append(o.puts, kv{bucket: bMeta, key: []byte(k), val: bytes.Clone(v)})
 	}
 	for i := range b.Outbox {
 		in, err := encodeOutboxIns(&b.Outbox[i])
 		if err != nil {
-			return o, err
+			return err
 		}
 		o.outbox = append(o.outbox, in)
 	}
-	for _, p := range o.puts {
-		if len(p.key) == 0 || len(p.key) > bbolt.MaxKeySize || len(p.val) > bbolt.MaxValueSize {
-			return o, fmt.Errorf("store: key or value size out of range in %s", p.bucket)
-		}
-	}
-	return o, nil
+	return nil
 }
 
 // touched is what the requests of a group written so far changed, which
@@ -618,9 +705,15 @@ type touched struct {
 // events (new, updated or restored) belong to, visitor records.
 func (o *ops) touch(t *touched) {
 	for i := range o.convs {
-		t.convs[model.ConvID(o.convs[i].key)] = struct{}{}
+		t.convs[o.convs[i].conv.ID] = struct{}{} // a string already: no copy of the key
 	}
-	o.eventConvs(func(c model.ConvID) { t.convs[c] = struct{}{} })
+	o.eventConvs(func(c []byte) {
+		// A message's event is in a conversation touched above: looking
+		// it up first copies no key.
+		if _, ok := t.convs[model.ConvID(c)]; !ok {
+			t.convs[model.ConvID(c)] = struct{}{}
+		}
+	})
 	for i := range o.visitors {
 		t.visitors[model.VisitorID(o.visitors[i].key)] = struct{}{}
 	}
@@ -630,17 +723,18 @@ func (o *ops) touch(t *touched) {
 }
 
 // eventConvs calls fn with the conversation of every event o writes (new,
-// updated or restored), once or more each.
-func (o *ops) eventConvs(fn func(model.ConvID)) {
+// updated or restored), once or more each: the id's bytes, part of an
+// event key (fn must not keep them; string(c) makes a copy).
+func (o *ops) eventConvs(fn func(c []byte)) {
 	for _, p := range o.puts {
 		if bytes.Equal(p.bucket, bEvents) && len(p.key) > 9 {
-			fn(model.ConvID(p.key[:len(p.key)-9]))
+			fn(p.key[:len(p.key)-9])
 		}
 	}
 	if o.restore != nil {
 		for _, r := range o.restore.recs {
 			if bytes.Equal(r.bucket, bEvents) && len(r.key) > 9 {
-				fn(model.ConvID(r.key[:len(r.key)-9]))
+				fn(r.key[:len(r.key)-9])
 			}
 		}
 	}
@@ -927,7 +1021,7 @@ func join(parts ...[]byte) []byte {
 }
 
 func eventKey(c model.ConvID, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(join([]byte(c)), seq)
+	return binary.BigEndian.AppendUint64(append(append(make([]byte, 0, len(c)+9), c...), 0), seq)
 }
 
 // onlyEvent reports whether the one event of evs in conv is seq.

@@ -116,17 +116,17 @@ func equalButSeq(a, b *model.Conversation) bool {
 func (c *convCache) stored(o *ops) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	o.eventConvs(func(id model.ConvID) {
+	o.eventConvs(func(id []byte) {
 		for i := range o.convs {
 			if string(o.convs[i].key) == string(id) {
 				return
 			}
 		}
-		delete(c.m, id)
+		delete(c.m, model.ConvID(id))
 	})
 	for i := range o.convs {
 		p := &o.convs[i]
-		id := model.ConvID(p.key)
+		id := p.conv.ID // a string already: model.ConvID(p.key) would copy it
 		if old := c.m[id]; p.same && old != nil {
 			next := *old // shares old's slices and maps: entries are never modified
 			next.LastSeq, next.Rev = p.seq, p.rev

@@ -93,7 +93,6 @@ func appendEventBinary(buf []byte, e *model.Event) ([]byte, error) {
 	if !jsonTime(e.At) {
 		return nil, errNotBinary
 	}
-	tail := eventTail{Vars: e.Vars, File: e.File, Form: e.Form, Custom: e.Custom, Props: e.Props, EditedAt: e.EditedAt, EditedBy: e.EditedBy}
 	var flags uint64
 	if e.Deleted {
 		flags |= flagDeleted
@@ -116,6 +115,9 @@ func appendEventBinary(buf []byte, e *model.Event) ([]byte, error) {
 	buf = appendString(buf, e.Text)
 	buf = appendString(buf, e.Subtype)
 	if hasTail {
+		// Made here only: json.Marshal takes its address, which puts it
+		// on the heap wherever it is declared.
+		tail := eventTail{Vars: e.Vars, File: e.File, Form: e.Form, Custom: e.Custom, Props: e.Props, EditedAt: e.EditedAt, EditedBy: e.EditedBy}
 		t, err := json.Marshal(&tail)
 		if err != nil {
 			return nil, fmt.Errorf("encode event: %w", err)
