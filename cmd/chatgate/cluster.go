@@ -53,7 +53,7 @@ func newCluster(opened *openedStore, node string, leaseTTL time.Duration, router
 	pool := pg.Pool()
 	clog := log.With().Str("part", "cluster").Logger()
 	leases := postgres.NewLeases(pool, node, leaseTTL, clog)
-	broker := pgcluster.NewBroker(pool, node, clog)
+	broker := pgcluster.NewBroker(pg, node, clog)
 	coord := pgcluster.NewCoordinator(pool, node, leaseTTL, router, clog)
 	broker.OnPresence(coord.Poke) // presence changes cross at once, not at the next poll
 	return &cluster{

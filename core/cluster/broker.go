@@ -20,6 +20,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"chatgate/core/hub"
+	"chatgate/store"
+	"chatgate/store/postgres"
 )
 
 // channelPrefix names the LISTEN/NOTIFY channel the nodes of one
@@ -35,12 +37,14 @@ const channelPrefix = "chatgate."
 const maxNotify = 7900
 
 // Broker is the hub.Broker on PostgreSQL LISTEN/NOTIFY: pointers are
-// notified after commit, batched (one round trip carries every pointer
-// queued meanwhile), and received on one dedicated connection. Delivery
+// notified after commit, batched (one statement carries every pointer
+// queued meanwhile, in the store's next group-commit transaction:
+// postgres.Store.Notify), and received on one dedicated connection. Delivery
 // order is the order notifications are committed; a node that lost its
 // listening connection reconnects and asks the hub to catch up from the
 // store (Resync).
 type Broker struct {
+	st   *postgres.Store
 	pool *pgxpool.Pool
 	log  zerolog.Logger
 	q    chan *hub.Wire
@@ -55,10 +59,14 @@ type Broker struct {
 	selfPresence string
 }
 
-// NewBroker returns the broker of node over pool's database.
-func NewBroker(pool *pgxpool.Pool, node string, log zerolog.Logger) *Broker {
+// NewBroker returns the broker of node over st's database.
+func NewBroker(st *postgres.Store, node string, log zerolog.Logger) *Broker {
 	self, _ := json.Marshal(map[string]string{"n": node})
-	return &Broker{pool: pool, log: log, q: make(chan *hub.Wire, 8192), self: strings.TrimSuffix(string(self), "}") + ",",
+	var pool *pgxpool.Pool
+	if st != nil {
+		pool = st.Pool()
+	}
+	return &Broker{st: st, pool: pool, log: log, q: make(chan *hub.Wire, 8192), self: strings.TrimSuffix(string(self), "}") + ",",
 		selfPresence: presencePrefix + node}
 }
 
@@ -137,11 +145,12 @@ func (b *Broker) send(ctx context.Context) {
 			}
 			payloads = append(payloads, p)
 		}
-		// One statement, one round trip; pg_notify runs in row order and
-		// the notifications are delivered in that order at commit.
+		// One statement in the transaction of the store's next group
+		// of commits, delivered in order at its commit. The next batch
+		// waits for this one's commit: batches keep their order.
 		for attempt := 0; attempt < 3; attempt++ {
-			_, err := b.pool.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, i) ORDER BY i`, b.channel, payloads)
-			if err == nil || ctx.Err() != nil {
+			err := b.st.Notify(ctx, b.channel, payloads)
+			if err == nil || ctx.Err() != nil || errors.Is(err, store.ErrClosed) {
 				break
 			}
 			b.log.Warn().Err(err).Int("pointers", len(payloads)).Msg("cluster: notify failed")

@@ -43,7 +43,7 @@ func newClusterNodePolling(t *testing.T, st *postgres.Store, name string, agents
 	log := zerolog.Nop()
 	n.coord = NewCoordinator(st.Pool(), name, 2*time.Second, n.router, log)
 	n.coord.poll = poll
-	br := NewBroker(st.Pool(), name, log)
+	br := NewBroker(st, name, log)
 	br.OnPresence(n.coord.Poke)
 	cl := hub.NewCluster(n.bus, br, st, name, func(err error) { t.Errorf("%s: %v", name, err) })
 	n.desk = desk.New(desk.Options{Store: st, Router: n.router, Bus: n.bus, Logger: log, Coordinator: n.coord})

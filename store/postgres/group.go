@@ -36,6 +36,12 @@ import (
 // Within a group, commits are ordered by the first conversation they
 // write, so that two nodes' groups lock conversation rows in the same order
 // and do not deadlock on them.
+//
+// A group may also carry riders: statements that are no commit of the
+// store's but share its transaction (Notify's pg_notify, which would
+// otherwise cost a transaction and a WAL flush of its own). A rider is
+// handled like a commit above (resent with the group, told the outcome)
+// but not counted as one in Stats.
 
 // stmt is one statement of a commit; scan, if set, reads its row.
 type stmt struct {
@@ -54,6 +60,10 @@ type work struct {
 	convData [][]byte
 	// visitorData is the same for the batch's visitors.
 	visitorData [][]byte
+	// rider marks statements that are no commit of the store's but ride
+	// in a group's transaction (Notify): they are not counted as a
+	// commit in Stats.
+	rider bool
 }
 
 // Queue adds a statement whose result is not read.
@@ -171,8 +181,11 @@ func (s *Store) send(reqs []*request) (failed int, err error) {
 	defer cancel()
 	start := time.Now()
 	b := &pgx.Batch{}
-	n := 0
+	n, commits := 0, 0
 	for _, r := range reqs {
+		if !r.w.rider {
+			commits++
+		}
 		for _, st := range r.w.stmts {
 			b.Queue(st.sql, st.args...)
 			n++
@@ -197,8 +210,8 @@ read:
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(Stats{Requests: len(reqs), Statements: n, Duration: time.Since(start), Err: err})
+	if s.opts.OnCommit != nil && commits > 0 {
+		s.opts.OnCommit(Stats{Requests: commits, Statements: n, Duration: time.Since(start), Err: err})
 	}
 	if err == nil {
 		failed = -1

@@ -3,6 +3,8 @@ package postgres
 import (
 	"strconv"
 	"strings"
+
+	"chatgate/core/model"
 )
 
 // A post's statement comes in shapes (postSQL): no, one or several
@@ -39,7 +41,7 @@ func partOf(n int) int { return min(n, partMany) }
 
 // postSQL returns the statement of a post with that many events, keys and
 // visitor checks. Parameters: $1 id, $2 visitor, $3 data, $4 expected
-// rev; then the events' (seq, data), the keys' (system, key, conv, seq)
+// rev, $5 routing (routingKey, or NULL); then the events' (seq, data), the keys' (system, key, conv, seq)
 // and the checks' (visitor id, rev), each group as scalars (one) or
 // arrays (several), in that order.
 func postSQL(events, keys, checks int) string {
@@ -47,10 +49,13 @@ func postSQL(events, keys, checks int) string {
 }
 
 func buildPostSQL(events, keys, checks int) string {
-	n := 4
+	n := 5
 	next := func() string { n++; return "$" + strconv.Itoa(n) }
 	var b strings.Builder
-	b.WriteString(`WITH u AS (UPDATE convs SET visitor = $2, rev = rev + 1, data = $3 WHERE id = $1 AND rev = $4 RETURNING rev)`)
+	// routing_rev is the revision written (rev on the right is the old
+	// one): the routing trigger trusts routing only at that revision.
+	b.WriteString(`WITH u AS (UPDATE convs SET visitor = $2, rev = rev + 1, data = $3, routing = $5, routing_rev = rev + 1
+	WHERE id = $1 AND rev = $4 RETURNING rev)`)
 	switch events {
 	case partOne:
 		seq, data := next(), next()
@@ -89,4 +94,19 @@ SELECT (SELECT rev FROM u) FROM (SELECT chatgate_check(EXISTS (SELECT 1 FROM u),
 	}
 	b.WriteString(`) AS c`)
 	return b.String()
+}
+
+// routingKey is what conv_routing mirrors of c and its trigger compares
+// (state, agent, department), unambiguous (each part length-prefixed).
+// ok is false when it cannot be sent as text (invalid UTF-8 or a NUL in an
+// id): the statement then writes NULL and the trigger checks the JSON.
+func routingKey(c *model.Conversation) (key string, ok bool) {
+	var b strings.Builder
+	for _, p := range [3]string{string(c.State), string(c.Agent), string(c.Department)} {
+		b.WriteString(strconv.Itoa(len(p)))
+		b.WriteByte(':')
+		b.WriteString(p)
+	}
+	key = b.String()
+	return key, textOK(key)
 }

@@ -467,8 +467,11 @@ func encodePost(q *work, b *store.Batch, revs []int64) error {
 	}
 	q.convData = append(q.convData, data)
 	q.order = string(c.ID)
-	args := make([]any, 4, 4+2+4+2)
+	args := make([]any, 5, 5+2+4+2)
 	args[0], args[1], args[2], args[3] = string(c.ID), string(c.Visitor), data, int64(c.Rev)
+	if key, ok := routingKey(c); ok {
+		args[4] = key
+	}
 	seqs, evData := make([]int64, 0, len(b.Events)), make([][]byte, 0, len(b.Events))
 	for i := range b.Events {
 		e := &b.Events[i]

@@ -162,9 +162,14 @@ func TestMigrateVisitorRevisions(t *testing.T) {
 	s := open(t, Options{})
 	schema := s.opts.Schema
 	ctx := t.Context()
-	// Back to version 2: the column of version 3 and the table of
-	// version 4 gone, a visitor row as version 2 wrote it.
+	// Back to version 2: the column of version 3, the table of version 4
+	// and the routing columns and trigger of version 5 gone, a visitor
+	// row as version 2 wrote it.
 	for _, q := range []string{
+		`DROP TRIGGER convs_routing_update ON convs`,
+		`DROP TRIGGER convs_routing ON convs`,
+		`ALTER TABLE convs DROP COLUMN routing, DROP COLUMN routing_rev`,
+		`CREATE TRIGGER convs_routing AFTER INSERT OR UPDATE ON convs FOR EACH ROW EXECUTE FUNCTION chatgate_conv_routing()`,
 		`ALTER TABLE visitors DROP COLUMN rev`,
 		`DROP TABLE cluster_throttle`,
 		`UPDATE chatgate_schema SET version = 2`,

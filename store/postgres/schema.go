@@ -134,6 +134,26 @@ CREATE TABLE cluster_throttle (
 	PRIMARY KEY (name, key)
 );
 `},
+	// conv_routing's trigger ran on every conversation update, a message
+	// included, and parsed the old and the new JSON to find that no
+	// routing field had changed. A post's statement now also writes the
+	// conversation's routing fields (routing, routingKey) and, in
+	// routing_rev, the revision it wrote them at; the update trigger is
+	// skipped when both the old and the new row carry routing written at
+	// their own revision and it did not change. Any other write (the
+	// other statements, a node of version 4 during a rolling deploy)
+	// leaves routing_rev behind rev, so the trigger runs and checks the
+	// JSON as before.
+	{5, `
+ALTER TABLE convs ADD COLUMN routing text, ADD COLUMN routing_rev bigint;
+DROP TRIGGER convs_routing ON convs;
+CREATE TRIGGER convs_routing AFTER INSERT ON convs
+	FOR EACH ROW EXECUTE FUNCTION chatgate_conv_routing();
+CREATE TRIGGER convs_routing_update AFTER UPDATE ON convs
+	FOR EACH ROW WHEN (NEW.routing_rev IS DISTINCT FROM NEW.rev OR OLD.routing_rev IS DISTINCT FROM OLD.rev
+		OR OLD.routing IS DISTINCT FROM NEW.routing)
+	EXECUTE FUNCTION chatgate_conv_routing();
+`},
 }
 
 // SchemaVersion is the newest schema version this build writes and reads.
