@@ -14,6 +14,7 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat:FuzzDDPSession \
 	./adapters/rocketchat:FuzzRESTRequest \
 	./adapters/rocketchat:FuzzRESTEncoding \
+	./adapters/rocketchat:FuzzMessageBytes \
 	./adapters/livechat/customer:FuzzDecodeFrame \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush \

@@ -465,12 +465,10 @@ func (ss *ddpSession) mSendMessage(ctx context.Context, p ddpParams) (any, error
 	if m == nil {
 		return nil, fmt.Errorf("message %s has no visitor rendering", ev.ID)
 	}
-	m = copyMap(m)
 	if alias != "" {
-		m["rid"] = alias
+		m = m.withRid(alias)
 	}
-	m["newRoom"] = created
-	m["showConnecting"] = false
+	m.method, m.newRoom = true, created
 	return m, nil
 }
 
@@ -802,9 +800,11 @@ func (ss *ddpSession) mLoadHistory(ctx context.Context, p ddpParams) (any, error
 }
 
 func ddpMsgTime(m any) (time.Time, bool) {
-	mm, _ := m.(map[string]any)
-	t, ok := mm["ts"].(time.Time)
-	return t, ok
+	mm, ok := m.(*message)
+	if !ok || mm == nil {
+		return time.Time{}, false
+	}
+	return mm.ts, true
 }
 
 // mSendOfflineMessage is livechat:sendOfflineMessage [{name, email,

@@ -546,7 +546,7 @@ type ddpNoticeRender struct {
 	n      hub.Notice
 	frames []ddpFrameSet // a few: looked up in order
 
-	messages  []map[string]any
+	messages  []*message
 	rendered  bool
 	livechat  []any
 	lcDone    bool
@@ -590,13 +590,23 @@ func (r *ddpNoticeRender) encode(key ddpFrameKey, sub *ddpSub) [][]byte {
 	var argsList [][]any
 	switch sub.kind {
 	case subMessages:
-		for _, m := range r.renderMessages() {
+		// One frame per message, each message's bytes written straight
+		// into its frame (ddp.StreamChangedArg: no argument list).
+		msgs := r.renderMessages()
+		out := make([][]byte, 0, len(msgs))
+		for _, m := range msgs {
 			if sub.alias != "" {
-				m = copyMap(m)
-				m["rid"] = sub.alias
+				m = m.withRid(sub.alias)
 			}
-			argsList = append(argsList, []any{m})
+			b, err := ddp.StreamChangedArg(sub.stream, sub.event, m)
+			if err != nil {
+				r.s.log.Error().Err(err).Str("stream", sub.stream).Msg("encode stream event")
+				continue
+			}
+			out = append(out, b)
 		}
+		r.keep(key, out)
+		return out
 	case subTyping, subActivity:
 		if name, on, ok := r.s.agentTyping(r.n); ok {
 			if sub.kind == subTyping {
@@ -645,7 +655,7 @@ func (r *ddpNoticeRender) keep(key ddpFrameKey, frames [][]byte) {
 // renderMessages: new events and edited ones, as a visitor sees them.
 // Deletions go to <rid>/deleteMessage instead (Rocket.Chat's default,
 // Message_ShowDeletedStatus off).
-func (r *ddpNoticeRender) renderMessages() []map[string]any {
+func (r *ddpNoticeRender) renderMessages() []*message {
 	if r.rendered {
 		return r.messages
 	}

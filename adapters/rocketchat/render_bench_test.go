@@ -120,20 +120,3 @@ func BenchmarkRESTMessageSend(b *testing.B) {
 	}
 	reportCPU(b, cpu)
 }
-
-// TestAgentMessageKeys: an agent's plain chat message renders to at most
-// agentMessageKeys keys (renderMessage sizes its map by it: one more key
-// and the map grows while filled), a visitor's to at most messageKeys.
-func TestAgentMessageKeys(t *testing.T) {
-	env, ve, ae := benchMessages(t)
-	for _, tc := range []struct {
-		name string
-		e    model.Event
-		max  int
-	}{{"agent", ae, agentMessageKeys}, {"visitor", ve, messageKeys}} {
-		m := env.s.renderMessage(&tc.e)
-		if len(m) == 0 || len(m) > tc.max {
-			t.Errorf("%s message: %d keys %v, want 1..%d", tc.name, len(m), m, tc.max)
-		}
-	}
-}

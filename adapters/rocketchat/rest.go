@@ -244,7 +244,7 @@ func (s *Surface) bindBody(c *gin.Context) (map[string]any, bool) {
 	if c.Request.Body == nil {
 		return map[string]any{}, true
 	}
-	b, err := io.ReadAll(io.LimitReader(c.Request.Body, s.cfg.MaxBody+1))
+	b, err := readLimited(c.Request.Body, c.Request.ContentLength, s.cfg.MaxBody)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) || int64(len(b)) > s.cfg.MaxBody {
 		restJSON(c, http.StatusRequestEntityTooLarge, map[string]any{"success": false,
@@ -276,6 +276,43 @@ func (s *Surface) bindBody(c *gin.Context) (map[string]any, bool) {
 		return nil, false
 	}
 	return m, true
+}
+
+// readLimited is io.ReadAll(io.LimitReader(r, max+1)) (one byte more
+// than allowed, so that an oversized body is seen), with the same result
+// and errors. A declared length (a request's Content-Length, -1 when
+// unknown) within max is read into a buffer of that size: ReadAll starts
+// at 512 bytes and the LimitReader is one more allocation, on every
+// message a visitor sends. A body longer than it declared is read on.
+func readLimited(r io.Reader, declared, max int64) ([]byte, error) {
+	if declared < 0 || declared > max {
+		return io.ReadAll(io.LimitReader(r, max+1))
+	}
+	b := make([]byte, declared)
+	for n := 0; n < len(b); {
+		m, err := r.Read(b[n:])
+		n += m
+		if err == io.EOF {
+			return b[:n], nil
+		}
+		if err != nil {
+			return b[:n], err
+		}
+	}
+	var one [1]byte
+	for {
+		m, err := r.Read(one[:])
+		if m > 0 {
+			rest, err := io.ReadAll(io.LimitReader(r, max-declared))
+			return append(append(b, one[0]), rest...), err
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // --- errors ------------------------------------------------------------------------

@@ -128,14 +128,14 @@ func (s *Surface) restMessageSend(c *gin.Context, r *restReq) (map[string]any, e
 }
 
 // restMessage renders a message for REST: file messages get fileUpload.
-func (s *Surface) restMessage(c *gin.Context, e *model.Event) map[string]any {
+func (s *Surface) restMessage(c *gin.Context, e *model.Event) *message {
 	m := s.renderMessage(e)
 	if m == nil {
 		return nil
 	}
 	if e.Kind == model.KindFile && e.File != nil && !e.Deleted {
 		if _, path, ok := parseUploadURL(e.File.URL); ok {
-			m["fileUpload"] = map[string]any{"publicFilePath": s.widgetServerURL(c.Request) + path, "type": e.File.ContentType, "size": e.File.Size}
+			m.fileUpload = map[string]any{"publicFilePath": s.widgetServerURL(c.Request) + path, "type": e.File.ContentType, "size": e.File.Size}
 		}
 	}
 	return m
@@ -454,6 +454,12 @@ func (s *Surface) restUpload(c *gin.Context, _ *restReq) (map[string]any, error)
 		return nil, err
 	}
 	out := s.restMessage(c, &ev)
-	out["newRoom"], out["showConnecting"] = false, false
-	return out, nil
+	if out == nil {
+		return nil, fmt.Errorf("file message %s has no visitor rendering", ev.ID)
+	}
+	// The answer is the message itself, with newRoom and showConnecting
+	// false and success true.
+	out.method, out.answer = true, true
+	restJSON(c, http.StatusOK, out)
+	return nil, nil
 }

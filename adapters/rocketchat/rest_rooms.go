@@ -90,7 +90,7 @@ func (s *Surface) restSyncMessages(c *gin.Context, r *restReq) (map[string]any, 
 		switch {
 		case m == nil:
 		case e.Deleted:
-			deleted = append(deleted, map[string]any{"_id": m["_id"], "_deletedAt": changed})
+			deleted = append(deleted, map[string]any{"_id": m.id, "_deletedAt": changed})
 		default:
 			updated = append(updated, m)
 		}

@@ -1330,7 +1330,7 @@ func TestRenderMessage(t *testing.T) {
 		}), map[string]any{"msg": "https://cdn.example/a.pdf"}},
 	}
 	for _, tc := range cases {
-		got := s.renderMessage(tc.e)
+		got := renderedMap(t, s, tc.e)
 		if tc.want == nil {
 			if got != nil {
 				t.Errorf("%s: want nil, got %v", tc.name, got)
@@ -1358,7 +1358,7 @@ func TestRenderMessage(t *testing.T) {
 		e.Kind, e.Author, e.Subtype = model.KindSystem, model.System, model.SysTransferred
 		e.Vars = map[string]string{"from_agent": "ann@x", "to_agent": "bob@x", "by_kind": "agent", "by_id": "ann@x"}
 	})
-	got := s.renderMessage(tr)
+	got := renderedMap(t, s, tr)
 	td := got["transferData"].(map[string]any)
 	if got["t"] != "livechat_transfer_history" || td["scope"] != "agent" ||
 		!equalJSON(td["transferredTo"], map[string]any{"_id": "bob@x", "username": "bob", "name": "Bob"}) {

@@ -50,6 +50,11 @@ func appendREST(dst []byte, v any, depth int) ([]byte, error) {
 		return appendJSONString(dst, isoTime(*x)), nil
 	case map[string]any:
 		return appendRESTMap(dst, x, depth)
+	case *message:
+		if x == nil {
+			return append(dst, "null"...), nil
+		}
+		return x.appendTo(dst, false)
 	case gin.H:
 		return appendRESTMap(dst, x, depth)
 	case []any:

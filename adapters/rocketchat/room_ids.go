@@ -126,8 +126,16 @@ func newRoomCaches(size int) (*lru.Cache[model.ConvID, string], *lru.Cache[model
 // conversation id (the only way a caller gets one) the store's answer is
 // final, so a cached answer can never go stale and no invalidation is
 // needed when another node writes.
+//
+// It is read with Peek (a shared lock) rather than Get (an exclusive
+// lock to move the entry to the front): every message a room's followers
+// get and every send's answer looks its room up here, and Get's lock was
+// half of rendering a message (profile of round 6). The cost is that
+// eviction follows insertion rather than use: with more than
+// roomCacheSize rooms, an active room's entry may be evicted and read
+// back from the store once.
 func (s *Surface) roomID(ctx context.Context, id model.ConvID) string {
-	if v, ok := s.rest.roomIDs.Get(id); ok {
+	if v, ok := s.rest.roomIDs.Peek(id); ok {
 		return v
 	}
 	rid, err := s.d.Store().Reverse(ctx, System, s.cfg.Tenant, KindRoomID, string(id))

@@ -36,7 +36,7 @@ func TestRenderOtherKinds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := tc.ev
 			e.Conv, e.Seq, e.ID, e.At = "conv", uint64(i+1), "ev", at
-			m := h.s.renderMessage(&e)
+			m := renderedMap(t, h.s, &e)
 			if tc.want == nil {
 				if m != nil {
 					t.Fatalf("rendered %v, want nothing", m)

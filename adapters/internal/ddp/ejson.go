@@ -291,6 +291,38 @@ type encoder struct {
 	buf bytes.Buffer
 }
 
+// Appender is a value that writes its own EJSON text (a rendered message
+// written field by field instead of as a map); Marshal and the frame
+// writers append what AppendEJSON returns as it is. It must write what
+// Marshal would write for the value it stands for.
+type Appender interface {
+	AppendEJSON(dst []byte) ([]byte, error)
+}
+
+// AppendValue appends v as Marshal encodes it, for an Appender's parts
+// (a nested map or slice).
+func AppendValue(dst []byte, v any) ([]byte, error) {
+	e := encoder{buf: *bytes.NewBuffer(dst)}
+	if err := e.value(v, 1); err != nil {
+		return nil, err
+	}
+	return e.buf.Bytes(), nil
+}
+
+// AppendDate appends t as Marshal encodes a time: {"$date":ms}, or an
+// error outside JavaScript's Date range.
+func AppendDate(dst []byte, t time.Time) ([]byte, error) {
+	if err := checkDate(t); err != nil {
+		return nil, err
+	}
+	dst = append(dst, `{"$date":`...)
+	dst = strconv.AppendInt(dst, t.UnixMilli(), 10)
+	return append(dst, '}'), nil
+}
+
+// AppendString appends s as Marshal encodes a string (no HTML escaping).
+func AppendString(dst []byte, s string) []byte { return jsonstr.Append(dst, s, false) }
+
 // marshalStart is the buffer Marshal starts with.
 const marshalStart = 512
 
@@ -302,6 +334,7 @@ var (
 	timeType    = reflect.TypeFor[time.Time]()
 	rawType     = reflect.TypeFor[json.RawMessage]()
 	marshalerT  = reflect.TypeFor[json.Marshaler]()
+	appenderT   = reflect.TypeFor[Appender]()
 	textMarshT  = reflect.TypeFor[encoding.TextMarshaler]()
 	byteSliceT  = reflect.TypeFor[[]byte]()
 	regexpType  = reflect.TypeFor[RegExp]()
@@ -342,6 +375,13 @@ func (e *encoder) value(v any, depth int) error {
 			return nil
 		}
 		return e.date(*x)
+	case Appender:
+		b, err := x.AppendEJSON(e.buf.AvailableBuffer())
+		if err != nil {
+			return err
+		}
+		e.buf.Write(b)
+		return nil
 	case json.RawMessage:
 		return e.raw(x)
 	case []byte:
@@ -371,16 +411,23 @@ func (e *encoder) value(v any, depth int) error {
 }
 
 func (e *encoder) date(t time.Time) error {
+	if err := checkDate(t); err != nil {
+		return err
+	}
+	e.buf.WriteString(`{"$date":`)
+	e.int(t.UnixMilli())
+	e.buf.WriteByte('}')
+	return nil
+}
+
+// checkDate refuses a time outside JavaScript's Date range.
+func checkDate(t time.Time) error {
 	if y := t.Year(); y < -271821 || y > 275760 {
 		return fmt.Errorf("%w: time %s outside JavaScript's Date range", ErrMarshal, t)
 	}
-	ms := t.UnixMilli()
-	if math.Abs(float64(ms)) > maxDateMs {
+	if math.Abs(float64(t.UnixMilli())) > maxDateMs {
 		return fmt.Errorf("%w: time %s outside JavaScript's Date range", ErrMarshal, t)
 	}
-	e.buf.WriteString(`{"$date":`)
-	e.int(ms)
-	e.buf.WriteByte('}')
 	return nil
 }
 
@@ -522,6 +569,9 @@ func (e *encoder) reflectValue(v reflect.Value, depth int) error {
 		return nil
 	}
 	t := v.Type()
+	if t.Implements(appenderT) && (t.Kind() != reflect.Pointer || !v.IsNil()) {
+		return e.value(v.Interface().(Appender), depth)
+	}
 	switch t {
 	case timeType:
 		return e.date(v.Interface().(time.Time))

@@ -291,6 +291,28 @@ func StreamChanged(collection, event string, args []any) ([]byte, error) {
 	return e.buf.Bytes(), nil
 }
 
+// StreamChangedArg is StreamChanged(collection, event, []any{arg}) for
+// an argument that writes itself (a rendered chat message), without the
+// argument list; its buffer starts at streamArgStart.
+func StreamChangedArg(collection, event string, arg Appender) ([]byte, error) {
+	dst := make([]byte, 0, streamArgStart)
+	dst = append(dst, `{"msg":"changed","collection":`...)
+	dst = AppendString(dst, collection)
+	dst = append(dst, `,"id":"id","fields":{"eventName":`...)
+	dst = AppendString(dst, event)
+	dst = append(dst, `,"args":[`...)
+	dst, err := arg.AppendEJSON(dst)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, `]}}`...), nil
+}
+
+// streamArgStart is the buffer of a frame of one chat message: a plain
+// visitor's or agent's message is 350-450 bytes (the bench's), so one
+// allocation; a longer one grows it.
+const streamArgStart = 512
+
 // dataFrame writes {"msg":…,"collection":…,"id":…,"fields":…} as
 // Marshal of that Obj would (four keys are never an EJSON form), without
 // building the Obj.
