@@ -26,15 +26,19 @@ func TestAllocsPerMessage(t *testing.T) {
 	key := Key{Space: "c", ID: "conv-1"}
 	_ = a.Run(ctx, key, j) // fill the free pool
 	b := NewBus()
-	subs := []*Sub{b.SubscribeConv("conv-1", 4), b.SubscribeVisitor("v-1", 4), b.SubscribeDesk(4)}
-	n := Notice{Conv: model.Conversation{ID: "conv-1", Visitor: "v-1"}}
+	subs := []*Sub{b.SubscribeConv("conv-1", 4), b.SubscribeVisitor("v-1", 4), b.SubscribeDesk(4),
+		b.SubscribeAgent(model.Agent{ID: "ann"}, 4)}
+	// Sessions of other agents, of a supervisor: not offered this notice.
+	b.SubscribeAgent(model.Agent{ID: "bob"}, 4)
+	b.SubscribeAgent(model.Agent{ID: "sue", Supervisor: true, Departments: []model.DeptID{"sales"}}, 4)
+	n := Notice{Conv: model.Conversation{ID: "conv-1", Visitor: "v-1", Agent: "ann", Department: "support"}}
 	for _, tc := range []struct {
 		name string
 		max  float64
 		f    func()
 	}{
 		{"Actors.Run on an idle key", 0, func() { _ = a.Run(ctx, key, j) }},
-		{"Bus.Publish to three subscribers", 1, func() {
+		{"Bus.Publish to four subscribers", 1, func() {
 			b.Publish(n)
 			for _, s := range subs {
 				<-s.C()

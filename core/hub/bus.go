@@ -202,12 +202,15 @@ func (s *Sub) end(err error) {
 	})
 }
 
-// Bus fans notices out to per-conversation subscribers and to desk-wide
-// subscribers (agent sessions, which see every conversation and filter).
+// Bus fans notices out to per-conversation and per-visitor subscribers,
+// to agent sessions (the notices that may concern their agent, see
+// agentIndex) and to desk-wide subscribers (webhooks, relays: every
+// notice).
 type Bus struct {
 	shards [shardCount]busShard
 	deskMu sync.RWMutex
 	desk   map[*Sub]struct{}
+	agents *agentIndex
 	// cluster, when set (several nodes), sequences and relays what
 	// Publish is given; nil on one node.
 	cluster atomic.Pointer[Cluster]
@@ -224,7 +227,7 @@ type busShard struct {
 
 // NewBus returns an empty bus.
 func NewBus() *Bus {
-	b := &Bus{desk: make(map[*Sub]struct{})}
+	b := &Bus{desk: make(map[*Sub]struct{}), agents: newAgentIndex()}
 	for i := range b.shards {
 		b.shards[i].subs = make(map[model.ConvID]map[*Sub]struct{})
 		b.shards[i].vsubs = make(map[model.VisitorID]map[*Sub]struct{})
@@ -309,6 +312,19 @@ func (b *Bus) SubscribeDesk(size int) *Sub {
 	return s
 }
 
+// SubscribeAgent follows, with a queue of size notices, every notice
+// that may concern a session of agent a (see agentIndex for which): a
+// superset of what the agent may be told, decided when the notice is
+// published from a and the notice alone, so that a message wakes the
+// sessions of the agents it concerns instead of every agent session. a
+// is the session's agent as it logged in; the subscription keeps a copy.
+func (b *Bus) SubscribeAgent(a model.Agent, size int) *Sub {
+	a.Departments = append([]model.DeptID(nil), a.Departments...)
+	s := newSub(size, b.agents.remove)
+	b.agents.add(s, &a)
+	return s
+}
+
 func newSub(size int, drop func(*Sub)) *Sub {
 	if size <= 0 {
 		size = 64
@@ -365,6 +381,7 @@ func (b *Bus) deliver(n Notice) {
 		}
 		vsh.mu.RUnlock()
 	}
+	b.agents.offer(np, offer)
 	b.deskMu.RLock()
 	for s := range b.desk {
 		offer(s)
@@ -392,5 +409,8 @@ func (b *Bus) Subscribers() int {
 	b.deskMu.RLock()
 	n += len(b.desk)
 	b.deskMu.RUnlock()
+	b.agents.mu.RLock()
+	n += len(b.agents.all)
+	b.agents.mu.RUnlock()
 	return n
 }

@@ -113,6 +113,8 @@ type Store struct {
 	// convs caches committed conversations in progress; the writer
 	// alone fills it.
 	convs *convCache
+	// latest: each visitor's newest conversation id (latestconv.go).
+	latest *latestCache
 	// maps caches found mappings (Resolve); see mapCache.
 	maps *mapCache
 	// visitors caches visitor records; see visitorCache.
@@ -235,7 +237,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache(), visitors: newVisitorCache(),
+	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache(), visitors: newVisitorCache(), latest: newLatestCache(),
 		touched: touched{convs: make(map[model.ConvID]struct{}), visitors: make(map[model.VisitorID]struct{})}}
 	go s.writer()
 	return s, nil
@@ -365,6 +367,7 @@ func (s *Store) commitGroup(group []*request) {
 			if errs[i] == nil {
 				s.convs.stored(&r.ops)
 				s.visitors.stored(&r.ops)
+				s.latest.stored(&r.ops)
 				if f := r.ops.forget; f != nil && len(f.mapsGone) > 0 {
 					s.maps.drop(f.mapsGone)
 				}

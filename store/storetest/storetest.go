@@ -102,6 +102,12 @@ type onceCloser struct {
 	err  error
 }
 
+// LatestConversation reaches the store's own (a
+// store.LatestConversationStore, e.g. bbolt's cache) when it has one.
+func (c *onceCloser) LatestConversation(ctx context.Context, v model.VisitorID) (model.Conversation, error) {
+	return store.LatestConversation(ctx, c.Store, v)
+}
+
 func (c *onceCloser) Close() error {
 	c.once.Do(func() { c.err = c.Store.Close() })
 	return c.err
@@ -354,6 +360,10 @@ func testConversationChangesVisitor(t *testing.T, open func(t *testing.T) store.
 		}
 		if !slices.Equal(got, ids) {
 			t.Errorf("%s: VisitorConversations(%s) = %v, want %v", what, v, got, ids)
+		}
+		// The newest one, through the store's cache when it keeps one.
+		if last, err := store.LatestConversation(ctx, s, v); len(ids) > 0 && (err != nil || last.ID != ids[len(ids)-1] || last.Visitor != v) {
+			t.Errorf("%s: LatestConversation(%s) = %s (of %s), %v, want %s", what, v, last.ID, last.Visitor, err, ids[len(ids)-1])
 		}
 		err = s.Snapshot(ctx, func(r store.Reader) error {
 			got, err := r.VisitorConversations(v)

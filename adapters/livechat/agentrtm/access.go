@@ -51,16 +51,21 @@ func (c *agentView) serves(conv model.Conversation) bool {
 func errChatNotFound() *wire.Error { return wire.Errorf(wire.NotFound, "Chat not found") }
 
 // latestThread returns a chat's newest thread (the only one that can be
-// active) if the agent may see it.
+// active) if the agent may see it. On bbolt the store answers from an
+// exact cache (store.LatestConversation), without listing the chat's
+// threads.
 func (c *agentView) latestThread(ctx context.Context, chatID string) (model.Conversation, error) {
-	ids, err := c.s.d.Store().VisitorConversations(ctx, model.VisitorID(chatID))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && len(ids) == 0) {
+	conv, err := store.LatestConversation(ctx, c.s.d.Store(), model.VisitorID(chatID))
+	if errors.Is(err, store.ErrNotFound) {
 		return model.Conversation{}, errChatNotFound()
 	}
 	if err != nil {
-		return model.Conversation{}, fmt.Errorf("threads of %s: %w", chatID, err)
+		return model.Conversation{}, fmt.Errorf("newest thread of %s: %w", chatID, err)
 	}
-	return c.thread(ctx, chatID, ids[len(ids)-1])
+	if string(conv.Visitor) != chatID || !c.canSee(conv) {
+		return model.Conversation{}, errChatNotFound()
+	}
+	return conv, nil
 }
 
 // thread returns one thread of a chat if the agent may see it.

@@ -146,7 +146,7 @@ func login(ctx context.Context, k *caller, req *wire.Request) (any, error) {
 	}
 	// Subscribe before reading the summary so that nothing committed in
 	// between is missed (at worst it is both in the summary and pushed).
-	c.sub = c.s.d.Bus().SubscribeDesk(c.s.cfg.deskQueue())
+	c.sub = c.s.d.Bus().SubscribeAgent(agent, c.s.cfg.deskQueue())
 	c.loggedIn.Store(true)
 	c.s.clients.Add(c.agent.ID, c)
 	c.s.log.Info().Str("agent", string(agent.ID)).Msg("agent session connected")

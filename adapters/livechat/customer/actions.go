@@ -286,12 +286,24 @@ func (c *client) threads(ctx context.Context, chatID string) ([]model.ConvID, er
 	return ids, nil
 }
 
+// latestThread returns the customer's newest thread (the only one that
+// can be active); on bbolt from the store's exact cache
+// (store.LatestConversation), without listing the chat's threads.
 func (c *client) latestThread(ctx context.Context, chatID string) (model.Conversation, error) {
-	ids, err := c.threads(ctx, chatID)
-	if err != nil {
-		return model.Conversation{}, err
+	if chatID != string(c.me) {
+		return model.Conversation{}, errChatNotFound()
 	}
-	return c.thread(ctx, chatID, ids[len(ids)-1])
+	conv, err := store.LatestConversation(ctx, c.s.d.Store(), c.me)
+	if errors.Is(err, store.ErrNotFound) {
+		return model.Conversation{}, errChatNotFound()
+	}
+	if err != nil {
+		return model.Conversation{}, fmt.Errorf("newest thread of %s: %w", chatID, err)
+	}
+	if conv.Visitor != c.me {
+		return model.Conversation{}, wire.Errorf(wire.NotFound, "Thread not found")
+	}
+	return conv, nil
 }
 
 func (c *client) thread(ctx context.Context, chatID string, id model.ConvID) (model.Conversation, error) {
