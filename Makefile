@@ -15,6 +15,7 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat:FuzzRESTRequest \
 	./adapters/rocketchat:FuzzRESTEncoding \
 	./adapters/rocketchat:FuzzMessageBytes \
+	./internal/jsondec:FuzzUnmarshalAny \
 	./adapters/livechat/customer:FuzzDecodeFrame \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush \

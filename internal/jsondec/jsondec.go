@@ -7,6 +7,11 @@
 // replaces invalid bytes, goccy keeps them), and anything goccy refuses
 // or panics on. goccy matches mis-cased member names less often than
 // encoding/json; chatgate's encoders never write those.
+//
+// Into untyped values (map[string]any, any: no member names to match) the
+// result is encoding/json's on any input, clients' included: the Rocket.Chat
+// REST surface decodes its request bodies with it, and FuzzUnmarshalAny
+// holds the two decoders to the same values and errors.
 package jsondec
 
 import (
