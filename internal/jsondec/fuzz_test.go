@@ -3,6 +3,7 @@ package jsondec
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -22,6 +23,9 @@ var anySeeds = []string{
 	`{"a":1} x`, `{"a":1}{}`, `{"a":}`, `{"a":1,}`, `[1,2]`, `"s"`, `null`, `true`, `12`, ``, ` `, `{}`, `{ "a" : [ ] }`,
 	`{"":""}`, `{"\u0000":"\u0000"}`, `{"a":"\u00"}`, `{"a":"\x"}`, "{\"a\":\"\x01\"}", `{"a":01}`, `{"a":.5}`, `{"a":+1}`, `{"a":1.}`,
 	`{"a":tru}`, `{"a":nulll}`, `{"a":"b"` + "\u2028" + `}`,
+	// encoding/json's depth limit is 10,000 (the object is one level).
+	`{"a":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}`,
+	`{"a":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
 }
 
 // FuzzUnmarshalAny: on any input, Unmarshal into map[string]any (the
