@@ -15,7 +15,6 @@ FUZZ_TARGETS := \
 	./adapters/rocketchat:FuzzRESTRequest \
 	./adapters/rocketchat:FuzzRESTEncoding \
 	./adapters/rocketchat:FuzzMessageBytes \
-	./internal/jsondec:FuzzUnmarshalAny \
 	./adapters/livechat/customer:FuzzDecodeFrame \
 	./adapters/rocketchat/upstream:FuzzUpstreamFrame \
 	./adapters/livechat/upstream:FuzzUpstreamPush \

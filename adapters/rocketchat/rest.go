@@ -9,6 +9,7 @@ package rocketchat
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,6 @@ import (
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
-	"chatgate/internal/jsondec"
 )
 
 // restState is the REST side's state.
@@ -270,31 +270,18 @@ func (s *Surface) bindBody(c *gin.Context) (map[string]any, bool) {
 		}
 		return m, true
 	}
-	m, err := decodeObject(b)
-	if err != nil {
+	// encoding/json, not internal/jsondec (tried in round 6b, docs/performance.md):
+	// goccy's strings alias its copy of the whole body, and a body's
+	// strings are kept (a visitor's token in wire.token, message text in
+	// events), so one kept string would hold up to MaxBody; copying them
+	// out costs more than encoding/json. goccy also trips -race's checkptr
+	// on a lone high surrogate escape (\ud800) at the end of a string.
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
 		restJSON(c, http.StatusBadRequest, map[string]any{"success": false, "error": "Invalid JSON body: expected an object"})
 		return nil, false
 	}
 	return m, true
-}
-
-// errNotObject is a JSON body that is null: not an object.
-var errNotObject = errors.New("rocketchat: body is not a JSON object")
-
-// decodeObject decodes a JSON object body as encoding/json would, through
-// jsondec (encoding/json's validity scan, then goccy/go-json): every
-// visitor message is such a body, and encoding/json's decode into a map
-// was most of bindBody's cost. jsondec's FuzzUnmarshalAny holds the two
-// decoders to the same values and errors on any input.
-func decodeObject(b []byte) (map[string]any, error) {
-	var m map[string]any
-	if err := jsondec.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	if m == nil {
-		return nil, errNotObject
-	}
-	return m, nil
 }
 
 // readLimited is io.ReadAll(io.LimitReader(r, max+1)) (one byte more

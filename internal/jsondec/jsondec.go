@@ -8,10 +8,13 @@
 // or panics on. goccy matches mis-cased member names less often than
 // encoding/json; chatgate's encoders never write those.
 //
-// Into untyped values (map[string]any, any: no member names to match) the
-// result is encoding/json's on any input, clients' included: the Rocket.Chat
-// REST surface decodes its request bodies with it, and FuzzUnmarshalAny
-// holds the two decoders to the same values and errors.
+// Not for clients' bodies whose strings are kept: goccy's strings point
+// into its copy of the whole input, so one kept string keeps all of it
+// (docs/performance.md, round 6b). Under -race, goccy's unescape trips
+// checkptr (a fatal error) on a lone high surrogate escape near the end
+// of the input: pointer arithmetic past the allocation that is only
+// compared, never read (goccy/go-json v0.10.5 internal/decoder
+// unescapeString).
 package jsondec
 
 import (
