@@ -270,6 +270,12 @@ func (s *Surface) bindBody(c *gin.Context) (map[string]any, bool) {
 		}
 		return m, true
 	}
+	// encoding/json, not internal/jsondec (tried in round 6b, docs/performance.md):
+	// goccy's strings alias its copy of the whole body, and a body's
+	// strings are kept (a visitor's token in wire.token, message text in
+	// events), so one kept string would hold up to MaxBody; copying them
+	// out costs more than encoding/json. goccy also trips -race's checkptr
+	// on a lone high surrogate escape (\ud800) at the end of a string.
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil || m == nil {
 		restJSON(c, http.StatusBadRequest, map[string]any{"success": false, "error": "Invalid JSON body: expected an object"})

@@ -7,6 +7,14 @@
 // replaces invalid bytes, goccy keeps them), and anything goccy refuses
 // or panics on. goccy matches mis-cased member names less often than
 // encoding/json; chatgate's encoders never write those.
+//
+// Not for clients' bodies whose strings are kept: goccy's strings point
+// into its copy of the whole input, so one kept string keeps all of it
+// (docs/performance.md, round 6b). Under -race, goccy's unescape trips
+// checkptr (a fatal error) on a lone high surrogate escape near the end
+// of the input: pointer arithmetic past the allocation that is only
+// compared, never read (goccy/go-json v0.10.5 internal/decoder
+// unescapeString).
 package jsondec
 
 import (
