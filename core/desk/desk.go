@@ -796,6 +796,23 @@ type PostRequest struct {
 // Post appends an event. It returns the event and whether it already
 // existed (an idempotent retry).
 func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, error) {
+	return d.post(ctx, req, nil)
+}
+
+// PostRead is Post of a conversation the caller has just read to find it
+// (conv, whose ID is req.Conv; e.g. a customer's newest thread, read under
+// store.MayBeStale): the first attempt decides on that copy instead of
+// reading the conversation again. The copy is worth what the attempt's own
+// cached read is: the commit holds the conversation to conv's revision,
+// so a copy that changed since (even between the caller's read and the
+// conversation's actor) fails it with store.ErrStale and the attempt runs
+// again on the store's copy; a refusal is decided on a fresh read. Post
+// takes conv's slices and maps over: the caller must not change them.
+func (d *Desk) PostRead(ctx context.Context, req PostRequest, conv *model.Conversation) (model.Event, bool, error) {
+	return d.post(ctx, req, conv)
+}
+
+func (d *Desk) post(ctx context.Context, req PostRequest, read *model.Conversation) (model.Event, bool, error) {
 	if err := d.validate(&req.Draft); err != nil {
 		return model.Event{}, false, err
 	}
@@ -815,6 +832,10 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 		return model.Event{}, false, ErrRateLimited
 	}
 	p := &postCmd{d: d, req: req, cached: true}
+	if read != nil && read.ID == req.Conv {
+		// Copied into the command (read does not escape): no allocation.
+		p.convs[0], p.read = *read, true
+	}
 	err := d.actors.Run(ctx, convKey(req.Conv), p)
 	ev := p.ev
 	if err != nil && req.IdemKey != "" {
@@ -843,6 +864,9 @@ type postCmd struct {
 	// again on a fresh read; a refusal is only made on a fresh read
 	// (refuse).
 	cached bool
+	// read: convs[0] holds the conversation as the caller read it
+	// (PostRead), for the first attempt only.
+	read bool
 
 	batch  store.Batch
 	convs  [1]model.Conversation
@@ -868,9 +892,14 @@ func (p *postCmd) attempt(ctx context.Context) error {
 	if p.cached {
 		rctx = store.MayBeStale(ctx)
 	}
-	c, err := d.st.Conversation(rctx, req.Conv)
-	if err != nil {
-		return fmt.Errorf("conversation %s: %w", req.Conv, errNotFound(err))
+	var c model.Conversation
+	if p.read {
+		c, p.read = p.convs[0], false
+	} else {
+		var err error
+		if c, err = d.st.Conversation(rctx, req.Conv); err != nil {
+			return fmt.Errorf("conversation %s: %w", req.Conv, errNotFound(err))
+		}
 	}
 	if !c.Active() && !(req.AfterClose && req.Author.Kind == model.AuthorSystem) {
 		return p.refuse(ErrInactive)

@@ -162,7 +162,11 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	post := c.s.d.Post
+	// An active thread is posted to as read here (desk.PostRead: the
+	// commit holds it to this revision), not read again.
+	post := func(ctx context.Context, pr desk.PostRequest) (model.Event, bool, error) {
+		return c.s.d.PostRead(ctx, pr, &conv)
+	}
 	if !conv.Active() {
 		if !p.AttachToLastThread {
 			return nil, wire.NewError(wire.ChatInactive)

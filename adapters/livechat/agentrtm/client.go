@@ -142,6 +142,22 @@ func (c *client) push(requestID, action string, payload any) {
 	_ = c.out(f) // a full queue closes the session; nothing else to do here
 }
 
+// pushEvent is push of an incoming_event payload, encoded without boxing
+// it (wire.EncodeEventPush): it is two of the pushes of every relayed
+// message.
+func (c *client) pushEvent(requestID string, p *IncomingEvent) {
+	const action = "incoming_event"
+	if c.pushes != nil && !c.pushes[action] {
+		return
+	}
+	f, err := wire.EncodeEventPush(c.version, requestID, action, p)
+	if err != nil {
+		c.logError(err)
+		return
+	}
+	_ = c.out(f)
+}
+
 // author is the authenticated agent as the author of desk commands.
 func (c *agentView) author() model.Author {
 	return model.Author{Kind: model.AuthorAgent, ID: string(c.agent.ID), Name: c.agent.Name}

@@ -164,7 +164,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		c.push(rid, "incoming_chat", p)
 	}
 	for i := range rest {
-		c.push(rid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(&rest[i], wire.ForAgent, c.s.d.Properties())})
+		c.pushEvent(rid, &IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(&rest[i], wire.ForAgent, c.s.d.Properties())})
 	}
 	// Edits and deletions, whoever made them (issue 12: a visitor's edit
 	// on any surface reached customers and webhooks, not agents).

@@ -509,7 +509,11 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	post := c.s.d.Post
+	// An active thread is posted to as read here (desk.PostRead: the
+	// commit holds it to this revision), not read again.
+	post := func(ctx context.Context, pr desk.PostRequest) (model.Event, bool, error) {
+		return c.s.d.PostRead(ctx, pr, &conv)
+	}
 	if !conv.Active() {
 		// §2.5: attach_to_last_thread (ignored for active chats) adds the
 		// event to the last, inactive thread, which stays inactive;

@@ -140,6 +140,22 @@ func (c *client) push(requestID, action string, payload any) {
 	_ = c.out(f)
 }
 
+// pushEvent is push of an incoming_event payload, encoded without boxing
+// it (wire.EncodeEventPush): it is two of the pushes of every relayed
+// message.
+func (c *client) pushEvent(requestID string, p *IncomingEvent) {
+	const action = "incoming_event"
+	if c.web || (c.pushes != nil && !c.pushes[action]) {
+		return
+	}
+	f, err := wire.EncodeEventPush(c.version, requestID, action, p)
+	if err != nil {
+		c.logError(err)
+		return
+	}
+	_ = c.out(f)
+}
+
 func (c *client) author() model.Author {
 	return model.Author{Kind: model.AuthorVisitor, ID: string(c.me)}
 }

@@ -145,7 +145,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		if e.Author.Kind == model.AuthorVisitor {
 			erid = rid
 		}
-		c.push(erid, "incoming_event", IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForCustomer, c.s.d.Properties())})
+		c.pushEvent(erid, &IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForCustomer, c.s.d.Properties())})
 	}
 	for _, u := range wire.UpdatedEvents(conv, n.Updated, wire.ForCustomer, c.s.d.Properties()) {
 		c.push("", "event_updated", u)

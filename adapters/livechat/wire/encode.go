@@ -55,6 +55,14 @@ func appendPush(f *Push) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
+	dst := appendPushHead(f, n)
+	dst = appendPayload(dst, f.Payload)
+	return append(dst, '}'), true
+}
+
+// appendPushHead starts the buffer of push f, sized for a payload of
+// about n bytes, up to its payload.
+func appendPushHead(f *Push, n int) []byte {
 	dst := make([]byte, 0, 64+n+jsonSize(f.Version)+jsonSize(f.RequestID)+jsonSize(f.Action)+jsonSize(f.Type))
 	dst = append(dst, '{')
 	if f.Version != "" {
@@ -71,9 +79,23 @@ func appendPush(f *Push) ([]byte, bool) {
 	dst = appendString(dst, f.Action)
 	dst = append(dst, `,"type":`...)
 	dst = appendString(dst, f.Type)
-	dst = append(dst, `,"payload":`...)
-	dst = appendPayload(dst, f.Payload)
-	return append(dst, '}'), true
+	return append(dst, `,"payload":`...)
+}
+
+// EncodeEventPush is EncodePush of NewPush(version, requestID, action, *p)
+// (an incoming_event or event_updated push), byte for byte, without
+// boxing the payload: an IncomingEvent copied into the push's interface
+// was an allocation of its own (~450 bytes) for every push of every
+// relayed message, to the customer and to the agent. A plain event costs
+// the frame's buffer alone; p does not escape.
+func EncodeEventPush(version, requestID, action string, p *IncomingEvent) ([]byte, error) {
+	if p.Event.plain() {
+		head := Push{Version: version, RequestID: requestID, Action: action, Type: TypePush}
+		dst := appendPushHead(&head, incomingEventSize(p))
+		dst = appendIncomingEvent(dst, p)
+		return append(dst, '}'), nil
+	}
+	return stdEncode(&Push{Version: version, RequestID: requestID, Action: action, Type: TypePush, Payload: *p})
 }
 
 // jsonSize is the size of s as a JSON string when it needs no escapes
@@ -92,7 +114,7 @@ func payloadSize(p any) (int, bool) {
 		if !p.Event.plain() {
 			return 0, false
 		}
-		return 40 + jsonSize(p.ChatID) + jsonSize(p.ThreadID) + p.Event.size(), true
+		return incomingEventSize(&p), true
 	}
 	return 0, false
 }
@@ -107,15 +129,25 @@ func appendPayload(dst []byte, p any) []byte {
 		dst = appendString(dst, p.EventID)
 		return append(dst, '}')
 	case IncomingEvent:
-		dst = append(dst, `{"chat_id":`...)
-		dst = appendString(dst, p.ChatID)
-		dst = append(dst, `,"thread_id":`...)
-		dst = appendString(dst, p.ThreadID)
-		dst = append(dst, `,"event":`...)
-		dst = p.Event.appendJSON(dst)
-		return append(dst, '}')
+		return appendIncomingEvent(dst, &p)
 	}
 	return dst
+}
+
+// incomingEventSize is about the size of p's JSON when its event is plain.
+func incomingEventSize(p *IncomingEvent) int {
+	return 40 + jsonSize(p.ChatID) + jsonSize(p.ThreadID) + p.Event.size()
+}
+
+// appendIncomingEvent renders p, whose event is plain.
+func appendIncomingEvent(dst []byte, p *IncomingEvent) []byte {
+	dst = append(dst, `{"chat_id":`...)
+	dst = appendString(dst, p.ChatID)
+	dst = append(dst, `,"thread_id":`...)
+	dst = appendString(dst, p.ThreadID)
+	dst = append(dst, `,"event":`...)
+	dst = p.Event.appendJSON(dst)
+	return append(dst, '}')
 }
 
 // SendEventResponse is send_event's payload (both APIs).

@@ -47,7 +47,59 @@ func checkEncode(t *testing.T, s string, n int64) {
 		if !json.Valid(got) {
 			t.Fatalf("invalid JSON %s", got)
 		}
+		if f, ok := frame.(Push); ok {
+			if p, ok := f.Payload.(IncomingEvent); ok {
+				ev, err := EncodeEventPush(f.Version, f.RequestID, f.Action, &p)
+				if err != nil || !bytes.Equal(ev, want) {
+					t.Fatalf("EncodeEventPush %#v: %v\n got %s\nwant %s", frame, err, ev, want)
+				}
+			}
+		}
 	}
+}
+
+// TestEncodeEventPushAllocations: an incoming_event push of a plain
+// event costs its frame's buffer alone (EncodePush of the same push boxes
+// the payload: two allocations). Two are sent per relayed message.
+func TestEncodeEventPushAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	p := IncomingEvent{ChatID: "C1", ThreadID: "T1", Event: Event{ID: "T1_1", Type: "message", AuthorID: "a",
+		CreatedAt: "2026-12-06T13:00:00.000000Z", Visibility: "all", Text: "hello"}}
+	var sink []byte
+	got := testing.AllocsPerRun(200, func() {
+		sink, _ = EncodeEventPush("3.5", "r1", "incoming_event", &p)
+	})
+	if got != 1 {
+		t.Fatalf("EncodeEventPush: %v allocations per push, want 1", got)
+	}
+	_ = sink
+}
+
+// BenchmarkEncodeEventPush compares an incoming_event push encoded
+// through EncodePush (its payload boxed) and EncodeEventPush.
+func BenchmarkEncodeEventPush(b *testing.B) {
+	p := IncomingEvent{ChatID: "01JEXAMPLECUSTOMER000000000", ThreadID: "01JEXAMPLETHREAD0000000000", Event: Event{
+		ID: "01JEXAMPLETHREAD0000000000_12", Type: "message", AuthorID: "01JEXAMPLECUSTOMER000000000",
+		CreatedAt: "2026-12-06T13:00:00.000000Z", Visibility: "all", Text: "a message of a few words"}}
+	b.Run("boxed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f := NewPush("3.5", "r1", "incoming_event", p)
+			if _, err := EncodePush(&f); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("event", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := EncodeEventPush("3.5", "r1", "incoming_event", &p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // TestEncodeMatchesStd: the frames Encode renders itself are byte for

@@ -1,0 +1,74 @@
+package desk
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"chatgate/core/model"
+)
+
+// TestPostRead: a post of the conversation as the caller read it decides on
+// that copy (no second read) when it is current, and is as safe as a read
+// under the actor when it is not: a copy that changed since (a message, a
+// close) fails its commit as stale and the post runs again on the store's
+// conversation; a copy of another conversation is not used.
+func TestPostRead(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// between changes the conversation after the copy was read.
+		between   func(e *env, c model.Conversation, v model.Visitor)
+		other     bool  // hand a copy of another conversation
+		wantErr   error // nil: the post commits
+		wantReads int32 // the desk's conversation reads during PostRead
+	}{
+		{name: "current copy", wantReads: 0},
+		{name: "a message since", between: func(e *env, c model.Conversation, v model.Visitor) {
+			e.post(c.ID, visitorAuthor(v), "in between")
+		}, wantReads: 1}, // stale commit, then the store's copy
+		{name: "closed since", between: func(e *env, c model.Conversation, v model.Visitor) {
+			if _, err := e.d.Close(t.Context(), c.ID, visitorAuthor(v), "", ""); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: ErrInactive, wantReads: 2}, // stale commit, cached read, the refusal's fresh read
+		{name: "copy of another conversation", other: true, wantReads: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reads atomic.Int32
+			e := newEnv(t, config{beforeRead: func(model.ConvID) { reads.Add(1) }})
+			v := e.visitor("vera")
+			c, _ := e.start(v, "sales")
+			read := e.conv(c.ID)
+			if tc.other {
+				w := e.visitor("walt")
+				o, _ := e.start(w, "sales")
+				read = e.conv(o.ID)
+			}
+			if tc.between != nil {
+				tc.between(e, c, v)
+			}
+			before := e.conv(c.ID).LastSeq
+			reads.Store(0)
+			ev, _, err := e.d.PostRead(t.Context(), PostRequest{Conv: c.ID, Author: visitorAuthor(v), Draft: Draft{Text: "hello"}}, &read)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("PostRead: %v, want %v", err, tc.wantErr)
+			}
+			if got := reads.Load(); got != tc.wantReads {
+				t.Errorf("conversation reads: %d, want %d", got, tc.wantReads)
+			}
+			evs := e.checkLog(c.ID)
+			want := before
+			if tc.wantErr == nil {
+				want++
+			}
+			if got := uint64(len(evs)); got != want {
+				t.Errorf("%d events after the post, want %d", got, want)
+			}
+			if tc.wantErr == nil {
+				if ev.Conv != c.ID || ev.Seq != uint64(len(evs)) || evs[ev.Seq-1].Text != "hello" {
+					t.Errorf("posted event %s #%d, log of %d: want the message last in %s", ev.Conv, ev.Seq, len(evs), c.ID)
+				}
+			}
+		})
+	}
+}
