@@ -137,11 +137,11 @@ func login(ctx context.Context, k *caller, req *wire.Request) (any, error) {
 	}
 
 	c.agent = agent
-	c.pushes = nil
-	if names, ok := p.Pushes[c.version]; ok {
-		c.pushes = make(map[string]bool, len(names))
+	c.Only = nil
+	if names, ok := p.Pushes[c.Version]; ok {
+		c.Only = make(map[string]bool, len(names))
 		for _, n := range names {
-			c.pushes[n] = true
+			c.Only[n] = true
 		}
 	}
 	// Subscribe before reading the summary so that nothing committed in
@@ -209,10 +209,10 @@ func setRoutingStatus(_ context.Context, c *caller, req *wire.Request) (any, err
 	payload := map[string]string{"agent_id": string(c.agent.ID), "status": p.Status}
 	for _, o := range c.s.clients.Of(c.agent.ID) {
 		if o == c.conn {
-			c.after(func() { o.push(req.RequestID, "routing_status_set", payload) })
+			c.after(func() { o.Push(req.RequestID, "routing_status_set", payload) })
 			continue
 		}
-		o.push("", "routing_status_set", payload)
+		o.Push("", "routing_status_set", payload)
 	}
 	return nil, nil
 }

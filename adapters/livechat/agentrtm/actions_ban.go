@@ -69,6 +69,6 @@ func (c *client) onBan(ctx context.Context, n hub.Notice) error {
 	if mine {
 		c.AwaitResponse(ctx, num)
 	}
-	c.push(rid, "customer_banned", CustomerBanned{CustomerID: string(n.Ban.Visitor), Ban: Ban{Days: n.Ban.Days}})
+	c.Push(rid, "customer_banned", CustomerBanned{CustomerID: string(n.Ban.Visitor), Ban: Ban{Days: n.Ban.Days}})
 	return nil
 }

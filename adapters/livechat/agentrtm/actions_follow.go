@@ -96,7 +96,7 @@ func (c *client) onFollow(ctx context.Context, n hub.Notice) error {
 		c.AwaitResponse(ctx, num)
 	}
 	if !f.Followed {
-		c.push(rid, "chat_unfollowed", ChatUnfollowed{ChatID: string(conv.Visitor)})
+		c.Push(rid, "chat_unfollowed", ChatUnfollowed{ChatID: string(conv.Visitor)})
 		return nil
 	}
 	if c.serves(conv) {
@@ -106,6 +106,6 @@ func (c *client) onFollow(ctx context.Context, n hub.Notice) error {
 	if err != nil {
 		return err
 	}
-	c.push(rid, "incoming_chat", IncomingChat{RequesterID: string(c.agent.ID), Chat: c.chatView(&d)})
+	c.Push(rid, "incoming_chat", IncomingChat{RequesterID: string(c.agent.ID), Chat: c.chatView(&d)})
 	return nil
 }

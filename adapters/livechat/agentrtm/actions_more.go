@@ -27,10 +27,10 @@ import (
 func (c *caller) pushTo(o *client, action string, payload any) {
 	if o == c.conn && c.conn != nil {
 		rid := c.requestID()
-		c.after(func() { o.push(rid, action, payload) })
+		c.after(func() { o.Push(rid, action, payload) })
 		return
 	}
-	o.push("", action, payload)
+	o.Push("", action, payload)
 }
 
 // requestID is the current RTM request's request_id ("" on the Web API).
@@ -613,7 +613,7 @@ func (c *client) onSeen(ctx context.Context, n hub.Notice) error {
 	if mine {
 		c.AwaitResponse(ctx, num)
 	}
-	c.push(rid, "events_marked_as_seen", EventsMarkedAsSeen{UserID: s.User, ChatID: string(n.Conv.Visitor), SeenUpTo: wire.Time(s.UpTo)})
+	c.Push(rid, "events_marked_as_seen", EventsMarkedAsSeen{UserID: s.User, ChatID: string(n.Conv.Visitor), SeenUpTo: wire.Time(s.UpTo)})
 	return nil
 }
 

@@ -115,7 +115,7 @@ func (c *client) onMember(ctx context.Context, n hub.Notice) error {
 	}
 	chatID, threadID := string(conv.Visitor), string(conv.ID)
 	if !m.Added {
-		c.push(rid, "user_removed_from_chat", UserRemovedFromChat{ChatID: chatID, ThreadID: threadID,
+		c.Push(rid, "user_removed_from_chat", UserRemovedFromChat{ChatID: chatID, ThreadID: threadID,
 			UserID: string(m.Agent), Reason: "manual", RequesterID: requester})
 		return nil
 	}
@@ -126,10 +126,10 @@ func (c *client) onMember(ctx context.Context, n hub.Notice) error {
 		if err != nil {
 			return err
 		}
-		c.push(rid, "incoming_chat", IncomingChat{RequesterID: requester, Chat: c.chatView(&d)})
+		c.Push(rid, "incoming_chat", IncomingChat{RequesterID: requester, Chat: c.chatView(&d)})
 	}
 	if a, ok := c.s.d.Router().Agent(m.Agent); ok {
-		c.push(rid, "user_added_to_chat", UserAddedToChat{ChatID: chatID, ThreadID: threadID,
+		c.Push(rid, "user_added_to_chat", UserAddedToChat{ChatID: chatID, ThreadID: threadID,
 			User: wire.AgentUser(&a, true, wire.ForAgent), Reason: "manual", RequesterID: requester})
 	}
 	return nil

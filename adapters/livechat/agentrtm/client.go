@@ -18,14 +18,15 @@ const (
 
 // client is one connection's protocol state, independent of the transport:
 // it takes request frames and returns response frames, and emits pushes
-// through out. A websocket session (package rtmconn) drives it in production;
+// through Out. A websocket session (package rtmconn) drives it in production;
 // tests and the fuzzer drive it directly.
 type client struct {
 	agentView // agent: set by login before loggedIn becomes true
 	id        string
-	version   string // the connection's API version, from the URL
-	out       func([]byte) error
 	bye       func(reason string)
+	// Pusher writes frames to the connection: the pushes (narrowed by
+	// login's Only) and, through Out, the responses.
+	wire.Pusher
 
 	// Requests are numbered; the number goes into the origin of the
 	// notices a request causes, so that the pump can hold their pushes
@@ -34,24 +35,24 @@ type client struct {
 
 	// Set by login before loggedIn becomes true; read-only afterwards.
 	loggedIn atomic.Bool
-	pushes   map[string]bool // nil: every push
 	sub      *hub.Sub
 }
 
 func (s *Surface) newClient(version string, out func([]byte) error, bye func(string)) *client {
 	id := model.NewID()
-	c := &client{agentView: agentView{s: s}, id: id, version: version, out: out, bye: bye}
+	c := &client{agentView: agentView{s: s}, id: id, bye: bye}
+	c.Pusher = wire.Pusher{Version: version, Out: out, Log: c.logError}
 	c.Init(s.Name() + "/" + id + "#")
 	return c
 }
 
-// serve answers one request frame through out: first the response, then
+// serve answers one request frame through Out: first the response, then
 // the pushes the request caused on this connection (held back until now),
 // so that clients see "response, then pushes" every time. The session may
 // call it for several requests at once (OrderKey).
 func (c *client) serve(ctx context.Context, frame []byte) error {
 	t := c.Begin()
-	err := c.out(c.respond(ctx, t, frame))
+	err := c.Out(c.respond(ctx, t, frame))
 	t.Answered()
 	return err
 }
@@ -67,7 +68,7 @@ func (c *client) handle(ctx context.Context, frame []byte) []byte {
 // respond answers one request frame. It never panics on input and always
 // returns a response frame.
 func (c *client) respond(ctx context.Context, t *rtmconn.Ticket, frame []byte) []byte {
-	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.version, Versions: versions()}
+	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.Version, Versions: versions()}
 	return rtmconn.Handle(ctx, frame, lim, func(ctx context.Context, req *wire.Request) wire.Response {
 		k := &caller{agentView: c.agentView, conn: c, origin: t.Origin(req.RequestID), after: t.AfterResponse}
 		return c.s.actions.Dispatch(ctx, k, c.loggedIn.Load(), req, c.logError)
@@ -126,36 +127,6 @@ func (c *client) OrderKey(frame []byte) string {
 func (c *client) Started() (func(context.Context), func()) {
 	sub := c.sub
 	return func(ctx context.Context) { c.pump(ctx, sub) }, nil
-}
-
-// push sends a push frame unless the client's login narrowed its pushes.
-func (c *client) push(requestID, action string, payload any) {
-	if c.pushes != nil && !c.pushes[action] {
-		return
-	}
-	p := wire.NewPush(c.version, requestID, action, payload)
-	f, err := wire.EncodePush(&p)
-	if err != nil {
-		c.logError(err)
-		return
-	}
-	_ = c.out(f) // a full queue closes the session; nothing else to do here
-}
-
-// pushEvent is push of an incoming_event payload, encoded without boxing
-// it (wire.EncodeEventPush): it is two of the pushes of every relayed
-// message.
-func (c *client) pushEvent(requestID string, p *IncomingEvent) {
-	const action = "incoming_event"
-	if c.pushes != nil && !c.pushes[action] {
-		return
-	}
-	f, err := wire.EncodeEventPush(c.version, requestID, action, p)
-	if err != nil {
-		c.logError(err)
-		return
-	}
-	_ = c.out(f)
 }
 
 // author is the authenticated agent as the author of desk commands.

@@ -106,7 +106,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 			if mine {
 				c.AwaitResponse(ctx, num)
 			}
-			c.push(rid, "chat_transferred", c.chatTransferred(conv, tr))
+			c.Push(rid, "chat_transferred", c.chatTransferred(conv, tr))
 		}
 		return nil
 	}
@@ -115,18 +115,18 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		c.AwaitResponse(ctx, num)
 	}
 	if tr != nil {
-		defer c.push(rid, "chat_transferred", c.chatTransferred(conv, tr))
+		defer c.Push(rid, "chat_transferred", c.chatTransferred(conv, tr))
 	}
 	chatID, threadID := string(conv.Visitor), string(conv.ID)
 	if n.Props != nil {
 		if name, p, ok := wire.RenderPropsPush(n.Props, wire.ForAgent, c.s.d.Properties()); ok {
-			c.push(rid, name, p)
+			c.Push(rid, name, p)
 		}
 		return nil
 	}
 	if n.Tag != nil {
 		name, p := tagPush(conv, n.Tag)
-		c.push(rid, name, p)
+		c.Push(rid, name, p)
 		return nil
 	}
 	if n.Typing != nil {
@@ -161,22 +161,22 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		case started:
 			p.RequesterID = chatID
 		}
-		c.push(rid, "incoming_chat", p)
+		c.Push(rid, "incoming_chat", p)
 	}
 	for i := range rest {
-		c.pushEvent(rid, &IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(&rest[i], wire.ForAgent, c.s.d.Properties())})
+		c.PushEvent(rid, &IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(&rest[i], wire.ForAgent, c.s.d.Properties())})
 	}
 	// Edits and deletions, whoever made them (issue 12: a visitor's edit
 	// on any surface reached customers and webhooks, not agents).
 	for _, u := range wire.UpdatedEvents(conv, n.Updated, wire.ForAgent, c.s.d.Properties()) {
-		c.push(rid, "event_updated", u)
+		c.Push(rid, "event_updated", u)
 	}
 	if conv.State == model.StateClosed && hasSubtype(rest, model.SysClosed) {
 		p := ChatDeactivated{ChatID: chatID, ThreadID: threadID}
 		if by := conv.ClosedBy; by != nil && by.Kind != model.AuthorSystem {
 			p.UserID = by.ID
 		}
-		c.push(rid, "chat_deactivated", p)
+		c.Push(rid, "chat_deactivated", p)
 	}
 	return nil
 }
@@ -198,12 +198,12 @@ func (c *client) onVisitorChanged(ctx context.Context, n hub.Notice) error {
 	if mine {
 		c.AwaitResponse(ctx, num)
 	}
-	c.push(rid, "chat_deactivated", ChatDeactivated{ChatID: string(n.PrevVisitor), ThreadID: string(conv.ID)})
+	c.Push(rid, "chat_deactivated", ChatDeactivated{ChatID: string(n.PrevVisitor), ThreadID: string(conv.ID)})
 	d, err := c.s.src.Load(ctx, conv, wire.LoadOptions{UpTo: conv.LastSeq, Neighbour: c.canSee})
 	if err != nil {
 		return err
 	}
-	c.push(rid, "incoming_chat", IncomingChat{Chat: c.chatView(&d)})
+	c.Push(rid, "incoming_chat", IncomingChat{Chat: c.chatView(&d)})
 	return nil
 }
 
@@ -235,11 +235,11 @@ func (c *client) pushTyping(conv model.Conversation, t *hub.Typing) {
 	}
 	now := c.s.d.Now().Unix()
 	chatID, threadID := string(conv.Visitor), string(conv.ID)
-	c.push("", "incoming_typing_indicator", IncomingTyping{ChatID: chatID, ThreadID: threadID,
+	c.Push("", "incoming_typing_indicator", IncomingTyping{ChatID: chatID, ThreadID: threadID,
 		TypingIndicator: TypingIndicator{AuthorID: t.Author.ID, Visibility: string(model.VisibleAll),
 			Timestamp: now, IsTyping: t.On}})
 	if t.On && t.Text != "" {
-		c.push("", "incoming_sneak_peek", IncomingSneakPeek{ChatID: chatID, ThreadID: threadID,
+		c.Push("", "incoming_sneak_peek", IncomingSneakPeek{ChatID: chatID, ThreadID: threadID,
 			SneakPeek: SneakPeek{AuthorID: t.Author.ID, Text: t.Text, Timestamp: now}})
 	}
 }

@@ -126,7 +126,7 @@ func (c *client) dept(group *int) model.DeptID {
 // applies the optional customer profile, and subscribes to the customer's
 // chat.
 func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
-	if c.web {
+	if c.Web {
 		return nil, wire.Errorf(wire.Validation, "Unsupported action")
 	}
 	if c.loggedIn.Load() {
@@ -165,13 +165,13 @@ func login(ctx context.Context, c *client, req *wire.Request) (any, error) {
 		}
 	}
 	c.me, c.expires = id, exp
-	c.pushes = nil
-	if names, ok := p.Pushes[c.version]; ok {
-		c.pushes = make(map[string]bool, len(names)+1)
+	c.Only = nil
+	if names, ok := p.Pushes[c.Version]; ok {
+		c.Only = make(map[string]bool, len(names)+1)
 		for _, n := range names {
-			c.pushes[n] = true
+			c.Only[n] = true
 		}
-		c.pushes["customer_disconnected"] = true
+		c.Only["customer_disconnected"] = true
 	}
 	c.sub = c.s.d.Bus().SubscribeVisitor(c.me, c.s.cfg.visitorQueue())
 	c.loggedIn.Store(true)
@@ -544,7 +544,7 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	}
 	if replayed {
 		c.AfterResponse(func() {
-			c.push(req.RequestID, "incoming_event", IncomingEvent{ChatID: string(c.me), ThreadID: string(ev.Conv),
+			c.Push(req.RequestID, "incoming_event", IncomingEvent{ChatID: string(c.me), ThreadID: string(ev.Conv),
 				Event: wire.RenderEventFor(&ev, wire.ForCustomer, c.s.d.Properties())})
 		})
 	}
@@ -617,10 +617,10 @@ func updateCustomer(ctx context.Context, c *client, req *wire.Request) (any, err
 	}
 	for _, o := range c.s.clients.Of(c.me) {
 		if o == c {
-			c.AfterResponse(func() { c.push(req.RequestID, "customer_updated", changed) })
+			c.AfterResponse(func() { c.Push(req.RequestID, "customer_updated", changed) })
 			continue
 		}
-		o.push("", "customer_updated", changed)
+		o.Push("", "customer_updated", changed)
 	}
 	return nil, nil
 }

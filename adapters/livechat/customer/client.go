@@ -22,16 +22,16 @@ const (
 	reasonBanned   = "customer_banned"
 )
 
-// client is one caller's protocol state: an RTM connection (out writes to
-// the socket) or one Web API request (out discards pushes). Tests and the
+// client is one caller's protocol state: an RTM connection (Out writes to
+// the socket) or one Web API request (Web: no pushes). Tests and the
 // fuzzer drive it directly.
 type client struct {
-	s       *Surface
-	id      string
-	version string
-	out     func([]byte) error
-	bye     func(reason string)
-	web     bool
+	s   *Surface
+	id  string
+	bye func(reason string)
+	// Pusher writes frames to the connection (Out: the responses too) or,
+	// for a Web API request (Web), discards the pushes.
+	wire.Pusher
 
 	rtmconn.Order // response first, then the pushes a request caused
 	// cur is the request being served. A customer connection is served one
@@ -43,13 +43,13 @@ type client struct {
 	loggedIn atomic.Bool
 	me       model.VisitorID
 	expires  time.Time
-	pushes   map[string]bool
 	sub      *hub.Sub
 }
 
 func (s *Surface) newClient(version string, out func([]byte) error, bye func(string)) *client {
 	id := model.NewID()
-	c := &client{s: s, id: id, version: version, out: out, bye: bye}
+	c := &client{s: s, id: id, bye: bye}
+	c.Pusher = wire.Pusher{Version: version, Out: out, Log: c.logError}
 	c.Init(s.Name() + "/" + id + "#")
 	return c
 }
@@ -58,7 +58,7 @@ func (s *Surface) newClient(version string, out func([]byte) error, bye func(str
 // caused on this connection.
 func (c *client) serve(ctx context.Context, frame []byte) error {
 	c.cur = c.Begin()
-	err := c.out(c.respond(ctx, frame))
+	err := c.Out(c.respond(ctx, frame))
 	c.cur.Answered()
 	return err
 }
@@ -73,7 +73,7 @@ func (c *client) handle(ctx context.Context, frame []byte) []byte {
 
 // respond answers the current request's frame; it never panics on input.
 func (c *client) respond(ctx context.Context, frame []byte) []byte {
-	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.version, Versions: versions()}
+	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.Version, Versions: versions()}
 	return rtmconn.Handle(ctx, frame, lim, c.dispatch, c.logError)
 }
 
@@ -125,35 +125,6 @@ func (c *client) Pushes() (*hub.Sub, func(context.Context, *hub.Notice), func(er
 				c.bye(reasonInternal)
 			}
 		}
-}
-
-func (c *client) push(requestID, action string, payload any) {
-	if c.web || (c.pushes != nil && !c.pushes[action]) {
-		return
-	}
-	p := wire.NewPush(c.version, requestID, action, payload)
-	f, err := wire.EncodePush(&p)
-	if err != nil {
-		c.logError(err)
-		return
-	}
-	_ = c.out(f)
-}
-
-// pushEvent is push of an incoming_event payload, encoded without boxing
-// it (wire.EncodeEventPush): it is two of the pushes of every relayed
-// message.
-func (c *client) pushEvent(requestID string, p *IncomingEvent) {
-	const action = "incoming_event"
-	if c.web || (c.pushes != nil && !c.pushes[action]) {
-		return
-	}
-	f, err := wire.EncodeEventPush(c.version, requestID, action, p)
-	if err != nil {
-		c.logError(err)
-		return
-	}
-	_ = c.out(f)
 }
 
 func (c *client) author() model.Author {

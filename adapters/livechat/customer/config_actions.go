@@ -273,7 +273,7 @@ type checkGoalsRequest struct {
 // checkGoals validates and answers {}: chatgate tracks no goals.
 // customer-sdk ignores the answer.
 func checkGoals(_ context.Context, c *client, req *wire.Request) (any, error) {
-	if !c.web {
+	if !c.Web {
 		return nil, wire.Errorf(wire.Validation, "Unsupported action")
 	}
 	var p checkGoalsRequest

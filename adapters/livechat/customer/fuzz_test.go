@@ -25,7 +25,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	h := newHarness(f, nil)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		c := h.surf.newClient("3.5", func([]byte) error { return nil }, func(string) {})
-		c.web = true
+		c.Web = true
 		c.me, c.expires = "fuzz-customer", h.clock.now().Add(1e12)
 		c.loggedIn.Store(true)
 		out := c.handle(context.Background(), frame)

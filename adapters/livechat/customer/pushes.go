@@ -74,11 +74,11 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		if m.Visibility != model.VisibleAgents {
 			if m.Added {
 				if a, ok := c.s.d.Router().Agent(m.Agent); ok {
-					c.push("", "user_added_to_chat", UserAdded{ChatID: string(conv.Visitor), ThreadID: string(conv.ID),
+					c.Push("", "user_added_to_chat", UserAdded{ChatID: string(conv.Visitor), ThreadID: string(conv.ID),
 						User: wire.AgentUser(&a, true, wire.ForCustomer), Reason: "manual"})
 				}
 			} else {
-				c.push("", "user_removed_from_chat", UserRemoved{ChatID: string(conv.Visitor), ThreadID: string(conv.ID),
+				c.Push("", "user_removed_from_chat", UserRemoved{ChatID: string(conv.Visitor), ThreadID: string(conv.ID),
 					UserID: string(m.Agent), Reason: "manual"})
 			}
 		}
@@ -90,7 +90,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		if s.Kind == model.AuthorAgent && conv.MemberHidden(model.AgentID(s.User)) {
 			return nil
 		}
-		c.push(rid, "events_marked_as_seen", EventsMarkedAsSeen{UserID: s.User, ChatID: string(conv.Visitor), SeenUpTo: wire.Time(s.UpTo)})
+		c.Push(rid, "events_marked_as_seen", EventsMarkedAsSeen{UserID: s.User, ChatID: string(conv.Visitor), SeenUpTo: wire.Time(s.UpTo)})
 		return nil
 	}
 	if n.Tag != nil || n.Follow != nil {
@@ -102,13 +102,13 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		// Untagged, as user_added_to_chat: the SDK takes a tagged push
 		// for the answer of a pending request.
 		if name, p, ok := wire.RenderPropsPush(n.Props, wire.ForCustomer, c.s.d.Properties()); ok {
-			c.push("", name, p)
+			c.Push("", name, p)
 		}
 		return nil
 	}
 	if t := n.Typing; t != nil {
 		if t.Author.Kind == model.AuthorAgent {
-			c.push("", "incoming_typing_indicator", IncomingTyping{ChatID: chatID, ThreadID: threadID,
+			c.Push("", "incoming_typing_indicator", IncomingTyping{ChatID: chatID, ThreadID: threadID,
 				TypingIndicator: TypingIndicator{AuthorID: t.Author.ID, Recipients: string(model.VisibleAll),
 					Timestamp: c.s.d.Now().Unix(), IsTyping: t.On}})
 		}
@@ -123,7 +123,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		if err != nil {
 			return err
 		}
-		c.push(rid, "incoming_chat", IncomingChat{RequesterID: chatID, Chat: wire.RenderChat(&d, wire.ForCustomer)})
+		c.Push(rid, "incoming_chat", IncomingChat{RequesterID: chatID, Chat: wire.RenderChat(&d, wire.ForCustomer)})
 		rest = nil
 	}
 	for i := range rest {
@@ -133,7 +133,7 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		}
 		if e.Kind == model.KindSystem && e.Subtype == model.SysAssigned {
 			if a, ok := c.s.d.Router().Agent(model.AgentID(e.Vars["agent_id"])); ok {
-				c.push("", "user_added_to_chat", UserAdded{ChatID: chatID, ThreadID: threadID,
+				c.Push("", "user_added_to_chat", UserAdded{ChatID: chatID, ThreadID: threadID,
 					User: wire.AgentUser(&a, true, wire.ForCustomer), Reason: "manual"})
 			}
 		}
@@ -145,23 +145,23 @@ func (c *client) onNotice(ctx context.Context, n hub.Notice) error {
 		if e.Author.Kind == model.AuthorVisitor {
 			erid = rid
 		}
-		c.pushEvent(erid, &IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForCustomer, c.s.d.Properties())})
+		c.PushEvent(erid, &IncomingEvent{ChatID: chatID, ThreadID: threadID, Event: wire.RenderEventFor(e, wire.ForCustomer, c.s.d.Properties())})
 	}
 	for _, u := range wire.UpdatedEvents(conv, n.Updated, wire.ForCustomer, c.s.d.Properties()) {
-		c.push("", "event_updated", u)
+		c.Push("", "event_updated", u)
 	}
 	if tr := wire.TransferIn(rest); tr != nil {
 		// After the transfer's system message and the new agent's
 		// user_added_to_chat, as on the agent API; untagged, since the
 		// customer asked nothing (customer-sdk emits chat_transferred).
-		c.push("", "chat_transferred", wire.NewChatTransferred(conv, tr, c.s.src.QueuePosition(conv.ID)))
+		c.Push("", "chat_transferred", wire.NewChatTransferred(conv, tr, c.s.src.QueuePosition(conv.ID)))
 	}
 	if conv.State == model.StateClosed && closes(rest) {
 		p := ChatDeactivated{ChatID: chatID, ThreadID: threadID}
 		if by := conv.ClosedBy; by != nil && by.Kind != model.AuthorSystem {
 			p.UserID = by.ID
 		}
-		c.push(rid, "chat_deactivated", p)
+		c.Push(rid, "chat_deactivated", p)
 	}
 	return nil
 }

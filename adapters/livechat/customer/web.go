@@ -40,7 +40,7 @@ func (s *Surface) serveAction(version string) gin.HandlerFunc {
 			return
 		}
 		c := s.newClient(version, func([]byte) error { return nil }, func(string) {})
-		c.web = true
+		c.Web = true
 		scheme, tok, ok := strings.Cut(g.GetHeader("Authorization"), " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			webFail(g, wire.Errorf(wire.Authentication, "Invalid access token"))
@@ -86,7 +86,7 @@ func (s *Surface) serveAction(version string) gin.HandlerFunc {
 			req.Payload = p
 		}
 		if v := g.GetHeader("X-API-Version"); v != "" {
-			if werr := rtmconn.CheckVersion(c.version, v, versions()); werr != nil {
+			if werr := rtmconn.CheckVersion(c.Version, v, versions()); werr != nil {
 				webFail(g, werr)
 				return
 			}
