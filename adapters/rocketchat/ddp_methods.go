@@ -457,7 +457,7 @@ func (ss *ddpSession) mSendMessage(ctx context.Context, p ddpParams) (any, error
 	if err != nil {
 		return nil, err
 	}
-	ev, err := ss.s.postVisitorMessage(ctx, v, conv, false, id, text, nil)
+	ev, err := ss.s.postVisitorMessage(ctx, v, conv, id, text, nil)
 	if err != nil {
 		return nil, err
 	}

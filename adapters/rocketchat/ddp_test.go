@@ -196,7 +196,7 @@ func TestDDPStreamRoomMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The visitor's own message (posted over REST's helper) is echoed.
-	own, err := env.s.postVisitorMessage(context.Background(), v, conv, false, "client-id-1", "my own words", nil)
+	own, err := env.s.postVisitorMessage(context.Background(), v, conv, "client-id-1", "my own words", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +426,7 @@ func TestDDPDeleteAndEdit(t *testing.T) {
 	env.online("amy@x")
 	v := env.visitor("tok-d", "Dan")
 	conv := env.room(v)
-	ev, err := env.s.postVisitorMessage(context.Background(), v, conv, false, "mine-1", "typo", nil)
+	ev, err := env.s.postVisitorMessage(context.Background(), v, conv, "mine-1", "typo", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

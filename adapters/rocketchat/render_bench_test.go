@@ -24,7 +24,7 @@ func benchMessages(b testing.TB) (*ddpEnv, model.Event, model.Event) {
 	env.online("amy@x")
 	v := env.visitor("bench-token", "Bench Visitor 1")
 	c := env.room(v)
-	ve, err := env.s.postVisitorMessage(context.Background(), v, c, false, "", "bench|1|1|1733490000000000000", nil)
+	ve, err := env.s.postVisitorMessage(context.Background(), v, c, "", "bench|1|1|1733490000000000000", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func (s *Surface) restAgentMessages(c *gin.Context, r *restReq) (map[string]any,
 	username := s.username(ctx, v.ID)
 	out := []any{}
 	for _, t := range texts {
-		ev, err := s.postVisitorMessage(ctx, v, conv, false, "", t, nil)
+		ev, err := s.postVisitorMessage(ctx, v, conv, "", t, nil)
 		if err != nil {
 			return nil, err
 		}

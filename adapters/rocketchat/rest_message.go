@@ -75,10 +75,8 @@ const maxMessageID = 128
 // ClientKey and its idempotency key (IdemSystem System), so a retry with the
 // same id returns the first message and message/:_id finds it. Errors are
 // Rocket.Chat errors (room-closed, message-length-exceeds-character-limit
-// ...). DDP's sendMessageLivechat can use it too. read says that conv is as
-// the caller has just read it from the store, unchanged and not posted to
-// since by this caller.
-func (s *Surface) postVisitorMessage(ctx context.Context, v model.Visitor, conv model.Conversation, read bool, id, text string, dr *desk.Draft) (model.Event, error) {
+// ...). DDP's sendMessageLivechat can use it too.
+func (s *Surface) postVisitorMessage(ctx context.Context, v model.Visitor, conv model.Conversation, id, text string, dr *desk.Draft) (model.Event, error) {
 	if id == "" {
 		id = newMessageID()
 	}
@@ -93,21 +91,8 @@ func (s *Surface) postVisitorMessage(ctx context.Context, v model.Visitor, conv 
 		draft = *dr
 	}
 	draft.ClientKey = id
-	req := desk.PostRequest{Conv: conv.ID, Author: visitorAuthor(v), Draft: draft, IdemSystem: System, IdemKey: id}
-	var ev model.Event
-	var err error
-	if read && conv.Rev != 0 {
-		// The caller read conv from the store to find and check the room:
-		// the desk's first attempt decides on it rather than reading it
-		// again (desk.PostRead: the commit holds it to its revision, so a
-		// copy that changed since fails as stale and the attempt runs
-		// again on the store's).
-		ev, _, err = s.d.PostRead(ctx, req, &conv)
-	} else {
-		// A room just started, or a copy posted to before: the desk
-		// reads it (a copy without a revision cannot be held to one).
-		ev, _, err = s.d.Post(ctx, req)
-	}
+	ev, _, err := s.d.Post(ctx, desk.PostRequest{Conv: conv.ID, Author: visitorAuthor(v), Draft: draft,
+		IdemSystem: System, IdemKey: id})
 	if err != nil {
 		return model.Event{}, deskErr(err)
 	}
@@ -135,7 +120,7 @@ func (s *Surface) restMessageSend(c *gin.Context, r *restReq) (map[string]any, e
 	if err != nil {
 		return nil, err
 	}
-	ev, err := s.postVisitorMessage(ctx, v, conv, true, id, in[2], nil)
+	ev, err := s.postVisitorMessage(ctx, v, conv, id, in[2], nil)
 	if err != nil {
 		return nil, err
 	}
@@ -464,7 +449,7 @@ func (s *Surface) restUpload(c *gin.Context, _ *restReq) (map[string]any, error)
 		return nil, err
 	}
 	description = truncateUTF8(description, s.d.Limits().MaxText)
-	ev, err := s.postVisitorMessage(ctx, v, conv, false, "", "", &desk.Draft{Kind: model.KindFile, File: mf, Text: description})
+	ev, err := s.postVisitorMessage(ctx, v, conv, "", "", &desk.Draft{Kind: model.KindFile, File: mf, Text: description})
 	if err != nil {
 		return nil, err
 	}

@@ -58,20 +58,12 @@ func restLoginFunc(user, pass string) (model.AgentID, bool) {
 	return "", false
 }
 
-func newRH(t testing.TB) *rh { t.Helper(); return newRHStore(t, nil) }
-
-// newRHStore is newRH whose desk and surface use wrap(the store) (wrap
-// nil: the store itself), e.g. to count its reads.
-func newRHStore(t testing.TB, wrap func(store.Store) store.Store) *rh {
+func newRH(t testing.TB) *rh {
 	t.Helper()
 	tmp := t.TempDir()
-	bst, err := bolt.Open(filepath.Join(tmp, "rc.db"), bolt.Options{NoSync: true})
+	st, err := bolt.Open(filepath.Join(tmp, "rc.db"), bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
-	}
-	var st store.Store = bst
-	if wrap != nil {
-		st = wrap(bst)
 	}
 	fs, err := files.Open(filepath.Join(tmp, "files"), 64<<10)
 	if err != nil {
