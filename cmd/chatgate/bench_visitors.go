@@ -414,6 +414,11 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 	hc := v.http
 	hc.use(ctx)
 	defer hc.close()
+	// The end of the load phase closes the websocket under a sender or
+	// reader blocked on it (a method frame's write has no deadline), as
+	// hc.use does for the REST connection.
+	stopClose := context.AfterFunc(ctx, v.close)
+	defer stopClose()
 	var n int64
 	for ctx.Err() == nil {
 		if !pace(ctx) {
