@@ -42,6 +42,12 @@ type offload struct {
 	serve func(context.Context, []byte) error
 	pool  *gopool.Pool // nil: a goroutine of its own per request
 	errs  chan error
+	// job serves ctx and frame, the current call's, on the pool: made
+	// once, so that a call allocates no closure. Calls do not overlap,
+	// and the pool's hand-off and errs order the accesses.
+	job   func()
+	ctx   context.Context
+	frame []byte
 }
 
 func newOffload(serve func(context.Context, []byte) error, pool *gopool.Pool) *offload {
@@ -57,9 +63,15 @@ func (o *offload) call(ctx context.Context, frame []byte, pooled bool) error {
 		go func() { errc <- o.serve(ctx, frame) }()
 		return <-errc
 	}
-	if o.errs == nil {
+	if o.job == nil {
 		o.errs = make(chan error, 1)
+		o.job = func() {
+			err := o.serve(o.ctx, o.frame)
+			o.ctx, o.frame = nil, nil // not kept until the next request
+			o.errs <- err
+		}
 	}
-	o.pool.Go(func() { o.errs <- o.serve(ctx, frame) })
+	o.ctx, o.frame = ctx, frame
+	o.pool.Go(o.job)
 	return <-o.errs
 }

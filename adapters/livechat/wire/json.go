@@ -54,12 +54,23 @@ func unmarshalValid(b []byte, v any) error {
 	}
 	// The caller may have set defaults in *v that a partial decode by
 	// goccy would overwrite before failing: keep them for the fallback.
-	saved := reflect.New(rv.Elem().Type()).Elem()
-	saved.Set(rv.Elem())
+	// Nearly every target is a fresh zero value (send_event's request, a
+	// frame's envelope), which needs no copy (an allocation per request):
+	// it is zeroed again instead.
+	elem := rv.Elem()
+	if elem.IsZero() {
+		if fastUnmarshal(b, v) == nil {
+			return nil
+		}
+		elem.SetZero()
+		return json.Unmarshal(b, v)
+	}
+	saved := reflect.New(elem.Type()).Elem()
+	saved.Set(elem)
 	if fastUnmarshal(b, v) == nil {
 		return nil
 	}
-	rv.Elem().Set(saved)
+	elem.Set(saved)
 	return json.Unmarshal(b, v)
 }
 

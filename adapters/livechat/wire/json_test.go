@@ -210,3 +210,27 @@ func TestDecodePayloadOwnsStrings(t *testing.T) {
 	}
 	runtime.KeepAlive(kept)
 }
+
+// TestUnmarshalZeroTargetAllocations: decoding into a fresh zero value
+// (send_event's request, a frame's envelope) keeps no copy of it for the
+// fallback: two allocations are left for a payload of plain strings,
+// goccy's own (its copy of the input among them); three with the copy of
+// the target.
+func TestUnmarshalZeroTargetAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	b := []byte(`{"chat_id":"01JEXAMPLEVISITOR000000000","thread_id":"t"}`)
+	n := testing.AllocsPerRun(100, func() {
+		var p struct {
+			ChatID   string `json:"chat_id"`
+			ThreadID string `json:"thread_id"`
+		}
+		if err := unmarshalValid(b, &p); err != nil || p.ThreadID != "t" {
+			t.Fatal(err)
+		}
+	})
+	if n > 2 {
+		t.Fatalf("%v allocations per decode, want 2", n)
+	}
+}
