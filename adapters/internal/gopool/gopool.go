@@ -32,6 +32,7 @@ type Pool struct {
 	idle    []*worker // LIFO
 	closed  bool
 	started atomic.Int64
+	running atomic.Int64
 }
 
 type worker struct {
@@ -65,6 +66,7 @@ func (p *Pool) Go(job func()) {
 		return
 	}
 	p.started.Add(1)
+	p.running.Add(1)
 	go p.work(&worker{next: make(chan func(), 1)}, job)
 }
 
@@ -90,6 +92,10 @@ func (p *Pool) Idle() int {
 // Started is the number of goroutines the pool has started (for tests).
 func (p *Pool) Started() int64 { return p.started.Load() }
 
+// Running is the number of the pool's goroutines that have not exited
+// (for tests).
+func (p *Pool) Running() int64 { return p.running.Load() }
+
 // work runs job, then the jobs handed to it while it lingers.
 func (p *Pool) work(w *worker, job func()) {
 	var t *time.Timer
@@ -97,6 +103,7 @@ func (p *Pool) work(w *worker, job func()) {
 		if t != nil {
 			t.Stop()
 		}
+		p.running.Add(-1)
 	}()
 	for job != nil {
 		job()

@@ -56,13 +56,12 @@ func TestPoolNeverWaits(t *testing.T) {
 // TestPoolLingerAndClose: an idle goroutine exits after its linger, and
 // Close ends the idle ones; jobs after Close still run.
 func TestPoolLingerAndClose(t *testing.T) {
-	before := runtime.NumGoroutine()
-	waitGoroutines := func(want int) {
+	exited := func(p *Pool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > want {
+		for p.Running() > 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d goroutines, want %d", runtime.NumGoroutine(), want)
+				t.Fatalf("%d goroutines still running", p.Running())
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -71,7 +70,7 @@ func TestPoolLingerAndClose(t *testing.T) {
 	done := make(chan struct{})
 	short.Go(func() { close(done) })
 	<-done
-	waitGoroutines(before)
+	exited(short)
 	if n := short.Idle(); n != 0 {
 		t.Fatalf("%d idle after the linger", n)
 	}
@@ -84,7 +83,7 @@ func TestPoolLingerAndClose(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	long.Close()
-	waitGoroutines(before)
+	exited(long)
 	done = make(chan struct{})
 	long.Go(func() { close(done) })
 	<-done
