@@ -143,3 +143,20 @@ func TestPoolKeepsGrownStacks(t *testing.T) {
 		t.Fatalf("%d goroutines started", n)
 	}
 }
+
+// TestPoolGrowsStacksOnce: a new goroutine's first job runs on a stack
+// already grown (to 16 KiB; a job 8 KiB deep here): its stack does not
+// move while the job runs.
+func TestPoolGrowsStacksOnce(t *testing.T) {
+	p := New(time.Minute)
+	defer p.Close()
+	moved := make(chan bool, 1)
+	p.Go(func() {
+		before := stackAt()
+		deep(8 << 10)
+		moved <- stackAt() != before
+	})
+	if <-moved {
+		t.Fatal("the first job's stack moved: grown as it ran")
+	}
+}
