@@ -108,6 +108,7 @@ func (p *Pool) work(w *worker, job func()) {
 	grow(0)
 	for job != nil {
 		job()
+		job = nil // what it holds (a request's frame) is not kept while waiting
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
