@@ -103,12 +103,12 @@ func decodeRequest(b []byte, fast bool) (*Request, *Error) {
 	}
 	req.checked = true
 	// Nearly every frame has string fields: goccy decodes them in one
-	// pass. Its strings alias its copy of the frame: request_id, action,
-	// version and author_id are only used while the request and the pushes
-	// it defers are answered (ticket origins are concatenated copies), so
-	// none of them outlives the frame for long. Anything else (a field of another type, a frame goccy refuses
+	// pass. Anything else (a field of another type, a frame goccy refuses
 	// or one that is not UTF-8) takes the field-by-field path below, which
-	// says which field is wrong.
+	// says which field is wrong. goccy's strings alias its copy of the
+	// frame: request_id, action, version and author_id are only used while
+	// the request and the pushes it defers are answered (ticket origins
+	// are concatenated copies), so none of them outlives the frame long.
 	var strs struct {
 		RequestID string          `json:"request_id"`
 		Action    string          `json:"action"`
