@@ -39,6 +39,10 @@ type benchOptions struct {
 	// others make every message cross nodes.
 	AgentTarget    string
 	VisitorSurface string
+	// RocketChatSend is how Rocket.Chat visitors send (--rocketchat-send):
+	// "rest" (POST livechat/message, the modern widget) or "ddp" (the
+	// sendMessageLivechat method on their websocket, older clients).
+	RocketChatSend string
 	Agents         int
 	Visitors       int
 	Window         int
@@ -82,6 +86,7 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	fs.StringVar(&o.Target, "target", "", "base URL of a running chatgate, or comma-separated URLs of several nodes of one deployment that visitors spread over (empty: start one in this process on 127.0.0.1:0)")
 	fs.StringVar(&o.AgentTarget, "agent-target", "", "base URL the agents connect to (default: the first --target)")
 	fs.StringVar(&o.VisitorSurface, "visitor-surface", "v2", "visitor protocol: v2 (LiveChat REST v2), rocketchat (REST + DDP) or customer (LiveChat customer RTM)")
+	fs.StringVar(&o.RocketChatSend, "rocketchat-send", "rest", "rocketchat visitors send with: rest (POST livechat/message, as the @rocket.chat/livechat widget) or ddp (the sendMessageLivechat method on their DDP websocket, as the older livechat clients)")
 	fs.IntVar(&o.Agents, "agents", 4, "agent RTM sessions")
 	fs.IntVar(&o.Visitors, "visitors", 100, "visitors, one conversation each")
 	fs.IntVar(&o.Window, "window", 1, "messages in flight per conversation")
@@ -113,6 +118,12 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchOptions, err
 	case "v2", "rocketchat", "customer":
 	default:
 		return o, fmt.Errorf("--visitor-surface %q: want v2, rocketchat or customer", o.VisitorSurface)
+	}
+	switch {
+	case o.RocketChatSend != "rest" && o.RocketChatSend != "ddp":
+		return o, fmt.Errorf("--rocketchat-send %q: want rest or ddp", o.RocketChatSend)
+	case o.RocketChatSend == "ddp" && o.VisitorSurface != "rocketchat":
+		return o, errors.New("--rocketchat-send ddp needs --visitor-surface rocketchat")
 	}
 	if o.Capacity == 0 && (o.Agents < 1 || o.Visitors < 1 || o.Window < 1) {
 		return o, errors.New("--agents, --visitors and --window must be at least 1")
@@ -162,6 +173,9 @@ func runBenchCommand(ctx context.Context, args []string, stderr io.Writer) error
 func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	rep := &benchReport{VisitorSurface: o.VisitorSurface, Agents: o.Agents, Visitors: o.Visitors, Window: o.Window, Rate: o.Rate,
 		Target: o.Target, PID: o.PID}
+	if o.VisitorSurface == "rocketchat" {
+		rep.RocketChatSend = o.RocketChatSend
+	}
 	if o.Target == "" {
 		gw, err := startBenchGateway(ctx, o.Agents)
 		if err != nil {
@@ -174,7 +188,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchReport, error) {
 	}
 	rep.RSSBeforeBytes = readRSS(o.PID)
 	if o.Capacity > 0 {
-		rep.VisitorSurface, rep.Agents, rep.Visitors, rep.Window = "", 0, 0, 0
+		rep.VisitorSurface, rep.RocketChatSend, rep.Agents, rep.Visitors, rep.Window = "", "", 0, 0, 0
 		c, err := runCapacity(ctx, o)
 		rep.Capacity = c
 		return rep, err

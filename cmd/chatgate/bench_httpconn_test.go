@@ -5,8 +5,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // TestV2Conn: the v2 load client's requests are what a v2 client sends
@@ -93,5 +98,115 @@ func TestRCVisitorSend(t *testing.T) {
 	bad := &rcVisitor{token: "other", rid: "room"}
 	if err := bad.send(hc, "ok"); err == nil {
 		t.Error("a 400 answer counted as sent")
+	}
+}
+
+// TestRCVisitorSendDDP: with --rocketchat-send ddp the Rocket.Chat load
+// client sends each message as the older livechat clients do, with the
+// sendMessageLivechat method on its DDP websocket ({_id of 17 Random.id
+// characters, rid, msg, token}, one call at a time), and counts a message
+// sent only when its result comes back without an error; a late result
+// of another call is not taken for the awaited one. No REST request is
+// made.
+func TestRCVisitorSendDDP(t *testing.T) {
+	const calls = 6 // the last one is answered with an error
+	type seen struct {
+		ID     string `json:"id"`
+		Method string `json:"method"`
+		Params []struct {
+			ID    string `json:"_id"`
+			Token string `json:"token"`
+			RID   string `json:"rid"`
+			Msg   string `json:"msg"`
+		} `json:"params"`
+	}
+	got := make(chan seen, calls+1)
+	var rest atomic.Int64
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/websocket" {
+			rest.Add(1)
+			http.Error(w, "no", http.StatusNotFound)
+			return
+		}
+		c, err := up.Upgrade(w, req, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		send := func(s string) { _ = c.WriteMessage(websocket.TextMessage, []byte(s)) }
+		send(`{"msg":"ping"}`) // answered with a pong while calls are in flight
+		for n := 0; ; {
+			_, b, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			var f seen
+			if json.Unmarshal(b, &f) != nil || f.Method == "" {
+				continue // the pong
+			}
+			n++
+			if n > calls {
+				continue // unanswered: the loop waits for it until cancelled
+			}
+			got <- f
+			if n == calls {
+				send(`{"msg":"result","id":"` + f.ID + `","error":{"isClientSafe":true,"error":"invalid-token","reason":"invalid-token","errorType":"Meteor.Error"}}`)
+				continue
+			}
+			// A stale result first: it must not complete this call.
+			send(`{"msg":"result","id":"stale","result":{}}`)
+			send(`{"msg":"updated","methods":["` + f.ID + `"]}`)
+			send(`{"msg":"result","id":"` + f.ID + `","result":{"_id":"` + f.Params[0].ID + `","msg":"` + f.Params[0].Msg + `"}}`)
+			// The agent's answer frees the window for the next message.
+			_, seq, _, _ := parseBenchText("bench", f.Params[0].Msg)
+			send(`{"msg":"changed","collection":"stream-room-messages","id":"id","fields":{"eventName":"room","args":[{"msg":"ack|0|` +
+				strconv.FormatInt(seq, 10) + `|` + strconv.FormatInt(time.Now().UnixNano(), 10) + `"}]}}`)
+		}
+	}))
+	defer srv.Close()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := newHTTPConn(context.Background(), srv.URL+"/api/v1/livechat/", "", "application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &benchRun{o: benchOptions{Window: 1, RocketChatSend: "ddp"}}
+	v := &rcVisitor{token: "tok", rid: "room", conn: conn, http: hc, ddpSend: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	var lat []time.Duration
+	finished := make(chan struct{})
+	go func() { defer close(finished); lat = v.loop(ctx, r) }()
+	ids := map[string]bool{}
+	for n := 1; n <= calls; n++ {
+		select {
+		case f := <-got:
+			if f.Method != "sendMessageLivechat" || f.ID != strconv.Itoa(n) || len(f.Params) != 1 {
+				t.Fatalf("call %d: %+v", n, f)
+			}
+			p := f.Params[0]
+			if len(p.ID) != 17 || ids[p.ID] || p.Token != "tok" || p.RID != "room" || !strings.HasPrefix(p.Msg, "bench|0|"+strconv.Itoa(n)+"|") {
+				t.Fatalf("call %d params: %+v", n, p)
+			}
+			ids[p.ID] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d never came", n)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); r.errs.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-finished
+	if s, e, a := r.sent.Load(), r.errs.Load(), r.a2v.Load(); s != calls-1 || e != 1 || a != calls-1 || len(lat) != calls-1 {
+		t.Fatalf("sent %d, errors %d (%v), answers %d, latencies %d; want %d, 1, %d, %d", s, e, r.samples, a, len(lat), calls-1, calls-1, calls-1)
+	}
+	if !strings.Contains(r.samples[0], "invalid-token") {
+		t.Errorf("error sample: %v", r.samples)
+	}
+	if n := rest.Load(); n != 0 {
+		t.Errorf("%d REST requests", n)
 	}
 }

@@ -44,6 +44,7 @@ type benchReport struct {
 	InProcess      bool    `json:"in_process"`
 	PID            int     `json:"pid,omitempty"`
 	VisitorSurface string  `json:"visitor_surface,omitempty"`
+	RocketChatSend string  `json:"rocketchat_send,omitempty"`
 	AgentSurface   string  `json:"agent_surface,omitempty"`
 	Agents         int     `json:"agents,omitempty"`
 	Visitors       int     `json:"visitors,omitempty"`
@@ -112,8 +113,12 @@ func writeBenchReport(w io.Writer, rep *benchReport, asJSON bool) error {
 	if rep.Rate > 0 {
 		loop = fmt.Sprintf("open loop at %.0f msgs/s offered", rep.Rate)
 	}
+	surface := rep.VisitorSurface
+	if rep.RocketChatSend != "" {
+		surface += ", sending over " + rep.RocketChatSend
+	}
 	fmt.Fprintf(tw, "load\t%d visitors (%s) × %d agents (LiveChat agent RTM), %s, %.1fs, GOMAXPROCS %d\n",
-		rep.Visitors, rep.VisitorSurface, rep.Agents, loop, rep.DurationSec, rep.GOMAXPROCS)
+		rep.Visitors, surface, rep.Agents, loop, rep.DurationSec, rep.GOMAXPROCS)
 	fmt.Fprintf(tw, "relayed\t%d messages, %s/s (visitor→agent %d, agent→visitor %d)\n",
 		rep.Relayed, human(rep.RelayedPerSec), rep.VisitorToAgent.Count, rep.AgentToVisitor.Count)
 	if rep.CPUMicrosPerRelayed > 0 {

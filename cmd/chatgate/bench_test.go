@@ -20,10 +20,14 @@ import (
 // on every visitor surface: messages are relayed both ways without errors
 // and both report formats come out. No timing is asserted.
 func TestBenchInProcess(t *testing.T) {
-	for _, surface := range []string{"v2", "rocketchat", "customer"} {
-		t.Run(surface, func(t *testing.T) {
+	for _, name := range []string{"v2", "rocketchat", "rocketchat-ddp", "customer"} {
+		t.Run(name, func(t *testing.T) {
+			surface, send, _ := strings.Cut(name, "-")
 			args := []string{"--visitor-surface", surface, "--visitors", "4", "--agents", "2", "--duration", "2s",
 				"--baseline-duration", "1s"} // 300 ms saw no echo at all once on a loaded machine
+			if send != "" {
+				args = append(args, "--rocketchat-send", send)
+			}
 			if surface != "v2" {
 				args = append(args, "--no-baselines")
 			}
@@ -48,7 +52,8 @@ func TestBenchInProcess(t *testing.T) {
 			if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 				t.Fatalf("JSON report does not parse: %v\n%s", err, js.Bytes())
 			}
-			if back.Relayed != rep.Relayed || back.VisitorSurface != surface || !back.InProcess {
+			wantSend := map[string]string{"rocketchat": "rest", "rocketchat-ddp": "ddp"}[name]
+			if back.Relayed != rep.Relayed || back.VisitorSurface != surface || !back.InProcess || back.RocketChatSend != wantSend {
 				t.Fatalf("JSON report lost fields: %s", js.Bytes())
 			}
 			// The stages come from the gateway's /metrics: every relayed
@@ -121,6 +126,9 @@ func TestBenchFlags(t *testing.T) {
 		{"--target", "http://127.0.0.1:1"},
 		{"--visitors", "0"},
 		{"extra"},
+		{"--rocketchat-send", "websocket", "--visitor-surface", "rocketchat"},
+		{"--rocketchat-send", "ddp"}, // v2 visitors have no DDP
+		{"--rocketchat-send", "ddp", "--visitor-surface", "customer"},
 	} {
 		if _, err := parseBenchFlags(args, io.Discard, io.Discard); err == nil {
 			t.Errorf("%v: no error", args)

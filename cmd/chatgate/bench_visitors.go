@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -214,16 +215,43 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // --- Rocket.Chat livechat REST + DDP ----------------------------------------------
 
+// rcVisitor is a Rocket.Chat livechat visitor: it receives on a DDP
+// websocket (stream-room-messages) and sends either with REST POST
+// livechat/message or, with --rocketchat-send ddp, with the DDP method
+// sendMessageLivechat on that websocket.
+//
+// Which clients send which way (their public sources, checked): the
+// @rocket.chat/livechat widget (the React widget this repository pins in
+// web/livechat) and @rocket.chat/sdk's ApiLivechat.sendMessage post
+// livechat/message; the Meteor-era livechat app that Rocket.Chat served
+// from packages/rocketchat-livechat (its client's chatMessages called
+// Meteor.call('sendMessageLivechat', msgObject, agent)) and the older
+// Rocket.Chat.js.SDK livechat driver (asyncCall('sendMessageLivechat',
+// {_id, rid, msg, token})) call the method. Rocket.Chat's server still
+// registers the method (app/livechat/server/methods/sendMessageLivechat).
 type rcVisitor struct {
 	idx        int
 	token, rid string
 	conn       *websocket.Conn // DDP
 	http       *httpConn       // REST sends of the load phase, dialled at set-up
 	once       sync.Once
+
+	// With --rocketchat-send ddp: sends are method calls on conn, whose
+	// results the reader hands to the sender; wmu serialises conn's
+	// writers (the sender and the reader's pongs).
+	ddpSend bool
+	wmu     sync.Mutex
+	results chan rcResult
+}
+
+// rcResult is what a method's result frame said.
+type rcResult struct {
+	id  string
+	err json.RawMessage
 }
 
 func newRCVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error) {
-	v := &rcVisitor{idx: i, token: randHex(16)}
+	v := &rcVisitor{idx: i, token: randHex(16), ddpSend: r.o.RocketChatSend == "ddp"}
 	// The widget registers and finds its room over the connection it then
 	// sends on (a keep-alive connection that has served no request yet
 	// would be closed by the server's ReadHeaderTimeout while the other
@@ -276,6 +304,7 @@ func newRCVisitor(ctx context.Context, r *benchRun, i int) (benchVisitor, error)
 type ddpFrame struct {
 	Msg    string          `json:"msg"`
 	ID     string          `json:"id,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
 	Subs   []string        `json:"subs,omitempty"`
 	Error  json.RawMessage `json:"error,omitempty"`
 	Fields struct {
@@ -327,6 +356,9 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 	pace := r.pacer(v.idx)
 	var lat []time.Duration
 	done := make(chan struct{})
+	// Room for a few stray results (of no call, or repeated) besides the
+	// awaited one; more are a server fault, counted.
+	v.results = make(chan rcResult, 8)
 	go func() { // reader: agent replies arrive on stream-room-messages
 		defer close(done)
 		var buf bytes.Buffer // reused: frames are not kept
@@ -336,10 +368,11 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 				r.fail(ctx, fmt.Errorf("ddp read: %w", err))
 				return
 			}
-			// Only pings, room closes and the agent's answers matter; the
-			// echo of the visitor's own message is skipped undecoded (see
-			// rtmWorth for why).
-			if !bytes.Contains(b, []byte(`"ack|`)) && !bytes.Contains(b, []byte(`"msg":"ping"`)) && !bytes.Contains(b, []byte(`livechat-close`)) {
+			// Only pings, room closes, the agent's answers and (sending
+			// over DDP) method results matter; the echo of the visitor's
+			// own message is skipped undecoded (see rtmWorth for why).
+			if !bytes.Contains(b, []byte(`"ack|`)) && !bytes.Contains(b, []byte(`"msg":"ping"`)) && !bytes.Contains(b, []byte(`livechat-close`)) &&
+				(!v.ddpSend || !bytes.Contains(b, []byte(`"msg":"result"`))) {
 				continue
 			}
 			// jsondec: encoding/json's result (it validates with
@@ -352,8 +385,14 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 			}
 			switch f.Msg {
 			case "ping":
-				if err := v.conn.WriteMessage(websocket.TextMessage, []byte(`{"msg":"pong"}`)); err != nil {
+				if err := v.write([]byte(`{"msg":"pong"}`)); err != nil {
 					r.fail(ctx, err)
+				}
+			case "result":
+				select {
+				case v.results <- rcResult{id: f.ID, err: f.Error}:
+				default:
+					r.fail(ctx, fmt.Errorf("ddp: result %q of no call", f.ID))
 				}
 			case "changed":
 				for _, m := range f.Fields.Args {
@@ -375,6 +414,11 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 	hc := v.http
 	hc.use(ctx)
 	defer hc.close()
+	// The end of the load phase closes the websocket under a sender or
+	// reader blocked on it (a method frame's write has no deadline), as
+	// hc.use does for the REST connection.
+	stopClose := context.AfterFunc(ctx, v.close)
+	defer stopClose()
 	var n int64
 	for ctx.Err() == nil {
 		if !pace(ctx) {
@@ -386,7 +430,12 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 			continue
 		}
 		n++
-		err := v.send(hc, benchText("bench", v.idx, n))
+		var err error
+		if v.ddpSend {
+			err = v.sendDDP(ctx, n, benchText("bench", v.idx, n), done)
+		} else {
+			err = v.send(hc, benchText("bench", v.idx, n))
+		}
 		if err != nil {
 			r.fail(ctx, fmt.Errorf("livechat/message: %w", err))
 			<-slots
@@ -402,8 +451,67 @@ func (v *rcVisitor) loop(ctx context.Context, r *benchRun) []time.Duration {
 
 func (v *rcVisitor) close() { v.once.Do(func() { v.conn.Close() }) }
 
+// write sends one frame on the visitor's websocket.
+func (v *rcVisitor) write(b []byte) error {
+	v.wmu.Lock()
+	defer v.wmu.Unlock()
+	return v.conn.WriteMessage(websocket.TextMessage, b)
+}
+
+// rcMethodSend is sendMessageLivechat's frame as the older clients send
+// it: one message object with a client-chosen _id (Meteor's Random.id()).
+type rcMethodSend struct {
+	Msg    string   `json:"msg"`
+	Method string   `json:"method"`
+	Params []rcSend `json:"params"`
+	ID     string   `json:"id"`
+}
+
+// sendDDP calls sendMessageLivechat for message n and waits for its
+// result, which must not be an error: like a REST send, the next message
+// goes out after the answer. done closes when the reader stops.
+func (v *rcVisitor) sendDDP(ctx context.Context, n int64, text string, done <-chan struct{}) error {
+	id := strconv.FormatInt(n, 10)
+	frame, err := json.Marshal(rcMethodSend{Msg: "method", Method: "sendMessageLivechat", ID: id,
+		Params: []rcSend{{MsgID: rcMessageID(), Token: v.token, RID: v.rid, Msg: text}}})
+	if err != nil {
+		return err
+	}
+	if err := v.write(frame); err != nil {
+		return err
+	}
+	for {
+		select {
+		case res := <-v.results:
+			if res.id != id {
+				continue // an earlier call's late result
+			}
+			if len(res.err) > 0 {
+				return fmt.Errorf("sendMessageLivechat: %.300s", res.err)
+			}
+			return nil
+		case <-done:
+			return errors.New("sendMessageLivechat: the DDP connection closed before the result")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// rcMessageID is a message _id as Meteor's Random.id() makes them: 17
+// characters of its alphabet.
+func rcMessageID() string {
+	const alphabet = "23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz"
+	var b [17]byte
+	for i := range b {
+		b[i] = alphabet[mrand.IntN(len(alphabet))]
+	}
+	return string(b[:])
+}
+
 // rcSend is the body of POST livechat/message as the widget sends it.
 type rcSend struct {
+	MsgID string `json:"_id,omitempty"` // DDP sends only: REST lets the server pick
 	Token string `json:"token"`
 	RID   string `json:"rid"`
 	Msg   string `json:"msg"`
