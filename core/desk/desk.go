@@ -807,7 +807,8 @@ func (d *Desk) Post(ctx context.Context, req PostRequest) (model.Event, bool, er
 // so a copy that changed since (even between the caller's read and the
 // conversation's actor) fails it with store.ErrStale and the attempt runs
 // again on the store's copy; a refusal is decided on a fresh read. Post
-// takes conv's slices and maps over: the caller must not change them.
+// takes conv's slices and maps over: the caller must not change them. A
+// copy with no revision (Rev 0) is ignored and the conversation read.
 func (d *Desk) PostRead(ctx context.Context, req PostRequest, conv *model.Conversation) (model.Event, bool, error) {
 	return d.post(ctx, req, conv)
 }
@@ -832,7 +833,10 @@ func (d *Desk) post(ctx context.Context, req PostRequest, read *model.Conversati
 		return model.Event{}, false, ErrRateLimited
 	}
 	p := &postCmd{d: d, req: req, cached: true}
-	if read != nil && read.ID == req.Conv {
+	// A copy without a revision (a conversation built in memory, not read
+	// from the store) would commit unconditionally and could collide on
+	// the event's seq instead of failing as stale: it is never used.
+	if read != nil && read.ID == req.Conv && read.Rev > 0 {
 		// Copied into the command (read does not escape): no allocation.
 		p.convs[0], p.read = *read, true
 	}

@@ -19,6 +19,7 @@ func TestPostRead(t *testing.T) {
 		// between changes the conversation after the copy was read.
 		between   func(e *env, c model.Conversation, v model.Visitor)
 		other     bool  // hand a copy of another conversation
+		noRev     bool  // hand the copy without its revision
 		wantErr   error // nil: the post commits
 		wantReads int32 // the desk's conversation reads during PostRead
 	}{
@@ -32,6 +33,11 @@ func TestPostRead(t *testing.T) {
 			}
 		}, wantErr: ErrInactive, wantReads: 2}, // stale commit, cached read, the refusal's fresh read
 		{name: "copy of another conversation", other: true, wantReads: 1},
+		// Found by helper rclast: a Rev 0 copy commits unconditionally, so
+		// a message since would collide on its seq instead of retrying.
+		{name: "copy without a revision, a message since", noRev: true, between: func(e *env, c model.Conversation, v model.Visitor) {
+			e.post(c.ID, visitorAuthor(v), "in between")
+		}, wantReads: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var reads atomic.Int32
@@ -43,6 +49,9 @@ func TestPostRead(t *testing.T) {
 				w := e.visitor("walt")
 				o, _ := e.start(w, "sales")
 				read = e.conv(o.ID)
+			}
+			if tc.noRev {
+				read.Rev = 0
 			}
 			if tc.between != nil {
 				tc.between(e, c, v)
