@@ -14,11 +14,21 @@ import (
 	"chatgate/store"
 )
 
-// Group commit. Commits are queued to a few writer goroutines; each takes
-// what is queued (up to MaxGroup) and sends all of it as one pipelined
-// implicit transaction: one round trip and one WAL flush for the whole
-// group, as the bbolt writer shares one fsync. Each commit still succeeds
-// or fails alone:
+// Group commit. Commits are queued to the writer goroutine (Options.Writers,
+// one by default); it takes what is queued (up to MaxGroup) and sends all
+// of it as one pipelined implicit transaction: one round trip and one WAL
+// flush for the whole group, as the bbolt writer shares one fsync. What
+// arrives while a group is in flight waits for the next one. Round 6 ran
+// four writers: an idle one took each commit as it came, so groups were
+// one or two commits and every transaction paid its round trip, its
+// commit record and PostgreSQL's per-transaction work on both sides, while
+// waiting for the very WAL flush the others were waiting for (PostgreSQL
+// flushes concurrent commits together). One writer halved the
+// transactions and WAL flushes per message and PostgreSQL's CPU per
+// message (docs/performance.md, round 7). Uploaded files do not queue here
+// (PutBlob): a large body would hold every message behind it.
+//
+// Each commit still succeeds or fails alone:
 //
 //   - When a statement fails with one of the store's rule errors (stale,
 //     conflict, not found, unique violation), the whole transaction is rolled

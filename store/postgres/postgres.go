@@ -6,7 +6,7 @@
 //
 // # Commits
 //
-// Commits go through a few writer goroutines that group whatever is queued
+// Commits go through one writer goroutine that groups whatever is queued
 // into one pipelined implicit transaction (group.go): one round trip and one
 // WAL flush for the whole group, as bbolt's writer shares one fsync, while
 // each commit still succeeds or fails alone. Rules the bbolt store checks
@@ -122,7 +122,11 @@ type Options struct {
 	// (for metrics).
 	OnCommit func(Stats)
 	// Writers is how many group-commit writers run (each one transaction
-	// at a time, on its own connection); default 4. MaxGroup caps the
+	// at a time, on its own connection); default 1: commits that arrive
+	// while a group is in flight wait for it and go together in the next
+	// one, whereas idle extra writers sent them at once, each in a small
+	// transaction that waited for the same WAL flush anyway (group.go;
+	// docs/performance.md, round 7). MaxGroup caps the
 	// commits one transaction carries (default 256); QueueSize bounds the
 	// queue in front of the writers (default 8192; callers then wait,
 	// honouring their context).
@@ -178,7 +182,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		opts.CommitTimeout = 30 * time.Second
 	}
 	if opts.Writers <= 0 {
-		opts.Writers = 4
+		opts.Writers = 1
 	}
 	if opts.MaxGroup <= 0 {
 		opts.MaxGroup = 256
