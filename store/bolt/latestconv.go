@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"chatgate/core/model"
@@ -70,7 +71,10 @@ func (c *latestCache) fill(e uint64, v model.VisitorID, id model.ConvID) {
 		clear(c.m)
 		c.gen++
 	}
-	c.m[v] = id
+	// v is the caller's string, which may alias a whole request payload
+	// (the agent's send_event chat_id, wire.DecodeEventPayload): the
+	// cache keeps its own copy of the key (a miss only).
+	c.m[model.VisitorID(strings.Clone(string(v)))] = id
 }
 
 // drop removes v's entry if it still names id (a conversation no longer

@@ -2,9 +2,12 @@ package bolt
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"chatgate/core/model"
 	"chatgate/store"
@@ -152,4 +155,28 @@ func BenchmarkLatestConversation(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestLatestCacheOwnsKeys: a key filled from a string that aliases a large
+// buffer (a request payload decoded by goccy) does not keep that buffer.
+func TestLatestCacheOwnsKeys(t *testing.T) {
+	c := newLatestCache()
+	const n, size = 40, 64 << 10
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		buf := make([]byte, size)
+		copy(buf, fmt.Sprintf("v%07d", i))
+		c.fill(c.epoch(), model.VisitorID(unsafe.String(&buf[0], 8)), model.ConvID("c"))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > n*size/4 {
+		t.Fatalf("heap grew by %d bytes for %d keys of 8 bytes: the cache pins its callers' buffers", grown, n)
+	}
+	if len(c.m) != n {
+		t.Fatalf("%d entries, want %d", len(c.m), n)
+	}
+	runtime.KeepAlive(c)
 }

@@ -22,10 +22,10 @@ package subdrain
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
+	"chatgate/adapters/internal/gopool"
 	"chatgate/core/hub"
 )
 
@@ -38,6 +38,9 @@ type Drainer struct {
 	handle func(context.Context, *hub.Notice)
 	ended  func(error)
 	wg     *sync.WaitGroup // the owner's: it waits for a running drain
+	// drainFn is d.drain, made once: a wake hands it to the pool without
+	// allocating a method value.
+	drainFn func()
 
 	mu      sync.Mutex
 	running bool // a drain goroutine is running (or about to)
@@ -58,6 +61,7 @@ func Start(ctx context.Context, sub *hub.Sub, handle func(context.Context, *hub.
 // goroutine per drain).
 func (p *Pool) Start(ctx context.Context, sub *hub.Sub, handle func(context.Context, *hub.Notice), ended func(error), wg *sync.WaitGroup) *Drainer {
 	d := &Drainer{pool: p, ctx: ctx, sub: sub, handle: handle, ended: ended, wg: wg}
+	d.drainFn = d.drain
 	sub.SetWake(d.wake) // also wakes for what was queued before
 	d.wake()
 	return d
@@ -127,44 +131,26 @@ func (d *Drainer) Running() bool {
 }
 
 // Pool runs drains on goroutines that, once their drain is over, wait up
-// to a linger for the next drain of any Drainer the pool started. The
-// most recently idle goroutine takes the next drain (its stack is the
-// likeliest to be grown still); one idle for a whole linger exits. When
-// no goroutine is idle a new one starts: a drain never waits for another
-// subscription's drain. Order per subscription is the Drainer's (one
-// drain at a time), not the pool's.
+// to a linger for the next drain of any Drainer the pool started
+// (adapters/internal/gopool): the most recently idle goroutine takes the
+// next drain (its stack is the likeliest to be grown still, and it waits
+// with enough of its stack in use that the collector does not halve it);
+// one idle for a whole linger exits. When no goroutine is idle a new one
+// starts: a drain never waits for another subscription's drain. Order per
+// subscription is the Drainer's (one drain at a time), not the pool's.
 type Pool struct {
-	linger time.Duration
-	mu     sync.Mutex
-	idle   []*worker // LIFO
-	closed bool
-}
-
-type worker struct {
-	next chan *Drainer // buffered 1: whoever takes the worker off idle sends it one drain, or closes it
+	g *gopool.Pool
 }
 
 // NewPool returns a pool whose goroutines linger for linger after a drain.
-func NewPool(linger time.Duration) *Pool { return &Pool{linger: linger} }
+func NewPool(linger time.Duration) *Pool { return &Pool{g: gopool.New(linger)} }
 
 // Close ends the idle goroutines; drains started afterwards run on
 // goroutines of their own, which do not linger.
-func (p *Pool) Close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	for _, w := range p.idle {
-		close(w.next)
-	}
-	p.idle = nil
-}
+func (p *Pool) Close() { p.g.Close() }
 
 // Idle is the number of goroutines waiting for a drain (for tests).
-func (p *Pool) Idle() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
-}
+func (p *Pool) Idle() int { return p.g.Idle() }
 
 // run hands d's drain to an idle goroutine, or starts one; it never
 // blocks (wake runs while the bus publishes).
@@ -173,66 +159,5 @@ func (p *Pool) run(d *Drainer) {
 		go d.drain()
 		return
 	}
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		w := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		w.next <- d // buffered, and only this call sends to w: never blocks
-		return
-	}
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		go d.drain()
-		return
-	}
-	go p.work(&worker{next: make(chan *Drainer, 1)}, d)
-}
-
-// work drains d, then the drains handed to it while it lingers.
-func (p *Pool) work(w *worker, d *Drainer) {
-	var t *time.Timer
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
-	for {
-		d.drain()
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return
-		}
-		p.idle = append(p.idle, w)
-		p.mu.Unlock()
-		if t == nil {
-			t = time.NewTimer(p.linger)
-		} else {
-			t.Reset(p.linger)
-		}
-		var ok bool
-		select {
-		case d, ok = <-w.next:
-			if !ok {
-				return // Close
-			}
-			continue
-		case <-t.C:
-		}
-		p.mu.Lock()
-		if i := slices.Index(p.idle, w); i >= 0 {
-			p.idle = slices.Delete(p.idle, i, i+1)
-			p.mu.Unlock()
-			return
-		}
-		p.mu.Unlock()
-		// Taken off idle as the linger ran out: a drain (or Close) is on
-		// its way.
-		if d, ok = <-w.next; !ok {
-			return
-		}
-	}
+	p.g.Go(d.drainFn)
 }

@@ -139,7 +139,7 @@ func (c *agentView) eventSide(ctx context.Context) wire.EventSide {
 // with its request_id (§2.2); they may arrive in either order.
 func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	var p sendEventRequest
-	if err := wire.DecodePayload(req, &p); err != nil {
+	if err := wire.DecodeEventPayload(req, &p); err != nil {
 		return nil, err
 	}
 	if p.ChatID == "" {

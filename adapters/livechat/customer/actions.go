@@ -482,7 +482,7 @@ type SendEventResponse = wire.SendEventResponse
 // to add the event to its last thread (desk.Attach).
 func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	var p sendEventRequest
-	if err := wire.DecodePayload(req, &p); err != nil {
+	if err := wire.DecodeEventPayload(req, &p); err != nil {
 		return nil, err
 	}
 	if p.ChatID == "" {

@@ -3,8 +3,8 @@ package rtmconn
 import (
 	"context"
 	"sync"
-	"sync/atomic"
-	"time"
+
+	"chatgate/adapters/internal/gopool"
 )
 
 // Keyed is a Client whose requests may be pipelined: several requests of
@@ -43,13 +43,13 @@ type pipeline struct {
 	mu    sync.Mutex
 	tails map[string]chan struct{} // per key, closed when its last request is answered
 
-	// work hands a request to a worker that finished its last one and
-	// lingers (unbuffered: only a worker waiting takes it). A request
-	// started a goroutine of its own, and growing that fresh goroutine's
-	// stack (JSON runs deep) was the largest share of runtime.newstack
-	// in the gateway's profile; a lingering worker keeps its stack.
-	work    chan task
-	started atomic.Int64 // workers started, for tests
+	// pool runs the keyed requests (the registry's, see serveLinger). A
+	// request started a goroutine of its own, and growing that fresh
+	// goroutine's stack (JSON runs deep) was the largest share of
+	// runtime.newstack in the gateway's profile; then a worker per
+	// connection lingered for the connection's next request, whose stack
+	// the collector halved between two of them.
+	pool *gopool.Pool
 }
 
 // task is one keyed request handed to a worker.
@@ -60,14 +60,9 @@ type task struct {
 	prev, done chan struct{}
 }
 
-// workerLinger is how long a worker with nothing to do waits for the
-// next request of its connection before it exits: an agent answering
-// chats keeps its workers, an idle connection holds none.
-const workerLinger = 2 * time.Second
-
-func newPipeline(max int, key func([]byte) string, serve func(context.Context, []byte) error, fail func()) *pipeline {
+func newPipeline(max int, key func([]byte) string, serve func(context.Context, []byte) error, fail func(), pool *gopool.Pool) *pipeline {
 	return &pipeline{key: key, serve: serve, fail: fail, slots: make(chan struct{}, max), tails: make(map[string]chan struct{}),
-		work: make(chan task)}
+		pool: pool}
 }
 
 // submit serves frame under key; it returns once the request is started
@@ -93,30 +88,8 @@ func (p *pipeline) submit(ctx context.Context, key string, frame []byte) error {
 	p.mu.Unlock()
 	p.busy.Add(1)
 	t := task{ctx: ctx, key: key, frame: frame, prev: prev, done: done}
-	select {
-	case p.work <- t:
-	default:
-		p.started.Add(1)
-		go p.worker(t)
-	}
+	p.pool.Go(func() { p.run(t) })
 	return nil
-}
-
-// worker serves t, then the requests handed to it while it lingers.
-func (p *pipeline) worker(t task) {
-	linger := time.NewTimer(workerLinger)
-	defer linger.Stop()
-	for {
-		p.run(t)
-		linger.Reset(workerLinger)
-		select {
-		case t = <-p.work:
-		case <-linger.C:
-			return
-		case <-t.ctx.Done(): // the session is ending
-			return
-		}
-	}
 }
 
 // run serves one keyed request after the previous request of its key.

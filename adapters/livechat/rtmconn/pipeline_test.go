@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"chatgate/adapters/internal/gopool"
 )
 
 // keyOf reads test frames "key/n": "" key for frames without a slash.
@@ -62,7 +64,7 @@ func (r *recorder) serve(_ context.Context, frame []byte) error {
 
 func TestPipelineKeepsOrderPerKey(t *testing.T) {
 	r := &recorder{served: map[string][]string{}}
-	p := newPipeline(8, keyOf, r.serve, func() { t.Error("fail called") })
+	p := newPipeline(8, keyOf, r.serve, func() { t.Error("fail called") }, nil)
 	ctx := context.Background()
 	const keys, per = 5, 200
 	var want []string
@@ -104,7 +106,7 @@ func TestPipelineKeepsOrderPerKey(t *testing.T) {
 
 func TestPipelineBoundsInFlight(t *testing.T) {
 	r := &recorder{served: map[string][]string{}, hold: make(chan struct{})}
-	p := newPipeline(4, keyOf, r.serve, func() {})
+	p := newPipeline(4, keyOf, r.serve, func() {}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Four distinct keys take the four slots and block in serve.
@@ -136,7 +138,7 @@ func TestPipelineBoundsInFlight(t *testing.T) {
 
 func TestPipelineSubmitEndsWithContext(t *testing.T) {
 	r := &recorder{served: map[string][]string{}, hold: make(chan struct{})}
-	p := newPipeline(1, keyOf, r.serve, func() {})
+	p := newPipeline(1, keyOf, r.serve, func() {}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := p.submit(ctx, "a", []byte("a/0")); err != nil {
 		t.Fatal(err)
@@ -151,7 +153,7 @@ func TestPipelineSubmitEndsWithContext(t *testing.T) {
 
 func TestPipelineFailOnBrokenSocket(t *testing.T) {
 	var failed atomic.Int32
-	p := newPipeline(4, keyOf, func(context.Context, []byte) error { return fmt.Errorf("gone") }, func() { failed.Add(1) })
+	p := newPipeline(4, keyOf, func(context.Context, []byte) error { return fmt.Errorf("gone") }, func() { failed.Add(1) }, nil)
 	for i := range 3 {
 		f := []byte(fmt.Sprintf("k%d/0", i))
 		if err := p.submit(context.Background(), keyOf(f), f); err != nil {
@@ -203,13 +205,15 @@ func TestOrderOutOfOrderAnswers(t *testing.T) {
 }
 
 // TestPipelineKeepsWorkers: requests that come one after the other are
-// served by the worker that served the previous one, instead of a fresh
-// goroutine each (whose stack grows again every time), and that worker
-// exits with the session's context.
+// served by the pool's goroutine that served the previous one, instead of
+// a fresh goroutine each (whose stack grows again every time), and the
+// pool's goroutines exit when the registry closes it.
 func TestPipelineKeepsWorkers(t *testing.T) {
 	r := &recorder{served: map[string][]string{}}
-	p := newPipeline(4, keyOf, r.serve, func() { t.Error("fail called") })
+	pool := gopool.New(time.Minute)
+	p := newPipeline(4, keyOf, r.serve, func() { t.Error("fail called") }, pool)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	before := runtime.NumGoroutine()
 	for i := range 100 {
 		f := []byte(fmt.Sprintf("k%d/%d", i%3, i))
@@ -224,10 +228,10 @@ func TestPipelineKeepsWorkers(t *testing.T) {
 			runtime.Gosched()
 		}
 	}
-	if n := p.started.Load(); n >= 50 {
+	if n := pool.Started(); n >= 50 {
 		t.Fatalf("%d workers started for 100 requests one after the other: a goroutine per request", n)
 	}
-	cancel()
+	pool.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"chatgate/adapters/internal/gopool"
 	"chatgate/adapters/internal/subdrain"
 	"chatgate/adapters/internal/wsconn"
 	"chatgate/adapters/livechat/wire"
@@ -71,6 +72,7 @@ type Session struct {
 	conn    *wsconn.Conn
 	version string
 	drains  *subdrain.Pool // runs the pushes' drains; nil: a goroutine per drain
+	serves  *gopool.Pool   // runs the requests after login; nil: a goroutine per request
 }
 
 // NewSession wraps conn; version is the connection's API version.
@@ -111,9 +113,8 @@ func (ss *Session) Run(ctx context.Context, c Client, log func() zerolog.Logger)
 	var pl *pipeline
 	var broken atomic.Bool // a pipelined request found the socket gone
 	var drain *subdrain.Drainer
-	off := newOffload(c.Serve)
+	off := newOffload(c.Serve, ss.serves)
 	defer func() {
-		off.stop()
 		if pl != nil {
 			pl.wait() // before Logout: requests in flight still act as the agent
 		}
@@ -164,11 +165,8 @@ func (ss *Session) Run(ctx context.Context, c Client, log func() zerolog.Logger)
 		// before the session's ctx is cancelled, and a request context
 		// under the session's would make it keep a Done channel and a
 		// map of children for as long as the socket is held.
-		linger := time.Duration(0) // a login is not followed by another request soon
-		if login == nil {
-			linger = offloadLinger
-		}
-		if err := off.call(base, frame, linger); err != nil {
+		// A login runs on a goroutine of its own (see offload).
+		if err := off.call(base, frame, login == nil); err != nil {
 			return
 		}
 		if login != nil && c.LoggedIn() {
@@ -190,8 +188,8 @@ func (ss *Session) Run(ctx context.Context, c Client, log func() zerolog.Logger)
 					broken.Store(true)
 					cancel()
 					ss.conn.Close(wsconn.ReasonGoingAway) // ends the Read
-				})
-				pl.alone = func(ctx context.Context, frame []byte) error { return off.call(ctx, frame, offloadLinger) }
+				}, ss.serves)
+				pl.alone = func(ctx context.Context, frame []byte) error { return off.call(ctx, frame, true) }
 			}
 		}
 	}

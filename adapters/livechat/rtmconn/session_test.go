@@ -204,3 +204,69 @@ func TestPushesDrainOnThePool(t *testing.T) {
 		t.Fatalf("%d notices were handled by %d goroutines, want a few pooled ones", sessions*rounds, len(goroutines))
 	}
 }
+
+// TestRequestsServeOnThePool: after login, the requests of a registry's
+// sessions run on its pool's lingering goroutines, shared by every
+// session: requests sent one at a time, round after round, to many
+// sessions are served by a handful of goroutines, not one per session
+// (whose stack the collector halved between two of its requests) nor
+// one per request.
+func TestRequestsServeOnThePool(t *testing.T) {
+	reg := NewSessions("test", Kind{Name: "test", Disconnected: "bye", Shutdown: "down", LoginTimeout: time.Minute},
+		zerolog.Nop(), wsconn.Options{}, nil)
+	var clients []*stackClient
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reg.Serve(w, r, "3.5", func(send func([]byte) error, _ func(string)) Client {
+			c := &stackClient{send: send}
+			mu.Lock()
+			clients = append(clients, c)
+			mu.Unlock()
+			return c
+		}, nil)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	runDone := make(chan error, 1)
+	go func() { runDone <- reg.Run(ctx) }()
+	defer func() { cancel(); <-runDone }()
+
+	const sessions, rounds = 10, 5
+	conns := make([]*websocket.Conn, sessions)
+	roundTrip := func(conn *websocket.Conn, want string) {
+		t.Helper()
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := conn.ReadMessage(); err != nil || string(got) != want {
+			t.Fatalf("answer %q, %v; want %q", got, err, want)
+		}
+	}
+	for i := range conns {
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conns[i] = conn
+		roundTrip(conn, "login")
+	}
+	for r := range rounds {
+		for _, conn := range conns {
+			roundTrip(conn, "frame "+strconv.Itoa(r))
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	servers := map[uint64]bool{}
+	for _, c := range clients {
+		c.mu.Lock()
+		for _, g := range c.servers[1:] { // the login runs apart
+			servers[g] = true
+		}
+		c.mu.Unlock()
+	}
+	if len(servers) > 3 {
+		t.Fatalf("%d requests of %d sessions were served by %d goroutines, want a few pooled ones", sessions*rounds, sessions, len(servers))
+	}
+}

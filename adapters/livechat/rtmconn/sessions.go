@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"chatgate/adapters/internal/gopool"
 	"chatgate/adapters/internal/subdrain"
 	"chatgate/adapters/internal/wsconn"
 	"chatgate/core/ratelimit"
@@ -29,6 +30,9 @@ type Sessions struct {
 	// surface's drains run on a few goroutines whose stacks have grown,
 	// instead of a fresh one per burst of pushes. Closed by Run.
 	drains *subdrain.Pool
+	// serves runs every session's requests after login (gopool, see
+	// serveLinger). Closed by Run.
+	serves *gopool.Pool
 
 	mu      sync.Mutex
 	stopped bool
@@ -44,6 +48,7 @@ func NewSessions(name string, kind Kind, log zerolog.Logger, opts wsconn.Options
 	return &Sessions{
 		kind: kind, name: name, log: log, opts: opts, onConns: onConns,
 		live: make(map[*Session]struct{}), drains: subdrain.NewPool(drainLinger),
+		serves: gopool.New(serveLinger),
 		// Apps and widgets run on their own origins, and the socket
 		// carries no ambient credential (the token comes in the login
 		// frame), so a cross-site page gains nothing by opening one.
@@ -80,6 +85,7 @@ func (r *Sessions) Run(ctx context.Context) error {
 	}
 	r.wg.Wait()
 	r.drains.Close()
+	r.serves.Close()
 	return nil
 }
 
@@ -95,7 +101,7 @@ func (r *Sessions) Serve(w http.ResponseWriter, req *http.Request, version strin
 	}
 	conn := wsconn.New(ws, r.opts)
 	ss := NewSession(conn, r.kind, version)
-	ss.drains = r.drains
+	ss.drains, ss.serves = r.drains, r.serves
 	c := newClient(conn.Send, ss.Disconnect)
 	if !r.track(ss) {
 		ss.Disconnect(r.kind.Shutdown)

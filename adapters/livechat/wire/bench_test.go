@@ -6,7 +6,7 @@ import "testing"
 var benchSendEvent = []byte(`{"request_id":"1234567","action":"send_event","payload":{"chat_id":"01JEXAMPLEVISITOR000000000","event":{"type":"message","text":"bench|17|123|1733490000000000000","visibility":"all"}}}`)
 
 // BenchmarkDecodeSendEvent: envelope and payload of one send_event frame,
-// as rtmconn.Handle and the send_event action decode them.
+// as rtmconn.Handle and the send_event action (DecodeEventPayload) decode them.
 func BenchmarkDecodeSendEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
@@ -19,7 +19,7 @@ func BenchmarkDecodeSendEvent(b *testing.B) {
 			Event              *EventIn `json:"event"`
 			AttachToLastThread bool     `json:"attach_to_last_thread"`
 		}
-		if err := DecodePayload(req, &p); err != nil || p.Event == nil {
+		if err := DecodeEventPayload(req, &p); err != nil || p.Event == nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,6 +3,9 @@ package wire
 import (
 	"encoding/json"
 	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -54,6 +57,8 @@ func FuzzUnmarshalMatchesStd(f *testing.F) {
 		`{"limit":10,"size":-3,"small":255,"ratio":1e-3,"on":true,"ids":["a","b"],"groups":[0,1],"fields":{"a":"b"},"any":{"x":[null]},"session_fields":[{"a":1}]}`,
 		`{"limit":1.5}`, `{"small":256}`, `{"ids":"a"}`, `{"Limit":3,"LIMIT":4}`, `{"name":"a\ud800b"}`,
 		`{"a":1} x`, `{"a":01}`, `{"a":1,}`, `{"name":"\/\b\f\n\r\t"}`, " {\"payload\" : {} } ", `{"on":null}`,
+		// goccy's checkptr fault under -race (TestUnmarshalHighSurrogateNearEnd)
+		`{"any":"\udc00\ud800x"}`, `{"name":"\uD83D\uDE00"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -111,6 +116,7 @@ func FuzzDecodeRequestPaths(f *testing.F) {
 		`{"request_id":1,"action":"ping"}`, `{"action":"ping","payload":[]}`, `{"action":""}`,
 		`{"request_id":"a\u00e9\n","action":"x","version":"3.5","author_id":null,"payload":null}`,
 		`{"Action":"x","ACTION":"y","request_id":"1","request_id":2}`, `{"action":"x"} `, `{"action":"\xff"}`,
+		`{"action":"x","request_id":"\udc00\ud800x"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -124,4 +130,107 @@ func FuzzDecodeRequestPaths(f *testing.F) {
 			t.Fatalf("%q:\n got %#v\nwant %#v", data, got, want)
 		}
 	})
+}
+
+// highSurrogateInputs are valid JSON strings holding a high surrogate
+// escape (\ud800–\udbff) a few bytes before the end of the input, padded
+// so that goccy's copy of the input (len+1 bytes) ends exactly on one of
+// the allocator's size classes for some of them: goccy's unescapeString
+// computes src+11 to look for the low half, a pointer past that
+// allocation, which -race's checkptr turns into a fatal error (goccy/go-json
+// issues 575, 577; docs/performance.md, round 6b "rcmore").
+func highSurrogateInputs() []string {
+	var out []string
+	for pad := 0; pad < 80; pad++ {
+		key := strings.Repeat("k", pad+1)
+		for _, tail := range []string{`\udc00\ud800x`, `\ud800`, `\uDBFF`, `\ud83d\ude00`, `a\udbffb`} {
+			out = append(out, `{"`+key+`":"`+tail+`"}`)
+			out = append(out, `{"request_id":"1","action":"`+tail+`"}`+strings.Repeat(" ", pad%3))
+		}
+	}
+	return out
+}
+
+// TestUnmarshalHighSurrogateNearEnd: such inputs decode as encoding/json
+// decodes them (the lone halves as U+FFFD, a pair as its rune), and under
+// -race without checkptr killing the process (it did before Unmarshal
+// kept them away from goccy).
+func TestUnmarshalHighSurrogateNearEnd(t *testing.T) {
+	for _, in := range highSurrogateInputs() {
+		for _, target := range []func() any{
+			func() any { return new(map[string]any) },
+			func() any { return new(map[string]string) },
+			func() any { return new(any) },
+		} {
+			got, want := target(), target()
+			err := Unmarshal([]byte(in), got)
+			if werr := json.Unmarshal([]byte(in), want); err != nil || werr != nil {
+				t.Fatalf("%s: error %v, encoding/json %v", in, err, werr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: got %#v, encoding/json %#v", in, got, want)
+			}
+		}
+		got, gerr := decodeRequest([]byte(in), true)
+		want, werr := decodeRequest([]byte(in), false)
+		if !reflect.DeepEqual(gerr, werr) || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: DecodeRequest %#v %v, encoding/json path %#v %v", in, got, gerr, want, werr)
+		}
+	}
+}
+
+// TestDecodePayloadOwnsStrings: a short string DecodePayload decodes from
+// a large payload, kept, does not keep the payload (goccy's strings alias
+// its copy of the whole payload; encoding/json's own their bytes).
+func TestDecodePayloadOwnsStrings(t *testing.T) {
+	const n, size = 40, 60 << 10
+	pad := strings.Repeat("x", size)
+	kept := make([]string, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range kept {
+		req, werr := DecodeRequest([]byte(`{"action":"a","payload":{"pad":"` + pad + `","name":"n` + strconv.Itoa(i) + `"}}`))
+		if werr != nil {
+			t.Fatal(werr)
+		}
+		var p struct {
+			Pad  string `json:"pad"`
+			Name string `json:"name"`
+		}
+		if err := DecodePayload(req, &p); err != nil {
+			t.Fatal(err)
+		}
+		kept[i] = p.Name
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > n*size/4 {
+		t.Fatalf("heap grew by %d bytes for %d kept names of 3 bytes: decoded strings pin their payloads", grown, n)
+	}
+	runtime.KeepAlive(kept)
+}
+
+// TestUnmarshalZeroTargetAllocations: decoding into a fresh zero value
+// (send_event's request, a frame's envelope) keeps no copy of it for the
+// fallback: two allocations are left for a payload of plain strings,
+// goccy's own (its copy of the input among them); three with the copy of
+// the target.
+func TestUnmarshalZeroTargetAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	b := []byte(`{"chat_id":"01JEXAMPLEVISITOR000000000","thread_id":"t"}`)
+	n := testing.AllocsPerRun(100, func() {
+		var p struct {
+			ChatID   string `json:"chat_id"`
+			ThreadID string `json:"thread_id"`
+		}
+		if err := unmarshalValid(b, &p); err != nil || p.ThreadID != "t" {
+			t.Fatal(err)
+		}
+	})
+	if n > 2 {
+		t.Fatalf("%v allocations per decode, want 2", n)
+	}
 }
