@@ -153,7 +153,10 @@ func (s *Store) writer() {
 // beside one in flight would only wait for the same WAL flush, at the
 // cost of a transaction. A group that large goes at once: PostgreSQL
 // then executes two groups side by side (a saturated node gains from
-// that; BenchmarkCommit with 256 committers).
+// that; BenchmarkCommit with 256 committers). The price: a group in
+// flight that waits in the server (a row lock another session holds)
+// holds fewer than ParallelMin commits behind it for as long, at most
+// CommitTimeout; round 6's writers sent them beside it.
 func (s *Store) gather(group *[]*request) {
 	drain := func() bool {
 		for len(*group) < s.opts.MaxGroup {
