@@ -16,20 +16,32 @@ import (
 // BenchmarkCommit measures durable commits of one message each, as the
 // desk makes them: the conversation record (checked against its revision),
 // the event and the idempotency key, from 1, 16 and 256 concurrent writers,
-// each on its own conversation. b.N is the total number of commits. The
+// each on its own conversation. hold=on is the store's default (the next
+// group waits for the one in flight unless it reaches ParallelMin);
+// hold=off is round 6's writers, each sending what it finds at once
+// (ParallelMin 1), for comparison. b.N is the total number of commits. The
 // server is CHATGATE_TEST_PG (`make bench-pg` starts a throwaway one, with
 // fsync on).
 func BenchmarkCommit(b *testing.B) {
 	for _, writers := range []int{1, 16, 256} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) { benchCommit(b, writers) })
+		for _, hold := range []bool{true, false} {
+			name := fmt.Sprintf("writers=%d/hold=on", writers)
+			if !hold {
+				name = fmt.Sprintf("writers=%d/hold=off", writers)
+			}
+			b.Run(name, func(b *testing.B) { benchCommit(b, writers, hold) })
+		}
 	}
 }
 
-func benchCommit(b *testing.B, writers int) {
+func benchCommit(b *testing.B, writers int, hold bool) {
 	url := pgtest.URL(b)
 	var txns atomic.Int64
-	s, err := Open(context.Background(), url, Options{Schema: pgtest.Schema(b, url),
-		OnCommit: func(Stats) { txns.Add(1) }})
+	opts := Options{Schema: pgtest.Schema(b, url), OnCommit: func(Stats) { txns.Add(1) }}
+	if !hold {
+		opts.ParallelMin = 1
+	}
+	s, err := Open(context.Background(), url, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

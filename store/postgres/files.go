@@ -12,15 +12,28 @@ import (
 
 // PutBlob stores an uploaded file (store/files.Blobs): with several nodes
 // every node must serve every file, so on PostgreSQL file bodies live in
-// the database, bounded by store.max_upload_bytes. A commit like any other:
-// durable when it returns.
+// the database, bounded by store.max_upload_bytes. Durable when it returns
+// (its own transaction, synchronous_commit as the server has it), but not
+// through the group-commit writer: a body of megabytes in a group would
+// hold every message queued behind it (group.go), and a file gains nothing
+// from sharing a transaction. As a queued commit, once sent it runs to its
+// end whatever the caller's context does (bounded by CommitTimeout).
 func (s *Store) PutBlob(ctx context.Context, id string, meta, body []byte) error {
+	if err := s.readCtx(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put file: %w", err)
+	}
 	if body == nil {
 		body = []byte{}
 	}
-	q := &work{}
-	q.Queue(`INSERT INTO files (id, meta, body) VALUES ($1, $2, $3)`, id, meta, body)
-	return s.run(ctx, q)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.CommitTimeout)
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO files (id, meta, body) VALUES ($1, $2, $3)`, id, meta, body); err != nil {
+		return mapErr(err)
+	}
+	return nil
 }
 
 // GetBlob returns a stored file's metadata and body; store.ErrNotFound when

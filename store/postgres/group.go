@@ -14,11 +14,24 @@ import (
 	"chatgate/store"
 )
 
-// Group commit. Commits are queued to a few writer goroutines; each takes
-// what is queued (up to MaxGroup) and sends all of it as one pipelined
-// implicit transaction: one round trip and one WAL flush for the whole
-// group, as the bbolt writer shares one fsync. Each commit still succeeds
-// or fails alone:
+// Group commit. Commits are queued to a few writer goroutines
+// (Options.Writers); a writer takes what is queued (up to MaxGroup) and
+// sends all of it as one pipelined implicit transaction: one round trip
+// and one WAL flush for the whole group, as the bbolt writer shares one
+// fsync. While a group is in flight, the next one is gathered and waits
+// for it to land, unless it reaches ParallelMin commits (gather). Round 6
+// let an idle writer take each commit as it came: groups were one or two
+// commits, and every transaction paid its round trip, its commit record
+// and PostgreSQL's per-transaction work on both sides while waiting for
+// the very WAL flush the others waited for (PostgreSQL flushes
+// concurrent commits together). Holding the next group back halved the
+// transactions, WAL flushes and PostgreSQL CPU per message on the
+// two-node bench (docs/performance.md, round 7); letting a large group go
+// beside the one in flight keeps a saturated node's throughput. Uploaded
+// files do not queue here (PutBlob): a large body would hold every
+// message behind it.
+//
+// Each commit still succeeds or fails alone:
 //
 //   - When a statement fails with one of the store's rule errors (stale,
 //     conflict, not found, unique violation), the whole transaction is rolled
@@ -109,25 +122,72 @@ func (s *Store) run(ctx context.Context, w *work) error {
 	}
 }
 
-// writer commits queued requests in groups until the queue closes.
+// writer commits queued requests in groups until the queue closes. One
+// writer at a time gathers a group (s.turn); it waits for the groups in
+// flight to land unless its own has ParallelMin commits (gather).
 func (s *Store) writer() {
 	group := make([]*request, 0, s.opts.MaxGroup)
-	for first := range s.reqs {
+	for {
+		s.turn.Lock()
+		first, ok := <-s.reqs
+		if !ok {
+			s.turn.Unlock()
+			return
+		}
 		group = append(group[:0], first)
-	drain:
-		for len(group) < s.opts.MaxGroup {
+		s.gather(&group)
+		s.inflight.Add(1)
+		s.turn.Unlock()
+		s.commitGroup(group)
+		s.inflight.Add(-1)
+		select {
+		case s.landed <- struct{}{}:
+		default: // a signal is pending already: the gatherer rechecks
+		}
+	}
+}
+
+// gather adds to group what is queued and, while another group is in
+// flight and this one holds fewer than ParallelMin commits, what arrives
+// until that flight lands: a commit sent in a transaction of its own
+// beside one in flight would only wait for the same WAL flush, at the
+// cost of a transaction. A group that large goes at once: PostgreSQL
+// then executes two groups side by side (a saturated node gains from
+// that; BenchmarkCommit with 256 committers). The price: a group in
+// flight that waits in the server (a row lock another session holds)
+// holds fewer than ParallelMin commits behind it for as long, at most
+// CommitTimeout; round 6's writers sent them beside it.
+func (s *Store) gather(group *[]*request) {
+	drain := func() bool {
+		for len(*group) < s.opts.MaxGroup {
 			select {
 			case r, ok := <-s.reqs:
 				if !ok {
-					break drain
+					return false
 				}
-				group = append(group, r)
+				*group = append(*group, r)
 			default:
-				break drain
+				return true
 			}
 		}
-		s.commitGroup(group)
+		return true
 	}
+	if !drain() {
+		return
+	}
+	defer s.waiting.Store(0)
+	for len(*group) < min(s.opts.MaxGroup, s.opts.ParallelMin) && s.inflight.Load() > 0 {
+		s.waiting.Store(int32(len(*group)))
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return
+			}
+			*group = append(*group, r)
+		case <-s.landed:
+		}
+	}
+	drain()
 }
 
 func (s *Store) commitGroup(group []*request) {

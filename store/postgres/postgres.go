@@ -6,7 +6,7 @@
 //
 // # Commits
 //
-// Commits go through a few writer goroutines that group whatever is queued
+// Commits go through writer goroutines that group whatever is queued
 // into one pipelined implicit transaction (group.go): one round trip and one
 // WAL flush for the whole group, as bbolt's writer shares one fsync, while
 // each commit still succeeds or fails alone. Rules the bbolt store checks
@@ -94,6 +94,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -122,13 +123,18 @@ type Options struct {
 	// (for metrics).
 	OnCommit func(Stats)
 	// Writers is how many group-commit writers run (each one transaction
-	// at a time, on its own connection); default 4. MaxGroup caps the
+	// at a time, on its own connection); default 4. Commits that arrive
+	// while a group is in flight wait for it and go together in the next
+	// group, unless ParallelMin (default 32) of them are waiting: that
+	// group goes beside the one in flight (group.go; docs/performance.md,
+	// round 7). MaxGroup caps the
 	// commits one transaction carries (default 256); QueueSize bounds the
 	// queue in front of the writers (default 8192; callers then wait,
 	// honouring their context).
-	Writers   int
-	MaxGroup  int
-	QueueSize int
+	Writers     int
+	ParallelMin int
+	MaxGroup    int
+	QueueSize   int
 }
 
 // Stats describes one group transaction, for metrics.
@@ -147,6 +153,14 @@ type Store struct {
 	// reqs feeds the group-commit writers (group.go).
 	reqs    chan *request
 	writers sync.WaitGroup
+	// turn lets one writer at a time gather a group; inflight counts the
+	// groups sent and not yet answered, landed is signalled when one is
+	// (group.go, gather); waiting is the size of a group held back for
+	// a flight to land (for tests).
+	turn     sync.Mutex
+	inflight atomic.Int32
+	landed   chan struct{}
+	waiting  atomic.Int32
 
 	// mu guards closed against sends on reqs during Close.
 	mu     sync.RWMutex
@@ -180,6 +194,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Writers <= 0 {
 		opts.Writers = 4
 	}
+	if opts.ParallelMin <= 0 {
+		opts.ParallelMin = 32
+	}
 	if opts.MaxGroup <= 0 {
 		opts.MaxGroup = 256
 	}
@@ -203,7 +220,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize), convs: newRecCache(), visitors: newRecCache(), threads: newListCache(), maps: newMapCache()}
+	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize), landed: make(chan struct{}, 1), convs: newRecCache(), visitors: newRecCache(), threads: newListCache(), maps: newMapCache()}
 	for range opts.Writers {
 		s.writers.Go(s.writer)
 	}
