@@ -64,11 +64,11 @@ func (c *stackClient) LoggedIn() bool                           { return c.logge
 func (c *stackClient) Started() (func(context.Context), func()) { return nil, nil }
 func (c *stackClient) Logout()                                  {}
 
-// TestRequestsLeaveTheReader: requests are served on a goroutine other
-// than the socket's reader, so that an idle connection's reader keeps
-// the small stack a blocked read needs instead of the deepest request's;
-// answers still come one at a time, in order.
-func TestRequestsLeaveTheReader(t *testing.T) {
+// stackServer serves a registry of stackClients on a loopback test server
+// until the test ends. It returns the websocket URL and a snapshot of the
+// clients made so far.
+func stackServer(t *testing.T) (string, func() []*stackClient) {
+	t.Helper()
 	reg := NewSessions("test", Kind{Name: "test", Disconnected: "bye", Shutdown: "down", LoginTimeout: time.Minute},
 		zerolog.Nop(), wsconn.Options{}, nil)
 	var clients []*stackClient
@@ -82,16 +82,29 @@ func TestRequestsLeaveTheReader(t *testing.T) {
 			return c
 		}, nil)
 	}))
-	defer srv.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	runDone := make(chan error, 1)
 	go func() { runDone <- reg.Run(ctx) }()
-	defer func() { cancel(); <-runDone }()
+	t.Cleanup(func() { cancel(); <-runDone })
+	t.Cleanup(srv.Close) // runs first: the server stops before the registry
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), func() []*stackClient {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*stackClient(nil), clients...)
+	}
+}
+
+// TestRequestsLeaveTheReader: requests are served on a goroutine other
+// than the socket's reader, so that an idle connection's reader keeps
+// the small stack a blocked read needs instead of the deepest request's;
+// answers still come one at a time, in order.
+func TestRequestsLeaveTheReader(t *testing.T) {
+	url, clientsOf := stackServer(t)
 
 	const sessions = 50
 	var conns []*websocket.Conn
 	for range sessions {
-		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,9 +133,7 @@ func TestRequestsLeaveTheReader(t *testing.T) {
 	if len(readers) != sessions {
 		t.Fatalf("%d readers blocked in a read, want %d", len(readers), sessions)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, c := range clients {
+	for _, c := range clientsOf() {
 		c.mu.Lock()
 		for _, g := range c.servers {
 			if readers[g] {
@@ -212,24 +223,7 @@ func TestPushesDrainOnThePool(t *testing.T) {
 // (whose stack the collector halved between two of its requests) nor
 // one per request.
 func TestRequestsServeOnThePool(t *testing.T) {
-	reg := NewSessions("test", Kind{Name: "test", Disconnected: "bye", Shutdown: "down", LoginTimeout: time.Minute},
-		zerolog.Nop(), wsconn.Options{}, nil)
-	var clients []*stackClient
-	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reg.Serve(w, r, "3.5", func(send func([]byte) error, _ func(string)) Client {
-			c := &stackClient{send: send}
-			mu.Lock()
-			clients = append(clients, c)
-			mu.Unlock()
-			return c
-		}, nil)
-	}))
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	runDone := make(chan error, 1)
-	go func() { runDone <- reg.Run(ctx) }()
-	defer func() { cancel(); <-runDone }()
+	url, clientsOf := stackServer(t)
 
 	const sessions, rounds = 10, 5
 	conns := make([]*websocket.Conn, sessions)
@@ -243,7 +237,7 @@ func TestRequestsServeOnThePool(t *testing.T) {
 		}
 	}
 	for i := range conns {
-		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,10 +250,8 @@ func TestRequestsServeOnThePool(t *testing.T) {
 			roundTrip(conn, "frame "+strconv.Itoa(r))
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	servers := map[uint64]bool{}
-	for _, c := range clients {
+	for _, c := range clientsOf() {
 		c.mu.Lock()
 		for _, g := range c.servers[1:] { // the login runs apart
 			servers[g] = true
