@@ -238,7 +238,10 @@ func TestMetricsAddr(t *testing.T) {
 		t.Errorf("public /metrics: %d", r.status)
 	}
 	addr := <-metricsAt
-	if r := c.do("GET", "http://"+addr+"/metrics", nil, "", ""); r.status != 200 || !strings.Contains(string(r.raw), "chatgate_events_committed_total") {
-		t.Errorf("internal /metrics: %d %.200s", r.status, r.raw)
+	r := c.do("GET", "http://"+addr+"/metrics", nil, "", "")
+	for _, name := range []string{"chatgate_events_committed_total", "chatgate_stale_retries_total"} {
+		if r.status != 200 || !strings.Contains(string(r.raw), name) {
+			t.Errorf("internal /metrics without %s: %d %.200s", name, r.status, r.raw)
+		}
 	}
 }

@@ -20,6 +20,7 @@ type metrics struct {
 	reg         *prometheus.Registry
 	connections *prometheus.GaugeVec
 	events      prometheus.Counter
+	stale       prometheus.Counter
 	batchSize   prometheus.Histogram
 	batchKeys   prometheus.Histogram
 	commitTime  prometheus.Histogram
@@ -51,6 +52,14 @@ func newMetrics(router *routing.Router, node string) *metrics {
 		}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chatgate_events_committed_total", Help: "Conversation events committed to the store.",
+		}),
+		// A command that read a conversation or visitor at a revision
+		// someone has written since runs again (desk.Options.OnStale):
+		// on several nodes this counts the two nodes' collisions on one
+		// record; on one node, cached reads that had gone stale.
+		stale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chatgate_stale_retries_total",
+			Help: "Commands run again because the conversation or visitor record they read had been written since (another node, or a cached read).",
 		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "chatgate_store_commit_batch_requests", Help: "Commits answered by one group-commit transaction.",
@@ -86,7 +95,7 @@ func newMetrics(router *routing.Router, node string) *metrics {
 	}, []string{"node"})
 	nodeInfo.WithLabelValues(node).Set(1)
 	m.reg.MustRegister(nodeInfo)
-	m.reg.MustRegister(m.connections, m.events, m.batchSize, m.batchKeys, m.commitTime, m.commitWait, m.commitWrite, m.commitErrs, m.httpReqs, m.forgotten,
+	m.reg.MustRegister(m.connections, m.events, m.stale, m.batchSize, m.batchKeys, m.commitTime, m.commitWait, m.commitWrite, m.commitErrs, m.httpReqs, m.forgotten,
 		// Besides the default series: the scheduler's latency histogram
 		// (go_sched_latencies_seconds: how long runnable goroutines
 		// waited for a CPU) and the collector's CPU by class

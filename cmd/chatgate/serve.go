@@ -185,7 +185,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	dopts := desk.Options{
 		Store: st, Router: router, Bus: bus, Actors: hub.NewActors(256),
 		Limits: desk.Limits{MaxText: cfg.Limits.MaxTextBytes, Starts: gd.starts, Messages: gd.messages}, Logger: log, Departs: departs,
-		OnEvents: func(n int) { m.events.Add(float64(n)) }, Properties: props,
+		OnEvents: func(n int) { m.events.Add(float64(n)) }, OnStale: m.stale.Inc, Properties: props,
 		Coordinator: cl.coordinator(),
 	}
 	if wh != nil {
