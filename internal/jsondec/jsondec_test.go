@@ -3,6 +3,7 @@ package jsondec
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +72,46 @@ func BenchmarkConversation(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestHighSurrogateEscape: which inputs are kept from goccy.
+func TestHighSurrogateEscape(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{`{"a":"b"}`, false},
+		{`{"a":"\ud800"}`, true},
+		{`{"a":"\uDBFF"}`, true},
+		{`{"a":"\udc00"}`, false}, // a low half: goccy decodes it safely
+		{`{"a":"\u00e9\n\\"}`, false},
+		{`{"a":"\\ud800"}`, true}, // conservative: an escaped backslash, then text
+		{`{"a":"x\ud83d\ude00"}`, true},
+		{`\u`, false},
+		{`\ud8`, true}, // the start of one is enough
+	} {
+		if got := HighSurrogateEscape([]byte(tc.in)); got != tc.want {
+			t.Errorf("HighSurrogateEscape(%s) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestUnmarshalHighSurrogateNearEnd: records with a high surrogate escape
+// near their end decode as encoding/json decodes them, and under -race
+// without checkptr killing the process (goccy computes a pointer past its
+// input there; it did before Unmarshal kept such input from goccy).
+func TestUnmarshalHighSurrogateNearEnd(t *testing.T) {
+	for pad := range 40 {
+		for _, tail := range []string{`\udc00\ud800x`, `\ud800`, `\uDBFF`, `\ud83d\ude00`, `a\udbffb`} {
+			in := []byte(`{"id":"` + strings.Repeat("k", pad+1) + `","text":"` + tail + `"}`)
+			var got, want model.Event
+			err := Unmarshal(in, &got)
+			if werr := json.Unmarshal(in, &want); err != nil || werr != nil {
+				t.Fatalf("%s: error %v, encoding/json %v", in, err, werr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: got %#v, encoding/json %#v", in, got, want)
+			}
+		}
+	}
 }

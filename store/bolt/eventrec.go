@@ -14,6 +14,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"chatgate/core/model"
+	"chatgate/internal/jsondec"
 )
 
 // Event records (the events bucket, under conversation ‖ 0 ‖ seq) come in
@@ -312,7 +313,7 @@ func decodeEvent(k, v []byte, e *model.Event) error {
 		if err := decodeEventBinary(v, e); err != nil {
 			return err
 		}
-	} else if err := gojson.Unmarshal(v, e); err != nil {
+	} else if err := unmarshalJSONRecord(v, e); err != nil {
 		return fmt.Errorf("decode event: %w", err)
 	}
 	if e.Conv == "" && len(k) > 9 {
@@ -320,6 +321,18 @@ func decodeEvent(k, v []byte, e *model.Event) error {
 		e.Seq = binary.BigEndian.Uint64(k[len(k)-8:])
 	}
 	return nil
+}
+
+// unmarshalJSONRecord decodes a JSON event record with goccy, or with
+// encoding/json when it may hold a high surrogate escape, which goccy
+// must not decode (jsondec.HighSurrogateEscape). chatgate's encoders
+// write characters outside the BMP as UTF-8, so its own records hold none;
+// an imported or hand-edited one might.
+func unmarshalJSONRecord(v []byte, e *model.Event) error {
+	if jsondec.HighSurrogateEscape(v) {
+		return json.Unmarshal(v, e)
+	}
+	return gojson.Unmarshal(v, e)
 }
 
 // sameEvent reports whether the stored record old holds the event that

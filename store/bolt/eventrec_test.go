@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -256,5 +257,29 @@ func TestReadsLayout2(t *testing.T) {
 	changed.Text = "other"
 	if res, err := s.Restore(t.Context(), &store.Restore{Events: []model.Event{changed}}); err != nil || res[store.RecEvent] != (store.RestoreCount{Kept: 1}) {
 		t.Errorf("Restore of a changed event = %+v, %v; want 1 kept", res, err)
+	}
+}
+
+// TestDecodeJSONRecordHighSurrogate: a JSON event record (the older
+// layout, or an import) with a high surrogate escape near its end decodes
+// as encoding/json decodes it, and under -race without checkptr killing
+// the process (goccy computes a pointer past its input there).
+func TestDecodeJSONRecordHighSurrogate(t *testing.T) {
+	key := eventKey("c1", 1)
+	for pad := range 40 {
+		for _, tail := range []string{`\udc00\ud800x`, `\ud800`, `\uDBFF`, `\ud83d\ude00`} {
+			rec := []byte(`{"id":"` + strings.Repeat("e", pad+1) + `","type":"message","text":"` + tail + `"}`)
+			var got, want model.Event
+			if err := decodeEvent(key, rec, &got); err != nil {
+				t.Fatalf("%s: %v", rec, err)
+			}
+			if err := json.Unmarshal(rec, &want); err != nil {
+				t.Fatal(err)
+			}
+			want.Conv, want.Seq = "c1", 1
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: got %#v, encoding/json %#v", rec, got, want)
+			}
+		}
 	}
 }

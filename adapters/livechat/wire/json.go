@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
+
+	"chatgate/internal/jsondec"
 )
 
 // Unmarshal decodes a client's JSON b into v (a pointer) exactly as
@@ -42,10 +43,10 @@ func Unmarshal(b []byte, v any) error {
 //     *json.UnmarshalTypeError, which jsonProblem reads) and a value goccy
 //     alone would refuse is still accepted;
 //   - input with a high surrogate escape goes to encoding/json (see
-//     highSurrogateEscape);
+//     jsondec.HighSurrogateEscape);
 //   - a panic inside goccy on hostile input is taken as a refusal too.
 func unmarshalValid(b []byte, v any) error {
-	if !utf8.Valid(b) || highSurrogateEscape(b) {
+	if !utf8.Valid(b) || jsondec.HighSurrogateEscape(b) {
 		return json.Unmarshal(b, v)
 	}
 	rv := reflect.ValueOf(v)
@@ -80,7 +81,7 @@ var errGoccyUnsafe = errors.New("goccy/go-json: input with a high surrogate esca
 // fastUnmarshal decodes b with goccy, or refuses: the callers then decode
 // with encoding/json. b must be valid JSON.
 func fastUnmarshal(b []byte, v any) (err error) {
-	if highSurrogateEscape(b) {
+	if jsondec.HighSurrogateEscape(b) {
 		return errGoccyUnsafe
 	}
 	defer func() {
@@ -89,37 +90,4 @@ func fastUnmarshal(b []byte, v any) (err error) {
 		}
 	}()
 	return gojson.Unmarshal(b, v)
-}
-
-// highSurrogateEscape reports whether b may hold a \u escape of a high
-// surrogate (\ud800–\udbff, either case), which goccy must not decode.
-//
-// goccy's unescapeString (v0.10.5), on such an escape, computes a pointer
-// 11 bytes past it to look for the low half before checking that this is
-// inside the input. Near the end of the input that pointer lies past
-// goccy's copy of it: never read, so a normal build is not affected, but
-// `go test -race` (checkptr) dies on it with a fatal error that no
-// recover catches, on valid JSON (`{"msg":"\udc00\ud800x"}`; goccy/go-json
-// issues 575, 577). It is the only place goccy computes such a pointer, and
-// only for a high surrogate, so keeping these inputs away from goccy is
-// enough. They are rare (browsers' JSON.stringify writes characters
-// outside the BMP as UTF-8 and escapes only lone surrogates); encoding/json
-// decodes them, at its own speed. The test is conservative (an escaped
-// backslash followed by "ud800" counts too), and a frame without a
-// backslash costs one IndexByte.
-func highSurrogateEscape(b []byte) bool {
-	for i := bytes.IndexByte(b, '\\'); i >= 0; {
-		if i+3 < len(b) && b[i+1] == 'u' && b[i+2]|0x20 == 'd' {
-			switch b[i+3] | 0x20 {
-			case '8', '9', 'a', 'b':
-				return true
-			}
-		}
-		j := bytes.IndexByte(b[i+1:], '\\')
-		if j < 0 {
-			return false
-		}
-		i += 1 + j
-	}
-	return false
 }
