@@ -160,3 +160,46 @@ func TestPoolGrowsStacksOnce(t *testing.T) {
 		t.Fatal("the first job's stack moved: grown as it ran")
 	}
 }
+
+// TestPoolReapsOnlyTheIdle: while one goroutine keeps being handed jobs,
+// the goroutines left idle run out their linger and exit, and the busy
+// one stays (the reaper ends the longest idle only, never one that went
+// back to work).
+func TestPoolReapsOnlyTheIdle(t *testing.T) {
+	p := New(20 * time.Millisecond)
+	defer p.Close()
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		p.Go(func() { defer wg.Done(); <-release })
+	}
+	close(release)
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Running() > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines still running with one kept busy", p.Running())
+		}
+		done := make(chan struct{})
+		p.Go(func() { close(done) })
+		<-done
+		time.Sleep(time.Millisecond)
+	}
+	if n := p.Started(); n != 3 {
+		t.Fatalf("%d goroutines started: the busy one was reaped", n)
+	}
+	// Then the last one goes too, and the reaper stops.
+	for p.Running() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines still running after the load", p.Running())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.mu.Lock()
+	armed := p.armed
+	p.mu.Unlock()
+	if armed {
+		t.Fatal("the reaper still ticks with no goroutine idle")
+	}
+}
