@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -46,6 +47,26 @@ type batchConn struct {
 	net.Conn
 	mu  sync.Mutex
 	buf *[]byte // the open batch; nil when none
+	// deadline is the write deadline gorilla set while the batch was
+	// open, set on the socket by flush (pending): gorilla sets it before
+	// every frame, and nothing reaches the socket before the flush. A
+	// deadline set per frame was ~0.8 % of an in-process customer
+	// 1,000 x 32 profile (the poller's timer modified each time).
+	deadline time.Time
+	pending  bool
+}
+
+// SetWriteDeadline sets the socket's write deadline, or, while a batch is
+// open, the one its flush sets.
+func (b *batchConn) SetWriteDeadline(t time.Time) error {
+	b.mu.Lock()
+	if b.buf != nil {
+		b.deadline, b.pending = t, true
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
+	return b.Conn.SetWriteDeadline(t)
 }
 
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -76,9 +97,16 @@ func (b *batchConn) flush() error {
 	b.mu.Lock()
 	buf := b.buf
 	b.buf = nil
+	deadline, pending := b.deadline, b.pending
+	b.pending = false
 	b.mu.Unlock()
 	if buf == nil {
 		return nil
+	}
+	if pending {
+		if err := b.Conn.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
 	}
 	var err error
 	if len(*buf) > 0 {

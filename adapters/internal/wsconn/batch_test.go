@@ -71,3 +71,88 @@ func TestBurstInOrder(t *testing.T) {
 		}
 	}
 }
+
+// deadlineConn counts the deadlines set on the socket.
+type deadlineConn struct {
+	net.Conn
+	mu          sync.Mutex
+	reads  int
+	writes []time.Time
+}
+
+func (d *deadlineConn) SetReadDeadline(t time.Time) error {
+	d.mu.Lock()
+	d.reads++
+	d.mu.Unlock()
+	return d.Conn.SetReadDeadline(t)
+}
+
+func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
+	d.mu.Lock()
+	d.writes = append(d.writes, t)
+	d.mu.Unlock()
+	if _, fake := d.Conn.(*countConn); fake {
+		return nil
+	}
+	return d.Conn.SetWriteDeadline(t)
+}
+
+// TestBatchConnDeadlineAtFlush: the write deadlines gorilla sets for each
+// frame of a batch reach the socket once, the last one, when the batch is
+// written; outside a batch each goes through.
+func TestBatchConnDeadlineAtFlush(t *testing.T) {
+	dc := &deadlineConn{Conn: &countConn{}}
+	b := &batchConn{Conn: dc}
+	t0 := time.Unix(1000, 0)
+	_ = b.SetWriteDeadline(t0)
+	b.begin()
+	for i := range 3 {
+		_ = b.SetWriteDeadline(t0.Add(time.Duration(i+1) * time.Second))
+		_, _ = b.Write([]byte("x"))
+	}
+	if len(dc.writes) != 1 {
+		t.Fatalf("%d deadlines reached the socket during the batch, want only the one before it", len(dc.writes))
+	}
+	if err := b.flush(); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.SetWriteDeadline(t0.Add(time.Hour))
+	want := []time.Time{t0, t0.Add(3 * time.Second), t0.Add(time.Hour)}
+	if fmt.Sprint(dc.writes) != fmt.Sprint(want) {
+		t.Fatalf("deadlines %v, want %v", dc.writes, want)
+	}
+}
+
+// TestReadDeadlineNotPerFrame: a peer that keeps talking has its read
+// deadline pushed out once in a while, not before every frame; and a
+// change of the read timeout sets it at once.
+func TestReadDeadlineNotPerFrame(t *testing.T) {
+	c, cli := pair(t, Options{ReadTimeout: time.Minute})
+	bc := c.ws.NetConn().(*batchConn)
+	dc := &deadlineConn{Conn: bc.Conn}
+	bc.Conn = dc // before the first read: nothing else uses it yet
+	const n = 50
+	for i := range n {
+		if err := cli.WriteMessage(1, fmt.Appendf(nil, "f%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		if _, err := c.Read(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dc.mu.Lock()
+	got := dc.reads
+	dc.mu.Unlock()
+	if got > 2 {
+		t.Fatalf("the read deadline was set %d times for %d frames", got, n)
+	}
+	c.SetReadTimeout(2 * time.Minute)
+	dc.mu.Lock()
+	after := dc.reads
+	dc.mu.Unlock()
+	if after != got+1 {
+		t.Fatalf("SetReadTimeout set the deadline %d times", after-got)
+	}
+}

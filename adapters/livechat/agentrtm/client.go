@@ -32,6 +32,8 @@ type client struct {
 	// notices a request causes, so that the pump can hold their pushes
 	// until the request's response is out (response first, then pushes).
 	rtmconn.Order
+	// deadlines bounds each request (shared timeout contexts).
+	deadlines rtmconn.Deadlines
 
 	// Set by login before loggedIn becomes true; read-only afterwards.
 	loggedIn atomic.Bool
@@ -68,7 +70,8 @@ func (c *client) handle(ctx context.Context, frame []byte) []byte {
 // respond answers one request frame. It never panics on input and always
 // returns a response frame.
 func (c *client) respond(ctx context.Context, t *rtmconn.Ticket, frame []byte) []byte {
-	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.Version, Versions: versions()}
+	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.Version, Versions: versions(),
+		Deadlines: &c.deadlines}
 	return rtmconn.Handle(ctx, frame, lim, func(ctx context.Context, req *wire.Request) wire.Response {
 		k := &caller{agentView: c.agentView, conn: c, origin: t.Origin(req.RequestID), after: t.AfterResponse}
 		return c.s.actions.Dispatch(ctx, k, c.loggedIn.Load(), req, c.logError)

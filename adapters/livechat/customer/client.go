@@ -38,6 +38,8 @@ type client struct {
 	// request at a time (client is not rtmconn.Keyed): a customer has one
 	// chat, so its requests would be ordered one after the other anyway.
 	cur *rtmconn.Ticket
+	// deadlines bounds each request (shared timeout contexts).
+	deadlines rtmconn.Deadlines
 
 	// Set by login (or by the Web API's token check) before loggedIn.
 	loggedIn atomic.Bool
@@ -73,7 +75,8 @@ func (c *client) handle(ctx context.Context, frame []byte) []byte {
 
 // respond answers the current request's frame; it never panics on input.
 func (c *client) respond(ctx context.Context, frame []byte) []byte {
-	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.Version, Versions: versions()}
+	lim := rtmconn.Limits{MaxFrame: c.s.cfg.MaxFrame, Timeout: requestTimeout, Version: c.Version, Versions: versions(),
+		Deadlines: &c.deadlines}
 	return rtmconn.Handle(ctx, frame, lim, c.dispatch, c.logError)
 }
 

@@ -15,6 +15,10 @@ type Limits struct {
 	Timeout  time.Duration // bounds one action (§2.2)
 	Version  string        // the connection's API version, from the URL
 	Versions []string      // the versions served, oldest first
+	// Deadlines, if set, gives the action its timeout context, shared
+	// with the connection's other requests (see Deadlines); else each
+	// action gets a context.WithTimeout of its own.
+	Deadlines *Deadlines
 }
 
 // Handle answers one request frame: it checks size, envelope and version,
@@ -30,9 +34,13 @@ func Handle(ctx context.Context, frame []byte, l Limits, dispatch func(context.C
 	} else if werr := CheckVersion(l.Version, req.Version, l.Versions); werr != nil {
 		resp = wire.Fail(req, werr)
 	} else {
-		rctx, cancel := context.WithTimeout(ctx, l.Timeout)
-		resp = dispatch(rctx, req)
-		cancel()
+		if l.Deadlines != nil {
+			resp = dispatch(l.Deadlines.Context(ctx, l.Timeout), req)
+		} else {
+			rctx, cancel := context.WithTimeout(ctx, l.Timeout)
+			resp = dispatch(rctx, req)
+			cancel()
+		}
 	}
 	b, err := wire.EncodeResponse(&resp)
 	if err != nil {
