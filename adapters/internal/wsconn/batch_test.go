@@ -3,7 +3,9 @@ package wsconn
 import (
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -154,5 +156,46 @@ func TestReadDeadlineNotPerFrame(t *testing.T) {
 	dc.mu.Unlock()
 	if after != got+1 {
 		t.Fatalf("SetReadTimeout set the deadline %d times", after-got)
+	}
+}
+
+// TestWriterWaitsForReleasedPush: a frame queued by a goroutine that was
+// made runnable just before the writer took its frame (the push a
+// response releases, on the drain's goroutine) leaves in the same write:
+// the writer lets runnable goroutines go first when it has a single
+// frame. On one P the order is fixed: the releasing goroutine readies the
+// pusher, then queues its frame (readying the writer), then blocks; the
+// writer runs first.
+func TestWriterWaitsForReleasedPush(t *testing.T) {
+	c, cli := pair(t, Options{})
+	bc := c.ws.NetConn().(*batchConn)
+	var writes atomic.Int64
+	bc.Conn = writeCounter{Conn: bc.Conn, n: &writes} // before the first write: nothing else uses it yet
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const rounds = 20
+	for i := range rounds {
+		release := make(chan struct{})
+		pushed := make(chan struct{})
+		go func() {
+			<-release
+			_ = c.Send(fmt.Appendf(nil, "push %d", i))
+			close(pushed)
+		}()
+		runtime.Gosched() // the pusher waits on release
+		close(release)
+		_ = c.Send(fmt.Appendf(nil, "response %d", i))
+		<-pushed
+		for _, want := range []string{"response", "push"} {
+			_, msg, err := cli.ReadMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("%s %d", want, i); string(msg) != want {
+				t.Fatalf("got %q, want %q", msg, want)
+			}
+		}
+	}
+	if n := writes.Load(); n > rounds+rounds/4 {
+		t.Fatalf("%d writes for %d response and push pairs", n, rounds)
 	}
 }

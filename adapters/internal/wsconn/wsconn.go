@@ -18,6 +18,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -461,6 +462,12 @@ func (c *Conn) writer() {
 			return
 		}
 		if msg, ok := c.pop(); ok {
+			if c.queued() == 0 {
+				// Let the goroutines just made runnable queue what they
+				// are about to (the push a response released, the next
+				// push of a burst) so that it joins this write.
+				runtime.Gosched()
+			}
 			// ErrCloseSent: gorilla's reader has just sent a close frame
 			// itself (a message over ReadLimit: 1009; a protocol error),
 			// and Read is about to report why. Ending the session here,
