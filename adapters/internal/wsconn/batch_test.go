@@ -30,7 +30,7 @@ func TestBatchConnOneWrite(t *testing.T) {
 	cc := &countConn{}
 	b := &batchConn{Conn: cc}
 	_, _ = b.Write([]byte("a"))
-	b.begin()
+	b.begin(0)
 	for _, s := range []string{"b", "c", "d"} {
 		_, _ = b.Write([]byte(s))
 	}
@@ -77,7 +77,7 @@ func TestBurstInOrder(t *testing.T) {
 // deadlineConn counts the deadlines set on the socket.
 type deadlineConn struct {
 	net.Conn
-	mu          sync.Mutex
+	mu     sync.Mutex
 	reads  int
 	writes []time.Time
 }
@@ -107,7 +107,7 @@ func TestBatchConnDeadlineAtFlush(t *testing.T) {
 	b := &batchConn{Conn: dc}
 	t0 := time.Unix(1000, 0)
 	_ = b.SetWriteDeadline(t0)
-	b.begin()
+	b.begin(0)
 	for i := range 3 {
 		_ = b.SetWriteDeadline(t0.Add(time.Duration(i+1) * time.Second))
 		_, _ = b.Write([]byte("x"))
@@ -197,5 +197,34 @@ func TestWriterWaitsForReleasedPush(t *testing.T) {
 	}
 	if n := writes.Load(); n > rounds+rounds/4 {
 		t.Fatalf("%d writes for %d response and push pairs", n, rounds)
+	}
+}
+
+// TestBatchConnDeadlineSlack: a batch sets the socket's write deadline
+// slack later than asked, and the batches after it, asking for deadlines
+// up to that one, set none; a later one sets it again, and so does a
+// control frame's written through between batches (its deadline is the
+// socket's from then on).
+func TestBatchConnDeadlineSlack(t *testing.T) {
+	dc := &deadlineConn{Conn: &countConn{}}
+	b := &batchConn{Conn: dc}
+	t0 := time.Unix(1000, 0)
+	batch := func(deadline time.Time) {
+		b.begin(time.Second)
+		_ = b.SetWriteDeadline(deadline)
+		_, _ = b.Write([]byte("x"))
+		if err := b.flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch(t0)                                   // sets t0+1s
+	batch(t0.Add(500 * time.Millisecond))       // within: none
+	batch(t0.Add(time.Second))                  // within: none
+	batch(t0.Add(1500 * time.Millisecond))      // past: sets t0+2.5s
+	_ = b.SetWriteDeadline(t0.Add(time.Second)) // a ping, outside a batch
+	batch(t0.Add(2 * time.Second))              // past the ping's: sets t0+3s
+	want := []time.Time{t0.Add(time.Second), t0.Add(2500 * time.Millisecond), t0.Add(time.Second), t0.Add(3 * time.Second)}
+	if fmt.Sprint(dc.writes) != fmt.Sprint(want) {
+		t.Fatalf("deadlines %v, want %v", dc.writes, want)
 	}
 }

@@ -36,7 +36,7 @@ func DialBatched(ctx context.Context, d *websocket.Dialer, url string, h http.He
 func WriteBatch(ws *websocket.Conn, msgs [][]byte) error {
 	bc, ok := ws.NetConn().(*batchConn)
 	if ok {
-		bc.begin()
+		bc.begin(0) // the caller sets the deadline it wants
 	}
 	var err error
 	for _, m := range msgs {

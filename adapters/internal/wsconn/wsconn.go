@@ -568,7 +568,7 @@ func (c *Conn) writeQueued(msg []byte) error {
 	if !ok {
 		return c.write(msg)
 	}
-	bc.begin()
+	bc.begin(c.opts.WriteTimeout / writeSlack)
 	err := c.write(msg)
 	for n := 1; err == nil && n < maxBatch; n++ {
 		next, ok := c.pop()
@@ -582,6 +582,10 @@ func (c *Conn) writeQueued(msg []byte) error {
 	}
 	return err
 }
+
+// writeSlack: a batch's write may take up to WriteTimeout/writeSlack longer
+// than WriteTimeout before it is cut off (see batchConn.deadline).
+const writeSlack = 8
 
 func (c *Conn) write(msg []byte) error {
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
