@@ -41,6 +41,11 @@ type benchStages struct {
 	// program (mark workers, assists, pauses; not the idle-time marking
 	// that uses a CPU nothing else wanted), GCAssistCPUSec the part taken from goroutines
 	// that allocated (which delays them).
+	// StaleRetries: commands the desk ran again because what they read
+	// had changed by their commit (chatgate_stale_retries_total); on one
+	// node, a cached read overtaken by a commit. Each costs its message a
+	// second commit (queue wait and fsync).
+	StaleRetries   int64   `json:"stale_retries"`
 	GCCycles       int64   `json:"gc_cycles"`
 	GCPauseMs      float64 `json:"gc_pause_ms"`
 	GCCPUSec       float64 `json:"gc_cpu_s,omitempty"`
@@ -66,6 +71,7 @@ const (
 	mGCCPU       = "go_cpu_classes_gc_total_cpu_seconds_total"
 	mGCAssist    = "go_cpu_classes_gc_mark_assist_cpu_seconds_total"
 	mGCIdle      = "go_cpu_classes_gc_mark_idle_cpu_seconds_total"
+	mStale       = "chatgate_stale_retries_total"
 )
 
 // scrapeMetrics reads a gateway's /metrics; nil when it cannot (an older
@@ -112,6 +118,7 @@ func diffStages(before, after map[string]*dto.MetricFamily) *benchStages {
 		st.GCCycles = int64(a.GetSampleCount() - b.GetSampleCount())
 		st.GCPauseMs = (a.GetSampleSum() - b.GetSampleSum()) * 1e3
 	}
+	st.StaleRetries = int64(counterOf(after, mStale) - counterOf(before, mStale))
 	// Idle marking runs only on a CPU nothing else wanted: not a cost.
 	st.GCCPUSec = counterOf(after, mGCCPU) - counterOf(before, mGCCPU) - (counterOf(after, mGCIdle) - counterOf(before, mGCIdle))
 	st.GCAssistCPUSec = counterOf(after, mGCAssist) - counterOf(before, mGCAssist)
