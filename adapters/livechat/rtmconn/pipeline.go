@@ -50,6 +50,27 @@ type pipeline struct {
 	// connection lingered for the connection's next request, whose stack
 	// the collector halved between two of them.
 	pool *gopool.Pool
+	// jobs keeps the jobs of requests answered for the next ones (at
+	// most cap(slots) are in flight): a request hands the pool a job
+	// made once instead of a closure of its own (~100 B each).
+	jobs chan *job
+}
+
+// job is a keyed request as the pool runs it; run is its do, bound once.
+type job struct {
+	p   *pipeline
+	t   task
+	run func()
+}
+
+func (j *job) do() {
+	p, t := j.p, j.t
+	j.t = task{} // the frame is not kept while the job waits for reuse
+	select {
+	case p.jobs <- j:
+	default:
+	}
+	p.run(t)
 }
 
 // task is one keyed request handed to a worker.
@@ -62,7 +83,7 @@ type task struct {
 
 func newPipeline(max int, key func([]byte) string, serve func(context.Context, []byte) error, fail func(), pool *gopool.Pool) *pipeline {
 	return &pipeline{key: key, serve: serve, fail: fail, slots: make(chan struct{}, max), tails: make(map[string]chan struct{}),
-		pool: pool}
+		pool: pool, jobs: make(chan *job, max)}
 }
 
 // submit serves frame under key; it returns once the request is started
@@ -87,8 +108,15 @@ func (p *pipeline) submit(ctx context.Context, key string, frame []byte) error {
 	p.tails[key] = done
 	p.mu.Unlock()
 	p.busy.Add(1)
-	t := task{ctx: ctx, key: key, frame: frame, prev: prev, done: done}
-	p.pool.Go(func() { p.run(t) })
+	var j *job
+	select {
+	case j = <-p.jobs:
+	default:
+		j = &job{p: p}
+		j.run = j.do
+	}
+	j.t = task{ctx: ctx, key: key, frame: frame, prev: prev, done: done}
+	p.pool.Go(j.run)
 	return nil
 }
 

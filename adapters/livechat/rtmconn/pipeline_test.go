@@ -240,3 +240,28 @@ func TestPipelineKeepsWorkers(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPipelineSubmitReusesJobs: a keyed request costs the pipeline one
+// allocation (the channel its successor of the same key waits on), not a
+// closure for the pool besides.
+func TestPipelineSubmitReusesJobs(t *testing.T) {
+	pool := gopool.New(time.Minute)
+	defer pool.Close()
+	serve := func(context.Context, []byte) error { return nil }
+	p := newPipeline(4, keyOf, serve, func() { t.Error("fail called") }, pool)
+	ctx := context.Background()
+	f := []byte("k0/0")
+	if err := p.submit(ctx, "k0", f); err != nil { // the first job is made
+		t.Fatal(err)
+	}
+	p.wait()
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := p.submit(ctx, "k0", f); err != nil {
+			t.Fatal(err)
+		}
+		p.wait()
+	})
+	if allocs > 1.5 {
+		t.Fatalf("%.1f allocations per keyed request", allocs)
+	}
+}
