@@ -53,6 +53,8 @@ type config struct {
 	// beforeRead, if set, is called before each Conversation read of the
 	// desk's store.
 	beforeRead func(model.ConvID)
+	// onStale, if set, is the desk's OnStale.
+	onStale func()
 }
 
 type env struct {
@@ -77,6 +79,11 @@ func (h hookStore) Commit(ctx context.Context, b *store.Batch) error {
 		h.after(b, err)
 	}
 	return err
+}
+
+// CachedConvRev forwards to the bolt store (desk.cachedRevs).
+func (h hookStore) CachedConvRev(id model.ConvID) (uint64, bool) {
+	return h.Store.(cachedRevs).CachedConvRev(id)
 }
 
 func (h hookStore) Conversation(ctx context.Context, id model.ConvID) (model.Conversation, error) {
@@ -108,7 +115,7 @@ func newEnv(t testing.TB, cfg config) *env {
 	}
 	e.d = New(Options{
 		Store: s, Router: e.router, Bus: e.bus, Actors: hub.NewActors(64), Limits: cfg.limits,
-		Logger: zerolog.Nop(), Departs: departments,
+		Logger: zerolog.Nop(), Departs: departments, OnStale: cfg.onStale,
 	})
 	return e
 }

@@ -1152,6 +1152,21 @@ func (s *Store) get(bucket, key []byte, out any) error {
 }
 
 // Conversation implements store.Store.
+// CachedConvRev returns the revision of conversation id as the cache
+// holds it, which is the committed one (the cache takes each commit
+// before anyone hears of it, and this process is the file's only
+// writer); false when it is not cached. The desk asks it before
+// committing on a copy read earlier (desk.PostRead): a copy already
+// overtaken would only fail its commit as stale, a whole commit (queue
+// wait and fsync) later.
+func (s *Store) CachedConvRev(id model.ConvID) (uint64, bool) {
+	p := s.convs.peek(id)
+	if p == nil {
+		return 0, false
+	}
+	return p.Rev, true
+}
+
 func (s *Store) Conversation(_ context.Context, id model.ConvID) (model.Conversation, error) {
 	if c, ok := s.convs.get(id); ok {
 		return c, nil
