@@ -1151,7 +1151,6 @@ func (s *Store) get(bucket, key []byte, out any) error {
 	})
 }
 
-// Conversation implements store.Store.
 // CachedConvRev returns the revision of conversation id as the cache
 // holds it, which is the committed one (the cache takes each commit
 // before anyone hears of it, and this process is the file's only
@@ -1167,6 +1166,7 @@ func (s *Store) CachedConvRev(id model.ConvID) (uint64, bool) {
 	return p.Rev, true
 }
 
+// Conversation implements store.Store.
 func (s *Store) Conversation(_ context.Context, id model.ConvID) (model.Conversation, error) {
 	if c, ok := s.convs.get(id); ok {
 		return c, nil
