@@ -86,6 +86,9 @@ type ddpFeed struct {
 	// record as last sent or seen ("" = not yet: send it).
 	visitor    model.VisitorID
 	visitorSum string
+	// seen is the highest event seq of the notices delivered (a method
+	// holding its answer for its message's stream frame: answerWithEcho).
+	seen uint64
 }
 
 // maxDDPSubs caps one connection's live subscriptions (the widget holds
@@ -367,29 +370,58 @@ func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 	for sub := range f.subs {
 		subs = append(subs, sub)
 	}
-	ss.mu.Unlock()
 	if len(subs) == 0 {
+		f.seen = max(f.seen, lastSeq(&n))
+		if held := ss.takeHeld(f, true); held != nil {
+			ss.sendAll(held...)
+		}
+		ss.mu.Unlock()
 		return
 	}
+	ss.mu.Unlock()
 	r := ddpNoticeRender{s: ss.s, n: n}
 	out := outArr[:0]
 	for _, sub := range subs {
 		out = append(out, r.framesFor(sub))
 	}
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
 	ss.s.feedSaw(f, n.Conv)
 	if r.sentSpot > 0 {
 		f.spot = r.sentSpot
 	}
+	f.seen = max(f.seen, lastSeq(&n))
+	gone := ss.feeds[f.conv] != f
+	// A method's answer held for this notice's message goes first, then
+	// every frame of the notice: one SendAll, so one write.
+	var batchArr [8][]byte
+	held := ss.takeHeld(f, gone)
+	batch := append(batchArr[:0], held...)
 	for i, sub := range subs {
 		if _, live := f.subs[sub]; !live {
 			continue
 		}
-		for _, b := range out[i] {
-			ss.send(b)
-		}
+		batch = append(batch, out[i]...)
 	}
+	switch {
+	case len(batch) == 0:
+	case held == nil && ss.posting && !gone && len(n.Events) > 0 && n.Origin == ss.originTag:
+		// The running sendMessageLivechat's message, streamed before
+		// its answer is ready: the answer takes these frames along.
+		ss.park(batch)
+		return
+	default:
+		ss.sendAll(batch...)
+	}
+	ss.mu.Unlock()
+}
+
+// lastSeq is the highest seq of the events a notice adds (0: none).
+func lastSeq(n *hub.Notice) uint64 {
+	var seq uint64
+	for i := range n.Events {
+		seq = max(seq, n.Events[i].Seq)
+	}
+	return seq
 }
 
 // dropMoved ends, with nosub error-not-allowed, the subscriptions of f

@@ -77,6 +77,13 @@ const maxMessageID = 128
 // Rocket.Chat errors (room-closed, message-length-exceeds-character-limit
 // ...). DDP's sendMessageLivechat can use it too.
 func (s *Surface) postVisitorMessage(ctx context.Context, v model.Visitor, conv model.Conversation, id, text string, dr *desk.Draft) (model.Event, error) {
+	return s.postVisitorMessageFrom(ctx, v, conv, id, text, dr, "")
+}
+
+// postVisitorMessageFrom is postVisitorMessage whose notice carries
+// session as its Origin (a DDP session's sendMessageLivechat: its feed
+// knows the stream frame of the message is its own method's).
+func (s *Surface) postVisitorMessageFrom(ctx context.Context, v model.Visitor, conv model.Conversation, id, text string, dr *desk.Draft, session string) (model.Event, error) {
 	if id == "" {
 		id = newMessageID()
 	}
@@ -91,8 +98,13 @@ func (s *Surface) postVisitorMessage(ctx context.Context, v model.Visitor, conv 
 		draft = *dr
 	}
 	draft.ClientKey = id
-	ev, _, err := s.d.Post(ctx, desk.PostRequest{Conv: conv.ID, Author: visitorAuthor(v), Draft: draft,
-		IdemSystem: System, IdemKey: id})
+	// conv was just read by the caller (the send checked the room on
+	// it): the desk decides on that copy instead of reading the room
+	// again (desk.PostRead; a copy that changed since fails the commit
+	// as stale and the desk reads it then; one not read from the store,
+	// Rev 0, is ignored).
+	ev, _, err := s.d.PostRead(ctx, desk.PostRequest{Conv: conv.ID, Author: visitorAuthor(v), Draft: draft,
+		IdemSystem: System, IdemKey: id, Session: session}, &conv)
 	if err != nil {
 		return model.Event{}, deskErr(err)
 	}
