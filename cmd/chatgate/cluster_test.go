@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -767,38 +766,8 @@ func clusterRelayTakeover(t *testing.T, connector string, relay func(deskAddr st
 	answers := answered()
 	t.Logf("%s connector: %d messages acknowledged, %d answers, 3 kills of the connector's node", connector, len(acked), len(answers))
 
-	var texts []string
-	waitFor(t, "every acknowledged message upstream", waitLimit, func() bool {
-		texts, _ = customerTexts(ag, chatID)
-		n := countEach(texts)
-		for _, a := range acked {
-			if n[a] == 0 {
-				return false
-			}
-		}
-		return true
-	})
-	for s, n := range countEach(texts) {
-		if n != 1 {
-			t.Errorf("upstream has %q %d times", s, n)
-		}
-	}
-	if !slices.IsSorted(texts) {
-		t.Errorf("upstream order broken: %v", texts)
-	}
-	var got []string
 	v.base = "http://" + nodes[0].addr
-	waitFor(t, "every answer at the visitor", waitLimit, func() bool {
-		got = agentTexts(v.tryPoll())
-		return len(got) >= len(answers)+1
-	})
-	if want := append([]string{"Welcome!"}, answers...); !slices.Equal(got, want) {
-		t.Errorf("visitor got answers %v, want %v", got, want)
-	}
-	chats := ag.call("list_chats", map[string]any{})
-	if n := len(chats["chats_summary"].([]any)); n != 1 {
-		t.Errorf("the desk has %d chats, want 1 (the conversation was doubled upstream)", n)
-	}
+	checkRelayedOnce(t, ag, chatID, acked, answers, v.tryPoll)
 	// Taken over, never re-bound: the same upstream room (and, for
 	// LiveChat, thread) as before the kills.
 	after := relayed(t, nodes[1].addr)

@@ -71,23 +71,33 @@ func runVendorImport(ctx context.Context, o *importOptions) error {
 		UserID: o.source.userID, AuthToken: o.source.authToken, RPS: o.source.rps, Agents: agents, DryRun: o.dryRun,
 		Progress: progressFunc(p)})
 	p.done()
+	return reportImport(o, sum, sum.DryRun, err, func(w io.Writer, verb string) {
+		fmt.Fprintf(w, "%s %d conversations (%d updated with new messages), %d events, %d visitors, %d files from %d rooms\n",
+			verb, sum.Imported, sum.Updated, sum.Events, sum.Visitors, sum.Files, sum.Rooms)
+		fmt.Fprintf(w, "skipped as already present: %d conversations, %d events\n", sum.SkippedRooms, sum.EventsPresent)
+		fmt.Fprintf(w, "failed: %d\n", sum.Failed)
+		for _, f := range sum.Failures {
+			fmt.Fprintf(w, "  room %s: %s\n", f.Room, f.Reason)
+		}
+		fmt.Fprintf(w, "%d requests in %.1fs\n", sum.Requests, sum.Seconds)
+	})
+}
+
+// reportImport prints an import's summary: as JSON with --json, else as
+// the lines text writes after the verb ("imported", or the dry run's); the
+// summary is printed even when the import failed part way, and err is
+// returned wrapped.
+func reportImport(o *importOptions, sum any, dryRun bool, err error, text func(w io.Writer, verb string)) error {
 	if o.jsonOut {
 		if jerr := json.NewEncoder(o.stdout).Encode(sum); jerr != nil && err == nil {
 			err = jerr
 		}
 	} else {
 		verb := "imported"
-		if sum.DryRun {
+		if dryRun {
 			verb = "dry run: would import"
 		}
-		fmt.Fprintf(o.stdout, "%s %d conversations (%d updated with new messages), %d events, %d visitors, %d files from %d rooms\n",
-			verb, sum.Imported, sum.Updated, sum.Events, sum.Visitors, sum.Files, sum.Rooms)
-		fmt.Fprintf(o.stdout, "skipped as already present: %d conversations, %d events\n", sum.SkippedRooms, sum.EventsPresent)
-		fmt.Fprintf(o.stdout, "failed: %d\n", sum.Failed)
-		for _, f := range sum.Failures {
-			fmt.Fprintf(o.stdout, "  room %s: %s\n", f.Room, f.Reason)
-		}
-		fmt.Fprintf(o.stdout, "%d requests in %.1fs\n", sum.Requests, sum.Seconds)
+		text(o.stdout, verb)
 	}
 	if err != nil {
 		return fmt.Errorf("import --from %s: %w", o.from, err)
@@ -112,28 +122,16 @@ func runLiveChatImport(ctx context.Context, o *importOptions, st *cmdStore, agen
 	sum, err := lcimport.Import(ctx, st.Store, st.Files, lcimport.Options{URL: o.source.url, Token: o.source.authToken,
 		Basic: o.source.basic, RPS: o.source.rps, Agents: agents, DryRun: o.dryRun, Progress: progressFunc(p)})
 	p.done()
-	if o.jsonOut {
-		if jerr := json.NewEncoder(o.stdout).Encode(sum); jerr != nil && err == nil {
-			err = jerr
-		}
-	} else {
-		verb := "imported"
-		if sum.DryRun {
-			verb = "dry run: would import"
-		}
-		fmt.Fprintf(o.stdout, "%s %d conversations, %d events, %d visitors, %d files from %d archived chats (%d threads)\n",
+	return reportImport(o, sum, sum.DryRun, err, func(w io.Writer, verb string) {
+		fmt.Fprintf(w, "%s %d conversations, %d events, %d visitors, %d files from %d archived chats (%d threads)\n",
 			verb, sum.Imported, sum.Events, sum.Visitors, sum.Files, sum.Chats, sum.Threads)
-		fmt.Fprintf(o.stdout, "skipped as already present: %d conversations\n", sum.Skipped)
-		fmt.Fprintf(o.stdout, "failed: %d\n", sum.Failed)
+		fmt.Fprintf(w, "skipped as already present: %d conversations\n", sum.Skipped)
+		fmt.Fprintf(w, "failed: %d\n", sum.Failed)
 		for _, f := range sum.Failures {
-			fmt.Fprintf(o.stdout, "  chat %s thread %s: %s\n", f.Chat, f.Thread, f.Reason)
+			fmt.Fprintf(w, "  chat %s thread %s: %s\n", f.Chat, f.Thread, f.Reason)
 		}
-		fmt.Fprintf(o.stdout, "%d requests in %.1fs\n", sum.Requests, sum.Seconds)
-	}
-	if err != nil {
-		return fmt.Errorf("import --from livechat: %w", err)
-	}
-	return nil
+		fmt.Fprintf(w, "%d requests in %.1fs\n", sum.Requests, sum.Seconds)
+	})
 }
 
 const backfillUsage = `Usage: chatgate backfill --to CONNECTOR [credentials] [flags]

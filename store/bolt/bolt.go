@@ -13,13 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"chatgate/core/model"
 	"chatgate/store"
+	"chatgate/store/internal/commitq"
 )
 
 var (
@@ -108,7 +108,7 @@ type Options struct {
 type Store struct {
 	db   *bbolt.DB
 	opts Options
-	reqs chan *request
+	reqs *commitq.Queue[*request]
 	done chan struct{}
 	// convs caches committed conversations in progress; the writer
 	// alone fills it.
@@ -122,9 +122,6 @@ type Store struct {
 	// touched holds what earlier requests of the group being written
 	// changed (the writer's alone; see ops.check).
 	touched touched
-
-	mu     sync.RWMutex // guards closed against concurrent sends on reqs
-	closed bool
 }
 
 type request struct {
@@ -237,7 +234,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, reqs: make(chan *request, opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache(), visitors: newVisitorCache(), latest: newLatestCache(),
+	s := &Store{db: db, opts: opts, reqs: commitq.New[*request](opts.QueueSize), done: make(chan struct{}), convs: newConvCache(), maps: newMapCache(), visitors: newVisitorCache(), latest: newLatestCache(),
 		touched: touched{convs: make(map[model.ConvID]struct{}), visitors: make(map[model.VisitorID]struct{})}}
 	go s.writer()
 	return s, nil
@@ -270,48 +267,23 @@ func (s *Store) submit(ctx context.Context, o ops) error {
 	return s.submitRequest(ctx, &request{ops: o})
 }
 
-// submitRequest queues r for the writer and waits for its outcome.
+// submitRequest queues r for the writer and waits for its outcome
+// (commitq.Queue.Submit: once queued, r commits whatever ctx does).
 func (s *Store) submitRequest(ctx context.Context, r *request) error {
 	r.errc, r.queued = make(chan error, 1), time.Now()
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return store.ErrClosed
-	}
-	// A context that is already done must not race a free queue slot in
-	// the select below (select picks at random): refuse before queueing.
-	if err := ctx.Err(); err != nil {
-		s.mu.RUnlock()
-		return fmt.Errorf("commit queue: %w", err)
-	}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return fmt.Errorf("commit queue: %w", ctx.Err())
-	}
-	s.mu.RUnlock()
-	// Once queued the commit will happen; waiting for it regardless of ctx
-	// keeps "returned nil" equal to "on disk" and lets callers retry safely
-	// with idempotency keys when they do give up.
-	select {
-	case err := <-r.errc:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("commit: %w", ctx.Err())
-	}
+	return s.reqs.Submit(ctx, r, r.errc)
 }
 
 // writer is the single goroutine that writes to bbolt.
 func (s *Store) writer() {
 	defer close(s.done)
 	group := make([]*request, 0, s.opts.MaxGroup)
-	for first := range s.reqs {
+	for first := range s.reqs.C() {
 		group = append(group[:0], first)
 	drain:
 		for len(group) < s.opts.MaxGroup {
 			select {
-			case r, ok := <-s.reqs:
+			case r, ok := <-s.reqs.C():
 				if !ok {
 					break drain
 				}
@@ -386,14 +358,9 @@ func (s *Store) commitGroup(group []*request) {
 // Close implements store.Store: queued commits are written, then the file
 // is closed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.reqs.Close() {
 		return nil
 	}
-	s.closed = true
-	close(s.reqs)
-	s.mu.Unlock()
 	<-s.done
 	return s.db.Close()
 }

@@ -233,18 +233,12 @@ func TestCloseFlushesQueued(t *testing.T) {
 	for i := 1; i <= queued; i++ {
 		wg.Go(func() { errs[i] = commitSeq(uint64(i + 1)) })
 	}
-	for len(s.reqs) < queued {
+	for s.reqs.Len() < queued {
 		runtime.Gosched()
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
-	for {
-		s.mu.RLock()
-		c := s.closed
-		s.mu.RUnlock()
-		if c {
-			break
-		}
+	for !s.reqs.Closed() {
 		runtime.Gosched()
 	}
 	// Closed while commits are queued: new ones are refused...
@@ -367,7 +361,7 @@ func TestOnCommitWaitAndWrite(t *testing.T) {
 	<-entered // the writer is held after the first transaction
 	second := make(chan error, 1)
 	go func() { second <- s.Commit(ctx, &store.Batch{Events: []model.Event{testEvent(c, 2)}}) }()
-	for len(s.reqs) < 1 {
+	for s.reqs.Len() < 1 {
 		runtime.Gosched()
 	}
 	time.Sleep(hold)

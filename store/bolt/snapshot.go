@@ -18,10 +18,7 @@ import (
 // transaction. While it lasts, a writer of this process that must grow the
 // file's mmap waits for it; the export command opens the file alone.
 func (s *Store) Snapshot(ctx context.Context, fn func(store.Reader) error) error {
-	s.mu.RLock()
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
+	if s.reqs.Closed() {
 		return store.ErrClosed
 	}
 	return s.db.View(func(tx *bbolt.Tx) error {
@@ -227,10 +224,7 @@ func (s *Store) Restore(ctx context.Context, in *store.Restore) (store.RestoreRe
 		return store.RestoreResult{}, nil
 	}
 	if in.DryRun {
-		s.mu.RLock()
-		closed := s.closed
-		s.mu.RUnlock()
-		if closed {
+		if s.reqs.Closed() {
 			return nil, store.ErrClosed
 		}
 		err := s.db.View(func(tx *bbolt.Tx) error {

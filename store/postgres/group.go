@@ -3,15 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"chatgate/store"
 )
 
 // Group commit. Commits are queued to a few writer goroutines
@@ -95,31 +92,10 @@ type request struct {
 // run queues w for the writers and waits for its outcome. Once queued, a
 // commit happens whatever the caller's context does (bounded by
 // CommitTimeout): nil means committed, and a caller that gives up waiting
-// can retry safely with its idempotency keys.
+// can retry safely with its idempotency keys (commitq.Queue.Submit).
 func (s *Store) run(ctx context.Context, w *work) error {
 	r := &request{w: w, errc: make(chan error, 1)}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return store.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		s.mu.RUnlock()
-		return fmt.Errorf("commit queue: %w", err)
-	}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return fmt.Errorf("commit queue: %w", ctx.Err())
-	}
-	s.mu.RUnlock()
-	select {
-	case err := <-r.errc:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("commit: %w", ctx.Err())
-	}
+	return s.reqs.Submit(ctx, r, r.errc)
 }
 
 // writer commits queued requests in groups until the queue closes. One
@@ -129,7 +105,7 @@ func (s *Store) writer() {
 	group := make([]*request, 0, s.opts.MaxGroup)
 	for {
 		s.turn.Lock()
-		first, ok := <-s.reqs
+		first, ok := <-s.reqs.C()
 		if !ok {
 			s.turn.Unlock()
 			return
@@ -161,7 +137,7 @@ func (s *Store) gather(group *[]*request) {
 	drain := func() bool {
 		for len(*group) < s.opts.MaxGroup {
 			select {
-			case r, ok := <-s.reqs:
+			case r, ok := <-s.reqs.C():
 				if !ok {
 					return false
 				}
@@ -179,7 +155,7 @@ func (s *Store) gather(group *[]*request) {
 	for len(*group) < min(s.opts.MaxGroup, s.opts.ParallelMin) && s.inflight.Load() > 0 {
 		s.waiting.Store(int32(len(*group)))
 		select {
-		case r, ok := <-s.reqs:
+		case r, ok := <-s.reqs.C():
 			if !ok {
 				return
 			}

@@ -75,7 +75,7 @@ func TestCommitsWaitForGroupInFlight(t *testing.T) {
 		if len(txs) > 0 {
 			t.Fatalf("transactions %v committed while the first group waited: commits did not wait for it", txs)
 		}
-		return len(s.reqs)+int(s.waiting.Load()) == queued
+		return s.reqs.Len()+int(s.waiting.Load()) == queued
 	})
 
 	// A file is stored meanwhile.

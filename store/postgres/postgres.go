@@ -105,6 +105,7 @@ import (
 	"chatgate/core/model"
 	"chatgate/internal/jsondec"
 	"chatgate/store"
+	"chatgate/store/internal/commitq"
 )
 
 // Options tune the store. The zero value is usable.
@@ -150,8 +151,9 @@ type Store struct {
 	pool *pgxpool.Pool
 	opts Options
 
-	// reqs feeds the group-commit writers (group.go).
-	reqs    chan *request
+	// reqs feeds the group-commit writers (group.go); it also keeps
+	// reads and restores from meeting a closed pool (Hold).
+	reqs    *commitq.Queue[*request]
 	writers sync.WaitGroup
 	// turn lets one writer at a time gather a group; inflight counts the
 	// groups sent and not yet answered, landed is signalled when one is
@@ -161,10 +163,6 @@ type Store struct {
 	inflight atomic.Int32
 	landed   chan struct{}
 	waiting  atomic.Int32
-
-	// mu guards closed against sends on reqs during Close.
-	mu     sync.RWMutex
-	closed bool
 
 	// Per-node caches (cache.go; the package doc says how each stays
 	// true).
@@ -220,7 +218,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, opts: opts, reqs: make(chan *request, opts.QueueSize), landed: make(chan struct{}, 1), convs: newRecCache(), visitors: newRecCache(), threads: newListCache(), maps: newMapCache()}
+	s := &Store{pool: pool, opts: opts, reqs: commitq.New[*request](opts.QueueSize), landed: make(chan struct{}, 1), convs: newRecCache(), visitors: newRecCache(), threads: newListCache(), maps: newMapCache()}
 	for range opts.Writers {
 		s.writers.Go(s.writer)
 	}
@@ -234,14 +232,9 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Close implements store.Store: queued commits are written, then the pool
 // closes.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.reqs.Close() {
 		return nil
 	}
-	s.closed = true
-	close(s.reqs)
-	s.mu.Unlock()
 	s.writers.Wait()
 	s.pool.Close()
 	return nil
@@ -610,9 +603,7 @@ var errBadKey = errors.New("store: id is not valid UTF-8 or contains a NUL byte"
 
 // readCtx bounds a read by the store's state: after Close, ErrClosed.
 func (s *Store) readCtx() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
+	if s.reqs.Closed() {
 		return store.ErrClosed
 	}
 	return nil

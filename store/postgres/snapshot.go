@@ -365,11 +365,18 @@ func (s *Store) Restore(ctx context.Context, in *store.Restore) (store.RestoreRe
 	}
 	// Restores run beside the commit writers, on their own transaction;
 	// Close waits for one under way.
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, store.ErrClosed
-	}
+	var res store.RestoreResult
+	err := s.reqs.Hold(func() (err error) {
+		res, err = s.restoreBatch(ctx, q, kinds, in.DryRun)
+		return err
+	})
+	return res, err
+}
+
+// restoreBatch sends a restore's batch, whose statements answer one status
+// row per record of kinds, in one transaction, and counts the outcomes; a
+// dry run rolls back.
+func (s *Store) restoreBatch(ctx context.Context, q *pgx.Batch, kinds []string, dryRun bool) (store.RestoreResult, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.CommitTimeout)
 	defer cancel()
 	tx, err := s.pool.Begin(ctx)
@@ -401,7 +408,7 @@ func (s *Store) Restore(ctx context.Context, in *store.Restore) (store.RestoreRe
 	if err := br.Close(); err != nil {
 		return nil, mapErr(err)
 	}
-	if in.DryRun {
+	if dryRun {
 		return res, nil // rolled back by the deferred Rollback
 	}
 	if err := tx.Commit(ctx); err != nil {

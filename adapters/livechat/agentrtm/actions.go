@@ -1,12 +1,12 @@
 package agentrtm
 
 import (
-	"chatgate/core/ratelimit"
 	"context"
 	"strings"
 
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/model"
+	"chatgate/core/ratelimit"
 	"chatgate/core/routing"
 )
 

@@ -1,7 +1,6 @@
 package agentrtm
 
 import (
-	"chatgate/store"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/store"
 )
 
 const (

@@ -1,11 +1,11 @@
 package agentrtm
 
 import (
-	"chatgate/adapters/livechat/wire"
-	"chatgate/core/ratelimit"
 	"time"
 
+	"chatgate/adapters/livechat/wire"
 	"chatgate/core/model"
+	"chatgate/core/ratelimit"
 	"chatgate/store/files"
 )
 

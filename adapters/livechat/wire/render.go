@@ -95,17 +95,8 @@ type Event struct {
 
 // FormField is one field of a filled_form event, as the client sent it
 // (v3.x: id, answer/answers; the seed: name, required, value/options).
-type FormField struct {
-	ID       string          `json:"id,omitempty"`
-	Name     string          `json:"name,omitempty"`
-	Type     string          `json:"type,omitempty"`
-	Label    string          `json:"label"`
-	Required bool            `json:"required,omitempty"`
-	Answer   json.RawMessage `json:"answer,omitempty"`
-	Answers  json.RawMessage `json:"answers,omitempty"`
-	Value    json.RawMessage `json:"value,omitempty"`
-	Options  json.RawMessage `json:"options,omitempty"`
-}
+// The model keeps exactly that shape, so the wire uses the model's type.
+type FormField = model.FormField
 
 // Visible reports whether aud may see e.
 func Visible(e *model.Event, aud Audience) bool {
