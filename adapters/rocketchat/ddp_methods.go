@@ -172,7 +172,7 @@ func (ss *ddpSession) answer(ctx context.Context, e echoRef, frames ...[]byte) {
 	h := &heldAnswer{conv: e.conv, seq: e.seq, frames: frames, sent: make(chan struct{})}
 	ss.held = h
 	ss.mu.Unlock()
-	t := time.NewTimer(ddpEchoWait)
+	t := time.NewTimer(ss.s.ddp.echoWait)
 	defer t.Stop()
 	select {
 	case <-h.sent:
@@ -203,14 +203,14 @@ func (ss *ddpSession) takeHeld(f *ddpFeed, gone bool) [][]byte {
 }
 
 // park holds the frames of a notice the running method caused until the
-// method's answer takes them (answer), at most ddpEchoWait; the feed's
+// method's answer takes them (answer), at most echoWait; the feed's
 // drain waits meanwhile, so nothing later of the room overtakes them.
 // Called with ss.mu held; returns with it released.
 func (ss *ddpSession) park(frames [][]byte) {
 	p := &parkedEcho{frames: append([][]byte(nil), frames...), taken: make(chan struct{})}
 	ss.parked = p
 	ss.mu.Unlock()
-	t := time.NewTimer(ddpEchoWait)
+	t := time.NewTimer(ss.s.ddp.echoWait)
 	defer t.Stop()
 	select {
 	case <-p.taken:

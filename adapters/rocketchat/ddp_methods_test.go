@@ -392,3 +392,29 @@ func TestDDPWorkerOnPool(t *testing.T) {
 		t.Fatalf("%d calls started %d pool goroutines, want 1 to %d", calls, n, calls/2)
 	}
 }
+
+// TestDDPSendMessageRetryAnswersAtOnce: the answer waits for its
+// message's stream frame only when the frame is still to come. A retry of
+// a message sent before the socket followed the room (the same _id: the
+// first message comes back, nothing new is posted or streamed) is
+// answered without waiting; the wait is made endless here, so a wait
+// shows as a hung call.
+func TestDDPSendMessageRetryAnswersAtOnce(t *testing.T) {
+	env := newDDPEnv(t, func(s *Surface) { s.ddp.echoWait = time.Hour })
+	env.online("amy@x")
+	v := env.visitor("tok-r", "Rita")
+	conv := env.room(v)
+	c := env.dial(t, "/websocket")
+	c.connect()
+	msg := map[string]any{"_id": "RetryMsg000000001", "rid": string(conv.ID), "msg": "hi", "token": "tok-r"}
+	first := c.ok("sendMessageLivechat", msg).(map[string]any)
+	c.mustSub(streamRoomMessages, string(conv.ID), "tok-r")
+	again := c.ok("sendMessageLivechat", msg).(map[string]any)
+	if again["_id"] != first["_id"] || again["ts"] == nil || fmt.Sprint(again["ts"]) != fmt.Sprint(first["ts"]) {
+		t.Fatalf("retry answered %v, want the first message %v", again, first)
+	}
+	// A new message still streams and is answered.
+	msg["_id"], msg["msg"] = "RetryMsg000000002", "next"
+	c.ok("sendMessageLivechat", msg)
+	c.await(func(f ddpFrame) bool { return f.msg() == "changed" && strings.Contains(f.raw, "RetryMsg000000002") })
+}

@@ -231,6 +231,10 @@ func (ss *ddpSession) attach(sub *ddpSub, conv model.Conversation, useCollection
 			f = &ddpFeed{bus: ss.s.d.Bus().SubscribeConv(sub.conv, ddpBusQueue), conv: sub.conv,
 				subs: make(map[*ddpSub]struct{})}
 			ss.s.feedSaw(f, conv)
+			// What the room held when read never streams to this feed:
+			// a method answering with such a message (a retried _id)
+			// must not wait for its frame (answer).
+			f.seen = conv.LastSeq
 			f.visitorSum = ss.s.visitorSum(context.Background(), f.visitor)
 			if f.queued {
 				// The client knows it (config.queueInfo): only changes
