@@ -28,7 +28,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
 
-	"chatgate/adapters/internal/gopool"
 	"chatgate/adapters/internal/subdrain"
 	"chatgate/adapters/internal/wsconn"
 	"chatgate/core/ratelimit"
@@ -98,13 +97,6 @@ type ddpState struct {
 	// (subdrain.Pool): a fresh goroutine per drain grew its stack on
 	// nearly every message once rooms outnumber messages per collection.
 	drains *subdrain.Pool
-	// workers runs every session's method/sub/unsub worker (wake) on
-	// lingering goroutines, for the same reason: a worker started on a
-	// fresh goroutine for each method (a visitor sends one at a time)
-	// grew its stack again in every post (runtime.newstack under
-	// desk.(*postCmd).attempt: 2.5 % of the DDP relay's CPU at
-	// 1,000 × 32, docs/performance.md, "Round 8: Rocket.Chat").
-	workers *gopool.Pool
 }
 
 // ddpDrainLinger is how long a feed-draining goroutine waits for the next
@@ -131,7 +123,6 @@ func (s *Surface) initDDP() {
 	s.ddp.sessions = make(map[*ddpSession]struct{})
 	s.ddp.bound = make(map[string]int)
 	s.ddp.drains = subdrain.NewPool(ddpDrainLinger)
-	s.ddp.workers = gopool.New(ddpDrainLinger)
 }
 
 func (s *Surface) mountDDP(r gin.IRouter) {
@@ -177,7 +168,6 @@ func (s *Surface) runDDP(ctx context.Context) error {
 	}
 	st.wg.Wait()
 	st.drains.Close()
-	st.workers.Close()
 	return nil
 }
 

@@ -371,28 +371,6 @@ func TestDDPSendMessageAnswerOneWrite(t *testing.T) {
 	}
 }
 
-// TestDDPWorkerOnPool: a session's methods run on the surface's pool of
-// lingering goroutines (gopool), not on a fresh goroutine per method,
-// whose stack grew again in every post. A client calling one method at a
-// time is served by the goroutine that served its previous call (the
-// bound leaves room for the rare call that arrives before that goroutine
-// is back in the pool).
-func TestDDPWorkerOnPool(t *testing.T) {
-	env := newDDPEnv(t, nil)
-	env.online("amy@x")
-	v := env.visitor("tok-p", "Pia")
-	conv := env.room(v)
-	c := env.dial(t, "/websocket")
-	c.connect()
-	const calls = 20
-	for i := range calls {
-		c.ok("sendMessageLivechat", map[string]any{"_id": fmt.Sprintf("PoolMsg%06d", i), "rid": string(conv.ID), "msg": "hi", "token": "tok-p"})
-	}
-	if n := env.s.ddp.workers.Started(); n == 0 || n > calls/2 {
-		t.Fatalf("%d calls started %d pool goroutines, want 1 to %d", calls, n, calls/2)
-	}
-}
-
 // TestDDPSendMessageRetryAnswersAtOnce: the answer waits for its
 // message's stream frame only when the frame is still to come. A retry of
 // a message sent before the socket followed the room (the same _id: the

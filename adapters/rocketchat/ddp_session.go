@@ -56,7 +56,6 @@ type ddpSession struct {
 	workMu  sync.Mutex
 	working bool
 	workers sync.WaitGroup
-	workJob func() // runs worker on the surface's pool (wake)
 
 	// Owned by the worker goroutine (read at teardown after it exits).
 	token       string // bound by livechat:setUpConnection
@@ -126,7 +125,6 @@ func (ss *ddpSession) sendAll(frames ...[]byte) {
 func (ss *ddpSession) run(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	ss.workCtx = ctx
-	ss.workJob = func() { ss.worker(ctx) }
 	// No goroutine waits for an idle session's next heartbeat or frame
 	// (a held connection costs its reader and the socket's writer only):
 	// the heartbeat is a timer, the worker runs while frames are queued.
@@ -365,7 +363,7 @@ func (ss *ddpSession) wake() {
 	}
 	ss.working = true
 	ss.workers.Add(1)
-	ss.s.ddp.workers.Go(ss.workJob)
+	go ss.worker(ss.workCtx)
 }
 
 // worker runs method, sub and unsub frames in order until the queue is
