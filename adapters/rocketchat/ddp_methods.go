@@ -181,11 +181,11 @@ func (ss *ddpSession) answer(ctx context.Context, e echoRef, frames ...[]byte) {
 	case <-ctx.Done():
 	}
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	if ss.held == h {
 		ss.held = nil
 		ss.sendAll(frames...)
 	}
-	ss.mu.Unlock()
 }
 
 // takeHeld returns the held answer's frames when the feed f has now
@@ -202,14 +202,11 @@ func (ss *ddpSession) takeHeld(f *ddpFeed, gone bool) [][]byte {
 	return h.frames
 }
 
-// park holds the frames of a notice the running method caused until the
-// method's answer takes them (answer), at most echoWait; the feed's
-// drain waits meanwhile, so nothing later of the room overtakes them.
-// Called with ss.mu held; returns with it released.
-func (ss *ddpSession) park(frames [][]byte) {
-	p := &parkedEcho{frames: append([][]byte(nil), frames...), taken: make(chan struct{})}
-	ss.parked = p
-	ss.mu.Unlock()
+// awaitAnswer waits, at most echoWait, for the running method's answer
+// to take the frames the feed parked (queueNotice); the feed's drain waits
+// meanwhile, so nothing later of the room overtakes them. Should the
+// answer not come, the frames go alone.
+func (ss *ddpSession) awaitAnswer(p *parkedEcho) {
 	t := time.NewTimer(ss.s.ddp.echoWait)
 	defer t.Stop()
 	select {
@@ -219,11 +216,11 @@ func (ss *ddpSession) park(frames [][]byte) {
 	case <-ss.workCtx.Done():
 	}
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	if ss.parked == p {
 		ss.parked = nil
 		ss.sendAll(p.frames...)
 	}
-	ss.mu.Unlock()
 }
 
 // call runs a handler; a panic is an internal error, never a crash.

@@ -87,7 +87,7 @@ type ddpFeed struct {
 	visitor    model.VisitorID
 	visitorSum string
 	// seen is the highest event seq of the notices delivered (a method
-	// holding its answer for its message's stream frame: answerWithEcho).
+	// holding its answer for its message's stream frame: answer).
 	seen uint64
 }
 
@@ -388,15 +388,26 @@ func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 	for _, sub := range subs {
 		out = append(out, r.framesFor(sub))
 	}
+	if p := ss.queueNotice(f, &n, &r, subs, out); p != nil {
+		ss.awaitAnswer(p)
+	}
+}
+
+// queueNotice queues a notice's rendered frames (out[i] for subs[i]),
+// after the method answer held for its message if any, with one SendAll,
+// so one write. The frames of the running sendMessageLivechat's own
+// message, rendered before its answer is ready, are parked for the answer
+// to take along instead (the parked value returned: the caller waits for
+// it, outside the lock).
+func (ss *ddpSession) queueNotice(f *ddpFeed, n *hub.Notice, r *ddpNoticeRender, subs []*ddpSub, out [][][]byte) *parkedEcho {
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	ss.s.feedSaw(f, n.Conv)
 	if r.sentSpot > 0 {
 		f.spot = r.sentSpot
 	}
-	f.seen = max(f.seen, lastSeq(&n))
+	f.seen = max(f.seen, lastSeq(n))
 	gone := ss.feeds[f.conv] != f
-	// A method's answer held for this notice's message goes first, then
-	// every frame of the notice: one SendAll, so one write.
 	var batchArr [8][]byte
 	held := ss.takeHeld(f, gone)
 	batch := append(batchArr[:0], held...)
@@ -409,14 +420,13 @@ func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 	switch {
 	case len(batch) == 0:
 	case held == nil && ss.posting && !gone && len(n.Events) > 0 && n.Origin == ss.originTag:
-		// The running sendMessageLivechat's message, streamed before
-		// its answer is ready: the answer takes these frames along.
-		ss.park(batch)
-		return
+		p := &parkedEcho{frames: append([][]byte(nil), batch...), taken: make(chan struct{})}
+		ss.parked = p
+		return p
 	default:
 		ss.sendAll(batch...)
 	}
-	ss.mu.Unlock()
+	return nil
 }
 
 // lastSeq is the highest seq of the events a notice adds (0: none).
