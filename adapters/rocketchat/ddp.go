@@ -80,6 +80,10 @@ type ddpState struct {
 	// connection; roomPoll is how often followed rooms are checked for
 	// agent presence and queue position changes.
 	offlineMinInterval, roomPoll time.Duration
+	// echoWait bounds a method answer's wait for its message's stream
+	// frame, and the frame's for the answer (ddpEchoWait; tests lengthen
+	// it so that a wait that should not happen shows).
+	echoWait time.Duration
 
 	mu       sync.Mutex
 	running  bool
@@ -115,6 +119,7 @@ func (s *Surface) initDDP() {
 	s.ddp.connectTimeout = ddpConnectTimeout
 	s.ddp.offlineMinInterval = 5 * time.Second
 	s.ddp.roomPoll = ddpRoomPoll
+	s.ddp.echoWait = ddpEchoWait
 	s.ddp.sessions = make(map[*ddpSession]struct{})
 	s.ddp.bound = make(map[string]int)
 	s.ddp.drains = subdrain.NewPool(ddpDrainLinger)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -46,7 +47,10 @@ type ddpEnv struct {
 	st    store.Store
 	srv   *httptest.Server
 	conns atomic.Int64
-	stop  func() // stops the surface (idempotent), waiting for Run
+	// writes logs what the server writes to its sockets, one entry per
+	// Write on the accepted connection (a write(2); see writeLogListener).
+	writes writeLog
+	stop   func() // stops the surface (idempotent), waiting for Run
 }
 
 // newDDPEnv builds the environment; mod may adjust the surface (timings)
@@ -69,7 +73,9 @@ func newDDPEnv(t testing.TB, mod func(*Surface)) *ddpEnv {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	env.s.Mount(e)
-	env.srv = httptest.NewServer(e)
+	env.srv = httptest.NewUnstartedServer(e)
+	env.srv.Listener = &writeLogListener{Listener: env.srv.Listener, log: &env.writes}
+	env.srv.Start()
 
 	deskCtx, stopDesk := context.WithCancel(context.Background())
 	deskDone := make(chan struct{})
@@ -442,4 +448,52 @@ func ddpEventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// writeLog records the server's socket writes, each one whole, so that a
+// test can check which frames left in one write(2).
+type writeLog struct {
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+// containing returns the writes whose bytes hold sub.
+func (l *writeLog) containing(sub string) [][]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out [][]byte
+	for _, w := range l.writes {
+		if strings.Contains(string(w), sub) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// writeLogListener hands out connections whose every Write is logged:
+// net/http and the websocket upgrade (wsconn.Upgrade's batchConn) write
+// to the accepted net.Conn, so one Write is one write(2) on the socket.
+type writeLogListener struct {
+	net.Listener
+	log *writeLog
+}
+
+func (l *writeLogListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &writeLogConn{Conn: c, log: l.log}, nil
+}
+
+type writeLogConn struct {
+	net.Conn
+	log *writeLog
+}
+
+func (c *writeLogConn) Write(p []byte) (int, error) {
+	c.log.mu.Lock()
+	c.log.writes = append(c.log.writes, append([]byte(nil), p...))
+	c.log.mu.Unlock()
+	return c.Conn.Write(p)
 }

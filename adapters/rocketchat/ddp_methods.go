@@ -78,18 +78,149 @@ func (ss *ddpSession) method(ctx context.Context, m *ddp.Message) {
 		ss.send(ddp.ResultError(id, ddp.MethodNotFound(name)))
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, ddpMethodTimeout)
-	res, err := ss.call(ctx, h, params, name)
+	ss.echo = echoRef{}
+	cctx, cancel := context.WithTimeout(ctx, ddpMethodTimeout)
+	res, err := ss.call(cctx, h, params, name)
 	cancel()
+	echo := ss.echo
+	ss.echo = echoRef{}
 	var frame []byte
 	if err == nil {
 		frame, err = ddp.Result(id, res)
 	}
 	if err != nil {
 		frame = ddp.ResultError(id, ss.s.meteorError(err, ss, "method "+name))
+		echo = echoRef{}
 	}
-	ss.send(ddp.Updated(id))
-	ss.send(frame)
+	ss.answer(ctx, echo, ddp.Updated(id), frame)
+}
+
+// echoRef names the event a method posted: its conversation and seq.
+type echoRef struct {
+	conv model.ConvID
+	seq  uint64
+}
+
+// heldAnswer is a method's answer (its `updated` and `result` frames)
+// held until the session's feed of conv streams the event seq.
+type heldAnswer struct {
+	conv   model.ConvID
+	seq    uint64
+	frames [][]byte
+	sent   chan struct{} // closed once the feed has queued frames
+}
+
+// parkedEcho is the feed's frames of a notice the running method caused
+// (its Origin is the session's), parked until the method's answer is
+// ready to go out with them.
+type parkedEcho struct {
+	frames [][]byte
+	taken  chan struct{} // closed once the method's answer has queued frames
+}
+
+// ddpEchoWait bounds how long a method's answer waits for the stream
+// frame of the message it posted, and how long that frame waits for the
+// answer. The desk publishes the notice before Post returns, so either
+// wait is short: the feed's drain getting to the notice, or the method
+// returning; should the other side not come (the feed cut off, the room
+// moved), each goes alone.
+const ddpEchoWait = time.Second
+
+// answer sends a method's answer (its `updated` and `result` frames). For
+// sendMessageLivechat on a socket that follows the room (e names the
+// posted event) the answer leaves together with the stream frame of the
+// message, in one write: whichever of the two is ready first waits for
+// the other (held here, or parked by the feed: deliver), and the second
+// queues both with one wsconn.SendAll.
+//
+// Without this each sendMessageLivechat cost the visitor's socket two
+// writes: the answer as soon as the post returned, and the echo a moment
+// later from the feed's drain (docs/performance.md, "Round 8:
+// Rocket.Chat"). The order the client sees is the one it saw before:
+// `updated`, `result`, then the `changed` of stream-room-messages.
+// Rocket.Chat sends that `changed` from its streamer straight to the
+// session's socket (app/lib/server/lib/msgStream.js: socket.send of a
+// `changed` payload), outside Meteor's merge box and write fence, once
+// the message's insert reaches its watcher: `updated` does not wait for
+// it, and it normally arrives after the result, as here. No client waits
+// on the order between the result and the stream frame (the widget and
+// @rocket.chat/sdk render messages from the stream).
+//
+// ctx is the worker's: it ends when the session does.
+func (ss *ddpSession) answer(ctx context.Context, e echoRef, frames ...[]byte) {
+	ss.mu.Lock()
+	ss.posting = false
+	if p := ss.parked; p != nil {
+		// The feed got to the message first: both go now.
+		ss.parked = nil
+		close(p.taken)
+		ss.sendAll(append(frames, p.frames...)...)
+		ss.mu.Unlock()
+		return
+	}
+	var f *ddpFeed
+	if e.conv != "" {
+		f = ss.feeds[e.conv]
+	}
+	if f == nil || f.seen >= e.seq {
+		// Nothing to stream (another method, a room not followed, one
+		// the method started), or streamed already.
+		ss.sendAll(frames...)
+		ss.mu.Unlock()
+		return
+	}
+	h := &heldAnswer{conv: e.conv, seq: e.seq, frames: frames, sent: make(chan struct{})}
+	ss.held = h
+	ss.mu.Unlock()
+	t := time.NewTimer(ss.s.ddp.echoWait)
+	defer t.Stop()
+	select {
+	case <-h.sent:
+		return
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.held == h {
+		ss.held = nil
+		ss.sendAll(frames...)
+	}
+}
+
+// takeHeld returns the held answer's frames when the feed f has now
+// streamed its event (up to seq f.seen) or is gone (f left the session),
+// and releases the waiting worker. Called with ss.mu held; the caller
+// queues the frames before anything of the notice.
+func (ss *ddpSession) takeHeld(f *ddpFeed, gone bool) [][]byte {
+	h := ss.held
+	if h == nil || h.conv != f.conv || (!gone && f.seen < h.seq) {
+		return nil
+	}
+	ss.held = nil
+	close(h.sent)
+	return h.frames
+}
+
+// awaitAnswer waits, at most echoWait, for the running method's answer
+// to take the frames the feed parked (queueNotice); the feed's drain waits
+// meanwhile, so nothing later of the room overtakes them. Should the
+// answer not come, the frames go alone.
+func (ss *ddpSession) awaitAnswer(p *parkedEcho) {
+	t := time.NewTimer(ss.s.ddp.echoWait)
+	defer t.Stop()
+	select {
+	case <-p.taken:
+		return
+	case <-t.C:
+	case <-ss.workCtx.Done():
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.parked == p {
+		ss.parked = nil
+		ss.sendAll(p.frames...)
+	}
 }
 
 // call runs a handler; a panic is an internal error, never a crash.
@@ -457,7 +588,12 @@ func (ss *ddpSession) mSendMessage(ctx context.Context, p ddpParams) (any, error
 	if err != nil {
 		return nil, err
 	}
-	ev, err := ss.s.postVisitorMessage(ctx, v, conv, id, text, nil)
+	// The notice of the post carries the session's origin: while posting
+	// is set, the feed parks its stream frames for the answer (answer).
+	ss.mu.Lock()
+	ss.posting = true
+	ss.mu.Unlock()
+	ev, err := ss.s.postVisitorMessageFrom(ctx, v, conv, id, text, nil, ss.originTag)
 	if err != nil {
 		return nil, err
 	}
@@ -465,6 +601,7 @@ func (ss *ddpSession) mSendMessage(ctx context.Context, p ddpParams) (any, error
 	if m == nil {
 		return nil, fmt.Errorf("message %s has no visitor rendering", ev.ID)
 	}
+	ss.echo = echoRef{conv: ev.Conv, seq: ev.Seq}
 	if alias != "" {
 		m = m.withRid(alias)
 	}

@@ -2,6 +2,8 @@ package rocketchat
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -316,4 +318,81 @@ func TestDDPVisitorMethods(t *testing.T) {
 	c2 := env.dial(t, "/websocket")
 	c2.connect()
 	c2.fails("error-invalid-email-address", "livechat:sendOfflineMessage", map[string]any{"name": "Max", "email": "not-an-email", "message": "x"})
+}
+
+// TestDDPSendMessageAnswerOneWrite: a sendMessageLivechat on a socket
+// that follows the room (stream-room-messages and stream-livechat-room,
+// as the legacy widget does) is answered in one write(2): `updated`,
+// `result`, then the `changed` that streams the posted message, in that
+// order, where the answer used to leave as soon as the post returned and
+// the stream frame a moment later in a write of its own. Also over SockJS.
+func TestDDPSendMessageAnswerOneWrite(t *testing.T) {
+	for _, path := range []string{"/websocket", "/sockjs/123/abcdefgh/websocket"} {
+		t.Run(path, func(t *testing.T) {
+			env := newDDPEnv(t, nil)
+			env.online("amy@x")
+			v := env.visitor("tok-w", "Wanda")
+			conv := env.room(v)
+			c := env.dial(t, path)
+			c.connect()
+			c.mustSub(streamRoomMessages, string(conv.ID), "tok-w")
+			c.mustSub(streamLivechatRoom, string(conv.ID), "tok-w")
+			quote := func(s string) string {
+				if !c.sockjs {
+					return s
+				}
+				b, _ := json.Marshal(s) // inside a SockJS frame's string
+				return strings.Trim(string(b), `"`)
+			}
+			for i := range 20 {
+				mid := fmt.Sprintf("OneWriteMsg%06d", i)
+				res := c.ok("sendMessageLivechat", map[string]any{"_id": mid, "rid": string(conv.ID), "msg": "hi", "token": "tok-w"})
+				if res.(map[string]any)["_id"] != mid {
+					t.Fatalf("result %v", res)
+				}
+				c.await(func(f ddpFrame) bool {
+					return f.msg() == "changed" && strings.Contains(f.raw, `"_id":"`+mid+`"`)
+				})
+				id := fmt.Sprintf("ddp-%d", c.seq)
+				updated := quote(`{"msg":"updated","methods":["` + id + `"]}`)
+				result := quote(`{"msg":"result","id":"` + id + `"`)
+				changed := quote(`{"msg":"changed","collection":"stream-room-messages"`)
+				ws := env.writes.containing(result)
+				if len(ws) != 1 {
+					t.Fatalf("message %d: %d writes hold the result, want 1", i, len(ws))
+				}
+				w := string(ws[0])
+				u, r, ch := strings.Index(w, updated), strings.Index(w, result), strings.Index(w, changed)
+				if u < 0 || r < u || ch < r || !strings.Contains(w[ch:], `\"_id\":\"`+mid) && !strings.Contains(w[ch:], `"_id":"`+mid) {
+					t.Fatalf("message %d: want updated, result and the stream frame of %s in one write, in that order; the write was %q", i, mid, w)
+				}
+			}
+		})
+	}
+}
+
+// TestDDPSendMessageRetryAnswersAtOnce: the answer waits for its
+// message's stream frame only when the frame is still to come. A retry of
+// a message sent before the socket followed the room (the same _id: the
+// first message comes back, nothing new is posted or streamed) is
+// answered without waiting; the wait is made endless here, so a wait
+// shows as a hung call.
+func TestDDPSendMessageRetryAnswersAtOnce(t *testing.T) {
+	env := newDDPEnv(t, func(s *Surface) { s.ddp.echoWait = time.Hour })
+	env.online("amy@x")
+	v := env.visitor("tok-r", "Rita")
+	conv := env.room(v)
+	c := env.dial(t, "/websocket")
+	c.connect()
+	msg := map[string]any{"_id": "RetryMsg000000001", "rid": string(conv.ID), "msg": "hi", "token": "tok-r"}
+	first := c.ok("sendMessageLivechat", msg).(map[string]any)
+	c.mustSub(streamRoomMessages, string(conv.ID), "tok-r")
+	again := c.ok("sendMessageLivechat", msg).(map[string]any)
+	if again["_id"] != first["_id"] || again["ts"] == nil || fmt.Sprint(again["ts"]) != fmt.Sprint(first["ts"]) {
+		t.Fatalf("retry answered %v, want the first message %v", again, first)
+	}
+	// A new message still streams and is answered.
+	msg["_id"], msg["msg"] = "RetryMsg000000002", "next"
+	c.ok("sendMessageLivechat", msg)
+	c.await(func(f ddpFrame) bool { return f.msg() == "changed" && strings.Contains(f.raw, "RetryMsg000000002") })
 }

@@ -38,7 +38,9 @@ type ddpSession struct {
 	conn   *wsconn.Conn
 	sockjs bool
 	id     string // the DDP session id sent in `connected`
-	log    zerolog.Logger
+	// originTag tags the desk commands this connection issues (origin).
+	originTag string
+	log       zerolog.Logger
 	// base is what the upgrade request said about the server (host,
 	// scheme), for URLs built inside methods (livechat:getInitialData).
 	base *http.Request
@@ -60,9 +62,22 @@ type ddpSession struct {
 	subs        map[string]*ddpSub
 	lastOffline time.Time // livechat:sendOfflineMessage rate limit
 
-	mu    sync.Mutex // guards feeds, their sub sets, and sends of stream frames
+	// echo is set by a method handler that posted a message this
+	// session's feed of the room will stream back (sendMessageLivechat),
+	// and read by method (worker goroutine only): the method's answer then
+	// leaves together with that stream frame (answer).
+	echo echoRef
+
+	mu    sync.Mutex // guards feeds, their sub sets, held, and sends of stream frames
 	feeds map[model.ConvID]*ddpFeed
-	pumps sync.WaitGroup // the feeds' running drains
+	// held is a method's answer waiting for the feed to stream the
+	// message the method posted, parked the feed's frames of that message
+	// waiting for the method's answer, so that both go out in one write;
+	// posting is set while sendMessageLivechat posts (answer).
+	held    *heldAnswer
+	parked  *parkedEcho
+	posting bool
+	pumps   sync.WaitGroup // the feeds' running drains
 }
 
 func (s *Surface) newDDPSession(conn *wsconn.Conn, sockjs bool, r *http.Request) *ddpSession {
@@ -77,12 +92,13 @@ func (s *Surface) newDDPSession(conn *wsconn.Conn, sockjs bool, r *http.Request)
 		base.Header.Set("X-Forwarded-Proto", p)
 	}
 	ss.base = base
+	ss.originTag = System + ".ddp/" + ss.id
 	ss.log = s.log.With().Str("ddp_session", ss.id).Str("remote", conn.RemoteAddr().String()).Logger()
 	return ss
 }
 
 // origin tags the desk commands this connection issues.
-func (ss *ddpSession) origin() string { return System + ".ddp/" + ss.id }
+func (ss *ddpSession) origin() string { return ss.originTag }
 
 // send queues one DDP frame (in SockJS framing on /sockjs/...). A full
 // queue closes the session (wsconn); nothing else to do then.
@@ -91,6 +107,17 @@ func (ss *ddpSession) send(frame []byte) {
 		frame = sockjsFrame(frame)
 	}
 	_ = ss.conn.Send(frame)
+}
+
+// sendAll queues frames to leave together (wsconn.SendAll: one wake of
+// the writer, so one write(2) for all of them).
+func (ss *ddpSession) sendAll(frames ...[]byte) {
+	if ss.sockjs {
+		for i, f := range frames {
+			frames[i] = sockjsFrame(f)
+		}
+	}
+	_ = ss.conn.SendAll(frames...)
 }
 
 // run serves the socket until it closes or ctx ends, then tears the

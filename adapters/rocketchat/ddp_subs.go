@@ -86,6 +86,9 @@ type ddpFeed struct {
 	// record as last sent or seen ("" = not yet: send it).
 	visitor    model.VisitorID
 	visitorSum string
+	// seen is the highest event seq of the notices delivered (a method
+	// holding its answer for its message's stream frame: answer).
+	seen uint64
 }
 
 // maxDDPSubs caps one connection's live subscriptions (the widget holds
@@ -228,6 +231,10 @@ func (ss *ddpSession) attach(sub *ddpSub, conv model.Conversation, useCollection
 			f = &ddpFeed{bus: ss.s.d.Bus().SubscribeConv(sub.conv, ddpBusQueue), conv: sub.conv,
 				subs: make(map[*ddpSub]struct{})}
 			ss.s.feedSaw(f, conv)
+			// What the room held when read never streams to this feed:
+			// a method answering with such a message (a retried _id)
+			// must not wait for its frame (answer).
+			f.seen = conv.LastSeq
 			f.visitorSum = ss.s.visitorSum(context.Background(), f.visitor)
 			if f.queued {
 				// The client knows it (config.queueInfo): only changes
@@ -367,29 +374,68 @@ func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 	for sub := range f.subs {
 		subs = append(subs, sub)
 	}
-	ss.mu.Unlock()
 	if len(subs) == 0 {
+		f.seen = max(f.seen, lastSeq(&n))
+		if held := ss.takeHeld(f, true); held != nil {
+			ss.sendAll(held...)
+		}
+		ss.mu.Unlock()
 		return
 	}
+	ss.mu.Unlock()
 	r := ddpNoticeRender{s: ss.s, n: n}
 	out := outArr[:0]
 	for _, sub := range subs {
 		out = append(out, r.framesFor(sub))
 	}
+	if p := ss.queueNotice(f, &n, &r, subs, out); p != nil {
+		ss.awaitAnswer(p)
+	}
+}
+
+// queueNotice queues a notice's rendered frames (out[i] for subs[i]),
+// after the method answer held for its message if any, with one SendAll,
+// so one write. The frames of the running sendMessageLivechat's own
+// message, rendered before its answer is ready, are parked for the answer
+// to take along instead (the parked value returned: the caller waits for
+// it, outside the lock).
+func (ss *ddpSession) queueNotice(f *ddpFeed, n *hub.Notice, r *ddpNoticeRender, subs []*ddpSub, out [][][]byte) *parkedEcho {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.s.feedSaw(f, n.Conv)
 	if r.sentSpot > 0 {
 		f.spot = r.sentSpot
 	}
+	f.seen = max(f.seen, lastSeq(n))
+	gone := ss.feeds[f.conv] != f
+	var batchArr [8][]byte
+	held := ss.takeHeld(f, gone)
+	batch := append(batchArr[:0], held...)
 	for i, sub := range subs {
 		if _, live := f.subs[sub]; !live {
 			continue
 		}
-		for _, b := range out[i] {
-			ss.send(b)
-		}
+		batch = append(batch, out[i]...)
 	}
+	switch {
+	case len(batch) == 0:
+	case held == nil && ss.posting && !gone && len(n.Events) > 0 && n.Origin == ss.originTag:
+		p := &parkedEcho{frames: append([][]byte(nil), batch...), taken: make(chan struct{})}
+		ss.parked = p
+		return p
+	default:
+		ss.sendAll(batch...)
+	}
+	return nil
+}
+
+// lastSeq is the highest seq of the events a notice adds (0: none).
+func lastSeq(n *hub.Notice) uint64 {
+	var seq uint64
+	for i := range n.Events {
+		seq = max(seq, n.Events[i].Seq)
+	}
+	return seq
 }
 
 // dropMoved ends, with nosub error-not-allowed, the subscriptions of f

@@ -67,6 +67,7 @@ test('ddp-client: a @rocket.chat/ddp-client 1.1.2 visitor goes through a whole c
   const text = 'Hello from ddp-client';
   const edited = 'Hello from ddp-client (edited)';
   const reply = 'Agent here, hello ddp-client';
+  const ddpText = 'Hello over the DDP method';
   try {
     await step('connect: DDP at /websocket', async () => {
       await within(WAIT, sdk.connection.connect(), 'DDP connect');
@@ -115,6 +116,22 @@ test('ddp-client: a @rocket.chat/ddp-client 1.1.2 visitor goes through a whole c
       const m = await eventually(() => messages.find((x) => x.msg === reply), WAIT, 'agent reply');
       assert.equal(m.rid, rid);
       assert.equal(m.u.username, gw.agent.username);
+    });
+    await step('send over DDP: the method sendMessageLivechat answers, its message streams back and reaches the agent', async () => {
+      // The legacy send (the Meteor-era livechat client's Meteor.call):
+      // the answer and the stream frame of the message leave chatgate in
+      // one write (docs/rocketchat.md); the client must still see both.
+      const _id = crypto.randomBytes(12).toString('base64url').slice(0, 17);
+      const r = await within(WAIT, sdk.client.callAsync('sendMessageLivechat', { _id, rid, msg: ddpText, token }), 'sendMessageLivechat');
+      wire.add('DDPC', 'sendMessageLivechat ' + JSON.stringify(r));
+      assert.equal(r._id, _id);
+      assert.equal(r.rid, rid);
+      assert.equal(r.msg, ddpText);
+      assert.equal(r.newRoom, false);
+      const echo = await eventually(() => messages.find((m) => m._id === _id), WAIT, 'the method message on the stream');
+      assert.equal(echo.rid, rid);
+      assert.equal(echo.msg, ddpText);
+      await agent.waitVisitorText(ddpText);
     });
     await step('typing both ways: agent → user-activity stream, visitor → agent RTM', async () => {
       await agent.typing(chatId, true);

@@ -228,3 +228,29 @@ func TestBatchConnDeadlineSlack(t *testing.T) {
 		t.Fatalf("deadlines %v, want %v", dc.writes, want)
 	}
 }
+
+// TestSendAll: SendAll's frames arrive whole and in order; frames that do
+// not all fit in the send queue are none of them queued, and the session
+// is cut off as a slow consumer, as Send does for one frame.
+func TestSendAll(t *testing.T) {
+	c, cli := pair(t, Options{SendQueue: 4})
+	if err := c.SendAll([]byte("a"), []byte("b"), []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	_ = cli.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for _, want := range []string{"a", "b", "c"} {
+		_, got, err := cli.ReadMessage()
+		if err != nil || string(got) != want {
+			t.Fatalf("read %q, %v; want %q", got, err, want)
+		}
+	}
+	if err := c.SendAll(make([][]byte, 5)...); err != ErrSlow {
+		t.Fatalf("SendAll of 5 frames into a queue of 4: %v, want ErrSlow", err)
+	}
+	if c.Err() != ReasonSlow {
+		t.Fatalf("session closed with %v, want %v", c.Err(), ReasonSlow)
+	}
+	if err := c.SendAll([]byte("d")); err != ErrClosed {
+		t.Fatalf("SendAll after the cut-off: %v, want ErrClosed", err)
+	}
+}

@@ -360,6 +360,38 @@ func (c *Conn) Send(msg []byte) error {
 	return nil
 }
 
+// SendAll queues msgs as Send does, all under one lock and with one wake
+// of the writer, so that frames meant to leave together (a DDP method's
+// answer and the stream frame of the message it posted) meet in the
+// writer's batch (writeQueued: one write(2) on a socket from Upgrade)
+// instead of the writer waking for the first and writing it alone. A queue
+// without room for all of them closes the session with ReasonSlow, as Send
+// does; none of them is queued then.
+func (c *Conn) SendAll(msgs ...[]byte) error {
+	if c.isClosing() {
+		return ErrClosed
+	}
+	c.wmu.Lock()
+	if c.isClosing() {
+		c.wmu.Unlock()
+		return ErrClosed
+	}
+	if len(c.queue)-c.head+len(msgs) > c.opts.SendQueue {
+		c.wmu.Unlock()
+		c.end(ReasonSlow, false)
+		return ErrSlow
+	}
+	for _, m := range msgs {
+		c.pushLocked(m)
+	}
+	start := c.startLocked()
+	c.wmu.Unlock()
+	if start {
+		go c.writer()
+	}
+	return nil
+}
+
 // WaitRoom blocks until the send queue has room for n more frames, so that
 // a session answering requests can apply backpressure (stop taking work,
 // and so stop reading, while its client does not read) instead of
