@@ -3,12 +3,10 @@ package agentrtm
 import (
 	"context"
 	"encoding/json"
-	"errors"
 
 	"chatgate/adapters/livechat/wire"
 	"chatgate/core/desk"
 	"chatgate/core/model"
-	"chatgate/store"
 )
 
 const (
@@ -152,38 +150,8 @@ func sendEvent(ctx context.Context, c *caller, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The thread may come from this node's cache (store.MayBeStale): the
-	// desk's Post checks the agent and the thread again when it commits,
-	// and a refusal is only made on a fresh read.
-	conv, err := c.latestThread(store.MayBeStale(ctx), p.ChatID)
-	if err != nil || !conv.Active() {
-		conv, err = c.latestThread(ctx, p.ChatID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	// An active thread is posted to as read here (desk.PostRead: the
-	// commit holds it to this revision), not read again.
-	post := func(ctx context.Context, pr desk.PostRequest) (model.Event, bool, error) {
-		return c.s.d.PostRead(ctx, pr, &conv)
-	}
-	if !conv.Active() {
-		if !p.AttachToLastThread {
-			return nil, wire.NewError(wire.ChatInactive)
-		}
-		post = c.s.d.Attach
-	}
-	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.origin}
-	ev, _, err := post(ctx, pr)
-	if errors.Is(err, desk.ErrInactive) || errors.Is(err, desk.ErrForbidden) {
-		// The thread list may have been a cached one that lacks a
-		// newer thread started through another node, or still names a
-		// thread moved to another customer: ask again fresh.
-		if fresh, ferr := c.latestThread(ctx, p.ChatID); ferr == nil && fresh.ID != conv.ID && fresh.Active() {
-			pr.Conv = fresh.ID
-			ev, _, err = c.s.d.Post(ctx, pr)
-		}
-	}
+	pr := desk.PostRequest{Author: c.author(), Draft: draft, Session: c.origin}
+	ev, _, err := wire.PostToChat(ctx, c, p.ChatID, p.AttachToLastThread, pr)
 	if err != nil {
 		return nil, err
 	}

@@ -498,47 +498,13 @@ func sendEvent(ctx context.Context, c *client, req *wire.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The thread may come from this node's cache (store.MayBeStale): the
-	// desk's Post checks the customer and the thread again when it
-	// commits; a refusal, or attaching to an inactive thread, is only
-	// decided on a fresh read.
-	conv, err := c.latestThread(store.MayBeStale(ctx), p.ChatID)
-	if err != nil || !conv.Active() {
-		conv, err = c.latestThread(ctx, p.ChatID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	// An active thread is posted to as read here (desk.PostRead: the
-	// commit holds it to this revision), not read again.
-	post := func(ctx context.Context, pr desk.PostRequest) (model.Event, bool, error) {
-		return c.s.d.PostRead(ctx, pr, &conv)
-	}
-	if !conv.Active() {
-		// §2.5: attach_to_last_thread (ignored for active chats) adds the
-		// event to the last, inactive thread, which stays inactive;
-		// without it an inactive chat answers chat_inactive.
-		if !p.AttachToLastThread {
-			return nil, wire.NewError(wire.ChatInactive)
-		}
-		post = c.s.d.Attach
-	}
-	pr := desk.PostRequest{Conv: conv.ID, Author: c.author(), Draft: draft, Session: c.Origin(req.RequestID)}
+	pr := desk.PostRequest{Author: c.author(), Draft: draft, Session: c.Origin(req.RequestID)}
 	if draft.ClientKey != "" {
 		// "/" separates: the customer id (a ULID) never holds one, and
 		// PostgreSQL text cannot hold the NUL byte used before.
 		pr.IdemSystem, pr.IdemKey = mapSystem, string(c.me)+"/"+draft.ClientKey
 	}
-	ev, replayed, err := post(ctx, pr)
-	if errors.Is(err, desk.ErrInactive) || errors.Is(err, desk.ErrForbidden) {
-		// The thread list may have been a cached one that lacks a
-		// newer thread started through another node, or still names a
-		// thread moved to another customer: ask again fresh.
-		if fresh, ferr := c.latestThread(ctx, p.ChatID); ferr == nil && fresh.ID != conv.ID && fresh.Active() {
-			pr.Conv = fresh.ID
-			ev, replayed, err = c.s.d.Post(ctx, pr)
-		}
-	}
+	ev, replayed, err := wire.PostToChat(ctx, c, p.ChatID, p.AttachToLastThread, pr)
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,12 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"chatgate/core/desk"
 	"chatgate/core/model"
+	"chatgate/store"
 )
 
 // Actor is whom an action both APIs share runs as: an agent's request or a
@@ -59,6 +61,50 @@ func propsAction[C Actor](ctx context.Context, c C, req *Request, a PropsAction)
 		return nil, c.Desk().DeleteProperties(ctx, pr.Target, c.Author(), pr.Delete, c.OriginOf(req))
 	}
 	return nil, c.Desk().UpdateProperties(ctx, pr.Target, c.Author(), pr.Set, c.OriginOf(req))
+}
+
+// PostToChat is the part of send_event both APIs share: it posts pr to
+// chatID's active thread (pr.Conv is set here), or, with attach
+// (attach_to_last_thread, ignored for an active chat), adds it to an
+// inactive chat's last thread, which stays inactive (desk.Attach); an
+// inactive chat without attach answers chat_inactive. It reports whether
+// the desk replayed an earlier post of pr's idempotency key.
+//
+// The thread may come from this node's cache (store.MayBeStale): the
+// desk's post checks the author and the thread again when it commits, on
+// the copy read here (desk.PostRead: the commit holds it to this
+// revision) rather than reading it again; a refusal, or attaching to an
+// inactive thread, is only decided on a fresh read. A post refused
+// because the cached thread list lacked a newer thread started through
+// another node, or still named a thread moved to another customer, is
+// tried once more on the fresh newest thread.
+func PostToChat[C Actor](ctx context.Context, c C, chatID string, attach bool, pr desk.PostRequest) (model.Event, bool, error) {
+	conv, err := c.LatestThread(store.MayBeStale(ctx), chatID)
+	if err != nil || !conv.Active() {
+		conv, err = c.LatestThread(ctx, chatID)
+	}
+	if err != nil {
+		return model.Event{}, false, err
+	}
+	d := c.Desk()
+	post := func(ctx context.Context, pr desk.PostRequest) (model.Event, bool, error) {
+		return d.PostRead(ctx, pr, &conv)
+	}
+	if !conv.Active() {
+		if !attach {
+			return model.Event{}, false, NewError(ChatInactive)
+		}
+		post = d.Attach
+	}
+	pr.Conv = conv.ID
+	ev, replayed, err := post(ctx, pr)
+	if errors.Is(err, desk.ErrInactive) || errors.Is(err, desk.ErrForbidden) {
+		if fresh, ferr := c.LatestThread(ctx, chatID); ferr == nil && fresh.ID != conv.ID && fresh.Active() {
+			pr.Conv = fresh.ID
+			ev, replayed, err = d.Post(ctx, pr)
+		}
+	}
+	return ev, replayed, err
 }
 
 type deactivateChatRequest struct {
