@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -185,7 +186,13 @@ func (e *ddpEnv) dial(t *testing.T, path string) *ddpClient {
 // dialDDP connects a raw DDP client to the server at base (http://…).
 func dialDDP(t *testing.T, base, path string) *ddpClient {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+path, nil)
+	return dialDDPHeader(t, base, path, nil)
+}
+
+// dialDDPHeader is dialDDP with h sent on the upgrade request.
+func dialDDPHeader(t *testing.T, base, path string, h http.Header) *ddpClient {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+path, h)
 	if err != nil {
 		t.Fatalf("dial %s: %v", path, err)
 	}

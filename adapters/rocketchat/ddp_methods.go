@@ -126,6 +126,16 @@ type parkedEcho struct {
 // moved), each goes alone.
 const ddpEchoWait = time.Second
 
+// ddpFromWidget is whether a room a DDP method starts counts as the
+// widget's (kindWidgetRoom): never. Rocket.Chat decides it with
+// isWidget(this.connection.httpHeaders), and a DDP connection's headers
+// are those sockjs-node lets through (allowedHeaders: referer,
+// x-client-ip, x-forwarded-for, x-cluster-client-ip, via, x-real-ip,
+// x-forwarded-proto, x-ssl, host, user-agent, accept-language; checked in
+// its public source), which have no cookie: the widget's rc_is_widget
+// cookie is never seen there.
+const ddpFromWidget = false
+
 // answer sends a method's answer (its `updated` and `result` frames). For
 // sendMessageLivechat on a socket that follows the room (e names the
 // posted event) the answer leaves together with the stream frame of the
@@ -347,8 +357,12 @@ func ddpOnlyKeys(m map[string]any, keys ...string) error {
 // method: its context, query and path parameters, and the host the socket
 // was opened on (for URLs the handler builds).
 func (ss *ddpSession) restContext(ctx context.Context, query url.Values, ps gin.Params) *gin.Context {
+	u := &ss.upgrade
 	req := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/", RawQuery: query.Encode()},
-		Host: ss.base.Host, TLS: ss.base.TLS, Header: ss.base.Header.Clone()}
+		Host: u.host, TLS: u.tls, RemoteAddr: u.remoteAddr, Header: http.Header{}}
+	if u.forwardedProto != "" {
+		req.Header.Set("X-Forwarded-Proto", u.forwardedProto)
+	}
 	return &gin.Context{Request: req.WithContext(ctx), Params: ps}
 }
 
@@ -628,12 +642,12 @@ func (ss *ddpSession) roomFor(ctx context.Context, v model.Visitor, rid string) 
 			return conv, false, "", nil
 		}
 		// Closed: Rocket.Chat gives the message a new random rid.
-		conv, created, err := s.openOrStartRoom(ctx, v, "", isWidget(ss.base.Header))
+		conv, created, err := s.openOrStartRoom(ctx, v, "", ddpFromWidget)
 		return conv, created, "", err
 	case !errors.Is(err, store.ErrNotFound):
 		return model.Conversation{}, false, "", err
 	}
-	conv, created, err := s.openOrStartRoom(ctx, v, rid, isWidget(ss.base.Header))
+	conv, created, err := s.openOrStartRoom(ctx, v, rid, ddpFromWidget)
 	if err != nil {
 		return model.Conversation{}, false, "", err
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"chatgate/core/desk"
 	"chatgate/core/model"
 )
 
@@ -395,4 +398,58 @@ func TestDDPSendMessageRetryAnswersAtOnce(t *testing.T) {
 	msg["_id"], msg["msg"] = "RetryMsg000000002", "next"
 	c.ok("sendMessageLivechat", msg)
 	c.await(func(f ddpFrame) bool { return f.msg() == "changed" && strings.Contains(f.raw, "RetryMsg000000002") })
+}
+
+// URLs a DDP method builds (a file message's fileUpload.publicFilePath in
+// livechat:loadHistory) take their scheme as a REST answer's would:
+// X-Forwarded-Proto on the upgrade request counts only when
+// Config.TrustForwarded trusts the peer, which it decides on the peer's
+// address (as chatgate's server.trusted_proxies do). The session once kept
+// a copy of the upgrade request without the peer's address, so a trusted
+// proxy's https was never believed on DDP.
+func TestDDPMethodURLsTrustForwardedProto(t *testing.T) {
+	cases := []struct {
+		name    string
+		trusted bool
+		proto   string
+		want    string
+	}{
+		{"trusted proxy says https", true, "https", "https://"},
+		{"untrusted peer says https: ignored", false, "https", "http://"},
+		{"trusted, no header", true, "", "http://"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDDPEnv(t, func(s *Surface) {
+				s.cfg.TrustForwarded = func(r *http.Request) bool {
+					host, _, err := net.SplitHostPort(r.RemoteAddr)
+					return tc.trusted && err == nil && host == "127.0.0.1"
+				}
+			})
+			e.online("amy@x")
+			conv := e.room(e.visitor("tok-F", "Fay"))
+			if _, _, err := e.d.Post(context.Background(), desk.PostRequest{Conv: conv.ID,
+				Author: model.Author{Kind: model.AuthorAgent, ID: "amy@x"},
+				Draft: desk.Draft{Kind: model.KindFile, File: &model.File{Name: "a.pdf", ContentType: "application/pdf",
+					URL: "http://internal" + uploadURLPath("f1", "a.pdf")}}}); err != nil {
+				t.Fatalf("file post: %v", err)
+			}
+			h := http.Header{}
+			if tc.proto != "" {
+				h.Set("X-Forwarded-Proto", tc.proto)
+			}
+			c := dialDDPHeader(t, e.srv.URL, "/websocket", h)
+			c.connect()
+			hist := c.ok("livechat:loadHistory", map[string]any{"token": "tok-F", "rid": e.s.roomID(context.Background(), conv.ID), "limit": 10}).(map[string]any)
+			var path string
+			for _, m := range hist["messages"].([]any) {
+				if fu, ok := m.(map[string]any)["fileUpload"].(map[string]any); ok {
+					path, _ = fu["publicFilePath"].(string)
+				}
+			}
+			if !strings.HasPrefix(path, tc.want) {
+				t.Errorf("fileUpload.publicFilePath = %q, want a %s URL (history %v)", path, tc.want, hist)
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package rocketchat
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,9 +42,11 @@ type ddpSession struct {
 	// originTag tags the desk commands this connection issues (origin).
 	originTag string
 	log       zerolog.Logger
-	// base is what the upgrade request said about the server (host,
-	// scheme), for URLs built inside methods (livechat:getInitialData).
-	base *http.Request
+	// upgrade is what the upgrade request said about the server and the
+	// peer, for the requests methods build (restContext): URLs built
+	// inside methods (livechat:getInitialData) take their scheme and host
+	// from it as a REST request's would.
+	upgrade upgradeInfo
 
 	lastRecv  atomic.Int64 // unix nanos of the last frame received
 	pingSent  atomic.Int64 // unix nanos of the last heartbeat ping (0: none yet)
@@ -87,14 +90,21 @@ func (s *Surface) newDDPSession(conn *wsconn.Conn, sockjs bool, r *http.Request)
 		subs:  make(map[string]*ddpSub),
 		feeds: make(map[model.ConvID]*ddpFeed),
 	}
-	base := &http.Request{Host: r.Host, TLS: r.TLS, Header: http.Header{}}
-	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
-		base.Header.Set("X-Forwarded-Proto", p)
-	}
-	ss.base = base
+	ss.upgrade = upgradeInfo{host: r.Host, tls: r.TLS, remoteAddr: r.RemoteAddr, forwardedProto: r.Header.Get("X-Forwarded-Proto")}
 	ss.originTag = System + ".ddp/" + ss.id
 	ss.log = s.log.With().Str("ddp_session", ss.id).Str("remote", conn.RemoteAddr().String()).Logger()
 	return ss
+}
+
+// upgradeInfo keeps, of a session's upgrade request, what a method's
+// in-process request needs: the host and TLS state the scheme and host of
+// built URLs come from, the peer's address (Config.TrustForwarded decides
+// on it whether X-Forwarded-Proto is believed) and that header. Not the
+// request itself: it is held as long as the socket, ~440 bytes per idle
+// session (docs/performance.md, round 8).
+type upgradeInfo struct {
+	host, remoteAddr, forwardedProto string
+	tls                              *tls.ConnectionState
 }
 
 // origin tags the desk commands this connection issues.
