@@ -338,27 +338,7 @@ func (c *Conn) Read(ctx context.Context) ([]byte, error) {
 // session is closed with ReasonSlow and ErrSlow returned, because a client
 // that cannot keep up must not make the server buffer without bound. The
 // caller must not modify msg afterwards.
-func (c *Conn) Send(msg []byte) error {
-	if c.isClosing() {
-		return ErrClosed
-	}
-	c.wmu.Lock()
-	if c.isClosing() {
-		c.wmu.Unlock()
-		return ErrClosed
-	}
-	if !c.pushLocked(msg) {
-		c.wmu.Unlock()
-		c.end(ReasonSlow, false)
-		return ErrSlow
-	}
-	start := c.startLocked()
-	c.wmu.Unlock()
-	if start {
-		go c.writer()
-	}
-	return nil
-}
+func (c *Conn) Send(msg []byte) error { return c.SendAll(msg) }
 
 // SendAll queues msgs as Send does, all under one lock and with one wake
 // of the writer, so that frames meant to leave together (a DDP method's
