@@ -265,9 +265,9 @@ func (s *Surface) meteorError(err error, ss *ddpSession, what string) *ddp.Error
 	if mapped := deskErr(err); mapped != err {
 		return s.meteorError(mapped, ss, what)
 	}
-	l := s.log
+	l := &s.log
 	if ss != nil {
-		l = ss.log
+		l = ss.logger()
 	}
 	if !errors.Is(err, context.Canceled) {
 		l.Error().Err(err).Str("call", what).Msg("ddp call failed")
@@ -428,7 +428,7 @@ func (ss *ddpSession) mStreamNotifyRoom(ctx context.Context, p ddpParams) (any, 
 		return ddp.NoResult, nil
 	}
 	if err := ss.s.d.Typing(ctx, conv.ID, visitorAuthor(v), on, "", ss.origin()); err != nil {
-		ss.log.Debug().Err(err).Msg("visitor typing")
+		ss.logger().Debug().Err(err).Msg("visitor typing")
 	}
 	return ddp.NoResult, nil
 }

@@ -41,7 +41,6 @@ type ddpSession struct {
 	id     string // the DDP session id sent in `connected`
 	// originTag tags the desk commands this connection issues (origin).
 	originTag string
-	log       zerolog.Logger
 	// upgrade is what the upgrade request said about the server and the
 	// peer, for the requests methods build (restContext): URLs built
 	// inside methods (livechat:getInitialData) take their scheme and host
@@ -92,7 +91,6 @@ func (s *Surface) newDDPSession(conn *wsconn.Conn, sockjs bool, r *http.Request)
 	}
 	ss.upgrade = upgradeInfo{host: r.Host, tls: r.TLS, remoteAddr: r.RemoteAddr, forwardedProto: r.Header.Get("X-Forwarded-Proto")}
 	ss.originTag = System + ".ddp/" + ss.id
-	ss.log = s.log.With().Str("ddp_session", ss.id).Str("remote", conn.RemoteAddr().String()).Logger()
 	return ss
 }
 
@@ -105,6 +103,15 @@ func (s *Surface) newDDPSession(conn *wsconn.Conn, sockjs bool, r *http.Request)
 type upgradeInfo struct {
 	host, remoteAddr, forwardedProto string
 	tls                              *tls.ConnectionState
+}
+
+// logger is the surface's logger with the session's id and peer. It is
+// built when a line is logged (errors, the session's end, debug lines)
+// rather than held by every idle session (~370 bytes each:
+// docs/performance.md, round 8).
+func (ss *ddpSession) logger() *zerolog.Logger {
+	l := ss.s.log.With().Str("ddp_session", ss.id).Str("remote", ss.conn.RemoteAddr().String()).Logger()
+	return &l
 }
 
 // origin tags the desk commands this connection issues.
@@ -150,7 +157,7 @@ func (ss *ddpSession) run(ctx context.Context) {
 		}
 		ss.conn.Close(wsconn.ReasonNormal)
 		<-ss.conn.Done() // bounded by the write timeout
-		ss.log.Info().Err(ss.conn.Err()).Msg("ddp session left")
+		ss.logger().Info().Err(ss.conn.Err()).Msg("ddp session left")
 	}()
 	connectTimer := time.AfterFunc(ss.s.ddp.connectTimeout, func() {
 		if !ss.connected.Load() {
@@ -199,7 +206,7 @@ func (ss *ddpSession) readFailed(err error) {
 	default:
 		ss.conn.Close(wsconn.ReasonNormal)
 	}
-	ss.log.Debug().Err(err).Msg("ddp read ended")
+	ss.logger().Debug().Err(err).Msg("ddp read ended")
 }
 
 // handle processes one frame on the reader goroutine; false ends the
@@ -350,7 +357,7 @@ func (ss *ddpSession) beat(interval, timeout time.Duration) bool {
 	if sent := ss.pingSent.Load(); sent != 0 && last < sent {
 		// A ping is out and nothing came since.
 		if time.Duration(now-sent) >= timeout {
-			ss.log.Debug().Msg("ddp heartbeat timeout")
+			ss.logger().Debug().Msg("ddp heartbeat timeout")
 			ss.conn.Close(wsconn.Reason{Code: websocket.ClosePolicyViolation, Text: "heartbeat timeout"})
 			return false
 		}
@@ -417,7 +424,7 @@ func (ss *ddpSession) worker(ctx context.Context) {
 func (ss *ddpSession) run1(ctx context.Context, m *ddp.Message) {
 	defer func() {
 		if r := recover(); r != nil {
-			ss.log.Error().Interface("panic", r).Str("msg", m.Msg()).Msg("ddp frame handler panicked")
+			ss.logger().Error().Interface("panic", r).Str("msg", m.Msg()).Msg("ddp frame handler panicked")
 			if id, ok := m.ID(); ok && m.Msg() == "sub" {
 				ss.send(ddp.NoSub(id, ddp.InternalError()))
 			}

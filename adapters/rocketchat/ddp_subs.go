@@ -302,7 +302,7 @@ func (ss *ddpSession) pumpFeed(f *ddpFeed) {
 	ss.s.ddp.drains.Start(ss.workCtx, f.bus, func(_ context.Context, n *hub.Notice) { ss.deliver(f, *n) },
 		func(err error) {
 			if errors.Is(err, hub.ErrSlow) {
-				ss.log.Warn().Msg("ddp session fell behind the desk")
+				ss.logger().Warn().Msg("ddp session fell behind the desk")
 				ss.conn.Close(wsconnFellBehind)
 			}
 		}, &ss.pumps)
@@ -361,7 +361,7 @@ func (ss *ddpSession) pollFeeds() {
 func (ss *ddpSession) deliver(f *ddpFeed, n hub.Notice) {
 	defer func() {
 		if r := recover(); r != nil {
-			ss.log.Error().Interface("panic", r).Str("conv", string(f.conv)).Msg("ddp stream rendering panicked")
+			ss.logger().Error().Interface("panic", r).Str("conv", string(f.conv)).Msg("ddp stream rendering panicked")
 		}
 	}()
 	// A feed has a few subscriptions (the widget holds up to six of a
