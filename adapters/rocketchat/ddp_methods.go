@@ -182,13 +182,8 @@ func (ss *ddpSession) answer(ctx context.Context, e echoRef, frames ...[]byte) {
 	h := &heldAnswer{conv: e.conv, seq: e.seq, frames: frames, sent: make(chan struct{})}
 	ss.held = h
 	ss.mu.Unlock()
-	t := time.NewTimer(ss.s.ddp.echoWait)
-	defer t.Stop()
-	select {
-	case <-h.sent:
+	if ss.awaitTaken(ctx, h.sent) {
 		return
-	case <-t.C:
-	case <-ctx.Done():
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -196,6 +191,21 @@ func (ss *ddpSession) answer(ctx context.Context, e echoRef, frames ...[]byte) {
 		ss.held = nil
 		ss.sendAll(frames...)
 	}
+}
+
+// awaitTaken waits, at most echoWait and while ctx lasts, for the other
+// side of the rendezvous to take the frames along (taken closed); false
+// when it did not, and the waiter must send them alone if still its own.
+func (ss *ddpSession) awaitTaken(ctx context.Context, taken <-chan struct{}) bool {
+	t := time.NewTimer(ss.s.ddp.echoWait)
+	defer t.Stop()
+	select {
+	case <-taken:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // takeHeld returns the held answer's frames when the feed f has now
@@ -217,13 +227,8 @@ func (ss *ddpSession) takeHeld(f *ddpFeed, gone bool) [][]byte {
 // meanwhile, so nothing later of the room overtakes them. Should the
 // answer not come, the frames go alone.
 func (ss *ddpSession) awaitAnswer(p *parkedEcho) {
-	t := time.NewTimer(ss.s.ddp.echoWait)
-	defer t.Stop()
-	select {
-	case <-p.taken:
+	if ss.awaitTaken(ss.workCtx, p.taken) {
 		return
-	case <-t.C:
-	case <-ss.workCtx.Done():
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
