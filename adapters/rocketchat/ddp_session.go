@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"chatgate/adapters/internal/ddp"
+	"chatgate/adapters/internal/gopool"
 	"chatgate/adapters/internal/wsconn"
 	"chatgate/core/model"
 )
@@ -387,6 +388,13 @@ func (ss *ddpSession) wake() {
 // empty.
 func (ss *ddpSession) worker(ctx context.Context) {
 	defer ss.workers.Done()
+	// A method runs deep (the desk's post, its commit, the store's
+	// encoding: about 12 KiB), and this goroutine is new for each burst
+	// of frames: one copy of its stack up front instead of one per
+	// doubling as the first method runs (runtime.newstack under
+	// postCmd.attempt, 3 % of the gateway's CPU in the DDP relay at
+	// 1,000 × 32; docs/performance.md, "Round 9").
+	gopool.Grow()
 	for {
 		select {
 		case <-ctx.Done():

@@ -113,7 +113,7 @@ func (p *Pool) Running() int64 { return p.running.Load() }
 // work runs job, then the jobs handed to it while it lingers.
 func (p *Pool) work(w *worker, job func()) {
 	defer p.running.Add(-1)
-	grow(0)
+	Grow()
 	for job != nil {
 		job()
 		job = nil // what it holds (a request's frame) is not kept while waiting
@@ -177,10 +177,15 @@ func (p *Pool) reap() {
 // ballast is the stack a waiting goroutine keeps in use (see wait).
 const ballast = 8 << 10
 
-// grow grows a new goroutine's stack to 16 KiB at once (a frame of
+// Grow grows the calling goroutine's stack to 16 KiB at once (a frame of
 // ballast bytes on a stack of the runtime's starting size), copying the
 // little of it in use, instead of copying it at each doubling from 2 KiB
-// as its first job runs deep, with more of it in use each time. n is 0.
+// as its first job runs deep, with more of it in use each time. A new
+// goroutine that is about to run deep (a pool's worker, a connection's
+// short-lived method worker) calls it first.
+func Grow() { grow(0) }
+
+// grow is Grow; n is 0 (a use the compiler cannot fold).
 //
 //go:noinline
 func grow(n int) byte {
