@@ -194,16 +194,22 @@ func mib(b int64) string {
 // --- capacity mode -----------------------------------------------------------
 
 type capacityReport struct {
-	Sessions    int     `json:"sessions"`
-	HoldSec     float64 `json:"hold_s"`
-	RSSBase     int64   `json:"rss_base_bytes"`
-	DDPOpen     int     `json:"ddp_open"`
-	DDPRSS      int64   `json:"rss_with_ddp_bytes"`
-	DDPPerConn  float64 `json:"ddp_bytes_per_conn"`
-	RTMOpen     int     `json:"rtm_open"`
-	RTMRSS      int64   `json:"rss_with_ddp_and_rtm_bytes"`
-	RTMPerConn  float64 `json:"rtm_bytes_per_conn"`
-	StillOpen   int     `json:"still_open_after_hold"`
+	Sessions   int     `json:"sessions"`
+	HoldSec    float64 `json:"hold_s"`
+	RSSBase    int64   `json:"rss_base_bytes"`
+	DDPOpen    int     `json:"ddp_open"`
+	DDPRSS     int64   `json:"rss_with_ddp_bytes"`
+	DDPPerConn float64 `json:"ddp_bytes_per_conn"`
+	RTMOpen    int     `json:"rtm_open"`
+	RTMRSS     int64   `json:"rss_with_ddp_and_rtm_bytes"`
+	RTMPerConn float64 `json:"rtm_bytes_per_conn"`
+	StillOpen  int     `json:"still_open_after_hold"`
+	// HeldRSS is the RSS at the end of the hold, HeldPerConn what each
+	// session still open then costs over the base: the steady state,
+	// where the two figures above are read a second after the sessions
+	// were opened, with what opening them left for the collector.
+	HeldRSS     int64   `json:"rss_after_hold_bytes"`
+	HeldPerConn float64 `json:"held_bytes_per_conn"`
 	Errors      int64   `json:"errors"`
 	ErrorSample string  `json:"error_sample,omitempty"`
 	Note        string  `json:"note,omitempty"`
@@ -215,6 +221,7 @@ func writeCapacity(tw io.Writer, c *capacityReport) {
 	fmt.Fprintf(tw, "DDP (Rocket.Chat /websocket)\t%d open, RSS %s, %.1f KiB/connection\n", c.DDPOpen, mib(c.DDPRSS), c.DDPPerConn/1024)
 	fmt.Fprintf(tw, "customer RTM (logged in)\t%d open, RSS %s, %.1f KiB/connection\n", c.RTMOpen, mib(c.RTMRSS), c.RTMPerConn/1024)
 	fmt.Fprintf(tw, "still open after hold\t%d of %d\n", c.StillOpen, c.DDPOpen+c.RTMOpen)
+	fmt.Fprintf(tw, "after the hold (both)\tRSS %s, %.1f KiB/connection\n", mib(c.HeldRSS), c.HeldPerConn/1024)
 	fmt.Fprintf(tw, "errors\t%d %s\n", c.Errors, c.ErrorSample)
 	if c.Note != "" {
 		fmt.Fprintf(tw, "note\t%s\n", c.Note)
@@ -330,6 +337,10 @@ func runCapacity(ctx context.Context, o benchOptions) (*capacityReport, error) {
 	sleepCtx(hctx, o.Duration)
 	c.HoldSec = time.Since(start).Seconds()
 	c.StillOpen = int(open.Load())
+	c.HeldRSS = readRSS(o.PID)
+	if c.RSSBase > 0 && c.HeldRSS > 0 && c.StillOpen > 0 {
+		c.HeldPerConn = float64(c.HeldRSS-c.RSSBase) / float64(c.StillOpen)
+	}
 	c.Errors = r.errs.Load()
 	r.mu.Lock()
 	if len(r.samples) > 0 {

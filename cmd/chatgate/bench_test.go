@@ -96,6 +96,9 @@ func TestBenchCapacity(t *testing.T) {
 	if c == nil || c.DDPOpen != 10 || c.RTMOpen != 10 || c.StillOpen != 20 || c.Errors != 0 {
 		t.Fatalf("capacity: %+v", c)
 	}
+	if c.HeldRSS <= 0 || c.HeldPerConn == 0 {
+		t.Fatalf("capacity: no RSS after the hold: %+v", c)
+	}
 	var js bytes.Buffer
 	if err := writeBenchReport(&js, rep, true); err != nil || !json.Valid(js.Bytes()) {
 		t.Fatalf("JSON: %v %s", err, js.Bytes())

@@ -8,13 +8,21 @@
 // but it also lets a large heap grow by twice what is live, and 19,000
 // held idle connections then cost a third more memory each.
 //
-// So the pacer here keeps Go's rule for large heaps and only raises the
-// headroom of small ones: the collector runs once the heap has grown by
-// max(live, MinHeadroom), i.e. GOGC = 100 × max(live, MinHeadroom) /
-// live, re-computed from what the last collection found ("live" as the
-// collector paces it: the live heap, goroutine stacks and globals). A heap
-// whose live part exceeds MinHeadroom is paced exactly as GOGC=100; a
-// small one spends at most MinHeadroom more memory than it would have.
+// So the pacer here raises the headroom of small heaps: the collector
+// runs once the heap has grown by at least MinHeadroom, i.e. GOGC ≥ 100 ×
+// MinHeadroom / live, re-computed from what the last collection found
+// ("live" as the collector paces it: the live heap, goroutine stacks and
+// globals); a small heap spends at most MinHeadroom more memory than it
+// would have.
+//
+// A large heap at rest gets less than Go's rule: half its live size as
+// headroom (GOGC=50), plus what it allocates in a BusyInterval, up to its
+// live size (GOGC=100, Go's default) once it is busy. A gateway holding
+// many idle connections has a large live heap (their buffers and stacks)
+// and allocates little: GOGC=100 let its heap grow to twice what is live
+// while the connections were opened, and kept that as RSS. At rest the
+// extra collections cost next to nothing; a busy gateway is paced as
+// before (docs/performance.md, "Round 9: idle connections at rest").
 //
 // A busy gateway with a small live heap allocates its headroom quickly:
 // at 5,000 relayed messages/s the 64 MiB floor was collected about twice
@@ -56,29 +64,33 @@ const BusyInterval = time.Second
 // often.
 const MaxBusyHeadroom = 256 << 20
 
-// Percent is the GOGC that gives a heap with live bytes (as the collector
-// paces them: live heap, stacks, globals) a headroom
-// of max(live, minHeadroom): 100 for a large heap, more for a small one,
-// at most maxPercent.
+// Percent is the GOGC that gives a heap at rest with live bytes (as the
+// collector paces them: live heap, stacks, globals) a headroom of
+// max(live/2, minHeadroom): 50 for a large heap, more for a small one, at
+// most maxPercent.
 func Percent(live, minHeadroom uint64) int {
 	return BusyPercent(live, minHeadroom, 0)
 }
 
 // BusyPercent is Percent for a program that allocated allocRate bytes/s
-// lately: the headroom is at least min(allocRate × BusyInterval,
-// MaxBusyHeadroom), so that a busy program with a small live heap is
-// collected about once a BusyInterval rather than as often as its
-// allocations fill the floor.
+// lately. With a = allocRate × BusyInterval and busy = min(a,
+// MaxBusyHeadroom), the headroom is max(min(live, live/2 + a),
+// minHeadroom, busy): a large
+// heap goes from half its size at rest to its size (GOGC=100) as it gets
+// busy, and a busy program with a small live heap is collected about once
+// a BusyInterval rather than as often as its allocations fill the floor.
 func BusyPercent(live, minHeadroom, allocRate uint64) int {
 	if live == 0 {
 		return 100
 	}
-	p := uint64(100)
-	if minHeadroom > live {
-		p = min(minHeadroom*100/live, maxPercent)
+	second := allocRate * uint64(BusyInterval/time.Millisecond) / 1000 // allocated in a BusyInterval
+	busy := min(second, MaxBusyHeadroom)
+	head := min(live, live/2+second)
+	p := head * 100 / live
+	if minHeadroom > head {
+		p = max(p, min(minHeadroom*100/live, maxPercent))
 	}
-	busy := min(allocRate*uint64(BusyInterval/time.Millisecond)/1000, MaxBusyHeadroom)
-	if busy > live {
+	if busy > head {
 		p = max(p, busy*100/live)
 	}
 	return int(p)

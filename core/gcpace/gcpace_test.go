@@ -15,8 +15,10 @@ func TestPercent(t *testing.T) {
 		want        int
 	}{
 		{"unknown live heap: Go's default", 0, 64 * mib, 100},
-		{"live heap above the floor: Go's default", 600 * mib, 64 * mib, 100},
+		{"large heap at rest: half its size", 600 * mib, 64 * mib, 50},
+		{"heap at twice the floor: half its size", 128 * mib, 64 * mib, 50},
 		{"live heap at the floor", 64 * mib, 64 * mib, 100},
+		{"between the floor and twice it: the floor", 100 * mib, 64 * mib, 64},
 		{"small heap gets the floor as headroom", 32 * mib, 64 * mib, 200},
 		{"20 MiB live", 20 * mib, 64 * mib, 320},
 		{"nearly empty heap: capped", 1 * mib, 64 * mib, maxPercent},
@@ -40,7 +42,9 @@ func TestBusyPercent(t *testing.T) {
 		{"busy, rate below the floor: the floor", 20 * mib, 64 * mib, 40 * mib, 320},
 		{"busy nearly empty heap: bounded in bytes, not by maxPercent", 4 * mib, 64 * mib, 100 * mib, 2500},
 		{"very busy: at most MaxBusyHeadroom", 16 * mib, 64 * mib, 4096 * mib, MaxBusyHeadroom * 100 / (16 * mib)},
-		{"large live heap: GOGC=100 whatever the rate", 600 * mib, 64 * mib, 4096 * mib, 100},
+		{"large live heap, very busy: GOGC=100, never more", 600 * mib, 64 * mib, 4096 * mib, 100},
+		{"large live heap, a little busy: half its size plus a second of allocations", 600 * mib, 64 * mib, 150 * mib, 75},
+		{"large live heap, busy: up to its size", 600 * mib, 64 * mib, 300 * mib, 100},
 	} {
 		if got := BusyPercent(tc.live, tc.floor, tc.alloc); got != tc.want {
 			t.Errorf("%s: BusyPercent(%d, %d, %d) = %d, want %d", tc.name, tc.live, tc.floor, tc.alloc, got, tc.want)
