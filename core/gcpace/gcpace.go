@@ -22,7 +22,7 @@
 // and allocates little: GOGC=100 let its heap grow to twice what is live
 // while the connections were opened, and kept that as RSS. At rest the
 // extra collections cost next to nothing; a busy gateway is paced as
-// before (docs/performance.md, "Round 9: idle connections at rest").
+// before (docs/performance.md, "Round 9", "Idle connections at rest").
 //
 // A busy gateway with a small live heap allocates its headroom quickly:
 // at 5,000 relayed messages/s the 64 MiB floor was collected about twice
