@@ -75,10 +75,10 @@ func Percent(live, minHeadroom uint64) int {
 // BusyPercent is Percent for a program that allocated allocRate bytes/s
 // lately. With a = allocRate × BusyInterval and busy = min(a,
 // MaxBusyHeadroom), the headroom is max(min(live, live/2 + a),
-// minHeadroom, busy): a large
-// heap goes from half its size at rest to its size (GOGC=100) as it gets
-// busy, and a busy program with a small live heap is collected about once
-// a BusyInterval rather than as often as its allocations fill the floor.
+// minHeadroom, busy): a large heap goes from half its size at rest to its
+// size (GOGC=100) as it gets busy, and a busy program with a small live
+// heap is collected about once a BusyInterval rather than as often as its
+// allocations fill the floor.
 func BusyPercent(live, minHeadroom, allocRate uint64) int {
 	if live == 0 {
 		return 100
